@@ -1,0 +1,207 @@
+"""The mailstore contract. Every backend (SQLite, PostgreSQL) passes one shared test suite.
+
+Invariants every backend keeps:
+
+- A write returns only after it is durable (committed and fsynced); a crash at any moment
+  leaves either all of a write or none of it visible.
+- UIDs in a mailbox strictly increase and are never reused within one UIDVALIDITY
+  (RFC 9051 §2.3.1.1); every change to a message or mailbox bumps the mailbox's
+  HIGHESTMODSEQ and stamps the change with it (RFC 7162 §3.1).
+- Expunges are remembered with their modseq so QRESYNC can answer VANISHED (RFC 7162 §3.2.5).
+- A message body is stored once however many mailboxes hold it; bodies no message
+  references are collected after a grace period.
+- Every write publishes :class:`ChangeEvent` s on :attr:`Store.changes` after commit.
+- A user's ``used_bytes`` is always the exact sum of the sizes of their messages.
+
+Mailbox names are Unicode with ``/`` as the hierarchy separator; ``INBOX`` is
+case-insensitive. Names never map to file paths, so they cannot escape an account, and
+:func:`mailstead.store.names.validate_mailbox_name` rejects the ones IMAP cannot carry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+from typing import Protocol
+
+from mailstead.core.types import UID, ModSeq
+from mailstead.store.changes import ChangeBus
+from mailstead.store.models import (
+    Alias,
+    AppendResult,
+    CopyResult,
+    DeliveryResult,
+    Domain,
+    FlagMode,
+    Group,
+    Mailbox,
+    MessageMeta,
+    Recipient,
+    StoreFlagsResult,
+    User,
+)
+
+#: Turns raw message bytes into the parsed structure, serialised (``mime.parse`` + JSON).
+#: Injected by the composition root so the store stays ignorant of MIME.
+StructureParser = Callable[[bytes], bytes]
+
+#: Inclusive UID ranges, e.g. ``[(1, 5), (9, 9)]``; ``None`` as an upper bound means "to the end".
+UIDRanges = Sequence[tuple[int, int | None]]
+
+
+class Store(Protocol):
+    """Accounts, mailboxes and messages, with change events."""
+
+    @property
+    def changes(self) -> ChangeBus: ...
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    # -- domains -----------------------------------------------------------------------
+    async def add_domain(self, name: str) -> Domain: ...
+
+    async def remove_domain(self, name: str) -> None:
+        """Raises NotEmpty while users, aliases or groups remain in the domain."""
+
+    async def list_domains(self) -> list[Domain]: ...
+
+    async def has_domain(self, name: str) -> bool: ...
+
+    # -- users -------------------------------------------------------------------------
+    async def add_user(self, address: str, password_hash: str, *, quota_bytes: int = 0) -> User:
+        """Create an account with INBOX, Sent, Drafts, Trash, Junk and Archive."""
+
+    async def find_user(self, address: str) -> User | None:
+        """Look up by address: domain case-insensitive, local part matched without regard to
+        case (it is stored as given), and ``user+tag@`` resolving to ``user@``."""
+
+    async def get_user(self, user_id: int) -> User: ...
+
+    async def list_users(self, domain: str | None = None) -> list[User]: ...
+
+    async def set_password(self, address: str, password_hash: str) -> None: ...
+
+    async def set_quota(self, address: str, quota_bytes: int) -> None: ...
+
+    async def set_pop3_policy(self, address: str, policy: str) -> None: ...
+
+    async def set_plus_folders(self, address: str, enabled: bool) -> None: ...
+
+    async def remove_user(self, address: str) -> None: ...
+
+    # -- aliases and groups --------------------------------------------------------------
+    async def add_alias(self, source: str, targets: Sequence[str]) -> Alias:
+        """``source`` is ``local@domain`` or ``@domain`` (catch-all). Adds to existing targets."""
+
+    async def remove_alias(self, source: str, target: str | None = None) -> None: ...
+
+    async def list_aliases(self, domain: str | None = None) -> list[Alias]: ...
+
+    async def find_alias(self, source: str) -> Alias | None:
+        """Exact lookup (domain case-insensitive); callers try ``@domain`` for catch-all."""
+
+    async def add_group(self, address: str, members: Sequence[str] = ()) -> Group: ...
+
+    async def remove_group(self, address: str) -> None: ...
+
+    async def list_groups(self, domain: str | None = None) -> list[Group]: ...
+
+    async def add_group_member(self, address: str, member: str) -> Group: ...
+
+    async def remove_group_member(self, address: str, member: str) -> Group: ...
+
+    async def find_group(self, address: str) -> Group | None: ...
+
+    # -- mailboxes -----------------------------------------------------------------------
+    async def list_mailboxes(self, user_id: int) -> list[Mailbox]: ...
+
+    async def get_mailbox(self, user_id: int, name: str) -> Mailbox: ...
+
+    async def get_mailbox_by_id(self, mailbox_id: int) -> Mailbox: ...
+
+    async def create_mailbox(
+        self, user_id: int, name: str, special_use: str | None = None
+    ) -> Mailbox:
+        """Create ``name`` and any missing parents (RFC 9051 §6.3.4)."""
+
+    async def rename_mailbox(self, user_id: int, old: str, new: str) -> Mailbox:
+        """Rename with all children; renaming INBOX moves its messages (RFC 9051 §6.3.6)."""
+
+    async def delete_mailbox(self, user_id: int, name: str) -> None:
+        """Delete a mailbox and its messages. Raises NotEmpty if it has children."""
+
+    async def set_subscribed(self, user_id: int, name: str, subscribed: bool) -> None: ...
+
+    async def list_subscriptions(self, user_id: int) -> list[str]: ...
+
+    # -- messages ------------------------------------------------------------------------
+    async def append(
+        self,
+        mailbox_id: int,
+        data: bytes,
+        flags: Iterable[str] = (),
+        internaldate: datetime | None = None,
+    ) -> AppendResult:
+        """Store one message durably. Raises QuotaExceeded when it would not fit."""
+
+    async def deliver(
+        self, data: bytes, recipients: Sequence[Recipient], internaldate: datetime | None = None
+    ) -> DeliveryResult:
+        """Store one body for many local recipients, all or nothing, in one transaction."""
+
+    async def list_messages(
+        self,
+        mailbox_id: int,
+        uid_ranges: UIDRanges | None = None,
+        *,
+        changed_since: int | None = None,
+    ) -> list[MessageMeta]:
+        """Metadata in UID order, for all messages or the given UID ranges."""
+
+    async def get_structure(self, blob_id: str) -> bytes:
+        """The parsed structure stored at append time (JSON bytes from the parser)."""
+
+    async def read_blob(self, blob_id: str, start: int = 0, end: int | None = None) -> bytes:
+        """The message bytes, or the byte range [start, end)."""
+
+    async def store_flags(
+        self,
+        mailbox_id: int,
+        uids: Sequence[UID],
+        mode: FlagMode,
+        flags: Iterable[str],
+        *,
+        unchanged_since: int | None = None,
+    ) -> StoreFlagsResult:
+        """Change flags; messages whose modseq exceeds ``unchanged_since`` are left alone and
+        reported in ``modified`` (RFC 7162 §3.1.3). Unchanged messages get no new modseq."""
+
+    async def expunge(self, mailbox_id: int, uids: Sequence[UID] | None = None) -> list[UID]:
+        """Remove messages flagged \\Deleted (only among ``uids`` when given: UID EXPUNGE)."""
+
+    async def delete_messages(self, mailbox_id: int, uids: Sequence[UID]) -> list[UID]:
+        """Remove the given messages whatever their flags (POP3 QUIT, MOVE source)."""
+
+    async def copy(
+        self, src_mailbox_id: int, uids: Sequence[UID], dst_mailbox_id: int
+    ) -> CopyResult: ...
+
+    async def move(
+        self, src_mailbox_id: int, uids: Sequence[UID], dst_mailbox_id: int
+    ) -> CopyResult:
+        """Copy and expunge atomically (RFC 6851)."""
+
+    async def vanished_since(self, mailbox_id: int, modseq: int) -> list[UID]:
+        """UIDs expunged with a modseq above ``modseq`` (RFC 7162 §3.2.5.1)."""
+
+    # -- maintenance ---------------------------------------------------------------------
+    async def collect_garbage(self, grace_seconds: float = 3600.0) -> int:
+        """Delete bodies no message references and older than the grace period; returns count."""
+
+    async def integrity_check(self) -> list[str]:
+        """Backend self-check; empty list means healthy."""
+
+
+__all__ = ["UID", "ModSeq", "Store", "StructureParser", "UIDRanges"]
