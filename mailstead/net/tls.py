@@ -1,0 +1,152 @@
+"""TLS contexts shared by every listener: self-signed certificate on first start, SIGHUP reload.
+
+Listeners never hold an ``ssl.SSLContext`` of their own. They ask :class:`TLSContexts` for
+``server_context`` each time a connection starts TLS (implicit TLS or STARTTLS), so a reload
+takes effect for the next handshake without restarting any listener, and sessions already
+running keep the certificate they negotiated.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import os
+import ssl
+import tempfile
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from mailstead.core.errors import ConfigError
+
+# Mozilla "intermediate" TLS 1.2 suites (forward secrecy + AEAD only). TLS 1.3 suites are
+# fixed by OpenSSL and all acceptable.
+_TLS12_CIPHERS = (
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
+    "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305"
+)
+_VALIDITY = datetime.timedelta(days=730)
+
+
+def _write_atomically(path: Path, data: bytes, mode: int) -> None:
+    """Write via temp file + fsync + rename so a crash never leaves a half-written key."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, mode)  # before any byte of the key is written
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)  # make the rename itself durable
+    finally:
+        os.close(dir_fd)
+
+
+def ensure_self_signed(cert_path: Path, key_path: Path, hostname: str) -> bool:
+    """Create a self-signed EC P-256 certificate if either file is missing.
+
+    Gives a fresh install working TLS (STARTTLS and implicit TLS) with zero set-up; operators
+    replace the files with a real certificate later and send SIGHUP. Returns True if created.
+    """
+    cert_path, key_path = Path(cert_path), Path(key_path)
+    if cert_path.exists() and key_path.exists():
+        return False
+    key = ec.generate_private_key(ec.SECP256R1())
+    names: list[x509.GeneralName] = [x509.DNSName(hostname)]
+    if hostname == "localhost":
+        names += [
+            x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+            x509.IPAddress(ipaddress.ip_address("::1")),
+        ]
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))  # tolerate small clock skew
+        .not_valid_after(now + _VALIDITY)
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
+        )
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    # Key first: a certificate without its key is useless, the reverse is harmless.
+    _write_atomically(key_path, key_pem, 0o600)
+    _write_atomically(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    return True
+
+
+def _build_server_context(cert_path: Path, key_path: Path) -> ssl.SSLContext:
+    """Load and validate both files, naming the one at fault in the ConfigError."""
+    try:
+        cert_pem = cert_path.read_bytes()
+        x509.load_pem_x509_certificates(cert_pem)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot load TLS certificate: {exc}", file=str(cert_path)) from exc
+    try:
+        serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+    except (OSError, ValueError, TypeError) as exc:
+        raise ConfigError(f"cannot load TLS private key: {exc}", file=str(key_path)) from exc
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.set_ciphers(_TLS12_CIPHERS)
+    # No compression (CRIME), no renegotiation (client-initiated DoS), fresh ECDH keys.
+    context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_SINGLE_ECDH_USE
+    context.options |= getattr(ssl, "OP_NO_RENEGOTIATION", 0)
+    try:
+        context.load_cert_chain(cert_path, key_path)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(
+            f"TLS private key does not match certificate {cert_path}: {exc}", file=str(key_path)
+        ) from exc
+    return context
+
+
+class TLSContexts:
+    """Holds the current server context; :meth:`reload` swaps it atomically."""
+
+    def __init__(self, cert_path: Path, key_path: Path) -> None:
+        self.cert_path = Path(cert_path)
+        self.key_path = Path(key_path)
+        self._server_context = _build_server_context(self.cert_path, self.key_path)
+
+    @property
+    def server_context(self) -> ssl.SSLContext:
+        """The context to use for a handshake starting now (read it per connection)."""
+        return self._server_context
+
+    def reload(self) -> None:
+        """Re-read the files (SIGHUP). On error keep serving the old certificate and raise."""
+        self._server_context = _build_server_context(self.cert_path, self.key_path)
+
+
+def describe_tls(ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> str:
+    """``"TLSv1.3 TLS_AES_256_GCM_SHA384"`` for Received: headers and logs; "" without TLS."""
+    if ssl_object is None:
+        return ""
+    version = ssl_object.version() or "TLS"
+    cipher = ssl_object.cipher()
+    return f"{version} {cipher[0]}" if cipher else version
