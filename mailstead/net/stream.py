@@ -1,0 +1,286 @@
+"""A connection as a protocol session sees it: bounded reads with timeouts, writes, STARTTLS.
+
+Limits live here, in the read loop, not in command handlers (CONVENTIONS habit 9):
+
+- :meth:`Stream.readline` never holds more than ``max_length`` bytes of one line (plus one read
+  chunk); an over-long line is consumed and discarded, then :class:`LineTooLong` is raised so
+  the session can answer with an error and carry on with the next line.
+- Every read has a deadline; :class:`IdleTimeout` when it passes.
+- End of stream is always :class:`ConnectionClosed` (never ``b""``), so a session loop cannot
+  spin on an empty read; a partial last line without its line ending is dropped.
+- :meth:`Stream.start_tls` drops whatever the client sent after the STARTTLS command and
+  before the handshake (CVE-2011-0411 command injection: RFC 3207 §4.2, RFC 2595 §3.1).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import ssl
+from collections.abc import AsyncIterator, Iterator
+
+from mailstead.core.errors import MailsteadError
+from mailstead.core.log import ConnectionLog
+from mailstead.net.tls import describe_tls
+
+_CHUNK = 64 * 1024
+_log = logging.getLogger("mailstead.net")
+
+
+class StreamError(MailsteadError):
+    """Base for conditions a session meets while talking to its peer."""
+
+
+class ConnectionClosed(StreamError):
+    """The peer closed the connection, or it broke (reset, TLS error)."""
+
+
+class IdleTimeout(StreamError):
+    """A read (or a write waiting on the peer) took longer than its deadline."""
+
+
+class LineTooLong(StreamError):
+    """A line exceeded the limit; it has been consumed and dropped, the stream is usable."""
+
+    def __init__(self, length: int, limit: int) -> None:
+        self.length = length
+        self.limit = limit
+        super().__init__(f"line of {length} bytes exceeds limit of {limit}")
+
+
+class TLSHandshakeError(ConnectionClosed):
+    """The TLS handshake failed; the connection is unusable afterwards."""
+
+
+@contextlib.contextmanager
+def _mapped_errors() -> Iterator[None]:
+    """Turn the many ways a socket can break into one exception for the session."""
+    try:
+        yield
+    except (ConnectionError, ssl.SSLError, OSError) as exc:
+        raise ConnectionClosed(str(exc) or type(exc).__name__) from exc
+
+
+class Stream:
+    """Wraps a StreamReader/StreamWriter pair; one per protocol session.
+
+    ``timeout`` on each read is the deadline in seconds for that call; ``None`` means the
+    stream's ``idle_timeout`` (sessions change it, e.g. IMAP IDLE), ``math.inf`` means none.
+    """
+
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        *,
+        session_id: str,
+        logger: logging.Logger | None = None,
+        idle_timeout: float = 300.0,
+        write_timeout: float = 120.0,
+    ) -> None:
+        self._reader = reader
+        self._writer = writer
+        self._buf = bytearray()
+        self.session_id = session_id
+        self.idle_timeout = idle_timeout
+        self.write_timeout = write_timeout
+        peer = self.peer
+        self.log = ConnectionLog(logger or _log, session_id, f"{peer[0]}:{peer[1]}")
+
+    # -- addresses and TLS state ---------------------------------------------------------
+
+    @property
+    def peer(self) -> tuple[str, int]:
+        """(ip, port) of the client; IPv6 scope and flow info are dropped."""
+        return _address(self._writer.get_extra_info("peername"))
+
+    @property
+    def local(self) -> tuple[str, int]:
+        return _address(self._writer.get_extra_info("sockname"))
+
+    @property
+    def is_tls(self) -> bool:
+        return self._writer.get_extra_info("ssl_object") is not None
+
+    @property
+    def tls_info(self) -> str:
+        """``"TLSv1.3 TLS_AES_256_GCM_SHA384"`` or "" for plaintext."""
+        return describe_tls(self._writer.get_extra_info("ssl_object"))
+
+    @property
+    def at_eof(self) -> bool:
+        return not self._buf and self._reader.at_eof()
+
+    # -- reading --------------------------------------------------------------------------
+
+    def _deadline(self, timeout: float | None) -> asyncio.Timeout:
+        seconds = self.idle_timeout if timeout is None else timeout
+        return asyncio.timeout(None if math.isinf(seconds) else seconds)
+
+    async def _fill(self) -> None:
+        with _mapped_errors():
+            data = await self._reader.read(_CHUNK)
+        if not data:
+            raise ConnectionClosed("peer closed the connection")
+        self._buf += data
+
+    async def readline(self, max_length: int, timeout: float | None = None) -> bytes:
+        """One line including its ending (CRLF or bare LF).
+
+        ``max_length`` counts the line ending too (RFC 5321 §4.5.3.1.4 counts the CRLF in
+        its 512). The deadline covers the whole line, so a client dribbling one byte at a
+        time cannot hold a session open forever (slowloris).
+        """
+        try:
+            async with self._deadline(timeout):
+                return await self._readline(max_length)
+        except TimeoutError:
+            raise IdleTimeout(f"no complete line within {timeout or self.idle_timeout}s") from None
+
+    async def _readline(self, max_length: int) -> bytes:
+        searched = 0
+        while True:
+            end = self._buf.find(b"\n", searched)
+            if end >= 0:
+                if end + 1 > max_length:
+                    del self._buf[: end + 1]
+                    raise LineTooLong(end + 1, max_length)
+                line = bytes(self._buf[: end + 1])
+                del self._buf[: end + 1]
+                return line
+            if len(self._buf) >= max_length:
+                await self._discard_line(max_length)
+            searched = len(self._buf)
+            await self._fill()
+
+    async def _discard_line(self, max_length: int) -> None:
+        """Consume the rest of an over-long line without keeping it, then raise."""
+        dropped = len(self._buf)
+        self._buf.clear()
+        while True:
+            await self._fill()
+            end = self._buf.find(b"\n")
+            if end >= 0:
+                dropped += end + 1
+                del self._buf[: end + 1]
+                raise LineTooLong(dropped, max_length)
+            dropped += len(self._buf)
+            self._buf.clear()
+
+    async def readexactly(self, n: int, timeout: float | None = None) -> bytes:
+        """Exactly ``n`` bytes (IMAP literal, BDAT chunk); ConnectionClosed if EOF comes first.
+
+        The deadline is per chunk received (idle time), not for the whole transfer, so a big
+        literal over a slow link is not cut off while bytes keep arriving.
+        """
+        out = bytearray()
+        async for chunk in self.iter_exactly(n, timeout):
+            out += chunk
+        return bytes(out)
+
+    async def iter_exactly(self, n: int, timeout: float | None = None) -> AsyncIterator[bytes]:
+        """Yield ``n`` bytes in pieces of at most 64 KiB, for streaming a BDAT chunk to disk."""
+        if n < 0:
+            raise ValueError("n must be >= 0")
+        remaining = n
+        if self._buf and remaining:
+            take = min(remaining, len(self._buf))
+            piece = bytes(self._buf[:take])
+            del self._buf[:take]
+            remaining -= take
+            yield piece
+        while remaining:
+            try:
+                async with self._deadline(timeout):
+                    with _mapped_errors():
+                        # Never ask for more than the literal: what follows it stays in the
+                        # reader for readline (and under TLS, for the next command).
+                        data = await self._reader.read(min(remaining, _CHUNK))
+            except TimeoutError:
+                raise IdleTimeout("peer stopped sending data") from None
+            if not data:
+                raise ConnectionClosed(f"peer closed with {remaining} of {n} bytes unread")
+            remaining -= len(data)
+            yield data
+
+    def pending_bytes(self) -> int:
+        """Bytes received but not yet consumed by a read (ours plus asyncio's buffer)."""
+        # StreamReader has no public "how much is buffered"; _buffer is stable since 3.4.
+        return len(self._buf) + len(self._reader._buffer)
+
+    def discard_pending(self) -> int:
+        """Drop every buffered unread byte; returns how many were dropped."""
+        dropped = self.pending_bytes()
+        self._buf.clear()
+        self._reader._buffer.clear()
+        return dropped
+
+    # -- writing --------------------------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        """Queue bytes; a write to a broken connection is silently dropped (reads will fail)."""
+        if not self._writer.is_closing():
+            self._writer.write(data)
+
+    async def drain(self, timeout: float | None = None) -> None:
+        """Wait until the peer takes our output; IdleTimeout if it stops reading for too long."""
+        seconds = self.write_timeout if timeout is None else timeout
+        try:
+            async with asyncio.timeout(None if math.isinf(seconds) else seconds):
+                with _mapped_errors():
+                    await self._writer.drain()
+        except TimeoutError:
+            raise IdleTimeout("peer stopped reading our output") from None
+
+    async def close(self, timeout: float = 5.0) -> None:
+        """Close politely (flush, TLS close_notify) but never raise and never hang."""
+        transport = self._writer.transport
+        try:
+            if not self._writer.is_closing():
+                self._writer.close()
+            async with asyncio.timeout(timeout):
+                await self._writer.wait_closed()
+        except Exception:  # a dead or stuck peer is no error at this point
+            transport.abort()
+        except asyncio.CancelledError:
+            transport.abort()
+            raise
+
+    def abort(self) -> None:
+        """Drop the connection at once (used when cancelling stragglers)."""
+        self._writer.transport.abort()
+
+    # -- STARTTLS -------------------------------------------------------------------------
+
+    async def start_tls(self, ssl_context: ssl.SSLContext, handshake_timeout: float = 30.0) -> int:
+        """Upgrade to TLS as the server; returns how many pipelined plaintext bytes were dropped.
+
+        Call after writing the protocol's "go ahead" reply. Any bytes the client pipelined
+        after STARTTLS were sent before the encryption and must not be executed as if they
+        came over TLS (RFC 3207 §4.2, RFC 2595 §3.1, RFC 8314 CVE-2011-0411 class).
+        """
+        await self.drain()
+        # No await between discarding and handing the transport to the SSL protocol below:
+        # StreamWriter.start_tls only awaits drain(), which does not yield when not paused,
+        # and loop.start_tls swaps the protocol before its first await.
+        dropped = self.discard_pending()
+        if dropped:
+            self.log.warning("dropped %d bytes pipelined before TLS handshake", dropped)
+        try:
+            async with asyncio.timeout(handshake_timeout):
+                await self._writer.start_tls(ssl_context, ssl_handshake_timeout=handshake_timeout)
+        except TimeoutError:
+            self.abort()
+            raise TLSHandshakeError("TLS handshake timed out") from None
+        except (ConnectionError, ssl.SSLError, OSError) as exc:
+            self.abort()
+            raise TLSHandshakeError(f"TLS handshake failed: {exc}") from exc
+        return dropped
+
+
+def _address(info: object) -> tuple[str, int]:
+    if isinstance(info, tuple) and len(info) >= 2:
+        return str(info[0]), int(info[1])
+    return ("unknown", 0)

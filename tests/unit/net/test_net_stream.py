@@ -1,0 +1,182 @@
+"""Stream over real loopback sockets: line limits, timeouts, literals, STARTTLS injection."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import AsyncIterator
+
+import pytest
+
+from mailstead.net.stream import ConnectionClosed, IdleTimeout, LineTooLong, Stream
+from mailstead.net.tls import TLSContexts
+
+Pair = tuple[Stream, asyncio.StreamReader, asyncio.StreamWriter]
+
+
+@pytest.fixture
+async def pair() -> AsyncIterator[Pair]:
+    """A server-side Stream and the raw client end of the same loopback connection."""
+    accepted: asyncio.Queue[Stream] = asyncio.Queue()
+    done = asyncio.Event()
+
+    async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await accepted.put(Stream(reader, writer, session_id="test-1", idle_timeout=10))
+        await done.wait()
+
+    server = await asyncio.start_server(on_connect, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    c_reader, c_writer = await asyncio.open_connection("127.0.0.1", port)
+    stream = await asyncio.wait_for(accepted.get(), 5)
+    yield stream, c_reader, c_writer
+    done.set()
+    c_writer.close()
+    await stream.close()
+    server.close()
+
+
+async def test_crlf_and_bare_lf(pair: Pair) -> None:
+    stream, _, client = pair
+    client.write(b"EHLO a\r\nNOOP\nQUIT\r\n")
+    assert await stream.readline(512) == b"EHLO a\r\n"
+    assert await stream.readline(512) == b"NOOP\n"
+    assert await stream.readline(512) == b"QUIT\r\n"
+
+
+async def test_line_split_across_packets(pair: Pair) -> None:
+    stream, _, client = pair
+    read = asyncio.create_task(stream.readline(512))
+    for byte in b"HELO x\r\n":
+        client.write(bytes([byte]))
+        await client.drain()
+        await asyncio.sleep(0)
+    assert await read == b"HELO x\r\n"
+
+
+async def test_long_line_discarded_next_line_read(pair: Pair) -> None:
+    stream, _, client = pair
+    client.write(b"A" * 200_000 + b"\r\nNEXT\r\n")
+    with pytest.raises(LineTooLong) as info:
+        await stream.readline(512)
+    assert info.value.length == 200_002
+    assert await stream.readline(512) == b"NEXT\r\n"
+
+
+async def test_limit_counts_line_ending(pair: Pair) -> None:
+    stream, _, client = pair
+    client.write(b"x" * 510 + b"\r\n" + b"y" * 511 + b"\r\nok\r\n")
+    assert len(await stream.readline(512)) == 512
+    with pytest.raises(LineTooLong):
+        await stream.readline(512)
+    assert await stream.readline(512) == b"ok\r\n"
+
+
+async def test_idle_timeout(pair: Pair) -> None:
+    stream, _, client = pair
+    client.write(b"partial")
+    with pytest.raises(IdleTimeout):
+        await stream.readline(512, timeout=0.1)
+    client.write(b" line\r\n")  # the stream stays usable after a timeout
+    assert await stream.readline(512) == b"partial line\r\n"
+
+
+async def test_stream_default_idle_timeout(pair: Pair) -> None:
+    stream, _, _ = pair
+    stream.idle_timeout = 0.05
+    with pytest.raises(IdleTimeout):
+        await stream.readexactly(10)
+
+
+async def test_eof_is_connection_closed(pair: Pair) -> None:
+    stream, _, client = pair
+    client.write(b"last\r\nunterminated")
+    client.close()
+    assert await stream.readline(512) == b"last\r\n"
+    with pytest.raises(ConnectionClosed):
+        await stream.readline(512)
+
+
+async def test_readexactly_across_chunks(pair: Pair) -> None:
+    stream, _, client = pair
+    payload = bytes(range(256)) * 1000  # 256000 bytes, several socket reads
+    client.write(b"APPEND {256000}\r\n" + payload[:1000])
+    assert await stream.readline(100) == b"APPEND {256000}\r\n"
+    read = asyncio.create_task(stream.readexactly(len(payload)))
+    await asyncio.sleep(0.01)
+    client.write(payload[1000:] + b" rest\r\n")
+    assert await read == payload
+    assert await stream.readline(100) == b" rest\r\n"
+
+
+async def test_iter_exactly_yields_bounded_chunks(pair: Pair) -> None:
+    stream, _, client = pair
+    client.write(b"B" * 300_000 + b"NEXT\r\n")
+    sizes = [len(chunk) async for chunk in stream.iter_exactly(300_000)]
+    assert sum(sizes) == 300_000
+    assert max(sizes) <= 64 * 1024
+    assert await stream.readline(100) == b"NEXT\r\n"
+
+
+async def test_readexactly_eof(pair: Pair) -> None:
+    stream, _, client = pair
+    client.write(b"short")
+    client.close()
+    with pytest.raises(ConnectionClosed):
+        await stream.readexactly(100)
+
+
+async def test_write_and_peer(pair: Pair) -> None:
+    stream, reader, _ = pair
+    stream.write(b"220 ready\r\n")
+    await stream.drain()
+    assert await reader.readline() == b"220 ready\r\n"
+    assert stream.peer[0] == "127.0.0.1"
+    assert stream.local[0] == "127.0.0.1"
+    assert not stream.is_tls and stream.tls_info == ""
+
+
+async def test_close_twice_and_after_peer_reset(pair: Pair) -> None:
+    stream, _, client = pair
+    client.transport.abort()
+    await asyncio.sleep(0.05)
+    stream.write(b"x" * 100_000)
+    await stream.close()
+    await stream.close()
+
+
+async def test_starttls_discards_pipelined_command(
+    pair: Pair, tls_contexts: TLSContexts, client_context: ssl.SSLContext
+) -> None:
+    """CVE-2011-0411: "STARTTLS\\r\\nEVIL\\r\\n" in one packet; EVIL must not survive TLS."""
+    stream, _, client = pair
+    client.write(b"STARTTLS\r\nEVIL\r\n")
+    await client.drain()
+    assert await stream.readline(512) == b"STARTTLS\r\n"
+    await asyncio.sleep(0.05)  # make sure EVIL has arrived in the server's buffers
+    stream.write(b"220 2.0.0 go ahead\r\n")
+
+    async def client_side() -> None:
+        reader = pair[1]
+        assert await reader.readline() == b"220 2.0.0 go ahead\r\n"
+        await client.start_tls(client_context, server_hostname="localhost")
+        client.write(b"EHLO after\r\n")
+        await client.drain()
+
+    dropped, _ = await asyncio.gather(stream.start_tls(tls_contexts.server_context), client_side())
+    assert dropped == len(b"EVIL\r\n")
+    assert stream.is_tls
+    assert stream.tls_info.startswith("TLSv1.")
+    assert await stream.readline(512, timeout=5) == b"EHLO after\r\n"
+
+
+async def test_starttls_handshake_failure(pair: Pair, tls_contexts: TLSContexts) -> None:
+    from mailstead.net.stream import TLSHandshakeError
+
+    stream, _, client = pair
+    client.write(b"this is not a TLS ClientHello\r\n" * 4)
+    await client.drain()
+    await asyncio.sleep(0.05)
+    stream.discard_pending()
+    client.write(b"\x16\x03\x01\x00\x05garbage")  # looks like a handshake record, is not
+    with pytest.raises(TLSHandshakeError):
+        await stream.start_tls(tls_contexts.server_context, handshake_timeout=2)
