@@ -1,0 +1,306 @@
+"""The configuration schema: every setting, its default and its documentation in one place.
+
+Each field carries its default and a one-line description beside its declaration; the
+configuration reference (``docs/configuration.md``) is generated from these models by
+:mod:`mailstead.config.docs`, and a test fails if the committed file drifts from them.
+
+The defaults are the *dev profile*: listeners on loopback and on unprivileged ports, data
+under ``./mailstead-data``, SQLite. A production file changes the addresses, the ports and
+the hostname. Unknown keys are errors (``extra="forbid"``) so a typo never silently falls
+back to a default, and types are strict (``port = "25"`` is rejected, not coerced).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+_SIZE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:I?B)?\s*$", re.IGNORECASE)
+
+
+def parse_size(value: int | str) -> int:
+    """``"50M"`` -> bytes. Accepts K/M/G/T (binary units, optional ``B``/``iB``), a plain
+    integer, and ``0``/``"unlimited"`` meaning no limit (returned as 0)."""
+    if isinstance(value, bool):
+        raise ValueError(f"must be a size such as 500M or 2G, got {value!r}")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(f"must not be negative, got {value}")
+        return value
+    if isinstance(value, str):
+        if value.strip().lower() in ("unlimited", "none"):
+            return 0
+        match = _SIZE_RE.match(value)
+        if match:
+            number, unit = match.groups()
+            return int(float(number) * _SIZE_UNITS[unit.upper()])
+    raise ValueError(f"must be a size such as 500M, 2G or a number of bytes, got {value!r}")
+
+
+def format_size(size: int) -> str:
+    """Bytes -> a short human form (``1.5M``); the inverse of :func:`parse_size`, roughly."""
+    for unit in ("T", "G", "M", "K"):
+        factor = _SIZE_UNITS[unit]
+        if size >= factor:
+            text = f"{size / factor:.1f}".removesuffix(".0")
+            return f"{text}{unit}"
+    return str(size)
+
+
+def _coerce_size(value: object) -> object:
+    if isinstance(value, int | str) and not isinstance(value, bool):
+        return parse_size(value)
+    return value
+
+
+#: Byte counts: an integer, or a string with a binary unit such as ``"50M"``.
+Size = Annotated[int, BeforeValidator(_coerce_size), Field(ge=0)]
+#: File system paths come from TOML strings; relative ones are resolved by the loader.
+PathSetting = Annotated[Path, Field(strict=False)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+TLSMode = Literal["none", "starttls", "implicit"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class StoreSettings(_Section):
+    """Where accounts, mailboxes and messages live."""
+
+    backend: Literal["sqlite", "postgres"] = Field(
+        "sqlite", description="mailstore backend: sqlite (embedded, zero set-up) or postgres"
+    )
+    postgres_dsn: str = Field(
+        "", description='PostgreSQL connection string, used when backend = "postgres"'
+    )
+    gc_grace_seconds: int = Field(
+        3600, ge=0, description="age before an unreferenced message body is deleted"
+    )
+    sqlite_synchronous: Literal["full", "normal"] = Field(
+        "full", description="SQLite synchronous mode; full keeps the durability promise"
+    )
+
+
+class TLSSettings(_Section):
+    """Certificate and key; both are re-read on SIGHUP so a renewed certificate needs no restart."""
+
+    cert: PathSetting | None = Field(
+        None,
+        description="PEM certificate chain; default data_dir/tls/cert.pem, "
+        "self-signed for hostname on first start",
+    )
+    key: PathSetting | None = Field(
+        None, description="PEM private key; default data_dir/tls/key.pem"
+    )
+
+
+class AuthSettings(_Section):
+    """Logins: plaintext policy, failure throttling and password hashing cost."""
+
+    allow_plaintext: bool = Field(
+        False, description="allow LOGIN/PLAIN/USER-PASS over connections without TLS"
+    )
+    max_failures: int = Field(
+        5, ge=1, description="failed logins per account or IP within window before slowing down"
+    )
+    window_seconds: int = Field(900, ge=1, description="window for counting failed logins")
+    lockout_failures: int = Field(
+        20, ge=1, description="failed logins within window that lock the account or IP out"
+    )
+    argon2_time_cost: int = Field(3, ge=1, description="argon2id iterations for new hashes")
+    argon2_memory_kib: int = Field(65536, ge=8, description="argon2id memory in KiB for new hashes")
+    argon2_parallelism: int = Field(4, ge=1, description="argon2id lanes for new hashes")
+
+
+class LimitsSettings(_Section):
+    """Resource limits enforced in every session's read loop."""
+
+    max_message_size: Size = Field(
+        50 * 1024**2, description="largest message accepted (SMTP SIZE, IMAP APPEND, import)"
+    )
+    smtp_max_line_length: int = Field(
+        4096, ge=1000, description="longest SMTP command or text line (RFC 5321 §4.5.3.1)"
+    )
+    imap_max_line_length: int = Field(
+        65536, ge=1000, description="longest IMAP command line, literals excluded"
+    )
+    pop3_max_line_length: int = Field(
+        4096, ge=255, description="longest POP3 command line (RFC 2449 §4 allows 255+)"
+    )
+    max_connections: int = Field(1000, ge=1, description="open connections per listener")
+    max_connections_per_ip: int = Field(20, ge=1, description="open connections per client IP")
+    smtp_idle_timeout_seconds: int = Field(
+        300, ge=1, description="SMTP idle timeout (RFC 5321 §4.5.3.2: at least 5 minutes)"
+    )
+    imap_idle_timeout_seconds: int = Field(
+        1800, ge=1, description="IMAP auto-logout timer (RFC 9051 §5.4: at least 30 minutes)"
+    )
+    pop3_idle_timeout_seconds: int = Field(
+        600, ge=1, description="POP3 inactivity timer (RFC 1939 §3: at least 10 minutes)"
+    )
+    max_errors_per_session: int = Field(
+        10, ge=1, description="bad commands tolerated before the connection is closed"
+    )
+    max_commands_per_session: int = Field(
+        100000, ge=1, description="commands in one session before it is closed"
+    )
+
+
+class ListenerSettings(_Section):
+    """One listening socket. The subclasses only change the defaults."""
+
+    enabled: bool = Field(True, description="start this listener")
+    address: str = Field(
+        "127.0.0.1",
+        description='IP address to bind; loopback by default, "::" or "0.0.0.0" to serve '
+        "the network",
+    )
+    port: Port = Field(0, description="TCP port")
+    tls: TLSMode = Field("none", description="none, starttls (upgrade in the session) or implicit")
+
+
+class SMTPListener(ListenerSettings):
+    """SMTP (MX): mail from other servers for local recipients; standard port 25."""
+
+    port: Port = Field(2525, description="TCP port (standard: 25)")
+    tls: TLSMode = Field("starttls", description="none, starttls or implicit")
+
+
+class SubmissionListener(ListenerSettings):
+    """Authenticated users send mail (STARTTLS, then AUTH); standard port 587."""
+
+    port: Port = Field(2587, description="TCP port (standard: 587)")
+    tls: TLSMode = Field("starttls", description="none, starttls or implicit")
+
+
+class SubmissionsListener(ListenerSettings):
+    """Submission over implicit TLS (RFC 8314); standard port 465."""
+
+    port: Port = Field(2465, description="TCP port (standard: 465)")
+    tls: TLSMode = Field("implicit", description="none, starttls or implicit")
+
+
+class IMAPListener(ListenerSettings):
+    """IMAP with STARTTLS; standard port 143."""
+
+    port: Port = Field(2143, description="TCP port (standard: 143)")
+    tls: TLSMode = Field("starttls", description="none, starttls or implicit")
+
+
+class IMAPSListener(ListenerSettings):
+    """IMAP over implicit TLS; standard port 993."""
+
+    port: Port = Field(2993, description="TCP port (standard: 993)")
+    tls: TLSMode = Field("implicit", description="none, starttls or implicit")
+
+
+class POP3Listener(ListenerSettings):
+    """POP3 with STLS; standard port 110."""
+
+    port: Port = Field(2110, description="TCP port (standard: 110)")
+    tls: TLSMode = Field("starttls", description="none, starttls or implicit")
+
+
+class POP3SListener(ListenerSettings):
+    """POP3 over implicit TLS; standard port 995."""
+
+    port: Port = Field(2995, description="TCP port (standard: 995)")
+    tls: TLSMode = Field("implicit", description="none, starttls or implicit")
+
+
+class HTTPListener(ListenerSettings):
+    """Admin API, send API, metrics and client autoconfig."""
+
+    port: Port = Field(8080, description="TCP port")
+    tls: Literal["none", "implicit"] = Field(  # type: ignore[assignment]
+        "none", description="none or implicit (HTTPS)"
+    )
+
+
+class ListenersSettings(_Section):
+    """Every listener has a section ``[listeners.<name>]``; omitted ones keep their defaults."""
+
+    smtp: SMTPListener = Field(default_factory=SMTPListener, description="SMTP (MX)")
+    submission: SubmissionListener = Field(
+        default_factory=SubmissionListener, description="SMTP submission"
+    )
+    submissions: SubmissionsListener = Field(
+        default_factory=SubmissionsListener, description="SMTP submission over TLS"
+    )
+    imap: IMAPListener = Field(default_factory=IMAPListener, description="IMAP")
+    imaps: IMAPSListener = Field(default_factory=IMAPSListener, description="IMAP over TLS")
+    pop3: POP3Listener = Field(default_factory=POP3Listener, description="POP3")
+    pop3s: POP3SListener = Field(default_factory=POP3SListener, description="POP3 over TLS")
+    http: HTTPListener = Field(default_factory=HTTPListener, description="HTTP")
+
+    def items(self) -> list[tuple[str, ListenerSettings]]:
+        """``(name, listener)`` pairs in declaration order."""
+        return [(name, getattr(self, name)) for name in type(self).model_fields]
+
+
+class SMTPSettings(_Section):
+    """SMTP session policy shared by the MX and submission listeners."""
+
+    max_recipients: int = Field(100, ge=1, description="RCPT TO commands accepted per message")
+    require_tls_for_auth: bool = Field(
+        True, description="offer AUTH only after STARTTLS or on implicit TLS"
+    )
+    reject_bare_lf: bool = Field(
+        True, description="reject message data with bare LF line endings (SMTP smuggling)"
+    )
+    plus_separator: str = Field(
+        "+",
+        description="subaddress separator: user+tag@domain delivers to user@domain; empty disables",
+    )
+
+
+class LogSettings(_Section):
+    """Logging to standard error, one line per event."""
+
+    level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="minimum level logged"
+    )
+
+
+class Settings(_Section):
+    """The whole configuration. Every key is optional."""
+
+    hostname: str = Field(
+        "localhost",
+        min_length=1,
+        description="this server's name: SMTP greeting, certificate, first domain",
+    )
+    data_dir: PathSetting = Field(
+        Path("./mailstead-data"),
+        description="database, message bodies and certificates; MAILSTEAD_DATA and --data "
+        "override it",
+    )
+    store: StoreSettings = Field(default_factory=StoreSettings, description="mailstore")
+    tls: TLSSettings = Field(default_factory=TLSSettings, description="TLS certificate")
+    auth: AuthSettings = Field(default_factory=AuthSettings, description="authentication")
+    limits: LimitsSettings = Field(default_factory=LimitsSettings, description="limits")
+    listeners: ListenersSettings = Field(
+        default_factory=ListenersSettings, description="listening sockets"
+    )
+    smtp: SMTPSettings = Field(default_factory=SMTPSettings, description="SMTP policy")
+    log: LogSettings = Field(default_factory=LogSettings, description="logging")
+
+    @property
+    def cert_path(self) -> Path:
+        """The certificate in use: the configured one or the generated one in the data dir."""
+        return self.tls.cert or self.data_dir / "tls" / "cert.pem"
+
+    @property
+    def key_path(self) -> Path:
+        return self.tls.key or self.data_dir / "tls" / "key.pem"
+
+    def effective_toml(self) -> str:
+        """The configuration as TOML, every key present and commented (``config check``)."""
+        from mailstead.config.render import render_settings
+
+        return render_settings(self)
