@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
 
-from mailstead.core.types import ModSeq, UID
+from mailstead.core.types import UID, ModSeq
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +146,6 @@ class ChangeEvent:
     mailbox_id: int
     kind: ChangeKind
     uids: tuple[UID, ...] = ()
-    modseq: ModSeq = ModSeq(0)
+    modseq: int = 0
     flags: tuple[frozenset[str], ...] = ()  # for FLAGS: new flags per uid, same order
     name: str | None = None  # mailbox name (new name for renames)

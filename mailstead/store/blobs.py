@@ -1,0 +1,148 @@
+"""Content-addressed message bodies on disk: ``blobs/ab/cd/<sha256>``.
+
+A body is written to a temporary file, fsynced and renamed into place, so a crash never
+leaves a partial body under its final name. The directory entry of the rename becomes
+durable when its directory is fsynced; :meth:`BlobFiles.write` returns the directories that
+still need it so the group-commit writer can fsync each one once per batch, just before the
+metadata that references the blob is committed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from mailstead.core.errors import InvalidName, NotFound
+
+_BLOB_ID = re.compile(r"^[0-9a-f]{64}$")
+
+
+def blob_id_for(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def fsync_directory(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class BlobFiles:
+    """The blob directory. Thread-safe: every method works on whole files."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.tmp = root / "tmp"
+
+    def setup(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.tmp.mkdir(exist_ok=True)
+
+    def path_for(self, blob_id: str) -> Path:
+        # The id is always our own hex digest; checking it keeps any other string from
+        # ever becoming a path.
+        if not _BLOB_ID.match(blob_id):
+            raise InvalidName(f"not a blob id: {blob_id!r}")
+        return self.root / blob_id[:2] / blob_id[2:4] / blob_id
+
+    def write(self, data: bytes) -> tuple[str, set[Path]]:
+        """Store ``data`` durably except for directory entries; returns (id, dirs to fsync).
+
+        If the body already exists its mtime is refreshed, which protects it from a garbage
+        collection running concurrently (collection only removes old, unreferenced files).
+        """
+        blob_id = blob_id_for(data)
+        final = self.path_for(blob_id)
+        dirty: set[Path] = set()
+        if final.exists():
+            os.utime(final)
+            return blob_id, dirty
+        self._make_parents(final.parent, dirty)
+        fd, tmp_name = _mkstemp(self.tmp)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp_name, final)
+        except BaseException:
+            _unlink_quietly(Path(tmp_name))
+            raise
+        dirty.add(final.parent)
+        return blob_id, dirty
+
+    def _make_parents(self, directory: Path, dirty: set[Path]) -> None:
+        if directory.is_dir():
+            return
+        for parent in (directory.parent, directory):
+            if not parent.is_dir():
+                parent.mkdir(exist_ok=True)
+                dirty.add(parent.parent)
+
+    def exists(self, blob_id: str) -> bool:
+        return self.path_for(blob_id).exists()
+
+    def read(self, blob_id: str, start: int = 0, end: int | None = None) -> bytes:
+        try:
+            with open(self.path_for(blob_id), "rb") as src:
+                if start:
+                    src.seek(start)
+                return src.read() if end is None else src.read(max(0, end - start))
+        except FileNotFoundError:
+            raise NotFound(f"message body {blob_id} is missing") from None
+
+    def size(self, blob_id: str) -> int:
+        return self.path_for(blob_id).stat().st_size
+
+    def age(self, blob_id: str) -> float:
+        """Seconds since the body was last written or re-used; inf if it does not exist."""
+        try:
+            return time.time() - self.path_for(blob_id).stat().st_mtime
+        except FileNotFoundError:
+            return float("inf")
+
+    def delete(self, blob_id: str) -> None:
+        _unlink_quietly(self.path_for(blob_id))
+
+    def iter_ids(self) -> Iterator[str]:
+        """Every body on disk (used to find files no metadata knows, left by a crash)."""
+        for first in self.root.iterdir():
+            if len(first.name) != 2 or not first.is_dir():
+                continue
+            for second in first.iterdir():
+                if not second.is_dir():
+                    continue
+                for blob in second.iterdir():
+                    if _BLOB_ID.match(blob.name):
+                        yield blob.name
+
+    def clean_tmp(self, older_than: float) -> int:
+        """Remove temporary files abandoned by a crash mid-write."""
+        removed = 0
+        now = time.time()
+        for leftover in self.tmp.iterdir():
+            try:
+                if now - leftover.stat().st_mtime >= older_than:
+                    leftover.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue
+        return removed
+
+
+def _mkstemp(directory: Path) -> tuple[int, str]:
+    import tempfile
+
+    return tempfile.mkstemp(dir=directory, prefix="blob-")
+
+
+def _unlink_quietly(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()

@@ -1,0 +1,120 @@
+"""The mailstore schema and its migrations (SQLite dialect; PostgreSQL mirrors it).
+
+Migrations are numbered and applied in order inside one transaction each; the applied number
+lives in ``PRAGMA user_version``. Never edit a released migration: add the next one.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: the first schema. Mod-sequences and expunge records exist from the start because
+    # retrofitting CONDSTORE/QRESYNC later is a rewrite.
+    """
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    CREATE TABLE domains (
+        name    TEXT PRIMARY KEY,
+        created TEXT NOT NULL
+    );
+    CREATE TABLE users (
+        id            INTEGER PRIMARY KEY,
+        address       TEXT NOT NULL,
+        addr_key      TEXT NOT NULL UNIQUE,
+        domain        TEXT NOT NULL REFERENCES domains(name),
+        password_hash TEXT NOT NULL,
+        quota_bytes   INTEGER NOT NULL DEFAULT 0,
+        used_bytes    INTEGER NOT NULL DEFAULT 0,
+        pop3_policy   TEXT NOT NULL DEFAULT 'delete',
+        plus_folders  INTEGER NOT NULL DEFAULT 0,
+        disabled      INTEGER NOT NULL DEFAULT 0,
+        created       TEXT NOT NULL
+    );
+    CREATE INDEX users_domain ON users(domain);
+    CREATE TABLE aliases (
+        source_key TEXT NOT NULL,
+        source     TEXT NOT NULL,
+        domain     TEXT NOT NULL REFERENCES domains(name),
+        target     TEXT NOT NULL,
+        position   INTEGER NOT NULL,
+        PRIMARY KEY (source_key, target)
+    );
+    CREATE INDEX aliases_domain ON aliases(domain);
+    CREATE TABLE groups (
+        id       INTEGER PRIMARY KEY,
+        address  TEXT NOT NULL,
+        addr_key TEXT NOT NULL UNIQUE,
+        domain   TEXT NOT NULL REFERENCES domains(name)
+    );
+    CREATE TABLE group_members (
+        group_id INTEGER NOT NULL REFERENCES groups(id) ON DELETE CASCADE,
+        member   TEXT NOT NULL,
+        position INTEGER NOT NULL,
+        PRIMARY KEY (group_id, member)
+    );
+    CREATE TABLE mailboxes (
+        id            INTEGER PRIMARY KEY,
+        user_id       INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        name          TEXT NOT NULL,
+        uidvalidity   INTEGER NOT NULL,
+        uidnext       INTEGER NOT NULL DEFAULT 1,
+        highestmodseq INTEGER NOT NULL DEFAULT 1,
+        special_use   TEXT,
+        UNIQUE (user_id, name)
+    );
+    CREATE TABLE subscriptions (
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        name    TEXT NOT NULL,
+        PRIMARY KEY (user_id, name)
+    );
+    CREATE TABLE blobs (
+        id        TEXT PRIMARY KEY,
+        size      INTEGER NOT NULL,
+        structure BLOB
+    );
+    CREATE TABLE messages (
+        mailbox_id   INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+        uid          INTEGER NOT NULL,
+        modseq       INTEGER NOT NULL,
+        flags        TEXT NOT NULL,
+        seen         INTEGER NOT NULL,
+        deleted      INTEGER NOT NULL,
+        internaldate TEXT NOT NULL,
+        size         INTEGER NOT NULL,
+        blob_id      TEXT NOT NULL REFERENCES blobs(id),
+        PRIMARY KEY (mailbox_id, uid)
+    ) WITHOUT ROWID;
+    CREATE INDEX messages_blob ON messages(blob_id);
+    CREATE INDEX messages_modseq ON messages(mailbox_id, modseq);
+    CREATE TABLE expunged (
+        mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+        uid        INTEGER NOT NULL,
+        modseq     INTEGER NOT NULL,
+        PRIMARY KEY (mailbox_id, uid)
+    ) WITHOUT ROWID;
+    CREATE INDEX expunged_modseq ON expunged(mailbox_id, modseq);
+    """,
+)
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the database to the newest schema; returns the version now in place."""
+    version: int = conn.execute("PRAGMA user_version").fetchone()[0]
+    for number, script in enumerate(MIGRATIONS, start=1):
+        if number <= version:
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in script.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {number}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        version = number
+    return version

@@ -1,0 +1,1293 @@
+"""The embedded mailstore: SQLite (WAL) for metadata, content-addressed files for bodies.
+
+Writes go through :class:`GroupCommitWriter` (one thread, group commit). Reads run on a small
+pool of threads, each with its own read connection; WAL lets them run beside the writer.
+The invariants are those of :mod:`mailstead.store.interfaces`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from mailstead.core.errors import (
+    AlreadyExists,
+    InvalidName,
+    NotEmpty,
+    NotFound,
+    QuotaExceeded,
+    StoreError,
+)
+from mailstead.core.types import (
+    DEFAULT_MAILBOXES,
+    DELETED,
+    POP3_POLICIES,
+    SEEN,
+    SPECIAL_USES,
+    UID,
+    Address,
+    ModSeq,
+    normalize_flag,
+)
+from mailstead.store.blobs import BlobFiles
+from mailstead.store.changes import ChangeBus
+from mailstead.store.interfaces import StructureParser, UIDRanges
+from mailstead.store.models import (
+    Alias,
+    AppendResult,
+    ChangeEvent,
+    ChangeKind,
+    CopyResult,
+    DeliveryResult,
+    Domain,
+    FlagMode,
+    FlagUpdate,
+    Group,
+    Mailbox,
+    MessageMeta,
+    Recipient,
+    StoreFlagsResult,
+    User,
+)
+from mailstead.store.names import SEPARATOR, is_inbox, parents_of, validate_mailbox_name
+from mailstead.store.sql.schema import migrate
+from mailstead.store.sql.writer import GroupCommitWriter, WriteOutcome
+
+T = TypeVar("T")
+
+_USER_COLUMNS = (
+    "id, address, password_hash, quota_bytes, used_bytes, pop3_policy, plus_folders, "
+    "disabled, created"
+)
+_MESSAGE_COLUMNS = "mailbox_id, uid, modseq, flags, internaldate, size, blob_id"
+_CHUNK = 500  # SQLite host-parameter batches
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def _address_key(address: str) -> tuple[str, str, str]:
+    """(display form, lookup key, domain): local part kept as given, matched case-folded."""
+    parsed = Address.parse(address)
+    return str(parsed), f"{parsed.local.casefold()}@{parsed.domain}", parsed.domain
+
+
+def _alias_key(source: str) -> tuple[str, str, str]:
+    if source.startswith("@"):
+        domain = source[1:].strip().lower().rstrip(".")
+        if not domain or "@" in domain:
+            raise InvalidName(f"not a catch-all address: {source!r}")
+        return f"@{domain}", f"@{domain}", domain
+    return _address_key(source)
+
+
+def _flags_text(flags: Iterable[str]) -> str:
+    return " ".join(sorted(flags))
+
+
+def _parse_flags(text: str) -> frozenset[str]:
+    return frozenset(text.split()) if text else frozenset()
+
+
+def _clean_flags(flags: Iterable[str]) -> frozenset[str]:
+    cleaned: set[str] = set()
+    for flag in flags:
+        flag = normalize_flag(flag)
+        if not flag or any(c.isspace() for c in flag):
+            raise InvalidName(f"bad flag {flag!r}")
+        if flag.lower() == "\\recent":
+            continue  # RFC 9051 removed \Recent; rev1 sessions derive it themselves
+        cleaned.add(flag)
+    return frozenset(cleaned)
+
+
+def _row_to_user(row: sqlite3.Row) -> User:
+    return User(
+        id=row[0],
+        address=row[1],
+        password_hash=row[2],
+        quota_bytes=row[3],
+        used_bytes=row[4],
+        pop3_policy=row[5],
+        plus_folders=bool(row[6]),
+        disabled=bool(row[7]),
+        created=datetime.fromisoformat(row[8]),
+    )
+
+
+def _row_to_message(row: sqlite3.Row) -> MessageMeta:
+    return MessageMeta(
+        mailbox_id=row[0],
+        uid=UID(row[1]),
+        modseq=ModSeq(row[2]),
+        flags=_parse_flags(row[3]),
+        internaldate=datetime.fromisoformat(row[4]),
+        size=row[5],
+        blob_id=row[6],
+    )
+
+
+def _chunks(items: Sequence[T], size: int = _CHUNK) -> Iterable[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class SQLiteStore:
+    """Store backed by ``<data_dir>/mailstead.db`` and ``<data_dir>/blobs``."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        parse: StructureParser | None = None,
+        *,
+        read_threads: int = 4,
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self.db_path = self.data_dir / "mailstead.db"
+        self.blobs = BlobFiles(self.data_dir / "blobs")
+        self._parse = parse
+        self._changes = ChangeBus()
+        self._writer: GroupCommitWriter | None = None
+        self._read_threads = read_threads
+        self._readers: ThreadPoolExecutor | None = None
+        self._io: ThreadPoolExecutor | None = None
+        self._local = threading.local()
+        self._read_connections: list[sqlite3.Connection] = []
+        self._read_lock = threading.Lock()
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    @property
+    def changes(self) -> ChangeBus:
+        return self._changes
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.db_path, isolation_level=None, check_same_thread=False, timeout=30.0
+        )
+        conn.execute("PRAGMA journal_mode=WAL")
+        # FULL: every COMMIT fsyncs the WAL, so a returned write survives power loss.
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA busy_timeout=30000")
+        return conn
+
+    def _connect_writer(self) -> sqlite3.Connection:
+        conn = self._connect()
+        migrate(conn)
+        return conn
+
+    async def open(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.blobs.setup()
+        self._writer = GroupCommitWriter(self._connect_writer, self._changes.publish)
+        await asyncio.to_thread(self._writer.start)
+        self._readers = ThreadPoolExecutor(self._read_threads, thread_name_prefix="store-read")
+        self._io = ThreadPoolExecutor(8, thread_name_prefix="store-io")
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            await asyncio.to_thread(self._writer.stop)
+            self._writer = None
+        for pool in (self._readers, self._io):
+            if pool is not None:
+                pool.shutdown(wait=True)
+        self._readers = self._io = None
+        with self._read_lock:
+            for conn in self._read_connections:
+                conn.close()
+            self._read_connections.clear()
+
+    async def __aenter__(self) -> SQLiteStore:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- plumbing ------------------------------------------------------------------------------
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            self._local.conn = conn
+            with self._read_lock:
+                self._read_connections.append(conn)
+        return conn
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self._readers is None:
+            raise StoreError("store is not open")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._readers, lambda: fn(self._reader()))
+
+    async def _write(self, fn: Callable[[sqlite3.Connection], WriteOutcome], **kw: Any) -> Any:
+        if self._writer is None:
+            raise StoreError("store is not open")
+        return await self._writer.submit(fn, **kw)
+
+    async def _in_io(self, fn: Callable[[], T]) -> T:
+        if self._io is None:
+            raise StoreError("store is not open")
+        return await asyncio.get_running_loop().run_in_executor(self._io, fn)
+
+    @property
+    def commit_stats(self) -> tuple[int, int]:
+        """(batches committed, writes committed): writes/batches is the group-commit factor."""
+        if self._writer is None:
+            return (0, 0)
+        return (self._writer.batches, self._writer.writes)
+
+    # -- domains -------------------------------------------------------------------------------
+    async def add_domain(self, name: str) -> Domain:
+        domain = name.strip().lower().rstrip(".")
+        if not domain or "@" in domain or any(c.isspace() for c in domain) or ".." in domain:
+            raise InvalidName(f"not a domain name: {name!r}")
+        created = _now()
+
+        def write(conn: sqlite3.Connection) -> WriteOutcome:
+            try:
+                conn.execute("INSERT INTO domains (name, created) VALUES (?, ?)", (domain, created))
+            except sqlite3.IntegrityError:
+                raise AlreadyExists(f"domain {domain} already exists") from None
+            return WriteOutcome(Domain(domain, datetime.fromisoformat(created)))
+
+        result: Domain = await self._write(write)
+        return result
+
+    async def remove_domain(self, name: str) -> None:
+        domain = name.strip().lower().rstrip(".")
+
+        def write(conn: sqlite3.Connection) -> WriteOutcome:
+            if conn.execute("SELECT 1 FROM domains WHERE name = ?", (domain,)).fetchone() is None:
+                raise NotFound(f"domain {domain} does not exist")
+            for table, what in (("users", "users"), ("aliases", "aliases"), ("groups", "groups")):
+                row = conn.execute(f"SELECT count(*) FROM {table} WHERE domain = ?", (domain,))
+                count = row.fetchone()[0]
+                if count:
+                    raise NotEmpty(f"domain {domain} still has {count} {what}")
+            conn.execute("DELETE FROM domains WHERE name = ?", (domain,))
+            return WriteOutcome()
+
+        await self._write(write)
+
+    async def list_domains(self) -> list[Domain]:
+        def read(conn: sqlite3.Connection) -> list[Domain]:
+            rows = conn.execute("SELECT name, created FROM domains ORDER BY name").fetchall()
+            return [Domain(r[0], datetime.fromisoformat(r[1])) for r in rows]
+
+        return await self._read(read)
+
+    async def has_domain(self, name: str) -> bool:
+        domain = name.strip().lower().rstrip(".")
+
+        def read(conn: sqlite3.Connection) -> bool:
+            row = conn.execute("SELECT 1 FROM domains WHERE name = ?", (domain,)).fetchone()
+            return row is not None
+
+        return await self._read(read)
+
+    # -- users ---------------------------------------------------------------------------------
+    async def add_user(self, address: str, password_hash: str, *, quota_bytes: int = 0) -> User:
+        display, key, domain = _address_key(address)
+        if quota_bytes < 0:
+            raise InvalidName("quota cannot be negative")
+        created = _now()
+
+        def write(conn: sqlite3.Connection) -> WriteOutcome:
+            if conn.execute("SELECT 1 FROM domains WHERE name = ?", (domain,)).fetchone() is None:
+                raise NotFound(f"domain {domain} does not exist")
+            for table in ("aliases", "groups"):
+                column = "source_key" if table == "aliases" else "addr_key"
+                taken = f"SELECT 1 FROM {table} WHERE {column} = ?"
+                if conn.execute(taken, (key,)).fetchone():
+                    raise AlreadyExists(f"{display} is already an {table[:-1]}")
+            try:
+                cur = conn.execute(
+                    "INSERT INTO users (address, addr_key, domain, password_hash, quota_bytes,"
+                    " created) VALUES (?, ?, ?, ?, ?, ?)",
+                    (display, key, domain, password_hash, quota_bytes, created),
+                )
+            except sqlite3.IntegrityError:
+                raise AlreadyExists(f"user {display} already exists") from None
+            user_id = cur.lastrowid
+            assert user_id is not None
+            for name, special_use in DEFAULT_MAILBOXES:
+                self._insert_mailbox(conn, user_id, name, special_use)
+                conn.execute(
+                    "INSERT INTO subscriptions (user_id, name) VALUES (?, ?)", (user_id, name)
+                )
+            row = conn.execute(f"SELECT {_USER_COLUMNS} FROM users WHERE id = ?", (user_id,))
+            return WriteOutcome(_row_to_user(row.fetchone()))
+
+        result: User = await self._write(write)
+        return result
+
+    async def find_user(self, address: str) -> User | None:
+        try:
+            parsed = Address.parse(address)
+        except InvalidName:
+            return None
+        base, tag = parsed.without_tag()
+        keys = [f"{parsed.local.casefold()}@{parsed.domain}"]
+        if tag is not None:
+            keys.append(f"{base.local.casefold()}@{base.domain}")
+
+        def read(conn: sqlite3.Connection) -> User | None:
+            # An account literally named "a+b@" wins over "a@" with tag "b".
+            for key in keys:
+                row = conn.execute(
+                    f"SELECT {_USER_COLUMNS} FROM users WHERE addr_key = ?", (key,)
+                ).fetchone()
+                if row is not None:
+                    return _row_to_user(row)
+            return None
+
+        return await self._read(read)
+
+    async def get_user(self, user_id: int) -> User:
+        def read(conn: sqlite3.Connection) -> User:
+            row = conn.execute(f"SELECT {_USER_COLUMNS} FROM users WHERE id = ?", (user_id,))
+            found = row.fetchone()
+            if found is None:
+                raise NotFound(f"user #{user_id} does not exist")
+            return _row_to_user(found)
+
+        return await self._read(read)
+
+    async def list_users(self, domain: str | None = None) -> list[User]:
+        def read(conn: sqlite3.Connection) -> list[User]:
+            if domain is None:
+                rows = conn.execute(f"SELECT {_USER_COLUMNS} FROM users ORDER BY domain, addr_key")
+            else:
+                rows = conn.execute(
+                    f"SELECT {_USER_COLUMNS} FROM users WHERE domain = ? ORDER BY addr_key",
+                    (domain.lower(),),
+                )
+            return [_row_to_user(r) for r in rows.fetchall()]
+
+        return await self._read(read)
+
+    async def _update_user(self, address: str, column: str, value: object) -> None:
+        _, key, _ = _address_key(address)
+
+        def write(conn: sqlite3.Connection) -> WriteOutcome:
+            cur = conn.execute(f"UPDATE users SET {column} = ? WHERE addr_key = ?", (value, key))
+            if cur.rowcount == 0:
+                raise NotFound(f"user {address} does not exist")
+            return WriteOutcome()
+
+        await self._write(write)
+
+    async def set_password(self, address: str, password_hash: str) -> None:
+        await self._update_user(address, "password_hash", password_hash)
+
+    async def set_quota(self, address: str, quota_bytes: int) -> None:
+        if quota_bytes < 0:
+            raise InvalidName("quota cannot be negative")
+        await self._update_user(address, "quota_bytes", quota_bytes)
+
+    async def set_pop3_policy(self, address: str, policy: str) -> None:
+        if policy not in POP3_POLICIES:
+            raise InvalidName(f"POP3 policy must be one of {', '.join(POP3_POLICIES)}")
+        await self._update_user(address, "pop3_policy", policy)
+
+    async def set_plus_folders(self, address: str, enabled: bool) -> None:
+        await self._update_user(address, "plus_folders", int(enabled))
+
+    async def set_disabled(self, address: str, disabled: bool) -> None:
+        await self._update_user(address, "disabled", int(disabled))
+
+    async def remove_user(self, address: str) -> None:
+        _, key, _ = _address_key(address)
+
+        def write(conn: sqlite3.Connection) -> WriteOutcome:
+            row = conn.execute("SELECT id FROM users WHERE addr_key = ?", (key,)).fetchone()
+            if row is None:
+                raise NotFound(f"user {address} does not exist")
+            # Mailboxes, messages, expunge records and subscriptions go by cascade; bodies
+            # are left to garbage collection, which knows whether others still use them.
+            conn.execute("DELETE FROM users WHERE id = ?", (row[0],))
+            return WriteOutcome()
+
+        await self._write(write)
+
+    # -- aliases and groups --------------------------------------------------------------------
+    async def add_alias(self, source: str, targets: Sequence[str]) -> Alias:
+        display, key, domain = _alias_key(source)
+        clean_targets = [str(Address.parse(t)) for t in targets]
+        if not clean_targets:
+            raise InvalidName("an alias needs at least one target")
+
+        def write(conn: sqlite3.Connection) -> WriteOutcome:
+            if conn.execute("SELECT 1 FROM domains WHERE name = ?", (domain,)).fetchone() is None:
+                raise NotFound(f"domain {domain} does not exist")
+            if conn.execute("SELECT 1 FROM users WHERE addr_key = ?", (key,)).fetchone():
+                raise AlreadyExists(f"{display} is already a user")
+            if conn.execute("SELECT 1 FROM groups WHERE addr_key = ?", (key,)).fetchone():
+                raise AlreadyExists(f"{display} is already a group")
+            position = conn.execute(
+                "SELECT coalesce(max(position), 0) FROM aliases WHERE source_key = ?", (key,)
+            ).fetchone()[0]
+            for target in clean_targets:
+                position += 1
+                conn.execute(
+                    "INSERT OR IGNORE INTO aliases (source_key, source, domain, target, position)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (key, display, domain, target, position),
+                )
+            return WriteOutcome(self._load_alias(conn, key))
+
+        result: Alias = await self._write(write)
+        return result
+
+    @staticmethod
+    def _load_alias(conn: sqlite3.Connection, key: str) -> Alias | None:
+        rows = conn.execute(
+            "SELECT source, target FROM aliases WHERE source_key = ? ORDER BY position", (key,)
+        ).fetchall()
+        if not rows:
+            return None
+        return Alias(rows[0][0], tuple(r[1] for r in rows))
+
+    async def remove_alias(self, source: str, target: str | None = None) -> None:
+        _, key, _ = _alias_key(source)
+
+        def write(conn: sqlite3.Connection) -> WriteOutcome:
+            if target is None:
+                cur = conn.execute("DELETE FROM aliases WHERE source_key = ?", (key,))
+            else:
+                cur = conn.execute(
+                    "DELETE FROM aliases WHERE source_key = ? AND target = ?",
+                    (key, str(Address.parse(target))),
+                )
+            if cur.rowcount == 0:
+                raise NotFound(f"alias {source}{' -> ' + target if target else ''} does not exist")
+            return WriteOutcome()
+
+        await self._write(write)
+
+    async def list_aliases(self, domain: str | None = None) -> list[Alias]:
+        def read(conn: sqlite3.Connection) -> list[Alias]:
+            sql = "SELECT source_key, source, target FROM aliases"
+            args: tuple[str, ...] = ()
+            if domain is not None:
+                sql += " WHERE domain = ?"
+                args = (domain.lower(),)
+            rows = conn.execute(sql + " ORDER BY source_key, position", args).fetchall()
+            grouped: dict[str, tuple[str, list[str]]] = {}
+            for key, display, target in rows:
+                grouped.setdefault(key, (display, []))[1].append(target)
+            return [Alias(display, tuple(ts)) for display, ts in grouped.values()]
+
+        return await self._read(read)
+
+    async def find_alias(self, source: str) -> Alias | None:
+        try:
+            _, key, _ = _alias_key(source)
+        except InvalidName:
+            return None
+        return await self._read(lambda conn: self._load_alias(conn, key))
+
+    async def add_group(self, address: str, members: Sequence[str] = ()) -> Group:
+        display, key, domain = _address_key(address)
+        clean = [str(Address.parse(m)) for m in members]
+
+        def write(conn: sqlite3.Connection) -> WriteOutcome:
+            if conn.execute("SELECT 1 FROM domains WHERE name = ?", (domain,)).fetchone() is None:
+                raise NotFound(f"domain {domain} does not exist")
+            if conn.execute("SELECT 1 FROM users WHERE addr_key = ?", (key,)).fetchone():
+                raise AlreadyExists(f"{display} is already a user")
+            if conn.execute("SELECT 1 FROM aliases WHERE source_key = ?", (key,)).fetchone():
+                raise AlreadyExists(f"{display} is already an alias")
+            try:
+                cur = conn.execute(
+                    "INSERT INTO groups (address, addr_key, domain) VALUES (?, ?, ?)",
+                    (display, key, domain),
+                )
+            except sqlite3.IntegrityError:
+                raise AlreadyExists(f"group {display} already exists") from None
+            for position, member in enumerate(clean, start=1):
+                conn.execute(
+                    "INSERT OR IGNORE INTO group_members (group_id, member, position)"
+                    " VALUES (?, ?, ?)",
+                    (cur.lastrowid, member, position),
+                )
+            return WriteOutcome(self._load_group(conn, key))
+
+        result: Group = await self._write(write)
+        return result
+
+    @staticmethod
+    def _load_group(conn: sqlite3.Connection, key: str) -> Group | None:
+        row = conn.execute("SELECT id, address FROM groups WHERE addr_key = ?", (key,)).fetchone()
+        if row is None:
+            return None
+        members = conn.execute(
+            "SELECT member FROM group_members WHERE group_id = ? ORDER BY position", (row[0],)
+        ).fetchall()
+        return Group(row[1], tuple(m[0] for m in members))
+
+    async def remove_group(self, address: str) -> None:
+        _, key, _ = _address_key(address)
+
+        def write(conn: sqlite3.Connection) -> WriteOutcome:
+            if conn.execute("DELETE FROM groups WHERE addr_key = ?", (key,)).rowcount == 0:
+                raise NotFound(f"group {address} does not exist")
+            return WriteOutcome()
+
+        await self._write(write)
+
+    async def list_groups(self, domain: str | None = None) -> list[Group]:
+        def read(conn: sqlite3.Connection) -> list[Group]:
+            sql = "SELECT addr_key FROM groups"
+            args: tuple[str, ...] = ()
+            if domain is not None:
+                sql += " WHERE domain = ?"
+                args = (domain.lower(),)
+            keys = [r[0] for r in conn.execute(sql + " ORDER BY addr_key", args).fetchall()]
+            return [g for k in keys if (g := self._load_group(conn, k)) is not None]
+
+        return await self._read(read)
+
+    async def add_group_member(self, address: str, member: str) -> Group:
+        _, key, _ = _address_key(address)
+        clean = str(Address.parse(member))
+
+        def write(conn: sqlite3.Connection) -> WriteOutcome:
+            row = conn.execute("SELECT id FROM groups WHERE addr_key = ?", (key,)).fetchone()
+            if row is None:
+                raise NotFound(f"group {address} does not exist")
+            position = conn.execute(
+                "SELECT coalesce(max(position), 0) + 1 FROM group_members WHERE group_id = ?",
+                (row[0],),
+            ).fetchone()[0]
+            cur = conn.execute(
+                "INSERT OR IGNORE INTO group_members (group_id, member, position) VALUES (?, ?, ?)",
+                (row[0], clean, position),
+            )
+            if cur.rowcount == 0:
+                raise AlreadyExists(f"{clean} is already a member of {address}")
+            return WriteOutcome(self._load_group(conn, key))
+
+        result: Group = await self._write(write)
+        return result
+
+    async def remove_group_member(self, address: str, member: str) -> Group:
+        _, key, _ = _address_key(address)
+        clean = str(Address.parse(member))
+
+        def write(conn: sqlite3.Connection) -> WriteOutcome:
+            row = conn.execute("SELECT id FROM groups WHERE addr_key = ?", (key,)).fetchone()
+            if row is None:
+                raise NotFound(f"group {address} does not exist")
+            cur = conn.execute(
+                "DELETE FROM group_members WHERE group_id = ? AND member = ?", (row[0], clean)
+            )
+            if cur.rowcount == 0:
+                raise NotFound(f"{clean} is not a member of {address}")
+            return WriteOutcome(self._load_group(conn, key))
+
+        result: Group = await self._write(write)
+        return result
+
+    async def find_group(self, address: str) -> Group | None:
+        try:
+            _, key, _ = _address_key(address)
+        except InvalidName:
+            return None
+        return await self._read(lambda conn: self._load_group(conn, key))
+
+    # -- mailboxes -----------------------------------------------------------------------------
+    @staticmethod
+    def _next_uidvalidity(conn: sqlite3.Connection) -> int:
+        """Unique per mailbox for the life of the store, so a recreated name never reuses one
+        (RFC 9051 §2.3.1.1). Time-based like most servers, strictly increasing."""
+        row = conn.execute("SELECT value FROM meta WHERE key = 'uidvalidity'").fetchone()
+        last = int(row[0]) if row else 0
+        value = max(last + 1, int(time.time()))
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('uidvalidity', ?)"
+            " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (str(value),),
+        )
+        return value
+
+    def _insert_mailbox(
+        self, conn: sqlite3.Connection, user_id: int, name: str, special_use: str | None
+    ) -> int:
+        cur = conn.execute(
+            "INSERT INTO mailboxes (user_id, name, uidvalidity, special_use) VALUES (?, ?, ?, ?)",
+            (user_id, name, self._next_uidvalidity(conn), special_use),
+        )
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    _MAILBOX_SELECT = (
+        "SELECT b.id, b.user_id, b.name, b.uidvalidity, b.uidnext, b.highestmodseq,"
+        " b.special_use, EXISTS (SELECT 1 FROM subscriptions s"
+        "   WHERE s.user_id = b.user_id AND s.name = b.name),"
+        " (SELECT count(*) FROM messages m WHERE m.mailbox_id = b.id),"
+        " (SELECT count(*) FROM messages m WHERE m.mailbox_id = b.id AND m.seen = 0),"
+        " (SELECT count(*) FROM messages m WHERE m.mailbox_id = b.id AND m.deleted = 1),"
+        " (SELECT coalesce(sum(size), 0) FROM messages m WHERE m.mailbox_id = b.id)"
+        " FROM mailboxes b"
+    )
+
+    @staticmethod
+    def _row_to_mailbox(row: sqlite3.Row) -> Mailbox:
+        return Mailbox(
+            id=row[0],
+            user_id=row[1],
+            name=row[2],
+            uidvalidity=row[3],
+            uidnext=row[4],
+            highestmodseq=row[5],
+            special_use=row[6],
+            subscribed=bool(row[7]),
+            message_count=row[8],
+            unseen_count=row[9],
+            deleted_count=row[10],
+            size_bytes=row[11],
+        )
+
+    def _load_mailbox(self, conn: sqlite3.Connection, user_id: int, name: str) -> Mailbox:
+        row = conn.execute(
+            self._MAILBOX_SELECT + " WHERE b.user_id = ? AND b.name = ?", (user_id, name)
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"mailbox {name} does not exist")
+        return self._row_to_mailbox(row)
+
+    async def list_mailboxes(self, user_id: int) -> list[Mailbox]:
+        def read(conn: sqlite3.Connection) -> list[Mailbox]:
+            rows = conn.execute(
+                self._MAILBOX_SELECT + " WHERE b.user_id = ? ORDER BY b.name = 'INBOX' DESC,"
+                " b.name",
+                (user_id,),
+            ).fetchall()
+            return [self._row_to_mailbox(r) for r in rows]
+
+        return await self._read(read)
+
+    async def get_mailbox(self, user_id: int, name: str) -> Mailbox:
+        clean = validate_mailbox_name(name)
+        return await self._read(lambda conn: self._load_mailbox(conn, user_id, clean))
+
+    async def get_mailbox_by_id(self, mailbox_id: int) -> Mailbox:
+        def read(conn: sqlite3.Connection) -> Mailbox:
+            row = conn.execute(self._MAILBOX_SELECT + " WHERE b.id = ?", (mailbox_id,)).fetchone()
+            if row is None:
+                raise NotFound(f"mailbox #{mailbox_id} does not exist")
+            return self._row_to_mailbox(row)
+
+        return await self._read(read)
+
+    async def create_mailbox(
+        self, user_id: int, name: str, special_use: str | None = None
+    ) -> Mailbox:
+        clean = validate_mailbox_name(name)
+        if special_use is not None and special_use not in SPECIAL_USES:
+            raise InvalidName(f"unknown special-use attribute {special_use}")
+
+        def write(conn: sqlite3.Connection) -> WriteOutcome:
+            if conn.execute("SELECT 1 FROM users WHERE id = ?", (user_id,)).fetchone() is None:
+                raise NotFound(f"user #{user_id} does not exist")
+            exists = "SELECT 1 FROM mailboxes WHERE user_id = ? AND name = ?"
+            if conn.execute(exists, (user_id, clean)).fetchone():
+                raise AlreadyExists(f"mailbox {clean} already exists")
+            events = []
+            for parent in parents_of(clean):
+                if not conn.execute(exists, (user_id, parent)).fetchone():
+                    parent_id = self._insert_mailbox(conn, user_id, parent, None)
+                    events.append(
+                        ChangeEvent(user_id, parent_id, ChangeKind.MAILBOX_CREATED, name=parent)
+                    )
+            mailbox_id = self._insert_mailbox(conn, user_id, clean, special_use)
+            events.append(ChangeEvent(user_id, mailbox_id, ChangeKind.MAILBOX_CREATED, name=clean))
+            return WriteOutcome(self._load_mailbox(conn, user_id, clean), events)
+
+        result: Mailbox = await self._write(write)
+        return result
+
+    async def rename_mailbox(self, user_id: int, old: str, new: str) -> Mailbox:
+        src = validate_mailbox_name(old)
+        dst = validate_mailbox_name(new)
+        if src == dst:
+            raise AlreadyExists(f"mailbox {dst} already exists")
+        if dst.startswith(src + SEPARATOR):
+            raise InvalidName("cannot rename a mailbox into its own child")
+
+        def write(conn: sqlite3.Connection) -> WriteOutcome:
+            source = self._load_mailbox(conn, user_id, src)
+            exists = "SELECT 1 FROM mailboxes WHERE user_id = ? AND name = ?"
+            if conn.execute(exists, (user_id, dst)).fetchone():
+                raise AlreadyExists(f"mailbox {dst} already exists")
+            events: list[ChangeEvent] = []
+            for parent in parents_of(dst):
+                if not conn.execute(exists, (user_id, parent)).fetchone():
+                    parent_id = self._insert_mailbox(conn, user_id, parent, None)
+                    events.append(
+                        ChangeEvent(user_id, parent_id, ChangeKind.MAILBOX_CREATED, name=parent)
+                    )
+            if is_inbox(src):
+                # RFC 9051 §6.3.6: renaming INBOX moves its messages to a new mailbox and
+                # leaves INBOX empty; INBOX's children are not renamed.
+                new_id = self._insert_mailbox(conn, user_id, dst, None)
+                uids = [r[0] for r in conn.execute(
+                    "SELECT uid FROM messages WHERE mailbox_id = ? ORDER BY uid", (source.id,)
+                )]
+                if uids:
+                    moved = self._copy_rows(conn, source.id, uids, new_id, expunge_source=True)
+                    events.extend(moved.events)
+                events.append(ChangeEvent(user_id, new_id, ChangeKind.MAILBOX_CREATED, name=dst))
+                return WriteOutcome(self._load_mailbox(conn, user_id, dst), events)
+            prefix = src + SEPARATOR
+            children = conn.execute(
+                "SELECT id, name FROM mailboxes WHERE user_id = ? AND substr(name, 1, ?) = ?",
+                (user_id, len(prefix), prefix),
+            ).fetchall()
+            renames = [(source.id, src, dst)] + [
+                (cid, cname, dst + cname[len(src):]) for cid, cname in children
+            ]
+            for mailbox_id, old_name, new_name in renames:
+                conn.execute("UPDATE mailboxes SET name = ? WHERE id = ?", (new_name, mailbox_id))
+                conn.execute(
+                    "UPDATE subscriptions SET name = ? WHERE user_id = ? AND name = ?",
+                    (new_name, user_id, old_name),
+                )
+                events.append(
+                    ChangeEvent(user_id, mailbox_id, ChangeKind.MAILBOX_RENAMED, name=new_name)
+                )
+            return WriteOutcome(self._load_mailbox(conn, user_id, dst), events)
+
+        result: Mailbox = await self._write(write)
+        return result
+
+    async def delete_mailbox(self, user_id: int, name: str) -> None:
+        clean = validate_mailbox_name(name)
+        if is_inbox(clean):
+            raise InvalidName("INBOX cannot be deleted")  # RFC 9051 §6.3.5
+
+        def write(conn: sqlite3.Connection) -> WriteOutcome:
+            box = self._load_mailbox(conn, user_id, clean)
+            prefix = clean + SEPARATOR
+            child = conn.execute(
+                "SELECT 1 FROM mailboxes WHERE user_id = ? AND substr(name, 1, ?) = ? LIMIT 1",
+                (user_id, len(prefix), prefix),
+            ).fetchone()
+            if child:
+                raise NotEmpty(f"mailbox {clean} has children; delete them first")
+            conn.execute(
+                "UPDATE users SET used_bytes = used_bytes - ? WHERE id = ?",
+                (box.size_bytes, user_id),
+            )
+            conn.execute("DELETE FROM mailboxes WHERE id = ?", (box.id,))
+            event = ChangeEvent(user_id, box.id, ChangeKind.MAILBOX_DELETED, name=clean)
+            return WriteOutcome(None, [event])
+
+        await self._write(write)
+
+    async def set_subscribed(self, user_id: int, name: str, subscribed: bool) -> None:
+        clean = validate_mailbox_name(name)
+
+        def write(conn: sqlite3.Connection) -> WriteOutcome:
+            if subscribed:
+                conn.execute(
+                    "INSERT OR IGNORE INTO subscriptions (user_id, name) VALUES (?, ?)",
+                    (user_id, clean),
+                )
+            else:
+                conn.execute(
+                    "DELETE FROM subscriptions WHERE user_id = ? AND name = ?", (user_id, clean)
+                )
+            event = ChangeEvent(user_id, 0, ChangeKind.SUBSCRIPTION, name=clean)
+            return WriteOutcome(None, [event])
+
+        await self._write(write)
+
+    async def list_subscriptions(self, user_id: int) -> list[str]:
+        def read(conn: sqlite3.Connection) -> list[str]:
+            rows = conn.execute(
+                "SELECT name FROM subscriptions WHERE user_id = ? ORDER BY name", (user_id,)
+            )
+            return [r[0] for r in rows.fetchall()]
+
+        return await self._read(read)
+
+    # -- messages: writing ---------------------------------------------------------------------
+    async def _prepare_body(self, data: bytes) -> tuple[str, set[Path], bytes | None]:
+        """Write the body (fsynced) and parse it once, off the event loop."""
+
+        def work() -> tuple[str, set[Path], bytes | None]:
+            blob_id, dirty = self.blobs.write(data)
+            structure = self._parse(data) if self._parse is not None else None
+            return blob_id, dirty, structure
+
+        return await self._in_io(work)
+
+    def _ensure_blob_row(
+        self, conn: sqlite3.Connection, blob_id: str, size: int, structure: bytes | None
+    ) -> None:
+        # A collection may have removed an unreferenced body between our write and this
+        # commit; the writer thread serialises us with it, so checking here is enough.
+        if not self.blobs.exists(blob_id):
+            raise _BodyVanished(blob_id)
+        conn.execute(
+            "INSERT OR IGNORE INTO blobs (id, size, structure) VALUES (?, ?, ?)",
+            (blob_id, size, structure),
+        )
+
+    @staticmethod
+    def _mailbox_row(conn: sqlite3.Connection, mailbox_id: int) -> tuple[int, int, int, int]:
+        row = conn.execute(
+            "SELECT user_id, uidvalidity, uidnext, highestmodseq FROM mailboxes WHERE id = ?",
+            (mailbox_id,),
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"mailbox #{mailbox_id} does not exist")
+        return row[0], row[1], row[2], row[3]
+
+    @staticmethod
+    def _charge_quota(conn: sqlite3.Connection, user_id: int, size: int) -> None:
+        row = conn.execute(
+            "SELECT quota_bytes, used_bytes FROM users WHERE id = ?", (user_id,)
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"user #{user_id} does not exist")
+        quota, used = row
+        if size > 0 and quota and used + size > quota:
+            raise QuotaExceeded(f"quota of {quota} bytes exceeded")
+        conn.execute("UPDATE users SET used_bytes = used_bytes + ? WHERE id = ?", (size, user_id))
+
+    def _insert_message(
+        self,
+        conn: sqlite3.Connection,
+        mailbox_id: int,
+        blob_id: str,
+        size: int,
+        flags: frozenset[str],
+        internaldate: str,
+    ) -> tuple[int, AppendResult]:
+        user_id, uidvalidity, uid, modseq = self._mailbox_row(conn, mailbox_id)
+        modseq += 1
+        self._charge_quota(conn, user_id, size)
+        conn.execute(
+            "INSERT INTO messages (mailbox_id, uid, modseq, flags, seen, deleted, internaldate,"
+            " size, blob_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (mailbox_id, uid, modseq, _flags_text(flags), SEEN in flags, DELETED in flags,
+             internaldate, size, blob_id),
+        )
+        conn.execute(
+            "UPDATE mailboxes SET uidnext = ?, highestmodseq = ? WHERE id = ?",
+            (uid + 1, modseq, mailbox_id),
+        )
+        return user_id, AppendResult(uidvalidity, UID(uid), ModSeq(modseq))
+
+    async def _with_body(
+        self, data: bytes, build: Callable[[str, bytes | None], Callable[..., WriteOutcome]]
+    ) -> Any:
+        for _attempt in range(3):
+            blob_id, dirty, structure = await self._prepare_body(data)
+            try:
+                return await self._write(build(blob_id, structure), sync_dirs=dirty)
+            except _BodyVanished:
+                continue
+        raise StoreError("message body could not be stored")
+
+    async def append(
+        self,
+        mailbox_id: int,
+        data: bytes,
+        flags: Iterable[str] = (),
+        internaldate: datetime | None = None,
+    ) -> AppendResult:
+        clean_flags = _clean_flags(flags)
+        when = (internaldate or datetime.now(UTC)).isoformat()
+        size = len(data)
+
+        def build(blob_id: str, structure: bytes | None) -> Callable[..., WriteOutcome]:
+            def write(conn: sqlite3.Connection) -> WriteOutcome:
+                self._ensure_blob_row(conn, blob_id, size, structure)
+                user_id, result = self._insert_message(
+                    conn, mailbox_id, blob_id, size, clean_flags, when
+                )
+                event = ChangeEvent(
+                    user_id, mailbox_id, ChangeKind.EXISTS, (result.uid,), result.modseq
+                )
+                return WriteOutcome(result, [event])
+
+            return write
+
+        result: AppendResult = await self._with_body(data, build)
+        return result
+
+    async def deliver(
+        self, data: bytes, recipients: Sequence[Recipient], internaldate: datetime | None = None
+    ) -> DeliveryResult:
+        if not recipients:
+            raise InvalidName("a delivery needs at least one recipient")
+        when = (internaldate or datetime.now(UTC)).isoformat()
+        size = len(data)
+        wanted = [(r.user_id, validate_mailbox_name(r.mailbox_name), _clean_flags(r.flags))
+                  for r in recipients]
+
+        def build(blob_id: str, structure: bytes | None) -> Callable[..., WriteOutcome]:
+            def write(conn: sqlite3.Connection) -> WriteOutcome:
+                self._ensure_blob_row(conn, blob_id, size, structure)
+                results: list[tuple[int, AppendResult]] = []
+                events: list[ChangeEvent] = []
+                for user_id, name, flags in wanted:
+                    row = conn.execute(
+                        "SELECT id FROM mailboxes WHERE user_id = ? AND name = ?", (user_id, name)
+                    ).fetchone()
+                    if row is None:  # folder removed since routing: INBOX never fails
+                        row = conn.execute(
+                            "SELECT id FROM mailboxes WHERE user_id = ? AND name = 'INBOX'",
+                            (user_id,),
+                        ).fetchone()
+                    if row is None:
+                        raise NotFound(f"user #{user_id} has no INBOX")
+                    _, result = self._insert_message(conn, row[0], blob_id, size, flags, when)
+                    results.append((user_id, result))
+                    events.append(ChangeEvent(
+                        user_id, row[0], ChangeKind.EXISTS, (result.uid,), result.modseq
+                    ))
+                return WriteOutcome(DeliveryResult(blob_id, tuple(results)), events)
+
+            return write
+
+        result: DeliveryResult = await self._with_body(data, build)
+        return result
+
+    async def store_flags(
+        self,
+        mailbox_id: int,
+        uids: Sequence[UID],
+        mode: FlagMode,
+        flags: Iterable[str],
+        *,
+        unchanged_since: int | None = None,
+    ) -> StoreFlagsResult:
+        wanted = _clean_flags(flags)
+        targets = sorted(set(uids))
+
+        def write(conn: sqlite3.Connection) -> WriteOutcome:
+            user_id, _, _, highest = self._mailbox_row(conn, mailbox_id)
+            modseq = highest + 1  # RFC 7162 §3.1: one new modseq for this whole change
+            updated: list[FlagUpdate] = []
+            modified: list[UID] = []
+            changes: list[tuple[str, int, int, int, int]] = []
+            for chunk in _chunks(targets):
+                marks = ",".join("?" * len(chunk))
+                rows = conn.execute(
+                    f"SELECT uid, modseq, flags FROM messages WHERE mailbox_id = ?"
+                    f" AND uid IN ({marks}) ORDER BY uid",
+                    (mailbox_id, *chunk),
+                ).fetchall()
+                for uid, old_modseq, text in rows:
+                    if unchanged_since is not None and old_modseq > unchanged_since:
+                        modified.append(UID(uid))
+                        continue
+                    current = _parse_flags(text)
+                    if mode is FlagMode.SET:
+                        new = wanted
+                    elif mode is FlagMode.ADD:
+                        new = current | wanted
+                    else:
+                        new = current - wanted
+                    if new == current:
+                        continue
+                    changes.append((_flags_text(new), SEEN in new, DELETED in new, modseq, uid))
+                    updated.append(FlagUpdate(UID(uid), ModSeq(modseq), new))
+            if changes:
+                conn.executemany(
+                    "UPDATE messages SET flags = ?, seen = ?, deleted = ?, modseq = ?"
+                    f" WHERE mailbox_id = {int(mailbox_id)} AND uid = ?",
+                    changes,
+                )
+                conn.execute(
+                    "UPDATE mailboxes SET highestmodseq = ? WHERE id = ?", (modseq, mailbox_id)
+                )
+            events = []
+            if updated:
+                events.append(ChangeEvent(
+                    user_id, mailbox_id, ChangeKind.FLAGS,
+                    tuple(u.uid for u in updated), ModSeq(modseq),
+                    tuple(u.flags for u in updated),
+                ))
+            return WriteOutcome(StoreFlagsResult(tuple(updated), tuple(modified)), events)
+
+        result: StoreFlagsResult = await self._write(write)
+        return result
+
+    def _remove_rows(
+        self, conn: sqlite3.Connection, mailbox_id: int, uids: Sequence[int]
+    ) -> WriteOutcome:
+        """Delete messages, record them for VANISHED, give their bytes back to the quota."""
+        user_id, _, _, highest = self._mailbox_row(conn, mailbox_id)
+        if not uids:
+            return WriteOutcome([])
+        modseq = highest + 1
+        freed = 0
+        for chunk in _chunks(list(uids)):
+            marks = ",".join("?" * len(chunk))
+            freed += conn.execute(
+                f"SELECT coalesce(sum(size), 0) FROM messages WHERE mailbox_id = ?"
+                f" AND uid IN ({marks})",
+                (mailbox_id, *chunk),
+            ).fetchone()[0]
+            conn.execute(
+                f"DELETE FROM messages WHERE mailbox_id = ? AND uid IN ({marks})",
+                (mailbox_id, *chunk),
+            )
+        conn.executemany(
+            "INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq) VALUES (?, ?, ?)",
+            [(mailbox_id, uid, modseq) for uid in uids],
+        )
+        conn.execute("UPDATE mailboxes SET highestmodseq = ? WHERE id = ?", (modseq, mailbox_id))
+        conn.execute("UPDATE users SET used_bytes = used_bytes - ? WHERE id = ?", (freed, user_id))
+        removed = [UID(u) for u in uids]
+        event = ChangeEvent(user_id, mailbox_id, ChangeKind.EXPUNGE, tuple(removed), ModSeq(modseq))
+        return WriteOutcome(removed, [event])
+
+    async def expunge(self, mailbox_id: int, uids: Sequence[UID] | None = None) -> list[UID]:
+        limit = None if uids is None else set(uids)
+
+        def write(conn: sqlite3.Connection) -> WriteOutcome:
+            rows = conn.execute(
+                "SELECT uid FROM messages WHERE mailbox_id = ? AND deleted = 1 ORDER BY uid",
+                (mailbox_id,),
+            ).fetchall()
+            doomed = [r[0] for r in rows if limit is None or r[0] in limit]
+            return self._remove_rows(conn, mailbox_id, doomed)
+
+        result: list[UID] = await self._write(write)
+        return result
+
+    async def delete_messages(self, mailbox_id: int, uids: Sequence[UID]) -> list[UID]:
+        targets = sorted(set(uids))
+
+        def write(conn: sqlite3.Connection) -> WriteOutcome:
+            present = self._existing_uids(conn, mailbox_id, targets)
+            return self._remove_rows(conn, mailbox_id, present)
+
+        result: list[UID] = await self._write(write)
+        return result
+
+    @staticmethod
+    def _existing_uids(conn: sqlite3.Connection, mailbox_id: int, uids: Sequence[int]) -> list[int]:
+        present: list[int] = []
+        for chunk in _chunks(list(uids)):
+            marks = ",".join("?" * len(chunk))
+            present.extend(r[0] for r in conn.execute(
+                f"SELECT uid FROM messages WHERE mailbox_id = ? AND uid IN ({marks}) ORDER BY uid",
+                (mailbox_id, *chunk),
+            ))
+        return present
+
+    def _copy_rows(
+        self,
+        conn: sqlite3.Connection,
+        src: int,
+        uids: Sequence[int],
+        dst: int,
+        *,
+        expunge_source: bool,
+    ) -> WriteOutcome:
+        src_user, _, _, _ = self._mailbox_row(conn, src)
+        dst_user, dst_validity, next_uid, highest = self._mailbox_row(conn, dst)
+        if src_user != dst_user:
+            raise InvalidName("messages can only be copied within one account")
+        rows: list[tuple[int, str, str, int, str]] = []
+        for chunk in _chunks(sorted(set(uids))):
+            marks = ",".join("?" * len(chunk))
+            rows.extend(conn.execute(
+                f"SELECT uid, flags, internaldate, size, blob_id FROM messages"
+                f" WHERE mailbox_id = ? AND uid IN ({marks}) ORDER BY uid",
+                (src, *chunk),
+            ).fetchall())
+        if not rows:
+            return WriteOutcome(CopyResult(dst_validity, ()))
+        modseq = highest + 1
+        total = sum(r[3] for r in rows)
+        if not expunge_source:
+            self._charge_quota(conn, dst_user, total)
+        mapping: list[tuple[UID, UID]] = []
+        inserts = []
+        for offset, (uid, flags, internaldate, size, blob_id) in enumerate(rows):
+            new_uid = next_uid + offset
+            parsed = _parse_flags(flags)
+            inserts.append((dst, new_uid, modseq, flags, SEEN in parsed, DELETED in parsed,
+                            internaldate, size, blob_id))
+            mapping.append((UID(uid), UID(new_uid)))
+        conn.executemany(
+            "INSERT INTO messages (mailbox_id, uid, modseq, flags, seen, deleted, internaldate,"
+            " size, blob_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            inserts,
+        )
+        conn.execute(
+            "UPDATE mailboxes SET uidnext = ?, highestmodseq = ? WHERE id = ?",
+            (next_uid + len(rows), modseq, dst),
+        )
+        events = [ChangeEvent(
+            dst_user, dst, ChangeKind.EXISTS, tuple(n for _, n in mapping), ModSeq(modseq)
+        )]
+        if expunge_source:
+            removed = self._remove_rows(conn, src, [int(o) for o, _ in mapping])
+            # The bytes moved rather than doubled: _remove_rows gave them back, take them again.
+            conn.execute(
+                "UPDATE users SET used_bytes = used_bytes + ? WHERE id = ?", (total, dst_user)
+            )
+            events.extend(removed.events)
+        return WriteOutcome(CopyResult(dst_validity, tuple(mapping)), events)
+
+    async def copy(
+        self, src_mailbox_id: int, uids: Sequence[UID], dst_mailbox_id: int
+    ) -> CopyResult:
+        def write(conn: sqlite3.Connection) -> WriteOutcome:
+            return self._copy_rows(conn, src_mailbox_id, uids, dst_mailbox_id, expunge_source=False)
+
+        result: CopyResult = await self._write(write)
+        return result
+
+    async def move(
+        self, src_mailbox_id: int, uids: Sequence[UID], dst_mailbox_id: int
+    ) -> CopyResult:
+        if src_mailbox_id == dst_mailbox_id:
+            raise InvalidName("source and destination mailbox are the same")
+
+        def write(conn: sqlite3.Connection) -> WriteOutcome:
+            return self._copy_rows(conn, src_mailbox_id, uids, dst_mailbox_id, expunge_source=True)
+
+        result: CopyResult = await self._write(write)
+        return result
+
+    # -- messages: reading ---------------------------------------------------------------------
+    async def list_messages(
+        self,
+        mailbox_id: int,
+        uid_ranges: UIDRanges | None = None,
+        *,
+        changed_since: int | None = None,
+    ) -> list[MessageMeta]:
+        def read(conn: sqlite3.Connection) -> list[MessageMeta]:
+            sql = f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE mailbox_id = ?"
+            args: list[object] = [mailbox_id]
+            if changed_since is not None:
+                sql += " AND modseq > ?"
+                args.append(changed_since)
+            if uid_ranges is not None:
+                if not uid_ranges:
+                    return []
+                if len(uid_ranges) <= 64:
+                    clauses = []
+                    for low, high in uid_ranges:
+                        clauses.append("uid BETWEEN ? AND ?")
+                        args.extend((low, high if high is not None else 2**63 - 1))
+                    sql += " AND (" + " OR ".join(clauses) + ")"
+                else:
+                    # Many small ranges: one range scan over their span, filtered here.
+                    low = min(r[0] for r in uid_ranges)
+                    highs = [r[1] for r in uid_ranges]
+                    high = None if None in highs else max(h for h in highs if h is not None)
+                    sql += " AND uid BETWEEN ? AND ?"
+                    args.extend((low, high if high is not None else 2**63 - 1))
+                    rows = conn.execute(sql + " ORDER BY uid", args).fetchall()
+                    return [
+                        _row_to_message(r) for r in rows
+                        if any(lo <= r[1] <= (hi if hi is not None else r[1])
+                               for lo, hi in uid_ranges)
+                    ]
+            rows = conn.execute(sql + " ORDER BY uid", args).fetchall()
+            return [_row_to_message(r) for r in rows]
+
+        return await self._read(read)
+
+    async def get_structure(self, blob_id: str) -> bytes:
+        def read(conn: sqlite3.Connection) -> bytes:
+            row = conn.execute("SELECT structure FROM blobs WHERE id = ?", (blob_id,)).fetchone()
+            if row is None or row[0] is None:
+                raise NotFound(f"no structure stored for {blob_id}")
+            return bytes(row[0])
+
+        return await self._read(read)
+
+    async def read_blob(self, blob_id: str, start: int = 0, end: int | None = None) -> bytes:
+        return await self._in_io(lambda: self.blobs.read(blob_id, start, end))
+
+    async def vanished_since(self, mailbox_id: int, modseq: int) -> list[UID]:
+        def read(conn: sqlite3.Connection) -> list[UID]:
+            rows = conn.execute(
+                "SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ? ORDER BY uid",
+                (mailbox_id, modseq),
+            ).fetchall()
+            return [UID(r[0]) for r in rows]
+
+        return await self._read(read)
+
+    # -- maintenance ---------------------------------------------------------------------------
+    async def collect_garbage(self, grace_seconds: float = 3600.0) -> int:
+        """Remove unreferenced bodies older than the grace period.
+
+        Candidates are found on the read side; the decision and the unlink happen in the
+        writer thread, serialised with every append, so a body that an append is about to
+        reference is either kept or re-written by that append (see _ensure_blob_row).
+        """
+
+        def find(conn: sqlite3.Connection) -> tuple[list[str], set[str]]:
+            unreferenced = [r[0] for r in conn.execute(
+                "SELECT id FROM blobs b WHERE NOT EXISTS"
+                " (SELECT 1 FROM messages m WHERE m.blob_id = b.id)"
+            ).fetchall()]
+            known = {r[0] for r in conn.execute("SELECT id FROM blobs").fetchall()}
+            return unreferenced, known
+
+        unreferenced, known = await self._read(find)
+        orphans = await self._in_io(lambda: [b for b in self.blobs.iter_ids() if b not in known])
+        candidates = [b for b in unreferenced + orphans]
+        await self._in_io(lambda: self.blobs.clean_tmp(grace_seconds))
+        if not candidates:
+            return 0
+
+        def write(conn: sqlite3.Connection) -> WriteOutcome:
+            doomed: list[str] = []
+            for blob_id in candidates:
+                used = conn.execute(
+                    "SELECT 1 FROM messages WHERE blob_id = ? LIMIT 1", (blob_id,)
+                ).fetchone()
+                if used or self.blobs.age(blob_id) < grace_seconds:
+                    continue
+                conn.execute("DELETE FROM blobs WHERE id = ?", (blob_id,))
+                doomed.append(blob_id)
+            unlinks = [lambda b=b: self.blobs.delete(b) for b in doomed]
+            return WriteOutcome(len(doomed), after_commit=unlinks)
+
+        removed: int = await self._write(write)
+        return removed
+
+    async def integrity_check(self) -> list[str]:
+        def read(conn: sqlite3.Connection) -> list[str]:
+            problems = [r[0] for r in conn.execute("PRAGMA integrity_check").fetchall()]
+            problems = [p for p in problems if p != "ok"]
+            problems += [f"foreign key: {r}" for r in conn.execute("PRAGMA foreign_key_check")]
+            for user_id, used, actual in conn.execute(
+                "SELECT u.id, u.used_bytes, (SELECT coalesce(sum(m.size), 0) FROM messages m"
+                " JOIN mailboxes b ON b.id = m.mailbox_id WHERE b.user_id = u.id) FROM users u"
+            ).fetchall():
+                if used != actual:
+                    problems.append(f"user #{user_id}: used_bytes {used} != actual {actual}")
+            return problems
+
+        return await self._read(read)
+
+
+class _BodyVanished(Exception):
+    """The body was collected between writing and committing: write it again."""

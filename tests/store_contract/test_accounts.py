@@ -1,0 +1,134 @@
+"""Domains, users, aliases, catch-all and groups."""
+
+from __future__ import annotations
+
+import pytest
+
+from mailstead.core.errors import AlreadyExists, InvalidName, NotEmpty, NotFound
+from mailstead.store.interfaces import Store
+
+
+async def test_domain_lifecycle(store: Store) -> None:
+    await store.add_domain("Example.ORG.")
+    assert [d.name for d in await store.list_domains()] == ["example.org"]
+    assert await store.has_domain("EXAMPLE.org")
+    with pytest.raises(AlreadyExists):
+        await store.add_domain("example.org")
+    await store.remove_domain("example.org")
+    assert await store.list_domains() == []
+    with pytest.raises(NotFound):
+        await store.remove_domain("example.org")
+
+
+@pytest.mark.parametrize("bad", ["", "a b.org", "x@y.org", "a..b"])
+async def test_bad_domain_names(store: Store, bad: str) -> None:
+    with pytest.raises(InvalidName):
+        await store.add_domain(bad)
+
+
+async def test_domain_with_users_cannot_be_removed(store: Store, user_id: int) -> None:
+    with pytest.raises(NotEmpty):
+        await store.remove_domain("example.org")
+
+
+async def test_user_needs_existing_domain(store: Store) -> None:
+    with pytest.raises(NotFound):
+        await store.add_user("bob@nowhere.test", "hash")
+
+
+async def test_new_user_gets_default_mailboxes(store: Store, user_id: int) -> None:
+    boxes = {b.name: b for b in await store.list_mailboxes(user_id)}
+    assert set(boxes) == {"INBOX", "Sent", "Drafts", "Trash", "Junk", "Archive"}
+    assert boxes["Sent"].special_use == "\\Sent"
+    assert boxes["Trash"].special_use == "\\Trash"
+    assert boxes["INBOX"].special_use is None
+    assert all(b.subscribed for b in boxes.values())
+    assert len({b.uidvalidity for b in boxes.values()}) == 6
+
+
+async def test_find_user_rules(store: Store, user_id: int) -> None:
+    # Domain case-insensitive, local part matched regardless of case, +tag stripped.
+    for form in ("alice@example.org", "alice@EXAMPLE.ORG", "Alice@example.org",
+                 "alice+news@example.org", "<alice@example.org>"):
+        found = await store.find_user(form)
+        assert found is not None and found.id == user_id, form
+    assert await store.find_user("alicex@example.org") is None
+    assert await store.find_user("not an address") is None
+    with pytest.raises(AlreadyExists):
+        await store.add_user("ALICE@example.org", "hash")
+
+
+async def test_literal_plus_account_wins_over_tag(store: Store, user_id: int) -> None:
+    other = await store.add_user("alice+list@example.org", "hash")
+    found = await store.find_user("alice+list@example.org")
+    assert found is not None and found.id == other.id
+
+
+async def test_local_part_kept_as_given(store: Store) -> None:
+    await store.add_domain("example.org")
+    user = await store.add_user("John.Smith@Example.org", "hash")
+    assert user.address == "John.Smith@example.org"
+
+
+async def test_user_settings(store: Store, user_id: int) -> None:
+    await store.set_password("alice@example.org", "new-hash")
+    await store.set_quota("alice@example.org", 1000)
+    await store.set_pop3_policy("alice@example.org", "archive")
+    await store.set_plus_folders("alice@example.org", True)
+    user = await store.get_user(user_id)
+    assert (user.password_hash, user.quota_bytes, user.pop3_policy, user.plus_folders) == (
+        "new-hash", 1000, "archive", True)
+    with pytest.raises(InvalidName):
+        await store.set_pop3_policy("alice@example.org", "shred")
+    with pytest.raises(NotFound):
+        await store.set_quota("nobody@example.org", 1)
+
+
+async def test_remove_user_removes_mailboxes(store: Store, user_id: int) -> None:
+    inbox = await store.get_mailbox(user_id, "INBOX")
+    await store.append(inbox.id, b"Subject: x\r\n\r\nbody\r\n")
+    await store.remove_user("alice@example.org")
+    assert await store.find_user("alice@example.org") is None
+    assert await store.list_mailboxes(user_id) == []
+    with pytest.raises(NotFound):
+        await store.get_mailbox_by_id(inbox.id)
+    assert await store.integrity_check() == []
+
+
+async def test_aliases_and_catch_all(store: Store, user_id: int) -> None:
+    alias = await store.add_alias("Sales@example.org", ["alice@example.org", "bob@other.test"])
+    assert alias.targets == ("alice@example.org", "bob@other.test")
+    await store.add_alias("sales@EXAMPLE.org", ["carol@example.org"])
+    found = await store.find_alias("SALES@example.org")
+    assert found is not None and found.targets[-1] == "carol@example.org"
+    await store.add_alias("@example.org", ["alice@example.org"])
+    catch_all = await store.find_alias("@EXAMPLE.ORG")
+    assert catch_all is not None and catch_all.source == "@example.org"
+    assert len(await store.list_aliases("example.org")) == 2
+    await store.remove_alias("sales@example.org", "bob@other.test")
+    found = await store.find_alias("sales@example.org")
+    assert found is not None and "bob@other.test" not in found.targets
+    await store.remove_alias("sales@example.org")
+    assert await store.find_alias("sales@example.org") is None
+    with pytest.raises(AlreadyExists):
+        await store.add_alias("alice@example.org", ["x@example.org"])
+    with pytest.raises(NotFound):
+        await store.add_alias("x@unknown.test", ["alice@example.org"])
+
+
+async def test_groups(store: Store, user_id: int) -> None:
+    group = await store.add_group("team@example.org", ["alice@example.org"])
+    assert group.members == ("alice@example.org",)
+    await store.add_group_member("team@example.org", "partner@elsewhere.test")
+    with pytest.raises(AlreadyExists):
+        await store.add_group_member("team@example.org", "partner@elsewhere.test")
+    found = await store.find_group("TEAM@example.org")
+    assert found is not None and found.members == ("alice@example.org", "partner@elsewhere.test")
+    await store.remove_group_member("team@example.org", "alice@example.org")
+    assert [g.members for g in await store.list_groups()] == [("partner@elsewhere.test",)]
+    with pytest.raises(AlreadyExists):
+        await store.add_group("alice@example.org")
+    await store.remove_group("team@example.org")
+    assert await store.find_group("team@example.org") is None
+    with pytest.raises(NotFound):
+        await store.remove_group("team@example.org")

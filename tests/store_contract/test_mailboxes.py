@@ -1,0 +1,122 @@
+"""Mailbox hierarchy, names, subscriptions and special-use."""
+
+from __future__ import annotations
+
+import pytest
+
+from mailstead.core.errors import AlreadyExists, InvalidName, NotEmpty, NotFound
+from mailstead.store.interfaces import Store
+from mailstead.store.models import ChangeKind
+
+from .conftest import message
+
+
+async def names(store: Store, user_id: int) -> list[str]:
+    return [b.name for b in await store.list_mailboxes(user_id)]
+
+
+async def test_create_with_parents(store: Store, user_id: int) -> None:
+    await store.create_mailbox(user_id, "Projects/2026/Q4")
+    assert {"Projects", "Projects/2026", "Projects/2026/Q4"} <= set(await names(store, user_id))
+    with pytest.raises(AlreadyExists):
+        await store.create_mailbox(user_id, "Projects/2026")
+
+
+async def test_unicode_names_round_trip(store: Store, user_id: int) -> None:
+    box = await store.create_mailbox(user_id, "Entwürfe/日本語")
+    assert box.name == "Entwürfe/日本語"
+    assert (await store.get_mailbox(user_id, "Entwürfe/日本語")).id == box.id
+
+
+@pytest.mark.parametrize("bad", [
+    "", "/", "a//b", "a/", "/etc/passwd", "../other", "a/../b", "a/./b", "a*", "b%",
+    "tab\there", "nul\x00", " lead", "trail ", "x" * 600,
+])
+async def test_names_that_cannot_escape_or_confuse(store: Store, user_id: int, bad: str) -> None:
+    with pytest.raises(InvalidName):
+        await store.create_mailbox(user_id, bad)
+
+
+async def test_inbox_is_case_insensitive(store: Store, user_id: int) -> None:
+    assert (await store.get_mailbox(user_id, "inbox")).name == "INBOX"
+    with pytest.raises(AlreadyExists):
+        await store.create_mailbox(user_id, "InBoX")
+    with pytest.raises(InvalidName):
+        await store.delete_mailbox(user_id, "inbox")
+
+
+async def test_rename_with_children_keeps_uidvalidity(store: Store, user_id: int) -> None:
+    parent = await store.create_mailbox(user_id, "Work/Clients")
+    await store.append(parent.id, message(1))
+    await store.rename_mailbox(user_id, "Work", "Office/Old")
+    after = set(await names(store, user_id))
+    assert {"Office", "Office/Old", "Office/Old/Clients"} <= after
+    assert "Work" not in after and "Work/Clients" not in after
+    moved = await store.get_mailbox(user_id, "Office/Old/Clients")
+    assert (moved.id, moved.uidvalidity, moved.message_count) == (
+        parent.id, parent.uidvalidity, 1)
+
+
+async def test_rename_refusals(store: Store, user_id: int) -> None:
+    await store.create_mailbox(user_id, "A")
+    with pytest.raises(AlreadyExists):
+        await store.rename_mailbox(user_id, "A", "Sent")
+    with pytest.raises(InvalidName):
+        await store.rename_mailbox(user_id, "A", "A/B")
+    with pytest.raises(NotFound):
+        await store.rename_mailbox(user_id, "Missing", "B")
+
+
+async def test_rename_inbox_moves_messages(store: Store, user_id: int) -> None:
+    inbox = await store.get_mailbox(user_id, "INBOX")
+    for n in range(3):
+        await store.append(inbox.id, message(n))
+    await store.rename_mailbox(user_id, "INBOX", "Old Inbox")
+    assert (await store.get_mailbox(user_id, "INBOX")).message_count == 0
+    old = await store.get_mailbox(user_id, "Old Inbox")
+    assert old.message_count == 3
+    assert await store.integrity_check() == []
+
+
+async def test_recreated_mailbox_gets_new_uidvalidity(store: Store, user_id: int) -> None:
+    first = await store.create_mailbox(user_id, "Temp")
+    await store.delete_mailbox(user_id, "Temp")
+    second = await store.create_mailbox(user_id, "Temp")
+    assert second.uidvalidity > first.uidvalidity
+
+
+async def test_delete_refuses_children_and_frees_quota(store: Store, user_id: int) -> None:
+    box = await store.create_mailbox(user_id, "Parent/Child")
+    with pytest.raises(NotEmpty):
+        await store.delete_mailbox(user_id, "Parent")
+    await store.append(box.id, message(1, size=1000))
+    assert (await store.get_user(user_id)).used_bytes == 1000
+    await store.delete_mailbox(user_id, "Parent/Child")
+    await store.delete_mailbox(user_id, "Parent")
+    assert (await store.get_user(user_id)).used_bytes == 0
+
+
+async def test_subscriptions(store: Store, user_id: int) -> None:
+    await store.set_subscribed(user_id, "Future/Folder", True)  # RFC 9051 allows nonexistent
+    assert "Future/Folder" in await store.list_subscriptions(user_id)
+    await store.set_subscribed(user_id, "Junk", False)
+    assert "Junk" not in await store.list_subscriptions(user_id)
+    assert not (await store.get_mailbox(user_id, "Junk")).subscribed
+
+
+async def test_special_use_create(store: Store, user_id: int) -> None:
+    box = await store.create_mailbox(user_id, "All Mail", special_use="\\All")
+    assert box.special_use == "\\All"
+    with pytest.raises(InvalidName):
+        await store.create_mailbox(user_id, "Weird", special_use="\\Bogus")
+
+
+async def test_mailbox_events(store: Store, user_id: int) -> None:
+    with store.changes.subscribe(user_id) as sub:
+        await store.create_mailbox(user_id, "New/Sub")
+        await store.rename_mailbox(user_id, "New", "Renamed")
+        await store.delete_mailbox(user_id, "Renamed/Sub")
+        kinds = [e.kind for e in sub.drain()]
+    assert kinds == [ChangeKind.MAILBOX_CREATED, ChangeKind.MAILBOX_CREATED,
+                     ChangeKind.MAILBOX_RENAMED, ChangeKind.MAILBOX_RENAMED,
+                     ChangeKind.MAILBOX_DELETED]
