@@ -1,0 +1,237 @@
+"""IMAP views of a parsed message: string quoting, ENVELOPE, BODYSTRUCTURE and sections.
+
+Everything here works from the offsets and strings that ``parse_message`` stored, so FETCH
+never re-parses a whole message. Wire strings are built as latin-1 ``str`` (one character per
+octet) so IMAP literal lengths are exact octet counts; the public results convert them to
+``str`` holding the wire octets as UTF-8 with surrogateescape (see ``wire_bytes``).
+"""
+
+from __future__ import annotations
+
+import binascii
+import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from mailstead.mime.rfc822 import Address
+
+if TYPE_CHECKING:
+    from mailstead.mime.parse import ParsedMessage, Part
+
+NIL = "NIL"
+# RFC 9051 §4.3: quoted strings cannot hold CR, LF or 8-bit octets; Dovecot also switches to
+# a literal after four quoted-specials, which we mimic so wire forms compare equal.
+_QUOTED_MAX_ESCAPES = 4
+_NEEDS_LITERAL = re.compile("[\\r\\n\\x00\\x80-\\xff]")
+
+
+def latin1_to_wire(s: str) -> str:
+    """Turn an internal latin-1 wire string into the public form (UTF-8, surrogateescape)."""
+    return s.encode("latin-1").decode("utf-8", "surrogateescape")
+
+
+def wire_bytes(wire: str) -> bytes:
+    """The exact octets of a public wire string such as ``ParsedMessage.envelope``."""
+    return wire.encode("utf-8", "surrogateescape")
+
+
+def nstring(value: str | None) -> str:
+    """RFC 9051 §4.5 nstring from a latin-1 str: NIL, a quoted string or a literal."""
+    if value is None:
+        return NIL
+    if _NEEDS_LITERAL.search(value) is not None or (
+        value.count('"') + value.count("\\") > _QUOTED_MAX_ESCAPES
+    ):
+        return f"{{{len(value)}}}\r\n{value}"
+    if '"' in value or "\\" in value:
+        value = value.replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + value + '"'
+
+
+def quote_imap_string(value: str | bytes | None) -> str:
+    """Public quoting helper: NIL for None, a quoted string when safe, else a literal
+    ``{n}\\r\\n...`` (n counts octets). ``str`` input is taken as UTF-8 text."""
+    if value is None:
+        return NIL
+    raw = value if isinstance(value, bytes) else value.encode("utf-8", "surrogateescape")
+    return latin1_to_wire(nstring(raw.decode("latin-1")))
+
+
+def string_for_humans(value: str) -> str:
+    """Dovecot's form for Subject and display names: runs of whitespace collapse to one
+    space, CR/LF vanish, edges are trimmed, NUL becomes 0x80; any change forces a literal."""
+    if value == "" or (
+        _NEEDS_LITERAL.search(value) is None
+        and "\t" not in value
+        and "  " not in value
+        and value[0] != " "
+        and value[-1] != " "
+        and '"' not in value
+        and "\\" not in value
+    ):
+        return '"' + value + '"'
+    cleaned = re.sub("[\r\n]", "", value.replace("\x00", "\x80"))
+    cleaned = re.sub("[ \t]+", " ", cleaned).strip(" ")
+    if cleaned == "":
+        return '""'
+    return f"{{{len(cleaned)}}}\r\n{cleaned}"
+
+
+# --- ENVELOPE (RFC 9051 §7.5.2) --------------------------------------------------------------
+
+
+def address_list(addrs: Sequence[Address] | None) -> str:
+    """An address list, or NIL when the header is missing or holds no address."""
+    if not addrs:
+        return NIL
+    out = ["("]
+    for a in addrs:
+        name = NIL if a.name is None else string_for_humans(a.name)
+        out.append(f"({name} {nstring(a.route)} {nstring(a.mailbox)} {nstring(a.host)})")
+    out.append(")")
+    return "".join(out)
+
+
+def envelope(fields: dict[str, str], addrs: dict[str, list[Address]]) -> str:
+    """The envelope list body (without outer parentheses) from unfolded latin-1 values.
+
+    ``fields`` maps date/subject/in-reply-to/message-id to raw values; ``addrs`` maps
+    from/sender/reply-to/to/cc/bcc to parsed lists. Sender and Reply-To default to From
+    (RFC 9051 §7.5.2)."""
+    subject = fields.get("subject")
+    frm = addrs.get("from")
+    sender = addrs.get("sender") or frm
+    reply_to = addrs.get("reply-to") or frm
+    return " ".join(
+        (
+            nstring(fields.get("date")),
+            NIL if subject is None else string_for_humans(subject),
+            address_list(frm),
+            address_list(sender),
+            address_list(reply_to),
+            address_list(addrs.get("to")),
+            address_list(addrs.get("cc")),
+            address_list(addrs.get("bcc")),
+            nstring(fields.get("in-reply-to")),
+            nstring(fields.get("message-id")),
+        )
+    )
+
+
+# --- BODY / BODYSTRUCTURE (RFC 9051 §7.5.2) --------------------------------------------------
+
+
+def param_list(params: Sequence[tuple[str, str]], default_charset: bool) -> str:
+    """``("name" "value" ...)`` or NIL; text parts get charset us-ascii when missing."""
+    if not params and not default_charset:
+        return NIL
+    items = [nstring(n) + " " + nstring(v) for n, v in params]
+    if default_charset and not any(n.lower() == "charset" for n, _ in params):
+        items.append('"charset" "us-ascii"')
+    return "(" + " ".join(items) + ")"
+
+
+EMPTY_BODY = '("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0)'
+EMPTY_BODYSTRUCTURE = '("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0 NIL NIL NIL NIL)'
+
+
+# --- sections (RFC 9051 §6.4.5) --------------------------------------------------------------
+
+
+def _is_message(part: Part) -> bool:
+    return part.content_type == "message" and len(part.children) == 1 and not part.multipart
+
+
+def find_part(parsed: ParsedMessage, path: tuple[int, ...]) -> Part | None:
+    """Resolve an IMAP part number. A message/rfc822 part is entered before its number is
+    applied, and a non-multipart entity's only part is "1" (RFC 9051 §6.4.5)."""
+    cur = parsed.root
+    for depth, n in enumerate(path):
+        if depth > 0 and _is_message(cur):
+            cur = cur.children[0]
+        if cur.multipart:
+            if not 1 <= n <= len(cur.children):
+                return None
+            cur = cur.children[n - 1]
+        elif n != 1:
+            return None
+    return cur
+
+
+_SECTION = re.compile(
+    r"^(?P<path>\d+(?:\.\d+)*)?\.?"
+    r"(?P<spec>HEADER\.FIELDS\.NOT|HEADER\.FIELDS|HEADER|TEXT|MIME)?"
+    r"\s*(?:\((?P<fields>[^)]*)\))?\s*$",
+    re.IGNORECASE,
+)
+
+
+def _field_names(text: str) -> set[str]:
+    return {n.strip('"').lower() for n in text.split() if n.strip('"')}
+
+
+def header_fields(
+    raw: bytes, part: Part, names: set[str], exclude: bool
+) -> bytes:
+    """Selected header fields in their original order plus the blank line (RFC 9051 §6.4.5)."""
+    chunks = [
+        raw[start:end]
+        for name, start, end in part.headers
+        if (name in names) != exclude
+    ]
+    chunks.append(b"\r\n")
+    return b"".join(chunks)
+
+
+def section_bytes(raw: bytes, parsed: ParsedMessage, section: str) -> bytes:
+    """The octets of BODY[section]; b"" for a section that does not exist."""
+    m = _SECTION.match(section.strip())
+    if m is None:
+        return b""
+    path_text, spec, fields = m.group("path"), (m.group("spec") or "").upper(), m.group("fields")
+    if not path_text and not spec:
+        return raw if not section.strip() else b""
+    if spec.startswith("HEADER.FIELDS") != (fields is not None):
+        return b""
+    path = tuple(int(x) for x in path_text.split(".")) if path_text else ()
+    part = find_part(parsed, path) if path else parsed.root
+    if part is None:
+        return b""
+    if not spec:
+        return raw[part.body_start : part.body_end]
+    if spec == "MIME":
+        return raw[part.header_start : part.header_end] if path else b""
+    if path:
+        # HEADER/TEXT of a part address the message embedded in a message/rfc822 part.
+        if not _is_message(part):
+            return b""
+        part = part.children[0]
+    if spec == "HEADER":
+        return raw[part.header_start : part.header_end]
+    if spec == "TEXT":
+        return raw[part.body_start : part.body_end]
+    return header_fields(raw, part, _field_names(fields or ""), spec.endswith(".NOT"))
+
+
+_B64_JUNK = re.compile(rb"[^A-Za-z0-9+/]")
+
+
+def decode_part_body(raw: bytes, part: Part) -> bytes:
+    """Content-Transfer-Encoding decoded body for IMAP BINARY (RFC 3516); lenient: junk
+    characters are skipped and a truncated base64 tail is dropped rather than failing."""
+    body = raw[part.body_start : part.body_end]
+    encoding = part.encoding
+    if encoding == "base64":
+        data = _B64_JUNK.sub(b"", body)
+        data = data[: len(data) - len(data) % 4] if len(data) % 4 == 1 else data
+        data += b"=" * (-len(data) % 4)
+        try:
+            return binascii.a2b_base64(data)
+        except (binascii.Error, ValueError):
+            return b""
+    if encoding == "quoted-printable":
+        try:
+            return binascii.a2b_qp(body)
+        except (binascii.Error, ValueError):
+            return body
+    return body

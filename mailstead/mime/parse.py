@@ -1,0 +1,621 @@
+"""Parse a message once, at append: bytes in, a part tree with offsets and IMAP strings out.
+
+The mailstore stores the result as JSON; FETCH (ENVELOPE, BODYSTRUCTURE, BODY[section],
+BINARY), SEARCH and POP3 TOP read only that, never re-parsing a whole message.
+
+Invariants (tested on the whole corpus):
+- ``parse_message`` never raises and is linear in the input size; nesting deeper than
+  ``MAX_DEPTH`` and parts beyond ``MAX_PARTS`` become opaque leaves.
+- Offsets index the raw bytes: ``header_start <= header_end == body_start <= body_end``,
+  children lie inside their parent's body, and the top-level part spans the whole input,
+  so ``raw[:header_end] + raw[body_start:] == raw``.
+- Boundaries follow Dovecot's reading of RFC 2046 §5.1.1: a boundary line starts with
+  ``--boundary`` (prefix match, longest active boundary wins), the [CR]LF before it belongs to
+  the boundary, and a boundary of an enclosing multipart also ends the inner parts.
+"""
+
+from __future__ import annotations
+
+import email.header
+import email.utils
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from mailstead.mime import imap_views as views
+from mailstead.mime import rfc822
+
+MAX_DEPTH = 100  # nesting cap: deeper multiparts/messages are stored as opaque leaves
+MAX_PARTS = 10_000  # total part cap for one message
+
+_LF = 0x0A
+_CR = 0x0D
+_ENVELOPE_TEXT = frozenset({"date", "subject", "in-reply-to", "message-id"})
+_ENVELOPE_ADDR = frozenset({"from", "sender", "reply-to", "to", "cc", "bcc"})
+_JSON_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Part:
+    """One MIME entity. Offsets index the raw message; text fields are decoded for humans
+    (IMAP wire strings are in ``ParsedMessage.body``/``bodystructure``)."""
+
+    header_start: int
+    header_end: int  # includes the blank separator line when present
+    body_start: int
+    body_end: int
+    content_type: str = "text"  # lower-cased
+    content_subtype: str = "plain"  # lower-cased
+    params: tuple[tuple[str, str], ...] = ()  # RFC 2231 decoded, names as given
+    encoding: str = "7bit"  # lower-cased Content-Transfer-Encoding
+    children: tuple[Part, ...] = ()  # multipart children, or the message/rfc822 root
+    headers: tuple[tuple[str, int, int], ...] = ()  # (lower name, start, end incl. CRLF)
+    multipart: bool = False  # parsed as multipart (children are its body parts)
+    lines: int = 0  # LF count of the body (RFC 9051 body-fld-lines)
+    disposition: str | None = None  # lower-cased RFC 2183 type
+    disposition_params: tuple[tuple[str, str], ...] = ()
+    language: tuple[str, ...] = ()
+    location: str | None = None
+    content_id: str | None = None
+    description: str | None = None
+    md5: str | None = None
+
+    @property
+    def size(self) -> int:
+        return self.body_end - self.body_start
+
+    def param(self, name: str) -> str | None:
+        """Case-insensitive Content-Type parameter lookup (e.g. charset, name)."""
+        low = name.lower()
+        return next((v for n, v in self.params if n.lower() == low), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "hs": self.header_start,
+            "he": self.header_end,
+            "bs": self.body_start,
+            "be": self.body_end,
+            "type": self.content_type,
+            "subtype": self.content_subtype,
+            "enc": self.encoding,
+            "lines": self.lines,
+            "headers": [list(h) for h in self.headers],
+        }
+        if self.params:
+            d["params"] = [list(p) for p in self.params]
+        if self.multipart:
+            d["multipart"] = True
+        if self.children:
+            d["children"] = [c.to_dict() for c in self.children]
+        if self.disposition is not None:
+            d["disp"] = self.disposition
+        if self.disposition_params:
+            d["disp_params"] = [list(p) for p in self.disposition_params]
+        if self.language:
+            d["lang"] = list(self.language)
+        for key, value in (
+            ("loc", self.location),
+            ("id", self.content_id),
+            ("desc", self.description),
+            ("md5", self.md5),
+        ):
+            if value is not None:
+                d[key] = value
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Part:
+        return cls(
+            header_start=d["hs"],
+            header_end=d["he"],
+            body_start=d["bs"],
+            body_end=d["be"],
+            content_type=d["type"],
+            content_subtype=d["subtype"],
+            params=tuple((n, v) for n, v in d.get("params", ())),
+            encoding=d["enc"],
+            children=tuple(cls.from_dict(c) for c in d.get("children", ())),
+            headers=tuple((n, s, e) for n, s, e in d["headers"]),
+            multipart=d.get("multipart", False),
+            lines=d["lines"],
+            disposition=d.get("disp"),
+            disposition_params=tuple((n, v) for n, v in d.get("disp_params", ())),
+            language=tuple(d.get("lang", ())),
+            location=d.get("loc"),
+            content_id=d.get("id"),
+            description=d.get("desc"),
+            md5=d.get("md5"),
+        )
+
+
+@dataclass(frozen=True)
+class ParsedMessage:
+    """Everything FETCH, SEARCH and POP3 TOP need, computed once at append.
+
+    ``envelope``, ``body`` and ``bodystructure`` are complete IMAP wire forms including the
+    outer parentheses; 8-bit octets appear as literals and the str holds the octets as UTF-8
+    with surrogateescape (``imap_views.wire_bytes`` gives the exact bytes).
+    ``from_addrs``/``to``/``cc``/``bcc`` are for SEARCH: one ``"Name <local@domain>"`` (or
+    ``"local@domain"``) string per address, display names RFC 2047 decoded, groups flattened.
+    """
+
+    size: int
+    root: Part
+    envelope: str
+    body: str
+    bodystructure: str
+    message_id: str | None = None
+    subject: str | None = None
+    date: datetime | None = None
+    from_addrs: tuple[str, ...] = ()
+    to: tuple[str, ...] = ()
+    cc: tuple[str, ...] = ()
+    bcc: tuple[str, ...] = ()
+    in_reply_to: str | None = None
+    references: str | None = None
+
+    def to_json(self) -> bytes:
+        doc = {
+            "v": _JSON_VERSION,
+            "size": self.size,
+            "envelope": self.envelope,
+            "body": self.body,
+            "bodystructure": self.bodystructure,
+            "message_id": self.message_id,
+            "subject": self.subject,
+            "date": self.date.isoformat() if self.date is not None else None,
+            "from": list(self.from_addrs),
+            "to": list(self.to),
+            "cc": list(self.cc),
+            "bcc": list(self.bcc),
+            "in_reply_to": self.in_reply_to,
+            "references": self.references,
+            "root": self.root.to_dict(),
+        }
+        # ensure_ascii keeps surrogate-escaped octets representable (as \udcXX escapes).
+        return json.dumps(doc, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+
+    @classmethod
+    def from_json(cls, data: bytes) -> ParsedMessage:
+        d = json.loads(data)
+        return cls(
+            size=d["size"],
+            root=Part.from_dict(d["root"]),
+            envelope=d["envelope"],
+            body=d["body"],
+            bodystructure=d["bodystructure"],
+            message_id=d.get("message_id"),
+            subject=d.get("subject"),
+            date=datetime.fromisoformat(d["date"]) if d.get("date") else None,
+            from_addrs=tuple(d.get("from", ())),
+            to=tuple(d.get("to", ())),
+            cc=tuple(d.get("cc", ())),
+            bcc=tuple(d.get("bcc", ())),
+            in_reply_to=d.get("in_reply_to"),
+            references=d.get("references"),
+        )
+
+
+# --- scanning ------------------------------------------------------------------------------
+
+# A boundary hit: (offset of the "--" line, index in the active boundary stack, is closing).
+_Hit = tuple[int, int, bool]
+
+
+@dataclass
+class _Entity:
+    """A parsed entity plus the wire strings its parent needs."""
+
+    part: Part
+    body: str
+    bodystructure: str
+    fields: list[tuple[str, str]]  # (lower name, unfolded latin-1 value) in header order
+
+
+@dataclass
+class _Ctx:
+    raw: bytes
+    parts: int = 0
+
+
+def _match_boundary(raw: bytes, at: int, stack: list[bytes]) -> _Hit | None:
+    """Is the line at ``at`` (starting with "--") a boundary of an active multipart?"""
+    best = -1
+    best_len = -1
+    for i in range(len(stack) - 1, -1, -1):  # innermost first: it wins ties
+        b = stack[i]
+        if len(b) > best_len and raw.startswith(b, at + 2):
+            best, best_len = i, len(b)
+    if best < 0:
+        return None
+    end = at + 2 + best_len
+    return at, best, raw[end : end + 2] == b"--"
+
+
+def _find_boundary(raw: bytes, pos: int, stack: list[bytes]) -> _Hit | None:
+    """The first boundary line at or after line start ``pos``, or None (runs to EOF)."""
+    if not stack:
+        return None
+    if raw.startswith(b"--", pos):
+        hit = _match_boundary(raw, pos, stack)
+        if hit is not None:
+            return hit
+    find = raw.find
+    i = pos
+    while True:
+        j = find(b"\n--", i)
+        if j < 0:
+            return None
+        hit = _match_boundary(raw, j + 1, stack)
+        if hit is not None:
+            return hit
+        i = j + 1
+
+
+def _before_newline(raw: bytes, at: int, floor: int) -> int:
+    """Offset where the content before a boundary line ends: the [CR]LF is the boundary's."""
+    if at > floor and raw[at - 1] == _LF:
+        at -= 1
+        if at > floor and raw[at - 1] == _CR:
+            at -= 1
+    return at
+
+
+def _line_after(raw: bytes, at: int) -> int:
+    j = raw.find(b"\n", at)
+    return len(raw) if j < 0 else j + 1
+
+
+def _scan_header(
+    raw: bytes, pos: int, stack: list[bytes]
+) -> tuple[list[list[Any]], int, _Hit | None, bool]:
+    """Index header fields from ``pos``; returns (fields, header_end, boundary hit, whether
+    a blank line ended the header).
+
+    Each field is [lower name, start, end, colon offset or -1]. A line without a colon stays
+    part of the header (as Dovecot reads it); a boundary line ends the header early.
+    """
+    n = len(raw)
+    fields: list[list[Any]] = []
+    i = pos
+    find = raw.find
+    while i < n:
+        c = raw[i]
+        if c == _LF:
+            return fields, i + 1, None, True
+        if c == _CR and i + 1 < n and raw[i + 1] == _LF:
+            return fields, i + 2, None, True
+        if c == 0x2D and stack and raw.startswith(b"--", i):
+            hit = _match_boundary(raw, i, stack)
+            if hit is not None:
+                end = _before_newline(raw, i, pos)
+                if fields:
+                    fields[-1][2] = min(fields[-1][2], end)
+                return fields, end, hit, False
+        j = find(b"\n", i)
+        line_end = n if j < 0 else j + 1
+        if (c == 0x20 or c == 0x09) and fields:
+            fields[-1][2] = line_end  # RFC 5322 §2.2.3 folded continuation
+        else:
+            colon = find(b":", i, line_end)
+            name_end = line_end if colon < 0 else colon
+            name = raw[i:name_end].decode("latin-1").strip().lower()
+            fields.append([name, i, line_end, colon])
+        i = line_end
+    return fields, n, None, False
+
+
+def _unfold(raw: bytes, f: list[Any]) -> str:
+    """Field value with line breaks removed and leading LWSP skipped (RFC 5322 §2.2.3)."""
+    colon = f[3]
+    if colon < 0:
+        return ""
+    value = raw[colon + 1 : f[2]].decode("latin-1")
+    if "\n" in value:
+        value = value.replace("\r\n", "").replace("\n", "")
+    if value.endswith("\r"):
+        value = value[:-1]
+    return value.lstrip(" \t")
+
+
+def _text(value: str) -> str:
+    """A latin-1 (octet) string as human text: UTF-8 when it decodes, else latin-1."""
+    b = value.encode("latin-1")
+    try:
+        return b.decode("utf-8")
+    except UnicodeDecodeError:
+        return value
+
+
+def _decode_2047(value: str) -> str:
+    """RFC 2047 decoded text for SEARCH; falls back to the raw text."""
+    text = _text(value)
+    if "=?" not in text:
+        return text
+    try:
+        return str(email.header.make_header(email.header.decode_header(text)))
+    except Exception:
+        return text
+
+
+def _parse_entity(ctx: _Ctx, pos: int, stack: list[bytes], depth: int, parent: str) -> tuple[
+    _Entity, _Hit | None
+]:
+    """Parse one entity starting at ``pos``. ``parent`` is "multipart", "digest", "message"
+    or "" for the top level. Returns the entity and the boundary hit that ended it."""
+    raw = ctx.raw
+    n = len(raw)
+    ctx.parts += 1
+    flds, header_end, hit, eoh = _scan_header(raw, pos, stack)
+    fields = [(f[0], _unfold(raw, f)) for f in flds]
+
+    # RFC 2045 §4: Content-* count when the entity is MIME (Dovecot: MIME-Version, a
+    # Content-Type, or being a body part of a multipart); the first occurrence wins.
+    content: dict[str, str] = {}
+    mime = parent in ("multipart", "digest")
+    for name, value in fields:
+        if name == "mime-version":
+            mime = True
+        elif name.startswith("content-") and name not in content:
+            content[name] = value
+            if name == "content-type":
+                mime = True
+    if not mime:
+        content = {}
+
+    ct = rfc822.parse_content_type(content["content-type"]) if "content-type" in content else None
+    if ct is not None:
+        ltype = ct.type.lower()
+        if ltype == "message" and ct.slash and ct.subtype.lower() == "rfc822":
+            kind = "message"
+        elif ltype == "text":
+            kind = "text"
+        elif ltype == "multipart" and ct.slash:
+            kind = "multipart"
+        else:
+            kind = "other"
+    else:
+        kind = "message" if parent == "digest" else "text"
+    if kind in ("multipart", "message") and (depth >= MAX_DEPTH or ctx.parts >= MAX_PARTS):
+        kind = "opaque"
+
+    raw_params = rfc822.decode_params(ct.params) if ct is not None else ()
+    boundary = next((v for k, v in raw_params if k.lower() == "boundary"), None)
+    body_start = header_end
+    children: list[_Entity] = []
+    end_hit: _Hit | None
+
+    if hit is not None:
+        body_end = body_start
+        end_hit = hit
+    elif kind == "multipart" and boundary and eoh:
+        # RFC 2046 §5.1.1; like Dovecot, only a header ended by its blank line opens one.
+        my_stack = [*stack, boundary.encode("latin-1")]
+        my_idx = len(stack)
+        child_kind = "digest" if ct is not None and ct.subtype.lower() == "digest" else "multipart"
+        body_end = n
+        end_hit = None
+        from_child = False
+        found = _find_boundary(raw, body_start, my_stack)
+        while True:
+            if found is None:
+                body_end = children[-1].part.body_end if from_child else n
+                break
+            at, idx, close = found
+            if idx < my_idx:
+                if from_child:
+                    body_end = children[-1].part.body_end
+                else:
+                    body_end = _before_newline(raw, at, body_start)
+                end_hit = found
+                break
+            after = _line_after(raw, at)
+            if close:
+                # RFC 2046 §5.1.1 epilogue: runs to an enclosing boundary or EOF.
+                found = _find_boundary(raw, after, stack)
+                body_end = n if found is None else _before_newline(raw, found[0], body_start)
+                end_hit = found
+                break
+            child, found = _parse_entity(ctx, after, my_stack, depth + 1, child_kind)
+            children.append(child)
+            from_child = True
+    elif kind == "message":
+        child, end_hit = _parse_entity(ctx, body_start, stack, depth + 1, "message")
+        children.append(child)
+        body_end = child.part.body_end
+    else:
+        end_hit = _find_boundary(raw, body_start, stack)
+        body_end = n if end_hit is None else _before_newline(raw, end_hit[0], body_start)
+        if kind == "multipart":
+            kind = "emptymultipart"
+
+    part, body, bodystructure = _build(
+        raw, flds, fields, content, ct, raw_params, kind, header_end, body_start, body_end,
+        children, pos,
+    )
+    return _Entity(part, body, bodystructure, fields), end_hit
+
+
+def _build(
+    raw: bytes,
+    flds: list[list[Any]],
+    fields: list[tuple[str, str]],
+    content: dict[str, str],
+    ct: rfc822.ContentType | None,
+    params: tuple[tuple[str, str], ...],
+    kind: str,
+    header_end: int,
+    body_start: int,
+    body_end: int,
+    children: list[_Entity],
+    pos: int,
+) -> tuple[Part, str, str]:
+    """Freeze a Part and write its BODY and BODYSTRUCTURE (RFC 9051 §7.5.2, Dovecot's
+    choices where the RFC leaves room)."""
+    nstring = views.nstring
+    cte = rfc822.parse_token(content["content-transfer-encoding"]) if (
+        "content-transfer-encoding" in content
+    ) else None
+    disp = rfc822.parse_disposition(content["content-disposition"]) if (
+        "content-disposition" in content
+    ) else None
+    lang = rfc822.parse_language(content["content-language"]) if (
+        "content-language" in content
+    ) else ()
+    cid = content.get("content-id")
+    desc = content.get("content-description")
+    md5 = content.get("content-md5")
+    loc = content.get("content-location")
+
+    # extension data shared by every body type: disposition, language, location
+    if disp is None:
+        ext = " NIL"
+    else:
+        dparams = views.param_list(rfc822.dovecot_params(disp[1]), False)
+        ext = f" ({nstring(disp[0])} {dparams})"
+    ext += " NIL" if not lang else " (" + " ".join(nstring(x) for x in lang) + ")"
+    ext += " " + nstring(loc)
+
+    if kind in ("multipart", "emptymultipart"):
+        assert ct is not None
+        if children:
+            body = "".join("(" + c.body + ")" for c in children)
+            bs = "".join("(" + c.bodystructure + ")" for c in children)
+        else:
+            body, bs = views.EMPTY_BODY, views.EMPTY_BODYSTRUCTURE
+        sub = " " + nstring(ct.subtype)
+        body += sub
+        bs += sub + " " + views.param_list(rfc822.dovecot_params(ct.params), False) + ext
+        lines = 0
+    else:
+        if kind == "message":
+            head = '"message" "rfc822"'
+            text = False
+        elif ct is None:
+            head = '"text" "plain"'
+            text = True
+        else:
+            head = nstring(ct.type) + " " + nstring(ct.subtype)
+            text = ct.type.lower() == "text"
+        common = (
+            head
+            + " "
+            + views.param_list(rfc822.dovecot_params(ct.params) if ct else (), text)
+            + f" {nstring(cid)} {nstring(desc)} "
+            + (nstring(cte) if cte is not None else '"7bit"')
+            + f" {body_end - body_start}"
+        )
+        lines = raw.count(b"\n", body_start, body_end)
+        if text:
+            common += f" {lines}"
+        body = common
+        if kind == "message" and children:
+            # RFC 9051 §7.5.2: message/rfc822 adds envelope, body structure and lines.
+            child = children[0]
+            env = " (" + _envelope(raw, child.fields) + ") "
+            body = common + env + "(" + child.body + ")" + f" {lines}"
+            common += env + "(" + child.bodystructure + ")" + f" {lines}"
+        bs = common + " " + nstring(md5) + ext
+
+    ctype = ct.type.lower() if ct is not None else ("message" if kind == "message" else "text")
+    csub = ct.subtype.lower() if ct is not None else ("rfc822" if kind == "message" else "plain")
+    part = Part(
+        header_start=pos,
+        header_end=header_end,
+        body_start=body_start,
+        body_end=body_end,
+        content_type=ctype,
+        content_subtype=csub,
+        params=tuple((k, _text(v)) for k, v in params),
+        encoding=cte.lower() if cte else "7bit",
+        children=tuple(c.part for c in children),
+        headers=tuple((f[0], f[1], f[2]) for f in flds),
+        multipart=kind in ("multipart", "emptymultipart"),
+        lines=lines,
+        disposition=disp[0].lower() if disp is not None and disp[0] else None,
+        disposition_params=tuple(
+            (k, _text(v)) for k, v in rfc822.decode_params(disp[1])
+        ) if disp is not None else (),
+        language=lang,
+        location=_text(loc) if loc is not None else None,
+        content_id=_text(cid) if cid is not None else None,
+        description=_text(desc) if desc is not None else None,
+        md5=md5,
+    )
+    return part, body, bs
+
+
+def _envelope(raw: bytes, fields: list[tuple[str, str]]) -> str:
+    """Envelope list contents (latin-1 wire text); the last occurrence of a field wins."""
+    text: dict[str, str] = {}
+    addrs: dict[str, list[rfc822.Address]] = {}
+    for name, value in fields:
+        if name in _ENVELOPE_TEXT:
+            text[name] = value
+        elif name in _ENVELOPE_ADDR:
+            addrs[name] = rfc822.parse_addresses(value)
+    return views.envelope(text, addrs)
+
+
+def _search_addrs(value: str | None) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    out: list[str] = []
+    for a in rfc822.parse_addresses(value):
+        if a.host is None:  # group start/end markers
+            continue
+        addr = _text(f"{a.mailbox}@{a.host}")
+        out.append(f"{_decode_2047(a.name)} <{addr}>" if a.name else addr)
+    return tuple(out)
+
+
+def parse_message(raw: bytes) -> ParsedMessage:
+    """Parse ``raw`` once; never raises (a malformed message degrades to what can be read)."""
+    try:
+        return _parse(raw)
+    except Exception:  # pragma: no cover - last resort: store the message as one text part
+        n = len(raw)
+        root = Part(header_start=0, header_end=0, body_start=0, body_end=n)
+        nil = "NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL"
+        lines = raw.count(b"\n")
+        body = f'("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" {n} {lines})'
+        return ParsedMessage(
+            size=n,
+            root=root,
+            envelope=f"({nil})",
+            body=body,
+            bodystructure=body[:-1] + " NIL NIL NIL NIL)",
+        )
+
+
+def _parse(raw: bytes) -> ParsedMessage:
+    ctx = _Ctx(raw)
+    root, _ = _parse_entity(ctx, 0, [], 0, "")
+    last: dict[str, str] = {}
+    for name, value in root.fields:
+        last[name] = value
+    date = None
+    if "date" in last:
+        try:
+            date = email.utils.parsedate_to_datetime(_text(last["date"]))
+        except (TypeError, ValueError, IndexError, OverflowError):
+            date = None
+    msgid = last.get("message-id")
+    subject = last.get("subject")
+    return ParsedMessage(
+        size=len(raw),
+        root=root.part,
+        envelope=views.latin1_to_wire("(" + _envelope(raw, root.fields) + ")"),
+        body=views.latin1_to_wire("(" + root.body + ")"),
+        bodystructure=views.latin1_to_wire("(" + root.bodystructure + ")"),
+        message_id=_text(msgid).strip() or None if msgid is not None else None,
+        subject=_decode_2047(subject) if subject is not None else None,
+        date=date,
+        from_addrs=_search_addrs(last.get("from")),
+        to=_search_addrs(last.get("to")),
+        cc=_search_addrs(last.get("cc")),
+        bcc=_search_addrs(last.get("bcc")),
+        in_reply_to=_text(last["in-reply-to"]).strip() if "in-reply-to" in last else None,
+        references=_text(last["references"]).strip() if "references" in last else None,
+    )
