@@ -170,15 +170,9 @@ def _field_names(text: str) -> set[str]:
     return {n.strip('"').lower() for n in text.split() if n.strip('"')}
 
 
-def header_fields(
-    raw: bytes, part: Part, names: set[str], exclude: bool
-) -> bytes:
+def header_fields(raw: bytes, part: Part, names: set[str], exclude: bool) -> bytes:
     """Selected header fields in their original order plus the blank line (RFC 9051 §6.4.5)."""
-    chunks = [
-        raw[start:end]
-        for name, start, end in part.headers
-        if (name in names) != exclude
-    ]
+    chunks = [raw[start:end] for name, start, end in part.headers if (name in names) != exclude]
     chunks.append(b"\r\n")
     return b"".join(chunks)
 

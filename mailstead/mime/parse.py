@@ -339,9 +339,9 @@ def _decode_2047(value: str) -> str:
         return text
 
 
-def _parse_entity(ctx: _Ctx, pos: int, stack: list[bytes], depth: int, parent: str) -> tuple[
-    _Entity, _Hit | None
-]:
+def _parse_entity(
+    ctx: _Ctx, pos: int, stack: list[bytes], depth: int, parent: str
+) -> tuple[_Entity, _Hit | None]:
     """Parse one entity starting at ``pos``. ``parent`` is "multipart", "digest", "message"
     or "" for the top level. Returns the entity and the boundary hit that ended it."""
     raw = ctx.raw
@@ -431,8 +431,18 @@ def _parse_entity(ctx: _Ctx, pos: int, stack: list[bytes], depth: int, parent: s
             kind = "emptymultipart"
 
     part, body, bodystructure = _build(
-        raw, flds, fields, content, ct, raw_params, kind, header_end, body_start, body_end,
-        children, pos,
+        raw,
+        flds,
+        fields,
+        content,
+        ct,
+        raw_params,
+        kind,
+        header_end,
+        body_start,
+        body_end,
+        children,
+        pos,
     )
     return _Entity(part, body, bodystructure, fields), end_hit
 
@@ -454,15 +464,21 @@ def _build(
     """Freeze a Part and write its BODY and BODYSTRUCTURE (RFC 9051 §7.5.2, Dovecot's
     choices where the RFC leaves room)."""
     nstring = views.nstring
-    cte = rfc822.parse_token(content["content-transfer-encoding"]) if (
-        "content-transfer-encoding" in content
-    ) else None
-    disp = rfc822.parse_disposition(content["content-disposition"]) if (
-        "content-disposition" in content
-    ) else None
-    lang = rfc822.parse_language(content["content-language"]) if (
-        "content-language" in content
-    ) else ()
+    cte = (
+        rfc822.parse_token(content["content-transfer-encoding"])
+        if ("content-transfer-encoding" in content)
+        else None
+    )
+    disp = (
+        rfc822.parse_disposition(content["content-disposition"])
+        if ("content-disposition" in content)
+        else None
+    )
+    lang = (
+        rfc822.parse_language(content["content-language"])
+        if ("content-language" in content)
+        else ()
+    )
     cid = content.get("content-id")
     desc = content.get("content-description")
     md5 = content.get("content-md5")
@@ -534,9 +550,9 @@ def _build(
         multipart=kind in ("multipart", "emptymultipart"),
         lines=lines,
         disposition=disp[0].lower() if disp is not None and disp[0] else None,
-        disposition_params=tuple(
-            (k, _text(v)) for k, v in rfc822.decode_params(disp[1])
-        ) if disp is not None else (),
+        disposition_params=tuple((k, _text(v)) for k, v in rfc822.decode_params(disp[1]))
+        if disp is not None
+        else (),
         language=lang,
         location=_text(loc) if loc is not None else None,
         content_id=_text(cid) if cid is not None else None,

@@ -1,0 +1,58 @@
+"""Shared structural checks for parsed messages (imported by the mime test modules)."""
+
+from __future__ import annotations
+
+from mailstead.mime import ParsedMessage, Part
+from mailstead.mime.imap_views import section_bytes, wire_bytes
+
+
+def check_offsets(part: Part, lo: int, hi: int) -> None:
+    """Offsets are in bounds and children nest inside their parent's body."""
+    assert lo <= part.header_start <= part.header_end <= part.body_start <= part.body_end <= hi
+    for name, start, end in part.headers:
+        assert part.header_start <= start < end <= part.header_end, (name, start, end)
+    previous = part.body_start
+    for child in part.children:
+        assert child.header_start >= previous
+        check_offsets(child, part.body_start, part.body_end)
+        previous = child.body_end
+
+
+def check_balanced(wire: str) -> None:
+    """IMAP list syntax: balanced parentheses outside quoted strings and literals."""
+    data = wire_bytes(wire)
+    depth = 0
+    i = 0
+    n = len(data)
+    assert data[:1] == b"(" and data[-1:] == b")"
+    while i < n:
+        c = data[i]
+        if c == ord('"'):
+            i += 1
+            while data[i] != ord('"'):
+                assert data[i] not in b"\r\n"
+                i += 2 if data[i] == ord("\\") else 1
+        elif c == ord("{"):
+            close = data.index(b"}", i)
+            length = int(data[i + 1 : close])
+            assert data[close + 1 : close + 3] == b"\r\n"
+            i = close + 3 + length - 1
+        elif c == ord("("):
+            depth += 1
+        elif c == ord(")"):
+            depth -= 1
+            assert depth >= 0 or i == n - 1
+        i += 1
+    assert depth == 0
+
+
+def check_message(raw: bytes, parsed: ParsedMessage) -> None:
+    assert parsed.size == len(raw)
+    root = parsed.root
+    assert root.header_start == 0 and root.body_end == len(raw)
+    check_offsets(root, 0, len(raw))
+    for wire in (parsed.envelope, parsed.body, parsed.bodystructure):
+        check_balanced(wire)
+    assert ParsedMessage.from_json(parsed.to_json()) == parsed
+    assert section_bytes(raw, parsed, "") == raw
+    assert section_bytes(raw, parsed, "HEADER") + section_bytes(raw, parsed, "TEXT") == raw
