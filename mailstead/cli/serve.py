@@ -1,0 +1,168 @@
+"""The composition root: the only module that picks concrete backends and wires the server.
+
+settings -> data dir and certificate -> store -> first-run bootstrap -> authenticator ->
+one :class:`Listener` per enabled listener whose protocol is available -> serve until
+SIGTERM (drain, exit 0). SIGHUP reloads the TLS certificate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TextIO
+
+from mailstead.auth.authenticator import Authenticator
+from mailstead.auth.passwords import PasswordPolicy
+from mailstead.auth.throttle import Throttle, ThrottlePolicy
+from mailstead.config.schema import ListenerSettings, Settings
+from mailstead.core.errors import ConfigError
+from mailstead.core.log import setup_logging
+from mailstead.mime.parse import parse_message
+from mailstead.net.listener import Listener, ListenerGroup
+from mailstead.net.stream import Stream
+from mailstead.net.tls import TLSContexts, ensure_self_signed
+from mailstead.store.interfaces import Store
+from mailstead.store.sql.sqlite import SQLiteStore
+
+log = logging.getLogger("mailstead.serve")
+
+GC_INTERVAL_SECONDS = 3600.0
+
+
+def parse_structure(raw: bytes) -> bytes:
+    """The store's injected parser: parse once at append, keep the JSON."""
+    return parse_message(raw).to_json()
+
+
+@dataclass
+class Services:
+    """What the protocol front ends are built from; constructed once per process."""
+
+    settings: Settings
+    store: Store
+    authenticator: Authenticator
+    tls: TLSContexts
+    extras: dict[str, object] = field(default_factory=dict)
+
+
+Handler = Callable[[Stream], Awaitable[None]]
+RejectHook = Callable[[Stream, str], Awaitable[None]]
+#: Builds (handler, reject hook) for one listener of a protocol.
+ProtocolFactory = Callable[[Services, str, ListenerSettings], tuple[Handler, RejectHook | None]]
+
+
+def _protocols() -> dict[str, ProtocolFactory]:
+    """Listener name -> the protocol that serves it. A listener not named here has no
+    protocol yet and is reported as such at start-up."""
+    return {}
+
+
+def password_policy(settings: Settings) -> PasswordPolicy:
+    return PasswordPolicy(
+        time_cost=settings.auth.argon2_time_cost,
+        memory_cost=settings.auth.argon2_memory_kib,
+        parallelism=settings.auth.argon2_parallelism,
+    )
+
+
+def build_store(settings: Settings) -> Store:
+    if settings.store.backend != "sqlite":
+        raise ConfigError(
+            "the postgres backend is not available in this version; use sqlite",
+            key="store.backend",
+        )
+    return SQLiteStore(settings.data_dir, parse=parse_structure)
+
+
+def prepare_tls(settings: Settings) -> TLSContexts:
+    """Use the configured certificate, or make a self-signed one on first start."""
+    if settings.tls.cert is None and settings.tls.key is None:
+        if ensure_self_signed(settings.cert_path, settings.key_path, settings.hostname):
+            log.info("created a self-signed certificate for %s in %s",
+                     settings.hostname, settings.cert_path.parent)
+    else:
+        for key, path in (("tls.cert", settings.cert_path), ("tls.key", settings.key_path)):
+            if not path.is_file():
+                raise ConfigError(f"file {path} does not exist", key=key)
+    return TLSContexts(settings.cert_path, settings.key_path)
+
+
+def build_listeners(services: Services) -> list[Listener]:
+    settings = services.settings
+    limits = settings.limits
+    protocols = _protocols()
+    listeners: list[Listener] = []
+    for name, conf in settings.listeners.items():
+        if not conf.enabled:
+            continue
+        factory = protocols.get(name)
+        if factory is None:
+            log.info("listener %s: its protocol is not part of this version yet", name)
+            continue
+        handler, reject = factory(services, name, conf)
+        listeners.append(Listener(
+            name, conf.address, conf.port, handler,
+            tls=services.tls,
+            implicit_tls=conf.tls == "implicit",
+            max_connections=limits.max_connections,
+            max_per_ip=limits.max_connections_per_ip,
+            reject=reject,
+        ))
+    return listeners
+
+
+async def _collect_garbage_forever(store: Store, grace: float) -> None:
+    while True:
+        await asyncio.sleep(GC_INTERVAL_SECONDS)
+        try:
+            removed = await store.collect_garbage(grace)
+        except Exception as exc:  # keep serving; the next round retries
+            log.error("garbage collection failed: %s", exc)
+        else:
+            if removed:
+                log.info("garbage collection removed %d unreferenced bodies", removed)
+
+
+async def run_server(settings: Settings, *, first_run_output: TextIO) -> int:
+    """Run until SIGTERM/SIGINT; returns the process exit code."""
+    from mailstead.cli.bootstrap import bootstrap_if_empty, format_client_table
+
+    setup_logging(settings.log.level)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    tls = prepare_tls(settings)
+    store = build_store(settings)
+    await store.open()
+    try:
+        first = await bootstrap_if_empty(store, settings)
+        if first is not None:
+            first_run_output.write(format_client_table(settings, first.user, first.password))
+            first_run_output.flush()
+        throttle = Throttle(ThrottlePolicy(
+            delay_after=settings.auth.max_failures,
+            lock_after=settings.auth.lockout_failures,
+            window=float(settings.auth.window_seconds),
+        ))
+        authenticator = Authenticator(store, throttle, password_policy(settings))
+        services = Services(settings, store, authenticator, tls)
+        group = ListenerGroup(build_listeners(services))
+        await group.start()
+        loop = asyncio.get_running_loop()
+        group.install_signal_handlers(loop, on_reload=tls.reload)
+        gc_task = asyncio.create_task(
+            _collect_garbage_forever(store, float(settings.store.gc_grace_seconds))
+        )
+        log.info("mailstead ready (%s, data in %s)", settings.hostname, settings.data_dir)
+        try:
+            await group.serve_forever()
+        finally:
+            gc_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await gc_task
+            group.remove_signal_handlers(loop)
+    finally:
+        await store.close()
+    log.info("mailstead stopped")
+    return 0
