@@ -131,7 +131,7 @@ class Listener:
     def sockets(self) -> tuple[socket.socket, ...]:
         if self._server is None:
             return ()
-        return tuple(self._server.sockets)  # type: ignore[arg-type]
+        return tuple(self._server.sockets)
 
     @property
     def port(self) -> int:
@@ -185,14 +185,14 @@ class Listener:
     async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
-        self._tasks.add(task)  # type: ignore[arg-type]
+        self._tasks.add(task)
         try:
             await self._run_connection(reader, writer)
         except asyncio.CancelledError:
             # Top of the task: asyncio's done-callback would log a cancelled task as an error.
             pass
         finally:
-            self._tasks.discard(task)  # type: ignore[arg-type]
+            self._tasks.discard(task)
 
     async def _run_connection(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter

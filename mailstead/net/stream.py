@@ -208,13 +208,13 @@ class Stream:
     def pending_bytes(self) -> int:
         """Bytes received but not yet consumed by a read (ours plus asyncio's buffer)."""
         # StreamReader has no public "how much is buffered"; _buffer is stable since 3.4.
-        return len(self._buf) + len(self._reader._buffer)
+        return len(self._buf) + len(self._reader._buffer)  # type: ignore[attr-defined]
 
     def discard_pending(self) -> int:
         """Drop every buffered unread byte; returns how many were dropped."""
         dropped = self.pending_bytes()
         self._buf.clear()
-        self._reader._buffer.clear()
+        self._reader._buffer.clear()  # type: ignore[attr-defined]
         return dropped
 
     # -- writing --------------------------------------------------------------------------

@@ -1,0 +1,142 @@
+"""Authenticator with an in-memory user lookup, fast hashes and a recorded sleep."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from mailstead.auth.authenticator import Authenticator, UserRecord
+from mailstead.auth.passwords import PasswordPolicy, hash_password
+from mailstead.auth.throttle import Throttle, ThrottlePolicy
+from mailstead.core.errors import AuthError, AuthThrottled
+
+FAST = PasswordPolicy(time_cost=1, memory_cost=64, parallelism=1)
+
+
+@dataclass
+class User:
+    address: str
+    password_hash: str
+    disabled: bool = False
+
+
+class MemoryUsers:
+    def __init__(self, *users: User) -> None:
+        self.users = {u.address.lower(): u for u in users}
+        self.lookups: list[str] = []
+
+    async def find_user(self, address: str) -> User | None:
+        self.lookups.append(address)
+        return self.users.get(address.lower())
+
+
+class Sleeps:
+    def __init__(self) -> None:
+        self.calls: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.calls.append(seconds)
+
+
+class Clock:
+    now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def make(
+    *users: User, throttle: Throttle | None = None
+) -> tuple[Authenticator, MemoryUsers, Sleeps]:
+    lookup = MemoryUsers(*users)
+    sleeps = Sleeps()
+    if throttle is None:
+        throttle = Throttle(clock=Clock())
+    auth = Authenticator(lookup, throttle, FAST, sleep=sleeps)
+    return auth, lookup, sleeps
+
+
+BOB = User("bob@example.org", hash_password("right", FAST))
+
+
+async def test_success_returns_user() -> None:
+    auth, _, sleeps = make(BOB)
+    assert await auth.authenticate("bob@example.org", "right", "192.0.2.1") is BOB
+    assert sleeps.calls == []
+
+
+async def test_unknown_user_and_wrong_password_look_identical() -> None:
+    auth, lookup, _ = make(BOB, User("off@example.org", hash_password("right", FAST), True))
+    errors = []
+    for name, password in [
+        ("bob@example.org", "wrong"),
+        ("nobody@example.org", "right"),
+        ("off@example.org", "right"),  # disabled, even with the right password
+        ("no-at-sign", "x"),
+    ]:
+        with pytest.raises(AuthError) as info:
+            await auth.authenticate(name, password, "192.0.2.1")
+        assert type(info.value) is AuthError
+        errors.append(str(info.value))
+    assert len(set(errors)) == 1
+    assert "no-at-sign" not in lookup.lookups  # garbage never reaches the store
+
+
+async def test_unknown_user_costs_a_dummy_verify(monkeypatch: pytest.MonkeyPatch) -> None:
+    import mailstead.auth.authenticator as module
+
+    verified: list[str] = []
+
+    async def spy(encoded: str, password: str) -> bool:
+        verified.append(encoded)
+        return False
+
+    monkeypatch.setattr(module, "verify_password", spy)
+    auth, _, _ = make(BOB)
+    with pytest.raises(AuthError):
+        await auth.authenticate("nobody@example.org", "x", "192.0.2.1")
+    assert len(verified) == 1 and verified[0].startswith("$argon2id$")
+
+
+async def test_throttling_kicks_in() -> None:
+    clock = Clock()
+    throttle = Throttle(ThrottlePolicy(delay_after=2, lock_after=4), clock=clock)
+    auth, _, sleeps = make(BOB, throttle=throttle)
+    for _ in range(4):
+        with pytest.raises(AuthError):
+            await auth.authenticate("bob@example.org", "wrong", "192.0.2.1")
+        clock.now += 10
+    assert sleeps.calls == [1.0, 2.0]  # tarpit after the 3rd and 4th failure
+    with pytest.raises(AuthThrottled):
+        await auth.authenticate("bob@example.org", "right", "198.51.100.1")  # locked account
+
+
+async def test_success_resets_account_counter() -> None:
+    clock = Clock()
+    throttle = Throttle(ThrottlePolicy(delay_after=2, lock_after=4), clock=clock)
+    auth, _, _ = make(BOB, throttle=throttle)
+    for _ in range(3):
+        with pytest.raises(AuthError):
+            await auth.authenticate("bob@example.org", "wrong", "192.0.2.1")
+        clock.now += 10
+    await auth.authenticate("bob@example.org", "right", "198.51.100.1")
+    for _ in range(3):
+        with pytest.raises(AuthError):
+            await auth.authenticate("bob@example.org", "wrong", "198.51.100.1")
+        clock.now += 10
+
+
+async def test_rehash_hook_upgrades_old_hashes() -> None:
+    old = User("old@example.org", hash_password("pw", PasswordPolicy(1, 32, 1)))
+    upgraded: list[tuple[str, str]] = []
+
+    async def on_rehash(user: UserRecord, encoded: str) -> None:
+        upgraded.append((user.address, encoded))
+
+    auth = Authenticator(
+        MemoryUsers(old), Throttle(clock=Clock()), FAST, on_rehash=on_rehash, sleep=Sleeps()
+    )
+    await auth.authenticate("old@example.org", "pw", "192.0.2.1")
+    assert upgraded and upgraded[0][0] == "old@example.org"
+    assert "m=64,t=1,p=1" in upgraded[0][1]
