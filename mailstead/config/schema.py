@@ -112,9 +112,11 @@ class AuthSettings(_Section):
     lockout_failures: int = Field(
         20, ge=1, description="failed logins within window that lock the account or IP out"
     )
-    argon2_time_cost: int = Field(3, ge=1, description="argon2id iterations for new hashes")
-    argon2_memory_kib: int = Field(65536, ge=8, description="argon2id memory in KiB for new hashes")
-    argon2_parallelism: int = Field(4, ge=1, description="argon2id lanes for new hashes")
+    argon2_time_cost: int = Field(2, ge=1, description="argon2id iterations for new hashes")
+    argon2_memory_kib: int = Field(
+        19456, ge=8, description="argon2id memory in KiB for new hashes (OWASP minimum)"
+    )
+    argon2_parallelism: int = Field(1, ge=1, description="argon2id lanes for new hashes")
 
 
 class LimitsSettings(_Section):

@@ -1,0 +1,501 @@
+"""Admin commands: domains, users, aliases, groups, mailboxes and message import.
+
+They open the mailstore directly (SQLite in WAL mode lets them run beside a live server),
+do one thing and close it. Errors from the store already read as sentences ("user
+bob@example.org does not exist"); the top-level group prints them as one line, exit 1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from mailstead.config.load import load_settings
+from mailstead.config.schema import Settings, format_size, parse_size
+from mailstead.core.errors import ConfigError, InvalidName, NotFound
+from mailstead.core.types import POP3_POLICIES
+from mailstead.store.interfaces import Store, StructureParser
+
+if TYPE_CHECKING:
+    from mailstead.auth.passwords import PasswordPolicy
+
+T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass
+class CliState:
+    """What the global options chose; commands ask it for settings and a store."""
+
+    config: Path | None = None
+    data: str | None = None
+    debug: bool = False
+    _settings: Settings | None = field(default=None, repr=False)
+
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(self.config, data_dir_override=self.data)
+        return self._settings
+
+    def run(self, work: Callable[[Store], Awaitable[T]], *, create: bool = True) -> T:
+        """Open the store, run ``work`` on it, close it: one event loop per command."""
+
+        async def main() -> T:
+            async with open_store(self.settings(), create=create) as store:
+                return await work(store)
+
+        return asyncio.run(main())
+
+
+def location_options(command: F) -> F:
+    """``--config`` and ``--data`` after the subcommand too (``mailstead serve --data X``)."""
+
+    def set_config(ctx: click.Context, _param: click.Parameter, value: Path | None) -> None:
+        if value is not None:
+            ctx.ensure_object(CliState).config = value
+
+    def set_data(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+        if value is not None:
+            ctx.ensure_object(CliState).data = value
+
+    command = click.option(
+        "--data",
+        type=click.Path(file_okay=False),
+        expose_value=False,
+        callback=set_data,
+        help="Data directory (overrides MAILSTEAD_DATA and the file).",
+    )(command)
+    return click.option(
+        "--config",
+        type=click.Path(dir_okay=False, path_type=Path),
+        expose_value=False,
+        callback=set_config,
+        help="Configuration file (TOML).",
+    )(command)
+
+
+def structure_parser() -> StructureParser | None:
+    """Parse once at append, as the server does, so imported mail has its structure."""
+    try:
+        from mailstead.mime.parse import parse_message
+    except ImportError:  # mime/ not built yet: the store keeps bodies without structure
+        return None
+    return lambda raw: parse_message(raw).to_json()
+
+
+@asynccontextmanager
+async def open_store(settings: Settings, *, create: bool = True) -> AsyncIterator[Store]:
+    """The concrete store for the configured backend, opened and closed around the block."""
+    if settings.store.backend != "sqlite":
+        raise ConfigError(
+            f"backend {settings.store.backend!r} is not available yet", key="store.backend"
+        )
+    if not create and not settings.data_dir.is_dir():
+        raise NotFound(
+            f"no mailstore in {settings.data_dir} (add a domain or start the server first)"
+        )
+    from mailstead.store.sql.sqlite import SQLiteStore
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = SQLiteStore(settings.data_dir, parse=structure_parser())
+    await store.open()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """Left-aligned columns separated by two spaces, like ``ps`` or ``ls -l``."""
+    cells = [[str(h) for h in headers], *[[str(c) for c in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in cells
+    )
+
+
+def _quota_text(quota: int) -> str:
+    return "unlimited" if quota == 0 else format_size(quota)
+
+
+def _size_arg(text: str) -> int:
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise InvalidName(f"quota {exc}") from None
+
+
+def _read_password(password_stdin: bool) -> str:
+    """One line from stdin, or a hidden prompt asked twice so a typo cannot lock anyone out."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    if not password:
+        raise InvalidName("the password is empty")
+    return password
+
+
+def password_policy(settings: Settings) -> PasswordPolicy:
+    """The argon2id cost for new hashes (existing hashes keep the cost they record)."""
+    from mailstead.auth.passwords import PasswordPolicy
+
+    return PasswordPolicy(
+        time_cost=settings.auth.argon2_time_cost,
+        memory_cost=settings.auth.argon2_memory_kib,
+        parallelism=settings.auth.argon2_parallelism,
+    )
+
+
+def _hash(settings: Settings, password: str) -> str:
+    from mailstead.auth.passwords import hash_password
+
+    return hash_password(password, password_policy(settings))
+
+
+def _require_user_domain(address: str) -> Callable[[Store], Awaitable[None]]:
+    async def check(store: Store) -> None:
+        _, _, domain = address.rpartition("@")
+        if not domain or not await store.has_domain(domain.lower()):
+            raise NotFound(
+                f"domain {domain.lower() or '?'} does not exist "
+                f"(add it first: mailstead domain add {domain.lower() or 'DOMAIN'})"
+            )
+
+    return check
+
+
+# -- domain --------------------------------------------------------------------------------
+
+
+@click.group()
+def domain() -> None:
+    """Add, list and remove mail domains."""
+
+
+@domain.command("add")
+@click.argument("name")
+@click.pass_obj
+def domain_add(state: CliState, name: str) -> None:
+    """Accept mail for domain NAME."""
+    created = state.run(lambda store: store.add_domain(name))
+    click.echo(f"added domain {created.name}")
+
+
+@domain.command("list")
+@click.pass_obj
+def domain_list(state: CliState) -> None:
+    """List domains, one a line."""
+    for item in state.run(lambda store: store.list_domains(), create=False):
+        click.echo(item.name)
+
+
+@domain.command("remove")
+@click.argument("name")
+@click.pass_obj
+def domain_remove(state: CliState, name: str) -> None:
+    """Remove domain NAME; it must have no users, aliases or groups left."""
+    state.run(lambda store: store.remove_domain(name))
+    click.echo(f"removed domain {name.lower()}")
+
+
+# -- user ----------------------------------------------------------------------------------
+
+
+@click.group()
+def user() -> None:
+    """Manage accounts: the user name is the full e-mail address."""
+
+
+@user.command("add")
+@click.argument("address")
+@click.option(
+    "--quota", default="0", show_default=True, help="Storage quota: 500M, 2G, 0 = unlimited."
+)
+@click.option(
+    "--password-stdin", is_flag=True, help="Read the password from the first line of stdin."
+)
+@click.pass_obj
+def user_add(state: CliState, address: str, quota: str, password_stdin: bool) -> None:
+    """Create the account ADDRESS with INBOX, Sent, Drafts, Trash, Junk and Archive.
+
+    The domain must exist. Without --password-stdin the password is asked twice.
+    """
+    quota_bytes = _size_arg(quota)
+    state.run(_require_user_domain(address))
+    password_hash = _hash(state.settings(), _read_password(password_stdin))
+    created = state.run(
+        lambda store: store.add_user(address, password_hash, quota_bytes=quota_bytes)
+    )
+    click.echo(f"added user {created.address} (quota {_quota_text(created.quota_bytes)})")
+
+
+@user.command("list")
+@click.argument("domain", required=False)
+@click.pass_obj
+def user_list(state: CliState, domain: str | None) -> None:
+    """List accounts (of DOMAIN only, if given) with quota and usage."""
+    users = state.run(lambda store: store.list_users(domain), create=False)
+    rows = [
+        (
+            u.address,
+            _quota_text(u.quota_bytes),
+            format_size(u.used_bytes),
+            u.pop3_policy,
+            "on" if u.plus_folders else "off",
+        )
+        for u in users
+    ]
+    if rows:
+        click.echo(format_table(("address", "quota", "used", "pop3", "plus-folders"), rows))
+
+
+@user.command("passwd")
+@click.argument("address")
+@click.option(
+    "--password-stdin", is_flag=True, help="Read the password from the first line of stdin."
+)
+@click.pass_obj
+def user_passwd(state: CliState, address: str, password_stdin: bool) -> None:
+    """Set a new password for ADDRESS."""
+    _ensure_user(state, address)
+    password_hash = _hash(state.settings(), _read_password(password_stdin))
+    state.run(lambda store: store.set_password(address, password_hash))
+    click.echo(f"password changed for {address}")
+
+
+@user.command("remove")
+@click.argument("address")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_obj
+def user_remove(state: CliState, address: str, yes: bool) -> None:
+    """Delete the account ADDRESS and all of its mail."""
+    _ensure_user(state, address)
+    if not yes:
+        click.confirm(f"Remove {address} and all of its mail?", abort=True, err=True)
+    state.run(lambda store: store.remove_user(address))
+    click.echo(f"removed user {address}")
+
+
+@user.command("quota")
+@click.argument("address")
+@click.argument("size")
+@click.pass_obj
+def user_quota(state: CliState, address: str, size: str) -> None:
+    """Set the storage quota of ADDRESS: 500M, 2G, or 0 / unlimited."""
+    quota_bytes = _size_arg(size)
+    state.run(lambda store: store.set_quota(address, quota_bytes))
+    click.echo(f"quota of {address} set to {_quota_text(quota_bytes)}")
+
+
+@user.command("pop3-policy")
+@click.argument("address")
+@click.argument("policy", type=click.Choice(POP3_POLICIES))
+@click.pass_obj
+def user_pop3_policy(state: CliState, address: str, policy: str) -> None:
+    """What POP3 deletion does for ADDRESS: delete, keep, mark-read or archive."""
+    state.run(lambda store: store.set_pop3_policy(address, policy))
+    click.echo(f"POP3 policy of {address} set to {policy}")
+
+
+@user.command("plus-folders")
+@click.argument("address")
+@click.argument("setting", type=click.Choice(("on", "off")))
+@click.pass_obj
+def user_plus_folders(state: CliState, address: str, setting: str) -> None:
+    """Deliver user+tag@ mail into the folder "tag" when it exists (on) or INBOX (off)."""
+    state.run(lambda store: store.set_plus_folders(address, setting == "on"))
+    click.echo(f"plus-folders for {address} turned {setting}")
+
+
+def _ensure_user(state: CliState, address: str) -> None:
+    async def check(store: Store) -> None:
+        if await store.find_user(address) is None:
+            raise NotFound(f"user {address} does not exist")
+
+    state.run(check, create=False)
+
+
+# -- alias ---------------------------------------------------------------------------------
+
+
+@click.group()
+def alias() -> None:
+    """Forward an address to one or more others; @domain is the catch-all."""
+
+
+@alias.command("add")
+@click.argument("source")
+@click.argument("targets", nargs=-1, required=True)
+@click.pass_obj
+def alias_add(state: CliState, source: str, targets: tuple[str, ...]) -> None:
+    """Deliver mail for SOURCE to every TARGET (added to existing targets).
+
+    SOURCE is local@domain, or @domain for a catch-all that takes mail for every address
+    of the domain that is not a user, alias or group.
+    """
+    created = state.run(lambda store: store.add_alias(source, list(targets)))
+    click.echo(f"alias {created.source} -> {', '.join(created.targets)}")
+
+
+@alias.command("list")
+@click.argument("domain", required=False)
+@click.pass_obj
+def alias_list(state: CliState, domain: str | None) -> None:
+    """List aliases (of DOMAIN only, if given)."""
+    for item in state.run(lambda store: store.list_aliases(domain), create=False):
+        click.echo(f"{item.source} -> {', '.join(item.targets)}")
+
+
+@alias.command("remove")
+@click.argument("source")
+@click.argument("target", required=False)
+@click.pass_obj
+def alias_remove(state: CliState, source: str, target: str | None) -> None:
+    """Remove the alias SOURCE, or only its TARGET."""
+    state.run(lambda store: store.remove_alias(source, target))
+    click.echo(f"removed alias {source}{' -> ' + target if target else ''}")
+
+
+# -- group ---------------------------------------------------------------------------------
+
+
+@click.group()
+def group() -> None:
+    """Group addresses: mail to the group goes to every member (members may be external)."""
+
+
+@group.command("add")
+@click.argument("address")
+@click.argument("members", nargs=-1)
+@click.pass_obj
+def group_add(state: CliState, address: str, members: tuple[str, ...]) -> None:
+    """Create the group ADDRESS with the given MEMBERs."""
+    created = state.run(lambda store: store.add_group(address, list(members)))
+    click.echo(f"added group {created.address} ({len(created.members)} members)")
+
+
+@group.command("list")
+@click.argument("domain", required=False)
+@click.pass_obj
+def group_list(state: CliState, domain: str | None) -> None:
+    """List groups with their members."""
+    for item in state.run(lambda store: store.list_groups(domain), create=False):
+        click.echo(f"{item.address}: {', '.join(item.members) or '(no members)'}")
+
+
+@group.command("remove")
+@click.argument("address")
+@click.pass_obj
+def group_remove(state: CliState, address: str) -> None:
+    """Delete the group ADDRESS."""
+    state.run(lambda store: store.remove_group(address))
+    click.echo(f"removed group {address}")
+
+
+@group.group("member")
+def group_member() -> None:
+    """Add or remove members of a group."""
+
+
+@group_member.command("add")
+@click.argument("address")
+@click.argument("member")
+@click.pass_obj
+def group_member_add(state: CliState, address: str, member: str) -> None:
+    """Add MEMBER to the group ADDRESS."""
+    state.run(lambda store: store.add_group_member(address, member))
+    click.echo(f"added {member} to {address}")
+
+
+@group_member.command("remove")
+@click.argument("address")
+@click.argument("member")
+@click.pass_obj
+def group_member_remove(state: CliState, address: str, member: str) -> None:
+    """Remove MEMBER from the group ADDRESS."""
+    state.run(lambda store: store.remove_group_member(address, member))
+    click.echo(f"removed {member} from {address}")
+
+
+# -- mailbox and message -------------------------------------------------------------------
+
+
+@click.group()
+def mailbox() -> None:
+    """Inspect a user's folders."""
+
+
+@mailbox.command("list")
+@click.argument("address")
+@click.pass_obj
+def mailbox_list(state: CliState, address: str) -> None:
+    """Folders of ADDRESS with special-use, message and unseen counts and size."""
+
+    async def work(store: Store) -> list[tuple[object, ...]]:
+        account = await store.find_user(address)
+        if account is None:
+            raise NotFound(f"user {address} does not exist")
+        return [
+            (
+                m.name,
+                m.special_use or "-",
+                m.message_count,
+                m.unseen_count,
+                format_size(m.size_bytes),
+            )
+            for m in await store.list_mailboxes(account.id)
+        ]
+
+    rows = state.run(work, create=False)
+    click.echo(format_table(("name", "special-use", "messages", "unseen", "size"), rows))
+
+
+@click.group()
+def message() -> None:
+    """Move mail in from elsewhere."""
+
+
+@message.command("import")
+@click.argument("address")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option("--folder", "-f", help="Target folder (created if missing). Default: INBOX.")
+@click.pass_obj
+def message_import(state: CliState, address: str, path: Path, folder: str | None) -> None:
+    """Import an mbox file or a Maildir directory at PATH into the account ADDRESS.
+
+    \b
+    mbox: messages split at "From " lines; ">From " lines are unescaped (mboxrd); the
+      date of each From line becomes the internal date; Status/X-Status flags are kept.
+    Maildir: cur/ and new/; flags S,R,F,T,D become \\Seen, \\Answered, \\Flagged,
+      \\Deleted, \\Draft; the file time becomes the internal date. Without --folder, a
+      whole Maildir++ tree is imported: the top level into INBOX and each subfolder
+      ".Sub.Folder" into "Sub/Folder". With --folder, only the top level is imported.
+
+    Messages are stored with CRLF line endings, as IMAP requires (bare LF becomes CRLF);
+    nothing else in the bytes changes.
+    """
+    from mailstead.cli.importer import import_path
+
+    settings = state.settings()
+    reports = state.run(
+        lambda store: import_path(
+            store, address, path, folder, max_size=settings.limits.max_message_size
+        )
+    )
+    for report in reports:
+        click.echo(report.summary())
+
+
+def register(root: click.Group) -> None:
+    """Attach the admin groups to the top-level command."""
+    for command in (domain, user, alias, group, mailbox, message):
+        root.add_command(command)

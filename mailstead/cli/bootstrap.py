@@ -1,0 +1,78 @@
+"""First start on an empty mailstore: one domain, one postmaster, and how to connect.
+
+``make serve`` on a fresh machine should end with a working account and the settings a
+mail client asks for, printed like a mail provider's help page. The password is shown
+once and only its hash is stored, so the table is printed only on that first start.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mailstead.cli.admin import format_table
+from mailstead.config.schema import Settings
+from mailstead.store.interfaces import Store
+
+# Listeners a mail client connects to, with the protocol name clients show. The MX
+# listener (smtp) receives from other servers and HTTP is not a mail protocol.
+CLIENT_LISTENERS = (
+    ("imap", "IMAP"),
+    ("imaps", "IMAP"),
+    ("pop3", "POP3"),
+    ("pop3s", "POP3"),
+    ("submission", "SMTP"),
+    ("submissions", "SMTP"),
+)
+SECURITY_NAMES = {"starttls": "STARTTLS", "implicit": "SSL/TLS", "none": "none"}
+
+
+@dataclass(frozen=True, slots=True)
+class FirstRun:
+    """What the bootstrap created; the password exists nowhere else in clear."""
+
+    domain: str
+    user: str
+    password: str
+
+
+async def bootstrap_if_empty(store: Store, settings: Settings) -> FirstRun | None:
+    """On a store without domains, create ``settings.hostname`` as the domain and
+    ``postmaster@<domain>`` (RFC 5321 §4.5.1 requires a postmaster) with a random password."""
+    if await store.list_domains():
+        return None
+    from mailstead.auth.passwords import generate_password, hash_password
+
+    domain = settings.hostname.lower().rstrip(".")
+    await store.add_domain(domain)
+    password = generate_password()
+    user = await store.add_user(
+        f"postmaster@{domain}", hash_password(password, settings.password_policy())
+    )
+    return FirstRun(domain=domain, user=user.address, password=password)
+
+
+def format_client_table(settings: Settings, user: str, password: str) -> str:
+    """Client settings, one row per enabled listener that a mail client uses."""
+    rows = []
+    for name, protocol in CLIENT_LISTENERS:
+        listener = getattr(settings.listeners, name)
+        if listener.enabled:
+            security = SECURITY_NAMES[listener.tls]
+            rows.append((protocol, settings.hostname, listener.port, security, user, password))
+    table = format_table(("protocol", "server", "port", "security", "user name", "password"), rows)
+    indented = "\n".join(f"  {line}" for line in table.splitlines())
+    notes = [
+        "",
+        "mailstead created the first account. Configure your mail client with:",
+        "",
+        indented,
+        "",
+        "The password is shown only this once; change it with:",
+        f"  mailstead user passwd {user}",
+    ]
+    if not settings.tls.cert or "tls" in settings.cert_path.parent.name:
+        notes += [
+            "The certificate is self-signed: your client will warn about it the first time.",
+            "Install a real one with [tls] cert/key in the configuration and send SIGHUP.",
+        ]
+    return "\n".join(notes) + "\n"

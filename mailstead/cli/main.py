@@ -1,0 +1,129 @@
+"""The ``mailstead`` command: serve, configuration check, and the admin groups.
+
+Exit codes: 0 ok, 1 the operation failed (not found, already exists, bad value, bad
+configuration), 2 usage error (click's own). Every failure is one line on stderr
+starting with ``error:``; a traceback is printed only with ``--debug`` or
+``MAILSTEAD_DEBUG=1``, because an operator needs the reason, not our call stack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+import click
+
+from mailstead.cli import admin
+from mailstead.cli.admin import CliState, location_options
+from mailstead.config.load import load_settings
+from mailstead.core.errors import MailsteadError
+
+DEBUG_ENV = "MAILSTEAD_DEBUG"
+
+
+class MailsteadGroup(click.Group):
+    """Turns every error escaping a command into one line on stderr and exit status 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except MailsteadError as exc:
+            self._fail(ctx, f"error: {exc}")
+        except KeyboardInterrupt:
+            self._fail(ctx, "error: interrupted")
+        except Exception as exc:  # the last line of defence: never show a raw traceback
+            self._fail(ctx, f"internal error: {type(exc).__name__}: {exc}")
+
+    @staticmethod
+    def _fail(ctx: click.Context, line: str) -> None:
+        state = ctx.find_object(CliState)
+        if (state is not None and state.debug) or os.environ.get(DEBUG_ENV) == "1":
+            traceback.print_exc()
+        click.echo(" ".join(line.split("\n")), err=True)
+        ctx.exit(1)
+
+
+@click.group(cls=MailsteadGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="MAILSTEAD_CONFIG",
+    help="Configuration file (TOML). Env: MAILSTEAD_CONFIG. Default: none, the dev profile.",
+)
+@click.option(
+    "--data",
+    "data",
+    type=click.Path(file_okay=False),
+    help="Data directory. Env: MAILSTEAD_DATA. Default: data_dir from the file, "
+    "else ./mailstead-data.",
+)
+@click.option(
+    "--debug", is_flag=True, help="Show full tracebacks on errors (or MAILSTEAD_DEBUG=1)."
+)
+@click.version_option(package_name="mailstead", prog_name="mailstead")
+@click.pass_context
+def cli(ctx: click.Context, config: Path | None, data: str | None, debug: bool) -> None:
+    """mailstead: a self-hosted mail server (SMTP, IMAP, POP3 over one mailstore).
+
+    The admin commands open the mailstore directly, so they work whether the server is
+    running or stopped.
+    """
+    ctx.obj = CliState(config=config, data=data, debug=debug)
+
+
+@cli.command()
+@location_options
+@click.pass_obj
+def serve(state: CliState) -> None:
+    """Start the server with every enabled listener.
+
+    On an empty data directory this first creates the domain (the configured hostname,
+    `localhost` by default) and postmaster@<domain> with a random password, and prints a
+    client-configuration table once. Stop with Ctrl-C or SIGTERM; SIGHUP reloads the TLS
+    certificate.
+    """
+    settings = state.settings()
+    try:
+        from mailstead.cli.serve import run_server
+    except ImportError as exc:
+        raise MailsteadError(f"the server is not available in this build ({exc})") from None
+    code = asyncio.run(run_server(settings, first_run_output=sys.stdout))
+    sys.exit(code)
+
+
+@cli.group("config")
+def config_group() -> None:
+    """Check configuration files."""
+
+
+@config_group.command("check")
+@click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@location_options
+@click.pass_obj
+def config_check(state: CliState, file: Path | None) -> None:
+    """Validate FILE (default: --config) and print the effective configuration as TOML.
+
+    Every key is printed with its value and its description, defaults included, so the
+    output is also a complete starting point for a configuration file. Exit status 1 and
+    one line naming the file, the key and the problem when the file is wrong.
+    """
+    path = file if file is not None else state.config
+    settings = load_settings(path, data_dir_override=state.data)
+    source = f"# {path}: valid" if path is not None else "# no configuration file: defaults"
+    click.echo(source)
+    click.echo(settings.effective_toml(), nl=False)
+
+
+admin.register(cli)
+
+
+def main() -> None:
+    """Console entry point (``mailstead`` and ``python -m mailstead``)."""
+    cli(prog_name="mailstead")
