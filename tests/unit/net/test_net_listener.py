@@ -254,3 +254,43 @@ async def test_sigterm_with_connected_client_exits_zero(tmp_path: Path) -> None:
             proc.wait()
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+def test_bind_hosts_dual_stack() -> None:
+    from mailstead.net.listener import _bind_hosts
+
+    assert _bind_hosts("*") is None
+    assert _bind_hosts("0.0.0.0") == ["0.0.0.0"]
+    assert set(_bind_hosts("::") or []) <= {"::", "0.0.0.0"}
+    assert "0.0.0.0" in (_bind_hosts("::") or [])
+    assert _bind_hosts(["127.0.0.1", "::1", "127.0.0.1"]) == ["127.0.0.1", "::1"]
+
+
+def _ipv6_loopback() -> bool:
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as sock:
+            sock.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback")
+async def test_ipv6_loopback_listener() -> None:
+    seen: list[tuple[str, int]] = []
+
+    async def handler(stream: Stream) -> None:
+        seen.append(stream.peer)
+        await echo(stream)
+
+    listener = Listener("imap", "::1", 0, handler)
+    await listener.start()
+    try:
+        reader, writer = await asyncio.open_connection("::1", listener.port)
+        assert await asyncio.wait_for(reader.readline(), 5) == b"hello\r\n"
+        assert seen[0][0] == "::1"
+        writer.close()
+    finally:
+        await listener.stop(grace=1)
