@@ -1,0 +1,79 @@
+"""Property tests: parse_message never fails and its views stay consistent."""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from mime_checks import check_message
+
+from mailstead.mime import parse_message
+from mailstead.mime.imap_views import decode_part_body, section_bytes
+
+_SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+_line_end = st.sampled_from([b"\r\n", b"\n", b"\r"])
+_fragments = st.sampled_from(
+    [
+        b"Content-Type: multipart/mixed; boundary=a",
+        b'Content-Type: multipart/digest; boundary="a"',
+        b"Content-Type: message/rfc822",
+        b"Content-Type: text/plain; charset*=utf-8''%C3%A9",
+        b"Content-Transfer-Encoding: base64",
+        b"MIME-Version: 1.0",
+        b'From: "x" <a@b>, g: c@d;',
+        b"Subject: =?utf-8?b?w6k=?=",
+        b"--a",
+        b"--a--",
+        b"--ab",
+        b"",
+        b" folded",
+        b"body \x00\xff",
+    ]
+)
+
+
+@st.composite
+def _messages(draw: st.DrawFn) -> bytes:
+    lines = draw(st.lists(st.tuples(_fragments, _line_end), max_size=40))
+    return b"".join(text + end for text, end in lines)
+
+
+@st.composite
+def _structured(draw: st.DrawFn, depth: int = 0) -> bytes:
+    """A well-formed multipart tree with random boundaries and content."""
+    nl = draw(st.sampled_from([b"\r\n", b"\n"]))
+    if depth >= 3 or draw(st.booleans()):
+        text = draw(st.binary(max_size=40)).replace(b"\n--", b"\n -")
+        return b"Content-Type: text/plain" + nl + nl + text
+    boundary = draw(st.text("abcXYZ0123'()+_,-./:=?", min_size=1, max_size=12)).encode()
+    children = draw(st.lists(_structured(depth + 1), min_size=0, max_size=4))
+    out = [b'Content-Type: multipart/mixed; boundary="' + boundary + b'"' + nl + nl]
+    for child in children:
+        out.append(b"--" + boundary + nl + child + nl)
+    out.append(b"--" + boundary + b"--" + nl)
+    return b"".join(out)
+
+
+@_SETTINGS
+@given(st.binary(max_size=2000))
+def test_arbitrary_bytes_never_crash(raw: bytes) -> None:
+    check_message(raw, parse_message(raw))
+
+
+@_SETTINGS
+@given(_messages())
+def test_mime_like_noise_never_crashes(raw: bytes) -> None:
+    parsed = parse_message(raw)
+    check_message(raw, parsed)
+    for section in ("1", "1.1", "2.HEADER", "1.MIME", "HEADER.FIELDS (FROM)", "TEXT"):
+        section_bytes(raw, parsed, section)
+    decode_part_body(raw, parsed.root)
+
+
+@_SETTINGS
+@given(_structured())
+def test_structured_multipart(raw: bytes) -> None:
+    parsed = parse_message(raw)
+    check_message(raw, parsed)
+    header_and_text = section_bytes(raw, parsed, "HEADER") + section_bytes(raw, parsed, "TEXT")
+    assert header_and_text == raw
