@@ -87,7 +87,8 @@ class Stream:
         self.idle_timeout = idle_timeout
         self.write_timeout = write_timeout
         peer = self.peer
-        self.log = ConnectionLog(logger or _log, session_id, f"{peer[0]}:{peer[1]}")
+        shown = f"[{peer[0]}]:{peer[1]}" if ":" in peer[0] else f"{peer[0]}:{peer[1]}"
+        self.log = ConnectionLog(logger or _log, session_id, shown)
 
     # -- addresses and TLS state ---------------------------------------------------------
 

@@ -180,3 +180,26 @@ async def test_starttls_handshake_failure(pair: Pair, tls_contexts: TLSContexts)
     client.write(b"\x16\x03\x01\x00\x05garbage")  # looks like a handshake record, is not
     with pytest.raises(TLSHandshakeError):
         await stream.start_tls(tls_contexts.server_context, handshake_timeout=2)
+
+
+async def test_starttls_discards_bytes_arriving_after_the_command_was_read(
+    pair: Pair, tls_contexts: TLSContexts, client_context: ssl.SSLContext
+) -> None:
+    """Injected bytes still in asyncio's reader buffer (not yet in ours) are dropped too."""
+    stream, reader, client = pair
+    client.write(b"STARTTLS\r\n")
+    assert await stream.readline(512) == b"STARTTLS\r\n"
+    client.write(b"MAIL FROM:<evil@example.org>\r\n")
+    await client.drain()
+    await asyncio.sleep(0.05)
+    assert stream.pending_bytes() == len(b"MAIL FROM:<evil@example.org>\r\n")
+    stream.write(b"220 go ahead\r\n")
+
+    async def client_side() -> None:
+        assert await reader.readline() == b"220 go ahead\r\n"
+        await client.start_tls(client_context, server_hostname="localhost")
+        client.write(b"EHLO again\r\n")
+
+    dropped, _ = await asyncio.gather(stream.start_tls(tls_contexts.server_context), client_side())
+    assert dropped == 30
+    assert await stream.readline(512, timeout=5) == b"EHLO again\r\n"
