@@ -495,7 +495,17 @@ def message_import(state: CliState, address: str, path: Path, folder: str | None
         click.echo(report.summary())
 
 
+def _leaves(command: click.Command) -> list[click.Command]:
+    if isinstance(command, click.Group):
+        return [leaf for sub in command.commands.values() for leaf in _leaves(sub)]
+    return [command]
+
+
 def register(root: click.Group) -> None:
-    """Attach the admin groups to the top-level command."""
+    """Attach the admin groups to the top-level command; every admin command also takes
+    ``--config``/``--data`` after its name, where people tend to type them."""
+    location_params = location_options(click.Command("_")).params
     for command in (domain, user, alias, group, mailbox, message):
+        for leaf in _leaves(command):
+            leaf.params.extend(location_params)
         root.add_command(command)

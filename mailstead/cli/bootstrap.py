@@ -70,7 +70,7 @@ def format_client_table(settings: Settings, user: str, password: str) -> str:
         "The password is shown only this once; change it with:",
         f"  mailstead user passwd {user}",
     ]
-    if not settings.tls.cert or "tls" in settings.cert_path.parent.name:
+    if settings.cert_path == settings.data_dir / "tls" / "cert.pem":  # generated on first start
         notes += [
             "The certificate is self-signed: your client will warn about it the first time.",
             "Install a real one with [tls] cert/key in the configuration and send SIGHUP.",

@@ -45,6 +45,7 @@ _FROM_LINE_DATE = re.compile(
     r"(?P<hour>\d{1,2}):(?P<minute>\d{2})(?::(?P<second>\d{2}))?"
     r"(?:\s+(?:[A-Z]{2,5}|[+-]\d{4}))?\s+(?P<year>\d{4})"
 )
+_FROM_SEPARATOR = re.compile(rb"^From \S+ .*\d{1,2}:\d{2}")
 _MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
 
@@ -143,18 +144,36 @@ def mbox_flags(headers: bytes) -> frozenset[str]:
 
 
 def read_mbox(path: Path) -> Iterator[ImportItem]:
-    """Messages of an mbox file in file order."""
+    """Messages of an mbox file in file order.
+
+    ``mailbox.mbox`` splits at every line starting with ``From ``, including an unescaped
+    "From time to time" in a body (mboxo writers leave those). Like mutt, a split is kept
+    only when the line looks like a real separator (``From sender ... hh:mm ...``);
+    otherwise the piece is glued back onto the message it was cut from.
+    """
     box = mailbox.mbox(path, create=False)
+    pending: tuple[bytes, bytes] | None = None
     try:
         for key in box.iterkeys():
-            raw = box.get_bytes(key, from_=True)
-            from_line, _, body = raw.partition(b"\n")
-            body = _MBOXRD_ESCAPED.sub(rb"\1", body)
-            headers = _header_block(body)
-            date = from_line_date(from_line.decode("ascii", "replace")) or _date_header(headers)
-            yield ImportItem(to_crlf(body), mbox_flags(headers), date)
+            from_line, _, body = box.get_bytes(key, from_=True).partition(b"\n")
+            if pending is not None and not _FROM_SEPARATOR.match(from_line):
+                # The cut dropped the blank line before the From line; put it back.
+                pending = (pending[0], pending[1] + b"\n" + from_line + b"\n" + body)
+                continue
+            if pending is not None:
+                yield _mbox_item(*pending)
+            pending = (from_line, body)
+        if pending is not None:
+            yield _mbox_item(*pending)
     finally:
         box.close()
+
+
+def _mbox_item(from_line: bytes, body: bytes) -> ImportItem:
+    body = _MBOXRD_ESCAPED.sub(rb"\1", body)
+    headers = _header_block(body)
+    date = from_line_date(from_line.decode("ascii", "replace")) or _date_header(headers)
+    return ImportItem(to_crlf(body), mbox_flags(headers), date)
 
 
 # -- Maildir -------------------------------------------------------------------------------
