@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mailstead.cli.admin import format_table
+from mailstead.cli.admin import format_table, password_policy
 from mailstead.config.schema import Settings
 from mailstead.store.interfaces import Store
 
@@ -45,9 +45,8 @@ async def bootstrap_if_empty(store: Store, settings: Settings) -> FirstRun | Non
     domain = settings.hostname.lower().rstrip(".")
     await store.add_domain(domain)
     password = generate_password()
-    user = await store.add_user(
-        f"postmaster@{domain}", hash_password(password, settings.password_policy())
-    )
+    password_hash = hash_password(password, password_policy(settings))
+    user = await store.add_user(f"postmaster@{domain}", password_hash)
     return FirstRun(domain=domain, user=user.address, password=password)
 
 

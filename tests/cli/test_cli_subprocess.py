@@ -1,0 +1,87 @@
+"""The real ``mailstead`` program in a subprocess: entry point, exit codes, stderr."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import FAST_CONFIG
+
+
+@pytest.fixture
+def run(tmp_path: Path) -> object:
+    config = tmp_path / "mailstead.toml"
+    config.write_text(FAST_CONFIG, encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAILSTEAD_")}
+    env["MAILSTEAD_DATA"] = str(tmp_path / "data")
+    env["MAILSTEAD_CONFIG"] = str(config)
+
+    def invoke(*args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "mailstead", *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            timeout=60,
+        )
+
+    return invoke
+
+
+def test_help_and_version(run) -> None:  # type: ignore[no-untyped-def]
+    result = run("--help")
+    assert result.returncode == 0
+    for command in ("serve", "domain", "user", "alias", "group", "config", "mailbox", "message"):
+        assert command in result.stdout
+    assert run("--version").stdout.startswith("mailstead, version")
+
+
+def test_lifecycle_through_the_environment(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    assert run("domain", "add", "example.org").returncode == 0
+    result = run("user", "add", "bob@example.org", "--password-stdin", input="pw\n")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "data").is_dir()  # MAILSTEAD_DATA was honoured
+    assert run("user", "list").stdout.startswith("address")
+    assert run("alias", "add", "@example.org", "bob@example.org").returncode == 0
+    assert run("group", "add", "all@example.org", "bob@example.org").returncode == 0
+    listing = run("mailbox", "list", "bob@example.org").stdout.splitlines()
+    assert len(listing) == 7
+
+
+def test_failures_are_one_line_exit_1(run) -> None:  # type: ignore[no-untyped-def]
+    run("domain", "add", "example.org")
+    result = run("domain", "add", "example.org")
+    assert result.returncode == 1
+    assert result.stderr == "error: domain example.org already exists\n"
+    assert result.stdout == ""
+    result = run("user", "remove", "ghost@example.org", "--yes")
+    assert (result.returncode, result.stderr) == (
+        1,
+        "error: user ghost@example.org does not exist\n",
+    )
+
+
+def test_usage_error_exit_2(run) -> None:  # type: ignore[no-untyped-def]
+    result = run("user", "add")
+    assert result.returncode == 2
+    assert "Missing argument" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_config_check_in_a_subprocess(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    good = run("config", "check")
+    assert good.returncode == 0
+    assert "[listeners.smtp]" in good.stdout
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[listeners.smtp]\nport = "twenty-five"\n', encoding="utf-8")
+    result = run("config", "check", str(bad))
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"error: {bad}: listeners.smtp.port: must be an integer between 1 and 65535, "
+        "got 'twenty-five'\n"
+    )
