@@ -187,7 +187,9 @@ class SQLiteStore:
     async def open(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.blobs.setup()
-        self._writer = GroupCommitWriter(self._connect_writer, self._changes.publish)
+        self._writer = GroupCommitWriter(
+            self._connect_writer, self._changes.publish, self.blobs.root
+        )
         await asyncio.to_thread(self._writer.start)
         self._readers = ThreadPoolExecutor(self._read_threads, thread_name_prefix="store-read")
         self._io = ThreadPoolExecutor(8, thread_name_prefix="store-io")
@@ -824,7 +826,7 @@ class SQLiteStore:
 
     # -- messages: writing ---------------------------------------------------------------------
     async def _prepare_body(self, data: bytes) -> tuple[str, set[Path], bytes | None]:
-        """Write the body (fsynced) and parse it once, off the event loop."""
+        """Write the body (flushed later with its batch) and parse it once, off the loop."""
 
         def work() -> tuple[str, set[Path], bytes | None]:
             blob_id, dirty = self.blobs.write(data)

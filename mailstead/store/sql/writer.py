@@ -2,7 +2,7 @@
 
 Callers on the event loop submit a *write* (a function of the connection). The thread takes
 every write waiting in its queue, runs each inside its own SAVEPOINT (so one failing write
-rolls back alone), fsyncs the blob directories the batch needs, and commits the whole batch
+rolls back alone), flushes the message bodies the batch needs, and commits the whole batch
 with one COMMIT (one WAL fsync with ``synchronous=FULL``). Only then are the callers' futures
 resolved and their change events published, on the loop thread, in commit order. The event
 loop never waits on an fsync.
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from mailstead.core.errors import StorageUnavailable, StoreError
-from mailstead.store.blobs import fsync_directory
+from mailstead.store.blobs import flush_paths
 from mailstead.store.models import ChangeEvent
 
 log = logging.getLogger("mailstead.store")
@@ -60,8 +60,10 @@ class GroupCommitWriter:
         self,
         connect: Callable[[], sqlite3.Connection],
         publish: Callable[[list[ChangeEvent]], None],
+        blob_root: Path,
     ) -> None:
         self._connect = connect
+        self._blob_root = blob_root
         self._publish = publish
         self._queue: queue.SimpleQueue[_Job | object] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="mailstead-writer", daemon=True)
@@ -139,10 +141,9 @@ class GroupCommitWriter:
                 conn.execute("RELEASE write")
                 outcomes.append(outcome)
         try:
-            # The bodies' directory entries must be durable before the rows that point at
-            # them: fsync each directory once for the whole batch, then commit.
-            for directory in set().union(*(job.sync_dirs for job in batch)):
-                fsync_directory(directory)
+            # The bodies must be durable before the rows that point at them: flush the
+            # whole batch's files and directory entries at once, then commit.
+            flush_paths(set().union(*(job.sync_dirs for job in batch)), self._blob_root)
             conn.execute("COMMIT")
         except (OSError, sqlite3.Error) as exc:
             log.error("group commit of %d writes failed: %s", len(batch), exc)
@@ -159,18 +160,25 @@ class GroupCommitWriter:
                         action()
                     except OSError as exc:
                         log.warning("post-commit file cleanup failed: %s", exc)
+        # One wake-up per event loop for the whole batch, not one per write.
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Job, WriteOutcome | BaseException]]]
+        by_loop = {}
         for job, outcome in zip(batch, outcomes, strict=True):
-            job.loop.call_soon_threadsafe(self._resolve, job, outcome)
+            by_loop.setdefault(job.loop, []).append((job, outcome))
+        for loop, done in by_loop.items():
+            loop.call_soon_threadsafe(self._resolve, done)
 
-    def _resolve(self, job: _Job, outcome: WriteOutcome | BaseException) -> None:
-        if isinstance(outcome, BaseException):
+    def _resolve(self, done: list[tuple[_Job, WriteOutcome | BaseException]]) -> None:
+        """On the loop thread, in commit order: publish events, then wake the writers."""
+        for job, outcome in done:
+            if isinstance(outcome, BaseException):
+                if not job.future.done():
+                    job.future.set_exception(outcome)
+                continue
+            if outcome.events:
+                self._publish(outcome.events)
             if not job.future.done():
-                job.future.set_exception(outcome)
-            return
-        if outcome.events:
-            self._publish(outcome.events)
-        if not job.future.done():
-            job.future.set_result(outcome.result)
+                job.future.set_result(outcome.result)
 
     def _fail_all(self, batch: list[_Job], error: BaseException) -> None:
         for job in batch:
