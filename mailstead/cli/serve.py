@@ -78,16 +78,22 @@ def build_store(settings: Settings) -> Store:
 
 
 def prepare_tls(settings: Settings) -> TLSContexts:
-    """Use the configured certificate, or make a self-signed one on first start."""
-    if settings.tls.cert is None and settings.tls.key is None:
-        if ensure_self_signed(settings.cert_path, settings.key_path, settings.hostname):
-            log.info("created a self-signed certificate for %s in %s",
-                     settings.hostname, settings.cert_path.parent)
+    """Use the configured certificate, or make a self-signed one on first start.
+
+    A certificate at the default place in the data dir is ours to create; one configured
+    elsewhere is the admin's, and its absence is a configuration error.
+    """
+    default_dir = (settings.data_dir / "tls").absolute()
+    cert, key = settings.cert_path.absolute(), settings.key_path.absolute()
+    if cert == default_dir / "cert.pem" and key == default_dir / "key.pem":
+        if ensure_self_signed(cert, key, settings.hostname):
+            log.info("created a self-signed certificate for %s in %s", settings.hostname,
+                     default_dir)
     else:
-        for key, path in (("tls.cert", settings.cert_path), ("tls.key", settings.key_path)):
+        for name, path in (("tls.cert", cert), ("tls.key", key)):
             if not path.is_file():
-                raise ConfigError(f"file {path} does not exist", key=key)
-    return TLSContexts(settings.cert_path, settings.key_path)
+                raise ConfigError(f"file {path} does not exist", key=name)
+    return TLSContexts(cert, key)
 
 
 def build_listeners(services: Services) -> list[Listener]:
@@ -126,43 +132,90 @@ async def _collect_garbage_forever(store: Store, grace: float) -> None:
                 log.info("garbage collection removed %d unreferenced bodies", removed)
 
 
-async def run_server(settings: Settings, *, first_run_output: TextIO) -> int:
-    """Run until SIGTERM/SIGINT; returns the process exit code."""
-    from mailstead.cli.bootstrap import bootstrap_if_empty, format_client_table
+class RunningServer:
+    """The wired server: store open, listeners accepting. Shared by ``serve`` and tests."""
 
-    setup_logging(settings.log.level)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    tls = prepare_tls(settings)
-    store = build_store(settings)
-    await store.open()
-    try:
-        first = await bootstrap_if_empty(store, settings)
-        if first is not None:
-            first_run_output.write(format_client_table(settings, first.user, first.password))
-            first_run_output.flush()
-        throttle = Throttle(ThrottlePolicy(
-            delay_after=settings.auth.max_failures,
-            lock_after=settings.auth.lockout_failures,
-            window=float(settings.auth.window_seconds),
-        ))
-        authenticator = Authenticator(store, throttle, password_policy(settings))
-        services = Services(settings, store, authenticator, tls)
-        group = ListenerGroup(build_listeners(services))
-        await group.start()
-        loop = asyncio.get_running_loop()
-        group.install_signal_handlers(loop, on_reload=tls.reload)
-        gc_task = asyncio.create_task(
+    def __init__(self, services: Services, group: ListenerGroup) -> None:
+        self.services = services
+        self.group = group
+        self._gc_task: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def start(
+        cls, settings: Settings, *, bootstrap_output: TextIO | None = None
+    ) -> RunningServer:
+        """Open everything and start accepting; with ``bootstrap_output``, an empty store
+        gets its first domain and postmaster, and the client table is written there."""
+        from mailstead.cli.bootstrap import bootstrap_if_empty, format_client_table
+
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        tls = prepare_tls(settings)
+        store = build_store(settings)
+        await store.open()
+        try:
+            if bootstrap_output is not None:
+                first = await bootstrap_if_empty(store, settings)
+                if first is not None:
+                    bootstrap_output.write(
+                        format_client_table(settings, first.user, first.password)
+                    )
+                    bootstrap_output.flush()
+            throttle = Throttle(ThrottlePolicy(
+                delay_after=settings.auth.max_failures,
+                lock_after=settings.auth.lockout_failures,
+                window=float(settings.auth.window_seconds),
+            ))
+            authenticator = Authenticator(store, throttle, password_policy(settings))
+            services = Services(settings, store, authenticator, tls)
+            group = ListenerGroup(build_listeners(services))
+            await group.start()
+        except BaseException:
+            await store.close()
+            raise
+        running = cls(services, group)
+        running._gc_task = asyncio.create_task(
             _collect_garbage_forever(store, float(settings.store.gc_grace_seconds))
         )
-        log.info("mailstead ready (%s, data in %s)", settings.hostname, settings.data_dir)
+        return running
+
+    @property
+    def store(self) -> Store:
+        return self.services.store
+
+    def port(self, listener_name: str) -> int:
+        for listener in self.group.listeners:
+            if listener.name == listener_name:
+                return listener.port
+        raise KeyError(f"listener {listener_name} is not running")
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop accepting, drain sessions, then shut the services down."""
         try:
-            await group.serve_forever()
+            await self.group.stop(grace)
         finally:
-            gc_task.cancel()
+            await self.shutdown_services()
+
+    async def shutdown_services(self) -> None:
+        """Stop background work and close the store (listeners already stopped)."""
+        if self._gc_task is not None:
+            self._gc_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await gc_task
-            group.remove_signal_handlers(loop)
+                await self._gc_task
+            self._gc_task = None
+        await self.services.store.close()
+
+
+async def run_server(settings: Settings, *, first_run_output: TextIO) -> int:
+    """Run until SIGTERM/SIGINT; returns the process exit code."""
+    setup_logging(settings.log.level)
+    running = await RunningServer.start(settings, bootstrap_output=first_run_output)
+    loop = asyncio.get_running_loop()
+    running.group.install_signal_handlers(loop, on_reload=running.services.tls.reload)
+    log.info("mailstead ready (%s, data in %s)", settings.hostname, settings.data_dir)
+    try:
+        await running.group.serve_forever()  # returns after SIGTERM and the drain
     finally:
-        await store.close()
+        running.group.remove_signal_handlers(loop)
+        await running.shutdown_services()
     log.info("mailstead stopped")
     return 0

@@ -1,0 +1,49 @@
+# mailstead: `make serve` runs the server on the embedded default, `make test` runs every test.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+ARGS   ?=
+
+.PHONY: serve test lint typecheck bench bench-quick bench-peers docs clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+# Runtime install for `serve`; the dev extras (test tools) for everything else.
+$(VENV)/.runtime: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.dev: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@ $(VENV)/.runtime
+
+serve: $(VENV)/.runtime
+	$(BIN)/mailstead serve $(ARGS)
+
+test: $(VENV)/.dev
+	$(BIN)/pytest $(ARGS)
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check mailstead tests bench
+
+typecheck: $(VENV)/.dev
+	$(BIN)/mypy
+
+docs: $(VENV)/.dev
+	$(BIN)/python -m mailstead.config.docs > docs/configuration.md
+
+bench: $(VENV)/.dev
+	$(BIN)/python -m bench.run $(ARGS)
+
+bench-quick: $(VENV)/.dev
+	$(BIN)/python -m bench.run --quick $(ARGS)
+
+# Peers (Postfix, Dovecot) come from Debian; this target installs them if missing.
+bench-peers: $(VENV)/.dev
+	bash bench/peers.sh
+	$(BIN)/python -m bench.run --peers $(ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .hypothesis

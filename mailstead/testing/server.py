@@ -1,0 +1,247 @@
+"""Run the real server for tests: in a background thread, or as a child process.
+
+``ServerThread`` runs exactly the wiring of ``mailstead serve`` (:class:`RunningServer`) on
+its own event loop in a thread, with every listener on 127.0.0.1 and an ephemeral port, so
+a test can talk to it with blocking stdlib clients (smtplib, imaplib, poplib) and still
+inspect the store through :meth:`ServerThread.call`.
+
+``SubprocessServer`` starts ``python -m mailstead serve`` on free ports, for tests that
+need a real process to SIGKILL or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Coroutine, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+from mailstead.auth.passwords import PasswordPolicy, hash_password
+from mailstead.cli.serve import RunningServer, Services
+from mailstead.config.schema import Settings
+from mailstead.store.interfaces import Store
+from mailstead.store.models import User
+
+T = TypeVar("T")
+
+#: argon2id at its cheapest: tests hash many passwords and must stay fast.
+TEST_PASSWORD_POLICY = PasswordPolicy(time_cost=1, memory_cost=8, parallelism=1)
+
+LISTENER_NAMES = ("smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "http")
+
+
+def deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    merged = copy.deepcopy(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def test_settings_dict(data_dir: Path, config: Mapping[str, Any] | None = None,
+                       *, port: int | None = 0) -> dict[str, Any]:
+    """Settings for a test server: loopback, ephemeral ports, cheap hashing."""
+    base: dict[str, Any] = {
+        "hostname": "localhost",
+        "data_dir": str(data_dir),
+        "auth": {
+            "argon2_time_cost": TEST_PASSWORD_POLICY.time_cost,
+            "argon2_memory_kib": TEST_PASSWORD_POLICY.memory_cost,
+            "argon2_parallelism": TEST_PASSWORD_POLICY.parallelism,
+        },
+        "store": {"gc_grace_seconds": 3600},
+        "log": {"level": "debug"},
+        "listeners": {
+            name: {"address": "127.0.0.1", **({"port": port} if port is not None else {})}
+            for name in LISTENER_NAMES
+        },
+    }
+    return deep_merge(base, config or {})
+
+
+def build_settings(data: Mapping[str, Any]) -> Settings:
+    """Validate like a config file would (so tests catch schema mistakes), without a file."""
+    listeners = data.get("listeners", {})
+    # Port 0 (ephemeral) is valid for tests though the schema demands 1-65535 for files.
+    zero_ports = {n for n, conf in listeners.items() if conf.get("port") == 0}
+    cleaned = deep_merge(dict(data), {})
+    for name in zero_ports:
+        cleaned["listeners"][name]["port"] = 1
+    settings = Settings.model_validate(cleaned)
+    if zero_ports:
+        updates = {
+            name: getattr(settings.listeners, name).model_copy(update={"port": 0})
+            for name in zero_ports
+        }
+        settings = settings.model_copy(
+            update={"listeners": settings.listeners.model_copy(update=updates)}
+        )
+    return settings
+
+
+class ServerThread:
+    """The real server on a background event loop; use as a context manager."""
+
+    def __init__(self, tmp_path: Path, config: Mapping[str, Any] | None = None) -> None:
+        self.data_dir = tmp_path / "data"
+        self.settings = build_settings(test_settings_dict(self.data_dir, config))
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="test-server",
+                                        daemon=True)
+        self._running: RunningServer | None = None
+
+    def __enter__(self) -> ServerThread:
+        self._thread.start()
+        try:
+            self._running = self.call(RunningServer.start(self.settings))
+        except BaseException:
+            self._shutdown_loop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if self._running is not None:
+                self.call(self._running.stop(grace=2.0))
+        finally:
+            self._shutdown_loop()
+
+    def _shutdown_loop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        if not self._thread.is_alive():
+            self._loop.close()
+
+    @property
+    def running(self) -> RunningServer:
+        assert self._running is not None, "server not started"
+        return self._running
+
+    @property
+    def services(self) -> Services:
+        return self.running.services
+
+    @property
+    def store(self) -> Store:
+        return self.running.store
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        return self._loop
+
+    def port(self, listener_name: str) -> int:
+        return self.running.port(listener_name)
+
+    def call(self, coro: Coroutine[Any, Any, T], timeout: float = 60.0) -> T:
+        """Run ``coro`` on the server's loop and wait for its result."""
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    def add_user(self, address: str, password: str, *, quota_bytes: int = 0,
+                 pop3_policy: str | None = None, plus_folders: bool = False) -> User:
+        """Create the account (and its domain if needed) with a cheap password hash."""
+        domain = address.rpartition("@")[2].lower()
+
+        async def create() -> User:
+            store = self.store
+            if not await store.has_domain(domain):
+                await store.add_domain(domain)
+            user = await store.add_user(
+                address, hash_password(password, TEST_PASSWORD_POLICY), quota_bytes=quota_bytes
+            )
+            if pop3_policy is not None:
+                await store.set_pop3_policy(address, pop3_policy)
+            if plus_folders:
+                await store.set_plus_folders(address, True)
+            return await store.get_user(user.id)
+
+        return self.call(create())
+
+    @property
+    def cert_path(self) -> Path:
+        return self.settings.cert_path
+
+    def client_ssl_context(self) -> ssl.SSLContext:
+        """A client context that trusts this server's self-signed certificate."""
+        return ssl.create_default_context(cafile=str(self.cert_path))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class SubprocessServer:
+    """``python -m mailstead serve`` in a child process, on free loopback ports."""
+
+    def __init__(self, tmp_path: Path, config: Mapping[str, Any] | None = None) -> None:
+        self.tmp_path = tmp_path
+        self.data_dir = tmp_path / "data"
+        data = test_settings_dict(self.data_dir, config, port=None)
+        for name in LISTENER_NAMES:
+            data["listeners"][name].setdefault("port", free_port())
+        self.settings = build_settings(data)
+        self.config_path = tmp_path / "mailstead.toml"
+        self.config_path.write_text(self.settings.effective_toml())
+        self.log_path = tmp_path / "server.log"
+        self.first_run_path = tmp_path / "first-run.txt"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def port(self, listener_name: str) -> int:
+        return int(getattr(self.settings.listeners, listener_name).port)
+
+    def start(self, timeout: float = 30.0) -> SubprocessServer:
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env.pop("MAILSTEAD_DATA", None)
+        env.pop("MAILSTEAD_CONFIG", None)
+        with open(self.log_path, "ab") as log, open(self.first_run_path, "ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "mailstead", "serve", "--config", str(self.config_path)],
+                stdout=out, stderr=log, env=env,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if "mailstead ready" in self.log():
+                return self
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()}")
+            time.sleep(0.05)
+        self.kill()
+        raise RuntimeError(f"server did not become ready:\n{self.log()}")
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup at all, as in a crash."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def terminate(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+
+    def wait(self, timeout: float = 15.0) -> int:
+        assert self.proc is not None
+        return self.proc.wait(timeout=timeout)
+
+    def __enter__(self) -> SubprocessServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.kill()
