@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 from mailstead.auth.authenticator import Authenticator
-from mailstead.auth.passwords import PasswordPolicy
 from mailstead.auth.throttle import Throttle, ThrottlePolicy
+from mailstead.cli.admin import password_policy
 from mailstead.config.schema import ListenerSettings, Settings
 from mailstead.core.errors import ConfigError
 from mailstead.core.log import setup_logging
@@ -57,15 +57,22 @@ ProtocolFactory = Callable[[Services, str, ListenerSettings], tuple[Handler, Rej
 def _protocols() -> dict[str, ProtocolFactory]:
     """Listener name -> the protocol that serves it. A listener not named here has no
     protocol yet and is reported as such at start-up."""
-    return {}
+    return {
+        "pop3": _pop3,
+        "pop3s": _pop3,
+    }
 
 
-def password_policy(settings: Settings) -> PasswordPolicy:
-    return PasswordPolicy(
-        time_cost=settings.auth.argon2_time_cost,
-        memory_cost=settings.auth.argon2_memory_kib,
-        parallelism=settings.auth.argon2_parallelism,
-    )
+def _pop3(services: Services, name: str, conf: ListenerSettings) -> tuple[Handler, RejectHook]:
+    """Both POP3 listeners share one server, so the [IN-USE] lock spans ports 110 and 995."""
+    from mailstead.pop3.server import POP3Server
+
+    server = services.extras.get("pop3")
+    if not isinstance(server, POP3Server):
+        server = POP3Server(services.store, services.authenticator, services.settings,
+                            services.tls)
+        services.extras["pop3"] = server
+    return server.endpoint(conf)
 
 
 def build_store(settings: Settings) -> Store:
