@@ -219,7 +219,7 @@ class HTTPListener(ListenerSettings):
     """Admin API, send API, metrics and client autoconfig."""
 
     port: Port = Field(8080, description="TCP port")
-    tls: Literal["none", "implicit"] = Field(  # type: ignore[assignment]
+    tls: Literal["none", "implicit"] = Field(
         "none", description="none or implicit (HTTPS)"
     )
 

@@ -36,6 +36,8 @@ from mailstead.store.models import (
     Group,
     Mailbox,
     MessageMeta,
+    OutboundEnvelope,
+    QueuedMessage,
     Recipient,
     StoreFlagsResult,
     User,
@@ -202,6 +204,29 @@ class Store(Protocol):
 
     async def integrity_check(self) -> list[str]:
         """Backend self-check; empty list means healthy."""
+
+    # -- outbound queue ------------------------------------------------------------------
+    # The durable queue of mail for remote recipients (and of DSN requests for local ones).
+    # A queued message references its body like a stored message does: the blob is shared,
+    # and garbage collection counts queue references.
+    async def enqueue(
+        self,
+        data: bytes,
+        envelope: OutboundEnvelope | None,
+        local_data: bytes | None = None,
+        local: Sequence[Recipient] = (),
+        internaldate: datetime | None = None,
+    ) -> tuple[DeliveryResult | None, int | None]:
+        """Queue ``data`` for ``envelope`` and deliver ``local_data`` to ``local``, all or
+        nothing, in one transaction (SMTP says ``250`` once for both). Either side may be
+        empty. Returns (local delivery result or None, queue id or None). Raises
+        QuotaExceeded like :meth:`deliver`."""
+
+    async def list_queue(self) -> list[QueuedMessage]:
+        """Every queued message with its recipients, oldest first."""
+
+    async def remove_queued(self, queue_id: int) -> None:
+        """Drop a queued message (all recipients done); its body becomes collectable."""
 
 
 __all__ = ["UID", "ModSeq", "Store", "StructureParser", "UIDRanges"]

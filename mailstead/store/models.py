@@ -149,3 +149,55 @@ class ChangeEvent:
     modseq: int = 0
     flags: tuple[frozenset[str], ...] = ()  # for FLAGS: new flags per uid, same order
     name: str | None = None  # mailbox name (new name for renames)
+
+
+# -- outbound queue -------------------------------------------------------------------------
+# Records of the durable outbound queue. SMTP receive fills it; the outbound delivery
+# (delivery/remote.py) drains it. DSN parameters (RFC 3461) travel with each recipient.
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedRecipient:
+    """One envelope recipient of a queued message, with its RFC 3461 §4.1-4.2 parameters.
+
+    ``notify`` holds the NOTIFY keywords (``("NEVER",)`` or some of SUCCESS, FAILURE,
+    DELAY); empty means not given. ``orcpt`` is the ORCPT value, ``addr-type;xtext``.
+    ``status`` is ``queued`` (to deliver), ``delivered`` (delivered locally, kept because
+    a success DSN was asked for) or ``failed``.
+    """
+
+    address: str
+    notify: tuple[str, ...] = ()
+    orcpt: str | None = None
+    status: str = "queued"
+    attempts: int = 0
+    next_attempt: datetime | None = None
+    last_error: str | None = None
+    id: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundEnvelope:
+    """What the outbound queue keeps beside the body: the SMTP envelope and DSN data.
+
+    ``mail_from`` is ``""`` for the null sender. ``ret`` is FULL/HDRS or None and ``envid``
+    the decoded ENVID (RFC 3461 §4.3-4.4); ``body`` is 7BIT/8BITMIME/None (RFC 6152) and
+    ``smtputf8`` whether the message needs SMTPUTF8 onward (RFC 6531).
+    """
+
+    mail_from: str
+    recipients: tuple[QueuedRecipient, ...]
+    envid: str | None = None
+    ret: str | None = None
+    body: str | None = None
+    smtputf8: bool = False
+    auth_user: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedMessage:
+    id: int
+    blob_id: str
+    size: int
+    envelope: OutboundEnvelope
+    created: datetime

@@ -97,6 +97,37 @@ MIGRATIONS: tuple[str, ...] = (
     ) WITHOUT ROWID;
     CREATE INDEX expunged_modseq ON expunged(mailbox_id, modseq);
     """,
+    # 2: the durable outbound queue. A queued message shares the blobs table with stored
+    # messages (one body, referenced); recipients carry their RFC 3461 DSN parameters and
+    # their own delivery state, so one message to many domains is retried per recipient.
+    """
+    CREATE TABLE queue_messages (
+        id        INTEGER PRIMARY KEY,
+        blob_id   TEXT NOT NULL REFERENCES blobs(id),
+        size      INTEGER NOT NULL,
+        mail_from TEXT NOT NULL,
+        envid     TEXT,
+        ret       TEXT,
+        body      TEXT,
+        smtputf8  INTEGER NOT NULL DEFAULT 0,
+        auth_user TEXT,
+        created   TEXT NOT NULL
+    );
+    CREATE INDEX queue_messages_blob ON queue_messages(blob_id);
+    CREATE TABLE queue_recipients (
+        id           INTEGER PRIMARY KEY,
+        message_id   INTEGER NOT NULL REFERENCES queue_messages(id) ON DELETE CASCADE,
+        address      TEXT NOT NULL,
+        notify       TEXT NOT NULL DEFAULT '',
+        orcpt        TEXT,
+        status       TEXT NOT NULL DEFAULT 'queued',
+        attempts     INTEGER NOT NULL DEFAULT 0,
+        next_attempt TEXT NOT NULL,
+        last_error   TEXT
+    );
+    CREATE INDEX queue_recipients_message ON queue_recipients(message_id);
+    CREATE INDEX queue_recipients_due ON queue_recipients(status, next_attempt);
+    """,
 )
 
 

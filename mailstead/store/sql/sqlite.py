@@ -8,6 +8,7 @@ The invariants are those of :mod:`mailstead.store.interfaces`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import sqlite3
 import threading
 import time
@@ -52,11 +53,20 @@ from mailstead.store.models import (
     Group,
     Mailbox,
     MessageMeta,
+    OutboundEnvelope,
+    QueuedMessage,
     Recipient,
     StoreFlagsResult,
     User,
 )
 from mailstead.store.names import SEPARATOR, is_inbox, parents_of, validate_mailbox_name
+from mailstead.store.sql.queue import (
+    QUEUE_REFERENCE,
+    delete_queued,
+    insert_queued,
+    is_blob_queued,
+    load_queue,
+)
 from mailstead.store.sql.schema import migrate
 from mailstead.store.sql.writer import GroupCommitWriter, WriteOutcome
 
@@ -68,6 +78,7 @@ _USER_COLUMNS = (
 )
 _MESSAGE_COLUMNS = "mailbox_id, uid, modseq, flags, internaldate, size, blob_id"
 _CHUNK = 500  # SQLite host-parameter batches
+_Body = tuple[str, set[Path], bytes | None]  # (blob id, dirs to fsync, parsed structure)
 
 
 def _now() -> str:
@@ -107,6 +118,11 @@ def _clean_flags(flags: Iterable[str]) -> frozenset[str]:
             continue  # RFC 9051 removed \Recent; rev1 sessions derive it themselves
         cleaned.add(flag)
     return frozenset(cleaned)
+
+
+def _wanted_recipients(recipients: Sequence[Recipient]) -> list[tuple[int, str, frozenset[str]]]:
+    return [(r.user_id, validate_mailbox_name(r.mailbox_name), _clean_flags(r.flags))
+            for r in recipients]
 
 
 def _row_to_user(row: sqlite3.Row) -> User:
@@ -938,36 +954,111 @@ class SQLiteStore:
             raise InvalidName("a delivery needs at least one recipient")
         when = (internaldate or datetime.now(UTC)).isoformat()
         size = len(data)
-        wanted = [(r.user_id, validate_mailbox_name(r.mailbox_name), _clean_flags(r.flags))
-                  for r in recipients]
+        wanted = _wanted_recipients(recipients)
 
         def build(blob_id: str, structure: bytes | None) -> Callable[..., WriteOutcome]:
             def write(conn: sqlite3.Connection) -> WriteOutcome:
                 self._ensure_blob_row(conn, blob_id, size, structure)
-                results: list[tuple[int, AppendResult]] = []
-                events: list[ChangeEvent] = []
-                for user_id, name, flags in wanted:
-                    row = conn.execute(
-                        "SELECT id FROM mailboxes WHERE user_id = ? AND name = ?", (user_id, name)
-                    ).fetchone()
-                    if row is None:  # folder removed since routing: INBOX never fails
-                        row = conn.execute(
-                            "SELECT id FROM mailboxes WHERE user_id = ? AND name = 'INBOX'",
-                            (user_id,),
-                        ).fetchone()
-                    if row is None:
-                        raise NotFound(f"user #{user_id} has no INBOX")
-                    _, result = self._insert_message(conn, row[0], blob_id, size, flags, when)
-                    results.append((user_id, result))
-                    events.append(ChangeEvent(
-                        user_id, row[0], ChangeKind.EXISTS, (result.uid,), result.modseq
-                    ))
-                return WriteOutcome(DeliveryResult(blob_id, tuple(results)), events)
+                return self._deliver_rows(conn, blob_id, size, wanted, when)
 
             return write
 
         result: DeliveryResult = await self._with_body(data, build)
         return result
+
+    def _deliver_rows(
+        self,
+        conn: sqlite3.Connection,
+        blob_id: str,
+        size: int,
+        wanted: list[tuple[int, str, frozenset[str]]],
+        when: str,
+    ) -> WriteOutcome:
+        """Insert one stored body into each recipient's mailbox (inside a write)."""
+        results: list[tuple[int, AppendResult]] = []
+        events: list[ChangeEvent] = []
+        for user_id, name, flags in wanted:
+            row = conn.execute(
+                "SELECT id FROM mailboxes WHERE user_id = ? AND name = ?", (user_id, name)
+            ).fetchone()
+            if row is None:  # folder removed since routing: INBOX never fails
+                row = conn.execute(
+                    "SELECT id FROM mailboxes WHERE user_id = ? AND name = 'INBOX'",
+                    (user_id,),
+                ).fetchone()
+            if row is None:
+                raise NotFound(f"user #{user_id} has no INBOX")
+            _, result = self._insert_message(conn, row[0], blob_id, size, flags, when)
+            results.append((user_id, result))
+            events.append(ChangeEvent(
+                user_id, row[0], ChangeKind.EXISTS, (result.uid,), result.modseq
+            ))
+        return WriteOutcome(DeliveryResult(blob_id, tuple(results)), events)
+
+    # -- outbound queue ------------------------------------------------------------------------
+    async def enqueue(
+        self,
+        data: bytes,
+        envelope: OutboundEnvelope | None,
+        local_data: bytes | None = None,
+        local: Sequence[Recipient] = (),
+        internaldate: datetime | None = None,
+    ) -> tuple[DeliveryResult | None, int | None]:
+        if envelope is not None and not envelope.recipients:
+            raise InvalidName("a queued message needs at least one recipient")
+        if local and local_data is None:
+            raise InvalidName("local recipients need the local copy of the message")
+        if envelope is None and not local:
+            raise InvalidName("nothing to deliver or queue")
+        now = datetime.now(UTC)
+        when = (internaldate or now).isoformat()
+        wanted = _wanted_recipients(local)
+        bodies = [data] if envelope is not None else []
+        if local:
+            assert local_data is not None
+            bodies.append(local_data)
+
+        for _attempt in range(3):
+            prepared = await asyncio.gather(*(self._prepare_body(b) for b in bodies))
+            sync_dirs: set[Path] = set().union(*(dirty for _, dirty, _ in prepared))
+
+            def write(conn: sqlite3.Connection, prepared: list[_Body] = prepared) -> WriteOutcome:
+                queue_id: int | None = None
+                delivered: DeliveryResult | None = None
+                events: list[ChangeEvent] = []
+                for body, (blob_id, _, structure) in zip(bodies, prepared, strict=True):
+                    self._ensure_blob_row(conn, blob_id, len(body), structure)
+                if envelope is not None:
+                    queue_id = insert_queued(
+                        conn, prepared[0][0], len(data), envelope, now.isoformat()
+                    )
+                if local:
+                    assert local_data is not None
+                    outcome = self._deliver_rows(
+                        conn, prepared[-1][0], len(local_data), wanted, when
+                    )
+                    delivered, events = outcome.result, outcome.events
+                return WriteOutcome((delivered, queue_id), events)
+
+            try:
+                result: tuple[DeliveryResult | None, int | None] = await self._write(
+                    write, sync_dirs=sync_dirs
+                )
+            except _BodyVanished:
+                continue
+            return result
+        raise StoreError("message body could not be stored")
+
+    async def list_queue(self) -> list[QueuedMessage]:
+        return await self._read(load_queue)
+
+    async def remove_queued(self, queue_id: int) -> None:
+        def write(conn: sqlite3.Connection) -> WriteOutcome:
+            if not delete_queued(conn, queue_id):
+                raise NotFound(f"queued message #{queue_id} does not exist")
+            return WriteOutcome()
+
+        await self._write(write)
 
     async def store_flags(
         self,
@@ -1248,6 +1339,7 @@ class SQLiteStore:
             unreferenced = [r[0] for r in conn.execute(
                 "SELECT id FROM blobs b WHERE NOT EXISTS"
                 " (SELECT 1 FROM messages m WHERE m.blob_id = b.id)"
+                f" AND NOT {QUEUE_REFERENCE}"
             ).fetchall()]
             known = {r[0] for r in conn.execute("SELECT id FROM blobs").fetchall()}
             return unreferenced, known
@@ -1265,11 +1357,14 @@ class SQLiteStore:
                 used = conn.execute(
                     "SELECT 1 FROM messages WHERE blob_id = ? LIMIT 1", (blob_id,)
                 ).fetchone()
+                used = used or is_blob_queued(conn, blob_id)
                 if used or self.blobs.age(blob_id) < grace_seconds:
                     continue
                 conn.execute("DELETE FROM blobs WHERE id = ?", (blob_id,))
                 doomed.append(blob_id)
-            unlinks = [lambda b=b: self.blobs.delete(b) for b in doomed]
+            unlinks: list[Callable[[], None]] = [
+                functools.partial(self.blobs.delete, blob_id) for blob_id in doomed
+            ]
             return WriteOutcome(len(doomed), after_commit=unlinks)
 
         removed: int = await self._write(write)

@@ -153,9 +153,9 @@ class GroupCommitWriter:
             return
         self.batches += 1
         self.writes += len(batch)
-        for outcome in outcomes:
-            if isinstance(outcome, WriteOutcome):
-                for action in outcome.after_commit:
+        for result in outcomes:
+            if isinstance(result, WriteOutcome):
+                for action in result.after_commit:
                     try:
                         action()
                     except OSError as exc:
@@ -163,8 +163,8 @@ class GroupCommitWriter:
         # One wake-up per event loop for the whole batch, not one per write.
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Job, WriteOutcome | BaseException]]]
         by_loop = {}
-        for job, outcome in zip(batch, outcomes, strict=True):
-            by_loop.setdefault(job.loop, []).append((job, outcome))
+        for job, result in zip(batch, outcomes, strict=True):
+            by_loop.setdefault(job.loop, []).append((job, result))
         for loop, done in by_loop.items():
             loop.call_soon_threadsafe(self._resolve, done)
 
