@@ -75,3 +75,42 @@ def test_bad_config_is_one_line_naming_file_and_key(tmp_path: Path) -> None:
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr
     assert "bad.toml" in lines[0] and "listeners.imap.port" in lines[0]
+
+
+def _served_certificate(port: int) -> bytes:
+    import socket
+    import ssl
+
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw, \
+            context.wrap_socket(raw) as tls:
+        cert = tls.getpeercert(binary_form=True)
+    assert cert is not None
+    return cert
+
+
+@pytest.mark.slow
+def test_sighup_reloads_the_certificate(tmp_path: Path) -> None:
+    import os
+
+    from mailstead.net.tls import ensure_self_signed
+
+    with SubprocessServer(tmp_path) as server:
+        port = server.port("pop3s")
+        before = _served_certificate(port)
+        fresh = tmp_path / "renewed"
+        ensure_self_signed(fresh / "cert.pem", fresh / "key.pem", "mail.example.org")
+        tls_dir = server.data_dir / "tls"
+        os.replace(fresh / "key.pem", tls_dir / "key.pem")
+        os.replace(fresh / "cert.pem", tls_dir / "cert.pem")
+        assert server.proc is not None
+        server.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        after = before
+        while after == before and time.monotonic() < deadline:
+            time.sleep(0.1)
+            after = _served_certificate(port)
+        assert after != before
+        assert server.proc.poll() is None  # still serving
