@@ -17,6 +17,7 @@ from bench.harness import BenchEnv, Result, format_table, workdir
 #: version yet is simply absent from the list.
 SCENARIOS = [
     "store_append",
+    "pop3_download",
 ]
 
 

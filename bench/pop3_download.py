@@ -1,0 +1,188 @@
+"""pop3-download: RETR + DELE every message of a 1,000-message INBOX, then QUIT.
+
+mailstead runs as its own process (``serve``), so the client's work does not share its GIL.
+The client is a small socket reader (poplib's line-at-a-time parsing would be the
+bottleneck, not the server), sending RETR n and DELE n together as RFC 2449 PIPELINING
+allows. The QUIT, which commits the 1,000 deletions durably, is inside the timing.
+
+Baseline in the same run: a minimal asyncio server that sends the same message bytes from
+plain files, dot-stuffed, over loopback to the same client - the cost of moving the bytes
+with no mail store, no maildrop and no protocol state. Ratio = mailstead MB/s / baseline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from pathlib import Path
+
+from bench.harness import BenchEnv, Result
+from bench.store_append import make_message
+from mailstead.auth.passwords import hash_password
+from mailstead.cli.serve import parse_structure
+from mailstead.pop3.protocol import DotStuffer
+from mailstead.store.sql.sqlite import SQLiteStore
+from mailstead.testing.server import TEST_PASSWORD_POLICY, SubprocessServer
+
+ADDRESS = "bench@example.org"
+PASSWORD = "bench password"
+SIZES = ((4 * 1024, "4 KiB"), (100 * 1024, "100 KiB"))
+
+
+async def _populate(data_dir: Path, messages: list[bytes]) -> None:
+    store = SQLiteStore(data_dir, parse=parse_structure)
+    await store.open()
+    try:
+        await store.add_domain("example.org")
+        user = await store.add_user(ADDRESS, hash_password(PASSWORD, TEST_PASSWORD_POLICY))
+        inbox = await store.get_mailbox(user.id, "INBOX")
+        pending = list(messages)
+
+        async def writer() -> None:
+            while pending:
+                await store.append(inbox.id, pending.pop(0))
+
+        await asyncio.gather(*(writer() for _ in range(16)))
+    finally:
+        await store.close()
+
+
+class _Client:
+    """Just enough POP3 to download fast: read until the status line / the terminator."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=60)
+        self.buf = bytearray()
+        self.status()
+
+    def _fill(self) -> None:
+        data = self.sock.recv(1 << 20)
+        if not data:
+            raise ConnectionError("server closed the connection")
+        self.buf += data
+
+    def status(self) -> bytes:
+        while (end := self.buf.find(b"\r\n")) < 0:
+            self._fill()
+        line = bytes(self.buf[: end + 2])
+        del self.buf[: end + 2]
+        if not line.startswith(b"+OK"):
+            raise RuntimeError(f"POP3 error: {line!r}")
+        return line
+
+    def body(self) -> int:
+        """Consume a multi-line body; returns its size on the wire."""
+        searched = 0
+        while (end := self.buf.find(b"\r\n.\r\n", searched)) < 0:
+            searched = max(0, len(self.buf) - 4)
+            self._fill()
+        size = end + 5
+        del self.buf[:size]
+        return size
+
+    def command(self, line: bytes) -> bytes:
+        self.sock.sendall(line)
+        return self.status()
+
+    def download_all(self, count: int, *, login: bool = True) -> int:
+        if login:
+            self.command(f"USER {ADDRESS}\r\n".encode())
+            self.command(f"PASS {PASSWORD}\r\n".encode())
+        total = 0
+        for n in range(1, count + 1):
+            self.sock.sendall(b"RETR %d\r\nDELE %d\r\n" % (n, n))
+            self.status()
+            total += self.body()
+            self.status()
+        self.command(b"QUIT\r\n")
+        self.sock.close()
+        return total
+
+
+def _measure(port: int, count: int, *, login: bool = True) -> tuple[float, int]:
+    started = time.perf_counter()
+    octets = _Client(port).download_all(count, login=login)
+    return time.perf_counter() - started, octets
+
+
+class _FileServer:
+    """The baseline: serves ``RETR n`` from files, dot-stuffed, on its own loop and thread."""
+
+    def __init__(self, directory: Path, count: int) -> None:
+        self.paths = [directory / f"{n}.eml" for n in range(1, count + 1)]
+        self.loop = asyncio.new_event_loop()
+        self.port = 0
+        ready = threading.Event()
+
+        async def start() -> None:
+            server = await asyncio.start_server(self._session, "127.0.0.1", 0)
+            self.port = server.sockets[0].getsockname()[1]
+            ready.set()
+
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(start(), self.loop)
+        ready.wait(10)
+
+    async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"+OK ready\r\n")
+        while line := await reader.readline():
+            verb, _, arg = line.strip().partition(b" ")
+            if verb == b"RETR":
+                path = self.paths[int(arg) - 1]
+                stuffer = DotStuffer()
+                writer.write(b"+OK\r\n")
+                with path.open("rb") as f:
+                    while chunk := f.read(128 * 1024):
+                        writer.write(stuffer.feed(chunk))
+                        await writer.drain()
+                writer.write(stuffer.finish())
+            elif verb == b"QUIT":
+                writer.write(b"+OK\r\n")
+                await writer.drain()
+                break
+            else:
+                writer.write(b"+OK\r\n")
+            await writer.drain()
+        writer.close()
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+def run(env: BenchEnv) -> list[Result]:
+    count = env.scale(1000, 100)
+    results: list[Result] = []
+    for size, label in SIZES:
+        messages = [make_message(n, size) for n in range(count)]
+        scratch = env.scratch(f"pop3-{size}")
+        asyncio.run(_populate(scratch / "data", messages))
+        files = scratch / "files"
+        files.mkdir()
+        for n, data in enumerate(messages, 1):
+            (files / f"{n}.eml").write_bytes(data)
+
+        # "info": SubprocessServer waits for the "mailstead ready" line.
+        config = {"log": {"level": "info"}, "auth": {"allow_plaintext": True}}
+        with SubprocessServer(scratch, config) as server:
+            seconds, octets = _measure(server.port("pop3"), count)
+        baseline_server = _FileServer(files, count)
+        try:
+            base_seconds, base_octets = _measure(baseline_server.port, count, login=False)
+        finally:
+            baseline_server.close()
+
+        mb = octets / 1e6
+        case = f"{count} x {label}"
+        results.append(Result(
+            "pop3-download", case, seconds, "s", base_seconds, "files over a socket",
+            higher_is_better=False, notes="RETR+DELE each, QUIT commits",
+        ))
+        results.append(Result(
+            "pop3-download", case, mb / seconds, "MB/s", base_octets / 1e6 / base_seconds,
+            "files over a socket",
+        ))
+    return results
