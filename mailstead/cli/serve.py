@@ -58,9 +58,18 @@ def _protocols() -> dict[str, ProtocolFactory]:
     """Listener name -> the protocol that serves it. A listener not named here has no
     protocol yet and is reported as such at start-up."""
     return {
+        "imap": _imap,
+        "imaps": _imap,
         "pop3": _pop3,
         "pop3s": _pop3,
     }
+
+
+def _imap(services: Services, name: str, conf: ListenerSettings) -> tuple[Handler, RejectHook]:
+    """IMAP with STARTTLS and IMAPS share one \\Recent tracker (mailstead.imap.server)."""
+    from mailstead.imap.server import imap_protocol
+
+    return imap_protocol(services, name, conf)
 
 
 def _pop3(services: Services, name: str, conf: ListenerSettings) -> tuple[Handler, RejectHook]:

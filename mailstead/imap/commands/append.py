@@ -1,0 +1,31 @@
+"""APPEND (RFC 9051 §6.3.12) with UIDPLUS APPENDUID (RFC 4315), APPENDLIMIT (RFC 7889),
+LITERAL+ (RFC 7888) and literal8 (RFC 3516). The size was checked before the continuation
+was sent (session read loop); here the message is stored and acknowledged once durable."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from mailstead.core.errors import InvalidName, NotFound
+from mailstead.imap.parse.commands import Append, Command
+from mailstead.imap.session import CommandError, Reply
+
+if TYPE_CHECKING:
+    from mailstead.imap.session import Session
+
+
+async def append(session: Session, cmd: Command) -> Reply:
+    args = cmd.args
+    assert isinstance(args, Append) and session.user is not None
+    if len(args.message) > session.settings.limits.max_message_size:
+        raise CommandError("NO", "Message too big", "TOOBIG")
+    if not args.message:
+        raise CommandError("NO", "Empty message")  # RFC 9051 §6.3.12 wants a message
+    try:
+        box = await session.store.get_mailbox(session.user.id, args.name)
+    except (NotFound, InvalidName) as exc:
+        # RFC 9051 §6.3.12: TRYCREATE tells the client CREATE could help.
+        raise CommandError("NO", "Mailbox does not exist", "TRYCREATE") from exc
+    flags = [f for f in args.flags if f != "\\Recent"]
+    result = await session.store.append(box.id, args.message, flags, args.date)
+    return Reply(text="APPEND completed", code=f"APPENDUID {result.uidvalidity} {result.uid}")

@@ -1,0 +1,88 @@
+"""Not-authenticated state: STARTTLS, LOGIN, AUTHENTICATE (RFC 9051 §6.2, RFC 4959 SASL-IR)."""
+
+from __future__ import annotations
+
+import base64
+from typing import TYPE_CHECKING
+
+from mailstead.auth.sasl import Challenge, SaslCancelled, start_mechanism
+from mailstead.core.errors import AuthError, AuthThrottled
+from mailstead.imap.parse.commands import Authenticate, Command, Login
+from mailstead.imap.session import CommandError, Disconnect, Reply
+from mailstead.imap.states import State
+from mailstead.store.models import User
+
+if TYPE_CHECKING:
+    from mailstead.imap.session import Session
+
+
+async def starttls(session: Session, cmd: Command) -> Reply:
+    """RFC 9051 §6.2.1. The OK goes out in plaintext, then the handshake; anything the client
+    pipelined after STARTTLS is discarded by the stream (CVE-2011-0411 class)."""
+    if not session.ctx.starttls or session.ctx.tls_context is None:
+        raise CommandError("BAD", "STARTTLS is not available here")
+    if session.stream.is_tls:
+        raise CommandError("BAD", "TLS is already active")
+    session.send(b"%s OK Begin TLS negotiation now\r\n" % cmd.tag.encode())
+    context = session.ctx.tls_context.server_context  # type: ignore[attr-defined]
+    try:
+        await session.stream.start_tls(context)
+    except Exception as exc:  # handshake failed: the connection is unusable
+        session.log.info("STARTTLS handshake failed: %s", exc)
+        raise Disconnect from exc
+    session.receiver.reset()
+    return Reply(sent=True)
+
+
+async def _finish_login(session: Session, username: str, password: str) -> Reply:
+    try:
+        record = await session.ctx.authenticator.authenticate(  # type: ignore[attr-defined]
+            username, password, session.stream.peer[0]
+        )
+    except AuthThrottled as exc:
+        raise CommandError(
+            "NO", "Too many failed logins, try again later", "UNAVAILABLE"
+        ) from exc
+    except AuthError as exc:
+        raise CommandError("NO", "Authentication failed", "AUTHENTICATIONFAILED") from exc
+    user = record if isinstance(record, User) else await session.store.find_user(record.address)
+    if user is None:
+        raise CommandError("NO", "Authentication failed", "AUTHENTICATIONFAILED")
+    session.user = user
+    session.state = State.AUTH
+    session.log.info("login %s", user.address)
+    # RFC 9051 §6.2.3: capabilities may change after login, so announce them in the OK.
+    return Reply(text="Logged in", code=f"CAPABILITY {session.capabilities()}")
+
+
+async def login(session: Session, cmd: Command) -> Reply:
+    args = cmd.args
+    assert isinstance(args, Login)
+    if not session.plaintext_allowed:
+        # RFC 9051 §6.2.3: LOGINDISABLED is advertised; refuse before looking at anything.
+        raise CommandError("NO", "Plaintext login is disabled, use STARTTLS", "PRIVACYREQUIRED")
+    return await _finish_login(session, args.username, args.password)
+
+
+async def authenticate(session: Session, cmd: Command) -> Reply:
+    """RFC 9051 §6.2.2 with SASL-IR (RFC 4959): challenges go out as ``+ base64``."""
+    args = cmd.args
+    assert isinstance(args, Authenticate)
+    if not session.plaintext_allowed:
+        raise CommandError("NO", "Authentication needs TLS, use STARTTLS", "PRIVACYREQUIRED")
+    try:
+        mech = start_mechanism(args.mechanism, args.initial)
+    except AuthError as exc:
+        raise CommandError("NO", "Unsupported authentication mechanism", "CANNOT") from exc
+    try:
+        result = mech.step(None)
+        while isinstance(result, Challenge):
+            session.send(b"+ " + base64.b64encode(result.data) + b"\r\n")
+            await session.stream.drain()
+            line = await session.read_line()
+            result = mech.step(line.rstrip(b"\r\n"))
+    except SaslCancelled as exc:
+        raise CommandError("BAD", "Authentication cancelled") from exc
+    except AuthError as exc:
+        raise CommandError("NO", "Authentication failed", "AUTHENTICATIONFAILED") from exc
+    return await _finish_login(session, result.username, result.password)

@@ -1,0 +1,180 @@
+"""FETCH and UID FETCH (RFC 9051 §6.4.5, §6.4.9; RFC 3516 BINARY).
+
+Everything comes from what ``mime/`` stored at delivery (ENVELOPE, BODY, BODYSTRUCTURE and the
+part offsets); the message bytes are read only for body sections, and only the header when
+that is all a request needs. EXPUNGE is never sent during FETCH (the session holds it back).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from mailstead.core.errors import NotFound
+from mailstead.core.types import SEEN
+from mailstead.imap import response
+from mailstead.imap.parse.commands import Command, Fetch
+from mailstead.imap.parse.fetch import FetchAtt
+from mailstead.imap.selected import uid_ranges
+from mailstead.imap.session import CommandError, Reply
+from mailstead.mime.imap_views import decode_part_body, find_part, section_bytes, wire_bytes
+from mailstead.mime.parse import ParsedMessage
+from mailstead.store.models import FlagMode, MessageMeta
+
+if TYPE_CHECKING:
+    from mailstead.imap.session import Session
+
+_DRAIN_EVERY = 256 * 1024
+_STRUCTURE_ITEMS = frozenset({"ENVELOPE", "BODY", "BODYSTRUCTURE"})
+_HEADER_ONLY_SECTIONS = ("HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT")
+_KNOWN_CTE = frozenset({"7bit", "8bit", "binary", "base64", "quoted-printable"})
+
+
+def _needs(items: list[FetchAtt]) -> tuple[bool, str | None]:
+    """(needs the parsed structure, which bytes: None / "header" / "all")."""
+    structure = False
+    raw: str | None = None
+    for item in items:
+        if item.name in _STRUCTURE_ITEMS and item.section is None:
+            structure = True
+        elif item.name == "RFC822.HEADER" or (
+            item.section is not None
+            and item.name == "BODY"
+            and not item.path
+            and item.section.split(" ")[0] in _HEADER_ONLY_SECTIONS
+        ):
+            structure = True
+            raw = raw or "header"
+        elif item.name in ("RFC822", "RFC822.TEXT") or item.section is not None:
+            structure = True
+            raw = "all"
+    return structure, raw
+
+
+def _partial(data: bytes, part: tuple[int, int] | None) -> bytes:
+    if part is None:
+        return data
+    origin, count = part
+    return data[origin : origin + count]
+
+
+def _binary(raw: bytes, parsed: ParsedMessage, item: FetchAtt) -> bytes:
+    part = find_part(parsed, item.path) if item.path else parsed.root
+    if part is None:
+        raise CommandError("NO", "No such message part", "NONEXISTENT")
+    if part.multipart or (part.content_type == "message" and item.path):
+        # RFC 3516 §4.2: BINARY on a non-leaf returns the part as it is.
+        return raw[part.body_start : part.body_end]
+    if part.encoding not in _KNOWN_CTE:
+        raise CommandError("NO", "Unknown Content-Transfer-Encoding", "UNKNOWN-CTE")
+    return decode_part_body(raw, part)
+
+
+def render_item(
+    session: Session,
+    item: FetchAtt,
+    meta: MessageMeta,
+    flags: frozenset[str],
+    recent: bool,
+    parsed: ParsedMessage | None,
+    raw: bytes | None,
+) -> bytes:
+    name = item.name
+    if item.section is None:
+        if name == "UID":
+            return b"UID %d" % meta.uid
+        if name == "FLAGS":
+            shown = set(flags) | ({"\\Recent"} if recent and not session.rev2 else set())
+            return b"FLAGS " + response.flag_list(shown)
+        if name == "INTERNALDATE":
+            return b"INTERNALDATE " + response.internaldate(meta.internaldate)
+        if name == "RFC822.SIZE":
+            return b"RFC822.SIZE %d" % meta.size
+        assert parsed is not None
+        if name == "ENVELOPE":
+            return b"ENVELOPE " + wire_bytes(parsed.envelope)
+        if name == "BODY":
+            return b"BODY " + wire_bytes(parsed.body)
+        if name == "BODYSTRUCTURE":
+            return b"BODYSTRUCTURE " + wire_bytes(parsed.bodystructure)
+        assert raw is not None
+        if name == "RFC822":
+            return b"RFC822 " + response.literal(raw)
+        if name == "RFC822.HEADER":
+            return b"RFC822.HEADER " + response.literal(raw[: parsed.root.header_end])
+        if name == "RFC822.TEXT":
+            return b"RFC822.TEXT " + response.literal(raw[parsed.root.body_start :])
+        raise CommandError("BAD", f"unsupported FETCH item {name}")
+    assert parsed is not None and raw is not None
+    label = item.response_name().encode("utf-8", "surrogateescape")
+    if name == "BODY":
+        data = section_bytes(raw, parsed, item.section)
+        return label + b" " + response.literal(_partial(data, item.part))
+    decoded = _binary(raw, parsed, item)
+    if name == "BINARY.SIZE":
+        return label + b" %d" % len(decoded)
+    return label + b" " + response.literal(_partial(decoded, item.part), binary=True)
+
+
+async def fetch(session: Session, cmd: Command) -> Reply:
+    args = cmd.args
+    view = session.selected
+    assert isinstance(args, Fetch) and view is not None
+    by_uid = cmd.name == "UID FETCH"
+    uids = view.resolve(args.sequence, uid=by_uid)
+    items = list(args.items)
+    if by_uid and not any(i.name == "UID" and i.section is None for i in items):
+        items.insert(0, FetchAtt("UID"))  # RFC 9051 §6.4.9: UID FETCH always returns UID
+    if not uids:
+        return Reply(text=f"{cmd.name} completed")
+    store = session.store
+    metas = await store.list_messages(view.mailbox_id, uid_ranges(uids))
+    flags_now: dict[int, frozenset[str]] = {int(m.uid): m.flags for m in metas}
+    seen_changed: set[int] = set()
+    if not view.readonly and any(i.sets_seen for i in items):
+        unseen = [m.uid for m in metas if SEEN not in m.flags]
+        if unseen:
+            result = await store.store_flags(view.mailbox_id, unseen, FlagMode.ADD, [SEEN])
+            for update in result.updated:
+                flags_now[int(update.uid)] = update.flags
+                seen_changed.add(int(update.uid))
+                view.note_own_flags(int(update.uid), int(update.modseq))
+    need_structure, need_raw = _needs(items)
+    wants_flags = any(i.name == "FLAGS" and i.section is None for i in items)
+    written = 0
+    for meta in metas:
+        uid = int(meta.uid)
+        seq = view.seq_of(uid)
+        if seq is None:
+            continue
+        parsed: ParsedMessage | None = None
+        raw: bytes | None = None
+        try:
+            if need_structure:
+                parsed = ParsedMessage.from_json(await store.get_structure(meta.blob_id))
+            if need_raw == "all":
+                raw = await store.read_blob(meta.blob_id)
+            elif need_raw == "header" and parsed is not None:
+                raw = await store.read_blob(meta.blob_id, 0, parsed.root.header_end)
+        except NotFound:
+            continue  # removed under us: reported as EXPUNGEISSUED below
+        recent = uid in view.recent
+        parts = [
+            render_item(session, item, meta, flags_now[uid], recent, parsed, raw)
+            for item in items
+        ]
+        if uid in seen_changed and not wants_flags:
+            parts.append(render_item(
+                session, FetchAtt("FLAGS"), meta, flags_now[uid], recent, None, None
+            ))
+        line = b"* %d FETCH (" % seq + b" ".join(parts) + b")\r\n"
+        session.send(line)
+        written += len(line)
+        if written >= _DRAIN_EVERY:
+            written = 0
+            await session.stream.drain()
+    if len(metas) < len(uids):
+        # RFC 9051 §7.1 EXPUNGEISSUED: some of these were expunged by another session and
+        # the EXPUNGE cannot be sent during FETCH (§7.5.1).
+        return Reply(text="Some messages were expunged", code="EXPUNGEISSUED")
+    return Reply(text=f"{cmd.name} completed")
+

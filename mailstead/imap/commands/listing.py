@@ -1,0 +1,115 @@
+"""LIST (RFC 9051 §6.3.9 with RFC 5258 LIST-EXTENDED, RFC 6154 SPECIAL-USE, RFC 5819
+LIST-STATUS) and LSUB (RFC 3501 §6.3.9, for rev1 clients)."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from mailstead.imap.commands.mailboxes import status_items
+from mailstead.imap.parse.commands import Command, ListArgs
+from mailstead.imap.session import Reply
+from mailstead.store.models import Mailbox
+from mailstead.store.names import SEPARATOR, parents_of
+
+if TYPE_CHECKING:
+    from mailstead.imap.session import Session
+
+
+def pattern_regex(reference: str, pattern: str) -> re.Pattern[str]:
+    """``*`` matches anything, ``%`` anything but the separator (RFC 9051 §6.3.9); the
+    reference is a prefix; INBOX matches case-insensitively."""
+    combined = pattern if pattern.startswith(SEPARATOR) else reference + pattern
+    if combined[:5].upper() == "INBOX" and (len(combined) == 5 or combined[5] in "/*%"):
+        combined = "INBOX" + combined[5:]
+    body = "".join(
+        ".*" if c == "*" else "[^/]*" if c == "%" else re.escape(c) for c in combined
+    )
+    return re.compile(body + r"\Z", re.DOTALL)
+
+
+def _matches(patterns: list[re.Pattern[str]], name: str) -> bool:
+    return any(p.match(name) for p in patterns)
+
+
+async def list_command(session: Session, cmd: Command) -> Reply:
+    args = cmd.args
+    assert isinstance(args, ListArgs) and session.user is not None
+    if args.lsub:
+        return await _lsub(session, args)
+    if len(args.patterns) == 1 and args.patterns[0] == "" and not args.extended:
+        # RFC 9051 §6.3.9: the hierarchy delimiter and root of the reference.
+        session.untagged(b'LIST (\\Noselect) "/" ""')
+        return Reply(text="LIST completed")
+    patterns = [pattern_regex(args.reference, p) for p in args.patterns if p != ""]
+    boxes = await session.store.list_mailboxes(session.user.id)
+    by_name: dict[str, Mailbox] = {b.name: b for b in boxes}
+    subscribed = set(await session.store.list_subscriptions(session.user.id))
+    has_children = {p for name in by_name for p in parents_of(name)}
+    sel = args.selection
+    show_subscribed = "SUBSCRIBED" in sel or "SUBSCRIBED" in args.returns
+
+    if "SUBSCRIBED" in sel:
+        candidates = sorted(subscribed, key=lambda n: (n != "INBOX", n))
+        if "RECURSIVEMATCH" in sel:
+            extra = {p for n in subscribed for p in parents_of(n)} - subscribed
+            candidates = sorted(set(candidates) | extra, key=lambda n: (n != "INBOX", n))
+    else:
+        candidates = [b.name for b in boxes]
+
+    for name in candidates:
+        if not _matches(patterns, name):
+            continue
+        box = by_name.get(name)
+        if "SPECIAL-USE" in sel and (box is None or box.special_use is None):
+            continue
+        attrs: list[str] = []
+        extended = b""
+        if box is None and name in subscribed:
+            attrs.append("\\NonExistent")
+        elif box is not None:
+            attrs.append("\\HasChildren" if name in has_children else "\\HasNoChildren")
+        if show_subscribed and name in subscribed:
+            attrs.append("\\Subscribed")
+        if box is not None and box.special_use:
+            attrs.append(box.special_use)
+        if "RECURSIVEMATCH" in sel and any(
+            s.startswith(name + SEPARATOR) for s in subscribed
+        ):
+            # RFC 5258 §3.5: a parent listed because of its subscribed children.
+            extended = b' ("CHILDINFO" ("SUBSCRIBED"))'
+        elif "SUBSCRIBED" in sel and name not in subscribed:
+            continue
+        line = (
+            b"LIST (" + " ".join(attrs).encode() + b') "/" ' + session.mailbox_name(name)
+            + extended
+        )
+        session.untagged(line)
+        if args.status_items and box is not None:
+            data = await status_items(session, box, args.status_items)
+            session.untagged(b"STATUS " + session.mailbox_name(name) + b" " + data)
+    return Reply(text="LIST completed")
+
+
+async def _lsub(session: Session, args: ListArgs) -> Reply:
+    """RFC 3501 §6.3.9: subscribed names; a ``%`` match on an unsubscribed parent of a
+    subscribed name is listed with \\Noselect."""
+    assert session.user is not None
+    if args.patterns == ("",):
+        session.untagged(b'LSUB (\\Noselect) "/" ""')
+        return Reply(text="LSUB completed")
+    patterns = [pattern_regex(args.reference, p) for p in args.patterns]
+    subscribed = set(await session.store.list_subscriptions(session.user.id))
+    existing = {b.name for b in await session.store.list_mailboxes(session.user.id)}
+    seen: set[str] = set()
+    for name in sorted(subscribed, key=lambda n: (n != "INBOX", n)):
+        if _matches(patterns, name):
+            attrs = "" if name in existing else "\\Noselect"
+            seen.add(name)
+            session.untagged(f"LSUB ({attrs}) \"/\" ".encode() + session.mailbox_name(name))
+            continue
+        for parent in parents_of(name):
+            if parent not in seen and parent not in subscribed and _matches(patterns, parent):
+                seen.add(parent)
+                session.untagged(b'LSUB (\\Noselect) "/" ' + session.mailbox_name(parent))
+    return Reply(text="LSUB completed")

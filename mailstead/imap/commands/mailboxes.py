@@ -1,0 +1,129 @@
+"""Mailbox management in the authenticated state: CREATE, DELETE, RENAME, SUBSCRIBE,
+UNSUBSCRIBE, STATUS, NAMESPACE (RFC 9051 §6.3), ENABLE (RFC 5161)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from mailstead.core.errors import InvalidName, NotFound
+from mailstead.core.types import SPECIAL_USES
+from mailstead.imap.parse.commands import Command, Create, Enable, MailboxArg, Rename, Status
+from mailstead.imap.session import CommandError, Reply
+from mailstead.store.models import Mailbox
+from mailstead.store.names import SEPARATOR, is_inbox
+
+if TYPE_CHECKING:
+    from mailstead.imap.session import Session
+
+# What ENABLE can switch on (RFC 9051 §6.3.1, RFC 6855 §3).
+ENABLEABLE = ("IMAP4REV2", "UTF8=ACCEPT")
+
+
+async def enable(session: Session, cmd: Command) -> Reply:
+    """RFC 5161 §3.1: unknown capabilities are ignored; ENABLED lists what is newly on."""
+    args = cmd.args
+    assert isinstance(args, Enable)
+    newly = []
+    for cap in args.capabilities:
+        if cap in ENABLEABLE and cap not in session.enabled:
+            session.enabled.add(cap)
+            newly.append("IMAP4rev2" if cap == "IMAP4REV2" else cap)
+    session.untagged("ENABLED" + "".join(" " + c for c in newly))
+    return Reply(text="ENABLE completed")
+
+
+async def create(session: Session, cmd: Command) -> Reply:
+    args = cmd.args
+    assert isinstance(args, Create) and session.user is not None
+    # RFC 9051 §6.3.4: a trailing separator only says the client intends to add children.
+    name = args.name.rstrip(SEPARATOR) if args.name != SEPARATOR else args.name
+    if is_inbox(name):
+        raise CommandError("NO", "INBOX always exists", "ALREADYEXISTS")
+    special = None
+    if args.special_use:
+        # RFC 6154 §3: we keep one special use per mailbox.
+        if len(args.special_use) > 1:
+            raise CommandError("NO", "Only one special-use attribute per mailbox", "USEATTR")
+        special = next((u for u in SPECIAL_USES if u.lower() == args.special_use[0].lower()),
+                       None)
+        if special is None:
+            raise CommandError("NO", "Unknown special-use attribute", "USEATTR")
+    await session.store.create_mailbox(session.user.id, name, special)
+    return Reply(text="CREATE completed")
+
+
+async def delete(session: Session, cmd: Command) -> Reply:
+    args = cmd.args
+    assert isinstance(args, MailboxArg) and session.user is not None
+    if is_inbox(args.name):
+        raise CommandError("NO", "INBOX cannot be deleted", "CANNOT")
+    if session.selected is not None and session.selected.name == args.name:
+        session.unselect()  # deleting what we have open: close it quietly first
+    await session.store.delete_mailbox(session.user.id, args.name)
+    return Reply(text="DELETE completed")
+
+
+async def rename(session: Session, cmd: Command) -> Reply:
+    args = cmd.args
+    assert isinstance(args, Rename) and session.user is not None
+    new = args.new.rstrip(SEPARATOR) or args.new
+    if is_inbox(new):
+        raise CommandError("NO", "INBOX already exists", "ALREADYEXISTS")
+    await session.store.rename_mailbox(session.user.id, args.old, new)
+    return Reply(text="RENAME completed")
+
+
+async def subscribe(session: Session, cmd: Command) -> Reply:
+    """RFC 9051 §6.3.7: subscribing to a name that does not exist is an error for us
+    (Dovecot does the same); unsubscribing always works."""
+    args = cmd.args
+    assert isinstance(args, MailboxArg) and session.user is not None
+    if cmd.name == "SUBSCRIBE":
+        await session.store.get_mailbox(session.user.id, args.name)
+    await session.store.set_subscribed(session.user.id, args.name, cmd.name == "SUBSCRIBE")
+    return Reply(text=f"{cmd.name} completed")
+
+
+async def namespace(session: Session, cmd: Command) -> Reply:
+    """RFC 9051 §6.3.10 / RFC 2342: one personal namespace, no shared or other users'."""
+    session.untagged('NAMESPACE (("" "/")) NIL NIL')
+    return Reply(text="NAMESPACE completed")
+
+
+async def status_items(session: Session, box: Mailbox, items: tuple[str, ...]) -> bytes:
+    """``(MESSAGES 3 UIDNEXT 4 ...)`` in the order asked (RFC 9051 §6.3.11, RFC 8438 SIZE,
+    RFC 7889 APPENDLIMIT); RECENT is the rev1 count of messages no session has seen yet."""
+    values: list[str] = []
+    for item in items:
+        if item == "MESSAGES":
+            value = box.message_count
+        elif item == "UIDNEXT":
+            value = box.uidnext
+        elif item == "UIDVALIDITY":
+            value = box.uidvalidity
+        elif item == "UNSEEN":
+            value = box.unseen_count
+        elif item == "DELETED":
+            value = box.deleted_count
+        elif item == "SIZE":
+            value = box.size_bytes
+        elif item == "APPENDLIMIT":
+            value = session.settings.limits.max_message_size
+        else:  # RECENT
+            metas = await session.store.list_messages(box.id)
+            value = session.ctx.recent.count_unclaimed(box.id, (int(m.uid) for m in metas))
+        values.append(f"{item} {value}")
+    return ("(" + " ".join(values) + ")").encode()
+
+
+async def status(session: Session, cmd: Command) -> Reply:
+    args = cmd.args
+    assert isinstance(args, Status) and session.user is not None
+    try:
+        box = await session.store.get_mailbox(session.user.id, args.name)
+    except (NotFound, InvalidName) as exc:
+        raise CommandError("NO", "No such mailbox", "NONEXISTENT") from exc
+    data = await status_items(session, box, args.items)
+    session.untagged(b"STATUS " + session.mailbox_name(box.name) + b" " + data)
+    return Reply(text="STATUS completed")
+

@@ -1,0 +1,97 @@
+"""Opening and closing the selected mailbox: SELECT, EXAMINE (RFC 9051 §6.3.2-3), CLOSE
+(§6.4.1), UNSELECT (RFC 3691), EXPUNGE and UID EXPUNGE (§6.4.3, RFC 4315 §2.1)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from mailstead.core.types import SEEN, UID
+from mailstead.imap.parse.commands import Command, MailboxArg, Sequence
+from mailstead.imap.selected import SelectedMailbox
+from mailstead.imap.session import CommandError, Reply
+
+if TYPE_CHECKING:
+    from mailstead.imap.session import Session
+
+
+async def select(session: Session, cmd: Command) -> Reply:
+    args = cmd.args
+    assert isinstance(args, MailboxArg) and session.user is not None
+    readonly = cmd.name == "EXAMINE"
+    if session.selected is not None:
+        # RFC 9051 §6.3.2: the old mailbox is closed (without expunge) even if this fails.
+        session.unselect()
+        if session.rev2:
+            session.untagged("OK [CLOSED] Previous mailbox closed")
+    session.open_subscription()
+    try:
+        box = await session.store.get_mailbox(session.user.id, args.name)
+        messages = await session.store.list_messages(box.id)
+    except Exception:
+        session.unselect()
+        raise
+    uids = [int(m.uid) for m in messages]
+    recent_tracker = session.ctx.recent
+    if readonly:
+        recent: set[int] = set()
+        recent_count = recent_tracker.count_unclaimed(box.id, uids)
+    else:
+        recent = recent_tracker.claim(box.id, uids)
+        recent_count = len(recent)
+    view = SelectedMailbox(box, messages, readonly=readonly, recent=recent)
+    session.set_selected(view)
+    session.untagged(b"FLAGS " + view.flags_response())
+    if readonly:
+        session.untagged("OK [PERMANENTFLAGS ()] Read-only mailbox")
+    else:
+        flags = view.flags_response()[:-1] + b" \\*)"
+        session.untagged(b"OK [PERMANENTFLAGS " + flags + b"] Flags permitted")
+    session.untagged(f"{view.exists} EXISTS")
+    if not session.rev2:
+        session.untagged(f"{recent_count} RECENT")  # RFC 3501 §6.3.1
+        first_unseen = next((i for i, m in enumerate(messages, 1) if SEEN not in m.flags), None)
+        if first_unseen is not None:
+            session.untagged(f"OK [UNSEEN {first_unseen}] First unseen")
+    session.untagged(f"OK [UIDVALIDITY {box.uidvalidity}] UIDs valid")
+    session.untagged(f"OK [UIDNEXT {box.uidnext}] Predicted next UID")
+    if session.rev2:
+        # RFC 9051 §6.3.2: a LIST response with the mailbox name is required.
+        session.untagged(b'LIST () "/" ' + session.mailbox_name(box.name))
+    code = "READ-ONLY" if readonly else "READ-WRITE"
+    return Reply(text=f"{cmd.name} completed", code=code)
+
+
+async def close(session: Session, cmd: Command) -> Reply:
+    """RFC 9051 §6.4.1: expunge silently (no EXPUNGE responses) unless read-only."""
+    view = session.selected
+    assert view is not None
+    session.unselect()
+    if not view.readonly:
+        await session.store.expunge(view.mailbox_id)
+    return Reply(text="CLOSE completed")
+
+
+async def unselect(session: Session, cmd: Command) -> Reply:
+    """RFC 3691: like CLOSE without the expunge."""
+    session.unselect()
+    return Reply(text="UNSELECT completed")
+
+
+async def expunge(session: Session, cmd: Command) -> Reply:
+    """EXPUNGE and UID EXPUNGE; the EXPUNGE responses come from the session flush, which
+    reports this session's and everyone else's expunges in one consistent sequence."""
+    view = session.selected
+    assert view is not None
+    if view.readonly:
+        raise CommandError("NO", "Mailbox is read-only", "READ-ONLY")
+    if cmd.name == "UID EXPUNGE":
+        args = cmd.args
+        assert isinstance(args, Sequence)
+        uids = view.resolve(args.sequence, uid=True)
+        if not uids:
+            return Reply(text="UID EXPUNGE completed")
+        removed = await session.store.expunge(view.mailbox_id, [UID(u) for u in uids])
+    else:
+        removed = await session.store.expunge(view.mailbox_id)
+    view.note_expunged(int(u) for u in removed)
+    return Reply(text=f"{cmd.name} completed")

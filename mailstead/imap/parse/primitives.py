@@ -1,0 +1,310 @@
+"""Primitive grammar of RFC 9051 §9 over one complete command frame (literals inline).
+
+:class:`Reader` walks a :class:`~mailstead.imap.parse.receiver.Frame` and raises
+:class:`ParseError` with a human reason on the first octet that does not fit, so every syntax
+error can be answered ``BAD`` with a reason.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
+
+from mailstead.imap.mutf7 import MUTF7Error, decode_mutf7
+from mailstead.imap.parse.errors import ParseError
+
+MAX_NUMBER = 2**32 - 1  # RFC 9051 §9 number / nz-number are 32-bit unsigned
+MAX_NUMBER64 = 2**63 - 1
+MAX_DEPTH = 32  # parenthesis nesting accepted in SEARCH and lists
+
+# atom-specials = "(" / ")" / "{" / SP / CTL / list-wildcards / quoted-specials / resp-specials
+_ATOM = re.compile(rb"[^\x00-\x20\x7f(){%*\"\\\]]+")
+_ASTRING_ATOM = re.compile(rb"[^\x00-\x20\x7f(){%*\"\\]+")  # ASTRING-CHAR adds "]"
+_LIST_CHARS = re.compile(rb"[^\x00-\x20\x7f(){\"\\]+")  # list-char adds % * ]
+_TAG = re.compile(rb"[^\x00-\x20\x7f(){%*\"\\+]+")  # tag: ASTRING-CHAR except "+"
+_NUMBER = re.compile(rb"\d+")
+_LITERAL = re.compile(rb"(~?)\{(\d+)\}\r\n")
+_SEQ_NUMBER = re.compile(rb"\d+|\*")
+
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_MONTH_INDEX = {m.lower(): i + 1 for i, m in enumerate(MONTHS)}
+_DATE = re.compile(rb"(\d{1,2})-([A-Za-z]{3})-(\d{4})")
+_DATE_TIME = re.compile(
+    rb'" ?(\d{1,2})-([A-Za-z]{3})-(\d{4}) (\d\d):(\d\d):(\d\d) ([+-])(\d\d)(\d\d)"'
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SequenceSet:
+    """RFC 9051 §9 sequence-set. ``None`` stands for ``*`` (the largest number in use);
+    ranges keep the client's order (``5:2`` equals ``2:5``). ``saved`` is ``$`` (RFC 5182)."""
+
+    ranges: tuple[tuple[int | None, int | None], ...] = ()
+    saved: bool = False
+
+    def __str__(self) -> str:
+        if self.saved:
+            return "$"
+
+        def one(v: int | None) -> str:
+            return "*" if v is None else str(v)
+
+        return ",".join(one(a) if a == b else f"{one(a)}:{one(b)}" for a, b in self.ranges)
+
+
+class Reader:
+    """Cursor over one command frame. ``utf8`` says whether mailbox names are UTF-8 (after
+    ENABLE IMAP4rev2 / UTF8=ACCEPT) or modified UTF-7 (RFC 3501 §5.1.3)."""
+
+    def __init__(self, data: bytes, *, utf8: bool = False, tag: str | None = None) -> None:
+        self.data = data
+        self.pos = 0
+        self.utf8 = utf8
+        self.tag = tag
+        self.depth = 0
+
+    # -- basics ---------------------------------------------------------------------------
+    def error(self, reason: str, code: str | None = None) -> ParseError:
+        return ParseError(reason, tag=self.tag, code=code)
+
+    def at_end(self) -> bool:
+        return self.pos >= len(self.data)
+
+    def peek(self, n: int = 1) -> bytes:
+        return self.data[self.pos : self.pos + n]
+
+    def peek_upper(self, n: int) -> bytes:
+        return self.data[self.pos : self.pos + n].upper()
+
+    def skip(self, token: bytes) -> bool:
+        """Consume ``token`` (ASCII case-insensitive) if it is next."""
+        if self.data[self.pos : self.pos + len(token)].upper() == token.upper():
+            self.pos += len(token)
+            return True
+        return False
+
+    def expect(self, token: bytes, what: str | None = None) -> None:
+        if not self.skip(token):
+            raise self.error(f"expected {what or repr(token.decode())}")
+
+    def sp(self) -> None:
+        if self.peek() != b" ":
+            raise self.error("expected a space")
+        self.pos += 1
+
+    def end(self) -> None:
+        if not self.at_end():
+            raise self.error("unexpected data at end of command")
+
+    def open_paren(self) -> None:
+        self.expect(b"(", "'('")
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise self.error("parentheses nested too deeply")
+
+    def close_paren(self) -> None:
+        self.expect(b")", "')'")
+        self.depth -= 1
+
+    # -- atoms, numbers ---------------------------------------------------------------------
+    def _match(self, pattern: re.Pattern[bytes], what: str) -> bytes:
+        m = pattern.match(self.data, self.pos)
+        if m is None:
+            raise self.error(f"expected {what}")
+        self.pos = m.end()
+        return m.group(0)
+
+    def tag_token(self) -> str:
+        return self._match(_TAG, "a tag").decode("ascii", "replace")
+
+    def atom(self, what: str = "an atom") -> str:
+        return self._match(_ATOM, what).decode("utf-8", "surrogateescape")
+
+    def number(self, *, nonzero: bool = False, limit: int = MAX_NUMBER) -> int:
+        text = self._match(_NUMBER, "a number")
+        value = int(text)
+        if value > limit:
+            raise self.error("number out of range")
+        if nonzero and value == 0:
+            raise self.error("number must not be zero")
+        return value
+
+    # -- strings ----------------------------------------------------------------------------
+    def quoted(self) -> bytes:
+        """RFC 9051 §4.3 quoted string: ``\\`` escapes only ``"`` and ``\\``; no CR/LF/NUL."""
+        if self.peek() != b'"':
+            raise self.error("expected a quoted string")
+        self.pos += 1
+        out = bytearray()
+        data = self.data
+        while True:
+            if self.pos >= len(data):
+                raise self.error("unterminated quoted string")
+            c = data[self.pos]
+            self.pos += 1
+            if c == 0x22:
+                return bytes(out)
+            if c == 0x5C:
+                if self.pos >= len(data) or data[self.pos] not in b'"\\':
+                    raise self.error("invalid escape in quoted string")
+                out.append(data[self.pos])
+                self.pos += 1
+            elif c in (0x00, 0x0D, 0x0A):
+                raise self.error("invalid character in quoted string")
+            else:
+                out.append(c)
+
+    def literal(self, *, binary: bool = False) -> bytes:
+        m = _LITERAL.match(self.data, self.pos)
+        if m is None:
+            raise self.error("expected a literal")
+        if m.group(1) and not binary:
+            raise self.error("literal8 is not allowed here")
+        size = int(m.group(2))
+        start = m.end()
+        if start + size > len(self.data):
+            raise self.error("literal shorter than announced")
+        self.pos = start + size
+        value = self.data[start : self.pos]
+        if not m.group(1) and b"\x00" in value:
+            raise self.error("NUL in literal (use literal8)")
+        return value
+
+    def string(self) -> bytes:
+        c = self.peek()
+        if c == b'"':
+            return self.quoted()
+        if c in (b"{", b"~"):
+            return self.literal()
+        raise self.error("expected a string")
+
+    def astring(self, what: str = "a string") -> bytes:
+        c = self.peek()
+        if c in (b'"', b"{", b"~"):
+            return self.string()
+        return self._match(_ASTRING_ATOM, what)
+
+    def nstring(self) -> bytes | None:
+        if self.peek_upper(3) == b"NIL" and not _ATOM.match(self.data, self.pos + 3):
+            self.pos += 3
+            return None
+        return self.string()
+
+    def text_astring(self, what: str = "a string") -> str:
+        return self.astring(what).decode("utf-8", "surrogateescape")
+
+    # -- mailbox names ----------------------------------------------------------------------
+    def mailbox(self) -> str:
+        """A mailbox name: ``INBOX`` in any case is INBOX (RFC 9051 §5.1); modified UTF-7 is
+        decoded unless the client enabled UTF-8; 8-bit names are taken as UTF-8 either way."""
+        raw = self.astring("a mailbox name")
+        return self.decode_name(raw)
+
+    def decode_name(self, raw: bytes) -> str:
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise self.error("mailbox name is not valid UTF-8") from None
+        if text.upper() == "INBOX":
+            return "INBOX"
+        if not self.utf8 and text.isascii():
+            try:
+                return decode_mutf7(text)
+            except MUTF7Error as exc:
+                raise self.error(f"mailbox name is not valid modified UTF-7: {exc}") from None
+        return text
+
+    def list_mailbox(self) -> str:
+        """list-mailbox: like astring, but ``%`` and ``*`` may appear unquoted."""
+        c = self.peek()
+        raw = self.string() if c in (b'"', b"{", b"~") else self._match(_LIST_CHARS, "a pattern")
+        return self.decode_name(raw) if raw else ""
+
+    # -- flags ------------------------------------------------------------------------------
+    def flag(self, *, allow_wildcard: bool = False) -> str:
+        """``\\Seen`` style system flag or a keyword atom (RFC 9051 §2.3.2)."""
+        if self.peek() == b"\\":
+            self.pos += 1
+            if allow_wildcard and self.peek() == b"*":
+                self.pos += 1
+                return "\\*"
+            return "\\" + self.atom("a flag name")
+        return self.atom("a flag")
+
+    def flag_list(self) -> list[str]:
+        self.open_paren()
+        flags: list[str] = []
+        while self.peek() != b")":
+            if flags:
+                self.sp()
+            flags.append(self.flag())
+        self.close_paren()
+        return flags
+
+    # -- sequence sets ----------------------------------------------------------------------
+    def _seq_number(self) -> int | None:
+        text = self._match(_SEQ_NUMBER, "a message number or '*'")
+        if text == b"*":
+            return None
+        value = int(text)
+        if value == 0 or value > MAX_NUMBER:
+            raise self.error("message numbers start at 1 and are 32-bit")
+        return value
+
+    def sequence_set(self) -> SequenceSet:
+        """RFC 9051 §9 sequence-set, plus ``$`` (RFC 5182 SEARCHRES) on its own."""
+        if self.peek() == b"$":
+            self.pos += 1
+            return SequenceSet(saved=True)
+        ranges: list[tuple[int | None, int | None]] = []
+        while True:
+            first = self._seq_number()
+            last = first
+            if self.peek() == b":":
+                self.pos += 1
+                last = self._seq_number()
+            ranges.append((first, last))
+            if self.peek() != b",":
+                break
+            self.pos += 1
+        return SequenceSet(tuple(ranges))
+
+    # -- dates ------------------------------------------------------------------------------
+    def date(self) -> datetime:
+        """date = date-text / DQUOTE date-text DQUOTE; used by SEARCH BEFORE/ON/SINCE."""
+        quoted = self.peek() == b'"'
+        if quoted:
+            self.pos += 1
+        m = _DATE.match(self.data, self.pos)
+        if m is None:
+            raise self.error("expected a date such as 1-Feb-2024")
+        self.pos = m.end()
+        if quoted:
+            self.expect(b'"', "closing quote")
+        return _make_date(self, m.group(1), m.group(2), m.group(3))
+
+    def date_time(self) -> datetime:
+        """date-time = DQUOTE date-day-fixed "-" date-month "-" date-year SP time SP zone DQUOTE"""
+        m = _DATE_TIME.match(self.data, self.pos)
+        if m is None:
+            raise self.error('expected a date-time such as "01-Feb-2024 10:00:00 +0000"')
+        self.pos = m.end()
+        day, month, year, hh, mm, ss, sign, zh, zm = m.groups()
+        base = _make_date(self, day, month, year)
+        try:
+            offset = timedelta(hours=int(zh), minutes=int(zm))
+            tz = timezone(-offset if sign == b"-" else offset)
+            return base.replace(hour=int(hh), minute=int(mm), second=int(ss), tzinfo=tz)
+        except ValueError:
+            raise self.error("invalid time of day or zone") from None
+
+
+def _make_date(reader: Reader, day: bytes, month: bytes, year: bytes) -> datetime:
+    index = _MONTH_INDEX.get(month.decode("ascii").lower())
+    if index is None:
+        raise reader.error("invalid month name")
+    try:
+        return datetime(int(year), index, int(day), tzinfo=UTC)
+    except ValueError:
+        raise reader.error("invalid date") from None

@@ -1,0 +1,207 @@
+"""SEARCH evaluation over stored metadata and the structures ``mime/`` stored at delivery.
+
+The program is inspected once to see what it needs (flags and sizes only; the parsed
+structure; the header bytes; the whole message), so most searches never read a body.
+Text matching is case-insensitive substring matching on decoded text (RFC 9051 §6.4.4).
+"""
+
+from __future__ import annotations
+
+import email.header
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+
+from mailstead.imap.parse.search import SearchKey
+from mailstead.mime.imap_views import decode_part_body
+from mailstead.mime.parse import ParsedMessage, Part
+from mailstead.store.models import MessageMeta
+
+_STRUCTURE_OPS = frozenset({
+    "FROM", "TO", "CC", "BCC", "SUBJECT", "SENTBEFORE", "SENTON", "SENTSINCE", "HEADER",
+    "BODY", "TEXT",
+})
+
+
+@dataclass(frozen=True, slots=True)
+class Needs:
+    structure: bool = False
+    header: bool = False
+    body: bool = False
+
+
+def needs(key: SearchKey) -> Needs:
+    """What data evaluating ``key`` requires, so the caller loads only that."""
+    structure = header = body = False
+    stack = [key]
+    while stack:
+        k = stack.pop()
+        if k.op in _STRUCTURE_OPS:
+            structure = True
+        if k.op == "HEADER":
+            header = True
+        if k.op in ("BODY", "TEXT"):
+            body = True
+        if k.op == "NOT" and isinstance(k.a, SearchKey):
+            stack.append(k.a)
+        elif k.op == "OR":
+            stack += [k.a, k.b]  # type: ignore[list-item]
+        elif k.op == "AND" and isinstance(k.a, tuple):
+            stack.extend(k.a)
+    return Needs(structure, header or body, body)
+
+
+@dataclass
+class Candidate:
+    """One message as the evaluator sees it; loaders fill what :func:`needs` asked for."""
+
+    meta: MessageMeta
+    seq: int
+    recent: bool
+    parsed: ParsedMessage | None = None
+    raw: bytes | None = None  # the header only, or the whole message when body text is needed
+    _flags_lower: frozenset[str] | None = None
+
+    @property
+    def flags_lower(self) -> frozenset[str]:
+        if self._flags_lower is None:
+            self._flags_lower = frozenset(f.lower() for f in self.meta.flags)
+        return self._flags_lower
+
+
+def _fold(text: str) -> str:
+    return text.casefold()
+
+
+def _decode_header_value(value: bytes) -> str:
+    text = value.decode("utf-8", "replace")
+    text = text.replace("\r\n", "").replace("\n", "")
+    try:
+        return str(email.header.make_header(email.header.decode_header(text)))
+    except Exception:  # malformed encoded-words: search the raw text
+        return text
+
+
+def _header_values(c: Candidate, name: str) -> list[str]:
+    if c.parsed is None or c.raw is None:
+        return []
+    wanted = name.lower()
+    out = []
+    for field_name, start, end in c.parsed.root.headers:
+        if field_name == wanted:
+            line = c.raw[start:end]
+            colon = line.find(b":")
+            out.append(_decode_header_value(line[colon + 1 :] if colon >= 0 else b"").strip())
+    return out
+
+
+def _text_parts(part: Part) -> list[Part]:
+    if part.children:
+        found: list[Part] = []
+        for child in part.children:
+            found += _text_parts(child)
+        return found
+    return [part] if part.content_type == "text" else []
+
+
+def _body_text(c: Candidate) -> str:
+    if c.parsed is None or c.raw is None:
+        return ""
+    chunks = []
+    for part in _text_parts(c.parsed.root):
+        data = decode_part_body(c.raw, part)
+        charset = part.param("charset") or "us-ascii"
+        try:
+            chunks.append(data.decode(charset, "replace"))
+        except LookupError:
+            chunks.append(data.decode("utf-8", "replace"))
+    return "\n".join(chunks)
+
+
+def _header_text(c: Candidate) -> str:
+    if c.parsed is None or c.raw is None:
+        return ""
+    return _decode_header_value(c.raw[: c.parsed.root.header_end])
+
+
+def _sent_date(c: Candidate) -> date | None:
+    if c.parsed is None or c.parsed.date is None:
+        return None
+    return c.parsed.date.date()
+
+
+def matcher(
+    key: SearchKey, seq_uids: Callable[[SearchKey], set[int]]
+) -> Callable[[Candidate], bool]:
+    """Compile the program into a predicate. ``seq_uids`` resolves SEQ/UID keys to UID sets
+    (done once per key, not per message)."""
+    op = key.op
+    if op == "ALL":
+        return lambda c: True
+    if op == "FLAG":
+        flag = str(key.a).lower()
+        wanted = bool(key.b)
+        return lambda c: (flag in c.flags_lower) == wanted
+    if op == "RECENT":
+        return lambda c: c.recent
+    if op == "NEW":
+        return lambda c: c.recent and "\\seen" not in c.flags_lower
+    if op == "OLD":
+        return lambda c: not c.recent
+    if op in ("SEQ", "UID"):
+        uids = seq_uids(key)
+        return lambda c: int(c.meta.uid) in uids
+    if op == "NOT":
+        inner = matcher(key.a, seq_uids)  # type: ignore[arg-type]
+        return lambda c: not inner(c)
+    if op == "OR":
+        left = matcher(key.a, seq_uids)  # type: ignore[arg-type]
+        right = matcher(key.b, seq_uids)  # type: ignore[arg-type]
+        return lambda c: left(c) or right(c)
+    if op == "AND":
+        parts = [matcher(k, seq_uids) for k in key.a]  # type: ignore[union-attr]
+        return lambda c: all(p(c) for p in parts)
+    if op == "LARGER":
+        size = int(key.a)  # type: ignore[call-overload]
+        return lambda c: c.meta.size > size
+    if op == "SMALLER":
+        size = int(key.a)  # type: ignore[call-overload]
+        return lambda c: c.meta.size < size
+    if op in ("BEFORE", "ON", "SINCE"):
+        day: date = key.a  # type: ignore[assignment]
+        return _date_matcher(op, day, lambda c: c.meta.internaldate.date())
+    if op in ("SENTBEFORE", "SENTON", "SENTSINCE"):
+        day = key.a  # type: ignore[assignment]
+        return _date_matcher(op[4:], day, _sent_date)
+    needle = _fold(str(key.b if op == "HEADER" else key.a))
+    if op == "SUBJECT":
+        return lambda c: needle in _fold((c.parsed.subject if c.parsed else None) or "")
+    if op in ("FROM", "TO", "CC", "BCC"):
+        attr = {"FROM": "from_addrs", "TO": "to", "CC": "cc", "BCC": "bcc"}[op]
+        return lambda c: c.parsed is not None and any(
+            needle in _fold(a) for a in getattr(c.parsed, attr)
+        )
+    if op == "HEADER":
+        name = str(key.a)
+        return lambda c: any(needle in _fold(v) for v in _header_values(c, name))
+    if op == "BODY":
+        return lambda c: needle in _fold(_body_text(c))
+    if op == "TEXT":
+        return lambda c: needle in _fold(_header_text(c)) or needle in _fold(_body_text(c))
+    raise ValueError(f"unknown search op {op}")
+
+
+def _date_matcher(
+    op: str, day: date, get: Callable[[Candidate], date | None]
+) -> Callable[[Candidate], bool]:
+    def check(c: Candidate) -> bool:
+        d = get(c)
+        if d is None:
+            return False
+        if op == "BEFORE":
+            return d < day
+        if op == "ON":
+            return d == day
+        return d >= day  # SINCE: on or after
+
+    return check

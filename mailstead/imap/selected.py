@@ -1,0 +1,266 @@
+"""The selected mailbox as one session sees it: the seq<->UID view and pending updates.
+
+Invariants (RFC 9051 §2.3.1.2, §7.5.1):
+
+- ``uids`` is strictly ascending; message sequence number ``n`` is ``uids[n - 1]``. It changes
+  only in :meth:`updates`: new UIDs are appended (then EXISTS is sent) and expunged UIDs are
+  removed (each with an EXPUNGE) — and the latter only when the caller says expunges are
+  allowed. Between two such points every sequence number the client knows stays valid.
+- A UID the store expunged stays in the view, marked pending, until an EXPUNGE for it is sent;
+  FETCH/STORE/SEARCH simply do not find it in the store any more.
+- ``reported_exists`` is the count the client was last told; it only shrinks through EXPUNGE
+  responses, so the client's view and ours never disagree.
+- Flag changes are deduplicated by modseq: an event whose modseq is not above what this
+  session already knows (from SELECT or from its own STORE) produces no FETCH.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable, Iterable, Sequence
+
+from mailstead.imap import response
+from mailstead.imap.parse.primitives import SequenceSet
+from mailstead.store.models import ChangeEvent, ChangeKind, Mailbox, MessageMeta
+
+
+class InvalidSequence(Exception):
+    """A message sequence number outside 1..EXISTS (answered BAD, like Dovecot and mox)."""
+
+
+class MailboxGone(Exception):
+    """The selected mailbox was deleted by another session."""
+
+
+class RecentTracker:
+    """\\Recent for IMAP4rev1 (RFC 3501 §2.3.2), kept per process: the first session to see
+    a message (read-write) claims it. Not persisted — after a restart everything counts as
+    recent once, which the RFC allows ("may be lost")."""
+
+    def __init__(self) -> None:
+        self._claimed: dict[int, int] = {}
+
+    def claim(self, mailbox_id: int, uids: Iterable[int]) -> set[int]:
+        mark = self._claimed.get(mailbox_id, 0)
+        mine = {u for u in uids if u > mark}
+        if mine:
+            self._claimed[mailbox_id] = max(mine)
+        return mine
+
+    def count_unclaimed(self, mailbox_id: int, uids: Iterable[int]) -> int:
+        mark = self._claimed.get(mailbox_id, 0)
+        return sum(1 for u in uids if u > mark)
+
+    def forget(self, mailbox_id: int) -> None:
+        self._claimed.pop(mailbox_id, None)
+
+
+class SelectedMailbox:
+    """One session's view of its selected mailbox (see the module invariants)."""
+
+    def __init__(
+        self,
+        mailbox: Mailbox,
+        messages: Sequence[MessageMeta],
+        *,
+        readonly: bool,
+        recent: set[int] | None = None,
+    ) -> None:
+        self.mailbox_id = mailbox.id
+        self.name = mailbox.name
+        self.uidvalidity = mailbox.uidvalidity
+        self.readonly = readonly
+        self.uids: list[int] = [int(m.uid) for m in messages]
+        self.modseqs: dict[int, int] = {int(m.uid): int(m.modseq) for m in messages}
+        self.reported_exists = len(self.uids)
+        self.recent: set[int] = set(recent or ())
+        self.saved: list[int] = []  # RFC 5182 SEARCHRES "$", as UIDs
+        self.keywords: set[str] = set()
+        for m in messages:
+            self.keywords.update(f for f in m.flags if not f.startswith("\\"))
+        self._expunged: set[int] = set()
+        self._flag_updates: dict[int, frozenset[str]] = {}
+        self._recent_reported = len(self.recent)
+        self.gone = False
+
+    # -- numbers --------------------------------------------------------------------------
+    @property
+    def exists(self) -> int:
+        return len(self.uids)
+
+    def seq_of(self, uid: int) -> int | None:
+        i = bisect.bisect_left(self.uids, uid)
+        if i < len(self.uids) and self.uids[i] == uid:
+            return i + 1
+        return None
+
+    def contains(self, uid: int) -> bool:
+        return uid in self.modseqs
+
+    def resolve(self, seqset: SequenceSet, *, uid: bool) -> list[int]:
+        """The UIDs a sequence set names, ascending and unique (RFC 9051 §9 seq-number:
+        ``*`` is the largest number in use, ``a:b`` equals ``b:a``)."""
+        if seqset.saved:
+            return [u for u in self.saved if u in self.modseqs]
+        if uid:
+            return self._resolve_uids(seqset)
+        n = len(self.uids)
+        chosen: set[int] = set()
+        for a, b in seqset.ranges:
+            lo = n if a is None else a
+            hi = n if b is None else b
+            if lo > hi:
+                lo, hi = hi, lo
+            if lo < 1 or hi > n:
+                raise InvalidSequence("message sequence number out of range")
+            chosen.update(self.uids[lo - 1 : hi])
+        return sorted(chosen)
+
+    def resolve_clamped(self, seqset: SequenceSet) -> list[int]:
+        """Like :meth:`resolve` for sequence numbers, but numbers beyond EXISTS match
+        nothing instead of being an error (SEARCH keys)."""
+        n = len(self.uids)
+        chosen: set[int] = set()
+        for a, b in seqset.ranges:
+            lo = n if a is None else a
+            hi = n if b is None else b
+            if lo > hi:
+                lo, hi = hi, lo
+            chosen.update(self.uids[max(lo, 1) - 1 : min(hi, n)])
+        return sorted(chosen)
+
+    def _resolve_uids(self, seqset: SequenceSet) -> list[int]:
+        if not self.uids:
+            return []
+        top = self.uids[-1]
+        chosen: set[int] = set()
+        for a, b in seqset.ranges:
+            lo = top if a is None else a
+            hi = top if b is None else b
+            if lo > hi:
+                lo, hi = hi, lo
+            start = bisect.bisect_left(self.uids, lo)
+            end = bisect.bisect_right(self.uids, hi)
+            chosen.update(self.uids[start:end])
+        return sorted(chosen)
+
+    # -- changes from the store -----------------------------------------------------------
+    def absorb(self, events: Iterable[ChangeEvent], claim: Callable[[list[int]], set[int]]) -> None:
+        """Fold committed changes into the pending updates. ``claim`` decides which new UIDs
+        are \\Recent for this session."""
+        for ev in events:
+            if ev.mailbox_id != self.mailbox_id:
+                continue
+            if ev.kind is ChangeKind.EXISTS:
+                new = [int(u) for u in ev.uids if int(u) not in self.modseqs]
+                for u in sorted(new):
+                    if self.uids and u < self.uids[-1]:
+                        bisect.insort(self.uids, u)  # not expected: UIDs are assigned in order
+                    else:
+                        self.uids.append(u)
+                    self.modseqs[u] = int(ev.modseq)
+                if new and not self.readonly:
+                    self.recent |= claim(new)
+            elif ev.kind is ChangeKind.FLAGS:
+                for u, flags in zip(ev.uids, ev.flags, strict=False):
+                    u = int(u)
+                    known = self.modseqs.get(u)
+                    if known is None or u in self._expunged or ev.modseq <= known:
+                        continue
+                    self.modseqs[u] = int(ev.modseq)
+                    self._flag_updates[u] = flags
+            elif ev.kind is ChangeKind.EXPUNGE:
+                for u in ev.uids:
+                    if int(u) in self.modseqs:
+                        self._expunged.add(int(u))
+                        self._flag_updates.pop(int(u), None)
+            elif ev.kind is ChangeKind.MAILBOX_DELETED:
+                self.gone = True
+            elif ev.kind is ChangeKind.MAILBOX_RENAMED and ev.name:
+                self.name = ev.name
+
+    def note_own_flags(self, uid: int, modseq: int) -> None:
+        """This session's STORE already told the client; the echo event must stay quiet."""
+        if uid in self.modseqs and modseq > self.modseqs[uid]:
+            self.modseqs[uid] = modseq
+        self._flag_updates.pop(uid, None)
+
+    def note_expunged(self, uids: Iterable[int]) -> None:
+        for u in uids:
+            if u in self.modseqs:
+                self._expunged.add(u)
+                self._flag_updates.pop(u, None)
+
+    def is_expunged(self, uid: int) -> bool:
+        return uid in self._expunged
+
+    @property
+    def has_pending(self) -> bool:
+        return bool(
+            self._expunged or self._flag_updates or self.reported_exists != len(self.uids)
+        )
+
+    def updates(
+        self,
+        *,
+        allow_expunge: bool,
+        rev2: bool,
+        fetch_flags: Callable[[int, frozenset[str]], bytes],
+    ) -> list[bytes]:
+        """Untagged responses for everything pending, in an order that keeps numbers
+        consistent: EXPUNGEs first (when allowed), then EXISTS/RECENT, then flag FETCHes."""
+        out: list[bytes] = []
+        if allow_expunge and self._expunged:
+            for u in sorted(self._expunged):
+                seq = self.seq_of(u)
+                if seq is None:
+                    continue
+                del self.uids[seq - 1]
+                del self.modseqs[u]
+                self.recent.discard(u)
+                self.saved = [s for s in self.saved if s != u] if self.saved else self.saved
+                if seq <= self.reported_exists:
+                    self.reported_exists -= 1
+                    out.append(b"* %d EXPUNGE\r\n" % seq)
+            self._expunged.clear()
+        if len(self.uids) != self.reported_exists:
+            self.reported_exists = len(self.uids)
+            out.append(b"* %d EXISTS\r\n" % self.reported_exists)
+            if not rev2 and len(self.recent) != self._recent_reported:
+                out.append(b"* %d RECENT\r\n" % len(self.recent))
+        self._recent_reported = len(self.recent)
+        if self._flag_updates:
+            for u in sorted(self._flag_updates):
+                seq = self.seq_of(u)
+                if seq is not None:
+                    flags = self._flag_updates[u]
+                    new_keywords = {f for f in flags if not f.startswith("\\")} - self.keywords
+                    if new_keywords:
+                        # RFC 9051 §7.3.5: FLAGS lists the flags applicable in the mailbox.
+                        self.keywords |= new_keywords
+                        out.append(response.untagged(b"FLAGS " + self.flags_response()))
+                    out.append(fetch_flags(seq, flags))
+            self._flag_updates.clear()
+        return out
+
+    def flags_response(self) -> bytes:
+        return response.flag_list(
+            ["\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft", *self.keywords]
+        )
+
+
+def uid_ranges(uids: Sequence[int]) -> list[tuple[int, int | None]]:
+    """Sorted UIDs -> inclusive ranges for ``Store.list_messages``."""
+    out: list[tuple[int, int | None]] = []
+    start = prev = -1
+    for u in uids:
+        if start < 0:
+            start = prev = u
+        elif u == prev + 1:
+            prev = u
+        else:
+            out.append((start, prev))
+            start = prev = u
+    if start >= 0:
+        out.append((start, prev))
+    return out

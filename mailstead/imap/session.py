@@ -1,0 +1,353 @@
+"""One IMAP connection: read loop with limits, state check, dispatch, untagged updates.
+
+Invariants (the things every handler may rely on, and must keep):
+
+1. Exactly one command runs at a time; its tagged reply is written last, after the untagged
+   updates it caused (RFC 9051 §2.2.2). No exception text ever reaches the client: handlers
+   raise :class:`CommandError` (or a core error, mapped in :func:`_error_reply`), anything
+   else becomes ``NO [SERVERBUG]`` and goes to the log.
+2. The state is checked once, from :data:`states.ALLOWED`, before dispatch.
+3. Untagged updates of the selected mailbox (EXISTS, FETCH FLAGS, EXPUNGE) come from the
+   store's change bus through :class:`SelectedMailbox` and are written only at the flush points
+   here: before and after each command and while IDLE. EXPUNGE is held back during FETCH,
+   STORE and SEARCH (RFC 9051 §7.5.1) and while no command is running.
+4. Limits live in the read loop: line length, literal size (APPENDLIMIT for APPEND), total
+   command size, number of bad commands (then BYE), auto-logout timer (RFC 9051 §5.4),
+   output buffered for pipelined commands before we wait for the client to read.
+5. A subscription to the account's changes exists exactly while a mailbox is selected.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass, field
+
+from mailstead.config.schema import Settings
+from mailstead.core.errors import (
+    AlreadyExists,
+    InvalidName,
+    MailsteadError,
+    NotEmpty,
+    NotFound,
+    QuotaExceeded,
+    StorageUnavailable,
+    StoreError,
+)
+from mailstead.core.log import redact_command
+from mailstead.imap import response
+from mailstead.imap.parse.commands import parse_command, parse_tag
+from mailstead.imap.parse.errors import ParseError
+from mailstead.imap.parse.receiver import Frame, FrameError, NeedLiteral, Receiver
+from mailstead.imap.selected import InvalidSequence, RecentTracker, SelectedMailbox
+from mailstead.imap.states import ALLOWED, NO_EXPUNGE_DURING, State
+from mailstead.net.stream import ConnectionClosed, IdleTimeout, LineTooLong, Stream
+from mailstead.store.changes import Subscription
+from mailstead.store.interfaces import Store
+from mailstead.store.models import User
+
+_log = logging.getLogger("mailstead.imap")
+
+PIPELINE_LIMIT = 64  # commands answered before we insist the client reads our output
+MAX_NON_APPEND_LITERAL = 1024 * 1024  # literals outside APPEND (search strings, names)
+VERSION = "0.1.0"
+
+
+class CommandError(Exception):
+    """A command failed with a protocol outcome; the message is client-safe text."""
+
+    def __init__(self, status: str, text: str, code: str | None = None) -> None:
+        super().__init__(text)
+        self.status = status
+        self.text = text
+        self.code = code
+
+
+class Disconnect(Exception):
+    """End the session after the reply already written (LOGOUT, BYE)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    status: str = "OK"
+    text: str = "completed"
+    code: str | None = None
+    sent: bool = False  # the handler already wrote its tagged reply (STARTTLS)
+
+
+@dataclass
+class ServerContext:
+    """What every session of one process shares: built once by :mod:`imap.server`."""
+
+    settings: Settings
+    store: Store
+    authenticator: object  # mailstead.auth.Authenticator (duck-typed: authenticate())
+    tls_context: object | None  # TLSContexts; None when STARTTLS is not offered
+    starttls: bool
+    recent: RecentTracker = field(default_factory=RecentTracker)
+
+
+class Session:
+    """State machine between the parser and the stream (see the module invariants)."""
+
+    def __init__(self, stream: Stream, ctx: ServerContext) -> None:
+        self.stream = stream
+        self.ctx = ctx
+        self.settings = ctx.settings
+        self.store = ctx.store
+        limits = ctx.settings.limits
+        self.max_line = limits.imap_max_line_length
+        self.timeout = float(limits.imap_idle_timeout_seconds)
+        self.receiver = Receiver(
+            max_line=self.max_line,
+            max_command=max(limits.max_message_size, MAX_NON_APPEND_LITERAL) + self.max_line,
+        )
+        self.state = State.NONAUTH
+        self.user: User | None = None
+        self.enabled: set[str] = set()
+        self.selected: SelectedMailbox | None = None
+        self.subscription: Subscription | None = None
+        self.errors = 0
+        self.commands = 0
+        self._unflushed = 0
+        self.log = stream.log
+
+    # -- properties handlers use ------------------------------------------------------------
+    @property
+    def rev2(self) -> bool:
+        return "IMAP4REV2" in self.enabled
+
+    @property
+    def utf8(self) -> bool:
+        """Mailbox names and quoted strings as UTF-8 (RFC 9051 §5.1, RFC 6855 §3)."""
+        return "IMAP4REV2" in self.enabled or "UTF8=ACCEPT" in self.enabled
+
+    @property
+    def plaintext_allowed(self) -> bool:
+        return self.stream.is_tls or self.settings.auth.allow_plaintext
+
+    def capabilities(self) -> str:
+        caps = ["IMAP4rev1", "IMAP4rev2"]
+        if self.state is State.NONAUTH:
+            if self.ctx.starttls and not self.stream.is_tls:
+                caps.append("STARTTLS")
+            if self.plaintext_allowed:
+                caps += ["AUTH=PLAIN", "AUTH=LOGIN"]
+            else:
+                caps.append("LOGINDISABLED")
+            caps += ["SASL-IR"]
+        caps += [
+            "LITERAL+", "ENABLE", "ID", "IDLE", "NAMESPACE", "UNSELECT", "UIDPLUS", "MOVE",
+            "ESEARCH", "SEARCHRES", "SPECIAL-USE", "CREATE-SPECIAL-USE", "LIST-EXTENDED",
+            "LIST-STATUS", "CHILDREN", "STATUS=SIZE", "BINARY", "UTF8=ACCEPT",
+            f"APPENDLIMIT={self.settings.limits.max_message_size}",
+        ]
+        return " ".join(caps)
+
+    def send(self, data: bytes) -> None:
+        self.stream.write(data)
+
+    def untagged(self, text: str | bytes) -> None:
+        self.stream.write(response.untagged(text))
+
+    def mailbox_name(self, name: str) -> bytes:
+        return response.mailbox_name(name, utf8=self.utf8)
+
+    # -- selection ---------------------------------------------------------------------------
+    def claim_recent(self, uids: list[int]) -> set[int]:
+        assert self.selected is not None
+        return self.ctx.recent.claim(self.selected.mailbox_id, uids)
+
+    def open_subscription(self) -> Subscription:
+        """Subscribe before reading the mailbox so no change slips between (invariant 5)."""
+        assert self.user is not None
+        if self.subscription is None:
+            self.subscription = self.store.changes.subscribe(self.user.id)
+        return self.subscription
+
+    def set_selected(self, view: SelectedMailbox) -> None:
+        self.selected = view
+        self.state = State.SELECTED
+
+    def unselect(self) -> None:
+        self.selected = None
+        if self.subscription is not None:
+            self.subscription.close()
+            self.subscription = None
+        if self.state is State.SELECTED:
+            self.state = State.AUTH
+
+    def fetch_flags_line(self, seq: int, flags: frozenset[str]) -> bytes:
+        view = self.selected
+        shown = set(flags)
+        if not self.rev2 and view is not None and view.uids[seq - 1] in view.recent:
+            shown.add("\\Recent")
+        return b"* %d FETCH (FLAGS %s)\r\n" % (seq, response.flag_list(shown))
+
+    def flush(self, *, allow_expunge: bool) -> None:
+        """Write the pending untagged updates of the selected mailbox (invariant 3)."""
+        view = self.selected
+        if view is None or self.subscription is None:
+            return
+        events = self.subscription.drain()
+        if events:
+            view.absorb(events, self.claim_recent)
+        if view.gone:
+            self.send(response.untagged("BYE Selected mailbox was deleted"))
+            raise Disconnect
+        if view.has_pending:
+            for line in view.updates(
+                allow_expunge=allow_expunge, rev2=self.rev2, fetch_flags=self.fetch_flags_line
+            ):
+                self.send(line)
+
+    # -- the loop ----------------------------------------------------------------------------
+    async def run(self) -> None:
+        from mailstead.imap.commands import COMMANDS
+
+        self.send(response.untagged(f"OK [CAPABILITY {self.capabilities()}] mailstead ready"))
+        try:
+            while self.state is not State.LOGOUT:
+                try:
+                    frame = await self._read_frame()
+                except FrameError as exc:
+                    if exc.fatal:
+                        self.send(response.untagged(f"BYE [TOOBIG] {exc.reason}"))
+                        break
+                    self._bad(exc.tag, exc.reason)
+                    await self.stream.drain()
+                    continue
+                if frame is None:
+                    continue  # a refused literal: already answered
+                await self._execute(frame, COMMANDS)
+                if self.errors >= self.settings.limits.max_errors_per_session:
+                    self.send(response.untagged("BYE Too many invalid commands"))
+                    break
+                self._unflushed += 1
+                if self.stream.pending_bytes() == 0 or self._unflushed >= PIPELINE_LIMIT:
+                    self._unflushed = 0
+                    await self.stream.drain()
+        except Disconnect:
+            pass
+        except IdleTimeout:
+            self.send(response.untagged("BYE Autologout; idle for too long"))
+        except ConnectionClosed:
+            return
+        finally:
+            self.unselect()
+        with contextlib.suppress(ConnectionClosed, IdleTimeout):
+            await self.stream.drain()
+
+    def _bad(self, tag: str | None, reason: str, code: str | None = None) -> None:
+        self.errors += 1
+        self.send(response.tagged(tag or "*", "BAD", reason, code))
+
+    async def read_line(self) -> bytes:
+        """One line for SASL exchanges and IDLE's DONE, under the same limits."""
+        try:
+            return await self.stream.readline(self.max_line, self.timeout)
+        except LineTooLong as exc:
+            raise CommandError("BAD", "Line too long") from exc
+
+    async def _read_frame(self) -> bytes | None:
+        rx = self.receiver
+        while True:
+            event = rx.next()
+            if isinstance(event, Frame):
+                return event.data
+            if isinstance(event, NeedLiteral):
+                if self._refuse_literal(event):
+                    return None
+                continue
+            if rx.literal_remaining:
+                async for chunk in self.stream.iter_exactly(rx.literal_remaining, self.timeout):
+                    rx.feed(chunk)
+                continue
+            try:
+                rx.feed(await self.stream.readline(self.max_line, self.timeout))
+            except LineTooLong:
+                rx.reset()
+                raise FrameError("command line too long", None) from None
+
+    def _refuse_literal(self, lit: NeedLiteral) -> bool:
+        """Check a literal's size before the client sends it (RFC 7889 APPENDLIMIT: the
+        continuation goes out only after the check). Returns True when refused."""
+        limit = (
+            self.settings.limits.max_message_size
+            if lit.command == "APPEND"
+            else MAX_NON_APPEND_LITERAL
+        )
+        if lit.size > limit:
+            if not lit.synchronizing:
+                # RFC 7888 §4: the octets are already on their way; we cannot resync.
+                raise FrameError("literal too big", lit.tag, fatal=True)
+            self.receiver.reject_literal()
+            self.send(response.tagged(lit.tag or "*", "NO", "Literal too big", "TOOBIG"))
+            return True
+        if lit.synchronizing:
+            self.send(b"+ Ready for literal data\r\n")
+        return False
+
+    async def _execute(self, frame: bytes, commands: dict[str, object]) -> None:
+        try:
+            cmd = parse_command(frame, utf8=self.utf8)
+        except ParseError as exc:
+            self.log.info("bad command: %s (%r)", exc.reason, redact_command(frame[:120]))
+            self._bad(exc.tag or parse_tag(frame), exc.reason, exc.code)
+            return
+        self.commands += 1
+        if self.commands > self.settings.limits.max_commands_per_session:
+            self.send(response.untagged("BYE Too many commands in one session"))
+            raise Disconnect
+        allowed = ALLOWED.get(cmd.name)
+        if allowed is None or self.state not in allowed:
+            self._bad(cmd.tag, f"{cmd.name} is not valid in this state")
+            return
+        handler = commands[cmd.name]
+        allow_expunge = cmd.name not in NO_EXPUNGE_DURING
+        try:
+            # Updates that arrived since the last command go first, so any sequence numbers
+            # in this command's own responses already account for them.
+            self.flush(allow_expunge=False)
+            reply: Reply = await handler(self, cmd)  # type: ignore[operator]
+            self.flush(allow_expunge=allow_expunge)
+        except Disconnect:
+            raise
+        except (ConnectionClosed, IdleTimeout):
+            raise
+        except CommandError as exc:
+            if exc.status == "BAD":
+                self.errors += 1
+            reply = Reply(exc.status, exc.text, exc.code)
+            self.flush(allow_expunge=False)
+        except InvalidSequence as exc:
+            self.errors += 1
+            reply = Reply("BAD", str(exc) or "Invalid message sequence number")
+        except MailsteadError as exc:
+            reply = _error_reply(exc)
+            self.log.info("%s failed: %s", cmd.name, exc)
+        except Exception as exc:
+            self.log.error("%s failed: %s: %s", cmd.name, type(exc).__name__, exc)
+            self.log.debug("traceback", exc_info=True)
+            reply = Reply("NO", "Internal error, the problem was logged", "SERVERBUG")
+        if not reply.sent:
+            self.send(response.tagged(cmd.tag, reply.status, reply.text, reply.code))
+
+
+def _error_reply(exc: MailsteadError) -> Reply:
+    """The one place core errors become IMAP replies (RFC 5530 response codes)."""
+    if isinstance(exc, NotFound):
+        return Reply("NO", "No such mailbox or message", "NONEXISTENT")
+    if isinstance(exc, AlreadyExists):
+        return Reply("NO", "Mailbox already exists", "ALREADYEXISTS")
+    if isinstance(exc, NotEmpty):
+        return Reply("NO", "Mailbox has children, delete them first", "INUSE")
+    if isinstance(exc, InvalidName):
+        return Reply("NO", "Invalid mailbox name", "CANNOT")
+    if isinstance(exc, QuotaExceeded):
+        return Reply("NO", "Quota exceeded", "OVERQUOTA")
+    if isinstance(exc, StorageUnavailable):
+        return Reply("NO", "Temporary failure, try again", "UNAVAILABLE")
+    if isinstance(exc, StoreError):
+        return Reply("NO", "Operation failed", "SERVERBUG")
+    return Reply("NO", "Operation failed")
