@@ -62,7 +62,22 @@ def _protocols() -> dict[str, ProtocolFactory]:
         "imaps": _imap,
         "pop3": _pop3,
         "pop3s": _pop3,
+        "smtp": _smtp,
+        "submission": _smtp,
+        "submissions": _smtp,
     }
+
+
+def _smtp(services: Services, name: str, conf: ListenerSettings) -> tuple[Handler, RejectHook]:
+    """MX, submission and submissions share one server (router, deliverer)."""
+    from mailstead.smtp.server import SMTPServer
+
+    server = services.extras.get("smtp")
+    if not isinstance(server, SMTPServer):
+        server = SMTPServer(services.store, services.authenticator, services.settings,
+                            services.tls)
+        services.extras["smtp"] = server
+    return server.endpoint(name, conf)
 
 
 def _imap(services: Services, name: str, conf: ListenerSettings) -> tuple[Handler, RejectHook]:

@@ -1,0 +1,268 @@
+"""One message's delivery as a transaction: start, add recipients, body, commit or abort.
+
+The contract (after maddy's ``delivery_target``):
+
+- :meth:`Delivery.add_rcpt` resolves and checks one recipient now, so SMTP can answer RCPT
+  with the exact outcome (unknown user, relay denied, over quota);
+- :meth:`Delivery.commit` stores the message for every local target (one body, one
+  transaction) and queues it for every remote recipient *in the same transaction*, and
+  returns only when that is durable. On failure nothing is visible and the caller gets a
+  :class:`DeliveryError` to answer with (``451 4.3.0``, ``452 4.2.2``);
+- :meth:`Delivery.abort` forgets everything; nothing was written before commit.
+
+Trace headers (RFC 5321 §4.4): every copy gets a ``Received:`` line; the copy stored in
+local mailboxes also gets ``Return-Path:`` (final delivery) and, when the message has one
+local envelope recipient, ``Delivered-To:``. All local recipients share one body, so with
+several recipients ``Delivered-To:`` (and the Received ``for`` clause) is left out rather
+than telling each Bcc recipient about the others.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import re
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from mailstead.core.errors import QuotaExceeded, StoreError
+from mailstead.core.types import Address
+from mailstead.delivery.router import DeliveryError, LocalTarget, Router
+from mailstead.store.interfaces import Store
+from mailstead.store.models import OutboundEnvelope, QueuedRecipient, Recipient
+
+log = logging.getLogger("mailstead.delivery")
+
+MAX_HOPS = 100  # RFC 5321 §6.3: a Received count this high is a loop
+_HEADER_NAME = re.compile(rb"^([!-9;-~]+):", re.MULTILINE)
+# A HELO argument fit to stand as From-domain: a dotted name (UTF-8 labels allowed, RFC
+# 6531) or an address literal; anything else is put in a comment.
+_HELO_NAME = re.compile(
+    r"^(?:\[(?:IPv6:)?[0-9A-Fa-f:.]+\]|(?:[\w](?:[\w-]{0,62}[\w])?)(?:\.[\w](?:[\w-]{0,62}[\w])?)*)$"
+)
+_SAFE_COMMENT = re.compile(r"[^!-'*-\[\]-~]")  # printable ASCII minus ( ) \ for comments
+
+RELAY_DENIED = DeliveryError(554, "5.7.1", "Relay access denied")
+STORAGE_FAILED = DeliveryError(451, "4.3.0", "Temporary failure, please try again later")
+OVER_QUOTA = DeliveryError(452, "4.2.2", "Mailbox full")
+
+
+@dataclass(frozen=True, slots=True)
+class TraceInfo:
+    """What the Received: header says about the session (RFC 5321 §4.4, RFC 3848)."""
+
+    hostname: str
+    helo: str
+    client_ip: str
+    esmtp: bool = True
+    tls: str = ""  # describe_tls() text, "" without TLS
+    auth_user: str | None = None
+    session_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """MAIL FROM and its parameters (RFC 5321 §4.1.1.2, RFC 1870, RFC 6152, RFC 3461, 6531)."""
+
+    mail_from: Address | None
+    body: str | None = None
+    smtputf8: bool = False
+    ret: str | None = None
+    envid: str | None = None
+    size: int = 0
+
+
+@dataclass(slots=True)
+class _RemoteRcpt:
+    address: str
+    notify: tuple[str, ...]
+    orcpt: str | None
+
+
+@dataclass(slots=True)
+class Delivery:
+    """One mail transaction. Build with :meth:`Deliverer.start`."""
+
+    store: Store
+    router: Router
+    envelope: Envelope
+    trace: TraceInfo
+    relay_allowed: bool
+    rcpt_addresses: list[str] = field(default_factory=list)
+    local: dict[int, LocalTarget] = field(default_factory=dict)  # user id -> target
+    remote: dict[str, _RemoteRcpt] = field(default_factory=dict)  # casefolded address ->
+    success_dsn: list[QueuedRecipient] = field(default_factory=list)
+    local_rcpts: list[str] = field(default_factory=list)
+
+    @property
+    def recipient_count(self) -> int:
+        return len(self.rcpt_addresses)
+
+    async def add_rcpt(
+        self, address: Address, notify: tuple[str, ...] = (), orcpt: str | None = None
+    ) -> None:
+        """Accept one recipient or raise DeliveryError saying why not."""
+        route = await self.router.resolve(address)
+        if not route.is_local_domain and not self.relay_allowed:
+            # RFC 5321 §3.6.2, §7.1: never an open relay.
+            raise RELAY_DENIED
+        targets = list(route.local)
+        if targets:
+            fitting = [t for t in targets if not t.over_quota(self.envelope.size)]
+            if not fitting and not route.remote:
+                raise OVER_QUOTA  # RFC 3463 X.2.2, temporary: the user can make room
+            for skipped in set(targets) - set(fitting):
+                log.info("%s: %s is over quota, not delivering to it via %s",
+                         self.trace.session_id, skipped.address, address)
+            targets = fitting
+        for target in targets:
+            self.local.setdefault(target.user_id, target)
+        for remote in route.remote:
+            self.remote.setdefault(remote.casefold(), _RemoteRcpt(remote, notify, orcpt))
+        if targets and "SUCCESS" in notify:
+            # RFC 3461 §5.2.2: a "delivered" DSN is owed; the outbound side sends it.
+            self.success_dsn.append(
+                QueuedRecipient(str(address), notify, orcpt, status="delivered")
+            )
+        if targets:
+            self.local_rcpts.append(str(address))
+        self.rcpt_addresses.append(str(address))
+
+    async def commit(self, data: bytes) -> None:
+        """Durably store and queue; DeliveryError (nothing visible) on failure."""
+        if not self.local and not self.remote:
+            raise DeliveryError(554, "5.5.1", "No valid recipients")
+        check_loops(data, self.local_rcpts)
+        received = received_header(self.trace, self.envelope,
+                                   self.rcpt_addresses if len(self.rcpt_addresses) == 1 else [])
+        queued_copy = received + data
+        local_copy = b""
+        recipients: list[Recipient] = []
+        if self.local:
+            sender = "" if self.envelope.mail_from is None else str(self.envelope.mail_from)
+            trace = [header_line("Return-Path", f"<{sender}>")]
+            if len(self.local_rcpts) == 1:
+                trace.append(header_line("Delivered-To", self.local_rcpts[0]))
+            local_copy = b"".join(trace) + queued_copy
+            recipients = [Recipient(t.user_id, t.mailbox) for t in self.local.values()]
+        outbound = self._outbound_envelope()
+        try:
+            if outbound is None:
+                await self.store.deliver(local_copy, recipients)
+            else:
+                await self.store.enqueue(
+                    queued_copy, outbound, local_copy if recipients else None, recipients
+                )
+        except QuotaExceeded:
+            raise OVER_QUOTA from None
+        except StoreError as exc:
+            log.error("%s: storing the message failed: %s", self.trace.session_id, exc)
+            raise STORAGE_FAILED from None
+        except Exception as exc:
+            log.exception("%s: unexpected failure storing a message: %s",
+                          self.trace.session_id, exc)
+            raise STORAGE_FAILED from None
+
+    def _outbound_envelope(self) -> OutboundEnvelope | None:
+        queued = [QueuedRecipient(r.address, r.notify, r.orcpt) for r in self.remote.values()]
+        queued += self.success_dsn
+        if not queued:
+            return None
+        env = self.envelope
+        return OutboundEnvelope(
+            mail_from="" if env.mail_from is None else str(env.mail_from),
+            recipients=tuple(queued),
+            envid=env.envid,
+            ret=env.ret,
+            body=env.body,
+            smtputf8=env.smtputf8,
+            auth_user=self.trace.auth_user,
+        )
+
+
+class Deliverer:
+    """Starts delivery transactions; one per process, shared by every SMTP session."""
+
+    def __init__(self, store: Store, router: Router) -> None:
+        self.store = store
+        self.router = router
+
+    def start(self, envelope: Envelope, trace: TraceInfo, *, relay_allowed: bool) -> Delivery:
+        return Delivery(self.store, self.router, envelope, trace, relay_allowed)
+
+
+# -- trace headers --------------------------------------------------------------------------
+
+
+def header_line(name: str, value: str) -> bytes:
+    return f"{name}: {value}\r\n".encode()
+
+
+def _with_protocol(trace: TraceInfo, envelope: Envelope) -> str:
+    """RFC 3848 / RFC 6531 §3.7.3 protocol names: ESMTP[S][A], UTF8SMTP[S][A], SMTP."""
+    if not trace.esmtp:
+        return "SMTP"
+    name = "UTF8SMTP" if envelope.smtputf8 else "ESMTP"
+    if trace.tls:
+        name += "S"
+    if trace.auth_user:
+        name += "A"
+    return name
+
+
+def _ip_literal(ip: str) -> str:
+    return f"[IPv6:{ip}]" if ":" in ip else f"[{ip}]"
+
+
+def _comment(text: str) -> str:
+    return _SAFE_COMMENT.sub("?", text)[:200]
+
+
+def received_header(trace: TraceInfo, envelope: Envelope, recipients: list[str]) -> bytes:
+    """``Received: from helo ([ip]) by host (mailstead) with ESMTPS id X for <r>; date``.
+
+    The ``for`` clause only with exactly one recipient (RFC 5321 §7.2: do not disclose Bcc).
+    """
+    helo = trace.helo
+    if _HELO_NAME.match(helo):
+        from_part = f"from {helo} ({_ip_literal(trace.client_ip)})"
+    else:
+        from_part = f"from unknown ({_ip_literal(trace.client_ip)} helo={_comment(helo)})"
+    by_part = f"by {trace.hostname} (mailstead) with {_with_protocol(trace, envelope)}"
+    if trace.tls:
+        by_part += f" ({_comment(trace.tls)})"
+    lines = [from_part, by_part]
+    if trace.auth_user:
+        lines.append(f"(authenticated as {_comment(trace.auth_user)})")
+    ident = f"id {secrets.token_hex(8)}"
+    if recipients:
+        ident += f" for <{recipients[0]}>"
+    lines.append(ident + ";")
+    lines.append(email.utils.format_datetime(datetime.now().astimezone()))
+    return ("Received: " + "\r\n\t".join(lines) + "\r\n").encode("utf-8")
+
+
+def header_block(data: bytes) -> bytes:
+    """The header section (up to the first empty line), for cheap trace checks."""
+    end = data.find(b"\r\n\r\n")
+    return data if end < 0 else data[: end + 2]
+
+
+def check_loops(data: bytes, local_rcpts: list[str]) -> None:
+    """RFC 5321 §6.3 loop detection: too many Received hops, or our own Delivered-To."""
+    headers = header_block(data)
+    hops = 0
+    delivered_to: set[str] = set()
+    for match in _HEADER_NAME.finditer(headers):
+        name = match.group(1).lower()
+        if name == b"received":
+            hops += 1
+        elif name == b"delivered-to":
+            end = headers.find(b"\n", match.end())
+            value = headers[match.end() : end if end >= 0 else None].strip()
+            delivered_to.add(value.decode("utf-8", "replace").casefold())
+    if hops >= MAX_HOPS:
+        raise DeliveryError(554, "5.4.6", "Too many hops, mail loop suspected")
+    if any(r.casefold() in delivered_to for r in local_rcpts):
+        raise DeliveryError(554, "5.4.6", "Mail loop detected")

@@ -1,0 +1,239 @@
+"""Where mail for an address goes: local accounts (and which folder), or the outbound queue.
+
+Resolution order for an address in a local domain (the first that matches wins):
+
+1. an account (``user@d``; ``user+tag@d`` with the configured separator, into folder
+   ``tag`` when the account enabled plus-folders and that folder exists, else INBOX);
+2. an alias (``a@d`` or ``a+tag@d``): each target is resolved again;
+3. a group: each member is resolved again; external members go to the outbound queue;
+4. the catch-all alias ``@d``;
+5. nothing: unknown recipient (``550 5.1.1``).
+
+Expansion is recursive with a visited set (a cycle ends quietly) and a depth limit (a
+chain longer than ``MAX_DEPTH`` is an operator error: ``554 5.4.6`` routing loop). An
+address in a domain we do not host is remote; whether it may be relayed to is the
+caller's policy (see :mod:`mailstead.delivery.deliver`).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from mailstead.core.errors import InvalidName, MailsteadError, NotFound
+from mailstead.core.types import Address
+from mailstead.store.interfaces import Store
+from mailstead.store.models import User
+
+log = logging.getLogger("mailstead.delivery")
+
+MAX_DEPTH = 10  # alias/group nesting; deeper is treated as a routing loop
+
+
+class DeliveryError(MailsteadError):
+    """A recipient or message cannot be delivered; carries the SMTP outcome (RFC 3463).
+
+    ``text`` is generic and safe to show a client; details go to the log.
+    """
+
+    def __init__(self, code: int, enhanced: str, text: str) -> None:
+        self.code = code
+        self.enhanced = enhanced
+        self.text = text
+        super().__init__(f"{code} {enhanced} {text}")
+
+    @property
+    def temporary(self) -> bool:
+        return 400 <= self.code < 500
+
+
+UNKNOWN_USER = DeliveryError(550, "5.1.1", "No such user here")
+
+
+@dataclass(frozen=True, slots=True)
+class LocalTarget:
+    """One account that receives the message, and the folder it lands in."""
+
+    user_id: int
+    address: str
+    mailbox: str = "INBOX"
+    quota_bytes: int = 0
+    used_bytes: int = 0
+
+    def over_quota(self, extra: int = 0) -> bool:
+        """Already full, or would be with ``extra`` more bytes (the SIZE the client declared)."""
+        if not self.quota_bytes:
+            return False
+        if extra > 0:
+            return self.used_bytes + extra > self.quota_bytes
+        return self.used_bytes >= self.quota_bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Where one envelope recipient goes: local targets and/or remote addresses."""
+
+    local: tuple[LocalTarget, ...] = ()
+    remote: tuple[str, ...] = ()
+    is_local_domain: bool = True
+
+
+class Router:
+    """Resolves addresses against the store; one per process, stateless between calls."""
+
+    def __init__(self, store: Store, plus_separator: str = "+") -> None:
+        self.store = store
+        self.separator = plus_separator
+
+    async def local_domain(self, domain: str) -> str | None:
+        """The hosted domain's stored name, or None. A U-label (RFC 6531) also matches the
+        domain's A-label form."""
+        if domain.startswith("["):
+            return None
+        if await self.store.has_domain(domain):
+            return domain
+        if not domain.isascii():
+            try:
+                ace = domain.encode("idna").decode("ascii")
+            except UnicodeError:
+                return None
+            if await self.store.has_domain(ace):
+                return ace
+        return None
+
+    async def resolve(self, address: Address) -> Route:
+        """Route for one RCPT. Raises DeliveryError for unknown or disabled recipients."""
+        domain = await self.local_domain(address.domain)
+        if domain is None:
+            return Route(remote=(str(address),), is_local_domain=False)
+        local: list[LocalTarget] = []
+        remote: list[str] = []
+        await self._expand(Address(address.local, domain), 0, set(), local, remote, top=True)
+        if not local and not remote:
+            raise UNKNOWN_USER
+        return Route(tuple(local), tuple(remote))
+
+    async def _expand(
+        self,
+        address: Address,
+        depth: int,
+        seen: set[str],
+        local: list[LocalTarget],
+        remote: list[str],
+        *,
+        top: bool = False,
+    ) -> None:
+        key = f"{address.local.casefold()}@{address.domain}"
+        if key in seen:
+            return  # alias cycle or duplicate member: deliver once
+        seen.add(key)
+        if depth > MAX_DEPTH:
+            log.warning("alias/group expansion deeper than %d at %s", MAX_DEPTH, address)
+            raise DeliveryError(554, "5.4.6", "Routing loop detected")
+        if not top:
+            domain = await self.local_domain(address.domain)
+            if domain is None:
+                remote.append(str(address))
+                return
+            address = Address(address.local, domain)
+
+        user, tag = await self._find_account(address)
+        if user is not None:
+            if user.disabled:
+                if top:
+                    raise DeliveryError(550, "5.2.1", "Mailbox disabled")
+                return
+            mailbox = await self._folder_for(user, tag)
+            local.append(LocalTarget(user.id, user.address, mailbox, user.quota_bytes,
+                                     user.used_bytes))
+            return
+
+        base, tag = address.without_tag(self.separator) if self.separator else (address, None)
+        for candidate in (address, base) if tag is not None else (address,):
+            alias = await self.store.find_alias(str(candidate))
+            if alias is not None:
+                for target in alias.targets:
+                    await self._expand_text(target, depth + 1, seen, local, remote)
+                return
+            group = await self.store.find_group(str(candidate))
+            if group is not None:
+                for member in group.members:
+                    await self._expand_text(member, depth + 1, seen, local, remote)
+                return
+
+        catch_all = await self.store.find_alias(f"@{address.domain}")
+        if catch_all is not None:
+            for target in catch_all.targets:
+                await self._expand_text(target, depth + 1, seen, local, remote)
+
+    async def _expand_text(
+        self, text: str, depth: int, seen: set[str], local: list[LocalTarget], remote: list[str]
+    ) -> None:
+        try:
+            target = Address.parse(text)
+        except InvalidName:
+            log.warning("ignoring invalid alias/group target %r", text)
+            return
+        await self._expand(target, depth, seen, local, remote)
+
+    async def _find_account(self, address: Address) -> tuple[User | None, str | None]:
+        """(account, tag) for an address, honouring the configured subaddress separator."""
+        user = await self.store.find_user(str(address))
+        if user is not None:
+            exact = user.address.casefold() == str(address).casefold()
+            if exact:
+                return user, None
+            # The store strips "+tags" itself; accept that only when "+" is our separator.
+            if self.separator == "+":
+                return user, address.without_tag("+")[1]
+            user = None
+        if self.separator and self.separator != "+":
+            base, tag = address.without_tag(self.separator)
+            if tag is not None:
+                found = await self.store.find_user(str(base))
+                if found is not None and found.address.casefold() == str(base).casefold():
+                    return found, tag
+        return None, None
+
+    async def _folder_for(self, user: User, tag: str | None) -> str:
+        """``tag`` if the user enabled plus-folders and has that folder, else INBOX."""
+        if not tag or not user.plus_folders:
+            return "INBOX"
+        try:
+            box = await self.store.get_mailbox(user.id, tag)
+        except (NotFound, InvalidName):
+            return "INBOX"
+        return box.name
+
+    async def owns(self, user_id: int, address: Address) -> bool:
+        """May this account use ``address`` as its sender? Its own address (with or without
+        a tag) or an alias that delivers to it; never a catch-all, a group or another user."""
+        domain = await self.local_domain(address.domain)
+        if domain is None:
+            return False
+        return await self._owns(user_id, Address(address.local, domain), 0, set())
+
+    async def _owns(self, user_id: int, address: Address, depth: int, seen: set[str]) -> bool:
+        key = f"{address.local.casefold()}@{address.domain}"
+        if key in seen or depth > MAX_DEPTH:
+            return False
+        seen.add(key)
+        user, _ = await self._find_account(address)
+        if user is not None:
+            return user.id == user_id
+        base, tag = address.without_tag(self.separator) if self.separator else (address, None)
+        for candidate in (address, base) if tag is not None else (address,):
+            alias = await self.store.find_alias(str(candidate))
+            if alias is None:
+                continue
+            for target in alias.targets:
+                try:
+                    parsed = Address.parse(target)
+                except InvalidName:
+                    continue
+                if await self.local_domain(parsed.domain) is None:
+                    continue
+                if await self._owns(user_id, parsed, depth + 1, seen):
+                    return True
+            return False
+        return False

@@ -1,0 +1,75 @@
+"""AUTH (RFC 4954) with the shared SASL mechanisms and the shared Authenticator.
+
+Failed logins are throttled by the Authenticator (shared with IMAP and POP3); the client
+only ever learns "invalid credentials". Nothing of the exchange is logged.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from mailstead.auth.sasl import MAX_RESPONSE, Challenge, SaslCancelled, start_mechanism
+from mailstead.core.errors import AuthError, AuthThrottled
+from mailstead.net.stream import LineTooLong
+from mailstead.smtp.codes import Reply, SMTPError, error
+from mailstead.smtp.protocol import Command
+from mailstead.store.models import User
+
+if TYPE_CHECKING:
+    from mailstead.smtp.session import Session
+
+AUTH_OK = Reply(235, "2.7.0", "Authentication successful")
+AUTH_FAILED = Reply(535, "5.7.8", "Authentication credentials invalid")
+AUTH_THROTTLED = Reply(454, "4.7.0", "Temporary authentication failure")
+AUTH_CANCELLED = Reply(501, "5.0.0", "Authentication cancelled")
+AUTH_MALFORMED = Reply(501, "5.5.2", "Cannot decode authentication response")
+
+
+async def handle(session: Session, command: Command) -> None:
+    if session.user is not None:
+        raise error(503, "5.5.1", "Already authenticated")  # RFC 4954 §4
+    if not session.config.submission:
+        raise error(502, "5.5.1", "AUTH is not available on this port")
+    if not session.offers_auth:
+        raise error(538, "5.7.11", "Encryption required for requested authentication mechanism")
+    parts = command.text().split(" ")
+    if not parts[0] or len(parts) > 2:
+        raise error(501, "5.5.4", "Syntax: AUTH mechanism [initial-response]")
+    try:
+        mechanism = start_mechanism(parts[0], parts[1].encode() if len(parts) == 2 else None)
+    except AuthError:
+        raise error(504, "5.5.4", "Unrecognized authentication type") from None
+
+    stream = session.stream
+    try:
+        result = mechanism.step(None)
+        while isinstance(result, Challenge):
+            session.reply(Reply(334, "", result.encoded().decode("ascii")))
+            await session.flush()
+            try:
+                line = await stream.readline(MAX_RESPONSE + 2, session.config.idle_timeout)
+            except LineTooLong:
+                raise error(500, "5.5.6", "Authentication exchange line too long") from None
+            result = mechanism.step(line.rstrip(b"\r\n"))
+    except SaslCancelled:
+        raise SMTPError(AUTH_CANCELLED) from None
+    except AuthError as exc:
+        raise SMTPError(AUTH_MALFORMED, log=f"SASL error: {exc}") from None
+
+    try:
+        record = await session.authenticator.authenticate(
+            result.username, result.password, session.client_ip
+        )
+    except AuthThrottled:
+        raise SMTPError(AUTH_THROTTLED, log="login throttled") from None
+    except AuthError:
+        raise SMTPError(AUTH_FAILED) from None
+    user = record if isinstance(record, User) else (
+        await session.deliverer.store.find_user(record.address)
+    )
+    if user is None:
+        raise SMTPError(AUTH_FAILED)
+    session.user = user
+    session.log.user = user.address
+    session.log.info("authenticated as %s", user.address)
+    session.reply(AUTH_OK)

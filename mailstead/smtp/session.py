@@ -1,0 +1,251 @@
+"""One SMTP conversation: state, limits, and the dispatch of commands to their handlers.
+
+Invariants:
+
+- Exactly one reply per command, in command order (RFC 2920 §3.1); replies are buffered and
+  sent when the client has nothing more pipelined, or before we wait on the client (354,
+  334, STARTTLS), so a pipelining client gets one packet per command group.
+- The state is checked once, here, against :data:`COMMANDS` before a handler runs; a
+  handler never re-checks sequencing. BDAT is the exception that proves the rule: a
+  refused BDAT still has its chunk consumed (RFC 3030 §2) by its ``refuse`` hook, so the
+  byte stream never desynchronises.
+- Limits live in the read loop: line length (``500 5.5.2``), commands per session, errors
+  per session (``421 4.7.0`` then close) and the idle timeout (RFC 5321 §4.5.3.2.7, at
+  least five minutes by default).
+- Every reply after the greeting carries an enhanced status code (RFC 2034); no
+  exception text or traceback ever reaches the client: unexpected failures are logged
+  with the session id and answered ``451 4.3.0``.
+- Nothing pipelined before STARTTLS is executed after it (RFC 3207 §4.2;
+  :meth:`Stream.start_tls` discards it), and STARTTLS forgets HELO and AUTH.
+- ``250`` after DATA/BDAT LAST is sent only after the store reports the message durable
+  for every recipient (see :mod:`mailstead.delivery.deliver`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from enum import Enum
+
+from mailstead.auth.authenticator import Authenticator
+from mailstead.delivery.deliver import Deliverer, Delivery, Envelope, TraceInfo
+from mailstead.net.stream import ConnectionClosed, IdleTimeout, LineTooLong, Stream, StreamError
+from mailstead.net.tls import TLSContexts
+from mailstead.smtp import codes
+from mailstead.smtp.codes import Reply, SMTPError
+from mailstead.smtp.protocol import Command, ProtocolError, parse_command
+from mailstead.store.models import User
+
+log = logging.getLogger("mailstead.smtp")
+
+
+class State(Enum):
+    """Where the conversation is (RFC 5321 §4.1.4 command order)."""
+
+    CONNECTED = "connected"  # greeted; no HELO/EHLO yet (again after STARTTLS)
+    READY = "ready"  # HELO/EHLO done, no mail transaction
+    MAIL = "mail"  # MAIL FROM accepted, no recipient yet
+    RCPT = "rcpt"  # at least one RCPT accepted
+    BDAT = "bdat"  # inside a BDAT chunk sequence (RFC 3030)
+
+
+ANY = frozenset(State)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionConfig:
+    """Per-listener settings, resolved once from the configuration."""
+
+    hostname: str
+    submission: bool  # submission/submissions: AUTH required, relay for authenticated users
+    tls_mode: str  # none / starttls / implicit
+    plaintext_auth: bool  # AUTH may be offered without TLS
+    max_message_size: int
+    max_recipients: int
+    max_line_length: int
+    idle_timeout: float
+    max_errors: int
+    max_commands: int
+    reject_bare_lf: bool
+
+
+Handler = Callable[["Session", Command], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class CommandSpec:
+    """A command's handler, the states it is allowed in, and what to say otherwise."""
+
+    handler: Handler
+    states: frozenset[State]
+    out_of_sequence: str = "Bad sequence of commands"
+    refuse: Handler | None = None  # runs instead of the reply when the state is wrong
+
+
+class Session:
+    """The state of one connection. Command modules read and change it."""
+
+    def __init__(
+        self,
+        stream: Stream,
+        config: SessionConfig,
+        deliverer: Deliverer,
+        authenticator: Authenticator,
+        tls: TLSContexts | None,
+    ) -> None:
+        self.stream = stream
+        self.config = config
+        self.deliverer = deliverer
+        self.authenticator = authenticator
+        self.tls = tls
+        self.log = stream.log
+        self.state = State.CONNECTED
+        self.helo = ""
+        self.esmtp = False
+        self.user: User | None = None
+        self.delivery: Delivery | None = None
+        self.envelope: Envelope | None = None
+        self.bdat_parts: list[bytes] = []
+        self.bdat_size = 0
+        self.closing = False
+        self.errors = 0
+        self.commands = 0
+        self._out: list[bytes] = []
+
+    # -- what handlers use ------------------------------------------------------------------
+    @property
+    def client_ip(self) -> str:
+        return self.stream.peer[0]
+
+    @property
+    def offers_starttls(self) -> bool:
+        return (
+            self.config.tls_mode == "starttls" and self.tls is not None and not self.stream.is_tls
+        )
+
+    @property
+    def offers_auth(self) -> bool:
+        """RFC 4954 §4 and RFC 8314: AUTH only on submission, and only over TLS unless the
+        administrator allowed plaintext."""
+        return self.config.submission and (self.stream.is_tls or self.config.plaintext_auth)
+
+    def reply(self, reply: Reply) -> None:
+        """Queue a reply; 5xx replies count against the error budget."""
+        self._out.append(reply.encode())
+        if reply.code >= 500:
+            self.errors += 1
+
+    async def flush(self) -> None:
+        if self._out:
+            self.stream.write(b"".join(self._out))
+            self._out.clear()
+        await self.stream.drain()
+
+    def trace(self) -> TraceInfo:
+        return TraceInfo(
+            hostname=self.config.hostname,
+            helo=self.helo,
+            client_ip=self.client_ip,
+            esmtp=self.esmtp,
+            tls=self.stream.tls_info,
+            auth_user=self.user.address if self.user is not None else None,
+            session_id=self.stream.session_id,
+        )
+
+    def reset_transaction(self) -> None:
+        """RSET, HELO/EHLO, end of DATA: forget the envelope (RFC 5321 §4.1.1.5)."""
+        self.delivery = None
+        self.envelope = None
+        self.bdat_parts = []
+        self.bdat_size = 0
+        if self.state is not State.CONNECTED:
+            self.state = State.READY
+
+    def reset_all(self) -> None:
+        """After STARTTLS: everything learnt before the handshake is void (RFC 3207 §4.2)."""
+        self.reset_transaction()
+        self.state = State.CONNECTED
+        self.helo = ""
+        self.esmtp = False
+        self.user = None
+        self.log.user = None
+
+    # -- the loop ---------------------------------------------------------------------------
+    async def run(self) -> None:
+        from mailstead.smtp.commands import COMMANDS
+
+        self.reply(Reply(220, "", f"{self.config.hostname} ESMTP mailstead"))
+        try:
+            while not self.closing:
+                if self.stream.pending_bytes() == 0:
+                    await self.flush()  # RFC 2920 §3.2: reply once the pipeline is drained
+                try:
+                    line = await self.stream.readline(
+                        self.config.max_line_length, self.config.idle_timeout
+                    )
+                except LineTooLong:
+                    self.reply(codes.LINE_TOO_LONG)
+                    self._check_budget()
+                    continue
+                self.commands += 1
+                if self.commands > self.config.max_commands:
+                    self.reply(codes.TOO_MANY_COMMANDS)
+                    break
+                await self._dispatch(COMMANDS, parse_command(line))
+                self._check_budget()
+            await self.flush()
+        except IdleTimeout:
+            self.log.info("idle timeout in state %s", self.state.value)
+            await self._goodbye(codes.TIMEOUT)
+        except asyncio.CancelledError:
+            # Server shutdown: say so if we can, without waiting long (RFC 5321 §3.8).
+            self._out.clear()
+            self.stream.write(codes.SHUTTING_DOWN.encode())
+            raise
+        except ConnectionClosed:
+            return
+
+    def _check_budget(self) -> None:
+        if self.errors >= self.config.max_errors and not self.closing:
+            self.log.info("closing after %d errors", self.errors)
+            self.reply(codes.TOO_MANY_ERRORS)
+            self.closing = True
+
+    async def _goodbye(self, reply: Reply) -> None:
+        self.reply(reply)
+        with contextlib.suppress(StreamError):
+            await self.flush()
+
+    async def _dispatch(self, table: dict[str, CommandSpec], command: Command) -> None:
+        spec = table.get(command.verb)
+        if spec is None:
+            self.log.debug("unknown command %r", command.verb or "?")
+            self.reply(codes.UNKNOWN_COMMAND)
+            return
+        try:
+            if self.state not in spec.states:
+                if spec.refuse is not None:
+                    await spec.refuse(self, command)
+                else:
+                    self.reply(Reply(503, "5.5.1", spec.out_of_sequence))
+                return
+            await spec.handler(self, command)
+        except SMTPError as exc:
+            if exc.log_detail:
+                self.log.info("%s: %s", command.verb, exc.log_detail)
+            self.reply(exc.reply)
+            if exc.close:
+                self.closing = True
+        except ProtocolError as exc:
+            self.log.info("%s: %s", command.verb, exc)
+            self.reply(codes.SYNTAX)
+        except StreamError:
+            raise
+        except Exception as exc:  # a bug: log it, never show it
+            self.log.error("%s failed: %s: %s", command.verb, type(exc).__name__, exc)
+            self.log.debug("traceback", exc_info=True)
+            self.reset_transaction()
+            self.reply(codes.TEMPORARY_FAILURE)

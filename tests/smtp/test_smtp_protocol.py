@@ -1,0 +1,129 @@
+"""The sans-I/O wire format: commands, parameters, xtext, BDAT, and DATA decoding."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mailstead.smtp.codes import Reply
+from mailstead.smtp.protocol import (
+    DataDecoder,
+    ProtocolError,
+    decode_xtext,
+    encode_xtext,
+    parse_bdat,
+    parse_command,
+    parse_params,
+)
+
+
+def test_parse_command() -> None:
+    assert parse_command(b"mail FROM:<a@b>\r\n").verb == "MAIL"
+    assert parse_command(b"mail FROM:<a@b>\r\n").argument == b"FROM:<a@b>"
+    assert parse_command(b"QUIT\n").verb == "QUIT"
+    assert parse_command(b"\xff\xfe x\r\n").verb == ""
+    assert parse_command(b"\r\n").verb == ""
+
+
+def test_reply_encoding() -> None:
+    assert Reply(250, "2.0.0", "OK").encode() == b"250 2.0.0 OK\r\n"
+    assert Reply(250, "", ("host", "PIPELINING")).encode() == b"250-host\r\n250 PIPELINING\r\n"
+    assert Reply(550, "5.1.1", "a\r\nb").encode() == b"550 5.1.1 a  b\r\n"
+
+
+def test_parse_params() -> None:
+    assert parse_params("SIZE=100 body=8BITMIME SMTPUTF8") == {
+        "SIZE": "100", "BODY": "8BITMIME", "SMTPUTF8": None,
+    }
+    with pytest.raises(ProtocolError):
+        parse_params("SIZE=1 SIZE=2")
+    with pytest.raises(ProtocolError):
+        parse_params("-X=1")
+    with pytest.raises(ProtocolError):
+        parse_params("ORCPT=rfc822;ü@x")
+    assert parse_params("ORCPT=rfc822;ü@x", utf8=True)["ORCPT"] == "rfc822;ü@x"
+
+
+def test_xtext() -> None:
+    assert decode_xtext("a+2Bb+3Dc") == "a+b=c"
+    with pytest.raises(ProtocolError):
+        decode_xtext("a+zz")
+    with pytest.raises(ProtocolError):
+        decode_xtext("a=b")
+
+
+@given(st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126)))
+def test_xtext_round_trip(text: str) -> None:
+    assert decode_xtext(encode_xtext(text)) == text
+
+
+def test_parse_bdat() -> None:
+    assert parse_bdat("100").size == 100
+    assert parse_bdat("0 last").last
+    for bad in ("", "x", "10 MORE", "1 LAST x", "-1", "1" * 20):
+        with pytest.raises(ProtocolError):
+            parse_bdat(bad)
+
+
+def decode(data: bytes, **kw: object) -> DataDecoder:
+    decoder = DataDecoder(**kw)  # type: ignore[arg-type]
+    lines = data.splitlines(keepends=True)
+    for index, line in enumerate(lines):
+        if decoder.feed(line):
+            assert index == len(lines) - 1, "data continued after the end"
+            return decoder
+    raise AssertionError("no end of data")
+
+
+def test_dot_unstuffing() -> None:
+    decoder = decode(b"Subject: x\r\n\r\n..leading dot\r\n.\r\n")
+    assert decoder.message() == b"Subject: x\r\n\r\n.leading dot\r\n"
+
+
+def test_empty_message() -> None:
+    assert decode(b".\r\n").message() == b""
+
+
+@pytest.mark.parametrize(
+    "smuggled",
+    [
+        b"a\n.\nMAIL FROM:<x@y>\n",  # LF . LF
+        b"a\n.\r\nMAIL FROM:<x@y>\r\n",  # LF . CRLF
+        b"a\r\n.\nMAIL FROM:<x@y>\r\n",  # CRLF . LF
+        b"a\r.\rMAIL FROM:<x@y>\r\n",  # CR . CR
+        b"a\r\n.\r MAIL FROM:<x@y>\r\n",
+    ],
+)
+def test_smuggling_sequences_do_not_end_data(smuggled: bytes) -> None:
+    decoder = DataDecoder()
+    for line in (smuggled + b"tail\r\n").splitlines(keepends=True):
+        assert not decoder.feed(line)
+    assert decoder.feed(b".\r\n")
+
+
+def test_bare_lf_is_flagged_or_normalised() -> None:
+    strict = decode(b"a\nb\r\n.\r\n")
+    assert strict.bare_lf
+    lenient = decode(b"a\nb\r\n.\r\n", reject_bare_lf=False)
+    assert lenient.message() == b"a\r\nb\r\n"
+
+
+def test_bare_cr_is_data() -> None:
+    assert decode(b"a\rb\r\n.\r\n").message() == b"a\rb\r\n"
+
+
+def test_size_limit_stops_keeping_bytes() -> None:
+    decoder = decode(b"x" * 50 + b"\r\n" + b"y" * 50 + b"\r\n.\r\n", max_size=60)
+    assert decoder.oversized
+    assert decoder.message() == b""
+    assert decoder.size == 104
+
+
+@given(st.lists(st.binary(max_size=40).map(lambda b: b.replace(b"\n", b"").replace(b"\r", b""))))
+def test_stuffing_round_trip(lines: list[bytes]) -> None:
+    original = b"".join(line + b"\r\n" for line in lines)
+    stuffed = b"".join(
+        (b"." + line if line.startswith(b".") else line) + b"\r\n" for line in lines
+    )
+    assert decode(stuffed + b".\r\n").message() == original
