@@ -39,7 +39,7 @@ from mailstead.core.log import redact_command
 from mailstead.net.stream import LineTooLong, Stream, StreamError
 from mailstead.net.tls import TLSContexts
 from mailstead.pop3 import protocol as wire
-from mailstead.pop3.maildrop import Maildrop, MaildropLocks, MaildropMessage
+from mailstead.pop3.maildrop import CHUNK_SIZE, Maildrop, MaildropLocks, MaildropMessage
 from mailstead.pop3.protocol import Command, CommandError, DotStuffer, LineLimiter
 from mailstead.store.interfaces import Store
 
@@ -317,46 +317,52 @@ class Session:
         """Stream a message (all of it, or its header and ``top_lines`` body lines)."""
         assert self.maildrop is not None
         maildrop = self.maildrop
+        # (start, end, line limit) ranges of the stored bytes to send, in order.
+        ranges: list[tuple[int, int, LineLimiter | None]]
         if top_lines is None:
-            parts = [maildrop.read_chunks(message)]
-            limiter = None
+            ranges = [(0, message.size, None)]
         else:
-            header_end = await maildrop.header_end(message)
-            parts = [maildrop.read_chunks(message, 0, header_end)]
-            limiter = LineLimiter(top_lines)
+            header_end = min(await maildrop.header_end(message), message.size)
+            ranges = [(0, header_end, None)]
             if top_lines > 0:
-                parts.append(maildrop.read_chunks(message, header_end))
-        # Read before answering +OK so a missing body is still an in-band -ERR.
-        head_iter = parts[0]
-        try:
-            head = await anext(head_iter, b"")
-        except NotFound:
-            raise POP3Error("message is no longer available") from None
-        if not head and message.size:
-            raise POP3Error("message is no longer available")
+                ranges.append((header_end, message.size, LineLimiter(top_lines)))
+        ranges = [r for r in ranges if r[1] > r[0]]
+        # Read the first piece before answering +OK, so a body that has gone (expunged and
+        # collected since login) is still an in-band -ERR.
+        head = b""
+        if ranges:
+            try:
+                head = await maildrop.store.read_blob(
+                    message.blob_id, ranges[0][0], min(ranges[0][1], ranges[0][0] + CHUNK_SIZE)
+                )
+            except NotFound:
+                raise POP3Error("message is no longer available") from None
+            if not head:
+                raise POP3Error("message is no longer available")
         self.send(first)
         self._mid_response = True
         stuffer = DotStuffer()
         try:
-            self.send(stuffer.feed(head))
-            async for chunk in head_iter:
-                self.send(stuffer.feed(chunk))
-                await self.stream.drain()
-            for body in parts[1:]:
-                assert limiter is not None
-                async for chunk in body:
-                    self.send(stuffer.feed(limiter.feed(chunk)))
-                    await self.stream.drain()
-                    if limiter.done:
-                        break
+            for index, (start, stop, limiter) in enumerate(ranges):
+                if index == 0:
+                    start += len(head)
+                    self.send(stuffer.feed(limiter.feed(head) if limiter else head))
+                    if limiter is not None and limiter.done:
+                        continue
+                chunks = maildrop.read_chunks(message, start, stop)
+                try:
+                    async for chunk in chunks:
+                        self.send(stuffer.feed(limiter.feed(chunk) if limiter else chunk))
+                        await self.stream.drain()
+                        if limiter is not None and limiter.done:
+                            break
+                finally:
+                    await chunks.aclose()
             self.send(stuffer.finish())
         except (StoreError, OSError) as exc:
             # The +OK is out; nothing in-band can say this failed. Close instead.
             self.log.error("message %s failed mid-response: %s", message.uid, exc)
             raise CloseSession("store failure during a multi-line response") from exc
-        finally:
-            for it in parts:
-                await it.aclose()
         self._mid_response = False
 
     def capabilities(self) -> list[bytes]:

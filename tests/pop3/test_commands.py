@@ -228,3 +228,13 @@ def test_auth_failures(account: Account) -> None:
         client._shortcmd("AUTH PLAIN !!notbase64")
     client.user(account.address)  # failures leave the session in AUTHORIZATION
     assert client.pass_(account.password).startswith(b"+OK")
+
+
+def test_top_of_message_without_header(account: Account) -> None:
+    raw = b"\r\nbody line\r\nsecond\r\n"
+    account.deliver(raw)
+    client = account.login()
+    _, lines, _ = client.top(1, 1)
+    assert b"".join(line + b"\r\n" for line in lines) == b"\r\nbody line\r\n"
+    _, lines, _ = client.top(1, 0)
+    assert lines == [b""]
