@@ -319,6 +319,17 @@ def _unfold(raw: bytes, f: list[Any]) -> str:
     return value.lstrip(" \t")
 
 
+def _folded(raw: bytes, f: list[Any]) -> str:
+    """Field value with its line breaks kept (but not the final one), leading LWSP skipped."""
+    colon = f[3]
+    if colon < 0:
+        return ""
+    value = raw[colon + 1 : f[2]].decode("latin-1")
+    if value.endswith("\n"):
+        value = value[:-2] if value.endswith("\r\n") else value[:-1]
+    return value.lstrip(" \t")
+
+
 def _text(value: str) -> str:
     """A latin-1 (octet) string as human text: UTF-8 when it decodes, else latin-1."""
     b = value.encode("latin-1")
@@ -348,7 +359,9 @@ def _parse_entity(
     n = len(raw)
     ctx.parts += 1
     flds, header_end, hit, eoh = _scan_header(raw, pos, stack)
-    fields = [(f[0], _unfold(raw, f)) for f in flds]
+    # Subject keeps its folding: Dovecot's "string for humans" sends a folded Subject
+    # as a literal with the line breaks removed (imap_append_string_for_humans).
+    fields = [(f[0], _folded(raw, f) if f[0] == "subject" else _unfold(raw, f)) for f in flds]
 
     # RFC 2045 §4: Content-* count when the entity is MIME (Dovecot: MIME-Version, a
     # Content-Type, or being a body part of a multipart); the first occurrence wins.
@@ -443,6 +456,7 @@ def _parse_entity(
         body_end,
         children,
         pos,
+        parent == "",
     )
     return _Entity(part, body, bodystructure, fields), end_hit
 
@@ -460,6 +474,7 @@ def _build(
     body_end: int,
     children: list[_Entity],
     pos: int,
+    top: bool = False,
 ) -> tuple[Part, str, str]:
     """Freeze a Part and write its BODY and BODYSTRUCTURE (RFC 9051 §7.5.2, Dovecot's
     choices where the RFC leaves room)."""
@@ -533,6 +548,13 @@ def _build(
             body = common + env + "(" + child.body + ")" + f" {lines}"
             common += env + "(" + child.bodystructure + ")" + f" {lines}"
         bs = common + " " + nstring(md5) + ext
+        if top and _plain_7bit(kind, ct, cid, desc, cte, md5, disp, lang, loc):
+            # Dovecot answers a whole message that is plain 7-bit US-ASCII text with its
+            # canonical lower-case form (index-mail's TEXT_PLAIN_7BIT_ASCII shortcut); the
+            # RFC 9051 §7.5.2 strings are case-insensitive, so both forms are correct.
+            # (Its BODY keeps the header's spelling.)
+            size = body_end - body_start
+            bs = views.EMPTY_BODYSTRUCTURE[1:-1].replace(" 0 0 ", f" {size} {lines} ")
 
     ctype = ct.type.lower() if ct is not None else ("message" if kind == "message" else "text")
     csub = ct.subtype.lower() if ct is not None else ("rfc822" if kind == "message" else "plain")
@@ -562,15 +584,48 @@ def _build(
     return part, body, bs
 
 
+def _plain_7bit(
+    kind: str,
+    ct: rfc822.ContentType | None,
+    cid: str | None,
+    desc: str | None,
+    cte: str | None,
+    md5: str | None,
+    disp: object,
+    lang: tuple[str, ...],
+    loc: str | None,
+) -> bool:
+    """Dovecot's message_part_data_is_plain_7bit() for a single-part message."""
+    if kind != "text":
+        return False
+    if ct is not None:
+        if ct.type.lower() != "text" or (ct.subtype and ct.subtype.lower() != "plain"):
+            return False
+        params = rfc822.dovecot_params(ct.params)
+        if params and (
+            len(params) != 1
+            or params[0][0].lower() != "charset"
+            or params[0][1].lower() != "us-ascii"
+        ):
+            return False
+    if cte is not None and cte.lower() != "7bit":
+        return False
+    return cid is None and desc is None and md5 is None and disp is None and not lang and (
+        loc is None
+    )
+
+
 def _envelope(raw: bytes, fields: list[tuple[str, str]]) -> str:
-    """Envelope list contents (latin-1 wire text); the last occurrence of a field wins."""
+    """Envelope list contents (latin-1 wire text): the last Date/Subject/Message-ID/
+    In-Reply-To wins; repeated address fields are concatenated, as Dovecot does."""
     text: dict[str, str] = {}
     addrs: dict[str, list[rfc822.Address]] = {}
     for name, value in fields:
         if name in _ENVELOPE_TEXT:
             text[name] = value
         elif name in _ENVELOPE_ADDR:
-            addrs[name] = rfc822.parse_addresses(value)
+            # Like Dovecot, repeated address fields add up (RFC 5322 §3.6 allows one each).
+            addrs.setdefault(name, []).extend(rfc822.parse_addresses(value))
     return views.envelope(text, addrs)
 
 
@@ -619,6 +674,8 @@ def _parse(raw: bytes) -> ParsedMessage:
             date = None
     msgid = last.get("message-id")
     subject = last.get("subject")
+    if subject is not None:
+        subject = subject.replace("\r\n", "").replace("\n", "")
     return ParsedMessage(
         size=len(raw),
         root=root.part,

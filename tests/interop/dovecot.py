@@ -150,12 +150,19 @@ service stats {{
                 (box / sub).mkdir(parents=True, exist_ok=True)
             home = self.root / "home" / name
             home.mkdir(parents=True, exist_ok=True)
-            for path in (self.root / "Maildir", box, *(box / s for s in ("cur", "new", "tmp")),
-                         self.root / "home", home):
+            for path in (
+                self.root / "Maildir",
+                box,
+                *(box / s for s in ("cur", "new", "tmp")),
+                self.root / "home",
+                home,
+            ):
                 os.chown(path, self.mail_uid, self.mail_gid)
         log = open(self.root / "stderr.log", "ab")  # noqa: SIM115 - closed with the process
         self.proc = subprocess.Popen(
-            [self.binary, "-F", "-c", str(self.conf)], stdout=log, stderr=log,
+            [self.binary, "-F", "-c", str(self.conf)],
+            stdout=log,
+            stderr=log,
             start_new_session=True,
         )
         log.close()
@@ -163,8 +170,9 @@ service stats {{
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"dovecot exited with {self.proc.returncode}:\n{self.log()}")
-            with contextlib.suppress(OSError), socket.create_connection(
-                ("127.0.0.1", self.port), timeout=1
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), timeout=1),
             ):
                 return self
             time.sleep(0.05)
@@ -222,7 +230,9 @@ service stats {{
             wire.command(f"LOGIN {user} {password}")
             yield wire
 
-    def fetch_items(self, items: Sequence[str], mailbox: str = "INBOX") -> dict[str, dict[str, bytes]]:
+    def fetch_items(
+        self, items: Sequence[str], mailbox: str = "INBOX"
+    ) -> dict[str, dict[str, bytes]]:
         """X-GUID (the Maildir base name) -> {item: exact wire octets} for every message."""
         out: dict[str, dict[str, bytes]] = {}
         with self.connect() as wire:

@@ -40,9 +40,11 @@ def test_rfc9051_example_envelope_and_bodystructure() -> None:
         f'("Mon, 7 Feb 1994 21:52:25 -0800 (PST)" "afternoon meeting" {fred} {fred} {fred} '
         '((NIL NIL "mooch" "owatagu.siam.edu")) NIL NIL NIL "<B27397-0100000@Blurdybloop.COM>")'
     )
+    # Dovecot (checked by tests/interop/test_dovecot_bodystructure.py) answers a plain
+    # 7-bit US-ASCII message's BODYSTRUCTURE in canonical lower case, BODY as written.
     assert (
         p.bodystructure
-        == '("TEXT" "PLAIN" ("CHARSET" "US-ASCII") NIL NIL "7bit" 55 1 NIL NIL NIL NIL)'
+        == '("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 55 1 NIL NIL NIL NIL)'
     )
     assert p.body == '("TEXT" "PLAIN" ("CHARSET" "US-ASCII") NIL NIL "7bit" 55 1)'
     assert p.message_id == "<B27397-0100000@Blurdybloop.COM>"
@@ -269,3 +271,22 @@ def test_deep_nesting_is_capped() -> None:
         levels += 1
     assert levels == 100
     check_message(raw, p)
+
+
+def test_repeated_address_fields_add_up_like_dovecot() -> None:
+    p = parse_message(crlf("From: a@x.org\nCc: b@x.org\nCc: c@x.org\n\nhi\n"))
+    assert '((NIL NIL "b" "x.org")(NIL NIL "c" "x.org"))' in p.envelope
+
+
+def test_folded_subject_is_a_literal_without_line_breaks() -> None:
+    p = parse_message(crlf("Subject: one\n two\n\nhi\n"))
+    assert p.envelope.startswith("(NIL {7}\r\none two NIL")
+    assert p.subject == "one two"
+
+
+def test_plain_7bit_message_bodystructure_is_canonical() -> None:
+    p = parse_message(crlf("MIME-Version: 1.0\nContent-Type: Text/Plain\n\nhi\n"))
+    assert p.bodystructure == (
+        '("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 4 1 NIL NIL NIL NIL)'
+    )
+    assert p.body == '("Text" "Plain" ("charset" "us-ascii") NIL NIL "7bit" 4 1)'
