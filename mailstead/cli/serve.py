@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TextIO
@@ -30,6 +31,8 @@ from mailstead.store.sql.sqlite import SQLiteStore
 log = logging.getLogger("mailstead.serve")
 
 GC_INTERVAL_SECONDS = 3600.0
+#: Written in the data dir once every listener accepts; removed on a clean stop.
+PID_FILE = "mailstead.pid"
 
 
 def parse_structure(raw: bytes) -> bytes:
@@ -242,11 +245,15 @@ async def run_server(settings: Settings, *, first_run_output: TextIO) -> int:
     running = await RunningServer.start(settings, bootstrap_output=first_run_output)
     loop = asyncio.get_running_loop()
     running.group.install_signal_handlers(loop, on_reload=running.services.tls.reload)
+    pid_file = settings.data_dir / PID_FILE
+    pid_file.write_text(f"{os.getpid()}\n")
     log.info("mailstead ready (%s, data in %s)", settings.hostname, settings.data_dir)
     try:
         await running.group.serve_forever()  # returns after SIGTERM and the drain
     finally:
         running.group.remove_signal_handlers(loop)
         await running.shutdown_services()
+        with contextlib.suppress(FileNotFoundError):
+            pid_file.unlink()
     log.info("mailstead stopped")
     return 0

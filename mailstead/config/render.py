@@ -25,6 +25,11 @@ def toml_value(value: object) -> str:
         return json.dumps(value, ensure_ascii=False)
     if isinstance(value, list | tuple):
         return "[" + ", ".join(toml_value(item) for item in value) + "]"
+    if isinstance(value, dict):
+        # An inline table; keys are quoted because domain names contain dots.
+        items = ", ".join(f"{json.dumps(str(k), ensure_ascii=False)} = {toml_value(v)}"
+                          for k, v in value.items())
+        return "{ " + items + " }" if items else "{}"
     raise TypeError(f"cannot render {type(value).__name__} as TOML")
 
 

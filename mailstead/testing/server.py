@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from mailstead.auth.passwords import PasswordPolicy, hash_password
-from mailstead.cli.serve import RunningServer, Services
+from mailstead.cli.serve import PID_FILE, RunningServer, Services
 from mailstead.config.schema import Settings
 from mailstead.store.interfaces import Store
 from mailstead.store.models import User
@@ -49,7 +49,7 @@ def deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]
     return merged
 
 
-def test_settings_dict(data_dir: Path, config: Mapping[str, Any] | None = None,
+def settings_dict_for_tests(data_dir: Path, config: Mapping[str, Any] | None = None,
                        *, port: int | None = 0) -> dict[str, Any]:
     """Settings for a test server: loopback, ephemeral ports, cheap hashing."""
     base: dict[str, Any] = {
@@ -95,7 +95,7 @@ class ServerThread:
 
     def __init__(self, tmp_path: Path, config: Mapping[str, Any] | None = None) -> None:
         self.data_dir = tmp_path / "data"
-        self.settings = build_settings(test_settings_dict(self.data_dir, config))
+        self.settings = build_settings(settings_dict_for_tests(self.data_dir, config))
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="test-server",
                                         daemon=True)
@@ -188,7 +188,7 @@ class SubprocessServer:
     def __init__(self, tmp_path: Path, config: Mapping[str, Any] | None = None) -> None:
         self.tmp_path = tmp_path
         self.data_dir = tmp_path / "data"
-        data = test_settings_dict(self.data_dir, config, port=None)
+        data = settings_dict_for_tests(self.data_dir, config, port=None)
         for name in LISTENER_NAMES:
             data["listeners"][name].setdefault("port", free_port())
         self.settings = build_settings(data)
@@ -211,8 +211,9 @@ class SubprocessServer:
                 stdout=out, stderr=log, env=env,
             )
         deadline = time.monotonic() + timeout
+        pid_file = self.data_dir / PID_FILE
         while time.monotonic() < deadline:
-            if "mailstead ready" in self.log():
+            if pid_file.is_file() and pid_file.read_text().strip() == str(self.proc.pid):
                 return self
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()}")

@@ -60,7 +60,7 @@ async def pop3(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[
     """A POP3 listener on 127.0.0.1. Parametrize indirectly with (config, login_delay)."""
     config, login_delay = getattr(request, "param", ({}, 0))
     # Through the module: a bare test_* name imported here would be collected as a test.
-    settings = build_settings(testing.test_settings_dict(
+    settings = build_settings(testing.settings_dict_for_tests(
         tmp_path, {"auth": {"allow_plaintext": True}, **config}))
     store = SQLiteStore(tmp_path / "data", parse=parse_structure)
     await store.open()
