@@ -214,7 +214,12 @@ class Session:
                     if exc.fatal:
                         self.send(response.untagged(f"BYE [TOOBIG] {exc.reason}"))
                         break
-                    self._bad(exc.tag, exc.reason)
+                    if exc.code == "TOOBIG":
+                        # RFC 7889 §4: a synchronising literal over the limit is refused
+                        # with NO [TOOBIG] and the client never sends it.
+                        self.send(response.tagged(exc.tag or "*", "NO", exc.reason, exc.code))
+                    else:
+                        self._bad(exc.tag, exc.reason)
                     await self.stream.drain()
                     continue
                 if frame is None:
@@ -280,7 +285,7 @@ class Session:
         if lit.size > limit:
             if not lit.synchronizing:
                 # RFC 7888 §4: the octets are already on their way; we cannot resync.
-                raise FrameError("literal too big", lit.tag, fatal=True)
+                raise FrameError("literal too big", lit.tag, fatal=True, code="TOOBIG")
             self.receiver.reject_literal()
             self.send(response.tagged(lit.tag or "*", "NO", "Literal too big", "TOOBIG"))
             return True

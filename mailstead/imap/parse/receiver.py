@@ -54,11 +54,14 @@ class NeedLiteral:
 class FrameError(Exception):
     """A framing limit was broken; the offending input has been discarded."""
 
-    def __init__(self, reason: str, tag: str | None, *, fatal: bool = False) -> None:
+    def __init__(
+        self, reason: str, tag: str | None, *, fatal: bool = False, code: str | None = None
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.tag = tag
         self.fatal = fatal  # True when the rest of the stream cannot be trusted
+        self.code = code  # "TOOBIG" for literals over the limit (RFC 7889 §4)
 
 
 _NEED_MORE = NeedMore()
@@ -167,7 +170,7 @@ class Receiver:
                 nonsync = bool(m.group(3))
                 self.reset()
                 # A non-synchronising literal is already on its way: the stream is lost.
-                raise FrameError("command too large", tag or None, fatal=nonsync)
+                raise FrameError("command too large", tag or None, fatal=nonsync, code="TOOBIG")
             self._literal_remaining = size
             announced = NeedLiteral(size, not m.group(3), bool(m.group(1)), tag, name)
             if size == 0:

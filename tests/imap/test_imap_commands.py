@@ -1,0 +1,374 @@
+"""Every command and response code over a real socket, with imaplib and a raw client."""
+
+from __future__ import annotations
+
+import imaplib
+import re
+
+from mailstead.testing.server import ServerThread
+from tests.imap.conftest import (
+    MULTIPART_MESSAGE,
+    SIMPLE_MESSAGE,
+    Raw,
+    append,
+    status_of,
+)
+
+REQUIRED_CAPS = {
+    "IMAP4REV1", "IMAP4REV2", "LITERAL+", "SASL-IR", "ENABLE", "ID", "IDLE", "NAMESPACE",
+    "UNSELECT", "UIDPLUS", "MOVE", "ESEARCH", "SEARCHRES", "SPECIAL-USE",
+    "CREATE-SPECIAL-USE", "LIST-EXTENDED", "LIST-STATUS", "CHILDREN", "STATUS=SIZE",
+    "UTF8=ACCEPT", "BINARY", "AUTH=PLAIN", "AUTH=LOGIN", "STARTTLS",
+}
+
+
+def test_capability_greeting_and_after_login(server: ServerThread, account: str) -> None:
+    c = imaplib.IMAP4("127.0.0.1", server.port("imap"))
+    assert set(c.capabilities) >= REQUIRED_CAPS
+    assert any(cap.startswith("APPENDLIMIT=") for cap in c.capabilities)
+    typ, data = c.login(account, "correct horse")
+    assert typ == "OK" and b"[CAPABILITY IMAP4rev1 IMAP4rev2" in data[0]
+    assert b"AUTH=PLAIN" not in data[0] and b"STARTTLS" not in data[0]
+    assert c.noop()[0] == "OK"
+    assert c.logout()[0] == "BYE"
+
+
+def test_login_failure_and_state_errors(server: ServerThread, account: str) -> None:
+    r = Raw(server.port("imap"))
+    assert status_of(r.command("SELECT INBOX")) == b"BAD"
+    lines = r.command(f'LOGIN {account} "wrong"')
+    assert lines[-1].startswith(b"t2 NO [AUTHENTICATIONFAILED]")
+    assert status_of(r.command(f'LOGIN {account} "correct horse"')) == b"OK"
+    assert status_of(r.command(f'LOGIN {account} "correct horse"')) == b"BAD"
+    assert status_of(r.command("FETCH 1 FLAGS")) == b"BAD"  # not selected
+    r.close()
+
+
+def test_authenticate_plain_sasl_ir_and_login_mechanism(
+    server: ServerThread, account: str
+) -> None:
+    import base64
+
+    r = Raw(server.port("imap"))
+    ir = base64.b64encode(f"\0{account}\0correct horse".encode()).decode()
+    lines = r.command(f"AUTHENTICATE PLAIN {ir}")
+    assert lines[-1].startswith(b"t1 OK [CAPABILITY")
+    r.close()
+
+    r = Raw(server.port("imap"))
+    r.send("a AUTHENTICATE LOGIN\r\n")
+    assert r.readline() == b"+ " + base64.b64encode(b"Username:") + b"\r\n"
+    r.send(base64.b64encode(account.encode()) + b"\r\n")
+    assert r.readline() == b"+ " + base64.b64encode(b"Password:") + b"\r\n"
+    r.send(base64.b64encode(b"correct horse") + b"\r\n")
+    assert r.readline().startswith(b"a OK")
+    r.close()
+
+    r = Raw(server.port("imap"))
+    r.send("b AUTHENTICATE PLAIN\r\n")
+    assert r.readline() == b"+ \r\n"
+    r.send("*\r\n")
+    assert r.readline().startswith(b"b BAD")
+    assert status_of(r.command("AUTHENTICATE CRAM-MD5")) == b"NO"
+    r.close()
+
+
+def test_select_examine_responses(raw: Raw, client: imaplib.IMAP4) -> None:
+    append(client, flags="(\\Seen)")
+    append(client)
+    lines = raw.command("SELECT INBOX")
+    text = b"".join(lines)
+    assert b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)" in text
+    assert b"* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)]" in text
+    assert b"* 2 EXISTS" in text and b"* 2 RECENT" in text
+    assert b"* OK [UNSEEN 2]" in text
+    assert re.search(rb"\* OK \[UIDVALIDITY \d+\]", text)
+    assert b"* OK [UIDNEXT 3]" in text
+    assert lines[-1].startswith(b"t2 OK [READ-WRITE]")
+    lines = raw.command("EXAMINE INBOX")
+    text = b"".join(lines)
+    assert b"[PERMANENTFLAGS ()]" in text and b"* 0 RECENT" in text
+    assert lines[-1].startswith(b"t3 OK [READ-ONLY]")
+    assert b"[READ-ONLY]" in raw.command("STORE 1 +FLAGS (\\Flagged)")[-1]
+    assert status_of(raw.command("SELECT Nope")) == b"NO"
+    assert status_of(raw.command("FETCH 1 FLAGS")) == b"BAD"  # failed SELECT deselects
+
+
+def test_rev2_select_and_search(raw: Raw, client: imaplib.IMAP4) -> None:
+    append(client)
+    assert raw.command("ENABLE IMAP4rev2 UTF8=ACCEPT")[0] == b"* ENABLED IMAP4rev2 UTF8=ACCEPT\r\n"
+    text = b"".join(raw.command("SELECT INBOX"))
+    assert b"RECENT" not in text and b"UNSEEN" not in text
+    assert b'* LIST () "/" "INBOX"' in text
+    lines = raw.command("SEARCH ALL", tag="s1")
+    assert lines[0] == b'* ESEARCH (TAG "s1") ALL 1\r\n'
+    text = b"".join(raw.command("SELECT Sent"))
+    assert b"* OK [CLOSED]" in text
+    assert status_of(raw.command("ENABLE IMAP4rev2")) == b"BAD"  # not in selected state
+
+
+def test_create_delete_rename_list(client: imaplib.IMAP4) -> None:
+    assert client.create("Projects/2024/Q1")[0] == "OK"
+    assert client.create("Projects")[1][0].startswith(b"[ALREADYEXISTS]")
+    assert client.create("INBOX")[0] == "NO"
+    typ, data = client.list('""', "Projects*")
+    assert data == [
+        b'(\\HasChildren) "/" "Projects"',
+        b'(\\HasChildren) "/" "Projects/2024"',
+        b'(\\HasNoChildren) "/" "Projects/2024/Q1"',
+    ]
+    assert client.list('""', "%")[1][0] == b'(\\HasNoChildren) "/" "INBOX"'
+    assert client.list("Projects/", "%")[1] == [b'(\\HasChildren) "/" "Projects/2024"']
+    assert client.list('""', "inbox")[1] == [b'(\\HasNoChildren) "/" "INBOX"']
+    assert client.list('""', '""')[1] == [b'(\\Noselect) "/" ""']
+    assert client.rename("Projects/2024", "Archive/2024")[0] == "OK"
+    assert client.list('""', "Archive/*")[1] == [
+        b'(\\HasChildren) "/" "Archive/2024"',
+        b'(\\HasNoChildren) "/" "Archive/2024/Q1"',
+    ]
+    typ, data = client.rename("Nope", "Other")
+    assert typ == "NO" and data[0].startswith(b"[NONEXISTENT]")
+    assert client.delete("Archive/2024")[0] == "NO"  # has children
+    assert client.delete("Archive/2024/Q1")[0] == "OK"
+    assert client.delete("INBOX")[0] == "NO"
+    assert client.delete("Nope")[1][0].startswith(b"[NONEXISTENT]")
+
+
+def test_mutf7_and_utf8_names(raw: Raw) -> None:
+    assert status_of(raw.command("CREATE Entw&APw-rfe")) == b"OK"
+    assert b'"Entw&APw-rfe"' in b"".join(raw.command('LIST "" Entw*'))
+    assert status_of(raw.command("SELECT Entw&APw-rfe")) == b"OK"
+    assert status_of(raw.command("CREATE &Jjo")) == b"BAD"
+    raw.command("UNSELECT")
+    raw.command("ENABLE UTF8=ACCEPT")
+    assert "Entwürfe".encode() in b"".join(raw.command('LIST "" Entw*'))
+    assert status_of(raw.command('STATUS "Entwürfe" (MESSAGES)'.encode())) == b"OK"
+
+
+def test_special_use_and_list_extended(raw: Raw) -> None:
+    assert status_of(raw.command("CREATE Receipts (USE (\\Archive))")) == b"OK"
+    assert b"[USEATTR]" in raw.command("CREATE Bogus (USE (\\Bogus))")[-1]
+    text = b"".join(raw.command('LIST (SPECIAL-USE) "" *'))
+    for use in (b"\\Sent", b"\\Drafts", b"\\Trash", b"\\Junk", b"\\Archive"):
+        assert use in text
+    assert b'"INBOX"' not in text and b'"Receipts"' in text
+    raw.command("SUBSCRIBE Receipts")
+    raw.command("CREATE Lists/python")
+    raw.command("SUBSCRIBE Lists/python")
+    lines = raw.command('LIST (SUBSCRIBED) "" *')
+    assert b'"Receipts"' in b"".join(lines) and b'"Lists/python"' in b"".join(lines)
+    assert b'"Lists"' not in b"".join(lines)
+    assert all(b"\\Subscribed" in line for line in lines[:-1])
+    lines = raw.command('LIST (SUBSCRIBED RECURSIVEMATCH) "" %')
+    assert b'"Lists" ("CHILDINFO" ("SUBSCRIBED"))' in b"".join(lines)
+    lines = raw.command('LIST "" ("INBOX" "Sent") RETURN (SUBSCRIBED CHILDREN STATUS (MESSAGES))')
+    text = b"".join(lines)
+    assert b'* STATUS "INBOX" (MESSAGES 0)' in text and b'* STATUS "Sent" (MESSAGES 0)' in text
+    lines = raw.command('LSUB "" *')
+    assert b'* LSUB () "/" "Lists/python"\r\n' in lines
+    assert b'* LSUB () "/" "Receipts"\r\n' in lines
+    assert b'* LSUB (\\Noselect) "/" "Lists"\r\n' in raw.command('LSUB "" %')
+    raw.command("UNSUBSCRIBE Receipts")
+    assert b"Receipts" not in b"".join(raw.command('LSUB "" *'))
+
+
+def test_status_items(client: imaplib.IMAP4) -> None:
+    append(client, flags="(\\Seen \\Deleted)")
+    append(client)
+    typ, data = client.status(
+        "INBOX", "(MESSAGES UIDNEXT UIDVALIDITY UNSEEN DELETED SIZE RECENT APPENDLIMIT)"
+    )
+    size = 2 * len(SIMPLE_MESSAGE)
+    assert re.fullmatch(
+        rf'"INBOX" \(MESSAGES 2 UIDNEXT 3 UIDVALIDITY \d+ UNSEEN 1 DELETED 1 SIZE {size} '
+        r"RECENT 2 APPENDLIMIT \d+\)",
+        data[0].decode(),
+    )
+    typ, data = client.status("Nope", "(MESSAGES)")
+    assert typ == "NO" and data[0].startswith(b"[NONEXISTENT]")
+
+
+def test_append_variants(raw: Raw, client: imaplib.IMAP4) -> None:
+    lines = raw.command(
+        b'APPEND Drafts (\\Draft $Label) "05-Mar-2024 10:11:12 +0100" {%d+}\r\n%s'
+        % (len(SIMPLE_MESSAGE), SIMPLE_MESSAGE)
+    )
+    assert re.match(rb"t\d+ OK \[APPENDUID \d+ 1\]", lines[-1])
+    raw.command("SELECT Drafts")
+    text = b"".join(raw.command("FETCH 1 (FLAGS INTERNALDATE)"))
+    assert b'INTERNALDATE "05-Mar-2024 10:11:12 +0100"' in text
+    assert b"\\Draft" in text and b"$Label" in text
+    lines = raw.command("APPEND Nope {3+}\r\nabc")
+    assert b"[TRYCREATE]" in lines[-1]
+    # Synchronising literal beyond APPENDLIMIT: refused before the continuation.
+    raw.send(b"big APPEND INBOX {999999999999}\r\n")
+    line = raw.readline()
+    assert line.startswith(b"big NO [TOOBIG]")
+    assert status_of(raw.command("NOOP")) == b"OK"
+    # Synchronising literal within limits gets "+ " first.
+    raw.send(b"s APPEND INBOX {%d}\r\n" % len(SIMPLE_MESSAGE))
+    assert raw.readline().startswith(b"+ ")
+    raw.send(SIMPLE_MESSAGE + b"\r\n")
+    assert raw.read_until_tag("s")[-1].startswith(b"s OK [APPENDUID")
+    # Appending to the selected mailbox announces EXISTS before the tagged OK.
+    lines = raw.command(b"APPEND Drafts {%d+}\r\n%s" % (len(SIMPLE_MESSAGE), SIMPLE_MESSAGE))
+    assert lines[0] == b"* 2 EXISTS\r\n"
+
+
+def test_fetch_items_and_seen(raw: Raw, client: imaplib.IMAP4) -> None:
+    append(client)
+    append(client, MULTIPART_MESSAGE)
+    raw.command("SELECT INBOX")
+    text = b"".join(raw.command("FETCH 1 (BODY.PEEK[HEADER.FIELDS (Subject)] FLAGS)"))
+    assert b"BODY[HEADER.FIELDS (SUBJECT)] {24}\r\nSubject: lunch plans\r\n\r\n" in text
+    assert b"\\Seen" not in text
+    text = b"".join(raw.command("FETCH 1 BODY[TEXT]<6.4>"))
+    assert b"BODY[TEXT]<6> {4}\r\nwe m" in text and b"FLAGS (\\Seen \\Recent)" in text
+    text = b"".join(raw.command("FETCH 1 (ENVELOPE RFC822.SIZE UID)"))
+    assert b'ENVELOPE ("Mon, 7 Feb 2022 21:52:25 -0800" "lunch plans" (("Alice Example"' in text
+    assert b"RFC822.SIZE %d UID 1" % len(SIMPLE_MESSAGE) in text
+    text = b"".join(raw.command("UID FETCH 2 (BODYSTRUCTURE BODY[1] BINARY[1] BINARY.SIZE[2])"))
+    assert text.startswith(b"* 2 FETCH (UID 2 BODYSTRUCTURE ((\"text\" \"plain\"")
+    assert b"BODY[1] {29}\r\nThe caf=C3=A9 numbers are in. " in text
+    assert "BINARY[1] {25}\r\nThe café numbers are in. ".encode() in text
+    assert b"BINARY.SIZE[2] 5" in text
+    text = b"".join(raw.command("FETCH 2 BINARY.PEEK[2]"))
+    assert b"BINARY[2] ~{5}\r\n\x00\x01\x02\x03\x04" in text
+    text = b"".join(raw.command("FETCH 2 (BODY.PEEK[2.MIME] BODY.PEEK[HEADER] RFC822.HEADER)"))
+    assert b"BODY[2.MIME] {" in text and b"Content-Type: application/octet-stream" in text
+    text = b"".join(raw.command("FETCH 1:2 (RFC822)"))
+    assert text.count(b"RFC822 {") == 2
+    lines = raw.command("FETCH 1 FAST")
+    assert re.match(rb'\* 1 FETCH \(FLAGS \(.*\) INTERNALDATE ".*" RFC822.SIZE \d+\)', lines[0])
+    assert status_of(raw.command("FETCH 3 FLAGS")) == b"BAD"  # beyond EXISTS
+    assert raw.command("UID FETCH 3:5 FLAGS")[0].startswith(b"t")  # unknown UIDs: nothing
+
+
+def test_store_flags(raw: Raw, client: imaplib.IMAP4) -> None:
+    for _ in range(3):
+        append(client)
+    raw.command("SELECT INBOX")
+    lines = raw.command("STORE 1:2 +FLAGS (\\Flagged $Work)")
+    assert lines[0] == b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Work)\r\n"
+    assert lines[1] == b"* 1 FETCH (FLAGS (\\Flagged $Work \\Recent))\r\n"
+    lines = raw.command("STORE 2 -FLAGS.SILENT ($Work)")
+    assert len(lines) == 1 and status_of(lines) == b"OK"
+    lines = raw.command("UID STORE 3 FLAGS (\\Answered)")
+    assert lines[0] == b"* 3 FETCH (FLAGS (\\Answered \\Recent) UID 3)\r\n"
+    lines = raw.command("FETCH 1:* FLAGS")
+    assert lines[:3] == [
+        b"* 1 FETCH (FLAGS (\\Flagged $Work \\Recent))\r\n",
+        b"* 2 FETCH (FLAGS (\\Flagged \\Recent))\r\n",
+        b"* 3 FETCH (FLAGS (\\Answered \\Recent))\r\n",
+    ]
+
+
+def test_search_keys(raw: Raw, client: imaplib.IMAP4) -> None:
+    append(client, flags="(\\Seen)")
+    append(client, MULTIPART_MESSAGE, flags="(\\Flagged)")
+    append(client, SIMPLE_MESSAGE.replace(b"lunch", b"dinner"))
+    raw.command("SELECT INBOX")
+
+    def search(criteria: str) -> bytes:
+        lines = raw.command(f"SEARCH {criteria}")
+        assert status_of(lines) == b"OK", lines
+        return lines[0].rstrip()
+
+    assert search("ALL") == b"* SEARCH 1 2 3"
+    assert search("SEEN") == b"* SEARCH 1"
+    assert search("UNSEEN FLAGGED") == b"* SEARCH 2"
+    assert search("OR SEEN FLAGGED") == b"* SEARCH 1 2"
+    assert search("NOT SEEN") == b"* SEARCH 2 3"
+    assert search("SUBJECT LUNCH") == b"* SEARCH 1"
+    assert search('SUBJECT "café"') == b"* SEARCH 2"
+    assert search("FROM carol") == b"* SEARCH 2"
+    assert search("TO bob@example.com") == b"* SEARCH 1 2 3"
+    assert search("BODY numbers") == b"* SEARCH 2"
+    assert search("TEXT dinner") == b"* SEARCH 3"
+    assert search("HEADER Message-ID m1@example") == b"* SEARCH 1 3"
+    assert search('HEADER MIME-Version ""') == b"* SEARCH 2"
+    assert search(f"LARGER {len(SIMPLE_MESSAGE)}") == b"* SEARCH 2 3"
+    assert search(f"SMALLER {len(SIMPLE_MESSAGE) + 1}") == b"* SEARCH 1"
+    assert search("SENTBEFORE 8-Feb-2022") == b"* SEARCH 1 3"
+    assert search("SENTON 8-Feb-2022") == b"* SEARCH 2"
+    assert search("SINCE 1-Jan-2000 BEFORE 1-Jan-2200") == b"* SEARCH 1 2 3"
+    assert search("2:*") == b"* SEARCH 2 3"
+    assert search("UID 1,3") == b"* SEARCH 1 3"
+    assert search("RECENT NEW") == b"* SEARCH 2 3"
+    assert search("OLD") == b"* SEARCH"
+    assert search("KEYWORD $Nope") == b"* SEARCH"
+    assert search("CHARSET UTF-8 SUBJECT report") == b"* SEARCH 2"
+    lines = raw.command("SEARCH CHARSET KOI8-R ALL")
+    assert b"[BADCHARSET (UTF-8 US-ASCII)]" in lines[-1]
+    lines = raw.command("UID SEARCH RETURN (MIN MAX COUNT ALL) NOT SEEN", tag="e1")
+    assert lines[0] == b'* ESEARCH (TAG "e1") UID MIN 2 MAX 3 ALL 2:3 COUNT 2\r\n'
+    lines = raw.command("SEARCH RETURN () SEEN", tag="e2")
+    assert lines[0] == b'* ESEARCH (TAG "e2") ALL 1\r\n'
+    lines = raw.command("SEARCH RETURN (COUNT) DELETED", tag="e3")
+    assert lines[0] == b'* ESEARCH (TAG "e3") COUNT 0\r\n'
+    # SEARCHRES: SAVE alone answers nothing; $ then names the result.
+    lines = raw.command("SEARCH RETURN (SAVE) UNSEEN")
+    assert len(lines) == 1
+    assert b"* 2 FETCH (UID 2)" in b"".join(raw.command("FETCH $ UID"))
+    assert search("$") == b"* SEARCH 2 3"
+    lines = raw.command("UID SEARCH RETURN (SAVE MIN) ALL")
+    assert len(lines) == 2  # MIN answered, $ holds only the minimum
+    assert search("$") == b"* SEARCH 1"
+
+
+def test_copy_move_uidplus(raw: Raw, client: imaplib.IMAP4) -> None:
+    for _ in range(3):
+        append(client)
+    raw.command("SELECT INBOX")
+    lines = raw.command("COPY 1:2 Archive")
+    assert re.match(rb"t\d+ OK \[COPYUID \d+ 1:2 1:2\]", lines[-1])
+    assert b"[TRYCREATE]" in raw.command("COPY 1 Nope")[-1]
+    lines = raw.command("UID MOVE 2:3 Trash")
+    assert re.match(rb"\* OK \[COPYUID \d+ 2:3 1:2\]", lines[0])
+    assert lines[1:3] == [b"* 2 EXPUNGE\r\n", b"* 2 EXPUNGE\r\n"]
+    lines = raw.command("MOVE 1 Archive")
+    assert lines[1] == b"* 1 EXPUNGE\r\n"
+    assert b"(MESSAGES 3)" in raw.command("STATUS Archive (MESSAGES)")[0]
+    assert status_of(raw.command("UID COPY 99 Archive")) == b"OK"
+
+
+def test_expunge_close_unselect(raw: Raw, client: imaplib.IMAP4) -> None:
+    for _ in range(4):
+        append(client)
+    raw.command("SELECT INBOX")
+    raw.command("STORE 1,3 +FLAGS.SILENT (\\Deleted)")
+    lines = raw.command("EXPUNGE")
+    assert lines[:2] == [b"* 1 EXPUNGE\r\n", b"* 2 EXPUNGE\r\n"]
+    raw.command("STORE 1:2 +FLAGS.SILENT (\\Deleted)")
+    lines = raw.command("UID EXPUNGE 4")
+    assert lines[0] == b"* 2 EXPUNGE\r\n" and len(lines) == 2
+    lines = raw.command("CLOSE")
+    assert len(lines) == 1 and status_of(lines) == b"OK"  # silent expunge of UID 2
+    assert b"(MESSAGES 0)" in raw.command("STATUS INBOX (MESSAGES)")[0]
+    raw.command("SELECT INBOX")
+    assert status_of(raw.command("UNSELECT")) == b"OK"
+    assert status_of(raw.command("UNSELECT")) == b"BAD"
+
+
+def test_namespace_id_enable_check(raw: Raw) -> None:
+    assert raw.command("NAMESPACE")[0] == b'* NAMESPACE (("" "/")) NIL NIL\r\n'
+    assert raw.command('ID ("name" "test")')[0].startswith(b'* ID ("name" "mailstead"')
+    assert status_of(raw.command("ID NIL")) == b"OK"
+    assert raw.command("ENABLE CONDSTORE")[0] == b"* ENABLED\r\n"
+    raw.command("SELECT INBOX")
+    assert status_of(raw.command("CHECK")) == b"OK"
+
+
+def test_imaps_listener(server: ServerThread, account: str) -> None:
+    c = imaplib.IMAP4_SSL(
+        "127.0.0.1", server.port("imaps"), ssl_context=_client_context(server)
+    )
+    assert "STARTTLS" not in c.capabilities and "AUTH=PLAIN" in c.capabilities
+    assert c.login(account, "correct horse")[0] == "OK"
+    c.logout()
+
+
+def _client_context(server: ServerThread):  # type: ignore[no-untyped-def]
+    ctx = server.client_ssl_context()
+    ctx.check_hostname = False
+    return ctx

@@ -1,0 +1,345 @@
+"""Pure parser tests: framing split at every byte, grammars, sequence sets, errors."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mailstead.imap.mutf7 import MUTF7Error, decode_mutf7, encode_mutf7
+from mailstead.imap.parse.commands import (
+    Append,
+    CopyMove,
+    Fetch,
+    ListArgs,
+    Login,
+    Store,
+    parse_command,
+    parse_tag,
+)
+from mailstead.imap.parse.errors import ParseError
+from mailstead.imap.parse.primitives import Reader, SequenceSet
+from mailstead.imap.parse.receiver import Frame, FrameError, NeedLiteral, NeedMore, Receiver
+from mailstead.imap.parse.search import SearchArgs, SearchKey
+from mailstead.imap.selected import InvalidSequence, SelectedMailbox
+from mailstead.store.models import Mailbox
+
+
+def drive(rx: Receiver, data: bytes, split: list[int]) -> list[object]:
+    """Feed ``data`` in pieces cut at ``split`` and collect every event but NeedMore."""
+    events: list[object] = []
+    cuts = [0, *sorted(set(split)), len(data)]
+    for a, b in itertools.pairwise(cuts):
+        rx.feed(data[a:b])
+        while True:
+            ev = rx.next()
+            if isinstance(ev, NeedMore):
+                break
+            events.append(ev)
+    return events
+
+
+WIRE = (
+    b"a1 LOGIN {3}\r\nbob {6+}\r\nsecret\r\n"
+    b"a2 APPEND INBOX (\\Seen) {5}\r\nhello\r\n"
+    b"a3 NOOP\r\n"
+    b"a4 APPEND INBOX ~{4}\r\n\x00\x01\x02\x03\r\n"
+)
+FRAMES = [
+    Frame(b"a1 LOGIN {3}\r\nbob {6}\r\nsecret"),
+    Frame(b"a2 APPEND INBOX (\\Seen) {5}\r\nhello"),
+    Frame(b"a3 NOOP"),
+    Frame(b"a4 APPEND INBOX ~{4}\r\n\x00\x01\x02\x03"),
+]
+
+
+def test_receiver_whole_input() -> None:
+    events = drive(Receiver(), WIRE, [])
+    assert [e for e in events if isinstance(e, Frame)] == FRAMES
+    lits = [e for e in events if isinstance(e, NeedLiteral)]
+    assert [(lit.size, lit.synchronizing, lit.binary) for lit in lits] == [
+        (3, True, False), (6, False, False), (5, True, False), (4, True, True),
+    ]
+    assert lits[2].command == "APPEND" and lits[2].tag == "a2"
+
+
+def test_receiver_split_at_every_byte() -> None:
+    for i in range(len(WIRE) + 1):
+        events = drive(Receiver(), WIRE, [i])
+        assert [e for e in events if isinstance(e, Frame)] == FRAMES, i
+
+
+@given(st.lists(st.integers(min_value=0, max_value=len(WIRE)), max_size=12))
+@settings(max_examples=200, deadline=None)
+def test_receiver_any_split(split: list[int]) -> None:
+    events = drive(Receiver(), WIRE, split)
+    assert [e for e in events if isinstance(e, Frame)] == FRAMES
+
+
+@given(st.binary(max_size=300), st.lists(st.integers(min_value=0, max_value=300), max_size=6))
+@settings(max_examples=200, deadline=None)
+def test_receiver_never_crashes(data: bytes, split: list[int]) -> None:
+    rx = Receiver(max_line=100, max_command=200)
+    with contextlib.suppress(FrameError):
+        drive(rx, data, [s for s in split if s <= len(data)])
+
+
+def test_receiver_long_line_is_discarded_then_recovers() -> None:
+    rx = Receiver(max_line=50)
+    rx.feed(b"a1 NOOP " + b"x" * 100)
+    assert isinstance(rx.next(), NeedMore)
+    rx.feed(b"yyy\r\na2 NOOP\r\n")
+    with pytest.raises(FrameError) as err:
+        rx.next()
+    assert "too long" in err.value.reason
+    assert rx.next() == Frame(b"a2 NOOP")
+
+
+def test_receiver_command_too_large() -> None:
+    rx = Receiver(max_command=100)
+    rx.feed(b"a1 APPEND INBOX {1000}\r\n")
+    with pytest.raises(FrameError) as err:
+        rx.next()
+    assert err.value.tag == "a1" and not err.value.fatal
+    rx.feed(b"a1 APPEND INBOX {1000+}\r\n")
+    with pytest.raises(FrameError) as err:
+        rx.next()
+    assert err.value.fatal
+
+
+def test_receiver_reject_literal_resets() -> None:
+    rx = Receiver()
+    rx.feed(b"a1 APPEND INBOX {99999}\r\n")
+    lit = rx.next()
+    assert isinstance(lit, NeedLiteral) and lit.synchronizing
+    rx.reject_literal()
+    rx.feed(b"a2 NOOP\r\n")
+    assert rx.next() == Frame(b"a2 NOOP")
+
+
+# -- sequence sets ----------------------------------------------------------------------
+def seqset(text: str) -> SequenceSet:
+    return Reader(text.encode()).sequence_set()
+
+
+@pytest.mark.parametrize(
+    ("text", "ranges"),
+    [
+        ("1", ((1, 1),)),
+        ("1:5", ((1, 5),)),
+        ("5:1", ((5, 1),)),
+        ("*", ((None, None),)),
+        ("3:*", ((3, None),)),
+        ("*:3", ((None, 3),)),
+        ("1,3:4,9:*", ((1, 1), (3, 4), (9, None))),
+    ],
+)
+def test_sequence_set_grammar(text: str, ranges: tuple[object, ...]) -> None:
+    assert seqset(text).ranges == ranges
+
+
+def test_sequence_set_dollar_and_errors() -> None:
+    assert seqset("$").saved
+    for bad in ("0", "1:0", ",1", "a", "4294967296"):
+        with pytest.raises(ParseError):
+            r = Reader(bad.encode())
+            r.sequence_set()
+            r.end()
+
+
+def _view(uids: list[int]) -> SelectedMailbox:
+    from datetime import UTC, datetime
+
+    from mailstead.core.types import UID, ModSeq
+    from mailstead.store.models import MessageMeta
+
+    box = Mailbox(1, 1, "INBOX", 7, max(uids, default=0) + 1, 1, None, False)
+    metas = [
+        MessageMeta(1, UID(u), ModSeq(1), frozenset(), datetime.now(UTC), 1, "b") for u in uids
+    ]
+    return SelectedMailbox(box, metas, readonly=False)
+
+
+@given(
+    st.lists(st.integers(min_value=1, max_value=60), unique=True, max_size=30).map(sorted),
+    st.lists(
+        st.tuples(
+            st.one_of(st.none(), st.integers(min_value=1, max_value=70)),
+            st.one_of(st.none(), st.integers(min_value=1, max_value=70)),
+        ),
+        min_size=1,
+        max_size=4,
+    ),
+)
+@settings(max_examples=300, deadline=None)
+def test_uid_resolution_matches_definition(uids: list[int], ranges: list[tuple]) -> None:
+    """RFC 9051 §9: ``*`` is the largest UID in use; a:b == b:a; unknown UIDs are ignored."""
+    view = _view(uids)
+    text = ",".join(
+        f"{'*' if a is None else a}:{'*' if b is None else b}" for a, b in ranges
+    )
+    got = view.resolve(seqset(text), uid=True)
+    top = max(uids, default=0)
+    expected: set[int] = set()
+    if uids:
+        for a, b in ranges:
+            lo, hi = sorted((top if a is None else a, top if b is None else b))
+            expected |= {u for u in uids if lo <= u <= hi}
+    assert got == sorted(expected)
+
+
+def test_sequence_number_resolution() -> None:
+    view = _view([3, 7, 9, 20])
+    assert view.resolve(seqset("2:*"), uid=False) == [7, 9, 20]
+    assert view.resolve(seqset("*:2"), uid=False) == [7, 9, 20]
+    assert view.resolve(seqset("1,4"), uid=False) == [3, 20]
+    with pytest.raises(InvalidSequence):
+        view.resolve(seqset("5"), uid=False)
+    assert view.resolve(seqset("15:*"), uid=True) == [20]
+    assert view.resolve(seqset("100:*"), uid=True) == [20]  # * is 20: 20:100
+    assert _view([]).resolve(seqset("1:*"), uid=True) == []
+    view.saved = [7, 20, 99]
+    assert view.resolve(SequenceSet(saved=True), uid=False) == [7, 20]
+
+
+# -- command grammars --------------------------------------------------------------------
+def test_login_with_literals_and_quoted() -> None:
+    cmd = parse_command(b'a LOGIN {3}\r\nbob "p\\"w\\\\d"')
+    assert cmd.args == Login("bob", 'p"w\\d')
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b"",
+        b"a",
+        b"a FOO",
+        b"a LOGIN bob",
+        b'a LOGIN "bob pass',
+        b"a LOGIN bob pass extra",
+        b"a FETCH 1 (FLAGS",
+        b"a FETCH 0 FLAGS",
+        b"a FETCH 1 BODY[HEADER.FIELDS]",
+        b"a FETCH 1 BODY[1.]",
+        b"a FETCH 1 BINARY[TEXT]",
+        b"a STORE 1 +FLAGS (\\Recent)",
+        b"a SEARCH FROOBLE",
+        b"a SEARCH " + b"(" * 100 + b"ALL" + b")" * 100,
+        b"a SEARCH " + b"NOT " * 100 + b"ALL",
+        b"a SELECT INBOX (CONDSTORE)",
+        b"a LIST (BOGUS) \"\" *",
+        b"a STATUS INBOX (MESSAGES BOGUS)",
+        b"a APPEND INBOX {3}\r\nab",
+        b"a LOGIN bo\x00b pass",
+        b"a SELECT &Jjo",
+    ],
+)
+def test_syntax_errors_have_reasons(line: bytes) -> None:
+    with pytest.raises(ParseError) as err:
+        parse_command(line)
+    assert err.value.reason
+    if line.startswith(b"a ") and len(line) > 2:
+        assert err.value.tag == "a"
+
+
+def test_fetch_items() -> None:
+    cmd = parse_command(
+        b"a UID FETCH 1:* (FLAGS BODY.PEEK[1.2.HEADER.FIELDS (From to)]<0.10> BINARY[2] "
+        b"BINARY.SIZE[1] RFC822.SIZE)"
+    )
+    assert cmd.name == "UID FETCH"
+    args = cmd.args
+    assert isinstance(args, Fetch)
+    names = [i.response_name() for i in args.items]
+    assert names == [
+        "FLAGS", "BODY[1.2.HEADER.FIELDS (FROM TO)]<0>", "BINARY[2]", "BINARY.SIZE[1]",
+        "RFC822.SIZE",
+    ]
+    assert args.items[1].peek and not args.items[1].sets_seen
+    assert parse_command(b"a FETCH 1 ALL").args.items[3].name == "ENVELOPE"  # type: ignore[union-attr]
+    assert parse_command(b"a FETCH 1 BODY[]").args.items[0].sets_seen  # type: ignore[union-attr]
+
+
+def test_store_and_copy() -> None:
+    args = parse_command(b"a STORE 2:4 -FLAGS.SILENT (\\seen $Junk)").args
+    assert args == Store(SequenceSet(((2, 4),)), "remove", True, ("\\Seen", "$Junk"))
+    args = parse_command(b"a UID MOVE $ Trash").args
+    assert args == CopyMove(SequenceSet(saved=True), "Trash")
+
+
+def test_search_program() -> None:
+    args = parse_command(
+        b'a UID SEARCH RETURN (MIN COUNT) CHARSET utf-8 OR FROM "x y" (UNSEEN 1:3) '
+        b"NOT LARGER 100 SINCE 1-Feb-2024 HEADER X-Foo \"\""
+    ).args
+    assert isinstance(args, SearchArgs)
+    assert args.charset == "UTF-8" and args.return_opts == ("MIN", "COUNT")
+    assert args.key.op == "AND"
+    first = args.key.a[0]  # type: ignore[index]
+    assert first == SearchKey(
+        "OR",
+        SearchKey("FROM", "x y"),
+        SearchKey("AND", (SearchKey("FLAG", "\\Seen", False), SearchKey("SEQ", seqset("1:3")))),
+    )
+
+
+def test_append_with_flags_date_and_utf8() -> None:
+    args = parse_command(
+        b'a APPEND Drafts (\\Draft) " 5-Mar-2024 10:11:12 +0100" {2}\r\nhi'
+    ).args
+    assert isinstance(args, Append)
+    assert args.flags == ("\\Draft",) and args.message == b"hi"
+    assert args.date is not None and args.date.utcoffset().total_seconds() == 3600  # type: ignore[union-attr]
+    args = parse_command(b"a APPEND INBOX UTF8 (~{2}\r\nhi)").args
+    assert isinstance(args, Append) and args.message == b"hi"
+
+
+def test_list_extended() -> None:
+    args = parse_command(
+        b'a LIST (SUBSCRIBED RECURSIVEMATCH) "" ("INBOX" "Sent/%") '
+        b"RETURN (CHILDREN STATUS (MESSAGES UNSEEN))"
+    ).args
+    assert isinstance(args, ListArgs)
+    assert args.selection == {"SUBSCRIBED", "RECURSIVEMATCH"}
+    assert args.patterns == ("INBOX", "Sent/%")
+    assert args.status_items == ("MESSAGES", "UNSEEN")
+    plain = parse_command(b"a LIST \"\" %").args
+    assert isinstance(plain, ListArgs) and not plain.extended
+
+
+def test_mailbox_names_mutf7_and_utf8() -> None:
+    assert parse_command(b"a SELECT &AOk-t&AOk-").args.name == "été"  # type: ignore[union-attr]
+    assert parse_command(b"a SELECT inbox").args.name == "INBOX"  # type: ignore[union-attr]
+    utf8 = parse_command("a SELECT \"&été\"".encode(), utf8=True).args
+    assert utf8.name == "&été"  # type: ignore[union-attr]
+
+
+def test_parse_tag() -> None:
+    assert parse_tag(b"abc NOOP") == "abc"
+    assert parse_tag(b"+abc") is None
+    assert parse_tag(b"") is None
+
+
+# -- modified UTF-7 ----------------------------------------------------------------------
+@given(st.text(max_size=40))
+def test_mutf7_round_trip(name: str) -> None:
+    encoded = encode_mutf7(name)
+    assert encoded.isascii()
+    assert decode_mutf7(encoded) == name
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [("Entw&APw-rfe", "Entwürfe"), ("&-", "&"), ("&ZeVnLIqe-", "日本語"), ("a&-b", "a&b")],
+)
+def test_mutf7_examples(text: str, name: str) -> None:
+    assert decode_mutf7(text) == name and encode_mutf7(name) == text
+
+
+@pytest.mark.parametrize("bad", ["&", "&AGE-", "&Jjo!", "é", "&AOk"])
+def test_mutf7_rejects(bad: str) -> None:
+    with pytest.raises(MUTF7Error):
+        decode_mutf7(bad)
