@@ -41,7 +41,7 @@ _HEADER_NAME = re.compile(rb"^([!-9;-~]+):", re.MULTILINE)
 _HELO_NAME = re.compile(
     r"^(?:\[(?:IPv6:)?[0-9A-Fa-f:.]+\]|(?:[\w](?:[\w-]{0,62}[\w])?)(?:\.[\w](?:[\w-]{0,62}[\w])?)*)$"
 )
-_SAFE_COMMENT = re.compile(r"[^!-'*-\[\]-~]")  # printable ASCII minus ( ) \ for comments
+_SAFE_COMMENT = re.compile(r"[^ !-'*-\[\]-~]")  # printable ASCII minus ( ) \ for comments
 
 RELAY_DENIED = DeliveryError(554, "5.7.1", "Relay access denied")
 STORAGE_FAILED = DeliveryError(451, "4.3.0", "Temporary failure, please try again later")

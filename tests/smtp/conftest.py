@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import socket
 import ssl
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +91,10 @@ def make_server(tmp_path: Path) -> Iterator[Any]:
     yield start
     for srv in started:
         srv.__exit__(None, None, None)
+
+
+Connect = Callable[..., "RawClient"]
+MakeServer = Callable[[dict[str, Any]], Mailserver]
 
 
 class RawClient:

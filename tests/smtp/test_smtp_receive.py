@@ -7,7 +7,7 @@ import smtplib
 
 import pytest
 
-from tests.smtp.conftest import Mailserver, message, strip_trace, trace_headers
+from tests.smtp.conftest import Connect, Mailserver, message, strip_trace, trace_headers
 
 ENHANCED = re.compile(rb"^[245]\.\d{1,3}\.\d{1,3} ")
 
@@ -29,7 +29,7 @@ def test_message_is_stored_byte_identical_with_trace_headers(server: Mailserver)
     assert "for <alice@example.org>;" in trace
 
 
-def test_every_reply_after_the_greeting_has_an_enhanced_code(raw) -> None:  # type: ignore[no-untyped-def]
+def test_every_reply_after_the_greeting_has_an_enhanced_code(raw: Connect) -> None:
     client = raw()
     client.send(b"EHLO x.example\r\n")
     client.reply()  # RFC 2034 §4: the EHLO reply is exempt (its first line is the domain)
@@ -125,7 +125,7 @@ def test_helo_gets_smtp_protocol_and_no_extensions(server: Mailserver) -> None:
         ([b"EHLO x", b"AUTH PLAIN"], 502),  # no AUTH on the MX listener
     ],
 )
-def test_sequence_and_syntax_errors(raw, commands: list[bytes], expected: int) -> None:  # type: ignore[no-untyped-def]
+def test_sequence_and_syntax_errors(raw: Connect, commands: list[bytes], expected: int) -> None:
     client = raw()
     code = 0
     for line in commands:
@@ -152,7 +152,7 @@ def test_many_messages_in_one_session(server: Mailserver) -> None:
     assert [strip_trace(m) for m in stored] == [message(f"m{n}") for n in range(20)]
 
 
-def test_quit_closes(raw) -> None:  # type: ignore[no-untyped-def]
+def test_quit_closes(raw: Connect) -> None:
     client = raw()
     assert client.command(b"QUIT")[0] == 221
     assert client.closed()

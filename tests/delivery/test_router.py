@@ -1,0 +1,143 @@
+"""Routing: accounts, +tags, aliases, groups, catch-all, loops, and sender ownership."""
+
+from __future__ import annotations
+
+import pytest
+
+from mailstead.core.types import Address
+from mailstead.delivery.router import DeliveryError, Router
+from mailstead.store.sql.sqlite import SQLiteStore
+
+
+def addr(text: str) -> Address:
+    return Address.parse(text)
+
+
+async def targets(router: Router, text: str) -> tuple[list[tuple[str, str]], list[str]]:
+    route = await router.resolve(addr(text))
+    return [(t.address, t.mailbox) for t in route.local], list(route.remote)
+
+
+async def test_account_case_insensitive(store: SQLiteStore) -> None:
+    router = Router(store)
+    assert await targets(router, "ALICE@Example.ORG") == ([("alice@example.org", "INBOX")], [])
+
+
+async def test_unknown_user(store: SQLiteStore) -> None:
+    with pytest.raises(DeliveryError) as failure:
+        await Router(store).resolve(addr("nobody@example.org"))
+    assert (failure.value.code, failure.value.enhanced) == (550, "5.1.1")
+
+
+async def test_remote_domain(store: SQLiteStore) -> None:
+    route = await Router(store).resolve(addr("x@remote.example"))
+    assert not route.is_local_domain
+    assert route.remote == ("x@remote.example",)
+
+
+async def test_plus_tag_goes_to_inbox_unless_enabled_and_folder_exists(store: SQLiteStore) -> None:
+    router = Router(store)
+    assert await targets(router, "alice+lists@example.org") == (
+        [("alice@example.org", "INBOX")], [])
+    await store.set_plus_folders("alice@example.org", True)
+    assert await targets(router, "alice+lists@example.org") == (
+        [("alice@example.org", "INBOX")], [])  # no such folder yet
+    user = await store.find_user("alice@example.org")
+    assert user is not None
+    await store.create_mailbox(user.id, "lists")
+    assert await targets(router, "alice+lists@example.org") == (
+        [("alice@example.org", "lists")], [])
+    assert await targets(router, "alice+Trash@example.org") == (
+        [("alice@example.org", "Trash")], [])
+
+
+async def test_other_separator_and_disabled_tags(store: SQLiteStore) -> None:
+    await store.set_plus_folders("alice@example.org", True)
+    user = await store.find_user("alice@example.org")
+    assert user is not None
+    await store.create_mailbox(user.id, "news")
+    assert await targets(Router(store, "-"), "alice-news@example.org") == (
+        [("alice@example.org", "news")], [])
+    with pytest.raises(DeliveryError):
+        await Router(store, "-").resolve(addr("alice+news@example.org"))
+    with pytest.raises(DeliveryError):
+        await Router(store, "").resolve(addr("alice+news@example.org"))
+
+
+async def test_aliases_recursive_with_external_targets(store: SQLiteStore) -> None:
+    await store.add_alias("team@example.org", ["alice@example.org", "staff@example.org"])
+    await store.add_alias("staff@example.org", ["bob@example.org", "out@remote.example"])
+    assert await targets(Router(store), "team@example.org") == (
+        [("alice@example.org", "INBOX"), ("bob@example.org", "INBOX")], ["out@remote.example"])
+
+
+async def test_alias_with_tag(store: SQLiteStore) -> None:
+    await store.add_alias("sales@example.org", ["bob@example.org"])
+    assert await targets(Router(store), "sales+promo@example.org") == (
+        [("bob@example.org", "INBOX")], [])
+
+
+async def test_alias_cycle_delivers_once(store: SQLiteStore) -> None:
+    await store.add_alias("a@example.org", ["b@example.org", "alice@example.org"])
+    await store.add_alias("b@example.org", ["a@example.org", "alice@example.org"])
+    assert await targets(Router(store), "a@example.org") == ([("alice@example.org", "INBOX")], [])
+
+
+async def test_deep_alias_chain_is_a_routing_loop(store: SQLiteStore) -> None:
+    for n in range(15):
+        await store.add_alias(f"hop{n}@example.org", [f"hop{n + 1}@example.org"])
+    await store.add_alias("hop15@example.org", ["alice@example.org"])
+    with pytest.raises(DeliveryError) as failure:
+        await Router(store).resolve(addr("hop0@example.org"))
+    assert (failure.value.code, failure.value.enhanced) == (554, "5.4.6")
+
+
+async def test_groups_expand_with_external_members(store: SQLiteStore) -> None:
+    await store.add_group("all@example.org", ["alice@example.org", "bob@example.org",
+                                              "friend@remote.example", "alice@example.org"])
+    assert await targets(Router(store), "all@example.org") == (
+        [("alice@example.org", "INBOX"), ("bob@example.org", "INBOX")],
+        ["friend@remote.example"])
+
+
+async def test_catch_all_only_for_unknown_addresses(store: SQLiteStore) -> None:
+    await store.add_alias("@example.org", ["bob@example.org"])
+    router = Router(store)
+    assert await targets(router, "whatever@example.org") == ([("bob@example.org", "INBOX")], [])
+    assert await targets(router, "alice@example.org") == ([("alice@example.org", "INBOX")], [])
+
+
+async def test_catch_all_pointing_into_its_own_domain_terminates(store: SQLiteStore) -> None:
+    await store.add_alias("@example.org", ["missing@example.org"])
+    with pytest.raises(DeliveryError):
+        await Router(store).resolve(addr("whatever@example.org"))
+
+
+async def test_disabled_account(store: SQLiteStore) -> None:
+    await store.set_disabled("bob@example.org", True)  # type: ignore[attr-defined]
+    with pytest.raises(DeliveryError) as failure:
+        await Router(store).resolve(addr("bob@example.org"))
+    assert failure.value.enhanced == "5.2.1"
+
+
+async def test_idna_domain_matches_its_a_label(store: SQLiteStore) -> None:
+    await store.add_domain("xn--bcher-kva.example")
+    await store.add_user("info@xn--bcher-kva.example", "x")
+    assert await targets(Router(store), "info@bücher.example") == (
+        [("info@xn--bcher-kva.example", "INBOX")], [])
+
+
+async def test_sender_ownership(store: SQLiteStore) -> None:
+    await store.add_alias("sales@example.org", ["alice@example.org"])
+    await store.add_alias("chain@example.org", ["sales@example.org"])
+    await store.add_alias("@example.org", ["alice@example.org"])
+    await store.add_group("all@example.org", ["alice@example.org"])
+    alice = await store.find_user("alice@example.org")
+    assert alice is not None
+    router = Router(store)
+    for own in ("alice@example.org", "alice+x@example.org", "sales@example.org",
+                "chain@example.org"):
+        assert await router.owns(alice.id, addr(own)), own
+    for foreign in ("bob@example.org", "random@example.org", "all@example.org",
+                    "alice@remote.example"):
+        assert not await router.owns(alice.id, addr(foreign)), foreign
