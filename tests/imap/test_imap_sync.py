@@ -1,0 +1,153 @@
+"""Many devices, one mailbox: untagged EXISTS / FETCH / EXPUNGE across sessions, IDLE push,
+and RFC 9051 §7.5.1 (no EXPUNGE during FETCH, STORE or SEARCH)."""
+
+from __future__ import annotations
+
+import imaplib
+import poplib
+
+from mailstead.store.models import Recipient
+from mailstead.testing.server import ServerThread
+from tests.imap.conftest import SIMPLE_MESSAGE, Raw, append, connect, status_of
+
+
+def _selected(server: ServerThread, account: str, count: int = 0) -> tuple[Raw, imaplib.IMAP4]:
+    other = connect(server, account)
+    for _ in range(count):
+        append(other)
+    raw = Raw(server.port("imap"), login=account)
+    raw.command("SELECT INBOX")
+    other.select("INBOX")
+    return raw, other
+
+
+def test_new_mail_reaches_other_session_at_next_command(
+    server: ServerThread, account: str
+) -> None:
+    raw, other = _selected(server, account)
+    append(other)
+    lines = raw.command("NOOP")
+    # \Recent went to whichever session saw the message first (RFC 3501 §2.3.2).
+    assert lines[0] == b"* 1 EXISTS\r\n"
+    assert len(raw.command("NOOP")) == 1
+    other.logout()
+
+
+def test_flag_changes_arrive_as_fetch_once(server: ServerThread, account: str) -> None:
+    raw, other = _selected(server, account, 3)
+    other.store("2", "+FLAGS", "(\\Flagged)")
+    assert raw.command("NOOP")[0] == b"* 2 FETCH (FLAGS (\\Flagged \\Recent))\r\n"
+    # Our own STORE answers once; its echo from the change bus stays quiet.
+    lines = raw.command("STORE 1 +FLAGS (\\Seen)")
+    assert lines[0] == b"* 1 FETCH (FLAGS (\\Seen \\Recent))\r\n" and len(lines) == 2
+    assert len(raw.command("NOOP")) == 1
+    other.logout()
+
+
+def test_expunge_is_held_back_during_fetch_store_search(
+    server: ServerThread, account: str
+) -> None:
+    raw, other = _selected(server, account, 3)
+    other.store("2", "+FLAGS", "(\\Deleted)")
+    other.expunge()
+    lines = raw.command("FETCH 1:3 UID")
+    assert not any(b"EXPUNGE" in line for line in lines[:-1])
+    assert b"* 1 FETCH (UID 1)\r\n" in lines and b"* 3 FETCH (UID 3)\r\n" in lines
+    assert b"[EXPUNGEISSUED]" in lines[-1]
+    lines = raw.command("SEARCH ALL")
+    assert b"* SEARCH 1 3\r\n" in lines and not any(b"EXPUNGE" in x for x in lines)
+    lines = raw.command("STORE 3 +FLAGS (\\Answered)")
+    assert not any(b"EXPUNGE" in x for x in lines[:-1])
+    assert b"* 3 FETCH (FLAGS (\\Answered \\Recent))\r\n" in lines
+    lines = raw.command("NOOP")
+    assert lines[0] == b"* 2 EXPUNGE\r\n"
+    assert raw.command("FETCH 2 UID")[0] == b"* 2 FETCH (UID 3)\r\n"
+    other.logout()
+
+
+def test_uid_fetch_may_report_expunge(server: ServerThread, account: str) -> None:
+    raw, other = _selected(server, account, 2)
+    other.store("1", "+FLAGS", "(\\Deleted)")
+    other.expunge()
+    lines = raw.command("UID FETCH 1:* FLAGS")
+    assert b"* 1 EXPUNGE\r\n" in lines
+    other.logout()
+
+
+def test_idle_pushes_exists_flags_and_expunge(server: ServerThread, account: str) -> None:
+    raw, other = _selected(server, account, 1)
+    raw.send("i1 IDLE\r\n")
+    assert raw.readline().startswith(b"+ ")
+    append(other)
+    assert raw.readline() == b"* 2 EXISTS\r\n"
+    other.store("1", "+FLAGS", "(\\Flagged)")
+    assert raw.readline() == b"* 1 FETCH (FLAGS (\\Flagged \\Recent))\r\n"
+    other.store("1", "+FLAGS", "(\\Deleted)")
+    assert raw.readline().startswith(b"* 1 FETCH")
+    other.expunge()
+    assert raw.readline() == b"* 1 EXPUNGE\r\n"
+    raw.send("DONE\r\n")
+    assert raw.readline().startswith(b"i1 OK")
+    other.logout()
+
+
+def test_idle_sees_smtp_style_delivery(server: ServerThread, account: str) -> None:
+    raw, other = _selected(server, account)
+    user = server.call(server.store.find_user(account))
+    assert user is not None
+    raw.send("i1 IDLE\r\n")
+    assert raw.readline().startswith(b"+ ")
+    server.call(server.store.deliver(SIMPLE_MESSAGE, [Recipient(user.id)]))
+    assert raw.readline() == b"* 1 EXISTS\r\n"
+    raw.send("DONE\r\n")
+    raw.read_until_tag("i1")
+    other.logout()
+
+
+def test_idle_bad_continuation_and_auth_state_idle(raw: Raw) -> None:
+    raw.send("i1 IDLE\r\n")
+    assert raw.readline().startswith(b"+ ")
+    raw.send("NOPE\r\n")
+    assert raw.readline().startswith(b"i1 BAD")
+    assert status_of(raw.command("NOOP")) == b"OK"
+
+
+def test_three_sessions_pop3_delete_is_seen(server: ServerThread, account: str) -> None:
+    raw, other = _selected(server, account, 2)
+    third = Raw(server.port("imap"), login=account)
+    third.command("EXAMINE INBOX")
+    pop = poplib.POP3("127.0.0.1", server.port("pop3"), timeout=30)
+    try:
+        pop.user(account)
+        pop.pass_("correct horse")
+        pop.dele(1)
+        pop.quit()
+    except poplib.error_proto as exc:  # POP3 policy may keep mail; fall back to the store
+        import pytest
+
+        pytest.skip(f"POP3 deletion not available: {exc}")
+    for session in (raw, third):
+        lines = session.command("NOOP")
+        assert lines[0] == b"* 1 EXPUNGE\r\n", lines
+    assert other.noop()[0] == "OK"
+    third.close()
+    other.logout()
+
+
+def test_selected_mailbox_deleted_elsewhere(server: ServerThread, account: str) -> None:
+    other = connect(server, account)
+    other.create("Doomed")
+    raw = Raw(server.port("imap"), login=account)
+    raw.command("SELECT Doomed")
+    other.delete("Doomed")
+    raw.send("n NOOP\r\n")
+    assert raw.readline().startswith(b"* BYE")
+    other.logout()
+
+
+def test_move_to_trash_seen_everywhere(server: ServerThread, account: str) -> None:
+    raw, other = _selected(server, account, 2)
+    other.uid("MOVE", "1", "Trash")
+    assert raw.command("NOOP")[0] == b"* 1 EXPUNGE\r\n"
+    assert b"(MESSAGES 1)" in raw.command("STATUS Trash (MESSAGES)")[0]
+    other.logout()
