@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from datetime import date
 
 from mailstead.imap.parse.search import SearchKey
+from mailstead.imap.structure import StoredStructure
 from mailstead.mime.imap_views import decode_part_body
-from mailstead.mime.parse import ParsedMessage, Part
+from mailstead.mime.parse import Part
 from mailstead.store.models import MessageMeta
 
 _STRUCTURE_OPS = frozenset({
@@ -58,7 +59,7 @@ class Candidate:
     meta: MessageMeta
     seq: int
     recent: bool
-    parsed: ParsedMessage | None = None
+    structure: StoredStructure | None = None
     raw: bytes | None = None  # the header only, or the whole message when body text is needed
     _flags_lower: frozenset[str] | None = None
 
@@ -83,11 +84,11 @@ def _decode_header_value(value: bytes) -> str:
 
 
 def _header_values(c: Candidate, name: str) -> list[str]:
-    if c.parsed is None or c.raw is None:
+    if c.structure is None or c.raw is None:
         return []
     wanted = name.lower()
     out = []
-    for field_name, start, end in c.parsed.root.headers:
+    for field_name, start, end in c.structure.parsed.root.headers:
         if field_name == wanted:
             line = c.raw[start:end]
             colon = line.find(b":")
@@ -105,10 +106,10 @@ def _text_parts(part: Part) -> list[Part]:
 
 
 def _body_text(c: Candidate) -> str:
-    if c.parsed is None or c.raw is None:
+    if c.structure is None or c.raw is None:
         return ""
     chunks = []
-    for part in _text_parts(c.parsed.root):
+    for part in _text_parts(c.structure.parsed.root):
         data = decode_part_body(c.raw, part)
         charset = part.param("charset") or "us-ascii"
         try:
@@ -119,15 +120,14 @@ def _body_text(c: Candidate) -> str:
 
 
 def _header_text(c: Candidate) -> str:
-    if c.parsed is None or c.raw is None:
+    if c.structure is None or c.raw is None:
         return ""
-    return _decode_header_value(c.raw[: c.parsed.root.header_end])
+    return _decode_header_value(c.raw[: c.structure.parsed.root.header_end])
 
 
 def _sent_date(c: Candidate) -> date | None:
-    if c.parsed is None or c.parsed.date is None:
-        return None
-    return c.parsed.date.date()
+    sent = c.structure.date if c.structure is not None else None
+    return sent.date() if sent is not None else None
 
 
 def matcher(
@@ -175,11 +175,11 @@ def matcher(
         return _date_matcher(op[4:], day, _sent_date)
     needle = _fold(str(key.b if op == "HEADER" else key.a))
     if op == "SUBJECT":
-        return lambda c: needle in _fold((c.parsed.subject if c.parsed else None) or "")
+        return lambda c: needle in _fold((c.structure.subject if c.structure else None) or "")
     if op in ("FROM", "TO", "CC", "BCC"):
         attr = {"FROM": "from_addrs", "TO": "to", "CC": "cc", "BCC": "bcc"}[op]
-        return lambda c: c.parsed is not None and any(
-            needle in _fold(a) for a in getattr(c.parsed, attr)
+        return lambda c: c.structure is not None and any(
+            needle in _fold(a) for a in getattr(c.structure, attr)
         )
     if op == "HEADER":
         name = str(key.a)

@@ -7,6 +7,7 @@ that is all a request needs. EXPUNGE is never sent during FETCH (the session hol
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 from mailstead.core.errors import NotFound
@@ -16,14 +17,17 @@ from mailstead.imap.parse.commands import Command, Fetch
 from mailstead.imap.parse.fetch import FetchAtt
 from mailstead.imap.selected import uid_ranges
 from mailstead.imap.session import CommandError, Reply
+from mailstead.imap.structure import StoredStructure
 from mailstead.mime.imap_views import decode_part_body, find_part, section_bytes, wire_bytes
 from mailstead.mime.parse import ParsedMessage
+from mailstead.store.interfaces import Store
 from mailstead.store.models import FlagMode, MessageMeta
 
 if TYPE_CHECKING:
     from mailstead.imap.session import Session
 
 _DRAIN_EVERY = 256 * 1024
+_BATCH = 64  # messages whose structure/bytes are loaded concurrently (store read threads)
 _STRUCTURE_ITEMS = frozenset({"ENVELOPE", "BODY", "BODYSTRUCTURE"})
 _HEADER_ONLY_SECTIONS = ("HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT")
 _KNOWN_CTE = frozenset({"7bit", "8bit", "binary", "base64", "quoted-printable"})
@@ -75,7 +79,7 @@ def render_item(
     meta: MessageMeta,
     flags: frozenset[str],
     recent: bool,
-    parsed: ParsedMessage | None,
+    structure: StoredStructure | None,
     raw: bytes | None,
 ) -> bytes:
     name = item.name
@@ -89,14 +93,15 @@ def render_item(
             return b"INTERNALDATE " + response.internaldate(meta.internaldate)
         if name == "RFC822.SIZE":
             return b"RFC822.SIZE %d" % meta.size
-        assert parsed is not None
+        assert structure is not None
         if name == "ENVELOPE":
-            return b"ENVELOPE " + wire_bytes(parsed.envelope)
+            return b"ENVELOPE " + wire_bytes(structure.envelope)
         if name == "BODY":
-            return b"BODY " + wire_bytes(parsed.body)
+            return b"BODY " + wire_bytes(structure.body)
         if name == "BODYSTRUCTURE":
-            return b"BODYSTRUCTURE " + wire_bytes(parsed.bodystructure)
+            return b"BODYSTRUCTURE " + wire_bytes(structure.bodystructure)
         assert raw is not None
+        parsed = structure.parsed
         if name == "RFC822":
             return b"RFC822 " + response.literal(raw)
         if name == "RFC822.HEADER":
@@ -104,7 +109,8 @@ def render_item(
         if name == "RFC822.TEXT":
             return b"RFC822.TEXT " + response.literal(raw[parsed.root.body_start :])
         raise CommandError("BAD", f"unsupported FETCH item {name}")
-    assert parsed is not None and raw is not None
+    assert structure is not None and raw is not None
+    parsed = structure.parsed
     label = item.response_name().encode("utf-8", "surrogateescape")
     if name == "BODY":
         data = section_bytes(raw, parsed, item.section)
@@ -113,6 +119,22 @@ def render_item(
     if name == "BINARY.SIZE":
         return label + b" %d" % len(decoded)
     return label + b" " + response.literal(_partial(decoded, item.part), binary=True)
+
+
+async def _load(
+    store: Store, meta: MessageMeta, need_raw: str | None
+) -> tuple[StoredStructure | None, bytes | None]:
+    """Structure and the bytes a request needs; (None, None) if the message vanished."""
+    try:
+        structure = StoredStructure(await store.get_structure(meta.blob_id))
+        if need_raw == "all":
+            return structure, await store.read_blob(meta.blob_id)
+        if need_raw == "header":
+            end = structure.parsed.root.header_end
+            return structure, await store.read_blob(meta.blob_id, 0, end)
+        return structure, None
+    except NotFound:
+        return None, None
 
 
 async def fetch(session: Session, cmd: Command) -> Reply:
@@ -141,34 +163,29 @@ async def fetch(session: Session, cmd: Command) -> Reply:
     need_structure, need_raw = _needs(items)
     wants_flags = any(i.name == "FLAGS" and i.section is None for i in items)
     written = 0
-    for meta in metas:
-        uid = int(meta.uid)
-        seq = view.seq_of(uid)
-        if seq is None:
-            continue
-        parsed: ParsedMessage | None = None
-        raw: bytes | None = None
-        try:
-            if need_structure:
-                parsed = ParsedMessage.from_json(await store.get_structure(meta.blob_id))
-            if need_raw == "all":
-                raw = await store.read_blob(meta.blob_id)
-            elif need_raw == "header" and parsed is not None:
-                raw = await store.read_blob(meta.blob_id, 0, parsed.root.header_end)
-        except NotFound:
-            continue  # removed under us: reported as EXPUNGEISSUED below
-        recent = uid in view.recent
-        parts = [
-            render_item(session, item, meta, flags_now[uid], recent, parsed, raw)
-            for item in items
-        ]
-        if uid in seen_changed and not wants_flags:
-            parts.append(render_item(
-                session, FetchAtt("FLAGS"), meta, flags_now[uid], recent, None, None
-            ))
-        line = b"* %d FETCH (" % seq + b" ".join(parts) + b")\r\n"
-        session.send(line)
-        written += len(line)
+    for start in range(0, len(metas), _BATCH):
+        chunk = metas[start : start + _BATCH]
+        if need_structure:
+            loaded = await asyncio.gather(*(_load(store, m, need_raw) for m in chunk))
+        else:
+            loaded = [(None, None)] * len(chunk)
+        for meta, (structure, raw) in zip(chunk, loaded, strict=True):
+            uid = int(meta.uid)
+            seq = view.seq_of(uid)
+            if seq is None or (need_structure and structure is None):
+                continue  # body gone under us: reported as EXPUNGEISSUED below
+            recent = uid in view.recent
+            parts = [
+                render_item(session, item, meta, flags_now[uid], recent, structure, raw)
+                for item in items
+            ]
+            if uid in seen_changed and not wants_flags:
+                parts.append(render_item(
+                    session, FetchAtt("FLAGS"), meta, flags_now[uid], recent, None, None
+                ))
+            line = b"* %d FETCH (" % seq + b" ".join(parts) + b")\r\n"
+            session.send(line)
+            written += len(line)
         if written >= _DRAIN_EVERY:
             written = 0
             await session.stream.drain()

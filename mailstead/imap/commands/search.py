@@ -3,19 +3,38 @@ SEARCHRES ``SAVE``/``$`` (RFC 5182). IMAP4rev2 clients always get ESEARCH."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 from mailstead.core.errors import NotFound
 from mailstead.imap import response
 from mailstead.imap.parse.commands import Command
 from mailstead.imap.parse.search import SUPPORTED_CHARSETS, SearchArgs, SearchKey
-from mailstead.imap.search import Candidate, matcher, needs
+from mailstead.imap.search import Candidate, Needs, matcher, needs
 from mailstead.imap.selected import InvalidSequence
 from mailstead.imap.session import CommandError, Reply
-from mailstead.mime.parse import ParsedMessage
+from mailstead.imap.structure import StoredStructure
+from mailstead.store.interfaces import Store
 
 if TYPE_CHECKING:
     from mailstead.imap.session import Session
+
+
+_BATCH = 64
+
+
+async def _load(store: Store, cand: Candidate, wanted: Needs) -> bool:
+    """Fill what the program needs; False when the message vanished meanwhile."""
+    try:
+        cand.structure = StoredStructure(await store.get_structure(cand.meta.blob_id))
+        if wanted.body:
+            cand.raw = await store.read_blob(cand.meta.blob_id)
+        elif wanted.header:
+            end = cand.structure.parsed.root.header_end
+            cand.raw = await store.read_blob(cand.meta.blob_id, 0, end)
+    except NotFound:
+        return False
+    return True
 
 
 async def search(session: Session, cmd: Command) -> Reply:
@@ -42,24 +61,18 @@ async def search(session: Session, cmd: Command) -> Reply:
     wanted = needs(args.key)
     store = session.store
     metas = await store.list_messages(view.mailbox_id)
+    visible = [
+        Candidate(m, seq, int(m.uid) in view.recent)
+        for m in metas
+        if (seq := view.seq_of(int(m.uid))) is not None  # not yet announced: invisible
+    ]
     found: list[tuple[int, int]] = []  # (seq, uid)
-    for meta in metas:
-        uid = int(meta.uid)
-        seq = view.seq_of(uid)
-        if seq is None:
-            continue  # arrived after our last EXISTS: not visible to this client yet
-        cand = Candidate(meta, seq, uid in view.recent)
-        try:
-            if wanted.structure:
-                cand.parsed = ParsedMessage.from_json(await store.get_structure(meta.blob_id))
-            if wanted.body:
-                cand.raw = await store.read_blob(meta.blob_id)
-            elif wanted.header and cand.parsed is not None:
-                cand.raw = await store.read_blob(meta.blob_id, 0, cand.parsed.root.header_end)
-        except NotFound:
-            continue
-        if predicate(cand):
-            found.append((seq, uid))
+    for start in range(0, len(visible), _BATCH):
+        chunk = visible[start : start + _BATCH]
+        if wanted.structure:
+            loaded = await asyncio.gather(*(_load(store, c, wanted) for c in chunk))
+            chunk = [c for c, ok in zip(chunk, loaded, strict=True) if ok]
+        found.extend((c.seq, int(c.meta.uid)) for c in chunk if predicate(c))
 
     numbers = [uid if by_uid else seq for seq, uid in found]
     opts = args.return_opts
