@@ -10,13 +10,11 @@ import re
 from collections.abc import Iterable
 from datetime import datetime
 
-from mailstead.core.types import SYSTEM_FLAGS
 from mailstead.imap.mutf7 import encode_mutf7
 
 CRLF = b"\r\n"
 _QUOTABLE = re.compile(rb"[^\x00\r\n]*")
 _QUOTABLE_ASCII = re.compile(rb"[\x01-\x09\x0b\x0c\x0e-\x7f]*")
-_SYSTEM_ORDER = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
@@ -66,11 +64,12 @@ def mailbox_name(name: str, *, utf8: bool) -> bytes:
 
 
 def sort_flags(flags: Iterable[str]) -> list[str]:
-    """System flags in a fixed order, then keywords alphabetically (stable output)."""
+    """System flags alphabetically, then keywords alphabetically. RFC 9051 leaves the order
+    open; this is Apache James's order, so its conformance scripts compare exactly."""
     flags = set(flags)
-    ordered = [f for f in _SYSTEM_ORDER if f in flags]
-    ordered += sorted(f for f in flags if f not in SYSTEM_FLAGS)
-    return ordered
+    return sorted(f for f in flags if f.startswith("\\")) + sorted(
+        f for f in flags if not f.startswith("\\")
+    )
 
 
 def flag_list(flags: Iterable[str]) -> bytes:

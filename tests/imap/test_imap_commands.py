@@ -78,8 +78,8 @@ def test_select_examine_responses(raw: Raw, client: imaplib.IMAP4) -> None:
     append(client)
     lines = raw.command("SELECT INBOX")
     text = b"".join(lines)
-    assert b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)" in text
-    assert b"* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)]" in text
+    assert b"* FLAGS (\\Answered \\Deleted \\Draft \\Flagged \\Seen)" in text
+    assert b"* OK [PERMANENTFLAGS (\\Answered \\Deleted \\Draft \\Flagged \\Seen \\*)]" in text
     assert b"* 2 EXISTS" in text and b"* 2 RECENT" in text
     assert b"* OK [UNSEEN 2]" in text
     assert re.search(rb"\* OK \[UIDVALIDITY \d+\]", text)
@@ -223,7 +223,7 @@ def test_fetch_items_and_seen(raw: Raw, client: imaplib.IMAP4) -> None:
     assert b"BODY[HEADER.FIELDS (SUBJECT)] {24}\r\nSubject: lunch plans\r\n\r\n" in text
     assert b"\\Seen" not in text
     text = b"".join(raw.command("FETCH 1 BODY[TEXT]<6.4>"))
-    assert b"BODY[TEXT]<6> {4}\r\nwe m" in text and b"FLAGS (\\Seen \\Recent)" in text
+    assert b"BODY[TEXT]<6> {4}\r\nwe m" in text and b"FLAGS (\\Recent \\Seen)" in text
     text = b"".join(raw.command("FETCH 1 (ENVELOPE RFC822.SIZE UID)"))
     assert b'ENVELOPE ("Mon, 7 Feb 2022 21:52:25 -0800" "lunch plans" (("Alice Example"' in text
     assert b"RFC822.SIZE %d UID 1" % len(SIMPLE_MESSAGE) in text
@@ -249,15 +249,15 @@ def test_store_flags(raw: Raw, client: imaplib.IMAP4) -> None:
         append(client)
     raw.command("SELECT INBOX")
     lines = raw.command("STORE 1:2 +FLAGS (\\Flagged $Work)")
-    assert lines[0] == b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Work)\r\n"
-    assert lines[1] == b"* 1 FETCH (FLAGS (\\Flagged $Work \\Recent))\r\n"
+    assert lines[0] == b"* FLAGS (\\Answered \\Deleted \\Draft \\Flagged \\Seen $Work)\r\n"
+    assert lines[1] == b"* 1 FETCH (FLAGS (\\Flagged \\Recent $Work))\r\n"
     lines = raw.command("STORE 2 -FLAGS.SILENT ($Work)")
     assert len(lines) == 1 and status_of(lines) == b"OK"
     lines = raw.command("UID STORE 3 FLAGS (\\Answered)")
     assert lines[0] == b"* 3 FETCH (FLAGS (\\Answered \\Recent) UID 3)\r\n"
     lines = raw.command("FETCH 1:* FLAGS")
     assert lines[:3] == [
-        b"* 1 FETCH (FLAGS (\\Flagged $Work \\Recent))\r\n",
+        b"* 1 FETCH (FLAGS (\\Flagged \\Recent $Work))\r\n",
         b"* 2 FETCH (FLAGS (\\Flagged \\Recent))\r\n",
         b"* 3 FETCH (FLAGS (\\Answered \\Recent))\r\n",
     ]

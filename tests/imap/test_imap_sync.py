@@ -39,7 +39,7 @@ def test_flag_changes_arrive_as_fetch_once(server: ServerThread, account: str) -
     assert raw.command("NOOP")[0] == b"* 2 FETCH (FLAGS (\\Flagged \\Recent))\r\n"
     # Our own STORE answers once; its echo from the change bus stays quiet.
     lines = raw.command("STORE 1 +FLAGS (\\Seen)")
-    assert lines[0] == b"* 1 FETCH (FLAGS (\\Seen \\Recent))\r\n" and len(lines) == 2
+    assert lines[0] == b"* 1 FETCH (FLAGS (\\Recent \\Seen))\r\n" and len(lines) == 2
     assert len(raw.command("NOOP")) == 1
     other.logout()
 
