@@ -261,6 +261,99 @@ class SMTPSettings(_Section):
     )
 
 
+class RelaySettings(_Section):
+    """A smarthost: every remote recipient without a static route goes through it."""
+
+    host: str = Field(
+        "", description='relay host name or IP address; empty delivers directly by MX lookup'
+    )
+    port: Port = Field(587, description="relay port (587 submission, 465 implicit TLS, 25)")
+    tls: Literal["starttls", "implicit", "opportunistic", "none"] = Field(
+        "starttls",
+        description="starttls (required), implicit (TLS on connect), opportunistic, or none",
+    )
+    verify_certificate: bool = Field(
+        True, description="check the relay's certificate against the system CAs and its name"
+    )
+    username: str = Field("", description="AUTH user name at the relay; empty sends without AUTH")
+    password_file: PathSetting | None = Field(
+        None, description="file holding the AUTH password (first line), readable only by us"
+    )
+
+
+class DeliverySettings(_Section):
+    """Outbound delivery: the queue scheduler, MX routing, retries and bounces."""
+
+    enabled: bool = Field(True, description="run the outbound queue (deliver to remote servers)")
+    smtp_port: Port = Field(
+        25, description="port of remote MX hosts (25; tests point it at a local instance)"
+    )
+    helo_name: str = Field("", description="name sent in EHLO; empty uses hostname")
+    nameservers: list[str] = Field(
+        default_factory=list,
+        description="DNS resolvers (IP addresses) for MX/A/AAAA; empty uses /etc/resolv.conf",
+    )
+    dns_port: Port = Field(53, description="port of the nameservers above")
+    dns_timeout_seconds: int = Field(10, ge=1, description="time limit for one DNS lookup")
+    ip_version: Literal["any", "ipv4", "ipv6"] = Field(
+        "any", description="address families used to reach remote hosts"
+    )
+    routes: dict[str, str] = Field(
+        default_factory=dict,
+        description='static routes, domain -> "host[:port]" (host may be [IP]); '
+        "they win over MX and relay",
+    )
+    require_tls: list[str] = Field(
+        default_factory=list,
+        description="domains that get mail only over STARTTLS (others: TLS when offered)",
+    )
+    verify_required_tls: bool = Field(
+        False, description="also check the certificate of hosts for require_tls domains"
+    )
+    retry_intervals_seconds: list[int] = Field(
+        default_factory=lambda: [60, 300, 900, 1800, 3600],
+        description="waits between attempts after a temporary failure; the last one repeats",
+    )
+    max_age_seconds: int = Field(
+        5 * 86400, ge=60, description="give up (and bounce) a message queued this long"
+    )
+    delay_warning_seconds: int = Field(
+        4 * 3600, ge=0, description="send a delay notice after this long in the queue; 0: never"
+    )
+    max_connections: int = Field(100, ge=1, description="outbound SMTP connections in all")
+    max_connections_per_domain: int = Field(
+        10, ge=1, description="outbound connections to one destination domain (or route)"
+    )
+    max_connections_per_host: int = Field(
+        10, ge=1, description="outbound connections to one remote host address"
+    )
+    max_messages_per_connection: int = Field(
+        100, ge=1, description="messages sent over one connection before it is closed"
+    )
+    max_recipients_per_message: int = Field(
+        100, ge=1, description="RCPTs per transaction (RFC 5321 §4.5.3.1.8: at least 100)"
+    )
+    connect_timeout_seconds: int = Field(30, ge=1, description="time limit for a TCP connect")
+    command_timeout_seconds: int = Field(
+        300, ge=1, description="time limit for a reply (RFC 5321 §4.5.3.2: 5 minutes)"
+    )
+    data_timeout_seconds: int = Field(
+        600, ge=1, description="time limit for the reply to the final dot (RFC 5321: 10 minutes)"
+    )
+    poll_seconds: float = Field(
+        1.0, gt=0, description="how often the scheduler looks for newly queued mail"
+    )
+    relay: RelaySettings = Field(default_factory=RelaySettings, description="smarthost")
+
+
+class DKIMSettings(_Section):
+    """DKIM signing of mail that authenticated users send (keys from `mailstead dkim keygen`)."""
+
+    enabled: bool = Field(
+        True, description="sign outgoing mail for every domain with a key in data_dir/dkim"
+    )
+
+
 class LogSettings(_Section):
     """Logging to standard error, one line per event."""
 
@@ -290,6 +383,10 @@ class Settings(_Section):
         default_factory=ListenersSettings, description="listening sockets"
     )
     smtp: SMTPSettings = Field(default_factory=SMTPSettings, description="SMTP policy")
+    delivery: DeliverySettings = Field(
+        default_factory=DeliverySettings, description="outbound delivery"
+    )
+    dkim: DKIMSettings = Field(default_factory=DKIMSettings, description="DKIM signing")
     log: LogSettings = Field(default_factory=LogSettings, description="logging")
 
     @property

@@ -38,6 +38,7 @@ from mailstead.store.models import (
     MessageMeta,
     OutboundEnvelope,
     QueuedMessage,
+    QueuedRecipient,
     Recipient,
     StoreFlagsResult,
     User,
@@ -227,6 +228,35 @@ class Store(Protocol):
 
     async def remove_queued(self, queue_id: int) -> None:
         """Drop a queued message (all recipients done); its body becomes collectable."""
+
+    # -- outbound delivery state (issue 4: the scheduler) ------------------------------
+    async def claim_queue(self, now: datetime, limit: int) -> list[QueuedMessage]:
+        """Mark up to ``limit`` recipients due at ``now`` (queued or deferred, message not
+        held) ``inflight``; their messages, each with only the claimed recipients."""
+
+    async def queued_messages(self, ids: Sequence[int] | None = None) -> list[QueuedMessage]:
+        """Queued messages with every recipient and all delivery state (all, or ``ids``)."""
+
+    async def get_queued(self, queue_id: int) -> QueuedMessage:
+        """One queued message with its delivery state; NotFound if it is gone."""
+
+    async def update_queue_recipients(self, recipients: Sequence[QueuedRecipient]) -> None:
+        """Write the delivery state of these recipients (matched by ``id``)."""
+
+    async def unsettled_queue(self, limit: int = 1000) -> list[int]:
+        """Messages with a final recipient whose DSN is not settled, or all recipients
+        settled (ready to retire)."""
+
+    async def recover_queue(self, now: datetime) -> int:
+        """At start-up: recipients left ``inflight`` by a crash are due again."""
+
+    async def set_queue_held(self, queue_id: int, held: bool) -> None: ...
+
+    async def retry_queue(self, queue_id: int | None, now: datetime) -> int:
+        """Make pending recipients of one message (or all) due now; returns how many."""
+
+    async def next_queue_due(self) -> datetime | None:
+        """When the next pending recipient of a message not on hold is due."""
 
 
 __all__ = ["UID", "ModSeq", "Store", "StructureParser", "UIDRanges"]

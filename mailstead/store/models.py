@@ -174,6 +174,16 @@ class QueuedRecipient:
     next_attempt: datetime | None = None
     last_error: str | None = None
     id: int = 0
+    # Outbound delivery state (issue 4, migration 3). ``status`` also takes ``inflight``
+    # (claimed by the scheduler) and ``deferred`` (a temporary failure; ``last_error``
+    # holds the reply). ``remote``/``tls`` describe the host of the last attempt,
+    # ``settled`` means the final DSN owed for this recipient (if any) has been sent.
+    last_attempt: datetime | None = None
+    remote: str | None = None
+    tls: str | None = None
+    status_code: str | None = None  # RFC 3463 code of the last outcome, for DSNs
+    delay_notified: bool = False
+    settled: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,3 +211,4 @@ class QueuedMessage:
     size: int
     envelope: OutboundEnvelope
     created: datetime
+    held: bool = False  # `mailstead queue hold`: not attempted until released (issue 4)

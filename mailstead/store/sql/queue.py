@@ -8,7 +8,8 @@ deliveries of the same message.
 from __future__ import annotations
 
 import sqlite3
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from mailstead.store.models import OutboundEnvelope, QueuedMessage, QueuedRecipient
 
@@ -79,3 +80,173 @@ def load_queue(conn: sqlite3.Connection) -> list[QueuedMessage]:
 
 def delete_queued(conn: sqlite3.Connection, queue_id: int) -> bool:
     return conn.execute("DELETE FROM queue_messages WHERE id = ?", (queue_id,)).rowcount > 0
+
+
+# -- outbound delivery state (issue 4: the scheduler) --------------------------------------
+# Claiming due recipients, recording attempts, hold/release/retry and crash recovery.
+# Timestamps are UTC ISO-8601 with microseconds, so text comparison orders them.
+
+#: Recipient states that are final; the others (queued, deferred, inflight) are pending.
+FINAL_STATES = ("delivered", "failed")
+_RECIPIENT_COLUMNS = (
+    "message_id, address, notify, orcpt, status, attempts, next_attempt, last_error, id,"
+    " last_attempt, remote, tls, delay_notified, settled, status_code"
+)
+_MESSAGE_COLUMNS = (
+    "id, blob_id, size, mail_from, envid, ret, body, smtputf8, auth_user, created, held"
+)
+
+
+def timestamp(when: datetime) -> str:
+    """The stored form of a time: UTC, microseconds always present."""
+    return when.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _recipient(row: sqlite3.Row | tuple[object, ...]) -> QueuedRecipient:
+    notify = str(row[2] or "")
+    return QueuedRecipient(
+        address=str(row[1]),
+        notify=tuple(notify.split(",")) if notify else (),
+        orcpt=row[3],  # type: ignore[arg-type]
+        status=str(row[4]),
+        attempts=int(row[5]),  # type: ignore[call-overload]
+        next_attempt=datetime.fromisoformat(str(row[6])),
+        last_error=row[7],  # type: ignore[arg-type]
+        id=int(row[8]),  # type: ignore[call-overload]
+        last_attempt=datetime.fromisoformat(str(row[9])) if row[9] else None,
+        remote=row[10],  # type: ignore[arg-type]
+        tls=row[11],  # type: ignore[arg-type]
+        delay_notified=bool(row[12]),
+        settled=bool(row[13]),
+        status_code=row[14],  # type: ignore[arg-type]
+    )
+
+
+def load_messages(
+    conn: sqlite3.Connection,
+    message_ids: Sequence[int] | None = None,
+    recipient_ids: Sequence[int] | None = None,
+) -> list[QueuedMessage]:
+    """Queued messages with every delivery column; all of them, the given ones, or (with
+    ``recipient_ids``) the messages of those recipients holding only those recipients."""
+    recipients: dict[int, list[QueuedRecipient]] = {}
+    if recipient_ids is not None:
+        rows: list[tuple[object, ...]] = []
+        for start in range(0, len(recipient_ids), 500):
+            chunk = recipient_ids[start : start + 500]
+            rows += conn.execute(
+                f"SELECT {_RECIPIENT_COLUMNS} FROM queue_recipients WHERE id IN"
+                f" ({','.join('?' * len(chunk))}) ORDER BY message_id, id", chunk
+            ).fetchall()
+        message_ids = sorted({int(row[0]) for row in rows})  # type: ignore[call-overload]
+    elif message_ids is not None:
+        rows = []
+        for start in range(0, len(message_ids), 500):
+            chunk = message_ids[start : start + 500]
+            rows += conn.execute(
+                f"SELECT {_RECIPIENT_COLUMNS} FROM queue_recipients WHERE message_id IN"
+                f" ({','.join('?' * len(chunk))}) ORDER BY message_id, id", chunk
+            ).fetchall()
+    else:
+        rows = conn.execute(
+            f"SELECT {_RECIPIENT_COLUMNS} FROM queue_recipients ORDER BY message_id, id"
+        ).fetchall()
+    for row in rows:
+        recipients.setdefault(int(row[0]), []).append(_recipient(row))  # type: ignore[call-overload]
+    if message_ids is None:
+        message_rows = conn.execute(
+            f"SELECT {_MESSAGE_COLUMNS} FROM queue_messages ORDER BY id").fetchall()
+    else:
+        message_rows = []
+        for start in range(0, len(message_ids), 500):
+            chunk = list(message_ids[start : start + 500])
+            message_rows += conn.execute(
+                f"SELECT {_MESSAGE_COLUMNS} FROM queue_messages WHERE id IN"
+                f" ({','.join('?' * len(chunk))}) ORDER BY id", chunk
+            ).fetchall()
+    out = []
+    for row in message_rows:
+        envelope = OutboundEnvelope(
+            mail_from=row[3], recipients=tuple(recipients.get(row[0], ())), envid=row[4],
+            ret=row[5], body=row[6], smtputf8=bool(row[7]), auth_user=row[8],
+        )
+        out.append(QueuedMessage(row[0], row[1], row[2], envelope,
+                                 datetime.fromisoformat(row[9]), held=bool(row[10])))
+    return out
+
+
+def claim_due(conn: sqlite3.Connection, now: datetime, limit: int) -> list[QueuedMessage]:
+    """Mark up to ``limit`` due recipients of messages not on hold ``inflight`` and return
+    their messages, each holding only its claimed recipients."""
+    ids = [row[0] for row in conn.execute(
+        "SELECT r.id FROM queue_recipients r JOIN queue_messages m ON m.id = r.message_id"
+        " WHERE r.status IN ('queued', 'deferred') AND r.next_attempt <= ? AND m.held = 0"
+        " ORDER BY r.next_attempt, r.id LIMIT ?", (timestamp(now), limit)
+    ).fetchall()]
+    if not ids:
+        return []
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        conn.execute(
+            f"UPDATE queue_recipients SET status = 'inflight' WHERE id IN"
+            f" ({','.join('?' * len(chunk))})", chunk)
+    return load_messages(conn, recipient_ids=ids)
+
+
+def update_recipients(conn: sqlite3.Connection, recipients: Sequence[QueuedRecipient]) -> None:
+    conn.executemany(
+        "UPDATE queue_recipients SET status = ?, attempts = ?, next_attempt = ?,"
+        " last_error = ?, last_attempt = ?, remote = ?, tls = ?, delay_notified = ?,"
+        " settled = ?, status_code = ? WHERE id = ?",
+        [(r.status, r.attempts,
+          timestamp(r.next_attempt) if r.next_attempt else timestamp(datetime.now(UTC)),
+          r.last_error, timestamp(r.last_attempt) if r.last_attempt else None, r.remote,
+          r.tls, int(r.delay_notified), int(r.settled), r.status_code, r.id) for r in recipients],
+    )
+
+
+def unsettled_messages(conn: sqlite3.Connection, limit: int) -> list[int]:
+    """Messages owing the scheduler work that no attempt will trigger: a final recipient
+    whose DSN is not settled, or every recipient done (the message can be retired)."""
+    rows = conn.execute(
+        "SELECT m.id FROM queue_messages m WHERE EXISTS (SELECT 1 FROM queue_recipients r"
+        " WHERE r.message_id = m.id AND r.status IN ('delivered', 'failed') AND r.settled = 0)"
+        " OR NOT EXISTS (SELECT 1 FROM queue_recipients r WHERE r.message_id = m.id AND"
+        " (r.status NOT IN ('delivered', 'failed') OR r.settled = 0)) ORDER BY m.id LIMIT ?",
+        (limit,),
+    ).fetchall()
+    return [row[0] for row in rows]
+
+
+def recover_inflight(conn: sqlite3.Connection, now: datetime) -> int:
+    """After a crash nothing is in flight: claimed recipients become due again. One whose
+    remote had answered the final dot but whose result was not recorded is sent again;
+    docs/outbound.md states this window."""
+    return conn.execute(
+        "UPDATE queue_recipients SET status = CASE WHEN attempts > 0 THEN 'deferred' ELSE"
+        " 'queued' END, next_attempt = ? WHERE status = 'inflight'", (timestamp(now),)
+    ).rowcount
+
+
+def set_held(conn: sqlite3.Connection, queue_id: int, held: bool) -> bool:
+    return conn.execute("UPDATE queue_messages SET held = ? WHERE id = ?",
+                        (int(held), queue_id)).rowcount > 0
+
+
+def make_due(conn: sqlite3.Connection, queue_id: int | None, now: datetime) -> int:
+    """``queue retry``: pending recipients (of one message, or all) are due now."""
+    sql = ("UPDATE queue_recipients SET next_attempt = ? WHERE status IN ('queued',"
+           " 'deferred')")
+    params: list[object] = [timestamp(now)]
+    if queue_id is not None:
+        sql += " AND message_id = ?"
+        params.append(queue_id)
+    return conn.execute(sql, params).rowcount
+
+
+def next_due(conn: sqlite3.Connection) -> datetime | None:
+    row = conn.execute(
+        "SELECT min(r.next_attempt) FROM queue_recipients r JOIN queue_messages m"
+        " ON m.id = r.message_id WHERE r.status IN ('queued', 'deferred') AND m.held = 0"
+    ).fetchone()
+    return datetime.fromisoformat(row[0]) if row and row[0] else None

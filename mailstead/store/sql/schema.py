@@ -128,6 +128,19 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX queue_recipients_message ON queue_recipients(message_id);
     CREATE INDEX queue_recipients_due ON queue_recipients(status, next_attempt);
     """,
+    # 3: outbound delivery state (the scheduler, issue 4). Where the last attempt went and
+    # over which TLS version, whether the delay notice went out, whether the final DSN
+    # owed for a recipient was sent (so a restart neither loses nor repeats it), and
+    # messages an operator put on hold.
+    """
+    ALTER TABLE queue_recipients ADD COLUMN last_attempt TEXT;
+    ALTER TABLE queue_recipients ADD COLUMN remote TEXT;
+    ALTER TABLE queue_recipients ADD COLUMN tls TEXT;
+    ALTER TABLE queue_recipients ADD COLUMN status_code TEXT;
+    ALTER TABLE queue_recipients ADD COLUMN delay_notified INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE queue_recipients ADD COLUMN settled INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE queue_messages ADD COLUMN held INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 
 

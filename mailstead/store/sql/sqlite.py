@@ -55,6 +55,7 @@ from mailstead.store.models import (
     MessageMeta,
     OutboundEnvelope,
     QueuedMessage,
+    QueuedRecipient,
     Recipient,
     StoreFlagsResult,
     User,
@@ -62,10 +63,18 @@ from mailstead.store.models import (
 from mailstead.store.names import SEPARATOR, is_inbox, parents_of, validate_mailbox_name
 from mailstead.store.sql.queue import (
     QUEUE_REFERENCE,
+    claim_due,
     delete_queued,
     insert_queued,
     is_blob_queued,
+    load_messages,
     load_queue,
+    make_due,
+    next_due,
+    recover_inflight,
+    set_held,
+    unsettled_messages,
+    update_recipients,
 )
 from mailstead.store.sql.schema import migrate
 from mailstead.store.sql.writer import GroupCommitWriter, WriteOutcome
@@ -1059,6 +1068,65 @@ class SQLiteStore:
             return WriteOutcome()
 
         await self._write(write)
+
+    # -- outbound delivery state (issue 4: the scheduler) ----------------------------------
+    async def claim_queue(self, now: datetime, limit: int) -> list[QueuedMessage]:
+        def write(conn: sqlite3.Connection) -> WriteOutcome:
+            return WriteOutcome(claim_due(conn, now, limit))
+
+        result: list[QueuedMessage] = await self._write(write)
+        return result
+
+    async def queued_messages(self, ids: Sequence[int] | None = None) -> list[QueuedMessage]:
+        wanted = None if ids is None else list(ids)
+        return await self._read(lambda conn: load_messages(conn, wanted))
+
+    async def get_queued(self, queue_id: int) -> QueuedMessage:
+        found = await self.queued_messages([queue_id])
+        if not found:
+            raise NotFound(f"queued message #{queue_id} does not exist")
+        return found[0]
+
+    async def update_queue_recipients(self, recipients: Sequence[QueuedRecipient]) -> None:
+        rows = list(recipients)
+
+        def write(conn: sqlite3.Connection) -> WriteOutcome:
+            update_recipients(conn, rows)
+            return WriteOutcome()
+
+        await self._write(write)
+
+    async def unsettled_queue(self, limit: int = 1000) -> list[int]:
+        return await self._read(lambda conn: unsettled_messages(conn, limit))
+
+    async def recover_queue(self, now: datetime) -> int:
+        def write(conn: sqlite3.Connection) -> WriteOutcome:
+            return WriteOutcome(recover_inflight(conn, now))
+
+        result: int = await self._write(write)
+        return result
+
+    async def set_queue_held(self, queue_id: int, held: bool) -> None:
+        def write(conn: sqlite3.Connection) -> WriteOutcome:
+            if not set_held(conn, queue_id, held):
+                raise NotFound(f"queued message #{queue_id} does not exist")
+            return WriteOutcome()
+
+        await self._write(write)
+
+    async def retry_queue(self, queue_id: int | None, now: datetime) -> int:
+        def write(conn: sqlite3.Connection) -> WriteOutcome:
+            if queue_id is not None and not conn.execute(
+                "SELECT 1 FROM queue_messages WHERE id = ?", (queue_id,)
+            ).fetchone():
+                raise NotFound(f"queued message #{queue_id} does not exist")
+            return WriteOutcome(make_due(conn, queue_id, now))
+
+        result: int = await self._write(write)
+        return result
+
+    async def next_queue_due(self) -> datetime | None:
+        return await self._read(next_due)
 
     async def store_flags(
         self,
