@@ -13,7 +13,7 @@ import logging
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from mailstead.auth.authenticator import Authenticator
 from mailstead.auth.throttle import Throttle, ThrottlePolicy
@@ -27,6 +27,9 @@ from mailstead.net.stream import Stream
 from mailstead.net.tls import TLSContexts, ensure_self_signed
 from mailstead.store.interfaces import Store
 from mailstead.store.sql.sqlite import SQLiteStore
+
+if TYPE_CHECKING:
+    from mailstead.delivery.scheduler import Scheduler
 
 log = logging.getLogger("mailstead.serve")
 
@@ -154,6 +157,18 @@ def build_listeners(services: Services) -> list[Listener]:
     return listeners
 
 
+def build_scheduler(services: Services) -> Scheduler | None:
+    """The outbound queue's delivery loop, when enabled; listed in ``extras["outbound"]``
+    so front ends can wake it when they queue mail."""
+    if not services.settings.delivery.enabled:
+        return None
+    from mailstead.delivery.scheduler import Scheduler
+
+    scheduler = Scheduler(services.store, services.settings)
+    services.extras["outbound"] = scheduler
+    return scheduler
+
+
 async def _collect_garbage_forever(store: Store, grace: float) -> None:
     while True:
         await asyncio.sleep(GC_INTERVAL_SECONDS)
@@ -173,6 +188,7 @@ class RunningServer:
         self.services = services
         self.group = group
         self._gc_task: asyncio.Task[None] | None = None
+        self.scheduler: Scheduler | None = None  # outbound delivery (issue 4)
 
     @classmethod
     async def start(
@@ -201,12 +217,16 @@ class RunningServer:
             ))
             authenticator = Authenticator(store, throttle, password_policy(settings))
             services = Services(settings, store, authenticator, tls)
+            scheduler = build_scheduler(services)
             group = ListenerGroup(build_listeners(services))
             await group.start()
+            if scheduler is not None:
+                await scheduler.start()
         except BaseException:
             await store.close()
             raise
         running = cls(services, group)
+        running.scheduler = scheduler
         running._gc_task = asyncio.create_task(
             _collect_garbage_forever(store, float(settings.store.gc_grace_seconds))
         )
@@ -231,6 +251,9 @@ class RunningServer:
 
     async def shutdown_services(self) -> None:
         """Stop background work and close the store (listeners already stopped)."""
+        if self.scheduler is not None:
+            await self.scheduler.stop()
+            self.scheduler = None
         if self._gc_task is not None:
             self._gc_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

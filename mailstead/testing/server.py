@@ -62,6 +62,8 @@ def settings_dict_for_tests(data_dir: Path, config: Mapping[str, Any] | None = N
         },
         "store": {"gc_grace_seconds": 3600},
         "log": {"level": "debug"},
+        # No outbound delivery unless a test asks for it: tests never send to the internet.
+        "delivery": {"enabled": False},
         "listeners": {
             name: {"address": "127.0.0.1", **({"port": port} if port is not None else {})}
             for name in LISTENER_NAMES
