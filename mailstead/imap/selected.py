@@ -35,24 +35,22 @@ class MailboxGone(Exception):
 class RecentTracker:
     """\\Recent for IMAP4rev1 (RFC 3501 §2.3.2), kept per process: the first session to see
     a message (read-write) claims it. Not persisted — after a restart everything counts as
-    recent once, which the RFC allows ("may be lost")."""
+    recent once, which the RFC allows ("may be lost"). Keyed by (mailbox id, UIDVALIDITY):
+    a database may reuse the id of a deleted mailbox, never its UIDVALIDITY."""
 
     def __init__(self) -> None:
-        self._claimed: dict[int, int] = {}
+        self._claimed: dict[tuple[int, int], int] = {}
 
-    def claim(self, mailbox_id: int, uids: Iterable[int]) -> set[int]:
-        mark = self._claimed.get(mailbox_id, 0)
+    def claim(self, mailbox: tuple[int, int], uids: Iterable[int]) -> set[int]:
+        mark = self._claimed.get(mailbox, 0)
         mine = {u for u in uids if u > mark}
         if mine:
-            self._claimed[mailbox_id] = max(mine)
+            self._claimed[mailbox] = max(mine)
         return mine
 
-    def count_unclaimed(self, mailbox_id: int, uids: Iterable[int]) -> int:
-        mark = self._claimed.get(mailbox_id, 0)
+    def count_unclaimed(self, mailbox: tuple[int, int], uids: Iterable[int]) -> int:
+        mark = self._claimed.get(mailbox, 0)
         return sum(1 for u in uids if u > mark)
-
-    def forget(self, mailbox_id: int) -> None:
-        self._claimed.pop(mailbox_id, None)
 
 
 class SelectedMailbox:

@@ -156,7 +156,8 @@ class Session:
     # -- selection ---------------------------------------------------------------------------
     def claim_recent(self, uids: list[int]) -> set[int]:
         assert self.selected is not None
-        return self.ctx.recent.claim(self.selected.mailbox_id, uids)
+        view = self.selected
+        return self.ctx.recent.claim((view.mailbox_id, view.uidvalidity), uids)
 
     def open_subscription(self) -> Subscription:
         """Subscribe before reading the mailbox so no change slips between (invariant 5)."""

@@ -111,7 +111,9 @@ async def status_items(session: Session, box: Mailbox, items: tuple[str, ...]) -
             value = session.settings.limits.max_message_size
         else:  # RECENT
             metas = await session.store.list_messages(box.id)
-            value = session.ctx.recent.count_unclaimed(box.id, (int(m.uid) for m in metas))
+            value = session.ctx.recent.count_unclaimed(
+                (box.id, box.uidvalidity), (int(m.uid) for m in metas)
+            )
         values.append(f"{item} {value}")
     return ("(" + " ".join(values) + ")").encode()
 

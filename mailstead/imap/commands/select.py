@@ -34,25 +34,27 @@ async def select(session: Session, cmd: Command) -> Reply:
     recent_tracker = session.ctx.recent
     if readonly:
         recent: set[int] = set()
-        recent_count = recent_tracker.count_unclaimed(box.id, uids)
+        recent_count = recent_tracker.count_unclaimed((box.id, box.uidvalidity), uids)
     else:
-        recent = recent_tracker.claim(box.id, uids)
+        recent = recent_tracker.claim((box.id, box.uidvalidity), uids)
         recent_count = len(recent)
     view = SelectedMailbox(box, messages, readonly=readonly, recent=recent)
     session.set_selected(view)
+    # The order is free (RFC 9051 §6.3.2); this is James's, which Dovecot's clients accept.
     session.untagged(b"FLAGS " + view.flags_response())
+    session.untagged(f"{view.exists} EXISTS")
+    if not session.rev2:
+        session.untagged(f"{recent_count} RECENT")  # RFC 3501 §6.3.1
+    session.untagged(f"OK [UIDVALIDITY {box.uidvalidity}] UIDs valid")
+    if not session.rev2:
+        first_unseen = next((i for i, m in enumerate(messages, 1) if SEEN not in m.flags), None)
+        if first_unseen is not None:
+            session.untagged(f"OK [UNSEEN {first_unseen}] First unseen")
     if readonly:
         session.untagged("OK [PERMANENTFLAGS ()] Read-only mailbox")
     else:
         flags = view.flags_response()[:-1] + b" \\*)"
         session.untagged(b"OK [PERMANENTFLAGS " + flags + b"] Flags permitted")
-    session.untagged(f"{view.exists} EXISTS")
-    if not session.rev2:
-        session.untagged(f"{recent_count} RECENT")  # RFC 3501 §6.3.1
-        first_unseen = next((i for i, m in enumerate(messages, 1) if SEEN not in m.flags), None)
-        if first_unseen is not None:
-            session.untagged(f"OK [UNSEEN {first_unseen}] First unseen")
-    session.untagged(f"OK [UIDVALIDITY {box.uidvalidity}] UIDs valid")
     session.untagged(f"OK [UIDNEXT {box.uidnext}] Predicted next UID")
     if session.rev2:
         # RFC 9051 §6.3.2: a LIST response with the mailbox name is required.
