@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from mailstead.cli import admin
+from mailstead.cli import admin, outbound
 from mailstead.cli.admin import CliState, location_options
 from mailstead.config.load import load_settings
 from mailstead.core.errors import MailsteadError
@@ -122,6 +122,7 @@ def config_check(state: CliState, file: Path | None) -> None:
 
 
 admin.register(cli)
+outbound.register(cli)
 
 
 def main() -> None:

@@ -169,6 +169,19 @@ def build_scheduler(services: Services) -> Scheduler | None:
     return scheduler
 
 
+def connect_outbound(services: Services, scheduler: Scheduler | None) -> None:
+    """Give SMTP's deliverer the DKIM signer and the scheduler's wake-up (issue 4)."""
+    deliverer = getattr(services.extras.get("smtp"), "deliverer", None)
+    if deliverer is None:
+        return
+    if services.settings.dkim.enabled:
+        from mailstead.delivery.dkim import Signer
+
+        deliverer.signer = Signer(services.settings.data_dir)
+    if scheduler is not None:
+        deliverer.on_queued = scheduler.wake
+
+
 async def _collect_garbage_forever(store: Store, grace: float) -> None:
     while True:
         await asyncio.sleep(GC_INTERVAL_SECONDS)
@@ -219,6 +232,7 @@ class RunningServer:
             services = Services(settings, store, authenticator, tls)
             scheduler = build_scheduler(services)
             group = ListenerGroup(build_listeners(services))
+            connect_outbound(services, scheduler)
             await group.start()
             if scheduler is not None:
                 await scheduler.start()

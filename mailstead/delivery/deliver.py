@@ -23,11 +23,13 @@ import email.utils
 import logging
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from mailstead.core.errors import QuotaExceeded, StoreError
 from mailstead.core.types import Address
+from mailstead.delivery.dkim import Signer, from_domain
 from mailstead.delivery.router import DeliveryError, LocalTarget, Router
 from mailstead.store.interfaces import Store
 from mailstead.store.models import OutboundEnvelope, QueuedRecipient, Recipient
@@ -94,6 +96,9 @@ class Delivery:
     remote: dict[str, _RemoteRcpt] = field(default_factory=dict)  # casefolded address ->
     success_dsn: list[QueuedRecipient] = field(default_factory=list)
     local_rcpts: list[str] = field(default_factory=list)
+    # Outbound (issue 4): DKIM-sign what authenticated users send out, wake the scheduler.
+    signer: Signer | None = None
+    on_queued: Callable[[], None] | None = None
 
     @property
     def recipient_count(self) -> int:
@@ -136,6 +141,12 @@ class Delivery:
         check_loops(data, self.local_rcpts)
         received = received_header(self.trace, self.envelope,
                                    self.rcpt_addresses if len(self.rcpt_addresses) == 1 else [])
+        if self.signer is not None and self.trace.auth_user and self.remote:
+            # Signed before it is queued; the Received line above stays outside the
+            # signature (it is not in the signed header list).
+            mail_from = self.envelope.mail_from
+            data = self.signer.sign(data, from_domain(data),
+                                    mail_from.domain if mail_from is not None else None) + data
         queued_copy = received + data
         local_copy = b""
         recipients: list[Recipient] = []
@@ -154,6 +165,8 @@ class Delivery:
                 await self.store.enqueue(
                     queued_copy, outbound, local_copy if recipients else None, recipients
                 )
+                if self.on_queued is not None:
+                    self.on_queued()  # the outbound scheduler looks now, not at its next poll
         except QuotaExceeded:
             raise OVER_QUOTA from None
         except StoreError as exc:
@@ -187,9 +200,12 @@ class Deliverer:
     def __init__(self, store: Store, router: Router) -> None:
         self.store = store
         self.router = router
+        self.signer: Signer | None = None  # set by the composition root (issue 4)
+        self.on_queued: Callable[[], None] | None = None
 
     def start(self, envelope: Envelope, trace: TraceInfo, *, relay_allowed: bool) -> Delivery:
-        return Delivery(self.store, self.router, envelope, trace, relay_allowed)
+        return Delivery(self.store, self.router, envelope, trace, relay_allowed,
+                        signer=self.signer, on_queued=self.on_queued)
 
 
 # -- trace headers --------------------------------------------------------------------------

@@ -45,7 +45,8 @@ class SinkHandler:
     remove_extensions: set[str] = field(default_factory=set)
     add_extensions: list[str] = field(default_factory=list)
     received: list[Received] = field(default_factory=list)
-    hold_data: threading.Event | None = None  # set: answer the final dot; clear: wait
+    hold_after: int | None = None  # final dots answered before the gate must open
+    gate: threading.Event = field(default_factory=threading.Event)
     dots_seen: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -72,9 +73,10 @@ class SinkHandler:
 
         with self.lock:
             self.dots_seen += 1
+            seen = self.dots_seen
             reply = self.data_replies.popleft() if self.data_replies else "250 2.0.0 OK"
-        if self.hold_data is not None:
-            while not self.hold_data.is_set():
+        if self.hold_after is not None and seen > self.hold_after:
+            while not self.gate.is_set():  # a remote that never answers the final dot
                 await asyncio.sleep(0.01)
         if reply.startswith("2"):
             transport = getattr(server, "transport", None)
@@ -136,7 +138,9 @@ class SinkServer:
         data_replies: Iterable[str] = (),
         remove_extensions: Iterable[str] = (),
         add_extensions: Iterable[str] = (),
+        auth: tuple[str, str] | None = None,
     ) -> None:
+        self.auth = auth
         self.handler = SinkHandler(
             data_replies=collections.deque(data_replies),
             remove_extensions={e.upper() for e in remove_extensions},
@@ -179,6 +183,7 @@ class SinkServer:
                 self, handler=self.handler, hostname="127.0.0.1", port=self.port,
                 data_size_limit=self.size_limit, enable_SMTPUTF8=self.smtputf8,
                 tls_context=self.tls_context, ident="sink",
+                **self._auth_kwargs(),
             )
             try:
                 controller.start()
@@ -194,6 +199,21 @@ class SinkServer:
                 self.connections = self.max_active = 0
             return self
         raise RuntimeError("the SMTP sink could not start")
+
+    def _auth_kwargs(self) -> dict[str, Any]:
+        if self.auth is None:
+            return {}
+        from aiosmtpd.smtp import AuthResult
+
+        user, password = self.auth
+
+        def authenticator(server: Any, session: Any, envelope: Any, mechanism: str,
+                          data: Any) -> AuthResult:
+            ok = (getattr(data, "login", None) == user.encode()
+                  and getattr(data, "password", None) == password.encode())
+            return AuthResult(success=ok)
+
+        return {"authenticator": authenticator, "auth_required": True}
 
     def stop(self) -> None:
         if self._controller is not None:
