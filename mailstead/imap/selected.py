@@ -103,6 +103,8 @@ class SelectedMailbox:
         if uid:
             return self._resolve_uids(seqset)
         n = len(self.uids)
+        if n == 0 and all(a is None or b is None for a, b in seqset.ranges):
+            return []  # "1:*" in an empty mailbox names nothing (Dovecot, James agree)
         chosen: set[int] = set()
         for a, b in seqset.ranges:
             lo = n if a is None else a
@@ -236,10 +238,21 @@ class SelectedMailbox:
                     if new_keywords:
                         # RFC 9051 §7.3.5: FLAGS lists the flags applicable in the mailbox.
                         self.keywords |= new_keywords
-                        out.append(response.untagged(b"FLAGS " + self.flags_response()))
+                        out += self.flags_announcement()
                     out.append(fetch_flags(seq, flags))
             self._flag_updates.clear()
         return out
+
+    def flags_announcement(self) -> list[bytes]:
+        """FLAGS and PERMANENTFLAGS again after a new keyword appeared (RFC 9051 §7.3.5)."""
+        flags = self.flags_response()
+        lines = [response.untagged(b"FLAGS " + flags)]
+        if not self.readonly:
+            permanent = flags[:-1] + b" \\*)"
+            lines.append(
+                response.untagged(b"OK [PERMANENTFLAGS " + permanent + b"] Flags permitted")
+            )
+        return lines
 
     def flags_response(self) -> bytes:
         return response.flag_list(

@@ -106,6 +106,9 @@ class Session:
         self.user: User | None = None
         self.enabled: set[str] = set()
         self.selected: SelectedMailbox | None = None
+        # \Recent this session was given, kept across re-SELECTs of the same mailbox
+        # (RFC 3501 §2.3.2: the session that was first notified keeps it).
+        self.recent_memory: dict[tuple[int, int], set[int]] = {}
         self.subscription: Subscription | None = None
         self.errors = 0
         self.commands = 0
@@ -171,6 +174,9 @@ class Session:
         self.state = State.SELECTED
 
     def unselect(self) -> None:
+        view = self.selected
+        if view is not None and view.recent:
+            self.recent_memory[(view.mailbox_id, view.uidvalidity)] = set(view.recent)
         self.selected = None
         if self.subscription is not None:
             self.subscription.close()
@@ -307,7 +313,8 @@ class Session:
             raise Disconnect
         allowed = ALLOWED.get(cmd.name)
         if allowed is None or self.state not in allowed:
-            self._bad(cmd.tag, f"{cmd.name} is not valid in this state")
+            # Well-formed but untimely: NO rather than BAD (the syntax was fine), as James.
+            self.send(response.tagged(cmd.tag, "NO", f"{cmd.name} is not valid in this state"))
             return
         handler = commands[cmd.name]
         allow_expunge = cmd.name not in NO_EXPUNGE_DURING

@@ -255,7 +255,7 @@ def test_fetch_items() -> None:
     assert isinstance(args, Fetch)
     names = [i.response_name() for i in args.items]
     assert names == [
-        "FLAGS", "BODY[1.2.HEADER.FIELDS (FROM TO)]<0>", "BINARY[2]", "BINARY.SIZE[1]",
+        "FLAGS", "BODY[1.2.HEADER.FIELDS (From to)]<0>", "BINARY[2]", "BINARY.SIZE[1]",
         "RFC822.SIZE",
     ]
     assert args.items[1].peek and not args.items[1].sets_seen

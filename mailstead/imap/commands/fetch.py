@@ -180,7 +180,8 @@ async def fetch(session: Session, cmd: Command) -> Reply:
                 for item in items
             ]
             if uid in seen_changed and not wants_flags:
-                parts.append(render_item(
+                # RFC 9051 §6.4.5: the implicit \Seen change is reported in the same FETCH.
+                parts.insert(0, render_item(
                     session, FetchAtt("FLAGS"), meta, flags_now[uid], recent, None, None
                 ))
             line = b"* %d FETCH (" % seq + b" ".join(parts) + b")\r\n"

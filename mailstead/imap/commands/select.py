@@ -36,7 +36,10 @@ async def select(session: Session, cmd: Command) -> Reply:
         recent: set[int] = set()
         recent_count = recent_tracker.count_unclaimed((box.id, box.uidvalidity), uids)
     else:
-        recent = recent_tracker.claim((box.id, box.uidvalidity), uids)
+        key = (box.id, box.uidvalidity)
+        recent = recent_tracker.claim(key, uids)
+        present = set(uids)
+        recent |= session.recent_memory.pop(key, set()) & present
         recent_count = len(recent)
     view = SelectedMailbox(box, messages, readonly=readonly, recent=recent)
     session.set_selected(view)

@@ -32,11 +32,11 @@ async def store(session: Session, cmd: Command) -> Reply:
     )
     for update in result.updated:
         view.note_own_flags(int(update.uid), int(update.modseq))
-    for flag in args.flags:
-        if not flag.startswith("\\") and flag not in view.keywords:
-            view.keywords.add(flag)
-            session.untagged(b"FLAGS " + view.flags_response())  # RFC 9051 §7.3.5
-            break
+    new_keywords = {f for f in args.flags if not f.startswith("\\")} - view.keywords
+    if new_keywords and args.mode != "remove":
+        view.keywords |= new_keywords
+        for line in view.flags_announcement():  # RFC 9051 §7.3.5
+            session.send(line)
     if args.silent:
         return Reply(text=f"{cmd.name} completed")
     # The result holds only what changed; the client is told every message's flags.

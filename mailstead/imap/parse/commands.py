@@ -185,7 +185,7 @@ def _login(r: Reader) -> Login:
 def _enable(r: Reader) -> Enable:
     caps: list[str] = []
     while r.peek() == b" ":
-        r.pos += 1
+        r.sp()
         caps.append(r.atom("a capability").upper())
     if not caps:
         raise r.error("ENABLE needs at least one capability")
@@ -208,7 +208,7 @@ def _create(r: Reader) -> Create:
     name = r.mailbox()
     uses: list[str] = []
     if r.peek() == b" ":
-        r.pos += 1
+        r.sp()
         r.open_paren()  # RFC 4466 create-param; RFC 6154 §3 "USE" (list of attributes)
         r.expect(b"USE ", "USE")
         r.open_paren()
@@ -290,7 +290,7 @@ def _list(r: Reader, *, lsub: bool = False) -> ListArgs:
     returns: list[str] = []
     status_items: list[str] = []
     if not lsub and r.peek() == b" ":
-        r.pos += 1
+        r.sp()
         r.expect(b"RETURN ", "RETURN")
         extended = True
         for opt in _options(r, LIST_RETURN, "LIST return"):
@@ -374,7 +374,7 @@ def _store(r: Reader) -> Store:
     else:
         flags = [r.flag()]
         while r.peek() == b" ":
-            r.pos += 1
+            r.sp()
             flags.append(r.flag())
     r.end()
     for flag in flags:

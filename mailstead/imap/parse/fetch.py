@@ -94,7 +94,8 @@ def _section(r: Reader, *, binary: bool) -> tuple[str, tuple[int, ...]]:
     if spec:
         text = f"{text}.{spec}" if text else spec
     if fields:
-        text += " (" + " ".join(f.upper() for f in fields) + ")"
+        # Echoed as the client wrote them (RFC 9051 §7.5.2: the section as requested).
+        text += " (" + " ".join(fields) + ")"
     return text, tuple(path)
 
 
@@ -131,9 +132,13 @@ def fetch_atts(r: Reader) -> list[FetchAtt]:
     """``ALL`` / ``FAST`` / ``FULL`` / one item / a parenthesised list of items."""
     if r.peek() == b"(":
         r.open_paren()
+        if r.peek() == b")":
+            # Not in the RFC 9051 grammar, but harmless: James and others answer "FETCH ()".
+            r.close_paren()
+            return []
         items = [fetch_att(r)]
         while r.peek() == b" ":
-            r.pos += 1
+            r.sp()
             items.append(fetch_att(r))
         r.close_paren()
         return items

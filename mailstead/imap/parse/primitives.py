@@ -89,9 +89,12 @@ class Reader:
             raise self.error(f"expected {what or repr(token.decode())}")
 
     def sp(self) -> None:
+        """One SP (RFC 9051 §9); runs of spaces are tolerated, as Dovecot and James do."""
         if self.peek() != b" ":
             raise self.error("expected a space")
         self.pos += 1
+        while self.peek() == b" ":
+            self.pos += 1
 
     def end(self) -> None:
         if not self.at_end():

@@ -51,7 +51,7 @@ def search_key(r: Reader) -> SearchKey:
         r.open_paren()
         keys = [search_key(r)]
         while r.peek() == b" ":
-            r.pos += 1
+            r.sp()
             keys.append(search_key(r))
         r.close_paren()
         return keys[0] if len(keys) == 1 else SearchKey("AND", tuple(keys))
@@ -126,7 +126,7 @@ def search_args(r: Reader) -> SearchArgs:
         r.sp()
     keys = [search_key(r)]
     while r.peek() == b" ":
-        r.pos += 1
+        r.sp()
         keys.append(search_key(r))
     r.end()
     key = keys[0] if len(keys) == 1 else SearchKey("AND", tuple(keys))
