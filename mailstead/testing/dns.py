@@ -139,9 +139,14 @@ class TestDNSServer:
         raise RuntimeError("no free port for the test DNS server")
 
     def stop(self) -> None:
+        # shutdown() waits for the serve loop's poll; stop both transports at once.
+        stoppers = [threading.Thread(target=s.server.shutdown) for s in self._servers]
+        for thread in stoppers:
+            thread.start()
+        for thread in stoppers:
+            thread.join(timeout=5)
         for server in self._servers:
             with contextlib.suppress(Exception):
-                server.server.shutdown()
                 server.server.server_close()
         self._servers = []
 

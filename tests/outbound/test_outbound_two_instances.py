@@ -1,0 +1,103 @@
+"""Two real mailstead instances: A delivers to B found through MX records served by a DNS
+server on loopback; B's copy carries a DKIM signature that verifies against the key
+published in the test zone. A refusal by B comes back to the sender as a bounce."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import smtplib
+import ssl
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import dkim
+import pytest
+
+from mailstead.delivery.dkim import generate_key
+from mailstead.testing.dns import TestDNSServer
+from mailstead.testing.server import ServerThread, deep_merge
+
+PASSWORD = "correct horse battery staple"
+
+
+def inbox(srv: ServerThread, address: str) -> list[bytes]:
+    async def read() -> list[bytes]:
+        user = await srv.store.find_user(address)
+        assert user is not None
+        box = await srv.store.get_mailbox(user.id, "INBOX")
+        return [await srv.store.read_blob(m.blob_id) for m in await srv.store.list_messages(box.id)]
+
+    return srv.call(read())
+
+
+def wait_inbox(srv: ServerThread, address: str, count: int, timeout: float = 30.0
+               ) -> list[bytes]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = inbox(srv, address)
+        if len(got) >= count:
+            return got
+        time.sleep(0.05)
+    raise AssertionError(f"{address} has {len(inbox(srv, address))} messages, expected {count}")
+
+
+@pytest.fixture
+def pair(tmp_path: Path, dns_server: TestDNSServer) -> Iterator[tuple[ServerThread, ServerThread]]:
+    with ServerThread(tmp_path / "b", {"hostname": "mx.b.test"}) as b:
+        b.add_user("bob@b.test", PASSWORD)
+        key = generate_key(tmp_path / "a" / "data", "a.test", "s1", "rsa2048")
+        dns_server.add_many([
+            ("b.test", "MX", "10 mx.b.test"), ("mx.b.test", "A", "127.0.0.1"),
+            (key.record_name, "TXT", key.txt_value),
+        ])
+        config: dict[str, Any] = deep_merge(dns_server.settings(), {
+            "hostname": "mx.a.test",
+            "delivery": {"enabled": True, "smtp_port": b.port("smtp"), "poll_seconds": 0.2},
+        })
+        with ServerThread(tmp_path / "a", config) as a:
+            a.add_user("alice@a.test", PASSWORD)
+            yield a, b
+
+
+def submit(a: ServerThread, rcpt: str, body: str = "Hello Bob.\r\n") -> None:
+    message = (f"From: Alice <alice@a.test>\r\nTo: <{rcpt}>\r\nSubject: across\r\n"
+               f"Message-ID: <x1@a.test>\r\nDate: Wed, 25 Nov 2026 10:00:00 +0000\r\n"
+               f"\r\n{body}")
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with smtplib.SMTP("127.0.0.1", a.port("submission"), timeout=30) as client:
+        client.starttls(context=context)
+        client.login("alice@a.test", PASSWORD)
+        client.sendmail("alice@a.test", [rcpt], message.encode())
+
+
+def test_mail_crosses_to_the_other_instance_signed(pair: tuple[ServerThread, ServerThread],
+                                                   dns_server: TestDNSServer) -> None:
+    a, b = pair
+    submit(a, "bob@b.test")
+    [raw] = wait_inbox(b, "bob@b.test", 1)
+    parsed = email.message_from_bytes(raw, policy=email.policy.default)
+    assert parsed["Subject"] == "across"
+    assert "Hello Bob." in raw.decode()
+    # B's Received line says it came from A over TLS (opportunistic STARTTLS).
+    assert b"TLS" in raw.split(b"\r\n\r\n")[0]
+    start = raw.index(b"DKIM-Signature:")
+    assert b"d=a.test" in raw and b"s=s1" in raw
+    assert dkim.verify(raw[start:], dnsfunc=dns_server.lookup_txt)
+    assert a.call(a.store.queued_messages()) == []
+
+
+def test_refusal_by_the_other_instance_bounces_to_the_sender(
+        pair: tuple[ServerThread, ServerThread]) -> None:
+    a, _ = pair
+    submit(a, "nobody@b.test")
+    [raw] = wait_inbox(a, "alice@a.test", 1)
+    dsn = email.message_from_bytes(raw, policy=email.policy.default)
+    assert dsn.get_content_type() == "multipart/report"
+    text = raw.decode("utf-8", "replace")
+    assert "<nobody@b.test>" in text and "550 5.1.1" in text
+    assert "Action: failed" in text
