@@ -97,12 +97,14 @@ def _header_values(c: Candidate, name: str) -> list[str]:
 
 
 def _text_parts(part: Part) -> list[Part]:
+    """Every leaf, decoded: Dovecot and James also find words in non-text/* parts (for
+    instance application/xhtml+xml), and RFC 9051 §6.4.4 only says "the body"."""
     if part.children:
         found: list[Part] = []
         for child in part.children:
             found += _text_parts(child)
         return found
-    return [part] if part.content_type == "text" else []
+    return [part]
 
 
 def _body_text(c: Candidate) -> str:

@@ -226,8 +226,9 @@ class SelectedMailbox:
         if len(self.uids) != self.reported_exists:
             self.reported_exists = len(self.uids)
             out.append(b"* %d EXISTS\r\n" % self.reported_exists)
-            if not rev2 and len(self.recent) != self._recent_reported:
-                out.append(b"* %d RECENT\r\n" % len(self.recent))
+        if not rev2 and len(self.recent) != self._recent_reported:
+            # RFC 3501 §7.3.2: RECENT whenever the count changes (arrivals or expunges).
+            out.append(b"* %d RECENT\r\n" % len(self.recent))
         self._recent_reported = len(self.recent)
         if self._flag_updates:
             for u in sorted(self._flag_updates):

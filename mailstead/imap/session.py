@@ -111,6 +111,8 @@ class Session:
         self.recent_memory: dict[tuple[int, int], set[int]] = {}
         self.subscription: Subscription | None = None
         self.errors = 0
+        self.failed_logins = 0
+        self.current_tag = "*"
         self.commands = 0
         self._unflushed = 0
         self.log = stream.log
@@ -317,6 +319,7 @@ class Session:
             self.send(response.tagged(cmd.tag, "NO", f"{cmd.name} is not valid in this state"))
             return
         handler = commands[cmd.name]
+        self.current_tag = cmd.tag
         allow_expunge = cmd.name not in NO_EXPUNGE_DURING
         try:
             # Updates that arrived since the last command go first, so any sequence numbers

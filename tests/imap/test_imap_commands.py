@@ -342,7 +342,7 @@ def test_expunge_close_unselect(raw: Raw, client: imaplib.IMAP4) -> None:
     assert lines[:2] == [b"* 1 EXPUNGE\r\n", b"* 2 EXPUNGE\r\n"]
     raw.command("STORE 1:2 +FLAGS.SILENT (\\Deleted)")
     lines = raw.command("UID EXPUNGE 4")
-    assert lines[0] == b"* 2 EXPUNGE\r\n" and len(lines) == 2
+    assert lines[:2] == [b"* 2 EXPUNGE\r\n", b"* 1 RECENT\r\n"] and len(lines) == 3
     lines = raw.command("CLOSE")
     assert len(lines) == 1 and status_of(lines) == b"OK"  # silent expunge of UID 2
     assert b"(MESSAGES 0)" in raw.command("STATUS INBOX (MESSAGES)")[0]
@@ -373,3 +373,24 @@ def _client_context(server: ServerThread):  # type: ignore[no-untyped-def]
     ctx = server.client_ssl_context()
     ctx.check_hostname = False
     return ctx
+
+
+def test_three_failed_logins_end_the_connection(server: ServerThread, account: str) -> None:
+    r = Raw(server.port("imap"))
+    for _ in range(2):
+        assert b"[AUTHENTICATIONFAILED]" in r.command(f'LOGIN {account} "nope"')[-1]
+    assert b"[AUTHENTICATIONFAILED]" in r.command(f'LOGIN {account} "nope"')[-1]
+    assert r.readline().startswith(b"* BYE")
+    r.close()
+
+
+def test_lenient_spacing_and_new_keyword_on_append(raw: Raw, client: imaplib.IMAP4) -> None:
+    append(client)
+    raw.command("SELECT INBOX")
+    assert status_of(raw.command("STATUS INBOX (  MESSAGES  UNSEEN )")) == b"OK"
+    assert raw.command("SEARCH ( SUBJECT lunch  ALL )")[0] == b"* SEARCH 1\r\n"
+    assert raw.command("FETCH 1 ()")[0] == b"* 1 FETCH ()\r\n"
+    lines = raw.command(
+        b"APPEND INBOX ($Important) {%d+}\r\n%s" % (len(SIMPLE_MESSAGE), SIMPLE_MESSAGE)
+    )
+    assert lines[0] == b"* FLAGS (\\Answered \\Deleted \\Draft \\Flagged \\Seen $Important)\r\n"

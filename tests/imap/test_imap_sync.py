@@ -86,6 +86,7 @@ def test_idle_pushes_exists_flags_and_expunge(server: ServerThread, account: str
     assert raw.readline().startswith(b"* 1 FETCH")
     other.expunge()
     assert raw.readline() == b"* 1 EXPUNGE\r\n"
+    assert raw.readline() == b"* 0 RECENT\r\n"  # the expunged one was our \Recent
     raw.send("DONE\r\n")
     assert raw.readline().startswith(b"i1 OK")
     other.logout()

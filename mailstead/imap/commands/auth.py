@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from mailstead.auth.sasl import Challenge, SaslCancelled, start_mechanism
 from mailstead.core.errors import AuthError, AuthThrottled
+from mailstead.imap import response
 from mailstead.imap.parse.commands import Authenticate, Command, Login
 from mailstead.imap.session import CommandError, Disconnect, Reply
 from mailstead.imap.states import State
@@ -14,6 +15,8 @@ from mailstead.store.models import User
 
 if TYPE_CHECKING:
     from mailstead.imap.session import Session
+
+MAX_FAILED_LOGINS = 3  # per connection, then BYE (as Dovecot and James do)
 
 
 async def starttls(session: Session, cmd: Command) -> Reply:
@@ -44,6 +47,14 @@ async def _finish_login(session: Session, username: str, password: str) -> Reply
             "NO", "Too many failed logins, try again later", "UNAVAILABLE"
         ) from exc
     except AuthError as exc:
+        session.failed_logins += 1
+        if session.failed_logins >= MAX_FAILED_LOGINS:
+            # Stop guessing on this connection; the shared throttle covers reconnects.
+            session.send(response.tagged(
+                session.current_tag, "NO", "Authentication failed", "AUTHENTICATIONFAILED"
+            ))
+            session.untagged("BYE Too many failed logins")
+            raise Disconnect from exc
         raise CommandError("NO", "Authentication failed", "AUTHENTICATIONFAILED") from exc
     user = record if isinstance(record, User) else await session.store.find_user(record.address)
     if user is None:

@@ -252,8 +252,8 @@ def _status_items(r: Reader) -> list[str]:
     r.open_paren()
     items: list[str] = []
     while r.peek() != b")":
-        if items:
-            r.sp()
+        if items and not r.more_in_list():
+            break
         item = r.atom("a status item").upper()
         if item not in STATUS_ITEMS:
             raise r.error(f"unknown STATUS item {item[:40]}")

@@ -100,15 +100,33 @@ class Reader:
         if not self.at_end():
             raise self.error("unexpected data at end of command")
 
+    def skip_spaces(self) -> None:
+        while self.peek() == b" ":
+            self.pos += 1
+
     def open_paren(self) -> None:
+        """``(`` plus any spaces after it (tolerated like runs of SP, see :meth:`sp`)."""
         self.expect(b"(", "'('")
         self.depth += 1
         if self.depth > MAX_DEPTH:
             raise self.error("parentheses nested too deeply")
+        self.skip_spaces()
 
     def close_paren(self) -> None:
+        self.skip_spaces()
         self.expect(b")", "')'")
         self.depth -= 1
+
+    def more_in_list(self) -> bool:
+        """Between list items: True (separator consumed) if another item follows."""
+        if self.peek() != b" ":
+            return False
+        save = self.pos
+        self.skip_spaces()
+        if self.peek() == b")":
+            self.pos = save
+            return False
+        return True
 
     # -- atoms, numbers ---------------------------------------------------------------------
     def _match(self, pattern: re.Pattern[bytes], what: str) -> bytes:

@@ -50,8 +50,7 @@ def search_key(r: Reader) -> SearchKey:
     if c == b"(":
         r.open_paren()
         keys = [search_key(r)]
-        while r.peek() == b" ":
-            r.sp()
+        while r.more_in_list():
             keys.append(search_key(r))
         r.close_paren()
         return keys[0] if len(keys) == 1 else SearchKey("AND", tuple(keys))
