@@ -161,7 +161,8 @@ def matcher(
         right = matcher(key.b, seq_uids)  # type: ignore[arg-type]
         return lambda c: left(c) or right(c)
     if op == "AND":
-        parts = [matcher(k, seq_uids) for k in key.a]  # type: ignore[union-attr]
+        assert isinstance(key.a, tuple)
+        parts = [matcher(k, seq_uids) for k in key.a]
         return lambda c: all(p(c) for p in parts)
     if op == "LARGER":
         size = int(key.a)  # type: ignore[call-overload]

@@ -19,8 +19,10 @@ Invariants (the things every handler may rely on, and must keep):
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 from mailstead.config.schema import Settings
@@ -243,6 +245,10 @@ class Session:
                     await self.stream.drain()
         except Disconnect:
             pass
+        except asyncio.CancelledError:
+            # Server shutdown (listener drain): RFC 9051 §7.1.5 says goodbye first.
+            self.send(response.untagged("BYE Server shutting down"))
+            raise
         except IdleTimeout:
             self.send(response.untagged("BYE Autologout; idle for too long"))
         except ConnectionClosed:
@@ -302,7 +308,9 @@ class Session:
             self.send(b"+ Ready for literal data\r\n")
         return False
 
-    async def _execute(self, frame: bytes, commands: dict[str, object]) -> None:
+    async def _execute(
+        self, frame: bytes, commands: Mapping[str, Callable[..., Awaitable[Reply]]]
+    ) -> None:
         try:
             cmd = parse_command(frame, utf8=self.utf8)
         except ParseError as exc:
@@ -325,7 +333,7 @@ class Session:
             # Updates that arrived since the last command go first, so any sequence numbers
             # in this command's own responses already account for them.
             self.flush(allow_expunge=False)
-            reply: Reply = await handler(self, cmd)  # type: ignore[operator]
+            reply = await handler(self, cmd)
             self.flush(allow_expunge=allow_expunge)
         except Disconnect:
             raise
