@@ -8,7 +8,6 @@ The invariants are those of :mod:`mailstead.store.interfaces`.
 from __future__ import annotations
 
 import asyncio
-import functools
 import sqlite3
 import threading
 import time
@@ -37,7 +36,7 @@ from mailstead.core.types import (
     ModSeq,
     normalize_flag,
 )
-from mailstead.store.blobs import BlobFiles
+from mailstead.store.blobs import BlobFiles, blob_id_for
 from mailstead.store.changes import ChangeBus
 from mailstead.store.interfaces import StructureParser, UIDRanges
 from mailstead.store.models import (
@@ -87,6 +86,8 @@ _USER_COLUMNS = (
 )
 _MESSAGE_COLUMNS = "mailbox_id, uid, modseq, flags, internaldate, size, blob_id"
 _CHUNK = 500  # SQLite host-parameter batches
+#: Bodies up to this size are written and parsed by the writer thread inside its batch.
+INLINE_BODY_LIMIT = 256 * 1024
 _Body = tuple[str, set[Path], bytes | None]  # (blob id, dirs to fsync, parsed structure)
 
 
@@ -918,9 +919,47 @@ class SQLiteStore:
         )
         return user_id, AppendResult(uidvalidity, UID(uid), ModSeq(modseq))
 
+    def _store_inline_body(self, conn: sqlite3.Connection, data: bytes, blob_id: str,
+                           flush: set[Path]) -> None:
+        """In the writer thread: make a small body's file and row exist.
+
+        A body already stored (same content delivered again) costs one lookup: no write, no
+        parse. Collection runs in this same thread, so nothing can remove the file between
+        this check and the COMMIT.
+        """
+        known = conn.execute("SELECT 1 FROM blobs WHERE id = ?", (blob_id,)).fetchone()
+        if known is not None and self.blobs.exists(blob_id):
+            return
+        written_id, dirty = self.blobs.write(data)
+        assert written_id == blob_id
+        flush |= dirty
+        structure = self._parse(data) if self._parse is not None else None
+        conn.execute(
+            "INSERT OR REPLACE INTO blobs (id, size, structure) VALUES (?, ?, ?)",
+            (blob_id, len(data), structure),
+        )
+
     async def _with_body(
         self, data: bytes, build: Callable[[str, bytes | None], Callable[..., WriteOutcome]]
     ) -> Any:
+        """Run ``build(blob_id, structure)``'s write with the body stored durably first.
+
+        Small bodies are written and parsed inside the writer's batch: one hand-off between
+        threads instead of three, which is what an append costs most. Large ones are
+        written and parsed on the I/O pool first so they never hold up a batch.
+        """
+        if len(data) <= INLINE_BODY_LIMIT:
+            blob_id = blob_id_for(data)
+            inner = build(blob_id, None)
+
+            def write(conn: sqlite3.Connection) -> WriteOutcome:
+                flush: set[Path] = set()
+                self._store_inline_body(conn, data, blob_id, flush)
+                outcome = inner(conn)
+                outcome.flush |= flush
+                return outcome
+
+            return await self._write(write)
         for _attempt in range(3):
             blob_id, dirty, structure = await self._prepare_body(data)
             try:
@@ -1429,11 +1468,13 @@ class SQLiteStore:
                 if used or self.blobs.age(blob_id) < grace_seconds:
                     continue
                 conn.execute("DELETE FROM blobs WHERE id = ?", (blob_id,))
+                # Unlinked now, in the writer thread, so an append later in this batch
+                # that carries the same content writes the file again. If the COMMIT
+                # fails, the row stays without a file; nothing references it, and the
+                # next append of that content rewrites the file.
+                self.blobs.delete(blob_id)
                 doomed.append(blob_id)
-            unlinks: list[Callable[[], None]] = [
-                functools.partial(self.blobs.delete, blob_id) for blob_id in doomed
-            ]
-            return WriteOutcome(len(doomed), after_commit=unlinks)
+            return WriteOutcome(len(doomed))
 
         removed: int = await self._write(write)
         return removed

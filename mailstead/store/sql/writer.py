@@ -37,6 +37,8 @@ class WriteOutcome:
     result: Any = None
     events: list[ChangeEvent] = field(default_factory=list)
     after_commit: list[Callable[[], None]] = field(default_factory=list)
+    #: Body files (and directories) this write created, to flush before the COMMIT.
+    flush: set[Path] = field(default_factory=set)
 
 
 WriteFn = Callable[[sqlite3.Connection], WriteOutcome]
@@ -143,7 +145,11 @@ class GroupCommitWriter:
         try:
             # The bodies must be durable before the rows that point at them: flush the
             # whole batch's files and directory entries at once, then commit.
-            flush_paths(set().union(*(job.sync_dirs for job in batch)), self._blob_root)
+            dirty: set[Path] = set().union(*(job.sync_dirs for job in batch))
+            for result in outcomes:
+                if isinstance(result, WriteOutcome):
+                    dirty |= result.flush
+            flush_paths(dirty, self._blob_root)
             conn.execute("COMMIT")
         except (OSError, sqlite3.Error) as exc:
             log.error("group commit of %d writes failed: %s", len(batch), exc)
