@@ -166,6 +166,9 @@ class Store(Protocol):
     async def get_structure(self, blob_id: str) -> bytes:
         """The parsed structure stored at append time (JSON bytes from the parser)."""
 
+    async def get_structures(self, blob_ids: Sequence[str]) -> dict[str, bytes]:
+        """Many structures in one round trip (FETCH 1:* ENVELOPE); missing ids are absent."""
+
     async def read_blob(self, blob_id: str, start: int = 0, end: int | None = None) -> bytes:
         """The message bytes, or the byte range [start, end)."""
 

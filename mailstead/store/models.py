@@ -147,7 +147,7 @@ class ChangeEvent:
     kind: ChangeKind
     uids: tuple[UID, ...] = ()
     modseq: int = 0
-    flags: tuple[frozenset[str], ...] = ()  # for FLAGS: new flags per uid, same order
+    flags: tuple[frozenset[str], ...] = ()  # FLAGS and EXISTS: flags per uid, same order
     name: str | None = None  # mailbox name (new name for renames)
 
 

@@ -267,3 +267,29 @@ async def test_internaldate_defaults_to_now(store: Store, user_id: int) -> None:
     await store.append(box, message(1))
     [meta] = await store.list_messages(box)
     assert abs((datetime.now(UTC) - meta.internaldate).total_seconds()) < 60
+
+
+async def test_exists_events_carry_flags(store: Store, user_id: int) -> None:
+    box = await inbox_id(store, user_id)
+    archive = (await store.get_mailbox(user_id, "Archive")).id
+    with store.changes.subscribe(user_id) as sub:
+        a = await store.append(box, message(1), flags=["$Label1", "\\Seen"])
+        await store.deliver(message(2), [Recipient(user_id, flags=frozenset({"$Junk"}))])
+        await store.copy(box, [a.uid], archive)
+        events = [e for e in sub.drain() if e.kind is ChangeKind.EXISTS]
+    assert [e.flags for e in events] == [
+        (frozenset({"$Label1", "\\Seen"}),), (frozenset({"$Junk"}),),
+        (frozenset({"$Label1", "\\Seen"}),),
+    ]
+
+
+async def test_get_structures_in_one_call(store: Store, user_id: int) -> None:
+    box = await inbox_id(store, user_id)
+    for n in range(3):
+        await store.append(box, message(n))
+    metas = await store.list_messages(box)
+    ids = [m.blob_id for m in metas]
+    found = await store.get_structures([*ids, ids[0], "0" * 64])
+    assert set(found) == set(ids)
+    for meta in metas:
+        assert found[meta.blob_id] == await store.get_structure(meta.blob_id)

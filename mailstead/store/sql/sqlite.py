@@ -986,7 +986,8 @@ class SQLiteStore:
                     conn, mailbox_id, blob_id, size, clean_flags, when
                 )
                 event = ChangeEvent(
-                    user_id, mailbox_id, ChangeKind.EXISTS, (result.uid,), result.modseq
+                    user_id, mailbox_id, ChangeKind.EXISTS, (result.uid,), result.modseq,
+                    (clean_flags,),
                 )
                 return WriteOutcome(result, [event])
 
@@ -1039,7 +1040,7 @@ class SQLiteStore:
             _, result = self._insert_message(conn, row[0], blob_id, size, flags, when)
             results.append((user_id, result))
             events.append(ChangeEvent(
-                user_id, row[0], ChangeKind.EXISTS, (result.uid,), result.modseq
+                user_id, row[0], ChangeKind.EXISTS, (result.uid,), result.modseq, (flags,)
             ))
         return WriteOutcome(DeliveryResult(blob_id, tuple(results)), events)
 
@@ -1321,6 +1322,7 @@ class SQLiteStore:
         if not expunge_source:
             self._charge_quota(conn, dst_user, total)
         mapping: list[tuple[UID, UID]] = []
+        new_flags: list[frozenset[str]] = []
         inserts = []
         for offset, (uid, flags, internaldate, size, blob_id) in enumerate(rows):
             new_uid = next_uid + offset
@@ -1328,6 +1330,7 @@ class SQLiteStore:
             inserts.append((dst, new_uid, modseq, flags, SEEN in parsed, DELETED in parsed,
                             internaldate, size, blob_id))
             mapping.append((UID(uid), UID(new_uid)))
+            new_flags.append(parsed)
         conn.executemany(
             "INSERT INTO messages (mailbox_id, uid, modseq, flags, seen, deleted, internaldate,"
             " size, blob_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -1338,7 +1341,8 @@ class SQLiteStore:
             (next_uid + len(rows), modseq, dst),
         )
         events = [ChangeEvent(
-            dst_user, dst, ChangeKind.EXISTS, tuple(n for _, n in mapping), ModSeq(modseq)
+            dst_user, dst, ChangeKind.EXISTS, tuple(n for _, n in mapping), ModSeq(modseq),
+            tuple(new_flags),
         )]
         if expunge_source:
             removed = self._remove_rows(conn, src, [int(o) for o, _ in mapping])
@@ -1417,6 +1421,23 @@ class SQLiteStore:
             if row is None or row[0] is None:
                 raise NotFound(f"no structure stored for {blob_id}")
             return bytes(row[0])
+
+        return await self._read(read)
+
+    async def get_structures(self, blob_ids: Sequence[str]) -> dict[str, bytes]:
+        wanted = list(dict.fromkeys(blob_ids))
+
+        def read(conn: sqlite3.Connection) -> dict[str, bytes]:
+            found: dict[str, bytes] = {}
+            for chunk in _chunks(wanted):
+                marks = ",".join("?" * len(chunk))
+                for blob_id, structure in conn.execute(
+                    f"SELECT id, structure FROM blobs WHERE id IN ({marks})"
+                    " AND structure IS NOT NULL",
+                    tuple(chunk),
+                ):
+                    found[blob_id] = bytes(structure)
+            return found
 
         return await self._read(read)
 
