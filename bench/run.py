@@ -18,6 +18,9 @@ from bench.harness import BenchEnv, Result, format_table, workdir
 SCENARIOS = [
     "store_append",
     "pop3_download",
+    "imap_fetch",
+    "imap_sync",
+    "imap_idle",
 ]
 
 
