@@ -507,7 +507,7 @@ class Scheduler:
                                        settled=False, **common)
         self.deferred += 1
         intervals = self.conf.retry_intervals_seconds or [3600]
-        wait = intervals[min(attempts - 1, len(intervals) - 1)]
+        wait = max(1, intervals[min(attempts - 1, len(intervals) - 1)])  # never a busy loop
         return dataclasses.replace(recipient, status="deferred",
                                    next_attempt=now + timedelta(seconds=wait), **common)
 
