@@ -206,6 +206,33 @@ class Stream:
             remaining -= len(data)
             yield data
 
+    async def read_some(self, max_bytes: int = _CHUNK, timeout: float | None = None) -> bytes:
+        """Up to ``max_bytes`` of whatever has arrived, waiting only if nothing has.
+
+        For bulk data whose end is found by scanning (SMTP DATA looks for CRLF.CRLF with
+        ``bytes.find``) rather than line by line; what was read past the end goes back with
+        :meth:`unread`. The deadline is idle time, as for :meth:`iter_exactly`.
+        """
+        if max_bytes <= 0:
+            raise ValueError("max_bytes must be > 0")
+        if not self._buf:
+            try:
+                async with self._deadline(timeout):
+                    await self._fill()
+            except TimeoutError:
+                raise IdleTimeout("peer stopped sending data") from None
+        piece = bytes(self._buf[:max_bytes])
+        del self._buf[:max_bytes]
+        return piece
+
+    def unread(self, data: bytes) -> None:
+        """Put bytes back in front of the buffer (read past the end of SMTP DATA).
+
+        They count as pending input, so :meth:`start_tls` discards them like any other
+        bytes received before the handshake.
+        """
+        self._buf[:0] = data
+
     def pending_bytes(self) -> int:
         """Bytes received but not yet consumed by a read (ours plus asyncio's buffer)."""
         # StreamReader has no public "how much is buffered"; _buffer is stable since 3.4.
