@@ -3,15 +3,16 @@
 - :func:`parse_command` splits a command line into verb and argument.
 - :func:`parse_params` reads ESMTP parameters (RFC 5321 §4.1.2 esmtp-param).
 - :func:`decode_xtext` decodes ENVID/ORCPT values (RFC 3461 §4).
-- :class:`DataDecoder` turns DATA lines into message bytes: dot-unstuffing (RFC 5321
-  §4.5.2), the end-of-data line, size counting (RFC 1870 §6.3) and bare-LF detection.
+- :class:`DataDecoder` turns DATA bytes into the message: the end-of-data marker, size
+  counting (RFC 1870 §6.3), bare-LF detection and dot-unstuffing (RFC 5321 §4.5.2), with
+  bytes operations on whole chunks rather than a Python loop per line.
 - :func:`parse_bdat` reads ``BDAT <size> [LAST]`` (RFC 3030 §2).
 
-SMTP smuggling (CVE-2023-51764 class): end-of-data is only ``CRLF . CRLF``. A ``.`` line
-ending in a bare LF, or a ``.`` line that follows a line ending in a bare LF, is data, not the
-end. With ``reject_bare_lf`` any bare LF marks the message for rejection after its real end;
-otherwise bare LF endings are normalised to CRLF so the stored message is canonical.
-Bare CR is never a line terminator (RFC 5321 §2.3.8) and is kept as data.
+SMTP smuggling (CVE-2023-51764 class): end-of-data is only ``CRLF . CRLF``; ``LF . LF``,
+``LF . CRLF``, ``CRLF . LF`` and ``CR . CR`` are data, not the end. With ``reject_bare_lf``
+any bare LF marks the message for rejection after its real end; otherwise bare LF endings
+are normalised to CRLF so the stored message is canonical. Bare CR is never a line
+terminator (RFC 5321 §2.3.8) and is kept as data.
 """
 
 from __future__ import annotations
@@ -132,12 +133,21 @@ def parse_bdat(argument: str) -> BdatCommand:
     return BdatCommand(int(parts[0]), last)
 
 
+_BARE_LF = re.compile(rb"(?<!\r)\n")
+_END = b"\r\n.\r\n"
+
+
 @dataclass(slots=True)
 class DataDecoder:
-    """Feed DATA lines (each ending in LF, as ``Stream.readline`` returns them) until done.
+    """Feed DATA bytes in chunks of any size until :meth:`feed` reports the end.
 
-    ``max_size`` 0 means unlimited. Once the size is exceeded the decoder keeps counting to
-    the end of the data but stops keeping bytes, so an oversized message costs no memory.
+    The end is the first ``CRLF . CRLF`` (or ``. CRLF`` at the very start: an empty
+    message), found with ``bytes.find`` rather than line by line. Everything before it is
+    the message; the caller pushes the bytes after it back (pipelined commands).
+
+    ``max_size`` 0 means unlimited. Once the data passes it the decoder keeps only the last
+    few bytes (to see the end marker) and counts the rest, so an oversized message costs no
+    memory; ``size`` is counted as transmitted, dot-stuffing included.
     """
 
     max_size: int = 0
@@ -146,29 +156,46 @@ class DataDecoder:
     oversized: bool = False
     bare_lf: bool = False
     done: bool = False
-    _parts: list[bytes] = field(default_factory=list)
-    _after_crlf: bool = True  # the previous line ended in CRLF (or there was none)
+    # Starts with a CRLF that was never sent, so ". CRLF" as the very first line is found
+    # as an end marker like any other (an empty message).
+    _raw: bytearray = field(default_factory=lambda: bytearray(b"\r\n"))
+    _message: bytes = b""
 
-    def feed(self, line: bytes) -> bool:
-        """Take one line; True when it was the end-of-data line (RFC 5321 §4.1.1.4)."""
-        crlf = line.endswith(b"\r\n")
-        if line == b".\r\n" and self._after_crlf:
-            self.done = True
-            return True
-        self._after_crlf = crlf
-        if not crlf:
-            self.bare_lf = True
-            if not self.reject_bare_lf:
-                line = line[:-1] + b"\r\n"
-        if line[:1] == b".":
-            line = line[1:]  # RFC 5321 §4.5.2 transparency
-        self.size += len(line)
+    def feed(self, chunk: bytes) -> int:
+        """Take the next bytes; -1 while the end is not in them, else how many of them
+        belong to the data (end marker included)."""
+        if self.done:
+            raise ProtocolError("data already complete")
+        raw = self._raw
+        start = len(raw)
+        raw += chunk
+        end = raw.find(_END, max(0, start - 4))
+        if end < 0:
+            self.size += len(chunk)
+            if self.max_size and self.size > self.max_size:
+                self.oversized = True
+                del raw[:-4]  # enough to recognise an end marker split across chunks
+            return -1
+        used = end + len(_END) - start
+        self.done = True
+        self.size += used - 3  # the message, without the ". CRLF" that ends it
         if self.max_size and self.size > self.max_size:
             self.oversized = True
-            self._parts.clear()
-        elif not self.oversized:
-            self._parts.append(line)
-        return False
+        if not self.oversized:
+            self._message = self._decode(bytes(raw[2 : end + 2]))
+        self._raw = bytearray()
+        return used
+
+    def _decode(self, body: bytes) -> bytes:
+        """Bare-LF check (and, when allowed, CRLF normalisation) and dot-unstuffing."""
+        if body.count(b"\n") != body.count(b"\r\n"):
+            self.bare_lf = True
+            if self.reject_bare_lf:
+                return b""
+            body = _BARE_LF.sub(b"\r\n", body)
+        # RFC 5321 §4.5.2: a line that starts with a period loses that period.
+        body = body.replace(b"\r\n.", b"\r\n")
+        return body[1:] if body.startswith(b".") else body
 
     def message(self) -> bytes:
-        return b"".join(self._parts)
+        return self._message

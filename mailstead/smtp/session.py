@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -40,6 +41,11 @@ from mailstead.smtp.protocol import Command, ProtocolError, parse_command
 from mailstead.store.models import User
 
 log = logging.getLogger("mailstead.smtp")
+
+MAX_INFLIGHT = 32  # commits one session may have running while it reads on
+MAX_INFLIGHT_BYTES = 32 * 1024 * 1024
+# Commit tasks are referenced here until done: the event loop keeps only weak references.
+_running: set[asyncio.Task[Reply]] = set()
 
 
 class State(Enum):
@@ -113,7 +119,12 @@ class Session:
         self.closing = False
         self.errors = 0
         self.commands = 0
-        self._out: list[bytes] = []
+        # Replies in command order: bytes, or a commit still running (RFC 2920 §3.1).
+        self._out: deque[bytes | asyncio.Task[Reply]] = deque()
+        self._pending = 0  # commits in _out not yet done
+        self._pending_bytes = 0
+        self._sizes: dict[asyncio.Task[Reply], int] = {}
+        self._idle = False  # blocked reading with nothing pipelined: replies may go out now
 
     # -- what handlers use ------------------------------------------------------------------
     @property
@@ -138,10 +149,55 @@ class Session:
         if reply.code >= 500:
             self.errors += 1
 
+    async def reply_when_done(self, commit: Awaitable[Reply], size: int) -> None:
+        """Queue the reply to a message whose commit runs on while we read what the client
+        pipelined next (RFC 2920 §3.1 lets a client send MAIL right after the end of the
+        data). Its reply keeps its place in the order; past MAX_INFLIGHT commits or
+        MAX_INFLIGHT_BYTES we wait for the oldest before reading on."""
+        task = asyncio.ensure_future(commit)
+        _running.add(task)
+        task.add_done_callback(self._commit_done)
+        self._out.append(task)
+        self._pending += 1
+        self._pending_bytes += size
+        self._sizes[task] = size
+        while self._pending > MAX_INFLIGHT or self._pending_bytes > MAX_INFLIGHT_BYTES:
+            oldest = next(t for t in self._out if isinstance(t, asyncio.Task) and not t.done())
+            await asyncio.wait([oldest])
+
+    def _commit_done(self, task: asyncio.Task[Reply]) -> None:
+        _running.discard(task)
+        self._pending -= 1
+        self._pending_bytes -= self._sizes.pop(task, 0)
+        if self._idle:
+            self._write_ready()  # the client is waiting: send the 250 now
+
+    def _write_ready(self) -> None:
+        """Write the replies at the head of the queue that are known, in order."""
+        chunks: list[bytes] = []
+        out = self._out
+        while out:
+            item = out[0]
+            if isinstance(item, bytes):
+                chunks.append(item)
+            elif item.done():
+                reply = item.result()
+                chunks.append(reply.encode())
+                if reply.code >= 500:
+                    self.errors += 1
+            else:
+                break
+            out.popleft()
+        if chunks:
+            self.stream.write(b"".join(chunks))
+
     async def flush(self) -> None:
-        if self._out:
-            self.stream.write(b"".join(self._out))
-            self._out.clear()
+        """Send every queued reply, waiting for running commits (before 354, 334, 220)."""
+        while self._out:
+            head = self._out[0]
+            if isinstance(head, asyncio.Task) and not head.done():
+                await asyncio.wait([head])
+            self._write_ready()
         await self.stream.drain()
 
     def trace(self) -> TraceInfo:
@@ -181,15 +237,21 @@ class Session:
         try:
             while not self.closing:
                 if self.stream.pending_bytes() == 0:
-                    await self.flush()  # RFC 2920 §3.2: reply once the pipeline is drained
+                    # RFC 2920 §3.2: reply once the pipeline is drained; a commit finishing
+                    # while we wait for input sends its reply at once (_commit_done).
+                    self._write_ready()
+                    await self.stream.drain()
+                    self._idle = True
                 try:
                     line = await self.stream.readline(
                         self.config.max_line_length, self.config.idle_timeout
                     )
                 except LineTooLong:
+                    self._idle = False
                     self.reply(codes.LINE_TOO_LONG)
                     self._check_budget()
                     continue
+                self._idle = False
                 self.commands += 1
                 if self.commands > self.config.max_commands:
                     self.reply(codes.TOO_MANY_COMMANDS)
@@ -202,6 +264,9 @@ class Session:
             await self._goodbye(codes.TIMEOUT)
         except asyncio.CancelledError:
             # Server shutdown: say so if we can, without waiting long (RFC 5321 §3.8).
+            # Commits still running finish on their own; their replies are lost, so the
+            # client retries (a message may then arrive twice, never not at all).
+            self._idle = False
             self._out.clear()
             self.stream.write(codes.SHUTTING_DOWN.encode())
             raise

@@ -165,3 +165,36 @@ def test_bad_dsn_parameters(raw: Connect) -> None:
                 b"NOTIFY=SUCCESS NOTIFY=FAILURE"):
         assert client.command(b"RCPT TO:<alice@example.org> " + bad)[0] == 501, bad
     assert client.command(b"RCPT TO:<alice@example.org> NOTIFY=NEVER")[0] == 250
+
+
+def test_many_transactions_pipelined_back_to_back(server: Mailserver, raw: Connect) -> None:
+    """Exim-style pipelining across transactions: replies stay in order, commits overlap."""
+    client = raw()
+    client.command(b"EHLO x")
+    batch = b""
+    expected = []
+    for n in range(40):
+        rcpt = b"nobody@example.org" if n == 17 else b"alice@example.org"
+        body = b"Subject: %d\r\n\r\nmessage %d\r\n" % (n, n)
+        batch += (b"MAIL FROM:<s@remote.example>\r\nRCPT TO:<" + rcpt + b">\r\n"
+                  + b"BDAT %d LAST\r\n" % len(body) + body)
+        expected += [250, 550, 554] if n == 17 else [250, 250, 250]
+    client.send(batch + b"QUIT\r\n")
+    assert [code for code, _ in client.replies(len(expected) + 1)] == [*expected, 221]
+    stored = [strip_trace(m) for m in server.messages(server.alice)]
+    assert stored == [b"Subject: %d\r\n\r\nmessage %d\r\n" % (n, n) for n in range(40) if n != 17]
+
+
+def test_pipelined_commit_failure_keeps_its_place(server: Mailserver, raw: Connect) -> None:
+    small = server.srv.add_user("small@example.org", "pw", quota_bytes=300)
+    client = raw()
+    client.command(b"EHLO x")
+    big, fits = b"x" * 400 + b"\r\n", b"fits\r\n"
+    group = b""
+    for rcpt, body in ((b"alice", fits), (b"small", big), (b"small", fits)):
+        group += (b"MAIL FROM:<s@remote.example>\r\nRCPT TO:<" + rcpt + b"@example.org>\r\n"
+                  + b"BDAT %d LAST\r\n" % len(body) + body)
+    client.send(group + b"NOOP\r\n")
+    replies = client.replies(10)
+    assert [code for code, _ in replies] == [250, 250, 250, 250, 250, 452, 250, 250, 250, 250]
+    assert len(server.messages(small)) == 1

@@ -66,23 +66,39 @@ def test_parse_bdat() -> None:
             parse_bdat(bad)
 
 
-def decode(data: bytes, **kw: object) -> DataDecoder:
+def decode(data: bytes, *, split: int = 0, **kw: object) -> DataDecoder:
+    """Feed ``data`` (whole, or in pieces of ``split`` bytes); it must end exactly at the end
+    marker."""
     decoder = DataDecoder(**kw)  # type: ignore[arg-type]
-    lines = data.splitlines(keepends=True)
-    for index, line in enumerate(lines):
-        if decoder.feed(line):
-            assert index == len(lines) - 1, "data continued after the end"
+    pieces = [data[i : i + split] for i in range(0, len(data), split)] if split else [data]
+    for index, piece in enumerate(pieces):
+        used = decoder.feed(piece)
+        if used >= 0:
+            assert index == len(pieces) - 1 and used == len(piece), "data continued after the end"
             return decoder
     raise AssertionError("no end of data")
 
 
 def test_dot_unstuffing() -> None:
-    decoder = decode(b"Subject: x\r\n\r\n..leading dot\r\n.\r\n")
-    assert decoder.message() == b"Subject: x\r\n\r\n.leading dot\r\n"
+    decoder = decode(b"Subject: x\r\n\r\n..leading dot\r\n.single\r\n.\r\n")
+    assert decoder.message() == b"Subject: x\r\n\r\n.leading dot\r\nsingle\r\n"
+    assert decode(b"..first line\r\n.\r\n").message() == b".first line\r\n"
 
 
 def test_empty_message() -> None:
     assert decode(b".\r\n").message() == b""
+
+
+def test_bytes_after_the_end_are_left_for_the_next_command() -> None:
+    decoder = DataDecoder()
+    assert decoder.feed(b"a\r\n.\r\nQUIT\r\n") == 6
+    assert decoder.message() == b"a\r\n"
+
+
+def test_end_marker_split_across_every_boundary() -> None:
+    data = b"Subject: x\r\n\r\nbody\r\n..dot\r\n.\r\n"
+    for split in range(1, len(data) + 1):
+        assert decode(data, split=split).message() == b"Subject: x\r\n\r\nbody\r\n.dot\r\n"
 
 
 @pytest.mark.parametrize(
@@ -96,10 +112,9 @@ def test_empty_message() -> None:
     ],
 )
 def test_smuggling_sequences_do_not_end_data(smuggled: bytes) -> None:
-    decoder = DataDecoder()
-    for line in (smuggled + b"tail\r\n").splitlines(keepends=True):
-        assert not decoder.feed(line)
-    assert decoder.feed(b".\r\n")
+    for split in (0, 1, 3):
+        decoder = decode(smuggled + b"tail\r\n.\r\n", split=split)
+        assert decoder.bare_lf == (b"\n" in smuggled.replace(b"\r\n", b""))
 
 
 def test_bare_lf_is_flagged_or_normalised() -> None:
@@ -114,16 +129,21 @@ def test_bare_cr_is_data() -> None:
 
 
 def test_size_limit_stops_keeping_bytes() -> None:
-    decoder = decode(b"x" * 50 + b"\r\n" + b"y" * 50 + b"\r\n.\r\n", max_size=60)
+    decoder = decode(b"x" * 50 + b"\r\n" + b"y" * 50 + b"\r\n.\r\n", max_size=60, split=7)
     assert decoder.oversized
     assert decoder.message() == b""
     assert decoder.size == 104
+    exact = decode(b"x" * 58 + b"\r\n.\r\n", max_size=60, split=5)
+    assert not exact.oversized and exact.size == 60
 
 
-@given(st.lists(st.binary(max_size=40).map(lambda b: b.replace(b"\n", b"").replace(b"\r", b""))))
-def test_stuffing_round_trip(lines: list[bytes]) -> None:
+@given(
+    st.lists(st.binary(max_size=40).map(lambda b: b.replace(b"\n", b"").replace(b"\r", b""))),
+    st.integers(min_value=0, max_value=17),
+)
+def test_stuffing_round_trip(lines: list[bytes], split: int) -> None:
     original = b"".join(line + b"\r\n" for line in lines)
     stuffed = b"".join(
         (b"." + line if line.startswith(b".") else line) + b"\r\n" for line in lines
     )
-    assert decode(stuffed + b".\r\n").message() == original
+    assert decode(stuffed + b".\r\n", split=split).message() == original

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from mailstead.delivery.deliver import Delivery
 from mailstead.delivery.router import DeliveryError
-from mailstead.net.stream import LineTooLong
 from mailstead.smtp import codes
 from mailstead.smtp.codes import Reply, SMTPError, error
 from mailstead.smtp.protocol import Command, DataDecoder
@@ -27,17 +27,15 @@ async def handle(session: Session, command: Command) -> None:
     session.reply(codes.START_DATA)
     await session.flush()
     config = session.config
+    stream = session.stream
     decoder = DataDecoder(config.max_message_size, config.reject_bare_lf)
-    readline = session.stream.readline
-    feed = decoder.feed
-    try:
-        while not feed(await readline(config.max_line_length, config.idle_timeout)):
-            pass
-    except LineTooLong:
-        # We cannot tell how the dropped line ended, so we cannot find the end of the data
-        # safely (SMTP smuggling): refuse the message and end the session.
-        session.reset_transaction()
-        raise SMTPError(codes.LINE_TOO_LONG, close=True, log="over-long line in DATA") from None
+    while True:
+        chunk = await stream.read_some(timeout=config.idle_timeout)
+        used = decoder.feed(chunk)
+        if used >= 0:
+            if used < len(chunk):
+                stream.unread(chunk[used:])  # pipelined commands after the final dot
+            break
     if decoder.oversized:
         session.reset_transaction()
         raise SMTPError(codes.SIZE_EXCEEDED, log=f"message of {decoder.size} bytes")
@@ -48,17 +46,26 @@ async def handle(session: Session, command: Command) -> None:
 
 
 async def complete(session: Session, data: bytes) -> None:
-    """Commit the message and answer: 250 only once it is durable for every recipient."""
+    """End the transaction and commit the message. Its 250 is sent only once the message
+    is durable for every recipient; meanwhile the session reads on (pipelining)."""
     delivery = session.delivery
     assert delivery is not None
     session.reset_transaction()
+    await session.reply_when_done(_commit(session, delivery, data), len(data))
+
+
+async def _commit(session: Session, delivery: Delivery, data: bytes) -> Reply:
+    """The reply for one message; never raises (it runs beside the session)."""
     try:
         await delivery.commit(data)
     except DeliveryError as exc:
-        raise SMTPError(Reply(exc.code, exc.enhanced, exc.text),
-                        log=f"message refused: {exc}") from None
+        session.log.info("message refused: %s", exc)
+        return Reply(exc.code, exc.enhanced, exc.text)
+    except Exception as exc:  # a bug: log it, never show it
+        session.log.error("commit failed: %s: %s", type(exc).__name__, exc)
+        return codes.TEMPORARY_FAILURE
     session.log.info(
         "accepted message of %d bytes from <%s> for %d recipient(s)",
         len(data), delivery.envelope.mail_from or "", delivery.recipient_count,
     )
-    session.reply(codes.QUEUED)
+    return codes.QUEUED
