@@ -18,6 +18,7 @@ from bench.harness import BenchEnv, Result, format_table, workdir
 SCENARIOS = [
     "store_append",
     "pop3_download",
+    "smtp_receive",
     "smtp_relay",
     "imap_fetch",
     "imap_sync",
