@@ -170,3 +170,24 @@ def test_tls_handshake_failure_is_quiet(server: Mailserver) -> None:
     # The server carries on serving others.
     with smtplib.SMTP("127.0.0.1", server.port("smtp")) as client:
         assert client.noop()[0] == 250
+
+
+def test_failed_logins_are_throttled(make_server: MakeServer) -> None:
+    server = make_server({"auth": {"max_failures": 1, "lockout_failures": 2}})
+    with smtplib.SMTP_SSL("127.0.0.1", server.port("submissions"),
+                          context=server.client_context()) as client:
+        client.ehlo()
+        codes = []
+        for _ in range(3):
+            try:
+                client.login("alice@example.org", "wrong")
+            except smtplib.SMTPAuthenticationError as exc:
+                codes.append(exc.smtp_code)
+        assert codes[0] == 535
+        assert codes[-1] == 454  # locked out: 454 4.7.0 even before checking the password
+    # The lock is per account and address, shared with IMAP and POP3 (one Throttle).
+    with smtplib.SMTP_SSL("127.0.0.1", server.port("submissions"),
+                          context=server.client_context()) as client:
+        with pytest.raises(smtplib.SMTPAuthenticationError) as failure:
+            client.login("alice@example.org", PASSWORD)
+        assert failure.value.smtp_code == 454
