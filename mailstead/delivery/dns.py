@@ -114,11 +114,11 @@ class Resolver:
         records: list[tuple[int, str]] = []
         null_mx = False
         for rdata in answer:
-            exchange = rdata.exchange  # type: ignore[attr-defined]
+            exchange = rdata.exchange
             if exchange == dns.name.root:
                 null_mx = True  # RFC 7505 §3: "." means no mail service
                 continue
-            records.append((int(rdata.preference),  # type: ignore[attr-defined]
+            records.append((int(rdata.preference),
                             exchange.to_text(omit_final_dot=True).lower()))
         if not records:
             if null_mx:
@@ -144,5 +144,5 @@ class Resolver:
         answer = await self._query(to_ascii(name), "TXT")
         if answer is None:
             return []
-        return [b"".join(rdata.strings).decode("utf-8", "replace")  # type: ignore[attr-defined]
+        return [b"".join(rdata.strings).decode("utf-8", "replace")
                 for rdata in answer]

@@ -484,32 +484,32 @@ class Scheduler:
 
     def _apply(self, recipient: QueuedRecipient, outcome: _Outcome, now: datetime,
                age: float) -> QueuedRecipient:
-        attempts = recipient.attempts + 1
-        common = {"attempts": attempts, "last_attempt": now, "last_error": outcome.text,
-                  "remote": outcome.remote, "tls": outcome.tls,
-                  "status_code": outcome.status}
+        if outcome.kind == "deferred" and age >= self.conf.max_age_seconds:
+            # RFC 5321 §4.5.4.1: give up after the configured time, with the last reason.
+            outcome = _Outcome("failed", "4.4.7",
+                               f"gave up after {age / 86400:.1f} days in the queue; last "
+                               f"error: {outcome.text}", outcome.remote, outcome.tls)
+        attempted = dataclasses.replace(
+            recipient, attempts=recipient.attempts + 1, last_attempt=now,
+            last_error=outcome.text, remote=outcome.remote, tls=outcome.tls,
+            status_code=outcome.status)
         if outcome.kind == "delivered":
             self.delivered += 1
             # Nothing owed unless SUCCESS was asked and the remote did not take it over.
             owed = "SUCCESS" in {n.upper() for n in recipient.notify} and not (
                 outcome.dsn_passed_on)
-            return dataclasses.replace(recipient, status="delivered", next_attempt=now,
-                                       settled=not owed, **common)
-        if outcome.kind == "deferred" and age >= self.conf.max_age_seconds:
-            outcome = _Outcome("failed", "4.4.7",
-                               f"gave up after {age / 86400:.1f} days in the queue; last "
-                               f"error: {outcome.text}", outcome.remote, outcome.tls)
-            common["last_error"] = outcome.text
-            common["status_code"] = outcome.status
+            return dataclasses.replace(attempted, status="delivered", next_attempt=now,
+                                       settled=not owed)
         if outcome.kind == "failed":
             self.failed += 1
-            return dataclasses.replace(recipient, status="failed", next_attempt=now,
-                                       settled=False, **common)
+            return dataclasses.replace(attempted, status="failed", next_attempt=now,
+                                       settled=False)
         self.deferred += 1
         intervals = self.conf.retry_intervals_seconds or [3600]
-        wait = max(1, intervals[min(attempts - 1, len(intervals) - 1)])  # never a busy loop
-        return dataclasses.replace(recipient, status="deferred",
-                                   next_attempt=now + timedelta(seconds=wait), **common)
+        wait = intervals[min(attempted.attempts - 1, len(intervals) - 1)]
+        wait = max(1, wait)  # a zero interval must never become a busy loop
+        return dataclasses.replace(attempted, status="deferred",
+                                   next_attempt=now + timedelta(seconds=wait))
 
     # -- notifications and retirement ----------------------------------------------------
     async def _settle_pending(self) -> None:
@@ -549,8 +549,8 @@ class Scheduler:
         is_reply = len(text) > 3 and text[:3].isdigit() and text[3:4] == " "
         # r.remote is "name[address]:port TLSv1.3"; people want "name[address]".
         where, _, tls = (r.remote or "").partition(" ")
-        host = where.rsplit(":", 1)[0] if where.endswith(tuple("0123456789")) else where
-        host = host or None
+        host_text = where.rsplit(":", 1)[0] if where.endswith(tuple("0123456789")) else where
+        host = host_text or None
         if action is None:
             action = "failed" if r.status == "failed" else (
                 "relayed" if r.remote else "delivered")

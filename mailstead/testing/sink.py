@@ -90,7 +90,7 @@ class SinkHandler:
         return reply
 
 
-class _CountingSMTP(SMTP):  # type: ignore[misc]
+class _CountingSMTP(SMTP):
     sink: SinkServer
 
     def connection_made(self, transport: Any) -> None:
@@ -113,14 +113,15 @@ class _CountingSMTP(SMTP):  # type: ignore[misc]
         super().connection_lost(exc)
 
 
-class _Controller(Controller):  # type: ignore[misc]
+class _Controller(Controller):
     def __init__(self, sink: SinkServer, **kwargs: Any) -> None:
         self.sink = sink
         super().__init__(**kwargs)
 
     def factory(self) -> SMTP:
         smtp_class = type("SinkSMTP", (_CountingSMTP,), {"sink": self.sink})
-        return smtp_class(self.handler, **self.SMTP_kwargs)
+        smtp: SMTP = smtp_class(self.handler, **self.SMTP_kwargs)
+        return smtp
 
 
 class SinkServer:

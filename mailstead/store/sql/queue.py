@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from mailstead.store.models import OutboundEnvelope, QueuedMessage, QueuedRecipient
 
@@ -102,23 +103,23 @@ def timestamp(when: datetime) -> str:
     return when.astimezone(UTC).isoformat(timespec="microseconds")
 
 
-def _recipient(row: sqlite3.Row | tuple[object, ...]) -> QueuedRecipient:
+def _recipient(row: Any) -> QueuedRecipient:
     notify = str(row[2] or "")
     return QueuedRecipient(
         address=str(row[1]),
         notify=tuple(notify.split(",")) if notify else (),
-        orcpt=row[3],  # type: ignore[arg-type]
+        orcpt=row[3],
         status=str(row[4]),
-        attempts=int(row[5]),  # type: ignore[call-overload]
+        attempts=int(row[5]),
         next_attempt=datetime.fromisoformat(str(row[6])),
-        last_error=row[7],  # type: ignore[arg-type]
-        id=int(row[8]),  # type: ignore[call-overload]
+        last_error=row[7],
+        id=int(row[8]),
         last_attempt=datetime.fromisoformat(str(row[9])) if row[9] else None,
-        remote=row[10],  # type: ignore[arg-type]
-        tls=row[11],  # type: ignore[arg-type]
+        remote=row[10],
+        tls=row[11],
         delay_notified=bool(row[12]),
         settled=bool(row[13]),
-        status_code=row[14],  # type: ignore[arg-type]
+        status_code=row[14],
     )
 
 
@@ -131,14 +132,14 @@ def load_messages(
     ``recipient_ids``) the messages of those recipients holding only those recipients."""
     recipients: dict[int, list[QueuedRecipient]] = {}
     if recipient_ids is not None:
-        rows: list[tuple[object, ...]] = []
+        rows: list[Any] = []
         for start in range(0, len(recipient_ids), 500):
             chunk = recipient_ids[start : start + 500]
             rows += conn.execute(
                 f"SELECT {_RECIPIENT_COLUMNS} FROM queue_recipients WHERE id IN"
                 f" ({','.join('?' * len(chunk))}) ORDER BY message_id, id", chunk
             ).fetchall()
-        message_ids = sorted({int(row[0]) for row in rows})  # type: ignore[call-overload]
+        message_ids = sorted({int(row[0]) for row in rows})
     elif message_ids is not None:
         rows = []
         for start in range(0, len(message_ids), 500):
@@ -152,7 +153,7 @@ def load_messages(
             f"SELECT {_RECIPIENT_COLUMNS} FROM queue_recipients ORDER BY message_id, id"
         ).fetchall()
     for row in rows:
-        recipients.setdefault(int(row[0]), []).append(_recipient(row))  # type: ignore[call-overload]
+        recipients.setdefault(int(row[0]), []).append(_recipient(row))
     if message_ids is None:
         message_rows = conn.execute(
             f"SELECT {_MESSAGE_COLUMNS} FROM queue_messages ORDER BY id").fetchall()
