@@ -27,7 +27,8 @@ if TYPE_CHECKING:
     from mailstead.imap.session import Session
 
 _DRAIN_EVERY = 256 * 1024
-_BATCH = 64  # messages whose structure/bytes are loaded concurrently (store read threads)
+_BATCH = 1024  # messages whose structures are read in one store query (get_structures)
+_READ_BATCH = 64  # message bodies read concurrently (store read threads)
 _STRUCTURE_ITEMS = frozenset({"ENVELOPE", "BODY", "BODYSTRUCTURE"})
 _HEADER_ONLY_SECTIONS = ("HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT")
 _KNOWN_CTE = frozenset({"7bit", "8bit", "binary", "base64", "quoted-printable"})
@@ -121,20 +122,38 @@ def render_item(
     return label + b" " + response.literal(_partial(decoded, item.part), binary=True)
 
 
-async def _load(
-    store: Store, meta: MessageMeta, need_raw: str | None
-) -> tuple[StoredStructure | None, bytes | None]:
-    """Structure and the bytes a request needs; (None, None) if the message vanished."""
-    try:
-        structure = StoredStructure(await store.get_structure(meta.blob_id))
-        if need_raw == "all":
-            return structure, await store.read_blob(meta.blob_id)
-        if need_raw == "header":
-            end = structure.parsed.root.header_end
-            return structure, await store.read_blob(meta.blob_id, 0, end)
-        return structure, None
-    except NotFound:
-        return None, None
+async def _load_chunk(
+    store: Store, chunk: list[MessageMeta], need_raw: str | None
+) -> list[tuple[StoredStructure | None, bytes | None]]:
+    """Structures of a chunk in one store query (``get_structures``), plus the bytes the
+    request needs, read concurrently; (None, None) for a message that vanished."""
+    stored = await store.get_structures([m.blob_id for m in chunk])
+    structures = [
+        StoredStructure(data) if (data := stored.get(m.blob_id)) is not None else None
+        for m in chunk
+    ]
+    if need_raw is None:
+        return [(s, None) for s in structures]
+
+    async def read(meta: MessageMeta, s: StoredStructure | None) -> bytes | None:
+        if s is None:
+            return None
+        try:
+            if need_raw == "header":
+                return await store.read_blob(meta.blob_id, 0, s.parsed.root.header_end)
+            return await store.read_blob(meta.blob_id)
+        except NotFound:
+            return None
+
+    out: list[tuple[StoredStructure | None, bytes | None]] = []
+    for i in range(0, len(chunk), _READ_BATCH):
+        part = list(zip(chunk[i : i + _READ_BATCH], structures[i : i + _READ_BATCH], strict=True))
+        raws = await asyncio.gather(*(read(m, s) for m, s in part))
+        out += [
+            (s, r) if r is not None else (None, None)
+            for (_, s), r in zip(part, raws, strict=True)
+        ]
+    return out
 
 
 async def fetch(session: Session, cmd: Command) -> Reply:
@@ -166,7 +185,7 @@ async def fetch(session: Session, cmd: Command) -> Reply:
     for start in range(0, len(metas), _BATCH):
         chunk = metas[start : start + _BATCH]
         if need_structure:
-            loaded = await asyncio.gather(*(_load(store, m, need_raw) for m in chunk))
+            loaded = await _load_chunk(store, chunk, need_raw)
         else:
             loaded = [(None, None)] * len(chunk)
         for meta, (structure, raw) in zip(chunk, loaded, strict=True):

@@ -20,21 +20,41 @@ if TYPE_CHECKING:
     from mailstead.imap.session import Session
 
 
-_BATCH = 64
+_BATCH = 1024  # candidates whose structures are read in one store query
+_READ_BATCH = 64  # message bodies read concurrently (store read threads)
 
 
-async def _load(store: Store, cand: Candidate, wanted: Needs) -> bool:
-    """Fill what the program needs; False when the message vanished meanwhile."""
-    try:
-        cand.structure = StoredStructure(await store.get_structure(cand.meta.blob_id))
-        if wanted.body:
-            cand.raw = await store.read_blob(cand.meta.blob_id)
-        elif wanted.header:
-            end = cand.structure.parsed.root.header_end
-            cand.raw = await store.read_blob(cand.meta.blob_id, 0, end)
-    except NotFound:
-        return False
-    return True
+async def _load_chunk(store: Store, chunk: list[Candidate], wanted: Needs) -> list[Candidate]:
+    """Fill what the program needs: the structures in one store query (``get_structures``),
+    bytes concurrently. Messages that vanished meanwhile are left out."""
+    stored = await store.get_structures([c.meta.blob_id for c in chunk])
+    present = []
+    for c in chunk:
+        data = stored.get(c.meta.blob_id)
+        if data is not None:
+            c.structure = StoredStructure(data)
+            present.append(c)
+    if not (wanted.body or wanted.header):
+        return present
+
+    async def read(cand: Candidate) -> bool:
+        assert cand.structure is not None
+        try:
+            if wanted.body:
+                cand.raw = await store.read_blob(cand.meta.blob_id)
+            else:
+                end = cand.structure.parsed.root.header_end
+                cand.raw = await store.read_blob(cand.meta.blob_id, 0, end)
+        except NotFound:
+            return False
+        return True
+
+    out: list[Candidate] = []
+    for i in range(0, len(present), _READ_BATCH):
+        part = present[i : i + _READ_BATCH]
+        ok = await asyncio.gather(*(read(c) for c in part))
+        out += [c for c, good in zip(part, ok, strict=True) if good]
+    return out
 
 
 async def search(session: Session, cmd: Command) -> Reply:
@@ -70,8 +90,7 @@ async def search(session: Session, cmd: Command) -> Reply:
     for start in range(0, len(visible), _BATCH):
         chunk = visible[start : start + _BATCH]
         if wanted.structure:
-            loaded = await asyncio.gather(*(_load(store, c, wanted) for c in chunk))
-            chunk = [c for c, ok in zip(chunk, loaded, strict=True) if ok]
+            chunk = await _load_chunk(store, chunk, wanted)
         found.extend((c.seq, int(c.meta.uid)) for c in chunk if predicate(c))
 
     numbers = [uid if by_uid else seq for seq, uid in found]
