@@ -32,7 +32,7 @@ typecheck: $(VENV)/.dev
 	$(BIN)/mypy
 
 docs: $(VENV)/.dev
-	$(BIN)/python -m mailstead.config.docs > docs/configuration.md
+	$(BIN)/python -m mailstead.config.docs
 
 bench: $(VENV)/.dev
 	$(BIN)/python -m bench.run $(ARGS)

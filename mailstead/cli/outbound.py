@@ -194,12 +194,6 @@ def dkim_keygen(state: CliState, domain: str, selector: str, algorithm: str) -> 
     click.echo(f"# private key: {key.path} (mode 0600)")
     click.echo("# publish this record in the DNS zone of the domain:")
     click.echo(key.zone_line())
-    if algorithm == "ed25519":
-        import importlib.util
-
-        if importlib.util.find_spec("nacl") is None:
-            click.echo("# warning: signing with Ed25519 needs PyNaCl, which is not installed;"
-                       " also create an rsa2048 key", err=True)
 
 
 @dkim_group.command("list")
