@@ -53,7 +53,7 @@ class Sync:
 
     _accounts = 0
 
-    def __init__(self, server: ServerThread, root: Path) -> None:
+    def __init__(self, server: ServerThread, root: Path, patterns: str = "INBOX") -> None:
         Sync._accounts += 1
         self.address = f"mb{Sync._accounts}@example.org"
         self.server = server
@@ -78,11 +78,12 @@ class Sync:
             f"MaildirStore local\n"
             f"Path {self.maildir}/\n"
             f"Inbox {self.maildir}/INBOX\n"
+            f"SubFolders Verbatim\n"
             f"\n"
             f"Channel mailstead\n"
             f"Far :remote:\n"
             f"Near :local:\n"
-            f"Patterns INBOX\n"
+            f"Patterns {patterns}\n"
             f"Create Both\n"
             f"Expunge Both\n"
             f"SyncState *\n"
@@ -232,3 +233,31 @@ def test_server_expunge_is_pulled(sync: Sync) -> None:
     sync.server.call(delete())
     sync.run()
     assert set(sync.local_files()) == {"second", "third"}
+
+
+def test_folders_are_created_both_ways(server: ServerThread, tmp_path: Path) -> None:
+    """``Patterns *``: server folders (nested, non-ASCII in modified UTF-7, special-use)
+    appear locally; a new local folder and its message appear on the server."""
+    s = Sync(server, tmp_path, patterns="*")
+    store = server.store
+    server.call(store.create_mailbox(s.user.id, "Work/Projects"))
+    server.call(store.create_mailbox(s.user.id, "Caf\u00e9"))
+    s.run()
+    local = {p.relative_to(s.maildir).as_posix() for p in s.maildir.rglob("cur")}
+    # mbsync names non-ASCII folders by their modified UTF-7 wire form (RFC 3501 §5.1.3).
+    assert {"INBOX/cur", "Work/Projects/cur", "Caf&AOk-/cur", "Trash/cur"} <= local
+
+    folder = s.maildir / "Reading List"
+    for sub in ("cur", "new", "tmp"):
+        (folder / sub).mkdir(parents=True)
+    (folder / "new" / "1764064800.M2P1.laptop").write_bytes(
+        message("read later").replace(b"\r\n", b"\n")
+    )
+    s.run()
+
+    async def read() -> list[bytes]:
+        box = await store.get_mailbox(s.user.id, "Reading List")
+        return [await store.read_blob(m.blob_id) for m in await store.list_messages(box.id)]
+
+    bodies = server.call(read())
+    assert len(bodies) == 1 and b"body of read later" in bodies[0]
