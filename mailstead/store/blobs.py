@@ -1,14 +1,26 @@
-"""Content-addressed message bodies on disk: ``blobs/ab/cd/<sha256>``.
+"""Content-addressed message bodies on disk: ``blobs/ab/<sha256>``.
 
-A body is written to a temporary file and renamed into place, so a crash never leaves a
-partial body under its final name. It is not durable yet: :meth:`BlobFiles.write` returns
-the paths that still need flushing (the file and the directories whose entries changed),
-and the group-commit writer makes a whole batch durable at once with :func:`flush_paths`,
-just before it commits the metadata that references those bodies.
+Bodies live in 256 bucket directories made once when the store is created, so storing a
+body never creates a directory. A body is not durable when it is written: the methods
+return the paths that still need flushing (the file and its bucket), and the group-commit
+writer makes a whole batch durable at once with :func:`flush_paths`, just before it commits
+the metadata that references those bodies. A body is complete exactly when a ``blobs`` row
+names it, because the row is committed only after the flush.
 
-On Linux one ``syncfs(2)`` flushes the batch: file data and directory entries of every body
-in it, in one call instead of two fsyncs per message (bodies are spread over 65,536
-directories, so per-directory fsyncs do not coalesce). Elsewhere each path is fsynced.
+Two ways in:
+
+- :meth:`BlobFiles.write_in_writer` — the writer thread, for small bodies: the file is
+  written straight under its final name. Only the writer thread writes or removes body
+  files of that size, and it rewrites any file that has no row, so a crash mid-write leaves
+  at worst an orphan that the next write of the same content overwrites (or collection
+  removes).
+- :meth:`BlobFiles.write` — any thread, for large bodies written before their batch: a
+  temporary file renamed into place, so a concurrent reader never sees a partial body under
+  its final name.
+
+On Linux one ``syncfs(2)`` flushes a batch: file data and directory entries of every body
+in it, in one call instead of an fsync per file and per directory. Elsewhere each path is
+fsynced.
 """
 
 from __future__ import annotations
@@ -84,15 +96,38 @@ class BlobFiles:
         self.tmp = root / "tmp"
 
     def setup(self) -> None:
+        """Create the bucket directories once (durably), so no write ever makes one."""
+        created = not (self.root / "ff").is_dir()
         self.root.mkdir(parents=True, exist_ok=True)
         self.tmp.mkdir(exist_ok=True)
+        for bucket in range(256):
+            (self.root / f"{bucket:02x}").mkdir(exist_ok=True)
+        if created:
+            fsync_path(self.root)
+            fsync_path(self.root.parent)
 
     def path_for(self, blob_id: str) -> Path:
         # The id is always our own hex digest; checking it keeps any other string from
         # ever becoming a path.
         if not _BLOB_ID.match(blob_id):
             raise InvalidName(f"not a blob id: {blob_id!r}")
-        return self.root / blob_id[:2] / blob_id[2:4] / blob_id
+        return self.root / blob_id[:2] / blob_id
+
+    def write_in_writer(self, data: bytes, blob_id: str) -> set[Path]:
+        """Write the body under its final name (writer thread only; see the module doc).
+
+        Returns the paths to flush before a row may name the body.
+        """
+        final = self.path_for(blob_id)
+        fd = os.open(final, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+        finally:
+            os.close(fd)
+        return {final, final.parent}
 
     def write(self, data: bytes) -> tuple[str, set[Path]]:
         """Store ``data``; returns (id, paths to flush with :func:`flush_paths` before the
@@ -107,7 +142,6 @@ class BlobFiles:
         if final.exists():
             os.utime(final)
             return blob_id, dirty
-        self._make_parents(final.parent, dirty)
         fd, tmp_name = _mkstemp(self.tmp)
         try:
             with os.fdopen(fd, "wb") as out:
@@ -118,14 +152,6 @@ class BlobFiles:
             raise
         dirty.update((final, final.parent))
         return blob_id, dirty
-
-    def _make_parents(self, directory: Path, dirty: set[Path]) -> None:
-        if directory.is_dir():
-            return
-        for parent in (directory.parent, directory):
-            if not parent.is_dir():
-                parent.mkdir(exist_ok=True)
-                dirty.add(parent.parent)
 
     def exists(self, blob_id: str) -> bool:
         return self.path_for(blob_id).exists()
@@ -154,15 +180,12 @@ class BlobFiles:
 
     def iter_ids(self) -> Iterator[str]:
         """Every body on disk (used to find files no metadata knows, left by a crash)."""
-        for first in self.root.iterdir():
-            if len(first.name) != 2 or not first.is_dir():
+        for bucket in self.root.iterdir():
+            if len(bucket.name) != 2 or not bucket.is_dir():
                 continue
-            for second in first.iterdir():
-                if not second.is_dir():
-                    continue
-                for blob in second.iterdir():
-                    if _BLOB_ID.match(blob.name):
-                        yield blob.name
+            for blob in bucket.iterdir():
+                if _BLOB_ID.match(blob.name):
+                    yield blob.name
 
     def clean_tmp(self, older_than: float) -> int:
         """Remove temporary files abandoned by a crash mid-write."""

@@ -930,9 +930,7 @@ class SQLiteStore:
         known = conn.execute("SELECT 1 FROM blobs WHERE id = ?", (blob_id,)).fetchone()
         if known is not None and self.blobs.exists(blob_id):
             return
-        written_id, dirty = self.blobs.write(data)
-        assert written_id == blob_id
-        flush |= dirty
+        flush |= self.blobs.write_in_writer(data, blob_id)
         structure = self._parse(data) if self._parse is not None else None
         conn.execute(
             "INSERT OR REPLACE INTO blobs (id, size, structure) VALUES (?, ?, ?)",
