@@ -354,6 +354,16 @@ class DKIMSettings(_Section):
     )
 
 
+class IMAPSettings(_Section):
+    """IMAP protocol choices that clients can see."""
+
+    hierarchy_separator: Literal["/", "."] = Field(
+        "/",
+        description='hierarchy separator shown to IMAP clients; with "." a client\'s "a.b" is '
+        'the folder a/b and names containing "/" are refused',
+    )
+
+
 class LogSettings(_Section):
     """Logging to standard error, one line per event."""
 
@@ -387,6 +397,7 @@ class Settings(_Section):
         default_factory=DeliverySettings, description="outbound delivery"
     )
     dkim: DKIMSettings = Field(default_factory=DKIMSettings, description="DKIM signing")
+    imap: IMAPSettings = Field(default_factory=IMAPSettings, description="IMAP")
     log: LogSettings = Field(default_factory=LogSettings, description="logging")
 
     @property

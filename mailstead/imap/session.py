@@ -38,6 +38,7 @@ from mailstead.core.errors import (
 )
 from mailstead.core.log import redact_command
 from mailstead.imap import response
+from mailstead.imap.names import NameMapper
 from mailstead.imap.parse.commands import parse_command, parse_tag
 from mailstead.imap.parse.errors import ParseError
 from mailstead.imap.parse.receiver import Frame, FrameError, NeedLiteral, Receiver
@@ -104,6 +105,7 @@ class Session:
             max_line=self.max_line,
             max_command=max(limits.max_message_size, MAX_NON_APPEND_LITERAL) + self.max_line,
         )
+        self.names = NameMapper(ctx.settings.imap.hierarchy_separator)
         self.state = State.NONAUTH
         self.user: User | None = None
         self.enabled: set[str] = set()
@@ -157,8 +159,14 @@ class Session:
     def untagged(self, text: str | bytes) -> None:
         self.stream.write(response.untagged(text))
 
+    @property
+    def separator(self) -> bytes:
+        """The hierarchy delimiter as LIST/LSUB/NAMESPACE show it (a quoted string)."""
+        return b'"' + self.names.separator.encode() + b'"'
+
     def mailbox_name(self, name: str) -> bytes:
-        return response.mailbox_name(name, utf8=self.utf8)
+        """A store mailbox name as this client sees it (separator, then encoding)."""
+        return response.mailbox_name(self.names.to_imap(name), utf8=self.utf8)
 
     # -- selection ---------------------------------------------------------------------------
     def claim_recent(self, uids: list[int]) -> set[int]:
@@ -316,6 +324,11 @@ class Session:
         except ParseError as exc:
             self.log.info("bad command: %s (%r)", exc.reason, redact_command(frame[:120]))
             self._bad(exc.tag or parse_tag(frame), exc.reason, exc.code)
+            return
+        try:
+            cmd = self.names.command(cmd)  # mailbox names in store terms from here on
+        except InvalidName as exc:
+            self.send(response.tagged(cmd.tag, "NO", str(exc), "CANNOT"))
             return
         self.commands += 1
         if self.commands > self.settings.limits.max_commands_per_session:

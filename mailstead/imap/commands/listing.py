@@ -39,7 +39,7 @@ async def list_command(session: Session, cmd: Command) -> Reply:
         return await _lsub(session, args)
     if len(args.patterns) == 1 and args.patterns[0] == "" and not args.extended:
         # RFC 9051 §6.3.9: the hierarchy delimiter and root of the reference.
-        session.untagged(b'LIST (\\Noselect) "/" ""')
+        session.untagged(b"LIST (\\Noselect) " + session.separator + b' ""')
         return Reply(text="LIST completed")
     patterns = [pattern_regex(args.reference, p) for p in args.patterns if p != ""]
     boxes = await session.store.list_mailboxes(session.user.id)
@@ -81,7 +81,8 @@ async def list_command(session: Session, cmd: Command) -> Reply:
         elif "SUBSCRIBED" in sel and name not in subscribed:
             continue
         line = (
-            b"LIST (" + " ".join(attrs).encode() + b') "/" ' + session.mailbox_name(name)
+            b"LIST (" + " ".join(attrs).encode() + b") " + session.separator + b" "
+            + session.mailbox_name(name)
             + extended
         )
         session.untagged(line)
@@ -96,7 +97,7 @@ async def _lsub(session: Session, args: ListArgs) -> Reply:
     subscribed name is listed with \\Noselect."""
     assert session.user is not None
     if args.patterns == ("",):
-        session.untagged(b'LSUB (\\Noselect) "/" ""')
+        session.untagged(b"LSUB (\\Noselect) " + session.separator + b' ""')
         return Reply(text="LSUB completed")
     patterns = [pattern_regex(args.reference, p) for p in args.patterns]
     subscribed = set(await session.store.list_subscriptions(session.user.id))
@@ -106,10 +107,14 @@ async def _lsub(session: Session, args: ListArgs) -> Reply:
         if _matches(patterns, name):
             attrs = "" if name in existing else "\\Noselect"
             seen.add(name)
-            session.untagged(f"LSUB ({attrs}) \"/\" ".encode() + session.mailbox_name(name))
+            session.untagged(
+                f"LSUB ({attrs}) ".encode() + session.separator + b" " + session.mailbox_name(name)
+            )
             continue
         for parent in parents_of(name):
             if parent not in seen and parent not in subscribed and _matches(patterns, parent):
                 seen.add(parent)
-                session.untagged(b'LSUB (\\Noselect) "/" ' + session.mailbox_name(parent))
+                session.untagged(
+                    b"LSUB (\\Noselect) " + session.separator + b" " + session.mailbox_name(parent)
+                )
     return Reply(text="LSUB completed")

@@ -86,7 +86,7 @@ async def subscribe(session: Session, cmd: Command) -> Reply:
 
 async def namespace(session: Session, cmd: Command) -> Reply:
     """RFC 9051 §6.3.10 / RFC 2342: one personal namespace, no shared or other users'."""
-    session.untagged('NAMESPACE (("" "/")) NIL NIL')
+    session.untagged(b'NAMESPACE (("" ' + session.separator + b")) NIL NIL")
     return Reply(text="NAMESPACE completed")
 
 

@@ -61,7 +61,7 @@ async def select(session: Session, cmd: Command) -> Reply:
     session.untagged(f"OK [UIDNEXT {box.uidnext}] Predicted next UID")
     if session.rev2:
         # RFC 9051 §6.3.2: a LIST response with the mailbox name is required.
-        session.untagged(b'LIST () "/" ' + session.mailbox_name(box.name))
+        session.untagged(b"LIST () " + session.separator + b" " + session.mailbox_name(box.name))
     code = "READ-ONLY" if readonly else "READ-WRITE"
     return Reply(text=f"{cmd.name} completed", code=code)
 
