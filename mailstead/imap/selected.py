@@ -78,6 +78,7 @@ class SelectedMailbox:
             self.keywords.update(f for f in m.flags if not f.startswith("\\"))
         self._expunged: set[int] = set()
         self._flag_updates: dict[int, frozenset[str]] = {}
+        self._new_keywords: set[str] = set()  # on messages that arrived, not yet announced
         self._recent_reported = len(self.recent)
         self.gone = False
 
@@ -153,6 +154,13 @@ class SelectedMailbox:
                 continue
             if ev.kind is ChangeKind.EXISTS:
                 new = [int(u) for u in ev.uids if int(u) not in self.modseqs]
+                # The new messages' flags ride on the event: keywords nobody announced to
+                # this session yet go out as FLAGS after the EXISTS (RFC 9051 §7.3.5).
+                for arrived, flags in zip(ev.uids, ev.flags, strict=False):
+                    if int(arrived) in new:
+                        self._new_keywords.update(
+                            f for f in flags if not f.startswith("\\") and f not in self.keywords
+                        )
                 for u in sorted(new):
                     if self.uids and u < self.uids[-1]:
                         bisect.insort(self.uids, u)  # not expected: UIDs are assigned in order
@@ -197,7 +205,10 @@ class SelectedMailbox:
     @property
     def has_pending(self) -> bool:
         return bool(
-            self._expunged or self._flag_updates or self.reported_exists != len(self.uids)
+            self._expunged
+            or self._flag_updates
+            or self._new_keywords
+            or self.reported_exists != len(self.uids)
         )
 
     def updates(
@@ -208,7 +219,8 @@ class SelectedMailbox:
         fetch_flags: Callable[[int, frozenset[str]], bytes],
     ) -> list[bytes]:
         """Untagged responses for everything pending, in an order that keeps numbers
-        consistent: EXPUNGEs first (when allowed), then EXISTS/RECENT, then flag FETCHes."""
+        consistent: EXPUNGEs first (when allowed), then EXISTS/RECENT, FLAGS when the new
+        messages brought keywords this session has not announced, then flag FETCHes."""
         out: list[bytes] = []
         if allow_expunge and self._expunged:
             for u in sorted(self._expunged):
@@ -230,6 +242,12 @@ class SelectedMailbox:
             # RFC 3501 §7.3.2: RECENT whenever the count changes (arrivals or expunges).
             out.append(b"* %d RECENT\r\n" % len(self.recent))
         self._recent_reported = len(self.recent)
+        if self._new_keywords:
+            fresh = self._new_keywords - self.keywords
+            self._new_keywords.clear()
+            if fresh:
+                self.keywords |= fresh
+                out += self.flags_announcement()
         if self._flag_updates:
             for u in sorted(self._flag_updates):
                 seq = self.seq_of(u)

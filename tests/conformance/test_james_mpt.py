@@ -203,7 +203,6 @@ EXPECTED_FAILURES: dict[str, str] = {
     "Subscribe": "SUBSCRIBE of a nonexistent name: James OK, mailstead NO",
     "Uid": _FLAGS_ORDER,
     "UidSearchAtoms": _FLAGS_ORDER,
-    "UserFlagsSupport": _FLAGS_ORDER,
 }
 
 

@@ -393,4 +393,26 @@ def test_lenient_spacing_and_new_keyword_on_append(raw: Raw, client: imaplib.IMA
     lines = raw.command(
         b"APPEND INBOX ($Important) {%d+}\r\n%s" % (len(SIMPLE_MESSAGE), SIMPLE_MESSAGE)
     )
-    assert lines[0] == b"* FLAGS (\\Answered \\Deleted \\Draft \\Flagged \\Seen $Important)\r\n"
+    # EXISTS first, then the FLAGS that the new message's keyword needs (RFC 9051 §7.3.5).
+    assert lines[0] == b"* 2 EXISTS\r\n"
+    assert b"* FLAGS (\\Answered \\Deleted \\Draft \\Flagged \\Seen $Important)\r\n" in lines[1:]
+
+
+def test_new_keyword_from_another_session_is_announced(
+    raw: Raw, client: imaplib.IMAP4
+) -> None:
+    """An EXISTS event carries the new messages' flags: a keyword this session never saw
+    arrives as untagged FLAGS (and PERMANENTFLAGS) after the EXISTS, once."""
+    append(client)
+    raw.command("SELECT INBOX")
+    append(client, flags="($Label1 \\Seen)")
+    lines = raw.command("NOOP")
+    assert lines[0] == b"* 2 EXISTS\r\n"
+    flags = [line for line in lines if line.startswith(b"* FLAGS ")]
+    assert flags == [b"* FLAGS (\\Answered \\Deleted \\Draft \\Flagged \\Seen $Label1)\r\n"]
+    assert any(line.startswith(b"* OK [PERMANENTFLAGS (") and b"$Label1 \\*)]" in line
+               for line in lines)
+    append(client, flags="($Label1)")  # already announced: no FLAGS again
+    lines = raw.command("NOOP")
+    assert lines[0] == b"* 3 EXISTS\r\n"
+    assert not any(line.startswith(b"* FLAGS ") for line in lines)

@@ -28,11 +28,6 @@ async def append(session: Session, cmd: Command) -> Reply:
         raise CommandError("NO", "Mailbox does not exist", "TRYCREATE") from exc
     flags = [f for f in args.flags if f != "\\Recent"]
     result = await session.store.append(box.id, args.message, flags, args.date)
-    view = session.selected
-    if view is not None and view.mailbox_id == box.id:
-        new_keywords = {f for f in flags if not f.startswith("\\")} - view.keywords
-        if new_keywords:
-            view.keywords |= new_keywords
-            for line in view.flags_announcement():  # RFC 9051 §7.3.5
-                session.send(line)
+    # A new keyword in the selected mailbox is announced (FLAGS, RFC 9051 §7.3.5) with the
+    # EXISTS at the flush after this command: the store's EXISTS event carries the flags.
     return Reply(text="APPEND completed", code=f"APPENDUID {result.uidvalidity} {result.uid}")
