@@ -1,44 +1,80 @@
 """In-process change bus: the store publishes after commit, sessions subscribe per account.
 
-A subscriber gets an unbounded-by-count but coalescing-safe queue: events are never dropped
-(a dropped EXPUNGE would desynchronise an IMAP session's sequence numbers). Slow consumers
-only cost memory for their own backlog, and a session closes its subscription on logout.
+Events are never dropped (a dropped EXPUNGE would desynchronise an IMAP session's sequence
+numbers); a slow consumer only costs memory for its own backlog, and a session closes its
+subscription on logout.
+
+A subscription is deliberately small (tens of thousands of IDLE sessions each hold one): a
+deque, at most one waiting future, and an optional *notifier*. The notifier is a plain
+function called on the loop thread once per published batch that reached the subscription,
+so a session in IDLE can push untagged responses straight away without a task, a future or
+a wake-up per event.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
-from collections.abc import Iterable
+import logging
+from collections import defaultdict, deque
+from collections.abc import Callable, Iterable
 
 from mailstead.store.models import ChangeEvent
+
+log = logging.getLogger("mailstead.store")
 
 
 class Subscription:
     """Events for one account, in commit order."""
 
+    __slots__ = ("_bus", "_events", "_notifier", "_waiter", "user_id")
+
     def __init__(self, bus: ChangeBus, user_id: int) -> None:
         self._bus = bus
         self.user_id = user_id
-        self._queue: asyncio.Queue[ChangeEvent] = asyncio.Queue()
+        self._events: deque[ChangeEvent] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._notifier: Callable[[], None] | None = None
 
     def _put(self, event: ChangeEvent) -> None:
-        self._queue.put_nowait(event)
+        self._events.append(event)
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        if self._notifier is not None:
+            try:
+                self._notifier()
+            except Exception:  # a session's bug must not stop delivery to the others
+                log.exception("change notifier for user #%d failed", self.user_id)
+
+    def set_notifier(self, notifier: Callable[[], None] | None) -> None:
+        """Call ``notifier()`` after each published batch with events for this account
+        (``None`` stops it). It runs on the loop thread and must not block."""
+        self._notifier = notifier
 
     async def get(self) -> ChangeEvent:
-        return await self._queue.get()
+        """The next event, waiting for one if none is pending."""
+        while not self._events:
+            loop = asyncio.get_running_loop()
+            self._waiter = loop.create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self._events.popleft()
 
     def drain(self) -> list[ChangeEvent]:
         """Everything that arrived so far, without waiting."""
-        events: list[ChangeEvent] = []
-        while not self._queue.empty():
-            events.append(self._queue.get_nowait())
+        events = list(self._events)
+        self._events.clear()
         return events
 
     def pending(self) -> int:
-        return self._queue.qsize()
+        return len(self._events)
 
     def close(self) -> None:
+        self._notifier = None
         self._bus._remove(self)
 
     def __enter__(self) -> Subscription:
@@ -61,9 +97,13 @@ class ChangeBus:
 
     def publish(self, events: Iterable[ChangeEvent]) -> None:
         """Call on the event loop thread, after the write committed."""
+        touched: dict[Subscription, None] = {}
         for event in events:
             for sub in tuple(self._subscribers.get(event.user_id, ())):
                 sub._put(event)
+                touched[sub] = None
+        for sub in touched:
+            sub._wake()
 
     def subscriber_count(self, user_id: int) -> int:
         return len(self._subscribers.get(user_id, ()))
