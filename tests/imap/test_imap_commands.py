@@ -228,7 +228,9 @@ def test_fetch_items_and_seen(raw: Raw, client: imaplib.IMAP4) -> None:
     assert b'ENVELOPE ("Mon, 7 Feb 2022 21:52:25 -0800" "lunch plans" (("Alice Example"' in text
     assert b"RFC822.SIZE %d UID 1" % len(SIMPLE_MESSAGE) in text
     text = b"".join(raw.command("UID FETCH 2 (BODYSTRUCTURE BODY[1] BINARY[1] BINARY.SIZE[2])"))
-    assert text.startswith(b"* 2 FETCH (FLAGS (\\Recent \\Seen) UID 2 BODYSTRUCTURE ((\"text\"")
+    # The implicit UID goes after the requested items (RFC 9051 §6.4.9; order is free).
+    assert text.startswith(b"* 2 FETCH (FLAGS (\\Recent \\Seen) BODYSTRUCTURE ((\"text\"")
+    assert text.endswith(b" BINARY.SIZE[2] 5 UID 2)\r\nt6 OK UID FETCH completed\r\n")
     assert b"BODY[1] {29}\r\nThe caf=C3=A9 numbers are in. " in text
     assert "BINARY[1] {25}\r\nThe café numbers are in. ".encode() in text
     assert b"BINARY.SIZE[2] 5" in text

@@ -164,7 +164,9 @@ async def fetch(session: Session, cmd: Command) -> Reply:
     uids = view.resolve(args.sequence, uid=by_uid)
     items = list(args.items)
     if by_uid and not any(i.name == "UID" and i.section is None for i in items):
-        items.insert(0, FetchAtt("UID"))  # RFC 9051 §6.4.9: UID FETCH always returns UID
+        # RFC 9051 §6.4.9: UID FETCH always returns UID. The order of data items is free;
+        # after the requested ones, as James and Dovecot put it.
+        items.append(FetchAtt("UID"))
     if not uids:
         return Reply(text=f"{cmd.name} completed")
     store = session.store
