@@ -43,7 +43,7 @@ from mailstead.imap.parse.commands import parse_command, parse_tag
 from mailstead.imap.parse.errors import ParseError
 from mailstead.imap.parse.receiver import Frame, FrameError, NeedLiteral, Receiver
 from mailstead.imap.selected import InvalidSequence, RecentTracker, SelectedMailbox
-from mailstead.imap.states import ALLOWED, NO_EXPUNGE_DURING, State
+from mailstead.imap.states import ALLOWED, EXPUNGE_BEFORE, NO_EXPUNGE_DURING, State
 from mailstead.net.stream import ConnectionClosed, IdleTimeout, LineTooLong, Stream
 from mailstead.store.changes import Subscription
 from mailstead.store.interfaces import Store
@@ -344,8 +344,9 @@ class Session:
         allow_expunge = cmd.name not in NO_EXPUNGE_DURING
         try:
             # Updates that arrived since the last command go first, so any sequence numbers
-            # in this command's own responses already account for them.
-            self.flush(allow_expunge=False)
+            # in this command's own responses already account for them. Expunges only before
+            # commands that name no messages (RFC 9051 §7.5.1, states.EXPUNGE_BEFORE).
+            self.flush(allow_expunge=cmd.name in EXPUNGE_BEFORE)
             reply = await handler(self, cmd)
             self.flush(allow_expunge=allow_expunge)
         except Disconnect:

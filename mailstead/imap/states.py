@@ -66,3 +66,8 @@ ALLOWED: dict[str, frozenset[State]] = {
 
 # RFC 9051 §7.5.1: no EXPUNGE while answering FETCH, STORE or SEARCH (the UID forms may).
 NO_EXPUNGE_DURING = frozenset({"FETCH", "STORE", "SEARCH"})
+
+# Commands that name no messages: pending EXPUNGEs may go out before they run, so a poll
+# (NOOP, CHECK) reports expunges first and later flag changes with the new numbers. Any
+# command with a sequence set must resolve it against the numbers the client knew.
+EXPUNGE_BEFORE = frozenset({"NOOP", "CHECK"})

@@ -149,7 +149,6 @@ EXPECTED_FAILURES: dict[str, str] = {
     "BogusCommand": _BYE,
     "Capability": "CAPABILITY: the script requires SAVEDATE",
     "ConcurrentExistsResponse": _FLAGS_ORDER,
-    "ConcurrentExpungeUIDToMSNMapping": _FLAGS_ORDER,
     "ConcurrentFetchResponse": _FLAGS_ORDER,
     "Delete": _DELETE_PARENT,
     "Create": "CREATE of an invalid name: James answers BAD, mailstead NO [CANNOT]",
@@ -203,13 +202,19 @@ EXPECTED_FAILURES: dict[str, str] = {
         "§6.3.6 SHOULD), James does not"
     ),
     "RenameInbox": _FLAGS_ORDER,
-    "SearchAtoms": _FLAGS_ORDER,
+    "SearchAtoms": (
+        "BODY the: James matches message 5 only through the Subject of an attached "
+        "message/rfc822 (yet not 'thy' in its From); mailstead searches the decoded leaf parts"
+    ),
     "SearchOptionAggregations": _FLAGS_ORDER,
     "SearchOptionSave": _FLAGS_ORDER,
     "SelectUnseen": _FLAGS_ORDER,
     "Status": "STATUS: mailstead's parser rejects an item James accepts (BAD)",
     "Subscribe": "SUBSCRIBE of a nonexistent name: James OK, mailstead NO",
-    "UidSearchAtoms": _FLAGS_ORDER,
+    "UidSearchAtoms": (
+        "BODY the: James matches message 5 only through the Subject of an attached "
+        "message/rfc822 (yet not 'thy' in its From); mailstead searches the decoded leaf parts"
+    ),
 }
 
 
