@@ -31,3 +31,13 @@ def test_noop_sends_expunge_before_flag_fetch(server: ServerThread, account: str
     assert b"[COPYUID" in lines[-1] and b" 3 " in lines[-1]  # message 2 was UID 3
     other.logout()
     raw.close()
+
+
+def test_subscribe_to_a_name_that_does_not_exist(server: ServerThread, account: str) -> None:
+    """RFC 9051 §6.3.7: subscriptions are names; LIST shows a missing one \\NonExistent."""
+    raw = Raw(server.port("imap"), login=account)
+    assert raw.command("SUBSCRIBE later")[-1].split()[1] == b"OK"
+    lines = raw.command('LIST (SUBSCRIBED) "" "later"')
+    assert lines[0] == b'* LIST (\\NonExistent \\Subscribed) "/" "later"\r\n'
+    assert raw.command("UNSUBSCRIBE later")[-1].split()[1] == b"OK"
+    raw.close()

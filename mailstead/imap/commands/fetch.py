@@ -165,7 +165,7 @@ async def fetch(session: Session, cmd: Command) -> Reply:
     items = list(args.items)
     if by_uid and not any(i.name == "UID" and i.section is None for i in items):
         # RFC 9051 §6.4.9: UID FETCH always returns UID. The order of data items is free;
-        # after the requested ones, as James and Dovecot put it.
+        # after the requested ones, as James puts it.
         items.append(FetchAtt("UID"))
     if not uids:
         return Reply(text=f"{cmd.name} completed")

@@ -74,12 +74,11 @@ async def rename(session: Session, cmd: Command) -> Reply:
 
 
 async def subscribe(session: Session, cmd: Command) -> Reply:
-    """RFC 9051 §6.3.7: subscribing to a name that does not exist is an error for us
-    (Dovecot does the same); unsubscribing always works."""
+    """RFC 9051 §6.3.7: the subscription list holds names, existing or not (LIST shows a
+    missing one as \\NonExistent, RFC 5258 §3.1), as James does; unsubscribing always works.
+    Invalid names are still refused by the store (NO [CANNOT])."""
     args = cmd.args
     assert isinstance(args, MailboxArg) and session.user is not None
-    if cmd.name == "SUBSCRIBE":
-        await session.store.get_mailbox(session.user.id, args.name)
     await session.store.set_subscribed(session.user.id, args.name, cmd.name == "SUBSCRIBE")
     return Reply(text=f"{cmd.name} completed")
 
