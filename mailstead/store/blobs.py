@@ -1,22 +1,12 @@
 """Content-addressed message bodies on disk: ``blobs/ab/<sha256>``.
 
-Bodies live in 256 bucket directories made once when the store is created, so storing a
-body never creates a directory. A body is not durable when it is written: the methods
-return the paths that still need flushing (the file and its bucket), and the group-commit
-writer makes a whole batch durable at once with :func:`flush_paths`, just before it commits
-the metadata that references those bodies. A body is complete exactly when a ``blobs`` row
-names it, because the row is committed only after the flush.
-
-Two ways in:
-
-- :meth:`BlobFiles.write_in_writer` — the writer thread, for small bodies: the file is
-  written straight under its final name. Only the writer thread writes or removes body
-  files of that size, and it rewrites any file that has no row, so a crash mid-write leaves
-  at worst an orphan that the next write of the same content overwrites (or collection
-  removes).
-- :meth:`BlobFiles.write` — any thread, for large bodies written before their batch: a
-  temporary file renamed into place, so a concurrent reader never sees a partial body under
-  its final name.
+Only large bodies are files (small ones live in the database, docs/decisions/0002). They
+live in 256 bucket directories made once when the store is created, so storing a body never
+creates a directory. A body is written to a temporary file and renamed into place, so a
+concurrent reader never sees a partial body under its final name. It is not durable yet:
+:meth:`BlobFiles.write` returns the paths that still need flushing (the file and its
+bucket), and the group-commit writer makes a whole batch durable at once with
+:func:`flush_paths`, just before it commits the rows that reference those bodies.
 
 On Linux one ``syncfs(2)`` flushes a batch: file data and directory entries of every body
 in it, in one call instead of an fsync per file and per directory. Elsewhere each path is
@@ -112,22 +102,6 @@ class BlobFiles:
         if not _BLOB_ID.match(blob_id):
             raise InvalidName(f"not a blob id: {blob_id!r}")
         return self.root / blob_id[:2] / blob_id
-
-    def write_in_writer(self, data: bytes, blob_id: str) -> set[Path]:
-        """Write the body under its final name (writer thread only; see the module doc).
-
-        Returns the paths to flush before a row may name the body.
-        """
-        final = self.path_for(blob_id)
-        fd = os.open(final, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-        finally:
-            os.close(fd)
-        return {final, final.parent}
 
     def write(self, data: bytes) -> tuple[str, set[Path]]:
         """Store ``data``; returns (id, paths to flush with :func:`flush_paths` before the

@@ -123,8 +123,9 @@ async def test_queue_survives_reopen_and_keeps_its_body_from_gc(store: SQLiteSto
     assert (queued.envelope.envid, queued.envelope.ret, queued.envelope.body) == (
         "e1", "FULL", "8BITMIME")
     path = store.blobs.path_for(queued.blob_id)
-    old = time.time() - 7200
-    os.utime(path, (old, old))
+    if path.exists():  # large bodies are files; make this one look old enough to collect
+        old = time.time() - 7200
+        os.utime(path, (old, old))
     assert await store.collect_garbage(grace_seconds=60) == 0
     assert await store.read_blob(queued.blob_id) == BODY
     await OutboundQueue(store).remove(queued.id)

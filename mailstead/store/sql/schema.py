@@ -141,6 +141,11 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE queue_recipients ADD COLUMN settled INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE queue_messages ADD COLUMN held INTEGER NOT NULL DEFAULT 0;
     """,
+    # 4: small bodies live in the database (docs/decisions/0002): the body and the rows
+    # that reference it become durable with one WAL fsync. NULL means the body is a file.
+    """
+    ALTER TABLE blobs ADD COLUMN data BLOB;
+    """,
 )
 
 

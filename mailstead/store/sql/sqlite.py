@@ -86,8 +86,9 @@ _USER_COLUMNS = (
 )
 _MESSAGE_COLUMNS = "mailbox_id, uid, modseq, flags, internaldate, size, blob_id"
 _CHUNK = 500  # SQLite host-parameter batches
-#: Bodies up to this size are written and parsed by the writer thread inside its batch.
-INLINE_BODY_LIMIT = 256 * 1024
+#: Bodies up to this size are kept in the database (docs/decisions/0002); larger ones in
+#: files under blobs/.
+DATABASE_BODY_LIMIT = 256 * 1024
 _Body = tuple[str, set[Path], bytes | None]  # (blob id, dirs to fsync, parsed structure)
 
 
@@ -864,8 +865,13 @@ class SQLiteStore:
     def _ensure_blob_row(
         self, conn: sqlite3.Connection, blob_id: str, size: int, structure: bytes | None
     ) -> None:
-        # A collection may have removed an unreferenced body between our write and this
-        # commit; the writer thread serialises us with it, so checking here is enough.
+        in_database = conn.execute(
+            "SELECT 1 FROM blobs WHERE id = ? AND data IS NOT NULL", (blob_id,)
+        ).fetchone()
+        if in_database:
+            return
+        # A collection may have removed an unreferenced body file between our write and
+        # this commit; the writer thread serialises us with it, so checking here is enough.
         if not self.blobs.exists(blob_id):
             raise _BodyVanished(blob_id)
         conn.execute(
@@ -919,22 +925,22 @@ class SQLiteStore:
         )
         return user_id, AppendResult(uidvalidity, UID(uid), ModSeq(modseq))
 
-    def _store_inline_body(self, conn: sqlite3.Connection, data: bytes, blob_id: str,
-                           flush: set[Path]) -> None:
-        """In the writer thread: make a small body's file and row exist.
+    @staticmethod
+    def _store_small_body(
+        conn: sqlite3.Connection, data: bytes, blob_id: str, parse: StructureParser | None
+    ) -> None:
+        """In the writer's transaction: keep a small body in its ``blobs`` row.
 
-        A body already stored (same content delivered again) costs one lookup: no write, no
-        parse. Collection runs in this same thread, so nothing can remove the file between
-        this check and the COMMIT.
+        The body becomes durable with the same WAL fsync as the rows that reference it; a
+        body already stored (the same message delivered again) costs one lookup and is
+        neither stored nor parsed again.
         """
-        known = conn.execute("SELECT 1 FROM blobs WHERE id = ?", (blob_id,)).fetchone()
-        if known is not None and self.blobs.exists(blob_id):
+        if conn.execute("SELECT 1 FROM blobs WHERE id = ?", (blob_id,)).fetchone():
             return
-        flush |= self.blobs.write_in_writer(data, blob_id)
-        structure = self._parse(data) if self._parse is not None else None
+        structure = parse(data) if parse is not None else None
         conn.execute(
-            "INSERT OR REPLACE INTO blobs (id, size, structure) VALUES (?, ?, ?)",
-            (blob_id, len(data), structure),
+            "INSERT INTO blobs (id, size, structure, data) VALUES (?, ?, ?, ?)",
+            (blob_id, len(data), structure, data),
         )
 
     async def _with_body(
@@ -942,20 +948,18 @@ class SQLiteStore:
     ) -> Any:
         """Run ``build(blob_id, structure)``'s write with the body stored durably first.
 
-        Small bodies are written and parsed inside the writer's batch: one hand-off between
-        threads instead of three, which is what an append costs most. Large ones are
-        written and parsed on the I/O pool first so they never hold up a batch.
+        Small bodies go into the database inside the writer's batch (parsed there too): one
+        hand-off between threads and one fsync for body and metadata together. Large ones
+        are written to a file and parsed on the I/O pool first, so they never hold up a
+        batch, and are flushed with the batch before its COMMIT.
         """
-        if len(data) <= INLINE_BODY_LIMIT:
+        if len(data) <= DATABASE_BODY_LIMIT:
             blob_id = blob_id_for(data)
             inner = build(blob_id, None)
 
             def write(conn: sqlite3.Connection) -> WriteOutcome:
-                flush: set[Path] = set()
-                self._store_inline_body(conn, data, blob_id, flush)
-                outcome = inner(conn)
-                outcome.flush |= flush
-                return outcome
+                self._store_small_body(conn, data, blob_id, self._parse)
+                return inner(conn)
 
             return await self._write(write)
         for _attempt in range(3):
@@ -1440,6 +1444,13 @@ class SQLiteStore:
         return await self._read(read)
 
     async def read_blob(self, blob_id: str, start: int = 0, end: int | None = None) -> bytes:
+        def read(conn: sqlite3.Connection) -> bytes | None:
+            row = conn.execute("SELECT data FROM blobs WHERE id = ?", (blob_id,)).fetchone()
+            return None if row is None or row[0] is None else bytes(row[0])
+
+        stored = await self._read(read)
+        if stored is not None:
+            return stored[start:end]
         return await self._in_io(lambda: self.blobs.read(blob_id, start, end))
 
     async def vanished_since(self, mailbox_id: int, modseq: int) -> list[UID]:
@@ -1454,7 +1465,8 @@ class SQLiteStore:
 
     # -- maintenance ---------------------------------------------------------------------------
     async def collect_garbage(self, grace_seconds: float = 3600.0) -> int:
-        """Remove unreferenced bodies older than the grace period.
+        """Remove unreferenced bodies: files once older than the grace period, bodies kept
+        in the database at once (no file can race with them).
 
         Candidates are found on the read side; the decision and the unlink happen in the
         writer thread, serialised with every append, so a body that an append is about to
