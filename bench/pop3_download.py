@@ -8,6 +8,12 @@ allows. The QUIT, which commits the 1,000 deletions durably, is inside the timin
 Baseline in the same run: a minimal asyncio server that sends the same message bytes from
 plain files, dot-stuffed, over loopback to the same client - the cost of moving the bytes
 with no mail store, no maildrop and no protocol state. Ratio = mailstead MB/s / baseline.
+
+With ``--peers`` (``make bench-peers``), Dovecot from Debian (dovecot-pop3d) serves the same
+messages in the same run: written with CRLF into its Maildir ``new/`` as an MDA would, then
+one login + QUIT outside the timing so its index is built (mailstead parsed at delivery),
+then the same client doing the same RETR + DELE + QUIT. Dovecot runs with its default
+``mail_fsync = optimized``. Those rows' baseline is Dovecot.
 """
 
 from __future__ import annotations
@@ -52,7 +58,8 @@ async def _populate(data_dir: Path, messages: list[bytes]) -> None:
 class _Client:
     """Just enough POP3 to download fast: read until the status line / the terminator."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, user: str = ADDRESS, password: str = PASSWORD) -> None:
+        self.user, self.password = user, password
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=60)
         self.buf = bytearray()
         self.status()
@@ -88,8 +95,8 @@ class _Client:
 
     def download_all(self, count: int, *, login: bool = True) -> int:
         if login:
-            self.command(f"USER {ADDRESS}\r\n".encode())
-            self.command(f"PASS {PASSWORD}\r\n".encode())
+            self.command(f"USER {self.user}\r\n".encode())
+            self.command(f"PASS {self.password}\r\n".encode())
         total = 0
         for n in range(1, count + 1):
             self.sock.sendall(b"RETR %d\r\nDELE %d\r\n" % (n, n))
@@ -101,10 +108,37 @@ class _Client:
         return total
 
 
-def _measure(port: int, count: int, *, login: bool = True) -> tuple[float, int]:
+def _measure(port: int, count: int, *, login: bool = True, user: str = ADDRESS,
+             password: str = PASSWORD) -> tuple[float, int]:
     started = time.perf_counter()
-    octets = _Client(port).download_all(count, login=login)
+    octets = _Client(port, user, password).download_all(count, login=login)
     return time.perf_counter() - started, octets
+
+
+def _dovecot_download(messages: list[bytes]) -> tuple[float, int] | None:
+    """Dovecot's POP3 under the same load: (seconds, octets), or None if not installed."""
+    from tests.interop.dovecot import PASSWORD as DOVECOT_PASSWORD
+    from tests.interop.dovecot import USER as DOVECOT_USER
+    from tests.interop.dovecot import Dovecot, dovecot_binary
+
+    if dovecot_binary() is None:
+        return None
+    with Dovecot(pop3=True, mail_fsync="optimized") as dovecot:
+        dovecot.deliver_new(messages)
+        assert dovecot.pop3_port is not None
+        # Warm-up: the login syncs the Maildir and builds the index; QUIT with nothing
+        # deleted changes nothing else.
+        warm = _Client(dovecot.pop3_port, DOVECOT_USER, DOVECOT_PASSWORD)
+        warm.command(f"USER {DOVECOT_USER}\r\n".encode())
+        warm.command(f"PASS {DOVECOT_PASSWORD}\r\n".encode())
+        warm.command(b"QUIT\r\n")
+        warm.sock.close()
+        result = _measure(dovecot.pop3_port, len(messages), user=DOVECOT_USER,
+                          password=DOVECOT_PASSWORD)
+        remaining = sum(1 for d in ("new", "cur") for _ in (dovecot.maildir / d).iterdir())
+        if remaining:
+            raise RuntimeError(f"Dovecot kept {remaining} messages after QUIT")
+        return result
 
 
 class _FileServer:
@@ -185,4 +219,16 @@ def run(env: BenchEnv) -> list[Result]:
             "pop3-download", case, mb / seconds, "MB/s", base_octets / 1e6 / base_seconds,
             "files over a socket",
         ))
+        if env.peers:
+            dovecot = _dovecot_download(messages)
+            if dovecot is not None:
+                dc_seconds, dc_octets = dovecot
+                results.append(Result(
+                    "pop3-download", case, seconds, "s", dc_seconds, "Dovecot (Debian)",
+                    higher_is_better=False, notes="same client, warm index",
+                ))
+                results.append(Result(
+                    "pop3-download", case, mb / seconds, "MB/s", dc_octets / 1e6 / dc_seconds,
+                    "Dovecot (Debian)",
+                ))
     return results

@@ -3,10 +3,13 @@
 ``Dovecot(tmp).start()`` writes a self-contained ``dovecot.conf`` (no system config is read),
 a passwd-file with one user and an empty Maildir, then runs ``dovecot -F -c <conf>`` in the
 foreground as a child process listening on a free loopback port. ``deliver`` writes messages
-straight into ``Maildir/cur``; ``fetch_items`` logs in over plain TCP and runs one
-``FETCH 1:*`` for all messages, returning the exact wire octets of each requested item.
+straight into ``Maildir/cur`` (``deliver_new``: into ``Maildir/new``); ``fetch_items`` logs
+in over plain TCP and runs one ``FETCH 1:*`` for all messages, returning the exact wire octets
+of each requested item.
 
 Also used by the conformance runner to check the runner itself against a known-good server.
+``Dovecot(pop3=True)`` also serves POP3 on ``pop3_port`` (used by ``bench/pop3_download.py``);
+``mail_fsync`` defaults to ``never`` for tests, a benchmark may ask for Dovecot's default.
 """
 
 from __future__ import annotations
@@ -58,7 +61,13 @@ def _dovecot_version(binary: str) -> tuple[int, ...]:
 class Dovecot:
     """One Dovecot instance; use as a context manager or call start()/stop()."""
 
-    def __init__(self, users: Sequence[tuple[str, str]] = ((USER, PASSWORD),)) -> None:
+    def __init__(
+        self,
+        users: Sequence[tuple[str, str]] = ((USER, PASSWORD),),
+        *,
+        pop3: bool = False,
+        mail_fsync: str = "never",
+    ) -> None:
         binary = dovecot_binary()
         if binary is None:
             raise RuntimeError("dovecot is not installed")
@@ -76,6 +85,8 @@ class Dovecot:
                     break
         self.users = list(users)
         self.port = _free_port()
+        self.pop3_port: int | None = _free_port() if pop3 else None
+        self.mail_fsync = mail_fsync
         self.proc: subprocess.Popen[bytes] | None = None
         self.maildir = root / "Maildir" / USER
         self.conf = root / "dovecot.conf"
@@ -96,12 +107,25 @@ class Dovecot:
         v = _dovecot_version(self.binary)
         cleartext = "auth_allow_cleartext = yes" if v >= (2, 4) else "disable_plaintext_auth = no"
         version_line = "dovecot_config_version = 2.4.0\n" if v >= (2, 4) else ""
+        protocols = "imap pop3" if self.pop3_port is not None else "imap"
+        pop3_service = ""
+        if self.pop3_port is not None:
+            pop3_service = f"""service pop3-login {{
+  inet_listener pop3 {{
+    address = 127.0.0.1
+    port = {self.pop3_port}
+  }}
+  inet_listener pop3s {{
+    port = 0
+  }}
+}}
+"""
         self.conf.write_text(
             f"""{version_line}base_dir = {root}/run
 state_dir = {root}/state
 log_path = {root}/dovecot.log
 info_log_path = {root}/dovecot.log
-protocols = imap
+protocols = {protocols}
 listen = 127.0.0.1
 ssl = no
 {cleartext}
@@ -114,7 +138,7 @@ first_valid_gid = {min(gid, 100)}
 mail_uid = {uid}
 mail_gid = {gid}
 mail_location = maildir:{root}/Maildir/%u
-mail_fsync = never
+mail_fsync = {self.mail_fsync}
 imap_hibernate_timeout = 0
 passdb {{
   driver = passwd-file
@@ -134,7 +158,7 @@ service imap-login {{
     port = 0
   }}
 }}
-service stats {{
+{pop3_service}service stats {{
   unix_listener stats-writer {{
     mode = 0666
   }}
@@ -167,14 +191,18 @@ service stats {{
         )
         log.close()
         deadline = time.monotonic() + timeout
+        waiting = [self.port] + ([self.pop3_port] if self.pop3_port is not None else [])
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"dovecot exited with {self.proc.returncode}:\n{self.log()}")
             with (
                 contextlib.suppress(OSError),
-                socket.create_connection(("127.0.0.1", self.port), timeout=1),
+                socket.create_connection(("127.0.0.1", waiting[0]), timeout=1),
             ):
-                return self
+                waiting.pop(0)
+                if not waiting:
+                    return self
+                continue
             time.sleep(0.05)
         self.stop()
         raise RuntimeError(f"dovecot did not start:\n{self.log()}")
@@ -220,6 +248,20 @@ service stats {{
             path.write_bytes(data)
             os.chown(path, self.mail_uid, self.mail_gid)
             names.append(base)
+        return names
+
+    def deliver_new(self, messages: Sequence[bytes], user: str = USER) -> list[str]:
+        """Write each message as a Maildir file in new/ (as an MDA would, unseen and not
+        yet indexed); returns the file names, which sort in delivery order."""
+        new = self.root / "Maildir" / user / "new"
+        names = []
+        now = int(time.time())
+        for i, data in enumerate(messages):
+            name = f"{now}.M{i:06d}P{os.getpid()}.mailstead"
+            path = new / name
+            path.write_bytes(data)
+            os.chown(path, self.mail_uid, self.mail_gid)
+            names.append(name)
         return names
 
     @contextlib.contextmanager
