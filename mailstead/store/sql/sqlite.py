@@ -136,6 +136,28 @@ def _wanted_recipients(recipients: Sequence[Recipient]) -> list[tuple[int, str, 
             for r in recipients]
 
 
+def _require_domain(conn: sqlite3.Connection, domain: str) -> None:
+    if conn.execute("SELECT 1 FROM domains WHERE name = ?", (domain,)).fetchone() is None:
+        raise NotFound(f"domain {domain} does not exist")
+
+
+#: An address is one thing only: a user, an alias or a group (kind -> table, key column).
+_ADDRESS_KINDS = {
+    "user": ("users", "addr_key"),
+    "alias": ("aliases", "source_key"),
+    "group": ("groups", "addr_key"),
+}
+
+
+def _require_unclaimed(conn: sqlite3.Connection, key: str, display: str, adding: str) -> None:
+    """Refuse to make ``display`` an ``adding`` when it is already another kind of address."""
+    for kind, (table, column) in _ADDRESS_KINDS.items():
+        if kind != adding and conn.execute(
+            f"SELECT 1 FROM {table} WHERE {column} = ?", (key,)
+        ).fetchone():
+            raise AlreadyExists(f"{display} is already {'an' if kind == 'alias' else 'a'} {kind}")
+
+
 def _row_to_user(row: sqlite3.Row) -> User:
     return User(
         id=row[0],
@@ -295,8 +317,7 @@ class SQLiteStore:
         domain = name.strip().lower().rstrip(".")
 
         def write(conn: sqlite3.Connection) -> WriteOutcome:
-            if conn.execute("SELECT 1 FROM domains WHERE name = ?", (domain,)).fetchone() is None:
-                raise NotFound(f"domain {domain} does not exist")
+            _require_domain(conn, domain)
             for table, what in (("users", "users"), ("aliases", "aliases"), ("groups", "groups")):
                 row = conn.execute(f"SELECT count(*) FROM {table} WHERE domain = ?", (domain,))
                 count = row.fetchone()[0]
@@ -331,13 +352,8 @@ class SQLiteStore:
         created = _now()
 
         def write(conn: sqlite3.Connection) -> WriteOutcome:
-            if conn.execute("SELECT 1 FROM domains WHERE name = ?", (domain,)).fetchone() is None:
-                raise NotFound(f"domain {domain} does not exist")
-            for table in ("aliases", "groups"):
-                column = "source_key" if table == "aliases" else "addr_key"
-                taken = f"SELECT 1 FROM {table} WHERE {column} = ?"
-                if conn.execute(taken, (key,)).fetchone():
-                    raise AlreadyExists(f"{display} is already an {table[:-1]}")
+            _require_domain(conn, domain)
+            _require_unclaimed(conn, key, display, "user")
             try:
                 cur = conn.execute(
                     "INSERT INTO users (address, addr_key, domain, password_hash, quota_bytes,"
@@ -456,12 +472,8 @@ class SQLiteStore:
             raise InvalidName("an alias needs at least one target")
 
         def write(conn: sqlite3.Connection) -> WriteOutcome:
-            if conn.execute("SELECT 1 FROM domains WHERE name = ?", (domain,)).fetchone() is None:
-                raise NotFound(f"domain {domain} does not exist")
-            if conn.execute("SELECT 1 FROM users WHERE addr_key = ?", (key,)).fetchone():
-                raise AlreadyExists(f"{display} is already a user")
-            if conn.execute("SELECT 1 FROM groups WHERE addr_key = ?", (key,)).fetchone():
-                raise AlreadyExists(f"{display} is already a group")
+            _require_domain(conn, domain)
+            _require_unclaimed(conn, key, display, "alias")
             position = conn.execute(
                 "SELECT coalesce(max(position), 0) FROM aliases WHERE source_key = ?", (key,)
             ).fetchone()[0]
@@ -530,12 +542,8 @@ class SQLiteStore:
         clean = [str(Address.parse(m)) for m in members]
 
         def write(conn: sqlite3.Connection) -> WriteOutcome:
-            if conn.execute("SELECT 1 FROM domains WHERE name = ?", (domain,)).fetchone() is None:
-                raise NotFound(f"domain {domain} does not exist")
-            if conn.execute("SELECT 1 FROM users WHERE addr_key = ?", (key,)).fetchone():
-                raise AlreadyExists(f"{display} is already a user")
-            if conn.execute("SELECT 1 FROM aliases WHERE source_key = ?", (key,)).fetchone():
-                raise AlreadyExists(f"{display} is already an alias")
+            _require_domain(conn, domain)
+            _require_unclaimed(conn, key, display, "group")
             try:
                 cur = conn.execute(
                     "INSERT INTO groups (address, addr_key, domain) VALUES (?, ?, ?)",
