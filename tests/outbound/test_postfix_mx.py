@@ -1,0 +1,129 @@
+"""Postfix (the Debian package) as the remote MX: mailstead instance A finds it through an
+MX record served by the loopback DNS server and delivers to it; Postfix's Maildir copy
+carries A's DKIM signature, which verifies against the key published in the test zone. A
+recipient Postfix does not know (550 at RCPT) comes back to the sender as a bounce.
+
+Postfix runs as a private instance (tests/interop/postfix.py) on a free 127.0.0.1 port;
+the test is skipped when Postfix is not installed."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import smtplib
+import ssl
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import dkim
+import pytest
+
+from mailstead.delivery.dkim import generate_key
+from mailstead.testing.dns import TestDNSServer
+from mailstead.testing.server import ServerThread, deep_merge
+from tests.interop.postfix import Postfix, PostfixUnavailable
+
+pytestmark = pytest.mark.interop
+
+PASSWORD = "correct horse battery staple"
+DOMAIN = "pf.test"
+
+
+@pytest.fixture
+def postfix_mx() -> Iterator[Postfix]:
+    instance = Postfix(DOMAIN, ["bob"])
+    try:
+        instance.start()
+    except PostfixUnavailable as exc:
+        pytest.skip(str(exc))
+    try:
+        yield instance
+    finally:
+        instance.stop()
+
+
+@pytest.fixture
+def sender(tmp_path: Path, dns_server: TestDNSServer, postfix_mx: Postfix
+           ) -> Iterator[ServerThread]:
+    key = generate_key(tmp_path / "a" / "data", "a.test", "s1", "rsa2048")
+    dns_server.add_many([
+        (DOMAIN, "MX", f"10 mx.{DOMAIN}"), (f"mx.{DOMAIN}", "A", "127.0.0.1"),
+        (key.record_name, "TXT", key.txt_value),
+    ])
+    config: dict[str, Any] = deep_merge(dns_server.settings(), {
+        "hostname": "mx.a.test",
+        "delivery": {"enabled": True, "smtp_port": postfix_mx.port, "poll_seconds": 0.2},
+    })
+    with ServerThread(tmp_path / "a", config) as a:
+        a.add_user("alice@a.test", PASSWORD)
+        yield a
+
+
+def submit(a: ServerThread, rcpt: str, body: str = "Hello Bob.\r\n") -> None:
+    message = (f"From: Alice <alice@a.test>\r\nTo: <{rcpt}>\r\nSubject: to postfix\r\n"
+               f"Message-ID: <pf1@a.test>\r\nDate: Wed, 25 Nov 2026 10:00:00 +0000\r\n"
+               f"\r\n{body}")
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with smtplib.SMTP("127.0.0.1", a.port("submission"), timeout=30) as client:
+        client.starttls(context=context)
+        client.login("alice@a.test", PASSWORD)
+        client.sendmail("alice@a.test", [rcpt], message.encode())
+
+
+def inbox(srv: ServerThread, address: str) -> list[bytes]:
+    async def read() -> list[bytes]:
+        user = await srv.store.find_user(address)
+        assert user is not None
+        box = await srv.store.get_mailbox(user.id, "INBOX")
+        return [await srv.store.read_blob(m.blob_id) for m in await srv.store.list_messages(box.id)]
+
+    return srv.call(read())
+
+
+def wait_inbox(srv: ServerThread, address: str, count: int, timeout: float = 30.0
+               ) -> list[bytes]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = inbox(srv, address)
+        if len(got) >= count:
+            return got
+        time.sleep(0.05)
+    raise AssertionError(f"{address} has {len(inbox(srv, address))} messages, expected {count}")
+
+
+def test_mail_arrives_in_postfix_maildir_signed(sender: ServerThread, postfix_mx: Postfix,
+                                                dns_server: TestDNSServer) -> None:
+    submit(sender, f"bob@{DOMAIN}")
+    [stored] = postfix_mx.wait_maildir("bob", 1)
+    # Maildir files use the local line ending; the wire form (and the signature) is CRLF.
+    raw = stored.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    parsed = email.message_from_bytes(raw, policy=email.policy.default)
+    assert parsed["Subject"] == "to postfix"
+    assert parsed["Delivered-To"] == f"bob@{DOMAIN}"
+    assert parsed["Return-Path"] == "<alice@a.test>"
+    assert "Hello Bob." in raw.decode()
+    # Postfix's Received line names mailstead's EHLO.
+    assert b"mx.a.test" in raw.split(b"\r\n\r\n")[0]
+    start = raw.index(b"DKIM-Signature:")
+    assert b"d=a.test" in raw and b"s=s1" in raw
+    assert dkim.verify(raw[start:], dnsfunc=dns_server.lookup_txt)
+    assert sender.call(sender.store.queued_messages()) == []
+    assert "status=sent (delivered to maildir)" in postfix_mx.log()
+
+
+def test_unknown_postfix_user_bounces_to_the_sender(sender: ServerThread,
+                                                    postfix_mx: Postfix) -> None:
+    submit(sender, f"nobody@{DOMAIN}")
+    [raw] = wait_inbox(sender, "alice@a.test", 1)
+    dsn = email.message_from_bytes(raw, policy=email.policy.default)
+    assert dsn.get_content_type() == "multipart/report"
+    text = raw.decode("utf-8", "replace")
+    assert f"<nobody@{DOMAIN}>" in text and "550 5.1.1" in text
+    assert "User unknown in virtual mailbox table" in text
+    assert "Action: failed" in text
+    assert postfix_mx.count("bob") == 0
+    assert sender.call(sender.store.queued_messages()) == []
