@@ -10,6 +10,12 @@ Baseline in the same run, same client, same load: aiosmtpd in its own process wi
 ``Sink`` handler (every message answered ``250`` and thrown away: Python's SMTP server with
 no storage at all; it offers neither PIPELINING nor CHUNKING).
 
+With ``--peers`` (``make bench-peers``), the same client sends the same messages, in the
+same run, to a private Postfix from Debian (tests/interop/postfix.py: 127.0.0.1, its own
+queue, ``virtual(8)`` delivery to Maildir) as a second baseline. Postfix fsyncs the queue
+file before its ``250`` (as durable as mailstead's answer); Maildir delivery happens after
+the ``250`` and is not timed, but every message is checked to have arrived.
+
 Reported: messages per second, and p50/p99 latency of the final ``250`` (from the write
 that ends the message to its reply). ``BENCH_QUICK=1`` or ``--quick`` runs 10 x 50.
 """
@@ -255,6 +261,34 @@ def measure_aiosmtpd(count: int, messages: list[bytes]) -> Run:
         proc.wait(timeout=10)
 
 
+def measure_postfix(mode: str, count: int, messages: list[bytes], window: int = 1) -> Run:
+    from tests.interop.postfix import Postfix
+
+    users = [rcpt_for(index).split("@")[0] for index in range(SESSIONS)]
+    with Postfix(DOMAIN, users) as postfix:
+        run = asyncio.run(load(postfix.port, mode, count, messages, window))
+        delivered = postfix.wait_delivered(users, run.messages, timeout=300)
+    if delivered != run.messages:
+        raise RuntimeError(f"{run.messages} messages acknowledged by Postfix but "
+                           f"{delivered} delivered to Maildir")
+    return run
+
+
+def _rows(label: str, measured: Run, baseline: Run, base: str, notes: str,
+          p50_notes: str) -> list[Result]:
+    return [
+        Result("smtp-receive", f"{label}: throughput", measured.rate, "msg/s",
+               baseline.rate, base, notes=notes),
+        Result("smtp-receive", f"{label}: final 250 p50",
+               percentile(measured.latencies, 50) * 1000, "ms",
+               percentile(baseline.latencies, 50) * 1000, base,
+               higher_is_better=False, notes=p50_notes),
+        Result("smtp-receive", f"{label}: final 250 p99",
+               percentile(measured.latencies, 99) * 1000, "ms",
+               percentile(baseline.latencies, 99) * 1000, base, higher_is_better=False),
+    ]
+
+
 def run(env: BenchEnv) -> list[Result]:
     quick = env.quick or os.environ.get("BENCH_QUICK") == "1"
     count = 50 if quick else 500
@@ -269,15 +303,11 @@ def run(env: BenchEnv) -> list[Result]:
              ("bdat", WINDOW, f"PIPELINING + BDAT, {WINDOW} in flight"))
     for mode, window, label in cases:
         measured = measure_mailstead(env, mode, count, messages, window)
-        results += [
-            Result("smtp-receive", f"{label}: throughput", measured.rate, "msg/s",
-                   baseline.rate, base, notes=notes),
-            Result("smtp-receive", f"{label}: final 250 p50",
-                   percentile(measured.latencies, 50) * 1000, "ms",
-                   percentile(baseline.latencies, 50) * 1000, base,
-                   higher_is_better=False, notes="mailstead fsyncs before 250"),
-            Result("smtp-receive", f"{label}: final 250 p99",
-                   percentile(measured.latencies, 99) * 1000, "ms",
-                   percentile(baseline.latencies, 99) * 1000, base, higher_is_better=False),
-        ]
+        results += _rows(label, measured, baseline, base, notes,
+                         "mailstead fsyncs before 250")
+        if env.peers:
+            # Same client, same messages, same mode (Postfix offers PIPELINING and CHUNKING).
+            peer = measure_postfix(mode, count, messages, window)
+            results += _rows(label, measured, peer, "Postfix 250 -> Maildir (virtual)", notes,
+                             "both fsync before 250 (Postfix: queue file)")
     return results
