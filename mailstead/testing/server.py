@@ -29,7 +29,7 @@ from mailstead.auth.passwords import PasswordPolicy, hash_password
 from mailstead.cli.serve import PID_FILE, RunningServer, Services
 from mailstead.config.schema import Settings
 from mailstead.store.interfaces import Store
-from mailstead.store.models import User
+from mailstead.store.models import Recipient, User
 
 T = TypeVar("T")
 
@@ -168,6 +168,17 @@ class ServerThread:
             return await store.get_user(user.id)
 
         return self.call(create())
+
+    def deliver(self, user_id: int, raw: bytes) -> None:
+        """Put a message in the user's INBOX as SMTP delivery would (one store transaction)."""
+        self.call(self.store.deliver(raw, [Recipient(user_id)]))
+
+    def inbox_count(self, user_id: int) -> int:
+        async def count() -> int:
+            box = await self.store.get_mailbox(user_id, "INBOX")
+            return box.message_count
+
+        return self.call(count())
 
     @property
     def cert_path(self) -> Path:

@@ -10,12 +10,10 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from mailstead.store.models import Recipient
 from mailstead.testing.server import ServerThread
 
 pytestmark = [
@@ -31,24 +29,6 @@ def message(n: int) -> bytes:
         f"From: sender@example.net\r\nTo: fm@example.org\r\nSubject: fetchmail {n}\r\n"
         f"Message-ID: <fm{n}@example.net>\r\n\r\n.dot line {n}\r\nbody {n}\r\n"
     ).encode()
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[ServerThread]:
-    with ServerThread(tmp_path) as srv:
-        yield srv
-
-
-def deliver(server: ServerThread, user_id: int, raw: bytes) -> None:
-    server.call(server.store.deliver(raw, [Recipient(user_id)]))
-
-
-def inbox_count(server: ServerThread, user_id: int) -> int:
-    async def count() -> int:
-        box = await server.store.get_mailbox(user_id, "INBOX")
-        return len(await server.store.list_messages(box.id))
-
-    return server.call(count())
 
 
 def run_fetchmail(server: ServerThread, tmp_path: Path, *, keep: bool) -> list[bytes]:
@@ -90,24 +70,24 @@ def run_fetchmail(server: ServerThread, tmp_path: Path, *, keep: bool) -> list[b
 def test_leave_on_server(server: ServerThread, tmp_path: Path) -> None:
     user = server.add_user("fm@example.org", PASSWORD)
     for n in (1, 2, 3):
-        deliver(server, user.id, message(n))
+        server.deliver(user.id, message(n))
     first = run_fetchmail(server, tmp_path, keep=True)
     assert len(first) == 3
     for n, got in enumerate(first, 1):
         # fetchmail prepends its Received: line and hands the MDA LF line endings.
         assert got.endswith(message(n).replace(b"\r\n", b"\n")), got
-    deliver(server, user.id, message(4))
+    server.deliver(user.id, message(4))
     second = run_fetchmail(server, tmp_path, keep=True)
     assert len(second) == 1 and b"Subject: fetchmail 4" in second[0]
-    assert inbox_count(server, user.id) == 4
+    assert server.inbox_count(user.id) == 4
 
 
 def test_delete_mode(server: ServerThread, tmp_path: Path) -> None:
     user = server.add_user("fm@example.org", PASSWORD)
     for n in (1, 2, 3):
-        deliver(server, user.id, message(n))
+        server.deliver(user.id, message(n))
     got = run_fetchmail(server, tmp_path, keep=False)
     assert [b"Subject: fetchmail %d" % n in g for n, g in enumerate(got, 1)] == [True] * 3
     assert b".dot line 1\n" in got[0]  # dot-stuffing undone by the client
-    assert inbox_count(server, user.id) == 0
+    assert server.inbox_count(user.id) == 0
     assert run_fetchmail(server, tmp_path, keep=False) == []

@@ -9,12 +9,10 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from mailstead.store.models import Recipient
 from mailstead.testing.server import ServerThread
 
 pytestmark = [
@@ -30,24 +28,6 @@ def message(n: int) -> bytes:
         f"From: sender@example.net\r\nTo: gm@example.org\r\nSubject: getmail {n}\r\n"
         f"Message-ID: <gm{n}@example.net>\r\n\r\n..two dots {n}\r\nbody {n}\r\n"
     ).encode()
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[ServerThread]:
-    with ServerThread(tmp_path) as srv:
-        yield srv
-
-
-def deliver(server: ServerThread, user_id: int, raw: bytes) -> None:
-    server.call(server.store.deliver(raw, [Recipient(user_id)]))
-
-
-def inbox_count(server: ServerThread, user_id: int) -> int:
-    async def count() -> int:
-        box = await server.store.get_mailbox(user_id, "INBOX")
-        return len(await server.store.list_messages(box.id))
-
-    return server.call(count())
 
 
 def run_getmail(server: ServerThread, tmp_path: Path, *, delete: bool) -> list[bytes]:
@@ -98,23 +78,23 @@ def _subjects(messages: list[bytes]) -> set[bytes]:
 def test_leave_on_server(server: ServerThread, tmp_path: Path) -> None:
     user = server.add_user("gm@example.org", PASSWORD)
     for n in (1, 2, 3):
-        deliver(server, user.id, message(n))
+        server.deliver(user.id, message(n))
     first = run_getmail(server, tmp_path, delete=False)
     assert _subjects(first) == {b"Subject: getmail %d" % n for n in (1, 2, 3)}
     for got in first:
         n = int(got.split(b"Subject: getmail ")[1][:1])
         # getmail adds Delivered-To/Return-Path/Received and writes LF line endings.
         assert got.endswith(message(n).replace(b"\r\n", b"\n")), got
-    deliver(server, user.id, message(4))
+    server.deliver(user.id, message(4))
     second = run_getmail(server, tmp_path, delete=False)
     assert _subjects(second) == {b"Subject: getmail 4"}
-    assert inbox_count(server, user.id) == 4
+    assert server.inbox_count(user.id) == 4
 
 
 def test_delete_mode(server: ServerThread, tmp_path: Path) -> None:
     user = server.add_user("gm@example.org", PASSWORD)
     for n in (1, 2):
-        deliver(server, user.id, message(n))
+        server.deliver(user.id, message(n))
     got = run_getmail(server, tmp_path, delete=True)
     assert _subjects(got) == {b"Subject: getmail 1", b"Subject: getmail 2"}
-    assert inbox_count(server, user.id) == 0
+    assert server.inbox_count(user.id) == 0
