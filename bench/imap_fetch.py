@@ -39,9 +39,10 @@ from mailstead.auth.passwords import hash_password
 from mailstead.cli.serve import parse_structure
 from mailstead.imap import response
 from mailstead.store.sql.sqlite import SQLiteStore
+from mailstead.testing.paths import SHARED
 from mailstead.testing.server import TEST_PASSWORD_POLICY, SubprocessServer
 
-CORPUS = Path("/work/shared/corpus/bulk/spamassassin-public-corpus/data")
+CORPUS = SHARED / "corpus/bulk/spamassassin-public-corpus/data"
 ADDRESS = "bench@example.org"
 PASSWORD = "bench-password"
 FETCH_ITEMS = "(FLAGS ENVELOPE RFC822.SIZE)"

@@ -20,8 +20,9 @@ from mailstead.cli.importer import (
 )
 from mailstead.store.models import MessageMeta
 from mailstead.store.sql.sqlite import SQLiteStore
+from mailstead.testing.paths import SHARED
 
-CORPUS = Path("/work/shared/corpus")
+CORPUS = SHARED / "corpus"
 SPAMASSASSIN = CORPUS / "bulk/spamassassin-public-corpus/data/easy-ham-1"
 CPYTHON_MBOX = CORPUS / "mime/cpython-test_email/Lib/test/test_email/data/mailbox_01.mbox"
 needs_corpus = pytest.mark.skipif(not SPAMASSASSIN.is_dir(), reason="corpus not available")

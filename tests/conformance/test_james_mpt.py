@@ -1,6 +1,6 @@
 """Apache James MPT IMAP scripts against the real mailstead server (issue 5).
 
-One test per script in ``/work/shared/conformance/james-mpt``. Each script runs with the
+One test per script in ``shared/conformance/james-mpt``. Each script runs with the
 preconditions James's suite classes give it (``mpt/impl/imap-mailbox/.../suite/*.java`` via
 ``BasicImapCommands``): the greeting; ``LOGIN imapuser password``; for the SelectedState,
 Fetch, FetchBodyStructure, PartialFetch and Rename suites also ``SelectedStateSetup.test``
@@ -30,11 +30,13 @@ from typing import TYPE_CHECKING
 import pytest
 from mpt import Client, Element, Script, Server, Unordered, load, run_script
 
+from mailstead.testing.paths import SHARED
+
 if TYPE_CHECKING:
     from mailstead.testing.server import ServerThread
 
 ROOT = Path(
-    "/work/shared/conformance/james-mpt/mpt/impl/imap-mailbox/core/src/main/resources"
+    str(SHARED) + "/conformance/james-mpt/mpt/impl/imap-mailbox/core/src/main/resources"
     "/org/apache/james/imap/scripts"
 )
 USER, PASSWORD = "imapuser", "password"

@@ -18,8 +18,10 @@ from mpt import (
     relax,
 )
 
+from mailstead.testing.paths import SHARED
+
 SCRIPTS = Path(
-    "/work/shared/conformance/james-mpt/mpt/impl/imap-mailbox/core/src/main/resources"
+    str(SHARED) + "/conformance/james-mpt/mpt/impl/imap-mailbox/core/src/main/resources"
     "/org/apache/james/imap/scripts"
 )
 

@@ -14,9 +14,10 @@ import pytest
 from mailstead.core.types import SEEN
 from mailstead.pop3.maildrop import POP3_DELETED
 from mailstead.store.models import ChangeKind
+from mailstead.testing.paths import SHARED
 from tests.pop3.conftest import Account, message
 
-CORPUS = Path("/work/shared/corpus/mime")
+CORPUS = SHARED / "corpus/mime"
 
 
 def test_snapshot_at_login(account: Account) -> None:

@@ -9,8 +9,9 @@ import pytest
 from mime_checks import check_message
 
 from mailstead.mime import parse_message
+from mailstead.testing.paths import SHARED
 
-CORPUS = Path("/work/shared/corpus")
+CORPUS = SHARED / "corpus"
 MIME = CORPUS / "mime"
 BULK = CORPUS / "bulk" / "spamassassin-public-corpus"
 STALWART = MIME / "stalwart-mail-parser" / "resources" / "eml"
