@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
 from mailstead.core.errors import AuthError, MailsteadError
@@ -103,7 +104,7 @@ def _same_identity(authzid: str, authcid: str) -> bool:
     return local_a == local_b and domain_a.lower() == domain_b.lower()
 
 
-class Mechanism:
+class Mechanism(ABC):
     """Base for a server-side SASL mechanism; one instance per exchange."""
 
     name = ""
@@ -137,11 +138,13 @@ class Mechanism:
             self._done = True
         return result
 
+    @abstractmethod
     def _first_challenge(self) -> Challenge:
-        raise NotImplementedError
+        """What the server says first when the client sent no initial response."""
 
+    @abstractmethod
     def _advance(self, data: bytes) -> Challenge | Credentials:
-        raise NotImplementedError
+        """Take the client's next (decoded) response."""
 
 
 class Plain(Mechanism):
