@@ -180,6 +180,29 @@ class ServerThread:
 
         return self.call(count())
 
+    def inbox_messages(self, address: str) -> list[bytes]:
+        """The bodies in the account's INBOX, in UID order."""
+
+        async def read() -> list[bytes]:
+            user = await self.store.find_user(address)
+            assert user is not None, f"no account {address}"
+            box = await self.store.get_mailbox(user.id, "INBOX")
+            metas = await self.store.list_messages(box.id)
+            return [await self.store.read_blob(m.blob_id) for m in metas]
+
+        return self.call(read())
+
+    def wait_for_inbox(self, address: str, count: int, timeout: float = 30.0) -> list[bytes]:
+        """Poll until the INBOX holds ``count`` messages (mail sent by another server)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            got = self.inbox_messages(address)
+            if len(got) >= count:
+                return got
+            time.sleep(0.05)
+        held = len(self.inbox_messages(address))
+        raise AssertionError(f"{address} has {held} messages, expected {count}")
+
     @property
     def cert_path(self) -> Path:
         return self.settings.cert_path

@@ -8,7 +8,6 @@ import email
 import email.policy
 import smtplib
 import ssl
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,27 +20,6 @@ from mailstead.testing.dns import TestDNSServer
 from mailstead.testing.server import ServerThread, deep_merge
 
 PASSWORD = "correct horse battery staple"
-
-
-def inbox(srv: ServerThread, address: str) -> list[bytes]:
-    async def read() -> list[bytes]:
-        user = await srv.store.find_user(address)
-        assert user is not None
-        box = await srv.store.get_mailbox(user.id, "INBOX")
-        return [await srv.store.read_blob(m.blob_id) for m in await srv.store.list_messages(box.id)]
-
-    return srv.call(read())
-
-
-def wait_inbox(srv: ServerThread, address: str, count: int, timeout: float = 30.0
-               ) -> list[bytes]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = inbox(srv, address)
-        if len(got) >= count:
-            return got
-        time.sleep(0.05)
-    raise AssertionError(f"{address} has {len(inbox(srv, address))} messages, expected {count}")
 
 
 @pytest.fixture
@@ -79,7 +57,7 @@ def test_mail_crosses_to_the_other_instance_signed(pair: tuple[ServerThread, Ser
                                                    dns_server: TestDNSServer) -> None:
     a, b = pair
     submit(a, "bob@b.test")
-    [raw] = wait_inbox(b, "bob@b.test", 1)
+    [raw] = b.wait_for_inbox("bob@b.test", 1)
     parsed = email.message_from_bytes(raw, policy=email.policy.default)
     assert parsed["Subject"] == "across"
     assert "Hello Bob." in raw.decode()
@@ -95,7 +73,7 @@ def test_refusal_by_the_other_instance_bounces_to_the_sender(
         pair: tuple[ServerThread, ServerThread]) -> None:
     a, _ = pair
     submit(a, "nobody@b.test")
-    [raw] = wait_inbox(a, "alice@a.test", 1)
+    [raw] = a.wait_for_inbox("alice@a.test", 1)
     dsn = email.message_from_bytes(raw, policy=email.policy.default)
     assert dsn.get_content_type() == "multipart/report"
     text = raw.decode("utf-8", "replace")

@@ -12,7 +12,6 @@ import email
 import email.policy
 import smtplib
 import ssl
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -74,27 +73,6 @@ def submit(a: ServerThread, rcpt: str, body: str = "Hello Bob.\r\n") -> None:
         client.sendmail("alice@a.test", [rcpt], message.encode())
 
 
-def inbox(srv: ServerThread, address: str) -> list[bytes]:
-    async def read() -> list[bytes]:
-        user = await srv.store.find_user(address)
-        assert user is not None
-        box = await srv.store.get_mailbox(user.id, "INBOX")
-        return [await srv.store.read_blob(m.blob_id) for m in await srv.store.list_messages(box.id)]
-
-    return srv.call(read())
-
-
-def wait_inbox(srv: ServerThread, address: str, count: int, timeout: float = 30.0
-               ) -> list[bytes]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = inbox(srv, address)
-        if len(got) >= count:
-            return got
-        time.sleep(0.05)
-    raise AssertionError(f"{address} has {len(inbox(srv, address))} messages, expected {count}")
-
-
 def test_mail_arrives_in_postfix_maildir_signed(sender: ServerThread, postfix_mx: Postfix,
                                                 dns_server: TestDNSServer) -> None:
     submit(sender, f"bob@{DOMAIN}")
@@ -118,7 +96,7 @@ def test_mail_arrives_in_postfix_maildir_signed(sender: ServerThread, postfix_mx
 def test_unknown_postfix_user_bounces_to_the_sender(sender: ServerThread,
                                                     postfix_mx: Postfix) -> None:
     submit(sender, f"nobody@{DOMAIN}")
-    [raw] = wait_inbox(sender, "alice@a.test", 1)
+    [raw] = sender.wait_for_inbox("alice@a.test", 1)
     dsn = email.message_from_bytes(raw, policy=email.policy.default)
     assert dsn.get_content_type() == "multipart/report"
     text = raw.decode("utf-8", "replace")
