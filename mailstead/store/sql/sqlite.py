@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -89,7 +90,6 @@ _CHUNK = 500  # SQLite host-parameter batches
 #: Bodies up to this size are kept in the database (docs/decisions/0002); larger ones in
 #: files under blobs/.
 DATABASE_BODY_LIMIT = 256 * 1024
-_Body = tuple[str, set[Path], bytes | None]  # (blob id, dirs to fsync, parsed structure)
 
 
 def _now() -> str:
@@ -951,29 +951,38 @@ class SQLiteStore:
             (blob_id, len(data), structure, data),
         )
 
+    async def _stage(self, data: bytes) -> _Staged:
+        """Get a body ready for a write: a small one is only hashed here (the writer stores
+        it in the database, decision 0002); a large one is written to a file and parsed on
+        the I/O pool, so it never holds up a batch."""
+        if len(data) <= DATABASE_BODY_LIMIT:
+            return _Staged(blob_id_for(data), set(), None, data)
+        blob_id, dirty, structure = await self._prepare_body(data)
+        return _Staged(blob_id, dirty, structure, None)
+
+    def _place(self, conn: sqlite3.Connection, staged: _Staged, size: int) -> None:
+        """In the writer's transaction: make the staged body's row exist."""
+        if staged.small is not None:
+            self._store_small_body(conn, staged.small, staged.blob_id, self._parse)
+        else:
+            self._ensure_blob_row(conn, staged.blob_id, size, staged.structure)
+
     async def _with_body(
         self, data: bytes, build: Callable[[str, bytes | None], Callable[..., WriteOutcome]]
     ) -> Any:
-        """Run ``build(blob_id, structure)``'s write with the body stored durably first.
+        """Run ``build(blob_id, structure)``'s write with the body stored durably first
+        (in the same transaction for a small body; flushed before the COMMIT for a file)."""
+        for _attempt in range(3):
+            staged = await self._stage(data)
+            inner = build(staged.blob_id, staged.structure)
 
-        Small bodies go into the database inside the writer's batch (parsed there too): one
-        hand-off between threads and one fsync for body and metadata together. Large ones
-        are written to a file and parsed on the I/O pool first, so they never hold up a
-        batch, and are flushed with the batch before its COMMIT.
-        """
-        if len(data) <= DATABASE_BODY_LIMIT:
-            blob_id = blob_id_for(data)
-            inner = build(blob_id, None)
-
-            def write(conn: sqlite3.Connection) -> WriteOutcome:
-                self._store_small_body(conn, data, blob_id, self._parse)
+            def write(conn: sqlite3.Connection, staged: _Staged = staged,
+                      inner: Callable[..., WriteOutcome] = inner) -> WriteOutcome:
+                self._place(conn, staged, len(data))
                 return inner(conn)
 
-            return await self._write(write)
-        for _attempt in range(3):
-            blob_id, dirty, structure = await self._prepare_body(data)
             try:
-                return await self._write(build(blob_id, structure), sync_dirs=dirty)
+                return await self._write(write, sync_dirs=staged.dirty)
             except _BodyVanished:
                 continue
         raise StoreError("message body could not be stored")
@@ -1078,23 +1087,24 @@ class SQLiteStore:
             bodies.append(local_data)
 
         for _attempt in range(3):
-            prepared = await asyncio.gather(*(self._prepare_body(b) for b in bodies))
-            sync_dirs: set[Path] = set().union(*(dirty for _, dirty, _ in prepared))
+            prepared = await asyncio.gather(*(self._stage(b) for b in bodies))
+            sync_dirs: set[Path] = set().union(*(st.dirty for st in prepared))
 
-            def write(conn: sqlite3.Connection, prepared: list[_Body] = prepared) -> WriteOutcome:
+            def write(conn: sqlite3.Connection, prepared: list[_Staged] = prepared
+                      ) -> WriteOutcome:
                 queue_id: int | None = None
                 delivered: DeliveryResult | None = None
                 events: list[ChangeEvent] = []
-                for body, (blob_id, _, structure) in zip(bodies, prepared, strict=True):
-                    self._ensure_blob_row(conn, blob_id, len(body), structure)
+                for body, staged in zip(bodies, prepared, strict=True):
+                    self._place(conn, staged, len(body))
                 if envelope is not None:
                     queue_id = insert_queued(
-                        conn, prepared[0][0], len(data), envelope, now.isoformat()
+                        conn, prepared[0].blob_id, len(data), envelope, now.isoformat()
                     )
                 if local:
                     assert local_data is not None
                     outcome = self._deliver_rows(
-                        conn, prepared[-1][0], len(local_data), wanted, when
+                        conn, prepared[-1].blob_id, len(local_data), wanted, when
                     )
                     delivered, events = outcome.result, outcome.events
                 return WriteOutcome((delivered, queue_id), events)
@@ -1532,6 +1542,16 @@ class SQLiteStore:
             return problems
 
         return await self._read(read)
+
+
+@dataclass(frozen=True, slots=True)
+class _Staged:
+    """A body on its way into a write (see SQLiteStore._stage)."""
+
+    blob_id: str
+    dirty: set[Path]  # files to flush before the COMMIT (large bodies)
+    structure: bytes | None  # parsed already (large bodies); small ones parse in the writer
+    small: bytes | None  # the body itself when it goes into the database
 
 
 class _BodyVanished(Exception):
