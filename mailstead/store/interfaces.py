@@ -127,13 +127,22 @@ class Store(Protocol):
     async def create_mailbox(
         self, user_id: int, name: str, special_use: str | None = None
     ) -> Mailbox:
-        """Create ``name`` and any missing parents (RFC 9051 §6.3.4)."""
+        """Create ``name`` and any missing parents (RFC 9051 §6.3.4).
+
+        Creating a name that exists as \\Noselect makes it selectable again; any other
+        existing name raises AlreadyExists."""
 
     async def rename_mailbox(self, user_id: int, old: str, new: str) -> Mailbox:
         """Rename with all children; renaming INBOX moves its messages (RFC 9051 §6.3.6)."""
 
     async def delete_mailbox(self, user_id: int, name: str) -> None:
-        """Delete a mailbox and its messages. Raises NotEmpty if it has children."""
+        """Delete a mailbox and its messages (RFC 9051 §6.3.5).
+
+        A mailbox with children is not removed: its messages are expunged (recorded for
+        VANISHED, bytes given back to the quota) and it becomes \\Noselect. Deleting a
+        \\Noselect mailbox that still has children raises NotEmpty; once its children are
+        gone it is deleted like any other. Nothing can be appended, copied or moved into
+        a \\Noselect mailbox (NotFound); deliveries to it fall back to INBOX."""
 
     async def set_subscribed(self, user_id: int, name: str, subscribed: bool) -> None: ...
 

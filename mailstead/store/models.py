@@ -60,6 +60,7 @@ class Mailbox:
     unseen_count: int = 0
     deleted_count: int = 0
     size_bytes: int = 0
+    noselect: bool = False  # \Noselect: a name kept for its children (RFC 9051 §6.3.5)
 
 
 @dataclass(frozen=True, slots=True)

@@ -85,15 +85,64 @@ async def test_recreated_mailbox_gets_new_uidvalidity(store: Store, user_id: int
     assert second.uidvalidity > first.uidvalidity
 
 
-async def test_delete_refuses_children_and_frees_quota(store: Store, user_id: int) -> None:
+async def test_delete_with_children_keeps_noselect_and_frees_quota(
+    store: Store, user_id: int
+) -> None:
     box = await store.create_mailbox(user_id, "Parent/Child")
-    with pytest.raises(NotEmpty):
-        await store.delete_mailbox(user_id, "Parent")
-    await store.append(box.id, message(1, size=1000))
+    parent = await store.get_mailbox(user_id, "Parent")
+    await store.append(parent.id, message(1, size=500))
+    await store.append(box.id, message(2, size=1000))
+    assert (await store.get_user(user_id)).used_bytes == 1500
+    await store.delete_mailbox(user_id, "Parent")  # RFC 9051 §6.3.5: emptied, \Noselect
+    after = await store.get_mailbox(user_id, "Parent")
+    assert after.noselect and after.message_count == 0 and after.id == parent.id
     assert (await store.get_user(user_id)).used_bytes == 1000
+    assert await store.vanished_since(parent.id, parent.highestmodseq) == [1]
+    with pytest.raises(NotEmpty):  # \Noselect with children: an error
+        await store.delete_mailbox(user_id, "Parent")
     await store.delete_mailbox(user_id, "Parent/Child")
-    await store.delete_mailbox(user_id, "Parent")
     assert (await store.get_user(user_id)).used_bytes == 0
+    assert (await store.get_mailbox(user_id, "Parent")).noselect  # may stay; it does
+    await store.delete_mailbox(user_id, "Parent")  # children gone: deleted for real
+    assert "Parent" not in await names(store, user_id)
+    assert await store.integrity_check() == []
+
+
+async def test_noselect_refuses_messages(store: Store, user_id: int) -> None:
+    child = await store.create_mailbox(user_id, "Hold/Sub")
+    await store.delete_mailbox(user_id, "Hold")
+    hold = await store.get_mailbox(user_id, "Hold")
+    with pytest.raises(NotFound):
+        await store.append(hold.id, message(1))
+    uid = (await store.append(child.id, message(2))).uid
+    with pytest.raises(NotFound):
+        await store.copy(child.id, [uid], hold.id)
+    with pytest.raises(NotFound):
+        await store.move(child.id, [uid], hold.id)
+    assert (await store.get_mailbox(user_id, "Hold/Sub")).message_count == 1
+    assert (await store.get_mailbox(user_id, "Hold")).message_count == 0
+
+
+async def test_create_on_noselect_makes_it_selectable(store: Store, user_id: int) -> None:
+    await store.create_mailbox(user_id, "Again/Child")
+    before = await store.get_mailbox(user_id, "Again")
+    await store.delete_mailbox(user_id, "Again")
+    again = await store.create_mailbox(user_id, "Again")
+    assert not again.noselect and again.id == before.id
+    await store.append(again.id, message(1))
+    assert (await store.get_mailbox(user_id, "Again")).message_count == 1
+    with pytest.raises(AlreadyExists):
+        await store.create_mailbox(user_id, "Again")
+
+
+async def test_delete_with_children_publishes_expunge(store: Store, user_id: int) -> None:
+    await store.create_mailbox(user_id, "Ev/Child")
+    parent = await store.get_mailbox(user_id, "Ev")
+    await store.append(parent.id, message(1))
+    with store.changes.subscribe(user_id) as sub:
+        await store.delete_mailbox(user_id, "Ev")
+        events = sub.drain()
+    assert [(e.kind, e.mailbox_id) for e in events] == [(ChangeKind.EXPUNGE, parent.id)]
 
 
 async def test_subscriptions(store: Store, user_id: int) -> None:

@@ -146,6 +146,11 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE blobs ADD COLUMN data BLOB;
     """,
+    # 5: RFC 9051 §6.3.5: deleting a mailbox that has children empties it and marks it
+    # \Noselect instead of removing the name.
+    """
+    ALTER TABLE mailboxes ADD COLUMN noselect INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 
 

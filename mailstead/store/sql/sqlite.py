@@ -674,7 +674,8 @@ class SQLiteStore:
         " (SELECT count(*) FROM messages m WHERE m.mailbox_id = b.id),"
         " (SELECT count(*) FROM messages m WHERE m.mailbox_id = b.id AND m.seen = 0),"
         " (SELECT count(*) FROM messages m WHERE m.mailbox_id = b.id AND m.deleted = 1),"
-        " (SELECT coalesce(sum(size), 0) FROM messages m WHERE m.mailbox_id = b.id)"
+        " (SELECT coalesce(sum(size), 0) FROM messages m WHERE m.mailbox_id = b.id),"
+        " b.noselect"
         " FROM mailboxes b"
     )
 
@@ -693,6 +694,7 @@ class SQLiteStore:
             unseen_count=row[9],
             deleted_count=row[10],
             size_bytes=row[11],
+            noselect=bool(row[12]),
         )
 
     def _load_mailbox(self, conn: sqlite3.Connection, user_id: int, name: str) -> Mailbox:
@@ -738,8 +740,21 @@ class SQLiteStore:
             if conn.execute("SELECT 1 FROM users WHERE id = ?", (user_id,)).fetchone() is None:
                 raise NotFound(f"user #{user_id} does not exist")
             exists = "SELECT 1 FROM mailboxes WHERE user_id = ? AND name = ?"
-            if conn.execute(exists, (user_id, clean)).fetchone():
+            row = conn.execute(
+                "SELECT id, noselect FROM mailboxes WHERE user_id = ? AND name = ?",
+                (user_id, clean),
+            ).fetchone()
+            if row is not None and not row[1]:
                 raise AlreadyExists(f"mailbox {clean} already exists")
+            if row is not None:
+                # A \Noselect name left by DELETE becomes a real mailbox again.
+                conn.execute(
+                    "UPDATE mailboxes SET noselect = 0,"
+                    " special_use = coalesce(?, special_use) WHERE id = ?",
+                    (special_use, row[0]),
+                )
+                event = ChangeEvent(user_id, row[0], ChangeKind.MAILBOX_CREATED, name=clean)
+                return WriteOutcome(self._load_mailbox(conn, user_id, clean), [event])
             events = []
             for parent in parents_of(clean):
                 if not conn.execute(exists, (user_id, parent)).fetchone():
@@ -820,8 +835,16 @@ class SQLiteStore:
                 "SELECT 1 FROM mailboxes WHERE user_id = ? AND substr(name, 1, ?) = ? LIMIT 1",
                 (user_id, len(prefix), prefix),
             ).fetchone()
-            if child:
+            if child and box.noselect:
                 raise NotEmpty(f"mailbox {clean} has children; delete them first")
+            if child:
+                # RFC 9051 §6.3.5: keep the name for the children, drop the messages.
+                uids = [r[0] for r in conn.execute(
+                    "SELECT uid FROM messages WHERE mailbox_id = ? ORDER BY uid", (box.id,)
+                )]
+                removed = self._remove_rows(conn, box.id, uids)
+                conn.execute("UPDATE mailboxes SET noselect = 1 WHERE id = ?", (box.id,))
+                return WriteOutcome(None, removed.events)
             conn.execute(
                 "UPDATE users SET used_bytes = used_bytes - ? WHERE id = ?",
                 (box.size_bytes, user_id),
@@ -898,6 +921,15 @@ class SQLiteStore:
         return row[0], row[1], row[2], row[3]
 
     @staticmethod
+    def _require_selectable(conn: sqlite3.Connection, mailbox_id: int) -> None:
+        """Messages cannot go into a \\Noselect name (RFC 9051 §6.3.5)."""
+        row = conn.execute(
+            "SELECT name, noselect FROM mailboxes WHERE id = ?", (mailbox_id,)
+        ).fetchone()
+        if row is not None and row[1]:
+            raise NotFound(f"mailbox {row[0]} is \\Noselect and cannot hold messages")
+
+    @staticmethod
     def _charge_quota(conn: sqlite3.Connection, user_id: int, size: int) -> None:
         row = conn.execute(
             "SELECT quota_bytes, used_bytes FROM users WHERE id = ?", (user_id,)
@@ -918,6 +950,7 @@ class SQLiteStore:
         flags: frozenset[str],
         internaldate: str,
     ) -> tuple[int, AppendResult]:
+        self._require_selectable(conn, mailbox_id)
         user_id, uidvalidity, uid, modseq = self._mailbox_row(conn, mailbox_id)
         modseq += 1
         self._charge_quota(conn, user_id, size)
@@ -1047,9 +1080,10 @@ class SQLiteStore:
         events: list[ChangeEvent] = []
         for user_id, name, flags in wanted:
             row = conn.execute(
-                "SELECT id FROM mailboxes WHERE user_id = ? AND name = ?", (user_id, name)
+                "SELECT id FROM mailboxes WHERE user_id = ? AND name = ? AND noselect = 0",
+                (user_id, name),
             ).fetchone()
-            if row is None:  # folder removed since routing: INBOX never fails
+            if row is None:  # folder removed (or \Noselect) since routing: INBOX never fails
                 row = conn.execute(
                     "SELECT id FROM mailboxes WHERE user_id = ? AND name = 'INBOX'",
                     (user_id,),
@@ -1325,6 +1359,7 @@ class SQLiteStore:
     ) -> WriteOutcome:
         src_user, _, _, _ = self._mailbox_row(conn, src)
         dst_user, dst_validity, next_uid, highest = self._mailbox_row(conn, dst)
+        self._require_selectable(conn, dst)
         if src_user != dst_user:
             raise InvalidName("messages can only be copied within one account")
         rows: list[tuple[int, str, str, int, str]] = []
