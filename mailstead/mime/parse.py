@@ -378,6 +378,10 @@ def _parse_entity(
         content = {}
 
     ct = rfc822.parse_content_type(content["content-type"]) if "content-type" in content else None
+    if ct is not None and not ct.ok:
+        # RFC 2045 §5.2: a syntactically invalid Content-Type is taken as the default,
+        # text/plain; charset=us-ascii (Dovecot answers "" "" instead).
+        ct = None
     if ct is not None:
         ltype = ct.type.lower()
         if ltype == "message" and ct.slash and ct.subtype.lower() == "rfc822":

@@ -448,7 +448,11 @@ def parse_content_type(value: str) -> ContentType:
             ok = lx.skip_lwsp() > 0
             if ok:
                 ret, subtype = lx.mime_token()
-                ok = ret >= 0
+                ok = ret >= 0 and bool(subtype)
+                if ok:
+                    # RFC 2045 §5.1: only parameters (";") may follow the subtype
+                    lx.skip_lwsp()
+                    ok = not lx.more() or lx.peek() == ";"
     params = parse_params(lx) if ok else ()
     return ContentType(ctype, subtype, ok, slash, params)
 
