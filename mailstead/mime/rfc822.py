@@ -406,7 +406,11 @@ def parse_params(lx: Lexer) -> tuple[tuple[str, str], ...]:
     out: list[tuple[str, str]] = []
     while lx.more():
         if lx.peek() != ";":
-            break
+            # junk where a ";" belongs: skip to the next ";" (as Dovecot does)
+            nxt = lx.s.find(";", lx.pos)
+            if nxt < 0:
+                break
+            lx.pos = nxt
         lx.pos += 1
         if lx.skip_lwsp() <= 0:
             break
@@ -420,6 +424,8 @@ def parse_params(lx: Lexer) -> tuple[tuple[str, str], ...]:
             pass
         elif lx.peek() == '"':
             ret, value = lx.quoted_string()
+            if ret < 0:
+                break  # unterminated quoted-string (RFC 5322 §3.2.4): not a value
         elif lx.peek() == "=":
             # broken input such as name==?utf-8?b?...?= (kept whole, like Dovecot)
             start = lx.pos
