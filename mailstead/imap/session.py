@@ -379,7 +379,8 @@ def _error_reply(exc: MailsteadError) -> Reply:
     if isinstance(exc, AlreadyExists):
         return Reply("NO", "Mailbox already exists", "ALREADYEXISTS")
     if isinstance(exc, NotEmpty):
-        return Reply("NO", "Mailbox has children, delete them first", "INUSE")
+        # RFC 9051 §6.3.5: a \\Noselect mailbox with children cannot be deleted.
+        return Reply("NO", "Mailbox is \\Noselect and has children, delete them first", "INUSE")
     if isinstance(exc, InvalidName):
         return Reply("NO", "Invalid mailbox name", "CANNOT")
     if isinstance(exc, QuotaExceeded):

@@ -167,10 +167,6 @@ _ATOMS = (
     "BODY the: James matches message 5 only through the Subject of an attached "
     "message/rfc822 (yet not 'thy' in its From); mailstead searches the decoded leaf parts"
 )
-_DELETE_PARENT = (
-    "DELETE of a mailbox with children: the store refuses (NO [INUSE]); RFC 9051 §6.3.5 "
-    "allows it (the name stays as \\Noselect) - needs a store change"
-)
 EXPECTED_FAILURES: dict[str, str] = {
     "AppendExamineInbox": _EXAMINE,
     "BadTag": _BYE,
@@ -188,7 +184,6 @@ EXPECTED_FAILURES: dict[str, str] = {
     "CreateErrorWithLongName": (
         "a 200+ character name: mailstead allows names up to 512 characters, James answers BAD"
     ),
-    "Delete": _DELETE_PARENT,
     "ExamineEmpty": _EXAMINE,
     "ExamineReadOnly": _RECENT,
     "FetchInternalDate": (
@@ -209,7 +204,6 @@ EXPECTED_FAILURES: dict[str, str] = {
         'James\'s personal namespace is "#private"; mailstead\'s is "" (RFC 2342 §4 leaves '
         "the prefix to the server)"
     ),
-    "ListPercentWildcard": _DELETE_PARENT,
     "ListPlus": "LIST RETURN (MYRIGHTS): LIST-MYRIGHTS (RFC 8440) needs ACL, not advertised",
     "ListSpecialChar": (
         "James's Java suite creates the mailboxes before the script; the runner has no "

@@ -128,7 +128,8 @@ def test_create_delete_rename_list(client: imaplib.IMAP4) -> None:
     ]
     typ, data = client.rename("Nope", "Other")
     assert typ == "NO" and data[0].startswith(b"[NONEXISTENT]")
-    assert client.delete("Archive/2024")[0] == "NO"  # has children
+    assert client.delete("Archive/2024")[0] == "OK"  # has children: stays as \\Noselect
+    assert client.delete("Archive/2024")[1][0].startswith(b"[INUSE]")
     assert client.delete("Archive/2024/Q1")[0] == "OK"
     assert client.delete("INBOX")[0] == "NO"
     assert client.delete("Nope")[1][0].startswith(b"[NONEXISTENT]")

@@ -26,6 +26,8 @@ async def append(session: Session, cmd: Command) -> Reply:
     except (NotFound, InvalidName) as exc:
         # RFC 9051 §6.3.12: TRYCREATE tells the client CREATE could help.
         raise CommandError("NO", "Mailbox does not exist", "TRYCREATE") from exc
+    if box.noselect:  # RFC 9051 §6.3.5
+        raise CommandError("NO", "Mailbox is \\Noselect and cannot hold messages", "CANNOT")
     flags = [f for f in args.flags if f != "\\Recent"]
     result = await session.store.append(box.id, args.message, flags, args.date)
     # A new keyword in the selected mailbox is announced (FLAGS, RFC 9051 §7.3.5) with the

@@ -26,6 +26,8 @@ async def copy_move(session: Session, cmd: Command) -> Reply:
         target = await session.store.get_mailbox(session.user.id, args.mailbox)
     except (NotFound, InvalidName) as exc:
         raise CommandError("NO", "Mailbox does not exist", "TRYCREATE") from exc
+    if target.noselect:  # RFC 9051 §6.3.5
+        raise CommandError("NO", "Mailbox is \\Noselect and cannot hold messages", "CANNOT")
     if not uids:
         return Reply(text=f"{cmd.name} completed")  # RFC 4315 §3: no COPYUID for nothing
     if moving:

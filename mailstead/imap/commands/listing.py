@@ -68,6 +68,10 @@ async def list_command(session: Session, cmd: Command) -> Reply:
         if box is None and name in subscribed:
             attrs.append("\\NonExistent")
         elif box is not None:
+            if box.noselect:
+                # RFC 9051 §6.3.5: a deleted mailbox kept for its children; it is still
+                # listed (RFC 5258 §3: \\Noselect names are not \\NonExistent).
+                attrs.append("\\Noselect")
             attrs.append("\\HasChildren" if name in has_children else "\\HasNoChildren")
         if show_subscribed and name in subscribed:
             attrs.append("\\Subscribed")
@@ -86,7 +90,7 @@ async def list_command(session: Session, cmd: Command) -> Reply:
             + extended
         )
         session.untagged(line)
-        if args.status_items and box is not None:
+        if args.status_items and box is not None and not box.noselect:  # RFC 5819 §2
             data = await status_items(session, box, args.status_items)
             session.untagged(b"STATUS " + session.mailbox_name(name) + b" " + data)
     return Reply(text="LIST completed")
@@ -101,11 +105,13 @@ async def _lsub(session: Session, args: ListArgs) -> Reply:
         return Reply(text="LSUB completed")
     patterns = [pattern_regex(args.reference, p) for p in args.patterns]
     subscribed = set(await session.store.list_subscriptions(session.user.id))
-    existing = {b.name for b in await session.store.list_mailboxes(session.user.id)}
+    selectable = {
+        b.name for b in await session.store.list_mailboxes(session.user.id) if not b.noselect
+    }
     seen: set[str] = set()
     for name in sorted(subscribed, key=lambda n: (n != "INBOX", n)):
         if _matches(patterns, name):
-            attrs = "" if name in existing else "\\Noselect"
+            attrs = "" if name in selectable else "\\Noselect"
             seen.add(name)
             session.untagged(
                 f"LSUB ({attrs}) ".encode() + session.separator + b" " + session.mailbox_name(name)

@@ -53,6 +53,8 @@ async def create(session: Session, cmd: Command) -> Reply:
 
 
 async def delete(session: Session, cmd: Command) -> Reply:
+    """RFC 9051 §6.3.5: a mailbox with children loses its messages and stays as \\Noselect;
+    a \\Noselect mailbox with children cannot be deleted (NO [INUSE])."""
     args = cmd.args
     assert isinstance(args, MailboxArg) and session.user is not None
     if is_inbox(args.name):
@@ -124,6 +126,8 @@ async def status(session: Session, cmd: Command) -> Reply:
         box = await session.store.get_mailbox(session.user.id, args.name)
     except (NotFound, InvalidName) as exc:
         raise CommandError("NO", "No such mailbox", "NONEXISTENT") from exc
+    if box.noselect:  # RFC 9051 §6.3.5: nothing to report on a name kept for its children
+        raise CommandError("NO", "Mailbox is \\Noselect", "NONEXISTENT")
     data = await status_items(session, box, args.items)
     session.untagged(b"STATUS " + session.mailbox_name(box.name) + b" " + data)
     return Reply(text="STATUS completed")

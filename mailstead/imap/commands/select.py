@@ -26,6 +26,8 @@ async def select(session: Session, cmd: Command) -> Reply:
     session.open_subscription()
     try:
         box = await session.store.get_mailbox(session.user.id, args.name)
+        if box.noselect:  # RFC 9051 §6.3.5: the name only holds children now
+            raise CommandError("NO", "Mailbox is \\Noselect", "NONEXISTENT")
         messages = await session.store.list_messages(box.id)
     except Exception:
         session.unselect()
