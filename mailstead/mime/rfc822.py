@@ -232,7 +232,17 @@ class _AddrParser:
         if lx.peek() == '"':
             ret, text = lx.quoted_string()
         else:
-            ret, text = lx.dot_atom()
+            # Leading dots (".0.@host") are kept, as Dovecot's local-part parser does; the
+            # RFC 5322 grammar has no recovery for them and dropping the text helps no one.
+            start = lx.pos
+            while lx.more() and lx.peek() == ".":
+                lx.pos += 1
+            dots = lx.s[start : lx.pos]
+            if dots and (not lx.more() or not _is_atext(lx.peek())):
+                ret, text = (lx.skip_lwsp() if lx.more() else 0), dots
+            else:
+                ret, text = lx.dot_atom()
+                text = dots + text
         if ret < 0:
             return -1
         self.mailbox = text
@@ -276,13 +286,14 @@ class _AddrParser:
             ret = lx.skip_lwsp()
             if ret <= 0:
                 return ret
-        ret = self._local_part()
-        if ret <= 0:
-            return ret
-        if lx.peek() == "@":
-            ret = self._domain()
+        if lx.peek() != ">":  # "<>" has neither part: filled in as MISSING_* (as Dovecot)
+            ret = self._local_part()
             if ret <= 0:
                 return ret
+            if lx.peek() == "@":
+                ret = self._domain()
+                if ret <= 0:
+                    return ret
         if lx.peek() != ">":
             return -1
         lx.pos += 1
@@ -302,12 +313,21 @@ class _AddrParser:
         lx = self.lx
         lx.last_comment = ""
         ret = self._local_part()
-        if ret != 0 and lx.peek() == "@":
+        at = ret != 0 and lx.peek() == "@"
+        if at:
             ret2 = self._domain()
             if ret2 <= 0:
                 ret = ret2
         if lx.last_comment:
             self.name = lx.last_comment
+        elif not at and ret > 0 and self.mailbox is not None:
+            # "word more words" with no address at all: a display name without a mailbox
+            # (RFC 5322 has no recovery; Dovecot keeps all the text as the name).
+            pret, rest = lx.phrase()
+            if rest:
+                self.name = self.mailbox + " " + rest
+                self.mailbox = None
+                return -1 if pret >= 0 else pret
         return ret
 
     def _mailbox(self) -> int:

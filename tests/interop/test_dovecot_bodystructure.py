@@ -87,11 +87,6 @@ _TORT = (
     "message/rfc822 CRLF accounting (see KNOWN_DIFFERENCES) plus a further structural "
     "difference; not analysed yet"
 )
-_ADDR = (
-    "address-list error recovery: Dovecot keeps a bare phrase as display name with "
-    "MISSING_MAILBOX/MISSING_DOMAIN"
-)
-_ADDR2 = "address-list error recovery in a nested message's envelope (see the ENVELOPE entries)"
 _BADHDR = "a header that starts with a non-field line: Dovecot ignores the fields before it"
 
 #: (corpus path, item) -> why mailstead deliberately differs (Dovecot is wrong by the RFC).
@@ -172,23 +167,6 @@ PENDING: dict[tuple[str, str], str] = {
         BOTH,
         [
             "mime/mailgun-flanker/tests/fixtures/messages/torture.eml",
-        ],
-    ),
-    **_expand(
-        _ADDR,
-        ("ENVELOPE",),
-        [
-            "mime/apache-spamassassin-tdata/t/data/nice/unicode2",
-            "mime/cpython-test_email/Lib/test/test_email/data/msg_43.txt",
-            "bulk/spamassassin-public-corpus/data/spam-2/00281.d5147756d766fba6dbc649f786e38bc2.txt",
-            "bulk/spamassassin-public-corpus/data/spam-2/01265.891c503096bc7f8f3345a40e82f1bf5a.txt",
-        ],
-    ),
-    **_expand(
-        _ADDR2,
-        BOTH,
-        [
-            "mime/stalwart-mail-parser/resources/eml/rfc/009.eml",
         ],
     ),
     **_expand(
