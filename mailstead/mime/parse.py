@@ -364,13 +364,17 @@ def _parse_entity(
     fields = [(f[0], _folded(raw, f) if f[0] == "subject" else _unfold(raw, f)) for f in flds]
 
     # RFC 2045 §4: Content-* count when the entity is MIME (Dovecot: MIME-Version, a
-    # Content-Type, or being a body part of a multipart); the first occurrence wins.
+    # Content-Type, or being a body part of a multipart). The RFCs allow each field once and
+    # say nothing of repeats: like Dovecot, the first occurrence wins, except for
+    # Content-Disposition, where Dovecot keeps the last.
     content: dict[str, str] = {}
     mime = parent in ("multipart", "digest")
     for name, value in fields:
         if name == "mime-version":
             mime = True
-        elif name.startswith("content-") and name not in content:
+        elif name.startswith("content-") and (
+            name not in content or name == "content-disposition"
+        ):
             content[name] = value
             if name == "content-type":
                 mime = True

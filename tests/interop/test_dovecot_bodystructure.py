@@ -79,7 +79,6 @@ _PARAM_BOUNDARY = (
     "the boundary and splits the multipart/signed; Dovecot looks only for a plain boundary "
     "and reports an empty multipart"
 )
-_DISP = "repeated Content-Disposition: Dovecot keeps a different occurrence than mailstead"
 _NODE = (
     "header/body split of this message differs (mailstead sees no header at all); not analysed yet"
 )
@@ -147,14 +146,6 @@ KNOWN_DIFFERENCES: dict[tuple[str, str], str] = {
 #: (corpus path, item) -> a real mailstead difference not fixed yet. xfail(strict=True): the
 #: test starts failing when it is fixed, so the entry must then be removed.
 PENDING: dict[tuple[str, str], str] = {
-    **_expand(
-        _DISP,
-        ("BODYSTRUCTURE",),
-        [
-            "mime/enmime/testdata/mail/inlinemultipart.raw",
-            "mime/enmime/testdata/mail/malformed-multiple-address-header-values.raw",
-        ],
-    ),
     **_expand(
         _NODE,
         ("ENVELOPE", "BODY", "BODYSTRUCTURE"),
