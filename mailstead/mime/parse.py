@@ -297,6 +297,10 @@ def _scan_header(
         line_end = n if j < 0 else j + 1
         if (c == 0x20 or c == 0x09) and fields:
             fields[-1][2] = line_end  # RFC 5322 §2.2.3 folded continuation
+        elif c == 0x20 or c == 0x09:
+            # RFC 5322 §2.2: a field name cannot start with white space, and a continuation
+            # line needs a field before it: this line is no field (Dovecot ignores it too).
+            fields.append(["", i, line_end, -1])
         else:
             colon = find(b":", i, line_end)
             name_end = line_end if colon < 0 else colon

@@ -86,7 +86,6 @@ _TORT = (
     "message/rfc822 CRLF accounting (see KNOWN_DIFFERENCES) plus a further structural "
     "difference; not analysed yet"
 )
-_BADHDR = "a header that starts with a non-field line: Dovecot ignores the fields before it"
 
 #: (corpus path, item) -> why mailstead deliberately differs (Dovecot is wrong by the RFC).
 #: (corpus path, item) -> why mailstead deliberately differs (Dovecot is wrong by the RFC);
@@ -158,13 +157,6 @@ PENDING: dict[tuple[str, str], str] = {
         BOTH,
         [
             "mime/mailgun-flanker/tests/fixtures/messages/torture.eml",
-        ],
-    ),
-    **_expand(
-        _BADHDR,
-        ("ENVELOPE",),
-        [
-            "mime/enmime/testdata/low-quality/bad-header-start.raw",
         ],
     ),
 }
