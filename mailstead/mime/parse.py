@@ -335,8 +335,14 @@ def _folded(raw: bytes, f: list[Any]) -> str:
 
 
 def _text(value: str) -> str:
-    """A latin-1 (octet) string as human text: UTF-8 when it decodes, else latin-1."""
-    b = value.encode("latin-1")
+    """A latin-1 (octet) string as human text: UTF-8 when it decodes, else latin-1.
+
+    A value that is already text beyond latin-1 (an RFC 2231 value decoded with its
+    charset, e.g. filename*=utf-8''%E2%9C%94) is returned as it is."""
+    try:
+        b = value.encode("latin-1")
+    except UnicodeEncodeError:
+        return value
     try:
         return b.decode("utf-8")
     except UnicodeDecodeError:

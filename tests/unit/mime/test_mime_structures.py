@@ -290,3 +290,20 @@ def test_plain_7bit_message_bodystructure_is_canonical() -> None:
         '("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 4 1 NIL NIL NIL NIL)'
     )
     assert p.body == '("Text" "Plain" ("charset" "us-ascii") NIL NIL "7bit" 4 1)'
+
+
+def test_rfc2231_value_beyond_latin1_does_not_lose_the_header() -> None:
+    # A decoded RFC 2231 value with a UTF-8 charset used to raise in the Part builder, and
+    # parse_message fell back to "no header at all".
+    raw = crlf(
+        "From: a@example.com\n"
+        "Subject: check\n"
+        "Content-Type: text/plain\n"
+        "Content-Disposition: attachment; filename*=utf-8''%E2%9C%94.txt\n"
+        "\n"
+        "x\n"
+    )
+    p = parse_message(raw)
+    assert p.subject == "check"
+    assert p.root.disposition_params == (("filename", "\u2714.txt"),)
+    assert p.root.header_end > 0
