@@ -136,6 +136,11 @@ def _wanted_recipients(recipients: Sequence[Recipient]) -> list[tuple[int, str, 
             for r in recipients]
 
 
+def _in_domain(domain: str | None) -> tuple[str, tuple[str, ...]]:
+    """The WHERE clause (and its argument) that limits a listing to one domain, if given."""
+    return ("", ()) if domain is None else (" WHERE domain = ?", (domain.lower(),))
+
+
 def _require_domain(conn: sqlite3.Connection, domain: str) -> None:
     if conn.execute("SELECT 1 FROM domains WHERE name = ?", (domain,)).fetchone() is None:
         raise NotFound(f"domain {domain} does not exist")
@@ -409,13 +414,10 @@ class SQLiteStore:
 
     async def list_users(self, domain: str | None = None) -> list[User]:
         def read(conn: sqlite3.Connection) -> list[User]:
-            if domain is None:
-                rows = conn.execute(f"SELECT {_USER_COLUMNS} FROM users ORDER BY domain, addr_key")
-            else:
-                rows = conn.execute(
-                    f"SELECT {_USER_COLUMNS} FROM users WHERE domain = ? ORDER BY addr_key",
-                    (domain.lower(),),
-                )
+            where, args = _in_domain(domain)
+            rows = conn.execute(
+                f"SELECT {_USER_COLUMNS} FROM users{where} ORDER BY domain, addr_key", args
+            )
             return [_row_to_user(r) for r in rows.fetchall()]
 
         return await self._read(read)
@@ -517,12 +519,12 @@ class SQLiteStore:
 
     async def list_aliases(self, domain: str | None = None) -> list[Alias]:
         def read(conn: sqlite3.Connection) -> list[Alias]:
-            sql = "SELECT source_key, source, target FROM aliases"
-            args: tuple[str, ...] = ()
-            if domain is not None:
-                sql += " WHERE domain = ?"
-                args = (domain.lower(),)
-            rows = conn.execute(sql + " ORDER BY source_key, position", args).fetchall()
+            where, args = _in_domain(domain)
+            rows = conn.execute(
+                f"SELECT source_key, source, target FROM aliases{where}"
+                " ORDER BY source_key, position",
+                args,
+            ).fetchall()
             grouped: dict[str, tuple[str, list[str]]] = {}
             for key, display, target in rows:
                 grouped.setdefault(key, (display, []))[1].append(target)
@@ -584,12 +586,9 @@ class SQLiteStore:
 
     async def list_groups(self, domain: str | None = None) -> list[Group]:
         def read(conn: sqlite3.Connection) -> list[Group]:
-            sql = "SELECT addr_key FROM groups"
-            args: tuple[str, ...] = ()
-            if domain is not None:
-                sql += " WHERE domain = ?"
-                args = (domain.lower(),)
-            keys = [r[0] for r in conn.execute(sql + " ORDER BY addr_key", args).fetchall()]
+            where, args = _in_domain(domain)
+            query = f"SELECT addr_key FROM groups{where} ORDER BY addr_key"
+            keys = [r[0] for r in conn.execute(query, args).fetchall()]
             return [g for k in keys if (g := self._load_group(conn, k)) is not None]
 
         return await self._read(read)
