@@ -6,6 +6,8 @@ from __future__ import annotations
 import email
 import email.message
 import email.policy
+import smtplib
+import ssl
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,10 +18,31 @@ from mailstead.delivery.scheduler import ManualClock, Scheduler
 from mailstead.store.models import OutboundEnvelope, QueuedRecipient
 from mailstead.store.sql.sqlite import SQLiteStore
 from mailstead.testing.dns import TestDNSServer
-from mailstead.testing.server import build_settings, deep_merge, settings_dict_for_tests
+from mailstead.testing.server import (
+    ServerThread,
+    build_settings,
+    deep_merge,
+    settings_dict_for_tests,
+)
 from mailstead.testing.sink import SinkServer
 
 SENDER = "alice@a.test"
+SENDER_PASSWORD = "correct horse battery staple"
+
+
+def submit(server: ServerThread, rcpt: str, *, subject: str, message_id: str,
+           body: str = "Hello Bob.\r\n") -> None:
+    """Alice submits one message to ``server`` (STARTTLS, AUTH) for ``rcpt``."""
+    message = (f"From: Alice <{SENDER}>\r\nTo: <{rcpt}>\r\nSubject: {subject}\r\n"
+               f"Message-ID: <{message_id}>\r\nDate: Wed, 25 Nov 2026 10:00:00 +0000\r\n"
+               f"\r\n{body}")
+    context = ssl.create_default_context()
+    context.check_hostname = False  # the instance's certificate names its test hostname
+    context.verify_mode = ssl.CERT_NONE
+    with smtplib.SMTP("127.0.0.1", server.port("submission"), timeout=30) as client:
+        client.starttls(context=context)
+        client.login(SENDER, SENDER_PASSWORD)
+        client.sendmail(SENDER, [rcpt], message.encode())
 
 
 def message_bytes(n: int = 1, subject: str = "hello", body: str = "Hi there.\r\n") -> bytes:

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import email
 import email.policy
-import smtplib
-import ssl
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +17,9 @@ from mailstead.delivery.dkim import generate_key
 from mailstead.testing.dns import TestDNSServer
 from mailstead.testing.server import ServerThread, deep_merge
 
-PASSWORD = "correct horse battery staple"
+from .conftest import SENDER_PASSWORD, submit
+
+PASSWORD = SENDER_PASSWORD
 
 
 @pytest.fixture
@@ -40,23 +40,10 @@ def pair(tmp_path: Path, dns_server: TestDNSServer) -> Iterator[tuple[ServerThre
             yield a, b
 
 
-def submit(a: ServerThread, rcpt: str, body: str = "Hello Bob.\r\n") -> None:
-    message = (f"From: Alice <alice@a.test>\r\nTo: <{rcpt}>\r\nSubject: across\r\n"
-               f"Message-ID: <x1@a.test>\r\nDate: Wed, 25 Nov 2026 10:00:00 +0000\r\n"
-               f"\r\n{body}")
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    with smtplib.SMTP("127.0.0.1", a.port("submission"), timeout=30) as client:
-        client.starttls(context=context)
-        client.login("alice@a.test", PASSWORD)
-        client.sendmail("alice@a.test", [rcpt], message.encode())
-
-
 def test_mail_crosses_to_the_other_instance_signed(pair: tuple[ServerThread, ServerThread],
                                                    dns_server: TestDNSServer) -> None:
     a, b = pair
-    submit(a, "bob@b.test")
+    submit(a, "bob@b.test", subject="across", message_id="x1@a.test")
     [raw] = b.wait_for_inbox("bob@b.test", 1)
     parsed = email.message_from_bytes(raw, policy=email.policy.default)
     assert parsed["Subject"] == "across"
@@ -72,7 +59,7 @@ def test_mail_crosses_to_the_other_instance_signed(pair: tuple[ServerThread, Ser
 def test_refusal_by_the_other_instance_bounces_to_the_sender(
         pair: tuple[ServerThread, ServerThread]) -> None:
     a, _ = pair
-    submit(a, "nobody@b.test")
+    submit(a, "nobody@b.test", subject="across", message_id="x1@a.test")
     [raw] = a.wait_for_inbox("alice@a.test", 1)
     dsn = email.message_from_bytes(raw, policy=email.policy.default)
     assert dsn.get_content_type() == "multipart/report"

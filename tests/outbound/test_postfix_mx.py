@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import email
 import email.policy
-import smtplib
-import ssl
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,9 +22,11 @@ from mailstead.testing.dns import TestDNSServer
 from mailstead.testing.server import ServerThread, deep_merge
 from tests.interop.postfix import Postfix, PostfixUnavailable
 
+from .conftest import SENDER_PASSWORD, submit
+
 pytestmark = pytest.mark.interop
 
-PASSWORD = "correct horse battery staple"
+PASSWORD = SENDER_PASSWORD
 DOMAIN = "pf.test"
 
 
@@ -60,22 +60,9 @@ def sender(tmp_path: Path, dns_server: TestDNSServer, postfix_mx: Postfix
         yield a
 
 
-def submit(a: ServerThread, rcpt: str, body: str = "Hello Bob.\r\n") -> None:
-    message = (f"From: Alice <alice@a.test>\r\nTo: <{rcpt}>\r\nSubject: to postfix\r\n"
-               f"Message-ID: <pf1@a.test>\r\nDate: Wed, 25 Nov 2026 10:00:00 +0000\r\n"
-               f"\r\n{body}")
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    with smtplib.SMTP("127.0.0.1", a.port("submission"), timeout=30) as client:
-        client.starttls(context=context)
-        client.login("alice@a.test", PASSWORD)
-        client.sendmail("alice@a.test", [rcpt], message.encode())
-
-
 def test_mail_arrives_in_postfix_maildir_signed(sender: ServerThread, postfix_mx: Postfix,
                                                 dns_server: TestDNSServer) -> None:
-    submit(sender, f"bob@{DOMAIN}")
+    submit(sender, f"bob@{DOMAIN}", subject="to postfix", message_id="pf1@a.test")
     [stored] = postfix_mx.wait_maildir("bob", 1)
     # Maildir files use the local line ending; the wire form (and the signature) is CRLF.
     raw = stored.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
@@ -95,7 +82,7 @@ def test_mail_arrives_in_postfix_maildir_signed(sender: ServerThread, postfix_mx
 
 def test_unknown_postfix_user_bounces_to_the_sender(sender: ServerThread,
                                                     postfix_mx: Postfix) -> None:
-    submit(sender, f"nobody@{DOMAIN}")
+    submit(sender, f"nobody@{DOMAIN}", subject="to postfix", message_id="pf1@a.test")
     [raw] = sender.wait_for_inbox("alice@a.test", 1)
     dsn = email.message_from_bytes(raw, policy=email.policy.default)
     assert dsn.get_content_type() == "multipart/report"
