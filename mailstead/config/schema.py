@@ -362,6 +362,14 @@ class IMAPSettings(_Section):
         description='hierarchy separator shown to IMAP clients; with "." a client\'s "a.b" is '
         'the folder a/b and names containing "/" are refused',
     )
+    max_errors_before_login: int = Field(
+        1,
+        ge=1,
+        description="lines before login that are no IMAP command (no tag, unknown command, "
+        "over-long line) that end the connection: the one that reaches it gets only BYE "
+        "(ALPACA: 1 drops a misdirected HTTP request at its first line); a known command with "
+        "bad arguments gets BAD; after login limits.max_errors_per_session applies",
+    )
 
 
 class LogSettings(_Section):

@@ -12,8 +12,9 @@ Invariants (the things every handler may rely on, and must keep):
    here: before and after each command and while IDLE. EXPUNGE is held back during FETCH,
    STORE and SEARCH (RFC 9051 §7.5.1) and while no command is running.
 4. Limits live in the read loop: line length, literal size (APPENDLIMIT for APPEND), total
-   command size, number of bad commands (then BYE), auto-logout timer (RFC 9051 §5.4),
-   output buffered for pipelined commands before we wait for the client to read.
+   command size, number of bad commands (then BYE; before login a separate, smaller budget
+   for lines that are no IMAP command, whose last one gets only BYE), auto-logout timer
+   (RFC 9051 §5.4), output buffered for pipelined commands before we wait for the client.
 5. A subscription to the account's changes exists exactly while a mailbox is selected.
 """
 
@@ -115,6 +116,7 @@ class Session:
         self.recent_memory: dict[tuple[int, int], set[int]] = {}
         self.subscription: Subscription | None = None
         self.errors = 0
+        self.errors_before_login = 0
         self.failed_logins = 0
         self.current_tag = "*"
         self.commands = 0
@@ -238,7 +240,7 @@ class Session:
                         # with NO [TOOBIG] and the client never sends it.
                         self.send(response.tagged(exc.tag or "*", "NO", exc.reason, exc.code))
                     else:
-                        self._bad(exc.tag, exc.reason)
+                        self._not_a_command(exc.tag, exc.reason)
                     await self.stream.drain()
                     continue
                 if frame is None:
@@ -269,6 +271,22 @@ class Session:
     def _bad(self, tag: str | None, reason: str, code: str | None = None) -> None:
         self.errors += 1
         self.send(response.tagged(tag or "*", "BAD", reason, code))
+
+    def _not_a_command(self, tag: str | None, reason: str, code: str | None = None) -> None:
+        """Answer a line that is no IMAP command at all: no valid tag, no or an unknown
+        command name, or a line over the length limit. Before login the budget is
+        ``imap.max_errors_before_login`` and the line that reaches it gets only ``BYE``
+        (RFC 9051 §7.1.5), nothing that echoes the input: the ALPACA cross-protocol
+        mitigation, so that an HTTP request or another protocol's chatter sent to this port is
+        cut off at its first line instead of being answered line by line. A known command
+        with bad arguments is a client bug, not a stray protocol, and keeps its ``BAD``."""
+        if self.state is State.NONAUTH:
+            self.errors_before_login += 1
+            if self.errors_before_login >= self.settings.imap.max_errors_before_login:
+                self.log.info("not an IMAP command before login (%s); closing", reason)
+                self.send(response.untagged("BYE Invalid command before login"))
+                raise Disconnect
+        self._bad(tag, reason, code)
 
     async def read_line(self) -> bytes:
         """One line for SASL exchanges and IDLE's DONE, under the same limits."""
@@ -323,7 +341,11 @@ class Session:
             cmd = parse_command(frame, utf8=self.utf8)
         except ParseError as exc:
             self.log.info("bad command: %s (%r)", exc.reason, redact_command(frame[:120]))
-            self._bad(exc.tag or parse_tag(frame), exc.reason, exc.code)
+            tag = exc.tag or parse_tag(frame)
+            if exc.command is None:
+                self._not_a_command(tag, exc.reason, exc.code)
+            else:
+                self._bad(tag, exc.reason, exc.code)
             return
         try:
             cmd = self.names.command(cmd)  # mailbox names in store terms from here on

@@ -1,6 +1,6 @@
 """Limits and bad input: LOGINDISABLED and STARTTLS, line and literal limits, the error
-budget, pipelining, auto-logout; nothing a bad session does reaches the mailbox or leaks
-a traceback."""
+budgets (BYE at the first garbage before login, BAD after it), pipelining, auto-logout;
+nothing a bad session does reaches the mailbox or leaks a traceback."""
 
 from __future__ import annotations
 
@@ -63,26 +63,122 @@ def test_starttls_discards_pipelined_plaintext(strict: ServerThread) -> None:
     tls.close()
 
 
-def test_error_budget_ends_session(strict: ServerThread) -> None:
-    r = Raw(strict.port("imap"))
-    for text in ("BOGUS", "FETCH", "LOGIN"):
-        assert status_of(r.command(text)) == b"BAD"
-    assert r.readline().startswith(b"* BYE")
-    with pytest.raises(ConnectionError):
+@pytest.fixture(scope="module")
+def tolerant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
+    """Plaintext logins, small error budget after login, three errors allowed before it."""
+    config = {
+        "auth": {"allow_plaintext": True},
+        "limits": {"max_errors_per_session": 3, "imap_max_line_length": 1000},
+        "imap": {"max_errors_before_login": 3},
+    }
+    with ServerThread(tmp_path_factory.mktemp("tolerant"), config) as srv:
+        srv.add_user("erin@example.com", PASSWORD)
+        yield srv
+
+
+def _closed(r: Raw) -> bool:
+    try:
         r.readline()
+    except (ConnectionError, OSError):
+        return True
+    return False
+
+
+def test_garbage_before_login_gets_bye_and_close(server: ServerThread) -> None:
+    """ALPACA: an HTTP request sent to the IMAP port is cut off at its first line, and no
+    part of it is echoed back (imap.max_errors_before_login = 1, the default)."""
+    r = Raw(server.port("imap"))
+    r.send(b"GET /index.html HTTP/1.1\r\nHost: mail.example.org\r\n\r\n")
+    line = r.readline()
+    assert line.startswith(b"* BYE") and b"GET" not in line and b"HTTP" not in line
+    assert _closed(r)
     r.close()
 
 
-def test_line_too_long_is_bad_and_session_goes_on(strict: ServerThread) -> None:
-    r = Raw(strict.port("imap"))
+@pytest.fixture
+def bogus(monkeypatch: pytest.MonkeyPatch) -> str:
+    """An unknown command imaplib will send in any state (its table is module-global)."""
+    monkeypatch.setitem(imaplib.Commands, "XBOGUS", ("NONAUTH", "AUTH", "SELECTED"))
+    return "XBOGUS"
+
+
+def test_unknown_command_before_login_gets_bye_with_imaplib(
+    server: ServerThread, bogus: str
+) -> None:
+    c = imaplib.IMAP4("127.0.0.1", server.port("imap"))
+    with pytest.raises(imaplib.IMAP4.abort, match="before login"):
+        c.xatom(bogus)
+    with pytest.raises((imaplib.IMAP4.abort, OSError)):
+        c.noop()
+    c.shutdown()
+
+
+def test_garbage_after_login_gets_bad_with_imaplib(
+    server: ServerThread, account: str, bogus: str
+) -> None:
+    c = connect(server, account)
+    with pytest.raises(imaplib.IMAP4.error) as info:
+        c.xatom(bogus)
+    assert not isinstance(info.value, imaplib.IMAP4.abort) and "BAD" in str(info.value)
+    assert c.noop()[0] == "OK"
+    c.logout()
+
+
+def test_well_formed_command_in_wrong_state_is_no_not_bye(server: ServerThread) -> None:
+    r = Raw(server.port("imap"))
+    assert status_of(r.command("SELECT INBOX")) == b"NO"
+    assert status_of(r.command("NOOP")) == b"OK"
+    r.close()
+
+
+def test_line_too_long_before_login_gets_bye(server: ServerThread) -> None:
+    r = Raw(server.port("imap"))
+    r.send(b"a NOOP " + b"x" * 70000 + b"\r\n")
+    assert r.readline().startswith(b"* BYE")
+    assert _closed(r)
+    r.close()
+
+
+def test_known_command_with_bad_arguments_before_login_is_bad(server: ServerThread) -> None:
+    """A malformed LOGIN is a client bug, not another protocol: BAD, and the session goes on
+    (as James's Login script expects)."""
+    r = Raw(server.port("imap"))
+    assert status_of(r.command("LOGIN")) == b"BAD"
+    assert status_of(r.command("LOGOUT extra")) == b"BAD"
+    assert status_of(r.command("NOOP")) == b"OK"
+    r.close()
+
+
+def test_errors_before_login_budget_is_configurable(tolerant: ServerThread) -> None:
+    r = Raw(tolerant.port("imap"))
+    assert status_of(r.command("BOGUS")) == b"BAD"
+    assert status_of(r.command("LOGIN")) == b"BAD"  # a known command: not counted here
+    assert status_of(r.command("XYZZY")) == b"BAD"
+    r.send(b"GET / HTTP/1.1\r\n")
+    assert r.readline().startswith(b"* BYE")  # the third stray line: BYE only, no BAD
+    assert _closed(r)
+    r.close()
+
+
+def test_error_budget_after_login_ends_session(tolerant: ServerThread) -> None:
+    r = Raw(tolerant.port("imap"), login="erin@example.com")
+    for text in ("BOGUS", "FETCH", "LOGIN"):
+        assert status_of(r.command(text)) == b"BAD"
+    assert r.readline().startswith(b"* BYE")
+    assert _closed(r)
+    r.close()
+
+
+def test_line_too_long_after_login_is_bad_and_session_goes_on(tolerant: ServerThread) -> None:
+    r = Raw(tolerant.port("imap"), login="erin@example.com")
     r.send(b"a NOOP " + b"x" * 5000 + b"\r\n")
     assert r.readline().startswith(b"* BAD")
     assert status_of(r.command("NOOP")) == b"OK"
     r.close()
 
 
-def test_garbage_never_leaks_a_traceback(strict: ServerThread) -> None:
-    r = Raw(strict.port("imap"))
+def test_garbage_never_leaks_a_traceback(tolerant: ServerThread) -> None:
+    r = Raw(tolerant.port("imap"))
     r.send(b"\x00\xff\xfe garbage \x01\r\n")
     line = r.readline()
     assert line.startswith(b"* BAD") and b"Traceback" not in line

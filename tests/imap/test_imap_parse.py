@@ -317,6 +317,30 @@ def test_mailbox_names_mutf7_and_utf8() -> None:
     assert utf8.name == "&été"  # type: ignore[union-attr]
 
 
+@pytest.mark.parametrize(
+    ("line", "command"),
+    [
+        (b"", None),
+        (b"(((", None),
+        (b"a", None),
+        (b"a FOO", None),
+        (b"GET / HTTP/1.1", None),
+        (b"a UID BOGUS 1", None),
+        (b"a LOGIN bob", "LOGIN"),
+        (b"a LOGOUT extra", "LOGOUT"),
+        (b"a UID FETCH x FLAGS", "UID FETCH"),
+    ],
+)
+def test_syntax_error_says_whether_the_command_was_known(
+    line: bytes, command: str | None
+) -> None:
+    """The session cuts off a stray line before login, but not a known command's bad
+    arguments (ALPACA mitigation): the parser tells the two apart."""
+    with pytest.raises(ParseError) as err:
+        parse_command(line)
+    assert err.value.command == command
+
+
 def test_parse_tag() -> None:
     assert parse_tag(b"abc NOOP") == "abc"
     assert parse_tag(b"+abc") is None

@@ -481,4 +481,9 @@ def parse_command(data: bytes, *, utf8: bool = False) -> Command:
     grammar = GRAMMARS.get(name)
     if grammar is None:
         raise r.error(f"unknown command {name[:40]}")
-    return Command(tag, name, grammar(r))
+    try:
+        args = grammar(r)
+    except ParseError as exc:
+        exc.command = name  # a known command with bad arguments, not a stray line
+        raise
+    return Command(tag, name, args)
