@@ -18,6 +18,8 @@ caller's policy (see :mod:`mailstead.delivery.deliver`).
 from __future__ import annotations
 
 import logging
+import time
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from mailstead.core.errors import InvalidName, MailsteadError, NotFound
@@ -78,12 +80,50 @@ class Route:
     is_local_domain: bool = True
 
 
+#: How long a resolved local route is reused. Changes made by this process (the admin API,
+#: tests) are seen at once through the store's directory generation; changes made by
+#: another process (the ``mailstead`` command on a running server) within this time.
+ROUTE_CACHE_SECONDS = 2.0
+ROUTE_CACHE_SIZE = 10_000
+
+
 class Router:
-    """Resolves addresses against the store; one per process, stateless between calls."""
+    """Resolves addresses against the store; one per process.
+
+    Routes to local accounts are cached for ``ROUTE_CACHE_SECONDS``: a busy MX sees the
+    same recipients again and again, and each resolution costs two or more store reads.
+    Only successful local routes are cached; an unknown recipient or a domain we do not
+    host is looked up every time, so a newly added account or domain receives mail at
+    once. Quota in a cached route may be slightly stale; the store enforces it again when
+    the message is committed.
+    """
 
     def __init__(self, store: Store, plus_separator: str = "+") -> None:
         self.store = store
         self.separator = plus_separator
+        self._cache: OrderedDict[str, tuple[float, Route]] = OrderedDict()
+        self._cache_generation = -1
+
+    def _cached(self, key: str) -> Route | None:
+        generation = self.store.directory_generation
+        if generation != self._cache_generation:
+            self._cache.clear()
+            self._cache_generation = generation
+            return None
+        entry = self._cache.get(key)
+        if entry is None:
+            return None
+        if entry[0] < time.monotonic():
+            del self._cache[key]
+            return None
+        return entry[1]
+
+    def _remember(self, key: str, route: Route, generation: int) -> None:
+        if generation != self._cache_generation:
+            return  # the directory changed while we resolved: do not keep the answer
+        self._cache[key] = (time.monotonic() + ROUTE_CACHE_SECONDS, route)
+        if len(self._cache) > ROUTE_CACHE_SIZE:
+            self._cache.popitem(last=False)  # the oldest entry: it expires first anyway
 
     async def local_domain(self, domain: str) -> str | None:
         """The hosted domain's stored name, or None. A U-label (RFC 6531) also matches the
@@ -103,6 +143,11 @@ class Router:
 
     async def resolve(self, address: Address) -> Route:
         """Route for one RCPT. Raises DeliveryError for unknown or disabled recipients."""
+        key = str(address)
+        cached = self._cached(key)
+        if cached is not None:
+            return cached
+        generation = self._cache_generation
         domain = await self.local_domain(address.domain)
         if domain is None:
             return Route(remote=(str(address),), is_local_domain=False)
@@ -111,7 +156,10 @@ class Router:
         await self._expand(Address(address.local, domain), 0, set(), local, remote, top=True)
         if not local and not remote:
             raise UNKNOWN_USER
-        return Route(tuple(local), tuple(remote))
+        route = Route(tuple(local), tuple(remote))
+        if local:
+            self._remember(key, route, generation)
+        return route
 
     async def _expand(
         self,

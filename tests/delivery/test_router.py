@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 import pytest
 
 from mailstead.core.types import Address
-from mailstead.delivery.router import DeliveryError, Router
+from mailstead.delivery import router as router_module
+from mailstead.delivery.router import ROUTE_CACHE_SECONDS, DeliveryError, Router
 from mailstead.store.sql.sqlite import SQLiteStore
 
 
@@ -141,3 +145,71 @@ async def test_sender_ownership(store: SQLiteStore) -> None:
     for foreign in ("bob@example.org", "random@example.org", "all@example.org",
                     "alice@remote.example"):
         assert not await router.owns(alice.id, addr(foreign)), foreign
+
+
+# -- the route cache ---------------------------------------------------------------------
+
+
+async def test_cached_route_forgotten_when_this_process_changes_the_directory(
+    store: SQLiteStore,
+) -> None:
+    router = Router(store)
+    assert await targets(router, "alice@example.org") == ([("alice@example.org", "INBOX")], [])
+    await store.set_disabled("alice@example.org", True)
+    with pytest.raises(DeliveryError) as failure:
+        await router.resolve(addr("alice@example.org"))
+    assert failure.value.enhanced == "5.2.1"
+    await store.set_disabled("alice@example.org", False)
+    assert await targets(router, "alice@example.org") == ([("alice@example.org", "INBOX")], [])
+    await store.remove_user("alice@example.org")
+    await store.add_alias("alice@example.org", ["bob@example.org"])
+    assert await targets(router, "alice@example.org") == ([("bob@example.org", "INBOX")], [])
+
+
+async def test_another_process_is_seen_after_the_cache_time(
+    store: SQLiteStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A change by another process (the admin command) does not bump our generation: a
+    cached local route is reused until it expires, then the change is seen."""
+    router = Router(store)
+    await router.resolve(addr("alice@example.org"))
+    other = SQLiteStore(tmp_path / "data")
+    await other.open()
+    try:
+        await other.set_disabled("alice@example.org", True)
+    finally:
+        await other.close()
+    assert await targets(router, "alice@example.org") == ([("alice@example.org", "INBOX")], [])
+    now = time.monotonic()
+    monkeypatch.setattr(router_module.time, "monotonic", lambda: now + ROUTE_CACHE_SECONDS + 1)
+    with pytest.raises(DeliveryError):
+        await router.resolve(addr("alice@example.org"))
+
+
+async def test_unknown_recipients_and_remote_domains_are_never_cached(
+    store: SQLiteStore, tmp_path: Path
+) -> None:
+    """A new account (or domain) added by another process receives mail at once: a 550
+    must never be answered from a cache."""
+    router = Router(store)
+    with pytest.raises(DeliveryError):
+        await router.resolve(addr("carol@example.org"))
+    assert not (await router.resolve(addr("dave@new.example"))).is_local_domain
+    other = SQLiteStore(tmp_path / "data")
+    await other.open()
+    try:
+        await other.add_user("carol@example.org", "x")
+        await other.add_domain("new.example")
+        await other.add_user("dave@new.example", "x")
+    finally:
+        await other.close()
+    assert await targets(router, "carol@example.org") == ([("carol@example.org", "INBOX")], [])
+    assert await targets(router, "dave@new.example") == ([("dave@new.example", "INBOX")], [])
+
+
+async def test_cache_is_bounded(store: SQLiteStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(router_module, "ROUTE_CACHE_SIZE", 2)
+    router = Router(store)
+    for text in ("alice@example.org", "bob@example.org", "alice+x@example.org"):
+        await router.resolve(addr(text))
+    assert len(router._cache) == 2
