@@ -8,6 +8,7 @@ and BODYSTRUCTURE are compared byte-for-byte with Dovecot; none of this code rai
 
 from __future__ import annotations
 
+import functools
 import urllib.parse
 from dataclasses import dataclass
 
@@ -403,10 +404,23 @@ class _AddrParser:
 
 def parse_addresses(value: str) -> list[Address]:
     """Parse an address-list header value (latin-1 str); [] when it holds no address."""
+    if len(value) > _CACHED_VALUE_LIMIT:  # long lists are rare: not worth the memory
+        return list(_parse_addresses_cached.__wrapped__(value))
+    return list(_parse_addresses_cached(value))
+
+
+_CACHED_VALUE_LIMIT = 512  # at most 4096 entries of this size stay cached (about 2 MiB)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_addresses_cached(value: str) -> tuple[Address, ...]:
+    """Memoised: each message's From/To/Cc are parsed for its ENVELOPE and again for its
+    search fields, and the same senders and recipients recur across messages. Address is
+    immutable, so sharing results is safe."""
     try:
-        return _AddrParser(value).parse()
+        return tuple(_AddrParser(value).parse())
     except Exception:  # pragma: no cover - defensive: parsing must never fail a delivery
-        return []
+        return ()
 
 
 # --- Content-Type and parameters (RFC 2045 §5.1, RFC 2231) ---------------------------------
