@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import itertools
 import logging
 import re
 import secrets
@@ -256,12 +257,22 @@ def received_header(trace: TraceInfo, envelope: Envelope, recipients: list[str])
     lines = [from_part, by_part]
     if trace.auth_user:
         lines.append(f"(authenticated as {_comment(trace.auth_user)})")
-    ident = f"id {secrets.token_hex(8)}"
+    ident = f"id {next_trace_id()}"
     if recipients:
         ident += f" for <{recipients[0]}>"
     lines.append(ident + ";")
     lines.append(email.utils.format_datetime(datetime.now().astimezone()))
     return ("Received: " + "\r\n\t".join(lines) + "\r\n").encode("utf-8")
+
+
+# A random prefix per process and a counter: unique without a system call per message.
+_TRACE_PREFIX = secrets.token_hex(4)
+_trace_counter = itertools.count(1)
+
+
+def next_trace_id() -> str:
+    """The Received ``id`` (RFC 5321 §4.4): unique, so a log line finds its message."""
+    return f"{_TRACE_PREFIX}{next(_trace_counter):08x}"
 
 
 def header_block(data: bytes) -> bytes:

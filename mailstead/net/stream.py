@@ -134,6 +134,11 @@ class Stream:
         its 512). The deadline covers the whole line, so a client dribbling one byte at a
         time cannot hold a session open forever (slowloris).
         """
+        end = self._buf.find(b"\n")
+        if 0 <= end < max_length:  # pipelined: the line is here already, no deadline needed
+            line = bytes(self._buf[: end + 1])
+            del self._buf[: end + 1]
+            return line
         try:
             async with self._deadline(timeout):
                 return await self._readline(max_length)
