@@ -54,7 +54,6 @@ _log = logging.getLogger("mailstead.imap")
 
 PIPELINE_LIMIT = 64  # commands answered before we insist the client reads our output
 MAX_NON_APPEND_LITERAL = 1024 * 1024  # literals outside APPEND (search strings, names)
-VERSION = "0.1.0"
 
 
 class CommandError(Exception):

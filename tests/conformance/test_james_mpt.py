@@ -190,7 +190,6 @@ EXPECTED_FAILURES: dict[str, str] = {
     "FetchSingleMessage": _CASE,
     "FetchStructureComplex": _BODY31,
     "FetchStructureEmbedded": _CASE,
-    "Id": "ID: James answers * ID NIL, mailstead its name and version (RFC 2971 §3.3 allows both)",
     "InboxDeleteMessages": "script defect: line 24 expects the DELETE reply without its tag",
     "ListNamespace": (
         'James\'s personal namespace is "#private"; mailstead\'s is "" (RFC 2342 §4 leaves '

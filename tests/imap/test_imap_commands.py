@@ -5,6 +5,8 @@ from __future__ import annotations
 import imaplib
 import re
 
+import pytest
+
 from mailstead.testing.server import ServerThread
 from tests.imap.conftest import (
     MULTIPART_MESSAGE,
@@ -356,11 +358,27 @@ def test_expunge_close_unselect(raw: Raw, client: imaplib.IMAP4) -> None:
 
 def test_namespace_id_enable_check(raw: Raw) -> None:
     assert raw.command("NAMESPACE")[0] == b'* NAMESPACE (("" "/")) NIL NIL\r\n'
-    assert raw.command('ID ("name" "test")')[0].startswith(b'* ID ("name" "mailstead"')
+    lines = raw.command('ID ("name" "test")', tag="i1")
+    assert lines == [b"* ID NIL\r\n", b"i1 OK ID completed\r\n"]
     assert status_of(raw.command("ID NIL")) == b"OK"
     assert raw.command("ENABLE CONDSTORE")[0] == b"* ENABLED\r\n"
     raw.command("SELECT INBOX")
     assert status_of(raw.command("CHECK")) == b"OK"
+
+
+def test_id_reveals_nothing_and_tolerates_sloppy_clients(
+    server: ServerThread, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RFC 2971 §3.1 allows NIL: no software name or version to fingerprint, before or
+    after login; commas and bare atoms from real clients are accepted (only logged)."""
+    monkeypatch.setitem(imaplib.Commands, "ID", ("NONAUTH", "AUTH", "SELECTED"))
+    c = imaplib.IMAP4("127.0.0.1", server.port("imap"))
+    for args in ('("name" "imaplib")', '("vendor", "x", "version", "3.7.0")',
+                 '("name" "Thunderbird" "version" 102.7.1)', "NIL"):
+        typ, data = c.xatom("ID", args)
+        assert typ == "OK", data
+        assert c.untagged_responses.pop("ID") == [b"NIL"]
+    c.logout()
 
 
 def test_imaps_listener(server: ServerThread, account: str) -> None:

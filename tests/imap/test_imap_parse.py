@@ -14,6 +14,7 @@ from mailstead.imap.parse.commands import (
     Append,
     CopyMove,
     Fetch,
+    Id,
     ListArgs,
     Login,
     Store,
@@ -339,6 +340,35 @@ def test_syntax_error_says_whether_the_command_was_known(
     with pytest.raises(ParseError) as err:
         parse_command(line)
     assert err.value.command == command
+
+
+@pytest.mark.parametrize(
+    ("line", "params"),
+    [
+        (b"a ID NIL", None),
+        (b"a ID ()", ()),
+        (b'a ID ("name" "x" "version" NIL)', (("name", "x"), ("version", None))),
+        (b'a ID ( "name" "x" )', (("name", "x"),)),
+        (b'a ID ("vendor", "w", "version", "3.7.0")', (("vendor", "w"), ("version", "3.7.0"))),
+        (b'a ID ("name" "Thunderbird" "version" 102.7.1)',
+         (("name", "Thunderbird"), ("version", "102.7.1"))),
+        (b'a ID ("name")', (("name", None),)),
+    ],
+)
+def test_id_accepts_what_clients_send(
+    line: bytes, params: tuple[tuple[str, str | None], ...] | None
+) -> None:
+    cmd = parse_command(line)
+    assert cmd.args == Id(params)
+
+
+@pytest.mark.parametrize(
+    "line", [b"a ID", b"a ID (", b'a ID ("a" "b"', b"a ID x", b'a ID ("a" "b") x',
+             b"a ID (" + b'"k" "v" ' * 31 + b")"],
+)
+def test_id_rejects_what_is_not_a_list(line: bytes) -> None:
+    with pytest.raises(ParseError):
+        parse_command(line)
 
 
 def test_parse_tag() -> None:

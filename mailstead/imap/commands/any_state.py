@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from mailstead.imap import response
 from mailstead.imap.parse.commands import Command, Id
 from mailstead.imap.states import State
 
@@ -44,15 +43,14 @@ async def logout(session: Session, cmd: Command) -> Reply:
 
 
 async def id_command(session: Session, cmd: Command) -> Reply:
-    """RFC 2971 §3.1: answer with our name and version; client values only get logged."""
-    from mailstead.imap.session import VERSION, Reply
+    """RFC 2971 §3.1: the server may answer NIL, and does: naming the software and its
+    version only helps fingerprinting (the same spirit as SMTP VRFY never confirming a
+    user). What the client says about itself is logged."""
+    from mailstead.imap.session import Reply
 
     args = cmd.args
     assert isinstance(args, Id)
     if args.params:
         session.log.info("client id: %s", ", ".join(f"{k}={v}" for k, v in args.params)[:300])
-    session.untagged(
-        b"ID (" + response.string("name") + b" " + response.string("mailstead") + b" "
-        + response.string("version") + b" " + response.string(VERSION) + b")"
-    )
+    session.untagged("ID NIL")
     return Reply(text="ID completed")

@@ -133,26 +133,43 @@ def _no_args(r: Reader) -> None:
     r.end()
 
 
+MAX_ID_PARAMS = 30  # RFC 2971 §3.3: at most 30 field-value pairs
+
+
 def _id(r: Reader) -> Id:
-    # RFC 2971 §4: "ID" SP ( "(" [string SP nstring *(SP string SP nstring)] ")" / nil )
+    """RFC 2971 §4: "ID" SP ( "(" [string SP nstring *(SP string SP nstring)] ")" / nil ).
+
+    The values are only logged (§3.3: no operational decision may depend on them), so, as
+    Dovecot and James do, what clients really send is accepted too: commas between items
+    (``("vendor", "x")``) and unquoted atoms (``"version" 102.7.1``)."""
     r.sp()
     if r.skip(b"NIL"):
         r.end()
         return Id(None)
     r.open_paren()
-    params: list[tuple[str, str | None]] = []
-    while r.peek() != b")":
-        if params:
-            r.sp()
-        key = r.string().decode("utf-8", "replace")
-        r.sp()
-        value = r.nstring()
-        params.append((key, None if value is None else value.decode("utf-8", "replace")))
-        if len(params) > 30:
-            raise r.error("too many ID parameters")
+    items: list[str | None] = []
+    if r.peek() != b")":
+        items.append(_id_item(r))
+        while True:
+            r.skip(b",")
+            if not r.more_in_list():
+                break
+            items.append(_id_item(r))
+            if len(items) > 2 * MAX_ID_PARAMS:
+                raise r.error("too many ID parameters")
     r.close_paren()
     r.end()
-    return Id(tuple(params))
+    keys, values = items[::2], items[1::2] + [None] * (len(items) % 2)
+    return Id(tuple((key or "", value) for key, value in zip(keys, values, strict=True)))
+
+
+def _id_item(r: Reader) -> str | None:
+    if r.peek() in (b'"', b"{", b"~"):
+        return r.string().decode("utf-8", "replace")
+    if r.peek_upper(3) == b"NIL" and r.peek(4)[3:] in (b"", b" ", b")", b","):
+        r.pos += 3
+        return None
+    return r.astring("an ID field or value").decode("utf-8", "replace")
 
 
 # -- not authenticated --------------------------------------------------------------------
