@@ -208,10 +208,6 @@ EXPECTED_FAILURES: dict[str, str] = {
         "mailstead refuses '*' and '%' in names: LIST patterns (RFC 9051 §6.3.9) could not "
         "name them"
     ),
-    "LoginThreeStrikes": (
-        "third failed LOGIN: mailstead sends the tagged NO, then BYE; James only BYE "
-        "(RFC 9051 §7.1.5 allows both)"
-    ),
     "Move": (
         "MOVE: mailstead sends COPYUID in an untagged OK before the EXPUNGEs (RFC 6851 §4.3); "
         "James puts it in the tagged OK"

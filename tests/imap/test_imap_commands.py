@@ -397,12 +397,25 @@ def _client_context(server: ServerThread):  # type: ignore[no-untyped-def]
 
 
 def test_three_failed_logins_end_the_connection(server: ServerThread, account: str) -> None:
+    """The third failure is answered by BYE alone (RFC 9051 §7.1.5), as James does."""
     r = Raw(server.port("imap"))
     for _ in range(2):
         assert b"[AUTHENTICATIONFAILED]" in r.command(f'LOGIN {account} "nope"')[-1]
-    assert b"[AUTHENTICATIONFAILED]" in r.command(f'LOGIN {account} "nope"')[-1]
+    r.send(f't3 LOGIN {account} "nope"\r\n')
     assert r.readline().startswith(b"* BYE")
+    with pytest.raises(ConnectionError):
+        r.readline()
     r.close()
+
+
+def test_third_failed_login_is_bye_with_imaplib(server: ServerThread, account: str) -> None:
+    c = imaplib.IMAP4("127.0.0.1", server.port("imap"))
+    for _ in range(2):
+        with pytest.raises(imaplib.IMAP4.error, match="AUTHENTICATIONFAILED"):
+            c.login(account, "nope")
+    with pytest.raises(imaplib.IMAP4.abort, match="too many"):
+        c.login(account, "nope")
+    c.shutdown()
 
 
 def test_lenient_spacing_and_new_keyword_on_append(raw: Raw, client: imaplib.IMAP4) -> None:

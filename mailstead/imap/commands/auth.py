@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING
 
 from mailstead.auth.sasl import Challenge, SaslCancelled, start_mechanism
 from mailstead.core.errors import AuthError, AuthThrottled
-from mailstead.imap import response
 from mailstead.imap.parse.commands import Authenticate, Command, Login
 from mailstead.imap.session import CommandError, Disconnect, Reply
 from mailstead.imap.states import State
@@ -49,11 +48,10 @@ async def _finish_login(session: Session, username: str, password: str) -> Reply
     except AuthError as exc:
         session.failed_logins += 1
         if session.failed_logins >= MAX_FAILED_LOGINS:
-            # Stop guessing on this connection; the shared throttle covers reconnects.
-            session.send(response.tagged(
-                session.current_tag, "NO", "Authentication failed", "AUTHENTICATIONFAILED"
-            ))
-            session.untagged("BYE Too many failed logins")
+            # Stop guessing on this connection; the shared throttle covers reconnects. The
+            # BYE takes the place of the tagged reply, as in James: RFC 9051 §7.1.5 lets a
+            # server close at once with a BYE when it ends the session on a failure.
+            session.untagged("BYE Authentication failed too many times")
             raise Disconnect from exc
         raise CommandError("NO", "Authentication failed", "AUTHENTICATIONFAILED") from exc
     user = record if isinstance(record, User) else await session.store.find_user(record.address)
