@@ -48,9 +48,10 @@ class RecentTracker:
             self._claimed[mailbox] = max(mine)
         return mine
 
-    def count_unclaimed(self, mailbox: tuple[int, int], uids: Iterable[int]) -> int:
+    def unclaimed(self, mailbox: tuple[int, int], uids: Iterable[int]) -> set[int]:
+        """The UIDs no read-write session has claimed yet (EXAMINE, STATUS RECENT)."""
         mark = self._claimed.get(mailbox, 0)
-        return sum(1 for u in uids if u > mark)
+        return {u for u in uids if u > mark}
 
 
 class SelectedMailbox:

@@ -110,9 +110,9 @@ class Session:
         self.user: User | None = None
         self.enabled: set[str] = set()
         self.selected: SelectedMailbox | None = None
-        # \Recent this session was given, kept across re-SELECTs of the same mailbox
-        # (RFC 3501 §2.3.2: the session that was first notified keeps it).
-        self.recent_memory: dict[tuple[int, int], set[int]] = {}
+        # (mailbox id, UIDVALIDITY) and \Recent UIDs of the mailbox a SELECT or EXAMINE
+        # just left, for a new selection of the same mailbox (see commands/select.py).
+        self.kept_recent: tuple[tuple[int, int], set[int]] | None = None
         self.subscription: Subscription | None = None
         self.errors = 0
         self.errors_before_login = 0
@@ -186,10 +186,14 @@ class Session:
         self.selected = view
         self.state = State.SELECTED
 
-    def unselect(self) -> None:
+    def unselect(self, *, keep_recent: bool = False) -> None:
+        """Leave the selected mailbox. ``keep_recent`` when SELECT or EXAMINE replaces it,
+        so that selecting it again keeps this session's \\Recent; CLOSE, UNSELECT and the
+        end of the session forget it."""
         view = self.selected
-        if view is not None and view.recent:
-            self.recent_memory[(view.mailbox_id, view.uidvalidity)] = set(view.recent)
+        if view is not None:
+            key = (view.mailbox_id, view.uidvalidity)
+            self.kept_recent = (key, set(view.recent)) if keep_recent else None
         self.selected = None
         if self.subscription is not None:
             self.subscription.close()

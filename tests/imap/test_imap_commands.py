@@ -13,6 +13,7 @@ from tests.imap.conftest import (
     SIMPLE_MESSAGE,
     Raw,
     append,
+    connect,
     status_of,
 )
 
@@ -89,11 +90,56 @@ def test_select_examine_responses(raw: Raw, client: imaplib.IMAP4) -> None:
     assert lines[-1].startswith(b"t2 OK [READ-WRITE]")
     lines = raw.command("EXAMINE INBOX")
     text = b"".join(lines)
-    assert b"[PERMANENTFLAGS ()]" in text and b"* 0 RECENT" in text
+    # The same mailbox again: this session keeps the \Recent it was given (RFC 3501 §2.3.2).
+    assert b"[PERMANENTFLAGS ()]" in text and b"* 2 RECENT" in text
     assert lines[-1].startswith(b"t3 OK [READ-ONLY]")
     assert b"[READ-ONLY]" in raw.command("STORE 1 +FLAGS (\\Flagged)")[-1]
     assert status_of(raw.command("SELECT Nope")) == b"NO"
     assert status_of(raw.command("FETCH 1 FLAGS")) == b"NO"  # failed SELECT deselects
+
+
+def _recent(c: imaplib.IMAP4) -> int:
+    return int(c.untagged_responses.pop("RECENT")[-1])
+
+
+def test_recent_lasts_while_the_session_works_with_the_mailbox(
+    server: ServerThread, account: str
+) -> None:
+    """RFC 3501 §2.3.2, "session" read as Dovecot and James do: \\Recent stays with the
+    session through a SELECT or EXAMINE of the same mailbox (even after a failed SELECT in
+    between) and ends with CLOSE, UNSELECT or opening another mailbox."""
+    c = connect(server, account)
+    for _ in range(2):
+        append(c)
+    assert c.select("INBOX")[0] == "OK" and _recent(c) == 2
+    assert c.select("INBOX")[0] == "OK" and _recent(c) == 2
+    assert c.select("INBOX", readonly=True)[0] == "OK" and _recent(c) == 2
+    assert c.fetch("2", "(FLAGS)")[1] == [b"2 (FLAGS (\\Recent))"]
+    assert c.select("Nope")[0] == "NO"
+    assert c.select("INBOX")[0] == "OK" and _recent(c) == 2
+    c.close()
+    assert c.select("INBOX")[0] == "OK" and _recent(c) == 0
+
+    append(c)  # seen by this session while INBOX is selected: \Recent here
+    c.noop()
+    assert _recent(c) == 1
+    assert c.select("Sent")[0] == "OK"
+    assert c.select("INBOX")[0] == "OK" and _recent(c) == 0
+    c.unselect()
+    c.logout()
+
+
+def test_examine_shows_unclaimed_recent_without_taking_it(
+    server: ServerThread, account: str
+) -> None:
+    reader = connect(server, account)
+    append(reader)
+    assert reader.select("INBOX", readonly=True)[0] == "OK" and _recent(reader) == 1
+    assert reader.fetch("1", "(FLAGS)")[1] == [b"1 (FLAGS (\\Recent))"]
+    writer = connect(server, account)
+    assert writer.select("INBOX")[0] == "OK" and _recent(writer) == 1
+    reader.logout()
+    writer.logout()
 
 
 def test_rev2_select_and_search(raw: Raw, client: imaplib.IMAP4) -> None:

@@ -112,9 +112,9 @@ async def status_items(session: Session, box: Mailbox, items: tuple[str, ...]) -
             value = session.settings.limits.max_message_size
         else:  # RECENT
             metas = await session.store.list_messages(box.id)
-            value = session.ctx.recent.count_unclaimed(
+            value = len(session.ctx.recent.unclaimed(
                 (box.id, box.uidvalidity), (int(m.uid) for m in metas)
-            )
+            ))
         values.append(f"{item} {value}")
     return ("(" + " ".join(values) + ")").encode()
 

@@ -20,7 +20,7 @@ async def select(session: Session, cmd: Command) -> Reply:
     readonly = cmd.name == "EXAMINE"
     if session.selected is not None:
         # RFC 9051 §6.3.2: the old mailbox is closed (without expunge) even if this fails.
-        session.unselect()
+        session.unselect(keep_recent=True)
         if session.rev2:
             session.untagged("OK [CLOSED] Previous mailbox closed")
     session.open_subscription()
@@ -33,16 +33,19 @@ async def select(session: Session, cmd: Command) -> Reply:
         session.unselect()
         raise
     uids = [int(m.uid) for m in messages]
-    recent_tracker = session.ctx.recent
+    key = (box.id, box.uidvalidity)
+    # RFC 3501 §2.3.2: \Recent belongs to the session that was first notified, read (as
+    # Dovecot and James do) as the time it works with the mailbox: SELECT or EXAMINE of
+    # the same mailbox keeps it, as in James (even after a failed SELECT in between);
+    # CLOSE, UNSELECT or opening another mailbox ends it. A read-only session sees
+    # unclaimed messages as \Recent without taking them from the next read-write one.
+    kept, session.kept_recent = session.kept_recent, None
+    recent = kept[1] & set(uids) if kept is not None and kept[0] == key else set()
     if readonly:
-        recent: set[int] = set()
-        recent_count = recent_tracker.count_unclaimed((box.id, box.uidvalidity), uids)
+        recent |= session.ctx.recent.unclaimed(key, uids)
     else:
-        key = (box.id, box.uidvalidity)
-        recent = recent_tracker.claim(key, uids)
-        present = set(uids)
-        recent |= session.recent_memory.pop(key, set()) & present
-        recent_count = len(recent)
+        recent |= session.ctx.recent.claim(key, uids)
+    recent_count = len(recent)
     view = SelectedMailbox(box, messages, readonly=readonly, recent=recent)
     session.set_selected(view)
     # The order is free (RFC 9051 §6.3.2); this is James's, which Dovecot's clients accept.
