@@ -90,6 +90,7 @@ SELECTED = {
     "Move",
     "MoveNoMSG",  # Move
     "FetchPartial",  # these use the "selected" mailbox without creating it
+    "CreateErrorWithLongName",  # MailboxWithLongNameError
 }
 #: Setup scripts, not tests of their own.
 FIXTURES = {"SelectedStateSetup", "SelectedStateCleanup"}
@@ -181,11 +182,11 @@ EXPECTED_FAILURES: dict[str, str] = {
         "allowed before any tagged reply, RFC 9051 §7); James does not"
     ),
     "Create": (
-        "CREATE ..: a valid astring, so mailstead answers NO [CANNOT] (RFC 5530) rather than "
-        "James's BAD (RFC 9051 §7.1.3 is for syntax errors)"
-    ),
-    "CreateErrorWithLongName": (
-        "a 200+ character name: mailstead allows names up to 512 characters, James answers BAD"
+        "three lines: CREATE .. is a valid astring naming empty levels, so NO [CANNOT] "
+        "(RFC 5530; Dovecot too), James BAD; CREATE \"one&AC4-two\" spells '.' in base64, "
+        "which RFC 3501 §5.1.3 forbids (printable ASCII MUST represent itself), so BAD "
+        "(Dovecot NO), James decodes it into the hierarchy one.two; CREATE #user is an "
+        "ordinary name in mailstead's namespace (Dovecot OK too), James refuses it"
     ),
     "ExamineEmpty": _EXAMINE,
     "ExamineReadOnly": _EXAMINE,

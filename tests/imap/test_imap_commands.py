@@ -155,6 +155,20 @@ def test_rev2_select_and_search(raw: Raw, client: imaplib.IMAP4) -> None:
     assert status_of(raw.command("ENABLE IMAP4rev2")) == b"NO"  # not in selected state
 
 
+def test_new_mailbox_names_are_limited_to_200_characters(client: imaplib.IMAP4) -> None:
+    """As James: a longer CREATE or RENAME target is no valid name, so BAD, and nothing
+    is created."""
+    assert client.create("n" * 200)[0] == "OK"
+    with pytest.raises(imaplib.IMAP4.error, match="longer than 200"):
+        client.create("x" * 201)
+    with pytest.raises(imaplib.IMAP4.error, match="longer than 200"):
+        client.rename("n" * 200, "y" * 201)
+    names = b" ".join(client.list()[1])
+    assert b"x" * 201 not in names and b"y" * 201 not in names and b"n" * 200 in names
+    assert client.rename("n" * 200, "m" * 200)[0] == "OK"
+    assert client.noop()[0] == "OK"
+
+
 def test_create_delete_rename_list(client: imaplib.IMAP4) -> None:
     assert client.create("Projects/2024/Q1")[0] == "OK"
     assert client.create("Projects")[1][0].startswith(b"[ALREADYEXISTS]")

@@ -13,10 +13,13 @@ from mailstead.imap.mutf7 import MUTF7Error, decode_mutf7, encode_mutf7
 from mailstead.imap.parse.commands import (
     Append,
     CopyMove,
+    Create,
     Fetch,
     Id,
     ListArgs,
     Login,
+    MailboxArg,
+    Rename,
     Store,
     parse_command,
     parse_tag,
@@ -236,6 +239,8 @@ def test_login_with_literals_and_quoted() -> None:
         b"a APPEND INBOX {3}\r\nab",
         b"a LOGIN bo\x00b pass",
         b"a SELECT &Jjo",
+        b"a CREATE " + b"x" * 201,
+        b"a RENAME a " + b"x" * 201,
     ],
 )
 def test_syntax_errors_have_reasons(line: bytes) -> None:
@@ -316,6 +321,12 @@ def test_mailbox_names_mutf7_and_utf8() -> None:
     assert parse_command(b"a SELECT inbox").args.name == "INBOX"  # type: ignore[union-attr]
     utf8 = parse_command("a SELECT \"&été\"".encode(), utf8=True).args
     assert utf8.name == "&été"  # type: ignore[union-attr]
+
+
+def test_length_limit_is_for_new_names_only() -> None:
+    assert parse_command(b"a CREATE " + b"x" * 200).args == Create("x" * 200, ())
+    assert parse_command(b"a SELECT " + b"x" * 300).args == MailboxArg("x" * 300)
+    assert parse_command(b"a RENAME " + b"x" * 300 + b" y").args == Rename("x" * 300, "y")
 
 
 @pytest.mark.parametrize(

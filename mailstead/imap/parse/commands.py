@@ -220,9 +220,22 @@ def _mailbox_arg(r: Reader) -> MailboxArg:
     return MailboxArg(name)
 
 
+#: Longest name CREATE or RENAME may give a mailbox, in characters (James's limit; Dovecot
+#: stops near 255). Longer is no valid new name, so BAD like a name that is not valid
+#: modified UTF-7. The store itself holds up to 512, for names that came in another way.
+MAX_NEW_NAME_LENGTH = 200
+
+
+def _new_mailbox(r: Reader) -> str:
+    name = r.mailbox()
+    if len(name) > MAX_NEW_NAME_LENGTH:
+        raise r.error(f"mailbox name longer than {MAX_NEW_NAME_LENGTH} characters")
+    return name
+
+
 def _create(r: Reader) -> Create:
     r.sp()
-    name = r.mailbox()
+    name = _new_mailbox(r)
     uses: list[str] = []
     if r.peek() == b" ":
         r.sp()
@@ -243,7 +256,7 @@ def _rename(r: Reader) -> Rename:
     r.sp()
     old = r.mailbox()
     r.sp()
-    new = r.mailbox()
+    new = _new_mailbox(r)
     r.end()
     return Rename(old, new)
 
