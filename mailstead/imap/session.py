@@ -10,7 +10,8 @@ Invariants (the things every handler may rely on, and must keep):
 3. Untagged updates of the selected mailbox (EXISTS, FETCH FLAGS, EXPUNGE) come from the
    store's change bus through :class:`SelectedMailbox` and are written only at the flush points
    here: before and after each command and while IDLE. EXPUNGE is held back during FETCH,
-   STORE and SEARCH (RFC 9051 §7.5.1) and while no command is running.
+   STORE and SEARCH (RFC 9051 §7.5.1) and while no command is running. A command that
+   leaves the mailbox (CLOSE, UNSELECT, SELECT, EXAMINE) drops what is still pending.
 4. Limits live in the read loop: line length, literal size (APPENDLIMIT for APPEND), total
    command size, number of bad commands (then BYE; before login a separate, smaller budget
    for lines that are no IMAP command, whose last one gets only BYE), auto-logout timer
@@ -44,7 +45,13 @@ from mailstead.imap.parse.commands import parse_command, parse_tag
 from mailstead.imap.parse.errors import ParseError
 from mailstead.imap.parse.receiver import Frame, FrameError, NeedLiteral, Receiver
 from mailstead.imap.selected import InvalidSequence, RecentTracker, SelectedMailbox
-from mailstead.imap.states import ALLOWED, EXPUNGE_BEFORE, NO_EXPUNGE_DURING, State
+from mailstead.imap.states import (
+    ALLOWED,
+    EXPUNGE_BEFORE,
+    LEAVES_MAILBOX,
+    NO_EXPUNGE_DURING,
+    State,
+)
 from mailstead.net.stream import ConnectionClosed, IdleTimeout, LineTooLong, Stream
 from mailstead.store.changes import Subscription
 from mailstead.store.interfaces import Store
@@ -370,8 +377,10 @@ class Session:
         try:
             # Updates that arrived since the last command go first, so any sequence numbers
             # in this command's own responses already account for them. Expunges only before
-            # commands that name no messages (RFC 9051 §7.5.1, states.EXPUNGE_BEFORE).
-            self.flush(allow_expunge=cmd.name in EXPUNGE_BEFORE)
+            # commands that name no messages (RFC 9051 §7.5.1, states.EXPUNGE_BEFORE). None
+            # before a command that leaves the mailbox (states.LEAVES_MAILBOX).
+            if cmd.name not in LEAVES_MAILBOX:
+                self.flush(allow_expunge=cmd.name in EXPUNGE_BEFORE)
             reply = await handler(self, cmd)
             self.flush(allow_expunge=allow_expunge)
         except Disconnect:

@@ -71,3 +71,9 @@ NO_EXPUNGE_DURING = frozenset({"FETCH", "STORE", "SEARCH"})
 # (NOOP, CHECK) reports expunges first and later flag changes with the new numbers. Any
 # command with a sequence set must resolve it against the numbers the client knew.
 EXPUNGE_BEFORE = frozenset({"NOOP", "CHECK"})
+
+# Commands that leave the selected mailbox: updates still pending for it are dropped rather
+# than sent first. The client is done with that mailbox, and an untagged FETCH or EXPUNGE
+# just before the new SELECT's responses could be read as the new mailbox's (Dovecot and
+# James send none either). RFC 9051 §7 allows, never requires, such updates.
+LEAVES_MAILBOX = frozenset({"CLOSE", "UNSELECT", "SELECT", "EXAMINE"})

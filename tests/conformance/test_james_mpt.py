@@ -177,10 +177,6 @@ EXPECTED_FAILURES: dict[str, str] = {
         "reports it \\Recent (* 1 RECENT) in all three; RFC 3501 §2.3.2 gives \\Recent to "
         "one session, the first notified (mailstead: the one that polls first)"
     ),
-    "ConcurrentFetchResponse": (
-        "CLOSE: mailstead first reports another session's flag change (untagged FETCH, "
-        "allowed before any tagged reply, RFC 9051 §7); James does not"
-    ),
     "Create": (
         "three lines: CREATE .. is a valid astring naming empty levels, so NO [CANNOT] "
         "(RFC 5530; Dovecot too), James BAD; CREATE \"one&AC4-two\" spells '.' in base64, "

@@ -149,6 +149,44 @@ def test_selected_mailbox_deleted_elsewhere(server: ServerThread, account: str) 
     other.logout()
 
 
+def test_close_or_select_of_a_mailbox_deleted_elsewhere_just_leaves_it(
+    server: ServerThread, account: str
+) -> None:
+    other = connect(server, account)
+    other.create("Doomed")
+    other.create("Doomed2")
+    raw = Raw(server.port("imap"), login=account)
+    raw.command("SELECT Doomed")
+    other.delete("Doomed")
+    assert status_of(raw.command("CLOSE")) == b"OK"
+    raw.command("SELECT Doomed2")
+    other.delete("Doomed2")
+    lines = raw.command("SELECT INBOX")
+    assert lines[-1].split()[1] == b"OK" and not any(b"BYE" in x for x in lines)
+    assert status_of(raw.command("NOOP")) == b"OK"
+    raw.close()
+    other.logout()
+
+
+def test_leaving_a_mailbox_drops_its_pending_updates(server: ServerThread, account: str) -> None:
+    """CLOSE, UNSELECT, SELECT and EXAMINE send no untagged FETCH or EXPUNGE for the mailbox
+    being left (as Dovecot and James): the client is done with it."""
+    raw, other = _selected(server, account, 3)
+    for leave in ("CLOSE", "UNSELECT", "SELECT Sent", "EXAMINE INBOX"):
+        other.store("1", "+FLAGS", "(\\Flagged)" if "S" in leave else "(\\Answered)")
+        lines = raw.command(leave)
+        assert not any(b"FETCH" in x for x in lines), (leave, lines)
+        raw.command("SELECT INBOX")
+        other.store("1", "-FLAGS", "(\\Flagged \\Answered)")
+        raw.command("NOOP")
+    other.store("3", "+FLAGS", "(\\Deleted)")
+    other.expunge()
+    lines = raw.command("SELECT Sent")
+    assert not any(b"EXPUNGE" in x for x in lines), lines
+    raw.close()
+    other.logout()
+
+
 def test_move_to_trash_seen_everywhere(server: ServerThread, account: str) -> None:
     raw, other = _selected(server, account, 2)
     other.uid("MOVE", "1", "Trash")

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING
 
+from mailstead.core.errors import NotFound
 from mailstead.core.types import SEEN, UID
 from mailstead.imap.parse.commands import Command, MailboxArg, Sequence
 from mailstead.imap.selected import SelectedMailbox
@@ -77,7 +79,10 @@ async def close(session: Session, cmd: Command) -> Reply:
     assert view is not None
     session.unselect()
     if not view.readonly:
-        await session.store.expunge(view.mailbox_id)
+        # A mailbox deleted by another session meanwhile has nothing left to expunge, and
+        # the client has left it all the same.
+        with contextlib.suppress(NotFound):
+            await session.store.expunge(view.mailbox_id)
     return Reply(text="CLOSE completed")
 
 
