@@ -240,10 +240,6 @@ EXPECTED_FAILURES: dict[str, str] = {
         "STATUS answers in request order (James in its own), and the script asks "
         "DELETED-STORAGE (RFC 9208) and MAILBOXID (RFC 8474), not advertised"
     ),
-    "Subscribe": (
-        "LSUB shows a subscribed name that does not exist as \\Noselect (it cannot be "
-        "selected); James shows ()"
-    ),
     "UidSearchAtoms": _ATOMS,
 }
 

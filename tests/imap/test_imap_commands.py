@@ -235,6 +235,27 @@ def test_special_use_and_list_extended(raw: Raw) -> None:
     assert b"Receipts" not in b"".join(raw.command('LSUB "" *'))
 
 
+def test_lsub_shows_a_subscribed_name_that_does_not_exist_plainly(
+    client: imaplib.IMAP4,
+) -> None:
+    """In LSUB, \\Noselect means "shown only for subscribed children" (RFC 3501 §6.3.9), so
+    a subscribed name with no mailbox gets () as in Dovecot and James; LIST (SUBSCRIBED)
+    is where \\NonExistent tells it is gone."""
+    assert client.subscribe("Ghost")[0] == "OK"
+    assert client.lsub('""', "Ghost")[1] == [b'() "/" "Ghost"']
+    assert client._simple_command("LIST", '(SUBSCRIBED) "" Ghost')[0] == "OK"
+    listed = client.untagged_responses.pop("LIST")
+    assert listed == [b'(\\NonExistent \\Subscribed) "/" "Ghost"']
+
+
+def test_trailing_spaces_after_a_command_are_tolerated(raw: Raw) -> None:
+    """As Dovecot and James: a client that pads its line with spaces is not refused."""
+    assert status_of(raw.command("NOOP   ")) == b"OK"
+    assert status_of(raw.command('LSUB "" "%"    ')) == b"OK"
+    assert status_of(raw.command("SELECT INBOX  ")) == b"OK"
+    assert status_of(raw.command("SEARCH ALL  ")) == b"OK"
+
+
 def test_status_items(client: imaplib.IMAP4) -> None:
     append(client, flags="(\\Seen \\Deleted)")
     append(client)

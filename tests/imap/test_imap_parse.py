@@ -323,6 +323,22 @@ def test_mailbox_names_mutf7_and_utf8() -> None:
     assert utf8.name == "&été"  # type: ignore[union-attr]
 
 
+@pytest.mark.parametrize(
+    "line",
+    [b"a NOOP   ", b'a LSUB "" "%"    ', b"a SELECT INBOX  ", b"a CREATE foo  ",
+     b"a STORE 1 +FLAGS \\Seen  ", b"a SEARCH ALL  ", b"a ENABLE IMAP4rev2  ",
+     b'a LIST "" * ', b"a FETCH 1 FLAGS  ", b"a AUTHENTICATE PLAIN "],
+)
+def test_trailing_spaces_are_tolerated(line: bytes) -> None:
+    assert parse_command(line) == parse_command(line.rstrip(b" "))
+
+
+def test_trailing_spaces_of_a_final_literal_are_data() -> None:
+    cmd = parse_command(b"a APPEND INBOX {4}\r\nab  ")
+    assert isinstance(cmd.args, Append) and cmd.args.message == b"ab  "
+    assert parse_command(b"a LOGIN bob {4}\r\npw  ").args == Login("bob", "pw  ")
+
+
 def test_length_limit_is_for_new_names_only() -> None:
     assert parse_command(b"a CREATE " + b"x" * 200).args == Create("x" * 200, ())
     assert parse_command(b"a SELECT " + b"x" * 300).args == MailboxArg("x" * 300)

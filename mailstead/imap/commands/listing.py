@@ -98,20 +98,23 @@ async def list_command(session: Session, cmd: Command) -> Reply:
 
 async def _lsub(session: Session, args: ListArgs) -> Reply:
     """RFC 3501 §6.3.9: subscribed names; a ``%`` match on an unsubscribed parent of a
-    subscribed name is listed with \\Noselect."""
+    subscribed name is listed with \\Noselect. That is what \\Noselect says in LSUB, so a
+    subscribed name that does not exist is listed with ``()``, as Dovecot and James do
+    (LIST (SUBSCRIBED) tells \\NonExistent); a \\Noselect mailbox kept for its children
+    keeps the attribute."""
     assert session.user is not None
     if args.patterns == ("",):
         session.untagged(b"LSUB (\\Noselect) " + session.separator + b' ""')
         return Reply(text="LSUB completed")
     patterns = [pattern_regex(args.reference, p) for p in args.patterns]
     subscribed = set(await session.store.list_subscriptions(session.user.id))
-    selectable = {
-        b.name for b in await session.store.list_mailboxes(session.user.id) if not b.noselect
+    noselect = {
+        b.name for b in await session.store.list_mailboxes(session.user.id) if b.noselect
     }
     seen: set[str] = set()
     for name in sorted(subscribed, key=lambda n: (n != "INBOX", n)):
         if _matches(patterns, name):
-            attrs = "" if name in selectable else "\\Noselect"
+            attrs = "\\Noselect" if name in noselect else ""
             seen.add(name)
             session.untagged(
                 f"LSUB ({attrs}) ".encode() + session.separator + b" " + session.mailbox_name(name)

@@ -177,7 +177,7 @@ def _authenticate(r: Reader) -> Authenticate:
     r.sp()
     mechanism = r.atom("a SASL mechanism").upper()
     initial = None
-    if r.peek() == b" ":
+    if r.more():
         r.pos += 1  # RFC 4959 SASL-IR: base64 or "="
         start = r.pos
         while not r.at_end() and r.peek() != b" ":
@@ -201,7 +201,7 @@ def _login(r: Reader) -> Login:
 # -- authenticated ------------------------------------------------------------------------
 def _enable(r: Reader) -> Enable:
     caps: list[str] = []
-    while r.peek() == b" ":
+    while r.more():
         r.sp()
         caps.append(r.atom("a capability").upper())
     if not caps:
@@ -213,7 +213,7 @@ def _enable(r: Reader) -> Enable:
 def _mailbox_arg(r: Reader) -> MailboxArg:
     r.sp()
     name = r.mailbox()
-    if r.peek() == b" ":
+    if r.more():
         # RFC 4466 select-params: none supported (no CONDSTORE/QRESYNC advertised).
         raise r.error("SELECT parameters are not supported")
     r.end()
@@ -237,7 +237,7 @@ def _create(r: Reader) -> Create:
     r.sp()
     name = _new_mailbox(r)
     uses: list[str] = []
-    if r.peek() == b" ":
+    if r.more():
         r.sp()
         r.open_paren()  # RFC 4466 create-param; RFC 6154 §3 "USE" (list of attributes)
         r.expect(b"USE ", "USE")
@@ -319,7 +319,7 @@ def _list(r: Reader, *, lsub: bool = False) -> ListArgs:
         patterns.append(r.list_mailbox())
     returns: list[str] = []
     status_items: list[str] = []
-    if not lsub and r.peek() == b" ":
+    if not lsub and r.more():
         r.sp()
         r.expect(b"RETURN ", "RETURN")
         extended = True
@@ -370,7 +370,7 @@ def _append(r: Reader) -> Append:
         r.expect(b")", "')'")
     else:
         message = r.literal(binary=True)
-    if r.peek() == b" ":
+    if r.more():
         raise r.error("MULTIAPPEND is not supported")
     r.end()
     return Append(name, tuple(flags), date, message)
@@ -382,7 +382,7 @@ def _fetch(r: Reader) -> Fetch:
     seq = r.sequence_set()
     r.sp()
     items = fetch_atts(r)
-    if r.peek() == b" ":
+    if r.more():
         raise r.error("FETCH modifiers are not supported")
     r.end()
     return Fetch(seq, tuple(items))
@@ -403,7 +403,7 @@ def _store(r: Reader) -> Store:
         flags = r.flag_list()
     else:
         flags = [r.flag()]
-        while r.peek() == b" ":
+        while r.more():
             r.sp()
             flags.append(r.flag())
     r.end()

@@ -63,6 +63,13 @@ class Reader:
         self.utf8 = utf8
         self.tag = tag
         self.depth = 0
+        # Where the command ends once trailing spaces are dropped: Dovecot and James accept
+        # "LSUB "" "%"   ". A final literal's own trailing spaces fall after it too, harmlessly:
+        # nothing can follow a final literal.
+        end = len(data)
+        while end and data[end - 1] == 0x20:
+            end -= 1
+        self._content_end = end
 
     # -- basics ---------------------------------------------------------------------------
     def error(self, reason: str, code: str | None = None) -> ParseError:
@@ -97,8 +104,14 @@ class Reader:
             self.pos += 1
 
     def end(self) -> None:
-        if not self.at_end():
+        """The command must be complete here; trailing spaces are tolerated."""
+        if self.pos < self._content_end:
             raise self.error("unexpected data at end of command")
+
+    def more(self) -> bool:
+        """True when a space and another argument follow (not just trailing spaces): the
+        test before an optional or repeated argument at the end of a command."""
+        return self.peek() == b" " and self.pos < self._content_end
 
     def skip_spaces(self) -> None:
         while self.peek() == b" ":

@@ -124,7 +124,7 @@ def search_args(r: Reader) -> SearchArgs:
         charset = r.text_astring("a charset").upper()
         r.sp()
     keys = [search_key(r)]
-    while r.peek() == b" ":
+    while r.more():
         r.sp()
         keys.append(search_key(r))
     r.end()
