@@ -67,6 +67,7 @@ class Dovecot:
         *,
         pop3: bool = False,
         mail_fsync: str = "never",
+        extra_config: str = "",
     ) -> None:
         binary = dovecot_binary()
         if binary is None:
@@ -87,6 +88,7 @@ class Dovecot:
         self.port = _free_port()
         self.pop3_port: int | None = _free_port() if pop3 else None
         self.mail_fsync = mail_fsync
+        self.extra_config = extra_config  # appended to dovecot.conf (benchmark limits)
         self.proc: subprocess.Popen[bytes] | None = None
         self.maildir = root / "Maildir" / USER
         self.conf = root / "dovecot.conf"
@@ -163,6 +165,7 @@ service imap-login {{
     mode = 0666
   }}
 }}
+{self.extra_config}
 """
         )
 
