@@ -203,3 +203,38 @@ async def test_starttls_discards_bytes_arriving_after_the_command_was_read(
     dropped, _ = await asyncio.gather(stream.start_tls(tls_contexts.server_context), client_side())
     assert dropped == 30
     assert await stream.readline(512, timeout=5) == b"EHLO again\r\n"
+
+
+async def test_output_is_sent_before_waiting_for_input(pair: Pair) -> None:
+    """Writes are coalesced, but never held while the session waits for the client."""
+    stream, c_reader, client = pair
+    stream.write(b"* one\r\n")
+    stream.write(b"* two\r\n")
+    read = asyncio.create_task(stream.readline(512))
+    assert await asyncio.wait_for(c_reader.readexactly(14), 5) == b"* one\r\n* two\r\n"
+    client.write(b"A1 NOOP\r\n")
+    assert await read == b"A1 NOOP\r\n"
+
+
+async def test_write_while_a_read_waits_goes_out_at_once(pair: Pair) -> None:
+    """IDLE: an update written while the session waits for DONE reaches the client."""
+    stream, c_reader, client = pair
+    read = asyncio.create_task(stream.readline(512))
+    await asyncio.sleep(0.05)  # the read is waiting on the socket
+    stream.write(b"* 3 EXISTS\r\n")
+    assert await asyncio.wait_for(c_reader.readline(), 5) == b"* 3 EXISTS\r\n"
+    client.write(b"DONE\r\n")
+    assert await read == b"DONE\r\n"
+
+
+async def test_large_output_is_not_held_back(pair: Pair) -> None:
+    stream, c_reader, _ = pair
+    stream.write(b"x" * (70 * 1024))  # over the coalescing limit: handed over at once
+    assert len(await asyncio.wait_for(c_reader.readexactly(70 * 1024), 5)) == 70 * 1024
+
+
+async def test_close_sends_what_was_written(pair: Pair) -> None:
+    stream, c_reader, _ = pair
+    stream.write(b"* BYE\r\n")
+    await stream.close()
+    assert await asyncio.wait_for(c_reader.read(), 5) == b"* BYE\r\n"
