@@ -22,6 +22,10 @@ tasks) calling the store directly in one process - ``list_messages`` for SELECT,
 stored structure plus the header bytes for FETCH, ``store_flags``, ``append``,
 ``store_flags`` + ``expunge`` - for a shorter period. It is the floor under any protocol
 front end on this store; the ratio says what the IMAP layer and the socket cost.
+
+With ``--peers`` (``make bench-peers``), the same 50 clients run the same mix for the same
+time against Dovecot from Debian (tests/interop/dovecot.py, 127.0.0.1, a Maildir holding the
+same corpus messages), reported as a second baseline.
 """
 
 from __future__ import annotations
@@ -112,12 +116,13 @@ class Client:
         self.writer.close()
 
 
-async def _client_loop(port: int, shared: Shared, seed: int, deadline: float) -> int:
+async def _client_loop(port: int, shared: Shared, seed: int, deadline: float,
+                       login: tuple[str, str]) -> int:
     rng = random.Random(seed)
     client = await Client.connect(port)
     ops = 0
     try:
-        await client.command(f'LOGIN "{ADDRESS}" "{PASSWORD}"'.encode())
+        await client.command(f'LOGIN "{login[0]}" "{login[1]}"'.encode())
         await client.command(b"SELECT INBOX")
         for op in _op_sequence(rng):
             if time.monotonic() >= deadline:
@@ -155,13 +160,13 @@ async def _client_loop(port: int, shared: Shared, seed: int, deadline: float) ->
     return ops
 
 
-async def _imap_load(port: int, top_uid: int, messages: list[bytes],
-                     seconds: float) -> tuple[int, float, Shared]:
+async def _imap_load(port: int, top_uid: int, messages: list[bytes], seconds: float,
+                     login: tuple[str, str] = (ADDRESS, PASSWORD)) -> tuple[int, float, Shared]:
     shared = Shared(top_uid, messages)
     started = time.monotonic()
     deadline = started + seconds
     counts = await asyncio.gather(*(
-        _client_loop(port, shared, seed, deadline) for seed in range(CLIENTS)
+        _client_loop(port, shared, seed, deadline, login) for seed in range(CLIENTS)
     ))
     return sum(counts), time.monotonic() - started, shared
 
@@ -180,7 +185,7 @@ async def _store_load(data_dir: Path, top_uid: int, messages: list[bytes],
         async def fetch_headers(uid: int) -> None:
             for meta in await store.list_messages(inbox, [(uid, uid + 19)]):
                 structure = StoredStructure(await store.get_structure(meta.blob_id))
-                await store.read_blob(meta.blob_id, 0, structure.parsed.root.header_end)
+                await store.read_blob(meta.blob_id, 0, structure.header_end)
 
         async def worker(seed: int, deadline: float) -> int:
             rng = random.Random(seed)
@@ -220,6 +225,24 @@ async def _store_load(data_dir: Path, top_uid: int, messages: list[bytes],
         await store.close()
 
 
+def _dovecot_load(count: int, seeds: list[bytes], messages: list[bytes],
+                  seconds: float) -> tuple[int, float, Shared] | None:
+    """The same clients and mix against Dovecot from Debian, its INBOX a Maildir holding the
+    same ``count`` corpus messages (UIDs 1..count). Dovecot's defaults, including
+    ``mail_fsync = optimized``; only the per-user connection cap is raised for 50 clients."""
+    from tests.interop.dovecot import PASSWORD as DOVECOT_PASSWORD
+    from tests.interop.dovecot import USER as DOVECOT_USER
+    from tests.interop.dovecot import Dovecot, dovecot_binary
+
+    if dovecot_binary() is None:
+        return None
+    extra = f"protocol imap {{\n  mail_max_userip_connections = {CLIENTS + 10}\n}}\n"
+    with Dovecot(mail_fsync="optimized", extra_config=extra) as dovecot:
+        dovecot.deliver(seeds[:count])
+        return asyncio.run(_imap_load(dovecot.port, count, messages, seconds,
+                                      (DOVECOT_USER, DOVECOT_PASSWORD)))
+
+
 def run(env: BenchEnv) -> list[Result]:
     seconds = env.scale(30, 5)
     base_seconds = env.scale(10, 2)
@@ -239,6 +262,22 @@ def run(env: BenchEnv) -> list[Result]:
     )
     case = f"{CLIENTS} clients, {seconds}s"
     notes = f"{ops:,} ops, {shared.errors} NO/BAD"
+    results = []
+    if env.peers:
+        peer = _dovecot_load(count, seeds, messages, seconds)
+        if peer is not None:
+            peer_ops, peer_elapsed, peer_shared = peer
+            peer_notes = (f"Dovecot {peer_ops:,} ops, {peer_shared.errors} NO/BAD; "
+                          "mail_fsync=optimized, mailstead fsyncs every change")
+            results += [
+                Result("imap-sync", case, ops / elapsed, "ops/s", peer_ops / peer_elapsed,
+                       "Dovecot (Debian)", notes=peer_notes),
+                Result("imap-sync", case, percentile(shared.latencies, 99) * 1000, "ms p99",
+                       percentile(peer_shared.latencies, 99) * 1000, "Dovecot (Debian)",
+                       higher_is_better=False,
+                       notes=f"Dovecot median "
+                             f"{percentile(peer_shared.latencies, 50) * 1000:.1f} ms"),
+            ]
     return [
         Result("imap-sync", case, ops / elapsed, "ops/s", base_ops / base_elapsed,
                "Store API, no IMAP", notes=notes),
@@ -246,4 +285,5 @@ def run(env: BenchEnv) -> list[Result]:
                percentile(base.latencies, 99) * 1000, "Store API, no IMAP",
                higher_is_better=False,
                notes=f"median {percentile(shared.latencies, 50) * 1000:.1f} ms"),
+        *results,
     ]

@@ -20,6 +20,9 @@ from mailstead.mime.parse import ParsedMessage
 #: How ParsedMessage.to_json starts: the three strings FETCH asks for most come first.
 _HEAD = re.compile(r'\{"v":\d+,"size":\d+,"envelope":"')
 _BODY_KEY = ',"body":"'
+#: The root part's offsets, at the front of the last top-level key. A JSON string cannot
+#: hold an unescaped quote, so the first match is the structure's own.
+_ROOT_OFFSETS = re.compile(rb',"root":\{"hs":\d+,"he":(\d+)')
 _BODYSTRUCTURE_KEY = ',"bodystructure":"'
 
 
@@ -101,6 +104,15 @@ class StoredStructure:
     def date(self) -> datetime | None:
         value = self._doc.get("date")
         return datetime.fromisoformat(value) if value else None
+
+    @cached_property
+    def header_end(self) -> int:
+        """Where the message's header section ends (FETCH of headers, SEARCH HEADER),
+        found without decoding the part tree."""
+        match = _ROOT_OFFSETS.search(self._raw)
+        if match is not None:
+            return int(match.group(1))
+        return self.parsed.root.header_end
 
     @cached_property
     def parsed(self) -> ParsedMessage:

@@ -187,6 +187,12 @@ class Store(Protocol):
     async def read_blob(self, blob_id: str, start: int = 0, end: int | None = None) -> bytes:
         """The message bytes, or the byte range [start, end)."""
 
+    async def read_blobs(
+        self, requests: Sequence[tuple[str, int, int | None]]
+    ) -> list[bytes | None]:
+        """Many ``(blob_id, start, end)`` reads in one round trip (FETCH of headers for a
+        range of messages); None for a body that no longer exists."""
+
     async def store_flags(
         self,
         mailbox_id: int,

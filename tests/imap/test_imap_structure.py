@@ -28,6 +28,8 @@ def test_every_corpus_message() -> None:
         assert read_head(stored.decode("ascii")) is not None, path
         s = StoredStructure(stored)
         assert (s.envelope, s.body, s.bodystructure) == _expected(stored), path
+        fresh = StoredStructure(stored)
+        assert fresh.header_end == fresh.parsed.root.header_end, path
 
 
 @given(subject=st.text(), name=st.text(max_size=30))
@@ -38,6 +40,7 @@ def test_any_header_text(subject: str, name: str) -> None:
     stored = parse_message(raw).to_json()
     s = StoredStructure(stored)
     assert (s.envelope, s.body, s.bodystructure) == _expected(stored)
+    assert s.header_end == StoredStructure(stored).parsed.root.header_end
 
 
 def test_other_layouts_fall_back_to_a_full_decode() -> None:

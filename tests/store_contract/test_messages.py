@@ -46,6 +46,21 @@ async def test_append_metadata_and_body(store: Store, user_id: int) -> None:
     assert json.loads(await store.get_structure(meta.blob_id)) == {"size": len(raw)}
 
 
+async def test_read_blobs_in_one_round_trip(store: Store, user_id: int) -> None:
+    box = await inbox_id(store, user_id)
+    small = message(1)
+    large = message(2, size=300 * 1024)  # a file, not a database row
+    await store.append(box, small)
+    await store.append(box, large)
+    small_id, large_id = [m.blob_id for m in await store.list_messages(box)]
+    got = await store.read_blobs([
+        (small_id, 0, 9), (large_id, 0, None), ("0" * 64, 0, None), (small_id, 9, None),
+        (large_id, 100, 200),
+    ])
+    assert got == [small[:9], large, None, small[9:], large[100:200]]
+    assert await store.read_blobs([]) == []
+
+
 async def test_uid_ranges(store: Store, user_id: int) -> None:
     box = await inbox_id(store, user_id)
     for n in range(10):

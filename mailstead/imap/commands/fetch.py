@@ -7,10 +7,8 @@ that is all a request needs. EXPUNGE is never sent during FETCH (the session hol
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING
 
-from mailstead.core.errors import NotFound
 from mailstead.core.types import SEEN
 from mailstead.imap import response
 from mailstead.imap.parse.commands import Command, Fetch
@@ -126,7 +124,8 @@ async def _load_chunk(
     store: Store, chunk: list[MessageMeta], need_raw: str | None
 ) -> list[tuple[StoredStructure | None, bytes | None]]:
     """Structures of a chunk in one store query (``get_structures``), plus the bytes the
-    request needs, read concurrently; (None, None) for a message that vanished."""
+    request needs, ``_READ_BATCH`` bodies per store round trip (``read_blobs``); (None,
+    None) for a message that vanished."""
     stored = await store.get_structures([m.blob_id for m in chunk])
     structures = [
         StoredStructure(data) if (data := stored.get(m.blob_id)) is not None else None
@@ -135,24 +134,16 @@ async def _load_chunk(
     if need_raw is None:
         return [(s, None) for s in structures]
 
-    async def read(meta: MessageMeta, s: StoredStructure | None) -> bytes | None:
-        if s is None:
-            return None
-        try:
-            if need_raw == "header":
-                return await store.read_blob(meta.blob_id, 0, s.parsed.root.header_end)
-            return await store.read_blob(meta.blob_id)
-        except NotFound:
-            return None
-
     out: list[tuple[StoredStructure | None, bytes | None]] = []
     for i in range(0, len(chunk), _READ_BATCH):
-        part = list(zip(chunk[i : i + _READ_BATCH], structures[i : i + _READ_BATCH], strict=True))
-        raws = await asyncio.gather(*(read(m, s) for m, s in part))
-        out += [
-            (s, r) if r is not None else (None, None)
-            for (_, s), r in zip(part, raws, strict=True)
-        ]
+        part = [(m, s) for m, s in zip(chunk[i : i + _READ_BATCH],
+                                       structures[i : i + _READ_BATCH], strict=True)]
+        wanted = [(m.blob_id, 0, s.header_end if need_raw == "header" else None)
+                  for m, s in part if s is not None]
+        raws = iter(await store.read_blobs(wanted))
+        for _, s in part:
+            raw = next(raws) if s is not None else None
+            out.append((s, raw) if raw is not None else (None, None))
     return out
 
 

@@ -43,7 +43,7 @@ async def _load_chunk(store: Store, chunk: list[Candidate], wanted: Needs) -> li
             if wanted.body:
                 cand.raw = await store.read_blob(cand.meta.blob_id)
             else:
-                end = cand.structure.parsed.root.header_end
+                end = cand.structure.header_end
                 cand.raw = await store.read_blob(cand.meta.blob_id, 0, end)
         except NotFound:
             return False

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
@@ -1532,6 +1533,37 @@ class SQLiteStore:
         if stored is not None:
             return stored[start:end]
         return await self._in_io(lambda: self.blobs.read(blob_id, start, end))
+
+    async def read_blobs(
+        self, requests: Sequence[tuple[str, int, int | None]]
+    ) -> list[bytes | None]:
+        ids = sorted({blob_id for blob_id, _, _ in requests})
+
+        def read(conn: sqlite3.Connection) -> dict[str, bytes | None]:
+            found: dict[str, bytes | None] = {}
+            for chunk in _chunks(ids):
+                marks = ",".join("?" * len(chunk))
+                for blob_id, data in conn.execute(
+                    f"SELECT id, data FROM blobs WHERE id IN ({marks})", tuple(chunk)
+                ):
+                    found[blob_id] = data  # None: the body is in a file
+            return found
+
+        found = await self._read(read)
+        out: list[bytes | None] = []
+        for blob_id, start, end in requests:
+            if blob_id not in found:
+                out.append(None)
+                continue
+            data = found[blob_id]
+            if data is not None:
+                out.append(bytes(data[start:end]))
+                continue
+            try:  # large bodies are files: one read each on the I/O pool
+                out.append(await self._in_io(partial(self.blobs.read, blob_id, start, end)))
+            except NotFound:
+                out.append(None)
+        return out
 
     async def vanished_since(self, mailbox_id: int, modseq: int) -> list[UID]:
         def read(conn: sqlite3.Connection) -> list[UID]:
