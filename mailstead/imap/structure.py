@@ -20,6 +20,7 @@ from mailstead.mime.parse import ParsedMessage
 #: How ParsedMessage.to_json starts: the three strings FETCH asks for most come first.
 _HEAD = re.compile(r'\{"v":\d+,"size":\d+,"envelope":"')
 _BODY_KEY = ',"body":"'
+_DECODER = json.JSONDecoder()
 #: The root part's offsets, at the front of the last top-level key. A JSON string cannot
 #: hold an unescaped quote, so the first match is the structure's own.
 _ROOT_OFFSETS = re.compile(rb',"root":\{"hs":\d+,"he":(\d+)')
@@ -113,6 +114,22 @@ class StoredStructure:
         if match is not None:
             return int(match.group(1))
         return self.parsed.root.header_end
+
+    @cached_property
+    def top_headers(self) -> list[list[Any]]:
+        """The message's own header list (``[name, start, end]`` each), decoded alone: the
+        first ``"headers":`` after the root's start is the root's (its children follow its
+        own keys, and a JSON string holds no unescaped quote)."""
+        at = self._raw.find(b',"root":{')
+        key = self._raw.find(b'"headers":', at) if at >= 0 else -1
+        if key >= 0:
+            try:
+                headers, _ = _DECODER.raw_decode(self._raw.decode("ascii"), key + 10)
+            except ValueError:
+                headers = None
+            if isinstance(headers, list):
+                return headers
+        return [list(h) for h in self.parsed.root.headers]
 
     @cached_property
     def parsed(self) -> ParsedMessage:

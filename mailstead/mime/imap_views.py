@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import binascii
 import re
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from mailstead.mime.rfc822 import Address
 
@@ -172,9 +172,30 @@ def _field_names(text: str) -> set[str]:
 
 def header_fields(raw: bytes, part: Part, names: set[str], exclude: bool) -> bytes:
     """Selected header fields in their original order plus the blank line (RFC 9051 §6.4.5)."""
-    chunks = [raw[start:end] for name, start, end in part.headers if (name in names) != exclude]
+    return select_fields(raw, part.headers, names, exclude)
+
+
+def select_fields(
+    raw: bytes, headers: Iterable[Sequence[Any]], names: set[str], exclude: bool
+) -> bytes:
+    """The fields of ``headers`` (``(name, start, end)``) named (or, with ``exclude``, not
+    named) in ``names``, plus the blank line."""
+    chunks = [raw[start:end] for name, start, end in headers if (name in names) != exclude]
     chunks.append(b"\r\n")
     return b"".join(chunks)
+
+
+def top_header_fields(section: str) -> tuple[set[str], bool] | None:
+    """(names, exclude) when ``section`` is HEADER.FIELDS (...) or HEADER.FIELDS.NOT (...)
+    of the message itself, which its top-level header list alone can answer (what mail
+    clients fetch for a message list); None for every other section."""
+    m = _SECTION.match(section.strip())
+    if m is None or m.group("path") or m.group("fields") is None:
+        return None
+    spec = (m.group("spec") or "").upper()
+    if not spec.startswith("HEADER.FIELDS"):
+        return None
+    return _field_names(m.group("fields")), spec.endswith(".NOT")
 
 
 def section_bytes(raw: bytes, parsed: ParsedMessage, section: str) -> bytes:

@@ -30,6 +30,7 @@ def test_every_corpus_message() -> None:
         assert (s.envelope, s.body, s.bodystructure) == _expected(stored), path
         fresh = StoredStructure(stored)
         assert fresh.header_end == fresh.parsed.root.header_end, path
+        assert fresh.top_headers == [list(h) for h in fresh.parsed.root.headers], path
 
 
 @given(subject=st.text(), name=st.text(max_size=30))

@@ -16,7 +16,14 @@ from mailstead.imap.parse.fetch import FetchAtt
 from mailstead.imap.selected import uid_ranges
 from mailstead.imap.session import CommandError, Reply
 from mailstead.imap.structure import StoredStructure
-from mailstead.mime.imap_views import decode_part_body, find_part, section_bytes, wire_bytes
+from mailstead.mime.imap_views import (
+    decode_part_body,
+    find_part,
+    section_bytes,
+    select_fields,
+    top_header_fields,
+    wire_bytes,
+)
 from mailstead.mime.parse import ParsedMessage
 from mailstead.store.interfaces import Store
 from mailstead.store.models import FlagMode, MessageMeta
@@ -100,21 +107,24 @@ def render_item(
         if name == "BODYSTRUCTURE":
             return b"BODYSTRUCTURE " + wire_bytes(structure.bodystructure)
         assert raw is not None
-        parsed = structure.parsed
         if name == "RFC822":
             return b"RFC822 " + response.literal(raw)
         if name == "RFC822.HEADER":
-            return b"RFC822.HEADER " + response.literal(raw[: parsed.root.header_end])
+            return b"RFC822.HEADER " + response.literal(raw[: structure.header_end])
         if name == "RFC822.TEXT":
-            return b"RFC822.TEXT " + response.literal(raw[parsed.root.body_start :])
+            return b"RFC822.TEXT " + response.literal(raw[structure.parsed.root.body_start :])
         raise CommandError("BAD", f"unsupported FETCH item {name}")
     assert structure is not None and raw is not None
-    parsed = structure.parsed
     label = item.response_name().encode("utf-8", "surrogateescape")
     if name == "BODY":
-        data = section_bytes(raw, parsed, item.section)
+        # The message list's header fields come from the top-level header list alone.
+        fields = top_header_fields(item.section)
+        if fields is not None:
+            data = select_fields(raw, structure.top_headers, *fields)
+        else:
+            data = section_bytes(raw, structure.parsed, item.section)
         return label + b" " + response.literal(_partial(data, item.part))
-    decoded = _binary(raw, parsed, item)
+    decoded = _binary(raw, structure.parsed, item)
     if name == "BINARY.SIZE":
         return label + b" %d" % len(decoded)
     return label + b" " + response.literal(_partial(decoded, item.part), binary=True)
