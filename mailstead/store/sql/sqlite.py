@@ -125,7 +125,18 @@ def _flags_text(flags: Iterable[str]) -> str:
 
 
 def _parse_flags(text: str) -> frozenset[str]:
-    return frozenset(text.split()) if text else frozenset()
+    """Flags as stored (space-separated). Memoised: a mailbox has few distinct flag sets,
+    and SELECT converts every row of the mailbox."""
+    flags = _FLAG_SETS.get(text)
+    if flags is None:
+        if len(_FLAG_SETS) >= _FLAG_SETS_MAX:
+            _FLAG_SETS.clear()
+        flags = _FLAG_SETS[text] = frozenset(text.split()) if text else frozenset()
+    return flags
+
+
+_FLAG_SETS: dict[str, frozenset[str]] = {}
+_FLAG_SETS_MAX = 4096
 
 
 def _clean_flags(flags: Iterable[str]) -> frozenset[str]:
@@ -187,14 +198,11 @@ def _row_to_user(row: sqlite3.Row) -> User:
 
 
 def _row_to_message(row: sqlite3.Row) -> MessageMeta:
+    # Positional, and the UID/ModSeq NewTypes left out (identity at run time, and the
+    # row's values are Any to the type checker): SELECT converts thousands of rows.
     return MessageMeta(
-        mailbox_id=row[0],
-        uid=UID(row[1]),
-        modseq=ModSeq(row[2]),
-        flags=_parse_flags(row[3]),
-        internaldate=datetime.fromisoformat(row[4]),
-        size=row[5],
-        blob_id=row[6],
+        row[0], row[1], row[2], _parse_flags(row[3]), datetime.fromisoformat(row[4]), row[5],
+        row[6],
     )
 
 
