@@ -69,14 +69,15 @@ class SelectedMailbox:
         self.name = mailbox.name
         self.uidvalidity = mailbox.uidvalidity
         self.readonly = readonly
-        self.uids: list[int] = [int(m.uid) for m in messages]
-        self.modseqs: dict[int, int] = {int(m.uid): int(m.modseq) for m in messages}
+        # UID and ModSeq are ints at run time; SELECT of a big mailbox builds these per row.
+        self.uids: list[int] = [m.uid for m in messages]
+        self.modseqs: dict[int, int] = {m.uid: m.modseq for m in messages}
         self.reported_exists = len(self.uids)
         self.recent: set[int] = set(recent or ())
         self.saved: list[int] = []  # RFC 5182 SEARCHRES "$", as UIDs
         self.keywords: set[str] = set()
-        for m in messages:
-            self.keywords.update(f for f in m.flags if not f.startswith("\\"))
+        for flags in {m.flags for m in messages}:  # few distinct flag sets
+            self.keywords.update(f for f in flags if not f.startswith("\\"))
         self._expunged: set[int] = set()
         self._flag_updates: dict[int, frozenset[str]] = {}
         self._new_keywords: set[str] = set()  # on messages that arrived, not yet announced

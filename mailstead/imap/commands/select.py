@@ -34,7 +34,7 @@ async def select(session: Session, cmd: Command) -> Reply:
     except Exception:
         session.unselect()
         raise
-    uids = [int(m.uid) for m in messages]
+    uids = [m.uid for m in messages]
     key = (box.id, box.uidvalidity)
     # RFC 3501 §2.3.2: \Recent belongs to the session that was first notified, read (as
     # Dovecot and James do) as the time it works with the mailbox: SELECT or EXAMINE of
