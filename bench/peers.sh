@@ -4,9 +4,27 @@
 # Dovecot (IMAP/POP3) and Postfix (SMTP) come from Debian, installed non-interactively.
 # Postfix is preseeded to "No configuration": the benchmarks run their own instances on
 # 127.0.0.1 with self-contained configs, and the system must not start a mail service.
+#
+# imap-idle runs Dovecot with 1,000 IDLE connections: a process each, holding an inotify
+# instance and a second one while it waits for a lock, all as one user. Linux allows 128
+# per user, so the limit is raised (until reboot) if lower.
 set -euo pipefail
 
 packages=(dovecot-imapd dovecot-pop3d postfix)
+inotify_instances=32768
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+    sudo="sudo"
+fi
+
+current=$(cat /proc/sys/fs/inotify/max_user_instances 2>/dev/null || echo "$inotify_instances")
+if [ "$current" -lt "$inotify_instances" ]; then
+    echo "peers: raising fs.inotify.max_user_instances from $current to $inotify_instances"
+    $sudo sysctl -q -w fs.inotify.max_user_instances="$inotify_instances" \
+        || echo "peers: could not raise it; imap-idle's Dovecot will poll every 30 s"
+fi
+
 missing=()
 for pkg in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
@@ -17,11 +35,6 @@ done
 if [ "${#missing[@]}" -eq 0 ]; then
     echo "peers: ${packages[*]} already installed"
     exit 0
-fi
-
-sudo=""
-if [ "$(id -u)" -ne 0 ]; then
-    sudo="sudo"
 fi
 
 echo "peers: installing ${missing[*]}"
