@@ -950,15 +950,6 @@ class SQLiteStore:
         return row[0], row[1], row[2], row[3]
 
     @staticmethod
-    def _require_selectable(conn: sqlite3.Connection, mailbox_id: int) -> None:
-        """Messages cannot go into a \\Noselect name (RFC 9051 §6.3.5)."""
-        row = conn.execute(
-            "SELECT name, noselect FROM mailboxes WHERE id = ?", (mailbox_id,)
-        ).fetchone()
-        if row is not None and row[1]:
-            raise NotFound(f"mailbox {row[0]} is \\Noselect and cannot hold messages")
-
-    @staticmethod
     def _charge_quota(conn: sqlite3.Connection, user_id: int, size: int) -> None:
         """Add ``size`` to the account's usage, refusing to go over its quota. One
         statement: every write runs in its own SAVEPOINT, so raising undoes the UPDATE."""
@@ -989,8 +980,7 @@ class SQLiteStore:
         flags: frozenset[str],
         internaldate: str,
     ) -> tuple[int, AppendResult]:
-        if mailbox.noselect:  # messages cannot go into a \Noselect name (RFC 9051 §6.3.5)
-            raise NotFound(f"mailbox {mailbox.name} is \\Noselect and cannot hold messages")
+        mailbox.require_selectable()
         mailbox_id, user_id, uidvalidity = mailbox.id, mailbox.user_id, mailbox.uidvalidity
         uid, modseq = mailbox.uidnext, mailbox.highestmodseq + 1
         self._charge_quota(conn, user_id, size)
@@ -1394,8 +1384,10 @@ class SQLiteStore:
         expunge_source: bool,
     ) -> WriteOutcome:
         src_user, _, _, _ = self._mailbox_row(conn, src)
-        dst_user, dst_validity, next_uid, highest = self._mailbox_row(conn, dst)
-        self._require_selectable(conn, dst)
+        target = self._mailbox_for_insert(conn, dst)
+        target.require_selectable()
+        dst_user, dst_validity = target.user_id, target.uidvalidity
+        next_uid, highest = target.uidnext, target.highestmodseq
         if src_user != dst_user:
             raise InvalidName("messages can only be copied within one account")
         rows: list[tuple[int, str, str, int, str]] = []
@@ -1666,6 +1658,11 @@ class _MailboxRow(NamedTuple):
     highestmodseq: int
     noselect: int
     name: str
+
+    def require_selectable(self) -> None:
+        """Messages cannot go into a \\Noselect name (RFC 9051 §6.3.5)."""
+        if self.noselect:
+            raise NotFound(f"mailbox {self.name} is \\Noselect and cannot hold messages")
 
 
 class _BodyVanished(Exception):
