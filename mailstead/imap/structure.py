@@ -62,8 +62,13 @@ class StoredStructure:
         return doc
 
     @cached_property
+    def _text(self) -> str:
+        """The stored JSON as text (it is ASCII), decoded once for the fast readers."""
+        return self._raw.decode("ascii", "replace")
+
+    @cached_property
     def _head(self) -> tuple[str, str, str]:
-        head = read_head(self._raw.decode("ascii", "replace"))
+        head = read_head(self._text)
         if head is None:
             doc = self._doc
             return str(doc["envelope"]), str(doc["body"]), str(doc["bodystructure"])
@@ -124,7 +129,7 @@ class StoredStructure:
         key = self._raw.find(b'"headers":', at) if at >= 0 else -1
         if key >= 0:
             try:
-                headers, _ = _DECODER.raw_decode(self._raw.decode("ascii"), key + 10)
+                headers, _ = _DECODER.raw_decode(self._text, key + 10)
             except ValueError:
                 headers = None
             if isinstance(headers, list):
