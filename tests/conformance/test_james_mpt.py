@@ -227,10 +227,6 @@ EXPECTED_FAILURES: dict[str, str] = {
         'RENAME one.two alpha.beta: mailstead creates the superior "alpha" (RFC 9051 '
         "§6.3.6 SHOULD), James does not"
     ),
-    "RenameInbox": (
-        "RENAME INBOX: INBOX keeps its UIDVALIDITY, so UIDNEXT cannot go back to 1 "
-        "(RFC 9051 §2.3.1.1); James resets it"
-    ),
     "SearchAtoms": _ATOMS,
     "SearchOptionAggregations": "SEARCH MODSEQ: CONDSTORE (RFC 7162), not advertised",
     "SearchOptionSave": (

@@ -197,6 +197,49 @@ def test_create_delete_rename_list(client: imaplib.IMAP4) -> None:
     assert client.delete("Nope")[1][0].startswith(b"[NONEXISTENT]")
 
 
+def test_rename_inbox(server: ServerThread, account: str, client: imaplib.IMAP4) -> None:
+    """RFC 9051 §6.3.6: the messages move to the new name, INBOX is left empty with UIDNEXT 1
+    and a greater UIDVALIDITY (§2.3.1.1). A session that had INBOX selected goes on with the
+    same mailbox under its new name; new mail lands in the new INBOX."""
+    append(client)
+    append(client)
+    before = client.status("INBOX", "(UIDVALIDITY)")[1][0]
+    m = re.search(rb"UIDVALIDITY (\d+)", before)
+    assert m is not None
+    old_validity = int(m.group(1))
+    other = Raw(server.port("imap"), login=account)
+    try:
+        assert status_of(other.command("SELECT INBOX")) == b"OK"
+        assert client.rename("INBOX", '"Old Inbox"')[0] == "OK"
+        assert client.select("INBOX") == ("OK", [b"0"])
+        assert client.response("UIDNEXT") == ("UIDNEXT", [b"1"])
+        _, data = client.response("UIDVALIDITY")
+        assert data[0] is not None and int(data[0]) > old_validity
+        _, data = client.status('"Old Inbox"', "(MESSAGES UIDNEXT UIDVALIDITY)")
+        assert data[0] == f'"Old Inbox" (MESSAGES 2 UIDNEXT 3 UIDVALIDITY {old_validity})'.encode()
+        lines = other.command("NOOP")  # a rename expunges nothing and announces nothing
+        assert len(lines) == 1 and status_of(lines) == b"OK", lines
+        lines = other.command("UID STORE 2 +FLAGS.SILENT (\\Flagged)")
+        assert status_of(lines) == b"OK", lines
+        lines = other.command("UID FETCH 1:* (UID FLAGS)")
+        assert lines[:-1] == [
+            b"* 1 FETCH (UID 1 FLAGS (\\Recent))\r\n",
+            b"* 2 FETCH (UID 2 FLAGS (\\Flagged \\Recent))\r\n",
+        ], lines
+        user = server.call(server.store.find_user(account))
+        assert user is not None
+        server.deliver(user.id, SIMPLE_MESSAGE)
+        assert server.inbox_count(user.id) == 1
+        assert client.noop()[0] == "OK" and client.response("EXISTS")[1][-1] == b"1"
+        lines = other.command("NOOP")  # the delivery went to the new INBOX, not here
+        assert len(lines) == 1 and status_of(lines) == b"OK", lines
+        lines = other.command("UID FETCH 1:* (UID)")
+        assert sum(b"FETCH (UID" in ln for ln in lines) == 2, lines
+        assert client.rename('"Old Inbox"', "INBOX")[1][0].startswith(b"[ALREADYEXISTS]")
+    finally:
+        other.close()
+
+
 def test_mutf7_and_utf8_names(raw: Raw) -> None:
     assert status_of(raw.command("CREATE Entw&APw-rfe")) == b"OK"
     assert b'"Entw&APw-rfe"' in b"".join(raw.command('LIST "" Entw*'))

@@ -6,7 +6,7 @@ import pytest
 
 from mailstead.core.errors import AlreadyExists, InvalidName, NotEmpty, NotFound
 from mailstead.store.interfaces import Store
-from mailstead.store.models import ChangeKind
+from mailstead.store.models import ChangeKind, Recipient
 
 from .conftest import message
 
@@ -68,13 +68,42 @@ async def test_rename_refusals(store: Store, user_id: int) -> None:
 
 
 async def test_rename_inbox_moves_messages(store: Store, user_id: int) -> None:
+    """RFC 9051 §6.3.6: the messages go with the new name, INBOX stays and is empty. The
+    mailbox keeps its id, UIDs, UIDVALIDITY and UIDNEXT; the fresh INBOX starts at UIDNEXT 1
+    with a greater UIDVALIDITY (§2.3.1.1)."""
+    await store.create_mailbox(user_id, "INBOX/Child")
     inbox = await store.get_mailbox(user_id, "INBOX")
     for n in range(3):
-        await store.append(inbox.id, message(n))
-    await store.rename_mailbox(user_id, "INBOX", "Old Inbox")
-    assert (await store.get_mailbox(user_id, "INBOX")).message_count == 0
-    old = await store.get_mailbox(user_id, "Old Inbox")
-    assert old.message_count == 3
+        await store.append(inbox.id, message(n, size=100))
+    inbox = await store.get_mailbox(user_id, "INBOX")
+    used = (await store.get_user(user_id)).used_bytes
+    with store.changes.subscribe(user_id) as sub:
+        renamed = await store.rename_mailbox(user_id, "INBOX", "Old Inbox")
+        events = sub.drain()
+    fresh = await store.get_mailbox(user_id, "INBOX")
+    assert (renamed.name, renamed.id, renamed.uidvalidity, renamed.uidnext) == (
+        "Old Inbox",
+        inbox.id,
+        inbox.uidvalidity,
+        inbox.uidnext,
+    )
+    assert renamed.message_count == 3 and renamed.highestmodseq == inbox.highestmodseq
+    assert [m.uid for m in await store.list_messages(renamed.id)] == [1, 2, 3]
+    assert fresh.id != inbox.id and fresh.message_count == 0 and fresh.uidnext == 1
+    assert fresh.uidvalidity > inbox.uidvalidity
+    assert fresh.subscribed and not renamed.subscribed and fresh.special_use is None
+    assert (await store.get_mailbox(user_id, "INBOX/Child")).message_count == 0
+    assert (await store.get_user(user_id)).used_bytes == used
+    assert [(e.kind, e.mailbox_id, e.name) for e in events] == [
+        (ChangeKind.MAILBOX_RENAMED, inbox.id, "Old Inbox"),
+        (ChangeKind.MAILBOX_CREATED, fresh.id, "INBOX"),
+    ]
+    delivered = await store.deliver(message(9), [Recipient(user_id)])
+    assert [r.uid for _, r in delivered.results] == [1]
+    assert (await store.get_mailbox(user_id, "INBOX")).message_count == 1
+    assert (await store.get_mailbox(user_id, "Old Inbox")).message_count == 3
+    again = await store.rename_mailbox(user_id, "INBOX", "Older Inbox")
+    assert (await store.get_mailbox(user_id, "INBOX")).uidvalidity > again.uidvalidity
     assert await store.integrity_check() == []
 
 

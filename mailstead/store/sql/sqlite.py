@@ -673,12 +673,13 @@ class SQLiteStore:
 
     # -- mailboxes -----------------------------------------------------------------------------
     @staticmethod
-    def _next_uidvalidity(conn: sqlite3.Connection) -> int:
+    def _next_uidvalidity(conn: sqlite3.Connection, above: int = 0) -> int:
         """Unique per mailbox for the life of the store, so a recreated name never reuses one
-        (RFC 9051 §2.3.1.1). Time-based like most servers, strictly increasing."""
+        (RFC 9051 §2.3.1.1). Time-based like most servers, strictly increasing, and greater
+        than ``above`` (the UIDVALIDITY an earlier mailbox of the same name had)."""
         row = conn.execute("SELECT value FROM meta WHERE key = 'uidvalidity'").fetchone()
         last = int(row[0]) if row else 0
-        value = max(last + 1, int(time.time()))
+        value = max(last + 1, above + 1, int(time.time()))
         conn.execute(
             "INSERT INTO meta (key, value) VALUES ('uidvalidity', ?)"
             " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
@@ -687,11 +688,18 @@ class SQLiteStore:
         return value
 
     def _insert_mailbox(
-        self, conn: sqlite3.Connection, user_id: int, name: str, special_use: str | None
+        self,
+        conn: sqlite3.Connection,
+        user_id: int,
+        name: str,
+        special_use: str | None,
+        *,
+        uidvalidity_above: int = 0,
     ) -> int:
+        uidvalidity = self._next_uidvalidity(conn, uidvalidity_above)
         cur = conn.execute(
             "INSERT INTO mailboxes (user_id, name, uidvalidity, special_use) VALUES (?, ?, ?, ?)",
-            (user_id, name, self._next_uidvalidity(conn), special_use),
+            (user_id, name, uidvalidity, special_use),
         )
         assert cur.lastrowid is not None
         return cur.lastrowid
@@ -819,16 +827,20 @@ class SQLiteStore:
                         ChangeEvent(user_id, parent_id, ChangeKind.MAILBOX_CREATED, name=parent)
                     )
             if is_inbox(src):
-                # RFC 9051 §6.3.6: renaming INBOX moves its messages to a new mailbox and
-                # leaves INBOX empty; INBOX's children are not renamed.
-                new_id = self._insert_mailbox(conn, user_id, dst, None)
-                uids = [r[0] for r in conn.execute(
-                    "SELECT uid FROM messages WHERE mailbox_id = ? ORDER BY uid", (source.id,)
-                )]
-                if uids:
-                    moved = self._copy_rows(conn, source.id, uids, new_id, expunge_source=True)
-                    events.extend(moved.events)
-                events.append(ChangeEvent(user_id, new_id, ChangeKind.MAILBOX_CREATED, name=dst))
+                # RFC 9051 §6.3.6: renaming INBOX moves all its messages to the new name and
+                # leaves INBOX empty; INBOX's children are not renamed. The mailbox itself
+                # moves (UIDs, UIDVALIDITY, UIDNEXT, mod-sequences, quota usage unchanged, so
+                # a session with INBOX selected goes on with it under the new name) and a
+                # fresh INBOX takes the name with UIDNEXT 1 and a UIDVALIDITY above the old
+                # one's (§2.3.1.1). INBOX's subscription stays with the name INBOX.
+                conn.execute("UPDATE mailboxes SET name = ? WHERE id = ?", (dst, source.id))
+                inbox_id = self._insert_mailbox(
+                    conn, user_id, "INBOX", None, uidvalidity_above=source.uidvalidity
+                )
+                events.append(ChangeEvent(user_id, source.id, ChangeKind.MAILBOX_RENAMED, name=dst))
+                events.append(
+                    ChangeEvent(user_id, inbox_id, ChangeKind.MAILBOX_CREATED, name="INBOX")
+                )
                 return WriteOutcome(self._load_mailbox(conn, user_id, dst), events)
             prefix = src + SEPARATOR
             children = conn.execute(
