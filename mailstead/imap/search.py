@@ -52,6 +52,23 @@ def needs(key: SearchKey) -> Needs:
     return Needs(structure, header or body, body)
 
 
+def uses_modseq(key: SearchKey) -> bool:
+    """Whether the program has a MODSEQ key: then the result carries the highest
+    mod-sequence found (RFC 7162 §3.1.5) and CONDSTORE is on for the session."""
+    stack = [key]
+    while stack:
+        k = stack.pop()
+        if k.op == "MODSEQ":
+            return True
+        if k.op == "NOT" and isinstance(k.a, SearchKey):
+            stack.append(k.a)
+        elif k.op == "OR":
+            stack += [k.a, k.b]  # type: ignore[list-item]
+        elif k.op == "AND" and isinstance(k.a, tuple):
+            stack.extend(k.a)
+    return False
+
+
 @dataclass
 class Candidate:
     """One message as the evaluator sees it; loaders fill what :func:`needs` asked for."""
@@ -164,6 +181,9 @@ def matcher(
         assert isinstance(key.a, tuple)
         parts = [matcher(k, seq_uids) for k in key.a]
         return lambda c: all(p(c) for p in parts)
+    if op == "MODSEQ":
+        lowest = int(key.a)  # type: ignore[call-overload]
+        return lambda c: c.meta.modseq >= lowest  # RFC 7162 §3.1.5: "equal or greater"
     if op == "LARGER":
         size = int(key.a)  # type: ignore[call-overload]
         return lambda c: c.meta.size > size

@@ -72,6 +72,8 @@ class SelectedMailbox:
         # UID and ModSeq are ints at run time; SELECT of a big mailbox builds these per row.
         self.uids: list[int] = [m.uid for m in messages]
         self.modseqs: dict[int, int] = {m.uid: m.modseq for m in messages}
+        # RFC 7162 HIGHESTMODSEQ as far as this session has absorbed changes.
+        self.highestmodseq = max(mailbox.highestmodseq, max(self.modseqs.values(), default=0))
         self.reported_exists = len(self.uids)
         self.recent: set[int] = set(recent or ())
         self.saved: list[int] = []  # RFC 5182 SEARCHRES "$", as UIDs
@@ -154,6 +156,8 @@ class SelectedMailbox:
         for ev in events:
             if ev.mailbox_id != self.mailbox_id:
                 continue
+            if ev.modseq > self.highestmodseq:
+                self.highestmodseq = int(ev.modseq)
             if ev.kind is ChangeKind.EXISTS:
                 new = [int(u) for u in ev.uids if int(u) not in self.modseqs]
                 # The new messages' flags ride on the event: keywords nobody announced to
@@ -193,6 +197,7 @@ class SelectedMailbox:
         """This session's STORE already told the client; the echo event must stay quiet."""
         if uid in self.modseqs and modseq > self.modseqs[uid]:
             self.modseqs[uid] = modseq
+        self.highestmodseq = max(self.highestmodseq, modseq)
         self._flag_updates.pop(uid, None)
 
     def note_expunged(self, uids: Iterable[int]) -> None:

@@ -140,6 +140,26 @@ class Session:
         return "IMAP4REV2" in self.enabled or "UTF8=ACCEPT" in self.enabled
 
     @property
+    def condstore(self) -> bool:
+        """RFC 7162 §3.1: on from the first CONDSTORE-enabling command to the end."""
+        return "CONDSTORE" in self.enabled
+
+    def enable_condstore(self) -> None:
+        """Switch CONDSTORE on (RFC 7162 §3.1). The first enabling command other than
+        SELECT/EXAMINE, while a mailbox is selected, also tells the client the mailbox's
+        HIGHESTMODSEQ, which it did not get when it selected it."""
+        if self.condstore:
+            return
+        self.enabled.add("CONDSTORE")
+        view = self.selected
+        if view is not None:
+            if self.subscription is not None:
+                events = self.subscription.drain()
+                if events:
+                    view.absorb(events, self.claim_recent)
+            self.untagged(f"OK [HIGHESTMODSEQ {view.highestmodseq}] Highest")
+
+    @property
     def plaintext_allowed(self) -> bool:
         return self.stream.is_tls or self.settings.auth.allow_plaintext
 
@@ -156,7 +176,7 @@ class Session:
         caps += [
             "LITERAL+", "ENABLE", "ID", "IDLE", "NAMESPACE", "UNSELECT", "UIDPLUS", "MOVE",
             "ESEARCH", "SEARCHRES", "SPECIAL-USE", "CREATE-SPECIAL-USE", "LIST-EXTENDED",
-            "LIST-STATUS", "CHILDREN", "STATUS=SIZE", "BINARY", "UTF8=ACCEPT",
+            "LIST-STATUS", "CHILDREN", "STATUS=SIZE", "BINARY", "UTF8=ACCEPT", "CONDSTORE",
             f"APPENDLIMIT={self.settings.limits.max_message_size}",
         ]
         return " ".join(caps)
@@ -209,10 +229,17 @@ class Session:
             self.state = State.AUTH
 
     def fetch_flags_line(self, seq: int, flags: frozenset[str]) -> bytes:
+        """An unsolicited flag change; with CONDSTORE it carries UID and MODSEQ (RFC 7162
+        §3.1: "in all subsequent unsolicited FETCH responses")."""
         view = self.selected
         shown = set(flags)
-        if not self.rev2 and view is not None and view.uids[seq - 1] in view.recent:
+        uid = view.uids[seq - 1] if view is not None else 0
+        if not self.rev2 and view is not None and uid in view.recent:
             shown.add("\\Recent")
+        if self.condstore and view is not None:
+            return b"* %d FETCH (FLAGS %s UID %d MODSEQ (%d))\r\n" % (
+                seq, response.flag_list(shown), uid, view.modseqs.get(uid, 0)
+            )
         return b"* %d FETCH (FLAGS %s)\r\n" % (seq, response.flag_list(shown))
 
     def flush(self, *, allow_expunge: bool) -> None:

@@ -20,6 +20,7 @@ from mailstead.imap.parse.commands import (
     Login,
     MailboxArg,
     Rename,
+    Status,
     Store,
     parse_command,
     parse_tag,
@@ -233,7 +234,16 @@ def test_login_with_literals_and_quoted() -> None:
         b"a SEARCH FROOBLE",
         b"a SEARCH " + b"(" * 100 + b"ALL" + b")" * 100,
         b"a SEARCH " + b"NOT " * 100 + b"ALL",
-        b"a SELECT INBOX (CONDSTORE)",
+        b"a SELECT INBOX (QRESYNC (1 2))",
+        b"a SELECT INBOX (CONDSTORE",
+        b"a FETCH 1 FLAGS (CHANGEDSINCE 0)",
+        b"a FETCH 1 FLAGS (CHANGEDSINCE)",
+        b"a FETCH 1 FLAGS (VANISHED)",
+        b"a UID FETCH 1 FLAGS (CHANGEDSINCE 5 VANISHED)",
+        b"a STORE 1 (UNCHANGEDSINCE x) +FLAGS (\\Seen)",
+        b"a STORE 1 (CHANGEDSINCE 4) +FLAGS (\\Seen)",
+        b"a SEARCH MODSEQ",
+        b'a SEARCH MODSEQ "/flags/\\\\seen" mine 4',
         b"a LIST (BOGUS) \"\" *",
         b"a STATUS INBOX (MESSAGES BOGUS)",
         b"a APPEND INBOX {3}\r\nab",
@@ -249,6 +259,25 @@ def test_syntax_errors_have_reasons(line: bytes) -> None:
     assert err.value.reason
     if line.startswith(b"a ") and len(line) > 2:
         assert err.value.tag == "a"
+
+
+def test_condstore_grammar() -> None:
+    """RFC 7162 §3.1: SELECT (CONDSTORE), FETCH (CHANGEDSINCE), STORE (UNCHANGEDSINCE),
+    SEARCH MODSEQ with and without the entry name, MODSEQ fetch item, STATUS item."""
+    select = parse_command(b"a SELECT INBOX (CONDSTORE)").args
+    assert isinstance(select, MailboxArg) and select.condstore and select.name == "INBOX"
+    assert not parse_command(b"a EXAMINE INBOX ()").args.condstore  # type: ignore[attr-defined]
+    fetch = parse_command(b"a UID FETCH 1:* (FLAGS MODSEQ) (CHANGEDSINCE 12345678901)").args
+    assert isinstance(fetch, Fetch) and fetch.changed_since == 12345678901
+    assert [i.name for i in fetch.items] == ["FLAGS", "MODSEQ"]
+    store = parse_command(b"a STORE 1:3 (UNCHANGEDSINCE 0) +FLAGS.SILENT (\\Deleted)").args
+    assert isinstance(store, Store) and store.unchanged_since == 0 and store.silent
+    assert parse_command(b"a STORE 1 FLAGS x").args.unchanged_since is None  # type: ignore[attr-defined]
+    for line in (b"a SEARCH MODSEQ 7", b'a SEARCH MODSEQ "/flags/\\\\draft" all 7'):
+        args = parse_command(line).args
+        assert isinstance(args, SearchArgs) and args.key == SearchKey("MODSEQ", 7)
+    status = parse_command(b"a STATUS INBOX (HIGHESTMODSEQ)").args
+    assert isinstance(status, Status) and status.items == ("HIGHESTMODSEQ",)
 
 
 def test_fetch_items() -> None:

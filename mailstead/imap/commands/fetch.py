@@ -60,6 +60,10 @@ def _needs(items: list[FetchAtt]) -> tuple[bool, str | None]:
     return structure, raw
 
 
+def _has(items: list[FetchAtt], name: str) -> bool:
+    return any(i.name == name and i.section is None for i in items)
+
+
 def _partial(data: bytes, part: tuple[int, int] | None) -> bytes:
     if part is None:
         return data
@@ -87,11 +91,14 @@ def render_item(
     recent: bool,
     structure: StoredStructure | None,
     raw: bytes | None,
+    modseq: int = 0,
 ) -> bytes:
     name = item.name
     if item.section is None:
         if name == "UID":
             return b"UID %d" % meta.uid
+        if name == "MODSEQ":
+            return b"MODSEQ (%d)" % (modseq or meta.modseq)  # RFC 7162 §3.1.4
         if name == "FLAGS":
             shown = set(flags) | ({"\\Recent"} if recent and not session.rev2 else set())
             return b"FLAGS " + response.flag_list(shown)
@@ -164,15 +171,22 @@ async def fetch(session: Session, cmd: Command) -> Reply:
     by_uid = cmd.name == "UID FETCH"
     uids = view.resolve(args.sequence, uid=by_uid)
     items = list(args.items)
-    if by_uid and not any(i.name == "UID" and i.section is None for i in items):
+    if by_uid and not _has(items, "UID"):
         # RFC 9051 §6.4.9: UID FETCH always returns UID. The order of data items is free;
         # after the requested ones, as James puts it.
         items.append(FetchAtt("UID"))
+    if args.changed_since is not None and not _has(items, "MODSEQ"):
+        items.append(FetchAtt("MODSEQ"))  # RFC 7162 §3.1.4.1: CHANGEDSINCE implies MODSEQ
+    if _has(items, "MODSEQ"):
+        session.enable_condstore()  # RFC 7162 §3.1: a CONDSTORE-enabling command
     if not uids:
         return Reply(text=f"{cmd.name} completed")
     store = session.store
-    metas = await store.list_messages(view.mailbox_id, uid_ranges(uids))
+    metas = await store.list_messages(
+        view.mailbox_id, uid_ranges(uids), changed_since=args.changed_since
+    )
     flags_now: dict[int, frozenset[str]] = {int(m.uid): m.flags for m in metas}
+    modseq_now: dict[int, int] = {}
     seen_changed: set[int] = set()
     if not view.readonly and any(i.sets_seen for i in items):
         unseen = [m.uid for m in metas if SEEN not in m.flags]
@@ -180,10 +194,15 @@ async def fetch(session: Session, cmd: Command) -> Reply:
             result = await store.store_flags(view.mailbox_id, unseen, FlagMode.ADD, [SEEN])
             for update in result.updated:
                 flags_now[int(update.uid)] = update.flags
+                modseq_now[int(update.uid)] = int(update.modseq)
                 seen_changed.add(int(update.uid))
                 view.note_own_flags(int(update.uid), int(update.modseq))
+    # RFC 7162 §3.1: with CONDSTORE on, a FETCH that set \Seen reports UID and MODSEQ too.
+    implicit_head = [FetchAtt("FLAGS")] if not _has(items, "FLAGS") else []
+    implicit_tail = [
+        FetchAtt(n) for n in ("UID", "MODSEQ") if session.condstore and not _has(items, n)
+    ]
     need_structure, need_raw = _needs(items)
-    wants_flags = any(i.name == "FLAGS" and i.section is None for i in items)
     written = 0
     for start in range(0, len(metas), _BATCH):
         chunk = metas[start : start + _BATCH]
@@ -197,22 +216,26 @@ async def fetch(session: Session, cmd: Command) -> Reply:
             if seq is None or (need_structure and structure is None):
                 continue  # body gone under us: reported as EXPUNGEISSUED below
             recent = uid in view.recent
+            modseq = modseq_now.get(uid, 0)
             parts = [
-                render_item(session, item, meta, flags_now[uid], recent, structure, raw)
+                render_item(session, item, meta, flags_now[uid], recent, structure, raw, modseq)
                 for item in items
             ]
-            if uid in seen_changed and not wants_flags:
+            if uid in seen_changed:
                 # RFC 9051 §6.4.5: the implicit \Seen change is reported in the same FETCH.
-                parts.insert(0, render_item(
-                    session, FetchAtt("FLAGS"), meta, flags_now[uid], recent, None, None
-                ))
+                head, tail = (
+                    [render_item(session, i, meta, flags_now[uid], recent, None, None, modseq)
+                     for i in extra]
+                    for extra in (implicit_head, implicit_tail)
+                )
+                parts = head + parts + tail
             line = b"* %d FETCH (" % seq + b" ".join(parts) + b")\r\n"
             session.send(line)
             written += len(line)
         if written >= _DRAIN_EVERY:
             written = 0
             await session.stream.drain()
-    if len(metas) < len(uids):
+    if len(metas) < len(uids) and args.changed_since is None:
         # RFC 9051 §7.1 EXPUNGEISSUED: some of these were expunged by another session and
         # the EXPUNGE cannot be sent during FETCH (§7.5.1).
         return Reply(text="Some messages were expunged", code="EXPUNGEISSUED")

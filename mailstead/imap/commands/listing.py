@@ -35,6 +35,8 @@ def _matches(patterns: list[re.Pattern[str]], name: str) -> bool:
 async def list_command(session: Session, cmd: Command) -> Reply:
     args = cmd.args
     assert isinstance(args, ListArgs) and session.user is not None
+    if "HIGHESTMODSEQ" in args.status_items:
+        session.enable_condstore()  # RFC 7162 §3.1: STATUS (HIGHESTMODSEQ), here via LIST
     if args.lsub:
         return await _lsub(session, args)
     if len(args.patterns) == 1 and args.patterns[0] == "" and not args.extended:

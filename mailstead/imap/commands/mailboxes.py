@@ -15,8 +15,8 @@ from mailstead.store.names import SEPARATOR, is_inbox
 if TYPE_CHECKING:
     from mailstead.imap.session import Session
 
-# What ENABLE can switch on (RFC 9051 §6.3.1, RFC 6855 §3).
-ENABLEABLE = ("IMAP4REV2", "UTF8=ACCEPT")
+# What ENABLE can switch on (RFC 9051 §6.3.1, RFC 6855 §3, RFC 7162 §3.1).
+ENABLEABLE = ("IMAP4REV2", "UTF8=ACCEPT", "CONDSTORE")
 
 
 async def enable(session: Session, cmd: Command) -> Reply:
@@ -25,10 +25,16 @@ async def enable(session: Session, cmd: Command) -> Reply:
     assert isinstance(args, Enable)
     newly = []
     for cap in args.capabilities:
-        if cap in ENABLEABLE and cap not in session.enabled:
+        if cap in ENABLEABLE and cap not in session.enabled and cap not in newly:
+            newly.append(cap)
+    session.untagged(
+        "ENABLED" + "".join(" " + ("IMAP4rev2" if c == "IMAP4REV2" else c) for c in newly)
+    )
+    for cap in newly:
+        if cap == "CONDSTORE":
+            session.enable_condstore()  # and HIGHESTMODSEQ when a mailbox is selected
+        else:
             session.enabled.add(cap)
-            newly.append("IMAP4rev2" if cap == "IMAP4REV2" else cap)
-    session.untagged("ENABLED" + "".join(" " + c for c in newly))
     return Reply(text="ENABLE completed")
 
 
@@ -110,6 +116,8 @@ async def status_items(session: Session, box: Mailbox, items: tuple[str, ...]) -
             value = box.size_bytes
         elif item == "APPENDLIMIT":
             value = session.settings.limits.max_message_size
+        elif item == "HIGHESTMODSEQ":
+            value = box.highestmodseq  # RFC 7162 §3.1.6
         else:  # RECENT
             metas = await session.store.list_messages(box.id)
             value = len(session.ctx.recent.unclaimed(
@@ -128,6 +136,8 @@ async def status(session: Session, cmd: Command) -> Reply:
         raise CommandError("NO", "No such mailbox", "NONEXISTENT") from exc
     if box.noselect:  # RFC 9051 §6.3.5: nothing to report on a name kept for its children
         raise CommandError("NO", "Mailbox is \\Noselect", "NONEXISTENT")
+    if "HIGHESTMODSEQ" in args.items:
+        session.enable_condstore()
     data = await status_items(session, box, args.items)
     session.untagged(b"STATUS " + session.mailbox_name(box.name) + b" " + data)
     return Reply(text="STATUS completed")

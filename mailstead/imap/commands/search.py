@@ -10,7 +10,7 @@ from mailstead.core.errors import NotFound
 from mailstead.imap import response
 from mailstead.imap.parse.commands import Command
 from mailstead.imap.parse.search import SUPPORTED_CHARSETS, SearchArgs, SearchKey
-from mailstead.imap.search import Candidate, Needs, matcher, needs
+from mailstead.imap.search import Candidate, Needs, matcher, needs, uses_modseq
 from mailstead.imap.selected import InvalidSequence
 from mailstead.imap.session import CommandError, Reply
 from mailstead.imap.structure import StoredStructure
@@ -77,6 +77,9 @@ async def search(session: Session, cmd: Command) -> Reply:
         except InvalidSequence:
             return set(view.resolve_clamped(seqset))  # type: ignore[arg-type]
 
+    with_modseq = uses_modseq(args.key)
+    if with_modseq:
+        session.enable_condstore()  # RFC 7162 §3.1: a CONDSTORE-enabling command
     predicate = matcher(args.key, seq_uids)
     wanted = needs(args.key)
     store = session.store
@@ -87,16 +90,22 @@ async def search(session: Session, cmd: Command) -> Reply:
         if (seq := view.seq_of(int(m.uid))) is not None  # not yet announced: invisible
     ]
     found: list[tuple[int, int]] = []  # (seq, uid)
+    modseqs: dict[int, int] = {}  # uid -> modseq of what was found
     for start in range(0, len(visible), _BATCH):
         chunk = visible[start : start + _BATCH]
         if wanted.structure:
             chunk = await _load_chunk(store, chunk, wanted)
-        found.extend((c.seq, int(c.meta.uid)) for c in chunk if predicate(c))
+        for c in chunk:
+            if predicate(c):
+                found.append((c.seq, int(c.meta.uid)))
+                modseqs[int(c.meta.uid)] = int(c.meta.modseq)
 
     numbers = [uid if by_uid else seq for seq, uid in found]
     opts = args.return_opts
     if opts is None and not session.rev2:
-        session.untagged("SEARCH" + "".join(f" {n}" for n in numbers))  # RFC 3501 §7.2.5
+        # RFC 3501 §7.2.5; RFC 7162 §3.1.5: with a MODSEQ key, the highest found.
+        tail = f" (MODSEQ {max(modseqs.values())})" if with_modseq and found else ""
+        session.untagged("SEARCH" + "".join(f" {n}" for n in numbers) + tail)
         return Reply(text=f"{cmd.name} completed")
     if not opts:
         opts = ("ALL",)  # rev2 plain SEARCH, and RETURN () (RFC 4731 §3.1)
@@ -124,5 +133,15 @@ async def search(session: Session, cmd: Command) -> Reply:
         parts.append(f"ALL {response.uid_set(numbers)}")
     if "COUNT" in opts:
         parts.append(f"COUNT {len(numbers)}")
+    if with_modseq and found:
+        # RFC 4731 §3.2: the highest mod-sequence of the messages returned; with only MIN
+        # and/or MAX, of those one or two.
+        if {"ALL", "COUNT"} & set(opts):
+            reported = list(modseqs.values())
+        else:
+            reported = [modseqs[found[0][1]]] if "MIN" in opts else []
+            reported += [modseqs[found[-1][1]]] if "MAX" in opts else []
+        if reported:
+            parts.append(f"MODSEQ {max(reported)}")
     session.untagged(" ".join(parts))
     return Reply(text=f"{cmd.name} completed")

@@ -20,6 +20,8 @@ async def select(session: Session, cmd: Command) -> Reply:
     args = cmd.args
     assert isinstance(args, MailboxArg) and session.user is not None
     readonly = cmd.name == "EXAMINE"
+    if args.condstore:
+        session.enabled.add("CONDSTORE")  # HIGHESTMODSEQ follows with the selection anyway
     if session.selected is not None:
         # RFC 9051 §6.3.2: the old mailbox is closed (without expunge) even if this fails.
         session.unselect(keep_recent=True)
@@ -65,6 +67,8 @@ async def select(session: Session, cmd: Command) -> Reply:
     else:
         flags = view.flags_response()[:-1] + b" \\*)"
         session.untagged(b"OK [PERMANENTFLAGS " + flags + b"] Flags permitted")
+    # RFC 7162 §3.1.2.1: every successful SELECT/EXAMINE, whether or not CONDSTORE is on.
+    session.untagged(f"OK [HIGHESTMODSEQ {view.highestmodseq}] Highest")
     session.untagged(f"OK [UIDNEXT {box.uidnext}] Predicted next UID")
     if session.rev2:
         # RFC 9051 §6.3.2: a LIST response with the mailbox name is required.

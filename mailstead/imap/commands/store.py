@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from mailstead.core.types import UID
 from mailstead.imap import response
 from mailstead.imap.parse.commands import Command, Store
-from mailstead.imap.selected import uid_ranges
+from mailstead.imap.selected import SelectedMailbox, uid_ranges
 from mailstead.imap.session import CommandError, Reply
 from mailstead.store.models import FlagMode
 
@@ -23,35 +23,72 @@ async def store(session: Session, cmd: Command) -> Reply:
     assert isinstance(args, Store) and view is not None
     if view.readonly:
         raise CommandError("NO", "Mailbox is read-only", "READ-ONLY")
+    if args.unchanged_since is not None:
+        session.enable_condstore()  # RFC 7162 §3.1: a CONDSTORE-enabling command
     by_uid = cmd.name == "UID STORE"
     uids = view.resolve(args.sequence, uid=by_uid)
     if not uids:
         return Reply(text=f"{cmd.name} completed")
     result = await session.store.store_flags(
-        view.mailbox_id, [UID(u) for u in uids], _MODES[args.mode], args.flags
+        view.mailbox_id,
+        [UID(u) for u in uids],
+        _MODES[args.mode],
+        args.flags,
+        unchanged_since=args.unchanged_since,
     )
+    modseqs: dict[int, int] = {}
     for update in result.updated:
         view.note_own_flags(int(update.uid), int(update.modseq))
+        modseqs[int(update.uid)] = int(update.modseq)
     new_keywords = {f for f in args.flags if not f.startswith("\\")} - view.keywords
-    if new_keywords and args.mode != "remove":
+    if new_keywords and args.mode != "remove" and result.updated:
         view.keywords |= new_keywords
         for line in view.flags_announcement():  # RFC 9051 §7.3.5
             session.send(line)
-    if args.silent:
-        return Reply(text=f"{cmd.name} completed")
-    # The result holds only what changed; the client is told every message's flags.
-    metas = await session.store.list_messages(view.mailbox_id, uid_ranges(uids))
+    modified = _modified(view, [int(u) for u in result.modified], by_uid)
+    if args.silent and not session.condstore:
+        return _done(cmd, modified)
+    # The result holds only what changed; the client is told every message's flags
+    # (RFC 7162 §3.1.3: except those that failed UNCHANGEDSINCE). With CONDSTORE on,
+    # each FETCH carries UID and MODSEQ, and .SILENT still reports the new MODSEQ of the
+    # messages that changed.
+    failed = set(result.modified)
+    wanted = [u for u in uids if u not in failed]
+    metas = await session.store.list_messages(view.mailbox_id, uid_ranges(wanted))
     for meta in metas:
-        seq = view.seq_of(int(meta.uid))
-        if seq is None:
+        uid = int(meta.uid)
+        seq = view.seq_of(uid)
+        if seq is None or (args.silent and uid not in modseqs):
             continue
-        shown = set(meta.flags)
-        if not session.rev2 and int(meta.uid) in view.recent:
-            shown.add("\\Recent")
-        uid_part = b" UID %d" % meta.uid if by_uid else b""
-        session.send(
-            b"* %d FETCH (FLAGS %s%s)\r\n" % (seq, response.flag_list(shown), uid_part)
-        )
-    if len(metas) < len(uids):
+        items: list[bytes] = []
+        if not args.silent:
+            shown = set(meta.flags)
+            if not session.rev2 and uid in view.recent:
+                shown.add("\\Recent")
+            items.append(b"FLAGS " + response.flag_list(shown))
+        if by_uid or session.condstore:
+            items.append(b"UID %d" % uid)
+        if session.condstore:
+            items.append(b"MODSEQ (%d)" % max(modseqs.get(uid, 0), int(meta.modseq)))
+        session.send(b"* %d FETCH (%s)\r\n" % (seq, b" ".join(items)))
+    if len(metas) < len(wanted):
         return Reply(text="Some messages were expunged", code="EXPUNGEISSUED")
+    return _done(cmd, modified)
+
+
+def _modified(view: SelectedMailbox, uids: list[int], by_uid: bool) -> str | None:
+    """RFC 7162 §3.1.3 MODIFIED: the messages UNCHANGEDSINCE left alone, as UIDs for UID
+    STORE and as sequence numbers for STORE."""
+    if not uids:
+        return None
+    if by_uid:
+        numbers = sorted(uids)
+    else:
+        numbers = sorted(seq for u in uids if (seq := view.seq_of(u)) is not None)
+    return "MODIFIED " + response.uid_set(numbers) if numbers else None
+
+
+def _done(cmd: Command, modified: str | None) -> Reply:
+    if modified is not None:
+        return Reply(text="Conditional STORE failed", code=modified)
     return Reply(text=f"{cmd.name} completed")

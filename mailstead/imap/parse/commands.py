@@ -14,7 +14,7 @@ from datetime import datetime
 from mailstead.core.types import normalize_flag
 from mailstead.imap.parse.errors import ParseError
 from mailstead.imap.parse.fetch import FetchAtt, fetch_atts
-from mailstead.imap.parse.primitives import Reader, SequenceSet
+from mailstead.imap.parse.primitives import MAX_NUMBER64, Reader, SequenceSet
 from mailstead.imap.parse.search import SearchArgs, search_args
 
 
@@ -48,6 +48,7 @@ class MailboxArg:
     """SELECT, EXAMINE, DELETE, SUBSCRIBE, UNSUBSCRIBE."""
 
     name: str
+    condstore: bool = False  # SELECT/EXAMINE (CONDSTORE) (RFC 7162 §3.1.8)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +94,7 @@ class Append:
 class Fetch:
     sequence: SequenceSet
     items: tuple[FetchAtt, ...]
+    changed_since: int | None = None  # RFC 7162 §3.1.4 CHANGEDSINCE modifier
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +103,7 @@ class Store:
     mode: str  # "set" | "add" | "remove"
     silent: bool
     flags: tuple[str, ...]
+    unchanged_since: int | None = None  # RFC 7162 §3.1.3 UNCHANGEDSINCE modifier
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +126,7 @@ class Id:
 
 STATUS_ITEMS = frozenset({
     "MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "DELETED", "SIZE", "RECENT", "APPENDLIMIT",
+    "HIGHESTMODSEQ",
 })
 LIST_SELECTION = frozenset({"SUBSCRIBED", "REMOTE", "RECURSIVEMATCH", "SPECIAL-USE"})
 LIST_RETURN = frozenset({"SUBSCRIBED", "CHILDREN", "SPECIAL-USE", "STATUS"})
@@ -213,11 +217,42 @@ def _enable(r: Reader) -> Enable:
 def _mailbox_arg(r: Reader) -> MailboxArg:
     r.sp()
     name = r.mailbox()
-    if r.more():
-        # RFC 4466 select-params: none supported (no CONDSTORE/QRESYNC advertised).
-        raise r.error("SELECT parameters are not supported")
     r.end()
     return MailboxArg(name)
+
+
+def _select(r: Reader) -> MailboxArg:
+    """RFC 4466 select-params: ``(CONDSTORE)`` (RFC 7162 §3.1.8) is the one supported."""
+    r.sp()
+    name = r.mailbox()
+    condstore = False
+    if r.more():
+        r.sp()
+        r.open_paren()
+        while r.peek() != b")":
+            if condstore:
+                r.sp()
+            param = r.atom("a SELECT parameter").upper()
+            if param != "CONDSTORE":
+                raise r.error(f"unsupported SELECT parameter {param[:40]}")
+            condstore = True
+        r.close_paren()
+    r.end()
+    return MailboxArg(name, condstore)
+
+
+def _modifier(r: Reader, name: bytes) -> int:
+    """``(NAME mod-sequence-value)``, the one modifier FETCH (CHANGEDSINCE) and STORE
+    (UNCHANGEDSINCE) take (RFC 7162 §3.1.3-4; QRESYNC's VANISHED is not advertised)."""
+    r.open_paren()
+    word = r.atom("a modifier").upper()
+    if word.encode() != name:
+        raise r.error(f"unsupported modifier {word[:40]}")
+    r.sp()
+    # mod-sequence-value for CHANGEDSINCE, mod-sequence-valzer (zero allowed) for STORE.
+    value = r.number(nonzero=name == b"CHANGEDSINCE", limit=MAX_NUMBER64)
+    r.close_paren()
+    return value
 
 
 #: Longest name CREATE or RENAME may give a mailbox, in characters (James's limit; Dovecot
@@ -382,16 +417,22 @@ def _fetch(r: Reader) -> Fetch:
     seq = r.sequence_set()
     r.sp()
     items = fetch_atts(r)
+    changed_since = None
     if r.more():
-        raise r.error("FETCH modifiers are not supported")
+        r.sp()
+        changed_since = _modifier(r, b"CHANGEDSINCE")
     r.end()
-    return Fetch(seq, tuple(items))
+    return Fetch(seq, tuple(items), changed_since)
 
 
 def _store(r: Reader) -> Store:
     r.sp()
     seq = r.sequence_set()
     r.sp()
+    unchanged_since = None
+    if r.peek() == b"(":
+        unchanged_since = _modifier(r, b"UNCHANGEDSINCE")
+        r.sp()
     mode = "set"
     if r.peek() in (b"+", b"-"):
         mode = "add" if r.peek() == b"+" else "remove"
@@ -410,7 +451,9 @@ def _store(r: Reader) -> Store:
     for flag in flags:
         if flag.startswith("\\") and flag.lower() not in _SYSTEM_LOWER:
             raise r.error(f"{flag[:40]} is not a flag that can be stored")
-    return Store(seq, mode, silent, tuple(normalize_flag(f) for f in flags))
+    return Store(
+        seq, mode, silent, tuple(normalize_flag(f) for f in flags), unchanged_since
+    )
 
 
 _SYSTEM_LOWER = frozenset({"\\seen", "\\answered", "\\flagged", "\\deleted", "\\draft"})
@@ -451,8 +494,8 @@ GRAMMARS: dict[str, Grammar] = {
     "LOGIN": _login,
     # authenticated (§6.3)
     "ENABLE": _enable,
-    "SELECT": _mailbox_arg,
-    "EXAMINE": _mailbox_arg,
+    "SELECT": _select,
+    "EXAMINE": _select,
     "CREATE": _create,
     "DELETE": _mailbox_arg,
     "RENAME": _rename,

@@ -31,7 +31,8 @@ _DATE_KEYS = frozenset({"BEFORE", "ON", "SINCE", "SENTBEFORE", "SENTON", "SENTSI
 class SearchKey:
     """One node of the search program. ``op`` is ALL, FLAG (a=flag, b=wanted), RECENT, NEW,
     OLD, a string key (a=text), a date key (a=date), HEADER (a=name, b=text), LARGER/SMALLER
-    (a=size), SEQ/UID (a=SequenceSet), NOT (a=key), OR (a, b keys), AND (a=tuple of keys)."""
+    (a=size), MODSEQ (a=lowest mod-sequence), SEQ/UID (a=SequenceSet), NOT (a=key), OR (a, b
+    keys), AND (a=tuple of keys)."""
 
     op: str
     a: object = None
@@ -85,6 +86,8 @@ def search_key(r: Reader) -> SearchKey:
         if word == "UID":
             r.sp()
             return SearchKey("UID", r.sequence_set())
+        if word == "MODSEQ":
+            return _modseq_key(r)
         if word == "NOT":
             r.sp()
             if r.depth > 64:
@@ -100,6 +103,24 @@ def search_key(r: Reader) -> SearchKey:
     finally:
         r.depth -= 1
     raise r.error(f"unknown search key {word[:40]}")
+
+
+_ENTRY_TYPES = frozenset({"PRIV", "SHARED", "ALL"})
+
+
+def _modseq_key(r: Reader) -> SearchKey:
+    """RFC 7162 §3.1.5: ``MODSEQ [SP entry-name SP entry-type-req] SP mod-sequence-valzer``.
+    Flags have no mod-sequences of their own here (one per message), so the optional
+    metadata item is checked for syntax and then ignored, as the RFC allows."""
+    r.sp()
+    if r.peek() == b'"':
+        r.string()  # entry-name: "/flags/" flag-name
+        r.sp()
+        kind = r.atom("an entry type").upper()
+        if kind not in _ENTRY_TYPES:
+            raise r.error(f"unknown MODSEQ entry type {kind[:40]}")
+        r.sp()
+    return SearchKey("MODSEQ", r.number(limit=MAX_NUMBER64))
 
 
 def search_args(r: Reader) -> SearchArgs:
