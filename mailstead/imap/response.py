@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 
 from mailstead.imap.mutf7 import encode_mutf7
 
@@ -77,15 +77,16 @@ def flag_list(flags: Iterable[str]) -> bytes:
 
 
 def internaldate(value: datetime) -> bytes:
-    """RFC 9051 date-time: ``"17-Jul-1996 02:44:25 -0700"``."""
-    offset = value.utcoffset()
-    minutes = int(offset.total_seconds() // 60) if offset is not None else 0
-    sign = "-" if minutes < 0 else "+"
-    minutes = abs(minutes)
+    """RFC 9051 date-time, always in UTC: ``"17-Jul-1996 09:44:25 +0000"``.
+
+    The internal date is an instant; the zone an APPEND gave it is not kept (Dovecot keeps
+    only a timestamp too), so a value with another offset, such as a row stored before the
+    store normalised dates, is shown as the same instant in UTC. Naive values are UTC."""
+    if value.tzinfo is not None and value.utcoffset():
+        value = value.astimezone(UTC)
     return (
         f'"{value.day:02d}-{MONTHS[value.month - 1]}-{value.year:04d} '
-        f'{value.hour:02d}:{value.minute:02d}:{value.second:02d} '
-        f'{sign}{minutes // 60:02d}{minutes % 60:02d}"'
+        f'{value.hour:02d}:{value.minute:02d}:{value.second:02d} +0000"'
     ).encode("ascii")
 
 

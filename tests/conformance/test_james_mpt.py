@@ -187,10 +187,6 @@ EXPECTED_FAILURES: dict[str, str] = {
     ),
     "ExamineEmpty": _EXAMINE,
     "ExamineReadOnly": _EXAMINE,
-    "FetchInternalDate": (
-        "INTERNALDATE keeps the zone given to APPEND (RFC 9051 §6.3.12); James converts to "
-        "its own zone"
-    ),
     "FetchMultipartBodyStructure": _BODY31,
     "FetchPartial": "FETCH with modifiers (CHANGEDSINCE): CONDSTORE (RFC 7162), not advertised",
     "FetchSimpleBodyStructure": _CASE,

@@ -323,7 +323,7 @@ def test_append_variants(raw: Raw, client: imaplib.IMAP4) -> None:
     assert re.match(rb"t\d+ OK \[APPENDUID \d+ 1\]", lines[-1])
     raw.command("SELECT Drafts")
     text = b"".join(raw.command("FETCH 1 (FLAGS INTERNALDATE)"))
-    assert b'INTERNALDATE "05-Mar-2024 10:11:12 +0100"' in text
+    assert b'INTERNALDATE "05-Mar-2024 09:11:12 +0000"' in text  # the instant, in UTC
     assert b"\\Draft" in text and b"$Label" in text
     lines = raw.command("APPEND Nope {3+}\r\nabc")
     assert b"[TRYCREATE]" in lines[-1]
@@ -340,6 +340,30 @@ def test_append_variants(raw: Raw, client: imaplib.IMAP4) -> None:
     # Appending to the selected mailbox announces EXISTS before the tagged OK.
     lines = raw.command(b"APPEND Drafts {%d+}\r\n%s" % (len(SIMPLE_MESSAGE), SIMPLE_MESSAGE))
     assert lines[0] == b"* 2 EXISTS\r\n"
+
+
+def test_internaldate_is_reported_in_utc(raw: Raw) -> None:
+    """An APPEND date keeps its instant but not its zone (as Dovecot on a UTC server), and
+    SEARCH BEFORE/ON/SINCE compare that UTC date, disregarding time (RFC 9051 §6.4.4)."""
+    for date in ("17-Jul-1996 02:44:25 -0700", " 1-Mar-2024 23:30:00 -0700"):
+        lines = raw.command(
+            b'APPEND INBOX "%s" {%d+}\r\n%s' % (date.encode(), len(SIMPLE_MESSAGE), SIMPLE_MESSAGE)
+        )
+        assert status_of(lines) == b"OK", lines
+    raw.command("SELECT INBOX")
+    lines = raw.command("FETCH 1:2 (INTERNALDATE)")
+    assert lines[:-1] == [
+        b'* 1 FETCH (INTERNALDATE "17-Jul-1996 09:44:25 +0000")\r\n',
+        b'* 2 FETCH (INTERNALDATE "02-Mar-2024 06:30:00 +0000")\r\n',
+    ], lines
+    for criteria, found in [
+        ("ON 17-Jul-1996", b"* SEARCH 1"),
+        ("ON 2-Mar-2024", b"* SEARCH 2"),
+        ("ON 1-Mar-2024", b"* SEARCH"),
+        ("BEFORE 2-Mar-2024", b"* SEARCH 1"),
+        ("SINCE 2-Mar-2024", b"* SEARCH 2"),
+    ]:
+        assert raw.command(f"SEARCH {criteria}")[0] == found + b"\r\n", criteria
 
 
 def test_fetch_items_and_seen(raw: Raw, client: imaplib.IMAP4) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import sqlite3
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -289,6 +291,28 @@ async def test_internaldate_defaults_to_now(store: Store, user_id: int) -> None:
     await store.append(box, message(1))
     [meta] = await store.list_messages(box)
     assert abs((datetime.now(UTC) - meta.internaldate).total_seconds()) < 60
+
+
+async def test_internaldate_is_kept_as_an_instant_in_utc(store: Store, user_id: int) -> None:
+    """Only the instant is kept (as Dovecot keeps a timestamp): APPEND's zone is dropped, so
+    FETCH shows +0000 and SEARCH compares UTC dates. Rows stored before, with their zone,
+    read the same way."""
+    box = await inbox_id(store, user_id)
+    when = datetime(1996, 7, 17, 2, 44, 25, tzinfo=timezone(timedelta(hours=-7)))
+    await store.append(box, message(1), internaldate=when)
+    await store.deliver(message(2), [Recipient(user_id)], internaldate=when)
+    await store.append(box, message(3), internaldate=datetime(1996, 7, 17, 9, 44, 25))
+    metas = await store.list_messages(box)
+    assert [m.internaldate for m in metas] == [when] * 3
+    assert all(m.internaldate.tzinfo is UTC for m in metas)
+    assert metas[0].internaldate.isoformat() == "1996-07-17T09:44:25+00:00"
+    db_path = getattr(store, "db_path", None)
+    if db_path is None:
+        return  # the check of old rows is for the SQL store's text column
+    with contextlib.closing(sqlite3.connect(db_path)) as conn, conn:
+        conn.execute("UPDATE messages SET internaldate = '1996-07-17T02:44:25-07:00' WHERE uid = 1")
+    [old] = await store.list_messages(box, [(1, 1)])
+    assert old.internaldate == when and old.internaldate.tzinfo is UTC
 
 
 async def test_exists_events_carry_flags(store: Store, user_id: int) -> None:

@@ -197,11 +197,30 @@ def _row_to_user(row: sqlite3.Row) -> User:
     )
 
 
+def _utc(value: datetime) -> datetime:
+    """The same instant in UTC; a naive value is taken as UTC already."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _internaldate_text(value: datetime | None) -> str:
+    """INTERNALDATE as stored: the instant in UTC, whatever zone APPEND (or a Date header
+    the importer read) gave it. Only the instant is kept, as Dovecot keeps a timestamp, so
+    FETCH shows ``+0000`` and SEARCH BEFORE/ON/SINCE compare UTC dates (RFC 9051 §6.4.4)."""
+    return _utc(value if value is not None else datetime.now(UTC)).isoformat()
+
+
+def _internaldate(text: str) -> datetime:
+    """A stored INTERNALDATE. Rows written before dates were stored in UTC may still carry
+    the zone given to APPEND: they are read as the same instant in UTC, like newer rows."""
+    value = datetime.fromisoformat(text)
+    return value if text.endswith("+00:00") else _utc(value)
+
+
 def _row_to_message(row: sqlite3.Row) -> MessageMeta:
     # Positional, and the UID/ModSeq NewTypes left out (identity at run time, and the
     # row's values are Any to the type checker): SELECT converts thousands of rows.
     return MessageMeta(
-        row[0], row[1], row[2], _parse_flags(row[3]), datetime.fromisoformat(row[4]), row[5],
+        row[0], row[1], row[2], _parse_flags(row[3]), _internaldate(row[4]), row[5],
         row[6],
     )
 
@@ -1067,7 +1086,7 @@ class SQLiteStore:
         internaldate: datetime | None = None,
     ) -> AppendResult:
         clean_flags = _clean_flags(flags)
-        when = (internaldate or datetime.now(UTC)).isoformat()
+        when = _internaldate_text(internaldate)
         size = len(data)
 
         def build(blob_id: str, structure: bytes | None) -> Callable[..., WriteOutcome]:
@@ -1092,7 +1111,7 @@ class SQLiteStore:
     ) -> DeliveryResult:
         if not recipients:
             raise InvalidName("a delivery needs at least one recipient")
-        when = (internaldate or datetime.now(UTC)).isoformat()
+        when = _internaldate_text(internaldate)
         size = len(data)
         wanted = _wanted_recipients(recipients)
 
@@ -1151,7 +1170,7 @@ class SQLiteStore:
         if envelope is None and not local:
             raise InvalidName("nothing to deliver or queue")
         now = datetime.now(UTC)
-        when = (internaldate or now).isoformat()
+        when = _internaldate_text(internaldate or now)
         wanted = _wanted_recipients(local)
         bodies = [data] if envelope is not None else []
         if local:
