@@ -10,7 +10,7 @@ from __future__ import annotations
 import email.header
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 from mailstead.imap.parse.search import SearchKey
 from mailstead.imap.structure import StoredStructure
@@ -24,19 +24,25 @@ _STRUCTURE_OPS = frozenset({
 })
 
 
+_SAVEDATE_OPS = frozenset({"SAVEDBEFORE", "SAVEDON", "SAVEDSINCE"})
+
+
 @dataclass(frozen=True, slots=True)
 class Needs:
     structure: bool = False
     header: bool = False
     body: bool = False
+    savedate: bool = False  # RFC 8514: read with Store.save_dates, apart from the rest
 
 
 def needs(key: SearchKey) -> Needs:
     """What data evaluating ``key`` requires, so the caller loads only that."""
-    structure = header = body = False
+    structure = header = body = savedate = False
     stack = [key]
     while stack:
         k = stack.pop()
+        if k.op in _SAVEDATE_OPS:
+            savedate = True
         if k.op in _STRUCTURE_OPS:
             structure = True
         if k.op == "HEADER":
@@ -49,7 +55,7 @@ def needs(key: SearchKey) -> Needs:
             stack += [k.a, k.b]  # type: ignore[list-item]
         elif k.op == "AND" and isinstance(k.a, tuple):
             stack.extend(k.a)
-    return Needs(structure, header or body, body)
+    return Needs(structure, header or body, body, savedate)
 
 
 def uses_modseq(key: SearchKey) -> bool:
@@ -78,6 +84,7 @@ class Candidate:
     recent: bool
     structure: StoredStructure | None = None
     raw: bytes | None = None  # the header only, or the whole message when body text is needed
+    savedate: datetime | None = None  # filled only when the program has a SAVED* key
     _flags_lower: frozenset[str] | None = None
 
     @property
@@ -144,6 +151,10 @@ def _header_text(c: Candidate) -> str:
     return _decode_header_value(c.raw[: c.structure.parsed.root.header_end])
 
 
+def _saved_date(c: Candidate) -> date | None:
+    return c.savedate.date() if c.savedate is not None else None
+
+
 def _sent_date(c: Candidate) -> date | None:
     sent = c.structure.date if c.structure is not None else None
     return sent.date() if sent is not None else None
@@ -167,6 +178,8 @@ def matcher(
         return lambda c: c.recent and "\\seen" not in c.flags_lower
     if op == "OLD":
         return lambda c: not c.recent
+    if op == "SAVEDATESUPPORTED":
+        return lambda c: True  # RFC 8514 §4.2: every mailbox keeps save dates
     if op in ("SEQ", "UID"):
         uids = seq_uids(key)
         return lambda c: int(c.meta.uid) in uids
@@ -196,6 +209,9 @@ def matcher(
     if op in ("SENTBEFORE", "SENTON", "SENTSINCE"):
         day = key.a  # type: ignore[assignment]
         return _date_matcher(op[4:], day, _sent_date)
+    if op in _SAVEDATE_OPS:
+        day = key.a  # type: ignore[assignment]
+        return _date_matcher(op[5:], day, _saved_date)
     needle = _fold(str(key.b if op == "HEADER" else key.a))
     if op == "SUBJECT":
         return lambda c: needle in _fold((c.structure.subject if c.structure else None) or "")

@@ -220,6 +220,13 @@ class Store(Protocol):
     ) -> CopyResult:
         """Copy and expunge atomically (RFC 6851)."""
 
+    async def save_dates(
+        self, mailbox_id: int, uid_ranges: UIDRanges | None = None
+    ) -> dict[UID, datetime]:
+        """When each message was saved to this mailbox (RFC 8514 SAVEDATE: APPEND,
+        delivery, COPY, MOVE); read apart from ``list_messages`` because few commands
+        ask. Messages stored before save dates were kept report their internal date."""
+
     async def vanished_since(self, mailbox_id: int, modseq: int) -> list[UID]:
         """UIDs expunged with a modseq above ``modseq`` (RFC 7162 §3.2.5.1)."""
 

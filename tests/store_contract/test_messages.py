@@ -339,3 +339,42 @@ async def test_get_structures_in_one_call(store: Store, user_id: int) -> None:
     assert set(found) == set(ids)
     for meta in metas:
         assert found[meta.blob_id] == await store.get_structure(meta.blob_id)
+
+
+async def test_save_dates_record_append_copy_and_move(store: Store, user_id: int) -> None:
+    """RFC 8514: the save date is when a message entered this mailbox, whatever its
+    internal date; a copy or a move is saved anew."""
+    box = await inbox_id(store, user_id)
+    old = datetime(2001, 2, 3, 4, 5, 6, tzinfo=UTC)
+    before = datetime.now(UTC)
+    first = await store.append(box, message(1), internaldate=old)
+    await store.append(box, message(2))
+    dates = await store.save_dates(box)
+    assert sorted(dates) == [1, 2]
+    assert all(before - timedelta(seconds=1) <= d <= datetime.now(UTC) for d in dates.values())
+    assert (await store.save_dates(box, [(2, None)])).keys() == {2}
+    assert await store.save_dates(box, []) == {}
+    other = await store.create_mailbox(user_id, "Kept")
+    await asyncio.sleep(0.01)
+    copied = await store.copy(box, [first.uid], other.id)
+    target = copied.mapping[0][1]
+    saved = (await store.save_dates(other.id))[target]
+    assert saved > dates[first.uid]
+    meta = (await store.list_messages(other.id))[0]
+    assert meta.internaldate == old  # the internal date travels with the message
+
+
+async def test_rows_without_a_save_date_report_their_internal_date(
+    store: Store, user_id: int
+) -> None:
+    """Messages stored before save dates were kept (schema 6) read as their internal date."""
+    box = await inbox_id(store, user_id)
+    old = datetime(2010, 1, 1, 12, 0, tzinfo=UTC)
+    result = await store.append(box, message(1), internaldate=old)
+    db = getattr(store, "db_path", None)
+    if db is None:
+        pytest.skip("backend-specific: needs direct database access")
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        conn.execute("UPDATE messages SET savedate = NULL")
+        conn.commit()
+    assert (await store.save_dates(box))[result.uid] == old

@@ -7,9 +7,10 @@ that is all a request needs. EXPUNGE is never sent during FETCH (the session hol
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING
 
-from mailstead.core.types import SEEN
+from mailstead.core.types import SEEN, UID
 from mailstead.imap import response
 from mailstead.imap.parse.commands import Command, Fetch
 from mailstead.imap.parse.fetch import FetchAtt
@@ -92,6 +93,7 @@ def render_item(
     structure: StoredStructure | None,
     raw: bytes | None,
     modseq: int = 0,
+    savedate: datetime | None = None,
 ) -> bytes:
     name = item.name
     if item.section is None:
@@ -104,6 +106,8 @@ def render_item(
             return b"FLAGS " + response.flag_list(shown)
         if name == "INTERNALDATE":
             return b"INTERNALDATE " + response.internaldate(meta.internaldate)
+        if name == "SAVEDATE":  # RFC 8514 §4.1
+            return b"SAVEDATE " + response.internaldate(savedate or meta.internaldate)
         if name == "RFC822.SIZE":
             return b"RFC822.SIZE %d" % meta.size
         assert structure is not None
@@ -185,6 +189,9 @@ async def fetch(session: Session, cmd: Command) -> Reply:
     metas = await store.list_messages(
         view.mailbox_id, uid_ranges(uids), changed_since=args.changed_since
     )
+    saved: dict[UID, datetime] = {}
+    if _has(items, "SAVEDATE"):
+        saved = await store.save_dates(view.mailbox_id, uid_ranges(uids))
     flags_now: dict[int, frozenset[str]] = {int(m.uid): m.flags for m in metas}
     modseq_now: dict[int, int] = {}
     seen_changed: set[int] = set()
@@ -218,7 +225,8 @@ async def fetch(session: Session, cmd: Command) -> Reply:
             recent = uid in view.recent
             modseq = modseq_now.get(uid, 0)
             parts = [
-                render_item(session, item, meta, flags_now[uid], recent, structure, raw, modseq)
+                render_item(session, item, meta, flags_now[uid], recent, structure, raw, modseq,
+                            saved.get(meta.uid))
                 for item in items
             ]
             if uid in seen_changed:

@@ -89,6 +89,10 @@ async def search(session: Session, cmd: Command) -> Reply:
         for m in metas
         if (seq := view.seq_of(int(m.uid))) is not None  # not yet announced: invisible
     ]
+    if wanted.savedate:
+        saved = await store.save_dates(view.mailbox_id)
+        for c in visible:
+            c.savedate = saved.get(c.meta.uid)
     found: list[tuple[int, int]] = []  # (seq, uid)
     modseqs: dict[int, int] = {}  # uid -> modseq of what was found
     for start in range(0, len(visible), _BATCH):

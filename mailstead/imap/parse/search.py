@@ -24,7 +24,10 @@ _FLAG_KEYS: dict[str, tuple[str, bool]] = {
     "UNSEEN": ("\\Seen", False),
 }
 _STRING_KEYS = frozenset({"BCC", "BODY", "CC", "FROM", "SUBJECT", "TEXT", "TO"})
-_DATE_KEYS = frozenset({"BEFORE", "ON", "SINCE", "SENTBEFORE", "SENTON", "SENTSINCE"})
+_DATE_KEYS = frozenset({
+    "BEFORE", "ON", "SINCE", "SENTBEFORE", "SENTON", "SENTSINCE",
+    "SAVEDBEFORE", "SAVEDON", "SAVEDSINCE",  # RFC 8514 §4.2
+})
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +64,7 @@ def search_key(r: Reader) -> SearchKey:
     if word in _FLAG_KEYS:
         flag, wanted = _FLAG_KEYS[word]
         return SearchKey("FLAG", flag, wanted)
-    if word in ("ALL", "NEW", "OLD", "RECENT"):
+    if word in ("ALL", "NEW", "OLD", "RECENT", "SAVEDATESUPPORTED"):
         return SearchKey(word)
     r.depth += 1  # NOT/OR chains nest like parentheses
     try:

@@ -151,6 +151,11 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE mailboxes ADD COLUMN noselect INTEGER NOT NULL DEFAULT 0;
     """,
+    # 6: RFC 8514 SAVEDATE: when the message was saved to its mailbox (APPEND, delivery,
+    # COPY, MOVE). Rows from before have NULL and read as their internal date.
+    """
+    ALTER TABLE messages ADD COLUMN savedate TEXT;
+    """,
 )
 
 

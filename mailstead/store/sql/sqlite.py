@@ -1017,9 +1017,9 @@ class SQLiteStore:
         self._charge_quota(conn, user_id, size)
         conn.execute(
             "INSERT INTO messages (mailbox_id, uid, modseq, flags, seen, deleted, internaldate,"
-            " size, blob_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " size, blob_id, savedate) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (mailbox_id, uid, modseq, _flags_text(flags), SEEN in flags, DELETED in flags,
-             internaldate, size, blob_id),
+             internaldate, size, blob_id, datetime.now(UTC).isoformat()),
         )
         conn.execute(
             "UPDATE mailboxes SET uidnext = ?, highestmodseq = ? WHERE id = ?",
@@ -1438,16 +1438,17 @@ class SQLiteStore:
         mapping: list[tuple[UID, UID]] = []
         new_flags: list[frozenset[str]] = []
         inserts = []
+        saved = datetime.now(UTC).isoformat()  # RFC 8514 §3: a copy is saved now
         for offset, (uid, flags, internaldate, size, blob_id) in enumerate(rows):
             new_uid = next_uid + offset
             parsed = _parse_flags(flags)
             inserts.append((dst, new_uid, modseq, flags, SEEN in parsed, DELETED in parsed,
-                            internaldate, size, blob_id))
+                            internaldate, size, blob_id, saved))
             mapping.append((UID(uid), UID(new_uid)))
             new_flags.append(parsed)
         conn.executemany(
             "INSERT INTO messages (mailbox_id, uid, modseq, flags, seen, deleted, internaldate,"
-            " size, blob_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " size, blob_id, savedate) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             inserts,
         )
         conn.execute(
@@ -1595,6 +1596,28 @@ class SQLiteStore:
             except NotFound:
                 out.append(None)
         return out
+
+    async def save_dates(
+        self, mailbox_id: int, uid_ranges: UIDRanges | None = None
+    ) -> dict[UID, datetime]:
+        def read(conn: sqlite3.Connection) -> dict[UID, datetime]:
+            sql = ("SELECT uid, COALESCE(savedate, internaldate) FROM messages"
+                   " WHERE mailbox_id = ?")
+            args: list[object] = [mailbox_id]
+            if uid_ranges is not None:
+                if not uid_ranges:
+                    return {}
+                clauses = []
+                for low, high in uid_ranges:
+                    clauses.append("uid BETWEEN ? AND ?")
+                    args += [low, high if high is not None else 2**63 - 1]
+                sql += " AND (" + " OR ".join(clauses) + ")"
+            return {
+                UID(uid): datetime.fromisoformat(text).astimezone(UTC)
+                for uid, text in conn.execute(sql, args)
+            }
+
+        return await self._read(read)
 
     async def vanished_since(self, mailbox_id: int, modseq: int) -> list[UID]:
         def read(conn: sqlite3.Connection) -> list[UID]:
