@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 
+from mailstead.imap import objectid
 from mailstead.imap.parse.search import SearchKey
 from mailstead.imap.structure import StoredStructure
 from mailstead.mime.imap_views import decode_part_body
@@ -20,7 +21,7 @@ from mailstead.store.models import MessageMeta
 
 _STRUCTURE_OPS = frozenset({
     "FROM", "TO", "CC", "BCC", "SUBJECT", "SENTBEFORE", "SENTON", "SENTSINCE", "HEADER",
-    "BODY", "TEXT",
+    "BODY", "TEXT", "THREADID",
 })
 
 
@@ -45,7 +46,7 @@ def needs(key: SearchKey) -> Needs:
             savedate = True
         if k.op in _STRUCTURE_OPS:
             structure = True
-        if k.op == "HEADER":
+        if k.op in ("HEADER", "THREADID"):
             header = True
         if k.op in ("BODY", "TEXT"):
             body = True
@@ -151,6 +152,13 @@ def _header_text(c: Candidate) -> str:
     return _decode_header_value(c.raw[: c.structure.parsed.root.header_end])
 
 
+def _thread_id(c: Candidate, user_id: int) -> str | None:
+    if c.structure is None or c.raw is None:
+        return None
+    fields = objectid.header_values(c.raw, c.structure.top_headers)
+    return objectid.thread_id(user_id, c.meta.blob_id, fields)
+
+
 def _saved_date(c: Candidate) -> date | None:
     return c.savedate.date() if c.savedate is not None else None
 
@@ -161,11 +169,17 @@ def _sent_date(c: Candidate) -> date | None:
 
 
 def matcher(
-    key: SearchKey, seq_uids: Callable[[SearchKey], set[int]]
+    key: SearchKey, seq_uids: Callable[[SearchKey], set[int]], user_id: int = 0
 ) -> Callable[[Candidate], bool]:
     """Compile the program into a predicate. ``seq_uids`` resolves SEQ/UID keys to UID sets
-    (done once per key, not per message)."""
+    (done once per key, not per message); ``user_id`` scopes THREADID."""
     op = key.op
+    if op == "EMAILID":
+        wanted_id = str(key.a)
+        return lambda c: objectid.email_id(c.meta.blob_id) == wanted_id
+    if op == "THREADID":
+        wanted_id = str(key.a)
+        return lambda c: _thread_id(c, user_id) == wanted_id
     if op == "ALL":
         return lambda c: True
     if op == "FLAG":
@@ -184,15 +198,15 @@ def matcher(
         uids = seq_uids(key)
         return lambda c: int(c.meta.uid) in uids
     if op == "NOT":
-        inner = matcher(key.a, seq_uids)  # type: ignore[arg-type]
+        inner = matcher(key.a, seq_uids, user_id)  # type: ignore[arg-type]
         return lambda c: not inner(c)
     if op == "OR":
-        left = matcher(key.a, seq_uids)  # type: ignore[arg-type]
-        right = matcher(key.b, seq_uids)  # type: ignore[arg-type]
+        left = matcher(key.a, seq_uids, user_id)  # type: ignore[arg-type]
+        right = matcher(key.b, seq_uids, user_id)  # type: ignore[arg-type]
         return lambda c: left(c) or right(c)
     if op == "AND":
         assert isinstance(key.a, tuple)
-        parts = [matcher(k, seq_uids) for k in key.a]
+        parts = [matcher(k, seq_uids, user_id) for k in key.a]
         return lambda c: all(p(c) for p in parts)
     if op == "MODSEQ":
         lowest = int(key.a)  # type: ignore[call-overload]

@@ -177,7 +177,7 @@ class Session:
             "LITERAL+", "ENABLE", "ID", "IDLE", "NAMESPACE", "UNSELECT", "UIDPLUS", "MOVE",
             "ESEARCH", "SEARCHRES", "SPECIAL-USE", "CREATE-SPECIAL-USE", "LIST-EXTENDED",
             "LIST-STATUS", "CHILDREN", "STATUS=SIZE", "BINARY", "UTF8=ACCEPT", "CONDSTORE",
-            "SAVEDATE",
+            "SAVEDATE", "OBJECTID",
             f"APPENDLIMIT={self.settings.limits.max_message_size}",
         ]
         return " ".join(caps)

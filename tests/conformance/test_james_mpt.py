@@ -76,6 +76,7 @@ SELECTED = {
     "FetchRFC822Mixed",
     "FetchSaveDate",  # Fetch
     "SearchSaveDate",  # its SEARCHes expect the four messages of the selected mailbox
+    "ObjectId",  # fetches message 1 without selecting
     "FetchSimpleBodyStructure",
     "FetchMultipartBodyStructure",
     "FetchStructureEmbedded",

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from mailstead.core.types import SEEN, UID
-from mailstead.imap import response
+from mailstead.imap import objectid, response
 from mailstead.imap.parse.commands import Command, Fetch
 from mailstead.imap.parse.fetch import FetchAtt
 from mailstead.imap.selected import uid_ranges
@@ -47,7 +47,7 @@ def _needs(items: list[FetchAtt]) -> tuple[bool, str | None]:
     for item in items:
         if item.name in _STRUCTURE_ITEMS and item.section is None:
             structure = True
-        elif item.name == "RFC822.HEADER" or (
+        elif item.name == "THREADID" or item.name == "RFC822.HEADER" or (
             item.section is not None
             and item.name == "BODY"
             and not item.path
@@ -106,11 +106,18 @@ def render_item(
             return b"FLAGS " + response.flag_list(shown)
         if name == "INTERNALDATE":
             return b"INTERNALDATE " + response.internaldate(meta.internaldate)
+        if name == "EMAILID":  # RFC 8474 §5.1
+            return b"EMAILID (%s)" % objectid.email_id(meta.blob_id).encode()
         if name == "SAVEDATE":  # RFC 8514 §4.1
             return b"SAVEDATE " + response.internaldate(savedate or meta.internaldate)
         if name == "RFC822.SIZE":
             return b"RFC822.SIZE %d" % meta.size
         assert structure is not None
+        if name == "THREADID":  # RFC 8474 §5.2
+            assert raw is not None and session.user is not None
+            found = objectid.header_values(raw, structure.top_headers)
+            thread = objectid.thread_id(session.user.id, meta.blob_id, found)
+            return b"THREADID (%s)" % thread.encode()
         if name == "ENVELOPE":
             return b"ENVELOPE " + wire_bytes(structure.envelope)
         if name == "BODY":

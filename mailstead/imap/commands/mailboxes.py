@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from mailstead.core.errors import InvalidName, NotFound
 from mailstead.core.types import SPECIAL_USES
+from mailstead.imap import objectid
 from mailstead.imap.parse.commands import Command, Create, Enable, MailboxArg, Rename, Status
 from mailstead.imap.session import CommandError, Reply
 from mailstead.store.models import Mailbox
@@ -54,8 +55,9 @@ async def create(session: Session, cmd: Command) -> Reply:
                        None)
         if special is None:
             raise CommandError("NO", "Unknown special-use attribute", "USEATTR")
-    await session.store.create_mailbox(session.user.id, name, special)
-    return Reply(text="CREATE completed")
+    box = await session.store.create_mailbox(session.user.id, name, special)
+    # RFC 8474 §4: the new mailbox's MAILBOXID in the tagged OK.
+    return Reply(text="CREATE completed", code=f"MAILBOXID ({objectid.mailbox_id(box)})")
 
 
 async def delete(session: Session, cmd: Command) -> Reply:
@@ -102,6 +104,7 @@ async def status_items(session: Session, box: Mailbox, items: tuple[str, ...]) -
     RFC 7889 APPENDLIMIT); RECENT is the rev1 count of messages no session has seen yet."""
     values: list[str] = []
     for item in items:
+        value: int | str
         if item == "MESSAGES":
             value = box.message_count
         elif item == "UIDNEXT":
@@ -118,6 +121,8 @@ async def status_items(session: Session, box: Mailbox, items: tuple[str, ...]) -
             value = session.settings.limits.max_message_size
         elif item == "HIGHESTMODSEQ":
             value = box.highestmodseq  # RFC 7162 §3.1.6
+        elif item == "MAILBOXID":
+            value = f"({objectid.mailbox_id(box)})"  # RFC 8474 §4
         else:  # RECENT
             metas = await session.store.list_messages(box.id)
             value = len(session.ctx.recent.unclaimed(

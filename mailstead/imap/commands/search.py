@@ -80,7 +80,8 @@ async def search(session: Session, cmd: Command) -> Reply:
     with_modseq = uses_modseq(args.key)
     if with_modseq:
         session.enable_condstore()  # RFC 7162 §3.1: a CONDSTORE-enabling command
-    predicate = matcher(args.key, seq_uids)
+    assert session.user is not None
+    predicate = matcher(args.key, seq_uids, session.user.id)
     wanted = needs(args.key)
     store = session.store
     metas = await store.list_messages(view.mailbox_id)

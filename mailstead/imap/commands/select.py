@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from mailstead.core.errors import NotFound
 from mailstead.core.types import SEEN, UID
+from mailstead.imap import objectid
 from mailstead.imap.parse.commands import Command, MailboxArg, Sequence
 from mailstead.imap.selected import SelectedMailbox
 from mailstead.imap.session import CommandError, Reply
@@ -53,6 +54,7 @@ async def select(session: Session, cmd: Command) -> Reply:
     view = SelectedMailbox(box, messages, readonly=readonly, recent=recent)
     session.set_selected(view)
     # The order is free (RFC 9051 §6.3.2); this is James's, which Dovecot's clients accept.
+    session.untagged(f"OK [MAILBOXID ({objectid.mailbox_id(box)})] Ok")  # RFC 8474 §4
     session.untagged(b"FLAGS " + view.flags_response())
     session.untagged(f"{view.exists} EXISTS")
     if not session.rev2:

@@ -8,7 +8,7 @@ from mailstead.imap.parse.primitives import MAX_NUMBER, Reader
 
 _SIMPLE = frozenset({
     "FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", "BODY", "BODYSTRUCTURE", "UID",
-    "RFC822", "RFC822.HEADER", "RFC822.TEXT", "MODSEQ", "SAVEDATE",
+    "RFC822", "RFC822.HEADER", "RFC822.TEXT", "MODSEQ", "SAVEDATE", "EMAILID", "THREADID",
 })
 # RFC 9051 §6.4.5 macros; they may only appear alone.
 MACROS: dict[str, tuple[str, ...]] = {

@@ -91,6 +91,9 @@ def search_key(r: Reader) -> SearchKey:
             return SearchKey("UID", r.sequence_set())
         if word == "MODSEQ":
             return _modseq_key(r)
+        if word in ("EMAILID", "THREADID"):  # RFC 8474 §6: objectid
+            r.sp()
+            return SearchKey(word, r.atom("an object id"))
         if word == "NOT":
             r.sp()
             if r.depth > 64:
