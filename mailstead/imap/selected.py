@@ -224,12 +224,15 @@ class SelectedMailbox:
         allow_expunge: bool,
         rev2: bool,
         fetch_flags: Callable[[int, frozenset[str]], bytes],
+        vanished: bool = False,
     ) -> list[bytes]:
         """Untagged responses for everything pending, in an order that keeps numbers
-        consistent: EXPUNGEs first (when allowed), then EXISTS/RECENT, FLAGS when the new
-        messages brought keywords this session has not announced, then flag FETCHes."""
+        consistent: EXPUNGEs first (when allowed; one VANISHED with the UIDs instead once
+        QRESYNC is on, RFC 7162 §3.2.10), then EXISTS/RECENT, FLAGS when the new messages
+        brought keywords this session has not announced, then flag FETCHes."""
         out: list[bytes] = []
         if allow_expunge and self._expunged:
+            gone: list[int] = []
             for u in sorted(self._expunged):
                 seq = self.seq_of(u)
                 if seq is None:
@@ -240,8 +243,13 @@ class SelectedMailbox:
                 self.saved = [s for s in self.saved if s != u] if self.saved else self.saved
                 if seq <= self.reported_exists:
                     self.reported_exists -= 1
-                    out.append(b"* %d EXPUNGE\r\n" % seq)
+                    if vanished:
+                        gone.append(u)
+                    else:
+                        out.append(b"* %d EXPUNGE\r\n" % seq)
             self._expunged.clear()
+            if gone:
+                out.append(b"* VANISHED %s\r\n" % response.uid_set(gone).encode())
         if len(self.uids) != self.reported_exists:
             self.reported_exists = len(self.uids)
             out.append(b"* %d EXISTS\r\n" % self.reported_exists)

@@ -140,6 +140,11 @@ class Session:
         return "IMAP4REV2" in self.enabled or "UTF8=ACCEPT" in self.enabled
 
     @property
+    def qresync(self) -> bool:
+        """RFC 7162 §3.2.3: on after ENABLE QRESYNC (which also turns CONDSTORE on)."""
+        return "QRESYNC" in self.enabled
+
+    @property
     def condstore(self) -> bool:
         """RFC 7162 §3.1: on from the first CONDSTORE-enabling command to the end."""
         return "CONDSTORE" in self.enabled
@@ -177,7 +182,7 @@ class Session:
             "LITERAL+", "ENABLE", "ID", "IDLE", "NAMESPACE", "UNSELECT", "UIDPLUS", "MOVE",
             "ESEARCH", "SEARCHRES", "SPECIAL-USE", "CREATE-SPECIAL-USE", "LIST-EXTENDED",
             "LIST-STATUS", "CHILDREN", "STATUS=SIZE", "BINARY", "UTF8=ACCEPT", "CONDSTORE",
-            "SAVEDATE", "OBJECTID",
+            "QRESYNC", "SAVEDATE", "OBJECTID",
             f"APPENDLIMIT={self.settings.limits.max_message_size}",
         ]
         return " ".join(caps)
@@ -256,7 +261,10 @@ class Session:
             raise Disconnect
         if view.has_pending:
             for line in view.updates(
-                allow_expunge=allow_expunge, rev2=self.rev2, fetch_flags=self.fetch_flags_line
+                allow_expunge=allow_expunge,
+                rev2=self.rev2,
+                fetch_flags=self.fetch_flags_line,
+                vanished=self.qresync,
             ):
                 self.send(line)
 

@@ -509,7 +509,7 @@ def test_namespace_id_enable_check(raw: Raw) -> None:
     lines = raw.command('ID ("name" "test")', tag="i1")
     assert lines == [b"* ID NIL\r\n", b"i1 OK ID completed\r\n"]
     assert status_of(raw.command("ID NIL")) == b"OK"
-    assert raw.command("ENABLE QRESYNC")[0] == b"* ENABLED\r\n"  # not advertised: ignored
+    assert raw.command("ENABLE X-UNKNOWN")[0] == b"* ENABLED\r\n"  # not advertised: ignored
     raw.command("SELECT INBOX")
     assert status_of(raw.command("CHECK")) == b"OK"
 

@@ -234,12 +234,15 @@ def test_login_with_literals_and_quoted() -> None:
         b"a SEARCH FROOBLE",
         b"a SEARCH " + b"(" * 100 + b"ALL" + b")" * 100,
         b"a SEARCH " + b"NOT " * 100 + b"ALL",
-        b"a SELECT INBOX (QRESYNC (1 2))",
+        b"a SELECT INBOX (QRESYNC (1))",
+        b"a SELECT INBOX (QRESYNC (1 2 1:*))",
+        b"a SELECT INBOX (QRESYNC (1 2 1:5 (1:2)))",
+        b"a SELECT INBOX (CONDSTORE CONDSTORE)",
         b"a SELECT INBOX (CONDSTORE",
         b"a FETCH 1 FLAGS (CHANGEDSINCE 0)",
         b"a FETCH 1 FLAGS (CHANGEDSINCE)",
         b"a FETCH 1 FLAGS (VANISHED)",
-        b"a UID FETCH 1 FLAGS (CHANGEDSINCE 5 VANISHED)",
+        b"a UID FETCH 1 FLAGS (CHANGEDSINCE 5 CHANGEDSINCE 6)",
         b"a STORE 1 (UNCHANGEDSINCE x) +FLAGS (\\Seen)",
         b"a STORE 1 (CHANGEDSINCE 4) +FLAGS (\\Seen)",
         b"a SEARCH MODSEQ",
@@ -276,6 +279,22 @@ def test_condstore_grammar() -> None:
     for line in (b"a SEARCH MODSEQ 7", b'a SEARCH MODSEQ "/flags/\\\\draft" all 7'):
         args = parse_command(line).args
         assert isinstance(args, SearchArgs) and args.key == SearchKey("MODSEQ", 7)
+    qresync = parse_command(
+        b"a SELECT INBOX (QRESYNC (67890007 90060115194045000 41:211,214:541))"
+    ).args
+    assert isinstance(qresync, MailboxArg) and qresync.qresync is not None
+    assert qresync.qresync.uidvalidity == 67890007 and qresync.qresync.modseq == 90060115194045000
+    assert qresync.qresync.known_uids is not None and qresync.qresync.seq_match is None
+    full = parse_command(
+        b"a EXAMINE INBOX (CONDSTORE QRESYNC (1 2 1:9 (1,3:5 2,7:9)))"
+    ).args
+    assert isinstance(full, MailboxArg) and full.condstore and full.qresync is not None
+    assert full.qresync.seq_match is not None
+    only_match = parse_command(b"a SELECT INBOX (QRESYNC (1 2 (1 7)))").args
+    assert isinstance(only_match, MailboxArg) and only_match.qresync is not None
+    assert only_match.qresync.known_uids is None and only_match.qresync.seq_match is not None
+    vanished = parse_command(b"a UID FETCH 1:* FLAGS (CHANGEDSINCE 9 VANISHED)").args
+    assert isinstance(vanished, Fetch) and vanished.vanished and vanished.changed_since == 9
     status = parse_command(b"a STATUS INBOX (HIGHESTMODSEQ)").args
     assert isinstance(status, Status) and status.items == ("HIGHESTMODSEQ",)
 

@@ -14,6 +14,7 @@ from mailstead.core.types import SEEN, UID
 from mailstead.imap import objectid, response
 from mailstead.imap.parse.commands import Command, Fetch
 from mailstead.imap.parse.fetch import FetchAtt
+from mailstead.imap.parse.primitives import SequenceSet
 from mailstead.imap.selected import uid_ranges
 from mailstead.imap.session import CommandError, Reply
 from mailstead.imap.structure import StoredStructure
@@ -175,11 +176,37 @@ async def _load_chunk(
     return out
 
 
+def _span(a: int | None, b: int | None) -> tuple[int, int | None]:
+    """A UID range as (lowest, highest or None for no upper end); ``*`` is open-ended."""
+    if a is None or b is None:
+        known = b if a is None else a
+        return (known or 0, None)
+    return (min(a, b), max(a, b))
+
+
+async def _vanished_earlier(
+    session: Session, mailbox_id: int, requested: SequenceSet, since: int
+) -> None:
+    """RFC 7162 §3.2.6: the UIDs of the requested set expunged after ``since``, as one
+    ``VANISHED (EARLIER)`` before the FETCH data. ``*`` reaches past the last UID, since the
+    message that had it may be among the expunged."""
+    spans = [_span(a, b) for a, b in requested.ranges]
+    gone = [
+        int(u) for u in await session.store.vanished_since(mailbox_id, since)
+        if any(low <= u and (high is None or u <= high) for low, high in spans)
+    ]
+    if gone:
+        session.untagged("VANISHED (EARLIER) " + response.uid_set(gone))
+
+
 async def fetch(session: Session, cmd: Command) -> Reply:
     args = cmd.args
     view = session.selected
     assert isinstance(args, Fetch) and view is not None
     by_uid = cmd.name == "UID FETCH"
+    if args.vanished and not (by_uid and session.qresync):
+        # RFC 7162 §3.2.6: only UID FETCH, and only after ENABLE QRESYNC.
+        raise CommandError("BAD", "VANISHED needs UID FETCH and ENABLE QRESYNC")
     uids = view.resolve(args.sequence, uid=by_uid)
     items = list(args.items)
     if by_uid and not _has(items, "UID"):
@@ -190,6 +217,8 @@ async def fetch(session: Session, cmd: Command) -> Reply:
         items.append(FetchAtt("MODSEQ"))  # RFC 7162 §3.1.4.1: CHANGEDSINCE implies MODSEQ
     if _has(items, "MODSEQ"):
         session.enable_condstore()  # RFC 7162 §3.1: a CONDSTORE-enabling command
+    if args.vanished and args.changed_since is not None:
+        await _vanished_earlier(session, view.mailbox_id, args.sequence, args.changed_since)
     if not uids:
         return Reply(text=f"{cmd.name} completed")
     store = session.store

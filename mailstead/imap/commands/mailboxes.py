@@ -16,8 +16,8 @@ from mailstead.store.names import SEPARATOR, is_inbox
 if TYPE_CHECKING:
     from mailstead.imap.session import Session
 
-# What ENABLE can switch on (RFC 9051 §6.3.1, RFC 6855 §3, RFC 7162 §3.1).
-ENABLEABLE = ("IMAP4REV2", "UTF8=ACCEPT", "CONDSTORE")
+# What ENABLE can switch on (RFC 9051 §6.3.1, RFC 6855 §3, RFC 7162 §3.1, §3.2.3).
+ENABLEABLE = ("IMAP4REV2", "UTF8=ACCEPT", "CONDSTORE", "QRESYNC")
 
 
 async def enable(session: Session, cmd: Command) -> Reply:
@@ -36,6 +36,8 @@ async def enable(session: Session, cmd: Command) -> Reply:
             session.enable_condstore()  # and HIGHESTMODSEQ when a mailbox is selected
         else:
             session.enabled.add(cap)
+        if cap == "QRESYNC":
+            session.enable_condstore()  # RFC 7162 §3.2.3: QRESYNC implies CONDSTORE
     return Reply(text="ENABLE completed")
 
 

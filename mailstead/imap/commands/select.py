@@ -8,10 +8,11 @@ from typing import TYPE_CHECKING
 
 from mailstead.core.errors import NotFound
 from mailstead.core.types import SEEN, UID
-from mailstead.imap import objectid
-from mailstead.imap.parse.commands import Command, MailboxArg, Sequence
+from mailstead.imap import objectid, response
+from mailstead.imap.parse.commands import Command, MailboxArg, QResync, Sequence
 from mailstead.imap.selected import SelectedMailbox
 from mailstead.imap.session import CommandError, Reply
+from mailstead.store.models import MessageMeta
 
 if TYPE_CHECKING:
     from mailstead.imap.session import Session
@@ -21,12 +22,16 @@ async def select(session: Session, cmd: Command) -> Reply:
     args = cmd.args
     assert isinstance(args, MailboxArg) and session.user is not None
     readonly = cmd.name == "EXAMINE"
+    if args.qresync is not None and not session.qresync:
+        # RFC 7162 §3.2.5: only after ENABLE QRESYNC; a syntax-level refusal, so the
+        # mailbox selected so far stays selected.
+        raise CommandError("BAD", "QRESYNC parameter without ENABLE QRESYNC")
     if args.condstore:
         session.enabled.add("CONDSTORE")  # HIGHESTMODSEQ follows with the selection anyway
     if session.selected is not None:
         # RFC 9051 §6.3.2: the old mailbox is closed (without expunge) even if this fails.
         session.unselect(keep_recent=True)
-        if session.rev2:
+        if session.rev2 or session.qresync:  # RFC 9051 §7.1, RFC 7162 §3.2.11
             session.untagged("OK [CLOSED] Previous mailbox closed")
     session.open_subscription()
     try:
@@ -75,8 +80,39 @@ async def select(session: Session, cmd: Command) -> Reply:
     if session.rev2:
         # RFC 9051 §6.3.2: a LIST response with the mailbox name is required.
         session.untagged(b"LIST () " + session.separator + b" " + session.mailbox_name(box.name))
+    if args.qresync is not None and args.qresync.uidvalidity == box.uidvalidity:
+        await _resync(session, view, messages, args.qresync)
     code = "READ-ONLY" if readonly else "READ-WRITE"
     return Reply(text=f"{cmd.name} completed", code=code)
+
+
+async def _resync(
+    session: Session, view: SelectedMailbox, messages: list[MessageMeta], known: QResync
+) -> None:
+    """RFC 7162 §3.2.5.1: what changed since the client's mod-sequence, in the SELECT
+    answer: the UIDs expunged since (only among ``known_uids`` when given) as one
+    ``VANISHED (EARLIER)``, then every message changed since as a FETCH of its UID, flags
+    and mod-sequence. Expunges are remembered for good, so ``seq_match`` is not needed."""
+    gone = await session.store.vanished_since(view.mailbox_id, known.modseq)
+    if known.known_uids is not None:
+        spans = [(min(a, b), max(a, b)) for a, b in known.known_uids.ranges
+                 if a is not None and b is not None]  # the parser allows no "*" here
+        gone = [u for u in gone if any(low <= u <= high for low, high in spans)]
+    if gone:
+        session.untagged("VANISHED (EARLIER) " + response.uid_set(int(u) for u in gone))
+    for meta in messages:
+        if meta.modseq <= known.modseq:
+            continue
+        uid = int(meta.uid)
+        seq = view.seq_of(uid)
+        if seq is None:
+            continue
+        shown = set(meta.flags)
+        if not session.rev2 and uid in view.recent:
+            shown.add("\\Recent")
+        session.send(b"* %d FETCH (UID %d FLAGS %s MODSEQ (%d))\r\n" % (
+            seq, uid, response.flag_list(shown), meta.modseq
+        ))
 
 
 async def close(session: Session, cmd: Command) -> Reply:

@@ -44,11 +44,23 @@ class Enable:
 
 
 @dataclass(frozen=True, slots=True)
+class QResync:
+    """SELECT/EXAMINE (QRESYNC (...)) (RFC 7162 §3.2.5): what the client knew."""
+
+    uidvalidity: int
+    modseq: int
+    known_uids: SequenceSet | None = None
+    # (known sequence numbers, their UIDs): only a hint for servers that forget expunges.
+    seq_match: tuple[SequenceSet, SequenceSet] | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class MailboxArg:
     """SELECT, EXAMINE, DELETE, SUBSCRIBE, UNSUBSCRIBE."""
 
     name: str
     condstore: bool = False  # SELECT/EXAMINE (CONDSTORE) (RFC 7162 §3.1.8)
+    qresync: QResync | None = None  # SELECT/EXAMINE (QRESYNC (...)) (RFC 7162 §3.2.5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +107,7 @@ class Fetch:
     sequence: SequenceSet
     items: tuple[FetchAtt, ...]
     changed_since: int | None = None  # RFC 7162 §3.1.4 CHANGEDSINCE modifier
+    vanished: bool = False  # RFC 7162 §3.2.6 VANISHED modifier (UID FETCH only)
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,35 +235,75 @@ def _mailbox_arg(r: Reader) -> MailboxArg:
 
 
 def _select(r: Reader) -> MailboxArg:
-    """RFC 4466 select-params: ``(CONDSTORE)`` (RFC 7162 §3.1.8) is the one supported."""
+    """RFC 4466 select-params: ``CONDSTORE`` (RFC 7162 §3.1.8) and ``QRESYNC (...)``
+    (§3.2.5), each at most once."""
     r.sp()
     name = r.mailbox()
     condstore = False
+    qresync: QResync | None = None
     if r.more():
         r.sp()
         r.open_paren()
+        first = True
         while r.peek() != b")":
-            if condstore:
+            if not first:
                 r.sp()
+            first = False
             param = r.atom("a SELECT parameter").upper()
-            if param != "CONDSTORE":
-                raise r.error(f"unsupported SELECT parameter {param[:40]}")
-            condstore = True
+            if param == "CONDSTORE" and not condstore:
+                condstore = True
+            elif param == "QRESYNC" and qresync is None:
+                r.sp()
+                qresync = _qresync(r)
+            else:
+                raise r.error(f"unsupported or repeated SELECT parameter {param[:40]}")
         r.close_paren()
     r.end()
-    return MailboxArg(name, condstore)
+    return MailboxArg(name, condstore, qresync)
+
+
+def _qresync(r: Reader) -> QResync:
+    """``(uidvalidity SP mod-sequence-value [SP known-uids] [SP seq-match-data])``."""
+    r.open_paren()
+    uidvalidity = r.number(nonzero=True)
+    r.sp()
+    modseq = r.number(nonzero=True, limit=MAX_NUMBER64)
+    known: SequenceSet | None = None
+    match: tuple[SequenceSet, SequenceSet] | None = None
+    if r.peek() == b" ":
+        r.sp()
+        if r.peek() != b"(":
+            known = _uid_set(r)
+            if r.peek() == b" ":
+                r.sp()
+        if r.peek() == b"(":
+            r.open_paren()
+            seqs = _uid_set(r)
+            r.sp()
+            uids = _uid_set(r)
+            r.close_paren()
+            match = (seqs, uids)
+    r.close_paren()
+    return QResync(uidvalidity, modseq, known, match)
+
+
+def _uid_set(r: Reader) -> SequenceSet:
+    """A sequence set without ``*`` or ``$`` (RFC 7162 §7 known-uids, seq-match-data)."""
+    seq = r.sequence_set()
+    if seq.saved or any(a is None or b is None for a, b in seq.ranges):
+        raise r.error("'*' and '$' are not allowed in QRESYNC sets")
+    return seq
 
 
 def _modifier(r: Reader, name: bytes) -> int:
-    """``(NAME mod-sequence-value)``, the one modifier FETCH (CHANGEDSINCE) and STORE
-    (UNCHANGEDSINCE) take (RFC 7162 §3.1.3-4; QRESYNC's VANISHED is not advertised)."""
+    """``(NAME mod-sequence-value)``: STORE's one modifier, UNCHANGEDSINCE (RFC 7162
+    §3.1.3)."""
     r.open_paren()
     word = r.atom("a modifier").upper()
     if word.encode() != name:
         raise r.error(f"unsupported modifier {word[:40]}")
     r.sp()
-    # mod-sequence-value for CHANGEDSINCE, mod-sequence-valzer (zero allowed) for STORE.
-    value = r.number(nonzero=name == b"CHANGEDSINCE", limit=MAX_NUMBER64)
+    value = r.number(limit=MAX_NUMBER64)  # mod-sequence-valzer: zero allowed
     r.close_paren()
     return value
 
@@ -418,11 +471,29 @@ def _fetch(r: Reader) -> Fetch:
     r.sp()
     items = fetch_atts(r)
     changed_since = None
+    vanished = False
     if r.more():
+        # RFC 7162: "(" fetch-modifier *(SP fetch-modifier) ")"; CHANGEDSINCE n, VANISHED.
         r.sp()
-        changed_since = _modifier(r, b"CHANGEDSINCE")
+        r.open_paren()
+        first = True
+        while r.peek() != b")":
+            if not first:
+                r.sp()
+            first = False
+            word = r.atom("a FETCH modifier").upper()
+            if word == "CHANGEDSINCE" and changed_since is None:
+                r.sp()
+                changed_since = r.number(nonzero=True, limit=MAX_NUMBER64)
+            elif word == "VANISHED" and not vanished:
+                vanished = True
+            else:
+                raise r.error(f"unsupported or repeated FETCH modifier {word[:40]}")
+        r.close_paren()
+        if vanished and changed_since is None:
+            raise r.error("VANISHED needs CHANGEDSINCE")  # RFC 7162 §3.2.6
     r.end()
-    return Fetch(seq, tuple(items), changed_since)
+    return Fetch(seq, tuple(items), changed_since, vanished)
 
 
 def _store(r: Reader) -> Store:
