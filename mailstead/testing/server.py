@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import os
+import random
 import signal
 import socket
 import ssl
@@ -212,7 +213,28 @@ class ServerThread:
         return ssl.create_default_context(cafile=str(self.cert_path))
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+
+
 def free_port() -> int:
+    """A loopback port free now, for a server that binds it later (a child process, or a
+    restart after SIGKILL on the same port). Taken below the kernel's ephemeral range:
+    a port from that range can meanwhile become the source port of some outgoing
+    connection (the tests open thousands), and the later bind then fails."""
+    low, _ = _ephemeral_range()
+    for _ in range(50):
+        candidate = random.randrange(10000, max(low, 10001))
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", candidate))
+            except OSError:
+                continue
+            return candidate
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])

@@ -28,6 +28,8 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from mailstead.testing.server import free_port
+
 USER = "tester"
 PASSWORD = "pass"
 
@@ -44,12 +46,6 @@ def _has_user(name: str) -> bool:
     except KeyError:
         return False
     return True
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _dovecot_version(binary: str) -> tuple[int, ...]:
@@ -85,8 +81,8 @@ class Dovecot:
                     self.mail_uid, self.mail_gid = entry.pw_uid, entry.pw_gid
                     break
         self.users = list(users)
-        self.port = _free_port()
-        self.pop3_port: int | None = _free_port() if pop3 else None
+        self.port = free_port()
+        self.pop3_port: int | None = free_port() if pop3 else None
         self.mail_fsync = mail_fsync
         self.extra_config = extra_config  # appended to dovecot.conf (benchmark limits)
         self.proc: subprocess.Popen[bytes] | None = None

@@ -36,6 +36,8 @@ from pathlib import Path
 
 import pytest
 
+from mailstead.testing.server import free_port
+
 # Services a delivery-only instance needs; chroot off (column 5 "n") so no chroot setup.
 MASTER_CF = """\
 {listen} inet n - n - - smtpd
@@ -73,12 +75,6 @@ def postfix_binaries() -> tuple[str, str] | None:
             return None
         found.append(path)
     return found[0], found[1]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Postfix:
@@ -180,7 +176,7 @@ class Postfix:
         root.chmod(0o755)  # postfix and the delivery uid must traverse it
         for sub in ("etc", "spool", "data", "mail", "log"):
             (root / sub).mkdir()
-        self.port = _free_port()
+        self.port = free_port()
         etc = root / "etc"
         (etc / "master.cf").write_text(MASTER_CF.format(listen=f"127.0.0.1:{self.port}"))
         (etc / "main.cf").write_text("")
