@@ -182,7 +182,7 @@ class Session:
             "LITERAL+", "ENABLE", "ID", "IDLE", "NAMESPACE", "UNSELECT", "UIDPLUS", "MOVE",
             "ESEARCH", "SEARCHRES", "SPECIAL-USE", "CREATE-SPECIAL-USE", "LIST-EXTENDED",
             "LIST-STATUS", "CHILDREN", "STATUS=SIZE", "BINARY", "UTF8=ACCEPT", "CONDSTORE",
-            "QRESYNC", "SAVEDATE", "OBJECTID",
+            "QRESYNC", "SAVEDATE", "OBJECTID", "QUOTA", "QUOTA=RES-STORAGE",  # RFC 9208 §1
             f"APPENDLIMIT={self.settings.limits.max_message_size}",
         ]
         return " ".join(caps)
@@ -453,7 +453,7 @@ def _error_reply(exc: MailsteadError) -> Reply:
         return Reply("NO", "Mailbox is \\Noselect and has children, delete them first", "INUSE")
     if isinstance(exc, InvalidName):
         return Reply("NO", "Invalid mailbox name", "CANNOT")
-    if isinstance(exc, QuotaExceeded):
+    if isinstance(exc, QuotaExceeded):  # APPEND, COPY: RFC 9208 §4.3.1
         return Reply("NO", "Quota exceeded", "OVERQUOTA")
     if isinstance(exc, StorageUnavailable):
         return Reply("NO", "Temporary failure, try again", "UNAVAILABLE")

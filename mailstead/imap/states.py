@@ -46,6 +46,10 @@ ALLOWED: dict[str, frozenset[State]] = {
     "STATUS": _AUTHED,
     "APPEND": _AUTHED,
     "IDLE": _AUTHED,
+    # RFC 9208 §4.1: QUOTA commands, authenticated or selected
+    "GETQUOTA": _AUTHED,
+    "GETQUOTAROOT": _AUTHED,
+    "SETQUOTA": _AUTHED,
     # §6.4 selected
     "CHECK": _SELECTED,
     "CLOSE": _SELECTED,

@@ -60,6 +60,7 @@ class Mailbox:
     unseen_count: int = 0
     deleted_count: int = 0
     size_bytes: int = 0
+    deleted_bytes: int = 0  # size of the \Deleted messages: what EXPUNGE would free
     noselect: bool = False  # \Noselect: a name kept for its children (RFC 9051 §6.3.5)
 
 

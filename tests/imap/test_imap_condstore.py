@@ -71,7 +71,7 @@ def test_modseq_grows_with_each_change_and_status_reports_it(selected: Raw) -> N
     assert after[2] > start[3]
     assert re.match(rb"\* 2 FETCH \(FLAGS \(\\Flagged \\Recent\) UID 2 MODSEQ \(\d+\)\)", lines[0])
     status = raw.command("STATUS INBOX (HIGHESTMODSEQ MESSAGES)")
-    assert status[0] == b'* STATUS "INBOX" (HIGHESTMODSEQ %d MESSAGES 3)\r\n' % after[2]
+    assert status[0] == b'* STATUS "INBOX" (MESSAGES 3 HIGHESTMODSEQ %d)\r\n' % after[2]
     assert status_of(status) == b"OK"
 
 

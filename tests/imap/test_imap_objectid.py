@@ -37,7 +37,7 @@ def test_mailboxid_is_stable_across_rename_and_new_for_a_recreated_name(
     created = _one(rb"OK \[MAILBOXID " + _ID + rb"\]", raw.command("CREATE Projects"))
     assert _one(rb"\* OK \[MAILBOXID " + _ID, raw.command("SELECT Projects")) == created
     status = raw.command("STATUS Projects (MAILBOXID MESSAGES)")
-    assert status[0] == b'* STATUS "Projects" (MAILBOXID (%s) MESSAGES 0)\r\n' % created
+    assert status[0] == b'* STATUS "Projects" (MESSAGES 0 MAILBOXID (%s))\r\n' % created
     raw.command("UNSELECT")
     assert status_of(raw.command("RENAME Projects Work")) == b"OK"
     assert _one(rb"MAILBOXID " + _ID, raw.command("STATUS Work (MAILBOXID)")) == created

@@ -15,11 +15,13 @@ from mailstead.imap.parse.commands import (
     CopyMove,
     Create,
     Fetch,
+    GetQuota,
     Id,
     ListArgs,
     Login,
     MailboxArg,
     Rename,
+    SetQuota,
     Status,
     Store,
     parse_command,
@@ -444,6 +446,59 @@ def test_id_accepts_what_clients_send(
 def test_id_rejects_what_is_not_a_list(line: bytes) -> None:
     with pytest.raises(ParseError):
         parse_command(line)
+
+
+@pytest.mark.parametrize(
+    ("line", "args"),
+    [
+        (b'a GETQUOTA "User quota"', GetQuota("User quota")),
+        (b'a GETQUOTA ""', GetQuota("")),
+        (b"a getquota {10}\r\nUser quota", GetQuota("User quota")),
+        (b"a GETQUOTA #user/alice", GetQuota("#user/alice")),
+        (b"a GETQUOTAROOT INBOX", MailboxArg("INBOX")),
+        (b"a GETQUOTAROOT inbox", MailboxArg("INBOX")),
+        (b"a GETQUOTAROOT &AOk-t&AOk-", MailboxArg("été")),
+        (b'a SETQUOTA "User quota" ()', SetQuota("User quota", ())),
+        (b'a SETQUOTA "" (STORAGE 512)', SetQuota("", (("STORAGE", 512),))),
+        (b"a SETQUOTA root (storage 9223372036854775807 MESSAGE 0)",
+         SetQuota("root", (("STORAGE", 2**63 - 1), ("MESSAGE", 0)))),
+    ],
+)
+def test_quota_grammars(line: bytes, args: object) -> None:
+    """RFC 9208 §7: getquota, getquotaroot, setquota (case-insensitive, astring roots)."""
+    assert parse_command(line).args == args
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b"a GETQUOTA",
+        b"a GETQUOTA (x)",
+        b'a GETQUOTA "a" "b"',
+        b"a GETQUOTAROOT",
+        b"a GETQUOTAROOT INBOX Sent",
+        b"a SETQUOTA root",
+        b"a SETQUOTA root STORAGE 1",
+        b"a SETQUOTA root (STORAGE)",
+        b"a SETQUOTA root (STORAGE x)",
+        b"a SETQUOTA root (STORAGE -1)",
+        b"a SETQUOTA root (STORAGE 9223372036854775808)",
+        b"a SETQUOTA root (STORAGE 1",
+        b"a SETQUOTA root (STORAGE 1) (MESSAGE 2)",
+        b"a STATUS INBOX (DELETED-STORAGES)",
+    ],
+)
+def test_quota_syntax_errors(line: bytes) -> None:
+    with pytest.raises(ParseError) as err:
+        parse_command(line)
+    assert err.value.reason and err.value.tag == "a" and err.value.command is not None
+
+
+def test_status_deleted_storage_item() -> None:
+    args = parse_command(b"a STATUS INBOX (DELETED DELETED-STORAGE)").args
+    assert args == Status("INBOX", ("DELETED", "DELETED-STORAGE"))
+    listed = parse_command(b'a LIST "" * RETURN (STATUS (deleted-storage))').args
+    assert isinstance(listed, ListArgs) and listed.status_items == ("DELETED-STORAGE",)
 
 
 def test_parse_tag() -> None:

@@ -105,6 +105,25 @@ async def test_flags_modes_and_modseq(store: Store, user_id: int) -> None:
     assert status.unseen_count == 1
 
 
+async def test_mailbox_counts_sizes_and_deleted_bytes(store: Store, user_id: int) -> None:
+    """What STATUS reports: SIZE (RFC 8438), DELETED and DELETED-STORAGE (RFC 9208 §4.1.4),
+    the latter what EXPUNGE would free, in octets."""
+    box = await inbox_id(store, user_id)
+    a = await store.append(box, message(1, size=300))
+    b = await store.append(box, message(2, size=500), flags=["\\Deleted"])
+    await store.append(box, message(3, size=700), flags=["\\Seen"])
+    status = await store.get_mailbox_by_id(box)
+    assert (status.message_count, status.unseen_count, status.size_bytes) == (3, 2, 1500)
+    assert (status.deleted_count, status.deleted_bytes) == (1, 500)
+    await store.store_flags(box, [a.uid], FlagMode.ADD, ["\\Deleted"])
+    [listed] = [m for m in await store.list_mailboxes(user_id) if m.id == box]
+    assert (listed.deleted_count, listed.deleted_bytes) == (2, 800)
+    await store.expunge(box, [b.uid])
+    status = await store.get_mailbox(user_id, "INBOX")
+    assert (status.size_bytes, status.deleted_count, status.deleted_bytes) == (1000, 1, 300)
+    assert (await store.get_user(user_id)).used_bytes == 1000
+
+
 async def test_unchanged_since(store: Store, user_id: int) -> None:
     """RFC 7162 §3.1.3: messages changed after UNCHANGEDSINCE are MODIFIED, not touched."""
     box = await inbox_id(store, user_id)

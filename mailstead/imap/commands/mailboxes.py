@@ -101,11 +101,22 @@ async def namespace(session: Session, cmd: Command) -> Reply:
     return Reply(text="NAMESPACE completed")
 
 
+#: The order STATUS and LIST-STATUS answer in, whatever the order asked. RFC 9051 §6.3.11
+#: leaves it open; this is Apache James's order (MailboxStatusResponseEncoder), with MAILBOXID
+#: last as its scripts expect, so that each item has one place in every answer.
+STATUS_ORDER = (
+    "APPENDLIMIT", "MESSAGES", "SIZE", "DELETED", "DELETED-STORAGE", "RECENT", "UIDNEXT",
+    "HIGHESTMODSEQ", "UIDVALIDITY", "UNSEEN", "MAILBOXID",
+)
+
+
 async def status_items(session: Session, box: Mailbox, items: tuple[str, ...]) -> bytes:
-    """``(MESSAGES 3 UIDNEXT 4 ...)`` in the order asked (RFC 9051 §6.3.11, RFC 8438 SIZE,
-    RFC 7889 APPENDLIMIT); RECENT is the rev1 count of messages no session has seen yet."""
+    """``(MESSAGES 3 UIDNEXT 4 ...)`` in :data:`STATUS_ORDER`, each item once (RFC 9051
+    §6.3.11, RFC 8438 SIZE, RFC 7889 APPENDLIMIT, RFC 9208 §4.1.4 DELETED-STORAGE); RECENT
+    is the rev1 count of messages no session has seen yet."""
     values: list[str] = []
-    for item in items:
+    asked = set(items)
+    for item in (i for i in STATUS_ORDER if i in asked):
         value: int | str
         if item == "MESSAGES":
             value = box.message_count
@@ -119,6 +130,11 @@ async def status_items(session: Session, box: Mailbox, items: tuple[str, ...]) -
             value = box.deleted_count
         elif item == "SIZE":
             value = box.size_bytes
+        elif item == "DELETED-STORAGE":
+            # RFC 9208 §4.1.4: the storage EXPUNGE would free, in octets like SIZE: the sum
+            # of the \Deleted messages' RFC822.SIZE, exactly what EXPUNGE takes off the
+            # account's quota usage (which counts every message's size, shared bodies too).
+            value = box.deleted_bytes
         elif item == "APPENDLIMIT":
             value = session.settings.limits.max_message_size
         elif item == "HIGHESTMODSEQ":

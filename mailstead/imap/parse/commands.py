@@ -56,7 +56,7 @@ class QResync:
 
 @dataclass(frozen=True, slots=True)
 class MailboxArg:
-    """SELECT, EXAMINE, DELETE, SUBSCRIBE, UNSUBSCRIBE."""
+    """SELECT, EXAMINE, DELETE, SUBSCRIBE, UNSUBSCRIBE, GETQUOTAROOT."""
 
     name: str
     condstore: bool = False  # SELECT/EXAMINE (CONDSTORE) (RFC 7162 §3.1.8)
@@ -137,9 +137,24 @@ class Id:
     params: tuple[tuple[str, str | None], ...] | None
 
 
+@dataclass(frozen=True, slots=True)
+class GetQuota:
+    """GETQUOTA (RFC 9208 §4.1.1): a quota root name, an opaque astring (§3.2)."""
+
+    root: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetQuota:
+    """SETQUOTA (RFC 9208 §4.1.3): the root and its new (resource, limit) pairs."""
+
+    root: str
+    limits: tuple[tuple[str, int], ...]
+
+
 STATUS_ITEMS = frozenset({
     "MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "DELETED", "SIZE", "RECENT", "APPENDLIMIT",
-    "HIGHESTMODSEQ", "MAILBOXID",
+    "HIGHESTMODSEQ", "MAILBOXID", "DELETED-STORAGE",
 })
 LIST_SELECTION = frozenset({"SUBSCRIBED", "REMOTE", "RECURSIVEMATCH", "SPECIAL-USE"})
 LIST_RETURN = frozenset({"SUBSCRIBED", "CHILDREN", "SPECIAL-USE", "STATUS"})
@@ -439,6 +454,34 @@ def _status(r: Reader) -> Status:
     return Status(name, tuple(items))
 
 
+def _getquota(r: Reader) -> GetQuota:
+    """RFC 9208 §7: getquota = "GETQUOTA" SP quota-root-name; quota-root-name = astring."""
+    r.sp()
+    root = r.text_astring("a quota root name")
+    r.end()
+    return GetQuota(root)
+
+
+def _setquota(r: Reader) -> SetQuota:
+    """RFC 9208 §7: setquota = "SETQUOTA" SP quota-root-name SP setquota-list;
+    setquota-list = "(" [setquota-resource *(SP setquota-resource)] ")";
+    setquota-resource = resource-name SP resource-limit (an atom and a number64)."""
+    r.sp()
+    root = r.text_astring("a quota root name")
+    r.sp()
+    r.open_paren()
+    limits: list[tuple[str, int]] = []
+    while r.peek() != b")":
+        if limits:
+            r.sp()
+        resource = r.atom("a resource name").upper()
+        r.sp()
+        limits.append((resource, r.number(limit=MAX_NUMBER64)))
+    r.close_paren()
+    r.end()
+    return SetQuota(root, tuple(limits))
+
+
 def _append(r: Reader) -> Append:
     r.sp()
     name = r.mailbox()
@@ -578,6 +621,9 @@ GRAMMARS: dict[str, Grammar] = {
     "STATUS": _status,
     "APPEND": _append,
     "IDLE": _no_args,
+    "GETQUOTA": _getquota,  # RFC 9208 §4.1
+    "GETQUOTAROOT": _mailbox_arg,
+    "SETQUOTA": _setquota,
     # selected (§6.4)
     "CHECK": _no_args,
     "CLOSE": _no_args,

@@ -731,7 +731,9 @@ class SQLiteStore:
         " (SELECT count(*) FROM messages m WHERE m.mailbox_id = b.id AND m.seen = 0),"
         " (SELECT count(*) FROM messages m WHERE m.mailbox_id = b.id AND m.deleted = 1),"
         " (SELECT coalesce(sum(size), 0) FROM messages m WHERE m.mailbox_id = b.id),"
-        " b.noselect"
+        " b.noselect,"
+        " (SELECT coalesce(sum(size), 0) FROM messages m"
+        "   WHERE m.mailbox_id = b.id AND m.deleted = 1)"
         " FROM mailboxes b"
     )
 
@@ -751,6 +753,7 @@ class SQLiteStore:
             deleted_count=row[10],
             size_bytes=row[11],
             noselect=bool(row[12]),
+            deleted_bytes=row[13],
         )
 
     def _load_mailbox(self, conn: sqlite3.Connection, user_id: int, name: str) -> Mailbox:
