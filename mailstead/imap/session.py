@@ -180,7 +180,7 @@ class Session:
             caps += ["SASL-IR"]
         caps += [
             "LITERAL+", "ENABLE", "ID", "IDLE", "NAMESPACE", "UNSELECT", "UIDPLUS", "MOVE",
-            "ESEARCH", "SEARCHRES", "SPECIAL-USE", "CREATE-SPECIAL-USE", "LIST-EXTENDED",
+            "ESEARCH", "SEARCHRES", "PARTIAL", "SPECIAL-USE", "CREATE-SPECIAL-USE", "LIST-EXTENDED",
             "LIST-STATUS", "CHILDREN", "STATUS=SIZE", "BINARY", "UTF8=ACCEPT", "CONDSTORE",
             "QRESYNC", "SAVEDATE", "OBJECTID", "QUOTA", "QUOTA=RES-STORAGE",  # RFC 9208 §1
             f"APPENDLIMIT={self.settings.limits.max_message_size}",

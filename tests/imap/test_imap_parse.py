@@ -28,7 +28,7 @@ from mailstead.imap.parse.commands import (
     parse_tag,
 )
 from mailstead.imap.parse.errors import ParseError
-from mailstead.imap.parse.primitives import Reader, SequenceSet
+from mailstead.imap.parse.primitives import PartialRange, Reader, SequenceSet
 from mailstead.imap.parse.receiver import Frame, FrameError, NeedLiteral, NeedMore, Receiver
 from mailstead.imap.parse.search import SearchArgs, SearchKey
 from mailstead.imap.selected import InvalidSequence, SelectedMailbox
@@ -340,6 +340,115 @@ def test_search_program() -> None:
         SearchKey("FROM", "x y"),
         SearchKey("AND", (SearchKey("FLAG", "\\Seen", False), SearchKey("SEQ", seqset("1:3")))),
     )
+
+
+# -- PARTIAL (RFC 9394) ------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("line", "opts", "first", "last"),
+    [
+        (b"a UID SEARCH RETURN (PARTIAL 1:500) UNDELETED", ("PARTIAL",), 1, 500),
+        (b"a UID SEARCH RETURN (PARTIAL -1:-100) UNDELETED", ("PARTIAL",), -1, -100),
+        (b"a SEARCH RETURN (partial 500:400) ALL", ("PARTIAL",), 500, 400),  # kept as sent
+        (b"a SEARCH RETURN (PARTIAL -500:-400) ALL", ("PARTIAL",), -500, -400),
+        (b"a SEARCH RETURN (PARTIAL 7:7) ALL", ("PARTIAL",), 7, 7),
+        (b"a SEARCH RETURN (PARTIAL 1:4294967295) ALL", ("PARTIAL",), 1, 4294967295),
+        (
+            b"a SEARCH RETURN (MIN PARTIAL -1:-10 MAX COUNT SAVE) ALL",
+            ("MIN", "PARTIAL", "MAX", "COUNT", "SAVE"),
+            -1,
+            -10,
+        ),
+    ],
+)
+def test_search_partial_return_option(
+    line: bytes, opts: tuple[str, ...], first: int, last: int
+) -> None:
+    """RFC 9394 §4: search-return-opt =/ modifier-partial; modifier-partial = "PARTIAL" SP
+    partial-range, first:last or -first:-last; the range echoes back as sent (§3.1)."""
+    args = parse_command(line).args
+    assert isinstance(args, SearchArgs)
+    assert args.return_opts == opts
+    assert args.partial == PartialRange(first, last)
+    assert str(args.partial) == f"{first}:{last}"
+    assert parse_command(b"a SEARCH RETURN (MIN) ALL").args.partial is None  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        (b"a SEARCH RETURN (PARTIAL) ALL", "a space"),
+        (b"a SEARCH RETURN (PARTIAL 5) ALL", "partial range"),
+        (b"a SEARCH RETURN (PARTIAL 1:*) ALL", "partial range"),  # §4: no "*"
+        (b"a SEARCH RETURN (PARTIAL *:5) ALL", "partial range"),
+        (b"a SEARCH RETURN (PARTIAL 0:5) ALL", "start at 1"),  # nz-number
+        (b"a SEARCH RETURN (PARTIAL 1:0) ALL", "start at 1"),
+        (b"a SEARCH RETURN (PARTIAL -0:-5) ALL", "start at 1"),
+        (b"a SEARCH RETURN (PARTIAL 01:5) ALL", "start at 1"),  # digit-nz *DIGIT
+        (b"a SEARCH RETURN (PARTIAL 1:4294967296) ALL", "32-bit"),
+        (b"a SEARCH RETURN (PARTIAL -1:5) ALL", "both ends negative"),
+        (b"a SEARCH RETURN (PARTIAL 1:-5) ALL", "both ends negative"),
+        (b'a SEARCH RETURN (PARTIAL "1:5") ALL', "partial range"),
+        (b"a SEARCH RETURN (PARTIAL 1:5x) ALL", "a space"),
+        (b"a SEARCH RETURN (PARTIAL 1:5 ALL) ALL", "PARTIAL or ALL"),  # §3.1 MUST NOT
+        (b"a SEARCH RETURN (ALL PARTIAL 1:5) ALL", "PARTIAL or ALL"),
+        (b"a SEARCH RETURN (PARTIAL 1:5 PARTIAL 6:9) ALL", "PARTIAL or ALL"),
+        (b"a SEARCH RETURN (ALL ALL) ALL", "PARTIAL or ALL"),
+        (b"a FETCH 1:* FLAGS (PARTIAL)", "a space"),
+        (b"a FETCH 1:* FLAGS (PARTIAL 1:*)", "partial range"),
+        (b"a UID FETCH 1:* FLAGS (PARTIAL -1:5)", "both ends negative"),
+        (b"a UID FETCH 1:* FLAGS (PARTIAL 0:5)", "start at 1"),
+        (b"a UID FETCH 1:* FLAGS (PARTIAL 1:5 PARTIAL 1:5)", "repeated FETCH modifier"),
+    ],
+)
+def test_partial_syntax_errors(line: bytes, reason: str) -> None:
+    with pytest.raises(ParseError) as err:
+        parse_command(line)
+    assert reason in err.value.reason and err.value.tag == "a"
+
+
+def test_fetch_partial_modifier() -> None:
+    """RFC 9394 §3.3, §4: fetch-modifier =/ modifier-partial, for UID FETCH and FETCH (RFC
+    4466 §2.4 gives both the modifier list); §3.4: any order beside CHANGEDSINCE."""
+    fetch = parse_command(b"a UID FETCH 1:* (UID FLAGS) (PARTIAL -1:-3)").args
+    assert isinstance(fetch, Fetch) and fetch.partial == PartialRange(-1, -3)
+    assert fetch.changed_since is None and not fetch.vanished
+    plain = parse_command(b"a FETCH 2:5 (UID) (PARTIAL 2:3)").args
+    assert isinstance(plain, Fetch) and plain.partial == PartialRange(2, 3)
+    for line in (
+        b"a UID FETCH 1:* FLAGS (PARTIAL -1:-30 CHANGEDSINCE 98305)",
+        b"a UID FETCH 1:* FLAGS (CHANGEDSINCE 98305 partial -1:-30)",
+        b"a UID FETCH 1:* FLAGS (CHANGEDSINCE 98305 PARTIAL -1:-30 VANISHED)",
+    ):
+        args = parse_command(line).args
+        assert isinstance(args, Fetch), line
+        assert args.partial == PartialRange(-1, -30) and args.changed_since == 98305
+    assert parse_command(b"a FETCH 1 FLAGS").args.partial is None  # type: ignore[union-attr]
+
+
+@given(
+    st.lists(st.integers(), max_size=40),
+    st.integers(min_value=1, max_value=60),
+    st.integers(min_value=1, max_value=60),
+    st.booleans(),
+)
+@settings(max_examples=500, deadline=None)
+def test_partial_page_is_the_slice_the_rfc_describes(
+    items: list[int], a: int, b: int, from_end: bool
+) -> None:
+    """RFC 9394 §3.1: result 1 is the first, -1 the last, -2 the one before; a:b equals b:a
+    (§4); positions past either end are left out, the rest keep mailbox order."""
+    sign = -1 if from_end else 1
+    page = list(PartialRange(sign * a, sign * b).page(items))
+    low, high = min(a, b), max(a, b)
+    n = len(items)
+    positions = range(low, high + 1)
+    if from_end:  # position -p is index n - p
+        expected = [items[n - p] for p in reversed(positions) if p <= n]
+    else:
+        expected = [items[p - 1] for p in positions if p <= n]
+    assert page == expected
+    # ... which is Python's own slice: 1-based positions, or negative indices from the end.
+    assert page == (items[-high : (-low + 1) or None] if from_end else items[low - 1 : high])
 
 
 def test_append_with_flags_date_and_utf8() -> None:

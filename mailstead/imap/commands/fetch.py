@@ -1,4 +1,4 @@
-"""FETCH and UID FETCH (RFC 9051 §6.4.5, §6.4.9; RFC 3516 BINARY).
+"""FETCH and UID FETCH (RFC 9051 §6.4.5, §6.4.9; RFC 3516 BINARY; RFC 9394 PARTIAL).
 
 Everything comes from what ``mime/`` stored at delivery (ENVELOPE, BODY, BODYSTRUCTURE and the
 part offsets); the message bytes are read only for body sections, and only the header when
@@ -208,6 +208,16 @@ async def fetch(session: Session, cmd: Command) -> Reply:
         # RFC 7162 §3.2.6: only UID FETCH, and only after ENABLE QRESYNC.
         raise CommandError("BAD", "VANISHED needs UID FETCH and ENABLE QRESYNC")
     uids = view.resolve(args.sequence, uid=by_uid)
+    if args.partial is not None:
+        # RFC 9394 §3.3: only the messages at the range's positions among those the set
+        # names, in mailbox order ("useful when the sequence-set ... includes an unknown
+        # number of messages"). The grammar extends fetch-modifier (§4), which FETCH shares
+        # with UID FETCH (RFC 4466 §2.4), so FETCH takes it too. §3.4 (informative) says
+        # PARTIAL combines with CHANGEDSINCE without saying which applies first: the page is
+        # taken first and CHANGEDSINCE filters it, so the range bounds the messages looked
+        # at. VANISHED (EARLIER) below still covers the whole requested set: expunged UIDs
+        # hold no position in it.
+        uids = list(args.partial.page(uids))
     items = list(args.items)
     if by_uid and not _has(items, "UID"):
         # RFC 9051 §6.4.9: UID FETCH always returns UID. The order of data items is free;

@@ -1,9 +1,11 @@
-"""SEARCH and UID SEARCH (RFC 9051 §6.4.4) with ESEARCH return options (RFC 4731) and
-SEARCHRES ``SAVE``/``$`` (RFC 5182). IMAP4rev2 clients always get ESEARCH."""
+"""SEARCH and UID SEARCH (RFC 9051 §6.4.4) with ESEARCH return options (RFC 4731),
+SEARCHRES ``SAVE``/``$`` (RFC 5182) and paged results, ``PARTIAL`` (RFC 9394). IMAP4rev2
+clients always get ESEARCH."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from mailstead.core.errors import NotFound
@@ -22,6 +24,24 @@ if TYPE_CHECKING:
 
 _BATCH = 1024  # candidates whose structures are read in one store query
 _READ_BATCH = 64  # message bodies read concurrently (store read threads)
+
+
+def _returned(
+    found: list[tuple[int, int]], opts: tuple[str, ...], page: Sequence[tuple[int, int]]
+) -> list[tuple[int, int]]:
+    """The messages the result options return, in mailbox order: what SAVE keeps in ``$``
+    and what the MODSEQ return data covers. With ALL or COUNT, or with none of MIN, MAX and
+    PARTIAL (SAVE alone), every message found (RFC 5182 §2.4, RFC 9394 §3.2: with COUNT "the
+    "$" marker would always contain references to all messages found"); otherwise the
+    PARTIAL page "together with" the MIN and/or MAX message (RFC 9394 §3.2, Table 1)."""
+    if {"ALL", "COUNT"} & set(opts) or not {"MIN", "MAX", "PARTIAL"} & set(opts):
+        return found
+    chosen = set(page)
+    if found and "MIN" in opts:
+        chosen.add(found[0])
+    if found and "MAX" in opts:
+        chosen.add(found[-1])
+    return sorted(chosen)
 
 
 async def _load_chunk(store: Store, chunk: list[Candidate], wanted: Needs) -> list[Candidate]:
@@ -114,17 +134,14 @@ async def search(session: Session, cmd: Command) -> Reply:
         return Reply(text=f"{cmd.name} completed")
     if not opts:
         opts = ("ALL",)  # rev2 plain SEARCH, and RETURN () (RFC 4731 §3.1)
+    # RFC 9394 §3.1: the first result (lowest UID) is 1, -1 the last; MIN, MAX and COUNT
+    # still describe every message found (§3.2 adds the MIN/MAX message to the page).
+    page = args.partial.page(found) if args.partial is not None else []
+    returned = _returned(found, opts, page)
     if saving:
-        # RFC 5182 §2.4: with only MIN and/or MAX, $ holds just those messages.
-        if {"ALL", "COUNT"} & set(opts) or not {"MIN", "MAX"} & set(opts):
-            view.saved = [u for _, u in found]
-        else:
-            keep = []
-            if found and "MIN" in opts:
-                keep.append(found[0][1])
-            if found and "MAX" in opts:
-                keep.append(found[-1][1])
-            view.saved = sorted(set(keep))
+        # RFC 5182 §2.4: with only MIN and/or MAX, $ holds just those messages; RFC 9394
+        # §3.2: with PARTIAL, the page and those.
+        view.saved = [u for _, u in returned]
         if set(opts) == {"SAVE"}:
             return Reply(text=f"{cmd.name} completed")  # RFC 5182 §2.1: no ESEARCH
     parts = ['ESEARCH (TAG ' + response.string(cmd.tag).decode("utf-8", "replace") + ")"]
@@ -136,17 +153,18 @@ async def search(session: Session, cmd: Command) -> Reply:
         parts.append(f"MAX {numbers[-1]}")
     if numbers and "ALL" in opts:
         parts.append(f"ALL {response.uid_set(numbers)}")
+    if args.partial is not None:
+        # RFC 9394 §3.1, §4: ret-data-partial = "PARTIAL" SP "(" partial-range SP
+        # partial-results ")", the range as requested and NIL when no result falls in it.
+        shown = [uid if by_uid else seq for seq, uid in page]
+        results = response.uid_set(shown) if shown else "NIL"
+        parts.append(f"PARTIAL ({args.partial} {results})")
     if "COUNT" in opts:
         parts.append(f"COUNT {len(numbers)}")
-    if with_modseq and found:
+    if with_modseq and returned:
         # RFC 4731 §3.2: the highest mod-sequence of the messages returned; with only MIN
-        # and/or MAX, of those one or two.
-        if {"ALL", "COUNT"} & set(opts):
-            reported = list(modseqs.values())
-        else:
-            reported = [modseqs[found[0][1]]] if "MIN" in opts else []
-            reported += [modseqs[found[-1][1]]] if "MAX" in opts else []
-        if reported:
-            parts.append(f"MODSEQ {max(reported)}")
+        # and/or MAX, of those one or two; with PARTIAL, of the page and those (RFC 9394
+        # §3.2 names the same set for SAVE).
+        parts.append(f"MODSEQ {max(modseqs[u] for _, u in returned)}")
     session.untagged(" ".join(parts))
     return Reply(text=f"{cmd.name} completed")

@@ -14,7 +14,7 @@ from datetime import datetime
 from mailstead.core.types import normalize_flag
 from mailstead.imap.parse.errors import ParseError
 from mailstead.imap.parse.fetch import FetchAtt, fetch_atts
-from mailstead.imap.parse.primitives import MAX_NUMBER64, Reader, SequenceSet
+from mailstead.imap.parse.primitives import MAX_NUMBER64, PartialRange, Reader, SequenceSet
 from mailstead.imap.parse.search import SearchArgs, search_args
 
 
@@ -108,6 +108,7 @@ class Fetch:
     items: tuple[FetchAtt, ...]
     changed_since: int | None = None  # RFC 7162 §3.1.4 CHANGEDSINCE modifier
     vanished: bool = False  # RFC 7162 §3.2.6 VANISHED modifier (UID FETCH only)
+    partial: PartialRange | None = None  # RFC 9394 §3.3 PARTIAL modifier
 
 
 @dataclass(frozen=True, slots=True)
@@ -515,8 +516,10 @@ def _fetch(r: Reader) -> Fetch:
     items = fetch_atts(r)
     changed_since = None
     vanished = False
+    partial: PartialRange | None = None
     if r.more():
-        # RFC 7162: "(" fetch-modifier *(SP fetch-modifier) ")"; CHANGEDSINCE n, VANISHED.
+        # RFC 4466 §2.4: "(" fetch-modifier *(SP fetch-modifier) ")", in any order (RFC 9394
+        # §3.4); CHANGEDSINCE n, VANISHED (RFC 7162), PARTIAL range (RFC 9394 §4).
         r.sp()
         r.open_paren()
         first = True
@@ -530,13 +533,16 @@ def _fetch(r: Reader) -> Fetch:
                 changed_since = r.number(nonzero=True, limit=MAX_NUMBER64)
             elif word == "VANISHED" and not vanished:
                 vanished = True
+            elif word == "PARTIAL" and partial is None:
+                r.sp()
+                partial = r.partial_range()
             else:
                 raise r.error(f"unsupported or repeated FETCH modifier {word[:40]}")
         r.close_paren()
         if vanished and changed_since is None:
             raise r.error("VANISHED needs CHANGEDSINCE")  # RFC 7162 §3.2.6
     r.end()
-    return Fetch(seq, tuple(items), changed_since, vanished)
+    return Fetch(seq, tuple(items), changed_since, vanished, partial)
 
 
 def _store(r: Reader) -> Store:

@@ -8,8 +8,10 @@ error can be answered ``BAD`` with a reason.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
+from typing import TypeVar
 
 from mailstead.imap.mutf7 import MUTF7Error, decode_mutf7
 from mailstead.imap.parse.errors import ParseError
@@ -26,6 +28,10 @@ _TAG = re.compile(rb"[^\x00-\x20\x7f(){%*\"\\+]+")  # tag: ASTRING-CHAR except "
 _NUMBER = re.compile(rb"\d+")
 _LITERAL = re.compile(rb"(~?)\{(\d+)\}\r\n")
 _SEQ_NUMBER = re.compile(rb"\d+|\*")
+# RFC 9394 §4 partial-range; the signs and numbers are checked after the match.
+_PARTIAL_RANGE = re.compile(rb"(-?)(\d+):(-?)(\d+)")
+
+_T = TypeVar("_T")
 
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _MONTH_INDEX = {m.lower(): i + 1 for i, m in enumerate(MONTHS)}
@@ -51,6 +57,30 @@ class SequenceSet:
             return "*" if v is None else str(v)
 
         return ",".join(one(a) if a == b else f"{one(a)}:{one(b)}" for a, b in self.ranges)
+
+
+@dataclass(frozen=True, slots=True)
+class PartialRange:
+    """RFC 9394 §4 partial-range: 1-based positions in a list of results in mailbox order.
+    ``first:last`` counts from the start (1 is the lowest UID, §3.1); both negative
+    (``-first:-last``) counts from the end (-1 is the highest UID, §3.1). ``first`` and
+    ``last`` keep the client's order and signs, so ``str()`` is the range as sent, which the
+    ESEARCH ``PARTIAL`` return data echoes (§3.1: "the original range")."""
+
+    first: int
+    last: int
+
+    def __str__(self) -> str:
+        return f"{self.first}:{self.last}"
+
+    def page(self, items: Sequence[_T]) -> Sequence[_T]:
+        """The items at the range's positions, in their order; positions beyond either end
+        of ``items`` are simply absent (§3.1), so the page may be short or empty."""
+        low, high = sorted((abs(self.first), abs(self.last)))  # §4: 500:400 is 400:500
+        if self.first > 0:
+            return items[low - 1 : high]
+        n = len(items)  # -low is the low-th item from the end, -high the high-th
+        return items[max(n - high, 0) : max(n - low + 1, 0)]
 
 
 class Reader:
@@ -303,6 +333,25 @@ class Reader:
                 break
             self.pos += 1
         return SequenceSet(tuple(ranges))
+
+    def partial_range(self) -> PartialRange:
+        """RFC 9394 §4: ``partial-range-first = nz-number ":" nz-number`` or
+        ``partial-range-last = MINUS nz-number ":" MINUS nz-number``: both ends positive or
+        both negative, never ``*`` (unlike a seq-range), each a 32-bit nz-number."""
+        m = _PARTIAL_RANGE.match(self.data, self.pos)
+        if m is None:
+            raise self.error("expected a partial range such as 1:100 or -1:-100")
+        minus_first, first, minus_last, last = m.groups()
+        if minus_first != minus_last:
+            raise self.error("a partial range has both ends negative or neither")
+        for digits in (first, last):
+            if digits.startswith(b"0"):  # nz-number = digit-nz *DIGIT
+                raise self.error("partial range numbers start at 1, without leading zeros")
+            if int(digits) > MAX_NUMBER:
+                raise self.error("partial range numbers are 32-bit")
+        self.pos = m.end()
+        sign = -1 if minus_first else 1
+        return PartialRange(sign * int(first), sign * int(last))
 
     # -- dates ------------------------------------------------------------------------------
     def date(self) -> datetime:

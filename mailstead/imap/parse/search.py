@@ -1,14 +1,15 @@
-"""SEARCH grammar (RFC 9051 §6.4.4, RFC 4731 ESEARCH return options, RFC 5182 SAVE)."""
+"""SEARCH grammar (RFC 9051 §6.4.4, RFC 4731 ESEARCH return options, RFC 5182 SAVE, RFC 9394
+PARTIAL)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from mailstead.core.types import normalize_flag
-from mailstead.imap.parse.primitives import MAX_NUMBER64, Reader
+from mailstead.imap.parse.primitives import MAX_NUMBER64, PartialRange, Reader
 
 SUPPORTED_CHARSETS = ("UTF-8", "US-ASCII")
-RETURN_OPTIONS = frozenset({"MIN", "MAX", "ALL", "COUNT", "SAVE"})
+RETURN_OPTIONS = frozenset({"MIN", "MAX", "ALL", "COUNT", "SAVE", "PARTIAL"})
 
 # Keys without arguments, mapped to (op, argument).
 _FLAG_KEYS: dict[str, tuple[str, bool]] = {
@@ -47,6 +48,7 @@ class SearchArgs:
     key: SearchKey
     charset: str | None
     return_opts: tuple[str, ...] | None  # None: plain SEARCH; () means RETURN () = ALL
+    partial: PartialRange | None = None  # RETURN (PARTIAL range), RFC 9394 §3.1
 
 
 def search_key(r: Reader) -> SearchKey:
@@ -133,6 +135,7 @@ def search_args(r: Reader) -> SearchArgs:
     """``[RETURN (opts)] [CHARSET name] key *(SP key)``; unknown charsets are reported by the
     handler as NO [BADCHARSET] (RFC 9051 §6.4.4), so the charset is returned as given."""
     return_opts: tuple[str, ...] | None = None
+    partial: PartialRange | None = None
     charset: str | None = None
     if r.skip(b"RETURN "):
         r.open_paren()
@@ -143,6 +146,13 @@ def search_args(r: Reader) -> SearchArgs:
             opt = r.atom("a return option").upper()
             if opt not in RETURN_OPTIONS:
                 raise r.error(f"unknown SEARCH return option {opt[:40]}")
+            if opt in ("ALL", "PARTIAL") and ("ALL" in opts or "PARTIAL" in opts):
+                # RFC 9394 §3.1: "A single command MUST NOT contain more than one PARTIAL
+                # or ALL search return option".
+                raise r.error("at most one PARTIAL or ALL return option")
+            if opt == "PARTIAL":  # RFC 9394 §4: modifier-partial = "PARTIAL" SP partial-range
+                r.sp()
+                partial = r.partial_range()
             opts.append(opt)
         r.close_paren()
         return_opts = tuple(opts)
@@ -156,4 +166,4 @@ def search_args(r: Reader) -> SearchArgs:
         keys.append(search_key(r))
     r.end()
     key = keys[0] if len(keys) == 1 else SearchKey("AND", tuple(keys))
-    return SearchArgs(key, charset, return_opts)
+    return SearchArgs(key, charset, return_opts, partial)
