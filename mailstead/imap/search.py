@@ -8,7 +8,7 @@ Text matching is case-insensitive substring matching on decoded text (RFC 9051 ย
 from __future__ import annotations
 
 import email.header
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -36,44 +36,36 @@ class Needs:
     savedate: bool = False  # RFC 8514: read with Store.save_dates, apart from the rest
 
 
-def needs(key: SearchKey) -> Needs:
-    """What data evaluating ``key`` requires, so the caller loads only that."""
-    structure = header = body = savedate = False
+def _nodes(key: SearchKey) -> Iterator[SearchKey]:
+    """Every key of the program, ``key`` itself included."""
     stack = [key]
     while stack:
         k = stack.pop()
-        if k.op in _SAVEDATE_OPS:
-            savedate = True
-        if k.op in _STRUCTURE_OPS:
-            structure = True
-        if k.op in ("HEADER", "THREADID"):
-            header = True
-        if k.op in ("BODY", "TEXT"):
-            body = True
+        yield k
         if k.op == "NOT" and isinstance(k.a, SearchKey):
             stack.append(k.a)
         elif k.op == "OR":
             stack += [k.a, k.b]  # type: ignore[list-item]
         elif k.op == "AND" and isinstance(k.a, tuple):
             stack.extend(k.a)
-    return Needs(structure, header or body, body, savedate)
+
+
+def needs(key: SearchKey) -> Needs:
+    """What data evaluating ``key`` requires, so the caller loads only that."""
+    ops = {k.op for k in _nodes(key)}
+    body = bool(ops & {"BODY", "TEXT"})
+    return Needs(
+        structure=bool(ops & _STRUCTURE_OPS),
+        header=body or bool(ops & {"HEADER", "THREADID"}),
+        body=body,
+        savedate=bool(ops & _SAVEDATE_OPS),
+    )
 
 
 def uses_modseq(key: SearchKey) -> bool:
     """Whether the program has a MODSEQ key: then the result carries the highest
     mod-sequence found (RFC 7162 ยง3.1.5) and CONDSTORE is on for the session."""
-    stack = [key]
-    while stack:
-        k = stack.pop()
-        if k.op == "MODSEQ":
-            return True
-        if k.op == "NOT" and isinstance(k.a, SearchKey):
-            stack.append(k.a)
-        elif k.op == "OR":
-            stack += [k.a, k.b]  # type: ignore[list-item]
-        elif k.op == "AND" and isinstance(k.a, tuple):
-            stack.extend(k.a)
-    return False
+    return any(k.op == "MODSEQ" for k in _nodes(key))
 
 
 @dataclass

@@ -277,11 +277,11 @@ async def fetch(session: Session, cmd: Command) -> Reply:
             ]
             if uid in seen_changed:
                 # RFC 9051 §6.4.5: the implicit \Seen change is reported in the same FETCH.
-                head, tail = (
-                    [render_item(session, i, meta, flags_now[uid], recent, None, None, modseq)
-                     for i in extra]
-                    for extra in (implicit_head, implicit_tail)
-                )
+                # With CONDSTORE on, UID and MODSEQ follow (RFC 7162 §3.1).
+                head = [render_item(session, i, meta, flags_now[uid], recent, None, None, modseq)
+                        for i in implicit_head]
+                tail = [render_item(session, i, meta, flags_now[uid], recent, None, None, modseq)
+                        for i in implicit_tail]
                 parts = head + parts + tail
             line = b"* %d FETCH (" % seq + b" ".join(parts) + b")\r\n"
             session.send(line)

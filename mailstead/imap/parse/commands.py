@@ -7,7 +7,7 @@ from :mod:`mailstead.imap.states`, before dispatch.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -250,6 +250,19 @@ def _mailbox_arg(r: Reader) -> MailboxArg:
     return MailboxArg(name)
 
 
+def _parameters(r: Reader, what: str) -> Iterator[str]:
+    """The names of a parenthesised RFC 4466 parameter list (select-params, fetch-modifiers),
+    upper-cased, one at a time: the caller reads each one's value before the next name."""
+    r.open_paren()
+    first = True
+    while r.peek() != b")":
+        if not first:
+            r.sp()
+        first = False
+        yield r.atom(what).upper()
+    r.close_paren()
+
+
 def _select(r: Reader) -> MailboxArg:
     """RFC 4466 select-params: ``CONDSTORE`` (RFC 7162 §3.1.8) and ``QRESYNC (...)``
     (§3.2.5), each at most once."""
@@ -259,13 +272,7 @@ def _select(r: Reader) -> MailboxArg:
     qresync: QResync | None = None
     if r.more():
         r.sp()
-        r.open_paren()
-        first = True
-        while r.peek() != b")":
-            if not first:
-                r.sp()
-            first = False
-            param = r.atom("a SELECT parameter").upper()
+        for param in _parameters(r, "a SELECT parameter"):
             if param == "CONDSTORE" and not condstore:
                 condstore = True
             elif param == "QRESYNC" and qresync is None:
@@ -273,7 +280,6 @@ def _select(r: Reader) -> MailboxArg:
                 qresync = _qresync(r)
             else:
                 raise r.error(f"unsupported or repeated SELECT parameter {param[:40]}")
-        r.close_paren()
     r.end()
     return MailboxArg(name, condstore, qresync)
 
@@ -521,13 +527,7 @@ def _fetch(r: Reader) -> Fetch:
         # RFC 4466 §2.4: "(" fetch-modifier *(SP fetch-modifier) ")", in any order (RFC 9394
         # §3.4); CHANGEDSINCE n, VANISHED (RFC 7162), PARTIAL range (RFC 9394 §4).
         r.sp()
-        r.open_paren()
-        first = True
-        while r.peek() != b")":
-            if not first:
-                r.sp()
-            first = False
-            word = r.atom("a FETCH modifier").upper()
+        for word in _parameters(r, "a FETCH modifier"):
             if word == "CHANGEDSINCE" and changed_since is None:
                 r.sp()
                 changed_since = r.number(nonzero=True, limit=MAX_NUMBER64)
@@ -538,7 +538,6 @@ def _fetch(r: Reader) -> Fetch:
                 partial = r.partial_range()
             else:
                 raise r.error(f"unsupported or repeated FETCH modifier {word[:40]}")
-        r.close_paren()
         if vanished and changed_since is None:
             raise r.error("VANISHED needs CHANGEDSINCE")  # RFC 7162 §3.2.6
     r.end()
