@@ -636,3 +636,33 @@ def test_mutf7_examples(text: str, name: str) -> None:
 def test_mutf7_rejects(bad: str) -> None:
     with pytest.raises(MUTF7Error):
         decode_mutf7(bad)
+
+
+_PREFIXES = [
+    b"a SELECT INBOX ", b"a EXAMINE INBOX ", b"a FETCH 1:* FLAGS ", b"a UID FETCH 1:* (UID) ",
+    b"a STORE 1 ", b"a UID STORE 1:3 ", b"a SEARCH ", b"a UID SEARCH RETURN ",
+    b"a STATUS INBOX ", b"a GETQUOTAROOT ", b"a GETQUOTA ", b"a SETQUOTA ",
+    b'a LIST "" * RETURN ', b"a ENABLE ",
+]
+_TOKENS = [
+    "(", ")", " ", "1", "0", "42", "-3", "*", ":", ",", "$", '"', "\\", "{3}", "NIL",
+    "CONDSTORE", "QRESYNC", "CHANGEDSINCE", "UNCHANGEDSINCE", "VANISHED", "PARTIAL", "MODSEQ",
+    "+FLAGS", "FLAGS.SILENT", "\\Seen", "MIN", "MAX", "ALL", "COUNT", "SAVE", "EMAILID",
+    "THREADID", "SAVEDON", "1-Jan-2020", "HIGHESTMODSEQ", "MAILBOXID", "DELETED-STORAGE",
+    "STORAGE", "/flags/\\\\seen", "priv", "STATUS", "User quota",
+]
+
+
+@given(
+    st.sampled_from(_PREFIXES),
+    st.lists(st.sampled_from(_TOKENS), max_size=14),
+)
+@settings(max_examples=1500, deadline=None)
+def test_extension_grammars_answer_parse_errors_only(prefix: bytes, tokens: list[str]) -> None:
+    """Whatever follows the command name, the parser returns a command or raises ParseError
+    with a reason: never another exception, which would reach the client as a crash."""
+    line = prefix + "".join(tokens).encode()
+    try:
+        parse_command(line)
+    except ParseError as exc:
+        assert exc.reason
