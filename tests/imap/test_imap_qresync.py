@@ -108,6 +108,11 @@ def test_expunges_arrive_as_vanished_once_enabled(server: ServerThread, account:
     raw.command("UID STORE 5 +FLAGS.SILENT (\\Deleted)")
     lines = raw.command("EXPUNGE")
     assert lines[0] == b"* VANISHED 5\r\n"
+    # The tagged OK carries the HIGHESTMODSEQ the expunge produced.
+    tagged = re.match(rb"\S+ OK \[HIGHESTMODSEQ (\d+)\]", lines[-1])
+    assert tagged is not None, lines
+    after = int(tagged.group(1))
+    assert _code(b"HIGHESTMODSEQ", raw.command("SELECT INBOX")) == after
     # A session without QRESYNC still gets EXPUNGE.
     assert b"* 3 EXPUNGE\r\n" in other.command("NOOP")  # UID 5 is message 3 now
     other.close()

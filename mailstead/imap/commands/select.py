@@ -151,4 +151,10 @@ async def expunge(session: Session, cmd: Command) -> Reply:
     else:
         removed = await session.store.expunge(view.mailbox_id)
     view.note_expunged(int(u) for u in removed)
+    if session.qresync:
+        # RFC 7162 §3.2.7: VANISHED carries no mod-sequence, so the tagged OK tells the new
+        # HIGHESTMODSEQ. Send the updates first (the expunge's events are already
+        # published when the store call returns), so the value covers everything sent.
+        session.flush(allow_expunge=True)
+        return Reply(text=f"{cmd.name} completed", code=f"HIGHESTMODSEQ {view.highestmodseq}")
     return Reply(text=f"{cmd.name} completed")
