@@ -652,7 +652,12 @@ def _search_addrs(value: str | None) -> tuple[str, ...]:
         return ()
     out: list[str] = []
     for a in rfc822.parse_addresses(value):
-        if a.host is None:  # group start/end markers
+        if a.host is None:
+            # A group's start marker carries its display name (RFC 9051 §7.5.2): it is
+            # part of the envelope field that FROM/TO/CC/BCC search (§6.4.4; Dovecot too).
+            # The end marker carries nothing.
+            if a.mailbox:
+                out.append(_decode_2047(a.mailbox))
             continue
         addr = _text(f"{a.mailbox}@{a.host}")
         out.append(f"{_decode_2047(a.name)} <{addr}>" if a.name else addr)

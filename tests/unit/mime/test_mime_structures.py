@@ -185,7 +185,9 @@ def test_group_addresses_and_defaults() -> None:
         ' ((NIL NIL "Team" NIL)(NIL NIL "a" "x.org")("B, Jr." NIL "b" "x.org")(NIL NIL NIL NIL)'
         '(NIL NIL "c" "y.org")) NIL NIL NIL)'
     )
-    assert p.cc == ("a@x.org", "B, Jr. <b@x.org>", "c@y.org")
+    # A group's name is searchable with the addresses (SEARCH CC team).
+    assert p.cc == ("Team", "a@x.org", "B, Jr. <b@x.org>", "c@y.org")
+    assert p.to == ("undisclosed-recipients",)
     assert (
         p.bodystructure
         == '("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 6 1 NIL NIL NIL NIL)'
