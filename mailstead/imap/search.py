@@ -113,15 +113,20 @@ def _header_values(c: Candidate, name: str) -> list[str]:
     return out
 
 
+#: Leaf types whose decoded content is searched as text. Dovecot searches these alone; an
+#: image, archive or PDF decoded from base64 is bytes, and a short word would match by
+#: chance in nearly every such attachment.
+_TEXT_TYPES = frozenset({"text", "message"})
+
+
 def _text_parts(part: Part) -> list[Part]:
-    """Every leaf, decoded: Dovecot and James also find words in non-text/* parts (for
-    instance application/xhtml+xml), and RFC 9051 §6.4.4 only says "the body"."""
+    """Every text leaf, attached messages' included (RFC 9051 §6.4.4 "the body")."""
     if part.children:
         found: list[Part] = []
         for child in part.children:
             found += _text_parts(child)
         return found
-    return [part]
+    return [part] if part.content_type in _TEXT_TYPES else []
 
 
 def _body_text(c: Candidate) -> str:
@@ -138,10 +143,26 @@ def _body_text(c: Candidate) -> str:
     return "\n".join(chunks)
 
 
+def _every_part(part: Part) -> Iterator[Part]:
+    """The part and everything inside it: body parts of a multipart and the message of a
+    message/rfc822 part, each with a header of its own."""
+    yield part
+    for child in part.children:
+        yield from _every_part(child)
+
+
 def _header_text(c: Candidate) -> str:
+    """Every header field of the message: the top-level header, the MIME header of each body
+    part and the header of each attached message. TEXT looks at the "header (including MIME
+    header fields)" (RFC 9051 §6.4.4), and Dovecot searches all of these. Fields are decoded
+    one by one so that a word cannot run on from one field into the next."""
     if c.structure is None or c.raw is None:
         return ""
-    return _decode_header_value(c.raw[: c.structure.parsed.root.header_end])
+    fields = []
+    for part in _every_part(c.structure.parsed.root):
+        for _name, start, end in part.headers:
+            fields.append(_decode_header_value(c.raw[start:end]))
+    return "\n".join(fields)
 
 
 def _thread_id(c: Candidate, user_id: int) -> str | None:
@@ -155,9 +176,11 @@ def _saved_date(c: Candidate) -> date | None:
     return c.savedate.date() if c.savedate is not None else None
 
 
-def _sent_date(c: Candidate) -> date | None:
+def _sent_date(c: Candidate) -> date:
+    """The Date: field's day; without a readable Date:, the INTERNALDATE's, the rule RFC
+    5256 §2.2 gives for the sent date (RFC 9051 §6.4.4 names none; Dovecot takes 1970)."""
     sent = c.structure.date if c.structure is not None else None
-    return sent.date() if sent is not None else None
+    return sent.date() if sent is not None else c.meta.internaldate.date()
 
 
 def matcher(

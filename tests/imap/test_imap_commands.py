@@ -398,6 +398,104 @@ def test_fetch_items_and_seen(raw: Raw, client: imaplib.IMAP4) -> None:
     assert raw.command("UID FETCH 3:5 FLAGS")[0].startswith(b"t")  # unknown UIDs: nothing
 
 
+FORWARDED_MESSAGE = (
+    b"From: Dave <dave@example.net>\r\n"
+    b"To: bob@example.com\r\n"
+    b"Subject: fwd\r\n"
+    b'Content-Type: multipart/mixed; boundary="B"\r\n'
+    b"\r\n"
+    b"--B\r\n"
+    b"Content-Type: text/plain\r\n"
+    b"\r\n"
+    b"see below\r\n"
+    b"--B\r\n"
+    b"Content-Type: image/gif\r\n"
+    b"Content-Description: Holiday picture\r\n"
+    b"Content-Transfer-Encoding: base64\r\n"
+    b"\r\n"
+    b"R0lGODlh\r\n"
+    b"--B\r\n"
+    b"Content-Type: message/rfc822\r\n"
+    b"\r\n"
+    b"From: Erin <erin@example.org>\r\n"
+    b"Subject: =?utf-8?q?R=C3=A9sum=C3=A9?=\r\n"
+    b"\r\n"
+    b"attached words\r\n"
+    b"--B--\r\n"
+)
+
+
+def test_search_text_covers_every_header_body_does_not(
+    raw: Raw, client: imaplib.IMAP4
+) -> None:
+    """TEXT reaches the MIME header of each part and the header of an attached message
+    (RFC 9051 §6.4.4 "including MIME header fields"; Dovecot too); BODY stays with the
+    decoded part contents, as Dovecot's does."""
+    append(client, FORWARDED_MESSAGE)
+    append(client)
+    raw.command("SELECT INBOX")
+
+    def search(criteria: str) -> bytes:
+        lines = raw.command(f"SEARCH {criteria}")
+        assert status_of(lines) == b"OK", lines
+        return lines[0].rstrip()
+
+    assert search('TEXT "holiday picture"') == b"* SEARCH 1"
+    assert search("TEXT erin@example") == b"* SEARCH 1"
+    assert search('CHARSET UTF-8 TEXT "résumé"') == b"* SEARCH 1"
+    assert search("TEXT attached") == b"* SEARCH 1"
+    assert search("BODY attached") == b"* SEARCH 1"
+    assert search("BODY erin") == b"* SEARCH"
+    assert search('BODY "holiday"') == b"* SEARCH"
+    # Fields are searched one by one: no match across the end of one field.
+    assert search('TEXT "fwdcontent"') == b"* SEARCH"
+    assert search("TEXT noon") == b"* SEARCH 2"
+
+
+def test_search_address_keys_match_group_names(raw: Raw, client: imaplib.IMAP4) -> None:
+    """A group's display name is in the envelope's address list (RFC 9051 §7.5.2), so
+    FROM/TO/CC/BCC find it (RFC 9051 §6.4.4; Dovecot and James too)."""
+    append(
+        client,
+        b"From: Tim <tim@example.org>\r\n"
+        b"To: Alpha Group:John Smith <john@example.org>, sid@example.org;\r\n"
+        b"Cc: Undisclosed recipients:;\r\n"
+        b"Subject: groups\r\n"
+        b"\r\n"
+        b"hello\r\n",
+    )
+    append(client)
+    raw.command("SELECT INBOX")
+
+    def search(criteria: str) -> bytes:
+        lines = raw.command(f"SEARCH {criteria}")
+        assert status_of(lines) == b"OK", lines
+        return lines[0].rstrip()
+
+    assert search("CC undisclosed") == b"* SEARCH 1"
+    assert search('TO "alpha group"') == b"* SEARCH 1"
+    assert search("TO sid@example.org") == b"* SEARCH 1"
+    assert search("TO john") == b"* SEARCH 1"
+    assert search("TO bob@example.com") == b"* SEARCH 2"
+    assert search("BCC undisclosed") == b"* SEARCH"
+
+
+def test_search_sent_date_without_date_field_is_the_internaldate(
+    raw: Raw, client: imaplib.IMAP4
+) -> None:
+    """RFC 5256 §2.2: a message with no readable Date: was sent on its INTERNALDATE."""
+    undated = b"From: a@example.org\r\nSubject: no date\r\n\r\nhi\r\n"
+    client.append("INBOX", None, '"14-Mar-2023 09:00:00 +0000"', undated)
+    client.append("INBOX", None, '"14-Mar-2023 09:00:00 +0000"', SIMPLE_MESSAGE)
+    raw.command("SELECT INBOX")
+    lines = raw.command("SEARCH SENTON 14-Mar-2023")
+    assert lines[0] == b"* SEARCH 1\r\n"
+    lines = raw.command("SEARCH SENTBEFORE 1-Jan-2000")
+    assert lines[0] == b"* SEARCH\r\n"
+    lines = raw.command("SEARCH SENTSINCE 1-Jan-2023")
+    assert lines[0] == b"* SEARCH 1\r\n"
+
+
 def test_store_flags(raw: Raw, client: imaplib.IMAP4) -> None:
     for _ in range(3):
         append(client)
