@@ -186,8 +186,10 @@ _PEEK = (
     "James script expects alphabetical, and hard-codes James's UIDVALIDITY"
 )
 _ATOMS = (
-    "BODY the: James matches message 5 only through the Subject of an attached "
-    "message/rfc822 (yet not 'thy' in its From); mailstead searches the decoded leaf parts"
+    "BODY the: James matches message 5 through 'Another' in an attached message's Subject "
+    "(yet not 'thy' in that message's From); mailstead, like Dovecot, searches the decoded "
+    "parts for BODY and every header, attached messages' too, for TEXT (RFC 9051 §6.4.4). "
+    "SearchAtoms also echoes PARTIAL -5:-1 as James's -1:-5 (RFC 9394 §4: the same range)"
 )
 EXPECTED_FAILURES: dict[str, str] = {
     "AppendExamineInbox": _EXAMINE,
