@@ -62,6 +62,7 @@ from mailstead.store.models import (
     User,
 )
 from mailstead.store.names import SEPARATOR, is_inbox, parents_of, validate_mailbox_name
+from mailstead.store.sql.message_lists import MessageLists
 from mailstead.store.sql.queue import (
     QUEUE_REFERENCE,
     claim_due,
@@ -253,6 +254,8 @@ class SQLiteStore:
         self._read_connections: list[sqlite3.Connection] = []
         self._read_lock = threading.Lock()
         self._directory_generation = 0
+        #: Whole-mailbox lists for SELECT and POP3, caught up by mod-sequence on each read.
+        self._message_lists = MessageLists(_MESSAGE_COLUMNS, _row_to_message)
 
     # -- lifecycle -----------------------------------------------------------------------------
     @property
@@ -1500,6 +1503,9 @@ class SQLiteStore:
         *,
         changed_since: int | None = None,
     ) -> list[MessageMeta]:
+        if uid_ranges is None and changed_since is None:
+            return await self._read(partial(self._message_lists.read, mailbox_id=mailbox_id))
+
         def read(conn: sqlite3.Connection) -> list[MessageMeta]:
             sql = f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE mailbox_id = ?"
             args: list[object] = [mailbox_id]
