@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import imaplib
 import re
+from collections.abc import Callable
 
 import pytest
 
@@ -435,10 +436,7 @@ def test_search_text_covers_every_header_body_does_not(
     append(client)
     raw.command("SELECT INBOX")
 
-    def search(criteria: str) -> bytes:
-        lines = raw.command(f"SEARCH {criteria}")
-        assert status_of(lines) == b"OK", lines
-        return lines[0].rstrip()
+    search = _searcher(raw)
 
     assert search('TEXT "holiday picture"') == b"* SEARCH 1"
     assert search("TEXT erin@example") == b"* SEARCH 1"
@@ -467,10 +465,7 @@ def test_search_address_keys_match_group_names(raw: Raw, client: imaplib.IMAP4) 
     append(client)
     raw.command("SELECT INBOX")
 
-    def search(criteria: str) -> bytes:
-        lines = raw.command(f"SEARCH {criteria}")
-        assert status_of(lines) == b"OK", lines
-        return lines[0].rstrip()
+    search = _searcher(raw)
 
     assert search("CC undisclosed") == b"* SEARCH 1"
     assert search('TO "alpha group"') == b"* SEARCH 1"
@@ -516,16 +511,24 @@ def test_store_flags(raw: Raw, client: imaplib.IMAP4) -> None:
     ]
 
 
+def _searcher(raw: Raw) -> Callable[[str], bytes]:
+    """SEARCH with the given criteria in the selected mailbox; the untagged answer."""
+
+    def search(criteria: str) -> bytes:
+        lines = raw.command(f"SEARCH {criteria}")
+        assert status_of(lines) == b"OK", lines
+        return lines[0].rstrip()
+
+    return search
+
+
 def test_search_keys(raw: Raw, client: imaplib.IMAP4) -> None:
     append(client, flags="(\\Seen)")
     append(client, MULTIPART_MESSAGE, flags="(\\Flagged)")
     append(client, SIMPLE_MESSAGE.replace(b"lunch", b"dinner"))
     raw.command("SELECT INBOX")
 
-    def search(criteria: str) -> bytes:
-        lines = raw.command(f"SEARCH {criteria}")
-        assert status_of(lines) == b"OK", lines
-        return lines[0].rstrip()
+    search = _searcher(raw)
 
     assert search("ALL") == b"* SEARCH 1 2 3"
     assert search("SEEN") == b"* SEARCH 1"
