@@ -76,18 +76,23 @@ async def test_listing_follows_every_change(
 
 
 async def test_listing_of_a_deleted_and_recreated_mailbox(store: Store, user_id: int) -> None:
-    """A new mailbox may reuse the id of a deleted one; it has a new UIDVALIDITY, so the
-    old mailbox's list is never shown for it."""
+    """A new mailbox may reuse the id of a deleted one, and reach the same HIGHESTMODSEQ; it
+    has a new UIDVALIDITY, so the old mailbox's list is never shown for it."""
     box = await store.create_mailbox(user_id, "Projects")
     for n in range(3):
         await store.append(box.id, message(n), [])
-    assert len(await store.list_messages(box.id)) == 3
+    old = await store.list_messages(box.id)
     await store.delete_mailbox(user_id, "Projects")
-    assert await store.list_messages(box.id) == []
     again = await store.create_mailbox(user_id, "Projects")
-    await store.append(again.id, message(9), [])
+    assert again.id == box.id  # SQLite reuses the highest rowid once it is deleted
+    for n in range(10, 13):
+        await store.append(again.id, message(n), [])
     listed = await store.list_messages(again.id)
-    assert [(int(m.uid), m.mailbox_id) for m in listed] == [(1, again.id)]
+    assert [int(m.modseq) for m in listed] == [int(m.modseq) for m in old]
+    assert listed == await _uncached(store, again.id)
+    assert {m.blob_id for m in listed}.isdisjoint(m.blob_id for m in old)
+    await store.delete_mailbox(user_id, "Projects")
+    assert await store.list_messages(again.id) == []
 
 
 async def test_listings_are_independent_copies(store: Store, user_id: int) -> None:
