@@ -119,14 +119,17 @@ def _header_values(c: Candidate, name: str) -> list[str]:
 _TEXT_TYPES = frozenset({"text", "message"})
 
 
+def _every_part(part: Part) -> Iterator[Part]:
+    """The part and everything inside it: body parts of a multipart and the message of a
+    message/rfc822 part, each with a header of its own."""
+    yield part
+    for child in part.children:
+        yield from _every_part(child)
+
+
 def _text_parts(part: Part) -> list[Part]:
     """Every text leaf, attached messages' included (RFC 9051 §6.4.4 "the body")."""
-    if part.children:
-        found: list[Part] = []
-        for child in part.children:
-            found += _text_parts(child)
-        return found
-    return [part] if part.content_type in _TEXT_TYPES else []
+    return [p for p in _every_part(part) if not p.children and p.content_type in _TEXT_TYPES]
 
 
 def _body_text(c: Candidate) -> str:
@@ -141,14 +144,6 @@ def _body_text(c: Candidate) -> str:
         except LookupError:
             chunks.append(data.decode("utf-8", "replace"))
     return "\n".join(chunks)
-
-
-def _every_part(part: Part) -> Iterator[Part]:
-    """The part and everything inside it: body parts of a multipart and the message of a
-    message/rfc822 part, each with a header of its own."""
-    yield part
-    for child in part.children:
-        yield from _every_part(child)
 
 
 def _header_text(c: Candidate) -> str:
