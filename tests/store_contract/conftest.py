@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,14 +18,21 @@ def fake_parse(raw: bytes) -> bytes:
     return json.dumps({"size": len(raw)}).encode()
 
 
-@pytest.fixture(params=["sqlite"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    backend = SQLiteStore(tmp_path / "data", parse=fake_parse)
+@contextlib.asynccontextmanager
+async def opened_store(data_dir: Path) -> AsyncIterator[Store]:
+    """A SQLite store on ``data_dir``, open for the block (several may share one dir)."""
+    backend = SQLiteStore(data_dir, parse=fake_parse)
     await backend.open()
     try:
         yield backend
     finally:
         await backend.close()
+
+
+@pytest.fixture(params=["sqlite"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    async with opened_store(tmp_path / "data") as backend:
+        yield backend
 
 
 @pytest.fixture

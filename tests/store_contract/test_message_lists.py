@@ -16,8 +16,7 @@ import pytest
 from mailstead.core.types import UID
 from mailstead.store.interfaces import Store
 from mailstead.store.models import FlagMode, MessageMeta
-from mailstead.store.sql.sqlite import SQLiteStore
-from tests.store_contract.conftest import fake_parse, message
+from tests.store_contract.conftest import message, opened_store
 
 
 def _view(messages: list[MessageMeta]) -> list[tuple[int, int, frozenset[str]]]:
@@ -27,12 +26,8 @@ def _view(messages: list[MessageMeta]) -> list[tuple[int, int, frozenset[str]]]:
 @pytest.fixture
 async def other(store: Store, tmp_path: Path) -> AsyncIterator[Store]:
     """A second store on the same data directory, as another process would open it."""
-    second = SQLiteStore(tmp_path / "data", parse=fake_parse)
-    await second.open()
-    try:
+    async with opened_store(tmp_path / "data") as second:
         yield second
-    finally:
-        await second.close()
 
 
 async def _uncached(store: Store, mailbox_id: int) -> list[MessageMeta]:
