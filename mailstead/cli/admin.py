@@ -20,7 +20,7 @@ import click
 from mailstead.config.load import load_settings
 from mailstead.config.schema import Settings, format_size, parse_size
 from mailstead.core.errors import ConfigError, InvalidName, NotFound
-from mailstead.core.types import POP3_POLICIES
+from mailstead.core.types import Pop3Policy
 from mailstead.store.interfaces import Store, StructureParser
 
 if TYPE_CHECKING:
@@ -298,11 +298,11 @@ def user_quota(state: CliState, address: str, size: str) -> None:
 
 @user.command("pop3-policy")
 @click.argument("address")
-@click.argument("policy", type=click.Choice(POP3_POLICIES))
+@click.argument("policy", type=click.Choice([p.value for p in Pop3Policy]))
 @click.pass_obj
 def user_pop3_policy(state: CliState, address: str, policy: str) -> None:
     """What POP3 deletion does for ADDRESS: delete, keep, mark-read or archive."""
-    state.run(lambda store: store.set_pop3_policy(address, policy))
+    state.run(lambda store: store.set_pop3_policy(address, Pop3Policy(policy)))
     click.echo(f"POP3 policy of {address} set to {policy}")
 
 

@@ -17,9 +17,9 @@ from mailstead.cli.admin import CliState, _leaves, format_table, location_option
 from mailstead.config.schema import format_size
 from mailstead.core.errors import InvalidName
 from mailstead.store.interfaces import Store
-from mailstead.store.models import QueuedMessage
+from mailstead.store.models import QueuedMessage, QueueStatus
 
-PENDING = ("queued", "deferred", "inflight")
+_WAITING = (QueueStatus.QUEUED, QueueStatus.DEFERRED)
 
 
 def _age(created: datetime, now: datetime) -> str:
@@ -69,10 +69,10 @@ def queue_list(state: CliState) -> None:
     now = datetime.now(UTC)
     rows = []
     for m in messages:
-        pending = [r for r in m.envelope.recipients if r.status in ("queued", "deferred")]
+        pending = [r for r in m.envelope.recipients if r.status in _WAITING]
         next_attempt = min((r.next_attempt for r in pending if r.next_attempt), default=None)
         errors = [r.last_error for r in m.envelope.recipients
-                  if r.last_error and r.status != "delivered"]
+                  if r.last_error and r.status is not QueueStatus.DELIVERED]
         rows.append((m.id, _age(m.created, now), format_size(m.size),
                      m.envelope.mail_from or "<>", _state(m),
                      "held" if m.held else _when(next_attempt, now),
@@ -114,7 +114,7 @@ def queue_show(state: CliState, queue_id: int) -> None:
     for r in env.recipients:
         lines.append(f"  <{r.address}>  {r.status}, {r.attempts} attempt"
                      f"{'' if r.attempts == 1 else 's'}")
-        if r.status in ("queued", "deferred"):
+        if r.status in _WAITING:
             lines.append(f"    next attempt: {_when(r.next_attempt, now)}")
         if r.last_attempt is not None:
             lines.append(f"    last attempt: {r.last_attempt.isoformat(timespec='seconds')}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum, StrEnum
 from typing import NewType
 
 from mailstead.core.errors import InvalidName
@@ -31,7 +32,34 @@ DEFAULT_MAILBOXES: tuple[tuple[str, str | None], ...] = (
     ("Archive", "\\Archive"),
 )
 
-POP3_POLICIES = ("delete", "keep", "mark-read", "archive")
+
+
+class FlagMode(Enum):
+    """How a flag change applies: replace the set, add to it, or take from it (IMAP STORE
+    FLAGS / +FLAGS / -FLAGS, RFC 9051 §6.4.6)."""
+
+    SET = "set"
+    ADD = "add"
+    REMOVE = "remove"
+
+
+class Pop3Policy(StrEnum):
+    """What POP3 does with the messages a client deleted, at QUIT (``mailstead user
+    pop3-policy``). The value is what the store keeps and the command line takes."""
+
+    DELETE = "delete"  # RFC 1939: expunge them
+    KEEP = "keep"  # leave them, so IMAP clients still see them
+    MARK_READ = "mark-read"  # leave them, flagged \Seen
+    ARCHIVE = "archive"  # move them to the Archive folder
+
+
+class TLSMode(StrEnum):
+    """How a listener offers TLS: not at all, by the protocol's STARTTLS/STLS command, or
+    from the first byte (RFC 8314 implicit TLS)."""
+
+    NONE = "none"
+    STARTTLS = "starttls"
+    IMPLICIT = "implicit"
 
 
 def normalize_flag(flag: str) -> str:

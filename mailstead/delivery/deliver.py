@@ -34,7 +34,7 @@ from mailstead.core.types import Address
 from mailstead.delivery.dkim import Signer, from_domain
 from mailstead.delivery.router import DeliveryError, LocalTarget, Router
 from mailstead.store.interfaces import Store
-from mailstead.store.models import OutboundEnvelope, QueuedRecipient, Recipient
+from mailstead.store.models import OutboundEnvelope, QueuedRecipient, QueueStatus, Recipient
 
 log = logging.getLogger("mailstead.delivery")
 
@@ -130,7 +130,7 @@ class Delivery:
         if targets and "SUCCESS" in notify:
             # RFC 3461 §5.2.2: a "delivered" DSN is owed; the outbound side sends it.
             self.success_dsn.append(
-                QueuedRecipient(str(address), notify, orcpt, status="delivered")
+                QueuedRecipient(str(address), notify, orcpt, status=QueueStatus.DELIVERED)
             )
         if targets:
             self.local_rcpts.append(str(address))

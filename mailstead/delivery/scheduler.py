@@ -60,6 +60,7 @@ from mailstead.store.models import (
     OutboundEnvelope,
     QueuedMessage,
     QueuedRecipient,
+    QueueStatus,
     Recipient,
 )
 
@@ -464,14 +465,14 @@ class Scheduler:
             for recipient in item.recipients:
                 outcome = outcomes[recipient.address]
                 updated = self._apply(recipient, outcome, now, age)
-                if (updated.status == "deferred" and not updated.delay_notified
+                if (updated.status is QueueStatus.DEFERRED and not updated.delay_notified
                         and self.conf.delay_warning_seconds
                         and age >= self.conf.delay_warning_seconds):
                     updated = dataclasses.replace(updated, delay_notified=True)
                     if message.envelope.mail_from and _notify_allows(updated, "DELAY"):
                         delayed.append(updated)
                 updates.append(updated)
-                if updated.status in ("delivered", "failed"):
+                if updated.status.final:
                     self._to_settle.add(message.id)
             if delayed:
                 delays.append((message, delayed))
@@ -498,17 +499,17 @@ class Scheduler:
             # Nothing owed unless SUCCESS was asked and the remote did not take it over.
             owed = "SUCCESS" in {n.upper() for n in recipient.notify} and not (
                 outcome.dsn_passed_on)
-            return dataclasses.replace(attempted, status="delivered", next_attempt=now,
+            return dataclasses.replace(attempted, status=QueueStatus.DELIVERED, next_attempt=now,
                                        settled=not owed)
         if outcome.kind == "failed":
             self.failed += 1
-            return dataclasses.replace(attempted, status="failed", next_attempt=now,
+            return dataclasses.replace(attempted, status=QueueStatus.FAILED, next_attempt=now,
                                        settled=False)
         self.deferred += 1
         intervals = self.conf.retry_intervals_seconds or [3600]
         wait = intervals[min(attempted.attempts - 1, len(intervals) - 1)]
         wait = max(1, wait)  # a zero interval must never become a busy loop
-        return dataclasses.replace(attempted, status="deferred",
+        return dataclasses.replace(attempted, status=QueueStatus.DEFERRED,
                                    next_attempt=now + timedelta(seconds=wait))
 
     # -- notifications and retirement ----------------------------------------------------
@@ -529,17 +530,17 @@ class Scheduler:
         message = found[0]
         recipients = message.envelope.recipients
         unsettled = [r for r in recipients
-                     if r.status in ("delivered", "failed") and not r.settled]
+                     if r.status.final and not r.settled]
         if unsettled:
             owed_fail = [r for r in unsettled
-                         if r.status == "failed" and _notify_allows(r, "FAILURE")]
-            owed_ok = [r for r in unsettled if r.status == "delivered"
+                         if r.status is QueueStatus.FAILED and _notify_allows(r, "FAILURE")]
+            owed_ok = [r for r in unsettled if r.status is QueueStatus.DELIVERED
                        and "SUCCESS" in {n.upper() for n in r.notify}]
             if message.envelope.mail_from and (owed_fail or owed_ok):
                 await self._notify(message, owed_fail + owed_ok, None)
             await self.store.update_queue_recipients(
                 [dataclasses.replace(r, settled=True) for r in unsettled])
-        done = all(r.status in ("delivered", "failed") for r in recipients)
+        done = all(r.status.final for r in recipients)
         if done:
             await self.store.remove_queued(queue_id)
 
@@ -552,7 +553,7 @@ class Scheduler:
         host_text = where.rsplit(":", 1)[0] if where.endswith(tuple("0123456789")) else where
         host = host_text or None
         if action is None:
-            action = "failed" if r.status == "failed" else (
+            action = "failed" if r.status is QueueStatus.FAILED else (
                 "relayed" if r.remote else "delivered")
         if action == "delivered" and not r.remote:
             reason = "delivered to the mailbox"

@@ -22,11 +22,11 @@ from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 
 from mailstead.core.errors import NotFound
-from mailstead.core.types import SEEN, UID
+from mailstead.core.types import SEEN, UID, FlagMode
 from mailstead.mime.parse import ParsedMessage
 from mailstead.pop3.protocol import find_header_end
 from mailstead.store.interfaces import Store
-from mailstead.store.models import FlagMode, MessageMeta
+from mailstead.store.models import MessageMeta
 
 #: Read size for RETR/TOP. Large enough to amortise a thread hop per read, small enough
 #: that many concurrent downloads stay cheap in memory.

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Protocol
 
-from mailstead.core.types import UID, ModSeq
+from mailstead.core.types import UID, FlagMode, ModSeq, Pop3Policy
 from mailstead.store.changes import ChangeBus
 from mailstead.store.models import (
     Alias,
@@ -32,7 +32,6 @@ from mailstead.store.models import (
     CopyResult,
     DeliveryResult,
     Domain,
-    FlagMode,
     Group,
     Mailbox,
     MessageMeta,
@@ -94,7 +93,7 @@ class Store(Protocol):
 
     async def set_quota(self, address: str, quota_bytes: int) -> None: ...
 
-    async def set_pop3_policy(self, address: str, policy: str) -> None: ...
+    async def set_pop3_policy(self, address: str, policy: Pop3Policy) -> None: ...
 
     async def set_plus_folders(self, address: str, enabled: bool) -> None: ...
 

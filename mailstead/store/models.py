@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import Enum
+from enum import Enum, StrEnum
 
-from mailstead.core.types import UID, ModSeq
+from mailstead.core.types import UID, ModSeq, Pop3Policy
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,7 +24,7 @@ class User:
     password_hash: str
     quota_bytes: int
     used_bytes: int
-    pop3_policy: str
+    pop3_policy: Pop3Policy
     plus_folders: bool
     disabled: bool
     created: datetime
@@ -109,12 +109,6 @@ class CopyResult:
     mapping: tuple[tuple[UID, UID], ...]
 
 
-class FlagMode(Enum):
-    SET = "set"
-    ADD = "add"
-    REMOVE = "remove"
-
-
 @dataclass(frozen=True, slots=True)
 class Recipient:
     """One local destination of a delivery: which user and which of their mailboxes."""
@@ -155,7 +149,21 @@ class ChangeEvent:
 
 # -- outbound queue -------------------------------------------------------------------------
 # Records of the durable outbound queue. SMTP receive fills it; the outbound delivery
-# (delivery/remote.py) drains it. DSN parameters (RFC 3461) travel with each recipient.
+# (delivery/scheduler.py) drains it. DSN parameters (RFC 3461) travel with each recipient.
+
+
+class QueueStatus(StrEnum):
+    """Where one queued recipient stands. The value is what the store keeps."""
+
+    QUEUED = "queued"  # waiting for its first attempt
+    INFLIGHT = "inflight"  # claimed by the scheduler; a crash makes it due again
+    DEFERRED = "deferred"  # a temporary failure; tried again at ``next_attempt``
+    DELIVERED = "delivered"  # final: taken by the remote server, or delivered locally
+    FAILED = "failed"  # final: refused for good, or too old
+
+    @property
+    def final(self) -> bool:
+        return self in (QueueStatus.DELIVERED, QueueStatus.FAILED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,22 +172,20 @@ class QueuedRecipient:
 
     ``notify`` holds the NOTIFY keywords (``("NEVER",)`` or some of SUCCESS, FAILURE,
     DELAY); empty means not given. ``orcpt`` is the ORCPT value, ``addr-type;xtext``.
-    ``status`` is ``queued`` (to deliver), ``delivered`` (delivered locally, kept because
-    a success DSN was asked for) or ``failed``.
+    A local recipient that asked for a success DSN is queued already ``delivered``, so
+    that the outbound side sends the notification.
     """
 
     address: str
     notify: tuple[str, ...] = ()
     orcpt: str | None = None
-    status: str = "queued"
+    status: QueueStatus = QueueStatus.QUEUED
     attempts: int = 0
     next_attempt: datetime | None = None
-    last_error: str | None = None
+    last_error: str | None = None  # the reply or reason of the last temporary failure
     id: int = 0
-    # Outbound delivery state (issue 4, migration 3). ``status`` also takes ``inflight``
-    # (claimed by the scheduler) and ``deferred`` (a temporary failure; ``last_error``
-    # holds the reply). ``remote``/``tls`` describe the host of the last attempt,
-    # ``settled`` means the final DSN owed for this recipient (if any) has been sent.
+    # Where the last attempt went (``remote``/``tls``); ``settled``: the final DSN owed
+    # for this recipient, if any, has been sent.
     last_attempt: datetime | None = None
     remote: str | None = None
     tls: str | None = None
@@ -213,4 +219,4 @@ class QueuedMessage:
     size: int
     envelope: OutboundEnvelope
     created: datetime
-    held: bool = False  # `mailstead queue hold`: not attempted until released (issue 4)
+    held: bool = False  # `mailstead queue hold`: not attempted until released

@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 from mailstead.auth.passwords import PasswordPolicy, hash_password
 from mailstead.cli.serve import PID_FILE, RunningServer, Services
 from mailstead.config.schema import Settings
+from mailstead.core.types import Pop3Policy
 from mailstead.store.interfaces import Store
 from mailstead.store.models import Recipient, User
 
@@ -151,7 +152,7 @@ class ServerThread:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
 
     def add_user(self, address: str, password: str, *, quota_bytes: int = 0,
-                 pop3_policy: str | None = None, plus_folders: bool = False) -> User:
+                 pop3_policy: Pop3Policy | str | None = None, plus_folders: bool = False) -> User:
         """Create the account (and its domain if needed) with a cheap password hash."""
         domain = address.rpartition("@")[2].lower()
 
@@ -163,7 +164,7 @@ class ServerThread:
                 address, hash_password(password, TEST_PASSWORD_POLICY), quota_bytes=quota_bytes
             )
             if pop3_policy is not None:
-                await store.set_pop3_policy(address, pop3_policy)
+                await store.set_pop3_policy(address, Pop3Policy(pop3_policy))
             if plus_folders:
                 await store.set_plus_folders(address, True)
             return await store.get_user(user.id)

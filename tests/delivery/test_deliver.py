@@ -16,7 +16,6 @@ from mailstead.delivery.deliver import (
     check_loops,
     received_header,
 )
-from mailstead.delivery.queue import OutboundQueue
 from mailstead.delivery.router import DeliveryError, Router
 from mailstead.store.models import OutboundEnvelope, QueuedRecipient, Recipient
 from mailstead.store.sql.sqlite import SQLiteStore
@@ -81,7 +80,7 @@ async def test_local_and_remote_commit_together(store: SQLiteStore) -> None:
     assert local.startswith(b"Return-Path: <s@remote.example>\r\n"
                             b"Delivered-To: alice@example.org\r\nReceived: ")
     assert local.endswith(BODY)
-    [queued] = await OutboundQueue(store).pending()
+    [queued] = await store.list_queue()
     assert [(r.address, r.notify, r.orcpt) for r in queued.envelope.recipients] == [
         ("x@remote.example", ("FAILURE",), "rfc822;x@remote.example")]
     body = await store.read_blob(queued.blob_id)
@@ -128,7 +127,7 @@ async def test_queue_survives_reopen_and_keeps_its_body_from_gc(store: SQLiteSto
         os.utime(path, (old, old))
     assert await store.collect_garbage(grace_seconds=60) == 0
     assert await store.read_blob(queued.blob_id) == BODY
-    await OutboundQueue(store).remove(queued.id)
+    await store.remove_queued(queued.id)
     assert await store.list_queue() == []
     assert await store.collect_garbage(grace_seconds=60) == 1
 

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from mailstead.core.types import FlagMode
 from mailstead.imap.structure import StoredStructure
-from mailstead.store.models import FlagMode, MessageMeta, Recipient
+from mailstead.store.models import MessageMeta, Recipient
 from mailstead.store.models import User as StoreUser
 from mailstead.testing.server import ServerThread
 

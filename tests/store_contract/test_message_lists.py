@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from mailstead.core.types import UID
+from mailstead.core.types import UID, FlagMode
 from mailstead.store.interfaces import Store
-from mailstead.store.models import FlagMode, MessageMeta
+from mailstead.store.models import MessageMeta
 from tests.store_contract.conftest import message, opened_store
 
 

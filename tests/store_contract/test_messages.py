@@ -11,9 +11,9 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from mailstead.core.errors import NotFound, QuotaExceeded
-from mailstead.core.types import UID
+from mailstead.core.types import UID, FlagMode
 from mailstead.store.interfaces import Store
-from mailstead.store.models import ChangeKind, FlagMode, Recipient
+from mailstead.store.models import ChangeKind, Recipient
 
 from .conftest import message
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from mailstead.core.types import SEEN, UID
+from mailstead.core.types import SEEN, UID, FlagMode
 from mailstead.imap import objectid, response
 from mailstead.imap.parse.commands import Command, Fetch
 from mailstead.imap.parse.fetch import FetchAtt
@@ -28,7 +28,7 @@ from mailstead.mime.imap_views import (
 )
 from mailstead.mime.parse import ParsedMessage
 from mailstead.store.interfaces import Store
-from mailstead.store.models import FlagMode, MessageMeta
+from mailstead.store.models import MessageMeta
 
 if TYPE_CHECKING:
     from mailstead.imap.session import Session

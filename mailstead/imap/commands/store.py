@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from mailstead.core.types import UID
+from mailstead.core.types import UID, FlagMode
 from mailstead.imap import response
 from mailstead.imap.parse.commands import Command, Store
 from mailstead.imap.selected import SelectedMailbox, uid_ranges
 from mailstead.imap.session import CommandError, Reply
-from mailstead.store.models import FlagMode
 
 if TYPE_CHECKING:
     from mailstead.imap.session import Session

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from mailstead.store.models import OutboundEnvelope, QueuedMessage, QueuedRecipient
+from mailstead.store.models import OutboundEnvelope, QueuedMessage, QueuedRecipient, QueueStatus
 
 #: SQL condition true when blob ``b`` is referenced by a queued message; garbage collection
 #: keeps such bodies.
@@ -55,7 +55,7 @@ def load_queue(conn: sqlite3.Connection) -> list[QueuedMessage]:
             address=row[1],
             notify=tuple(row[2].split(",")) if row[2] else (),
             orcpt=row[3],
-            status=row[4],
+            status=QueueStatus(row[4]),
             attempts=row[5],
             next_attempt=datetime.fromisoformat(row[6]),
             last_error=row[7],
@@ -83,7 +83,7 @@ def delete_queued(conn: sqlite3.Connection, queue_id: int) -> bool:
     return conn.execute("DELETE FROM queue_messages WHERE id = ?", (queue_id,)).rowcount > 0
 
 
-# -- outbound delivery state (issue 4: the scheduler) --------------------------------------
+# -- outbound delivery state (the scheduler) --------------------------------------
 # Claiming due recipients, recording attempts, hold/release/retry and crash recovery.
 # Timestamps are UTC ISO-8601 with microseconds, so text comparison orders them.
 
@@ -109,7 +109,7 @@ def _recipient(row: Any) -> QueuedRecipient:
         address=str(row[1]),
         notify=tuple(notify.split(",")) if notify else (),
         orcpt=row[3],
-        status=str(row[4]),
+        status=QueueStatus(row[4]),
         attempts=int(row[5]),
         next_attempt=datetime.fromisoformat(str(row[6])),
         last_error=row[7],

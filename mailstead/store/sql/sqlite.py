@@ -30,12 +30,13 @@ from mailstead.core.errors import (
 from mailstead.core.types import (
     DEFAULT_MAILBOXES,
     DELETED,
-    POP3_POLICIES,
     SEEN,
     SPECIAL_USES,
     UID,
     Address,
+    FlagMode,
     ModSeq,
+    Pop3Policy,
     normalize_flag,
 )
 from mailstead.store.blobs import BlobFiles, blob_id_for
@@ -49,7 +50,6 @@ from mailstead.store.models import (
     CopyResult,
     DeliveryResult,
     Domain,
-    FlagMode,
     FlagUpdate,
     Group,
     Mailbox,
@@ -191,7 +191,7 @@ def _row_to_user(row: sqlite3.Row) -> User:
         password_hash=row[2],
         quota_bytes=row[3],
         used_bytes=row[4],
-        pop3_policy=row[5],
+        pop3_policy=Pop3Policy(row[5]),
         plus_folders=bool(row[6]),
         disabled=bool(row[7]),
         created=datetime.fromisoformat(row[8]),
@@ -493,10 +493,13 @@ class SQLiteStore:
             raise InvalidName("quota cannot be negative")
         await self._update_user(address, "quota_bytes", quota_bytes)
 
-    async def set_pop3_policy(self, address: str, policy: str) -> None:
-        if policy not in POP3_POLICIES:
-            raise InvalidName(f"POP3 policy must be one of {', '.join(POP3_POLICIES)}")
-        await self._update_user(address, "pop3_policy", policy)
+    async def set_pop3_policy(self, address: str, policy: Pop3Policy) -> None:
+        try:
+            value = Pop3Policy(policy)
+        except ValueError:
+            choices = ", ".join(p.value for p in Pop3Policy)
+            raise InvalidName(f"POP3 policy must be one of {choices}") from None
+        await self._update_user(address, "pop3_policy", value.value)
 
     async def set_plus_folders(self, address: str, enabled: bool) -> None:
         await self._update_user(address, "plus_folders", int(enabled))
