@@ -9,22 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import click
 
+from mailstead.cli.serve import open_store, password_policy
+from mailstead.cli.tables import format_table
 from mailstead.config.load import load_settings
 from mailstead.config.schema import Settings, format_size, parse_size
-from mailstead.core.errors import ConfigError, InvalidName, NotFound
+from mailstead.core.errors import InvalidName, NotFound
 from mailstead.core.types import Pop3Policy
-from mailstead.store.interfaces import Store, StructureParser
-
-if TYPE_CHECKING:
-    from mailstead.auth.passwords import PasswordPolicy
+from mailstead.store.interfaces import Store
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -81,47 +79,6 @@ def location_options(command: F) -> F:
     )(command)
 
 
-def structure_parser() -> StructureParser | None:
-    """Parse once at append, as the server does, so imported mail has its structure."""
-    try:
-        from mailstead.mime.parse import parse_message
-    except ImportError:  # mime/ not built yet: the store keeps bodies without structure
-        return None
-    return lambda raw: parse_message(raw).to_json()
-
-
-@asynccontextmanager
-async def open_store(settings: Settings, *, create: bool = True) -> AsyncIterator[Store]:
-    """The concrete store for the configured backend, opened and closed around the block."""
-    if settings.store.backend != "sqlite":
-        raise ConfigError(
-            f"backend {settings.store.backend!r} is not available yet", key="store.backend"
-        )
-    if not create and not settings.data_dir.is_dir():
-        raise NotFound(
-            f"no mailstore in {settings.data_dir} (add a domain or start the server first)"
-        )
-    from mailstead.store.sql.sqlite import SQLiteStore
-
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store = SQLiteStore(settings.data_dir, parse=structure_parser())
-    await store.open()
-    try:
-        yield store
-    finally:
-        await store.close()
-
-
-def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """Left-aligned columns separated by two spaces, like ``ps`` or ``ls -l``."""
-    cells = [[str(h) for h in headers], *[[str(c) for c in row] for row in rows]]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        for row in cells
-    )
-
-
 def _quota_text(quota: int) -> str:
     return "unlimited" if quota == 0 else format_size(quota)
 
@@ -142,17 +99,6 @@ def _read_password(password_stdin: bool) -> str:
     if not password:
         raise InvalidName("the password is empty")
     return password
-
-
-def password_policy(settings: Settings) -> PasswordPolicy:
-    """The argon2id cost for new hashes (existing hashes keep the cost they record)."""
-    from mailstead.auth.passwords import PasswordPolicy
-
-    return PasswordPolicy(
-        time_cost=settings.auth.argon2_time_cost,
-        memory_cost=settings.auth.argon2_memory_kib,
-        parallelism=settings.auth.argon2_parallelism,
-    )
 
 
 def _hash(settings: Settings, password: str) -> str:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mailstead.cli.admin import format_table, password_policy
+from mailstead.auth.passwords import PasswordPolicy, generate_password, hash_password
+from mailstead.cli.tables import format_table
 from mailstead.config.schema import Settings
 from mailstead.store.interfaces import Store
 
@@ -35,17 +36,18 @@ class FirstRun:
     password: str
 
 
-async def bootstrap_if_empty(store: Store, settings: Settings) -> FirstRun | None:
+async def bootstrap_if_empty(
+    store: Store, settings: Settings, policy: PasswordPolicy
+) -> FirstRun | None:
     """On a store without domains, create ``settings.hostname`` as the domain and
-    ``postmaster@<domain>`` (RFC 5321 §4.5.1 requires a postmaster) with a random password."""
+    ``postmaster@<domain>`` (RFC 5321 §4.5.1 requires a postmaster) with a random password,
+    hashed at the configured cost."""
     if await store.list_domains():
         return None
-    from mailstead.auth.passwords import generate_password, hash_password
-
     domain = settings.hostname.lower().rstrip(".")
     await store.add_domain(domain)
     password = generate_password()
-    password_hash = hash_password(password, password_policy(settings))
+    password_hash = hash_password(password, policy)
     user = await store.add_user(f"postmaster@{domain}", password_hash)
     return FirstRun(domain=domain, user=user.address, password=password)
 

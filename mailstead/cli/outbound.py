@@ -13,7 +13,8 @@ from datetime import UTC, datetime
 
 import click
 
-from mailstead.cli.admin import CliState, _leaves, format_table, location_options
+from mailstead.cli.admin import CliState, _leaves, location_options
+from mailstead.cli.tables import format_table
 from mailstead.config.schema import format_size
 from mailstead.core.errors import InvalidName
 from mailstead.store.interfaces import Store

@@ -1,8 +1,15 @@
-"""The composition root: the only module that picks concrete backends and wires the server.
+"""The composition root: the one place that picks concrete backends and wires the server.
 
-settings -> data dir and certificate -> store -> first-run bootstrap -> authenticator ->
-one :class:`Listener` per enabled listener whose protocol is available -> serve until
-SIGTERM (drain, exit 0). SIGHUP reloads the TLS certificate.
+settings -> data dir and certificate -> store -> first-run bootstrap -> :class:`Services`
+(authenticator, router, outbound scheduler, DKIM signer, deliverer) -> one front end per
+protocol -> one :class:`Listener` per enabled listener -> serve until SIGTERM (drain,
+exit 0). SIGHUP reloads the TLS certificate.
+
+Every dependency is passed to a constructor, here, in the order things need each other:
+nothing is looked up by name and nothing is set on an object after it was built. A front
+end is any object with an ``endpoint(name, listener)`` method (:class:`FrontEnd`); a new
+protocol plugs in by being built in :func:`build_front_ends` and named there for its
+listeners. No package below ``cli/`` imports ``cli/``.
 """
 
 from __future__ import annotations
@@ -11,25 +18,29 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, TextIO
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Protocol, TextIO
 
 from mailstead.auth.authenticator import Authenticator
+from mailstead.auth.passwords import PasswordPolicy
 from mailstead.auth.throttle import Throttle, ThrottlePolicy
-from mailstead.cli.admin import password_policy
+from mailstead.cli.bootstrap import bootstrap_if_empty, format_client_table
 from mailstead.config.schema import ListenerSettings, Settings
-from mailstead.core.errors import ConfigError
+from mailstead.core.errors import ConfigError, NotFound
 from mailstead.core.log import setup_logging
+from mailstead.delivery.deliver import Deliverer
+from mailstead.delivery.dkim import Signer
+from mailstead.delivery.router import Router
+from mailstead.delivery.scheduler import Scheduler
+from mailstead.imap.server import IMAPServer
 from mailstead.mime.parse import parse_message
-from mailstead.net.listener import Listener, ListenerGroup
-from mailstead.net.stream import Stream
+from mailstead.net.listener import Handler, Listener, ListenerGroup, RejectHook
 from mailstead.net.tls import TLSContexts, ensure_self_signed
+from mailstead.pop3.server import POP3Server
+from mailstead.smtp.server import SMTPServer
 from mailstead.store.interfaces import Store
 from mailstead.store.sql.sqlite import SQLiteStore
-
-if TYPE_CHECKING:
-    from mailstead.delivery.scheduler import Scheduler
 
 log = logging.getLogger("mailstead.serve")
 
@@ -43,75 +54,38 @@ def parse_structure(raw: bytes) -> bytes:
     return parse_message(raw).to_json()
 
 
-@dataclass
-class Services:
-    """What the protocol front ends are built from; constructed once per process."""
-
-    settings: Settings
-    store: Store
-    authenticator: Authenticator
-    tls: TLSContexts
-    extras: dict[str, object] = field(default_factory=dict)
-
-
-Handler = Callable[[Stream], Awaitable[None]]
-RejectHook = Callable[[Stream, str], Awaitable[None]]
-#: Builds (handler, reject hook) for one listener of a protocol.
-ProtocolFactory = Callable[[Services, str, ListenerSettings], tuple[Handler, RejectHook | None]]
-
-
-def _protocols() -> dict[str, ProtocolFactory]:
-    """Listener name -> the protocol that serves it. A listener not named here has no
-    protocol yet and is reported as such at start-up."""
-    return {
-        "imap": _imap,
-        "imaps": _imap,
-        "pop3": _pop3,
-        "pop3s": _pop3,
-        "smtp": _smtp,
-        "submission": _smtp,
-        "submissions": _smtp,
-    }
-
-
-def _smtp(services: Services, name: str, conf: ListenerSettings) -> tuple[Handler, RejectHook]:
-    """MX, submission and submissions share one server (router, deliverer)."""
-    from mailstead.smtp.server import SMTPServer
-
-    server = services.extras.get("smtp")
-    if not isinstance(server, SMTPServer):
-        server = SMTPServer(services.store, services.authenticator, services.settings,
-                            services.tls)
-        services.extras["smtp"] = server
-    return server.endpoint(name, conf)
-
-
-def _imap(services: Services, name: str, conf: ListenerSettings) -> tuple[Handler, RejectHook]:
-    """IMAP with STARTTLS and IMAPS share one \\Recent tracker (mailstead.imap.server)."""
-    from mailstead.imap.server import imap_protocol
-
-    return imap_protocol(services, name, conf)
-
-
-def _pop3(services: Services, name: str, conf: ListenerSettings) -> tuple[Handler, RejectHook]:
-    """Both POP3 listeners share one server, so the [IN-USE] lock spans ports 110 and 995."""
-    from mailstead.pop3.server import POP3Server
-
-    server = services.extras.get("pop3")
-    if not isinstance(server, POP3Server):
-        server = POP3Server(services.store, services.authenticator, services.settings,
-                            services.tls)
-        services.extras["pop3"] = server
-    return server.endpoint(conf)
+# -- the store -------------------------------------------------------------------------------
 
 
 def build_store(settings: Settings) -> Store:
-    if settings.store.backend != "sqlite":
-        raise ConfigError(
-            "the postgres backend is not available in this version; use sqlite",
-            key="store.backend",
-        )
+    """The configured backend, not yet opened. The only place a concrete store is named."""
     return SQLiteStore(settings.data_dir, parse=parse_structure)
+
+
+@contextlib.asynccontextmanager
+async def open_store(settings: Settings, *, create: bool = True) -> AsyncIterator[Store]:
+    """The store opened for the length of the block (the admin commands). With
+    ``create=False`` a missing data directory is an error instead of a new empty store."""
+    if not create and not settings.data_dir.is_dir():
+        raise NotFound(
+            f"no mailstore in {settings.data_dir} (add a domain or start the server first)"
+        )
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = build_store(settings)
+    await store.open()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+def password_policy(settings: Settings) -> PasswordPolicy:
+    """The argon2id cost for new hashes (existing hashes keep the cost they record)."""
+    return PasswordPolicy(
+        time_cost=settings.auth.argon2_time_cost,
+        memory_cost=settings.auth.argon2_memory_kib,
+        parallelism=settings.auth.argon2_parallelism,
+    )
 
 
 def prepare_tls(settings: Settings) -> TLSContexts:
@@ -133,19 +107,80 @@ def prepare_tls(settings: Settings) -> TLSContexts:
     return TLSContexts(cert, key)
 
 
-def build_listeners(services: Services) -> list[Listener]:
+# -- services and front ends -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """What the front ends are built from; made once per process by :func:`build_services`."""
+
+    settings: Settings
+    store: Store
+    tls: TLSContexts
+    authenticator: Authenticator
+    router: Router
+    deliverer: Deliverer
+    scheduler: Scheduler | None  # None when outbound delivery is off ([delivery] enabled)
+
+
+def build_services(settings: Settings, store: Store, tls: TLSContexts) -> Services:
+    """Everything below the front ends, each given what it depends on."""
+    throttle = Throttle(ThrottlePolicy(
+        delay_after=settings.auth.max_failures,
+        lock_after=settings.auth.lockout_failures,
+        window=float(settings.auth.window_seconds),
+    ))
+    authenticator = Authenticator(store, throttle, password_policy(settings))
+    router = Router(store, settings.smtp.plus_separator)
+    scheduler = (
+        Scheduler(store, settings, router=router) if settings.delivery.enabled else None
+    )
+    deliverer = Deliverer(
+        store,
+        router,
+        signer=Signer(settings.data_dir) if settings.dkim.enabled else None,
+        # Mail queued by SMTP is tried at once, not at the scheduler's next poll.
+        on_queued=scheduler.wake if scheduler is not None else None,
+    )
+    return Services(settings, store, tls, authenticator, router, deliverer, scheduler)
+
+
+class FrontEnd(Protocol):
+    """A protocol server. It serves one or more listeners and builds, for each, the handler
+    of its connections and what to say when a connection is refused (over the caps)."""
+
+    def endpoint(self, name: str, conf: ListenerSettings) -> tuple[Handler, RejectHook]: ...
+
+
+def build_front_ends(services: Services) -> dict[str, FrontEnd]:
+    """Listener name -> the front end that serves it. One server per protocol serves all
+    of its listeners, so what they share is shared across ports: SMTP's router and
+    deliverer, IMAP's \\Recent tracker, POP3's maildrop locks (``[IN-USE]`` on 110 and
+    995 alike)."""
+    settings, tls = services.settings, services.tls
+    smtp = SMTPServer(services.deliverer, services.authenticator, settings, tls)
+    imap = IMAPServer(services.store, services.authenticator, settings, tls)
+    pop3 = POP3Server(services.store, services.authenticator, settings, tls)
+    return {
+        "smtp": smtp,
+        "submission": smtp,
+        "submissions": smtp,
+        "imap": imap,
+        "imaps": imap,
+        "pop3": pop3,
+        "pop3s": pop3,
+    }
+
+
+def build_listeners(services: Services, front_ends: Mapping[str, FrontEnd]) -> list[Listener]:
+    """One listener per enabled ``[listeners.<name>]``, served by its front end."""
     settings = services.settings
     limits = settings.limits
-    protocols = _protocols()
     listeners: list[Listener] = []
     for name, conf in settings.listeners.items():
         if not conf.enabled:
             continue
-        factory = protocols.get(name)
-        if factory is None:
-            log.info("listener %s: its protocol is not part of this version yet", name)
-            continue
-        handler, reject = factory(services, name, conf)
+        handler, reject = front_ends[name].endpoint(name, conf)
         listeners.append(Listener(
             name, conf.address, conf.port, handler,
             tls=services.tls,
@@ -155,31 +190,6 @@ def build_listeners(services: Services) -> list[Listener]:
             reject=reject,
         ))
     return listeners
-
-
-def build_scheduler(services: Services) -> Scheduler | None:
-    """The outbound queue's delivery loop, when enabled; listed in ``extras["outbound"]``
-    so front ends can wake it when they queue mail."""
-    if not services.settings.delivery.enabled:
-        return None
-    from mailstead.delivery.scheduler import Scheduler
-
-    scheduler = Scheduler(services.store, services.settings)
-    services.extras["outbound"] = scheduler
-    return scheduler
-
-
-def connect_outbound(services: Services, scheduler: Scheduler | None) -> None:
-    """Give SMTP's deliverer the DKIM signer and the scheduler's wake-up (issue 4)."""
-    deliverer = getattr(services.extras.get("smtp"), "deliverer", None)
-    if deliverer is None:
-        return
-    if services.settings.dkim.enabled:
-        from mailstead.delivery.dkim import Signer
-
-        deliverer.signer = Signer(services.settings.data_dir)
-    if scheduler is not None:
-        deliverer.on_queued = scheduler.wake
 
 
 async def _collect_garbage_forever(store: Store, grace: float) -> None:
@@ -197,11 +207,13 @@ async def _collect_garbage_forever(store: Store, grace: float) -> None:
 class RunningServer:
     """The wired server: store open, listeners accepting. Shared by ``serve`` and tests."""
 
-    def __init__(self, services: Services, group: ListenerGroup) -> None:
+    def __init__(
+        self, services: Services, group: ListenerGroup, gc_task: asyncio.Task[None]
+    ) -> None:
         self.services = services
         self.group = group
-        self._gc_task: asyncio.Task[None] | None = None
-        self.scheduler: Scheduler | None = None  # outbound delivery (issue 4)
+        self._gc_task = gc_task
+        self._shut_down = False
 
     @classmethod
     async def start(
@@ -209,46 +221,38 @@ class RunningServer:
     ) -> RunningServer:
         """Open everything and start accepting; with ``bootstrap_output``, an empty store
         gets its first domain and postmaster, and the client table is written there."""
-        from mailstead.cli.bootstrap import bootstrap_if_empty, format_client_table
-
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         tls = prepare_tls(settings)
         store = build_store(settings)
         await store.open()
         try:
             if bootstrap_output is not None:
-                first = await bootstrap_if_empty(store, settings)
+                first = await bootstrap_if_empty(store, settings, password_policy(settings))
                 if first is not None:
                     bootstrap_output.write(
                         format_client_table(settings, first.user, first.password)
                     )
                     bootstrap_output.flush()
-            throttle = Throttle(ThrottlePolicy(
-                delay_after=settings.auth.max_failures,
-                lock_after=settings.auth.lockout_failures,
-                window=float(settings.auth.window_seconds),
-            ))
-            authenticator = Authenticator(store, throttle, password_policy(settings))
-            services = Services(settings, store, authenticator, tls)
-            scheduler = build_scheduler(services)
-            group = ListenerGroup(build_listeners(services))
-            connect_outbound(services, scheduler)
+            services = build_services(settings, store, tls)
+            group = ListenerGroup(build_listeners(services, build_front_ends(services)))
             await group.start()
-            if scheduler is not None:
-                await scheduler.start()
+            if services.scheduler is not None:
+                await services.scheduler.start()
         except BaseException:
             await store.close()
             raise
-        running = cls(services, group)
-        running.scheduler = scheduler
-        running._gc_task = asyncio.create_task(
+        gc_task = asyncio.create_task(
             _collect_garbage_forever(store, float(settings.store.gc_grace_seconds))
         )
-        return running
+        return cls(services, group, gc_task)
 
     @property
     def store(self) -> Store:
         return self.services.store
+
+    @property
+    def scheduler(self) -> Scheduler | None:
+        return self.services.scheduler
 
     def port(self, listener_name: str) -> int:
         for listener in self.group.listeners:
@@ -264,15 +268,15 @@ class RunningServer:
             await self.shutdown_services()
 
     async def shutdown_services(self) -> None:
-        """Stop background work and close the store (listeners already stopped)."""
-        if self.scheduler is not None:
-            await self.scheduler.stop()
-            self.scheduler = None
-        if self._gc_task is not None:
-            self._gc_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._gc_task
-            self._gc_task = None
+        """Stop background work and close the store (listeners already stopped). Once."""
+        if self._shut_down:
+            return
+        self._shut_down = True
+        if self.services.scheduler is not None:
+            await self.services.scheduler.stop()
+        self._gc_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._gc_task
         await self.services.store.close()
 
 

@@ -72,17 +72,12 @@ class _Section(BaseModel):
 class StoreSettings(_Section):
     """Where accounts, mailboxes and messages live."""
 
-    backend: Literal["sqlite", "postgres"] = Field(
-        "sqlite", description="mailstore backend: sqlite (embedded, zero set-up) or postgres"
-    )
-    postgres_dsn: str = Field(
-        "", description='PostgreSQL connection string, used when backend = "postgres"'
+    backend: Literal["sqlite"] = Field(
+        "sqlite", description="mailstore backend: sqlite (embedded, zero set-up; the only one "
+        "in this version)"
     )
     gc_grace_seconds: int = Field(
         3600, ge=0, description="age before an unreferenced message body is deleted"
-    )
-    sqlite_synchronous: Literal["full", "normal"] = Field(
-        "full", description="SQLite synchronous mode; full keeps the durability promise"
     )
 
 
@@ -215,15 +210,6 @@ class POP3SListener(ListenerSettings):
     tls: TLSMode = Field("implicit", description="none, starttls or implicit")
 
 
-class HTTPListener(ListenerSettings):
-    """Admin API, send API, metrics and client autoconfig."""
-
-    port: Port = Field(8080, description="TCP port")
-    tls: Literal["none", "implicit"] = Field(
-        "none", description="none or implicit (HTTPS)"
-    )
-
-
 class ListenersSettings(_Section):
     """Every listener has a section ``[listeners.<name>]``; omitted ones keep their defaults."""
 
@@ -238,7 +224,6 @@ class ListenersSettings(_Section):
     imaps: IMAPSListener = Field(default_factory=IMAPSListener, description="IMAP over TLS")
     pop3: POP3Listener = Field(default_factory=POP3Listener, description="POP3")
     pop3s: POP3SListener = Field(default_factory=POP3SListener, description="POP3 over TLS")
-    http: HTTPListener = Field(default_factory=HTTPListener, description="HTTP")
 
     def items(self) -> list[tuple[str, ListenerSettings]]:
         """``(name, listener)`` pairs in declaration order."""

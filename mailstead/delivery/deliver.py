@@ -98,7 +98,7 @@ class Delivery:
     remote: dict[str, _RemoteRcpt] = field(default_factory=dict)  # casefolded address ->
     success_dsn: list[QueuedRecipient] = field(default_factory=list)
     local_rcpts: list[str] = field(default_factory=list)
-    # Outbound (issue 4): DKIM-sign what authenticated users send out, wake the scheduler.
+    # Outbound: DKIM-sign what authenticated users send out, wake the scheduler.
     signer: Signer | None = None
     on_queued: Callable[[], None] | None = None
 
@@ -203,11 +203,21 @@ class Delivery:
 class Deliverer:
     """Starts delivery transactions; one per process, shared by every SMTP session."""
 
-    def __init__(self, store: Store, router: Router) -> None:
+    def __init__(
+        self,
+        store: Store,
+        router: Router,
+        *,
+        signer: Signer | None = None,
+        on_queued: Callable[[], None] | None = None,
+    ) -> None:
+        """``signer`` DKIM-signs what authenticated users send out (None: DKIM is off);
+        ``on_queued`` is called after a commit that queued mail for remote recipients
+        (the outbound scheduler's wake-up; None when outbound delivery is off)."""
         self.store = store
         self.router = router
-        self.signer: Signer | None = None  # set by the composition root (issue 4)
-        self.on_queued: Callable[[], None] | None = None
+        self.signer = signer
+        self.on_queued = on_queued
 
     def start(self, envelope: Envelope, trace: TraceInfo, *, relay_allowed: bool) -> Delivery:
         return Delivery(self.store, self.router, envelope, trace, relay_allowed,

@@ -27,6 +27,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
+from mailstead.auth.authenticator import Authenticator
 from mailstead.config.schema import Settings
 from mailstead.core.errors import (
     AlreadyExists,
@@ -53,6 +54,7 @@ from mailstead.imap.states import (
     State,
 )
 from mailstead.net.stream import ConnectionClosed, IdleTimeout, LineTooLong, Stream
+from mailstead.net.tls import TLSContexts
 from mailstead.store.changes import Subscription
 from mailstead.store.interfaces import Store
 from mailstead.store.models import User
@@ -85,15 +87,15 @@ class Reply:
     sent: bool = False  # the handler already wrote its tagged reply (STARTTLS)
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class ServerContext:
-    """What every session of one process shares: built once by :mod:`imap.server`."""
+    """What the sessions of one listener share: built once by :class:`IMAPServer`."""
 
     settings: Settings
     store: Store
-    authenticator: object  # mailstead.auth.Authenticator (duck-typed: authenticate())
-    tls_context: object | None  # TLSContexts; None when STARTTLS is not offered
-    starttls: bool
+    authenticator: Authenticator
+    tls: TLSContexts | None  # None: no certificate, so no STARTTLS either
+    starttls: bool  # the listener offers STARTTLS (RFC 9051 §6.2.1)
     recent: RecentTracker = field(default_factory=RecentTracker)
 
 

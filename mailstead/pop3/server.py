@@ -50,8 +50,8 @@ class POP3Server:
             login_delay=self.login_delay.seconds,
         )
 
-    def endpoint(self, listener: ListenerSettings) -> tuple[Handler, RejectHook]:
-        """(handler, reject hook) for one listener."""
+    def endpoint(self, name: str, listener: ListenerSettings) -> tuple[Handler, RejectHook]:
+        """(handler, reject hook) for the listener ``name`` (pop3 or pop3s)."""
         config = self.session_config(listener)
 
         async def handle(stream: Stream) -> None:

@@ -10,13 +10,11 @@ from __future__ import annotations
 from mailstead.auth.authenticator import Authenticator
 from mailstead.config.schema import ListenerSettings, Settings
 from mailstead.delivery.deliver import Deliverer
-from mailstead.delivery.router import Router
 from mailstead.net.listener import Handler, RejectHook
 from mailstead.net.stream import Stream
 from mailstead.net.tls import TLSContexts
 from mailstead.smtp.codes import Reply
 from mailstead.smtp.session import Session, SessionConfig
-from mailstead.store.interfaces import Store
 
 SUBMISSION_LISTENERS = frozenset({"submission", "submissions"})
 
@@ -26,17 +24,15 @@ class SMTPServer:
 
     def __init__(
         self,
-        store: Store,
+        deliverer: Deliverer,
         authenticator: Authenticator,
         settings: Settings,
         tls: TLSContexts | None,
     ) -> None:
-        self.store = store
+        self.deliverer = deliverer
         self.authenticator = authenticator
         self.settings = settings
         self.tls = tls
-        self.router = Router(store, settings.smtp.plus_separator)
-        self.deliverer = Deliverer(store, self.router)
 
     def session_config(self, name: str, listener: ListenerSettings) -> SessionConfig:
         settings = self.settings

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from mailstead.auth.passwords import verify_password
 from mailstead.cli.bootstrap import bootstrap_if_empty, format_client_table
+from mailstead.cli.serve import password_policy
 from mailstead.config.load import load_settings
 from mailstead.config.schema import Settings
 from mailstead.store.sql.sqlite import SQLiteStore
@@ -24,14 +25,14 @@ async def test_bootstrap_creates_postmaster_once(tmp_path: Path) -> None:
     store = SQLiteStore(settings.data_dir)
     await store.open()
     try:
-        first = await bootstrap_if_empty(store, settings)
+        first = await bootstrap_if_empty(store, settings, password_policy(settings))
         assert first is not None
         assert (first.domain, first.user) == ("localhost", "postmaster@localhost")
         assert len(first.password) >= 16
         user = await store.find_user("postmaster@localhost")
         assert user is not None
         assert await verify_password(user.password_hash, first.password)
-        assert await bootstrap_if_empty(store, settings) is None
+        assert await bootstrap_if_empty(store, settings, password_policy(settings)) is None
     finally:
         await store.close()
 
@@ -39,7 +40,7 @@ async def test_bootstrap_creates_postmaster_once(tmp_path: Path) -> None:
 async def test_bootstrap_uses_the_hostname(tmp_path: Path) -> None:
     settings = fast_settings(tmp_path, 'hostname = "Mail.Example.ORG"\n')
     async with SQLiteStore(settings.data_dir) as store:
-        first = await bootstrap_if_empty(store, settings)
+        first = await bootstrap_if_empty(store, settings, password_policy(settings))
         assert first is not None
         assert first.user == "postmaster@mail.example.org"
 

@@ -68,7 +68,7 @@ async def pop3(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[
     user = await store.add_user(ADDRESS, hash_password(PASSWORD, TEST_PASSWORD_POLICY))
     authenticator = Authenticator(store, Throttle(), TEST_PASSWORD_POLICY)
     server = POP3Server(store, authenticator, settings, None, login_delay=login_delay)
-    handler, reject = server.endpoint(settings.listeners.pop3)
+    handler, reject = server.endpoint("pop3", settings.listeners.pop3)
     listener = Listener("pop3", "127.0.0.1", 0, handler, reject=reject,
                         idle_timeout=settings.limits.pop3_idle_timeout_seconds)
     await listener.start()

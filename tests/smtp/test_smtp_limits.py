@@ -146,8 +146,7 @@ def test_a_bug_never_shows_a_traceback(server: Mailserver) -> None:
     async def buggy(*args: Any, **kwargs: Any) -> Any:
         raise ZeroDivisionError("internal detail")
 
-    smtp = server.srv.services.extras["smtp"]
-    smtp.router.resolve = buggy  # type: ignore[attr-defined]
+    server.srv.services.router.resolve = buggy  # type: ignore[method-assign]
     with smtplib.SMTP("127.0.0.1", server.port()) as client:
         client.ehlo()
         client.mail("s@remote.example")

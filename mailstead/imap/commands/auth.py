@@ -21,12 +21,12 @@ MAX_FAILED_LOGINS = 3  # per connection, then BYE (as Dovecot and James do)
 async def starttls(session: Session, cmd: Command) -> Reply:
     """RFC 9051 §6.2.1. The OK goes out in plaintext, then the handshake; anything the client
     pipelined after STARTTLS is discarded by the stream (CVE-2011-0411 class)."""
-    if not session.ctx.starttls or session.ctx.tls_context is None:
+    if not session.ctx.starttls or session.ctx.tls is None:
         raise CommandError("BAD", "STARTTLS is not available here")
     if session.stream.is_tls:
         raise CommandError("BAD", "TLS is already active")
     session.send(b"%s OK Begin TLS negotiation now\r\n" % cmd.tag.encode())
-    context = session.ctx.tls_context.server_context  # type: ignore[attr-defined]
+    context = session.ctx.tls.server_context
     try:
         await session.stream.start_tls(context)
     except Exception as exc:  # handshake failed: the connection is unusable
@@ -38,7 +38,7 @@ async def starttls(session: Session, cmd: Command) -> Reply:
 
 async def _finish_login(session: Session, username: str, password: str) -> Reply:
     try:
-        record = await session.ctx.authenticator.authenticate(  # type: ignore[attr-defined]
+        record = await session.ctx.authenticator.authenticate(
             username, password, session.stream.peer[0]
         )
     except AuthThrottled as exc:

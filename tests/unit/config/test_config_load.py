@@ -48,7 +48,6 @@ def test_defaults_are_the_dev_profile(tmp_path: Path, monkeypatch: pytest.Monkey
         "imaps": (2993, "implicit", "127.0.0.1"),
         "pop3": (2110, "starttls", "127.0.0.1"),
         "pop3s": (2995, "implicit", "127.0.0.1"),
-        "http": (8080, "none", "127.0.0.1"),
     }
 
 
@@ -65,12 +64,12 @@ def test_file_values_and_sizes(tmp_path: Path) -> None:
     path = write(
         tmp_path,
         'hostname = "mail.example.org"\n[limits]\nmax_message_size = "10M"\n'
-        '[store]\nbackend = "postgres"\npostgres_dsn = "postgresql://x/y"\n',
+        '[store]\nbackend = "sqlite"\ngc_grace_seconds = 60\n',
     )
     settings = load_settings(path, env={})
     assert settings.hostname == "mail.example.org"
     assert settings.limits.max_message_size == 10 * 1024 * 1024
-    assert settings.store.postgres_dsn == "postgresql://x/y"
+    assert settings.store.gc_grace_seconds == 60
 
 
 def test_relative_paths_resolve_against_the_file_directory(
@@ -143,9 +142,9 @@ def test_data_dir_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
         ('hostname = ""\n', "hostname", "must not be empty"),
         ("store = 3\n", "store", "must be a table of settings, got 3"),
         (
-            '[store]\nbackend = "mysql"\n',
+            '[store]\nbackend = "postgres"\n',
             "store.backend",
-            "must be one of 'sqlite', 'postgres', got 'mysql'",
+            "must be one of 'sqlite', got 'postgres'",
         ),
     ],
 )
@@ -180,7 +179,7 @@ def test_missing_file(tmp_path: Path) -> None:
 
 
 def test_effective_toml_round_trips(tmp_path: Path) -> None:
-    path = write(tmp_path, 'hostname = "mx.example.net"\n[listeners.http]\nenabled = false\n')
+    path = write(tmp_path, 'hostname = "mx.example.net"\n[listeners.pop3]\nenabled = false\n')
     settings = load_settings(path, env={})
     text = settings.effective_toml()
     assert 'hostname = "mx.example.net"' in text
