@@ -22,7 +22,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -196,14 +196,20 @@ class ServerThread:
 
     def wait_for_inbox(self, address: str, count: int, timeout: float = 30.0) -> list[bytes]:
         """Poll until the INBOX holds ``count`` messages (mail sent by another server)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            got = self.inbox_messages(address)
-            if len(got) >= count:
-                return got
-            time.sleep(0.05)
-        held = len(self.inbox_messages(address))
-        raise AssertionError(f"{address} has {held} messages, expected {count}")
+        return poll_until(
+            lambda: got if len(got := self.inbox_messages(address)) >= count else None,
+            timeout=timeout,
+            failure=lambda: f"{address} has {len(self.inbox_messages(address))} messages, "
+            f"expected {count}",
+        )
+
+    def wait_for(self, coro: Callable[[], Coroutine[Any, Any, T | None]],
+                 timeout: float = 30.0, what: str = "the condition") -> T:
+        """Poll ``coro()`` on the server's loop until it returns something other than None
+        (work the server finishes after a client got its answer: the outbound queue after
+        the remote said 250, a commit seen by another process)."""
+        return poll_until(lambda: self.call(coro()), timeout=timeout,
+                          failure=lambda: f"{what} did not happen within {timeout}s")
 
     @property
     def cert_path(self) -> Path:
@@ -212,6 +218,24 @@ class ServerThread:
     def client_ssl_context(self) -> ssl.SSLContext:
         """A client context that trusts this server's self-signed certificate."""
         return ssl.create_default_context(cafile=str(self.cert_path))
+
+
+def poll_until(
+    check: Callable[[], T | None], *, timeout: float, failure: Callable[[], str]
+) -> T:
+    """Call ``check`` until it returns something other than None, then return that; fail
+    with ``failure()`` after ``timeout`` seconds. For what a test can only observe from the
+    outside (another process, another server); in-process tests wait on events instead."""
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    while True:
+        found = check()
+        if found is not None:
+            return found
+        if time.monotonic() >= deadline:
+            raise AssertionError(failure())
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
 
 
 def _ephemeral_range() -> tuple[int, int]:
