@@ -26,15 +26,12 @@ import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pytest
 from mpt import Client, Element, Script, Server, Unordered, load, run_script
 
 from mailstead.testing.paths import SHARED
-
-if TYPE_CHECKING:
-    from mailstead.testing.server import ServerThread
+from mailstead.testing.server import ServerThread
 
 ROOT = Path(
     str(SHARED) + "/conformance/james-mpt/mpt/impl/imap-mailbox/core/src/main/resources"
@@ -255,19 +252,6 @@ def _name(path: Path) -> str:
     return str(path.relative_to(ROOT).with_suffix(""))
 
 
-def _imap_missing() -> str | None:
-    """Why the IMAP server cannot be tested yet, or None."""
-    try:
-        from mailstead.cli.serve import _protocols
-
-        if "imap" not in _protocols():
-            return "the IMAP server is not registered in mailstead/cli/serve.py yet"
-        import mailstead.imap.server  # noqa: F401
-    except ImportError as exc:
-        return f"the IMAP server is not available yet ({exc})"
-    return None
-
-
 def _params() -> list[object]:
     params = []
     for path in _scripts():
@@ -301,11 +285,6 @@ class Target:
 def imap_server(tmp_path: Path) -> Iterator[Target]:
     """A fresh mailstead server with James's user (James gives every script a new host
     system)."""
-    missing = _imap_missing()
-    if missing:
-        pytest.skip(missing)
-    from mailstead.testing.server import ServerThread
-
     # James's scripts use "." as the hierarchy separator: a server setting, not a relaxation.
     config = {"auth": {"allow_plaintext": True}, "imap": {"hierarchy_separator": "."}}
     with ServerThread(tmp_path, config) as server:
