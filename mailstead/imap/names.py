@@ -11,19 +11,13 @@ docs/imap.md, "Hierarchy separator". Names never become file system paths either
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 from mailstead.core.errors import InvalidName
-from mailstead.imap.parse.commands import (
-    Append,
-    Command,
-    CopyMove,
-    Create,
-    ListArgs,
-    MailboxArg,
-    Rename,
-    Status,
-)
+from mailstead.imap.dispatch import MailboxFields
+from mailstead.imap.parse.commands import Command
 from mailstead.store.names import SEPARATOR as STORE_SEPARATOR
 
 #: Stands for a literal "/" of a LIST pattern under ".": matches no store name, because the
@@ -65,24 +59,22 @@ class NameMapper:
             return name
         return name.replace(STORE_SEPARATOR, self.separator)
 
-    def command(self, cmd: Command) -> Command:
-        """The command with every mailbox name (and LIST pattern) in store terms."""
-        if self.identity:
+    def command(self, cmd: Command[Any], fields: MailboxFields) -> Command[Any]:
+        """The command with the mailbox names (and LIST patterns) its table entry lists in
+        store terms."""
+        if self.identity or not fields:
             return cmd
-        a = cmd.args
-        args: object
-        if isinstance(a, (MailboxArg, Create, Status, Append)):
-            args = replace(a, name=self.to_store(a.name))
-        elif isinstance(a, Rename):
-            args = replace(a, old=self.to_store(a.old), new=self.to_store(a.new))
-        elif isinstance(a, CopyMove):
-            args = replace(a, mailbox=self.to_store(a.mailbox))
-        elif isinstance(a, ListArgs):
-            args = replace(
-                a,
-                reference=self.pattern_to_store(a.reference),
-                patterns=tuple(self.pattern_to_store(p) for p in a.patterns),
-            )
-        else:
-            return cmd
-        return replace(cmd, args=args)
+        changes: dict[str, object] = {}
+        for name in fields.names:
+            changes[name] = _map(getattr(cmd.args, name), self.to_store)
+        for name in fields.patterns:
+            changes[name] = _map(getattr(cmd.args, name), self.pattern_to_store)
+        return replace(cmd, args=replace(cmd.args, **changes))
+
+
+def _map(value: object, convert: Callable[[str], str]) -> object:
+    if isinstance(value, str):
+        return convert(value)
+    if isinstance(value, tuple):
+        return tuple(convert(v) for v in value)
+    raise TypeError(f"not a mailbox name field: {value!r}")

@@ -13,19 +13,30 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from mailstead.imap import objectid
-from mailstead.imap.parse.search import SearchKey
+from mailstead.imap.parse.search import (
+    All,
+    And,
+    Date,
+    DateField,
+    Flag,
+    Header,
+    ModSeq,
+    Not,
+    Numbers,
+    ObjectId,
+    Or,
+    Recent,
+    Relation,
+    SearchKey,
+    Size,
+    Text,
+    TextField,
+    walk,
+)
 from mailstead.imap.structure import StoredStructure
 from mailstead.mime.imap_views import decode_part_body
 from mailstead.mime.parse import Part
 from mailstead.store.models import MessageMeta
-
-_STRUCTURE_OPS = frozenset({
-    "FROM", "TO", "CC", "BCC", "SUBJECT", "SENTBEFORE", "SENTON", "SENTSINCE", "HEADER",
-    "BODY", "TEXT", "THREADID",
-})
-
-
-_SAVEDATE_OPS = frozenset({"SAVEDBEFORE", "SAVEDON", "SAVEDSINCE"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,36 +47,26 @@ class Needs:
     savedate: bool = False  # RFC 8514: read with Store.save_dates, apart from the rest
 
 
-def _nodes(key: SearchKey) -> Iterator[SearchKey]:
-    """Every key of the program, ``key`` itself included."""
-    stack = [key]
-    while stack:
-        k = stack.pop()
-        yield k
-        if k.op == "NOT" and isinstance(k.a, SearchKey):
-            stack.append(k.a)
-        elif k.op == "OR":
-            stack += [k.a, k.b]  # type: ignore[list-item]
-        elif k.op == "AND" and isinstance(k.a, tuple):
-            stack.extend(k.a)
-
-
 def needs(key: SearchKey) -> Needs:
     """What data evaluating ``key`` requires, so the caller loads only that."""
-    ops = {k.op for k in _nodes(key)}
-    body = bool(ops & {"BODY", "TEXT"})
-    return Needs(
-        structure=bool(ops & _STRUCTURE_OPS),
-        header=body or bool(ops & {"HEADER", "THREADID"}),
-        body=body,
-        savedate=bool(ops & _SAVEDATE_OPS),
-    )
+    structure = header = body = savedate = False
+    for k in walk(key):
+        match k:
+            case Text(field=TextField.BODY | TextField.TEXT):
+                structure = header = body = True
+            case Text() | Date(field=DateField.SENT):
+                structure = True
+            case Header() | ObjectId(thread=True):
+                structure = header = True
+            case Date(field=DateField.SAVED):
+                savedate = True
+    return Needs(structure=structure, header=header, body=body, savedate=savedate)
 
 
 def uses_modseq(key: SearchKey) -> bool:
     """Whether the program has a MODSEQ key: then the result carries the highest
     mod-sequence found (RFC 7162 §3.1.5) and CONDSTORE is on for the session."""
-    return any(k.op == "MODSEQ" for k in _nodes(key))
+    return any(isinstance(k, ModSeq) for k in walk(key))
 
 
 @dataclass
@@ -178,92 +179,90 @@ def _sent_date(c: Candidate) -> date:
     return sent.date() if sent is not None else c.meta.internaldate.date()
 
 
+Predicate = Callable[["Candidate"], bool]
+
+
 def matcher(
-    key: SearchKey, seq_uids: Callable[[SearchKey], set[int]], user_id: int = 0
-) -> Callable[[Candidate], bool]:
-    """Compile the program into a predicate. ``seq_uids`` resolves SEQ/UID keys to UID sets
-    (done once per key, not per message); ``user_id`` scopes THREADID."""
-    op = key.op
-    if op == "EMAILID":
-        wanted_id = str(key.a)
-        return lambda c: objectid.email_id(c.meta.blob_id) == wanted_id
-    if op == "THREADID":
-        wanted_id = str(key.a)
-        return lambda c: _thread_id(c, user_id) == wanted_id
-    if op == "ALL":
-        return lambda c: True
-    if op == "FLAG":
-        flag = str(key.a).lower()
-        wanted = bool(key.b)
-        return lambda c: (flag in c.flags_lower) == wanted
-    if op == "RECENT":
-        return lambda c: c.recent
-    if op == "NEW":
-        return lambda c: c.recent and "\\seen" not in c.flags_lower
-    if op == "OLD":
-        return lambda c: not c.recent
-    if op == "SAVEDATESUPPORTED":
-        return lambda c: True  # RFC 8514 §4.2: every mailbox keeps save dates
-    if op in ("SEQ", "UID"):
-        uids = seq_uids(key)
-        return lambda c: int(c.meta.uid) in uids
-    if op == "NOT":
-        inner = matcher(key.a, seq_uids, user_id)  # type: ignore[arg-type]
-        return lambda c: not inner(c)
-    if op == "OR":
-        left = matcher(key.a, seq_uids, user_id)  # type: ignore[arg-type]
-        right = matcher(key.b, seq_uids, user_id)  # type: ignore[arg-type]
-        return lambda c: left(c) or right(c)
-    if op == "AND":
-        assert isinstance(key.a, tuple)
-        parts = [matcher(k, seq_uids, user_id) for k in key.a]
-        return lambda c: all(p(c) for p in parts)
-    if op == "MODSEQ":
-        lowest = int(key.a)  # type: ignore[call-overload]
-        return lambda c: c.meta.modseq >= lowest  # RFC 7162 §3.1.5: "equal or greater"
-    if op == "LARGER":
-        size = int(key.a)  # type: ignore[call-overload]
-        return lambda c: c.meta.size > size
-    if op == "SMALLER":
-        size = int(key.a)  # type: ignore[call-overload]
-        return lambda c: c.meta.size < size
-    if op in ("BEFORE", "ON", "SINCE"):
-        day: date = key.a  # type: ignore[assignment]
-        return _date_matcher(op, day, lambda c: c.meta.internaldate.date())
-    if op in ("SENTBEFORE", "SENTON", "SENTSINCE"):
-        day = key.a  # type: ignore[assignment]
-        return _date_matcher(op[4:], day, _sent_date)
-    if op in _SAVEDATE_OPS:
-        day = key.a  # type: ignore[assignment]
-        return _date_matcher(op[5:], day, _saved_date)
-    needle = _fold(str(key.b if op == "HEADER" else key.a))
-    if op == "SUBJECT":
+    key: SearchKey, seq_uids: Callable[[Numbers], set[int]], user_id: int = 0
+) -> Predicate:
+    """Compile the program into a predicate. ``seq_uids`` resolves sequence-set keys to UID
+    sets (done once per key, not per message); ``user_id`` scopes THREADID."""
+    match key:
+        case All():
+            return lambda c: True
+        case Flag(flag, present):
+            lower = flag.lower()
+            return lambda c: (lower in c.flags_lower) == present
+        case Recent(recent=False):
+            return lambda c: not c.recent
+        case Recent(unseen=True):
+            return lambda c: c.recent and "\\seen" not in c.flags_lower
+        case Recent():
+            return lambda c: c.recent
+        case Numbers():
+            uids = seq_uids(key)
+            return lambda c: int(c.meta.uid) in uids
+        case Not(inner):
+            negated = matcher(inner, seq_uids, user_id)
+            return lambda c: not negated(c)
+        case Or(left, right):
+            first, second = matcher(left, seq_uids, user_id), matcher(right, seq_uids, user_id)
+            return lambda c: first(c) or second(c)
+        case And(keys):
+            parts = [matcher(k, seq_uids, user_id) for k in keys]
+            return lambda c: all(p(c) for p in parts)
+        case ModSeq(lowest):
+            return lambda c: c.meta.modseq >= lowest  # RFC 7162 §3.1.5: "equal or greater"
+        case Size(larger=True, size=size):
+            return lambda c: c.meta.size > size
+        case Size(larger=False, size=size):
+            return lambda c: c.meta.size < size
+        case ObjectId(thread=False, id=wanted):
+            return lambda c: objectid.email_id(c.meta.blob_id) == wanted
+        case ObjectId(thread=True, id=wanted):
+            return lambda c: _thread_id(c, user_id) == wanted
+        case Date(DateField.INTERNAL, relation, day):
+            return _date_matcher(relation, day, lambda c: c.meta.internaldate.date())
+        case Date(DateField.SENT, relation, day):
+            return _date_matcher(relation, day, _sent_date)
+        case Date(DateField.SAVED, relation, day):
+            return _date_matcher(relation, day, _saved_date)
+        case Header(name, text):
+            needle = _fold(text)
+            return lambda c: any(needle in _fold(v) for v in _header_values(c, name))
+        case Text(field, text):
+            return _text_matcher(field, _fold(text))
+    raise AssertionError(f"unhandled search key {key!r}")
+
+
+_ADDRESS_FIELDS = {
+    TextField.FROM: "from_addrs", TextField.TO: "to", TextField.CC: "cc", TextField.BCC: "bcc",
+}
+
+
+def _text_matcher(field: TextField, needle: str) -> Predicate:
+    if field is TextField.SUBJECT:
         return lambda c: needle in _fold((c.structure.subject if c.structure else None) or "")
-    if op in ("FROM", "TO", "CC", "BCC"):
-        attr = {"FROM": "from_addrs", "TO": "to", "CC": "cc", "BCC": "bcc"}[op]
+    if field in _ADDRESS_FIELDS:
+        attr = _ADDRESS_FIELDS[field]
         return lambda c: c.structure is not None and any(
             needle in _fold(a) for a in getattr(c.structure, attr)
         )
-    if op == "HEADER":
-        name = str(key.a)
-        return lambda c: any(needle in _fold(v) for v in _header_values(c, name))
-    if op == "BODY":
+    if field is TextField.BODY:
         return lambda c: needle in _fold(_body_text(c))
-    if op == "TEXT":
-        return lambda c: needle in _fold(_header_text(c)) or needle in _fold(_body_text(c))
-    raise ValueError(f"unknown search op {op}")
+    return lambda c: needle in _fold(_header_text(c)) or needle in _fold(_body_text(c))
 
 
 def _date_matcher(
-    op: str, day: date, get: Callable[[Candidate], date | None]
-) -> Callable[[Candidate], bool]:
+    relation: Relation, day: date, get: Callable[[Candidate], date | None]
+) -> Predicate:
     def check(c: Candidate) -> bool:
         d = get(c)
         if d is None:
             return False
-        if op == "BEFORE":
+        if relation is Relation.BEFORE:
             return d < day
-        if op == "ON":
+        if relation is Relation.ON:
             return d == day
         return d >= day  # SINCE: on or after
 

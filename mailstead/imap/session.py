@@ -4,19 +4,26 @@ Invariants (the things every handler may rely on, and must keep):
 
 1. Exactly one command runs at a time; its tagged reply is written last, after the untagged
    updates it caused (RFC 9051 §2.2.2). No exception text ever reaches the client: handlers
-   raise :class:`CommandError` (or a core error, mapped in :func:`_error_reply`), anything
-   else becomes ``NO [SERVERBUG]`` and goes to the log.
-2. The state is checked once, from :data:`states.ALLOWED`, before dispatch.
-3. Untagged updates of the selected mailbox (EXISTS, FETCH FLAGS, EXPUNGE) come from the
-   store's change bus through :class:`SelectedMailbox` and are written only at the flush points
-   here: before and after each command and while IDLE. EXPUNGE is held back during FETCH,
-   STORE and SEARCH (RFC 9051 §7.5.1) and while no command is running. A command that
-   leaves the mailbox (CLOSE, UNSELECT, SELECT, EXAMINE) drops what is still pending.
-4. Limits live in the read loop: line length, literal size (APPENDLIMIT for APPEND), total
+   return a :class:`~mailstead.imap.replies.Reply` or raise a
+   :class:`~mailstead.imap.replies.CommandError` (or a core error, mapped in
+   :func:`~mailstead.imap.replies.error_reply`); anything else becomes ``NO [SERVERBUG]``
+   and goes to the log.
+2. Everything about a command comes from its entry in the command table
+   (:data:`mailstead.imap.commands.COMMANDS`): its grammar, its record, the states it may
+   run in (checked once, here, before dispatch), when expunges may be sent around it, the
+   mailbox names to map, the capability that announces it.
+3. The state carries its data (:mod:`mailstead.imap.states`): a user once authenticated, a
+   view and a change subscription while selected. The subscription exists exactly while
+   a mailbox is selected.
+4. Untagged updates of the selected mailbox (EXISTS, FETCH FLAGS, EXPUNGE) come from the
+   store's change bus through :class:`SelectedMailbox` and are written only at the flush
+   points here: before and after each command and while IDLE, as the command's
+   :class:`~mailstead.imap.dispatch.Expunge` policy allows (RFC 9051 §7.5.1); never while
+   no command is running.
+5. Limits live in the read loop: line length, literal size (APPENDLIMIT for APPEND), total
    command size, number of bad commands (then BYE; before login a separate, smaller budget
    for lines that are no IMAP command, whose last one gets only BYE), auto-logout timer
    (RFC 9051 §5.4), output buffered for pipelined commands before we wait for the client.
-5. A subscription to the account's changes exists exactly while a mailbox is selected.
 """
 
 from __future__ import annotations
@@ -24,34 +31,36 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from mailstead.auth.authenticator import Authenticator
 from mailstead.config.schema import Settings
-from mailstead.core.errors import (
-    AlreadyExists,
-    InvalidName,
-    MailsteadError,
-    NotEmpty,
-    NotFound,
-    QuotaExceeded,
-    StorageUnavailable,
-    StoreError,
-)
+from mailstead.core.errors import InvalidName, MailsteadError
 from mailstead.core.log import redact_command
 from mailstead.imap import response
+from mailstead.imap.commands import COMMAND_CAPABILITIES, COMMANDS, GRAMMARS
+from mailstead.imap.dispatch import Expunge
 from mailstead.imap.names import NameMapper
 from mailstead.imap.parse.commands import parse_command, parse_tag
 from mailstead.imap.parse.errors import ParseError
 from mailstead.imap.parse.receiver import Frame, FrameError, NeedLiteral, Receiver
+from mailstead.imap.replies import (
+    CommandError,
+    Disconnect,
+    Reply,
+    Status,
+    bad,
+    error_reply,
+)
 from mailstead.imap.selected import InvalidSequence, RecentTracker, SelectedMailbox
 from mailstead.imap.states import (
-    ALLOWED,
-    EXPUNGE_BEFORE,
-    LEAVES_MAILBOX,
-    NO_EXPUNGE_DURING,
-    State,
+    Authenticated,
+    LoggedOut,
+    NotAuthenticated,
+    Selected,
+    SessionState,
+    StateKind,
 )
 from mailstead.net.stream import ConnectionClosed, IdleTimeout, LineTooLong, Stream
 from mailstead.net.tls import TLSContexts
@@ -64,27 +73,28 @@ _log = logging.getLogger("mailstead.imap")
 PIPELINE_LIMIT = 64  # commands answered before we insist the client reads our output
 MAX_NON_APPEND_LITERAL = 1024 * 1024  # literals outside APPEND (search strings, names)
 
-
-class CommandError(Exception):
-    """A command failed with a protocol outcome; the message is client-safe text."""
-
-    def __init__(self, status: str, text: str, code: str | None = None) -> None:
-        super().__init__(text)
-        self.status = status
-        self.text = text
-        self.code = code
-
-
-class Disconnect(Exception):
-    """End the session after the reply already written (LOGOUT, BYE)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Reply:
-    status: str = "OK"
-    text: str = "completed"
-    code: str | None = None
-    sent: bool = False  # the handler already wrote its tagged reply (STARTTLS)
+#: Extensions that are not one command of their own; they are always advertised.
+EXTENSIONS = (
+    "LITERAL+",  # RFC 7888
+    "ESEARCH",  # RFC 4731
+    "SEARCHRES",  # RFC 5182
+    "PARTIAL",  # RFC 9394
+    "SPECIAL-USE",  # RFC 6154
+    "CREATE-SPECIAL-USE",
+    "LIST-EXTENDED",  # RFC 5258
+    "LIST-STATUS",  # RFC 5819
+    "CHILDREN",  # RFC 3348
+    "STATUS=SIZE",  # RFC 8438
+    "BINARY",  # RFC 3516
+    "UTF8=ACCEPT",  # RFC 6855
+    "CONDSTORE",  # RFC 7162
+    "QRESYNC",
+    "SAVEDATE",  # RFC 8514
+    "OBJECTID",  # RFC 8474
+    "QUOTA=RES-STORAGE",  # RFC 9208 §5.1
+)
+#: Command capabilities advertised only where they apply (decided in ``capabilities``).
+_CONDITIONAL = frozenset({"STARTTLS"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,14 +125,11 @@ class Session:
             max_command=max(limits.max_message_size, MAX_NON_APPEND_LITERAL) + self.max_line,
         )
         self.names = NameMapper(ctx.settings.imap.hierarchy_separator)
-        self.state = State.NONAUTH
-        self.user: User | None = None
+        self.state: SessionState = NotAuthenticated()
         self.enabled: set[str] = set()
-        self.selected: SelectedMailbox | None = None
         # (mailbox id, UIDVALIDITY) and \Recent UIDs of the mailbox a SELECT or EXAMINE
         # just left, for a new selection of the same mailbox (see commands/select.py).
         self.kept_recent: tuple[tuple[int, int], set[int]] | None = None
-        self.subscription: Subscription | None = None
         self.errors = 0
         self.errors_before_login = 0
         self.failed_logins = 0
@@ -131,7 +138,12 @@ class Session:
         self._unflushed = 0
         self.log = stream.log
 
-    # -- properties handlers use ------------------------------------------------------------
+    # -- what handlers ask ------------------------------------------------------------------
+    @property
+    def selection(self) -> Selected | None:
+        """The selected mailbox, if any (commands of the authenticated state that care)."""
+        return self.state if isinstance(self.state, Selected) else None
+
     @property
     def rev2(self) -> bool:
         return "IMAP4REV2" in self.enabled
@@ -158,35 +170,36 @@ class Session:
         if self.condstore:
             return
         self.enabled.add("CONDSTORE")
-        view = self.selected
-        if view is not None:
-            if self.subscription is not None:
-                events = self.subscription.drain()
-                if events:
-                    view.absorb(events, self.claim_recent)
-            self.untagged(f"OK [HIGHESTMODSEQ {view.highestmodseq}] Highest")
+        selected = self.selection
+        if selected is not None:
+            events = selected.subscription.drain()
+            if events:
+                selected.view.absorb(events, self._claimer(selected.view))
+            self.untagged(f"OK [HIGHESTMODSEQ {selected.view.highestmodseq}] Highest")
 
     @property
     def plaintext_allowed(self) -> bool:
         return self.stream.is_tls or self.settings.auth.allow_plaintext
 
+    @property
+    def offers_starttls(self) -> bool:
+        return self.ctx.starttls and self.ctx.tls is not None and not self.stream.is_tls
+
     def capabilities(self) -> str:
+        """The CAPABILITY list for this session now (RFC 9051 §6.1.1): the login methods
+        before login, the commands of the table and the extensions."""
         caps = ["IMAP4rev1", "IMAP4rev2"]
-        if self.state is State.NONAUTH:
-            if self.ctx.starttls and not self.stream.is_tls:
+        if isinstance(self.state, NotAuthenticated):
+            if self.offers_starttls:
                 caps.append("STARTTLS")
             if self.plaintext_allowed:
                 caps += ["AUTH=PLAIN", "AUTH=LOGIN"]
             else:
                 caps.append("LOGINDISABLED")
-            caps += ["SASL-IR"]
-        caps += [
-            "LITERAL+", "ENABLE", "ID", "IDLE", "NAMESPACE", "UNSELECT", "UIDPLUS", "MOVE",
-            "ESEARCH", "SEARCHRES", "PARTIAL", "SPECIAL-USE", "CREATE-SPECIAL-USE", "LIST-EXTENDED",
-            "LIST-STATUS", "CHILDREN", "STATUS=SIZE", "BINARY", "UTF8=ACCEPT", "CONDSTORE",
-            "QRESYNC", "SAVEDATE", "OBJECTID", "QUOTA", "QUOTA=RES-STORAGE",  # RFC 9208 §1
-            f"APPENDLIMIT={self.settings.limits.max_message_size}",
-        ]
+            caps.append("SASL-IR")  # RFC 4959
+        caps += [c for c in COMMAND_CAPABILITIES if c not in _CONDITIONAL]
+        caps += EXTENSIONS
+        caps.append(f"APPENDLIMIT={self.settings.limits.max_message_size}")  # RFC 7889
         return " ".join(caps)
 
     def send(self, data: bytes) -> None:
@@ -204,60 +217,73 @@ class Session:
         """A store mailbox name as this client sees it (separator, then encoding)."""
         return response.mailbox_name(self.names.to_imap(name), utf8=self.utf8)
 
-    # -- selection ---------------------------------------------------------------------------
-    def claim_recent(self, uids: list[int]) -> set[int]:
-        assert self.selected is not None
-        view = self.selected
-        return self.ctx.recent.claim((view.mailbox_id, view.uidvalidity), uids)
+    async def read_line(self) -> bytes:
+        """One line for SASL exchanges and IDLE's DONE, under the same limits."""
+        try:
+            return await self.stream.readline(self.max_line, self.timeout)
+        except LineTooLong as exc:
+            raise bad("Line too long") from exc
 
-    def open_subscription(self) -> Subscription:
-        """Subscribe before reading the mailbox so no change slips between (invariant 5)."""
-        assert self.user is not None
-        if self.subscription is None:
-            self.subscription = self.store.changes.subscribe(self.user.id)
-        return self.subscription
+    # -- state changes ------------------------------------------------------------------------
+    def login(self, user: User) -> None:
+        self.state = Authenticated(user)
+        self.log.user = user.address
 
-    def set_selected(self, view: SelectedMailbox) -> None:
-        self.selected = view
-        self.state = State.SELECTED
+    def open_subscription(self, user: User) -> Subscription:
+        """Subscribe before reading a mailbox so no change slips between the read and the
+        selection; the caller hands it to :meth:`select`, or closes it if that fails."""
+        return self.store.changes.subscribe(user.id)
+
+    def select(self, user: User, view: SelectedMailbox, subscription: Subscription) -> None:
+        self.state = Selected(user, view, subscription)
 
     def unselect(self, *, keep_recent: bool = False) -> None:
         """Leave the selected mailbox. ``keep_recent`` when SELECT or EXAMINE replaces it,
         so that selecting it again keeps this session's \\Recent; CLOSE, UNSELECT and the
         end of the session forget it."""
-        view = self.selected
-        if view is not None:
-            key = (view.mailbox_id, view.uidvalidity)
-            self.kept_recent = (key, set(view.recent)) if keep_recent else None
-        self.selected = None
-        if self.subscription is not None:
-            self.subscription.close()
-            self.subscription = None
-        if self.state is State.SELECTED:
-            self.state = State.AUTH
+        state = self.state
+        if not isinstance(state, Selected):
+            return
+        view = state.view
+        key = (view.mailbox_id, view.uidvalidity)
+        self.kept_recent = (key, set(view.recent)) if keep_recent else None
+        state.subscription.close()
+        self.state = Authenticated(state.user)
 
-    def fetch_flags_line(self, seq: int, flags: frozenset[str]) -> bytes:
+    def logout(self) -> None:
+        self.unselect()
+        self.state = LoggedOut()
+
+    def claim_recent(self, view: SelectedMailbox, uids: list[int]) -> set[int]:
+        """The new messages this session is the first to see (RFC 3501 §2.3.2 \\Recent)."""
+        return self.ctx.recent.claim((view.mailbox_id, view.uidvalidity), uids)
+
+    def _claimer(self, view: SelectedMailbox) -> Callable[[list[int]], set[int]]:
+        return lambda uids: self.claim_recent(view, uids)
+
+    # -- untagged updates ---------------------------------------------------------------------
+    def fetch_flags_line(self, view: SelectedMailbox, seq: int, flags: frozenset[str]) -> bytes:
         """An unsolicited flag change; with CONDSTORE it carries UID and MODSEQ (RFC 7162
         §3.1: "in all subsequent unsolicited FETCH responses")."""
-        view = self.selected
         shown = set(flags)
-        uid = view.uids[seq - 1] if view is not None else 0
-        if not self.rev2 and view is not None and uid in view.recent:
+        uid = view.uids[seq - 1]
+        if not self.rev2 and uid in view.recent:
             shown.add("\\Recent")
-        if self.condstore and view is not None:
+        if self.condstore:
             return b"* %d FETCH (FLAGS %s UID %d MODSEQ (%d))\r\n" % (
                 seq, response.flag_list(shown), uid, view.modseqs.get(uid, 0)
             )
         return b"* %d FETCH (FLAGS %s)\r\n" % (seq, response.flag_list(shown))
 
     def flush(self, *, allow_expunge: bool) -> None:
-        """Write the pending untagged updates of the selected mailbox (invariant 3)."""
-        view = self.selected
-        if view is None or self.subscription is None:
+        """Write the pending untagged updates of the selected mailbox (invariant 4)."""
+        selected = self.selection
+        if selected is None:
             return
-        events = self.subscription.drain()
+        view = selected.view
+        events = selected.subscription.drain()
         if events:
-            view.absorb(events, self.claim_recent)
+            view.absorb(events, self._claimer(view))
         if view.gone:
             self.send(response.untagged("BYE Selected mailbox was deleted"))
             raise Disconnect
@@ -265,18 +291,16 @@ class Session:
             for line in view.updates(
                 allow_expunge=allow_expunge,
                 rev2=self.rev2,
-                fetch_flags=self.fetch_flags_line,
+                fetch_flags=lambda seq, flags: self.fetch_flags_line(view, seq, flags),
                 vanished=self.qresync,
             ):
                 self.send(line)
 
-    # -- the loop ----------------------------------------------------------------------------
+    # -- the loop -----------------------------------------------------------------------------
     async def run(self) -> None:
-        from mailstead.imap.commands import COMMANDS
-
         self.send(response.untagged(f"OK [CAPABILITY {self.capabilities()}] mailstead ready"))
         try:
-            while self.state is not State.LOGOUT:
+            while not isinstance(self.state, LoggedOut):
                 try:
                     frame = await self._read_frame()
                 except FrameError as exc:
@@ -293,7 +317,7 @@ class Session:
                     continue
                 if frame is None:
                     continue  # a refused literal: already answered
-                await self._execute(frame, COMMANDS)
+                await self._execute(frame)
                 if self.errors >= self.settings.limits.max_errors_per_session:
                     self.send(response.untagged("BYE Too many invalid commands"))
                     break
@@ -328,20 +352,13 @@ class Session:
         mitigation, so that an HTTP request or another protocol's chatter sent to this port is
         cut off at its first line instead of being answered line by line. A known command
         with bad arguments is a client bug, not a stray protocol, and keeps its ``BAD``."""
-        if self.state is State.NONAUTH:
+        if isinstance(self.state, NotAuthenticated):
             self.errors_before_login += 1
             if self.errors_before_login >= self.settings.imap.max_errors_before_login:
                 self.log.info("not an IMAP command before login (%s); closing", reason)
                 self.send(response.untagged("BYE Invalid command before login"))
                 raise Disconnect
         self._bad(tag, reason, code)
-
-    async def read_line(self) -> bytes:
-        """One line for SASL exchanges and IDLE's DONE, under the same limits."""
-        try:
-            return await self.stream.readline(self.max_line, self.timeout)
-        except LineTooLong as exc:
-            raise CommandError("BAD", "Line too long") from exc
 
     async def _read_frame(self) -> bytes | None:
         rx = self.receiver
@@ -382,11 +399,9 @@ class Session:
             self.send(b"+ Ready for literal data\r\n")
         return False
 
-    async def _execute(
-        self, frame: bytes, commands: Mapping[str, Callable[..., Awaitable[Reply]]]
-    ) -> None:
+    async def _execute(self, frame: bytes) -> None:
         try:
-            cmd = parse_command(frame, utf8=self.utf8)
+            cmd = parse_command(frame, GRAMMARS, utf8=self.utf8)
         except ParseError as exc:
             self.log.info("bad command: %s (%r)", exc.reason, redact_command(frame[:120]))
             tag = exc.tag or parse_tag(frame)
@@ -395,8 +410,9 @@ class Session:
             else:
                 self._bad(tag, exc.reason, exc.code)
             return
+        spec = COMMANDS[cmd.name]
         try:
-            cmd = self.names.command(cmd)  # mailbox names in store terms from here on
+            cmd = self.names.command(cmd, spec.mailbox)  # mailbox names in store terms now
         except InvalidName as exc:
             self.send(response.tagged(cmd.tag, "NO", str(exc), "CANNOT"))
             return
@@ -404,61 +420,40 @@ class Session:
         if self.commands > self.settings.limits.max_commands_per_session:
             self.send(response.untagged("BYE Too many commands in one session"))
             raise Disconnect
-        allowed = ALLOWED.get(cmd.name)
-        if allowed is None or self.state not in allowed:
+        if self.state.kind not in spec.states:
             # Well-formed but untimely: NO rather than BAD (the syntax was fine), as James.
             self.send(response.tagged(cmd.tag, "NO", f"{cmd.name} is not valid in this state"))
             return
-        handler = commands[cmd.name]
         self.current_tag = cmd.tag
-        allow_expunge = cmd.name not in NO_EXPUNGE_DURING
         try:
             # Updates that arrived since the last command go first, so any sequence numbers
-            # in this command's own responses already account for them. Expunges only before
-            # commands that name no messages (RFC 9051 §7.5.1, states.EXPUNGE_BEFORE). None
-            # before a command that leaves the mailbox (states.LEAVES_MAILBOX).
-            if cmd.name not in LEAVES_MAILBOX:
-                self.flush(allow_expunge=cmd.name in EXPUNGE_BEFORE)
-            reply = await handler(self, cmd)
-            self.flush(allow_expunge=allow_expunge)
+            # in this command's own responses already account for them; expunges only as
+            # the command's policy allows (invariant 4).
+            if spec.expunge is not Expunge.DROPPED:
+                self.flush(allow_expunge=spec.expunge is Expunge.BEFORE)
+            reply = await spec.run(self, cmd)
+            self.flush(allow_expunge=spec.expunge is not Expunge.HELD)
         except Disconnect:
             raise
         except (ConnectionClosed, IdleTimeout):
             raise
         except CommandError as exc:
-            if exc.status == "BAD":
+            if exc.status is Status.BAD:
                 self.errors += 1
             reply = Reply(exc.status, exc.text, exc.code)
             self.flush(allow_expunge=False)
         except InvalidSequence as exc:
             self.errors += 1
-            reply = Reply("BAD", str(exc) or "Invalid message sequence number")
+            reply = Reply(Status.BAD, str(exc) or "Invalid message sequence number")
         except MailsteadError as exc:
-            reply = _error_reply(exc)
+            reply = error_reply(exc)
             self.log.info("%s failed: %s", cmd.name, exc)
         except Exception as exc:
             self.log.error("%s failed: %s: %s", cmd.name, type(exc).__name__, exc)
             self.log.debug("traceback", exc_info=True)
-            reply = Reply("NO", "Internal error, the problem was logged", "SERVERBUG")
+            reply = Reply(Status.NO, "Internal error, the problem was logged", "SERVERBUG")
         if not reply.sent:
             self.send(response.tagged(cmd.tag, reply.status, reply.text, reply.code))
 
 
-def _error_reply(exc: MailsteadError) -> Reply:
-    """The one place core errors become IMAP replies (RFC 5530 response codes)."""
-    if isinstance(exc, NotFound):
-        return Reply("NO", "No such mailbox or message", "NONEXISTENT")
-    if isinstance(exc, AlreadyExists):
-        return Reply("NO", "Mailbox already exists", "ALREADYEXISTS")
-    if isinstance(exc, NotEmpty):
-        # RFC 9051 §6.3.5: a \\Noselect mailbox with children cannot be deleted.
-        return Reply("NO", "Mailbox is \\Noselect and has children, delete them first", "INUSE")
-    if isinstance(exc, InvalidName):
-        return Reply("NO", "Invalid mailbox name", "CANNOT")
-    if isinstance(exc, QuotaExceeded):  # APPEND, COPY: RFC 9208 §4.3.1
-        return Reply("NO", "Quota exceeded", "OVERQUOTA")
-    if isinstance(exc, StorageUnavailable):
-        return Reply("NO", "Temporary failure, try again", "UNAVAILABLE")
-    if isinstance(exc, StoreError):
-        return Reply("NO", "Operation failed", "SERVERBUG")
-    return Reply("NO", "Operation failed")
+__all__ = ["EXTENSIONS", "ServerContext", "Session", "StateKind"]

@@ -1,83 +1,72 @@
-"""Which command is allowed in which state (RFC 9051 §3, §6), checked once before dispatch.
+"""The session's state, as values that carry what the state needs (RFC 9051 §3).
 
-State names follow ``imaplib.Commands``: NONAUTH, AUTH, SELECTED, LOGOUT.
+Not authenticated, authenticated as a user, selected (a user, a mailbox view and the
+subscription to the account's changes), logged out. Because the data travels with the
+state, "selected without a mailbox" or "authenticated without a user" cannot be written,
+and no handler needs to assert that a user or a view is there: the dispatcher checks the
+state once, from the command table, and hands the handler what it needs.
+
+The kinds follow ``imaplib.Commands``: NONAUTH, AUTH, SELECTED, LOGOUT.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import Enum
+from typing import ClassVar
+
+from mailstead.imap.selected import SelectedMailbox
+from mailstead.store.changes import Subscription
+from mailstead.store.models import User
 
 
-class State(Enum):
+class StateKind(Enum):
     NONAUTH = "NONAUTH"
     AUTH = "AUTH"
     SELECTED = "SELECTED"
     LOGOUT = "LOGOUT"
 
 
-_ANY = frozenset({State.NONAUTH, State.AUTH, State.SELECTED})
-_NONAUTH = frozenset({State.NONAUTH})
-_AUTHED = frozenset({State.AUTH, State.SELECTED})
-_SELECTED = frozenset({State.SELECTED})
+@dataclass(frozen=True, slots=True)
+class NotAuthenticated:
+    """Before LOGIN or AUTHENTICATE (RFC 9051 §3.1)."""
 
-ALLOWED: dict[str, frozenset[State]] = {
-    # RFC 9051 §6.1 any state; RFC 2971 ID
-    "CAPABILITY": _ANY,
-    "NOOP": _ANY,
-    "LOGOUT": _ANY,
-    "ID": _ANY,
-    # §6.2 not authenticated
-    "STARTTLS": _NONAUTH,
-    "AUTHENTICATE": _NONAUTH,
-    "LOGIN": _NONAUTH,
-    # §6.3 authenticated (also valid when a mailbox is selected); RFC 5161 §3.1 ENABLE is
-    # only valid before a mailbox is selected.
-    "ENABLE": frozenset({State.AUTH}),
-    "SELECT": _AUTHED,
-    "EXAMINE": _AUTHED,
-    "CREATE": _AUTHED,
-    "DELETE": _AUTHED,
-    "RENAME": _AUTHED,
-    "SUBSCRIBE": _AUTHED,
-    "UNSUBSCRIBE": _AUTHED,
-    "LIST": _AUTHED,
-    "LSUB": _AUTHED,
-    "NAMESPACE": _AUTHED,
-    "STATUS": _AUTHED,
-    "APPEND": _AUTHED,
-    "IDLE": _AUTHED,
-    # RFC 9208 §4.1: QUOTA commands, authenticated or selected
-    "GETQUOTA": _AUTHED,
-    "GETQUOTAROOT": _AUTHED,
-    "SETQUOTA": _AUTHED,
-    # §6.4 selected
-    "CHECK": _SELECTED,
-    "CLOSE": _SELECTED,
-    "UNSELECT": _SELECTED,
-    "EXPUNGE": _SELECTED,
-    "SEARCH": _SELECTED,
-    "FETCH": _SELECTED,
-    "STORE": _SELECTED,
-    "COPY": _SELECTED,
-    "MOVE": _SELECTED,
-    "UID SEARCH": _SELECTED,
-    "UID FETCH": _SELECTED,
-    "UID STORE": _SELECTED,
-    "UID COPY": _SELECTED,
-    "UID MOVE": _SELECTED,
-    "UID EXPUNGE": _SELECTED,
-}
+    kind: ClassVar[StateKind] = StateKind.NONAUTH
 
-# RFC 9051 §7.5.1: no EXPUNGE while answering FETCH, STORE or SEARCH (the UID forms may).
-NO_EXPUNGE_DURING = frozenset({"FETCH", "STORE", "SEARCH"})
 
-# Commands that name no messages: pending EXPUNGEs may go out before they run, so a poll
-# (NOOP, CHECK) reports expunges first and later flag changes with the new numbers. Any
-# command with a sequence set must resolve it against the numbers the client knew.
-EXPUNGE_BEFORE = frozenset({"NOOP", "CHECK"})
+@dataclass(frozen=True, slots=True)
+class Authenticated:
+    """Logged in, no mailbox selected (RFC 9051 §3.2)."""
 
-# Commands that leave the selected mailbox: updates still pending for it are dropped rather
-# than sent first. The client is done with that mailbox, and an untagged FETCH or EXPUNGE
-# just before the new SELECT's responses could be read as the new mailbox's (Dovecot and
-# James send none either). RFC 9051 §7 allows, never requires, such updates.
-LEAVES_MAILBOX = frozenset({"CLOSE", "UNSELECT", "SELECT", "EXAMINE"})
+    user: User
+    kind: ClassVar[StateKind] = StateKind.AUTH
+
+
+@dataclass(frozen=True, slots=True)
+class Selected:
+    """A mailbox is selected (RFC 9051 §3.3). The subscription to the account's changes
+    exists exactly as long as this state: it is opened before the mailbox is read, so no
+    change slips between the read and the first update, and closed when the mailbox is
+    left."""
+
+    user: User
+    view: SelectedMailbox
+    subscription: Subscription
+    kind: ClassVar[StateKind] = StateKind.SELECTED
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedOut:
+    """After LOGOUT (RFC 9051 §3.4): the connection closes."""
+
+    kind: ClassVar[StateKind] = StateKind.LOGOUT
+
+
+SessionState = NotAuthenticated | Authenticated | Selected | LoggedOut
+
+# Where each command may run (RFC 9051 §6): the command table uses these sets.
+ANY = frozenset({StateKind.NONAUTH, StateKind.AUTH, StateKind.SELECTED})
+NOT_AUTHENTICATED = frozenset({StateKind.NONAUTH})
+AUTHENTICATED = frozenset({StateKind.AUTH, StateKind.SELECTED})
+ONLY_AUTHENTICATED = frozenset({StateKind.AUTH})  # RFC 5161 §3.1 ENABLE: before SELECT
+SELECTED = frozenset({StateKind.SELECTED})

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from mailstead.mime.rfc822 import Address
+from mailstead.mime.sections import Section, SectionText
 
 if TYPE_CHECKING:
     from mailstead.mime.parse import ParsedMessage, Part
@@ -158,25 +159,13 @@ def find_part(parsed: ParsedMessage, path: tuple[int, ...]) -> Part | None:
     return cur
 
 
-_SECTION = re.compile(
-    r"^(?P<path>\d+(?:\.\d+)*)?\.?"
-    r"(?P<spec>HEADER\.FIELDS\.NOT|HEADER\.FIELDS|HEADER|TEXT|MIME)?"
-    r"\s*(?:\((?P<fields>[^)]*)\))?\s*$",
-    re.IGNORECASE,
-)
-
-
-def _field_names(text: str) -> set[str]:
-    return {n.strip('"').lower() for n in text.split() if n.strip('"')}
-
-
-def header_fields(raw: bytes, part: Part, names: set[str], exclude: bool) -> bytes:
+def header_fields(raw: bytes, part: Part, names: frozenset[str], exclude: bool) -> bytes:
     """Selected header fields in their original order plus the blank line (RFC 9051 §6.4.5)."""
     return select_fields(raw, part.headers, names, exclude)
 
 
 def select_fields(
-    raw: bytes, headers: Iterable[Sequence[Any]], names: set[str], exclude: bool
+    raw: bytes, headers: Iterable[Sequence[Any]], names: frozenset[str], exclude: bool
 ) -> bytes:
     """The fields of ``headers`` (``(name, start, end)``) named (or, with ``exclude``, not
     named) in ``names``, plus the blank line."""
@@ -185,47 +174,30 @@ def select_fields(
     return b"".join(chunks)
 
 
-def top_header_fields(section: str) -> tuple[set[str], bool] | None:
-    """(names, exclude) when ``section`` is HEADER.FIELDS (...) or HEADER.FIELDS.NOT (...)
-    of the message itself, which its top-level header list alone can answer (what mail
-    clients fetch for a message list); None for every other section."""
-    m = _SECTION.match(section.strip())
-    if m is None or m.group("path") or m.group("fields") is None:
-        return None
-    spec = (m.group("spec") or "").upper()
-    if not spec.startswith("HEADER.FIELDS"):
-        return None
-    return _field_names(m.group("fields")), spec.endswith(".NOT")
-
-
-def section_bytes(raw: bytes, parsed: ParsedMessage, section: str) -> bytes:
-    """The octets of BODY[section]; b"" for a section that does not exist."""
-    m = _SECTION.match(section.strip())
-    if m is None:
-        return b""
-    path_text, spec, fields = m.group("path"), (m.group("spec") or "").upper(), m.group("fields")
-    if not path_text and not spec:
-        return raw if not section.strip() else b""
-    if spec.startswith("HEADER.FIELDS") != (fields is not None):
-        return b""
-    path = tuple(int(x) for x in path_text.split(".")) if path_text else ()
-    part = find_part(parsed, path) if path else parsed.root
+def section_bytes(raw: bytes, parsed: ParsedMessage, section: Section) -> bytes:
+    """The octets of BODY[section]; b"" for a part that does not exist (RFC 9051 §6.4.5)."""
+    if not section.path and section.text is None:
+        return raw
+    part = find_part(parsed, section.path) if section.path else parsed.root
     if part is None:
         return b""
-    if not spec:
+    text = section.text
+    if text is None:
         return raw[part.body_start : part.body_end]
-    if spec == "MIME":
-        return raw[part.header_start : part.header_end] if path else b""
-    if path:
+    if text is SectionText.MIME:
+        return raw[part.header_start : part.header_end]
+    if section.path:
         # HEADER/TEXT of a part address the message embedded in a message/rfc822 part.
         if not _is_message(part):
             return b""
         part = part.children[0]
-    if spec == "HEADER":
+    if text is SectionText.HEADER:
         return raw[part.header_start : part.header_end]
-    if spec == "TEXT":
+    if text is SectionText.TEXT:
         return raw[part.body_start : part.body_end]
-    return header_fields(raw, part, _field_names(fields or ""), spec.endswith(".NOT"))
+    return header_fields(
+        raw, part, section.field_names, text is SectionText.HEADER_FIELDS_NOT
+    )
 
 
 _B64_JUNK = re.compile(rb"[^A-Za-z0-9+/]")

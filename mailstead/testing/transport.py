@@ -206,6 +206,7 @@ class IMAPTranscript:
     def __init__(self, peer: ScriptedPeer) -> None:
         self.peer = peer
         self._tags = (f"t{n}" for n in itertools.count(1))
+        self.tag = ""  # the tag of the last command sent
         self.last_reply = ""
 
     async def line(self) -> str:
@@ -223,7 +224,7 @@ class IMAPTranscript:
         return await self.line()
 
     async def transact(self, status: str, command: str) -> list[str]:
-        tag = next(self._tags)
+        self.tag = tag = next(self._tags)
         self.peer.send_line(f"{tag} {command}")
         return await self.reply(tag, status)
 

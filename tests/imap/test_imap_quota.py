@@ -12,8 +12,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from mailstead.imap.commands.mailboxes import STATUS_ORDER
-from mailstead.imap.parse.commands import STATUS_ITEMS
 from mailstead.testing.server import ServerThread
 from tests.imap.conftest import PASSWORD, Raw, status_of
 
@@ -158,10 +156,6 @@ def test_over_quota_append_and_copy_are_no_overquota(
         assert raw.command('GETQUOTA "User quota"')[0].endswith(b"(STORAGE 4 5)\r\n")
     finally:
         raw.close()
-
-
-def test_every_status_item_has_its_place_in_the_order() -> None:
-    assert sorted(STATUS_ORDER) == sorted(STATUS_ITEMS)
 
 
 def test_status_and_list_status_answer_in_one_order(limited: tuple[Raw, str]) -> None:

@@ -1,19 +1,24 @@
-"""The dispatch table: command name -> handler. Found explicitly, never by name lookup.
+"""The IMAP command table: one entry per command, everything else derived from it.
 
-Every handler is ``async (session, command) -> Reply``; the session has already checked the
-state (:data:`mailstead.imap.states.ALLOWED`) and writes the tagged reply.
+Each entry names the command's grammar (in :mod:`mailstead.imap.parse.commands`, which
+also fixes its typed argument record), its handler (one module per command or small group,
+in this package), the states it may run in, when pending expunges may be sent around it,
+the mailbox-name fields of its record and the capability that announces it. The parser's
+grammar lookup (:data:`GRAMMARS`), the state check, the expunge points, the name mapping
+and the command part of CAPABILITY (:data:`COMMAND_CAPABILITIES`) all read this table;
+``tests/imap/test_imap_table.py`` checks that every entry is complete. Adding a command is
+one entry here, one grammar, one handler and its test (HACKING.md shows one).
 """
 
 from __future__ import annotations
-
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
 
 from mailstead.imap.commands import (
     any_state,
     append,
     auth,
     copy_move,
+    enable,
+    expunge,
     fetch,
     idle,
     listing,
@@ -21,53 +26,90 @@ from mailstead.imap.commands import (
     quota,
     search,
     select,
+    status,
     store,
 )
-from mailstead.imap.parse.commands import Command
+from mailstead.imap.dispatch import (
+    CommandSpec,
+    Expunge,
+    MailboxFields,
+    for_selected,
+    for_user,
+    plain,
+    table,
+)
+from mailstead.imap.parse import commands as grammar
+from mailstead.imap.parse.commands import Grammar
+from mailstead.imap.states import AUTHENTICATED, NOT_AUTHENTICATED, ONLY_AUTHENTICATED
 
-if TYPE_CHECKING:
-    from mailstead.imap.session import Reply, Session
+_NAME = MailboxFields(names=("name",))
+_TARGET = MailboxFields(names=("mailbox",))
+_PATTERNS = MailboxFields(patterns=("reference", "patterns"))
 
-Handler = Callable[["Session", Command], Awaitable["Reply"]]
+COMMANDS: dict[str, CommandSpec] = table(
+    # Any state (RFC 9051 §6.1; RFC 2971 ID).
+    plain("CAPABILITY", grammar.no_args, any_state.capability),
+    plain("NOOP", grammar.no_args, any_state.noop, expunge=Expunge.BEFORE),
+    plain("LOGOUT", grammar.no_args, any_state.logout),
+    plain("ID", grammar.id_params, any_state.id_command, capability="ID"),
+    # Not authenticated (§6.2; RFC 4959 SASL-IR).
+    plain("STARTTLS", grammar.no_args, auth.starttls, states=NOT_AUTHENTICATED,
+          capability="STARTTLS"),
+    plain("AUTHENTICATE", grammar.authenticate, auth.authenticate, states=NOT_AUTHENTICATED),
+    plain("LOGIN", grammar.login, auth.login, states=NOT_AUTHENTICATED),
+    # Authenticated, and also while a mailbox is selected (§6.3). RFC 5161 §3.1: ENABLE
+    # only before a mailbox is selected.
+    plain("ENABLE", grammar.enable, enable.enable, states=ONLY_AUTHENTICATED,
+          capability="ENABLE"),
+    for_user("SELECT", grammar.select, select.select, expunge=Expunge.DROPPED, mailbox=_NAME),
+    for_user("EXAMINE", grammar.select, select.select, expunge=Expunge.DROPPED, mailbox=_NAME),
+    for_user("CREATE", grammar.create, mailboxes.create, mailbox=_NAME),
+    for_user("DELETE", grammar.mailbox_arg, mailboxes.delete, mailbox=_NAME),
+    for_user("RENAME", grammar.rename, mailboxes.rename,
+             mailbox=MailboxFields(names=("old", "new"))),
+    for_user("SUBSCRIBE", grammar.mailbox_arg, mailboxes.subscribe, mailbox=_NAME),
+    for_user("UNSUBSCRIBE", grammar.mailbox_arg, mailboxes.subscribe, mailbox=_NAME),
+    for_user("LIST", grammar.list_args, listing.list_command, mailbox=_PATTERNS),
+    for_user("LSUB", grammar.lsub, listing.lsub, mailbox=_PATTERNS),
+    plain("NAMESPACE", grammar.no_args, mailboxes.namespace, states=AUTHENTICATED,
+          capability="NAMESPACE"),
+    for_user("STATUS", grammar.status, status.status, mailbox=_NAME),
+    for_user("APPEND", grammar.append, append.append, mailbox=_NAME),
+    plain("IDLE", grammar.no_args, idle.idle, states=AUTHENTICATED, capability="IDLE"),
+    # RFC 9208 §4.1: the QUOTA commands, authenticated or selected.
+    for_user("GETQUOTA", grammar.getquota, quota.getquota, capability="QUOTA"),
+    for_user("GETQUOTAROOT", grammar.mailbox_arg, quota.getquotaroot, mailbox=_NAME,
+             capability="QUOTA"),
+    for_user("SETQUOTA", grammar.setquota, quota.setquota, capability="QUOTA"),
+    # Selected (§6.4). CHECK is RFC 3501 §6.4.1 (rev1 only); UNSELECT is RFC 3691; MOVE is
+    # RFC 6851; UID EXPUNGE is RFC 4315 (UIDPLUS).
+    for_selected("CHECK", grammar.no_args, any_state.check, expunge=Expunge.BEFORE),
+    for_selected("CLOSE", grammar.no_args, select.close, expunge=Expunge.DROPPED),
+    for_selected("UNSELECT", grammar.no_args, select.unselect, expunge=Expunge.DROPPED,
+                 capability="UNSELECT"),
+    for_selected("EXPUNGE", grammar.no_args, expunge.expunge),
+    for_selected("UID EXPUNGE", grammar.uid_expunge, expunge.uid_expunge,
+                 capability="UIDPLUS"),
+    for_selected("SEARCH", grammar.search, search.search, expunge=Expunge.HELD),
+    for_selected("UID SEARCH", grammar.search, search.search),
+    for_selected("FETCH", grammar.fetch, fetch.fetch, expunge=Expunge.HELD),
+    for_selected("UID FETCH", grammar.fetch, fetch.fetch),
+    for_selected("STORE", grammar.store, store.store, expunge=Expunge.HELD),
+    for_selected("UID STORE", grammar.store, store.store),
+    for_selected("COPY", grammar.copy_move, copy_move.copy_move, mailbox=_TARGET),
+    for_selected("UID COPY", grammar.copy_move, copy_move.copy_move, mailbox=_TARGET),
+    for_selected("MOVE", grammar.copy_move, copy_move.copy_move, mailbox=_TARGET,
+                 capability="MOVE"),
+    for_selected("UID MOVE", grammar.copy_move, copy_move.copy_move, mailbox=_TARGET,
+                 capability="MOVE"),
+)
 
-COMMANDS: dict[str, Handler] = {
-    "CAPABILITY": any_state.capability,
-    "NOOP": any_state.noop,
-    "LOGOUT": any_state.logout,
-    "ID": any_state.id_command,
-    "STARTTLS": auth.starttls,
-    "AUTHENTICATE": auth.authenticate,
-    "LOGIN": auth.login,
-    "ENABLE": mailboxes.enable,
-    "SELECT": select.select,
-    "EXAMINE": select.select,
-    "CREATE": mailboxes.create,
-    "DELETE": mailboxes.delete,
-    "RENAME": mailboxes.rename,
-    "SUBSCRIBE": mailboxes.subscribe,
-    "UNSUBSCRIBE": mailboxes.subscribe,
-    "LIST": listing.list_command,
-    "LSUB": listing.list_command,
-    "NAMESPACE": mailboxes.namespace,
-    "STATUS": mailboxes.status,
-    "APPEND": append.append,
-    "IDLE": idle.idle,
-    "GETQUOTA": quota.getquota,
-    "GETQUOTAROOT": quota.getquotaroot,
-    "SETQUOTA": quota.setquota,
-    "CHECK": any_state.check,
-    "CLOSE": select.close,
-    "UNSELECT": select.unselect,
-    "EXPUNGE": select.expunge,
-    "UID EXPUNGE": select.expunge,
-    "SEARCH": search.search,
-    "UID SEARCH": search.search,
-    "FETCH": fetch.fetch,
-    "UID FETCH": fetch.fetch,
-    "STORE": store.store,
-    "UID STORE": store.store,
-    "COPY": copy_move.copy_move,
-    "UID COPY": copy_move.copy_move,
-    "MOVE": copy_move.copy_move,
-    "UID MOVE": copy_move.copy_move,
-}
+#: What the parser needs: the grammar of each command name.
+GRAMMARS: dict[str, Grammar[object]] = {name: spec.grammar for name, spec in COMMANDS.items()}
+
+#: The capabilities that announce commands, once each, in table order.
+COMMAND_CAPABILITIES: tuple[str, ...] = tuple(
+    dict.fromkeys(spec.capability for spec in COMMANDS.values() if spec.capability)
+)
+
+__all__ = ["COMMANDS", "COMMAND_CAPABILITIES", "GRAMMARS"]

@@ -8,8 +8,7 @@ from typing import TYPE_CHECKING
 from mailstead.auth.sasl import Challenge, SaslCancelled, start_mechanism
 from mailstead.core.errors import AuthError, AuthThrottled
 from mailstead.imap.parse.commands import Authenticate, Command, Login
-from mailstead.imap.session import CommandError, Disconnect, Reply
-from mailstead.imap.states import State
+from mailstead.imap.replies import Disconnect, Reply, bad, done, no
 from mailstead.store.models import User
 
 if TYPE_CHECKING:
@@ -18,17 +17,17 @@ if TYPE_CHECKING:
 MAX_FAILED_LOGINS = 3  # per connection, then BYE (as Dovecot and James do)
 
 
-async def starttls(session: Session, cmd: Command) -> Reply:
+async def starttls(session: Session, cmd: Command[None]) -> Reply:
     """RFC 9051 §6.2.1. The OK goes out in plaintext, then the handshake; anything the client
     pipelined after STARTTLS is discarded by the stream (CVE-2011-0411 class)."""
-    if not session.ctx.starttls or session.ctx.tls is None:
-        raise CommandError("BAD", "STARTTLS is not available here")
+    tls = session.ctx.tls
+    if not session.ctx.starttls or tls is None:
+        raise bad("STARTTLS is not available here")
     if session.stream.is_tls:
-        raise CommandError("BAD", "TLS is already active")
+        raise bad("TLS is already active")
     session.send(b"%s OK Begin TLS negotiation now\r\n" % cmd.tag.encode())
-    context = session.ctx.tls.server_context
     try:
-        await session.stream.start_tls(context)
+        await session.stream.start_tls(tls.server_context)
     except Exception as exc:  # handshake failed: the connection is unusable
         session.log.info("STARTTLS handshake failed: %s", exc)
         raise Disconnect from exc
@@ -42,9 +41,7 @@ async def _finish_login(session: Session, username: str, password: str) -> Reply
             username, password, session.stream.peer[0]
         )
     except AuthThrottled as exc:
-        raise CommandError(
-            "NO", "Too many failed logins, try again later", "UNAVAILABLE"
-        ) from exc
+        raise no("Too many failed logins, try again later", "UNAVAILABLE") from exc
     except AuthError as exc:
         session.failed_logins += 1
         if session.failed_logins >= MAX_FAILED_LOGINS:
@@ -53,36 +50,32 @@ async def _finish_login(session: Session, username: str, password: str) -> Reply
             # server close at once with a BYE when it ends the session on a failure.
             session.untagged("BYE Authentication failed too many times")
             raise Disconnect from exc
-        raise CommandError("NO", "Authentication failed", "AUTHENTICATIONFAILED") from exc
+        raise no("Authentication failed", "AUTHENTICATIONFAILED") from exc
+    # The authenticator hands back the store's own record; look it up only if it did not.
     user = record if isinstance(record, User) else await session.store.find_user(record.address)
-    if user is None:
-        raise CommandError("NO", "Authentication failed", "AUTHENTICATIONFAILED")
-    session.user = user
-    session.state = State.AUTH
+    if user is None:  # removed in the instant since the password check
+        raise no("Authentication failed", "AUTHENTICATIONFAILED")
+    session.login(user)
     session.log.info("login %s", user.address)
     # RFC 9051 §6.2.3: capabilities may change after login, so announce them in the OK.
-    return Reply(text="Logged in", code=f"CAPABILITY {session.capabilities()}")
+    return done("Logged in", f"CAPABILITY {session.capabilities()}")
 
 
-async def login(session: Session, cmd: Command) -> Reply:
-    args = cmd.args
-    assert isinstance(args, Login)
+async def login(session: Session, cmd: Command[Login]) -> Reply:
     if not session.plaintext_allowed:
         # RFC 9051 §6.2.3: LOGINDISABLED is advertised; refuse before looking at anything.
-        raise CommandError("NO", "Plaintext login is disabled, use STARTTLS", "PRIVACYREQUIRED")
-    return await _finish_login(session, args.username, args.password)
+        raise no("Plaintext login is disabled, use STARTTLS", "PRIVACYREQUIRED")
+    return await _finish_login(session, cmd.args.username, cmd.args.password)
 
 
-async def authenticate(session: Session, cmd: Command) -> Reply:
+async def authenticate(session: Session, cmd: Command[Authenticate]) -> Reply:
     """RFC 9051 §6.2.2 with SASL-IR (RFC 4959): challenges go out as ``+ base64``."""
-    args = cmd.args
-    assert isinstance(args, Authenticate)
     if not session.plaintext_allowed:
-        raise CommandError("NO", "Authentication needs TLS, use STARTTLS", "PRIVACYREQUIRED")
+        raise no("Authentication needs TLS, use STARTTLS", "PRIVACYREQUIRED")
     try:
-        mech = start_mechanism(args.mechanism, args.initial)
+        mech = start_mechanism(cmd.args.mechanism, cmd.args.initial)
     except AuthError as exc:
-        raise CommandError("NO", "Unsupported authentication mechanism", "CANNOT") from exc
+        raise no("Unsupported authentication mechanism", "CANNOT") from exc
     try:
         result = mech.step(None)
         while isinstance(result, Challenge):
@@ -91,7 +84,7 @@ async def authenticate(session: Session, cmd: Command) -> Reply:
             line = await session.read_line()
             result = mech.step(line.rstrip(b"\r\n"))
     except SaslCancelled as exc:
-        raise CommandError("BAD", "Authentication cancelled") from exc
+        raise bad("Authentication cancelled") from exc
     except AuthError as exc:
-        raise CommandError("NO", "Authentication failed", "AUTHENTICATIONFAILED") from exc
+        raise no("Authentication failed", "AUTHENTICATIONFAILED") from exc
     return await _finish_login(session, result.username, result.password)

@@ -8,36 +8,35 @@ from mailstead.core.errors import InvalidName, NotFound
 from mailstead.core.types import UID
 from mailstead.imap import response
 from mailstead.imap.parse.commands import Command, CopyMove
-from mailstead.imap.session import CommandError, Reply
+from mailstead.imap.replies import Reply, done, no
+from mailstead.imap.states import Selected
 
 if TYPE_CHECKING:
     from mailstead.imap.session import Session
 
 
-async def copy_move(session: Session, cmd: Command) -> Reply:
-    args = cmd.args
-    view = session.selected
-    assert isinstance(args, CopyMove) and view is not None and session.user is not None
+async def copy_move(session: Session, cmd: Command[CopyMove], selected: Selected) -> Reply:
+    view = selected.view
     moving = cmd.name.endswith("MOVE")
     if moving and view.readonly:
-        raise CommandError("NO", "Mailbox is read-only", "READ-ONLY")
-    uids = view.resolve(args.sequence, uid=cmd.name.startswith("UID "))
+        raise no("Mailbox is read-only", "READ-ONLY")
+    uids = view.resolve(cmd.args.sequence, uid=cmd.name.startswith("UID "))
     try:
-        target = await session.store.get_mailbox(session.user.id, args.mailbox)
+        target = await session.store.get_mailbox(selected.user.id, cmd.args.mailbox)
     except (NotFound, InvalidName) as exc:
-        raise CommandError("NO", "Mailbox does not exist", "TRYCREATE") from exc
+        raise no("Mailbox does not exist", "TRYCREATE") from exc
     if target.noselect:  # RFC 9051 §6.3.5
-        raise CommandError("NO", "Mailbox is \\Noselect and cannot hold messages", "CANNOT")
+        raise no("Mailbox is \\Noselect and cannot hold messages", "CANNOT")
     if not uids:
-        return Reply(text=f"{cmd.name} completed")  # RFC 4315 §3: no COPYUID for nothing
+        return done(f"{cmd.name} completed")  # RFC 4315 §3: no COPYUID for nothing
     if moving:
         if target.id == view.mailbox_id:
-            raise CommandError("NO", "Cannot move to the same mailbox", "CANNOT")
+            raise no("Cannot move to the same mailbox", "CANNOT")
         result = await session.store.move(view.mailbox_id, [UID(u) for u in uids], target.id)
     else:
         result = await session.store.copy(view.mailbox_id, [UID(u) for u in uids], target.id)
     if not result.mapping:
-        return Reply(text=f"{cmd.name} completed")
+        return done(f"{cmd.name} completed")
     code = (
         f"COPYUID {result.uidvalidity} {response.uid_set(int(s) for s, _ in result.mapping)}"
         f" {response.uid_set(int(d) for _, d in result.mapping)}"
@@ -46,5 +45,5 @@ async def copy_move(session: Session, cmd: Command) -> Reply:
         # RFC 6851 §4.3: COPYUID goes in an untagged OK before the EXPUNGEs.
         session.untagged(f"OK [{code}] Moved")
         view.note_expunged(int(s) for s, _ in result.mapping)
-        return Reply(text=f"{cmd.name} completed")
-    return Reply(text=f"{cmd.name} completed", code=code)
+        return done(f"{cmd.name} completed")
+    return done(f"{cmd.name} completed", code)

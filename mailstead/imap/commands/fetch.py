@@ -7,26 +7,28 @@ that is all a request needs. EXPUNGE is never sent during FETCH (the session hol
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from mailstead.core.types import SEEN, UID, FlagMode
 from mailstead.imap import objectid, response
 from mailstead.imap.parse.commands import Command, Fetch
-from mailstead.imap.parse.fetch import FetchAtt
+from mailstead.imap.parse.fetch import FetchAtt, FetchItem
 from mailstead.imap.parse.primitives import SequenceSet
+from mailstead.imap.replies import Reply, bad, done, no
 from mailstead.imap.selected import uid_ranges
-from mailstead.imap.session import CommandError, Reply
+from mailstead.imap.states import Selected
 from mailstead.imap.structure import StoredStructure
 from mailstead.mime.imap_views import (
     decode_part_body,
     find_part,
     section_bytes,
     select_fields,
-    top_header_fields,
     wire_bytes,
 )
 from mailstead.mime.parse import ParsedMessage
+from mailstead.mime.sections import SectionText
 from mailstead.store.interfaces import Store
 from mailstead.store.models import MessageMeta
 
@@ -36,8 +38,10 @@ if TYPE_CHECKING:
 _DRAIN_EVERY = 256 * 1024
 _BATCH = 1024  # messages whose structures are read in one store query (get_structures)
 _READ_BATCH = 64  # message bodies read concurrently (store read threads)
-_STRUCTURE_ITEMS = frozenset({"ENVELOPE", "BODY", "BODYSTRUCTURE"})
-_HEADER_ONLY_SECTIONS = ("HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT")
+_STRUCTURE_ITEMS = frozenset({FetchItem.ENVELOPE, FetchItem.BODY, FetchItem.BODYSTRUCTURE})
+_HEADER_ONLY_SECTIONS = frozenset(
+    {SectionText.HEADER, SectionText.HEADER_FIELDS, SectionText.HEADER_FIELDS_NOT}
+)
 _KNOWN_CTE = frozenset({"7bit", "8bit", "binary", "base64", "quoted-printable"})
 
 
@@ -45,25 +49,26 @@ def _needs(items: list[FetchAtt]) -> tuple[bool, str | None]:
     """(needs the parsed structure, which bytes: None / "header" / "all")."""
     structure = False
     raw: str | None = None
-    for item in items:
-        if item.name in _STRUCTURE_ITEMS and item.section is None:
+    for att in items:
+        section = att.section
+        if att.item in _STRUCTURE_ITEMS and section is None:
             structure = True
-        elif item.name == "THREADID" or item.name == "RFC822.HEADER" or (
-            item.section is not None
-            and item.name == "BODY"
-            and not item.path
-            and item.section.split(" ")[0] in _HEADER_ONLY_SECTIONS
+        elif att.item in (FetchItem.THREADID, FetchItem.RFC822_HEADER) or (
+            section is not None
+            and att.item is FetchItem.BODY
+            and not section.path
+            and section.text in _HEADER_ONLY_SECTIONS
         ):
             structure = True
             raw = raw or "header"
-        elif item.name in ("RFC822", "RFC822.TEXT") or item.section is not None:
+        elif att.item in (FetchItem.RFC822, FetchItem.RFC822_TEXT) or section is not None:
             structure = True
             raw = "all"
     return structure, raw
 
 
-def _has(items: list[FetchAtt], name: str) -> bool:
-    return any(i.name == name and i.section is None for i in items)
+def _has(items: list[FetchAtt], item: FetchItem) -> bool:
+    return any(i.item is item and i.section is None for i in items)
 
 
 def _partial(data: bytes, part: tuple[int, int] | None) -> bytes:
@@ -73,80 +78,100 @@ def _partial(data: bytes, part: tuple[int, int] | None) -> bytes:
     return data[origin : origin + count]
 
 
-def _binary(raw: bytes, parsed: ParsedMessage, item: FetchAtt) -> bytes:
-    part = find_part(parsed, item.path) if item.path else parsed.root
+def _binary(raw: bytes, parsed: ParsedMessage, path: tuple[int, ...]) -> bytes:
+    part = find_part(parsed, path) if path else parsed.root
     if part is None:
-        raise CommandError("NO", "No such message part", "NONEXISTENT")
-    if part.multipart or (part.content_type == "message" and item.path):
+        raise no("No such message part", "NONEXISTENT")
+    if part.multipart or (part.content_type == "message" and path):
         # RFC 3516 §4.2: BINARY on a non-leaf returns the part as it is.
         return raw[part.body_start : part.body_end]
     if part.encoding not in _KNOWN_CTE:
-        raise CommandError("NO", "Unknown Content-Transfer-Encoding", "UNKNOWN-CTE")
+        raise no("Unknown Content-Transfer-Encoding", "UNKNOWN-CTE")
     return decode_part_body(raw, part)
 
 
-def render_item(
-    session: Session,
-    item: FetchAtt,
-    meta: MessageMeta,
-    flags: frozenset[str],
-    recent: bool,
-    structure: StoredStructure | None,
-    raw: bytes | None,
-    modseq: int = 0,
-    savedate: datetime | None = None,
-) -> bytes:
-    name = item.name
-    if item.section is None:
-        if name == "UID":
-            return b"UID %d" % meta.uid
-        if name == "MODSEQ":
-            return b"MODSEQ (%d)" % (modseq or meta.modseq)  # RFC 7162 §3.1.4
-        if name == "FLAGS":
-            shown = set(flags) | ({"\\Recent"} if recent and not session.rev2 else set())
-            return b"FLAGS " + response.flag_list(shown)
-        if name == "INTERNALDATE":
-            return b"INTERNALDATE " + response.internaldate(meta.internaldate)
-        if name == "EMAILID":  # RFC 8474 §5.1
-            return b"EMAILID (%s)" % objectid.email_id(meta.blob_id).encode()
-        if name == "SAVEDATE":  # RFC 8514 §4.1
-            return b"SAVEDATE " + response.internaldate(savedate or meta.internaldate)
-        if name == "RFC822.SIZE":
-            return b"RFC822.SIZE %d" % meta.size
-        assert structure is not None
-        if name == "THREADID":  # RFC 8474 §5.2
-            assert raw is not None and session.user is not None
-            found = objectid.header_values(raw, structure.top_headers)
-            thread = objectid.thread_id(session.user.id, meta.blob_id, found)
-            return b"THREADID (%s)" % thread.encode()
-        if name == "ENVELOPE":
-            return b"ENVELOPE " + wire_bytes(structure.envelope)
-        if name == "BODY":
-            return b"BODY " + wire_bytes(structure.body)
-        if name == "BODYSTRUCTURE":
-            return b"BODYSTRUCTURE " + wire_bytes(structure.bodystructure)
-        assert raw is not None
-        if name == "RFC822":
-            return b"RFC822 " + response.literal(raw)
-        if name == "RFC822.HEADER":
-            return b"RFC822.HEADER " + response.literal(raw[: structure.header_end])
-        if name == "RFC822.TEXT":
-            return b"RFC822.TEXT " + response.literal(raw[structure.parsed.root.body_start :])
-        raise CommandError("BAD", f"unsupported FETCH item {name}")
-    assert structure is not None and raw is not None
-    label = item.response_name().encode("utf-8", "surrogateescape")
-    if name == "BODY":
-        # The message list's header fields come from the top-level header list alone.
-        fields = top_header_fields(item.section)
-        if fields is not None:
-            data = select_fields(raw, structure.top_headers, *fields)
+@dataclass(slots=True)
+class _Message:
+    """What one message's FETCH response is made from; ``structure`` and ``raw`` are loaded
+    only when the request needs them (``_needs``)."""
+
+    meta: MessageMeta
+    flags: frozenset[str]
+    recent: bool
+    structure: StoredStructure | None
+    raw: bytes | None
+    modseq: int = 0  # the MODSEQ a \Seen set by this FETCH gave it
+    savedate: datetime | None = None
+
+
+def render_item(session: Session, user_id: int, att: FetchAtt, m: _Message) -> bytes:
+    meta = m.meta
+    section = att.section
+    if section is None:
+        match att.item:
+            case FetchItem.UID:
+                return b"UID %d" % meta.uid
+            case FetchItem.MODSEQ:
+                return b"MODSEQ (%d)" % (m.modseq or meta.modseq)  # RFC 7162 §3.1.4
+            case FetchItem.FLAGS:
+                shown = set(m.flags)
+                if m.recent and not session.rev2:
+                    shown.add("\\Recent")
+                return b"FLAGS " + response.flag_list(shown)
+            case FetchItem.INTERNALDATE:
+                return b"INTERNALDATE " + response.internaldate(meta.internaldate)
+            case FetchItem.EMAILID:  # RFC 8474 §5.1
+                return b"EMAILID (%s)" % objectid.email_id(meta.blob_id).encode()
+            case FetchItem.SAVEDATE:  # RFC 8514 §4.1
+                return b"SAVEDATE " + response.internaldate(m.savedate or meta.internaldate)
+            case FetchItem.RFC822_SIZE:
+                return b"RFC822.SIZE %d" % meta.size
+        structure = _loaded(m.structure)
+        match att.item:
+            case FetchItem.ENVELOPE:
+                return b"ENVELOPE " + wire_bytes(structure.envelope)
+            case FetchItem.BODY:
+                return b"BODY " + wire_bytes(structure.body)
+            case FetchItem.BODYSTRUCTURE:
+                return b"BODYSTRUCTURE " + wire_bytes(structure.bodystructure)
+        raw = _loaded(m.raw)
+        match att.item:
+            case FetchItem.THREADID:  # RFC 8474 §5.2
+                found = objectid.header_values(raw, structure.top_headers)
+                thread = objectid.thread_id(user_id, meta.blob_id, found)
+                return b"THREADID (%s)" % thread.encode()
+            case FetchItem.RFC822:
+                return b"RFC822 " + response.literal(raw)
+            case FetchItem.RFC822_HEADER:
+                return b"RFC822.HEADER " + response.literal(raw[: structure.header_end])
+            case FetchItem.RFC822_TEXT:
+                body_start = structure.parsed.root.body_start
+                return b"RFC822.TEXT " + response.literal(raw[body_start:])
+        raise AssertionError(f"FETCH item {att.item} without a section")
+    structure, raw = _loaded(m.structure), _loaded(m.raw)
+    label = att.response_name().encode("utf-8", "surrogateescape")
+    if att.item is FetchItem.BODY:
+        if section.top_level_fields:
+            # The message list's header fields come from the top-level header list alone.
+            excluded = section.text is SectionText.HEADER_FIELDS_NOT
+            data = select_fields(raw, structure.top_headers, section.field_names, excluded)
         else:
-            data = section_bytes(raw, structure.parsed, item.section)
-        return label + b" " + response.literal(_partial(data, item.part))
-    decoded = _binary(raw, structure.parsed, item)
-    if name == "BINARY.SIZE":
+            data = section_bytes(raw, structure.parsed, section)
+        return label + b" " + response.literal(_partial(data, att.part))
+    decoded = _binary(raw, structure.parsed, section.path)
+    if att.item is FetchItem.BINARY_SIZE:
         return label + b" %d" % len(decoded)
-    return label + b" " + response.literal(_partial(decoded, item.part), binary=True)
+    return label + b" " + response.literal(_partial(decoded, att.part), binary=True)
+
+
+T = TypeVar("T")
+
+
+def _loaded(value: T | None) -> T:
+    """What ``_needs`` made the loader fetch for this item."""
+    if value is None:
+        raise AssertionError("FETCH item rendered without the data _needs asked for")
+    return value
 
 
 async def _load_chunk(
@@ -199,14 +224,13 @@ async def _vanished_earlier(
         session.untagged("VANISHED (EARLIER) " + response.uid_set(gone))
 
 
-async def fetch(session: Session, cmd: Command) -> Reply:
+async def fetch(session: Session, cmd: Command[Fetch], selected: Selected) -> Reply:
     args = cmd.args
-    view = session.selected
-    assert isinstance(args, Fetch) and view is not None
+    view = selected.view
     by_uid = cmd.name == "UID FETCH"
     if args.vanished and not (by_uid and session.qresync):
         # RFC 7162 §3.2.6: only UID FETCH, and only after ENABLE QRESYNC.
-        raise CommandError("BAD", "VANISHED needs UID FETCH and ENABLE QRESYNC")
+        raise bad("VANISHED needs UID FETCH and ENABLE QRESYNC")
     uids = view.resolve(args.sequence, uid=by_uid)
     if args.partial is not None:
         # RFC 9394 §3.3: only the messages at the range's positions among those the set
@@ -219,24 +243,25 @@ async def fetch(session: Session, cmd: Command) -> Reply:
         # hold no position in it.
         uids = list(args.partial.page(uids))
     items = list(args.items)
-    if by_uid and not _has(items, "UID"):
+    if by_uid and not _has(items, FetchItem.UID):
         # RFC 9051 §6.4.9: UID FETCH always returns UID. The order of data items is free;
         # after the requested ones, as James puts it.
-        items.append(FetchAtt("UID"))
-    if args.changed_since is not None and not _has(items, "MODSEQ"):
-        items.append(FetchAtt("MODSEQ"))  # RFC 7162 §3.1.4.1: CHANGEDSINCE implies MODSEQ
-    if _has(items, "MODSEQ"):
+        items.append(FetchAtt(FetchItem.UID))
+    if args.changed_since is not None and not _has(items, FetchItem.MODSEQ):
+        # RFC 7162 §3.1.4.1: CHANGEDSINCE implies MODSEQ.
+        items.append(FetchAtt(FetchItem.MODSEQ))
+    if _has(items, FetchItem.MODSEQ):
         session.enable_condstore()  # RFC 7162 §3.1: a CONDSTORE-enabling command
     if args.vanished and args.changed_since is not None:
         await _vanished_earlier(session, view.mailbox_id, args.sequence, args.changed_since)
     if not uids:
-        return Reply(text=f"{cmd.name} completed")
+        return done(f"{cmd.name} completed")
     store = session.store
     metas = await store.list_messages(
         view.mailbox_id, uid_ranges(uids), changed_since=args.changed_since
     )
     saved: dict[UID, datetime] = {}
-    if _has(items, "SAVEDATE"):
+    if _has(items, FetchItem.SAVEDATE):
         saved = await store.save_dates(view.mailbox_id, uid_ranges(uids))
     flags_now: dict[int, frozenset[str]] = {int(m.uid): m.flags for m in metas}
     modseq_now: dict[int, int] = {}
@@ -251,11 +276,13 @@ async def fetch(session: Session, cmd: Command) -> Reply:
                 seen_changed.add(int(update.uid))
                 view.note_own_flags(int(update.uid), int(update.modseq))
     # RFC 7162 §3.1: with CONDSTORE on, a FETCH that set \Seen reports UID and MODSEQ too.
-    implicit_head = [FetchAtt("FLAGS")] if not _has(items, "FLAGS") else []
+    implicit_head = [] if _has(items, FetchItem.FLAGS) else [FetchAtt(FetchItem.FLAGS)]
     implicit_tail = [
-        FetchAtt(n) for n in ("UID", "MODSEQ") if session.condstore and not _has(items, n)
+        FetchAtt(n) for n in (FetchItem.UID, FetchItem.MODSEQ)
+        if session.condstore and not _has(items, n)
     ]
     need_structure, need_raw = _needs(items)
+    user_id = selected.user.id
     written = 0
     for start in range(0, len(metas), _BATCH):
         chunk = metas[start : start + _BATCH]
@@ -268,20 +295,16 @@ async def fetch(session: Session, cmd: Command) -> Reply:
             seq = view.seq_of(uid)
             if seq is None or (need_structure and structure is None):
                 continue  # body gone under us: reported as EXPUNGEISSUED below
-            recent = uid in view.recent
-            modseq = modseq_now.get(uid, 0)
-            parts = [
-                render_item(session, item, meta, flags_now[uid], recent, structure, raw, modseq,
-                            saved.get(meta.uid))
-                for item in items
-            ]
+            message = _Message(
+                meta, flags_now[uid], uid in view.recent, structure, raw,
+                modseq_now.get(uid, 0), saved.get(meta.uid),
+            )
+            parts = [render_item(session, user_id, att, message) for att in items]
             if uid in seen_changed:
                 # RFC 9051 §6.4.5: the implicit \Seen change is reported in the same FETCH.
                 # With CONDSTORE on, UID and MODSEQ follow (RFC 7162 §3.1).
-                head = [render_item(session, i, meta, flags_now[uid], recent, None, None, modseq)
-                        for i in implicit_head]
-                tail = [render_item(session, i, meta, flags_now[uid], recent, None, None, modseq)
-                        for i in implicit_tail]
+                head = [render_item(session, user_id, a, message) for a in implicit_head]
+                tail = [render_item(session, user_id, a, message) for a in implicit_tail]
                 parts = head + parts + tail
             line = b"* %d FETCH (" % seq + b" ".join(parts) + b")\r\n"
             session.send(line)
@@ -292,6 +315,5 @@ async def fetch(session: Session, cmd: Command) -> Reply:
     if len(metas) < len(uids) and args.changed_since is None:
         # RFC 9051 §7.1 EXPUNGEISSUED: some of these were expunged by another session and
         # the EXPUNGE cannot be sent during FETCH (§7.5.1).
-        return Reply(text="Some messages were expunged", code="EXPUNGEISSUED")
-    return Reply(text=f"{cmd.name} completed")
-
+        return done("Some messages were expunged", "EXPUNGEISSUED")
+    return done(f"{cmd.name} completed")

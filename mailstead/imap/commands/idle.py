@@ -14,19 +14,20 @@ import contextlib
 from typing import TYPE_CHECKING
 
 from mailstead.imap.parse.commands import Command
-from mailstead.imap.session import CommandError, Reply
+from mailstead.imap.replies import Reply, bad, done
 
 if TYPE_CHECKING:
     from mailstead.imap.session import Session
 
 
-async def idle(session: Session, cmd: Command) -> Reply:
+async def idle(session: Session, cmd: Command[None]) -> Reply:
     session.send(b"+ idling\r\n")
     session.flush(allow_expunge=True)
     await session.stream.drain()
     line_task = asyncio.ensure_future(session.read_line())
     failure: list[BaseException] = []
-    sub = session.subscription
+    selected = session.selection
+    sub = selected.subscription if selected is not None else None
 
     def push() -> None:
         try:
@@ -52,5 +53,5 @@ async def idle(session: Session, cmd: Command) -> Reply:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await line_task
     if line.strip().upper() != b"DONE":
-        raise CommandError("BAD", "Expected DONE to end IDLE")
-    return Reply(text="IDLE terminated")
+        raise bad("Expected DONE to end IDLE")
+    return done("IDLE terminated")

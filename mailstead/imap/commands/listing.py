@@ -6,10 +6,16 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from mailstead.imap.commands.mailboxes import status_items
-from mailstead.imap.parse.commands import Command, ListArgs
-from mailstead.imap.session import Reply
-from mailstead.store.models import Mailbox
+from mailstead.imap.commands.status import status_items
+from mailstead.imap.parse.commands import (
+    Command,
+    ListArgs,
+    ListReturn,
+    ListSelection,
+    StatusItem,
+)
+from mailstead.imap.replies import Reply, done
+from mailstead.store.models import Mailbox, User
 from mailstead.store.names import SEPARATOR, parents_of
 
 if TYPE_CHECKING:
@@ -32,28 +38,27 @@ def _matches(patterns: list[re.Pattern[str]], name: str) -> bool:
     return any(p.match(name) for p in patterns)
 
 
-async def list_command(session: Session, cmd: Command) -> Reply:
+async def list_command(session: Session, cmd: Command[ListArgs], user: User) -> Reply:
     args = cmd.args
-    assert isinstance(args, ListArgs) and session.user is not None
-    if "HIGHESTMODSEQ" in args.status_items:
+    if StatusItem.HIGHESTMODSEQ in args.status_items:
         session.enable_condstore()  # RFC 7162 §3.1: STATUS (HIGHESTMODSEQ), here via LIST
-    if args.lsub:
-        return await _lsub(session, args)
     if len(args.patterns) == 1 and args.patterns[0] == "" and not args.extended:
         # RFC 9051 §6.3.9: the hierarchy delimiter and root of the reference.
         session.untagged(b"LIST (\\Noselect) " + session.separator + b' ""')
-        return Reply(text="LIST completed")
+        return done("LIST completed")
     patterns = [pattern_regex(args.reference, p) for p in args.patterns if p != ""]
-    boxes = await session.store.list_mailboxes(session.user.id)
+    boxes = await session.store.list_mailboxes(user.id)
     by_name: dict[str, Mailbox] = {b.name: b for b in boxes}
-    subscribed = set(await session.store.list_subscriptions(session.user.id))
+    subscribed = set(await session.store.list_subscriptions(user.id))
     has_children = {p for name in by_name for p in parents_of(name)}
     sel = args.selection
-    show_subscribed = "SUBSCRIBED" in sel or "SUBSCRIBED" in args.returns
+    show_subscribed = (
+        ListSelection.SUBSCRIBED in sel or ListReturn.SUBSCRIBED in args.returns
+    )
 
-    if "SUBSCRIBED" in sel:
+    if ListSelection.SUBSCRIBED in sel:
         candidates = sorted(subscribed, key=lambda n: (n != "INBOX", n))
-        if "RECURSIVEMATCH" in sel:
+        if ListSelection.RECURSIVEMATCH in sel:
             extra = {p for n in subscribed for p in parents_of(n)} - subscribed
             candidates = sorted(set(candidates) | extra, key=lambda n: (n != "INBOX", n))
     else:
@@ -63,7 +68,7 @@ async def list_command(session: Session, cmd: Command) -> Reply:
         if not _matches(patterns, name):
             continue
         box = by_name.get(name)
-        if "SPECIAL-USE" in sel and (box is None or box.special_use is None):
+        if ListSelection.SPECIAL_USE in sel and (box is None or box.special_use is None):
             continue
         attrs: list[str] = []
         extended = b""
@@ -79,12 +84,12 @@ async def list_command(session: Session, cmd: Command) -> Reply:
             attrs.append("\\Subscribed")
         if box is not None and box.special_use:
             attrs.append(box.special_use)
-        if "RECURSIVEMATCH" in sel and any(
+        if ListSelection.RECURSIVEMATCH in sel and any(
             s.startswith(name + SEPARATOR) for s in subscribed
         ):
             # RFC 5258 §3.5: a parent listed because of its subscribed children.
             extended = b' ("CHILDINFO" ("SUBSCRIBED"))'
-        elif "SUBSCRIBED" in sel and name not in subscribed:
+        elif ListSelection.SUBSCRIBED in sel and name not in subscribed:
             continue
         line = (
             b"LIST (" + " ".join(attrs).encode() + b") " + session.separator + b" "
@@ -95,24 +100,22 @@ async def list_command(session: Session, cmd: Command) -> Reply:
         if args.status_items and box is not None and not box.noselect:  # RFC 5819 §2
             data = await status_items(session, box, args.status_items)
             session.untagged(b"STATUS " + session.mailbox_name(name) + b" " + data)
-    return Reply(text="LIST completed")
+    return done("LIST completed")
 
 
-async def _lsub(session: Session, args: ListArgs) -> Reply:
+async def lsub(session: Session, cmd: Command[ListArgs], user: User) -> Reply:
     """RFC 3501 §6.3.9: subscribed names; a ``%`` match on an unsubscribed parent of a
     subscribed name is listed with \\Noselect. That is what \\Noselect says in LSUB, so a
     subscribed name that does not exist is listed with ``()``, as Dovecot and James do
     (LIST (SUBSCRIBED) tells \\NonExistent); a \\Noselect mailbox kept for its children
     keeps the attribute."""
-    assert session.user is not None
+    args = cmd.args
     if args.patterns == ("",):
         session.untagged(b"LSUB (\\Noselect) " + session.separator + b' ""')
-        return Reply(text="LSUB completed")
+        return done("LSUB completed")
     patterns = [pattern_regex(args.reference, p) for p in args.patterns]
-    subscribed = set(await session.store.list_subscriptions(session.user.id))
-    noselect = {
-        b.name for b in await session.store.list_mailboxes(session.user.id) if b.noselect
-    }
+    subscribed = set(await session.store.list_subscriptions(user.id))
+    noselect = {b.name for b in await session.store.list_mailboxes(user.id) if b.noselect}
     seen: set[str] = set()
     for name in sorted(subscribed, key=lambda n: (n != "INBOX", n)):
         if _matches(patterns, name):
@@ -128,4 +131,4 @@ async def _lsub(session: Session, args: ListArgs) -> Reply:
                 session.untagged(
                     b"LSUB (\\Noselect) " + session.separator + b" " + session.mailbox_name(parent)
                 )
-    return Reply(text="LSUB completed")
+    return done("LSUB completed")

@@ -8,7 +8,7 @@ QUOTA response (§4.2.2 allows a QUOTAROOT response with the mailbox alone), and
 the root name is NO. Limits are not set over IMAP: QUOTASET is not advertised.
 
 Over-quota APPEND and COPY fail with ``NO [OVERQUOTA]`` (§4.3.1): the store raises
-QuotaExceeded and the session maps it (``_error_reply`` in ``imap.session``). MOVE stays
+QuotaExceeded and the session maps it (``error_reply`` in ``imap.replies``). MOVE stays
 within the one quota root and changes no usage, so it never fails for quota.
 """
 
@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 
 from mailstead.core.errors import InvalidName, NotFound
 from mailstead.imap import response
-from mailstead.imap.parse.commands import Command, GetQuota, MailboxArg
-from mailstead.imap.session import CommandError, Reply
+from mailstead.imap.parse.commands import Command, GetQuota, MailboxArg, SetQuota
+from mailstead.imap.replies import Reply, done, no
 from mailstead.store.models import User
 
 if TYPE_CHECKING:
@@ -45,52 +45,46 @@ def quota_response(user: User) -> bytes:
     return b"QUOTA " + response.string(QUOTA_ROOT) + f" (STORAGE {usage} {limit})".encode()
 
 
-async def _account(session: Session) -> User:
+async def _account(session: Session, user: User) -> User:
     """The account as it is now: usage changes with every APPEND, EXPUNGE and delivery, and
     the administrator may change the limit while the session runs."""
-    assert session.user is not None
-    return await session.store.get_user(session.user.id)
+    return await session.store.get_user(user.id)
 
 
-async def getquotaroot(session: Session, cmd: Command) -> Reply:
+async def getquotaroot(session: Session, cmd: Command[MailboxArg], user: User) -> Reply:
     """RFC 9208 §4.1.2: the quota roots of a mailbox, then a QUOTA response for each. The
     name need not be that of an existing mailbox: the answer is the root a mailbox of that
     name would be created under, the account's."""
-    args = cmd.args
-    assert isinstance(args, MailboxArg) and session.user is not None
+    name = cmd.args.name
     try:
-        await session.store.get_mailbox(session.user.id, args.name)
+        await session.store.get_mailbox(user.id, name)
     except NotFound:
         pass
     except InvalidName as exc:
-        raise CommandError("NO", "Invalid mailbox name", "CANNOT") from exc
-    user = await _account(session)
-    line = b"QUOTAROOT " + session.mailbox_name(args.name)
-    if user.quota_bytes:
+        raise no("Invalid mailbox name", "CANNOT") from exc
+    account = await _account(session, user)
+    line = b"QUOTAROOT " + session.mailbox_name(name)
+    if account.quota_bytes:
         session.untagged(line + b" " + response.string(QUOTA_ROOT))
-        session.untagged(quota_response(user))
+        session.untagged(quota_response(account))
     else:
         session.untagged(line)  # no limit, no root (§4.2.2)
-    return Reply(text="GETQUOTAROOT completed")
+    return done("GETQUOTAROOT completed")
 
 
-async def getquota(session: Session, cmd: Command) -> Reply:
+async def getquota(session: Session, cmd: Command[GetQuota], user: User) -> Reply:
     """RFC 9208 §4.1.1: the QUOTA response of a root; NO for a root that does not exist,
     which is also the account's own root name when it has no limit."""
-    args = cmd.args
-    assert isinstance(args, GetQuota)
-    user = await _account(session)
-    if args.root != QUOTA_ROOT or not user.quota_bytes:
-        raise CommandError("NO", "No such quota root", "NONEXISTENT")
-    session.untagged(quota_response(user))
-    return Reply(text="GETQUOTA completed")
+    account = await _account(session, user)
+    if cmd.args.root != QUOTA_ROOT or not account.quota_bytes:
+        raise no("No such quota root", "NONEXISTENT")
+    session.untagged(quota_response(account))
+    return done("GETQUOTA completed")
 
 
-async def setquota(session: Session, cmd: Command) -> Reply:
+async def setquota(session: Session, cmd: Command[SetQuota], user: User) -> Reply:
     """RFC 9208 §4.1.3: SETQUOTA belongs to servers that advertise QUOTASET, and mailstead
     does not: limits are the administrator's (``mailstead user quota``). NOPERM (RFC 5530
     §3): this user may not carry out the operation. The arguments were parsed, so a
     malformed command is still BAD."""
-    raise CommandError(
-        "NO", "Quotas are set by the administrator, not over IMAP", "NOPERM"
-    )
+    raise no("Quotas are set by the administrator, not over IMAP", "NOPERM")

@@ -11,10 +11,16 @@ from typing import TYPE_CHECKING
 from mailstead.core.errors import NotFound
 from mailstead.imap import response
 from mailstead.imap.parse.commands import Command
-from mailstead.imap.parse.search import SUPPORTED_CHARSETS, SearchArgs, SearchKey
+from mailstead.imap.parse.search import (
+    SUPPORTED_CHARSETS,
+    Numbers,
+    ReturnOption,
+    SearchArgs,
+)
+from mailstead.imap.replies import Reply, done, no
 from mailstead.imap.search import Candidate, Needs, matcher, needs, uses_modseq
 from mailstead.imap.selected import InvalidSequence
-from mailstead.imap.session import CommandError, Reply
+from mailstead.imap.states import Selected
 from mailstead.imap.structure import StoredStructure
 from mailstead.store.interfaces import Store
 
@@ -27,19 +33,24 @@ _READ_BATCH = 64  # message bodies read concurrently (store read threads)
 
 
 def _returned(
-    found: list[tuple[int, int]], opts: tuple[str, ...], page: Sequence[tuple[int, int]]
+    found: list[tuple[int, int]],
+    opts: tuple[ReturnOption, ...],
+    page: Sequence[tuple[int, int]],
 ) -> list[tuple[int, int]]:
     """The messages the result options return, in mailbox order: what SAVE keeps in ``$``
     and what the MODSEQ return data covers. With ALL or COUNT, or with none of MIN, MAX and
     PARTIAL (SAVE alone), every message found (RFC 5182 §2.4, RFC 9394 §3.2: with COUNT "the
     "$" marker would always contain references to all messages found"); otherwise the
     PARTIAL page "together with" the MIN and/or MAX message (RFC 9394 §3.2, Table 1)."""
-    if {"ALL", "COUNT"} & set(opts) or not {"MIN", "MAX", "PARTIAL"} & set(opts):
+    asked = set(opts)
+    every = {ReturnOption.ALL, ReturnOption.COUNT}
+    paged = {ReturnOption.MIN, ReturnOption.MAX, ReturnOption.PARTIAL}
+    if every & asked or not paged & asked:
         return found
     chosen = set(page)
-    if found and "MIN" in opts:
+    if found and ReturnOption.MIN in asked:
         chosen.add(found[0])
-    if found and "MAX" in opts:
+    if found and ReturnOption.MAX in asked:
         chosen.add(found[-1])
     return sorted(chosen)
 
@@ -48,22 +59,21 @@ async def _load_chunk(store: Store, chunk: list[Candidate], wanted: Needs) -> li
     """Fill what the program needs: the structures in one store query (``get_structures``),
     bytes concurrently. Messages that vanished meanwhile are left out."""
     stored = await store.get_structures([c.meta.blob_id for c in chunk])
-    present = []
+    present: list[tuple[Candidate, StoredStructure]] = []
     for c in chunk:
         data = stored.get(c.meta.blob_id)
         if data is not None:
             c.structure = StoredStructure(data)
-            present.append(c)
+            present.append((c, c.structure))
     if not (wanted.body or wanted.header):
-        return present
+        return [c for c, _ in present]
 
-    async def read(cand: Candidate) -> bool:
-        assert cand.structure is not None
+    async def read(cand: Candidate, structure: StoredStructure) -> bool:
         try:
             if wanted.body:
                 cand.raw = await store.read_blob(cand.meta.blob_id)
             else:
-                end = cand.structure.header_end
+                end = structure.header_end
                 cand.raw = await store.read_blob(cand.meta.blob_id, 0, end)
         except NotFound:
             return False
@@ -72,36 +82,31 @@ async def _load_chunk(store: Store, chunk: list[Candidate], wanted: Needs) -> li
     out: list[Candidate] = []
     for i in range(0, len(present), _READ_BATCH):
         part = present[i : i + _READ_BATCH]
-        ok = await asyncio.gather(*(read(c) for c in part))
-        out += [c for c, good in zip(part, ok, strict=True) if good]
+        ok = await asyncio.gather(*(read(c, structure) for c, structure in part))
+        out += [c for (c, _), good in zip(part, ok, strict=True) if good]
     return out
 
 
-async def search(session: Session, cmd: Command) -> Reply:
+async def search(session: Session, cmd: Command[SearchArgs], selected: Selected) -> Reply:
     args = cmd.args
-    view = session.selected
-    assert isinstance(args, SearchArgs) and view is not None
+    view = selected.view
     by_uid = cmd.name == "UID SEARCH"
-    saving = args.return_opts is not None and "SAVE" in args.return_opts
+    saving = args.return_opts is not None and ReturnOption.SAVE in args.return_opts
     if args.charset is not None and args.charset not in SUPPORTED_CHARSETS:
         if saving:
             view.saved = []  # RFC 5182 §2.1: a failed SEARCH ... SAVE empties $
-        raise CommandError(
-            "NO", "Unsupported charset", "BADCHARSET (" + " ".join(SUPPORTED_CHARSETS) + ")"
-        )
+        raise no("Unsupported charset", "BADCHARSET (" + " ".join(SUPPORTED_CHARSETS) + ")")
 
-    def seq_uids(key: SearchKey) -> set[int]:
-        seqset = key.a
+    def seq_uids(key: Numbers) -> set[int]:
         try:
-            return set(view.resolve(seqset, uid=key.op == "UID"))  # type: ignore[arg-type]
+            return set(view.resolve(key.numbers, uid=key.uid))
         except InvalidSequence:
-            return set(view.resolve_clamped(seqset))  # type: ignore[arg-type]
+            return set(view.resolve_clamped(key.numbers))
 
     with_modseq = uses_modseq(args.key)
     if with_modseq:
         session.enable_condstore()  # RFC 7162 §3.1: a CONDSTORE-enabling command
-    assert session.user is not None
-    predicate = matcher(args.key, seq_uids, session.user.id)
+    predicate = matcher(args.key, seq_uids, selected.user.id)
     wanted = needs(args.key)
     store = session.store
     metas = await store.list_messages(view.mailbox_id)
@@ -131,9 +136,9 @@ async def search(session: Session, cmd: Command) -> Reply:
         # RFC 3501 §7.2.5; RFC 7162 §3.1.5: with a MODSEQ key, the highest found.
         tail = f" (MODSEQ {max(modseqs.values())})" if with_modseq and found else ""
         session.untagged("SEARCH" + "".join(f" {n}" for n in numbers) + tail)
-        return Reply(text=f"{cmd.name} completed")
+        return done(f"{cmd.name} completed")
     if not opts:
-        opts = ("ALL",)  # rev2 plain SEARCH, and RETURN () (RFC 4731 §3.1)
+        opts = (ReturnOption.ALL,)  # rev2 plain SEARCH, and RETURN () (RFC 4731 §3.1)
     # RFC 9394 §3.1: the first result (lowest UID) is 1, -1 the last; MIN, MAX and COUNT
     # still describe every message found (§3.2 adds the MIN/MAX message to the page).
     page = args.partial.page(found) if args.partial is not None else []
@@ -142,16 +147,16 @@ async def search(session: Session, cmd: Command) -> Reply:
         # RFC 5182 §2.4: with only MIN and/or MAX, $ holds just those messages; RFC 9394
         # §3.2: with PARTIAL, the page and those.
         view.saved = [u for _, u in returned]
-        if set(opts) == {"SAVE"}:
-            return Reply(text=f"{cmd.name} completed")  # RFC 5182 §2.1: no ESEARCH
+        if set(opts) == {ReturnOption.SAVE}:
+            return done(f"{cmd.name} completed")  # RFC 5182 §2.1: no ESEARCH
     parts = ['ESEARCH (TAG ' + response.string(cmd.tag).decode("utf-8", "replace") + ")"]
     if by_uid:
         parts.append("UID")
-    if numbers and "MIN" in opts:
+    if numbers and ReturnOption.MIN in opts:
         parts.append(f"MIN {numbers[0]}")
-    if numbers and "MAX" in opts:
+    if numbers and ReturnOption.MAX in opts:
         parts.append(f"MAX {numbers[-1]}")
-    if numbers and "ALL" in opts:
+    if numbers and ReturnOption.ALL in opts:
         parts.append(f"ALL {response.uid_set(numbers)}")
     if args.partial is not None:
         # RFC 9394 §3.1, §4: ret-data-partial = "PARTIAL" SP "(" partial-range SP
@@ -159,7 +164,7 @@ async def search(session: Session, cmd: Command) -> Reply:
         shown = [uid if by_uid else seq for seq, uid in page]
         results = response.uid_set(shown) if shown else "NIL"
         parts.append(f"PARTIAL ({args.partial} {results})")
-    if "COUNT" in opts:
+    if ReturnOption.COUNT in opts:
         parts.append(f"COUNT {len(numbers)}")
     if with_modseq and returned:
         # RFC 4731 §3.2: the highest mod-sequence of the messages returned; with only MIN
@@ -167,4 +172,4 @@ async def search(session: Session, cmd: Command) -> Reply:
         # §3.2 names the same set for SAVE).
         parts.append(f"MODSEQ {max(modseqs[u] for _, u in returned)}")
     session.untagged(" ".join(parts))
-    return Reply(text=f"{cmd.name} completed")
+    return done(f"{cmd.name} completed")

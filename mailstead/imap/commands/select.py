@@ -1,5 +1,5 @@
 """Opening and closing the selected mailbox: SELECT, EXAMINE (RFC 9051 §6.3.2-3), CLOSE
-(§6.4.1), UNSELECT (RFC 3691), EXPUNGE and UID EXPUNGE (§6.4.3, RFC 4315 §2.1)."""
+(§6.4.1) and UNSELECT (RFC 3691)."""
 
 from __future__ import annotations
 
@@ -7,40 +7,40 @@ import contextlib
 from typing import TYPE_CHECKING
 
 from mailstead.core.errors import NotFound
-from mailstead.core.types import SEEN, UID
+from mailstead.core.types import SEEN
 from mailstead.imap import objectid, response
-from mailstead.imap.parse.commands import Command, MailboxArg, QResync, Sequence
+from mailstead.imap.parse.commands import Command, QResync, Select
+from mailstead.imap.replies import Reply, bad, done, no
 from mailstead.imap.selected import SelectedMailbox
-from mailstead.imap.session import CommandError, Reply
-from mailstead.store.models import MessageMeta
+from mailstead.imap.states import Selected
+from mailstead.store.models import MessageMeta, User
 
 if TYPE_CHECKING:
     from mailstead.imap.session import Session
 
 
-async def select(session: Session, cmd: Command) -> Reply:
+async def select(session: Session, cmd: Command[Select], user: User) -> Reply:
     args = cmd.args
-    assert isinstance(args, MailboxArg) and session.user is not None
     readonly = cmd.name == "EXAMINE"
     if args.qresync is not None and not session.qresync:
         # RFC 7162 §3.2.5: only after ENABLE QRESYNC; a syntax-level refusal, so the
         # mailbox selected so far stays selected.
-        raise CommandError("BAD", "QRESYNC parameter without ENABLE QRESYNC")
+        raise bad("QRESYNC parameter without ENABLE QRESYNC")
     if args.condstore:
         session.enabled.add("CONDSTORE")  # HIGHESTMODSEQ follows with the selection anyway
-    if session.selected is not None:
+    if session.selection is not None:
         # RFC 9051 §6.3.2: the old mailbox is closed (without expunge) even if this fails.
         session.unselect(keep_recent=True)
         if session.rev2 or session.qresync:  # RFC 9051 §7.1, RFC 7162 §3.2.11
             session.untagged("OK [CLOSED] Previous mailbox closed")
-    session.open_subscription()
+    subscription = session.open_subscription(user)
     try:
-        box = await session.store.get_mailbox(session.user.id, args.name)
+        box = await session.store.get_mailbox(user.id, args.name)
         if box.noselect:  # RFC 9051 §6.3.5: the name only holds children now
-            raise CommandError("NO", "Mailbox is \\Noselect", "NONEXISTENT")
+            raise no("Mailbox is \\Noselect", "NONEXISTENT")
         messages = await session.store.list_messages(box.id)
-    except Exception:
-        session.unselect()
+    except BaseException:
+        subscription.close()  # no mailbox is selected now; kept \Recent stays (below)
         raise
     uids = [m.uid for m in messages]
     key = (box.id, box.uidvalidity)
@@ -57,7 +57,7 @@ async def select(session: Session, cmd: Command) -> Reply:
         recent |= session.ctx.recent.claim(key, uids)
     recent_count = len(recent)
     view = SelectedMailbox(box, messages, readonly=readonly, recent=recent)
-    session.set_selected(view)
+    session.select(user, view, subscription)
     # The order is free (RFC 9051 §6.3.2); this is James's, which Dovecot's clients accept.
     session.untagged(f"OK [MAILBOXID ({objectid.mailbox_id(box)})] Ok")  # RFC 8474 §4
     session.untagged(b"FLAGS " + view.flags_response())
@@ -82,8 +82,7 @@ async def select(session: Session, cmd: Command) -> Reply:
         session.untagged(b"LIST () " + session.separator + b" " + session.mailbox_name(box.name))
     if args.qresync is not None and args.qresync.uidvalidity == box.uidvalidity:
         await _resync(session, view, messages, args.qresync)
-    code = "READ-ONLY" if readonly else "READ-WRITE"
-    return Reply(text=f"{cmd.name} completed", code=code)
+    return done(f"{cmd.name} completed", "READ-ONLY" if readonly else "READ-WRITE")
 
 
 async def _resync(
@@ -115,46 +114,18 @@ async def _resync(
         ))
 
 
-async def close(session: Session, cmd: Command) -> Reply:
+async def close(session: Session, cmd: Command[None], selected: Selected) -> Reply:
     """RFC 9051 §6.4.1: expunge silently (no EXPUNGE responses) unless read-only."""
-    view = session.selected
-    assert view is not None
     session.unselect()
-    if not view.readonly:
+    if not selected.view.readonly:
         # A mailbox deleted by another session meanwhile has nothing left to expunge, and
         # the client has left it all the same.
         with contextlib.suppress(NotFound):
-            await session.store.expunge(view.mailbox_id)
-    return Reply(text="CLOSE completed")
+            await session.store.expunge(selected.view.mailbox_id)
+    return done("CLOSE completed")
 
 
-async def unselect(session: Session, cmd: Command) -> Reply:
+async def unselect(session: Session, cmd: Command[None], selected: Selected) -> Reply:
     """RFC 3691: like CLOSE without the expunge."""
     session.unselect()
-    return Reply(text="UNSELECT completed")
-
-
-async def expunge(session: Session, cmd: Command) -> Reply:
-    """EXPUNGE and UID EXPUNGE; the EXPUNGE responses come from the session flush, which
-    reports this session's and everyone else's expunges in one consistent sequence."""
-    view = session.selected
-    assert view is not None
-    if view.readonly:
-        raise CommandError("NO", "Mailbox is read-only", "READ-ONLY")
-    if cmd.name == "UID EXPUNGE":
-        args = cmd.args
-        assert isinstance(args, Sequence)
-        uids = view.resolve(args.sequence, uid=True)
-        if not uids:
-            return Reply(text="UID EXPUNGE completed")
-        removed = await session.store.expunge(view.mailbox_id, [UID(u) for u in uids])
-    else:
-        removed = await session.store.expunge(view.mailbox_id)
-    view.note_expunged(int(u) for u in removed)
-    if session.qresync:
-        # RFC 7162 §3.2.7: VANISHED carries no mod-sequence, so the tagged OK tells the new
-        # HIGHESTMODSEQ. Send the updates first (the expunge's events are already
-        # published when the store call returns), so the value covers everything sent.
-        session.flush(allow_expunge=True)
-        return Reply(text=f"{cmd.name} completed", code=f"HIGHESTMODSEQ {view.highestmodseq}")
-    return Reply(text=f"{cmd.name} completed")
+    return done("UNSELECT completed")

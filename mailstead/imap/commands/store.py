@@ -7,31 +7,29 @@ from typing import TYPE_CHECKING
 from mailstead.core.types import UID, FlagMode
 from mailstead.imap import response
 from mailstead.imap.parse.commands import Command, Store
+from mailstead.imap.replies import Reply, done, no
 from mailstead.imap.selected import SelectedMailbox, uid_ranges
-from mailstead.imap.session import CommandError, Reply
+from mailstead.imap.states import Selected
 
 if TYPE_CHECKING:
     from mailstead.imap.session import Session
 
-_MODES = {"set": FlagMode.SET, "add": FlagMode.ADD, "remove": FlagMode.REMOVE}
 
-
-async def store(session: Session, cmd: Command) -> Reply:
+async def store(session: Session, cmd: Command[Store], selected: Selected) -> Reply:
     args = cmd.args
-    view = session.selected
-    assert isinstance(args, Store) and view is not None
+    view = selected.view
     if view.readonly:
-        raise CommandError("NO", "Mailbox is read-only", "READ-ONLY")
+        raise no("Mailbox is read-only", "READ-ONLY")
     if args.unchanged_since is not None:
         session.enable_condstore()  # RFC 7162 §3.1: a CONDSTORE-enabling command
     by_uid = cmd.name == "UID STORE"
     uids = view.resolve(args.sequence, uid=by_uid)
     if not uids:
-        return Reply(text=f"{cmd.name} completed")
+        return done(f"{cmd.name} completed")
     result = await session.store.store_flags(
         view.mailbox_id,
         [UID(u) for u in uids],
-        _MODES[args.mode],
+        args.mode,
         args.flags,
         unchanged_since=args.unchanged_since,
     )
@@ -40,7 +38,7 @@ async def store(session: Session, cmd: Command) -> Reply:
         view.note_own_flags(int(update.uid), int(update.modseq))
         modseqs[int(update.uid)] = int(update.modseq)
     new_keywords = {f for f in args.flags if not f.startswith("\\")} - view.keywords
-    if new_keywords and args.mode != "remove" and result.updated:
+    if new_keywords and args.mode is not FlagMode.REMOVE and result.updated:
         view.keywords |= new_keywords
         for line in view.flags_announcement():  # RFC 9051 §7.3.5
             session.send(line)
@@ -71,7 +69,7 @@ async def store(session: Session, cmd: Command) -> Reply:
             items.append(b"MODSEQ (%d)" % max(modseqs.get(uid, 0), int(meta.modseq)))
         session.send(b"* %d FETCH (%s)\r\n" % (seq, b" ".join(items)))
     if len(metas) < len(wanted):
-        return Reply(text="Some messages were expunged", code="EXPUNGEISSUED")
+        return done("Some messages were expunged", "EXPUNGEISSUED")
     return _done(cmd, modified)
 
 
@@ -87,7 +85,7 @@ def _modified(view: SelectedMailbox, uids: list[int], by_uid: bool) -> str | Non
     return "MODIFIED " + response.uid_set(numbers) if numbers else None
 
 
-def _done(cmd: Command, modified: str | None) -> Reply:
+def _done(cmd: Command[Store], modified: str | None) -> Reply:
     if modified is not None:
-        return Reply(text="Conditional STORE failed", code=modified)
-    return Reply(text=f"{cmd.name} completed")
+        return done("Conditional STORE failed", modified)
+    return done(f"{cmd.name} completed")

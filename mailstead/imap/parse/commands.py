@@ -1,28 +1,40 @@
-"""Command grammars, grouped by the state they are valid in (RFC 9051 §6).
+"""Command grammars and the typed argument record each one returns (RFC 9051 §6).
 
-:func:`parse_command` turns one frame into a :class:`Command` whose ``args`` is the typed
-argument record of that command. State is not checked here: the session checks it once,
-from :mod:`mailstead.imap.states`, before dispatch.
+A grammar is a function of a :class:`Reader` positioned after the command name; it reads
+the arguments and returns the command's record (or None for a command without arguments),
+raising :class:`ParseError` at the first octet that does not fit. Which grammar serves which
+command is said once, in the command table (:data:`mailstead.imap.commands.COMMANDS`);
+:func:`parse_command` takes that mapping. State is not checked here: the session checks it
+once, from the same table, before dispatch. Nothing here does I/O.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
+from typing import Any, Generic, TypeVar
 
-from mailstead.core.types import normalize_flag
+from mailstead.core.types import FlagMode, normalize_flag
 from mailstead.imap.parse.errors import ParseError
 from mailstead.imap.parse.fetch import FetchAtt, fetch_atts
 from mailstead.imap.parse.primitives import MAX_NUMBER64, PartialRange, Reader, SequenceSet
 from mailstead.imap.parse.search import SearchArgs, search_args
 
+A = TypeVar("A")
+#: Reads one command's arguments into its record.
+Grammar = Callable[[Reader], A]
+
 
 @dataclass(frozen=True, slots=True)
-class Command:
+class Command(Generic[A]):
+    """One parsed command: ``name`` upper case (UID commands are "UID FETCH" etc.) and
+    ``args`` the record its grammar returned."""
+
     tag: str
-    name: str  # upper case; UID commands are "UID FETCH" etc.
-    args: object = None
+    name: str
+    args: A
 
 
 # -- argument records ---------------------------------------------------------------------
@@ -56,11 +68,18 @@ class QResync:
 
 @dataclass(frozen=True, slots=True)
 class MailboxArg:
-    """SELECT, EXAMINE, DELETE, SUBSCRIBE, UNSUBSCRIBE, GETQUOTAROOT."""
+    """DELETE, SUBSCRIBE, UNSUBSCRIBE, GETQUOTAROOT: one mailbox name."""
 
     name: str
-    condstore: bool = False  # SELECT/EXAMINE (CONDSTORE) (RFC 7162 §3.1.8)
-    qresync: QResync | None = None  # SELECT/EXAMINE (QRESYNC (...)) (RFC 7162 §3.2.5)
+
+
+@dataclass(frozen=True, slots=True)
+class Select:
+    """SELECT and EXAMINE with their RFC 4466 select-params."""
+
+    name: str
+    condstore: bool = False  # (CONDSTORE), RFC 7162 §3.1.8
+    qresync: QResync | None = None  # (QRESYNC (...)), RFC 7162 §3.2.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,23 +94,60 @@ class Rename:
     new: str
 
 
+class StatusItem(StrEnum):
+    """What STATUS can report (RFC 9051 §6.3.11, RFC 8438 SIZE, RFC 7889 APPENDLIMIT, RFC
+    7162 HIGHESTMODSEQ, RFC 8474 MAILBOXID, RFC 9208 DELETED-STORAGE), in the order every
+    answer lists them whatever the order asked. RFC 9051 leaves the order open; this is
+    Apache James's (MailboxStatusResponseEncoder), with MAILBOXID last as its scripts
+    expect, so that each item has one place in every answer."""
+
+    APPENDLIMIT = "APPENDLIMIT"
+    MESSAGES = "MESSAGES"
+    SIZE = "SIZE"
+    DELETED = "DELETED"
+    DELETED_STORAGE = "DELETED-STORAGE"
+    RECENT = "RECENT"
+    UIDNEXT = "UIDNEXT"
+    HIGHESTMODSEQ = "HIGHESTMODSEQ"
+    UIDVALIDITY = "UIDVALIDITY"
+    UNSEEN = "UNSEEN"
+    MAILBOXID = "MAILBOXID"
+
+
+class ListSelection(StrEnum):
+    """LIST selection options (RFC 5258 §3, RFC 6154 §5.1)."""
+
+    SUBSCRIBED = "SUBSCRIBED"
+    REMOTE = "REMOTE"
+    RECURSIVEMATCH = "RECURSIVEMATCH"
+    SPECIAL_USE = "SPECIAL-USE"
+
+
+class ListReturn(StrEnum):
+    """LIST return options (RFC 5258 §3, RFC 6154 §5.2, RFC 5819 STATUS)."""
+
+    SUBSCRIBED = "SUBSCRIBED"
+    CHILDREN = "CHILDREN"
+    SPECIAL_USE = "SPECIAL-USE"
+    STATUS = "STATUS"
+
+
 @dataclass(frozen=True, slots=True)
 class ListArgs:
     """LIST / LSUB with RFC 5258 LIST-EXTENDED options and RFC 5819 RETURN (STATUS)."""
 
     reference: str
     patterns: tuple[str, ...]
-    selection: frozenset[str] = frozenset()
-    returns: frozenset[str] = frozenset()
-    status_items: tuple[str, ...] = ()
+    selection: frozenset[ListSelection] = frozenset()
+    returns: frozenset[ListReturn] = frozenset()
+    status_items: tuple[StatusItem, ...] = ()
     extended: bool = False  # any selection/return option or multiple patterns used
-    lsub: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class Status:
     name: str
-    items: tuple[str, ...]
+    items: tuple[StatusItem, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +170,7 @@ class Fetch:
 @dataclass(frozen=True, slots=True)
 class Store:
     sequence: SequenceSet
-    mode: str  # "set" | "add" | "remove"
+    mode: FlagMode  # FLAGS, +FLAGS, -FLAGS
     silent: bool
     flags: tuple[str, ...]
     unchanged_since: int | None = None  # RFC 7162 §3.1.3 UNCHANGEDSINCE modifier
@@ -127,8 +183,8 @@ class CopyMove:
 
 
 @dataclass(frozen=True, slots=True)
-class Sequence:
-    """UID EXPUNGE."""
+class UidExpunge:
+    """UID EXPUNGE (RFC 4315 §2.1): the UIDs to expunge, if flagged \\Deleted."""
 
     sequence: SequenceSet
 
@@ -153,23 +209,16 @@ class SetQuota:
     limits: tuple[tuple[str, int], ...]
 
 
-STATUS_ITEMS = frozenset({
-    "MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "DELETED", "SIZE", "RECENT", "APPENDLIMIT",
-    "HIGHESTMODSEQ", "MAILBOXID", "DELETED-STORAGE",
-})
-LIST_SELECTION = frozenset({"SUBSCRIBED", "REMOTE", "RECURSIVEMATCH", "SPECIAL-USE"})
-LIST_RETURN = frozenset({"SUBSCRIBED", "CHILDREN", "SPECIAL-USE", "STATUS"})
-
-
 # -- any state ----------------------------------------------------------------------------
-def _no_args(r: Reader) -> None:
+def no_args(r: Reader) -> None:
+    """A command that takes no arguments (CAPABILITY, NOOP, ...): anything more is BAD."""
     r.end()
 
 
 MAX_ID_PARAMS = 30  # RFC 2971 §3.3: at most 30 field-value pairs
 
 
-def _id(r: Reader) -> Id:
+def id_params(r: Reader) -> Id:
     """RFC 2971 §4: "ID" SP ( "(" [string SP nstring *(SP string SP nstring)] ")" / nil ).
 
     The values are only logged (§3.3: no operational decision may depend on them), so, as
@@ -206,7 +255,7 @@ def _id_item(r: Reader) -> str | None:
 
 
 # -- not authenticated --------------------------------------------------------------------
-def _authenticate(r: Reader) -> Authenticate:
+def authenticate(r: Reader) -> Authenticate:
     r.sp()
     mechanism = r.atom("a SASL mechanism").upper()
     initial = None
@@ -222,7 +271,7 @@ def _authenticate(r: Reader) -> Authenticate:
     return Authenticate(mechanism, initial)
 
 
-def _login(r: Reader) -> Login:
+def login(r: Reader) -> Login:
     r.sp()
     user = r.text_astring("a user name")
     r.sp()
@@ -232,7 +281,7 @@ def _login(r: Reader) -> Login:
 
 
 # -- authenticated ------------------------------------------------------------------------
-def _enable(r: Reader) -> Enable:
+def enable(r: Reader) -> Enable:
     caps: list[str] = []
     while r.more():
         r.sp()
@@ -243,7 +292,7 @@ def _enable(r: Reader) -> Enable:
     return Enable(tuple(caps))
 
 
-def _mailbox_arg(r: Reader) -> MailboxArg:
+def mailbox_arg(r: Reader) -> MailboxArg:
     r.sp()
     name = r.mailbox()
     r.end()
@@ -263,7 +312,7 @@ def _parameters(r: Reader, what: str) -> Iterator[str]:
     r.close_paren()
 
 
-def _select(r: Reader) -> MailboxArg:
+def select(r: Reader) -> Select:
     """RFC 4466 select-params: ``CONDSTORE`` (RFC 7162 §3.1.8) and ``QRESYNC (...)``
     (§3.2.5), each at most once."""
     r.sp()
@@ -281,7 +330,7 @@ def _select(r: Reader) -> MailboxArg:
             else:
                 raise r.error(f"unsupported or repeated SELECT parameter {param[:40]}")
     r.end()
-    return MailboxArg(name, condstore, qresync)
+    return Select(name, condstore, qresync)
 
 
 def _qresync(r: Reader) -> QResync:
@@ -343,7 +392,7 @@ def _new_mailbox(r: Reader) -> str:
     return name
 
 
-def _create(r: Reader) -> Create:
+def create(r: Reader) -> Create:
     r.sp()
     name = _new_mailbox(r)
     uses: list[str] = []
@@ -362,7 +411,7 @@ def _create(r: Reader) -> Create:
     return Create(name, tuple(uses))
 
 
-def _rename(r: Reader) -> Rename:
+def rename(r: Reader) -> Rename:
     r.sp()
     old = r.mailbox()
     r.sp()
@@ -371,45 +420,68 @@ def _rename(r: Reader) -> Rename:
     return Rename(old, new)
 
 
-def _options(r: Reader, allowed: frozenset[str], what: str) -> list[str]:
+E = TypeVar("E", bound=StrEnum)
+
+
+def _option(r: Reader, kind: type[E], what: str) -> E:
+    word = r.atom(f"a {what}").upper()
+    try:
+        return kind(word)
+    except ValueError:
+        raise r.error(f"unknown {what} {word[:40]}") from None
+
+
+def _selection(r: Reader) -> list[ListSelection]:
     r.open_paren()
-    opts: list[str] = []
+    opts: list[ListSelection] = []
     while r.peek() != b")":
         if opts:
             r.sp()
-        opt = r.atom(f"a {what} option").upper()
-        if opt not in allowed:
-            raise r.error(f"unknown {what} option {opt[:40]}")
-        opts.append(opt)
-        if opt == "STATUS":
-            r.sp()
-            opts.extend("STATUS:" + item for item in _status_items(r))
+        opts.append(_option(r, ListSelection, "LIST selection option"))
     r.close_paren()
     return opts
 
 
-def _status_items(r: Reader) -> list[str]:
+def _returns(r: Reader) -> tuple[list[ListReturn], list[StatusItem]]:
     r.open_paren()
-    items: list[str] = []
+    opts: list[ListReturn] = []
+    items: list[StatusItem] = []
+    while r.peek() != b")":
+        if opts:
+            r.sp()
+        opt = _option(r, ListReturn, "LIST return option")
+        opts.append(opt)
+        if opt is ListReturn.STATUS:
+            r.sp()
+            items.extend(_status_items(r))
+    r.close_paren()
+    return opts, items
+
+
+def _status_items(r: Reader) -> list[StatusItem]:
+    r.open_paren()
+    items: list[StatusItem] = []
     while r.peek() != b")":
         if items and not r.more_in_list():
             break
-        item = r.atom("a status item").upper()
-        if item not in STATUS_ITEMS:
-            raise r.error(f"unknown STATUS item {item[:40]}")
-        items.append(item)
+        items.append(_option(r, StatusItem, "STATUS item"))
     r.close_paren()
     if not items:
         raise r.error("STATUS needs at least one item")
     return items
 
 
-def _list(r: Reader, *, lsub: bool = False) -> ListArgs:
+def lsub(r: Reader) -> ListArgs:
+    """LSUB (RFC 3501 §6.3.9): a reference and one pattern, no options."""
+    return list_args(r, lsub=True)
+
+
+def list_args(r: Reader, *, lsub: bool = False) -> ListArgs:
     r.sp()
-    selection: list[str] = []
+    selection: list[ListSelection] = []
     extended = False
     if not lsub and r.peek() == b"(":
-        selection = _options(r, LIST_SELECTION, "LIST selection")
+        selection = _selection(r)
         extended = True
         r.sp()
     reference = r.list_mailbox()
@@ -427,19 +499,15 @@ def _list(r: Reader, *, lsub: bool = False) -> ListArgs:
             raise r.error("empty pattern list")
     else:
         patterns.append(r.list_mailbox())
-    returns: list[str] = []
-    status_items: list[str] = []
+    returns: list[ListReturn] = []
+    status_items: list[StatusItem] = []
     if not lsub and r.more():
         r.sp()
         r.expect(b"RETURN ", "RETURN")
         extended = True
-        for opt in _options(r, LIST_RETURN, "LIST return"):
-            if opt.startswith("STATUS:"):
-                status_items.append(opt[7:])
-            else:
-                returns.append(opt)
+        returns, status_items = _returns(r)
     r.end()
-    if "RECURSIVEMATCH" in selection and len(selection) == 1:
+    if ListSelection.RECURSIVEMATCH in selection and len(selection) == 1:
         raise r.error("RECURSIVEMATCH needs another selection option")  # RFC 5258 §3.1
     return ListArgs(
         reference,
@@ -448,11 +516,10 @@ def _list(r: Reader, *, lsub: bool = False) -> ListArgs:
         frozenset(returns),
         tuple(status_items),
         extended,
-        lsub,
     )
 
 
-def _status(r: Reader) -> Status:
+def status(r: Reader) -> Status:
     r.sp()
     name = r.mailbox()
     r.sp()
@@ -461,7 +528,7 @@ def _status(r: Reader) -> Status:
     return Status(name, tuple(items))
 
 
-def _getquota(r: Reader) -> GetQuota:
+def getquota(r: Reader) -> GetQuota:
     """RFC 9208 §7: getquota = "GETQUOTA" SP quota-root-name; quota-root-name = astring."""
     r.sp()
     root = r.text_astring("a quota root name")
@@ -469,7 +536,7 @@ def _getquota(r: Reader) -> GetQuota:
     return GetQuota(root)
 
 
-def _setquota(r: Reader) -> SetQuota:
+def setquota(r: Reader) -> SetQuota:
     """RFC 9208 §7: setquota = "SETQUOTA" SP quota-root-name SP setquota-list;
     setquota-list = "(" [setquota-resource *(SP setquota-resource)] ")";
     setquota-resource = resource-name SP resource-limit (an atom and a number64)."""
@@ -489,7 +556,7 @@ def _setquota(r: Reader) -> SetQuota:
     return SetQuota(root, tuple(limits))
 
 
-def _append(r: Reader) -> Append:
+def append(r: Reader) -> Append:
     r.sp()
     name = r.mailbox()
     r.sp()
@@ -515,7 +582,7 @@ def _append(r: Reader) -> Append:
 
 
 # -- selected -----------------------------------------------------------------------------
-def _fetch(r: Reader) -> Fetch:
+def fetch(r: Reader) -> Fetch:
     r.sp()
     seq = r.sequence_set()
     r.sp()
@@ -544,7 +611,7 @@ def _fetch(r: Reader) -> Fetch:
     return Fetch(seq, tuple(items), changed_since, vanished, partial)
 
 
-def _store(r: Reader) -> Store:
+def store(r: Reader) -> Store:
     r.sp()
     seq = r.sequence_set()
     r.sp()
@@ -552,9 +619,9 @@ def _store(r: Reader) -> Store:
     if r.peek() == b"(":
         unchanged_since = _modifier(r, b"UNCHANGEDSINCE")
         r.sp()
-    mode = "set"
+    mode = FlagMode.SET
     if r.peek() in (b"+", b"-"):
-        mode = "add" if r.peek() == b"+" else "remove"
+        mode = FlagMode.ADD if r.peek() == b"+" else FlagMode.REMOVE
         r.pos += 1
     r.expect(b"FLAGS", "FLAGS")
     silent = r.skip(b".SILENT")
@@ -578,7 +645,7 @@ def _store(r: Reader) -> Store:
 _SYSTEM_LOWER = frozenset({"\\seen", "\\answered", "\\flagged", "\\deleted", "\\draft"})
 
 
-def _copy_move(r: Reader) -> CopyMove:
+def copy_move(r: Reader) -> CopyMove:
     r.sp()
     seq = r.sequence_set()
     r.sp()
@@ -587,65 +654,16 @@ def _copy_move(r: Reader) -> CopyMove:
     return CopyMove(seq, name)
 
 
-def _search(r: Reader) -> SearchArgs:
+def search(r: Reader) -> SearchArgs:
     r.sp()
     return search_args(r)
 
 
-def _uid_expunge(r: Reader) -> Sequence:
+def uid_expunge(r: Reader) -> UidExpunge:
     r.sp()
     seq = r.sequence_set()
     r.end()
-    return Sequence(seq)
-
-
-Grammar = Callable[[Reader], object]
-
-GRAMMARS: dict[str, Grammar] = {
-    # any state (RFC 9051 §6.1)
-    "CAPABILITY": _no_args,
-    "NOOP": _no_args,
-    "LOGOUT": _no_args,
-    "ID": _id,
-    # not authenticated (§6.2)
-    "STARTTLS": _no_args,
-    "AUTHENTICATE": _authenticate,
-    "LOGIN": _login,
-    # authenticated (§6.3)
-    "ENABLE": _enable,
-    "SELECT": _select,
-    "EXAMINE": _select,
-    "CREATE": _create,
-    "DELETE": _mailbox_arg,
-    "RENAME": _rename,
-    "SUBSCRIBE": _mailbox_arg,
-    "UNSUBSCRIBE": _mailbox_arg,
-    "LIST": _list,
-    "LSUB": lambda r: _list(r, lsub=True),
-    "NAMESPACE": _no_args,
-    "STATUS": _status,
-    "APPEND": _append,
-    "IDLE": _no_args,
-    "GETQUOTA": _getquota,  # RFC 9208 §4.1
-    "GETQUOTAROOT": _mailbox_arg,
-    "SETQUOTA": _setquota,
-    # selected (§6.4)
-    "CHECK": _no_args,
-    "CLOSE": _no_args,
-    "UNSELECT": _no_args,
-    "EXPUNGE": _no_args,
-    "SEARCH": _search,
-    "FETCH": _fetch,
-    "STORE": _store,
-    "COPY": _copy_move,
-    "MOVE": _copy_move,
-    "UID SEARCH": _search,
-    "UID FETCH": _fetch,
-    "UID STORE": _store,
-    "UID COPY": _copy_move,
-    "UID MOVE": _copy_move,
-    "UID EXPUNGE": _uid_expunge,
-}
+    return UidExpunge(seq)
 
 
 def parse_tag(data: bytes) -> str | None:
@@ -658,8 +676,11 @@ def parse_tag(data: bytes) -> str | None:
     return tag if r.peek() in (b" ", b"") else None
 
 
-def parse_command(data: bytes, *, utf8: bool = False) -> Command:
-    """One frame -> Command; ParseError (carrying the tag when known) on any syntax error."""
+def parse_command(
+    data: bytes, grammars: Mapping[str, Grammar[Any]], *, utf8: bool = False
+) -> Command[Any]:
+    """One frame -> Command, with the grammar ``grammars`` names for the command;
+    ParseError (carrying the tag when known) on any syntax error or unknown command."""
     r = Reader(data, utf8=utf8)
     try:
         tag = r.tag_token()
@@ -673,7 +694,7 @@ def parse_command(data: bytes, *, utf8: bool = False) -> Command:
     if name == "UID":
         r.sp()
         name = "UID " + r.atom("a command name after UID").upper()
-    grammar = GRAMMARS.get(name)
+    grammar = grammars.get(name)
     if grammar is None:
         raise r.error(f"unknown command {name[:40]}")
     try:

@@ -1,58 +1,100 @@
-"""FETCH attribute grammar (RFC 9051 §6.4.5, RFC 3516 BINARY)."""
+"""FETCH attribute grammar (RFC 9051 §6.4.5, RFC 3516 BINARY, RFC 7162 MODSEQ, RFC 8474
+EMAILID/THREADID, RFC 8514 SAVEDATE)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 from mailstead.imap.parse.primitives import MAX_NUMBER, Reader
+from mailstead.mime.sections import Section, SectionText
 
-_SIMPLE = frozenset({
-    "FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", "BODY", "BODYSTRUCTURE", "UID",
-    "RFC822", "RFC822.HEADER", "RFC822.TEXT", "MODSEQ", "SAVEDATE", "EMAILID", "THREADID",
-})
+
+class FetchItem(StrEnum):
+    """What a FETCH can ask for. BODY is BODY[section] when the item has a section and the
+    BODY structure when it has none; BINARY and BINARY.SIZE always have one."""
+
+    FLAGS = "FLAGS"
+    INTERNALDATE = "INTERNALDATE"
+    RFC822_SIZE = "RFC822.SIZE"
+    ENVELOPE = "ENVELOPE"
+    BODY = "BODY"
+    BODYSTRUCTURE = "BODYSTRUCTURE"
+    UID = "UID"
+    RFC822 = "RFC822"
+    RFC822_HEADER = "RFC822.HEADER"
+    RFC822_TEXT = "RFC822.TEXT"
+    MODSEQ = "MODSEQ"
+    SAVEDATE = "SAVEDATE"
+    EMAILID = "EMAILID"
+    THREADID = "THREADID"
+    BINARY = "BINARY"
+    BINARY_SIZE = "BINARY.SIZE"
+
+
+_SIMPLE = frozenset(FetchItem) - {FetchItem.BINARY, FetchItem.BINARY_SIZE}
+_BY_NAME = {item.value: item for item in FetchItem}
 # RFC 9051 §6.4.5 macros; they may only appear alone.
-MACROS: dict[str, tuple[str, ...]] = {
-    "ALL": ("FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE"),
-    "FAST": ("FLAGS", "INTERNALDATE", "RFC822.SIZE"),
-    "FULL": ("FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", "BODY"),
+MACROS: dict[str, tuple[FetchItem, ...]] = {
+    "ALL": (FetchItem.FLAGS, FetchItem.INTERNALDATE, FetchItem.RFC822_SIZE, FetchItem.ENVELOPE),
+    "FAST": (FetchItem.FLAGS, FetchItem.INTERNALDATE, FetchItem.RFC822_SIZE),
+    "FULL": (
+        FetchItem.FLAGS, FetchItem.INTERNALDATE, FetchItem.RFC822_SIZE, FetchItem.ENVELOPE,
+        FetchItem.BODY,
+    ),
+}
+_SECTIONED = {
+    "BODY": FetchItem.BODY,
+    "BODY.PEEK": FetchItem.BODY,
+    "BINARY": FetchItem.BINARY,
+    "BINARY.PEEK": FetchItem.BINARY,
+    "BINARY.SIZE": FetchItem.BINARY_SIZE,
 }
 
 
 @dataclass(frozen=True, slots=True)
 class FetchAtt:
-    """One requested item. ``name`` is FLAGS, UID, BODY[]-style ``BODY``/``BINARY``/
-    ``BINARY.SIZE`` with ``section`` set, etc. ``section`` is the canonical section text
-    (``1.2.HEADER.FIELDS (FROM TO)``), ``part`` the <origin.count> partial."""
+    """One requested item; ``section`` for BODY[...] and BINARY[...], ``part`` the
+    ``<origin.count>`` partial, ``peek`` for the .PEEK forms that leave \\Seen alone."""
 
-    name: str
-    section: str | None = None
+    item: FetchItem
+    section: Section | None = None
     part: tuple[int, int] | None = None
     peek: bool = False
-    path: tuple[int, ...] = ()
 
     @property
     def sets_seen(self) -> bool:
         """Non-PEEK body fetches set \\Seen (RFC 9051 §6.4.5)."""
-        if self.name in ("RFC822", "RFC822.TEXT"):
+        if self.item in (FetchItem.RFC822, FetchItem.RFC822_TEXT):
             return True
-        return self.section is not None and not self.peek and self.name in ("BODY", "BINARY")
+        return (
+            self.section is not None
+            and not self.peek
+            and self.item in (FetchItem.BODY, FetchItem.BINARY)
+        )
 
     def response_name(self) -> str:
         """The item name as it appears in the FETCH response (no PEEK, origin only)."""
         if self.section is None:
-            return self.name
+            return self.item.value
         origin = f"<{self.part[0]}>" if self.part is not None else ""
-        return f"{self.name}[{self.section}]{origin}"
+        return f"{self.item.value}[{self.section}]{origin}"
 
 
-_HEADER_SPECS = ("HEADER.FIELDS.NOT", "HEADER.FIELDS", "HEADER", "TEXT", "MIME")
+_SECTION_TEXTS = (  # longest first: HEADER.FIELDS.NOT before HEADER.FIELDS before HEADER
+    SectionText.HEADER_FIELDS_NOT,
+    SectionText.HEADER_FIELDS,
+    SectionText.HEADER,
+    SectionText.TEXT,
+    SectionText.MIME,
+)
 
 
-def _section(r: Reader, *, binary: bool) -> tuple[str, tuple[int, ...]]:
-    """section-spec inside brackets; returns its canonical text and part path."""
+def _section(r: Reader, *, binary: bool) -> Section:
+    """section-spec inside brackets (RFC 9051 §9 section, RFC 3516 section-binary)."""
     r.expect(b"[", "'['")
     path: list[int] = []
-    spec = ""
+    text: SectionText | None = None
     fields: list[str] = []
     dotted = False
     while r.peek().isdigit():
@@ -72,15 +114,15 @@ def _section(r: Reader, *, binary: bool) -> tuple[str, tuple[int, ...]]:
     if r.peek() != b"]":
         if binary:
             raise r.error("BINARY sections are part numbers only")
-        for candidate in _HEADER_SPECS:
-            if r.skip(candidate.encode()):
-                spec = candidate
+        for candidate in _SECTION_TEXTS:
+            if r.skip(candidate.value.encode()):
+                text = candidate
                 break
         else:
             raise r.error("unknown section specifier")
-        if spec == "MIME" and not path:
+        if text is SectionText.MIME and not path:
             raise r.error("MIME needs a part number")
-        if spec.startswith("HEADER.FIELDS"):
+        if text.picks_fields:
             r.sp()
             r.open_paren()
             while True:
@@ -90,13 +132,7 @@ def _section(r: Reader, *, binary: bool) -> tuple[str, tuple[int, ...]]:
                 r.sp()
             r.close_paren()
     r.expect(b"]", "']'")
-    text = ".".join(str(p) for p in path)
-    if spec:
-        text = f"{text}.{spec}" if text else spec
-    if fields:
-        # Echoed as the client wrote them (RFC 9051 §7.5.2: the section as requested).
-        text += " (" + " ".join(fields) + ")"
-    return text, tuple(path)
+    return Section(tuple(path), text, tuple(fields))
 
 
 def _partial(r: Reader) -> tuple[int, int] | None:
@@ -115,14 +151,14 @@ def fetch_att(r: Reader) -> FetchAtt:
     while not r.at_end() and r.peek() not in (b" ", b")", b"[", b"<"):
         r.pos += 1
     word = r.data[start : r.pos].decode("ascii", "replace").upper()
-    if word in ("BODY", "BODY.PEEK", "BINARY", "BINARY.PEEK", "BINARY.SIZE") and r.peek() == b"[":
-        binary = word.startswith("BINARY")
-        section, path = _section(r, binary=binary)
-        part = None if word == "BINARY.SIZE" else _partial(r)
-        name = word.removesuffix(".PEEK")
-        return FetchAtt(name, section, part, word.endswith(".PEEK"), path)
-    if word in _SIMPLE:
-        return FetchAtt(word)
+    if word in _SECTIONED and r.peek() == b"[":
+        item = _SECTIONED[word]
+        section = _section(r, binary=item is not FetchItem.BODY)
+        part = None if item is FetchItem.BINARY_SIZE else _partial(r)
+        return FetchAtt(item, section, part, word.endswith(".PEEK"))
+    simple = _BY_NAME.get(word)
+    if simple is not None and simple in _SIMPLE:
+        return FetchAtt(simple)
     if not word:
         raise r.error("expected a FETCH item")
     raise r.error(f"unknown FETCH item {word[:40]}")

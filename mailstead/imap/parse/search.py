@@ -1,54 +1,203 @@
 """SEARCH grammar (RFC 9051 §6.4.4, RFC 4731 ESEARCH return options, RFC 5182 SAVE, RFC 9394
-PARTIAL)."""
+PARTIAL): a search program as a tree of typed keys.
+
+Each kind of key is its own frozen record, and :data:`SearchKey` is their union, so the
+evaluator (:mod:`mailstead.imap.search`) matches on the kind and reads typed fields: a date
+key holds a ``date``, a size key an ``int``, a sequence key a :class:`SequenceSet`.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date
+from enum import StrEnum
 
 from mailstead.core.types import normalize_flag
-from mailstead.imap.parse.primitives import MAX_NUMBER64, PartialRange, Reader
+from mailstead.imap.parse.primitives import MAX_NUMBER64, PartialRange, Reader, SequenceSet
 
 SUPPORTED_CHARSETS = ("UTF-8", "US-ASCII")
-RETURN_OPTIONS = frozenset({"MIN", "MAX", "ALL", "COUNT", "SAVE", "PARTIAL"})
 
-# Keys without arguments, mapped to (op, argument).
-_FLAG_KEYS: dict[str, tuple[str, bool]] = {
-    "ANSWERED": ("\\Answered", True),
-    "DELETED": ("\\Deleted", True),
-    "DRAFT": ("\\Draft", True),
-    "FLAGGED": ("\\Flagged", True),
-    "SEEN": ("\\Seen", True),
-    "UNANSWERED": ("\\Answered", False),
-    "UNDELETED": ("\\Deleted", False),
-    "UNDRAFT": ("\\Draft", False),
-    "UNFLAGGED": ("\\Flagged", False),
-    "UNSEEN": ("\\Seen", False),
-}
-_STRING_KEYS = frozenset({"BCC", "BODY", "CC", "FROM", "SUBJECT", "TEXT", "TO"})
-_DATE_KEYS = frozenset({
-    "BEFORE", "ON", "SINCE", "SENTBEFORE", "SENTON", "SENTSINCE",
-    "SAVEDBEFORE", "SAVEDON", "SAVEDSINCE",  # RFC 8514 §4.2
-})
+
+class ReturnOption(StrEnum):
+    """ESEARCH result options (RFC 4731 §3.1, RFC 5182 SAVE, RFC 9394 PARTIAL)."""
+
+    MIN = "MIN"
+    MAX = "MAX"
+    ALL = "ALL"
+    COUNT = "COUNT"
+    SAVE = "SAVE"
+    PARTIAL = "PARTIAL"
+
+
+class TextField(StrEnum):
+    """What a string key searches (RFC 9051 §6.4.4)."""
+
+    BCC = "BCC"
+    BODY = "BODY"
+    CC = "CC"
+    FROM = "FROM"
+    SUBJECT = "SUBJECT"
+    TEXT = "TEXT"
+    TO = "TO"
+
+
+class DateField(StrEnum):
+    """Which date a date key compares: INTERNALDATE (BEFORE/ON/SINCE), the Date: header
+    (SENT*), or when the message was saved to the mailbox (SAVED*, RFC 8514 §4.2)."""
+
+    INTERNAL = ""
+    SENT = "SENT"
+    SAVED = "SAVED"
+
+
+class Relation(StrEnum):
+    BEFORE = "BEFORE"  # earlier than the day
+    ON = "ON"  # within the day
+    SINCE = "SINCE"  # within or later than the day
 
 
 @dataclass(frozen=True, slots=True)
-class SearchKey:
-    """One node of the search program. ``op`` is ALL, FLAG (a=flag, b=wanted), RECENT, NEW,
-    OLD, a string key (a=text), a date key (a=date), HEADER (a=name, b=text), LARGER/SMALLER
-    (a=size), MODSEQ (a=lowest mod-sequence), SEQ/UID (a=SequenceSet), NOT (a=key), OR (a, b
-    keys), AND (a=tuple of keys)."""
+class All:
+    """ALL, and SAVEDATESUPPORTED (RFC 8514 §4.2: every mailbox keeps save dates)."""
 
-    op: str
-    a: object = None
-    b: object = None
+
+@dataclass(frozen=True, slots=True)
+class Flag:
+    """ANSWERED/UNANSWERED and the other flag keys, KEYWORD/UNKEYWORD."""
+
+    flag: str
+    present: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Recent:
+    """RECENT, NEW (recent and unseen) and OLD (not recent), for IMAP4rev1 clients."""
+
+    recent: bool = True
+    unseen: bool = False  # NEW
+
+
+@dataclass(frozen=True, slots=True)
+class Text:
+    field: TextField
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Date:
+    field: DateField
+    relation: Relation
+    day: date
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    name: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Size:
+    """LARGER (``larger``) or SMALLER than ``size`` octets."""
+
+    larger: bool
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class ModSeq:
+    """MODSEQ: changed at or after ``lowest`` (RFC 7162 §3.1.5)."""
+
+    lowest: int
+
+
+@dataclass(frozen=True, slots=True)
+class Numbers:
+    """A sequence set: message sequence numbers, or UIDs after the UID key."""
+
+    numbers: SequenceSet
+    uid: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectId:
+    """EMAILID or THREADID (RFC 8474 §6)."""
+
+    thread: bool
+    id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Not:
+    key: SearchKey
+
+
+@dataclass(frozen=True, slots=True)
+class Or:
+    left: SearchKey
+    right: SearchKey
+
+
+@dataclass(frozen=True, slots=True)
+class And:
+    keys: tuple[SearchKey, ...]
+
+
+SearchKey = (
+    All | Flag | Recent | Text | Date | Header | Size | ModSeq | Numbers | ObjectId | Not | Or
+    | And
+)
 
 
 @dataclass(frozen=True, slots=True)
 class SearchArgs:
     key: SearchKey
     charset: str | None
-    return_opts: tuple[str, ...] | None  # None: plain SEARCH; () means RETURN () = ALL
+    return_opts: tuple[ReturnOption, ...] | None  # None: plain SEARCH; () is RETURN () = ALL
     partial: PartialRange | None = None  # RETURN (PARTIAL range), RFC 9394 §3.1
+
+
+def walk(key: SearchKey) -> Iterator[SearchKey]:
+    """Every key of the program, ``key`` itself included."""
+    stack = [key]
+    while stack:
+        k = stack.pop()
+        yield k
+        match k:
+            case Not(inner):
+                stack.append(inner)
+            case Or(left, right):
+                stack += [left, right]
+            case And(keys):
+                stack.extend(keys)
+
+
+# Keys without arguments.
+_FLAG_KEYS: dict[str, Flag] = {
+    "ANSWERED": Flag("\\Answered", True),
+    "DELETED": Flag("\\Deleted", True),
+    "DRAFT": Flag("\\Draft", True),
+    "FLAGGED": Flag("\\Flagged", True),
+    "SEEN": Flag("\\Seen", True),
+    "UNANSWERED": Flag("\\Answered", False),
+    "UNDELETED": Flag("\\Deleted", False),
+    "UNDRAFT": Flag("\\Draft", False),
+    "UNFLAGGED": Flag("\\Flagged", False),
+    "UNSEEN": Flag("\\Seen", False),
+}
+_PLAIN_KEYS: dict[str, SearchKey] = {
+    "ALL": All(),
+    "SAVEDATESUPPORTED": All(),
+    "RECENT": Recent(),
+    "NEW": Recent(unseen=True),
+    "OLD": Recent(recent=False),
+}
+_DATE_KEYS: dict[str, tuple[DateField, Relation]] = {
+    field.value + relation.value: (field, relation)
+    for field in DateField
+    for relation in Relation
+}
 
 
 def search_key(r: Reader) -> SearchKey:
@@ -59,55 +208,54 @@ def search_key(r: Reader) -> SearchKey:
         while r.more_in_list():
             keys.append(search_key(r))
         r.close_paren()
-        return keys[0] if len(keys) == 1 else SearchKey("AND", tuple(keys))
+        return keys[0] if len(keys) == 1 else And(tuple(keys))
     if c.isdigit() or c in (b"*", b"$"):
-        return SearchKey("SEQ", r.sequence_set())
+        return Numbers(r.sequence_set(), uid=False)
     word = r.atom("a search key").upper()
     if word in _FLAG_KEYS:
-        flag, wanted = _FLAG_KEYS[word]
-        return SearchKey("FLAG", flag, wanted)
-    if word in ("ALL", "NEW", "OLD", "RECENT", "SAVEDATESUPPORTED"):
-        return SearchKey(word)
+        return _FLAG_KEYS[word]
+    if word in _PLAIN_KEYS:
+        return _PLAIN_KEYS[word]
     r.depth += 1  # NOT/OR chains nest like parentheses
     try:
         if word in ("KEYWORD", "UNKEYWORD"):
             r.sp()
-            flag = normalize_flag(r.flag())
-            return SearchKey("FLAG", flag, word == "KEYWORD")
-        if word in _STRING_KEYS:
+            return Flag(normalize_flag(r.flag()), word == "KEYWORD")
+        if word in TextField.__members__:
             r.sp()
-            return SearchKey(word, r.astring().decode("utf-8", "replace"))
+            return Text(TextField(word), r.astring().decode("utf-8", "replace"))
         if word in _DATE_KEYS:
             r.sp()
-            return SearchKey(word, r.date().date())
+            field, relation = _DATE_KEYS[word]
+            return Date(field, relation, r.date().date())
         if word == "HEADER":
             r.sp()
             name = r.text_astring("a header field name")
             r.sp()
-            return SearchKey("HEADER", name, r.astring().decode("utf-8", "replace"))
+            return Header(name, r.astring().decode("utf-8", "replace"))
         if word in ("LARGER", "SMALLER"):
             r.sp()
-            return SearchKey(word, r.number(limit=MAX_NUMBER64))
+            return Size(word == "LARGER", r.number(limit=MAX_NUMBER64))
         if word == "UID":
             r.sp()
-            return SearchKey("UID", r.sequence_set())
+            return Numbers(r.sequence_set(), uid=True)
         if word == "MODSEQ":
             return _modseq_key(r)
         if word in ("EMAILID", "THREADID"):  # RFC 8474 §6: objectid
             r.sp()
-            return SearchKey(word, r.atom("an object id"))
+            return ObjectId(word == "THREADID", r.atom("an object id"))
         if word == "NOT":
             r.sp()
             if r.depth > 64:
                 raise r.error("search program nested too deeply")
-            return SearchKey("NOT", search_key(r))
+            return Not(search_key(r))
         if word == "OR":
             r.sp()
             if r.depth > 64:
                 raise r.error("search program nested too deeply")
             first = search_key(r)
             r.sp()
-            return SearchKey("OR", first, search_key(r))
+            return Or(first, search_key(r))
     finally:
         r.depth -= 1
     raise r.error(f"unknown search key {word[:40]}")
@@ -116,7 +264,7 @@ def search_key(r: Reader) -> SearchKey:
 _ENTRY_TYPES = frozenset({"PRIV", "SHARED", "ALL"})
 
 
-def _modseq_key(r: Reader) -> SearchKey:
+def _modseq_key(r: Reader) -> ModSeq:
     """RFC 7162 §3.1.5: ``MODSEQ [SP entry-name SP entry-type-req] SP mod-sequence-valzer``.
     Flags have no mod-sequences of their own here (one per message), so the optional
     metadata item is checked for syntax and then ignored, as the RFC allows."""
@@ -128,29 +276,32 @@ def _modseq_key(r: Reader) -> SearchKey:
         if kind not in _ENTRY_TYPES:
             raise r.error(f"unknown MODSEQ entry type {kind[:40]}")
         r.sp()
-    return SearchKey("MODSEQ", r.number(limit=MAX_NUMBER64))
+    return ModSeq(r.number(limit=MAX_NUMBER64))
 
 
 def search_args(r: Reader) -> SearchArgs:
     """``[RETURN (opts)] [CHARSET name] key *(SP key)``; unknown charsets are reported by the
     handler as NO [BADCHARSET] (RFC 9051 §6.4.4), so the charset is returned as given."""
-    return_opts: tuple[str, ...] | None = None
+    return_opts: tuple[ReturnOption, ...] | None = None
     partial: PartialRange | None = None
     charset: str | None = None
     if r.skip(b"RETURN "):
         r.open_paren()
-        opts: list[str] = []
+        opts: list[ReturnOption] = []
         while r.peek() != b")":
             if opts:
                 r.sp()
-            opt = r.atom("a return option").upper()
-            if opt not in RETURN_OPTIONS:
-                raise r.error(f"unknown SEARCH return option {opt[:40]}")
-            if opt in ("ALL", "PARTIAL") and ("ALL" in opts or "PARTIAL" in opts):
+            word = r.atom("a return option").upper()
+            if word not in ReturnOption.__members__:
+                raise r.error(f"unknown SEARCH return option {word[:40]}")
+            opt = ReturnOption(word)
+            exclusive = (ReturnOption.ALL, ReturnOption.PARTIAL)
+            if opt in exclusive and any(o in exclusive for o in opts):
                 # RFC 9394 §3.1: "A single command MUST NOT contain more than one PARTIAL
                 # or ALL search return option".
                 raise r.error("at most one PARTIAL or ALL return option")
-            if opt == "PARTIAL":  # RFC 9394 §4: modifier-partial = "PARTIAL" SP partial-range
+            if opt is ReturnOption.PARTIAL:
+                # RFC 9394 §4: modifier-partial = "PARTIAL" SP partial-range
                 r.sp()
                 partial = r.partial_range()
             opts.append(opt)
@@ -165,5 +316,5 @@ def search_args(r: Reader) -> SearchArgs:
         r.sp()
         keys.append(search_key(r))
     r.end()
-    key = keys[0] if len(keys) == 1 else SearchKey("AND", tuple(keys))
+    key = keys[0] if len(keys) == 1 else And(tuple(keys))
     return SearchArgs(key, charset, return_opts, partial)

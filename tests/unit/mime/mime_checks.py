@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from mailstead.mime import ParsedMessage, Part
 from mailstead.mime.imap_views import section_bytes, wire_bytes
+from mailstead.mime.sections import Section, SectionText
+
+HEADER = Section(text=SectionText.HEADER)
+TEXT = Section(text=SectionText.TEXT)
 
 
 def check_offsets(part: Part, lo: int, hi: int) -> None:
@@ -54,5 +58,5 @@ def check_message(raw: bytes, parsed: ParsedMessage) -> None:
     for wire in (parsed.envelope, parsed.body, parsed.bodystructure):
         check_balanced(wire)
     assert ParsedMessage.from_json(parsed.to_json()) == parsed
-    assert section_bytes(raw, parsed, "") == raw
-    assert section_bytes(raw, parsed, "HEADER") + section_bytes(raw, parsed, "TEXT") == raw
+    assert section_bytes(raw, parsed, Section()) == raw
+    assert section_bytes(raw, parsed, HEADER) + section_bytes(raw, parsed, TEXT) == raw

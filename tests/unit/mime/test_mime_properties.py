@@ -8,6 +8,10 @@ from mime_checks import check_message
 
 from mailstead.mime import parse_message
 from mailstead.mime.imap_views import decode_part_body, section_bytes
+from mailstead.mime.sections import Section, SectionText
+
+HEADER = Section(text=SectionText.HEADER)
+TEXT = Section(text=SectionText.TEXT)
 
 _SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -65,7 +69,11 @@ def test_arbitrary_bytes_never_crash(raw: bytes) -> None:
 def test_mime_like_noise_never_crashes(raw: bytes) -> None:
     parsed = parse_message(raw)
     check_message(raw, parsed)
-    for section in ("1", "1.1", "2.HEADER", "1.MIME", "HEADER.FIELDS (FROM)", "TEXT"):
+    for section in (
+        Section((1,)), Section((1, 1)), Section((2,), SectionText.HEADER),
+        Section((1,), SectionText.MIME), Section((), SectionText.HEADER_FIELDS, ("FROM",)),
+        TEXT,
+    ):
         section_bytes(raw, parsed, section)
     decode_part_body(raw, parsed.root)
 
@@ -75,5 +83,5 @@ def test_mime_like_noise_never_crashes(raw: bytes) -> None:
 def test_structured_multipart(raw: bytes) -> None:
     parsed = parse_message(raw)
     check_message(raw, parsed)
-    header_and_text = section_bytes(raw, parsed, "HEADER") + section_bytes(raw, parsed, "TEXT")
+    header_and_text = section_bytes(raw, parsed, HEADER) + section_bytes(raw, parsed, TEXT)
     assert header_and_text == raw

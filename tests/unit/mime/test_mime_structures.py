@@ -14,6 +14,10 @@ from mailstead.mime.imap_views import (
     section_bytes,
     wire_bytes,
 )
+from mailstead.mime.sections import Section, SectionText
+
+HEADER = Section(text=SectionText.HEADER)
+TEXT = Section(text=SectionText.TEXT)
 
 
 def crlf(text: str) -> bytes:
@@ -53,10 +57,11 @@ def test_rfc9051_example_envelope_and_bodystructure() -> None:
     assert p.from_addrs == ("Fred Foobar <foobar@Blurdybloop.COM>",)
     assert p.to == ("mooch@owatagu.siam.edu",)
     assert (
-        section_bytes(RFC_EXAMPLE, p, "1")
+        section_bytes(RFC_EXAMPLE, p, Section((1,)))
         == b"Hello Joe, do you think we can meet at 3:30 tomorrow?\r\n"
     )
-    assert section_bytes(RFC_EXAMPLE, p, "HEADER.FIELDS (SUBJECT to)") == (
+    fields = Section((), SectionText.HEADER_FIELDS, ("SUBJECT", "to"))
+    assert section_bytes(RFC_EXAMPLE, p, fields) == (
         b"Subject: afternoon meeting\r\nTo: mooch@owatagu.siam.edu\r\n\r\n"
     )
     check_message(RFC_EXAMPLE, p)
@@ -111,10 +116,11 @@ def test_alternative_with_attachment() -> None:
         '("application" "pdf" ("name" "a b.pdf") "<att1@x>" NIL "base64" 8) "mixed")'
     )
     assert p.subject == "café"
-    assert section_bytes(ALTERNATIVE, p, "1.1") == b"caf=C3=A9"
-    assert section_bytes(ALTERNATIVE, p, "1.2.MIME") == b"Content-Type: text/html\r\n\r\n"
-    assert section_bytes(ALTERNATIVE, p, "2") == b"aGVsbG8="
-    assert section_bytes(ALTERNATIVE, p, "3") == b""
+    assert section_bytes(ALTERNATIVE, p, Section((1, 1))) == b"caf=C3=A9"
+    mime = Section((1, 2), SectionText.MIME)
+    assert section_bytes(ALTERNATIVE, p, mime) == b"Content-Type: text/html\r\n\r\n"
+    assert section_bytes(ALTERNATIVE, p, Section((2,))) == b"aGVsbG8="
+    assert section_bytes(ALTERNATIVE, p, Section((3,))) == b""
     part = find_part(p, (2,))
     assert part is not None
     assert part.disposition == "attachment"
@@ -157,13 +163,16 @@ def test_message_rfc822_nesting() -> None:
         ' NIL NIL NIL NIL) "mixed" ("boundary" "b") NIL NIL NIL)'
     )
     assert (
-        section_bytes(NESTED, p, "2.HEADER") == b"Subject: inner\r\nFrom: Inner <in@x.org>\r\n\r\n"
+        section_bytes(NESTED, p, Section((2,), SectionText.HEADER))
+        == b"Subject: inner\r\nFrom: Inner <in@x.org>\r\n\r\n"
     )
-    assert section_bytes(NESTED, p, "2.TEXT") == b"inner body"
-    assert section_bytes(NESTED, p, "2.1") == b"inner body"
-    assert section_bytes(NESTED, p, "2.MIME") == b"Content-Type: message/rfc822\r\n\r\n"
-    assert section_bytes(NESTED, p, "2.HEADER.FIELDS.NOT (FROM)") == b"Subject: inner\r\n\r\n"
-    assert section_bytes(NESTED, p, "1.HEADER") == b""
+    assert section_bytes(NESTED, p, Section((2,), SectionText.TEXT)) == b"inner body"
+    assert section_bytes(NESTED, p, Section((2, 1))) == b"inner body"
+    mime = Section((2,), SectionText.MIME)
+    assert section_bytes(NESTED, p, mime) == b"Content-Type: message/rfc822\r\n\r\n"
+    not_from = Section((2,), SectionText.HEADER_FIELDS_NOT, ("FROM",))
+    assert section_bytes(NESTED, p, not_from) == b"Subject: inner\r\n\r\n"
+    assert section_bytes(NESTED, p, Section((1,), SectionText.HEADER)) == b""
     check_message(NESTED, p)
 
 
@@ -202,9 +211,9 @@ def test_message_without_headers() -> None:
         p.bodystructure
         == '("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 13 1 NIL NIL NIL NIL)'
     )
-    assert section_bytes(raw, p, "HEADER") == b"\r\n"
-    assert section_bytes(raw, p, "TEXT") == b"just a body\r\n"
-    assert section_bytes(raw, p, "1") == b"just a body\r\n"
+    assert section_bytes(raw, p, HEADER) == b"\r\n"
+    assert section_bytes(raw, p, TEXT) == b"just a body\r\n"
+    assert section_bytes(raw, p, Section((1,))) == b"just a body\r\n"
     check_message(raw, p)
 
 
