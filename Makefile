@@ -25,8 +25,10 @@ serve: $(VENV)/.runtime
 test: $(VENV)/.dev
 	$(BIN)/pytest $(ARGS)
 
+# ruff, and the layer rules of ARCHITECTURE.md (import-linter contracts in pyproject.toml).
 lint: $(VENV)/.dev
 	$(BIN)/ruff check mailstead tests bench
+	$(BIN)/lint-imports
 
 typecheck: $(VENV)/.dev
 	$(BIN)/mypy
