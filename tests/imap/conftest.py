@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from mailstead.auth.throttle import Throttle
 from mailstead.testing.server import ServerThread
 
 PASSWORD = "correct horse"
@@ -60,6 +61,16 @@ def imap_config(**limits: object) -> dict[str, object]:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
     with ServerThread(tmp_path_factory.mktemp("imap"), imap_config()) as srv:
         yield srv
+
+
+@pytest.fixture
+def own_throttle(server: ServerThread, monkeypatch: pytest.MonkeyPatch) -> Throttle:
+    """A login throttle of this test's own. The module shares one server, and its throttle
+    counts failures per client address: without this, each test that fails logins on
+    purpose would pay the tarpit the tests before it earned."""
+    throttle = Throttle()
+    monkeypatch.setattr(server.services.authenticator, "throttle", throttle)
+    return throttle
 
 
 @pytest.fixture

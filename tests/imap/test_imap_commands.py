@@ -37,6 +37,7 @@ def test_capability_greeting_and_after_login(server: ServerThread, account: str)
     assert c.logout()[0] == "BYE"
 
 
+@pytest.mark.usefixtures("own_throttle")
 def test_login_failure_and_state_errors(server: ServerThread, account: str) -> None:
     r = Raw(server.port("imap"))
     assert status_of(r.command("SELECT INBOX")) == b"NO"  # well-formed, wrong state
@@ -646,6 +647,7 @@ def _client_context(server: ServerThread):  # type: ignore[no-untyped-def]
     return ctx
 
 
+@pytest.mark.usefixtures("own_throttle")
 def test_three_failed_logins_end_the_connection(server: ServerThread, account: str) -> None:
     """The third failure is answered by BYE alone (RFC 9051 §7.1.5), as James does."""
     r = Raw(server.port("imap"))
@@ -658,6 +660,7 @@ def test_three_failed_logins_end_the_connection(server: ServerThread, account: s
     r.close()
 
 
+@pytest.mark.usefixtures("own_throttle")
 def test_third_failed_login_is_bye_with_imaplib(server: ServerThread, account: str) -> None:
     c = imaplib.IMAP4("127.0.0.1", server.port("imap"))
     for _ in range(2):
