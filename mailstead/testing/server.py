@@ -32,6 +32,7 @@ from mailstead.config.schema import Settings
 from mailstead.core.types import Pop3Policy
 from mailstead.store.interfaces import Store
 from mailstead.store.models import Recipient, User
+from mailstead.testing.waiting import poll_until
 
 T = TypeVar("T")
 
@@ -218,24 +219,6 @@ class ServerThread:
     def client_ssl_context(self) -> ssl.SSLContext:
         """A client context that trusts this server's self-signed certificate."""
         return ssl.create_default_context(cafile=str(self.cert_path))
-
-
-def poll_until(
-    check: Callable[[], T | None], *, timeout: float, failure: Callable[[], str]
-) -> T:
-    """Call ``check`` until it returns something other than None, then return that; fail
-    with ``failure()`` after ``timeout`` seconds. For what a test can only observe from the
-    outside (another process, another server); in-process tests wait on events instead."""
-    deadline = time.monotonic() + timeout
-    delay = 0.005
-    while True:
-        found = check()
-        if found is not None:
-            return found
-        if time.monotonic() >= deadline:
-            raise AssertionError(failure())
-        time.sleep(delay)
-        delay = min(delay * 2, 0.1)
 
 
 def _ephemeral_range() -> tuple[int, int]:

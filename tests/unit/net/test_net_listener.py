@@ -18,6 +18,7 @@ import mailstead
 from mailstead.net.listener import Listener, ListenerGroup, client_key
 from mailstead.net.stream import Stream
 from mailstead.net.tls import TLSContexts
+from mailstead.testing.waiting import eventually
 
 
 async def echo(stream: Stream) -> None:
@@ -55,10 +56,7 @@ async def test_per_ip_cap_rejects_through_hook() -> None:
         rejected.close()
         # A slot frees up when one client leaves.
         clients[0][1].close()
-        for _ in range(100):
-            if listener.active_count < 2:
-                break
-            await asyncio.sleep(0.01)
+        await eventually(lambda: listener.active_count < 2, what="the first client leaving")
         _, writer = await greeted(listener.port)
         writer.close()
         clients[1][1].close()
@@ -115,9 +113,11 @@ async def test_handler_exception_is_logged_and_server_lives(
 async def test_graceful_drain_finishes_sessions_and_cancels_stragglers() -> None:
     finished: list[str] = []
     cancelled: list[str] = []
+    started: list[str] = []
 
     async def slow(stream: Stream) -> None:
         line = await stream.readline(100)
+        started.append(line.decode().strip())
         try:
             await asyncio.sleep(0.2 if line.startswith(b"quick") else 60)
             stream.write(b"done\r\n")
@@ -134,11 +134,7 @@ async def test_graceful_drain_finishes_sessions_and_cancels_stragglers() -> None
     quick_w.write(b"quick\r\n")
     _, slow_w = await connect(port)
     slow_w.write(b"slow\r\n")
-    for _ in range(100):
-        if listener.active_count == 2:
-            break
-        await asyncio.sleep(0.01)
-    await asyncio.sleep(0.05)
+    await eventually(lambda: len(started) == 2, what="both sessions reading their line")
 
     await listener.stop_accepting()
     with pytest.raises(OSError):

@@ -10,6 +10,7 @@ import pytest
 
 from mailstead.net.stream import ConnectionClosed, IdleTimeout, LineTooLong, Stream
 from mailstead.net.tls import TLSContexts
+from mailstead.testing.waiting import eventually
 
 Pair = tuple[Stream, asyncio.StreamReader, asyncio.StreamWriter]
 
@@ -102,7 +103,7 @@ async def test_readexactly_across_chunks(pair: Pair) -> None:
     client.write(b"APPEND {256000}\r\n" + payload[:1000])
     assert await stream.readline(100) == b"APPEND {256000}\r\n"
     read = asyncio.create_task(stream.readexactly(len(payload)))
-    await asyncio.sleep(0.01)
+    await eventually(lambda: stream.pending_bytes() == 0, what="the first chunk taken")
     client.write(payload[1000:] + b" rest\r\n")
     assert await read == payload
     assert await stream.readline(100) == b" rest\r\n"
@@ -138,7 +139,7 @@ async def test_write_and_peer(pair: Pair) -> None:
 async def test_close_twice_and_after_peer_reset(pair: Pair) -> None:
     stream, _, client = pair
     client.transport.abort()
-    await asyncio.sleep(0.05)
+    await eventually(lambda: stream.at_eof, what="the close reaching the server")
     stream.write(b"x" * 100_000)
     await stream.close()
     await stream.close()
@@ -152,7 +153,7 @@ async def test_starttls_discards_pipelined_command(
     client.write(b"STARTTLS\r\nEVIL\r\n")
     await client.drain()
     assert await stream.readline(512) == b"STARTTLS\r\n"
-    await asyncio.sleep(0.05)  # make sure EVIL has arrived in the server's buffers
+    await eventually(lambda: stream.pending_bytes() == len(b"EVIL\r\n"), what="EVIL arriving")
     stream.write(b"220 2.0.0 go ahead\r\n")
 
     async def client_side() -> None:
@@ -175,7 +176,7 @@ async def test_starttls_handshake_failure(pair: Pair, tls_contexts: TLSContexts)
     stream, _, client = pair
     client.write(b"this is not a TLS ClientHello\r\n" * 4)
     await client.drain()
-    await asyncio.sleep(0.05)
+    await eventually(lambda: stream.pending_bytes() == 31 * 4, what="the plaintext arriving")
     stream.discard_pending()
     client.write(b"\x16\x03\x01\x00\x05garbage")  # looks like a handshake record, is not
     with pytest.raises(TLSHandshakeError):
@@ -191,8 +192,8 @@ async def test_starttls_discards_bytes_arriving_after_the_command_was_read(
     assert await stream.readline(512) == b"STARTTLS\r\n"
     client.write(b"MAIL FROM:<evil@example.org>\r\n")
     await client.drain()
-    await asyncio.sleep(0.05)
-    assert stream.pending_bytes() == len(b"MAIL FROM:<evil@example.org>\r\n")
+    injected = len(b"MAIL FROM:<evil@example.org>\r\n")
+    await eventually(lambda: stream.pending_bytes() == injected, what="the injection arriving")
     stream.write(b"220 go ahead\r\n")
 
     async def client_side() -> None:
@@ -220,7 +221,7 @@ async def test_write_while_a_read_waits_goes_out_at_once(pair: Pair) -> None:
     """IDLE: an update written while the session waits for DONE reaches the client."""
     stream, c_reader, client = pair
     read = asyncio.create_task(stream.readline(512))
-    await asyncio.sleep(0.05)  # the read is waiting on the socket
+    await eventually(lambda: stream._reading, what="the read waiting on the socket")
     stream.write(b"* 3 EXISTS\r\n")
     assert await asyncio.wait_for(c_reader.readline(), 5) == b"* 3 EXISTS\r\n"
     client.write(b"DONE\r\n")
