@@ -111,9 +111,16 @@ def test_receiver_any_split(split: list[int]) -> None:
 @given(st.binary(max_size=300), st.lists(st.integers(min_value=0, max_value=300), max_size=6))
 @settings(max_examples=200, deadline=None)
 def test_receiver_never_crashes(data: bytes, split: list[int]) -> None:
+    """Any bytes, cut anywhere: frames within the limits, or FrameError, never another
+    exception."""
     rx = Receiver(max_line=100, max_command=200)
+    events: list[object] = []
     with contextlib.suppress(FrameError):
-        drive(rx, data, [s for s in split if s <= len(data)])
+        events = drive(rx, data, [s for s in split if s <= len(data)])
+    for event in events:
+        if isinstance(event, Frame):
+            assert len(event.data) <= 200
+            assert not event.data.endswith(b"\n")
 
 
 def test_receiver_long_line_is_discarded_then_recovers() -> None:
