@@ -1,4 +1,4 @@
-"""Apache James MPT IMAP scripts against the real mailstead server (issue 5).
+"""Apache James MPT IMAP scripts against the real mailstead server.
 
 One test per script in ``shared/conformance/james-mpt``. Each script runs with the
 preconditions James's suite classes give it (``mpt/impl/imap-mailbox/.../suite/*.java`` via
@@ -171,7 +171,7 @@ _EXAMINE = (
     "(RFC 9051 §6.3.3, §7.1); James lists the system flags"
 )
 _CASE = (
-    "BODY/BODYSTRUCTURE case: mailstead is byte-identical to Dovecot (issue 5 reference); "
+    "BODY/BODYSTRUCTURE case: mailstead is byte-identical to Dovecot (the reference mailstead follows); "
     "James upper-cases types (RFC 2045 §5.1: case-insensitive)"
 )
 _BODY31 = (

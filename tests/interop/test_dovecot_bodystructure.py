@@ -1,6 +1,6 @@
 """Differential test: mailstead.mime's ENVELOPE, BODY and BODYSTRUCTURE against Dovecot's.
 
-Issue 5 asks for byte-identical answers to Dovecot's (Debian's dovecot-imapd) for every
+mailstead's answers must be byte-identical to Dovecot's (Debian's dovecot-imapd) for every
 message in the shared corpus: every file under ``corpus/mime`` (the same selection as
 ``tests/unit/mime/test_mime_corpus.py``) and every 10th file of ``corpus/bulk`` (mbox
 ``From `` line stripped).
