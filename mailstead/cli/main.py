@@ -19,6 +19,7 @@ import click
 
 from mailstead.cli import admin, outbound
 from mailstead.cli.admin import CliState, location_options
+from mailstead.cli.serve import run_server
 from mailstead.config.load import load_settings
 from mailstead.core.errors import MailsteadError
 
@@ -90,10 +91,6 @@ def serve(state: CliState) -> None:
     certificate.
     """
     settings = state.settings()
-    try:
-        from mailstead.cli.serve import run_server
-    except ImportError as exc:
-        raise MailsteadError(f"the server is not available in this build ({exc})") from None
     code = asyncio.run(run_server(settings, first_run_output=sys.stdout))
     sys.exit(code)
 
