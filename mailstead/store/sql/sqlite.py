@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar
+from typing import NamedTuple, TypeVar
 
 from mailstead.core.errors import (
     AlreadyExists,
@@ -79,7 +79,7 @@ from mailstead.store.sql.queue import (
     update_recipients,
 )
 from mailstead.store.sql.schema import migrate
-from mailstead.store.sql.writer import GroupCommitWriter, WriteOutcome
+from mailstead.store.sql.writer import GroupCommitWriter, WriteFn, WriteOutcome
 
 T = TypeVar("T")
 
@@ -226,6 +226,13 @@ def _row_to_message(row: sqlite3.Row) -> MessageMeta:
     )
 
 
+def _existing(found: T | None, what: str) -> T:
+    """A row the write just made or checked: NotFound if it is gone all the same."""
+    if found is None:
+        raise NotFound(f"{what} does not exist")
+    return found
+
+
 def _chunks(items: Sequence[T], size: int = _CHUNK) -> Iterable[Sequence[T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -324,12 +331,12 @@ class SQLiteStore:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._readers, lambda: fn(self._reader()))
 
-    async def _write(self, fn: Callable[[sqlite3.Connection], WriteOutcome], **kw: Any) -> Any:
+    async def _write(self, fn: WriteFn[T], *, sync_dirs: set[Path] | None = None) -> T:
         if self._writer is None:
             raise StoreError("store is not open")
-        return await self._writer.submit(fn, **kw)
+        return await self._writer.submit(fn, sync_dirs)
 
-    async def _write_directory(self, fn: Callable[[sqlite3.Connection], WriteOutcome]) -> Any:
+    async def _write_directory(self, fn: WriteFn[T]) -> T:
         """A write that changes who receives mail where (domains, accounts, aliases,
         groups, folders): caches of routing decisions check the generation it bumps."""
         try:
@@ -360,20 +367,19 @@ class SQLiteStore:
             raise InvalidName(f"not a domain name: {name!r}")
         created = _now()
 
-        def write(conn: sqlite3.Connection) -> WriteOutcome:
+        def write(conn: sqlite3.Connection) -> WriteOutcome[Domain]:
             try:
                 conn.execute("INSERT INTO domains (name, created) VALUES (?, ?)", (domain, created))
             except sqlite3.IntegrityError:
                 raise AlreadyExists(f"domain {domain} already exists") from None
             return WriteOutcome(Domain(domain, datetime.fromisoformat(created)))
 
-        result: Domain = await self._write_directory(write)
-        return result
+        return await self._write_directory(write)
 
     async def remove_domain(self, name: str) -> None:
         domain = name.strip().lower().rstrip(".")
 
-        def write(conn: sqlite3.Connection) -> WriteOutcome:
+        def write(conn: sqlite3.Connection) -> WriteOutcome[None]:
             _require_domain(conn, domain)
             for table, what in (("users", "users"), ("aliases", "aliases"), ("groups", "groups")):
                 row = conn.execute(f"SELECT count(*) FROM {table} WHERE domain = ?", (domain,))
@@ -381,7 +387,7 @@ class SQLiteStore:
                 if count:
                     raise NotEmpty(f"domain {domain} still has {count} {what}")
             conn.execute("DELETE FROM domains WHERE name = ?", (domain,))
-            return WriteOutcome()
+            return WriteOutcome(None)
 
         await self._write_directory(write)
 
@@ -408,7 +414,7 @@ class SQLiteStore:
             raise InvalidName("quota cannot be negative")
         created = _now()
 
-        def write(conn: sqlite3.Connection) -> WriteOutcome:
+        def write(conn: sqlite3.Connection) -> WriteOutcome[User]:
             _require_domain(conn, domain)
             _require_unclaimed(conn, key, display, "user")
             try:
@@ -429,8 +435,7 @@ class SQLiteStore:
             row = conn.execute(f"SELECT {_USER_COLUMNS} FROM users WHERE id = ?", (user_id,))
             return WriteOutcome(_row_to_user(row.fetchone()))
 
-        result: User = await self._write_directory(write)
-        return result
+        return await self._write_directory(write)
 
     async def find_user(self, address: str) -> User | None:
         try:
@@ -477,11 +482,11 @@ class SQLiteStore:
     async def _update_user(self, address: str, column: str, value: object) -> None:
         _, key, _ = _address_key(address)
 
-        def write(conn: sqlite3.Connection) -> WriteOutcome:
+        def write(conn: sqlite3.Connection) -> WriteOutcome[None]:
             cur = conn.execute(f"UPDATE users SET {column} = ? WHERE addr_key = ?", (value, key))
             if cur.rowcount == 0:
                 raise NotFound(f"user {address} does not exist")
-            return WriteOutcome()
+            return WriteOutcome(None)
 
         await self._write_directory(write)
 
@@ -510,14 +515,14 @@ class SQLiteStore:
     async def remove_user(self, address: str) -> None:
         _, key, _ = _address_key(address)
 
-        def write(conn: sqlite3.Connection) -> WriteOutcome:
+        def write(conn: sqlite3.Connection) -> WriteOutcome[None]:
             row = conn.execute("SELECT id FROM users WHERE addr_key = ?", (key,)).fetchone()
             if row is None:
                 raise NotFound(f"user {address} does not exist")
             # Mailboxes, messages, expunge records and subscriptions go by cascade; bodies
             # are left to garbage collection, which knows whether others still use them.
             conn.execute("DELETE FROM users WHERE id = ?", (row[0],))
-            return WriteOutcome()
+            return WriteOutcome(None)
 
         await self._write_directory(write)
 
@@ -528,7 +533,7 @@ class SQLiteStore:
         if not clean_targets:
             raise InvalidName("an alias needs at least one target")
 
-        def write(conn: sqlite3.Connection) -> WriteOutcome:
+        def write(conn: sqlite3.Connection) -> WriteOutcome[Alias]:
             _require_domain(conn, domain)
             _require_unclaimed(conn, key, display, "alias")
             position = conn.execute(
@@ -541,10 +546,9 @@ class SQLiteStore:
                     " VALUES (?, ?, ?, ?, ?)",
                     (key, display, domain, target, position),
                 )
-            return WriteOutcome(self._load_alias(conn, key))
+            return WriteOutcome(_existing(self._load_alias(conn, key), f"alias {display}"))
 
-        result: Alias = await self._write_directory(write)
-        return result
+        return await self._write_directory(write)
 
     @staticmethod
     def _load_alias(conn: sqlite3.Connection, key: str) -> Alias | None:
@@ -558,7 +562,7 @@ class SQLiteStore:
     async def remove_alias(self, source: str, target: str | None = None) -> None:
         _, key, _ = _alias_key(source)
 
-        def write(conn: sqlite3.Connection) -> WriteOutcome:
+        def write(conn: sqlite3.Connection) -> WriteOutcome[None]:
             if target is None:
                 cur = conn.execute("DELETE FROM aliases WHERE source_key = ?", (key,))
             else:
@@ -568,7 +572,7 @@ class SQLiteStore:
                 )
             if cur.rowcount == 0:
                 raise NotFound(f"alias {source}{' -> ' + target if target else ''} does not exist")
-            return WriteOutcome()
+            return WriteOutcome(None)
 
         await self._write_directory(write)
 
@@ -598,7 +602,7 @@ class SQLiteStore:
         display, key, domain = _address_key(address)
         clean = [str(Address.parse(m)) for m in members]
 
-        def write(conn: sqlite3.Connection) -> WriteOutcome:
+        def write(conn: sqlite3.Connection) -> WriteOutcome[Group]:
             _require_domain(conn, domain)
             _require_unclaimed(conn, key, display, "group")
             try:
@@ -614,10 +618,9 @@ class SQLiteStore:
                     " VALUES (?, ?, ?)",
                     (cur.lastrowid, member, position),
                 )
-            return WriteOutcome(self._load_group(conn, key))
+            return WriteOutcome(_existing(self._load_group(conn, key), f"group {address}"))
 
-        result: Group = await self._write_directory(write)
-        return result
+        return await self._write_directory(write)
 
     @staticmethod
     def _load_group(conn: sqlite3.Connection, key: str) -> Group | None:
@@ -632,10 +635,10 @@ class SQLiteStore:
     async def remove_group(self, address: str) -> None:
         _, key, _ = _address_key(address)
 
-        def write(conn: sqlite3.Connection) -> WriteOutcome:
+        def write(conn: sqlite3.Connection) -> WriteOutcome[None]:
             if conn.execute("DELETE FROM groups WHERE addr_key = ?", (key,)).rowcount == 0:
                 raise NotFound(f"group {address} does not exist")
-            return WriteOutcome()
+            return WriteOutcome(None)
 
         await self._write_directory(write)
 
@@ -652,7 +655,7 @@ class SQLiteStore:
         _, key, _ = _address_key(address)
         clean = str(Address.parse(member))
 
-        def write(conn: sqlite3.Connection) -> WriteOutcome:
+        def write(conn: sqlite3.Connection) -> WriteOutcome[Group]:
             row = conn.execute("SELECT id FROM groups WHERE addr_key = ?", (key,)).fetchone()
             if row is None:
                 raise NotFound(f"group {address} does not exist")
@@ -666,16 +669,15 @@ class SQLiteStore:
             )
             if cur.rowcount == 0:
                 raise AlreadyExists(f"{clean} is already a member of {address}")
-            return WriteOutcome(self._load_group(conn, key))
+            return WriteOutcome(_existing(self._load_group(conn, key), f"group {address}"))
 
-        result: Group = await self._write_directory(write)
-        return result
+        return await self._write_directory(write)
 
     async def remove_group_member(self, address: str, member: str) -> Group:
         _, key, _ = _address_key(address)
         clean = str(Address.parse(member))
 
-        def write(conn: sqlite3.Connection) -> WriteOutcome:
+        def write(conn: sqlite3.Connection) -> WriteOutcome[Group]:
             row = conn.execute("SELECT id FROM groups WHERE addr_key = ?", (key,)).fetchone()
             if row is None:
                 raise NotFound(f"group {address} does not exist")
@@ -684,10 +686,9 @@ class SQLiteStore:
             )
             if cur.rowcount == 0:
                 raise NotFound(f"{clean} is not a member of {address}")
-            return WriteOutcome(self._load_group(conn, key))
+            return WriteOutcome(_existing(self._load_group(conn, key), f"group {address}"))
 
-        result: Group = await self._write_directory(write)
-        return result
+        return await self._write_directory(write)
 
     async def find_group(self, address: str) -> Group | None:
         try:
@@ -801,7 +802,7 @@ class SQLiteStore:
         if special_use is not None and special_use not in SPECIAL_USES:
             raise InvalidName(f"unknown special-use attribute {special_use}")
 
-        def write(conn: sqlite3.Connection) -> WriteOutcome:
+        def write(conn: sqlite3.Connection) -> WriteOutcome[Mailbox]:
             if conn.execute("SELECT 1 FROM users WHERE id = ?", (user_id,)).fetchone() is None:
                 raise NotFound(f"user #{user_id} does not exist")
             exists = "SELECT 1 FROM mailboxes WHERE user_id = ? AND name = ?"
@@ -831,8 +832,7 @@ class SQLiteStore:
             events.append(ChangeEvent(user_id, mailbox_id, ChangeKind.MAILBOX_CREATED, name=clean))
             return WriteOutcome(self._load_mailbox(conn, user_id, clean), events)
 
-        result: Mailbox = await self._write_directory(write)
-        return result
+        return await self._write_directory(write)
 
     async def rename_mailbox(self, user_id: int, old: str, new: str) -> Mailbox:
         src = validate_mailbox_name(old)
@@ -842,7 +842,7 @@ class SQLiteStore:
         if dst.startswith(src + SEPARATOR):
             raise InvalidName("cannot rename a mailbox into its own child")
 
-        def write(conn: sqlite3.Connection) -> WriteOutcome:
+        def write(conn: sqlite3.Connection) -> WriteOutcome[Mailbox]:
             source = self._load_mailbox(conn, user_id, src)
             exists = "SELECT 1 FROM mailboxes WHERE user_id = ? AND name = ?"
             if conn.execute(exists, (user_id, dst)).fetchone():
@@ -889,15 +889,14 @@ class SQLiteStore:
                 )
             return WriteOutcome(self._load_mailbox(conn, user_id, dst), events)
 
-        result: Mailbox = await self._write_directory(write)
-        return result
+        return await self._write_directory(write)
 
     async def delete_mailbox(self, user_id: int, name: str) -> None:
         clean = validate_mailbox_name(name)
         if is_inbox(clean):
             raise InvalidName("INBOX cannot be deleted")  # RFC 9051 §6.3.5
 
-        def write(conn: sqlite3.Connection) -> WriteOutcome:
+        def write(conn: sqlite3.Connection) -> WriteOutcome[None]:
             box = self._load_mailbox(conn, user_id, clean)
             prefix = clean + SEPARATOR
             child = conn.execute(
@@ -927,7 +926,7 @@ class SQLiteStore:
     async def set_subscribed(self, user_id: int, name: str, subscribed: bool) -> None:
         clean = validate_mailbox_name(name)
 
-        def write(conn: sqlite3.Connection) -> WriteOutcome:
+        def write(conn: sqlite3.Connection) -> WriteOutcome[None]:
             if subscribed:
                 conn.execute(
                     "INSERT OR IGNORE INTO subscriptions (user_id, name) VALUES (?, ?)",
@@ -1068,8 +1067,8 @@ class SQLiteStore:
             self._ensure_blob_row(conn, staged.blob_id, size, staged.structure)
 
     async def _with_body(
-        self, data: bytes, build: Callable[[str, bytes | None], Callable[..., WriteOutcome]]
-    ) -> Any:
+        self, data: bytes, build: Callable[[str, bytes | None], WriteFn[T]]
+    ) -> T:
         """Run ``build(blob_id, structure)``'s write with the body stored durably first
         (in the same transaction for a small body; flushed before the COMMIT for a file)."""
         for _attempt in range(3):
@@ -1077,7 +1076,7 @@ class SQLiteStore:
             inner = build(staged.blob_id, staged.structure)
 
             def write(conn: sqlite3.Connection, staged: _Staged = staged,
-                      inner: Callable[..., WriteOutcome] = inner) -> WriteOutcome:
+                      inner: WriteFn[T] = inner) -> WriteOutcome[T]:
                 self._place(conn, staged, len(data))
                 return inner(conn)
 
@@ -1098,8 +1097,8 @@ class SQLiteStore:
         when = _internaldate_text(internaldate)
         size = len(data)
 
-        def build(blob_id: str, structure: bytes | None) -> Callable[..., WriteOutcome]:
-            def write(conn: sqlite3.Connection) -> WriteOutcome:
+        def build(blob_id: str, structure: bytes | None) -> WriteFn[AppendResult]:
+            def write(conn: sqlite3.Connection) -> WriteOutcome[AppendResult]:
                 mailbox = self._mailbox_for_insert(conn, mailbox_id)
                 user_id, result = self._insert_message(
                     conn, mailbox, blob_id, size, clean_flags, when
@@ -1112,8 +1111,7 @@ class SQLiteStore:
 
             return write
 
-        result: AppendResult = await self._with_body(data, build)
-        return result
+        return await self._with_body(data, build)
 
     async def deliver(
         self, data: bytes, recipients: Sequence[Recipient], internaldate: datetime | None = None
@@ -1124,14 +1122,13 @@ class SQLiteStore:
         size = len(data)
         wanted = _wanted_recipients(recipients)
 
-        def build(blob_id: str, structure: bytes | None) -> Callable[..., WriteOutcome]:
-            def write(conn: sqlite3.Connection) -> WriteOutcome:
+        def build(blob_id: str, structure: bytes | None) -> WriteFn[DeliveryResult]:
+            def write(conn: sqlite3.Connection) -> WriteOutcome[DeliveryResult]:
                 return self._deliver_rows(conn, blob_id, size, wanted, when)
 
             return write
 
-        result: DeliveryResult = await self._with_body(data, build)
-        return result
+        return await self._with_body(data, build)
 
     def _deliver_rows(
         self,
@@ -1140,7 +1137,7 @@ class SQLiteStore:
         size: int,
         wanted: list[tuple[int, str, frozenset[str]]],
         when: str,
-    ) -> WriteOutcome:
+    ) -> WriteOutcome[DeliveryResult]:
         """Insert one stored body into each recipient's mailbox (inside a write)."""
         results: list[tuple[int, AppendResult]] = []
         events: list[ChangeEvent] = []
@@ -1191,7 +1188,7 @@ class SQLiteStore:
             sync_dirs: set[Path] = set().union(*(st.dirty for st in prepared))
 
             def write(conn: sqlite3.Connection, prepared: list[_Staged] = prepared
-                      ) -> WriteOutcome:
+                      ) -> WriteOutcome[tuple[DeliveryResult | None, int | None]]:
                 queue_id: int | None = None
                 delivered: DeliveryResult | None = None
                 events: list[ChangeEvent] = []
@@ -1222,20 +1219,19 @@ class SQLiteStore:
         return await self._read(load_queue)
 
     async def remove_queued(self, queue_id: int) -> None:
-        def write(conn: sqlite3.Connection) -> WriteOutcome:
+        def write(conn: sqlite3.Connection) -> WriteOutcome[None]:
             if not delete_queued(conn, queue_id):
                 raise NotFound(f"queued message #{queue_id} does not exist")
-            return WriteOutcome()
+            return WriteOutcome(None)
 
         await self._write(write)
 
     # -- outbound delivery state (issue 4: the scheduler) ----------------------------------
     async def claim_queue(self, now: datetime, limit: int) -> list[QueuedMessage]:
-        def write(conn: sqlite3.Connection) -> WriteOutcome:
+        def write(conn: sqlite3.Connection) -> WriteOutcome[list[QueuedMessage]]:
             return WriteOutcome(claim_due(conn, now, limit))
 
-        result: list[QueuedMessage] = await self._write(write)
-        return result
+        return await self._write(write)
 
     async def queued_messages(self, ids: Sequence[int] | None = None) -> list[QueuedMessage]:
         wanted = None if ids is None else list(ids)
@@ -1250,9 +1246,9 @@ class SQLiteStore:
     async def update_queue_recipients(self, recipients: Sequence[QueuedRecipient]) -> None:
         rows = list(recipients)
 
-        def write(conn: sqlite3.Connection) -> WriteOutcome:
+        def write(conn: sqlite3.Connection) -> WriteOutcome[None]:
             update_recipients(conn, rows)
-            return WriteOutcome()
+            return WriteOutcome(None)
 
         await self._write(write)
 
@@ -1260,30 +1256,28 @@ class SQLiteStore:
         return await self._read(lambda conn: unsettled_messages(conn, limit))
 
     async def recover_queue(self, now: datetime) -> int:
-        def write(conn: sqlite3.Connection) -> WriteOutcome:
+        def write(conn: sqlite3.Connection) -> WriteOutcome[int]:
             return WriteOutcome(recover_inflight(conn, now))
 
-        result: int = await self._write(write)
-        return result
+        return await self._write(write)
 
     async def set_queue_held(self, queue_id: int, held: bool) -> None:
-        def write(conn: sqlite3.Connection) -> WriteOutcome:
+        def write(conn: sqlite3.Connection) -> WriteOutcome[None]:
             if not set_held(conn, queue_id, held):
                 raise NotFound(f"queued message #{queue_id} does not exist")
-            return WriteOutcome()
+            return WriteOutcome(None)
 
         await self._write(write)
 
     async def retry_queue(self, queue_id: int | None, now: datetime) -> int:
-        def write(conn: sqlite3.Connection) -> WriteOutcome:
+        def write(conn: sqlite3.Connection) -> WriteOutcome[int]:
             if queue_id is not None and not conn.execute(
                 "SELECT 1 FROM queue_messages WHERE id = ?", (queue_id,)
             ).fetchone():
                 raise NotFound(f"queued message #{queue_id} does not exist")
             return WriteOutcome(make_due(conn, queue_id, now))
 
-        result: int = await self._write(write)
-        return result
+        return await self._write(write)
 
     async def next_queue_due(self) -> datetime | None:
         return await self._read(next_due)
@@ -1300,7 +1294,7 @@ class SQLiteStore:
         wanted = _clean_flags(flags)
         targets = sorted(set(uids))
 
-        def write(conn: sqlite3.Connection) -> WriteOutcome:
+        def write(conn: sqlite3.Connection) -> WriteOutcome[StoreFlagsResult]:
             user_id, _, _, highest = self._mailbox_row(conn, mailbox_id)
             modseq = highest + 1  # RFC 7162 §3.1: one new modseq for this whole change
             updated: list[FlagUpdate] = []
@@ -1346,12 +1340,11 @@ class SQLiteStore:
                 ))
             return WriteOutcome(StoreFlagsResult(tuple(updated), tuple(modified)), events)
 
-        result: StoreFlagsResult = await self._write(write)
-        return result
+        return await self._write(write)
 
     def _remove_rows(
         self, conn: sqlite3.Connection, mailbox_id: int, uids: Sequence[int]
-    ) -> WriteOutcome:
+    ) -> WriteOutcome[list[UID]]:
         """Delete messages, record them for VANISHED, give their bytes back to the quota."""
         user_id, _, _, highest = self._mailbox_row(conn, mailbox_id)
         if not uids:
@@ -1382,7 +1375,7 @@ class SQLiteStore:
     async def expunge(self, mailbox_id: int, uids: Sequence[UID] | None = None) -> list[UID]:
         limit = None if uids is None else set(uids)
 
-        def write(conn: sqlite3.Connection) -> WriteOutcome:
+        def write(conn: sqlite3.Connection) -> WriteOutcome[list[UID]]:
             rows = conn.execute(
                 "SELECT uid FROM messages WHERE mailbox_id = ? AND deleted = 1 ORDER BY uid",
                 (mailbox_id,),
@@ -1390,18 +1383,16 @@ class SQLiteStore:
             doomed = [r[0] for r in rows if limit is None or r[0] in limit]
             return self._remove_rows(conn, mailbox_id, doomed)
 
-        result: list[UID] = await self._write(write)
-        return result
+        return await self._write(write)
 
     async def delete_messages(self, mailbox_id: int, uids: Sequence[UID]) -> list[UID]:
         targets = sorted(set(uids))
 
-        def write(conn: sqlite3.Connection) -> WriteOutcome:
+        def write(conn: sqlite3.Connection) -> WriteOutcome[list[UID]]:
             present = self._existing_uids(conn, mailbox_id, targets)
             return self._remove_rows(conn, mailbox_id, present)
 
-        result: list[UID] = await self._write(write)
-        return result
+        return await self._write(write)
 
     @staticmethod
     def _existing_uids(conn: sqlite3.Connection, mailbox_id: int, uids: Sequence[int]) -> list[int]:
@@ -1422,7 +1413,7 @@ class SQLiteStore:
         dst: int,
         *,
         expunge_source: bool,
-    ) -> WriteOutcome:
+    ) -> WriteOutcome[CopyResult]:
         src_user, _, _, _ = self._mailbox_row(conn, src)
         target = self._mailbox_for_insert(conn, dst)
         target.require_selectable()
@@ -1480,11 +1471,10 @@ class SQLiteStore:
     async def copy(
         self, src_mailbox_id: int, uids: Sequence[UID], dst_mailbox_id: int
     ) -> CopyResult:
-        def write(conn: sqlite3.Connection) -> WriteOutcome:
+        def write(conn: sqlite3.Connection) -> WriteOutcome[CopyResult]:
             return self._copy_rows(conn, src_mailbox_id, uids, dst_mailbox_id, expunge_source=False)
 
-        result: CopyResult = await self._write(write)
-        return result
+        return await self._write(write)
 
     async def move(
         self, src_mailbox_id: int, uids: Sequence[UID], dst_mailbox_id: int
@@ -1492,11 +1482,10 @@ class SQLiteStore:
         if src_mailbox_id == dst_mailbox_id:
             raise InvalidName("source and destination mailbox are the same")
 
-        def write(conn: sqlite3.Connection) -> WriteOutcome:
+        def write(conn: sqlite3.Connection) -> WriteOutcome[CopyResult]:
             return self._copy_rows(conn, src_mailbox_id, uids, dst_mailbox_id, expunge_source=True)
 
-        result: CopyResult = await self._write(write)
-        return result
+        return await self._write(write)
 
     # -- messages: reading ---------------------------------------------------------------------
     async def list_messages(
@@ -1667,7 +1656,7 @@ class SQLiteStore:
         if not candidates:
             return 0
 
-        def write(conn: sqlite3.Connection) -> WriteOutcome:
+        def write(conn: sqlite3.Connection) -> WriteOutcome[int]:
             doomed: list[str] = []
             for blob_id in candidates:
                 used = conn.execute(
@@ -1685,8 +1674,7 @@ class SQLiteStore:
                 doomed.append(blob_id)
             return WriteOutcome(len(doomed))
 
-        removed: int = await self._write(write)
-        return removed
+        return await self._write(write)
 
     async def integrity_check(self) -> list[str]:
         def read(conn: sqlite3.Connection) -> list[str]:
