@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -37,7 +35,6 @@ from mailstead.core.types import (
     FlagMode,
     ModSeq,
     Pop3Policy,
-    normalize_flag,
 )
 from mailstead.store.blobs import BlobFiles, blob_id_for
 from mailstead.store.changes import ChangeBus
@@ -62,6 +59,8 @@ from mailstead.store.models import (
     User,
 )
 from mailstead.store.names import SEPARATOR, is_inbox, parents_of, validate_mailbox_name
+from mailstead.store.sql import rows
+from mailstead.store.sql.connections import Connections, chunks
 from mailstead.store.sql.message_lists import MessageLists
 from mailstead.store.sql.queue import (
     QUEUE_REFERENCE,
@@ -78,17 +77,10 @@ from mailstead.store.sql.queue import (
     unsettled_messages,
     update_recipients,
 )
-from mailstead.store.sql.schema import migrate
-from mailstead.store.sql.writer import GroupCommitWriter, WriteFn, WriteOutcome
+from mailstead.store.sql.writer import WriteFn, WriteOutcome
 
 T = TypeVar("T")
 
-_USER_COLUMNS = (
-    "id, address, password_hash, quota_bytes, used_bytes, pop3_policy, plus_folders, "
-    "disabled, created"
-)
-_MESSAGE_COLUMNS = "mailbox_id, uid, modseq, flags, internaldate, size, blob_id"
-_CHUNK = 500  # SQLite host-parameter batches
 #: Bodies up to this size are kept in the database (docs/decisions/0002); larger ones in
 #: files under blobs/.
 DATABASE_BODY_LIMIT = 256 * 1024
@@ -100,10 +92,6 @@ INLINE_PARSE_LIMIT = 32 * 1024
 _MAILBOX_FOR_INSERT = (
     "SELECT id, user_id, uidvalidity, uidnext, highestmodseq, noselect, name FROM mailboxes"
 )
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat()
 
 
 def _address_key(address: str) -> tuple[str, str, str]:
@@ -121,39 +109,8 @@ def _alias_key(source: str) -> tuple[str, str, str]:
     return _address_key(source)
 
 
-def _flags_text(flags: Iterable[str]) -> str:
-    return " ".join(sorted(flags))
-
-
-def _parse_flags(text: str) -> frozenset[str]:
-    """Flags as stored (space-separated). Memoised: a mailbox has few distinct flag sets,
-    and SELECT converts every row of the mailbox."""
-    flags = _FLAG_SETS.get(text)
-    if flags is None:
-        if len(_FLAG_SETS) >= _FLAG_SETS_MAX:
-            _FLAG_SETS.clear()
-        flags = _FLAG_SETS[text] = frozenset(text.split()) if text else frozenset()
-    return flags
-
-
-_FLAG_SETS: dict[str, frozenset[str]] = {}
-_FLAG_SETS_MAX = 4096
-
-
-def _clean_flags(flags: Iterable[str]) -> frozenset[str]:
-    cleaned: set[str] = set()
-    for flag in flags:
-        flag = normalize_flag(flag)
-        if not flag or any(c.isspace() for c in flag):
-            raise InvalidName(f"bad flag {flag!r}")
-        if flag.lower() == "\\recent":
-            continue  # RFC 9051 removed \Recent; rev1 sessions derive it themselves
-        cleaned.add(flag)
-    return frozenset(cleaned)
-
-
 def _wanted_recipients(recipients: Sequence[Recipient]) -> list[tuple[int, str, frozenset[str]]]:
-    return [(r.user_id, validate_mailbox_name(r.mailbox_name), _clean_flags(r.flags))
+    return [(r.user_id, validate_mailbox_name(r.mailbox_name), rows.clean_flags(r.flags))
             for r in recipients]
 
 
@@ -184,58 +141,11 @@ def _require_unclaimed(conn: sqlite3.Connection, key: str, display: str, adding:
             raise AlreadyExists(f"{display} is already {'an' if kind == 'alias' else 'a'} {kind}")
 
 
-def _row_to_user(row: sqlite3.Row) -> User:
-    return User(
-        id=row[0],
-        address=row[1],
-        password_hash=row[2],
-        quota_bytes=row[3],
-        used_bytes=row[4],
-        pop3_policy=Pop3Policy(row[5]),
-        plus_folders=bool(row[6]),
-        disabled=bool(row[7]),
-        created=datetime.fromisoformat(row[8]),
-    )
-
-
-def _utc(value: datetime) -> datetime:
-    """The same instant in UTC; a naive value is taken as UTC already."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def _internaldate_text(value: datetime | None) -> str:
-    """INTERNALDATE as stored: the instant in UTC, whatever zone APPEND (or a Date header
-    the importer read) gave it. Only the instant is kept, as Dovecot keeps a timestamp, so
-    FETCH shows ``+0000`` and SEARCH BEFORE/ON/SINCE compare UTC dates (RFC 9051 §6.4.4)."""
-    return _utc(value if value is not None else datetime.now(UTC)).isoformat()
-
-
-def _internaldate(text: str) -> datetime:
-    """A stored INTERNALDATE. Rows written before dates were stored in UTC may still carry
-    the zone given to APPEND: they are read as the same instant in UTC, like newer rows."""
-    value = datetime.fromisoformat(text)
-    return value if text.endswith("+00:00") else _utc(value)
-
-
-def _row_to_message(row: sqlite3.Row) -> MessageMeta:
-    # Positional, and the UID/ModSeq NewTypes left out (identity at run time, and the
-    # row's values are Any to the type checker): SELECT converts thousands of rows.
-    return MessageMeta(
-        row[0], row[1], row[2], _parse_flags(row[3]), _internaldate(row[4]), row[5],
-        row[6],
-    )
-
-
 def _existing(found: T | None, what: str) -> T:
     """A row the write just made or checked: NotFound if it is gone all the same."""
     if found is None:
         raise NotFound(f"{what} does not exist")
     return found
-
-
-def _chunks(items: Sequence[T], size: int = _CHUNK) -> Iterable[Sequence[T]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 class SQLiteStore:
@@ -253,60 +163,30 @@ class SQLiteStore:
         self.blobs = BlobFiles(self.data_dir / "blobs")
         self._parse = parse
         self._changes = ChangeBus()
-        self._writer: GroupCommitWriter | None = None
-        self._read_threads = read_threads
-        self._readers: ThreadPoolExecutor | None = None
-        self._io: ThreadPoolExecutor | None = None
-        self._local = threading.local()
-        self._read_connections: list[sqlite3.Connection] = []
-        self._read_lock = threading.Lock()
+        self._db = Connections(
+            self.db_path, self.blobs.root, self._changes.publish, read_threads=read_threads
+        )
         self._directory_generation = 0
         #: Whole-mailbox lists for SELECT and POP3, caught up by mod-sequence on each read.
-        self._message_lists = MessageLists(_MESSAGE_COLUMNS, _row_to_message)
+        self._message_lists = MessageLists()
 
     # -- lifecycle -----------------------------------------------------------------------------
     @property
     def changes(self) -> ChangeBus:
         return self._changes
 
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(
-            self.db_path, isolation_level=None, check_same_thread=False, timeout=30.0
-        )
-        conn.execute("PRAGMA journal_mode=WAL")
-        # FULL: every COMMIT fsyncs the WAL, so a returned write survives power loss.
-        conn.execute("PRAGMA synchronous=FULL")
-        conn.execute("PRAGMA foreign_keys=ON")
-        conn.execute("PRAGMA busy_timeout=30000")
-        return conn
-
-    def _connect_writer(self) -> sqlite3.Connection:
-        conn = self._connect()
-        migrate(conn)
-        return conn
-
     async def open(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.blobs.setup()
-        self._writer = GroupCommitWriter(
-            self._connect_writer, self._changes.publish, self.blobs.root
-        )
-        await asyncio.to_thread(self._writer.start)
-        self._readers = ThreadPoolExecutor(self._read_threads, thread_name_prefix="store-read")
-        self._io = ThreadPoolExecutor(8, thread_name_prefix="store-io")
+        await self._db.open()
 
     async def close(self) -> None:
-        if self._writer is not None:
-            await asyncio.to_thread(self._writer.stop)
-            self._writer = None
-        for pool in (self._readers, self._io):
-            if pool is not None:
-                pool.shutdown(wait=True)
-        self._readers = self._io = None
-        with self._read_lock:
-            for conn in self._read_connections:
-                conn.close()
-            self._read_connections.clear()
+        await self._db.close()
+
+    @property
+    def commit_stats(self) -> tuple[int, int]:
+        """(batches committed, writes committed): writes/batches is the group-commit factor."""
+        return self._db.commit_stats
 
     async def __aenter__(self) -> SQLiteStore:
         await self.open()
@@ -316,31 +196,12 @@ class SQLiteStore:
         await self.close()
 
     # -- plumbing ------------------------------------------------------------------------------
-    def _reader(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._connect()
-            self._local.conn = conn
-            with self._read_lock:
-                self._read_connections.append(conn)
-        return conn
-
-    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        if self._readers is None:
-            raise StoreError("store is not open")
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._readers, lambda: fn(self._reader()))
-
-    async def _write(self, fn: WriteFn[T], *, sync_dirs: set[Path] | None = None) -> T:
-        if self._writer is None:
-            raise StoreError("store is not open")
-        return await self._writer.submit(fn, sync_dirs)
 
     async def _write_directory(self, fn: WriteFn[T]) -> T:
         """A write that changes who receives mail where (domains, accounts, aliases,
         groups, folders): caches of routing decisions check the generation it bumps."""
         try:
-            return await self._write(fn)
+            return await self._db.write(fn)
         finally:
             self._directory_generation += 1
 
@@ -348,24 +209,12 @@ class SQLiteStore:
     def directory_generation(self) -> int:
         return self._directory_generation
 
-    async def _in_io(self, fn: Callable[[], T]) -> T:
-        if self._io is None:
-            raise StoreError("store is not open")
-        return await asyncio.get_running_loop().run_in_executor(self._io, fn)
-
-    @property
-    def commit_stats(self) -> tuple[int, int]:
-        """(batches committed, writes committed): writes/batches is the group-commit factor."""
-        if self._writer is None:
-            return (0, 0)
-        return (self._writer.batches, self._writer.writes)
-
     # -- domains -------------------------------------------------------------------------------
     async def add_domain(self, name: str) -> Domain:
         domain = name.strip().lower().rstrip(".")
         if not domain or "@" in domain or any(c.isspace() for c in domain) or ".." in domain:
             raise InvalidName(f"not a domain name: {name!r}")
-        created = _now()
+        created = rows.now_text()
 
         def write(conn: sqlite3.Connection) -> WriteOutcome[Domain]:
             try:
@@ -393,10 +242,10 @@ class SQLiteStore:
 
     async def list_domains(self) -> list[Domain]:
         def read(conn: sqlite3.Connection) -> list[Domain]:
-            rows = conn.execute("SELECT name, created FROM domains ORDER BY name").fetchall()
-            return [Domain(r[0], datetime.fromisoformat(r[1])) for r in rows]
+            records = conn.execute("SELECT name, created FROM domains ORDER BY name").fetchall()
+            return [Domain(r[0], datetime.fromisoformat(r[1])) for r in records]
 
-        return await self._read(read)
+        return await self._db.read(read)
 
     async def has_domain(self, name: str) -> bool:
         domain = name.strip().lower().rstrip(".")
@@ -405,14 +254,14 @@ class SQLiteStore:
             row = conn.execute("SELECT 1 FROM domains WHERE name = ?", (domain,)).fetchone()
             return row is not None
 
-        return await self._read(read)
+        return await self._db.read(read)
 
     # -- users ---------------------------------------------------------------------------------
     async def add_user(self, address: str, password_hash: str, *, quota_bytes: int = 0) -> User:
         display, key, domain = _address_key(address)
         if quota_bytes < 0:
             raise InvalidName("quota cannot be negative")
-        created = _now()
+        created = rows.now_text()
 
         def write(conn: sqlite3.Connection) -> WriteOutcome[User]:
             _require_domain(conn, domain)
@@ -432,8 +281,8 @@ class SQLiteStore:
                 conn.execute(
                     "INSERT INTO subscriptions (user_id, name) VALUES (?, ?)", (user_id, name)
                 )
-            row = conn.execute(f"SELECT {_USER_COLUMNS} FROM users WHERE id = ?", (user_id,))
-            return WriteOutcome(_row_to_user(row.fetchone()))
+            row = conn.execute(f"SELECT {rows.USER_COLUMNS} FROM users WHERE id = ?", (user_id,))
+            return WriteOutcome(rows.row_to_user(row.fetchone()))
 
         return await self._write_directory(write)
 
@@ -451,33 +300,33 @@ class SQLiteStore:
             # An account literally named "a+b@" wins over "a@" with tag "b".
             for key in keys:
                 row = conn.execute(
-                    f"SELECT {_USER_COLUMNS} FROM users WHERE addr_key = ?", (key,)
+                    f"SELECT {rows.USER_COLUMNS} FROM users WHERE addr_key = ?", (key,)
                 ).fetchone()
                 if row is not None:
-                    return _row_to_user(row)
+                    return rows.row_to_user(row)
             return None
 
-        return await self._read(read)
+        return await self._db.read(read)
 
     async def get_user(self, user_id: int) -> User:
         def read(conn: sqlite3.Connection) -> User:
-            row = conn.execute(f"SELECT {_USER_COLUMNS} FROM users WHERE id = ?", (user_id,))
+            row = conn.execute(f"SELECT {rows.USER_COLUMNS} FROM users WHERE id = ?", (user_id,))
             found = row.fetchone()
             if found is None:
                 raise NotFound(f"user #{user_id} does not exist")
-            return _row_to_user(found)
+            return rows.row_to_user(found)
 
-        return await self._read(read)
+        return await self._db.read(read)
 
     async def list_users(self, domain: str | None = None) -> list[User]:
         def read(conn: sqlite3.Connection) -> list[User]:
             where, args = _in_domain(domain)
-            rows = conn.execute(
-                f"SELECT {_USER_COLUMNS} FROM users{where} ORDER BY domain, addr_key", args
+            records = conn.execute(
+                f"SELECT {rows.USER_COLUMNS} FROM users{where} ORDER BY domain, addr_key", args
             )
-            return [_row_to_user(r) for r in rows.fetchall()]
+            return [rows.row_to_user(r) for r in records.fetchall()]
 
-        return await self._read(read)
+        return await self._db.read(read)
 
     async def _update_user(self, address: str, column: str, value: object) -> None:
         _, key, _ = _address_key(address)
@@ -552,12 +401,12 @@ class SQLiteStore:
 
     @staticmethod
     def _load_alias(conn: sqlite3.Connection, key: str) -> Alias | None:
-        rows = conn.execute(
+        records = conn.execute(
             "SELECT source, target FROM aliases WHERE source_key = ? ORDER BY position", (key,)
         ).fetchall()
-        if not rows:
+        if not records:
             return None
-        return Alias(rows[0][0], tuple(r[1] for r in rows))
+        return Alias(records[0][0], tuple(r[1] for r in records))
 
     async def remove_alias(self, source: str, target: str | None = None) -> None:
         _, key, _ = _alias_key(source)
@@ -579,24 +428,24 @@ class SQLiteStore:
     async def list_aliases(self, domain: str | None = None) -> list[Alias]:
         def read(conn: sqlite3.Connection) -> list[Alias]:
             where, args = _in_domain(domain)
-            rows = conn.execute(
+            records = conn.execute(
                 f"SELECT source_key, source, target FROM aliases{where}"
                 " ORDER BY source_key, position",
                 args,
             ).fetchall()
             grouped: dict[str, tuple[str, list[str]]] = {}
-            for key, display, target in rows:
+            for key, display, target in records:
                 grouped.setdefault(key, (display, []))[1].append(target)
             return [Alias(display, tuple(ts)) for display, ts in grouped.values()]
 
-        return await self._read(read)
+        return await self._db.read(read)
 
     async def find_alias(self, source: str) -> Alias | None:
         try:
             _, key, _ = _alias_key(source)
         except InvalidName:
             return None
-        return await self._read(lambda conn: self._load_alias(conn, key))
+        return await self._db.read(lambda conn: self._load_alias(conn, key))
 
     async def add_group(self, address: str, members: Sequence[str] = ()) -> Group:
         display, key, domain = _address_key(address)
@@ -649,7 +498,7 @@ class SQLiteStore:
             keys = [r[0] for r in conn.execute(query, args).fetchall()]
             return [g for k in keys if (g := self._load_group(conn, k)) is not None]
 
-        return await self._read(read)
+        return await self._db.read(read)
 
     async def add_group_member(self, address: str, member: str) -> Group:
         _, key, _ = _address_key(address)
@@ -695,7 +544,7 @@ class SQLiteStore:
             _, key, _ = _address_key(address)
         except InvalidName:
             return None
-        return await self._read(lambda conn: self._load_group(conn, key))
+        return await self._db.read(lambda conn: self._load_group(conn, key))
 
     # -- mailboxes -----------------------------------------------------------------------------
     @staticmethod
@@ -730,70 +579,37 @@ class SQLiteStore:
         assert cur.lastrowid is not None
         return cur.lastrowid
 
-    _MAILBOX_SELECT = (
-        "SELECT b.id, b.user_id, b.name, b.uidvalidity, b.uidnext, b.highestmodseq,"
-        " b.special_use, EXISTS (SELECT 1 FROM subscriptions s"
-        "   WHERE s.user_id = b.user_id AND s.name = b.name),"
-        " (SELECT count(*) FROM messages m WHERE m.mailbox_id = b.id),"
-        " (SELECT count(*) FROM messages m WHERE m.mailbox_id = b.id AND m.seen = 0),"
-        " (SELECT count(*) FROM messages m WHERE m.mailbox_id = b.id AND m.deleted = 1),"
-        " (SELECT coalesce(sum(size), 0) FROM messages m WHERE m.mailbox_id = b.id),"
-        " b.noselect,"
-        " (SELECT coalesce(sum(size), 0) FROM messages m"
-        "   WHERE m.mailbox_id = b.id AND m.deleted = 1)"
-        " FROM mailboxes b"
-    )
-
-    @staticmethod
-    def _row_to_mailbox(row: sqlite3.Row) -> Mailbox:
-        return Mailbox(
-            id=row[0],
-            user_id=row[1],
-            name=row[2],
-            uidvalidity=row[3],
-            uidnext=row[4],
-            highestmodseq=row[5],
-            special_use=row[6],
-            subscribed=bool(row[7]),
-            message_count=row[8],
-            unseen_count=row[9],
-            deleted_count=row[10],
-            size_bytes=row[11],
-            noselect=bool(row[12]),
-            deleted_bytes=row[13],
-        )
-
     def _load_mailbox(self, conn: sqlite3.Connection, user_id: int, name: str) -> Mailbox:
         row = conn.execute(
-            self._MAILBOX_SELECT + " WHERE b.user_id = ? AND b.name = ?", (user_id, name)
+            rows.MAILBOX_SELECT + " WHERE b.user_id = ? AND b.name = ?", (user_id, name)
         ).fetchone()
         if row is None:
             raise NotFound(f"mailbox {name} does not exist")
-        return self._row_to_mailbox(row)
+        return rows.row_to_mailbox(row)
 
     async def list_mailboxes(self, user_id: int) -> list[Mailbox]:
         def read(conn: sqlite3.Connection) -> list[Mailbox]:
-            rows = conn.execute(
-                self._MAILBOX_SELECT + " WHERE b.user_id = ? ORDER BY b.name = 'INBOX' DESC,"
+            records = conn.execute(
+                rows.MAILBOX_SELECT + " WHERE b.user_id = ? ORDER BY b.name = 'INBOX' DESC,"
                 " b.name",
                 (user_id,),
             ).fetchall()
-            return [self._row_to_mailbox(r) for r in rows]
+            return [rows.row_to_mailbox(r) for r in records]
 
-        return await self._read(read)
+        return await self._db.read(read)
 
     async def get_mailbox(self, user_id: int, name: str) -> Mailbox:
         clean = validate_mailbox_name(name)
-        return await self._read(lambda conn: self._load_mailbox(conn, user_id, clean))
+        return await self._db.read(lambda conn: self._load_mailbox(conn, user_id, clean))
 
     async def get_mailbox_by_id(self, mailbox_id: int) -> Mailbox:
         def read(conn: sqlite3.Connection) -> Mailbox:
-            row = conn.execute(self._MAILBOX_SELECT + " WHERE b.id = ?", (mailbox_id,)).fetchone()
+            row = conn.execute(rows.MAILBOX_SELECT + " WHERE b.id = ?", (mailbox_id,)).fetchone()
             if row is None:
                 raise NotFound(f"mailbox #{mailbox_id} does not exist")
-            return self._row_to_mailbox(row)
+            return rows.row_to_mailbox(row)
 
-        return await self._read(read)
+        return await self._db.read(read)
 
     async def create_mailbox(
         self, user_id: int, name: str, special_use: str | None = None
@@ -939,16 +755,16 @@ class SQLiteStore:
             event = ChangeEvent(user_id, 0, ChangeKind.SUBSCRIPTION, name=clean)
             return WriteOutcome(None, [event])
 
-        await self._write(write)
+        await self._db.write(write)
 
     async def list_subscriptions(self, user_id: int) -> list[str]:
         def read(conn: sqlite3.Connection) -> list[str]:
-            rows = conn.execute(
+            records = conn.execute(
                 "SELECT name FROM subscriptions WHERE user_id = ? ORDER BY name", (user_id,)
             )
-            return [r[0] for r in rows.fetchall()]
+            return [r[0] for r in records.fetchall()]
 
-        return await self._read(read)
+        return await self._db.read(read)
 
     # -- messages: writing ---------------------------------------------------------------------
     async def _prepare_body(self, data: bytes) -> tuple[str, set[Path], bytes | None]:
@@ -959,7 +775,7 @@ class SQLiteStore:
             structure = self._parse(data) if self._parse is not None else None
             return blob_id, dirty, structure
 
-        return await self._in_io(work)
+        return await self._db.in_io(work)
 
     def _ensure_blob_row(
         self, conn: sqlite3.Connection, blob_id: str, size: int, structure: bytes | None
@@ -1026,7 +842,7 @@ class SQLiteStore:
         conn.execute(
             "INSERT INTO messages (mailbox_id, uid, modseq, flags, seen, deleted, internaldate,"
             " size, blob_id, savedate) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (mailbox_id, uid, modseq, _flags_text(flags), SEEN in flags, DELETED in flags,
+            (mailbox_id, uid, modseq, rows.flags_text(flags), SEEN in flags, DELETED in flags,
              internaldate, size, blob_id, datetime.now(UTC).isoformat()),
         )
         conn.execute(
@@ -1046,7 +862,7 @@ class SQLiteStore:
                 structure = self._parse(data)
             else:
                 parse = self._parse
-                structure = await self._in_io(lambda: parse(data))
+                structure = await self._db.in_io(lambda: parse(data))
             return _Staged(blob_id_for(data), set(), structure, data)
         blob_id, dirty, structure = await self._prepare_body(data)
         return _Staged(blob_id, dirty, structure, None)
@@ -1055,7 +871,7 @@ class SQLiteStore:
         """In the writer's transaction: make the staged body's row exist.
 
         A small body goes into its ``blobs`` row and becomes durable with the same WAL
-        fsync as the rows that reference it; one already stored (the same message
+        fsync as the records that reference it; one already stored (the same message
         delivered again) is left as it is.
         """
         if staged.small is not None:
@@ -1081,7 +897,7 @@ class SQLiteStore:
                 return inner(conn)
 
             try:
-                return await self._write(write, sync_dirs=staged.dirty)
+                return await self._db.write(write, sync_dirs=staged.dirty)
             except _BodyVanished:
                 continue
         raise StoreError("message body could not be stored")
@@ -1093,8 +909,8 @@ class SQLiteStore:
         flags: Iterable[str] = (),
         internaldate: datetime | None = None,
     ) -> AppendResult:
-        clean_flags = _clean_flags(flags)
-        when = _internaldate_text(internaldate)
+        clean_flags = rows.clean_flags(flags)
+        when = rows.internaldate_text(internaldate)
         size = len(data)
 
         def build(blob_id: str, structure: bytes | None) -> WriteFn[AppendResult]:
@@ -1118,7 +934,7 @@ class SQLiteStore:
     ) -> DeliveryResult:
         if not recipients:
             raise InvalidName("a delivery needs at least one recipient")
-        when = _internaldate_text(internaldate)
+        when = rows.internaldate_text(internaldate)
         size = len(data)
         wanted = _wanted_recipients(recipients)
 
@@ -1176,7 +992,7 @@ class SQLiteStore:
         if envelope is None and not local:
             raise InvalidName("nothing to deliver or queue")
         now = datetime.now(UTC)
-        when = _internaldate_text(internaldate or now)
+        when = rows.internaldate_text(internaldate or now)
         wanted = _wanted_recipients(local)
         bodies = [data] if envelope is not None else []
         if local:
@@ -1207,7 +1023,7 @@ class SQLiteStore:
                 return WriteOutcome((delivered, queue_id), events)
 
             try:
-                result: tuple[DeliveryResult | None, int | None] = await self._write(
+                result: tuple[DeliveryResult | None, int | None] = await self._db.write(
                     write, sync_dirs=sync_dirs
                 )
             except _BodyVanished:
@@ -1216,7 +1032,7 @@ class SQLiteStore:
         raise StoreError("message body could not be stored")
 
     async def list_queue(self) -> list[QueuedMessage]:
-        return await self._read(load_queue)
+        return await self._db.read(load_queue)
 
     async def remove_queued(self, queue_id: int) -> None:
         def write(conn: sqlite3.Connection) -> WriteOutcome[None]:
@@ -1224,18 +1040,18 @@ class SQLiteStore:
                 raise NotFound(f"queued message #{queue_id} does not exist")
             return WriteOutcome(None)
 
-        await self._write(write)
+        await self._db.write(write)
 
     # -- outbound delivery state (issue 4: the scheduler) ----------------------------------
     async def claim_queue(self, now: datetime, limit: int) -> list[QueuedMessage]:
         def write(conn: sqlite3.Connection) -> WriteOutcome[list[QueuedMessage]]:
             return WriteOutcome(claim_due(conn, now, limit))
 
-        return await self._write(write)
+        return await self._db.write(write)
 
     async def queued_messages(self, ids: Sequence[int] | None = None) -> list[QueuedMessage]:
         wanted = None if ids is None else list(ids)
-        return await self._read(lambda conn: load_messages(conn, wanted))
+        return await self._db.read(lambda conn: load_messages(conn, wanted))
 
     async def get_queued(self, queue_id: int) -> QueuedMessage:
         found = await self.queued_messages([queue_id])
@@ -1244,22 +1060,22 @@ class SQLiteStore:
         return found[0]
 
     async def update_queue_recipients(self, recipients: Sequence[QueuedRecipient]) -> None:
-        rows = list(recipients)
+        records = list(recipients)
 
         def write(conn: sqlite3.Connection) -> WriteOutcome[None]:
-            update_recipients(conn, rows)
+            update_recipients(conn, records)
             return WriteOutcome(None)
 
-        await self._write(write)
+        await self._db.write(write)
 
     async def unsettled_queue(self, limit: int = 1000) -> list[int]:
-        return await self._read(lambda conn: unsettled_messages(conn, limit))
+        return await self._db.read(lambda conn: unsettled_messages(conn, limit))
 
     async def recover_queue(self, now: datetime) -> int:
         def write(conn: sqlite3.Connection) -> WriteOutcome[int]:
             return WriteOutcome(recover_inflight(conn, now))
 
-        return await self._write(write)
+        return await self._db.write(write)
 
     async def set_queue_held(self, queue_id: int, held: bool) -> None:
         def write(conn: sqlite3.Connection) -> WriteOutcome[None]:
@@ -1267,7 +1083,7 @@ class SQLiteStore:
                 raise NotFound(f"queued message #{queue_id} does not exist")
             return WriteOutcome(None)
 
-        await self._write(write)
+        await self._db.write(write)
 
     async def retry_queue(self, queue_id: int | None, now: datetime) -> int:
         def write(conn: sqlite3.Connection) -> WriteOutcome[int]:
@@ -1277,10 +1093,10 @@ class SQLiteStore:
                 raise NotFound(f"queued message #{queue_id} does not exist")
             return WriteOutcome(make_due(conn, queue_id, now))
 
-        return await self._write(write)
+        return await self._db.write(write)
 
     async def next_queue_due(self) -> datetime | None:
-        return await self._read(next_due)
+        return await self._db.read(next_due)
 
     async def store_flags(
         self,
@@ -1291,7 +1107,7 @@ class SQLiteStore:
         *,
         unchanged_since: int | None = None,
     ) -> StoreFlagsResult:
-        wanted = _clean_flags(flags)
+        wanted = rows.clean_flags(flags)
         targets = sorted(set(uids))
 
         def write(conn: sqlite3.Connection) -> WriteOutcome[StoreFlagsResult]:
@@ -1300,18 +1116,18 @@ class SQLiteStore:
             updated: list[FlagUpdate] = []
             modified: list[UID] = []
             changes: list[tuple[str, int, int, int, int]] = []
-            for chunk in _chunks(targets):
+            for chunk in chunks(targets):
                 marks = ",".join("?" * len(chunk))
-                rows = conn.execute(
+                records = conn.execute(
                     f"SELECT uid, modseq, flags FROM messages WHERE mailbox_id = ?"
                     f" AND uid IN ({marks}) ORDER BY uid",
                     (mailbox_id, *chunk),
                 ).fetchall()
-                for uid, old_modseq, text in rows:
+                for uid, old_modseq, text in records:
                     if unchanged_since is not None and old_modseq > unchanged_since:
                         modified.append(UID(uid))
                         continue
-                    current = _parse_flags(text)
+                    current = rows.parse_flags(text)
                     if mode is FlagMode.SET:
                         new = wanted
                     elif mode is FlagMode.ADD:
@@ -1320,7 +1136,7 @@ class SQLiteStore:
                         new = current - wanted
                     if new == current:
                         continue
-                    changes.append((_flags_text(new), SEEN in new, DELETED in new, modseq, uid))
+                    changes.append((rows.flags_text(new), SEEN in new, DELETED in new, modseq, uid))
                     updated.append(FlagUpdate(UID(uid), ModSeq(modseq), new))
             if changes:
                 conn.executemany(
@@ -1340,7 +1156,7 @@ class SQLiteStore:
                 ))
             return WriteOutcome(StoreFlagsResult(tuple(updated), tuple(modified)), events)
 
-        return await self._write(write)
+        return await self._db.write(write)
 
     def _remove_rows(
         self, conn: sqlite3.Connection, mailbox_id: int, uids: Sequence[int]
@@ -1351,7 +1167,7 @@ class SQLiteStore:
             return WriteOutcome([])
         modseq = highest + 1
         freed = 0
-        for chunk in _chunks(list(uids)):
+        for chunk in chunks(list(uids)):
             marks = ",".join("?" * len(chunk))
             freed += conn.execute(
                 f"SELECT coalesce(sum(size), 0) FROM messages WHERE mailbox_id = ?"
@@ -1376,14 +1192,14 @@ class SQLiteStore:
         limit = None if uids is None else set(uids)
 
         def write(conn: sqlite3.Connection) -> WriteOutcome[list[UID]]:
-            rows = conn.execute(
+            records = conn.execute(
                 "SELECT uid FROM messages WHERE mailbox_id = ? AND deleted = 1 ORDER BY uid",
                 (mailbox_id,),
             ).fetchall()
-            doomed = [r[0] for r in rows if limit is None or r[0] in limit]
+            doomed = [r[0] for r in records if limit is None or r[0] in limit]
             return self._remove_rows(conn, mailbox_id, doomed)
 
-        return await self._write(write)
+        return await self._db.write(write)
 
     async def delete_messages(self, mailbox_id: int, uids: Sequence[UID]) -> list[UID]:
         targets = sorted(set(uids))
@@ -1392,12 +1208,12 @@ class SQLiteStore:
             present = self._existing_uids(conn, mailbox_id, targets)
             return self._remove_rows(conn, mailbox_id, present)
 
-        return await self._write(write)
+        return await self._db.write(write)
 
     @staticmethod
     def _existing_uids(conn: sqlite3.Connection, mailbox_id: int, uids: Sequence[int]) -> list[int]:
         present: list[int] = []
-        for chunk in _chunks(list(uids)):
+        for chunk in chunks(list(uids)):
             marks = ",".join("?" * len(chunk))
             present.extend(r[0] for r in conn.execute(
                 f"SELECT uid FROM messages WHERE mailbox_id = ? AND uid IN ({marks}) ORDER BY uid",
@@ -1421,27 +1237,27 @@ class SQLiteStore:
         next_uid, highest = target.uidnext, target.highestmodseq
         if src_user != dst_user:
             raise InvalidName("messages can only be copied within one account")
-        rows: list[tuple[int, str, str, int, str]] = []
-        for chunk in _chunks(sorted(set(uids))):
+        records: list[tuple[int, str, str, int, str]] = []
+        for chunk in chunks(sorted(set(uids))):
             marks = ",".join("?" * len(chunk))
-            rows.extend(conn.execute(
+            records.extend(conn.execute(
                 f"SELECT uid, flags, internaldate, size, blob_id FROM messages"
                 f" WHERE mailbox_id = ? AND uid IN ({marks}) ORDER BY uid",
                 (src, *chunk),
             ).fetchall())
-        if not rows:
+        if not records:
             return WriteOutcome(CopyResult(dst_validity, ()))
         modseq = highest + 1
-        total = sum(r[3] for r in rows)
+        total = sum(r[3] for r in records)
         if not expunge_source:
             self._charge_quota(conn, dst_user, total)
         mapping: list[tuple[UID, UID]] = []
         new_flags: list[frozenset[str]] = []
         inserts = []
         saved = datetime.now(UTC).isoformat()  # RFC 8514 §3: a copy is saved now
-        for offset, (uid, flags, internaldate, size, blob_id) in enumerate(rows):
+        for offset, (uid, flags, internaldate, size, blob_id) in enumerate(records):
             new_uid = next_uid + offset
-            parsed = _parse_flags(flags)
+            parsed = rows.parse_flags(flags)
             inserts.append((dst, new_uid, modseq, flags, SEEN in parsed, DELETED in parsed,
                             internaldate, size, blob_id, saved))
             mapping.append((UID(uid), UID(new_uid)))
@@ -1453,7 +1269,7 @@ class SQLiteStore:
         )
         conn.execute(
             "UPDATE mailboxes SET uidnext = ?, highestmodseq = ? WHERE id = ?",
-            (next_uid + len(rows), modseq, dst),
+            (next_uid + len(records), modseq, dst),
         )
         events = [ChangeEvent(
             dst_user, dst, ChangeKind.EXISTS, tuple(n for _, n in mapping), ModSeq(modseq),
@@ -1474,7 +1290,7 @@ class SQLiteStore:
         def write(conn: sqlite3.Connection) -> WriteOutcome[CopyResult]:
             return self._copy_rows(conn, src_mailbox_id, uids, dst_mailbox_id, expunge_source=False)
 
-        return await self._write(write)
+        return await self._db.write(write)
 
     async def move(
         self, src_mailbox_id: int, uids: Sequence[UID], dst_mailbox_id: int
@@ -1485,7 +1301,7 @@ class SQLiteStore:
         def write(conn: sqlite3.Connection) -> WriteOutcome[CopyResult]:
             return self._copy_rows(conn, src_mailbox_id, uids, dst_mailbox_id, expunge_source=True)
 
-        return await self._write(write)
+        return await self._db.write(write)
 
     # -- messages: reading ---------------------------------------------------------------------
     async def list_messages(
@@ -1496,10 +1312,10 @@ class SQLiteStore:
         changed_since: int | None = None,
     ) -> list[MessageMeta]:
         if uid_ranges is None and changed_since is None:
-            return await self._read(partial(self._message_lists.read, mailbox_id=mailbox_id))
+            return await self._db.read(partial(self._message_lists.read, mailbox_id=mailbox_id))
 
         def read(conn: sqlite3.Connection) -> list[MessageMeta]:
-            sql = f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE mailbox_id = ?"
+            sql = f"SELECT {rows.MESSAGE_COLUMNS} FROM messages WHERE mailbox_id = ?"
             args: list[object] = [mailbox_id]
             if changed_since is not None:
                 sql += " AND modseq > ?"
@@ -1520,16 +1336,16 @@ class SQLiteStore:
                     high = None if None in highs else max(h for h in highs if h is not None)
                     sql += " AND uid BETWEEN ? AND ?"
                     args.extend((low, high if high is not None else 2**63 - 1))
-                    rows = conn.execute(sql + " ORDER BY uid", args).fetchall()
+                    records = conn.execute(sql + " ORDER BY uid", args).fetchall()
                     return [
-                        _row_to_message(r) for r in rows
+                        rows.row_to_message(r) for r in records
                         if any(lo <= r[1] <= (hi if hi is not None else r[1])
                                for lo, hi in uid_ranges)
                     ]
-            rows = conn.execute(sql + " ORDER BY uid", args).fetchall()
-            return [_row_to_message(r) for r in rows]
+            records = conn.execute(sql + " ORDER BY uid", args).fetchall()
+            return [rows.row_to_message(r) for r in records]
 
-        return await self._read(read)
+        return await self._db.read(read)
 
     async def get_structure(self, blob_id: str) -> bytes:
         def read(conn: sqlite3.Connection) -> bytes:
@@ -1538,14 +1354,14 @@ class SQLiteStore:
                 raise NotFound(f"no structure stored for {blob_id}")
             return bytes(row[0])
 
-        return await self._read(read)
+        return await self._db.read(read)
 
     async def get_structures(self, blob_ids: Sequence[str]) -> dict[str, bytes]:
         wanted = list(dict.fromkeys(blob_ids))
 
         def read(conn: sqlite3.Connection) -> dict[str, bytes]:
             found: dict[str, bytes] = {}
-            for chunk in _chunks(wanted):
+            for chunk in chunks(wanted):
                 marks = ",".join("?" * len(chunk))
                 for blob_id, structure in conn.execute(
                     f"SELECT id, structure FROM blobs WHERE id IN ({marks})"
@@ -1555,17 +1371,17 @@ class SQLiteStore:
                     found[blob_id] = bytes(structure)
             return found
 
-        return await self._read(read)
+        return await self._db.read(read)
 
     async def read_blob(self, blob_id: str, start: int = 0, end: int | None = None) -> bytes:
         def read(conn: sqlite3.Connection) -> bytes | None:
             row = conn.execute("SELECT data FROM blobs WHERE id = ?", (blob_id,)).fetchone()
             return None if row is None or row[0] is None else bytes(row[0])
 
-        stored = await self._read(read)
+        stored = await self._db.read(read)
         if stored is not None:
             return stored[start:end]
-        return await self._in_io(lambda: self.blobs.read(blob_id, start, end))
+        return await self._db.in_io(lambda: self.blobs.read(blob_id, start, end))
 
     async def read_blobs(
         self, requests: Sequence[tuple[str, int, int | None]]
@@ -1574,7 +1390,7 @@ class SQLiteStore:
 
         def read(conn: sqlite3.Connection) -> dict[str, bytes | None]:
             found: dict[str, bytes | None] = {}
-            for chunk in _chunks(ids):
+            for chunk in chunks(ids):
                 marks = ",".join("?" * len(chunk))
                 for blob_id, data in conn.execute(
                     f"SELECT id, data FROM blobs WHERE id IN ({marks})", tuple(chunk)
@@ -1582,7 +1398,7 @@ class SQLiteStore:
                     found[blob_id] = data  # None: the body is in a file
             return found
 
-        found = await self._read(read)
+        found = await self._db.read(read)
         out: list[bytes | None] = []
         for blob_id, start, end in requests:
             if blob_id not in found:
@@ -1593,7 +1409,7 @@ class SQLiteStore:
                 out.append(bytes(data[start:end]))
                 continue
             try:  # large bodies are files: one read each on the I/O pool
-                out.append(await self._in_io(partial(self.blobs.read, blob_id, start, end)))
+                out.append(await self._db.in_io(partial(self.blobs.read, blob_id, start, end)))
             except NotFound:
                 out.append(None)
         return out
@@ -1618,17 +1434,17 @@ class SQLiteStore:
                 for uid, text in conn.execute(sql, args)
             }
 
-        return await self._read(read)
+        return await self._db.read(read)
 
     async def vanished_since(self, mailbox_id: int, modseq: int) -> list[UID]:
         def read(conn: sqlite3.Connection) -> list[UID]:
-            rows = conn.execute(
+            records = conn.execute(
                 "SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ? ORDER BY uid",
                 (mailbox_id, modseq),
             ).fetchall()
-            return [UID(r[0]) for r in rows]
+            return [UID(r[0]) for r in records]
 
-        return await self._read(read)
+        return await self._db.read(read)
 
     # -- maintenance ---------------------------------------------------------------------------
     async def collect_garbage(self, grace_seconds: float = 3600.0) -> int:
@@ -1649,10 +1465,10 @@ class SQLiteStore:
             known = {r[0] for r in conn.execute("SELECT id FROM blobs").fetchall()}
             return unreferenced, known
 
-        unreferenced, known = await self._read(find)
-        orphans = await self._in_io(lambda: [b for b in self.blobs.iter_ids() if b not in known])
+        unreferenced, known = await self._db.read(find)
+        orphans = await self._db.in_io(lambda: [b for b in self.blobs.iter_ids() if b not in known])
         candidates = [b for b in unreferenced + orphans]
-        await self._in_io(lambda: self.blobs.clean_tmp(grace_seconds))
+        await self._db.in_io(lambda: self.blobs.clean_tmp(grace_seconds))
         if not candidates:
             return 0
 
@@ -1674,7 +1490,7 @@ class SQLiteStore:
                 doomed.append(blob_id)
             return WriteOutcome(len(doomed))
 
-        return await self._write(write)
+        return await self._db.write(write)
 
     async def integrity_check(self) -> list[str]:
         def read(conn: sqlite3.Connection) -> list[str]:
@@ -1689,7 +1505,7 @@ class SQLiteStore:
                     problems.append(f"user #{user_id}: used_bytes {used} != actual {actual}")
             return problems
 
-        return await self._read(read)
+        return await self._db.read(read)
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,7 @@ import sqlite3
 from pathlib import Path
 
 from mailstead.store.sql.message_lists import MessageLists
-from mailstead.store.sql.sqlite import _MESSAGE_COLUMNS, SQLiteStore, _row_to_message
+from mailstead.store.sql.sqlite import SQLiteStore
 from tests.store_contract.conftest import fake_parse, message
 
 
@@ -24,7 +24,7 @@ async def test_least_recently_listed_mailboxes_are_dropped_first(tmp_path: Path)
     finally:
         await store.close()
 
-    lists = MessageLists(_MESSAGE_COLUMNS, _row_to_message, max_rows=5)
+    lists = MessageLists(max_rows=5)
     conn = sqlite3.connect(tmp_path / "data" / "mailstead.db", isolation_level=None)
     try:
         assert len(lists.read(conn, boxes["A"])) == 3
