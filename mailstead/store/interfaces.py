@@ -285,8 +285,5 @@ class Store(Protocol):
     async def retry_queue(self, queue_id: int | None, now: datetime) -> int:
         """Make pending recipients of one message (or all) due now; returns how many."""
 
-    async def next_queue_due(self) -> datetime | None:
-        """When the next pending recipient of a message not on hold is due."""
-
 
 __all__ = ["UID", "ModSeq", "Store", "StructureParser", "UIDRanges"]

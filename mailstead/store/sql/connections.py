@@ -40,6 +40,14 @@ def placeholders(count: int) -> str:
     return ",".join("?" * count)
 
 
+def inserted_id(cur: sqlite3.Cursor) -> int:
+    """The rowid of the row an INSERT just made (the driver types it optional because a
+    statement that inserted nothing has none)."""
+    if cur.lastrowid is None:
+        raise StoreError("the row was not inserted")
+    return cur.lastrowid
+
+
 def connect(db_path: Path) -> sqlite3.Connection:
     """A connection in autocommit mode (transactions are explicit), WAL, durable commits."""
     conn = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False, timeout=30.0)

@@ -47,6 +47,11 @@ WriteFn = Callable[[sqlite3.Connection], WriteOutcome[T]]
 Publish = Callable[[list[ChangeEvent]], None]
 
 
+def without_events(fn: Callable[[sqlite3.Connection], T]) -> WriteFn[T]:
+    """A write of something no session watches (accounts, aliases, the outbound queue)."""
+    return lambda conn: WriteOutcome(fn(conn))
+
+
 @dataclass(slots=True, eq=False)
 class _Job(Generic[T]):
     """One submitted write on its way from the loop to the writer thread and back."""
