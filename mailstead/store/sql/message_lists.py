@@ -137,7 +137,3 @@ class MessageLists:
             old = self._listings.pop(mailbox_id, None)
             if old is not None:
                 self._rows -= len(old.messages)
-
-    @property
-    def cached_rows(self) -> int:
-        return self._rows
