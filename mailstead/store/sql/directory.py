@@ -3,8 +3,8 @@
 Functions of a connection, run by the store's writer (writes) or readers (reads). Addresses
 are stored twice: as given (``address``, ``source``), for display, and as a lookup key with
 the local part case-folded and the domain lower-cased, which every lookup and uniqueness
-check uses. The argument checks (``domain_name``, ``address_key`` ...) are pure and run on
-the event loop before a write is submitted, so a bad name never reaches the writer.
+check uses. The argument checks (``new_domain_name``, ``address_key`` ...) are pure and run
+on the event loop before a write is submitted, so a bad name never reaches the writer.
 """
 
 from __future__ import annotations
@@ -27,8 +27,9 @@ T = TypeVar("T")
 #: The account settings ``update_user`` may change, by column.
 UserSetting = Literal["password_hash", "quota_bytes", "pop3_policy", "plus_folders", "disabled"]
 
+AddressKind = Literal["user", "alias", "group"]
 #: An address is one thing only: a user, an alias or a group (kind -> table, key column).
-_ADDRESS_KINDS = {
+_ADDRESS_KINDS: dict[AddressKind, tuple[str, str]] = {
     "user": ("users", "addr_key"),
     "alias": ("aliases", "source_key"),
     "group": ("groups", "addr_key"),
@@ -121,7 +122,9 @@ def _require_domain(conn: sqlite3.Connection, domain: str) -> None:
         raise NotFound(f"domain {domain} does not exist")
 
 
-def _require_unclaimed(conn: sqlite3.Connection, address: AddressKey, adding: str) -> None:
+def _require_unclaimed(
+    conn: sqlite3.Connection, address: AddressKey, adding: AddressKind
+) -> None:
     """Refuse to make ``address`` an ``adding`` when it is already another kind of address."""
     for kind, (table, column) in _ADDRESS_KINDS.items():
         if kind != adding and conn.execute(
@@ -327,14 +330,21 @@ def find_group(conn: sqlite3.Connection, address: AddressKey) -> Group | None:
     return _load_group(conn, address.key)
 
 
-def _load_group(conn: sqlite3.Connection, key: str) -> Group | None:
+def _group_row(conn: sqlite3.Connection, key: str) -> tuple[int, str] | None:
+    """The group's (id, address as shown)."""
     row = conn.execute("SELECT id, address FROM groups WHERE addr_key = ?", (key,)).fetchone()
+    return None if row is None else (row[0], row[1])
+
+
+def _load_group(conn: sqlite3.Connection, key: str) -> Group | None:
+    row = _group_row(conn, key)
     if row is None:
         return None
+    group_id, display = row
     members = conn.execute(
-        "SELECT member FROM group_members WHERE group_id = ? ORDER BY position", (row[0],)
+        "SELECT member FROM group_members WHERE group_id = ? ORDER BY position", (group_id,)
     ).fetchall()
-    return Group(row[1], tuple(m[0] for m in members))
+    return Group(display, tuple(m[0] for m in members))
 
 
 def _group(conn: sqlite3.Connection, address: AddressKey) -> Group:
@@ -342,10 +352,7 @@ def _group(conn: sqlite3.Connection, address: AddressKey) -> Group:
 
 
 def _group_id(conn: sqlite3.Connection, address: AddressKey) -> int:
-    row = conn.execute("SELECT id FROM groups WHERE addr_key = ?", (address.key,)).fetchone()
-    if row is None:
-        raise NotFound(f"group {address.given} does not exist")
-    group_id: int = row[0]
+    group_id, _ = _require(_group_row(conn, address.key), f"group {address.given}")
     return group_id
 
 
