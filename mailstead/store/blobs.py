@@ -23,7 +23,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from mailstead.core.errors import InvalidName, NotFound
@@ -32,14 +32,16 @@ _BLOB_ID = re.compile(r"^[0-9a-f]{64}$")
 log = logging.getLogger("mailstead.store")
 
 
-def _load_syncfs() -> object | None:
+def _load_syncfs() -> Callable[[int], int] | None:
+    """syncfs(2) from the C library, where there is one (Linux)."""
     if not hasattr(os, "O_DIRECTORY"):
         return None
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        return libc.syncfs
+        syncfs: Callable[[int], int] = libc.syncfs
     except (OSError, AttributeError):
         return None
+    return syncfs
 
 
 _syncfs = _load_syncfs()
@@ -69,7 +71,7 @@ def flush_paths(paths: set[Path], root: Path) -> None:
     if _syncfs is not None and len(paths) > 1:
         fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
         try:
-            if _syncfs(fd) == 0:  # type: ignore[operator]
+            if _syncfs(fd) == 0:
                 return
             log.warning("syncfs failed (errno %d); falling back to fsync", ctypes.get_errno())
         finally:
@@ -138,9 +140,6 @@ class BlobFiles:
                 return src.read() if end is None else src.read(max(0, end - start))
         except FileNotFoundError:
             raise NotFound(f"message body {blob_id} is missing") from None
-
-    def size(self, blob_id: str) -> int:
-        return self.path_for(blob_id).stat().st_size
 
     def age(self, blob_id: str) -> float:
         """Seconds since the body was last written or re-used; inf if it does not exist."""

@@ -70,9 +70,6 @@ class Subscription:
         self._events.clear()
         return events
 
-    def pending(self) -> int:
-        return len(self._events)
-
     def close(self) -> None:
         self._notifier = None
         self._bus._remove(self)
@@ -104,9 +101,6 @@ class ChangeBus:
                 touched[sub] = None
         for sub in touched:
             sub._wake()
-
-    def subscriber_count(self, user_id: int) -> int:
-        return len(self._subscribers.get(user_id, ()))
 
     def _remove(self, sub: Subscription) -> None:
         subs = self._subscribers.get(sub.user_id)

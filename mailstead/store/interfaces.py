@@ -1,21 +1,13 @@
-"""The mailstore contract. Every backend (SQLite, PostgreSQL) passes one shared test suite.
+"""The mailstore contract, in small pieces, one per kind of consumer.
 
-Invariants every backend keeps:
+A backend implements every piece; :class:`Store` is all of them together, for the
+composition root, which builds the backend and hands each consumer the piece it uses. The
+SQLite backend is the only one today; a PostgreSQL backend will implement the same pieces
+(docs/decisions/0005). Both pass the one contract suite in ``tests/store_contract``.
 
-- A write returns only after it is durable (committed and fsynced); a crash at any moment
-  leaves either all of a write or none of it visible.
-- UIDs in a mailbox strictly increase and are never reused within one UIDVALIDITY
-  (RFC 9051 §2.3.1.1); every change to a message or mailbox bumps the mailbox's
-  HIGHESTMODSEQ and stamps the change with it (RFC 7162 §3.1).
-- Expunges are remembered with their modseq so QRESYNC can answer VANISHED (RFC 7162 §3.2.5).
-- A message body is stored once however many mailboxes hold it; bodies no message
-  references are collected after a grace period.
-- Every write publishes :class:`ChangeEvent` s on :attr:`Store.changes` after commit.
-- A user's ``used_bytes`` is always the exact sum of the sizes of their messages.
-
-Mailbox names are Unicode with ``/`` as the hierarchy separator; ``INBOX`` is
-case-insensitive. Names never map to file paths, so they cannot escape an account, and
-:func:`mailstead.store.names.validate_mailbox_name` rejects the ones IMAP cannot carry.
+Each piece's docstring states what its implementer must keep. One rule holds for all of
+them: a write returns only after it is durable (committed and fsynced), and a crash at any
+moment leaves either all of a write or none of it visible.
 """
 
 from __future__ import annotations
@@ -24,7 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Protocol
 
-from mailstead.core.types import UID, FlagMode, ModSeq, Pop3Policy
+from mailstead.core.types import UID, FlagMode, Pop3Policy
 from mailstead.store.changes import ChangeBus
 from mailstead.store.models import (
     Alias,
@@ -51,21 +43,31 @@ StructureParser = Callable[[bytes], bytes]
 UIDRanges = Sequence[tuple[int, int | None]]
 
 
-class Store(Protocol):
-    """Accounts, mailboxes and messages, with change events."""
+class Directory(Protocol):
+    """Domains, accounts, aliases and groups: who receives mail where. The router, the
+    authenticators and the admin commands use it.
 
-    @property
-    def changes(self) -> ChangeBus: ...
+    An implementer keeps:
+
+    - An address is one thing only: a user, an alias or a group; adding it as another kind
+      raises AlreadyExists. Users, aliases and groups live in a domain that exists
+      (NotFound otherwise), and a domain is removed only when nothing is left in it
+      (NotEmpty).
+    - Addresses match with the domain case-insensitive and the local part without regard
+      to case, and are stored and shown as given (the domain lower-cased).
+    - A new account has INBOX, Sent, Drafts, Trash, Junk and Archive, all subscribed, and
+      each but INBOX with its special-use attribute (RFC 6154).
+    - A user's ``used_bytes`` is always the exact sum of the sizes of their messages; the
+      writes of :class:`Messages` and :class:`Mailboxes` keep it so.
+    - :attr:`directory_generation` rises with every change this process makes here or to
+      an account's folders, whether the change succeeded or not.
+    """
 
     @property
     def directory_generation(self) -> int:
         """Bumped by every change this process makes to domains, accounts, aliases, groups
         or folders, so routing caches can tell when to forget."""
         ...
-
-    async def open(self) -> None: ...
-
-    async def close(self) -> None: ...
 
     # -- domains -----------------------------------------------------------------------
     async def add_domain(self, name: str) -> Domain: ...
@@ -97,6 +99,9 @@ class Store(Protocol):
 
     async def set_plus_folders(self, address: str, enabled: bool) -> None: ...
 
+    async def set_disabled(self, address: str, disabled: bool) -> None:
+        """A disabled account keeps its mail but receives none and cannot log in."""
+
     async def remove_user(self, address: str) -> None: ...
 
     # -- aliases and groups --------------------------------------------------------------
@@ -122,7 +127,27 @@ class Store(Protocol):
 
     async def find_group(self, address: str) -> Group | None: ...
 
-    # -- mailboxes -----------------------------------------------------------------------
+
+class Mailboxes(Protocol):
+    """One account's mailboxes and subscriptions. IMAP's LIST, CREATE, RENAME, DELETE,
+    STATUS and (UN)SUBSCRIBE, and delivery into folders, use it.
+
+    An implementer keeps:
+
+    - Names are Unicode with ``/`` as the hierarchy separator; ``INBOX`` is
+      case-insensitive. Names never map to file paths, so they cannot escape an account,
+      and :func:`mailstead.store.names.validate_mailbox_name` rejects the ones IMAP cannot
+      carry (InvalidName).
+    - Every mailbox gets a UIDVALIDITY that no mailbox of the store had before, so a name
+      created again never shows a client its old UIDs (RFC 9051 §2.3.1.1).
+    - A name's parents exist: creating ``a/b/c`` creates ``a`` and ``a/b``; deleting a name
+      that has children keeps it as \\Noselect.
+    - The counters a :class:`Mailbox` reports (messages, unseen, deleted, sizes) are those
+      of its messages at that moment.
+    - Creating, renaming and deleting publish MAILBOX_* events, and subscription changes a
+      SUBSCRIPTION event, on :attr:`Messages.changes` after commit.
+    """
+
     async def list_mailboxes(self, user_id: int) -> list[Mailbox]: ...
 
     async def get_mailbox(self, user_id: int, name: str) -> Mailbox: ...
@@ -149,11 +174,36 @@ class Store(Protocol):
         gone it is deleted like any other. Nothing can be appended, copied or moved into
         a \\Noselect mailbox (NotFound); deliveries to it fall back to INBOX."""
 
-    async def set_subscribed(self, user_id: int, name: str, subscribed: bool) -> None: ...
+    async def set_subscribed(self, user_id: int, name: str, subscribed: bool) -> None:
+        """Subscriptions are names: one that does not exist may be subscribed."""
 
     async def list_subscriptions(self, user_id: int) -> list[str]: ...
 
-    # -- messages ------------------------------------------------------------------------
+
+class Messages(Protocol):
+    """Messages, their bodies and their flags, and the change events every write
+    publishes. IMAP sessions, POP3 maildrops, local delivery and the importer use it.
+
+    An implementer keeps:
+
+    - UIDs in a mailbox strictly increase and are never reused within one UIDVALIDITY
+      (RFC 9051 §2.3.1.1); every change to a message or mailbox bumps the mailbox's
+      HIGHESTMODSEQ and stamps the change with it (RFC 7162 §3.1).
+    - Expunges are remembered with their modseq so QRESYNC can answer VANISHED
+      (RFC 7162 §3.2.5).
+    - A message body is stored once however many mailboxes hold it, with the structure
+      the parser made of it; FETCH never parses a stored message again.
+    - A write that would take an account over its quota raises QuotaExceeded and changes
+      nothing; ``used_bytes`` moves by exactly the sizes added or removed.
+    - Every write publishes :class:`~mailstead.store.models.ChangeEvent` s on
+      :attr:`changes` after it committed, in commit order, never before.
+    - A whole-mailbox :meth:`list_messages` shows every committed change, whichever
+      process made it.
+    """
+
+    @property
+    def changes(self) -> ChangeBus: ...
+
     async def append(
         self,
         mailbox_id: int,
@@ -229,17 +279,25 @@ class Store(Protocol):
     async def vanished_since(self, mailbox_id: int, modseq: int) -> list[UID]:
         """UIDs expunged with a modseq above ``modseq`` (RFC 7162 §3.2.5.1)."""
 
-    # -- maintenance ---------------------------------------------------------------------
-    async def collect_garbage(self, grace_seconds: float = 3600.0) -> int:
-        """Delete bodies no message references and older than the grace period; returns count."""
 
-    async def integrity_check(self) -> list[str]:
-        """Backend self-check; empty list means healthy."""
+class OutboundQueue(Protocol):
+    """The durable queue of mail for remote recipients (and of DSN requests for local
+    ones): SMTP submission and the delivery agent fill it, the scheduler drains it, and
+    the ``queue`` admin commands inspect it.
 
-    # -- outbound queue ------------------------------------------------------------------
-    # The durable queue of mail for remote recipients (and of DSN requests for local ones).
-    # A queued message references its body like a stored message does: the blob is shared,
-    # and garbage collection counts queue references.
+    An implementer keeps:
+
+    - A queued message references its body like a stored message does: one body however
+      many recipients, shared with local copies of the same content, and never collected
+      while queued.
+    - :meth:`enqueue` is one transaction with the local deliveries of the same message,
+      so SMTP answers ``250`` once for both and a crash leaves neither or both.
+    - A recipient is pending (queued, deferred, inflight) until it is final (delivered,
+      failed). A claimed recipient is ``inflight`` until its outcome is written; after a
+      crash :meth:`recover_queue` makes it due again.
+    - Times are instants in UTC; ``next_attempt`` orders the due recipients.
+    """
+
     async def enqueue(
         self,
         data: bytes,
@@ -259,7 +317,7 @@ class Store(Protocol):
     async def remove_queued(self, queue_id: int) -> None:
         """Drop a queued message (all recipients done); its body becomes collectable."""
 
-    # -- outbound delivery state (issue 4: the scheduler) ------------------------------
+    # -- delivery state (the scheduler) --------------------------------------------------
     async def claim_queue(self, now: datetime, limit: int) -> list[QueuedMessage]:
         """Mark up to ``limit`` recipients due at ``now`` (queued or deferred, message not
         held) ``inflight``; their messages, each with only the claimed recipients."""
@@ -285,8 +343,45 @@ class Store(Protocol):
     async def retry_queue(self, queue_id: int | None, now: datetime) -> int:
         """Make pending recipients of one message (or all) due now; returns how many."""
 
-    async def next_queue_due(self) -> datetime | None:
-        """When the next pending recipient of a message not on hold is due."""
+
+class Maintenance(Protocol):
+    """Opening and closing the store, and keeping it tidy. The composition root and the
+    admin commands use it.
+
+    An implementer keeps:
+
+    - :meth:`open` creates or upgrades the storage before anything else runs;
+      :meth:`close` returns once the writes in flight are done.
+    - A body is collected only when no message and no queued message references it, and
+      never one that an append running at the same moment is about to reference.
+    - :meth:`integrity_check` checks the backend's own structures and that every
+      account's ``used_bytes`` is the sum of its messages' sizes.
+    """
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def collect_garbage(self, grace_seconds: float = 3600.0) -> int:
+        """Delete the bodies nothing references, keeping for ``grace_seconds`` any that an
+        append could be about to reuse; returns how many went."""
+
+    async def integrity_check(self) -> list[str]:
+        """Backend self-check; empty list means healthy."""
 
 
-__all__ = ["UID", "ModSeq", "Store", "StructureParser", "UIDRanges"]
+class Store(Directory, Mailboxes, Messages, OutboundQueue, Maintenance, Protocol):
+    """Every piece of the store, for the composition root: it builds one backend and hands
+    each consumer the piece it uses."""
+
+
+__all__ = [
+    "Directory",
+    "Mailboxes",
+    "Maintenance",
+    "Messages",
+    "OutboundQueue",
+    "Store",
+    "StructureParser",
+    "UIDRanges",
+]

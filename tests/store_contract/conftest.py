@@ -1,16 +1,33 @@
-"""Every Store backend runs this same suite unchanged."""
+"""Every store backend runs this same suite unchanged.
+
+A backend joins the suite with one entry in ``BACKENDS``: given a fresh temporary
+directory, it prepares empty storage and yields a :data:`StoreOpener`. Each call of the
+opener opens another store on that same storage, as another process would (the admin
+command, a second node), so the suite can check that one store sees another's writes.
+SQLite is the only backend (docs/decisions/0005); a PostgreSQL entry would create a fresh
+database here and drop it afterwards.
+
+Tests of one backend's own machinery (its files, its group commit, its crash recovery)
+live beside it in a directory of their own, such as ``sqlite/``.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import pytest
 
 from mailstead.store.interfaces import Store
 from mailstead.store.sql.sqlite import SQLiteStore
+
+#: Opens one more store on a backend's prepared storage, closing it when the block ends.
+StoreOpener = Callable[[], AbstractAsyncContextManager[Store]]
+#: Prepares empty storage for one test in the given temporary directory.
+Backend = Callable[[Path], AbstractAsyncContextManager[StoreOpener]]
 
 
 def fake_parse(raw: bytes) -> bytes:
@@ -19,19 +36,29 @@ def fake_parse(raw: bytes) -> bytes:
 
 
 @contextlib.asynccontextmanager
-async def opened_store(data_dir: Path) -> AsyncIterator[Store]:
-    """A SQLite store on ``data_dir``, open for the block (several may share one dir)."""
-    backend = SQLiteStore(data_dir, parse=fake_parse)
-    await backend.open()
-    try:
-        yield backend
-    finally:
-        await backend.close()
+async def sqlite_backend(tmp_path: Path) -> AsyncIterator[StoreOpener]:
+    data_dir = tmp_path / "data"
+
+    @contextlib.asynccontextmanager
+    async def open_store() -> AsyncIterator[Store]:
+        async with SQLiteStore(data_dir, parse=fake_parse) as store:
+            yield store
+
+    yield open_store
 
 
-@pytest.fixture(params=["sqlite"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    async with opened_store(tmp_path / "data") as backend:
+BACKENDS: dict[str, Backend] = {"sqlite": sqlite_backend}
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+async def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StoreOpener]:
+    async with BACKENDS[request.param](tmp_path) as opener:
+        yield opener
+
+
+@pytest.fixture
+async def store(open_store: StoreOpener) -> AsyncIterator[Store]:
+    async with open_store() as backend:
         yield backend
 
 

@@ -24,10 +24,10 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from mailstead.store.models import MessageMeta
+from mailstead.store.sql.rows import MESSAGE_COLUMNS, row_to_message
 
 #: Rows held across all cached mailboxes (about 300 bytes each); the least recently listed
 #: mailboxes are dropped first. A single mailbox above this is never cached.
@@ -44,15 +44,7 @@ class _Listing:
 class MessageLists:
     """The cache; ``read`` runs in a store reader thread on that thread's connection."""
 
-    def __init__(
-        self,
-        columns: str,
-        row_to_message: Callable[[sqlite3.Row], MessageMeta],
-        *,
-        max_rows: int = DEFAULT_MAX_ROWS,
-    ) -> None:
-        self._columns = columns
-        self._row_to_message = row_to_message
+    def __init__(self, *, max_rows: int = DEFAULT_MAX_ROWS) -> None:
         self._max_rows = max_rows
         self._lock = threading.Lock()
         self._listings: OrderedDict[int, _Listing] = OrderedDict()
@@ -83,10 +75,10 @@ class MessageLists:
                 messages = self._catch_up(conn, mailbox_id, cached)
             else:
                 rows = conn.execute(
-                    f"SELECT {self._columns} FROM messages WHERE mailbox_id = ? ORDER BY uid",
+                    f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE mailbox_id = ? ORDER BY uid",
                     (mailbox_id,),
                 ).fetchall()
-                messages = {meta.uid: meta for meta in map(self._row_to_message, rows)}
+                messages = {meta.uid: meta for meta in map(row_to_message, rows)}
         finally:
             conn.execute("COMMIT")
         self._keep(mailbox_id, _Listing(uidvalidity, highest, messages))
@@ -103,11 +95,11 @@ class MessageLists:
             messages.pop(uid, None)
         added: list[MessageMeta] = []
         for row in conn.execute(
-            f"SELECT {self._columns} FROM messages WHERE mailbox_id = ? AND modseq > ?"
+            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE mailbox_id = ? AND modseq > ?"
             " ORDER BY uid",
             (mailbox_id, since),
         ):
-            meta = self._row_to_message(row)
+            meta = row_to_message(row)
             if meta.uid in messages:
                 messages[meta.uid] = meta  # changed flags: the dict keeps its place
             else:
@@ -145,7 +137,3 @@ class MessageLists:
             old = self._listings.pop(mailbox_id, None)
             if old is not None:
                 self._rows -= len(old.messages)
-
-    @property
-    def cached_rows(self) -> int:
-        return self._rows

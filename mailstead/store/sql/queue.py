@@ -10,9 +10,18 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
 
-from mailstead.store.models import OutboundEnvelope, QueuedMessage, QueuedRecipient, QueueStatus
+from mailstead.core.errors import NotFound
+from mailstead.store.models import (
+    DeliveryResult,
+    OutboundEnvelope,
+    QueuedMessage,
+    QueuedRecipient,
+    QueueStatus,
+)
+from mailstead.store.sql import messages
+from mailstead.store.sql.connections import chunks, inserted_id, placeholders
+from mailstead.store.sql.writer import WriteOutcome
 
 #: SQL condition true when blob ``b`` is referenced by a queued message; garbage collection
 #: keeps such bodies.
@@ -29,8 +38,7 @@ def insert_queued(
         (blob_id, size, envelope.mail_from, envelope.envid, envelope.ret, envelope.body,
          int(envelope.smtputf8), envelope.auth_user, now),
     )
-    queue_id = cur.lastrowid
-    assert queue_id is not None
+    queue_id = inserted_id(cur)
     conn.executemany(
         "INSERT INTO queue_recipients (message_id, address, notify, orcpt, status,"
         " next_attempt) VALUES (?, ?, ?, ?, ?, ?)",
@@ -40,55 +48,44 @@ def insert_queued(
     return queue_id
 
 
+def enqueue(
+    conn: sqlite3.Connection,
+    blob_ids: list[str],
+    envelope: OutboundEnvelope | None,
+    size: int,
+    local: Sequence[messages.Destination],
+    local_size: int,
+    internaldate: str,
+    now: str,
+) -> WriteOutcome[tuple[DeliveryResult | None, int | None]]:
+    """Queue the first body for ``envelope`` and deliver the last to ``local``, in this one
+    transaction; either side may be absent (``blob_ids`` holds only the bodies used)."""
+    queue_id: int | None = None
+    delivered: DeliveryResult | None = None
+    events = []
+    if envelope is not None:
+        queue_id = insert_queued(conn, blob_ids[0], size, envelope, now)
+    if local:
+        outcome = messages.deliver(conn, blob_ids[-1], local_size, local, internaldate)
+        delivered, events = outcome.result, outcome.events
+    return WriteOutcome((delivered, queue_id), events)
+
+
 def is_blob_queued(conn: sqlite3.Connection, blob_id: str) -> bool:
+    """Whether a queued message still points to the body (garbage collection asks)."""
     row = conn.execute("SELECT 1 FROM queue_messages WHERE blob_id = ? LIMIT 1", (blob_id,))
     return row.fetchone() is not None
 
 
-def load_queue(conn: sqlite3.Connection) -> list[QueuedMessage]:
-    recipients: dict[int, list[QueuedRecipient]] = {}
-    for row in conn.execute(
-        "SELECT message_id, address, notify, orcpt, status, attempts, next_attempt,"
-        " last_error, id FROM queue_recipients ORDER BY message_id, id"
-    ).fetchall():
-        recipients.setdefault(row[0], []).append(QueuedRecipient(
-            address=row[1],
-            notify=tuple(row[2].split(",")) if row[2] else (),
-            orcpt=row[3],
-            status=QueueStatus(row[4]),
-            attempts=row[5],
-            next_attempt=datetime.fromisoformat(row[6]),
-            last_error=row[7],
-            id=row[8],
-        ))
-    out: list[QueuedMessage] = []
-    for row in conn.execute(
-        "SELECT id, blob_id, size, mail_from, envid, ret, body, smtputf8, auth_user, created"
-        " FROM queue_messages ORDER BY id"
-    ).fetchall():
-        envelope = OutboundEnvelope(
-            mail_from=row[3],
-            recipients=tuple(recipients.get(row[0], ())),
-            envid=row[4],
-            ret=row[5],
-            body=row[6],
-            smtputf8=bool(row[7]),
-            auth_user=row[8],
-        )
-        out.append(QueuedMessage(row[0], row[1], row[2], envelope, datetime.fromisoformat(row[9])))
-    return out
-
-
-def delete_queued(conn: sqlite3.Connection, queue_id: int) -> bool:
-    return conn.execute("DELETE FROM queue_messages WHERE id = ?", (queue_id,)).rowcount > 0
+def delete_queued(conn: sqlite3.Connection, queue_id: int) -> None:
+    if conn.execute("DELETE FROM queue_messages WHERE id = ?", (queue_id,)).rowcount == 0:
+        raise NotFound(f"queued message #{queue_id} does not exist")
 
 
 # -- outbound delivery state (the scheduler) --------------------------------------
 # Claiming due recipients, recording attempts, hold/release/retry and crash recovery.
 # Timestamps are UTC ISO-8601 with microseconds, so text comparison orders them.
 
-#: Recipient states that are final; the others (queued, deferred, inflight) are pending.
-FINAL_STATES = ("delivered", "failed")
 _RECIPIENT_COLUMNS = (
     "message_id, address, notify, orcpt, status, attempts, next_attempt, last_error, id,"
     " last_attempt, remote, tls, delay_notified, settled, status_code"
@@ -103,7 +100,7 @@ def timestamp(when: datetime) -> str:
     return when.astimezone(UTC).isoformat(timespec="microseconds")
 
 
-def _recipient(row: Any) -> QueuedRecipient:
+def _recipient(row: sqlite3.Row) -> QueuedRecipient:
     notify = str(row[2] or "")
     return QueuedRecipient(
         address=str(row[1]),
@@ -132,21 +129,19 @@ def load_messages(
     ``recipient_ids``) the messages of those recipients holding only those recipients."""
     recipients: dict[int, list[QueuedRecipient]] = {}
     if recipient_ids is not None:
-        rows: list[Any] = []
-        for start in range(0, len(recipient_ids), 500):
-            chunk = recipient_ids[start : start + 500]
+        rows: list[sqlite3.Row] = []
+        for chunk in chunks(recipient_ids):
             rows += conn.execute(
                 f"SELECT {_RECIPIENT_COLUMNS} FROM queue_recipients WHERE id IN"
-                f" ({','.join('?' * len(chunk))}) ORDER BY message_id, id", chunk
+                f" ({placeholders(len(chunk))}) ORDER BY message_id, id", chunk
             ).fetchall()
         message_ids = sorted({int(row[0]) for row in rows})
     elif message_ids is not None:
         rows = []
-        for start in range(0, len(message_ids), 500):
-            chunk = message_ids[start : start + 500]
+        for chunk in chunks(message_ids):
             rows += conn.execute(
                 f"SELECT {_RECIPIENT_COLUMNS} FROM queue_recipients WHERE message_id IN"
-                f" ({','.join('?' * len(chunk))}) ORDER BY message_id, id", chunk
+                f" ({placeholders(len(chunk))}) ORDER BY message_id, id", chunk
             ).fetchall()
     else:
         rows = conn.execute(
@@ -159,11 +154,10 @@ def load_messages(
             f"SELECT {_MESSAGE_COLUMNS} FROM queue_messages ORDER BY id").fetchall()
     else:
         message_rows = []
-        for start in range(0, len(message_ids), 500):
-            chunk = list(message_ids[start : start + 500])
+        for chunk in chunks(message_ids):
             message_rows += conn.execute(
                 f"SELECT {_MESSAGE_COLUMNS} FROM queue_messages WHERE id IN"
-                f" ({','.join('?' * len(chunk))}) ORDER BY id", chunk
+                f" ({placeholders(len(chunk))}) ORDER BY id", chunk
             ).fetchall()
     out = []
     for row in message_rows:
@@ -186,11 +180,10 @@ def claim_due(conn: sqlite3.Connection, now: datetime, limit: int) -> list[Queue
     ).fetchall()]
     if not ids:
         return []
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
+    for chunk in chunks(ids):
         conn.execute(
             f"UPDATE queue_recipients SET status = 'inflight' WHERE id IN"
-            f" ({','.join('?' * len(chunk))})", chunk)
+            f" ({placeholders(len(chunk))})", chunk)
     return load_messages(conn, recipient_ids=ids)
 
 
@@ -229,13 +222,19 @@ def recover_inflight(conn: sqlite3.Connection, now: datetime) -> int:
     ).rowcount
 
 
-def set_held(conn: sqlite3.Connection, queue_id: int, held: bool) -> bool:
-    return conn.execute("UPDATE queue_messages SET held = ? WHERE id = ?",
-                        (int(held), queue_id)).rowcount > 0
+def set_held(conn: sqlite3.Connection, queue_id: int, held: bool) -> None:
+    cur = conn.execute("UPDATE queue_messages SET held = ? WHERE id = ?", (int(held), queue_id))
+    if cur.rowcount == 0:
+        raise NotFound(f"queued message #{queue_id} does not exist")
 
 
 def make_due(conn: sqlite3.Connection, queue_id: int | None, now: datetime) -> int:
-    """``queue retry``: pending recipients (of one message, or all) are due now."""
+    """``queue retry``: pending recipients (of one message, or all) are due now; returns
+    how many."""
+    if queue_id is not None and not conn.execute(
+        "SELECT 1 FROM queue_messages WHERE id = ?", (queue_id,)
+    ).fetchone():
+        raise NotFound(f"queued message #{queue_id} does not exist")
     sql = ("UPDATE queue_recipients SET next_attempt = ? WHERE status IN ('queued',"
            " 'deferred')")
     params: list[object] = [timestamp(now)]
@@ -243,11 +242,3 @@ def make_due(conn: sqlite3.Connection, queue_id: int | None, now: datetime) -> i
         sql += " AND message_id = ?"
         params.append(queue_id)
     return conn.execute(sql, params).rowcount
-
-
-def next_due(conn: sqlite3.Connection) -> datetime | None:
-    row = conn.execute(
-        "SELECT min(r.next_attempt) FROM queue_recipients r JOIN queue_messages m"
-        " ON m.id = r.message_id WHERE r.status IN ('queued', 'deferred') AND m.held = 0"
-    ).fetchone()
-    return datetime.fromisoformat(row[0]) if row and row[0] else None

@@ -128,7 +128,7 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX queue_recipients_message ON queue_recipients(message_id);
     CREATE INDEX queue_recipients_due ON queue_recipients(status, next_attempt);
     """,
-    # 3: outbound delivery state (the scheduler, issue 4). Where the last attempt went and
+    # 3: outbound delivery state (the scheduler). Where the last attempt went and
     # over which TLS version, whether the delay notice went out, whether the final DSN
     # owed for a recipient was sent (so a restart neither loses nor repeats it), and
     # messages an operator put on hold.

@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Generic, Protocol, TypeVar
 
 from mailstead.core.errors import StorageUnavailable, StoreError
 from mailstead.store.blobs import flush_paths
@@ -29,30 +29,69 @@ log = logging.getLogger("mailstead.store")
 
 MAX_BATCH = 512
 
+T = TypeVar("T")
 
-@dataclass
-class WriteOutcome:
-    """What a write hands back: its result, events to publish, and follow-up file work."""
 
-    result: Any = None
+@dataclass(frozen=True, slots=True)
+class WriteOutcome(Generic[T]):
+    """What a write hands back: the caller's result, and the change events to publish
+    once the write has committed (never before: a session must not see a change that a
+    crash could still undo)."""
+
+    result: T
     events: list[ChangeEvent] = field(default_factory=list)
-    after_commit: list[Callable[[], None]] = field(default_factory=list)
-    #: Body files (and directories) this write created, to flush before the COMMIT.
-    flush: set[Path] = field(default_factory=set)
 
 
-WriteFn = Callable[[sqlite3.Connection], WriteOutcome]
+#: A write: runs in the writer thread, inside the batch's transaction.
+WriteFn = Callable[[sqlite3.Connection], WriteOutcome[T]]
+Publish = Callable[[list[ChangeEvent]], None]
 
 
-@dataclass
-class _Job:
-    fn: WriteFn
-    future: asyncio.Future[Any]
+def without_events(fn: Callable[[sqlite3.Connection], T]) -> WriteFn[T]:
+    """A write of something no session watches (accounts, aliases, the outbound queue)."""
+    return lambda conn: WriteOutcome(fn(conn))
+
+
+@dataclass(slots=True, eq=False)
+class _Job(Generic[T]):
+    """One submitted write on its way from the loop to the writer thread and back."""
+
+    fn: WriteFn[T]
+    future: asyncio.Future[T]
+    loop: asyncio.AbstractEventLoop
+    sync_dirs: set[Path]
+    outcome: WriteOutcome[T] | BaseException | None = None
+
+    def run(self, conn: sqlite3.Connection) -> None:
+        """In the writer thread; an exception is the caller's to handle (see _commit_batch)."""
+        self.outcome = self.fn(conn)
+
+    def fail(self, error: BaseException) -> None:
+        self.outcome = error
+
+    def settle(self, publish: Publish) -> None:
+        """On the loop thread, after the commit: publish the events, then wake the caller."""
+        outcome = self.outcome
+        if isinstance(outcome, WriteOutcome):
+            if outcome.events:
+                publish(outcome.events)
+            if not self.future.done():
+                self.future.set_result(outcome.result)
+        elif outcome is not None and not self.future.done():
+            self.future.set_exception(outcome)
+
+
+class _AnyJob(Protocol):
+    """A job whatever its result type: all the writer thread needs to know of it."""
+
     loop: asyncio.AbstractEventLoop
     sync_dirs: set[Path]
 
+    def run(self, conn: sqlite3.Connection) -> None: ...
 
-_STOP = object()
+    def fail(self, error: BaseException) -> None: ...
+
+    def settle(self, publish: Publish) -> None: ...
 
 
 class GroupCommitWriter:
@@ -61,13 +100,14 @@ class GroupCommitWriter:
     def __init__(
         self,
         connect: Callable[[], sqlite3.Connection],
-        publish: Callable[[list[ChangeEvent]], None],
+        publish: Publish,
         blob_root: Path,
     ) -> None:
         self._connect = connect
         self._blob_root = blob_root
         self._publish = publish
-        self._queue: queue.SimpleQueue[_Job | object] = queue.SimpleQueue()
+        #: Submitted jobs; ``None`` asks the thread to stop once the jobs before it are done.
+        self._queue: queue.SimpleQueue[_AnyJob | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="mailstead-writer", daemon=True)
         self._ready = threading.Event()
         self._startup_error: BaseException | None = None
@@ -82,12 +122,14 @@ class GroupCommitWriter:
 
     def stop(self) -> None:
         if self._thread.is_alive():
-            self._queue.put(_STOP)
+            self._queue.put(None)
             self._thread.join()
 
-    async def submit(self, fn: WriteFn, sync_dirs: set[Path] | None = None) -> Any:
+    async def submit(self, fn: WriteFn[T], sync_dirs: set[Path] | None = None) -> T:
+        """Run ``fn`` in the next batch; returns its result once the batch is durable.
+        ``sync_dirs``: body files (and their directories) to flush before the COMMIT."""
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
+        future: asyncio.Future[T] = loop.create_future()
         self._queue.put(_Job(fn, future, loop, sync_dirs or set()))
         return await future
 
@@ -102,27 +144,26 @@ class GroupCommitWriter:
         try:
             while True:
                 first = self._queue.get()
-                if first is _STOP:
+                if first is None:
                     return
-                batch: list[_Job] = [first]  # type: ignore[list-item]
+                batch: list[_AnyJob] = [first]
                 stop_after = False
                 while len(batch) < MAX_BATCH:
                     try:
                         item = self._queue.get_nowait()
                     except queue.Empty:
                         break
-                    if item is _STOP:
+                    if item is None:
                         stop_after = True
                         break
-                    batch.append(item)  # type: ignore[arg-type]
+                    batch.append(item)
                 self._commit_batch(conn, batch)
                 if stop_after:
                     return
         finally:
             conn.close()
 
-    def _commit_batch(self, conn: sqlite3.Connection, batch: list[_Job]) -> None:
-        outcomes: list[WriteOutcome | BaseException] = []
+    def _commit_batch(self, conn: sqlite3.Connection, batch: list[_AnyJob]) -> None:
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
@@ -132,24 +173,19 @@ class GroupCommitWriter:
         for job in batch:
             conn.execute("SAVEPOINT write")
             try:
-                outcome = job.fn(conn)
+                job.run(conn)
             except BaseException as exc:
                 conn.execute("ROLLBACK TO write")
                 conn.execute("RELEASE write")
                 if not isinstance(exc, StoreError):
                     log.exception("write failed")
-                outcomes.append(exc)
+                job.fail(exc)
             else:
                 conn.execute("RELEASE write")
-                outcomes.append(outcome)
         try:
             # The bodies must be durable before the rows that point at them: flush the
             # whole batch's files and directory entries at once, then commit.
-            dirty: set[Path] = set().union(*(job.sync_dirs for job in batch))
-            for result in outcomes:
-                if isinstance(result, WriteOutcome):
-                    dirty |= result.flush
-            flush_paths(dirty, self._blob_root)
+            flush_paths(set().union(*(job.sync_dirs for job in batch)), self._blob_root)
             conn.execute("COMMIT")
         except (OSError, sqlite3.Error) as exc:
             log.error("group commit of %d writes failed: %s", len(batch), exc)
@@ -159,38 +195,22 @@ class GroupCommitWriter:
             return
         self.batches += 1
         self.writes += len(batch)
-        for result in outcomes:
-            if isinstance(result, WriteOutcome):
-                for action in result.after_commit:
-                    try:
-                        action()
-                    except OSError as exc:
-                        log.warning("post-commit file cleanup failed: %s", exc)
-        # One wake-up per event loop for the whole batch, not one per write.
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Job, WriteOutcome | BaseException]]]
-        by_loop = {}
-        for job, result in zip(batch, outcomes, strict=True):
-            by_loop.setdefault(job.loop, []).append((job, result))
-        for loop, done in by_loop.items():
-            loop.call_soon_threadsafe(self._resolve, done)
+        self._settle(batch)
 
-    def _resolve(self, done: list[tuple[_Job, WriteOutcome | BaseException]]) -> None:
-        """On the loop thread, in commit order: publish events, then wake the writers."""
-        for job, outcome in done:
-            if isinstance(outcome, BaseException):
-                if not job.future.done():
-                    job.future.set_exception(outcome)
-                continue
-            if outcome.events:
-                self._publish(outcome.events)
-            if not job.future.done():
-                job.future.set_result(outcome.result)
-
-    def _fail_all(self, batch: list[_Job], error: BaseException) -> None:
+    def _fail_all(self, batch: list[_AnyJob], error: BaseException) -> None:
         for job in batch:
-            job.loop.call_soon_threadsafe(_set_exception, job.future, error)
+            job.fail(error)
+        self._settle(batch)
 
+    def _settle(self, batch: list[_AnyJob]) -> None:
+        """One wake-up per event loop for the whole batch, not one per write; the jobs
+        settle in commit order."""
+        by_loop: dict[asyncio.AbstractEventLoop, list[_AnyJob]] = {}
+        for job in batch:
+            by_loop.setdefault(job.loop, []).append(job)
+        for loop, jobs in by_loop.items():
+            loop.call_soon_threadsafe(self._settle_on_loop, jobs)
 
-def _set_exception(future: asyncio.Future[Any], error: BaseException) -> None:
-    if not future.done():
-        future.set_exception(error)
+    def _settle_on_loop(self, jobs: list[_AnyJob]) -> None:
+        for job in jobs:
+            job.settle(self._publish)

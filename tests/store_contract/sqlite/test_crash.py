@@ -18,7 +18,7 @@ WORKER = Path(__file__).with_name("append_worker.py")
 
 def run_until_acks(data_dir: Path, clients: int, wanted: int) -> list[tuple[int, str]]:
     """Start the worker, collect ``wanted`` acknowledgements, then SIGKILL it."""
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).parents[2]))
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).parents[3]))
     proc = subprocess.Popen(
         [sys.executable, str(WORKER), str(data_dir), str(clients)],
         stdout=subprocess.PIPE, env=env, text=True,
