@@ -171,7 +171,7 @@ _EXAMINE = (
     "(RFC 9051 §6.3.3, §7.1); James lists the system flags"
 )
 _CASE = (
-    "BODY/BODYSTRUCTURE case: mailstead is byte-identical to Dovecot (the reference mailstead follows); "
+    "BODY/BODYSTRUCTURE case: mailstead is byte-identical to Dovecot, its reference; "
     "James upper-cases types (RFC 2045 §5.1: case-insensitive)"
 )
 _BODY31 = (
