@@ -28,12 +28,13 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
 from mailstead.core.errors import QuotaExceeded, StoreError
 from mailstead.core.types import Address
 from mailstead.delivery.dkim import Signer, from_domain
 from mailstead.delivery.router import DeliveryError, LocalTarget, Router
-from mailstead.store.interfaces import Store
+from mailstead.store.interfaces import Messages, OutboundQueue
 from mailstead.store.models import OutboundEnvelope, QueuedRecipient, QueueStatus, Recipient
 
 log = logging.getLogger("mailstead.delivery")
@@ -50,6 +51,11 @@ _SAFE_COMMENT = re.compile(r"[^ !-'*-\[\]-~]")  # printable ASCII minus ( ) \ fo
 RELAY_DENIED = DeliveryError(554, "5.7.1", "Relay access denied")
 STORAGE_FAILED = DeliveryError(451, "4.3.0", "Temporary failure, please try again later")
 OVER_QUOTA = DeliveryError(452, "4.2.2", "Mailbox full")
+
+
+class DeliveryStore(Messages, OutboundQueue, Protocol):
+    """What a commit writes: local copies (:meth:`Messages.deliver`) and, in the same
+    transaction, the queue entry for remote recipients (:meth:`OutboundQueue.enqueue`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +94,7 @@ class _RemoteRcpt:
 class Delivery:
     """One mail transaction. Build with :meth:`Deliverer.start`."""
 
-    store: Store
+    store: DeliveryStore
     router: Router
     envelope: Envelope
     trace: TraceInfo
@@ -205,7 +211,7 @@ class Deliverer:
 
     def __init__(
         self,
-        store: Store,
+        store: DeliveryStore,
         router: Router,
         *,
         signer: Signer | None = None,

@@ -21,10 +21,11 @@ import logging
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Protocol
 
 from mailstead.core.errors import InvalidName, MailsteadError, NotFound
 from mailstead.core.types import Address
-from mailstead.store.interfaces import Store
+from mailstead.store.interfaces import Directory, Mailboxes
 from mailstead.store.models import User
 
 log = logging.getLogger("mailstead.delivery")
@@ -87,6 +88,11 @@ ROUTE_CACHE_SECONDS = 2.0
 ROUTE_CACHE_SIZE = 10_000
 
 
+class RouterStore(Directory, Mailboxes, Protocol):
+    """What routing reads: the directory (domains, accounts, aliases, groups) and an
+    account's folders (plus-addressing into a folder)."""
+
+
 class Router:
     """Resolves addresses against the store; one per process.
 
@@ -98,7 +104,7 @@ class Router:
     the message is committed.
     """
 
-    def __init__(self, store: Store, plus_separator: str = "+") -> None:
+    def __init__(self, store: RouterStore, plus_separator: str = "+") -> None:
         self.store = store
         self.separator = plus_separator
         self._cache: OrderedDict[str, tuple[float, Route]] = OrderedDict()

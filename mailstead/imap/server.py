@@ -11,11 +11,10 @@ from mailstead.config.schema import ListenerSettings, Settings
 from mailstead.core.types import TLSMode
 from mailstead.imap import response
 from mailstead.imap.selected import RecentTracker
-from mailstead.imap.session import ServerContext, Session
+from mailstead.imap.session import MailStore, ServerContext, Session
 from mailstead.net.listener import Handler, RejectHook
 from mailstead.net.stream import Stream
 from mailstead.net.tls import TLSContexts
-from mailstead.store.interfaces import Store
 
 
 class IMAPServer:
@@ -23,7 +22,7 @@ class IMAPServer:
 
     def __init__(
         self,
-        store: Store,
+        store: MailStore,
         authenticator: Authenticator,
         settings: Settings,
         tls: TLSContexts | None,

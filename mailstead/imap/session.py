@@ -33,6 +33,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from mailstead.auth.authenticator import Authenticator
 from mailstead.config.schema import Settings
@@ -65,7 +66,7 @@ from mailstead.imap.states import (
 from mailstead.net.stream import ConnectionClosed, IdleTimeout, LineTooLong, Stream
 from mailstead.net.tls import TLSContexts
 from mailstead.store.changes import Subscription
-from mailstead.store.interfaces import Store
+from mailstead.store.interfaces import Accounts, Mailboxes, Messages
 from mailstead.store.models import User
 
 _log = logging.getLogger("mailstead.imap")
@@ -97,12 +98,17 @@ EXTENSIONS = (
 _CONDITIONAL = frozenset({"STARTTLS"})
 
 
+class MailStore(Accounts, Mailboxes, Messages, Protocol):
+    """What IMAP needs of the mailstore: the logged-in account, its mailboxes and their
+    messages (with the change bus). Nothing of the directory or the outbound queue."""
+
+
 @dataclass(frozen=True, slots=True)
 class ServerContext:
     """What the sessions of one listener share: built once by :class:`IMAPServer`."""
 
     settings: Settings
-    store: Store
+    store: MailStore
     authenticator: Authenticator
     tls: TLSContexts | None  # None: no certificate, so no STARTTLS either
     starttls: bool  # the listener offers STARTTLS (RFC 9051 §6.2.1)

@@ -43,9 +43,21 @@ StructureParser = Callable[[bytes], bytes]
 UIDRanges = Sequence[tuple[int, int | None]]
 
 
-class Directory(Protocol):
-    """Domains, accounts, aliases and groups: who receives mail where. The router, the
-    authenticators and the admin commands use it.
+class Accounts(Protocol):
+    """Finding an account: what every protocol front end needs of the directory once a
+    user has logged in (and the authenticator to log them in)."""
+
+    async def find_user(self, address: str) -> User | None:
+        """Look up by address: domain case-insensitive, local part matched without regard to
+        case (it is stored as given), and ``user+tag@`` resolving to ``user@``."""
+
+    async def get_user(self, user_id: int) -> User:
+        """The account as it is now (usage and limits change while sessions run)."""
+
+
+class Directory(Accounts, Protocol):
+    """Domains, accounts, aliases and groups: who receives mail where. The router and the
+    admin commands use it.
 
     An implementer keeps:
 
@@ -82,12 +94,6 @@ class Directory(Protocol):
     # -- users -------------------------------------------------------------------------
     async def add_user(self, address: str, password_hash: str, *, quota_bytes: int = 0) -> User:
         """Create an account with INBOX, Sent, Drafts, Trash, Junk and Archive."""
-
-    async def find_user(self, address: str) -> User | None:
-        """Look up by address: domain case-insensitive, local part matched without regard to
-        case (it is stored as given), and ``user+tag@`` resolving to ``user@``."""
-
-    async def get_user(self, user_id: int) -> User: ...
 
     async def list_users(self, domain: str | None = None) -> list[User]: ...
 

@@ -29,7 +29,7 @@ from mailstead.mime.imap_views import (
 )
 from mailstead.mime.parse import ParsedMessage
 from mailstead.mime.sections import SectionText
-from mailstead.store.interfaces import Store
+from mailstead.store.interfaces import Messages
 from mailstead.store.models import MessageMeta
 
 if TYPE_CHECKING:
@@ -175,7 +175,7 @@ def _loaded(value: T | None) -> T:
 
 
 async def _load_chunk(
-    store: Store, chunk: list[MessageMeta], need_raw: str | None
+    store: Messages, chunk: list[MessageMeta], need_raw: str | None
 ) -> list[tuple[StoredStructure | None, bytes | None]]:
     """Structures of a chunk in one store query (``get_structures``), plus the bytes the
     request needs, ``_READ_BATCH`` bodies per store round trip (``read_blobs``); (None,

@@ -22,7 +22,7 @@ from mailstead.imap.search import Candidate, Needs, matcher, needs, uses_modseq
 from mailstead.imap.selected import InvalidSequence
 from mailstead.imap.states import Selected
 from mailstead.imap.structure import StoredStructure
-from mailstead.store.interfaces import Store
+from mailstead.store.interfaces import Messages
 
 if TYPE_CHECKING:
     from mailstead.imap.session import Session
@@ -55,7 +55,9 @@ def _returned(
     return sorted(chosen)
 
 
-async def _load_chunk(store: Store, chunk: list[Candidate], wanted: Needs) -> list[Candidate]:
+async def _load_chunk(
+    store: Messages, chunk: list[Candidate], wanted: Needs
+) -> list[Candidate]:
     """Fill what the program needs: the structures in one store query (``get_structures``),
     bytes concurrently. Messages that vanished meanwhile are left out."""
     stored = await store.get_structures([c.meta.blob_id for c in chunk])

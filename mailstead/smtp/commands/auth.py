@@ -65,7 +65,7 @@ async def handle(session: Session, command: Command) -> None:
     except AuthError:
         raise SMTPError(AUTH_FAILED) from None
     user = record if isinstance(record, User) else (
-        await session.deliverer.store.find_user(record.address)
+        await session.deliverer.router.store.find_user(record.address)
     )
     if user is None:
         raise SMTPError(AUTH_FAILED)
