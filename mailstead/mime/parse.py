@@ -4,8 +4,10 @@ The mailstore stores the result as JSON; FETCH (ENVELOPE, BODYSTRUCTURE, BODY[se
 BINARY), SEARCH and POP3 TOP read only that, never re-parsing a whole message.
 
 Invariants (tested on the whole corpus):
-- ``parse_message`` never raises and is linear in the input size; nesting deeper than
-  ``MAX_DEPTH`` and parts beyond ``MAX_PARTS`` become opaque leaves.
+- ``parse_message`` is linear in the input size; nesting deeper than ``MAX_DEPTH`` and parts
+  beyond ``MAX_PARTS`` become opaque leaves. It never raises in production: a bug that makes
+  the parser fail is logged and the message is stored as one text part; with the sanity flag
+  on (``core/sanity.py``, always under test) it raises instead.
 - Offsets index the raw bytes: ``header_start <= header_end == body_start <= body_end``,
   children lie inside their parent's body, and the top-level part spans the whole input,
   so ``raw[:header_end] + raw[body_start:] == raw``.
@@ -16,13 +18,16 @@ Invariants (tested on the whole corpus):
 
 from __future__ import annotations
 
+import email.errors
 import email.header
 import email.utils
 import json
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from mailstead.core import sanity
 from mailstead.mime import imap_views as views
 from mailstead.mime import rfc822
 
@@ -34,6 +39,7 @@ _CR = 0x0D
 _ENVELOPE_TEXT = frozenset({"date", "subject", "in-reply-to", "message-id"})
 _ENVELOPE_ADDR = frozenset({"from", "sender", "reply-to", "to", "cc", "bcc"})
 _JSON_VERSION = 1
+_log = logging.getLogger("mailstead.mime")
 
 
 @dataclass(frozen=True)
@@ -356,7 +362,16 @@ def _decode_2047(value: str) -> str:
         return text
     try:
         return str(email.header.make_header(email.header.decode_header(text)))
-    except Exception:
+    except (LookupError, ValueError, email.errors.MessageError):
+        # RFC 2047 §6.2: an encoded-word in an unknown charset, or one that does not decode,
+        # may be shown as it appears in the header.
+        return text
+    except Exception as exc:
+        # Anything else is a bug here or in the email package: this field degrades to its
+        # raw text in production, and fails under test.
+        _log.error("RFC 2047 decoding failed (%s); field kept as written", sanity.describe(exc))
+        if sanity.enabled():
+            raise
         return text
 
 
@@ -665,22 +680,38 @@ def _search_addrs(value: str | None) -> tuple[str, ...]:
 
 
 def parse_message(raw: bytes) -> ParsedMessage:
-    """Parse ``raw`` once; never raises (a malformed message degrades to what can be read)."""
+    """Parse ``raw`` once. A malformed message degrades to what can be read; only a bug in
+    the parser makes it fail, and then the message is still stored, as one text part, so a
+    delivery is never refused for it. That fallback logs the failure and, with the sanity
+    flag on (as under test), raises instead."""
     try:
         return _parse(raw)
-    except Exception:  # pragma: no cover - last resort: store the message as one text part
-        n = len(raw)
-        root = Part(header_start=0, header_end=0, body_start=0, body_end=n)
-        nil = "NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL"
-        lines = raw.count(b"\n")
-        body = f'("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" {n} {lines})'
-        return ParsedMessage(
-            size=n,
-            root=root,
-            envelope=f"({nil})",
-            body=body,
-            bodystructure=body[:-1] + " NIL NIL NIL NIL)",
+    except Exception as exc:
+        # Not the message or the exception's text: both can hold mail content.
+        _log.error(
+            "MIME parser failed (%s) on a message of %d octets; stored as one text part",
+            sanity.describe(exc),
+            len(raw),
         )
+        if sanity.enabled():
+            raise
+        return _fallback(raw)
+
+
+def _fallback(raw: bytes) -> ParsedMessage:
+    """The whole message as one text/plain part with no header and an empty envelope."""
+    n = len(raw)
+    root = Part(header_start=0, header_end=0, body_start=0, body_end=n)
+    nil = "NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL"
+    lines = raw.count(b"\n")
+    body = f'("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" {n} {lines})'
+    return ParsedMessage(
+        size=n,
+        root=root,
+        envelope=f"({nil})",
+        body=body,
+        bodystructure=body[:-1] + " NIL NIL NIL NIL)",
+    )
 
 
 def _parse(raw: bytes) -> ParsedMessage:
