@@ -5,7 +5,7 @@ flag, ``tests/conftest.py``), so a parser bug that these inputs reach fails the 
 
 from __future__ import annotations
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from mime_checks import check_message
 
@@ -69,6 +69,13 @@ def test_arbitrary_bytes_never_crash(raw: bytes) -> None:
 
 @_SETTINGS
 @given(_messages())
+# Always tried, whatever the draw: a boundary line that continues past the boundary, a
+# folded header, an embedded message, a close delimiter, and the same without a blank line.
+@example(
+    b"Content-Type: multipart/mixed; boundary=a\r\n\r\n--ab\r\n--a\r\n"
+    b"Content-Type: message/rfc822\r\n\r\nSubject: x\r\n folded\r\n\r\nbody\r\n--a--\r\n"
+)
+@example(b"Content-Type: multipart/digest; boundary=a\n--a\nSubject: y\n--a--")
 def test_mime_like_noise_never_crashes(raw: bytes) -> None:
     parsed = parse_message(raw)
     check_message(raw, parsed)
