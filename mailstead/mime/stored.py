@@ -52,14 +52,15 @@ _NUMBERS = struct.Struct(">6Q")
 #: "v2 ", then six numbers of 16 hexadecimal digits, each followed by a space or the newline.
 _FIRST_LINE = len(_MAGIC) + 6 * 17
 
+_DECODER = json.JSONDecoder()
+
 #: Version 2 segments, in their order: index into the bounds ``_read_layout`` returns.
 _ENVELOPE, _BODY, _BODYSTRUCTURE, _TOP_HEADERS, _SEARCH, _TREE = range(6)
 
 
 def _dumps(value: object) -> bytes:
     """Compact ASCII JSON; ``ensure_ascii`` keeps lone surrogates (surrogate-escaped octets
-    in decoded text) representable as ``\\udcXX`` escapes. Readers decode a segment as ASCII
-    before ``json.loads``: given a str, it skips guessing the encoding of bytes."""
+    in decoded text) representable as ``\\udcXX`` escapes."""
     return json.dumps(value, separators=(",", ":"), ensure_ascii=True).encode("ascii")
 
 
@@ -169,9 +170,11 @@ class StoredStructure:
         return self._segment(index).decode("utf-8", "surrogateescape")
 
     def _json(self, index: int) -> Any:
-        """A JSON segment, decoded (as ASCII first: ``json.loads`` of a str skips guessing
-        the encoding of bytes)."""
-        return json.loads(self._segment(index).decode("ascii"))
+        """A JSON segment, decoded: as ASCII to a str first (``json.loads`` would guess the
+        encoding of bytes), then by the decoder's scanner directly (the segment is exactly
+        one value, so ``loads``'s checks around it are only overhead on the hot path)."""
+        value, _ = _DECODER.raw_decode(self._segment(index).decode("ascii"))
+        return value
 
     @property
     def version(self) -> int:
