@@ -14,8 +14,8 @@ cache), best of ``repeats``.
 
 Baseline in the same run ("SQLite+JSON floor"): the least any server built on this store
 could do, in one Python process without IMAP and without a socket - one SQL query joining
-the message rows with their stored structures, the envelope string read from the front of
-each structure (``read_head``, as mailstead does) and the ``* n FETCH (UID FLAGS ENVELOPE
+the message rows with their stored structures, the envelope string read from each structure
+(``StoredStructure.envelope``, as mailstead does) and the ``* n FETCH (UID FLAGS ENVELOPE
 RFC822.SIZE)`` line built from it. Ratio = floor / mailstead.
 
 With ``--peers`` (``make bench-peers``), Dovecot from Debian serves the same messages from a
@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import re
 import socket
 import sqlite3
@@ -39,7 +38,7 @@ from bench.harness import BenchEnv, Result
 from mailstead.auth.passwords import hash_password
 from mailstead.cli.serve import parse_structure
 from mailstead.imap import response
-from mailstead.imap.structure import read_head
+from mailstead.mime.stored import StoredStructure
 from mailstead.store.sql.sqlite import SQLiteStore
 from mailstead.testing.paths import SHARED
 from mailstead.testing.server import TEST_PASSWORD_POLICY, SubprocessServer
@@ -196,9 +195,9 @@ def measure_fetch(port: int, user: str, password: str, count: int,
 
 
 def floor_fetch(db_path: Path, count: int, repeats: int) -> float:
-    """The baseline: SQL + the envelope string read from the stored JSON (the same front
-    read mailstead's FETCH does, ``read_head``) + the same FETCH line per message, best of
-    repeats."""
+    """The baseline: SQL + the envelope string read from the stored structure (the same
+    read mailstead's FETCH does, ``StoredStructure.envelope``) + the same FETCH line per
+    message, best of repeats."""
     best = float("inf")
     for _ in range(repeats + 1):
         started = time.perf_counter()
@@ -213,9 +212,7 @@ def floor_fetch(db_path: Path, count: int, repeats: int) -> float:
             conn.close()
         out = []
         for seq, (uid, flags, size, structure) in enumerate(rows, 1):
-            head = read_head(structure.decode("ascii"))
-            text = head[0] if head is not None else json.loads(structure)["envelope"]
-            envelope = text.encode("utf-8", "surrogateescape")
+            envelope = StoredStructure(structure).envelope.encode("utf-8", "surrogateescape")
             out.append(
                 b"* %d FETCH (UID %d FLAGS %s ENVELOPE %s RFC822.SIZE %d)\r\n"
                 % (seq, uid, response.flag_list(flags.split()), envelope, size)

@@ -41,7 +41,7 @@ from bench.harness import BenchEnv, Result, percentile
 from bench.imap_fetch import ADDRESS, PASSWORD, SERVER_CONFIG, corpus_messages, populate
 from mailstead.cli.serve import parse_structure
 from mailstead.core.types import FlagMode
-from mailstead.imap.structure import StoredStructure
+from mailstead.mime.stored import StoredStructure
 from mailstead.store.sql.sqlite import SQLiteStore
 from mailstead.testing.server import SubprocessServer, deep_merge
 

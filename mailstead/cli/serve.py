@@ -34,6 +34,7 @@ from mailstead.delivery.dkim import Signer
 from mailstead.delivery.router import Router
 from mailstead.delivery.scheduler import Scheduler
 from mailstead.imap.server import IMAPServer
+from mailstead.mime import stored
 from mailstead.mime.parse import parse_message
 from mailstead.net.listener import Handler, Listener, ListenerGroup, RejectHook
 from mailstead.net.tls import TLSContexts, ensure_self_signed
@@ -50,8 +51,8 @@ PID_FILE = "mailstead.pid"
 
 
 def parse_structure(raw: bytes) -> bytes:
-    """The store's injected parser: parse once at append, keep the JSON."""
-    return parse_message(raw).to_json()
+    """The store's injected parser: parse once at append, keep the stored structure."""
+    return stored.encode(parse_message(raw))
 
 
 # -- the store -------------------------------------------------------------------------------

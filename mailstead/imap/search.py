@@ -33,9 +33,9 @@ from mailstead.imap.parse.search import (
     TextField,
     walk,
 )
-from mailstead.imap.structure import StoredStructure
 from mailstead.mime.imap_views import decode_part_body
 from mailstead.mime.parse import Part
+from mailstead.mime.stored import StoredStructure
 from mailstead.store.models import MessageMeta
 
 

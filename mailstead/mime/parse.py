@@ -1,11 +1,14 @@
 """Parse a message once, at append: bytes in, a part tree with offsets and IMAP strings out.
 
-The mailstore stores the result as JSON; FETCH (ENVELOPE, BODYSTRUCTURE, BODY[section],
-BINARY), SEARCH and POP3 TOP read only that, never re-parsing a whole message.
+The mailstore keeps the result in the form ``mime/stored.py`` writes; FETCH (ENVELOPE,
+BODYSTRUCTURE, BODY[section], BINARY), SEARCH and POP3 TOP read only that, never re-parsing a
+whole message.
 
 Invariants (tested on the whole corpus):
-- ``parse_message`` never raises and is linear in the input size; nesting deeper than
-  ``MAX_DEPTH`` and parts beyond ``MAX_PARTS`` become opaque leaves.
+- ``parse_message`` is linear in the input size; nesting deeper than ``MAX_DEPTH`` and parts
+  beyond ``MAX_PARTS`` become opaque leaves. It never raises in production: a bug that makes
+  the parser fail is logged and the message is stored as one text part; with the sanity flag
+  on (``core/sanity.py``, always under test) it raises instead.
 - Offsets index the raw bytes: ``header_start <= header_end == body_start <= body_end``,
   children lie inside their parent's body, and the top-level part spans the whole input,
   so ``raw[:header_end] + raw[body_start:] == raw``.
@@ -16,13 +19,15 @@ Invariants (tested on the whole corpus):
 
 from __future__ import annotations
 
+import email.errors
 import email.header
 import email.utils
-import json
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from mailstead.core import sanity
 from mailstead.mime import imap_views as views
 from mailstead.mime import rfc822
 
@@ -33,7 +38,7 @@ _LF = 0x0A
 _CR = 0x0D
 _ENVELOPE_TEXT = frozenset({"date", "subject", "in-reply-to", "message-id"})
 _ENVELOPE_ADDR = frozenset({"from", "sender", "reply-to", "to", "cc", "bcc"})
-_JSON_VERSION = 1
+_log = logging.getLogger("mailstead.mime")
 
 
 @dataclass(frozen=True)
@@ -70,64 +75,6 @@ class Part:
         low = name.lower()
         return next((v for n, v in self.params if n.lower() == low), None)
 
-    def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {
-            "hs": self.header_start,
-            "he": self.header_end,
-            "bs": self.body_start,
-            "be": self.body_end,
-            "type": self.content_type,
-            "subtype": self.content_subtype,
-            "enc": self.encoding,
-            "lines": self.lines,
-            "headers": [list(h) for h in self.headers],
-        }
-        if self.params:
-            d["params"] = [list(p) for p in self.params]
-        if self.multipart:
-            d["multipart"] = True
-        if self.children:
-            d["children"] = [c.to_dict() for c in self.children]
-        if self.disposition is not None:
-            d["disp"] = self.disposition
-        if self.disposition_params:
-            d["disp_params"] = [list(p) for p in self.disposition_params]
-        if self.language:
-            d["lang"] = list(self.language)
-        for key, value in (
-            ("loc", self.location),
-            ("id", self.content_id),
-            ("desc", self.description),
-            ("md5", self.md5),
-        ):
-            if value is not None:
-                d[key] = value
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Part:
-        return cls(
-            header_start=d["hs"],
-            header_end=d["he"],
-            body_start=d["bs"],
-            body_end=d["be"],
-            content_type=d["type"],
-            content_subtype=d["subtype"],
-            params=tuple((n, v) for n, v in d.get("params", ())),
-            encoding=d["enc"],
-            children=tuple(cls.from_dict(c) for c in d.get("children", ())),
-            headers=tuple((n, s, e) for n, s, e in d["headers"]),
-            multipart=d.get("multipart", False),
-            lines=d["lines"],
-            disposition=d.get("disp"),
-            disposition_params=tuple((n, v) for n, v in d.get("disp_params", ())),
-            language=tuple(d.get("lang", ())),
-            location=d.get("loc"),
-            content_id=d.get("id"),
-            description=d.get("desc"),
-            md5=d.get("md5"),
-        )
-
 
 @dataclass(frozen=True)
 class ParsedMessage:
@@ -135,7 +82,8 @@ class ParsedMessage:
 
     ``envelope``, ``body`` and ``bodystructure`` are complete IMAP wire forms including the
     outer parentheses; 8-bit octets appear as literals and the str holds the octets as UTF-8
-    with surrogateescape (``imap_views.wire_bytes`` gives the exact bytes).
+    with surrogateescape (``imap_views.wire_bytes`` gives the exact bytes, and the stored
+    form keeps those bytes).
     ``from_addrs``/``to``/``cc``/``bcc`` are for SEARCH: one ``"Name <local@domain>"`` (or
     ``"local@domain"``) string per address, display names RFC 2047 decoded, groups flattened.
     """
@@ -154,47 +102,6 @@ class ParsedMessage:
     bcc: tuple[str, ...] = ()
     in_reply_to: str | None = None
     references: str | None = None
-
-    def to_json(self) -> bytes:
-        doc = {
-            "v": _JSON_VERSION,
-            "size": self.size,
-            "envelope": self.envelope,
-            "body": self.body,
-            "bodystructure": self.bodystructure,
-            "message_id": self.message_id,
-            "subject": self.subject,
-            "date": self.date.isoformat() if self.date is not None else None,
-            "from": list(self.from_addrs),
-            "to": list(self.to),
-            "cc": list(self.cc),
-            "bcc": list(self.bcc),
-            "in_reply_to": self.in_reply_to,
-            "references": self.references,
-            "root": self.root.to_dict(),
-        }
-        # ensure_ascii keeps surrogate-escaped octets representable (as \udcXX escapes).
-        return json.dumps(doc, separators=(",", ":"), ensure_ascii=True).encode("ascii")
-
-    @classmethod
-    def from_json(cls, data: bytes) -> ParsedMessage:
-        d = json.loads(data)
-        return cls(
-            size=d["size"],
-            root=Part.from_dict(d["root"]),
-            envelope=d["envelope"],
-            body=d["body"],
-            bodystructure=d["bodystructure"],
-            message_id=d.get("message_id"),
-            subject=d.get("subject"),
-            date=datetime.fromisoformat(d["date"]) if d.get("date") else None,
-            from_addrs=tuple(d.get("from", ())),
-            to=tuple(d.get("to", ())),
-            cc=tuple(d.get("cc", ())),
-            bcc=tuple(d.get("bcc", ())),
-            in_reply_to=d.get("in_reply_to"),
-            references=d.get("references"),
-        )
 
 
 # --- scanning ------------------------------------------------------------------------------
@@ -356,7 +263,16 @@ def _decode_2047(value: str) -> str:
         return text
     try:
         return str(email.header.make_header(email.header.decode_header(text)))
-    except Exception:
+    except (LookupError, ValueError, email.errors.MessageError):
+        # RFC 2047 §6.2: an encoded-word in an unknown charset, or one that does not decode,
+        # may be shown as it appears in the header.
+        return text
+    except Exception as exc:
+        # Anything else is a bug here or in the email package: this field degrades to its
+        # raw text in production, and fails under test.
+        _log.error("RFC 2047 decoding failed (%s); field kept as written", sanity.describe(exc))
+        if sanity.enabled():
+            raise
         return text
 
 
@@ -665,22 +581,38 @@ def _search_addrs(value: str | None) -> tuple[str, ...]:
 
 
 def parse_message(raw: bytes) -> ParsedMessage:
-    """Parse ``raw`` once; never raises (a malformed message degrades to what can be read)."""
+    """Parse ``raw`` once. A malformed message degrades to what can be read; only a bug in
+    the parser makes it fail, and then the message is still stored, as one text part, so a
+    delivery is never refused for it. That fallback logs the failure and, with the sanity
+    flag on (as under test), raises instead."""
     try:
         return _parse(raw)
-    except Exception:  # pragma: no cover - last resort: store the message as one text part
-        n = len(raw)
-        root = Part(header_start=0, header_end=0, body_start=0, body_end=n)
-        nil = "NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL"
-        lines = raw.count(b"\n")
-        body = f'("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" {n} {lines})'
-        return ParsedMessage(
-            size=n,
-            root=root,
-            envelope=f"({nil})",
-            body=body,
-            bodystructure=body[:-1] + " NIL NIL NIL NIL)",
+    except Exception as exc:
+        # Not the message or the exception's text: both can hold mail content.
+        _log.error(
+            "MIME parser failed (%s) on a message of %d octets; stored as one text part",
+            sanity.describe(exc),
+            len(raw),
         )
+        if sanity.enabled():
+            raise
+        return _fallback(raw)
+
+
+def _fallback(raw: bytes) -> ParsedMessage:
+    """The whole message as one text/plain part with no header and an empty envelope."""
+    n = len(raw)
+    root = Part(header_start=0, header_end=0, body_start=0, body_end=n)
+    nil = "NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL"
+    lines = raw.count(b"\n")
+    body = f'("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" {n} {lines})'
+    return ParsedMessage(
+        size=n,
+        root=root,
+        envelope=f"({nil})",
+        body=body,
+        bodystructure=body[:-1] + " NIL NIL NIL NIL)",
+    )
 
 
 def _parse(raw: bytes) -> ParsedMessage:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from mailstead.core.errors import NotFound
 from mailstead.core.types import SEEN, UID, FlagMode
-from mailstead.mime.parse import ParsedMessage
+from mailstead.mime.stored import StoredStructure
 from mailstead.pop3.protocol import find_header_end
 from mailstead.store.interfaces import Store
 from mailstead.store.models import MessageMeta
@@ -149,7 +149,7 @@ class Maildrop:
         """Where the body starts: from the structure stored at append, else by scanning."""
         try:
             structure = await self.store.get_structure(message.blob_id)
-            return ParsedMessage.from_json(structure).root.header_end
+            return StoredStructure(structure).header_end
         except (NotFound, KeyError, TypeError, ValueError, json.JSONDecodeError):
             pass  # no or foreign structure (e.g. parser unavailable at append): scan
         # Keep the last 3 bytes of each window so a separator split across chunks is found.

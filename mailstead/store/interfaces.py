@@ -35,7 +35,7 @@ from mailstead.store.models import (
     User,
 )
 
-#: Turns raw message bytes into the parsed structure, serialised (``mime.parse`` + JSON).
+#: Turns raw message bytes into the parsed structure, serialised (``mime.stored.encode``).
 #: Injected by the composition root so the store stays ignorant of MIME.
 StructureParser = Callable[[bytes], bytes]
 
@@ -234,7 +234,7 @@ class Messages(Protocol):
         """Metadata in UID order, for all messages or the given UID ranges."""
 
     async def get_structure(self, blob_id: str) -> bytes:
-        """The parsed structure stored at append time (JSON bytes from the parser)."""
+        """The parsed structure stored at append time (the bytes the parser returned)."""
 
     async def get_structures(self, blob_ids: Sequence[str]) -> dict[str, bytes]:
         """Many structures in one round trip (FETCH 1:* ENVELOPE); missing ids are absent."""

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from mailstead.core.types import FlagMode
-from mailstead.imap.structure import StoredStructure
+from mailstead.mime.stored import StoredStructure
 from mailstead.store.models import MessageMeta, Recipient
 from mailstead.store.models import User as StoreUser
 from mailstead.testing.server import ServerThread

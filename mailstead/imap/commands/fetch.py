@@ -19,7 +19,6 @@ from mailstead.imap.parse.primitives import SequenceSet
 from mailstead.imap.replies import Reply, bad, done, no
 from mailstead.imap.selected import uid_ranges
 from mailstead.imap.states import Selected
-from mailstead.imap.structure import StoredStructure
 from mailstead.mime.imap_views import (
     decode_part_body,
     find_part,
@@ -29,6 +28,7 @@ from mailstead.mime.imap_views import (
 )
 from mailstead.mime.parse import ParsedMessage
 from mailstead.mime.sections import SectionText
+from mailstead.mime.stored import StoredStructure
 from mailstead.store.interfaces import Messages
 from mailstead.store.models import MessageMeta
 

@@ -21,7 +21,7 @@ from mailstead.imap.replies import Reply, done, no
 from mailstead.imap.search import Candidate, Needs, matcher, needs, uses_modseq
 from mailstead.imap.selected import InvalidSequence
 from mailstead.imap.states import Selected
-from mailstead.imap.structure import StoredStructure
+from mailstead.mime.stored import StoredStructure
 from mailstead.store.interfaces import Messages
 
 if TYPE_CHECKING:

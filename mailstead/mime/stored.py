@@ -1,0 +1,344 @@
+"""The stored form of a parsed message: its one writer and its readers, side by side.
+
+``parse_message`` runs once, at delivery; the store keeps what :func:`encode` returns next to
+the body, and every later FETCH, SEARCH and POP3 TOP reads it back through
+:class:`StoredStructure`. Most of those reads want one or two small fields (a client's
+message list asks for ENVELOPE of 10,000 messages; SEARCH FROM wants the sender), so the
+layout puts those fields where a reader can slice them out without decoding the part tree.
+Change the layout here, next to the readers that depend on it, and give it a new version.
+
+Layout version 2 (written by :func:`encode`)::
+
+    v2 <header end> <end 1> <end 2> <end 3> <end 4> <end 5>\\n
+    ENVELOPE octets | BODY octets | BODYSTRUCTURE octets | top headers JSON | search JSON
+    | tree JSON
+
+The first line is ASCII of a fixed length (105 octets): the version, then six numbers of 16
+hexadecimal digits: the root's header end (an offset into the message), and where each of
+the first five segments ends (offsets into the stored octets; the first segment starts right
+after the line, each next one where the previous ends, and the tree runs to the end). Fixed
+width hexadecimal keeps the row readable and lets one ``bytes.fromhex`` and one
+``struct.unpack`` read all six numbers: the line is read for every message a FETCH or SEARCH
+touches.
+
+ENVELOPE, BODY and BODYSTRUCTURE are the exact IMAP wire octets (``imap_views.wire_bytes``),
+so a reader decodes a slice and nothing else. The top headers are the message's own header
+index (``[[name, start, end], ...]``: HEADER.FIELDS and THREADID answer from it), the search
+JSON holds the SEARCH fields (subject, from, to, cc, bcc, date), and the tree JSON holds the
+rest: size, Message-ID, In-Reply-To, References and the part tree (whose root leaves out the
+headers already stored in the top headers segment).
+
+Version 1 (older rows, still read): one JSON document ``{"v": 1, "size": ..., "envelope":
+..., "root": {...}}`` holding every field. Its readers decode the whole document: correct, and
+slower, which is why new rows are written as version 2.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from datetime import datetime
+from functools import cached_property
+from typing import Any
+
+from mailstead.mime.imap_views import wire_bytes
+from mailstead.mime.parse import ParsedMessage, Part
+
+#: The layout :func:`encode` writes.
+VERSION = 2
+_MAGIC = b"v2 "
+#: The six numbers of the first line, as the octets ``bytes.fromhex`` makes of their digits.
+_NUMBERS = struct.Struct(">6Q")
+#: "v2 ", then six numbers of 16 hexadecimal digits, each followed by a space or the newline.
+_FIRST_LINE = len(_MAGIC) + 6 * 17
+
+_DECODER = json.JSONDecoder()
+
+#: Version 2 segments, in their order: index into the bounds ``_read_layout`` returns.
+_ENVELOPE, _BODY, _BODYSTRUCTURE, _TOP_HEADERS, _SEARCH, _TREE = range(6)
+
+
+def _dumps(value: object) -> bytes:
+    """Compact ASCII JSON; ``ensure_ascii`` keeps lone surrogates (surrogate-escaped octets
+    in decoded text) representable as ``\\udcXX`` escapes."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+
+
+def _load_document(data: bytes | str) -> dict[str, Any]:
+    """Decode a whole JSON document: a version 1 structure or a version 2 tree segment.
+
+    The one place the slow path decodes everything, so a test can prove the fast readers
+    never come here."""
+    doc = json.loads(data)
+    if not isinstance(doc, dict):
+        raise ValueError("a stored structure document must be a JSON object")
+    return doc
+
+
+def encode(parsed: ParsedMessage) -> bytes:
+    """The octets the store keeps for ``parsed`` (layout version 2, described above)."""
+    envelope = wire_bytes(parsed.envelope)
+    body = wire_bytes(parsed.body)
+    bodystructure = wire_bytes(parsed.bodystructure)
+    top_headers = _dumps([list(h) for h in parsed.root.headers])
+    search = _dumps(
+        {
+            "subject": parsed.subject,
+            "from": list(parsed.from_addrs),
+            "to": list(parsed.to),
+            "cc": list(parsed.cc),
+            "bcc": list(parsed.bcc),
+            "date": parsed.date.isoformat() if parsed.date is not None else None,
+        }
+    )
+    root = _part_to_dict(parsed.root)
+    del root["headers"]  # they are the top headers segment
+    tree = _dumps(
+        {
+            "size": parsed.size,
+            "message_id": parsed.message_id,
+            "in_reply_to": parsed.in_reply_to,
+            "references": parsed.references,
+            "root": root,
+        }
+    )
+    ends = []
+    offset = _FIRST_LINE
+    for segment in (envelope, body, bodystructure, top_headers, search):
+        offset += len(segment)
+        ends.append(offset)
+    first = b"v2 %016x %016x %016x %016x %016x %016x\n" % (parsed.root.header_end, *ends)
+    return b"".join((first, envelope, body, bodystructure, top_headers, search, tree))
+
+
+def decode(data: bytes) -> ParsedMessage:
+    """The whole parse result back from stored octets of any layout version."""
+    return StoredStructure(data).parsed
+
+
+def _read_layout(data: bytes) -> tuple[int, tuple[int, ...]] | None:
+    """(root header end, segment bounds) of a version 2 structure, where segment ``i`` spans
+    ``bounds[i]:bounds[i + 1]``; None for a version 1 JSON document.
+
+    Raises ValueError for octets that are neither (a corrupt row must not be read as some
+    other message's fields)."""
+    if not data.startswith(_MAGIC):
+        if data[:1] == b"{":
+            return None
+        raise ValueError("not a stored structure")
+    if data[_FIRST_LINE - 1 : _FIRST_LINE] != b"\n":
+        raise ValueError("not a version 2 stored structure")
+    try:
+        digits = data[len(_MAGIC) : _FIRST_LINE - 1].decode("ascii")
+        header_end, *ends = _NUMBERS.unpack(bytes.fromhex(digits))
+    except (ValueError, struct.error):
+        raise ValueError("not a version 2 stored structure") from None
+    bounds = (_FIRST_LINE, *ends, len(data))
+    if not _FIRST_LINE <= ends[0] <= ends[1] <= ends[2] <= ends[3] <= ends[4] <= len(data):
+        raise ValueError("not a version 2 stored structure")
+    return header_end, bounds
+
+
+class StoredStructure:
+    """One message's stored structure, read lazily: each field decodes only what it needs.
+
+    Field names are ParsedMessage's. For a version 2 structure the fast readers (envelope,
+    body, bodystructure, header_end, top_headers and the SEARCH fields) slice their segment
+    and never decode the part tree; ``parsed`` builds the whole tree, for body sections,
+    BINARY and part-level searches. A version 1 structure decodes its whole document once
+    and answers every field from it.
+    """
+
+    def __init__(self, data: bytes) -> None:
+        """Raises ValueError when ``data`` is in no known layout."""
+        self._data = data
+        layout = _read_layout(data)
+        self._v2 = layout is not None
+        self._header_end, self._bounds = layout if layout is not None else (0, ())
+
+    def _segment(self, index: int) -> bytes:
+        """One segment of a version 2 structure, by its index (``_ENVELOPE`` ...)."""
+        return self._data[self._bounds[index] : self._bounds[index + 1]]
+
+    @cached_property
+    def _v1(self) -> dict[str, Any]:
+        """The whole version 1 document (only read for a version 1 structure)."""
+        return _load_document(self._data)
+
+    def _wire(self, index: int) -> str:
+        """A wire segment as ``str``, in the form ParsedMessage keeps wire strings."""
+        return self._segment(index).decode("utf-8", "surrogateescape")
+
+    def _json(self, index: int) -> Any:
+        """A JSON segment, decoded: as ASCII to a str first (``json.loads`` would guess the
+        encoding of bytes), then by the decoder's scanner directly (the segment is exactly
+        one value, so ``loads``'s checks around it are only overhead on the hot path)."""
+        value, _ = _DECODER.raw_decode(self._segment(index).decode("ascii"))
+        return value
+
+    @property
+    def version(self) -> int:
+        """The layout version the structure was written in."""
+        return VERSION if self._v2 else 1
+
+    @property
+    def envelope(self) -> str:
+        if not self._v2:
+            return str(self._v1["envelope"])
+        return self._wire(_ENVELOPE)
+
+    @property
+    def body(self) -> str:
+        if not self._v2:
+            return str(self._v1["body"])
+        return self._wire(_BODY)
+
+    @property
+    def bodystructure(self) -> str:
+        if not self._v2:
+            return str(self._v1["bodystructure"])
+        return self._wire(_BODYSTRUCTURE)
+
+    @property
+    def header_end(self) -> int:
+        """Where the message's header section ends (RFC822.HEADER, BODY[HEADER], SEARCH
+        HEADER read only that many octets of the body)."""
+        if not self._v2:
+            return int(self._v1["root"]["he"])
+        return self._header_end
+
+    @cached_property
+    def top_headers(self) -> list[list[Any]]:
+        """The message's own header index, ``[name, start, end]`` per field in order."""
+        if not self._v2:
+            headers: list[list[Any]] = self._v1["root"]["headers"]
+            return headers
+        decoded = self._json(_TOP_HEADERS)
+        if not isinstance(decoded, list):
+            raise ValueError("stored top headers must be a JSON list")
+        return decoded
+
+    @cached_property
+    def _search(self) -> dict[str, Any]:
+        """The SEARCH fields: the search segment, or the version 1 document (same keys)."""
+        if not self._v2:
+            return self._v1
+        decoded = self._json(_SEARCH)
+        if not isinstance(decoded, dict):
+            raise ValueError("stored search fields must be a JSON object")
+        return decoded
+
+    @property
+    def subject(self) -> str | None:
+        value = self._search.get("subject")
+        return None if value is None else str(value)
+
+    @property
+    def from_addrs(self) -> tuple[str, ...]:
+        return tuple(self._search.get("from", ()))
+
+    @property
+    def to(self) -> tuple[str, ...]:
+        return tuple(self._search.get("to", ()))
+
+    @property
+    def cc(self) -> tuple[str, ...]:
+        return tuple(self._search.get("cc", ()))
+
+    @property
+    def bcc(self) -> tuple[str, ...]:
+        return tuple(self._search.get("bcc", ()))
+
+    @property
+    def date(self) -> datetime | None:
+        value = self._search.get("date")
+        return datetime.fromisoformat(value) if value else None
+
+    @cached_property
+    def parsed(self) -> ParsedMessage:
+        """The whole parse result with the part tree (decodes everything)."""
+        if not self._v2:
+            doc = self._v1
+            root = doc["root"]
+        else:
+            doc = _load_document(self._segment(_TREE).decode("ascii"))
+            root = {**doc["root"], "headers": self.top_headers}
+        return ParsedMessage(
+            size=doc["size"],
+            root=_part_from_dict(root),
+            envelope=self.envelope,
+            body=self.body,
+            bodystructure=self.bodystructure,
+            message_id=doc.get("message_id"),
+            subject=self.subject,
+            date=self.date,
+            from_addrs=self.from_addrs,
+            to=self.to,
+            cc=self.cc,
+            bcc=self.bcc,
+            in_reply_to=doc.get("in_reply_to"),
+            references=doc.get("references"),
+        )
+
+
+# --- the part tree, as both versions store it ------------------------------------------------
+
+
+def _part_to_dict(part: Part) -> dict[str, Any]:
+    """One part as JSON-ready data; keys that hold their default are left out."""
+    d: dict[str, Any] = {
+        "hs": part.header_start,
+        "he": part.header_end,
+        "bs": part.body_start,
+        "be": part.body_end,
+        "type": part.content_type,
+        "subtype": part.content_subtype,
+        "enc": part.encoding,
+        "lines": part.lines,
+        "headers": [list(h) for h in part.headers],
+    }
+    if part.params:
+        d["params"] = [list(p) for p in part.params]
+    if part.multipart:
+        d["multipart"] = True
+    if part.children:
+        d["children"] = [_part_to_dict(c) for c in part.children]
+    if part.disposition is not None:
+        d["disp"] = part.disposition
+    if part.disposition_params:
+        d["disp_params"] = [list(p) for p in part.disposition_params]
+    if part.language:
+        d["lang"] = list(part.language)
+    for key, value in (
+        ("loc", part.location),
+        ("id", part.content_id),
+        ("desc", part.description),
+        ("md5", part.md5),
+    ):
+        if value is not None:
+            d[key] = value
+    return d
+
+
+def _part_from_dict(d: dict[str, Any]) -> Part:
+    return Part(
+        header_start=d["hs"],
+        header_end=d["he"],
+        body_start=d["bs"],
+        body_end=d["be"],
+        content_type=d["type"],
+        content_subtype=d["subtype"],
+        params=tuple((n, v) for n, v in d.get("params", ())),
+        encoding=d["enc"],
+        children=tuple(_part_from_dict(c) for c in d.get("children", ())),
+        headers=tuple((n, s, e) for n, s, e in d["headers"]),
+        multipart=d.get("multipart", False),
+        lines=d["lines"],
+        disposition=d.get("disp"),
+        disposition_params=tuple((n, v) for n, v in d.get("disp_params", ())),
+        language=tuple(d.get("lang", ())),
+        location=d.get("loc"),
+        content_id=d.get("id"),
+        description=d.get("desc"),
+        md5=d.get("md5"),
+    )
