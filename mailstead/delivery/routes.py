@@ -23,7 +23,15 @@ from pathlib import Path
 
 from mailstead.config.schema import DeliverySettings
 from mailstead.core.errors import ConfigError
-from mailstead.delivery.remote import TLSPolicy
+from mailstead.delivery.remote import ClientTLS, TLSPolicy
+
+#: ``delivery.relay.tls`` as the client's policy: "starttls" there means STARTTLS or nothing.
+_RELAY_TLS = {
+    "starttls": ClientTLS.REQUIRED,
+    "implicit": ClientTLS.IMPLICIT,
+    "opportunistic": ClientTLS.OPPORTUNISTIC,
+    "none": ClientTLS.NONE,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,9 +114,9 @@ class RouteTable:
 
     def _tls_for(self, domain: str, host: str) -> TLSPolicy:
         if domain in self.require_tls:
-            return TLSPolicy("required", verify=self.settings.verify_required_tls,
+            return TLSPolicy(ClientTLS.REQUIRED, verify=self.settings.verify_required_tls,
                              server_name=host)
-        return TLSPolicy("opportunistic", server_name=host)
+        return TLSPolicy(ClientTLS.OPPORTUNISTIC, server_name=host)
 
     def route(self, domain: str) -> Destination:
         domain = domain.lower().rstrip(".")
@@ -124,10 +132,11 @@ class RouteTable:
                                self._tls_for(domain, literal))
         if self.relay is not None:
             host, port = self.relay
-            mode = self.settings.relay.tls
-            verify = self.settings.relay.verify_certificate and mode in ("starttls", "implicit")
-            policy = TLSPolicy({"starttls": "required"}.get(mode, mode), verify=verify,
-                               server_name=host)
+            mode = _RELAY_TLS[self.settings.relay.tls]
+            # Opportunistic TLS checks nothing by definition (RFC 7435); none has nothing.
+            verify = self.settings.relay.verify_certificate and mode in (
+                ClientTLS.REQUIRED, ClientTLS.IMPLICIT)
+            policy = TLSPolicy(mode, verify=verify, server_name=host)
             return Destination(f"relay:{host}:{port}", "relay", domain, host, port, policy,
                                self.relay_auth)
         return Destination(f"mx:{domain}", "mx", domain, "", self.settings.smtp_port,

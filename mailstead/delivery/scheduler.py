@@ -51,7 +51,6 @@ from mailstead.delivery.remote import (
     OutRecipient,
     RemoteError,
     RemoteSession,
-    Reply,
 )
 from mailstead.delivery.router import DeliveryError, Router
 from mailstead.delivery.routes import Destination, RouteTable, is_ip
@@ -63,6 +62,7 @@ from mailstead.store.models import (
     QueueStatus,
     Recipient,
 )
+from mailstead.wire.smtp import Reply
 
 log = logging.getLogger("mailstead.delivery")
 
@@ -407,9 +407,9 @@ class Scheduler:
             return {r.address: outcome for r in item.recipients}
         outcomes = {}
         for recipient in item.recipients:
-            reply = result.replies.get(recipient.address) or Reply(451, "4.3.0 no reply",
-                                                                   local=True)
-            kind = "delivered" if reply.ok else ("deferred" if reply.temporary else "failed")
+            reply = result.replies.get(recipient.address) or Reply(451, "4.3.0", "no reply")
+            kind = "delivered" if reply.is_positive else (
+                "deferred" if reply.is_temporary else "failed")
             outcomes[recipient.address] = _Outcome(
                 kind, reply.status, str(reply), remote=remote, tls=session.tls_version,
                 dsn_passed_on=result.dsn_passed_on)
