@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from mailstead.delivery.scheduler import ManualClock, Scheduler
+from mailstead.delivery.clock import ManualClock
+from mailstead.delivery.scheduler import Scheduler
 from mailstead.store.models import OutboundEnvelope, QueuedRecipient
 from mailstead.store.sql.sqlite import SQLiteStore
 from mailstead.testing.dns import TestDNSServer
