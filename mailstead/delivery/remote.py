@@ -428,9 +428,11 @@ class RemoteSession:
             return self._replies.popleft()
         try:
             async with asyncio.timeout(timeout):
+                data = b""  # first: bad bytes already received fail at once
                 while not self._replies:
-                    data = await self.stream.read_some(timeout=math.inf)
                     self._replies.extend(self._parser.feed(data))
+                    if not self._replies:
+                        data = await self.stream.read_some(timeout=math.inf)
         except TimeoutError:
             raise _ConnectionLost(f"no reply within {timeout:g}s", "4.4.2") from None
         except WireError as exc:

@@ -134,6 +134,11 @@ class ReplyParser:
     not start with a reply code, or a continuation with another code raises
     :class:`WireError`; the parser is then reset, though the caller should drop the
     connection. Memory is bounded by the two limits.
+
+    Replies completed before the bad bytes are returned first and the error is raised by
+    the next :meth:`feed`: they are real answers (a ``250`` to the final dot stays a
+    delivery), and the bytes after a ``220`` to STARTTLS are the caller's to discard
+    (:attr:`pending`), whatever they are.
     """
 
     def __init__(self, *, max_line_length: int = MAX_REPLY_LINE,
@@ -143,23 +148,31 @@ class ReplyParser:
         self._buffer = bytearray()
         self._code = b""
         self._lines: list[str] = []
+        self._error: WireError | None = None
 
     @property
     def pending(self) -> bool:
-        """Bytes of an unfinished reply are held: the server said more than was answered.
+        """Bytes of an unfinished reply (or bad bytes) are held: the server said more than
+        was answered.
 
         After the reply to STARTTLS nothing may be pending (RFC 3207 §4.2; a man in the
         middle could inject replies that would be taken as coming over TLS).
         """
-        return bool(self._buffer or self._lines)
+        return bool(self._buffer or self._lines or self._error)
 
     def reset(self) -> None:
         self._buffer.clear()
         self._code = b""
         self._lines = []
+        self._error = None
 
     def feed(self, data: bytes) -> list[Reply]:
-        """Take the next bytes; return the replies they complete (often none)."""
+        """Take the next bytes (``b""`` to only raise an error held back); return the
+        replies they complete, often none."""
+        if self._error is not None:
+            error = self._error
+            self.reset()
+            raise error
         self._buffer += data
         replies: list[Reply] = []
         start = 0
@@ -172,9 +185,12 @@ class ReplyParser:
                     replies.append(reply)
             if len(self._buffer) - start >= self.max_line_length:
                 raise WireError(f"reply line longer than {self.max_line_length} bytes")
-        except WireError:
+        except WireError as exc:
             self.reset()
-            raise
+            if not replies:
+                raise
+            self._error = exc
+            return replies
         del self._buffer[:start]
         return replies
 

@@ -89,6 +89,17 @@ def test_malformed_replies_raise_wire_error(wire: bytes) -> None:
     assert not parser.pending  # reset: nothing half-parsed stays behind
 
 
+def test_replies_before_bad_bytes_come_first_and_the_error_next() -> None:
+    """A real answer stays an answer; the garbage after it fails the next read."""
+    parser = ReplyParser()
+    assert parser.feed(b"250 2.0.0 queued\r\nHTTP/1.1 400\r\n") == [
+        Reply(250, "2.0.0", "queued")]
+    assert parser.pending  # after a 220 to STARTTLS, the caller drops this
+    with pytest.raises(WireError, match="not an SMTP reply"):
+        parser.feed(b"")
+    assert not parser.pending and parser.feed(b"250 ok\r\n") == [Reply(250, "", "ok")]
+
+
 def test_over_long_line_is_refused_before_its_end_arrives() -> None:
     parser = ReplyParser(max_line_length=100)
     assert parser.feed(b"250 " + b"x" * 94 + b"\r\n")  # exactly 100 with the CRLF
