@@ -359,6 +359,9 @@ class Stream:
         after its go-ahead came before the encryption, and must not be read as if it came
         over TLS (RFC 3207 §4.2: the STARTTLS response injection of CVE-2011-0411's family).
         """
+        if ssl_context.check_hostname and not server_hostname:
+            # asyncio would then skip the name check without a word.
+            raise ValueError("a context that checks host names needs server_hostname")
         await self.drain()
         dropped = self.discard_pending()
         if dropped:
