@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from mailstead.delivery.clock import ManualClock
+from mailstead.delivery.remote import RemoteSession
 from mailstead.delivery.scheduler import Scheduler
 from mailstead.store.models import OutboundEnvelope, QueuedRecipient
 from mailstead.store.sql.sqlite import SQLiteStore
@@ -44,6 +45,19 @@ def submit(server: ServerThread, rcpt: str, *, subject: str, message_id: str,
         client.starttls(context=context)
         client.login(SENDER, SENDER_PASSWORD)
         client.sendmail(SENDER, [rcpt], message.encode())
+
+
+def record_writes(session: RemoteSession, monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """Every write the client makes on its stream from now on, in order."""
+    writes: list[bytes] = []
+    write = session.stream.write
+
+    def recording(data: bytes) -> None:
+        writes.append(data)
+        write(data)
+
+    monkeypatch.setattr(session.stream, "write", recording)
+    return writes
 
 
 def message_bytes(n: int = 1, subject: str = "hello", body: str = "Hi there.\r\n") -> bytes:

@@ -369,6 +369,7 @@ async def test_421_after_the_data_defers_and_ends_the_session() -> None:
     remote.say("421 4.4.2 timeout")
     result = await sending
     assert result.replies["bob@b.test"].is_temporary and not session.usable
+    assert remote.peer.pending() == b""  # no RSET to a server that is closing
 
 
 @pytest.mark.parametrize(("answer", "says"), [
@@ -417,6 +418,7 @@ async def test_garbage_in_the_envelope_replies_is_not_after_data() -> None:
     remote.peer.send(b"250 ok\r\nOK\r\n")
     with pytest.raises(RemoteError) as info:
         await sending
+    assert "malformed reply" in info.value.reason  # at once, not after a timeout
     assert not info.value.after_data and not session.usable
 
 

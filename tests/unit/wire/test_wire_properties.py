@@ -68,7 +68,9 @@ def test_replies_fed_one_line_at_a_time(replies: list[Reply]) -> None:
 _junk_lines = st.lists(st.one_of(
     st.binary(max_size=30),
     st.sampled_from([b"250-", b"250 ", b"354", b"421 4.4.2 ", b"250-2.1.0 x", b"5", b"\xff",
-                     b"220", b"250-x\r", b"999 ", b"250\t", b"x" * 200])
+                     b"220", b"250-x\r", b"999 ", b"250\t", b"x" * 200]),
+    # long replies, to meet the limit on lines
+    st.integers(1, 10).map(lambda n: b"250-more\r\n" * n + b"250 end"),
 ).map(lambda part: part + b"\r\n" if part[-1:] != b"\n" else part), max_size=20)
 
 
