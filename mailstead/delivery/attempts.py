@@ -29,12 +29,13 @@ from dataclasses import dataclass, field
 from mailstead.config.schema import DeliverySettings
 from mailstead.core.errors import InvalidName, MailsteadError, StoreError
 from mailstead.core.types import Address
+from mailstead.delivery.deliver import DeliveryStore
 from mailstead.delivery.dns import DNSFailure, Resolver
 from mailstead.delivery.outcome import Outcome, OutcomeKind
 from mailstead.delivery.remote import OutMessage, OutRecipient, RemoteError, RemoteSession
 from mailstead.delivery.router import DeliveryError, Router
 from mailstead.delivery.routes import Destination, RouteKind, is_ip
-from mailstead.store.interfaces import Store
+from mailstead.store.interfaces import Messages
 from mailstead.store.models import QueuedMessage, QueuedRecipient, Recipient
 from mailstead.wire.smtp import Reply
 
@@ -145,7 +146,8 @@ class Connector:
         raise last
 
 
-async def send_batch(session: RemoteSession, batch: Batch, store: Store) -> dict[str, Outcome]:
+async def send_batch(session: RemoteSession, batch: Batch, store: Messages
+                     ) -> dict[str, Outcome]:
     """One transaction over ``session``; an outcome for every recipient of the batch."""
     message = batch.message
     env = message.envelope
@@ -181,7 +183,8 @@ async def send_batch(session: RemoteSession, batch: Batch, store: Store) -> dict
     return outcomes
 
 
-async def deliver_locally(store: Store, router: Router, batch: Batch) -> dict[str, Outcome]:
+async def deliver_locally(store: DeliveryStore, router: Router, batch: Batch
+                          ) -> dict[str, Outcome]:
     """Recipients in a domain we host (added after queueing, or a group member that came
     back to us): into the store, never over the network."""
     message = batch.message

@@ -4,8 +4,8 @@ One :class:`Scheduler` per server process. Its loop:
 
 1. **claim**: recipients that are due (``queued`` or ``deferred`` with ``next_attempt`` in
    the past, message not on hold) are marked ``inflight`` in the store in one write, so a
-   crash can tell what was being attempted (:meth:`Store.recover_queue` at start-up makes
-   them due again);
+   crash can tell what was being attempted (:meth:`OutboundQueue.recover_queue` at
+   start-up makes them due again);
 2. **route**: each recipient goes to a *destination* (:mod:`.routes`): a static route, the
    smarthost, or the MX hosts of its domain. Recipients in a domain we host are delivered
    into the store, never over the network;
@@ -48,13 +48,13 @@ from mailstead.delivery.attempts import (
 )
 from mailstead.delivery.bounce import DSNAction
 from mailstead.delivery.clock import Clock, SystemClock
+from mailstead.delivery.deliver import DeliveryStore
 from mailstead.delivery.dns import DNSFailure, Resolver
 from mailstead.delivery.outcome import Notify, Outcome, next_state, notify_allows
 from mailstead.delivery.remote import RemoteError
 from mailstead.delivery.router import Router
 from mailstead.delivery.routes import Destination, RouteTable
 from mailstead.delivery.settlement import Settlement
-from mailstead.store.interfaces import Store
 from mailstead.store.models import QueuedMessage, QueuedRecipient, QueueStatus
 
 log = logging.getLogger("mailstead.delivery")
@@ -69,14 +69,18 @@ def _domain_of(address: str) -> str:
 
 
 class Scheduler:
-    """Delivers the outbound queue. ``start``/``stop`` from the composition root."""
+    """Delivers the outbound queue. ``start``/``stop`` from the composition root.
+
+    The store piece it needs is the deliverer's (:class:`DeliveryStore`): the queue, and
+    local delivery for recipients in our own domains and for notifications to our users.
+    """
 
     def __init__(
         self,
-        store: Store,
+        store: DeliveryStore,
         settings: Settings,
         *,
-        router: Router | None = None,
+        router: Router,
         resolver: Resolver | None = None,
         routes: RouteTable | None = None,
         clock: Clock | None = None,
@@ -84,7 +88,7 @@ class Scheduler:
         conf = settings.delivery
         self.store = store
         self.conf = conf
-        self.router = router or Router(store, settings.smtp.plus_separator)
+        self.router = router
         self.routes = routes or RouteTable(conf)
         self.clock: Clock = clock or SystemClock()
         self.connector = Connector(

@@ -27,9 +27,9 @@ from mailstead.core.errors import InvalidName, MailsteadError
 from mailstead.core.types import Address
 from mailstead.delivery.bounce import DSNAction, DSNRecipient, build_dsn
 from mailstead.delivery.clock import Clock
+from mailstead.delivery.deliver import DeliveryStore
 from mailstead.delivery.outcome import Notify, notify_allows
 from mailstead.delivery.router import DeliveryError, Router
-from mailstead.store.interfaces import Store
 from mailstead.store.models import (
     OutboundEnvelope,
     QueuedMessage,
@@ -48,7 +48,7 @@ class Settlement:
     scheduler delivers it now rather than at its next poll.
     """
 
-    def __init__(self, store: Store, router: Router, *, hostname: str,
+    def __init__(self, store: DeliveryStore, router: Router, *, hostname: str,
                  conf: DeliverySettings, clock: Clock, wake: Callable[[], None]) -> None:
         self.store = store
         self.router = router

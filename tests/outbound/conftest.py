@@ -16,6 +16,7 @@ import pytest
 
 from mailstead.delivery.clock import ManualClock
 from mailstead.delivery.remote import RemoteSession
+from mailstead.delivery.router import Router
 from mailstead.delivery.scheduler import Scheduler
 from mailstead.store.models import OutboundEnvelope, QueuedRecipient
 from mailstead.store.sql.sqlite import SQLiteStore
@@ -101,7 +102,8 @@ class Outbound:
             settings_dict_for_tests(tmp_path / "data", deep_merge(base, config)))
         self.clock = ManualClock()
         self.store = store
-        self.scheduler = Scheduler(store, self.settings, clock=self.clock)
+        router = Router(store, self.settings.smtp.plus_separator)
+        self.scheduler = Scheduler(store, self.settings, router=router, clock=self.clock)
 
     async def queue(self, *recipients: str | QueuedRecipient, data: bytes | None = None,
                     mail_from: str = SENDER, **envelope: Any) -> int:
