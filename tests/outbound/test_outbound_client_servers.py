@@ -16,6 +16,7 @@ import logging
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -199,8 +200,8 @@ async def test_auth_over_starttls_with_aiosmtpd(tmp_path: Path, offered: str) ->
                                      b"x" * 101), "5.3.4"),
 ])
 async def test_refusals_before_sending_to_aiosmtpd(
-        tmp_path: Path, sink_options: dict[str, object], out: OutMessage, status: str) -> None:
-    with SinkServer(tmp_path, **sink_options) as limited:  # type: ignore[arg-type]
+        tmp_path: Path, sink_options: dict[str, Any], out: OutMessage, status: str) -> None:
+    with SinkServer(tmp_path, **sink_options) as limited:
         session = await connect(limited.port)
         with pytest.raises(RemoteError) as info:
             await session.send(out)

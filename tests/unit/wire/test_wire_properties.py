@@ -26,7 +26,7 @@ _SETTINGS = settings(max_examples=300, deadline=None,
 _codes = st.builds(lambda a, b, c: a * 100 + b * 10 + c,
                    st.integers(2, 5), st.integers(0, 5), st.integers(0, 9))
 # Reply text: anything but line breaks, not starting like an enhanced code (a digit).
-_text = st.text(st.characters(blacklist_characters="\r\n", blacklist_categories=("Cs",)),
+_text = st.text(st.characters(blacklist_characters="\r\n", blacklist_categories=["Cs"]),
                 max_size=40).filter(
     lambda t: not t[:1].isdigit())
 
