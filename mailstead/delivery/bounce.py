@@ -28,25 +28,34 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
+
+from mailstead.wire.smtp import WireError, xtext_decode
 
 #: RFC 3461 §4.3 leaves RET=FULL's size to the MTA; beyond this only headers go back.
 MAX_RETURNED_BODY = 10 * 1024 * 1024
 
-_XTEXT = re.compile(r"\+([0-9A-Fa-f]{2})")
-_ENHANCED = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})\b")
+
+class DSNAction(StrEnum):
+    """RFC 3464 §2.3.3: what happened to a recipient, as the report's Action field says."""
+
+    FAILED = "failed"
+    DELAYED = "delayed"
+    DELIVERED = "delivered"
+    RELAYED = "relayed"  # passed to a server that does not send DSNs itself
+    EXPANDED = "expanded"  # delivered to a list, which sends on
 
 
 @dataclass(frozen=True, slots=True)
 class DSNRecipient:
     """What the report says about one recipient.
 
-    ``action`` is failed, delayed, delivered, relayed or expanded (RFC 3464 §2.3.3).
     ``reply`` is the remote server's reply (``550 5.1.1 No such user``) when one caused
     this outcome; ``reason`` is our own explanation, shown to the human either way.
     """
 
     recipient: str
-    action: str
+    action: DSNAction
     status: str
     reason: str
     reply: str | None = None
@@ -55,18 +64,8 @@ class DSNRecipient:
     last_attempt: datetime | None = None
     will_retry_until: datetime | None = None
 
-
-def xtext_decode(text: str) -> str:
-    """RFC 3461 §4: ``+XX`` is the octet XX in hex."""
-    return _XTEXT.sub(lambda m: chr(int(m.group(1), 16)), text)
-
-
-def status_of(code: int, text: str) -> str:
-    """The RFC 3463 status for an SMTP reply: its enhanced code, else class.0.0."""
-    match = _ENHANCED.match(text.strip())
-    if match and match.group(1) == str(code)[0]:
-        return ".".join(match.groups())
-    return f"{str(code)[0]}.0.0" if 400 <= code < 600 else "5.0.0"
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "action", DSNAction(self.action))
 
 
 def _one_line(text: str) -> str:
@@ -79,10 +78,14 @@ def _address_field(address: str) -> str:
 
 
 def _orcpt_field(orcpt: str) -> str:
+    """RFC 3464 §2.3.1: ``addr-type;address`` with the xtext of RFC 3461 §4.2 decoded."""
     addr_type, sep, value = orcpt.partition(";")
     if not sep:
-        return f"rfc822;{xtext_decode(orcpt)}"
-    return f"{addr_type};{xtext_decode(value)}"
+        addr_type, value = "rfc822", orcpt
+    try:
+        return f"{addr_type};{xtext_decode(value)}"
+    except WireError:
+        return f"{addr_type};{value}"  # not valid xtext: shown as the sender wrote it
 
 
 def header_section(message: bytes) -> bytes:
@@ -100,11 +103,11 @@ def _crlf(data: bytes) -> bytes:
 
 def _subject(recipients: Sequence[DSNRecipient]) -> str:
     actions = {r.action for r in recipients}
-    if "failed" in actions:
+    if DSNAction.FAILED in actions:
         return "Undelivered Mail Returned to Sender"
-    if "delayed" in actions:
+    if DSNAction.DELAYED in actions:
         return "Delayed Mail (still being retried)"
-    if "relayed" in actions and "delivered" not in actions:
+    if DSNAction.RELAYED in actions and DSNAction.DELIVERED not in actions:
         return "Relayed Mail Report"
     return "Successful Mail Delivery Report"
 
@@ -112,17 +115,20 @@ def _subject(recipients: Sequence[DSNRecipient]) -> str:
 def _human_text(hostname: str, recipients: Sequence[DSNRecipient]) -> str:
     lines = [f"This is the mail system at host {hostname}.", ""]
     groups = [
-        ("failed", "Your message could not be delivered to the following recipients. "
-                   "This is a permanent error; the mail system gave up:"),
-        ("delayed", "Your message could not be delivered yet to the following recipients. "
-                    "The mail system will keep trying; you do not need to resend it:"),
-        ("delivered", "Your message was delivered to the following recipients:"),
-        ("relayed", "Your message was relayed to the following recipients' servers, which "
-                    "do not send delivery notifications:"),
-        ("expanded", "Your message was delivered to the following list addresses:"),
+        (DSNAction.FAILED,
+         "Your message could not be delivered to the following recipients. "
+         "This is a permanent error; the mail system gave up:"),
+        (DSNAction.DELAYED,
+         "Your message could not be delivered yet to the following recipients. "
+         "The mail system will keep trying; you do not need to resend it:"),
+        (DSNAction.DELIVERED, "Your message was delivered to the following recipients:"),
+        (DSNAction.RELAYED,
+         "Your message was relayed to the following recipients' servers, which "
+         "do not send delivery notifications:"),
+        (DSNAction.EXPANDED, "Your message was delivered to the following list addresses:"),
     ]
     for action, intro in groups:
-        chosen = [r for r in recipients if r.action == action]
+        chosen = [r for r in recipients if r.action is action]
         if not chosen:
             continue
         lines += [intro, ""]
@@ -187,7 +193,7 @@ def build_dsn(
         raise ValueError("never send a DSN to the null sender (RFC 3461 §6.2, RFC 5321 §6.1)")
     now = now or datetime.now().astimezone()
     boundary = f"=_mailstead_{secrets.token_hex(12)}"
-    failure = any(r.action == "failed" for r in recipients)
+    failure = any(r.action is DSNAction.FAILED for r in recipients)
     full = (failure and (ret or "").upper() == "FULL" and len(original) <= MAX_RETURNED_BODY)
     returned = _crlf(original) if full else _crlf(header_section(original))
     utf8 = (not header_section(original).isascii()

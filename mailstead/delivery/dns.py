@@ -21,6 +21,7 @@ import logging
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import dns.asyncresolver
 import dns.exception
@@ -29,6 +30,11 @@ import dns.rdatatype
 import dns.resolver
 
 log = logging.getLogger("mailstead.delivery.dns")
+
+#: Which address records lead to a host (``delivery.ip_version``).
+IPVersion = Literal["any", "ipv4", "ipv6"]
+_RECORD_TYPES: dict[IPVersion, tuple[str, ...]] = {
+    "any": ("AAAA", "A"), "ipv4": ("A",), "ipv6": ("AAAA",)}
 
 
 class DNSFailure(Exception):
@@ -74,7 +80,7 @@ class Resolver:
         nameservers: Sequence[str] = (),
         port: int = 53,
         timeout: float = 10.0,
-        ip_version: str = "any",
+        ip_version: IPVersion = "any",
     ) -> None:
         if nameservers:
             self._resolver = dns.asyncresolver.Resolver(configure=False)
@@ -132,8 +138,7 @@ class Resolver:
         raises :class:`DNSFailure` when the name does not exist or DNS fails."""
         name = to_ascii(host)
         found: list[str] = []
-        kinds = {"any": ("AAAA", "A"), "ipv4": ("A",), "ipv6": ("AAAA",)}[self.ip_version]
-        for rtype in kinds:
+        for rtype in _RECORD_TYPES[self.ip_version]:
             answer = await self._query(name, rtype)
             if answer is not None:
                 found.extend(rdata.to_text() for rdata in answer)

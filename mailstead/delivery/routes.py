@@ -19,23 +19,42 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 
 from mailstead.config.schema import DeliverySettings
 from mailstead.core.errors import ConfigError
-from mailstead.delivery.remote import TLSPolicy
+from mailstead.delivery.remote import ClientTLS, TLSPolicy
+
+
+class RouteKind(Enum):
+    """Which rule chose the destination, in the order they are tried."""
+
+    STATIC = "static"  # [delivery.routes]
+    LITERAL = "literal"  # an address literal recipient, user@[192.0.2.1]
+    RELAY = "relay"  # the smarthost, [delivery.relay]
+    MX = "mx"  # the domain's MX hosts (RFC 5321 §5.1)
+
+
+#: ``delivery.relay.tls`` as the client's policy: "starttls" there means STARTTLS or nothing.
+_RELAY_TLS = {
+    "starttls": ClientTLS.REQUIRED,
+    "implicit": ClientTLS.IMPLICIT,
+    "opportunistic": ClientTLS.OPPORTUNISTIC,
+    "none": ClientTLS.NONE,
+}
 
 
 @dataclass(frozen=True, slots=True)
 class Destination:
-    """Where to connect for one domain. ``kind``: mx, static, literal or relay.
+    """Where to connect for one domain.
 
-    For ``mx`` the hosts come from DNS; otherwise ``host`` (a name or an IP) and ``port``
-    are fixed.
+    For :attr:`RouteKind.MX` the hosts come from DNS; otherwise ``host`` (a name or an IP)
+    and ``port`` are fixed.
     """
 
     key: str
-    kind: str
+    kind: RouteKind
     domain: str
     host: str
     port: int
@@ -106,31 +125,32 @@ class RouteTable:
 
     def _tls_for(self, domain: str, host: str) -> TLSPolicy:
         if domain in self.require_tls:
-            return TLSPolicy("required", verify=self.settings.verify_required_tls,
+            return TLSPolicy(ClientTLS.REQUIRED, verify=self.settings.verify_required_tls,
                              server_name=host)
-        return TLSPolicy("opportunistic", server_name=host)
+        return TLSPolicy(ClientTLS.OPPORTUNISTIC, server_name=host)
 
     def route(self, domain: str) -> Destination:
         domain = domain.lower().rstrip(".")
         static = self.static.get(domain)
         if static is not None:
             host, port = static
-            return Destination(f"static:{host}:{port}", "static", domain, host, port,
+            return Destination(f"static:{host}:{port}", RouteKind.STATIC, domain, host, port,
                                self._tls_for(domain, host))
         literal = domain_literal(domain)
         if literal is not None:
             port = self.settings.smtp_port
-            return Destination(f"literal:{literal}:{port}", "literal", domain, literal, port,
-                               self._tls_for(domain, literal))
+            return Destination(f"literal:{literal}:{port}", RouteKind.LITERAL, domain,
+                               literal, port, self._tls_for(domain, literal))
         if self.relay is not None:
             host, port = self.relay
-            mode = self.settings.relay.tls
-            verify = self.settings.relay.verify_certificate and mode in ("starttls", "implicit")
-            policy = TLSPolicy({"starttls": "required"}.get(mode, mode), verify=verify,
-                               server_name=host)
-            return Destination(f"relay:{host}:{port}", "relay", domain, host, port, policy,
-                               self.relay_auth)
-        return Destination(f"mx:{domain}", "mx", domain, "", self.settings.smtp_port,
+            mode = _RELAY_TLS[self.settings.relay.tls]
+            # Opportunistic TLS checks nothing by definition (RFC 7435); none has nothing.
+            verify = self.settings.relay.verify_certificate and mode in (
+                ClientTLS.REQUIRED, ClientTLS.IMPLICIT)
+            policy = TLSPolicy(mode, verify=verify, server_name=host)
+            return Destination(f"relay:{host}:{port}", RouteKind.RELAY, domain, host, port,
+                               policy, self.relay_auth)
+        return Destination(f"mx:{domain}", RouteKind.MX, domain, "", self.settings.smtp_port,
                            self._tls_for(domain, domain))
 
 

@@ -347,6 +347,38 @@ class Stream:
             raise TLSHandshakeError(f"TLS handshake failed: {exc}") from exc
         return dropped
 
+    async def start_client_tls(
+        self, ssl_context: ssl.SSLContext, server_hostname: str | None,
+        handshake_timeout: float = 30.0,
+    ) -> int:
+        """Upgrade to TLS as the client (SMTP STARTTLS outbound); returns the plaintext
+        bytes dropped.
+
+        Call after the server's "go ahead" reply. ``server_hostname`` goes out as SNI and is
+        what a verifying context checks the certificate against. Whatever the server sent
+        after its go-ahead came before the encryption, and must not be read as if it came
+        over TLS (RFC 3207 §4.2: the STARTTLS response injection of CVE-2011-0411's family).
+        """
+        if ssl_context.check_hostname and not server_hostname:
+            # asyncio would then skip the name check without a word.
+            raise ValueError("a context that checks host names needs server_hostname")
+        await self.drain()
+        dropped = self.discard_pending()
+        if dropped:
+            self.log.warning("dropped %d bytes the server sent before the TLS handshake",
+                             dropped)
+        try:
+            async with asyncio.timeout(handshake_timeout):
+                await self._writer.start_tls(ssl_context, server_hostname=server_hostname,
+                                             ssl_handshake_timeout=handshake_timeout)
+        except TimeoutError:
+            self.abort()
+            raise TLSHandshakeError("TLS handshake timed out") from None
+        except (ConnectionError, ssl.SSLError, OSError) as exc:
+            self.abort()
+            raise TLSHandshakeError(f"TLS handshake failed: {exc}") from exc
+        return dropped
+
 
 def _address(info: object) -> tuple[str, int]:
     if isinstance(info, tuple) and len(info) >= 2:

@@ -5,47 +5,14 @@ after the greeting carries an enhanced status code (RFC 2034 §4 exempts only th
 and the HELO/EHLO replies, whose first line must start with the domain). Handlers signal
 failure by raising :class:`SMTPError`; the session turns it into bytes in one place.
 Client text is generic; details for the operator go to the connection log.
+
+:class:`Reply` itself lives in :mod:`mailstead.wire.smtp`, shared with the outbound client.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from mailstead.core.errors import MailsteadError
-
-
-@dataclass(frozen=True, slots=True)
-class Reply:
-    """One SMTP reply (RFC 5321 §4.2). ``enhanced`` is ``""`` only where RFC 2034 exempts it."""
-
-    code: int
-    enhanced: str
-    text: str | tuple[str, ...]
-
-    @property
-    def lines(self) -> tuple[str, ...]:
-        return (self.text,) if isinstance(self.text, str) else self.text
-
-    @property
-    def is_error(self) -> bool:
-        return self.code >= 400
-
-    @property
-    def is_permanent(self) -> bool:
-        return self.code >= 500
-
-    def encode(self) -> bytes:
-        """Wire form: ``250-...`` for all lines but the last (RFC 5321 §4.2.1)."""
-        lines = self.lines or ("",)
-        prefix = f"{self.enhanced} " if self.enhanced else ""
-        out = []
-        last = len(lines) - 1
-        for index, line in enumerate(lines):
-            sep = " " if index == last else "-"
-            # Reply text is ours, but never let a CR/LF from an argument split the reply.
-            clean = line.replace("\r", " ").replace("\n", " ")
-            out.append(f"{self.code}{sep}{prefix}{clean}\r\n")
-        return "".join(out).encode("utf-8")
+from mailstead.wire.smtp import Reply as Reply  # re-exported: the handlers import it from here
 
 
 class SMTPError(MailsteadError):

@@ -14,7 +14,10 @@ from typing import Any
 
 import pytest
 
-from mailstead.delivery.scheduler import ManualClock, Scheduler
+from mailstead.delivery.clock import ManualClock
+from mailstead.delivery.remote import RemoteSession
+from mailstead.delivery.router import Router
+from mailstead.delivery.scheduler import Scheduler
 from mailstead.store.models import OutboundEnvelope, QueuedRecipient
 from mailstead.store.sql.sqlite import SQLiteStore
 from mailstead.testing.dns import TestDNSServer
@@ -43,6 +46,19 @@ def submit(server: ServerThread, rcpt: str, *, subject: str, message_id: str,
         client.starttls(context=context)
         client.login(SENDER, SENDER_PASSWORD)
         client.sendmail(SENDER, [rcpt], message.encode())
+
+
+def record_writes(session: RemoteSession, monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """Every write the client makes on its stream from now on, in order."""
+    writes: list[bytes] = []
+    write = session.stream.write
+
+    def recording(data: bytes) -> None:
+        writes.append(data)
+        write(data)
+
+    monkeypatch.setattr(session.stream, "write", recording)
+    return writes
 
 
 def message_bytes(n: int = 1, subject: str = "hello", body: str = "Hi there.\r\n") -> bytes:
@@ -86,7 +102,8 @@ class Outbound:
             settings_dict_for_tests(tmp_path / "data", deep_merge(base, config)))
         self.clock = ManualClock()
         self.store = store
-        self.scheduler = Scheduler(store, self.settings, clock=self.clock)
+        router = Router(store, self.settings.smtp.plus_separator)
+        self.scheduler = Scheduler(store, self.settings, router=router, clock=self.clock)
 
     async def queue(self, *recipients: str | QueuedRecipient, data: bytes | None = None,
                     mail_from: str = SENDER, **envelope: Any) -> int:

@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from mailstead.delivery.bounce import DSNRecipient, build_dsn, status_of, xtext_decode
+from mailstead.delivery.bounce import DSNRecipient, build_dsn
+from mailstead.wire.smtp import ReplyParser, xtext_decode
 
 from .conftest import human_text, message_bytes, report_fields
 
@@ -78,6 +79,11 @@ def test_orcpt_is_xtext_decoded_and_utf8_uses_global_types() -> None:
     assert types == ["text/plain", "message/global-delivery-status", "message/global-headers"]
     assert b"Original-Recipient: rfc822;b+b@b.test" in raw
     assert "Final-Recipient: utf-8;bøb@b.test".encode() in raw
+
+
+def status_of(code: int, text: str) -> str:
+    [reply] = ReplyParser().feed(f"{code} {text}\r\n".encode())
+    return reply.status
 
 
 def test_status_from_replies_and_no_dsn_to_the_null_sender() -> None:

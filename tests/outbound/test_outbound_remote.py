@@ -14,10 +14,9 @@ from mailstead.delivery.remote import (
     RemoteError,
     RemoteSession,
     TLSPolicy,
-    dot_stuff,
-    xtext_encode,
 )
 from mailstead.testing.sink import SinkServer
+from mailstead.wire.smtp import dot_stuff, xtext_encode
 
 from .conftest import message_bytes
 
@@ -73,7 +72,7 @@ async def test_one_session_carries_several_messages(sink: SinkServer) -> None:
     for n in range(3):
         result = await session.send(OutMessage("alice@a.test", [OutRecipient("bob@b.test")],
                                                message_bytes(n)))
-        assert result.replies["bob@b.test"].ok
+        assert result.replies["bob@b.test"].is_positive
     await session.close()
     assert len(sink.received) == 3 and sink.connections == 1
     assert sink.received[0].mail_options[0].startswith("SIZE=")
@@ -98,7 +97,7 @@ async def test_refused_recipient_and_rset_keep_the_session_usable(sink: SinkServ
     assert session.usable
     result = await session.send(OutMessage("a@a.test", [OutRecipient("bob@b.test")],
                                            message_bytes()))
-    assert result.replies["bob@b.test"].ok
+    assert result.replies["bob@b.test"].is_positive
     await session.close()
 
 

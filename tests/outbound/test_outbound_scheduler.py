@@ -3,9 +3,13 @@ bounces, delay notices, DSN rules, MX routing, limits, connection reuse, hold/re
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from mailstead.core import sanity
 from mailstead.store.models import QueuedRecipient
 from mailstead.testing.dns import TestDNSServer
 from mailstead.testing.sink import SinkServer
@@ -276,3 +280,26 @@ async def test_eight_bit_body_to_a_server_without_8bitmime_bounces(
         assert old.received == []
     [dsn] = await out.inbox()
     assert "8BITMIME" in human_text(dsn)
+
+
+@pytest.mark.parametrize("sanity_on", [True, False])
+async def test_a_failing_round_is_logged_and_raises_only_under_the_sanity_flag(
+        outbound_factory: Any, monkeypatch: pytest.MonkeyPatch, sanity_on: bool) -> None:
+    """Degrade in production (the next round retries), fail under test."""
+    if not sanity_on:
+        monkeypatch.delenv(sanity.ENV_VAR)
+    out: Outbound = outbound_factory({})
+    called = asyncio.Event()
+
+    async def broken(now: object, limit: int) -> list[object]:
+        called.set()
+        raise RuntimeError("a bug in a round")
+
+    monkeypatch.setattr(out.store, "claim_queue", broken)
+    await out.scheduler.start()
+    await called.wait()
+    if sanity_on:
+        with pytest.raises(RuntimeError, match="a bug in a round"):
+            await out.scheduler.stop()
+    else:
+        await out.scheduler.stop()

@@ -18,11 +18,12 @@ import dkim
 import pytest
 
 from mailstead.delivery.dkim import generate_key
+from mailstead.delivery.remote import ClientTLS, OutMessage, OutRecipient, RemoteSession, TLSPolicy
 from mailstead.testing.dns import TestDNSServer
 from mailstead.testing.server import ServerThread, deep_merge
 from tests.interop.postfix import Postfix, PostfixUnavailable
 
-from .conftest import SENDER_PASSWORD, submit
+from .conftest import SENDER_PASSWORD, record_writes, submit
 
 pytestmark = pytest.mark.interop
 
@@ -92,3 +93,25 @@ def test_unknown_postfix_user_bounces_to_the_sender(sender: ServerThread,
     assert "Action: failed" in text
     assert postfix_mx.count("bob") == 0
     assert sender.call(sender.store.queued_messages()) == []
+
+
+async def test_our_client_sends_postfix_one_bdat_chunk(postfix_mx: Postfix,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Postfix offers CHUNKING (since 3.4): the message goes as one BDAT chunk, as it is,
+    and its lines that start with a dot arrive as they were (RFC 3030 §2)."""
+    data = (f"From: <alice@a.test>\r\nTo: <bob@{DOMAIN}>\r\nSubject: chunked\r\n\r\n"
+            ".leading dot\r\n.\r\nend\r\n").encode()
+    session = await RemoteSession.connect(
+        f"mx.{DOMAIN}", "127.0.0.1", postfix_mx.port, helo="mx.a.test",
+        tls=TLSPolicy(ClientTLS.OPPORTUNISTIC), connect_timeout=10, command_timeout=30,
+        data_timeout=30)
+    assert "CHUNKING" in session.extensions and "PIPELINING" in session.extensions
+    writes = record_writes(session, monkeypatch)
+    result = await session.send(OutMessage("alice@a.test", [OutRecipient(f"bob@{DOMAIN}")],
+                                           data))
+    await session.close()
+    assert result.replies[f"bob@{DOMAIN}"].is_positive
+    assert f"BDAT {len(data)} LAST\r\n".encode() in writes
+    [stored] = postfix_mx.wait_maildir("bob", 1)
+    assert stored.replace(b"\r\n", b"\n").endswith(data.split(b"\r\n\r\n", 1)[1]
+                                                    .replace(b"\r\n", b"\n"))
