@@ -13,6 +13,7 @@ from mailstead.net.listener import Handler, RejectHook
 from mailstead.net.stream import Stream
 from mailstead.net.tls import TLSContexts
 from mailstead.pop3 import protocol as wire
+from mailstead.pop3.errors import ResponseCode
 from mailstead.pop3.maildrop import MaildropLocks
 from mailstead.pop3.session import LoginDelay, Session, SessionConfig
 from mailstead.store.interfaces import Store
@@ -75,4 +76,4 @@ class POP3Server:
 
 async def reject(stream: Stream, reason: str) -> None:
     """Connection cap reached: RFC 2449 §8 [SYS/TEMP] instead of a greeting."""
-    stream.write(wire.err(f"{reason}, try again later", wire.SYS_TEMP))
+    stream.write(wire.err(f"{reason}, try again later", ResponseCode.SYS_TEMP))

@@ -34,13 +34,14 @@ from mailstead.auth.sasl import (
     SaslCancelled,
     start_mechanism,
 )
-from mailstead.core.errors import AuthError, AuthThrottled, MailsteadError, NotFound, StoreError
+from mailstead.core.errors import AuthError, AuthThrottled, NotFound, StoreError
 from mailstead.core.log import redact_command
 from mailstead.net.stream import LineTooLong, Stream, StreamError
 from mailstead.net.tls import TLSContexts
 from mailstead.pop3 import protocol as wire
+from mailstead.pop3.errors import CloseSession, CommandError, POP3Error, ResponseCode
 from mailstead.pop3.maildrop import CHUNK_SIZE, Maildrop, MaildropLocks, MaildropMessage
-from mailstead.pop3.protocol import Command, CommandError, DotStuffer, LineLimiter
+from mailstead.pop3.protocol import Command, DotStuffer, LineLimiter
 from mailstead.store.interfaces import Store
 
 _log = logging.getLogger("mailstead.pop3")
@@ -50,21 +51,6 @@ class State(enum.Enum):
     AUTHORIZATION = "authorization"
     TRANSACTION = "transaction"
     UPDATE = "update"
-
-
-class POP3Error(MailsteadError):
-    """Ends one command with ``-ERR``. ``counts`` says whether it uses up the error budget
-    (bad syntax, wrong state, failed login), as opposed to an ordinary refusal."""
-
-    def __init__(self, text: str, code: str | None = None, *, counts: bool = False) -> None:
-        self.text = text
-        self.code = code
-        self.counts = counts
-        super().__init__(text)
-
-
-class CloseSession(MailsteadError):
-    """Stop the session now (QUIT done, budget exhausted, or output stream broken)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,13 +176,13 @@ class Session:
         """Run one command line; False when the session is over."""
         self._commands += 1
         if self._commands > self.config.max_commands:
-            self.send(wire.err("too many commands in one session", wire.SYS_PERM))
+            self.send(wire.err("too many commands in one session", ResponseCode.SYS_PERM))
             return False
         try:
             command = wire.parse_command(line)
         except CommandError as exc:
             self.log.debug("bad command line: %s", exc.text)
-            return await self._refuse(POP3Error(exc.text, counts=True))
+            return await self._refuse(exc)
         self.log.debug("C: %s", redact_command(line).decode("utf-8", "replace")[:200])
         handler = COMMANDS.get(command.name)
         if handler is None:
@@ -209,13 +195,11 @@ class Session:
             await handler(self, command)
         except POP3Error as exc:
             return await self._refuse(exc)
-        except CommandError as exc:
-            return await self._refuse(POP3Error(exc.text, counts=True))
         except StoreError as exc:
             if self._mid_response:
                 raise CloseSession(f"store failure during {command.name}: {exc}") from exc
             self.log.error("%s failed in the store: %s", command.name, exc)
-            code = wire.SYS_TEMP if exc.temporary else wire.SYS_PERM
+            code = ResponseCode.SYS_TEMP if exc.temporary else ResponseCode.SYS_PERM
             return await self._refuse(POP3Error("mail store error, try again later", code))
         except (CloseSession, StreamError):
             raise
@@ -225,7 +209,7 @@ class Session:
             self.log.error("%s failed: %s: %s", command.name, type(exc).__name__, exc)
             self.log.debug("traceback", exc_info=True)
             if not self._mid_response:
-                self.send(wire.err("internal server error", wire.SYS_TEMP))
+                self.send(wire.err("internal server error", ResponseCode.SYS_TEMP))
             raise CloseSession("internal error") from exc
         if self.finished:
             await self.stream.drain()
@@ -260,7 +244,7 @@ class Session:
             # RFC 2449 §8.1 / RFC 3206 [AUTH]; the client should switch to STLS or POP3S.
             raise POP3Error(
                 "plaintext authentication disallowed on non-secure connections, use STLS",
-                wire.AUTH,
+                ResponseCode.AUTH,
             )
 
     async def login(self, username: str, password: str) -> None:
@@ -269,26 +253,26 @@ class Session:
         try:
             record = await self.authenticator.authenticate(username, password, ip)
         except AuthThrottled:
-            raise POP3Error("too many failed logins, try again later", wire.AUTH) from None
+            raise POP3Error("too many failed logins, try again later", ResponseCode.AUTH) from None
         except AuthError:
-            raise POP3Error("authentication failed", wire.AUTH, counts=True) from None
+            raise POP3Error("authentication failed", ResponseCode.AUTH, counts=True) from None
         user = await self.store.find_user(record.address)
         if user is None:  # removed in the instant since authentication
-            raise POP3Error("authentication failed", wire.AUTH, counts=True)
+            raise POP3Error("authentication failed", ResponseCode.AUTH, counts=True)
         self.log.user = user.address
         if self.login_delay.too_soon(user.id):
             # RFC 2449 §8.1.1
-            raise POP3Error("logged in too recently, try again later", wire.LOGIN_DELAY)
+            raise POP3Error("logged in too recently, try again later", ResponseCode.LOGIN_DELAY)
         if not self.locks.acquire(user.id):
             # RFC 2449 §8.1.2: another session holds this maildrop.
             self.log.info("maildrop in use")
-            raise POP3Error("maildrop already locked by another session", wire.IN_USE)
+            raise POP3Error("maildrop already locked by another session", ResponseCode.IN_USE)
         try:
             maildrop = await Maildrop.open(self.store, user.id)
         except (StoreError, NotFound) as exc:
             self.locks.release(user.id)
             self.log.error("cannot open maildrop: %s", exc)
-            raise POP3Error("unable to open maildrop", wire.SYS_TEMP) from None
+            raise POP3Error("unable to open maildrop", ResponseCode.SYS_TEMP) from None
         self.user_id = user.id
         self.policy = user.pop3_policy
         self.maildrop = maildrop
@@ -423,7 +407,7 @@ async def auth(s: Session, cmd: Command) -> None:
     """RFC 5034 §4 AUTH with optional initial response; bare AUTH lists the mechanisms."""
     if not cmd.args:
         if not s.plaintext_allowed:
-            raise POP3Error("no mechanisms available without TLS, use STLS", wire.AUTH)
+            raise POP3Error("no mechanisms available without TLS, use STLS", ResponseCode.AUTH)
         names = [name.encode() for name in SUPPORTED_MECHANISMS]
         s.send(wire.multiline(wire.ok("mechanisms follow"), names))
         return
@@ -448,7 +432,7 @@ async def auth(s: Session, cmd: Command) -> None:
     except SaslCancelled:
         raise POP3Error("authentication cancelled") from None
     except AuthError:
-        raise POP3Error("authentication failed", wire.AUTH, counts=True) from None
+        raise POP3Error("authentication failed", ResponseCode.AUTH, counts=True) from None
     await s.login(result.username, result.password)
 
 
@@ -469,7 +453,8 @@ async def quit_(s: Session, cmd: Command) -> None:
         done = await s.maildrop.commit(s.policy)
     except (StoreError, OSError) as exc:
         s.log.error("QUIT commit failed, nothing changed: %s", exc)
-        s.send(wire.err("some deleted messages not removed, nothing was changed", wire.SYS_TEMP))
+        s.send(wire.err("some deleted messages not removed, nothing was changed",
+                        ResponseCode.SYS_TEMP))
         return
     if done:
         s.log.info("QUIT committed %d message(s) with policy %s", done, s.policy)
