@@ -8,6 +8,7 @@ multi-line encoders fed with chunks split at every byte.
   RFC 2449 §4) or raises :class:`~mailstead.pop3.errors.CommandError`.
 - :func:`ok` / :func:`err` / :func:`multiline` build single- and multi-line responses with
   optional RFC 2449 §8 response codes (:class:`~mailstead.pop3.errors.ResponseCode`).
+- :class:`Capability` names what CAPA can announce (RFC 2449 §6).
 - :class:`DotStuffer` turns message bytes, in chunks of any size, into the body of a
   multi-line response: CRLF line endings, byte-stuffed leading dots, the final ``.CRLF``
   (RFC 1939 §3).
@@ -19,6 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from enum import StrEnum
 
 from mailstead.pop3.errors import CommandError, ResponseCode
 
@@ -32,6 +34,25 @@ MAX_ARGUMENT = 40
 MAX_NUMBER_DIGITS = 10
 
 _BARE_LF = re.compile(rb"(?<!\r)\n")
+
+
+class Capability(StrEnum):
+    """The capabilities CAPA can announce (RFC 2449 §6, RFC 2595 §4, RFC 3206,
+    RFC 6856 §2), in the order it lists them. The value is the capability's tag; what
+    follows the tag on the line, and when it is offered, is the session's business."""
+
+    TOP = "TOP"  # RFC 2449 §6.1
+    UIDL = "UIDL"  # RFC 2449 §6.8
+    RESP_CODES = "RESP-CODES"  # RFC 2449 §6.4
+    AUTH_RESP_CODE = "AUTH-RESP-CODE"  # RFC 3206
+    PIPELINING = "PIPELINING"  # RFC 2449 §6.6
+    USER = "USER"  # RFC 2449 §6.2
+    SASL = "SASL"  # RFC 2449 §6.3
+    STLS = "STLS"  # RFC 2595 §4
+    UTF8 = "UTF8"  # RFC 6856 §2
+    EXPIRE = "EXPIRE"  # RFC 2449 §6.7
+    LOGIN_DELAY = "LOGIN-DELAY"  # RFC 2449 §6.5
+    IMPLEMENTATION = "IMPLEMENTATION"  # RFC 2449 §6.9
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from mailstead.net.listener import Handler, RejectHook
 from mailstead.net.stream import Stream
 from mailstead.net.tls import TLSContexts
 from mailstead.pop3 import protocol as wire
+from mailstead.pop3.commands import COMMANDS
 from mailstead.pop3.errors import ResponseCode
 from mailstead.pop3.maildrop import MaildropLocks
 from mailstead.pop3.session import LoginDelay, Session, SessionConfig
@@ -62,6 +63,7 @@ class POP3Server:
                 authenticator=self.authenticator,
                 locks=self.locks,
                 config=config,
+                commands=COMMANDS,
                 tls=self.tls,
                 login_delay=self.login_delay,
             )

@@ -18,8 +18,11 @@ from mailstead.auth.passwords import hash_password
 from mailstead.auth.throttle import Throttle
 from mailstead.cli.serve import parse_structure
 from mailstead.net.listener import Listener
-from mailstead.pop3 import session as pop3_session
+from mailstead.pop3 import commands as pop3_commands
+from mailstead.pop3.commands.arguments import no_arguments
 from mailstead.pop3.server import POP3Server
+from mailstead.pop3.session import CommandSpec
+from mailstead.pop3.states import TRANSACTION
 from mailstead.store.models import Recipient
 from mailstead.store.sql.sqlite import SQLiteStore
 from mailstead.testing import server as testing
@@ -110,10 +113,11 @@ async def test_internal_error_is_generic(pop3: POP3Fixture,
     connect, store, user_id = pop3
     await store.deliver(message(1), [Recipient(user_id)])
 
-    async def broken(session: Any, command: Any) -> None:
+    async def broken(session: Any, state: Any, args: None) -> None:
         raise RuntimeError("secret internal detail")
 
-    monkeypatch.setitem(pop3_session.COMMANDS, "NOOP", broken)
+    monkeypatch.setitem(pop3_commands.COMMANDS, "NOOP",
+                        CommandSpec(no_arguments, broken, TRANSACTION))
     client = await connect()
     assert (await client.login()).startswith(b"+OK")
     await client.send("DELE 1")
