@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from mailstead.auth.authenticator import Authenticator
 from mailstead.config.schema import ListenerSettings, Settings
+from mailstead.core.types import TLSMode
 from mailstead.net.listener import Handler, RejectHook
 from mailstead.net.stream import Stream
 from mailstead.net.tls import TLSContexts
@@ -43,7 +44,7 @@ class POP3Server:
         limits = self.settings.limits
         return SessionConfig(
             hostname=self.settings.hostname,
-            tls_mode=listener.tls,
+            tls_mode=TLSMode(listener.tls),
             allow_plaintext=self.settings.auth.allow_plaintext,
             max_line_length=limits.pop3_max_line_length,
             idle_timeout=float(limits.pop3_idle_timeout_seconds),

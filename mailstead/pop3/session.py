@@ -38,6 +38,7 @@ from typing import Generic, Protocol, TypeVar
 from mailstead.auth.authenticator import Authenticator
 from mailstead.core.errors import StoreError
 from mailstead.core.log import redact_command
+from mailstead.core.types import TLSMode
 from mailstead.net.stream import LineTooLong, Stream, StreamError
 from mailstead.net.tls import TLSContexts
 from mailstead.pop3 import protocol as wire
@@ -55,7 +56,7 @@ class SessionConfig:
     """What a session needs from the settings; built once per listener."""
 
     hostname: str
-    tls_mode: str = "starttls"  # "none", "starttls" or "implicit"
+    tls_mode: TLSMode = TLSMode.STARTTLS
     allow_plaintext: bool = False
     max_line_length: int = 4096
     idle_timeout: float = 600.0
@@ -200,7 +201,7 @@ class Session:
     def can_stls(self) -> bool:
         """RFC 2595 §4: only before login, only once, only on a plaintext STLS listener."""
         return (
-            self.config.tls_mode == "starttls"
+            self.config.tls_mode is TLSMode.STARTTLS
             and self.tls is not None
             and not self.secure
             and isinstance(self.state, Authorization)
