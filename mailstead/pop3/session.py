@@ -255,7 +255,8 @@ class Session:
                     line = await self.stream.readline(self.config.max_line_length)
                 except LineTooLong:
                     self.log.info("command line too long")
-                    await self._refuse(POP3Error("line too long", counts=True))
+                    if not await self._refuse(POP3Error("line too long", counts=True)):
+                        break
                     continue
                 if not await self.handle_line(line):
                     break

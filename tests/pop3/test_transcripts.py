@@ -320,6 +320,18 @@ async def test_line_too_long(mailstore: Mailstore) -> None:
     assert await pop.transact("+OK", "QUIT") == ["+OK bye"]
 
 
+async def test_long_lines_use_up_the_error_budget(mailstore: Mailstore) -> None:
+    """An over-long line is a counted error like any other: the tenth one closes."""
+    pop = mailstore.connect(max_line_length=100)
+    await pop.greeting()
+    pop.peer.send(("x" * 200 + "\r\n") * 12)
+    assert [await pop.line() for _ in range(11)] == [
+        *["-ERR line too long"] * 10, "-ERR too many errors, closing connection"
+    ]
+    await pop.peer.wait_closed()
+    assert pop.peer.pending() == b""
+
+
 async def test_idle_session_is_closed_without_committing(mailstore: Mailstore) -> None:
     """RFC 1939 §3: the autologout timer closes without entering UPDATE."""
     user = await mailstore.add_user()
