@@ -18,9 +18,10 @@ Invariants:
 - The maildrop lock is taken only after a successful login and released however the
   session ends; only QUIT in TRANSACTION commits, so a dropped connection changes nothing
   (RFC 1939 §6).
-- Every error becomes ``-ERR`` with generic text, in one place (:meth:`Session.handle_line`);
-  details go to the log with the connection id. A failure in the middle of a multi-line
-  response cannot be reported in-band, so it closes the connection instead.
+- Every error becomes ``-ERR`` with generic text, in one place (:meth:`Session._refuse`,
+  called from :meth:`Session.handle_line`); details go to the log with the connection
+  id. A failure in the middle of a multi-line response cannot be reported in-band, so it
+  closes the connection instead.
 - Limits (line length, idle timeout, error and command budgets) are applied in the read
   loop, not in handlers.
 """
@@ -29,7 +30,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -47,8 +47,6 @@ from mailstead.pop3.maildrop import MaildropLocks
 from mailstead.pop3.protocol import Capability, Command
 from mailstead.pop3.states import Authorization, State, Transaction, Update
 from mailstead.store.interfaces import Store
-
-_log = logging.getLogger("mailstead.pop3")
 
 
 @dataclass(frozen=True, slots=True)
