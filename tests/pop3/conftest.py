@@ -24,8 +24,8 @@ import pytest
 from mailstead.auth.authenticator import Authenticator
 from mailstead.auth.passwords import hash_password
 from mailstead.auth.throttle import Throttle
+from mailstead.cli.serve import parse_structure
 from mailstead.core.types import UID, Pop3Policy
-from mailstead.mime.parse import parse_message
 from mailstead.net.stream import StreamError
 from mailstead.net.tls import TLSContexts, ensure_self_signed
 from mailstead.pop3.commands import COMMANDS
@@ -160,11 +160,6 @@ class ManualClock:
         self.now += seconds
 
 
-def parse_structure(raw: bytes) -> bytes:
-    """What the composition root gives the store: parse once at append (TOP reads it)."""
-    return parse_message(raw).to_json()
-
-
 @dataclass
 class Mailstore:
     """What one POP3 server shares between its sessions (store, maildrop locks, login
@@ -263,6 +258,7 @@ def tls_contexts(tmp_path_factory: pytest.TempPathFactory) -> TLSContexts:
 async def mailstore(tmp_path: Path) -> AsyncIterator[Mailstore]:
     """A fresh store and server state per test, so each test stands alone (its own
     throttle and locks included)."""
+    # The parser the composition root gives the store, so TOP reads what production stores.
     store = SQLiteStore(tmp_path / "data", parse=parse_structure)
     await store.open()
     await store.add_domain("example.org")
