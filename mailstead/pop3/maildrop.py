@@ -20,9 +20,10 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
+from typing import assert_never
 
 from mailstead.core.errors import NotFound
-from mailstead.core.types import SEEN, UID, FlagMode
+from mailstead.core.types import SEEN, UID, FlagMode, Pop3Policy
 from mailstead.mime.stored import StoredStructure
 from mailstead.pop3.protocol import find_header_end
 from mailstead.store.interfaces import Store
@@ -105,9 +106,6 @@ class Maildrop:
             return None
         return self.messages[number - 1]
 
-    def exists(self, number: int) -> bool:
-        return 1 <= number <= len(self.messages)
-
     def is_deleted(self, number: int) -> bool:
         return number in self._deleted
 
@@ -166,7 +164,7 @@ class Maildrop:
 
     # -- QUIT ------------------------------------------------------------------------------
 
-    async def commit(self, policy: str) -> int:
+    async def commit(self, policy: Pop3Policy) -> int:
         """Apply the DELE marks under the account's POP3 policy, in one store call.
 
         Returns how many messages were affected. Raises StoreError if nothing could be
@@ -175,17 +173,20 @@ class Maildrop:
         uids = self.deleted_uids
         if not uids:
             return 0
-        if policy == "keep":
-            await self.store.store_flags(self.mailbox_id, uids, FlagMode.ADD, [POP3_DELETED])
-        elif policy == "mark-read":
-            await self.store.store_flags(
-                self.mailbox_id, uids, FlagMode.ADD, [SEEN, POP3_DELETED]
-            )
-        elif policy == "archive":
-            archive = await self._archive_mailbox_id()
-            await self.store.move(self.mailbox_id, uids, archive)
-        else:  # "delete", and any unknown value: RFC 1939 behaviour
-            await self.store.delete_messages(self.mailbox_id, uids)
+        match policy:
+            case Pop3Policy.DELETE:  # RFC 1939 §6: remove them
+                await self.store.delete_messages(self.mailbox_id, uids)
+            case Pop3Policy.KEEP:
+                await self.store.store_flags(self.mailbox_id, uids, FlagMode.ADD, [POP3_DELETED])
+            case Pop3Policy.MARK_READ:
+                await self.store.store_flags(
+                    self.mailbox_id, uids, FlagMode.ADD, [SEEN, POP3_DELETED]
+                )
+            case Pop3Policy.ARCHIVE:
+                archive = await self._archive_mailbox_id()
+                await self.store.move(self.mailbox_id, uids, archive)
+            case _:
+                assert_never(policy)
         return len(uids)
 
     async def _archive_mailbox_id(self) -> int:

@@ -5,9 +5,10 @@ writes the bytes it gets back. Everything is unit-tested with hypothesis, includ
 multi-line encoders fed with chunks split at every byte.
 
 - :func:`parse_command` turns one command line into a :class:`Command` (RFC 1939 §3,
-  RFC 2449 §4) or raises :class:`CommandError`.
+  RFC 2449 §4) or raises :class:`~mailstead.pop3.errors.CommandError`.
 - :func:`ok` / :func:`err` / :func:`multiline` build single- and multi-line responses with
-  optional RFC 2449 §8 response codes.
+  optional RFC 2449 §8 response codes (:class:`~mailstead.pop3.errors.ResponseCode`).
+- :class:`Capability` names what CAPA can announce (RFC 2449 §6).
 - :class:`DotStuffer` turns message bytes, in chunks of any size, into the body of a
   multi-line response: CRLF line endings, byte-stuffed leading dots, the final ``.CRLF``
   (RFC 1939 §3).
@@ -19,8 +20,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from enum import StrEnum
 
-from mailstead.core.errors import MailsteadError
+from mailstead.pop3.errors import CommandError, ResponseCode
 
 CRLF = b"\r\n"
 TERMINATOR = b".\r\n"
@@ -31,22 +33,26 @@ MAX_ARGUMENT = 40
 #: Messages are numbered from 1; ten digits is far beyond any maildrop we would serve.
 MAX_NUMBER_DIGITS = 10
 
-# RFC 2449 §8 / RFC 3206 response codes.
-IN_USE = "IN-USE"
-LOGIN_DELAY = "LOGIN-DELAY"
-AUTH = "AUTH"
-SYS_TEMP = "SYS/TEMP"
-SYS_PERM = "SYS/PERM"
-
 _BARE_LF = re.compile(rb"(?<!\r)\n")
 
 
-class CommandError(MailsteadError):
-    """A command line is malformed; ``text`` is safe to send to the client."""
+class Capability(StrEnum):
+    """The capabilities CAPA can announce (RFC 2449 §6, RFC 2595 §4, RFC 3206,
+    RFC 6856 §2), in the order it lists them. The value is the capability's tag; what
+    follows the tag on the line, and when it is offered, is the session's business."""
 
-    def __init__(self, text: str) -> None:
-        self.text = text
-        super().__init__(text)
+    TOP = "TOP"  # RFC 2449 §6.1
+    UIDL = "UIDL"  # RFC 2449 §6.8
+    RESP_CODES = "RESP-CODES"  # RFC 2449 §6.4
+    AUTH_RESP_CODE = "AUTH-RESP-CODE"  # RFC 3206
+    PIPELINING = "PIPELINING"  # RFC 2449 §6.6
+    USER = "USER"  # RFC 2449 §6.2
+    SASL = "SASL"  # RFC 2449 §6.3
+    STLS = "STLS"  # RFC 2595 §4
+    UTF8 = "UTF8"  # RFC 6856 §2
+    EXPIRE = "EXPIRE"  # RFC 2449 §6.7
+    LOGIN_DELAY = "LOGIN-DELAY"  # RFC 2449 §6.5
+    IMPLEMENTATION = "IMPLEMENTATION"  # RFC 2449 §6.9
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,18 +102,18 @@ def parse_number(text: str, *, allow_zero: bool = False) -> int:
     return value
 
 
-def _status(indicator: bytes, text: str, code: str | None) -> bytes:
+def _status(indicator: bytes, text: str, code: ResponseCode | None) -> bytes:
     # RFC 2449 §8: the response code is the first thing after the status indicator.
     body = f"[{code}] {text}" if code else text
     body = body.replace("\r", " ").replace("\n", " ")
     return indicator + (b" " + body.encode("utf-8") if body else b"") + CRLF
 
 
-def ok(text: str = "", code: str | None = None) -> bytes:
+def ok(text: str = "", code: ResponseCode | None = None) -> bytes:
     return _status(b"+OK", text, code)
 
 
-def err(text: str, code: str | None = None) -> bytes:
+def err(text: str, code: ResponseCode | None = None) -> bytes:
     return _status(b"-ERR", text, code)
 
 

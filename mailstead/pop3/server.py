@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from mailstead.auth.authenticator import Authenticator
 from mailstead.config.schema import ListenerSettings, Settings
+from mailstead.core.types import TLSMode
 from mailstead.net.listener import Handler, RejectHook
 from mailstead.net.stream import Stream
 from mailstead.net.tls import TLSContexts
 from mailstead.pop3 import protocol as wire
+from mailstead.pop3.commands import COMMANDS
+from mailstead.pop3.errors import ResponseCode
 from mailstead.pop3.maildrop import MaildropLocks
 from mailstead.pop3.session import LoginDelay, Session, SessionConfig
 from mailstead.store.interfaces import Store
@@ -41,7 +44,7 @@ class POP3Server:
         limits = self.settings.limits
         return SessionConfig(
             hostname=self.settings.hostname,
-            tls_mode=listener.tls,
+            tls_mode=TLSMode(listener.tls),
             allow_plaintext=self.settings.auth.allow_plaintext,
             max_line_length=limits.pop3_max_line_length,
             idle_timeout=float(limits.pop3_idle_timeout_seconds),
@@ -61,6 +64,7 @@ class POP3Server:
                 authenticator=self.authenticator,
                 locks=self.locks,
                 config=config,
+                commands=COMMANDS,
                 tls=self.tls,
                 login_delay=self.login_delay,
             )
@@ -75,4 +79,4 @@ class POP3Server:
 
 async def reject(stream: Stream, reason: str) -> None:
     """Connection cap reached: RFC 2449 §8 [SYS/TEMP] instead of a greeting."""
-    stream.write(wire.err(f"{reason}, try again later", wire.SYS_TEMP))
+    stream.write(wire.err(f"{reason}, try again later", ResponseCode.SYS_TEMP))

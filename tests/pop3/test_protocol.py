@@ -9,9 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mailstead.pop3 import protocol as wire
+from mailstead.pop3.errors import CommandError, ResponseCode
 from mailstead.pop3.protocol import (
     Command,
-    CommandError,
     DotStuffer,
     LineLimiter,
     find_header_end,
@@ -95,7 +95,7 @@ def test_parse_number() -> None:
 def test_responses() -> None:
     assert wire.ok() == b"+OK\r\n"
     assert wire.ok("2 320") == b"+OK 2 320\r\n"
-    assert wire.err("locked", wire.IN_USE) == b"-ERR [IN-USE] locked\r\n"
+    assert wire.err("locked", ResponseCode.IN_USE) == b"-ERR [IN-USE] locked\r\n"
     assert wire.err("a\r\nb") == b"-ERR a  b\r\n"  # no response splitting
     assert wire.continuation(b"") == b"+ \r\n"
     assert wire.multiline(b"+OK\r\n", [b"TOP", b".x"]) == b"+OK\r\nTOP\r\n..x\r\n.\r\n"

@@ -1,0 +1,97 @@
+"""USER, PASS (RFC 1939 §7) and AUTH (RFC 5034 §4): from AUTHORIZATION to TRANSACTION.
+
+The dispatcher has already refused these when the connection does not offer credentials
+in the clear (:meth:`~mailstead.pop3.session.Session.offers`), so a handler here never
+checks TLS. :func:`login` is the one way into TRANSACTION.
+"""
+
+from __future__ import annotations
+
+from mailstead.auth.sasl import (
+    SUPPORTED_MECHANISMS,
+    Challenge,
+    SaslCancelled,
+    start_mechanism,
+)
+from mailstead.core.errors import AuthError, AuthThrottled, NotFound, StoreError
+from mailstead.net.stream import LineTooLong
+from mailstead.pop3 import protocol as wire
+from mailstead.pop3.commands.arguments import Password, SaslStart, UserName
+from mailstead.pop3.errors import POP3Error, ResponseCode
+from mailstead.pop3.maildrop import Maildrop
+from mailstead.pop3.session import Session
+from mailstead.pop3.states import Authorization, Transaction
+
+
+async def user(s: Session, state: Authorization, args: UserName) -> None:
+    """RFC 1939 §7. Always +OK so the answer does not reveal which accounts exist."""
+    s.state = Authorization(pending_user=args.name)
+    s.send(wire.ok("send PASS"))
+
+
+async def pass_(s: Session, state: Authorization, args: Password) -> None:
+    """RFC 1939 §7: PASS must directly follow USER; the name is used up either way."""
+    s.state = Authorization()
+    if state.pending_user is None:
+        raise POP3Error("USER first", counts=True)
+    await login(s, state.pending_user, args.password)
+
+
+async def auth(s: Session, state: Authorization, args: SaslStart | None) -> None:
+    """RFC 5034 §4 AUTH with optional initial response; bare AUTH lists the mechanisms."""
+    if args is None:
+        names = [name.encode() for name in SUPPORTED_MECHANISMS]
+        s.send(wire.multiline(wire.ok("mechanisms follow"), names))
+        return
+    try:
+        mechanism = start_mechanism(args.mechanism, args.initial_response)
+    except AuthError:
+        raise POP3Error("unsupported authentication mechanism", counts=True) from None
+    try:
+        result = mechanism.step(None)
+        while isinstance(result, Challenge):
+            s.send(wire.continuation(result.encoded()))
+            await s.stream.drain()
+            try:
+                line = await s.stream.readline(s.config.max_line_length)
+            except LineTooLong:
+                raise POP3Error("authentication response too long", counts=True) from None
+            result = mechanism.step(line.rstrip(b"\r\n"))
+    except SaslCancelled:
+        raise POP3Error("authentication cancelled") from None
+    except AuthError:
+        raise POP3Error("authentication failed", ResponseCode.AUTH, counts=True) from None
+    await login(s, result.username, result.password)
+
+
+async def login(s: Session, username: str, password: str) -> None:
+    """Check credentials, lock the maildrop, snapshot it, and enter TRANSACTION."""
+    ip = s.stream.peer[0]
+    try:
+        record = await s.authenticator.authenticate(username, password, ip)
+    except AuthThrottled:
+        raise POP3Error("too many failed logins, try again later", ResponseCode.AUTH) from None
+    except AuthError:
+        raise POP3Error("authentication failed", ResponseCode.AUTH, counts=True) from None
+    user = await s.store.find_user(record.address)
+    if user is None:  # removed in the instant since authentication
+        raise POP3Error("authentication failed", ResponseCode.AUTH, counts=True)
+    s.log.user = user.address
+    if s.login_delay.too_soon(user.id):
+        # RFC 2449 §8.1.1
+        raise POP3Error("logged in too recently, try again later", ResponseCode.LOGIN_DELAY)
+    if not s.locks.acquire(user.id):
+        # RFC 2449 §8.1.2: another session holds this maildrop.
+        s.log.info("maildrop in use")
+        raise POP3Error("maildrop already locked by another session", ResponseCode.IN_USE)
+    try:
+        maildrop = await Maildrop.open(s.store, user.id)
+    except (StoreError, NotFound) as exc:
+        s.locks.release(user.id)
+        s.log.error("cannot open maildrop: %s", exc)
+        raise POP3Error("unable to open maildrop", ResponseCode.SYS_TEMP) from None
+    s.state = Transaction(user.id, maildrop, user.pop3_policy)
+    s.login_delay.record(user.id)
+    count, octets = maildrop.stat()
+    s.log.info("logged in, %d messages (%d octets), policy %s", count, octets, user.pop3_policy)
+    s.send(wire.ok(f"maildrop has {count} messages ({octets} octets)"))
