@@ -74,9 +74,6 @@ class MaildropLocks:
     def release(self, user_id: int) -> None:
         self._held.discard(user_id)
 
-    def held(self, user_id: int) -> bool:
-        return user_id in self._held
-
 
 class Maildrop:
     """One user's INBOX snapshot with the session's deletion marks."""

@@ -72,10 +72,6 @@ class POP3Server:
 
         return handle, reject
 
-    def open_sessions(self) -> int:
-        """How many maildrops are locked right now (for tests and metrics)."""
-        return len(self.locks._held)
-
 
 async def reject(stream: Stream, reason: str) -> None:
     """Connection cap reached: RFC 2449 §8 [SYS/TEMP] instead of a greeting."""
