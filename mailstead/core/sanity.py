@@ -14,6 +14,7 @@ production behaviour.
 
 from __future__ import annotations
 
+import logging
 import os
 import traceback
 
@@ -24,6 +25,22 @@ ENV_VAR = "MAILSTEAD_SANITY"
 def enabled() -> bool:
     """Whether a catch-all fallback must raise instead of degrading."""
     return os.environ.get(ENV_VAR) == "1"
+
+
+def degrade(
+    logger: logging.Logger | logging.LoggerAdapter[logging.Logger],
+    exc: BaseException,
+    message: str,
+    *args: object,
+    exc_info: bool = False,
+) -> None:
+    """What a catch-all does with the exception it caught: log ``message`` (its first
+    ``%s`` is :func:`describe` of ``exc``, then ``args``) at error level, and, with the flag
+    on, raise ``exc`` again instead of letting the caller degrade. ``exc_info`` adds the
+    traceback, for code whose exceptions cannot quote mail or credentials."""
+    logger.error(message, describe(exc), *args, exc_info=exc if exc_info else None)
+    if enabled():
+        raise exc
 
 
 def describe(exc: BaseException) -> str:

@@ -270,9 +270,7 @@ def _decode_2047(value: str) -> str:
     except Exception as exc:
         # Anything else is a bug here or in the email package: this field degrades to its
         # raw text in production, and fails under test.
-        _log.error("RFC 2047 decoding failed (%s); field kept as written", sanity.describe(exc))
-        if sanity.enabled():
-            raise
+        sanity.degrade(_log, exc, "RFC 2047 decoding failed (%s); field kept as written")
         return text
 
 
@@ -589,13 +587,11 @@ def parse_message(raw: bytes) -> ParsedMessage:
         return _parse(raw)
     except Exception as exc:
         # Not the message or the exception's text: both can hold mail content.
-        _log.error(
+        sanity.degrade(
+            _log, exc,
             "MIME parser failed (%s) on a message of %d octets; stored as one text part",
-            sanity.describe(exc),
             len(raw),
         )
-        if sanity.enabled():
-            raise
         return _fallback(raw)
 
 
