@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mailstead.auth.authenticator import Authenticator
+from mailstead.core.types import TLSMode
 from mailstead.delivery.deliver import Deliverer, TraceInfo
 from mailstead.net.stream import ConnectionClosed, IdleTimeout, LineTooLong, Stream, StreamError
 from mailstead.net.tls import TLSContexts
@@ -68,7 +69,7 @@ class SessionConfig:
 
     hostname: str
     submission: bool  # submission/submissions: AUTH required, relay for authenticated users
-    tls_mode: str  # none / starttls / implicit
+    tls_mode: TLSMode
     plaintext_auth: bool  # AUTH may be offered without TLS
     max_message_size: int
     max_recipients: int
@@ -115,7 +116,9 @@ class Session:
     @property
     def offers_starttls(self) -> bool:
         return (
-            self.config.tls_mode == "starttls" and self.tls is not None and not self.stream.is_tls
+            self.config.tls_mode is TLSMode.STARTTLS
+            and self.tls is not None
+            and not self.stream.is_tls
         )
 
     @property
