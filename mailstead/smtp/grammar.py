@@ -1,4 +1,4 @@
-"""Each command's argument grammar: the bytes after the verb -> one frozen, typed record.
+"""Each command's argument grammar: the bytes after the verb -> one immutable, typed record.
 
 The session runs a command's grammar once, after the state check and before the handler,
 so a handler receives a record (:class:`MailArgs`, :class:`RcptArgs`, ...) and never picks
@@ -11,6 +11,10 @@ A grammar error is an :class:`SMTPError` carrying the exact reply (``501``, ``55
 session answers with the generic ``501 5.5.4``. The order of the checks is the order of
 the replies a client sees when its command has several faults, so it is kept as is.
 
+The records are named tuples rather than frozen dataclasses: one is made for every MAIL,
+RCPT and BDAT on the receive path, and a frozen dataclass costs several times as much to
+build.
+
 Three checks depend on the session, which the grammar reads through :class:`Context`: SIZE
 against the configured limit (RFC 1870 §6: refused at MAIL, ``552``), UTF-8 in RCPT
 parameters only in an SMTPUTF8 transaction (RFC 6531 §3.3), and the domain that a bare
@@ -19,9 +23,8 @@ parameters only in an SMTPUTF8 transaction (RFC 6531 §3.3), and the domain that
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from mailstead.core.types import Address
 from mailstead.smtp import codes
@@ -85,11 +88,17 @@ class Notify(StrEnum):
     DELAY = "DELAY"
 
 
+# The values a client may send, upper-cased, to their members (a dict lookup, not an Enum
+# call, for parameters most messages carry).
+_BODY_TYPES = {member.value: member for member in BodyType}
+_RETS = {member.value: member for member in Ret}
+_NOTIFY_WHEN = {member.value: member for member in (Notify.SUCCESS, Notify.FAILURE, Notify.DELAY)}
+
+
 # -- records ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class HeloArgs:
+class HeloArgs(NamedTuple):
     """HELO/EHLO (RFC 5321 §4.1.1.1): the name the client gave, as given (first word,
     at most 255 characters). It is not judged (many clients send junk); it is only
     recorded in the Received: header."""
@@ -97,8 +106,7 @@ class HeloArgs:
     domain: str
 
 
-@dataclass(frozen=True, slots=True)
-class MailArgs:
+class MailArgs(NamedTuple):
     """MAIL FROM (RFC 5321 §4.1.1.2) and its parameters."""
 
     sender: Address | None  # None: the null reverse-path <> (RFC 5321 §4.5.5)
@@ -110,8 +118,7 @@ class MailArgs:
     auth: str | None = None  # AUTH= (RFC 4954 §5), as sent: accepted, never trusted
 
 
-@dataclass(frozen=True, slots=True)
-class RcptArgs:
+class RcptArgs(NamedTuple):
     """RCPT TO (RFC 5321 §4.1.1.3) and the DSN parameters (RFC 3461 §4)."""
 
     recipient: Address  # <Postmaster> already made postmaster@<our hostname>
@@ -119,24 +126,21 @@ class RcptArgs:
     orcpt: str | None = None  # ORCPT=, kept as sent for relaying onward
 
 
-@dataclass(frozen=True, slots=True)
-class BdatArgs:
+class BdatArgs(NamedTuple):
     """BDAT (RFC 3030 §2): the chunk size and whether this is the LAST chunk."""
 
     size: int
     last: bool
 
 
-@dataclass(frozen=True, slots=True)
-class AuthArgs:
+class AuthArgs(NamedTuple):
     """AUTH (RFC 4954 §4): the SASL mechanism name and the initial response, if sent."""
 
     mechanism: str
     initial_response: bytes | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class VrfyArgs:
+class VrfyArgs(NamedTuple):
     """VRFY (RFC 5321 §4.1.1.6): the string to verify (never looked up, see vrfy)."""
 
     target: str
@@ -189,17 +193,15 @@ def parse_mail(argument: bytes, context: Context) -> MailArgs:
 
     body = None
     if "BODY" in params:  # RFC 6152 §2
-        try:
-            body = BodyType((params["BODY"] or "").upper())
-        except ValueError:
-            raise error(501, "5.5.4", "BODY must be 7BIT or 8BITMIME") from None
+        body = _BODY_TYPES.get((params["BODY"] or "").upper())
+        if body is None:
+            raise error(501, "5.5.4", "BODY must be 7BIT or 8BITMIME")
 
     ret = None
     if "RET" in params:  # RFC 3461 §4.3
-        try:
-            ret = Ret((params["RET"] or "").upper())
-        except ValueError:
-            raise error(501, "5.5.4", "RET must be FULL or HDRS") from None
+        ret = _RETS.get((params["RET"] or "").upper())
+        if ret is None:
+            raise error(501, "5.5.4", "RET must be FULL or HDRS")
 
     envid = None
     if "ENVID" in params:  # RFC 3461 §4.4
@@ -227,12 +229,9 @@ def parse_notify(value: str | None) -> tuple[Notify, ...]:
     items = tuple(v.upper() for v in value.split(","))
     if items == ("NEVER",):
         return (Notify.NEVER,)
-    if len(set(items)) != len(items) or not set(items) <= _NOTIFY_WHEN:
+    if len(set(items)) != len(items) or not set(items) <= _NOTIFY_WHEN.keys():
         raise error(501, "5.5.4", "NOTIFY must be NEVER or SUCCESS,FAILURE,DELAY")
-    return tuple(Notify(item) for item in items)
-
-
-_NOTIFY_WHEN = frozenset({"SUCCESS", "FAILURE", "DELAY"})
+    return tuple(_NOTIFY_WHEN[item] for item in items)
 
 
 def parse_orcpt(value: str | None) -> str:

@@ -97,6 +97,10 @@ class Session:
         self.authenticator = authenticator
         self.tls = tls
         self.log = stream.log
+        # What the grammars read (mailstead.smtp.grammar.Context), as plain attributes: the
+        # RCPT grammar reads them for every recipient.
+        self.hostname = config.hostname
+        self.max_message_size = config.max_message_size
         self.state: State = Connected()
         self.closing = False
         self.errors = 0
@@ -127,20 +131,12 @@ class Session:
         administrator allowed plaintext."""
         return self.config.submission and (self.stream.is_tls or self.config.plaintext_auth)
 
-    # -- what the grammars read (mailstead.smtp.grammar.Context) ------------------------------
-    @property
-    def hostname(self) -> str:
-        return self.config.hostname
-
-    @property
-    def max_message_size(self) -> int:
-        return self.config.max_message_size
-
     @property
     def smtputf8(self) -> bool:
+        """The transaction under way declared SMTPUTF8 (grammar.Context)."""
         state = self.state
         if isinstance(state, (MailFrom, RcptTo, Chunking)):
-            return state.transaction.envelope.smtputf8
+            return state.envelope.smtputf8
         return False
 
     def reply(self, reply: Reply) -> None:
@@ -253,7 +249,7 @@ class Session:
                 self._check_budget()
             await self.flush()
         except IdleTimeout:
-            self.log.info("idle timeout in state %s", self.state.name)
+            self.log.info("idle timeout in state %s", type(self.state).__name__)
             await self._goodbye(codes.TIMEOUT)
         except asyncio.CancelledError:
             # Server shutdown: say so if we can, without waiting long (RFC 5321 §3.8).

@@ -6,9 +6,13 @@ state holds the chunks received so far, and every state after HELO/EHLO holds wh
 client said of itself and who it authenticated as. So "RCPT without a transaction" cannot
 be written, and a handler receives the state the command table allowed, never ``None``.
 
-States are values, replaced on every transition rather than changed in place, except the
-chunks of :class:`Chunking` (a client may send thousands of chunks; copying the list each
-time would make that quadratic). The transitions:
+States are values, replaced on every transition rather than changed in place (named tuples:
+immutable, and one is made for nearly every command on the receive path, where a frozen
+dataclass would cost several times as much), except :class:`Chunking`, which grows with
+each chunk (a client may send thousands; copying the list each time would make that
+quadratic). Tell states apart by type (``isinstance``, ``match``), never by truth or
+equality: :class:`Connected` is an empty tuple, and tuples compare by value. The
+transitions:
 
 - any state but :class:`Chunking` -> :class:`Ready` on HELO/EHLO (the login is kept);
 - :class:`Ready` -> :class:`Ready` with a user on AUTH;
@@ -22,7 +26,7 @@ time would make that quadratic). The transitions:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import NamedTuple
 
 from mailstead.delivery.deliver import Delivery, Envelope
 from mailstead.store.models import User
@@ -38,45 +42,30 @@ class Client:
     user: User | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Transaction:
-    """One mail transaction (RFC 5321 §3.3): what MAIL declared and the delivery it started."""
-
-    envelope: Envelope
-    delivery: Delivery
-
-
-@dataclass(frozen=True, slots=True)
-class Connected:
+class Connected(NamedTuple):
     """Greeted by us; no HELO/EHLO yet (again after STARTTLS)."""
 
-    name: ClassVar[str] = "connected"
 
-
-@dataclass(frozen=True, slots=True)
-class Ready:
+class Ready(NamedTuple):
     """HELO/EHLO done, no mail transaction."""
 
-    name: ClassVar[str] = "ready"
     client: Client
 
 
-@dataclass(frozen=True, slots=True)
-class MailFrom:
-    """MAIL FROM accepted, no recipient yet."""
+class MailFrom(NamedTuple):
+    """MAIL FROM accepted, no recipient yet: the transaction (RFC 5321 §3.3) has begun."""
 
-    name: ClassVar[str] = "mail"
     client: Client
-    transaction: Transaction
+    envelope: Envelope  # what MAIL declared
+    delivery: Delivery  # the delivery transaction MAIL started
 
 
-@dataclass(frozen=True, slots=True)
-class RcptTo:
+class RcptTo(NamedTuple):
     """At least one RCPT TO accepted."""
 
-    name: ClassVar[str] = "rcpt"
     client: Client
-    transaction: Transaction
+    envelope: Envelope
+    delivery: Delivery
 
 
 @dataclass(slots=True)
@@ -84,15 +73,14 @@ class Chunking:
     """Inside a BDAT chunk sequence (RFC 3030 §2): the chunks kept so far, and how many
     octets have arrived in all (counted on past the size limit, when nothing is kept)."""
 
-    name: ClassVar[str] = "bdat"
     client: Client
-    transaction: Transaction
+    envelope: Envelope
+    delivery: Delivery
     parts: list[bytes] = field(default_factory=list)
     size: int = 0
 
 
 State = Connected | Ready | MailFrom | RcptTo | Chunking
-InTransaction = MailFrom | RcptTo | Chunking
 
 ANY: frozenset[type[State]] = frozenset({Connected, Ready, MailFrom, RcptTo, Chunking})
 
@@ -101,10 +89,8 @@ __all__ = [
     "Chunking",
     "Client",
     "Connected",
-    "InTransaction",
     "MailFrom",
     "RcptTo",
     "Ready",
     "State",
-    "Transaction",
 ]

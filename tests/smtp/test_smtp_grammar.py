@@ -3,7 +3,6 @@ reply out."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -212,9 +211,9 @@ def test_ignored_arguments() -> None:
     assert grammar.ignore_argument(b"anything at all \xff", PLAIN) is None
 
 
-def test_records_are_frozen() -> None:
+def test_records_are_immutable() -> None:
     args = grammar.parse_mail(b"FROM:<a@b.example>", PLAIN)
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(AttributeError):
         args.size = 5  # type: ignore[misc]
 
 

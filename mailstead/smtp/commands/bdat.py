@@ -47,13 +47,13 @@ async def handle(session: Session, state: RcptTo | Chunking, args: BdatArgs) -> 
     if isinstance(state, Chunking):
         state.parts.extend(parts)
         state.size = total
-    else:
-        state = Chunking(state.client, state.transaction, parts, total)
-    if not args.last:
-        session.state = state
-        session.reply(Reply(250, "2.0.0", f"{args.size} octets received"))
+        parts = state.parts
+    if args.last:
+        await complete(session, state.delivery, b"".join(parts))
         return
-    await complete(session, state.transaction, b"".join(state.parts))
+    if not isinstance(state, Chunking):
+        session.state = Chunking(state.client, state.envelope, state.delivery, parts, total)
+    session.reply(Reply(250, "2.0.0", f"{args.size} octets received"))
 
 
 async def refuse(session: Session, state: State, args: BdatArgs) -> None:

@@ -9,7 +9,7 @@ from mailstead.delivery.router import DeliveryError
 from mailstead.smtp import codes
 from mailstead.smtp.codes import Reply, SMTPError
 from mailstead.smtp.protocol import DataDecoder
-from mailstead.smtp.states import MailFrom, RcptTo, Transaction
+from mailstead.smtp.states import MailFrom, RcptTo
 
 if TYPE_CHECKING:
     from mailstead.smtp.session import Session
@@ -40,14 +40,14 @@ async def handle(session: Session, state: MailFrom | RcptTo, args: None) -> None
     if decoder.bare_lf and config.reject_bare_lf:
         session.reset_transaction()
         raise SMTPError(BARE_LF, log="bare LF in DATA (possible SMTP smuggling)")
-    await complete(session, state.transaction, decoder.message())
+    await complete(session, state.delivery, decoder.message())
 
 
-async def complete(session: Session, transaction: Transaction, data: bytes) -> None:
+async def complete(session: Session, delivery: Delivery, data: bytes) -> None:
     """End the transaction and commit the message. Its 250 is sent only once the message
     is durable for every recipient; meanwhile the session reads on (pipelining)."""
     session.reset_transaction()
-    await session.reply_when_done(_commit(session, transaction.delivery, data), len(data))
+    await session.reply_when_done(_commit(session, delivery, data), len(data))
 
 
 async def _commit(session: Session, delivery: Delivery, data: bytes) -> Reply:

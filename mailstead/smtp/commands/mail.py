@@ -12,7 +12,7 @@ from mailstead.delivery.deliver import Envelope
 from mailstead.smtp import codes
 from mailstead.smtp.codes import Reply, SMTPError
 from mailstead.smtp.grammar import MailArgs
-from mailstead.smtp.states import MailFrom, Ready, Transaction
+from mailstead.smtp.states import MailFrom, Ready
 
 if TYPE_CHECKING:
     from mailstead.smtp.session import Session
@@ -44,5 +44,5 @@ async def handle(session: Session, state: Ready, args: MailArgs) -> None:
     delivery = session.deliverer.start(
         envelope, session.trace(state.client), relay_allowed=user is not None
     )
-    session.state = MailFrom(state.client, Transaction(envelope, delivery))
+    session.state = MailFrom(state.client, envelope, delivery)
     session.reply(codes.SENDER_OK)

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 
 async def handle(session: Session, state: MailFrom | RcptTo, args: RcptArgs) -> None:
-    delivery = state.transaction.delivery
+    delivery = state.delivery
     if delivery.recipient_count >= session.config.max_recipients:
         # RFC 5321 §4.5.3.1.8: 452 lets the client send the rest in another transaction.
         raise error(452, "4.5.3", "Too many recipients")
@@ -29,5 +29,5 @@ async def handle(session: Session, state: MailFrom | RcptTo, args: RcptArgs) -> 
         raise SMTPError(Reply(exc.code, exc.enhanced, exc.text),
                         log=f"RCPT <{args.recipient}> refused: {exc}") from None
     if isinstance(state, MailFrom):
-        session.state = RcptTo(state.client, state.transaction)
+        session.state = RcptTo(state.client, state.envelope, state.delivery)
     session.reply(codes.RECIPIENT_OK)
