@@ -6,7 +6,8 @@ Found through this explicit table, never by name lookup. For each command the se
 1. checks the state against ``states`` (RFC 5321 §4.1.4 ordering, RFC 3030 §2 for BDAT);
    otherwise runs ``refuse`` if there is one (BDAT consumes its chunk) and answers
    ``503 5.5.1 <out_of_sequence>``;
-2. runs ``guard``, if any: who may use the command here (AUTH on submission, RFC 4954);
+2. runs ``guard``, if any: may this client use the command here at all (MAIL and AUTH
+   on submission, RFC 4954), asked before the argument is read;
 3. parses the argument with ``grammar`` into the typed ``record``;
 4. calls ``handler`` with the state, typed as the states allowed, and the record.
 
