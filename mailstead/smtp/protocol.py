@@ -1,12 +1,15 @@
 """The SMTP wire format as pure functions and small state machines: no sockets, no asyncio.
 
-- :func:`parse_command` splits a command line into verb and argument.
+The primitives every command shares; each command's own argument grammar, built on them,
+is in :mod:`mailstead.smtp.grammar`.
+
+- :func:`parse_command` splits a command line into verb and argument;
+  :func:`decode_argument` reads an argument as UTF-8.
 - :func:`parse_params` reads ESMTP parameters (RFC 5321 §4.1.2 esmtp-param).
 - :func:`decode_xtext` decodes ENVID/ORCPT values (RFC 3461 §4).
 - :class:`DataDecoder` turns DATA bytes into the message: the end-of-data marker, size
   counting (RFC 1870 §6.3), bare-LF detection and dot-unstuffing (RFC 5321 §4.5.2), with
   bytes operations on whole chunks rather than a Python loop per line.
-- :func:`parse_bdat` reads ``BDAT <size> [LAST]`` (RFC 3030 §2).
 
 SMTP smuggling (CVE-2023-51764 class): end-of-data is only ``CRLF . CRLF``; ``LF . LF``,
 ``LF . CRLF``, ``CRLF . LF`` and ``CR . CR`` are data, not the end. With ``reject_bare_lf``
@@ -37,12 +40,13 @@ class Command:
     verb: str
     argument: bytes
 
-    def text(self) -> str:
-        """The argument as text: UTF-8 (RFC 6531 §3.3); invalid bytes raise ProtocolError."""
-        try:
-            return self.argument.decode("utf-8")
-        except UnicodeDecodeError:
-            raise ProtocolError("argument is not valid UTF-8") from None
+
+def decode_argument(argument: bytes) -> str:
+    """A command argument as text: UTF-8 (RFC 6531 §3.3); invalid bytes raise ProtocolError."""
+    try:
+        return argument.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ProtocolError("argument is not valid UTF-8") from None
 
 
 def parse_command(line: bytes) -> Command:
@@ -110,27 +114,6 @@ def encode_xtext(value: str) -> str:
     return "".join(
         f"+{ord(ch):02X}" if ch in "+=" or not (33 <= ord(ch) <= 126) else ch for ch in value
     )
-
-
-@dataclass(frozen=True, slots=True)
-class BdatCommand:
-    size: int
-    last: bool
-
-
-def parse_bdat(argument: str) -> BdatCommand:
-    """RFC 3030 §2: ``BDAT chunk-size [SP end-marker]``; chunk-size is 1*DIGIT."""
-    parts = argument.split()
-    if not parts or len(parts) > 2 or not parts[0].isdigit() or not parts[0].isascii():
-        raise ProtocolError("BDAT needs a chunk size")
-    if len(parts[0]) > 15:
-        raise ProtocolError("BDAT chunk size too large")
-    last = False
-    if len(parts) == 2:
-        if parts[1].upper() != "LAST":
-            raise ProtocolError("BDAT end marker must be LAST")
-        last = True
-    return BdatCommand(int(parts[0]), last)
 
 
 _BARE_LF = re.compile(rb"(?<!\r)\n")

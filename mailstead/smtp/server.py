@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from mailstead.auth.authenticator import Authenticator
 from mailstead.config.schema import ListenerSettings, Settings
+from mailstead.core.types import TLSMode
 from mailstead.delivery.deliver import Deliverer
 from mailstead.net.listener import Handler, RejectHook
 from mailstead.net.stream import Stream
@@ -40,7 +41,7 @@ class SMTPServer:
         return SessionConfig(
             hostname=settings.hostname,
             submission=name in SUBMISSION_LISTENERS,
-            tls_mode=listener.tls,
+            tls_mode=TLSMode(listener.tls),
             # Either switch loosens: [auth] allow_plaintext is the server-wide one.
             plaintext_auth=settings.auth.allow_plaintext or not settings.smtp.require_tls_for_auth,
             max_message_size=limits.max_message_size,

@@ -5,10 +5,15 @@ Invariants:
 - Exactly one reply per command, in command order (RFC 2920 §3.1); replies are buffered and
   sent when the client has nothing more pipelined, or before we wait on the client (354,
   334, STARTTLS), so a pipelining client gets one packet per command group.
-- The state is checked once, here, against :data:`COMMANDS` before a handler runs; a
-  handler never re-checks sequencing. BDAT is the exception that proves the rule: a
-  refused BDAT still has its chunk consumed (RFC 3030 §2) by its ``refuse`` hook, so the
-  byte stream never desynchronises.
+- The state is checked once, here, against the command's entry in :data:`COMMANDS` before
+  its argument is read or its handler runs; a handler never re-checks sequencing. A
+  refused BDAT still has its chunk consumed (RFC 3030 §2) by the entry's ``refuse`` hook,
+  so the byte stream never desynchronises.
+- A command's argument is parsed once, by its entry's grammar, into a typed record; the
+  handler receives that record and the state the table allowed, typed as such.
+- The state carries its data (:mod:`mailstead.smtp.states`): a transaction exists exactly
+  in MailFrom, RcptTo and Chunking, BDAT chunks exactly in Chunking, the HELO name and the
+  login exactly after HELO/EHLO. Leaving a transaction state drops the transaction with it.
 - Limits live in the read loop: line length (``500 5.5.2``), commands per session, errors
   per session (``421 4.7.0`` then close) and the idle timeout (RFC 5321 §4.5.3.2.7, at
   least five minutes by default).
@@ -27,18 +32,28 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass
-from enum import Enum
+from typing import Any
 
 from mailstead.auth.authenticator import Authenticator
-from mailstead.delivery.deliver import Deliverer, Delivery, Envelope, TraceInfo
+from mailstead.core.types import TLSMode
+from mailstead.delivery.deliver import Deliverer, TraceInfo
 from mailstead.net.stream import ConnectionClosed, IdleTimeout, LineTooLong, Stream, StreamError
 from mailstead.net.tls import TLSContexts
 from mailstead.smtp import codes
 from mailstead.smtp.codes import Reply, SMTPError
+from mailstead.smtp.commands import COMMANDS, CommandSpec
 from mailstead.smtp.protocol import Command, ProtocolError, parse_command
-from mailstead.store.models import User
+from mailstead.smtp.states import (
+    Chunking,
+    Client,
+    Connected,
+    MailFrom,
+    RcptTo,
+    Ready,
+    State,
+)
 
 log = logging.getLogger("mailstead.smtp")
 
@@ -48,26 +63,13 @@ MAX_INFLIGHT_BYTES = 32 * 1024 * 1024
 _running: set[asyncio.Task[Reply]] = set()
 
 
-class State(Enum):
-    """Where the conversation is (RFC 5321 §4.1.4 command order)."""
-
-    CONNECTED = "connected"  # greeted; no HELO/EHLO yet (again after STARTTLS)
-    READY = "ready"  # HELO/EHLO done, no mail transaction
-    MAIL = "mail"  # MAIL FROM accepted, no recipient yet
-    RCPT = "rcpt"  # at least one RCPT accepted
-    BDAT = "bdat"  # inside a BDAT chunk sequence (RFC 3030)
-
-
-ANY = frozenset(State)
-
-
 @dataclass(frozen=True, slots=True)
 class SessionConfig:
     """Per-listener settings, resolved once from the configuration."""
 
     hostname: str
     submission: bool  # submission/submissions: AUTH required, relay for authenticated users
-    tls_mode: str  # none / starttls / implicit
+    tls_mode: TLSMode
     plaintext_auth: bool  # AUTH may be offered without TLS
     max_message_size: int
     max_recipients: int
@@ -76,19 +78,6 @@ class SessionConfig:
     max_errors: int
     max_commands: int
     reject_bare_lf: bool
-
-
-Handler = Callable[["Session", Command], Awaitable[None]]
-
-
-@dataclass(frozen=True, slots=True)
-class CommandSpec:
-    """A command's handler, the states it is allowed in, and what to say otherwise."""
-
-    handler: Handler
-    states: frozenset[State]
-    out_of_sequence: str = "Bad sequence of commands"
-    refuse: Handler | None = None  # runs instead of the reply when the state is wrong
 
 
 class Session:
@@ -108,14 +97,11 @@ class Session:
         self.authenticator = authenticator
         self.tls = tls
         self.log = stream.log
-        self.state = State.CONNECTED
-        self.helo = ""
-        self.esmtp = False
-        self.user: User | None = None
-        self.delivery: Delivery | None = None
-        self.envelope: Envelope | None = None
-        self.bdat_parts: list[bytes] = []
-        self.bdat_size = 0
+        # What the grammars read (mailstead.smtp.grammar.Context), as plain attributes: the
+        # RCPT grammar reads them for every recipient.
+        self.hostname = config.hostname
+        self.max_message_size = config.max_message_size
+        self.state: State = Connected()
         self.closing = False
         self.errors = 0
         self.commands = 0
@@ -134,7 +120,9 @@ class Session:
     @property
     def offers_starttls(self) -> bool:
         return (
-            self.config.tls_mode == "starttls" and self.tls is not None and not self.stream.is_tls
+            self.config.tls_mode is TLSMode.STARTTLS
+            and self.tls is not None
+            and not self.stream.is_tls
         )
 
     @property
@@ -142,6 +130,14 @@ class Session:
         """RFC 4954 §4 and RFC 8314: AUTH only on submission, and only over TLS unless the
         administrator allowed plaintext."""
         return self.config.submission and (self.stream.is_tls or self.config.plaintext_auth)
+
+    @property
+    def smtputf8(self) -> bool:
+        """The transaction under way declared SMTPUTF8 (grammar.Context)."""
+        state = self.state
+        if isinstance(state, (MailFrom, RcptTo, Chunking)):
+            return state.envelope.smtputf8
+        return False
 
     def reply(self, reply: Reply) -> None:
         """Queue a reply; 5xx replies count against the error budget."""
@@ -200,39 +196,32 @@ class Session:
             self._write_ready()
         await self.stream.drain()
 
-    def trace(self) -> TraceInfo:
+    def trace(self, client: Client) -> TraceInfo:
+        """What the Received: header of a transaction this client starts says."""
         return TraceInfo(
             hostname=self.config.hostname,
-            helo=self.helo,
+            helo=client.helo,
             client_ip=self.client_ip,
-            esmtp=self.esmtp,
+            esmtp=client.esmtp,
             tls=self.stream.tls_info,
-            auth_user=self.user.address if self.user is not None else None,
+            auth_user=client.user.address if client.user is not None else None,
             session_id=self.stream.session_id,
         )
 
     def reset_transaction(self) -> None:
-        """RSET, HELO/EHLO, end of DATA: forget the envelope (RFC 5321 §4.1.1.5)."""
-        self.delivery = None
-        self.envelope = None
-        self.bdat_parts = []
-        self.bdat_size = 0
-        if self.state is not State.CONNECTED:
-            self.state = State.READY
+        """RSET, QUIT, end of DATA/BDAT, a failure: the transaction, and with it the
+        envelope and any chunks, is gone (RFC 5321 §4.1.1.5); HELO and AUTH stay."""
+        state = self.state
+        if isinstance(state, (MailFrom, RcptTo, Chunking)):
+            self.state = Ready(state.client)
 
     def reset_all(self) -> None:
         """After STARTTLS: everything learnt before the handshake is void (RFC 3207 §4.2)."""
-        self.reset_transaction()
-        self.state = State.CONNECTED
-        self.helo = ""
-        self.esmtp = False
-        self.user = None
+        self.state = Connected()
         self.log.user = None
 
     # -- the loop ---------------------------------------------------------------------------
     async def run(self) -> None:
-        from mailstead.smtp.commands import COMMANDS
-
         self.reply(Reply(220, "", f"{self.config.hostname} ESMTP mailstead"))
         try:
             while not self.closing:
@@ -260,7 +249,7 @@ class Session:
                 self._check_budget()
             await self.flush()
         except IdleTimeout:
-            self.log.info("idle timeout in state %s", self.state.value)
+            self.log.info("idle timeout in state %s", type(self.state).__name__)
             await self._goodbye(codes.TIMEOUT)
         except asyncio.CancelledError:
             # Server shutdown: say so if we can, without waiting long (RFC 5321 §3.8).
@@ -284,20 +273,22 @@ class Session:
         with contextlib.suppress(StreamError):
             await self.flush()
 
-    async def _dispatch(self, table: dict[str, CommandSpec], command: Command) -> None:
+    async def _dispatch(self, table: dict[str, CommandSpec[Any, Any]], command: Command) -> None:
         spec = table.get(command.verb)
         if spec is None:
             self.log.debug("unknown command %r", command.verb or "?")
             self.reply(codes.UNKNOWN_COMMAND)
             return
+        state = self.state
         try:
-            if self.state not in spec.states:
+            if type(state) not in spec.states:
                 if spec.refuse is not None:
-                    await spec.refuse(self, command)
-                else:
-                    self.reply(Reply(503, "5.5.1", spec.out_of_sequence))
+                    await spec.refuse(self, state, spec.grammar(command.argument, self))
+                self.reply(Reply(503, "5.5.1", spec.out_of_sequence))
                 return
-            await spec.handler(self, command)
+            if spec.guard is not None:
+                spec.guard(self, state)
+            await spec.handler(self, state, spec.grammar(command.argument, self))
         except SMTPError as exc:
             if exc.log_detail:
                 self.log.info("%s: %s", command.verb, exc.log_detail)

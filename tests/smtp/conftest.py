@@ -143,10 +143,14 @@ class RawClient:
     def starttls(self, context: ssl.SSLContext) -> None:
         self.sock = context.wrap_socket(self.sock, server_hostname="localhost")
 
-    def closed(self) -> bool:
-        """True when the server has closed the connection (after any buffered replies)."""
+    def closed(self, timeout: float = 5.0) -> bool:
+        """True when the server closes the connection within ``timeout`` seconds (after any
+        replies already read); False when it sends more or keeps the connection open."""
+        self.sock.settimeout(timeout)
         try:
             return self.sock.recv(1) == b""
+        except TimeoutError:
+            return False  # still open: a timeout is not a close
         except (ConnectionError, OSError):
             return True
 

@@ -6,7 +6,6 @@ import asyncio
 import re
 import smtplib
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from mailstead.testing.server import SubprocessServer
 from tests.smtp.conftest import strip_trace
 
 SESSIONS = 8
+ACKED_BEFORE_KILL = 200  # acknowledged messages to wait for before the SIGKILL
 _ID = re.compile(rb"^Message-ID: <(\d+)\.(\d+)@crash>\r\n", re.MULTILINE)
 
 
@@ -35,8 +35,10 @@ async def prepare(data_dir: Path) -> None:
         await store.close()
 
 
-def sender(port: int, worker: int, acked: list[tuple[int, int]], stop: threading.Event) -> None:
-    """Send until the connection dies; record what got its 250."""
+def sender(port: int, worker: int, acked: list[tuple[int, int]], stop: threading.Event,
+           enough: threading.Event) -> None:
+    """Send until the connection dies; record what got its 250, and say when the senders
+    together have had ``ACKED_BEFORE_KILL`` of them."""
     try:
         with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
             n = 0
@@ -44,6 +46,8 @@ def sender(port: int, worker: int, acked: list[tuple[int, int]], stop: threading
                 client.sendmail("a@remote.example", ["rcpt@example.org"],
                                 crash_message(worker, n))
                 acked.append((worker, n))  # list.append is atomic under the GIL
+                if len(acked) >= ACKED_BEFORE_KILL:
+                    enough.set()
                 n += 1
     except (OSError, smtplib.SMTPException):
         return  # the server was killed mid-conversation
@@ -67,22 +71,23 @@ def test_sigkill_during_smtp_sessions_loses_no_acknowledged_message(tmp_path: Pa
     asyncio.run(prepare(tmp_path / "data"))
     acked: list[tuple[int, int]] = []
     stop = threading.Event()
+    enough = threading.Event()
     server = SubprocessServer(tmp_path, {"log": {"level": "warning"}}).start()
     try:
-        threads = [threading.Thread(target=sender, args=(server.port("smtp"), w, acked, stop))
-                   for w in range(SESSIONS)]
+        threads = [
+            threading.Thread(target=sender, args=(server.port("smtp"), w, acked, stop, enough))
+            for w in range(SESSIONS)
+        ]
         for thread in threads:
             thread.start()
-        deadline = time.monotonic() + 20
-        while len(acked) < 200 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        got_going = enough.wait(timeout=20)
         server.kill()  # SIGKILL mid-stream: sessions are in every phase of a transaction
     finally:
         stop.set()
         server.kill()
     for thread in threads:
         thread.join(timeout=15)
-    assert len(acked) >= 200, "the senders did not get going"
+    assert got_going, f"the senders had only {len(acked)} messages acknowledged in 20s"
 
     bodies, problems = asyncio.run(stored_messages(tmp_path / "data"))
     assert problems == []

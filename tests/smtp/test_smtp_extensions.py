@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import smtplib
 
-from tests.smtp.conftest import Connect, Mailserver, MakeServer, message, strip_trace, trace_headers
+from tests.smtp.conftest import (
+    Connect,
+    Mailserver,
+    MakeServer,
+    RawClient,
+    message,
+    strip_trace,
+    trace_headers,
+)
 
 
 def test_pipelined_transaction_gets_ordered_replies(server: Mailserver, raw: Connect) -> None:
@@ -70,10 +78,8 @@ def test_bdat_out_of_sequence_consumes_its_chunk(raw: Connect) -> None:
     assert [code for code, _ in client.replies(4)] == [250, 550, 554, 250]
 
 
-def test_data_is_refused_inside_bdat_and_bdat_size_limit(make_server, raw: Connect) -> None:
+def test_data_is_refused_inside_bdat_and_bdat_size_limit(make_server: MakeServer) -> None:
     server = make_server({"limits": {"max_message_size": 100}})
-    from tests.smtp.conftest import RawClient
-
     client = RawClient(server.port())
     client.reply()
     client.command(b"EHLO x")

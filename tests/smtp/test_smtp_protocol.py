@@ -12,7 +12,6 @@ from mailstead.smtp.protocol import (
     ProtocolError,
     decode_xtext,
     encode_xtext,
-    parse_bdat,
     parse_command,
     parse_params,
 )
@@ -56,14 +55,6 @@ def test_xtext() -> None:
 @given(st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126)))
 def test_xtext_round_trip(text: str) -> None:
     assert decode_xtext(encode_xtext(text)) == text
-
-
-def test_parse_bdat() -> None:
-    assert parse_bdat("100").size == 100
-    assert parse_bdat("0 last").last
-    for bad in ("", "x", "10 MORE", "1 LAST x", "-1", "1" * 20):
-        with pytest.raises(ProtocolError):
-            parse_bdat(bad)
 
 
 def decode(data: bytes, *, split: int = 0, **kw: object) -> DataDecoder:

@@ -80,15 +80,20 @@ def test_mail_requires_auth_after_tls(server: Mailserver) -> None:
         assert client.mail("alice@example.org") == (530, b"5.7.0 Authentication required")
 
 
-def test_wrong_password_is_535_and_counts(server: Mailserver) -> None:
+def test_wrong_password_and_unknown_user_get_the_same_535(server: Mailserver) -> None:
     with smtplib.SMTP_SSL("127.0.0.1", server.port("submissions"),
                           context=server.client_context()) as client:
         client.ehlo()
-        with pytest.raises(smtplib.SMTPAuthenticationError) as failure:
+        with pytest.raises(smtplib.SMTPAuthenticationError) as wrong_password:
             client.login("alice@example.org", "wrong")
-        assert failure.value.smtp_code == 535
-        with pytest.raises(smtplib.SMTPAuthenticationError):
+        assert wrong_password.value.smtp_code == 535
+        with pytest.raises(smtplib.SMTPAuthenticationError) as unknown_user:
             client.login("nobody@example.org", "wrong")
+        # Nothing tells which accounts exist.
+        assert (unknown_user.value.smtp_code, unknown_user.value.smtp_error) == (
+            535, wrong_password.value.smtp_error)
+        # The failures ended nothing: the right password still works on this connection.
+        assert client.login("alice@example.org", PASSWORD)[0] == 235
 
 
 def test_auth_cancel_and_bad_mechanism(server: Mailserver) -> None:

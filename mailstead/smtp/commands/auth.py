@@ -6,13 +6,15 @@ only ever learns "invalid credentials". Nothing of the exchange is logged.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from mailstead.auth.sasl import MAX_RESPONSE, Challenge, SaslCancelled, start_mechanism
 from mailstead.core.errors import AuthError, AuthThrottled
 from mailstead.net.stream import LineTooLong
 from mailstead.smtp.codes import Reply, SMTPError, error
-from mailstead.smtp.protocol import Command
+from mailstead.smtp.grammar import AuthArgs
+from mailstead.smtp.states import Ready
 from mailstead.store.models import User
 
 if TYPE_CHECKING:
@@ -25,18 +27,19 @@ AUTH_CANCELLED = Reply(501, "5.0.0", "Authentication cancelled")
 AUTH_MALFORMED = Reply(501, "5.5.2", "Cannot decode authentication response")
 
 
-async def handle(session: Session, command: Command) -> None:
-    if session.user is not None:
+def guard(session: Session, state: Ready) -> None:
+    """Whether AUTH may be used at all here, before its argument is read."""
+    if state.client.user is not None:
         raise error(503, "5.5.1", "Already authenticated")  # RFC 4954 §4
     if not session.config.submission:
         raise error(502, "5.5.1", "AUTH is not available on this port")
     if not session.offers_auth:
         raise error(538, "5.7.11", "Encryption required for requested authentication mechanism")
-    parts = command.text().split(" ")
-    if not parts[0] or len(parts) > 2:
-        raise error(501, "5.5.4", "Syntax: AUTH mechanism [initial-response]")
+
+
+async def handle(session: Session, state: Ready, args: AuthArgs) -> None:
     try:
-        mechanism = start_mechanism(parts[0], parts[1].encode() if len(parts) == 2 else None)
+        mechanism = start_mechanism(args.mechanism, args.initial_response)
     except AuthError:
         raise error(504, "5.5.4", "Unrecognized authentication type") from None
 
@@ -69,7 +72,7 @@ async def handle(session: Session, command: Command) -> None:
     )
     if user is None:
         raise SMTPError(AUTH_FAILED)
-    session.user = user
+    session.state = Ready(replace(state.client, user=user))
     session.log.user = user.address
     session.log.info("authenticated as %s", user.address)
     session.reply(AUTH_OK)

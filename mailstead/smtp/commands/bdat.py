@@ -10,28 +10,23 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from mailstead.smtp import codes
-from mailstead.smtp.codes import Reply, SMTPError, error
+from mailstead.smtp.codes import Reply, SMTPError
 from mailstead.smtp.commands.data import complete
-from mailstead.smtp.protocol import BdatCommand, Command, ProtocolError, parse_bdat
-from mailstead.smtp.session import State
+from mailstead.smtp.grammar import BdatArgs
+from mailstead.smtp.states import Chunking, MailFrom, RcptTo, State
 
 if TYPE_CHECKING:
     from mailstead.smtp.session import Session
 
 
-def _parse(command: Command) -> BdatCommand:
-    try:
-        return parse_bdat(command.text())
-    except ProtocolError:
-        # Without a size we cannot find the next command: end the session.
-        raise SMTPError(Reply(501, "5.5.4", "Syntax: BDAT size [LAST]"), close=True) from None
-
-
-async def _consume(session: Session, size: int, keep: bool) -> tuple[list[bytes], int]:
-    """Read ``size`` bytes; keep them only while the message stays under the size limit."""
+async def _consume(
+    session: Session, size: int, received: int, keep: bool
+) -> tuple[list[bytes], int]:
+    """Read ``size`` bytes, ``received`` having come in earlier chunks; keep them only
+    while the message stays under the size limit. Returns (kept parts, new total)."""
     limit = session.config.max_message_size
     parts: list[bytes] = []
-    total = session.bdat_size
+    total = received
     async for piece in session.stream.iter_exactly(size, session.config.idle_timeout):
         total += len(piece)
         if keep and (not limit or total <= limit):
@@ -42,28 +37,29 @@ async def _consume(session: Session, size: int, keep: bool) -> tuple[list[bytes]
     return (parts if keep else []), total
 
 
-async def handle(session: Session, command: Command) -> None:
-    bdat = _parse(command)
-    parts, total = await _consume(session, bdat.size, keep=True)
+async def handle(session: Session, state: RcptTo | Chunking, args: BdatArgs) -> None:
+    received = state.size if isinstance(state, Chunking) else 0
+    parts, total = await _consume(session, args.size, received, keep=True)
     limit = session.config.max_message_size
     if limit and total > limit:
         session.reset_transaction()
         raise SMTPError(codes.SIZE_EXCEEDED, log=f"BDAT message over {limit} bytes")
-    session.bdat_parts.extend(parts)
-    session.bdat_size = total
-    if not bdat.last:
-        session.state = State.BDAT
-        session.reply(Reply(250, "2.0.0", f"{bdat.size} octets received"))
+    if isinstance(state, Chunking):
+        state.parts.extend(parts)
+        state.size = total
+        parts = state.parts
+    if args.last:
+        await complete(session, state.delivery, b"".join(parts))
         return
-    data = b"".join(session.bdat_parts)
-    await complete(session, data)
+    if not isinstance(state, Chunking):
+        session.state = Chunking(state.client, state.envelope, state.delivery, parts, total)
+    session.reply(Reply(250, "2.0.0", f"{args.size} octets received"))
 
 
-async def refuse(session: Session, command: Command) -> None:
-    """BDAT out of sequence: swallow its chunk, then say why."""
-    bdat = _parse(command)
-    await _consume(session, bdat.size, keep=False)
-    if session.state is State.MAIL:
+async def refuse(session: Session, state: State, args: BdatArgs) -> None:
+    """BDAT out of sequence: swallow its chunk before the 503 says why."""
+    await _consume(session, args.size, 0, keep=False)
+    if isinstance(state, MailFrom):
+        # Every RCPT failed (RFC 3030 §2 pipelines BDAT right behind them).
         session.reset_transaction()
         raise SMTPError(codes.NO_VALID_RECIPIENTS)
-    raise error(503, "5.5.1", "Need MAIL and RCPT before BDAT")

@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING
 from mailstead.delivery.deliver import Delivery
 from mailstead.delivery.router import DeliveryError
 from mailstead.smtp import codes
-from mailstead.smtp.codes import Reply, SMTPError, error
-from mailstead.smtp.protocol import Command, DataDecoder
-from mailstead.smtp.session import State
+from mailstead.smtp.codes import Reply, SMTPError
+from mailstead.smtp.protocol import DataDecoder
+from mailstead.smtp.states import MailFrom, RcptTo
 
 if TYPE_CHECKING:
     from mailstead.smtp.session import Session
@@ -17,10 +17,8 @@ if TYPE_CHECKING:
 BARE_LF = Reply(550, "5.5.2", "Bare <LF> line endings are not accepted")
 
 
-async def handle(session: Session, command: Command) -> None:
-    if command.argument:
-        raise error(501, "5.5.4", "DATA takes no arguments")
-    if session.state is State.MAIL:
+async def handle(session: Session, state: MailFrom | RcptTo, args: None) -> None:
+    if isinstance(state, MailFrom):
         # RFC 2920 §3.1 / RFC 5321 §3.3: every RCPT failed; the client waits for this reply.
         session.reset_transaction()
         raise SMTPError(codes.NO_VALID_RECIPIENTS)
@@ -42,14 +40,12 @@ async def handle(session: Session, command: Command) -> None:
     if decoder.bare_lf and config.reject_bare_lf:
         session.reset_transaction()
         raise SMTPError(BARE_LF, log="bare LF in DATA (possible SMTP smuggling)")
-    await complete(session, decoder.message())
+    await complete(session, state.delivery, decoder.message())
 
 
-async def complete(session: Session, data: bytes) -> None:
+async def complete(session: Session, delivery: Delivery, data: bytes) -> None:
     """End the transaction and commit the message. Its 250 is sent only once the message
     is durable for every recipient; meanwhile the session reads on (pipelining)."""
-    delivery = session.delivery
-    assert delivery is not None
     session.reset_transaction()
     await session.reply_when_done(_commit(session, delivery, data), len(data))
 

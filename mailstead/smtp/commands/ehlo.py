@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from mailstead.smtp.codes import Reply, error
-from mailstead.smtp.protocol import Command
-from mailstead.smtp.session import State
+from mailstead.smtp.codes import Reply
+from mailstead.smtp.grammar import HeloArgs
+from mailstead.smtp.states import Client, Connected, MailFrom, RcptTo, Ready
 
 if TYPE_CHECKING:
     from mailstead.smtp.session import Session
@@ -32,29 +32,26 @@ def capabilities(session: Session) -> list[str]:
     return caps
 
 
-def _greeting_name(command: Command) -> str:
-    # RFC 5321 §4.1.1.1: the argument is a domain or address literal. We do not judge it
-    # (many clients send junk); it is only recorded in the Received: header.
-    name = command.argument.decode("utf-8", "replace").strip()
-    if not name:
-        raise error(501, "5.5.4", "Syntax: EHLO hostname")
-    return name.split(" ", 1)[0][:255]
+def _greet(
+    session: Session, state: Connected | Ready | MailFrom | RcptTo, args: HeloArgs, esmtp: bool
+) -> None:
+    """RFC 5321 §4.1.4: HELO/EHLO may come again at any time and resets the transaction.
+    A login survives it (only STARTTLS forgets one, RFC 3207 §4.2)."""
+    user = None if isinstance(state, Connected) else state.client.user
+    session.state = Ready(Client(args.domain, esmtp, user))
 
 
-async def handle_ehlo(session: Session, command: Command) -> None:
-    """RFC 5321 §4.1.4: EHLO may come again at any time and resets the transaction."""
-    session.helo = _greeting_name(command)
-    session.esmtp = True
-    session.reset_transaction()
-    session.state = State.READY
+async def handle_ehlo(
+    session: Session, state: Connected | Ready | MailFrom | RcptTo, args: HeloArgs
+) -> None:
+    _greet(session, state, args, esmtp=True)
     hostname = session.config.hostname
     # RFC 2034 §4 exempts the EHLO reply from enhanced codes: its first line is the domain.
-    session.reply(Reply(250, "", (f"{hostname} Hello {session.helo}", *capabilities(session))))
+    session.reply(Reply(250, "", (f"{hostname} Hello {args.domain}", *capabilities(session))))
 
 
-async def handle_helo(session: Session, command: Command) -> None:
-    session.helo = _greeting_name(command)
-    session.esmtp = False
-    session.reset_transaction()
-    session.state = State.READY
+async def handle_helo(
+    session: Session, state: Connected | Ready | MailFrom | RcptTo, args: HeloArgs
+) -> None:
+    _greet(session, state, args, esmtp=False)
     session.reply(Reply(250, "", session.config.hostname))

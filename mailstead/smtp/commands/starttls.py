@@ -5,15 +5,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from mailstead.smtp.codes import Reply, error
-from mailstead.smtp.protocol import Command
+from mailstead.smtp.states import Ready
 
 if TYPE_CHECKING:
     from mailstead.smtp.session import Session
 
 
-async def handle(session: Session, command: Command) -> None:
-    if command.argument:
-        raise error(501, "5.5.4", "STARTTLS takes no arguments")  # RFC 3207 §4
+async def handle(session: Session, state: Ready, args: None) -> None:
     if session.stream.is_tls:
         raise error(503, "5.5.1", "Already using TLS")
     if not session.offers_starttls or session.tls is None:
