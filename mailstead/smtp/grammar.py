@@ -35,7 +35,8 @@ from mailstead.smtp.address import (
     split_path,
 )
 from mailstead.smtp.codes import Reply, SMTPError, error
-from mailstead.smtp.protocol import ProtocolError, decode_argument, decode_xtext, parse_params
+from mailstead.smtp.protocol import ProtocolError, decode_argument, parse_params
+from mailstead.wire.smtp import WireError, xtext_decode
 
 MAX_ENVID = 100  # RFC 3461 §4.4
 MAX_ORCPT = 500  # RFC 3461 §4.2
@@ -208,7 +209,10 @@ def parse_mail(argument: bytes, context: Context) -> MailArgs:
         raw = params["ENVID"]
         if raw is None or len(raw) > MAX_ENVID:
             raise error(501, "5.5.4", "Bad ENVID")
-        envid = decode_xtext(raw)
+        try:
+            envid = xtext_decode(raw)  # the same codec encodes it again to the next hop
+        except WireError as exc:
+            raise ProtocolError(str(exc)) from None
 
     auth = params.get("AUTH")
     if "AUTH" in params and auth is None:

@@ -6,7 +6,6 @@ is in :mod:`mailstead.smtp.grammar`.
 - :func:`parse_command` splits a command line into verb and argument;
   :func:`decode_argument` reads an argument as UTF-8.
 - :func:`parse_params` reads ESMTP parameters (RFC 5321 §4.1.2 esmtp-param).
-- :func:`decode_xtext` decodes ENVID/ORCPT values (RFC 3461 §4).
 - :class:`DataDecoder` turns DATA bytes into the message: the end-of-data marker, size
   counting (RFC 1870 §6.3), bare-LF detection and dot-unstuffing (RFC 5321 §4.5.2), with
   bytes operations on whole chunks rather than a Python loop per line.
@@ -26,7 +25,6 @@ from dataclasses import dataclass, field
 from mailstead.core.errors import MailsteadError
 
 _KEYWORD = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*$")
-_XTEXT_HEX = re.compile(r"\+([0-9A-F]{2})")
 
 
 class ProtocolError(MailsteadError):
@@ -95,25 +93,6 @@ def parse_params(text: str, *, utf8: bool = False) -> dict[str, str | None]:
         else:
             params[key] = None
     return params
-
-
-def decode_xtext(value: str) -> str:
-    """RFC 3461 §4: ``+XX`` is a hex-escaped octet; '+' and '=' must be escaped."""
-    if "=" in value:
-        raise ProtocolError("unescaped = in xtext")
-    if "+" in value:
-        check = _XTEXT_HEX.sub("", value)
-        if "+" in check:
-            raise ProtocolError("bad + escape in xtext")
-    raw = _XTEXT_HEX.sub(lambda m: chr(int(m.group(1), 16)), value)
-    return raw
-
-
-def encode_xtext(value: str) -> str:
-    """Inverse of :func:`decode_xtext` for ASCII text."""
-    return "".join(
-        f"+{ord(ch):02X}" if ch in "+=" or not (33 <= ord(ch) <= 126) else ch for ch in value
-    )
 
 
 _BARE_LF = re.compile(rb"(?<!\r)\n")

@@ -62,6 +62,16 @@ def test_mail_record() -> None:
     assert grammar.parse_mail(b"FROM:<>", PLAIN) == MailArgs(None)  # RFC 5321 §4.5.5
 
 
+def test_envid_escapes_are_utf8_octets() -> None:
+    """RFC 3461 §4: ``+XX`` is an octet. The outbound client encodes ENVID again with the
+    same codec (mailstead.wire.smtp), so what arrives as ``+C3+A9`` leaves as ``+C3+A9``."""
+    args = grammar.parse_mail(b"FROM:<a@b.example> ENVID=caf+C3+A9", PLAIN)
+    assert args.envid == "café"
+    for bad in (b"ENVID=a+zz", b"ENVID=a=b"):  # the session answers these 501 5.5.2
+        with pytest.raises(ProtocolError):
+            grammar.parse_mail(b"FROM:<a@b.example> " + bad, PLAIN)
+
+
 def test_mail_smtputf8() -> None:
     args = grammar.parse_mail("FROM:<jörg@bücher.example> SMTPUTF8".encode(), PLAIN)
     assert args.smtputf8 and args.sender == Address("jörg", "bücher.example")

@@ -10,8 +10,6 @@ from mailstead.smtp.codes import Reply
 from mailstead.smtp.protocol import (
     DataDecoder,
     ProtocolError,
-    decode_xtext,
-    encode_xtext,
     parse_command,
     parse_params,
 )
@@ -42,19 +40,6 @@ def test_parse_params() -> None:
     with pytest.raises(ProtocolError):
         parse_params("ORCPT=rfc822;ü@x")
     assert parse_params("ORCPT=rfc822;ü@x", utf8=True)["ORCPT"] == "rfc822;ü@x"
-
-
-def test_xtext() -> None:
-    assert decode_xtext("a+2Bb+3Dc") == "a+b=c"
-    with pytest.raises(ProtocolError):
-        decode_xtext("a+zz")
-    with pytest.raises(ProtocolError):
-        decode_xtext("a=b")
-
-
-@given(st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126)))
-def test_xtext_round_trip(text: str) -> None:
-    assert decode_xtext(encode_xtext(text)) == text
 
 
 def decode(data: bytes, *, split: int = 0, **kw: object) -> DataDecoder:
