@@ -18,6 +18,7 @@ from mailstead.auth.authenticator import Authenticator
 from mailstead.auth.passwords import hash_password
 from mailstead.auth.throttle import Throttle
 from mailstead.cli.serve import parse_structure
+from mailstead.core import sanity
 from mailstead.imap.server import IMAPServer
 from mailstead.store.models import Recipient, User
 from mailstead.store.sql.sqlite import SQLiteStore
@@ -180,6 +181,9 @@ async def test_logout_says_bye_then_ok_and_closes(imap: tuple[Connect, Account])
 async def test_a_bug_in_a_handler_is_no_serverbug_and_the_session_goes_on(
     imap: tuple[Connect, Account], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """What production does with a bug (the sanity flag is off): NO [SERVERBUG], nothing of
+    the exception on the wire, and the session carries on."""
+    monkeypatch.delenv(sanity.ENV_VAR)
     connect, account = imap
     c = await connect()
 

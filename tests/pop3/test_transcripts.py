@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from mailstead.core import sanity
 from mailstead.core.errors import StorageUnavailable
 from mailstead.core.types import SEEN, Pop3Policy, TLSMode
 from mailstead.net.tls import TLSContexts
@@ -355,9 +356,12 @@ async def test_dropped_connection_commits_nothing(mailstore: Mailstore) -> None:
     assert mailstore.locks.acquire(user.id)
 
 
-async def test_internal_error_is_generic(mailstore: Mailstore) -> None:
+async def test_internal_error_is_generic(
+    mailstore: Mailstore, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A bug in a handler: a generic -ERR, no detail, the session closed, nothing
-    committed, and the lock released."""
+    committed, and the lock released (what production does: the sanity flag is off)."""
+    monkeypatch.delenv(sanity.ENV_VAR)
 
     async def broken(session: Any, state: Any, args: None) -> None:
         raise RuntimeError("secret internal detail")
