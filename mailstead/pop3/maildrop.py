@@ -20,13 +20,13 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
-from typing import assert_never
+from typing import Protocol, assert_never
 
 from mailstead.core.errors import NotFound
 from mailstead.core.types import SEEN, UID, FlagMode, Pop3Policy
 from mailstead.mime.stored import StoredStructure
 from mailstead.pop3.protocol import find_header_end
-from mailstead.store.interfaces import Store
+from mailstead.store.interfaces import Accounts, Mailboxes, Messages
 from mailstead.store.models import MessageMeta
 
 #: Read size for RETR/TOP. Large enough to amortise a thread hop per read, small enough
@@ -58,6 +58,11 @@ def make_uidl(uidvalidity: int, uid: int) -> str:
     return f"{uidvalidity}.{uid}"
 
 
+class MaildropStore(Accounts, Mailboxes, Messages, Protocol):
+    """What POP3 needs of the mailstore: the account, its INBOX (and Archive, for the
+    archive policy) and the messages in them."""
+
+
 class MaildropLocks:
     """In-process registry of maildrops in use, shared by every POP3 listener."""
 
@@ -79,7 +84,11 @@ class Maildrop:
     """One user's INBOX snapshot with the session's deletion marks."""
 
     def __init__(
-        self, store: Store, user_id: int, mailbox_id: int, messages: Sequence[MaildropMessage]
+        self,
+        store: MaildropStore,
+        user_id: int,
+        mailbox_id: int,
+        messages: Sequence[MaildropMessage],
     ) -> None:
         self.store = store
         self.user_id = user_id
@@ -88,7 +97,7 @@ class Maildrop:
         self._deleted: set[int] = set()
 
     @classmethod
-    async def open(cls, store: Store, user_id: int) -> Maildrop:
+    async def open(cls, store: MaildropStore, user_id: int) -> Maildrop:
         """Snapshot INBOX; messages a previous session took under keep/mark-read are left out."""
         inbox = await store.get_mailbox(user_id, "INBOX")
         metas = await store.list_messages(inbox.id)

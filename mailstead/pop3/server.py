@@ -16,9 +16,8 @@ from mailstead.net.tls import TLSContexts
 from mailstead.pop3 import protocol as wire
 from mailstead.pop3.commands import COMMANDS
 from mailstead.pop3.errors import ResponseCode
-from mailstead.pop3.maildrop import MaildropLocks
+from mailstead.pop3.maildrop import MaildropLocks, MaildropStore
 from mailstead.pop3.session import LoginDelay, Session, SessionConfig
-from mailstead.store.interfaces import Store
 
 
 class POP3Server:
@@ -26,7 +25,7 @@ class POP3Server:
 
     def __init__(
         self,
-        store: Store,
+        store: MaildropStore,
         authenticator: Authenticator,
         settings: Settings,
         tls: TLSContexts | None,

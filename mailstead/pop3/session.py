@@ -44,10 +44,9 @@ from mailstead.net.stream import LineTooLong, Stream, StreamError
 from mailstead.net.tls import TLSContexts
 from mailstead.pop3 import protocol as wire
 from mailstead.pop3.errors import CloseSession, CommandError, POP3Error, ResponseCode
-from mailstead.pop3.maildrop import MaildropLocks
+from mailstead.pop3.maildrop import MaildropLocks, MaildropStore
 from mailstead.pop3.protocol import Capability, Command
 from mailstead.pop3.states import Authorization, State, Transaction, Update
-from mailstead.store.interfaces import Store
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +160,7 @@ class Session:
         self,
         stream: Stream,
         *,
-        store: Store,
+        store: MaildropStore,
         authenticator: Authenticator,
         locks: MaildropLocks,
         config: SessionConfig,
