@@ -7,7 +7,6 @@ Text matching is case-insensitive substring matching on decoded text (RFC 9051 Â
 
 from __future__ import annotations
 
-import email.header
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -34,7 +33,7 @@ from mailstead.imap.parse.search import (
     walk,
 )
 from mailstead.mime.imap_views import decode_part_body
-from mailstead.mime.parse import Part
+from mailstead.mime.parse import Part, decode_encoded_words
 from mailstead.mime.stored import StoredStructure
 from mailstead.store.models import MessageMeta
 
@@ -94,11 +93,7 @@ def _fold(text: str) -> str:
 
 def _decode_header_value(value: bytes) -> str:
     text = value.decode("utf-8", "replace")
-    text = text.replace("\r\n", "").replace("\n", "")
-    try:
-        return str(email.header.make_header(email.header.decode_header(text)))
-    except Exception:  # malformed encoded-words: search the raw text
-        return text
+    return decode_encoded_words(text.replace("\r\n", "").replace("\n", ""))
 
 
 def _header_values(c: Candidate, name: str) -> list[str]:

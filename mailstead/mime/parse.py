@@ -257,8 +257,13 @@ def _text(value: str) -> str:
 
 
 def _decode_2047(value: str) -> str:
-    """RFC 2047 decoded text for SEARCH; falls back to the raw text."""
-    text = _text(value)
+    """RFC 2047 decoded text for SEARCH from a latin-1 (octet) field value."""
+    return decode_encoded_words(_text(value))
+
+
+def decode_encoded_words(text: str) -> str:
+    """``text`` with its RFC 2047 encoded-words decoded (SEARCH matches decoded text); a
+    word that cannot be decoded stays as written."""
     if "=?" not in text:
         return text
     try:
