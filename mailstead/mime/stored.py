@@ -29,13 +29,17 @@ rest: size, Message-ID, In-Reply-To, References and the part tree (whose root le
 headers already stored in the top headers segment).
 
 Version 1 (older rows, still read): one JSON document ``{"v": 1, "size": ..., "envelope":
-..., "root": {...}}`` holding every field. Its readers decode the whole document: correct, and
-slower, which is why new rows are written as version 2.
+..., "root": {...}}`` holding every field. Its writer put ENVELOPE, BODY and BODYSTRUCTURE
+first and the root part's offsets and header index at the front of ``root``, so the fields a
+message list asks for (ENVELOPE, header fields) are read from there without decoding the
+document, as before version 2; anything else, or a document in another key order, decodes
+the whole document once. Rows keep the version they were written in.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import struct
 from datetime import datetime
 from functools import cached_property
@@ -53,6 +57,12 @@ _NUMBERS = struct.Struct(">6Q")
 _FIRST_LINE = len(_MAGIC) + 6 * 17
 
 _DECODER = json.JSONDecoder()
+
+#: How a version 1 document starts, up to its ENVELOPE string.
+_V1_HEAD = re.compile(rb'\{"v":1,"size":\d+,"envelope":')
+#: The root part's first keys in a version 1 document (a JSON string cannot hold an
+#: unescaped quote, so the first match is the structure's own).
+_V1_ROOT = re.compile(rb',"root":\{"hs":\d+,"he":(\d+),')
 
 #: Version 2 segments, in their order: index into the bounds ``_read_layout`` returns.
 _ENVELOPE, _BODY, _BODYSTRUCTURE, _TOP_HEADERS, _SEARCH, _TREE = range(6)
@@ -165,6 +175,33 @@ class StoredStructure:
         """The whole version 1 document (only read for a version 1 structure)."""
         return _load_document(self._data)
 
+    @cached_property
+    def _v1_text(self) -> str:
+        """A version 1 document as text (its writer escaped everything to ASCII)."""
+        return self._data.decode("ascii", "replace")
+
+    @cached_property
+    def _v1_head(self) -> tuple[str, str, str]:
+        """ENVELOPE, BODY and BODYSTRUCTURE of a version 1 document, read where its writer
+        put them, each by the JSON decoder at its offset; from the whole document when the
+        layout is not that one."""
+        match = _V1_HEAD.match(self._data)
+        if match is not None:
+            text = self._v1_text
+            try:
+                envelope, end = _DECODER.raw_decode(text, match.end())
+                if text.startswith(',"body":', end):
+                    body, end = _DECODER.raw_decode(text, end + 8)
+                    if text.startswith(',"bodystructure":', end):
+                        bodystructure, _ = _DECODER.raw_decode(text, end + 17)
+                        head = (envelope, body, bodystructure)
+                        if all(isinstance(value, str) for value in head):
+                            return head
+            except ValueError:
+                pass
+        doc = self._v1
+        return str(doc["envelope"]), str(doc["body"]), str(doc["bodystructure"])
+
     def _wire(self, index: int) -> str:
         """A wire segment as ``str``, in the form ParsedMessage keeps wire strings."""
         return self._segment(index).decode("utf-8", "surrogateescape")
@@ -184,19 +221,19 @@ class StoredStructure:
     @property
     def envelope(self) -> str:
         if not self._v2:
-            return str(self._v1["envelope"])
+            return self._v1_head[0]
         return self._wire(_ENVELOPE)
 
     @property
     def body(self) -> str:
         if not self._v2:
-            return str(self._v1["body"])
+            return self._v1_head[1]
         return self._wire(_BODY)
 
     @property
     def bodystructure(self) -> str:
         if not self._v2:
-            return str(self._v1["bodystructure"])
+            return self._v1_head[2]
         return self._wire(_BODYSTRUCTURE)
 
     @property
@@ -204,19 +241,34 @@ class StoredStructure:
         """Where the message's header section ends (RFC822.HEADER, BODY[HEADER], SEARCH
         HEADER read only that many octets of the body)."""
         if not self._v2:
-            return int(self._v1["root"]["he"])
+            match = _V1_ROOT.search(self._data)
+            return int(match.group(1)) if match is not None else int(self._v1["root"]["he"])
         return self._header_end
 
     @cached_property
     def top_headers(self) -> list[list[Any]]:
         """The message's own header index, ``[name, start, end]`` per field in order."""
         if not self._v2:
-            headers: list[list[Any]] = self._v1["root"]["headers"]
-            return headers
+            return self._v1_top_headers()
         decoded = self._json(_TOP_HEADERS)
         if not isinstance(decoded, list):
             raise ValueError("stored top headers must be a JSON list")
         return decoded
+
+    def _v1_top_headers(self) -> list[list[Any]]:
+        """A version 1 root's header index: the first ``"headers":`` after the root's start
+        is the root's own (its children follow its own keys), decoded alone."""
+        match = _V1_ROOT.search(self._data)
+        at = self._data.find(b'"headers":', match.end()) if match is not None else -1
+        if at >= 0:
+            try:
+                headers, _ = _DECODER.raw_decode(self._v1_text, at + 10)
+            except ValueError:
+                headers = None
+            if isinstance(headers, list):
+                return headers
+        found: list[list[Any]] = self._v1["root"]["headers"]
+        return found
 
     @cached_property
     def _search(self) -> dict[str, Any]:

@@ -199,6 +199,19 @@ def test_version_1_rows_still_read(document_decodes: list[int]) -> None:
     assert stored.decode(V1_ROW) == parse_message(V1_MESSAGE)
 
 
+def test_version_1_message_list_fields_skip_the_document(document_decodes: list[int]) -> None:
+    """What a client's message list asks of every message (ENVELOPE, BODYSTRUCTURE, header
+    fields) reads a version 1 row at the offsets its writer used, as it did before version
+    2, so mail stored before the upgrade does not list slower."""
+    old = StoredStructure(V1_ROW)
+    expected = parse_message(V1_MESSAGE)
+    assert (old.envelope, old.body, old.bodystructure) == (
+        expected.envelope, expected.body, expected.bodystructure)
+    assert old.header_end == expected.root.header_end
+    assert old.top_headers == [list(h) for h in expected.root.headers]
+    assert document_decodes == []
+
+
 def test_version_1_with_its_keys_in_another_order_still_reads() -> None:
     parsed = parse_message(SMALL)
     doc = json.loads(_v1_row(parsed))
