@@ -315,6 +315,10 @@ class DeliverySettings(_Section):
     max_messages_per_connection: int = Field(
         100, ge=1, description="messages sent over one connection before it is closed"
     )
+    connection_reuse_seconds: int = Field(
+        2, ge=0, description="how long an idle connection waits for more mail to the same "
+        "destination before QUIT; 0: close at once"
+    )
     max_recipients_per_message: int = Field(
         100, ge=1, description="RCPTs per transaction (RFC 5321 §4.5.3.1.8: at least 100)"
     )

@@ -61,6 +61,28 @@ class DestinationQueue:
     destination: Destination
     batches: collections.deque[Batch] = field(default_factory=collections.deque)
     workers: int = 0
+    #: Set when a batch is added, or when the scheduler stops: wakes idle connections.
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def add(self, batch: Batch) -> None:
+        self.batches.append(batch)
+        self.arrived.set()
+
+    async def wait_for_work(self, seconds: float) -> bool:
+        """Whether a batch is waiting, now or within ``seconds``: an open connection waits
+        that long for more mail to its destination before it says QUIT, so mail that
+        trickles in does not pay a DNS lookup, a TCP and TLS handshake and EHLO each (as
+        Postfix caches connections, ``smtp_connection_cache_time_limit``). Woken early,
+        with nothing to send, it gives up: the scheduler is stopping, or another
+        connection took the batch."""
+        if self.batches:
+            return True
+        if seconds <= 0:
+            return False
+        self.arrived.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.arrived.wait(), seconds)
+        return bool(self.batches)
 
 
 class Connector:

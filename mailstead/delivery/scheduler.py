@@ -105,6 +105,8 @@ class Scheduler:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        #: run_once: deliver what is due and return, so no connection waits for more.
+        self._draining = False
 
     # -- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
@@ -118,6 +120,8 @@ class Scheduler:
         """Stop claiming, give running transactions ``grace`` seconds, then cancel them;
         recipients still in flight become due again for the next start."""
         self._stopping = True
+        for queue in self._queues.values():
+            queue.arrived.set()  # idle connections waiting for more mail give up now
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -130,6 +134,14 @@ class Scheduler:
             await asyncio.gather(*pending, return_exceptions=True)
         with contextlib.suppress(StoreError):
             await self.store.recover_queue(self.clock.now())
+
+    @property
+    def _reuse_seconds(self) -> float:
+        """How long an idle connection waits for more mail (none while draining or
+        stopping)."""
+        if self._draining or self._stopping:
+            return 0.0
+        return float(self.conf.connection_reuse_seconds)
 
     def wake(self) -> None:
         """New mail is queued, or the operator said retry: look now, not at the next poll."""
@@ -151,13 +163,17 @@ class Scheduler:
 
     async def run_once(self) -> None:
         """Deliver everything due now and wait until it is done (tests, benchmark)."""
-        while True:
-            claimed = await self._dispatch_due()
-            while self._workers:
-                await asyncio.gather(*set(self._workers), return_exceptions=True)
-            await self.settlement.settle_pending()
-            if not claimed and not self._workers:
-                return
+        self._draining = True
+        try:
+            while True:
+                claimed = await self._dispatch_due()
+                while self._workers:
+                    await asyncio.gather(*set(self._workers), return_exceptions=True)
+                await self.settlement.settle_pending()
+                if not claimed and not self._workers:
+                    return
+        finally:
+            self._draining = False
 
     # -- claim and route -----------------------------------------------------------------
     async def _dispatch_due(self) -> int:
@@ -197,7 +213,7 @@ class Scheduler:
             if queue is None:
                 queue = self._queues[key] = DestinationQueue(destination)
             for start in range(0, len(recipients), size):
-                queue.batches.append(Batch(message, recipients[start : start + size]))
+                queue.add(Batch(message, recipients[start : start + size]))
             while queue.workers < self.conf.max_connections_per_domain and (
                     queue.workers < len(queue.batches)):
                 queue.workers += 1
@@ -223,8 +239,10 @@ class Scheduler:
     async def _one_connection(self, queue: DestinationQueue) -> None:
         try:
             async with self.connector.session(queue.destination) as session:
-                while queue.batches and session.usable and not self._stopping and (
+                while session.usable and not self._stopping and (
                         session.messages_sent < self.conf.max_messages_per_connection):
+                    if not await queue.wait_for_work(self._reuse_seconds):
+                        break
                     batch = queue.batches.popleft()
                     outcomes = await send_batch(session, batch, self.store)
                     await self._record([(batch, outcomes)])

@@ -13,6 +13,7 @@ from mailstead.core import sanity
 from mailstead.store.models import QueuedRecipient
 from mailstead.testing.dns import TestDNSServer
 from mailstead.testing.sink import SinkServer
+from mailstead.testing.waiting import eventually
 
 from .conftest import SENDER, Outbound, human_text, message_bytes, report_fields
 
@@ -214,6 +215,25 @@ async def test_connection_reuse_and_per_domain_limit(outbound_factory: Any,
     assert len(sink.received) == 42
     assert sink.max_active <= 3
     assert sink.connections >= 15  # two messages per connection at most
+
+
+@pytest.mark.parametrize(("reuse", "connections"), [(30, 1), (0, 2)])
+async def test_an_idle_connection_waits_for_more_mail_to_its_destination(
+        outbound_factory: Any, sink: SinkServer, reuse: int, connections: int) -> None:
+    """Mail that trickles in: with ``connection_reuse_seconds`` the connection that sent the
+    first message is still open for the second (no new DNS lookup, handshake or EHLO);
+    with 0 each message opens its own. stop() does not wait out the idle time."""
+    out: Outbound = outbound_factory(routed(sink, connection_reuse_seconds=reuse))
+    await out.scheduler.start()
+    try:
+        for n in (1, 2):
+            await out.queue("bob@b.test", data=message_bytes(n))
+            out.scheduler.wake()
+            await eventually(lambda n=n: len(sink.received) == n, timeout=10,
+                             what=f"message {n} reaching the sink")
+    finally:
+        await asyncio.wait_for(out.scheduler.stop(), timeout=10)
+    assert sink.connections == connections
 
 
 async def test_opportunistic_tls_is_used_and_recorded(outbound_factory: Any,
