@@ -54,7 +54,6 @@ import collections
 import contextlib
 import dataclasses
 import logging
-import math
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -62,7 +61,7 @@ from enum import StrEnum
 
 from mailstead.net.client import client_context
 from mailstead.net.client import connect as open_connection
-from mailstead.net.stream import Stream, StreamError, TLSHandshakeError
+from mailstead.net.stream import IdleTimeout, Stream, StreamError, TLSHandshakeError
 from mailstead.wire.smtp import (
     Extensions,
     Reply,
@@ -426,14 +425,19 @@ class RemoteSession:
         together wait in order. Raises :class:`_ConnectionLost`."""
         if self._replies:
             return self._replies.popleft()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout  # for the whole reply, however it is split
         try:
-            async with asyncio.timeout(timeout):
-                data = b""  # first: bad bytes already received fail at once
-                while not self._replies:
-                    self._replies.extend(self._parser.feed(data))
-                    if not self._replies:
-                        data = await self.stream.read_some(timeout=math.inf)
-        except TimeoutError:
+            data = b""  # first: bad bytes already received fail at once
+            while not self._replies:
+                self._replies.extend(self._parser.feed(data))
+                if not self._replies:
+                    remaining = deadline - loop.time()
+                    if remaining <= 0:
+                        raise TimeoutError
+                    # One timer per wait, armed by the stream only when it must wait.
+                    data = await self.stream.read_some(timeout=remaining)
+        except (TimeoutError, IdleTimeout):
             raise _ConnectionLost(f"no reply within {timeout:g}s", "4.4.2") from None
         except WireError as exc:
             raise _ConnectionLost(f"malformed reply: {exc}", "4.5.0") from None

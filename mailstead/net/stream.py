@@ -227,9 +227,13 @@ class Stream:
         if max_bytes <= 0:
             raise ValueError("max_bytes must be > 0")
         if not self._buf:
+            seconds = self.idle_timeout if timeout is None else timeout
             try:
-                async with self._deadline(timeout):
-                    await self._fill()
+                if math.isinf(seconds):
+                    await self._fill()  # no deadline: no timer to arm and cancel
+                else:
+                    async with asyncio.timeout(seconds):
+                        await self._fill()
             except TimeoutError:
                 raise IdleTimeout("peer stopped sending data") from None
         piece = bytes(self._buf[:max_bytes])
