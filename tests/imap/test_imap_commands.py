@@ -703,3 +703,20 @@ def test_new_keyword_from_another_session_is_announced(
     lines = raw.command("NOOP")
     assert lines[0] == b"* 3 EXISTS\r\n"
     assert not any(line.startswith(b"* FLAGS ") for line in lines)
+
+
+def test_a_hostile_list_pattern_is_answered_and_freezes_no_one(
+        server: ServerThread, raw: Raw, account: str) -> None:
+    """``%*%*…z`` once took time exponential in its length on the event loop: 53 bytes
+    stalled every protocol for 52 s, 101 bytes until SIGKILL. Now both sessions answer at
+    once; under the old code this test runs into the suite's timeout."""
+    raw.command("CREATE Archive/" + "x" * 100)
+    other = Raw(server.port("imap"), login=account)
+    try:
+        raw.send("h LIST \"\" \"" + "%*" * 50 + "z\"\r\n")
+        assert status_of(other.command("NOOP")) == b"OK"
+        lines = raw.read_until_tag("h")
+        assert lines[-1].startswith(b"h OK") and len(lines) == 1
+    finally:
+        other.close()
+

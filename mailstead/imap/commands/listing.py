@@ -3,7 +3,6 @@ LIST-STATUS) and LSUB (RFC 3501 §6.3.9, for rev1 clients)."""
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING
 
 from mailstead.imap.commands.status import status_items
@@ -15,6 +14,7 @@ from mailstead.imap.parse.commands import (
     StatusItem,
 )
 from mailstead.imap.replies import Reply, done
+from mailstead.imap.wildcard import MailboxPattern
 from mailstead.store.models import Mailbox, User
 from mailstead.store.names import SEPARATOR, parents_of
 
@@ -22,20 +22,18 @@ if TYPE_CHECKING:
     from mailstead.imap.session import Session
 
 
-def pattern_regex(reference: str, pattern: str) -> re.Pattern[str]:
+def mailbox_pattern(reference: str, pattern: str) -> MailboxPattern:
     """``*`` matches anything, ``%`` anything but the separator (RFC 9051 §6.3.9); the
-    reference is a prefix; INBOX matches case-insensitively."""
+    reference is a prefix; INBOX matches case-insensitively. Matching takes linear time
+    whatever the pattern (see :mod:`mailstead.imap.wildcard`)."""
     combined = pattern if pattern.startswith(SEPARATOR) else reference + pattern
     if combined[:5].upper() == "INBOX" and (len(combined) == 5 or combined[5] in "/*%"):
         combined = "INBOX" + combined[5:]
-    body = "".join(
-        ".*" if c == "*" else "[^/]*" if c == "%" else re.escape(c) for c in combined
-    )
-    return re.compile(body + r"\Z", re.DOTALL)
+    return MailboxPattern(combined, SEPARATOR)
 
 
-def _matches(patterns: list[re.Pattern[str]], name: str) -> bool:
-    return any(p.match(name) for p in patterns)
+def _matches(patterns: list[MailboxPattern], name: str) -> bool:
+    return any(p.matches(name) for p in patterns)
 
 
 async def list_command(session: Session, cmd: Command[ListArgs], user: User) -> Reply:
@@ -46,7 +44,7 @@ async def list_command(session: Session, cmd: Command[ListArgs], user: User) -> 
         # RFC 9051 §6.3.9: the hierarchy delimiter and root of the reference.
         session.untagged(b"LIST (\\Noselect) " + session.separator + b' ""')
         return done("LIST completed")
-    patterns = [pattern_regex(args.reference, p) for p in args.patterns if p != ""]
+    patterns = [mailbox_pattern(args.reference, p) for p in args.patterns if p != ""]
     boxes = await session.store.list_mailboxes(user.id)
     by_name: dict[str, Mailbox] = {b.name: b for b in boxes}
     subscribed = set(await session.store.list_subscriptions(user.id))
@@ -113,7 +111,7 @@ async def lsub(session: Session, cmd: Command[ListArgs], user: User) -> Reply:
     if args.patterns == ("",):
         session.untagged(b"LSUB (\\Noselect) " + session.separator + b' ""')
         return done("LSUB completed")
-    patterns = [pattern_regex(args.reference, p) for p in args.patterns]
+    patterns = [mailbox_pattern(args.reference, p) for p in args.patterns]
     subscribed = set(await session.store.list_subscriptions(user.id))
     noselect = {b.name for b in await session.store.list_mailboxes(user.id) if b.noselect}
     seen: set[str] = set()
