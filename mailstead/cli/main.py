@@ -22,6 +22,7 @@ from mailstead.cli.admin import CliState, location_options
 from mailstead.cli.serve import run_server
 from mailstead.config.load import load_settings
 from mailstead.core.errors import MailsteadError
+from mailstead.net.signals import ProcessSignals
 
 DEBUG_ENV = "MAILSTEAD_DEBUG"
 
@@ -91,7 +92,8 @@ def serve(state: CliState) -> None:
     certificate.
     """
     settings = state.settings()
-    code = asyncio.run(run_server(settings, first_run_output=sys.stdout))
+    with ProcessSignals() as signals:
+        code = asyncio.run(run_server(settings, first_run_output=sys.stdout, signals=signals))
     sys.exit(code)
 
 

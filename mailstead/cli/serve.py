@@ -37,6 +37,7 @@ from mailstead.imap.server import IMAPServer
 from mailstead.mime import stored
 from mailstead.mime.parse import parse_message
 from mailstead.net.listener import Handler, Listener, ListenerGroup, RejectHook
+from mailstead.net.signals import ProcessSignals
 from mailstead.net.tls import TLSContexts, ensure_self_signed
 from mailstead.pop3.server import POP3Server
 from mailstead.smtp.server import SMTPServer
@@ -281,19 +282,22 @@ class RunningServer:
         await self.services.store.close()
 
 
-async def run_server(settings: Settings, *, first_run_output: TextIO) -> int:
+async def run_server(
+    settings: Settings, *, first_run_output: TextIO, signals: ProcessSignals
+) -> int:
     """Run until SIGTERM/SIGINT; returns the process exit code."""
     setup_logging(settings.log.level)
     running = await RunningServer.start(settings, bootstrap_output=first_run_output)
-    loop = asyncio.get_running_loop()
-    running.group.install_signal_handlers(loop, on_reload=running.services.tls.reload)
+    group, tls = running.group, running.services.tls
+    signals.attach(asyncio.get_running_loop(), on_stop=group.request_stop,
+                   on_reload=lambda: group.reload(tls.reload))
     pid_file = settings.data_dir / PID_FILE
     pid_file.write_text(f"{os.getpid()}\n")
     log.info("mailstead ready (%s, data in %s)", settings.hostname, settings.data_dir)
     try:
         await running.group.serve_forever()  # returns after SIGTERM and the drain
     finally:
-        running.group.remove_signal_handlers(loop)
+        signals.detach()
         await running.shutdown_services()
         with contextlib.suppress(FileNotFoundError):
             pid_file.unlink()

@@ -11,8 +11,9 @@ handler in its own task. It owns what every protocol needs the same way:
   handler fails, which never reaches the client or the other sessions;
 - drain on shutdown: stop accepting, let sessions finish for a grace period, cancel the rest.
 
-:class:`ListenerGroup` runs several listeners as one server and maps SIGTERM/SIGINT to a
-graceful stop and SIGHUP to a reload callback.
+:class:`ListenerGroup` runs several listeners as one server: :meth:`ListenerGroup.request_stop`
+begins a graceful stop and :meth:`ListenerGroup.reload` runs a reload callback; the process's
+signals reach them through :mod:`mailstead.net.signals`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
-import signal
 import socket
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 
@@ -293,25 +293,13 @@ class ListenerGroup:
                 await listener.stop_accepting()
             raise
 
-    def install_signal_handlers(
-        self, loop: asyncio.AbstractEventLoop, on_reload: ReloadHook | None = None
-    ) -> None:
-        """SIGTERM/SIGINT: graceful stop (serve_forever returns); SIGHUP: ``on_reload()``."""
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self.request_stop, sig.name)
-        if on_reload is not None:
-            loop.add_signal_handler(signal.SIGHUP, self._reload, on_reload)
-
-    def remove_signal_handlers(self, loop: asyncio.AbstractEventLoop) -> None:
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            loop.remove_signal_handler(sig)
-
     def request_stop(self, why: str = "requested") -> None:
         self._log.info("shutdown %s: stop accepting, draining for %.1fs", why, self.grace)
         self._stop_requested.set()
 
-    def _reload(self, on_reload: ReloadHook) -> None:
-        """Run the reload hook; failures are logged and the old state keeps serving."""
+    def reload(self, on_reload: ReloadHook) -> None:
+        """Run the reload hook (SIGHUP); failures are logged and the old state keeps
+        serving."""
         self._log.info("SIGHUP: reloading")
         try:
             result = on_reload()

@@ -196,27 +196,34 @@ async def test_group_start_and_stop() -> None:
 
 SERVER_SCRIPT = textwrap.dedent(
     """
-    import asyncio, sys
+    import asyncio, sys, time
     from mailstead.net.listener import Listener, ListenerGroup
+    from mailstead.net.signals import ProcessSignals
 
     async def echo(stream):
         stream.write(b"hello\\r\\n")
         while True:
-            stream.write(await stream.readline(1000))
+            line = await stream.readline(1000)
+            if line == b"freeze\\r\\n":
+                print("frozen", flush=True)
+                time.sleep(600)  # a loop stuck in work that never yields
+            stream.write(line)
             await stream.drain()
 
     def reload():
         print("reloaded", flush=True)
 
-    async def main():
+    async def main(signals):
         group = ListenerGroup([Listener("echo", "127.0.0.1", 0, echo)], grace=0.5)
         await group.start()
-        group.install_signal_handlers(asyncio.get_running_loop(), on_reload=reload)
+        signals.attach(asyncio.get_running_loop(), on_stop=group.request_stop,
+                       on_reload=lambda: group.reload(reload))
         print(group.listeners[0].port, flush=True)
         await group.serve_forever()
         print("stopped", flush=True)
 
-    asyncio.run(main())
+    with ProcessSignals(liveness=1.0) as signals:
+        asyncio.run(main(signals))
     """
 )
 
@@ -290,3 +297,32 @@ async def test_ipv6_loopback_listener() -> None:
         writer.close()
     finally:
         await listener.stop(grace=1)
+
+
+async def test_sigterm_ends_a_process_whose_loop_is_stuck(tmp_path: Path) -> None:
+    """Once a hostile LIST pattern kept the loop busy and SIGTERM did nothing until
+    SIGKILL. The signal thread sees that the loop does not answer and ends the process."""
+    script = tmp_path / "server.py"
+    script.write_text(SERVER_SCRIPT)
+    env = {**os.environ, "PYTHONPATH": str(Path(mailstead.__file__).parents[1])}
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        port = int(await asyncio.to_thread(proc.stdout.readline))
+        _, writer = await greeted(port)
+        writer.write(b"freeze\r\n")
+        await writer.drain()
+        assert await asyncio.to_thread(proc.stdout.readline) == "frozen\n"
+        proc.send_signal(signal.SIGTERM)
+        code = await asyncio.to_thread(proc.wait, 30)  # the freeze itself lasts 600 s
+        assert code == 1
+        assert "event loop has not answered" in proc.stderr.read()
+        writer.close()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
