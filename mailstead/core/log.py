@@ -2,6 +2,11 @@
 
 One line per connection event. Protocol code logs through :class:`ConnectionLog`, which
 prefixes the session id, peer and user so an operator can follow one connection with grep.
+
+Every message is written through :class:`SafeFormatter`, which escapes control characters:
+values a client chose (an IMAP ID, a HELO name, a user name) reach log lines, and a CR or LF
+among them would otherwise start a forged line ("auth failed … from 203.0.113.9") that
+fail2ban acts on. Escaping happens here, once, so no call site has to remember it.
 """
 
 from __future__ import annotations
@@ -16,6 +21,37 @@ _SECRET_COMMANDS = re.compile(
     rb"^(?P<head>(?:\S+\s+)?(?:AUTH(?:ENTICATE)?\s+\S+|LOGIN\s+\S+|PASS|APOP|USER_PASS))(?P<rest>.*)$",
     re.IGNORECASE,
 )
+
+
+def _control_escapes() -> dict[int, str]:
+    """C0 controls, DEL, C1 controls and the Unicode line and paragraph separators: each
+    could end a line for some reader of the log. Tab stays (it ends no line)."""
+    codes = [*range(0x20), 0x7F, *range(0x80, 0xA0), 0x2028, 0x2029]
+    table = {c: f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}" for c in codes if c != 0x09}
+    # Lone surrogates: bytes that were not UTF-8, kept by "surrogateescape". Written as the
+    # byte they stand for; left alone, they make the log handler fail on the whole line.
+    table.update({c: f"\\x{c - 0xDC00:02x}" for c in range(0xDC80, 0xDD00)})
+    table.update({c: f"\\u{c:04x}" for c in range(0xD800, 0xE000) if c not in table})
+    return table
+
+
+_ESCAPES = _control_escapes()
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with every character that could break a log line written as ``\\xNN``."""
+    return text.translate(_ESCAPES)
+
+
+class SafeFormatter(logging.Formatter):
+    """A formatter that writes each message on one line whatever the client sent.
+
+    Only the message is escaped: a traceback appended by ``exc_info`` keeps its own lines.
+    """
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = escape_controls(record.message)
+        return super().formatMessage(record)
 
 
 def new_session_id(prefix: str) -> str:
@@ -49,7 +85,7 @@ def setup_logging(level: str = "info", stream: object = None) -> None:
     """Configure the root logger once for the server process."""
     handler = logging.StreamHandler(stream or sys.stderr)  # type: ignore[arg-type]
     handler.setFormatter(
-        logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s", "%Y-%m-%dT%H:%M:%S")
+        SafeFormatter("%(asctime)s %(levelname)s %(name)s %(message)s", "%Y-%m-%dT%H:%M:%S")
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]
