@@ -31,9 +31,9 @@ from datetime import datetime
 from typing import Protocol
 
 from mailstead.core import sanity
-from mailstead.core.errors import QuotaExceeded, StoreError
+from mailstead.core.errors import InvalidName, QuotaExceeded, StoreError
 from mailstead.core.types import Address
-from mailstead.delivery.dkim import Signer, from_domain
+from mailstead.delivery.dkim import Signer, header_from
 from mailstead.delivery.router import DeliveryError, LocalTarget, Router
 from mailstead.store.interfaces import Messages, OutboundQueue
 from mailstead.store.models import OutboundEnvelope, QueuedRecipient, QueueStatus, Recipient
@@ -100,6 +100,7 @@ class Delivery:
     envelope: Envelope
     trace: TraceInfo
     relay_allowed: bool
+    sender_id: int | None = None  # the authenticated account, if any
     rcpt_addresses: list[str] = field(default_factory=list)
     local: dict[int, LocalTarget] = field(default_factory=dict)  # user id -> target
     remote: dict[str, _RemoteRcpt] = field(default_factory=dict)  # casefolded address ->
@@ -150,16 +151,13 @@ class Delivery:
         check_loops(data, self.local_rcpts)
         received = received_header(self.trace, self.envelope,
                                    self.rcpt_addresses if len(self.rcpt_addresses) == 1 else [])
-        if self.signer is not None and self.trace.auth_user and self.remote:
+        if self.signer is not None and self.sender_id is not None and self.remote:
             # Signed before it is queued; the Received line above stays outside the
             # signature (it is not in the signed header list).
-            mail_from = self.envelope.mail_from
-            # RSA signing takes milliseconds: off the event loop (ARCHITECTURE.md, Concurrency).
-            signature = await asyncio.to_thread(
-                self.signer.sign, data, from_domain(data),
-                mail_from.domain if mail_from is not None else None,
-            )
-            data = signature + data
+            domain = await self._signing_domain(self.sender_id, data)
+            if domain is not None and self.signer.has_key(domain):
+                # RSA signing takes milliseconds: off the event loop (ARCHITECTURE.md).
+                data = await asyncio.to_thread(self.signer.sign, data, domain) + data
         queued_copy = received + data
         local_copy = b""
         recipients: list[Recipient] = []
@@ -189,6 +187,30 @@ class Delivery:
             sanity.degrade(log, exc, "bug (%s) storing a message of session %s",
                            self.trace.session_id, exc_info=True)
             raise STORAGE_FAILED from None
+
+    async def _signing_domain(self, sender_id: int, data: bytes) -> str | None:
+        """The ``d=`` domain for a message the account ``sender_id`` submits.
+
+        The header From's domain when the account may send as that address, so the
+        signature aligns for DMARC (RFC 7489 §3.1.1). Otherwise the envelope sender's
+        (checked as the account's own at MAIL FROM), unless the From is in that same
+        domain: signing would then align a From the account does not own, so nothing is
+        signed. A user of one hosted domain can never get another's signature on a forged
+        From, nor a colleague's.
+        """
+        authors = header_from(data)
+        if len(authors) == 1:
+            local, domain = authors[0]
+            try:
+                author = Address.parse(f"{local}@{domain}")
+            except InvalidName:
+                author = None
+            if author is not None and await self.router.owns(sender_id, author):
+                return author.domain
+        mail_from = self.envelope.mail_from
+        if mail_from is None or mail_from.domain in {d for _, d in authors}:
+            return None
+        return mail_from.domain
 
     def _outbound_envelope(self) -> OutboundEnvelope | None:
         queued = [QueuedRecipient(r.address, r.notify, r.orcpt) for r in self.remote.values()]
@@ -226,8 +248,17 @@ class Deliverer:
         self.signer = signer
         self.on_queued = on_queued
 
-    def start(self, envelope: Envelope, trace: TraceInfo, *, relay_allowed: bool) -> Delivery:
-        return Delivery(self.store, self.router, envelope, trace, relay_allowed,
+    def start(
+        self,
+        envelope: Envelope,
+        trace: TraceInfo,
+        *,
+        relay_allowed: bool,
+        sender_id: int | None = None,
+    ) -> Delivery:
+        """A transaction; ``sender_id`` is the authenticated account (DKIM signs only for
+        the domains it may send as)."""
+        return Delivery(self.store, self.router, envelope, trace, relay_allowed, sender_id,
                         signer=self.signer, on_queued=self.on_queued)
 
 

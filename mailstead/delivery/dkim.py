@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from mailstead.core.errors import AlreadyExists, InvalidName
+from mailstead.mime.rfc822 import parse_addresses
 
 log = logging.getLogger("mailstead.dkim")
 
@@ -173,15 +174,29 @@ def _header_lines(raw: bytes) -> list[bytes]:
     return [line for line in head.split(b"\r\n") if line and line[:1] not in b" \t"]
 
 
-def from_domain(raw: bytes) -> str | None:
-    """The domain of the first address in the From header, lower-cased."""
-    for line in _header_lines(raw):
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"from":
-            text = value.decode("utf-8", "replace")
-            match = re.search(r"@([^\s>,;\"']+)", text)
-            return match.group(1).lower().rstrip(".") if match else None
-    return None
+_MISSING = {"MISSING_MAILBOX", "MISSING_DOMAIN"}  # what the parser fills in for absent parts
+
+
+def header_from(raw: bytes) -> list[tuple[str, str]]:
+    """The (local part, lower-case domain) of each address in the From header.
+
+    Parsed by the RFC 5322 address parser, not searched for an ``@``: in
+    ``"alice@example.test" <boss@other.test>`` the address is boss@other.test, and a
+    pattern match once signed that as example.test. Folded lines are unfolded first; a
+    message with no From, or more than one From field, has none (RFC 5322 §3.6 allows one).
+    """
+    end = raw.find(b"\r\n\r\n")
+    head = (raw if end < 0 else raw[:end + 2]).decode("utf-8", "replace")
+    fields = [f for f in re.split(r"\r\n(?![ \t])", head) if f]
+    values = [f.partition(":")[2] for f in fields
+              if f.partition(":")[0].strip().lower() == "from"]
+    if len(values) != 1:
+        return []
+    found: list[tuple[str, str]] = []
+    for address in parse_addresses(re.sub(r"\r\n(?=[ \t])", "", values[0])):
+        if address.mailbox and address.host and not {address.mailbox, address.host} & _MISSING:
+            found.append((address.mailbox, address.host.lower().rstrip(".")))
+    return found
 
 
 class Signer:
@@ -197,20 +212,15 @@ class Signer:
     def has_key(self, domain: str) -> bool:
         return domain.lower() in self.keys
 
-    def sign(self, raw: bytes, *domains: str | None) -> bytes:
-        """Signatures for the first of ``domains`` that has keys (callers pass the From
-        header's domain first, for DMARC alignment, then the envelope sender's); b"" when
-        none has a key. Signing never blocks mail: failures are logged, nothing added."""
-        for domain in domains:
-            keys = self.keys.get((domain or "").lower())
-            if not keys:
-                continue
-            out = b""
-            for key in keys:
-                try:
-                    out += sign_message(raw, key)
-                except Exception as exc:  # dkimpy raises its own types, and ValueError
-                    log.error("DKIM signing for %s (selector %s) failed: %s",
-                              key.domain, key.selector, exc)
-            return out
-        return b""
+    def sign(self, raw: bytes, domain: str) -> bytes:
+        """Signatures of ``raw`` with every key of ``domain`` (the caller decides which
+        domain the sender may use); b"" when it has none. Signing never blocks mail:
+        failures are logged, nothing added."""
+        out = b""
+        for key in self.keys.get(domain.lower(), []):
+            try:
+                out += sign_message(raw, key)
+            except Exception as exc:  # dkimpy raises its own types, and ValueError
+                log.error("DKIM signing for %s (selector %s) failed: %s",
+                          key.domain, key.selector, exc)
+        return out

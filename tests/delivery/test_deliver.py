@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 
 import pytest
@@ -16,6 +17,7 @@ from mailstead.delivery.deliver import (
     check_loops,
     received_header,
 )
+from mailstead.delivery.dkim import Signer, generate_key, header_from
 from mailstead.delivery.router import DeliveryError, Router
 from mailstead.store.models import OutboundEnvelope, QueuedRecipient, Recipient
 from mailstead.store.sql.sqlite import SQLiteStore
@@ -157,3 +159,44 @@ async def test_group_member_over_quota_is_skipped_not_blocking(store: SQLiteStor
     await delivery.add_rcpt(Address.parse("all@example.org"))
     await delivery.commit(BODY)
     assert len(await inbox(store, "alice@example.org")) == 1
+
+
+@pytest.mark.parametrize(("header", "signed_as"), [
+    ("Alice <alice@example.org>", "example.org"),  # her own address: aligned
+    ("alice+news@example.org", "example.org"),  # a tag of her own address
+    ("ceo@other.test", "example.org"),  # another hosted domain: never other.test
+    ('"alice@example.org" <ceo@other.test>', "example.org"),  # an @ in the display name
+    ("=?utf-8?q?ceo?= <ceo@other.test>,\r\n alice@example.org", None),  # two authors
+    ("bob@example.org", None),  # a colleague: signing would align a forged From
+    ("Bob <bob@example.org>", None),
+    ("nobody@remote.example", "example.org"),  # not aligned; the signature is hers
+    ("", "example.org"),
+])
+async def test_dkim_signs_only_for_what_the_sender_may_use(
+        store: SQLiteStore, header: str, signed_as: str | None) -> None:
+    """alice@example.org once got d=other.test on ``From: ceo@other.test``: a
+    DMARC-aligned spoof of another hosted domain."""
+    await store.add_domain("other.test")
+    await store.add_user("ceo@other.test", "x")
+    for domain in ("example.org", "other.test"):
+        generate_key(store.data_dir, domain, "s1")
+    alice = await store.find_user("alice@example.org")
+    assert alice is not None
+    deliverer = Deliverer(store, Router(store), signer=Signer(store.data_dir))
+    delivery = deliverer.start(Envelope(Address.parse("alice@example.org")),
+                               TRACE, relay_allowed=True, sender_id=alice.id)
+    await delivery.add_rcpt(Address.parse("r@remote.example"))
+    from_line = f"From: {header}\r\n".encode() if header else b""
+    await delivery.commit(from_line + BODY)
+    [queued] = await store.list_queue()
+    raw = await store.read_blob(queued.blob_id)
+    signatures = re.findall(rb"DKIM-Signature:.*?; d=([^;]+);", raw, re.S)
+    assert signatures == ([signed_as.encode()] if signed_as else [])
+
+
+def test_the_from_header_is_parsed_not_searched() -> None:
+    raw = (b'Subject: x\r\nFrom: "alice@example.org"\r\n <Boss@Other.TEST.>\r\n'
+           b"To: a@b.c\r\n\r\nFrom: body@not.header\r\n")
+    assert header_from(raw) == [("Boss", "other.test")]
+    assert header_from(b"From: a@b.c\r\nFrom: d@e.f\r\n\r\n") == []  # two From fields
+    assert header_from(b"From: undisclosed\r\n\r\n") == []

@@ -42,7 +42,8 @@ async def handle(session: Session, state: Ready, args: MailArgs) -> None:
 
     envelope = Envelope(args.sender, args.body, args.smtputf8, args.ret, args.envid, args.size)
     delivery = session.deliverer.start(
-        envelope, session.trace(state.client), relay_allowed=user is not None
+        envelope, session.trace(state.client), relay_allowed=user is not None,
+        sender_id=user.id if user is not None else None,
     )
     session.state = MailFrom(state.client, envelope, delivery)
     session.reply(codes.SENDER_OK)
