@@ -78,14 +78,30 @@ def _address_field(address: str) -> str:
 
 
 def _orcpt_field(orcpt: str) -> str:
-    """RFC 3464 §2.3.1: ``addr-type;address`` with the xtext of RFC 3461 §4.2 decoded."""
+    """RFC 3464 §2.3.1: ``addr-type;address`` with the xtext of RFC 3461 §4.2 decoded.
+
+    Decoded only when the result is fit for a header field: xtext can encode any octet,
+    and ``+0D+0A`` decoded into the DSN would let the sender of the original write fields
+    (or a whole forged part) into a report that goes to an unverified address. Anything
+    else stays in the xtext the sender wrote, which is printable ASCII.
+    """
     addr_type, sep, value = orcpt.partition(";")
     if not sep:
         addr_type, value = "rfc822", orcpt
+    addr_type, value = _printable(addr_type), _printable(value)
     try:
-        return f"{addr_type};{xtext_decode(value)}"
+        decoded = xtext_decode(value)
     except WireError:
         return f"{addr_type};{value}"  # not valid xtext: shown as the sender wrote it
+    if any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in decoded):
+        return f"{addr_type};{value}"
+    return f"{addr_type};{decoded}"
+
+
+def _printable(text: str) -> str:
+    """``text`` without control characters (a stored ORCPT should hold none; defence in
+    depth for a row written by an older version or by hand)."""
+    return "".join(c for c in text if not (ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0))
 
 
 def header_section(message: bytes) -> bytes:

@@ -92,3 +92,19 @@ def test_status_from_replies_and_no_dsn_to_the_null_sender() -> None:
     assert status_of(550, "4.1.1 inconsistent") == "5.0.0"
     with pytest.raises(ValueError):
         build_dsn(hostname="h", sender="", recipients=[failed()], original=ORIGINAL)
+
+
+def test_an_orcpt_that_decodes_to_a_line_break_stays_xtext() -> None:
+    """``+0D+0A`` in ORCPT once wrote a raw CRLF, and with it forged fields, into the DSN
+    sent to an unverified sender."""
+    forged = "b+40b.test+0D+0AAction:+20delivered+0D+0A+0D+0AForged:+20part"
+    rcpt = failed(original_recipient=f"rfc822;{forged}")
+    raw = build_dsn(hostname="h", sender="alice@a.test", recipients=[rcpt], original=ORIGINAL)
+    assert f"Original-Recipient: rfc822;{forged}\r\n".encode() in raw
+    assert b"\r\nAction: delivered" not in raw and b"Forged:" not in raw.replace(
+        forged.encode(), b"")
+    _, per_rcpt = report_fields(parse(raw))
+    assert per_rcpt["action"] == "failed"
+    stored = failed(original_recipient="rfc822;bad\r\nInjected: 1")  # a row written by hand
+    raw = build_dsn(hostname="h", sender="alice@a.test", recipients=[stored], original=ORIGINAL)
+    assert b"\r\nInjected:" not in raw
