@@ -57,6 +57,12 @@ class StorageUnavailable(StoreError):
     temporary = True
 
 
+class StorageFull(StorageUnavailable):
+    """The file system holding the mailstore is full (or its quota reached): nothing was
+    changed. SMTP says ``452 4.3.1`` (RFC 5321 §4.2.2 "insufficient system storage",
+    RFC 3463 X.3.1), not the generic ``451 4.3.0``, so a sender's logs say what happened."""
+
+
 class AuthError(MailsteadError):
     """Authentication failed (bad credentials, throttled, or mechanism misuse)."""
 

@@ -31,7 +31,7 @@ from datetime import datetime
 from typing import Protocol
 
 from mailstead.core import sanity
-from mailstead.core.errors import InvalidName, QuotaExceeded, StoreError
+from mailstead.core.errors import InvalidName, QuotaExceeded, StorageFull, StoreError
 from mailstead.core.types import Address
 from mailstead.delivery.dkim import Signer, header_from
 from mailstead.delivery.router import DeliveryError, LocalTarget, Router
@@ -51,6 +51,7 @@ _SAFE_COMMENT = re.compile(r"[^ !-'*-\[\]-~]")  # printable ASCII minus ( ) \ fo
 
 RELAY_DENIED = DeliveryError(554, "5.7.1", "Relay access denied")
 STORAGE_FAILED = DeliveryError(451, "4.3.0", "Temporary failure, please try again later")
+STORAGE_FULL = DeliveryError(452, "4.3.1", "Insufficient system storage, try again later")
 OVER_QUOTA = DeliveryError(452, "4.2.2", "Mailbox full")
 
 
@@ -180,6 +181,9 @@ class Delivery:
                     self.on_queued()  # the outbound scheduler looks now, not at its next poll
         except QuotaExceeded:
             raise OVER_QUOTA from None
+        except StorageFull:
+            log.error("%s: storing the message failed: storage is full", self.trace.session_id)
+            raise STORAGE_FULL from None
         except StoreError as exc:
             log.error("%s: storing the message failed: %s", self.trace.session_id, exc)
             raise STORAGE_FAILED from None

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import errno
 import smtplib
+import sqlite3
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from mailstead.core import sanity
 from mailstead.core.errors import StorageUnavailable
+from mailstead.store.blobs import BlobFiles
+from mailstead.store.sql.writer import without_events
 from tests.smtp.conftest import Connect, Mailserver, MakeServer, RawClient, message, strip_trace
 
 
@@ -142,6 +147,49 @@ def test_storage_failure_is_451_and_nothing_is_visible(server: Mailserver) -> No
                 451, b"4.3.0 Temporary failure, please try again later")
     finally:
         store.deliver = original  # type: ignore[method-assign]
+    assert server.messages(server.alice) == []
+
+
+def _limit_database_growth(server: Mailserver, pages: int | None) -> None:
+    """Let the database file grow by at most ``pages`` pages (None: no limit): SQLite then
+    fails a write with SQLITE_FULL, exactly as on a full disk."""
+    def limit(conn: sqlite3.Connection) -> None:
+        count = conn.execute("PRAGMA page_count").fetchone()[0]
+        conn.execute(f"PRAGMA max_page_count = {count + pages if pages is not None else 2**31}")
+
+    server.call(server.store._db.write(without_events(limit)))
+
+
+def test_a_full_disk_is_452_4_3_1_and_nothing_is_visible(server: Mailserver) -> None:
+    """RFC 3463 X.3.1 "mail system full"; it was answered as a generic 451 4.3.0."""
+    big = message("full") + b"x" * 250_000 + b"\r\n"  # kept in the database, not a file
+    _limit_database_growth(server, 0)
+    try:
+        with smtplib.SMTP("127.0.0.1", server.port()) as client:
+            client.ehlo()
+            client.mail("s@remote.example")
+            client.rcpt("alice@example.org")
+            assert client.data(big) == (
+                452, b"4.3.1 Insufficient system storage, try again later")
+    finally:
+        _limit_database_growth(server, None)
+    assert server.messages(server.alice) == []
+    with smtplib.SMTP("127.0.0.1", server.port()) as client:  # space again: mail flows
+        assert client.sendmail("s@remote.example", ["alice@example.org"], big) == {}
+    assert len(server.messages(server.alice)) == 1
+
+
+def test_a_full_disk_for_a_body_file_is_452_too(
+        server: Mailserver, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_space(self: BlobFiles, data: bytes) -> tuple[str, set[Path]]:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(BlobFiles, "write", no_space)
+    with smtplib.SMTP("127.0.0.1", server.port()) as client:
+        client.ehlo()
+        client.mail("s@remote.example")
+        client.rcpt("alice@example.org")
+        assert client.data(message("file") + b"x" * 400_000 + b"\r\n")[:1] == (452,)
     assert server.messages(server.alice) == []
 
 

@@ -22,11 +22,11 @@ from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
-from mailstead.core.errors import NotFound, StoreError
+from mailstead.core.errors import NotFound, StorageFull, StorageUnavailable, StoreError
 from mailstead.store.blobs import BlobFiles, blob_id_for
 from mailstead.store.interfaces import StructureParser
 from mailstead.store.sql.connections import Connections, chunks, placeholders
-from mailstead.store.sql.writer import WriteOutcome
+from mailstead.store.sql.writer import WriteOutcome, is_full
 
 T = TypeVar("T")
 
@@ -75,7 +75,12 @@ async def stage(
         return Staged(blob_id_for(data), set(), structure, data)
 
     def to_file() -> Staged:
-        blob_id, dirty = blobs.write(data)
+        try:
+            blob_id, dirty = blobs.write(data)
+        except OSError as exc:
+            if is_full(exc):
+                raise StorageFull("storage is full") from exc
+            raise StorageUnavailable(f"cannot write a message body: {exc}") from exc
         return Staged(blob_id, dirty, parse(data) if parse is not None else None, None)
 
     return await db.in_io(to_file)

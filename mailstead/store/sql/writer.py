@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import queue
 import sqlite3
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Generic, Protocol, TypeVar
 
-from mailstead.core.errors import StorageUnavailable, StoreError
+from mailstead.core.errors import StorageFull, StorageUnavailable, StoreError
 from mailstead.store.blobs import flush_paths
 from mailstead.store.models import ChangeEvent
 
@@ -94,6 +95,21 @@ class _AnyJob(Protocol):
     def settle(self, publish: Publish) -> None: ...
 
 
+def is_full(exc: BaseException) -> bool:
+    """A full disk or file-system quota, as the OS (``ENOSPC``, ``EDQUOT``) or SQLite
+    (``SQLITE_FULL``) reports it."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    return isinstance(exc, sqlite3.Error) and getattr(exc, "sqlite_errorcode", None) in (
+        sqlite3.SQLITE_FULL,)
+
+
+def _storage_error(exc: BaseException) -> StorageUnavailable:
+    """What a caller is told when the disk or the database failed under its write."""
+    return StorageFull("storage is full") if is_full(exc) else StorageUnavailable(
+        "storage unavailable")
+
+
 class GroupCommitWriter:
     """Owns the only writing connection to the database."""
 
@@ -164,38 +180,55 @@ class GroupCommitWriter:
             conn.close()
 
     def _commit_batch(self, conn: sqlite3.Connection, batch: list[_AnyJob]) -> None:
+        """One transaction for the batch; whatever goes wrong, every job gets an answer and
+        the writer thread lives on (once a full disk killed it, and every write after that
+        waited forever)."""
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
             log.error("cannot begin a write transaction: %s", exc)
-            self._fail_all(batch, StorageUnavailable("database unavailable"))
+            self._fail_all(batch, _storage_error(exc))
             return
-        for job in batch:
-            conn.execute("SAVEPOINT write")
-            try:
-                job.run(conn)
-            except BaseException as exc:
-                conn.execute("ROLLBACK TO write")
-                conn.execute("RELEASE write")
-                if not isinstance(exc, StoreError):
-                    log.exception("write failed")
-                job.fail(exc)
-            else:
-                conn.execute("RELEASE write")
         try:
+            for job in batch:
+                self._run_job(conn, job)
             # The bodies must be durable before the rows that point at them: flush the
             # whole batch's files and directory entries at once, then commit.
             flush_paths(set().union(*(job.sync_dirs for job in batch)), self._blob_root)
             conn.execute("COMMIT")
-        except (OSError, sqlite3.Error) as exc:
+        except BaseException as exc:
+            # SQLite may have rolled the whole transaction back by itself (SQLITE_FULL,
+            # SQLITE_IOERR, ...): nothing of the batch was written.
             log.error("group commit of %d writes failed: %s", len(batch), exc)
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-            self._fail_all(batch, StorageUnavailable("storage unavailable"))
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            self._fail_all(batch, _storage_error(exc))
             return
         self.batches += 1
         self.writes += len(batch)
         self._settle(batch)
+
+    @staticmethod
+    def _run_job(conn: sqlite3.Connection, job: _AnyJob) -> None:
+        """One write inside its savepoint. Its own failure fails it alone; one that took
+        the transaction with it is raised, for the whole batch."""
+        conn.execute("SAVEPOINT write")
+        try:
+            job.run(conn)
+        except BaseException as exc:
+            if not conn.in_transaction:
+                raise
+            conn.execute("ROLLBACK TO write")
+            conn.execute("RELEASE write")
+            if is_full(exc):
+                log.error("write failed, storage is full: %s", exc)
+                exc = _storage_error(exc)
+            elif not isinstance(exc, StoreError):
+                log.exception("write failed")
+            job.fail(exc)
+        else:
+            conn.execute("RELEASE write")
 
     def _fail_all(self, batch: list[_AnyJob], error: BaseException) -> None:
         for job in batch:
