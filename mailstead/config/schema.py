@@ -238,7 +238,9 @@ class SMTPSettings(_Section):
         True, description="offer AUTH only after STARTTLS or on implicit TLS"
     )
     reject_bare_lf: bool = Field(
-        True, description="reject message data with bare LF line endings (SMTP smuggling)"
+        True,
+        description="reject message data with bare LF line endings from unauthenticated "
+        "clients (SMTP smuggling); authenticated submissions get them turned into CRLF",
     )
     plus_separator: str = Field(
         "+",

@@ -196,3 +196,18 @@ def test_failed_logins_are_throttled(make_server: MakeServer) -> None:
         with pytest.raises(smtplib.SMTPAuthenticationError) as failure:
             client.login("alice@example.org", PASSWORD)
         assert failure.value.smtp_code == 454
+
+
+def test_bare_lf_from_a_logged_in_client_becomes_crlf(server: Mailserver) -> None:
+    """``curl --upload-file`` of a Unix text file sends bare LF; it was refused with
+    ``550 5.5.2``. Smuggling is not a risk from an authenticated client; the MX still
+    refuses bare LF (test_smtp_limits)."""
+    with smtplib.SMTP("127.0.0.1", server.port("submission")) as client:
+        login(server, client)
+        assert client.mail("alice@example.org")[0] == 250
+        assert client.rcpt("bob@example.org")[0] == 250
+        assert client.docmd("DATA")[0] == 354
+        client.send(b"Subject: unix\n\nline one\nline two\r\n.\r\n")
+        assert client.getreply()[0] == 250
+    [stored] = server.messages(server.bob)
+    assert strip_trace(stored) == b"Subject: unix\r\n\r\nline one\r\nline two\r\n"

@@ -27,7 +27,11 @@ async def handle(session: Session, state: MailFrom | RcptTo, args: None) -> None
     await session.flush()
     config = session.config
     stream = session.stream
-    decoder = DataDecoder(config.max_message_size, config.reject_bare_lf)
+    # Smuggling needs an unauthenticated sender whose bare LF another server reads as a line
+    # end; a logged-in client (curl --upload-file of a Unix text file) gets its bare LFs
+    # turned into CRLF instead of a refusal.
+    reject_bare_lf = config.reject_bare_lf and state.client.user is None
+    decoder = DataDecoder(config.max_message_size, reject_bare_lf)
     while True:
         chunk = await stream.read_some(timeout=config.idle_timeout)
         used = decoder.feed(chunk)
@@ -38,7 +42,7 @@ async def handle(session: Session, state: MailFrom | RcptTo, args: None) -> None
     if decoder.oversized:
         session.reset_transaction()
         raise SMTPError(codes.SIZE_EXCEEDED, log=f"message of {decoder.size} bytes")
-    if decoder.bare_lf and config.reject_bare_lf:
+    if decoder.bare_lf and reject_bare_lf:
         session.reset_transaction()
         raise SMTPError(BARE_LF, log="bare LF in DATA (possible SMTP smuggling)")
     await complete(session, state.delivery, decoder.message())
