@@ -104,8 +104,8 @@ class Authenticator:
         # Garbage names are "unknown user" without bothering the store.
         if not username or len(username) > _MAX_USERNAME or "@" not in username:
             return None
-        if any(ord(c) < 32 or c == "\x7f" for c in username):
-            return None
+        if any(ord(c) < 32 or c == "\x7f" or 0xD800 <= ord(c) < 0xE000 for c in username):
+            return None  # controls, or bytes that were not UTF-8 (surrogate escapes)
         return await self.users.find_user(username)
 
     async def _maybe_rehash(self, user: UserRecord, password: str) -> None:

@@ -59,8 +59,12 @@ def dummy_hash(policy: PasswordPolicy = DEFAULT_POLICY) -> str:
 
 
 def _verify(encoded: str, password: str) -> bool:
+    # A password that was not UTF-8 on the wire reaches here with its bytes kept as
+    # surrogate escapes: compared as those bytes, it is simply wrong (and counted), never
+    # an encoding error.
+    secret = password.encode("utf-8", "surrogateescape")
     try:
-        return _hasher(DEFAULT_POLICY).verify(encoded, password)
+        return _hasher(DEFAULT_POLICY).verify(encoded, secret)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 

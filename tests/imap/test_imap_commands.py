@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
+from mailstead.auth.throttle import Throttle
 from mailstead.testing.server import ServerThread
 from tests.imap.conftest import (
     MULTIPART_MESSAGE,
@@ -720,3 +721,34 @@ def test_a_hostile_list_pattern_is_answered_and_freezes_no_one(
     finally:
         other.close()
 
+
+def test_a_login_with_a_password_that_is_not_utf8_is_a_counted_failure(
+        server: ServerThread, account: str, own_throttle: Throttle) -> None:
+    """It was ``NO [SERVERBUG]`` and went uncounted by the throttle: a free guess."""
+    r = Raw(server.port("imap"))
+    try:
+        lines = r.command(f'LOGIN {account} "pass\xe9word"'.encode("latin-1"))
+        assert b"[AUTHENTICATIONFAILED]" in lines[-1]
+        assert own_throttle.entry_count == 2  # the account and the address
+        lines = r.command(b'LOGIN "\xff\xfe@example.com" secret')
+        assert b"[AUTHENTICATIONFAILED]" in lines[-1]
+        assert own_throttle.entry_count == 3
+    finally:
+        r.close()
+
+
+def test_8bit_keywords_and_modifiers_are_bad_not_a_server_bug(raw: Raw) -> None:
+    """An 8-bit keyword in STORE or APPEND was ``NO [SERVERBUG]`` with a traceback in the
+    log; an 8-bit STORE modifier dropped the connection. RFC 9051 §9: atoms are 7-bit."""
+    raw.command("SELECT INBOX")
+    store = raw.command(b"STORE 1:* +FLAGS (caf\xc3\xa9)")
+    assert status_of(store) == b"BAD" and b"7-bit" in store[-1]
+    modifier = raw.command(b"STORE 1:* (UNCHANGED\xffSINCE 5) +FLAGS (x)")
+    assert status_of(modifier) == b"BAD"
+    raw.send(b"ap APPEND INBOX (\\Seen k\xe9y) {4}\r\n")
+    reply = raw.readline()
+    if reply.startswith(b"+"):
+        raw.send(b"ab\r\n\r\n")
+        reply = raw.read_until_tag("ap")[-1]
+    assert reply.startswith(b"ap BAD")
+    assert status_of(raw.command("NOOP")) == b"OK"  # the session goes on

@@ -183,7 +183,13 @@ class Reader:
         return self._match(_TAG, "a tag").decode("ascii", "replace")
 
     def atom(self, what: str = "an atom") -> str:
-        return self._match(_ATOM, what).decode("utf-8", "surrogateescape")
+        """An atom: 7-bit by RFC 9051 §9 (ATOM-CHAR is a CHAR, %x01-7F). 8-bit text has its
+        own places (quoted strings, literals, mailbox names) and is BAD here, where it once
+        reached flags and modifiers as undecodable text."""
+        raw = self._match(_ATOM, what)
+        if not raw.isascii():
+            raise self.error(f"{what} must be 7-bit ASCII")
+        return raw.decode("ascii")
 
     def number(self, *, nonzero: bool = False, limit: int = MAX_NUMBER) -> int:
         text = self._match(_NUMBER, "a number")
