@@ -47,6 +47,18 @@ def _load_syncfs() -> Callable[[int], int] | None:
 _syncfs = _load_syncfs()
 
 
+def holds_bodies(root: Path) -> bool:
+    """Whether the body directory ``root`` holds at least one message body (stops at the
+    first: it may hold millions)."""
+    if not root.is_dir():
+        return False
+    return any(
+        len(bucket.name) == 2 and bucket.is_dir()
+        and any(_BLOB_ID.match(blob.name) for blob in bucket.iterdir())
+        for bucket in root.iterdir()
+    )
+
+
 def blob_id_for(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -140,6 +152,14 @@ class BlobFiles:
                 return src.read() if end is None else src.read(max(0, end - start))
         except FileNotFoundError:
             raise NotFound(f"message body {blob_id} is missing") from None
+
+    def written_at(self, blob_id: str) -> float:
+        """When the body was last written or re-used (Unix seconds); -inf if it does not
+        exist."""
+        try:
+            return self.path_for(blob_id).stat().st_mtime
+        except FileNotFoundError:
+            return float("-inf")
 
     def age(self, blob_id: str) -> float:
         """Seconds since the body was last written or re-used; inf if it does not exist."""

@@ -360,8 +360,9 @@ class Maintenance(Protocol):
       :meth:`close` returns once the writes in flight are done.
     - A body is collected only when no message and no queued message references it, and
       never one that an append running at the same moment is about to reference.
-    - :meth:`integrity_check` checks the backend's own structures and that every
-      account's ``used_bytes`` is the sum of its messages' sizes.
+    - :meth:`integrity_check` checks the backend's own structures, that every account's
+      ``used_bytes`` is the sum of its messages' sizes, and that every body a message
+      or a queued message needs can be read.
     """
 
     async def open(self) -> None: ...

@@ -85,3 +85,34 @@ def test_config_check_in_a_subprocess(run, tmp_path: Path) -> None:  # type: ign
         f"error: {bad}: listeners.smtp.port: must be an integer between 1 and 65535, "
         "got 'twenty-five'\n"
     )
+
+
+def test_check_reports_a_missing_body_and_a_lost_database_stops_everything(
+        run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """``mailstead check`` reads everything; a lost database (0 bytes beside bodies) is
+    refused by every command, serve included, in one line, and no body is touched."""
+    run("domain", "add", "example.org")
+    run("user", "add", "bob@example.org", "--password-stdin", input="pw\n")
+    big = tmp_path / "big.mbox"
+    big.write_bytes(b"From a@b Mon Dec  7 10:00:00 2026\nSubject: big\n\n" + b"x" * 300_000
+                    + b"\n")
+    assert run("message", "import", "bob@example.org", str(big)).returncode == 0
+    assert run("check").stdout == "mailstore OK\n"
+    [body] = [p for p in (tmp_path / "data" / "blobs").glob("??/*")]
+    aside = tmp_path / "aside"
+    body.replace(aside)
+    result = run("check")
+    assert result.returncode == 1
+    assert result.stderr == f"problem: message body {body.name} is missing from " \
+        f"{tmp_path / 'data' / 'blobs'}\n"
+    aside.replace(body)
+    (tmp_path / "data" / "mailstead.db").write_bytes(b"")
+    for suffix in ("-wal", "-shm"):
+        (tmp_path / "data" / f"mailstead.db{suffix}").unlink(missing_ok=True)
+    for command in (("check",), ("user", "list"), ("serve",)):
+        result = run(*command)
+        assert result.returncode == 1, command
+        *logged, line = result.stderr.splitlines()  # serve may log its start first
+        assert line.startswith("error: ") and "holds message bodies" in line
+        assert "Traceback" not in result.stderr and len(logged) <= 1
+    assert body.exists()

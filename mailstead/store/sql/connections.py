@@ -19,6 +19,11 @@ from pathlib import Path
 from typing import TypeVar
 
 from mailstead.core.errors import StoreError
+from mailstead.store.sql.opening import (
+    DatabaseRefused,
+    check_before_opening,
+    check_before_use,
+)
 from mailstead.store.sql.schema import migrate
 from mailstead.store.sql.writer import GroupCommitWriter, Publish, WriteFn
 
@@ -77,9 +82,21 @@ class Connections:
         self._read_lock = threading.Lock()
 
     def _connect_writer(self) -> sqlite3.Connection:
-        """The writer's connection brings the schema up to date before anything else runs."""
-        conn = connect(self._db_path)
-        migrate(conn)
+        """The writer's connection checks the files (opening.py) and brings the schema up
+        to date before anything else runs."""
+        check_before_opening(self._db_path, self._blob_root)
+        try:
+            conn = connect(self._db_path)
+        except sqlite3.DatabaseError as exc:  # journal_mode on a file that is no database
+            raise DatabaseRefused(
+                f"{self._db_path} can't be read as a database ({exc}); restore it from a backup"
+            ) from None
+        try:
+            check_before_use(conn, self._db_path, self._blob_root)
+            migrate(conn)
+        except BaseException:
+            conn.close()
+            raise
         return conn
 
     async def open(self) -> None:

@@ -16,14 +16,16 @@ from mailstead.store.sql.connections import Connections
 from mailstead.store.sql.writer import WriteOutcome
 
 
-def _unreferenced(conn: sqlite3.Connection) -> tuple[list[str], set[str]]:
-    """(bodies in the database that nothing references, every body the database knows)."""
+def _unreferenced(conn: sqlite3.Connection) -> tuple[list[str], set[str], float]:
+    """(bodies in the database that nothing references, every body the database knows,
+    since when it knows every body file written beside it)."""
     unreferenced = [r[0] for r in conn.execute(
         "SELECT id FROM blobs b"
         f" WHERE NOT {messages.MESSAGE_REFERENCE} AND NOT {queue.QUEUE_REFERENCE}"
     ).fetchall()]
     known = {r[0] for r in conn.execute("SELECT id FROM blobs").fetchall()}
-    return unreferenced, known
+    row = conn.execute("SELECT value FROM meta WHERE key = 'bodies_known_since'").fetchone()
+    return unreferenced, known, float(row[0]) if row is not None else float("inf")
 
 
 def _remove(
@@ -48,9 +50,15 @@ def _remove(
 
 async def collect_garbage(db: Connections, blobs: BlobFiles, grace_seconds: float) -> int:
     """Remove unreferenced bodies: database rows at once, files once older than the grace
-    period, and files no row knows (left by a crash before their COMMIT). Returns how many."""
-    unreferenced, known = await db.read(_unreferenced)
-    orphans = await db.in_io(lambda: [b for b in blobs.iter_ids() if b not in known])
+    period, and files no row knows (left by a crash before their COMMIT). Returns how many.
+
+    A file no row knows is a crash leftover only if it was written while this database
+    was in charge: one older than ``bodies_known_since`` belongs to another database (a
+    restored or replaced one) and is never removed.
+    """
+    unreferenced, known, since = await db.read(_unreferenced)
+    orphans = await db.in_io(lambda: [b for b in blobs.iter_ids()
+                                      if b not in known and blobs.written_at(b) >= since])
     candidates = unreferenced + orphans
     await db.in_io(lambda: blobs.clean_tmp(grace_seconds))
     if not candidates:
@@ -70,4 +78,22 @@ def integrity_problems(conn: sqlite3.Connection) -> list[str]:
     ).fetchall():
         if used != actual:
             problems.append(f"user #{user_id}: used_bytes {used} != actual {actual}")
+    return problems
+
+
+def _file_bodies(conn: sqlite3.Connection) -> list[str]:
+    """Bodies kept as files (not in the database), referenced by a message or the queue."""
+    return [r[0] for r in conn.execute(
+        "SELECT id FROM blobs b WHERE data IS NULL"
+        f" AND ({messages.MESSAGE_REFERENCE} OR {queue.QUEUE_REFERENCE})"
+    ).fetchall()]
+
+
+async def check(db: Connections, blobs: BlobFiles) -> list[str]:
+    """The full check behind ``mailstead check``: :func:`integrity_problems`, and every
+    body file that a message or a queued message needs is there."""
+    problems = await db.read(integrity_problems)
+    needed = await db.read(_file_bodies)
+    missing = await db.in_io(lambda: [b for b in needed if not blobs.exists(b)])
+    problems += [f"message body {blob_id} is missing from {blobs.root}" for blob_id in missing]
     return problems

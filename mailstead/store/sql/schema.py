@@ -156,6 +156,14 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE messages ADD COLUMN savedate TEXT;
     """,
+    # 7: since when this database knows every body file written beside it (Unix seconds):
+    # garbage collection removes a file no row knows only when it is newer than this, so
+    # files from before (another database, an older install) are never taken for crash
+    # leftovers.
+    """
+    INSERT OR IGNORE INTO meta (key, value)
+        VALUES ('bodies_known_since', CAST(strftime('%s', 'now') AS TEXT));
+    """,
 )
 
 

@@ -470,4 +470,4 @@ class SQLiteStore:
         return await maintenance.collect_garbage(self._db, self.blobs, grace_seconds)
 
     async def integrity_check(self) -> list[str]:
-        return await self._db.read(maintenance.integrity_problems)
+        return await maintenance.check(self._db, self.blobs)

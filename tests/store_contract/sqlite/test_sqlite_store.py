@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sqlite3
+import time
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
 from mailstead.core.errors import NotFound
 from mailstead.store.sql.bodies import DATABASE_BODY_LIMIT
+from mailstead.store.sql.opening import DatabaseRefused
 from mailstead.store.sql.sqlite import SQLiteStore
 from tests.store_contract.conftest import message
 
@@ -104,3 +108,92 @@ async def test_a_recreated_mailbox_takes_the_deleted_ones_id(
     box = await store.create_mailbox(user_id, "Projects")
     await store.delete_mailbox(user_id, "Projects")
     assert (await store.create_mailbox(user_id, "Projects")).id == box.id
+
+
+async def _one_body_file(data_dir: Path) -> str:
+    """A store in ``data_dir`` holding one message whose body is a file; its blob id."""
+    store = SQLiteStore(data_dir)
+    async with store:
+        await store.add_domain("example.org")
+        user = await store.add_user("ann@example.org", "x")
+        box = await store.get_mailbox(user.id, "INBOX")
+        await store.append(box.id, message(1, size=DATABASE_BODY_LIMIT + 1))
+        [meta] = await store.list_messages(box.id)
+    assert store.blobs.exists(meta.blob_id)
+    return meta.blob_id
+
+
+def _lose_database(data_dir: Path) -> None:
+    """What a failed copy or a full disk leaves: a 0-byte database and no WAL."""
+    (data_dir / "mailstead.db").write_bytes(b"")
+    for suffix in ("-wal", "-shm"):
+        (data_dir / f"mailstead.db{suffix}").unlink(missing_ok=True)
+
+
+async def test_an_empty_database_beside_bodies_is_refused_and_nothing_is_deleted(
+        tmp_path: Path) -> None:
+    """A 0-byte mailstead.db was taken for a fresh install: a new postmaster, then the
+    hourly collection deleted every body file (116 of 116)."""
+    data_dir = tmp_path / "data"
+    blob_id = await _one_body_file(data_dir)
+    _lose_database(data_dir)
+    store = SQLiteStore(data_dir)
+    with pytest.raises(DatabaseRefused, match=r"holds message bodies.*Restore it from a backup"):
+        await store.open()
+    await store.close()
+    assert store.blobs.exists(blob_id)
+    assert (data_dir / "mailstead.db").stat().st_size == 0  # nothing written either
+
+
+async def test_collection_never_removes_files_older_than_its_database(
+        tmp_path: Path) -> None:
+    """Bodies beside a database that never knew them (moved aside and back, a replaced
+    database) are not crash leftovers; only files written since the database took charge
+    can be."""
+    data_dir = tmp_path / "data"
+    blob_id = await _one_body_file(data_dir)
+    path = SQLiteStore(data_dir).blobs.path_for(blob_id)
+    aside = tmp_path / "aside"
+    aside.write_bytes(path.read_bytes())
+    _lose_database(data_dir)
+    path.unlink()
+    store = SQLiteStore(data_dir)
+    async with store:  # a fresh database: no body beside it now
+        aside.replace(path)  # back beside a database that never knew it
+        old = time.time() - 7200
+        os.utime(path, (old, old))
+        crash_leftover, _ = store.blobs.write(b"written, then a crash before the COMMIT")
+        assert await store.collect_garbage(grace_seconds=0) == 1
+        assert store.blobs.exists(blob_id) and not store.blobs.exists(crash_leftover)
+
+
+async def test_a_file_that_is_not_a_database_is_refused(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    (data_dir / "mailstead.db").write_bytes(b"this is a text file, not SQLite " * 200)
+    store = SQLiteStore(data_dir)
+    with pytest.raises(DatabaseRefused, match="can't be read as a database"):
+        await store.open()
+    await store.close()
+
+
+async def test_a_damaged_database_is_refused_at_open(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    store = SQLiteStore(data_dir)
+    async with store:
+        await store.add_domain("example.org")
+        user = await store.add_user("ann@example.org", "x")
+        box = await store.get_mailbox(user.id, "INBOX")
+        for n in range(300):
+            await store.append(box.id, message(n, size=2000))
+    with contextlib.closing(sqlite3.connect(data_dir / "mailstead.db")) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    with open(data_dir / "mailstead.db", "r+b") as db:  # scribble over a page in the middle
+        db.seek(page_size * (pages // 2))
+        db.write(b"\xa5" * page_size)
+    again = SQLiteStore(data_dir)
+    with pytest.raises(DatabaseRefused, match=r"damaged|can't be read"):
+        await again.open()
+    await again.close()
