@@ -140,6 +140,14 @@ class LimitsSettings(_Section):
     pop3_idle_timeout_seconds: int = Field(
         600, ge=1, description="POP3 inactivity timer (RFC 1939 §3: at least 10 minutes)"
     )
+    login_timeout_seconds: int = Field(
+        180, ge=1, description="longest time a connection may stay unauthenticated on IMAP, "
+        "POP3 and submission, however active (Dovecot's is 3 minutes too)"
+    )
+    transfer_timeout_seconds: int = Field(
+        1200, ge=1, description="longest time one message's data may take to arrive (SMTP "
+        "DATA or a BDAT transaction, an IMAP literal), however steadily it trickles"
+    )
     max_errors_per_session: int = Field(
         10, ge=1, description="bad commands tolerated before the connection is closed"
     )

@@ -74,6 +74,9 @@ _log = logging.getLogger("mailstead.imap")
 
 PIPELINE_LIMIT = 64  # commands answered before we insist the client reads our output
 MAX_NON_APPEND_LITERAL = 1024 * 1024  # literals outside APPEND (search strings, names)
+#: One command before login, literals included: LOGIN, AUTHENTICATE and ID need a few KiB
+#: at most, and stacked literals once let an anonymous client park ~50 MiB per command.
+MAX_PRE_LOGIN_COMMAND = 16 * 1024
 
 #: Extensions that are not one command of their own; they are always advertised.
 EXTENSIONS = (
@@ -127,10 +130,12 @@ class Session:
         limits = ctx.settings.limits
         self.max_line = limits.imap_max_line_length
         self.timeout = float(limits.imap_idle_timeout_seconds)
-        self.receiver = Receiver(
-            max_line=self.max_line,
-            max_command=max(limits.max_message_size, MAX_NON_APPEND_LITERAL) + self.max_line,
-        )
+        self.max_command = max(limits.max_message_size, MAX_NON_APPEND_LITERAL) + self.max_line
+        self.receiver = Receiver(max_line=self.max_line, max_command=MAX_PRE_LOGIN_COMMAND)
+        self.transfer_timeout = float(limits.transfer_timeout_seconds)
+        self.login_timeout = float(limits.login_timeout_seconds)
+        self._login_deadline = float("inf")  # event-loop time, set when the session starts
+        self._deadline_passed: str | None = None  # why the last read timed out, if not idling
         self.names = NameMapper(ctx.settings.imap.hierarchy_separator)
         self.state: SessionState = NotAuthenticated()
         self.enabled: set[str] = set()
@@ -305,6 +310,7 @@ class Session:
 
     # -- the loop -----------------------------------------------------------------------------
     async def run(self) -> None:
+        self._login_deadline = asyncio.get_running_loop().time() + self.login_timeout
         self.send(response.untagged(f"OK [CAPABILITY {self.capabilities()}] mailstead ready"))
         try:
             while not isinstance(self.state, LoggedOut):
@@ -339,7 +345,9 @@ class Session:
             self.send(response.untagged("BYE Server shutting down"))
             raise
         except IdleTimeout:
-            self.send(response.untagged("BYE Autologout; idle for too long"))
+            why = self._deadline_passed or "idle for too long"
+            self.log.info("autologout: %s", why)
+            self.send(response.untagged(f"BYE Autologout; {why}"))
         except ConnectionClosed:
             return
         finally:
@@ -369,6 +377,12 @@ class Session:
 
     async def _read_frame(self) -> bytes | None:
         rx = self.receiver
+        logged_in = not isinstance(self.state, NotAuthenticated)
+        rx.max_command = self.max_command if logged_in else MAX_PRE_LOGIN_COMMAND
+        loop = asyncio.get_running_loop()
+        # The literals of one command, however steadily they trickle, arrive by this;
+        # before login the whole command must also come before the login deadline.
+        transfer_by = float("inf")
         while True:
             event = rx.next()
             if isinstance(event, Frame):
@@ -377,15 +391,39 @@ class Session:
                 if self._refuse_literal(event):
                     return None
                 continue
+            deadline = transfer_by if logged_in else min(transfer_by, self._login_deadline)
             if rx.literal_remaining:
-                async for chunk in self.stream.iter_exactly(rx.literal_remaining, self.timeout):
-                    rx.feed(chunk)
+                if transfer_by == float("inf"):
+                    transfer_by = loop.time() + self.transfer_timeout
+                    deadline = min(deadline, transfer_by)
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        async for chunk in self.stream.iter_exactly(
+                                rx.literal_remaining, self.timeout):
+                            rx.feed(chunk)
+                except TimeoutError:
+                    raise self._deadline(logged_in, loop.time()) from None
                 continue
+            timeout = min(self.timeout, deadline - loop.time())
+            if timeout <= 0:
+                raise self._deadline(logged_in, loop.time())
             try:
-                rx.feed(await self.stream.readline(self.max_line, self.timeout))
+                rx.feed(await self.stream.readline(self.max_line, timeout))
             except LineTooLong:
                 rx.reset()
                 raise FrameError("command line too long", None) from None
+            except IdleTimeout:
+                if timeout < self.timeout:  # a deadline, not idleness, ended the wait
+                    raise self._deadline(logged_in, loop.time()) from None
+                raise
+
+    def _deadline(self, logged_in: bool, now: float) -> IdleTimeout:
+        """The timeout for a passed deadline, with the reason the BYE will give."""
+        if not logged_in and now >= self._login_deadline:
+            self._deadline_passed = "authentication took too long"
+        else:
+            self._deadline_passed = "the command's data took too long to arrive"
+        return IdleTimeout(self._deadline_passed)
 
     def _refuse_literal(self, lit: NeedLiteral) -> bool:
         """Check a literal's size before the client sends it (RFC 7889 APPENDLIMIT: the

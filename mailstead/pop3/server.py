@@ -47,6 +47,7 @@ class POP3Server:
             allow_plaintext=self.settings.auth.allow_plaintext,
             max_line_length=limits.pop3_max_line_length,
             idle_timeout=float(limits.pop3_idle_timeout_seconds),
+            login_timeout=float(limits.login_timeout_seconds),
             max_errors=limits.max_errors_per_session,
             max_commands=limits.max_commands_per_session,
             login_delay=self.login_delay.seconds,

@@ -28,6 +28,7 @@ Invariants:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import time
@@ -40,7 +41,7 @@ from mailstead.core import sanity
 from mailstead.core.errors import StoreError
 from mailstead.core.log import redact_command
 from mailstead.core.types import TLSMode
-from mailstead.net.stream import LineTooLong, Stream, StreamError
+from mailstead.net.stream import IdleTimeout, LineTooLong, Stream, StreamError
 from mailstead.net.tls import TLSContexts
 from mailstead.pop3 import protocol as wire
 from mailstead.pop3.errors import CloseSession, CommandError, POP3Error, ResponseCode
@@ -58,6 +59,7 @@ class SessionConfig:
     allow_plaintext: bool = False
     max_line_length: int = 4096
     idle_timeout: float = 600.0
+    login_timeout: float = 180.0  # AUTHORIZATION may last this long, however active
     max_errors: int = 10
     max_commands: int = 100_000
     login_delay: int = 0  # RFC 2449 §6.5; 0 = no delay, not advertised
@@ -242,15 +244,33 @@ class Session:
 
     # -- the loop --------------------------------------------------------------------------
 
+    async def _read_line(self, login_by: float) -> bytes:
+        """The next command line; in the AUTHORIZATION state only until ``login_by``
+        (event-loop time): the idle timer alone let an anonymous client that kept talking
+        hold its connection for ever."""
+        if not isinstance(self.state, Authorization):
+            return await self.stream.readline(self.config.max_line_length)
+        left = login_by - asyncio.get_running_loop().time()
+        if left <= 0:
+            raise CloseSession("authentication took too long")
+        timeout = min(self.config.idle_timeout, left)
+        try:
+            return await self.stream.readline(self.config.max_line_length, timeout)
+        except IdleTimeout:
+            if timeout < self.config.idle_timeout:
+                raise CloseSession("authentication took too long") from None
+            raise
+
     async def run(self) -> None:
         self.stream.idle_timeout = self.config.idle_timeout
+        login_by = asyncio.get_running_loop().time() + self.config.login_timeout
         try:
             # RFC 1939 §4 greeting; no APOP timestamp since APOP is not offered.
             self.send(wire.ok(f"{self.config.hostname} POP3 server ready"))
             await self.stream.drain()
             while True:
                 try:
-                    line = await self.stream.readline(self.config.max_line_length)
+                    line = await self._read_line(login_by)
                 except LineTooLong:
                     self.log.info("command line too long")
                     if not await self._refuse(POP3Error("line too long", counts=True)):

@@ -51,6 +51,8 @@ class SMTPServer:
             max_errors=limits.max_errors_per_session,
             max_commands=limits.max_commands_per_session,
             reject_bare_lf=settings.smtp.reject_bare_lf,
+            login_timeout=float(limits.login_timeout_seconds),
+            transfer_timeout=float(limits.transfer_timeout_seconds),
         )
 
     def endpoint(self, name: str, listener: ListenerSettings) -> tuple[Handler, RejectHook]:

@@ -79,6 +79,8 @@ class SessionConfig:
     max_errors: int
     max_commands: int
     reject_bare_lf: bool
+    login_timeout: float = 180.0  # submission: AUTH within this long after connecting
+    transfer_timeout: float = 1200.0  # one message's DATA, or its BDAT chunks, in all
 
 
 class Session:
@@ -94,6 +96,7 @@ class Session:
     ) -> None:
         self.stream = stream
         self.config = config
+        self._login_deadline: float | None = None  # event-loop time; submission only
         self.deliverer = deliverer
         self.authenticator = authenticator
         self.tls = tls
@@ -222,7 +225,29 @@ class Session:
         self.log.user = None
 
     # -- the loop ---------------------------------------------------------------------------
+    def loop_time(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    def _read_timeout(self) -> float:
+        """How long to wait for the next command line: the idle timeout, shortened by the
+        deadlines that apply now (logging in on submission, a BDAT message's transfer).
+        Raises IdleTimeout once one has passed."""
+        timeout = self.config.idle_timeout
+        now = self.loop_time()
+        if self._login_deadline is not None:
+            if isinstance(self.state, Connected) or self.state.client.user is None:
+                timeout = min(timeout, self._login_deadline - now)
+            else:
+                self._login_deadline = None  # logged in: this deadline is over for good
+        if isinstance(self.state, Chunking):
+            timeout = min(timeout, self.state.deadline - now)
+        if timeout <= 0:
+            raise IdleTimeout("a session deadline passed")
+        return timeout
+
     async def run(self) -> None:
+        if self.config.submission:
+            self._login_deadline = self.loop_time() + self.config.login_timeout
         self.reply(Reply(220, "", f"{self.config.hostname} ESMTP mailstead"))
         try:
             while not self.closing:
@@ -234,7 +259,7 @@ class Session:
                     self._idle = True
                 try:
                     line = await self.stream.readline(
-                        self.config.max_line_length, self.config.idle_timeout
+                        self.config.max_line_length, self._read_timeout()
                     )
                 except LineTooLong:
                     self._idle = False

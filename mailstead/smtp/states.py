@@ -70,14 +70,16 @@ class RcptTo(NamedTuple):
 
 @dataclass(slots=True)
 class Chunking:
-    """Inside a BDAT chunk sequence (RFC 3030 §2): the chunks kept so far, and how many
-    octets have arrived in all (counted on past the size limit, when nothing is kept)."""
+    """Inside a BDAT chunk sequence (RFC 3030 §2): the chunks kept so far, how many octets
+    have arrived in all (counted on past the size limit, when nothing is kept), and when
+    (event-loop time) the whole message must have arrived."""
 
     client: Client
     envelope: Envelope
     delivery: Delivery
     parts: list[bytes] = field(default_factory=list)
     size: int = 0
+    deadline: float = float("inf")
 
 
 State = Connected | Ready | MailFrom | RcptTo | Chunking

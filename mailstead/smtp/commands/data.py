@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 from mailstead.core import sanity
 from mailstead.delivery.deliver import Delivery
 from mailstead.delivery.router import DeliveryError
+from mailstead.net.stream import IdleTimeout
 from mailstead.smtp import codes
 from mailstead.smtp.codes import Reply, SMTPError
 from mailstead.smtp.protocol import DataDecoder
@@ -32,13 +36,14 @@ async def handle(session: Session, state: MailFrom | RcptTo, args: None) -> None
     # turned into CRLF instead of a refusal.
     reject_bare_lf = config.reject_bare_lf and state.client.user is None
     decoder = DataDecoder(config.max_message_size, reject_bare_lf)
-    while True:
-        chunk = await stream.read_some(timeout=config.idle_timeout)
-        used = decoder.feed(chunk)
-        if used >= 0:
-            if used < len(chunk):
-                stream.unread(chunk[used:])  # pipelined commands after the final dot
-            break
+    async with transfer_deadline(session.loop_time() + config.transfer_timeout):
+        while True:
+            chunk = await stream.read_some(timeout=config.idle_timeout)
+            used = decoder.feed(chunk)
+            if used >= 0:
+                if used < len(chunk):
+                    stream.unread(chunk[used:])  # pipelined commands after the final dot
+                break
     if decoder.oversized:
         session.reset_transaction()
         raise SMTPError(codes.SIZE_EXCEEDED, log=f"message of {decoder.size} bytes")
@@ -46,6 +51,18 @@ async def handle(session: Session, state: MailFrom | RcptTo, args: None) -> None
         session.reset_transaction()
         raise SMTPError(BARE_LF, log="bare LF in DATA (possible SMTP smuggling)")
     await complete(session, state.delivery, decoder.message())
+
+
+@contextlib.asynccontextmanager
+async def transfer_deadline(deadline: float) -> AsyncIterator[None]:
+    """The whole message by ``deadline`` (event-loop time), however steadily it trickles:
+    the idle timeout alone let a byte every 10 s hold a session for over half an hour.
+    Raises IdleTimeout, answered like any other timeout (``421 4.4.2``)."""
+    try:
+        async with asyncio.timeout_at(deadline):
+            yield
+    except TimeoutError:
+        raise IdleTimeout("the message data took too long to arrive") from None
 
 
 async def complete(session: Session, delivery: Delivery, data: bytes) -> None:
