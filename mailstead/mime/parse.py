@@ -32,7 +32,7 @@ from mailstead.mime import imap_views as views
 from mailstead.mime import rfc822
 
 MAX_DEPTH = 100  # nesting cap: deeper multiparts/messages are stored as opaque leaves
-MAX_PARTS = 10_000  # total part cap for one message
+MAX_PARTS = 10_000  # total part cap for one message, leaves included (Dovecot's too)
 
 _LF = 0x0A
 _CR = 0x0D
@@ -361,6 +361,15 @@ def _parse_entity(
                 end_hit = found
                 break
             after = _line_after(raw, at)
+            if not close and ctx.parts >= MAX_PARTS:
+                # The part cap: the rest of this multipart, its remaining parts included,
+                # stays unparsed like an epilogue (in BODY[] and BODY[TEXT], with no part
+                # number). Counting leaves too: 100,000 small parts once made a 28 MB
+                # structure that every FETCH decoded on the event loop.
+                found = _find_boundary(raw, after, stack)
+                body_end = n if found is None else _before_newline(raw, found[0], body_start)
+                end_hit = found
+                break
             if close:
                 # RFC 2046 §5.1.1 epilogue: runs to an enclosing boundary or EOF.
                 found = _find_boundary(raw, after, stack)

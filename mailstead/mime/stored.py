@@ -166,6 +166,11 @@ class StoredStructure:
         self._v2 = layout is not None
         self._header_end, self._bounds = layout if layout is not None else (0, ())
 
+    @property
+    def encoded_size(self) -> int:
+        """Octets of the stored form: what decoding the whole tree costs grows with it."""
+        return len(self._data)
+
     def _segment(self, index: int) -> bytes:
         """One segment of a version 2 structure, by its index (``_ENVELOPE`` ...)."""
         return self._data[self._bounds[index] : self._bounds[index + 1]]

@@ -7,6 +7,7 @@ that is all a request needs. EXPUNGE is never sent during FETCH (the session hol
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, TypeVar
@@ -167,6 +168,10 @@ def render_item(session: Session, user_id: int, att: FetchAtt, m: _Message) -> b
 T = TypeVar("T")
 
 
+#: Encoded structures from this size on are decoded in a thread (about 1 ms of work).
+_LARGE_STRUCTURE = 32 * 1024
+
+
 def _loaded(value: T | None) -> T:
     """What ``_needs`` made the loader fetch for this item."""
     if value is None:
@@ -187,6 +192,11 @@ async def _load_chunk(
     ]
     if need_raw is None:
         return [(s, None) for s in structures]
+    # Body sections need the whole part tree; a large one (thousands of parts) takes
+    # milliseconds to decode: done here, off the event loop (``parsed`` keeps it).
+    large = [s for s in structures if s is not None and s.encoded_size >= _LARGE_STRUCTURE]
+    if large:
+        await asyncio.to_thread(lambda: [s.parsed for s in large])
 
     out: list[tuple[StoredStructure | None, bytes | None]] = []
     for i in range(0, len(chunk), _READ_BATCH):

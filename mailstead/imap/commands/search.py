@@ -5,7 +5,7 @@ clients always get ESEARCH."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from mailstead.core.errors import NotFound
@@ -89,6 +89,10 @@ async def _load_chunk(
     return out
 
 
+def _evaluate(predicate: Callable[[Candidate], bool], chunk: list[Candidate]) -> list[bool]:
+    return [predicate(c) for c in chunk]
+
+
 async def search(session: Session, cmd: Command[SearchArgs], selected: Selected) -> Reply:
     args = cmd.args
     view = selected.view
@@ -127,8 +131,14 @@ async def search(session: Session, cmd: Command[SearchArgs], selected: Selected)
         chunk = visible[start : start + _BATCH]
         if wanted.structure:
             chunk = await _load_chunk(store, chunk, wanted)
-        for c in chunk:
-            if predicate(c):
+        if wanted.body or wanted.header:
+            # Decoding and scanning message text grows with what the messages hold (a
+            # MIME bomb of 10,000 parts): off the event loop, so no other session waits.
+            hits = await asyncio.to_thread(_evaluate, predicate, chunk)
+        else:
+            hits = [predicate(c) for c in chunk]
+        for c, hit in zip(chunk, hits, strict=True):
+            if hit:
                 found.append((c.seq, int(c.meta.uid)))
                 modseqs[int(c.meta.uid)] = int(c.meta.modseq)
 
