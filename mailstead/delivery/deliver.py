@@ -36,7 +36,13 @@ from mailstead.core.types import Address
 from mailstead.delivery.dkim import Signer, header_from
 from mailstead.delivery.router import DeliveryError, LocalTarget, Router
 from mailstead.store.interfaces import Messages, OutboundQueue
-from mailstead.store.models import OutboundEnvelope, QueuedRecipient, QueueStatus, Recipient
+from mailstead.store.models import (
+    DeliveryResult,
+    OutboundEnvelope,
+    QueuedRecipient,
+    QueueStatus,
+    Recipient,
+)
 
 log = logging.getLogger("mailstead.delivery")
 
@@ -104,6 +110,9 @@ class Delivery:
     sender_id: int | None = None  # the authenticated account, if any
     rcpt_addresses: list[str] = field(default_factory=list)
     local: dict[int, LocalTarget] = field(default_factory=dict)  # user id -> target
+    # Accounts named directly (a route to them alone): their copy is not optional, unlike
+    # a group member's, which is skipped when full (one full mailbox never blocks a group).
+    direct: set[int] = field(default_factory=set)
     remote: dict[str, _RemoteRcpt] = field(default_factory=dict)  # casefolded address ->
     success_dsn: list[QueuedRecipient] = field(default_factory=list)
     local_rcpts: list[str] = field(default_factory=list)
@@ -134,6 +143,8 @@ class Delivery:
             targets = fitting
         for target in targets:
             self.local.setdefault(target.user_id, target)
+        if len(route.local) == 1 and not route.remote:
+            self.direct.update(t.user_id for t in targets)
         for remote in route.remote:
             self.remote.setdefault(remote.casefold(), _RemoteRcpt(remote, notify, orcpt))
         if targets and "SUCCESS" in notify:
@@ -168,13 +179,15 @@ class Delivery:
             if len(self.local_rcpts) == 1:
                 trace.append(header_line("Delivered-To", self.local_rcpts[0]))
             local_copy = b"".join(trace) + queued_copy
-            recipients = [Recipient(t.user_id, t.mailbox) for t in self.local.values()]
+            recipients = [Recipient(t.user_id, t.mailbox, optional=t.user_id not in self.direct)
+                          for t in self.local.values()]
         outbound = self._outbound_envelope()
         try:
             if outbound is None:
-                await self.store.deliver(local_copy, recipients)
+                delivered: DeliveryResult | None = await self.store.deliver(local_copy,
+                                                                           recipients)
             else:
-                await self.store.enqueue(
+                delivered, _ = await self.store.enqueue(
                     queued_copy, outbound, local_copy if recipients else None, recipients
                 )
                 if self.on_queued is not None:
@@ -191,6 +204,10 @@ class Delivery:
             sanity.degrade(log, exc, "bug (%s) storing a message of session %s",
                            self.trace.session_id, exc_info=True)
             raise STORAGE_FAILED from None
+        if delivered is not None and delivered.skipped:
+            full = [t.address for t in self.local.values() if t.user_id in delivered.skipped]
+            log.warning("%s: not delivered to %s: mailbox full (group member)",
+                        self.trace.session_id, ", ".join(full))
 
     async def _signing_domain(self, sender_id: int, data: bytes) -> str | None:
         """The ``d=`` domain for a message the account ``sender_id`` submits.

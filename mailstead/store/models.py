@@ -111,17 +111,24 @@ class CopyResult:
 
 @dataclass(frozen=True, slots=True)
 class Recipient:
-    """One local destination of a delivery: which user and which of their mailboxes."""
+    """One local destination of a delivery: which user and which of their mailboxes.
+
+    ``optional``: when the message would take the account over its quota, skip this copy
+    (the delivery goes on for the others) instead of failing the whole delivery. For the
+    members of a group: one full mailbox must not keep the message from everyone else.
+    """
 
     user_id: int
     mailbox_name: str = "INBOX"
     flags: frozenset[str] = field(default_factory=frozenset)
+    optional: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class DeliveryResult:
     blob_id: str
     results: tuple[tuple[int, AppendResult], ...]  # (user_id, where it landed)
+    skipped: tuple[int, ...] = ()  # optional recipients left out: over their quota
 
 
 class ChangeKind(Enum):

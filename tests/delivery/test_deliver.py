@@ -161,6 +161,29 @@ async def test_group_member_over_quota_is_skipped_not_blocking(store: SQLiteStor
     assert len(await inbox(store, "alice@example.org")) == 1
 
 
+async def test_a_nearly_full_group_member_does_not_block_the_others(
+        store: SQLiteStore) -> None:
+    """Room at RCPT, none for the message itself: the whole group message failed with
+    452 after the data, and no member received it."""
+    await store.add_group("all@example.org", ["alice@example.org", "bob@example.org"])
+    await store.set_quota("bob@example.org", 100)
+    bob = await store.find_user("bob@example.org")
+    assert bob is not None
+    await store.deliver(b"x" * 90, [Recipient(bob.id)])  # 10 bytes left
+    delivery = start(store)
+    await delivery.add_rcpt(Address.parse("all@example.org"))
+    await delivery.commit(BODY + b"longer than ten bytes\r\n")
+    assert len(await inbox(store, "alice@example.org")) == 1
+    assert len(await inbox(store, "bob@example.org")) == 1  # only the 90 bytes from before
+    direct = start(store)  # named directly, bob's own copy is not optional: 452, nothing
+    await direct.add_rcpt(Address.parse("bob@example.org"))
+    await direct.add_rcpt(Address.parse("alice@example.org"))
+    with pytest.raises(DeliveryError) as full:
+        await direct.commit(BODY + b"longer than ten bytes\r\n")
+    assert (full.value.code, full.value.enhanced) == (452, "4.2.2")
+    assert len(await inbox(store, "alice@example.org")) == 1
+
+
 @pytest.mark.parametrize(("header", "signed_as"), [
     ("Alice <alice@example.org>", "example.org"),  # her own address: aligned
     ("alice+news@example.org", "example.org"),  # a tag of her own address

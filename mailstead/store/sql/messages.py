@@ -79,11 +79,21 @@ class Destination(NamedTuple):
     user_id: int
     mailbox_name: str
     flags: frozenset[str]
+    optional: bool = False
 
 
 def destinations(recipients: Sequence[Recipient]) -> list[Destination]:
-    return [Destination(r.user_id, validate_mailbox_name(r.mailbox_name), clean_flags(r.flags))
+    return [Destination(r.user_id, validate_mailbox_name(r.mailbox_name), clean_flags(r.flags),
+                        r.optional)
             for r in recipients]
+
+
+def _fits(conn: sqlite3.Connection, user_id: int, size: int) -> bool:
+    """Whether ``size`` more bytes stay within the account's quota (none: always)."""
+    row = conn.execute(
+        "SELECT quota_bytes, used_bytes FROM users WHERE id = ?", (user_id,)
+    ).fetchone()
+    return row is None or not row[0] or row[1] + size <= row[0]
 
 
 # -- the mailbox and account a write changes --------------------------------------------------
@@ -196,7 +206,11 @@ def deliver(
     """One stored body into each destination's mailbox, all in this transaction."""
     results: list[tuple[int, AppendResult]] = []
     events: list[ChangeEvent] = []
+    skipped: list[int] = []
     for destination in targets:
+        if destination.optional and not _fits(conn, destination.user_id, size):
+            skipped.append(destination.user_id)
+            continue
         mailbox = _delivery_mailbox(conn, destination)
         result = _insert(conn, mailbox, blob_id, size, destination.flags, internaldate)
         results.append((destination.user_id, result))
@@ -204,7 +218,9 @@ def deliver(
             destination.user_id, mailbox.id, ChangeKind.EXISTS, (result.uid,), result.modseq,
             (destination.flags,),
         ))
-    return WriteOutcome(DeliveryResult(blob_id, tuple(results)), events)
+    if skipped and not results:
+        raise QuotaExceeded("every recipient is over quota")
+    return WriteOutcome(DeliveryResult(blob_id, tuple(results), tuple(skipped)), events)
 
 
 def copy(
