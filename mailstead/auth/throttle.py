@@ -16,8 +16,12 @@ valid account cannot launder an address that is guessing others. IPv6 clients ar
 per /64, the unit one subscriber usually gets. Memory is bounded: expired entries are pruned
 and the table is capped at ``max_entries`` (least recently failed dropped first).
 
-Known trade-off: an attacker can lock an account by failing on purpose; the lock lasts one
-window and the legitimate user's established sessions are unaffected.
+An attacker can lock an account by failing on purpose from many addresses. So that this
+does not lock out its owner, an address that has logged in to the account successfully
+(within ``trusted_for``, 30 days) keeps being let through for that account: from there only
+the address's own counter applies. The trust is in memory (a restart forgets it) and
+bounded like the failures; an attacker would need the owner's address (the same /64 for
+IPv6) to benefit, and even then the address counter tarpits and locks them.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ class ThrottlePolicy:
     base_delay: float = 1.0  # first tarpit delay, doubled per further failure
     max_delay: float = 60.0
     max_entries: int = 100_000  # account + address entries kept in memory
+    trusted_for: float = 30 * 24 * 3600.0  # a successful address stays trusted this long
 
 
 @dataclass(slots=True)
@@ -77,6 +82,8 @@ class Throttle:
         self.policy = policy or ThrottlePolicy()
         self._clock = clock
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        #: (account key, address key) -> until when that address is trusted for the account
+        self._trusted: OrderedDict[tuple[str, str], float] = OrderedDict()
 
     @property
     def entry_count(self) -> int:
@@ -96,11 +103,23 @@ class Throttle:
             return 0.0
         return float(min(p.base_delay * 2 ** min(count - p.delay_after - 1, 32), p.max_delay))
 
+    def _keys(self, account: str, ip: str, now: float) -> tuple[str, ...]:
+        """The counters that apply to an attempt: the address's, and the account's unless
+        this address has logged in to it before (so a lock others caused spares its owner)."""
+        address = address_key(ip)
+        pair = (account_key(account), address)
+        until = self._trusted.get(pair)
+        if until is not None:
+            if until > now:
+                return (address,)
+            del self._trusted[pair]
+        return (pair[0], address)
+
     def check(self, account: str, ip: str) -> None:
         """Raise AuthThrottled(retry_after) if this attempt must be refused without checking."""
         now = self._clock()
         wait = 0.0
-        for key in (account_key(account), address_key(ip)):
+        for key in self._keys(account, ip, now):
             entry = self._live(key, now)
             if entry is None:
                 continue
@@ -124,15 +143,21 @@ class Throttle:
         self._prune(now)
 
     def record_success(self, account: str, ip: str) -> None:
-        """Forget the account's failures (the address's stay: see module docstring)."""
+        """Forget the account's failures (the address's stay: see module docstring), and
+        trust this address for this account from now on."""
         self._entries.pop(account_key(account), None)
+        pair = (account_key(account), address_key(ip))
+        self._trusted[pair] = self._clock() + self.policy.trusted_for
+        self._trusted.move_to_end(pair)
+        while len(self._trusted) > self.policy.max_entries:
+            self._trusted.popitem(last=False)
 
     def delay_for(self, account: str, ip: str) -> float:
         """Seconds a protocol should wait before answering the failure just recorded."""
         now = self._clock()
         counts = [
             entry.count
-            for key in (account_key(account), address_key(ip))
+            for key in self._keys(account, ip, now)
             if (entry := self._live(key, now)) is not None
         ]
         return self._backoff(max(counts, default=0))

@@ -105,7 +105,8 @@ class AuthSettings(_Section):
     )
     window_seconds: int = Field(900, ge=1, description="window for counting failed logins")
     lockout_failures: int = Field(
-        20, ge=1, description="failed logins within window that lock the account or IP out"
+        20, ge=1, description="failed logins within window that lock the account or IP out "
+        "(an address the account logged in from in the last 30 days stays let through)"
     )
     argon2_time_cost: int = Field(2, ge=1, description="argon2id iterations for new hashes")
     argon2_memory_kib: int = Field(

@@ -110,3 +110,37 @@ def test_memory_bounded() -> None:
     clock.now += 10_000  # everything expired
     throttle.record_failure("last@x.org", "10.9.9.9")
     assert throttle.entry_count == 2
+
+
+def test_the_owner_is_not_locked_out_by_attackers_from_elsewhere() -> None:
+    """With 40 attacking addresses the real user was locked out 12 of 12 times. An
+    address that logged in to the account before keeps getting through for it."""
+    clock = Clock()
+    throttle = Throttle(clock=clock)
+    throttle.check("bob@x.org", "198.51.100.7")
+    throttle.record_success("bob@x.org", "198.51.100.7")  # bob, from home, last week
+    clock.now += 7 * 24 * 3600
+    for n in range(40):  # each attacker stays under its own address's limits
+        throttle.record_failure("bob@x.org", f"203.0.113.{n}")
+    with pytest.raises(AuthThrottled):
+        throttle.check("bob@x.org", "192.0.2.99")  # a new address: locked as before
+    throttle.check("bob@x.org", "198.51.100.7")  # bob at home: let through
+    assert throttle.delay_for("bob@x.org", "198.51.100.7") == 0.0
+    throttle.check("carol@x.org", "198.51.100.7")  # the trust is for bob's account only
+    with pytest.raises(AuthThrottled):
+        throttle.check("bob@x.org", "198.51.100.8")  # and for that address (or /64) only
+
+
+def test_trust_expires_and_its_address_is_still_counted() -> None:
+    clock = Clock()
+    policy = ThrottlePolicy()
+    throttle = Throttle(policy, clock=clock)
+    throttle.record_success("bob@x.org", "198.51.100.7")
+    fail(throttle, 20, ip="198.51.100.7")  # guessing from the trusted address itself
+    with pytest.raises(AuthThrottled):
+        throttle.check("bob@x.org", "198.51.100.7")  # its address counter locks it
+    clock.now += policy.trusted_for + policy.window
+    for n in range(20):
+        throttle.record_failure("bob@x.org", f"203.0.113.{n}")
+    with pytest.raises(AuthThrottled):
+        throttle.check("bob@x.org", "198.51.100.7")  # trust over: locked like anyone
