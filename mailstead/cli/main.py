@@ -19,9 +19,9 @@ import click
 
 from mailstead.cli import admin, outbound
 from mailstead.cli.admin import CliState, location_options
-from mailstead.cli.serve import run_server
+from mailstead.cli.serve import check_for_serve, run_server
 from mailstead.config.load import load_settings
-from mailstead.core.errors import MailsteadError
+from mailstead.core.errors import ConfigError, MailsteadError
 from mailstead.net.signals import ProcessSignals
 
 DEBUG_ENV = "MAILSTEAD_DEBUG"
@@ -115,6 +115,12 @@ def config_check(state: CliState, file: Path | None) -> None:
     """
     path = file if file is not None else state.config
     settings = load_settings(path, data_dir_override=state.data)
+    try:
+        check_for_serve(settings)
+    except ConfigError as exc:
+        if exc.file is None and path is not None:  # name the file the key is in
+            raise ConfigError(exc.reason, file=str(path), key=exc.key) from None
+        raise
     source = f"# {path}: valid" if path is not None else "# no configuration file: defaults"
     click.echo(source)
     click.echo(settings.effective_toml(), nl=False)

@@ -32,6 +32,7 @@ from mailstead.core.log import setup_logging
 from mailstead.delivery.deliver import Deliverer
 from mailstead.delivery.dkim import Signer
 from mailstead.delivery.router import Router
+from mailstead.delivery.routes import RouteTable
 from mailstead.delivery.scheduler import Scheduler
 from mailstead.imap.server import IMAPServer
 from mailstead.mime import stored
@@ -107,6 +108,22 @@ def prepare_tls(settings: Settings) -> TLSContexts:
             if not path.is_file():
                 raise ConfigError(f"file {path} does not exist", key=name)
     return TLSContexts(cert, key)
+
+
+def check_for_serve(settings: Settings) -> None:
+    """Every check ``serve`` makes of the configuration before it opens anything, so
+    ``config check`` refuses what ``serve`` would: the certificate and key (present,
+    readable, matching), the outbound routes and relay. Raises ConfigError."""
+    default_dir = (settings.data_dir / "tls").absolute()
+    cert, key = settings.cert_path.absolute(), settings.key_path.absolute()
+    generated = cert == default_dir / "cert.pem" and key == default_dir / "key.pem"
+    if not generated or cert.exists() or key.exists():
+        for name, path in (("tls.cert", cert), ("tls.key", key)):
+            if not path.is_file():
+                raise ConfigError(f"file {path} does not exist", key=name)
+        TLSContexts(cert, key)
+    if settings.delivery.enabled:
+        RouteTable(settings.delivery)
 
 
 # -- services and front ends -----------------------------------------------------------------
@@ -228,16 +245,18 @@ class RunningServer:
         store = build_store(settings)
         await store.open()
         try:
+            services = build_services(settings, store, tls)
+            group = ListenerGroup(build_listeners(services, build_front_ends(services)))
+            await group.start()
             if bootstrap_output is not None:
+                # Only once every port is bound: a clash must not spend the one-time
+                # password of an account that a failed start created.
                 first = await bootstrap_if_empty(store, settings, password_policy(settings))
                 if first is not None:
                     bootstrap_output.write(
                         format_client_table(settings, first.user, first.password)
                     )
                     bootstrap_output.flush()
-            services = build_services(settings, store, tls)
-            group = ListenerGroup(build_listeners(services, build_front_ends(services)))
-            await group.start()
             if services.scheduler is not None:
                 await services.scheduler.start()
         except BaseException:

@@ -25,6 +25,7 @@ import logging
 import socket
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 
+from mailstead.core.errors import ConfigError
 from mailstead.core.log import new_session_id
 from mailstead.net.stream import Stream, StreamError
 from mailstead.net.tls import TLSContexts
@@ -114,12 +115,18 @@ class Listener:
     async def start(self) -> None:
         """Bind and start accepting; port 0 picks a free port (see :attr:`port`)."""
         self._closing = False
-        self._server = await asyncio.start_server(
-            self._on_connect,
-            _bind_hosts(self.host),
-            self._requested_port,
-            backlog=self._backlog,
-        )
+        try:
+            self._server = await asyncio.start_server(
+                self._on_connect,
+                _bind_hosts(self.host),
+                self._requested_port,
+                backlog=self._backlog,
+            )
+        except OSError as exc:  # in use, not ours to bind, no such address
+            raise ConfigError(
+                f"cannot listen on {self.host} port {self._requested_port}: "
+                f"{exc.strerror or exc}", key=f"listeners.{self.name}",
+            ) from None
         self._log.info(
             "listening %s on %s%s",
             self.name,

@@ -110,3 +110,71 @@ def test_sighup_reloads_the_certificate(tmp_path: Path) -> None:
             timeout=10, failure=lambda: "SIGHUP did not change the served certificate",
         )
         assert server.proc.poll() is None  # still serving
+
+
+@pytest.mark.slow
+def test_a_port_in_use_is_named_and_spends_no_password(tmp_path: Path) -> None:
+    """A port clash said "internal error: ..." and came after the one-time postmaster
+    password was printed and its account created: the password was spent, unseen."""
+    import socket
+
+    server = SubprocessServer(tmp_path)
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", server.port("imap")))
+        squatter.listen()
+        result = subprocess.run(
+            [sys.executable, "-m", "mailstead", "serve", "--config", str(server.config_path)],
+            capture_output=True, text=True, timeout=60,
+        )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr and "internal error" not in result.stderr
+    last = result.stderr.splitlines()[-1]
+    assert last.startswith("error: listeners.imap: cannot listen on")
+    assert f"port {server.port('imap')}" in last and "in use" in last
+    assert "password" not in result.stdout  # nothing was printed, no account made
+    server.start()  # the port is free again: the first start happens now, table and all
+    try:
+        server.terminate()
+        assert server.wait(timeout=15) == 0
+    finally:
+        server.kill()
+    assert "postmaster@localhost" in server.first_run_path.read_text()
+
+
+def _config_check(config: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mailstead", "config", "check", str(config)],
+        capture_output=True, text=True, timeout=60,
+    )
+
+
+def test_config_check_refuses_what_serve_would(tmp_path: Path) -> None:
+    """config check passed 12 files that serve refused (certificates, routes)."""
+    from mailstead.net.tls import ensure_self_signed
+
+    ensure_self_signed(tmp_path / "a" / "cert.pem", tmp_path / "a" / "key.pem", "a.example")
+    ensure_self_signed(tmp_path / "b" / "cert.pem", tmp_path / "b" / "key.pem", "b.example")
+    cases = {
+        "missing certificate": (
+            f'[tls]\ncert = "{tmp_path}/none.pem"\nkey = "{tmp_path}/a/key.pem"\n', "tls.cert"),
+        "key of another certificate": (
+            f'[tls]\ncert = "{tmp_path}/a/cert.pem"\nkey = "{tmp_path}/b/key.pem"\n',
+            "does not match"),
+        "not a certificate": (
+            f'[tls]\ncert = "{tmp_path}/a/key.pem"\nkey = "{tmp_path}/a/key.pem"\n',
+            "cannot load TLS certificate"),
+        "bad route": (
+            '[delivery]\nenabled = true\n[delivery.routes]\n"example.org" = "host:port"\n',
+            "delivery.routes.example.org"),
+    }
+    for name, (text, expected) in cases.items():
+        config = tmp_path / f"{name.replace(' ', '-')}.toml"
+        config.write_text(f'data_dir = "{tmp_path}/data"\n' + text)
+        result = _config_check(config)
+        assert result.returncode == 1, name
+        [line] = result.stderr.splitlines()
+        assert line.startswith("error: ") and expected in line, (name, line)
+    good = tmp_path / "good.toml"
+    good.write_text(f'data_dir = "{tmp_path}/data"\n[tls]\ncert = "{tmp_path}/a/cert.pem"\n'
+                    f'key = "{tmp_path}/a/key.pem"\n')
+    assert _config_check(good).returncode == 0
