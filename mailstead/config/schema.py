@@ -119,7 +119,10 @@ class LimitsSettings(_Section):
     """Resource limits enforced in every session's read loop."""
 
     max_message_size: Size = Field(
-        50 * 1024**2, description="largest message accepted (SMTP SIZE, IMAP APPEND, import)"
+        50 * 1024**2, ge=1,
+        description="largest message accepted (SMTP SIZE, IMAP APPENDLIMIT, import); there "
+        "is no 'unlimited': 0 is refused, as it once meant unlimited for SMTP and 1 MiB "
+        "for IMAP",
     )
     smtp_max_line_length: int = Field(
         4096, ge=1000, description="longest SMTP command or text line (RFC 5321 §4.5.3.1)"
@@ -131,7 +134,9 @@ class LimitsSettings(_Section):
         4096, ge=255, description="longest POP3 command line (RFC 2449 §4 allows 255+)"
     )
     max_connections: int = Field(1000, ge=1, description="open connections per listener")
-    max_connections_per_ip: int = Field(20, ge=1, description="open connections per client IP")
+    max_connections_per_ip: int = Field(
+        20, ge=1, description="open connections per client IPv4 address or IPv6 /64"
+    )
     smtp_idle_timeout_seconds: int = Field(
         300, ge=1, description="SMTP idle timeout (RFC 5321 §4.5.3.2: at least 5 minutes)"
     )

@@ -39,13 +39,17 @@ _CANCEL_TIMEOUT = 5.0
 
 
 def client_key(ip: str) -> str:
-    """Address used for per-IP accounting: IPv4-mapped IPv6 counts as the IPv4 address."""
+    """Who a connection counts against for the per-address caps: an IPv4 address
+    (IPv4-mapped IPv6 too), or an IPv6 /64, the unit one subscriber usually gets (one
+    host can take any number of addresses in it, so per address would cap nothing)."""
     try:
         addr = ipaddress.ip_address(ip.split("%", 1)[0])
     except ValueError:
         return ip
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-        return str(addr.ipv4_mapped)
+    if isinstance(addr, ipaddress.IPv6Address):
+        if addr.ipv4_mapped is not None:
+            return str(addr.ipv4_mapped)
+        return str(ipaddress.IPv6Network((addr, 64), strict=False))
     return str(addr)
 
 

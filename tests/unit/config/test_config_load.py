@@ -221,3 +221,12 @@ def test_format_size() -> None:
     assert format_size(0) == "0"
     assert format_size(1536) == "1.5K"
     assert format_size(2 * 1024**3) == "2G"
+
+
+def test_max_message_size_has_no_unlimited(tmp_path: Path) -> None:
+    """0 meant unlimited for SMTP and about 1 MiB for IMAP; now it is refused, by name."""
+    path = tmp_path / "zero.toml"
+    path.write_text("[limits]\nmax_message_size = 0\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    assert info.value.key == "limits.max_message_size"

@@ -175,9 +175,14 @@ def test_implicit_tls_requires_contexts() -> None:
         Listener("imaps", "127.0.0.1", 0, echo, implicit_tls=True)
 
 
-def test_client_key_folds_mapped_ipv4() -> None:
+def test_client_key_folds_mapped_ipv4_and_counts_ipv6_per_64() -> None:
     assert client_key("::ffff:192.0.2.1") == "192.0.2.1"
-    assert client_key("2001:DB8::1") == "2001:db8::1"
+    assert client_key("192.0.2.1") == "192.0.2.1"
+    # One host can take any address of its /64: per address, the cap would cap nothing.
+    assert client_key("2001:DB8::1") == "2001:db8::/64"
+    assert client_key("2001:db8::ffff:1:2:3") == client_key("2001:db8::1")
+    assert client_key("2001:db8:0:1::1") == "2001:db8:0:1::/64"
+    assert client_key("fe80::1%eth0") == "fe80::/64"
     assert client_key("not-an-ip") == "not-an-ip"
 
 
