@@ -37,6 +37,7 @@ from mailstead.delivery.scheduler import Scheduler
 from mailstead.imap.server import IMAPServer
 from mailstead.mime import stored
 from mailstead.mime.parse import parse_message
+from mailstead.net.budget import InputBudget
 from mailstead.net.listener import Handler, Listener, ListenerGroup, RejectHook
 from mailstead.net.signals import ProcessSignals
 from mailstead.net.tls import TLSContexts, ensure_self_signed
@@ -140,6 +141,7 @@ class Services:
     router: Router
     deliverer: Deliverer
     scheduler: Scheduler | None  # None when outbound delivery is off ([delivery] enabled)
+    budget: InputBudget  # message data in memory, all front ends together
 
 
 def build_services(settings: Settings, store: Store, tls: TLSContexts) -> Services:
@@ -161,7 +163,8 @@ def build_services(settings: Settings, store: Store, tls: TLSContexts) -> Servic
         # Mail queued by SMTP is tried at once, not at the scheduler's next poll.
         on_queued=scheduler.wake if scheduler is not None else None,
     )
-    return Services(settings, store, tls, authenticator, router, deliverer, scheduler)
+    budget = InputBudget(settings.limits.max_input_in_flight)
+    return Services(settings, store, tls, authenticator, router, deliverer, scheduler, budget)
 
 
 class FrontEnd(Protocol):
@@ -177,8 +180,10 @@ def build_front_ends(services: Services) -> dict[str, FrontEnd]:
     deliverer, IMAP's \\Recent tracker, POP3's maildrop locks (``[IN-USE]`` on 110 and
     995 alike)."""
     settings, tls = services.settings, services.tls
-    smtp = SMTPServer(services.deliverer, services.authenticator, settings, tls)
-    imap = IMAPServer(services.store, services.authenticator, settings, tls)
+    smtp = SMTPServer(services.deliverer, services.authenticator, settings, tls,
+                      budget=services.budget)
+    imap = IMAPServer(services.store, services.authenticator, settings, tls,
+                      budget=services.budget)
     pop3 = POP3Server(services.store, services.authenticator, settings, tls)
     return {
         "smtp": smtp,

@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 _SIZE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:I?B)?\s*$", re.IGNORECASE)
@@ -124,6 +124,12 @@ class LimitsSettings(_Section):
         "is no 'unlimited': 0 is refused, as it once meant unlimited for SMTP and 1 MiB "
         "for IMAP",
     )
+    max_input_in_flight: Size = Field(
+        128 * 1024**2, ge=1,
+        description="message data held in memory by all connections together (SMTP DATA "
+        "and BDAT, IMAP literals); past it new data is refused with a temporary error "
+        "(451 4.3.2, NO [UNAVAILABLE]). At least max_message_size",
+    )
     smtp_max_line_length: int = Field(
         4096, ge=1000, description="longest SMTP command or text line (RFC 5321 §4.5.3.1)"
     )
@@ -160,6 +166,16 @@ class LimitsSettings(_Section):
     max_commands_per_session: int = Field(
         100000, ge=1, description="commands in one session before it is closed"
     )
+
+    @model_validator(mode="after")
+    def _budget_holds_a_message(self) -> LimitsSettings:
+        if self.max_input_in_flight < self.max_message_size:
+            raise ValueError(
+                f"max_input_in_flight ({format_size(self.max_input_in_flight)}) must be at "
+                f"least max_message_size ({format_size(self.max_message_size)}), or the "
+                "largest message could never be received"
+            )
+        return self
 
 
 class ListenerSettings(_Section):

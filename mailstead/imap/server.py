@@ -12,6 +12,7 @@ from mailstead.core.types import TLSMode
 from mailstead.imap import response
 from mailstead.imap.selected import RecentTracker
 from mailstead.imap.session import MailStore, ServerContext, Session
+from mailstead.net.budget import InputBudget
 from mailstead.net.listener import Handler, RejectHook
 from mailstead.net.stream import Stream
 from mailstead.net.tls import TLSContexts
@@ -26,12 +27,15 @@ class IMAPServer:
         authenticator: Authenticator,
         settings: Settings,
         tls: TLSContexts | None,
+        *,
+        budget: InputBudget | None = None,
     ) -> None:
         self.store = store
         self.authenticator = authenticator
         self.settings = settings
         self.tls = tls
         self.recent = RecentTracker()
+        self.budget = budget
 
     def context(self, listener: ListenerSettings) -> ServerContext:
         """What the sessions of one listener share."""
@@ -42,6 +46,7 @@ class IMAPServer:
             tls=self.tls,
             starttls=TLSMode(listener.tls) is TLSMode.STARTTLS,
             recent=self.recent,
+            budget=self.budget,
         )
 
     def endpoint(self, name: str, listener: ListenerSettings) -> tuple[Handler, RejectHook]:

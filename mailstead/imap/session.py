@@ -64,6 +64,7 @@ from mailstead.imap.states import (
     SessionState,
     StateKind,
 )
+from mailstead.net.budget import InputBudget, Reservation
 from mailstead.net.stream import ConnectionClosed, IdleTimeout, LineTooLong, Stream
 from mailstead.net.tls import TLSContexts
 from mailstead.store.changes import Subscription
@@ -117,6 +118,7 @@ class ServerContext:
     tls: TLSContexts | None  # None: no certificate, so no STARTTLS either
     starttls: bool  # the listener offers STARTTLS (RFC 9051 §6.2.1)
     recent: RecentTracker = field(default_factory=RecentTracker)
+    budget: InputBudget | None = None  # message data in memory, shared by every session
 
 
 class Session:
@@ -135,6 +137,9 @@ class Session:
         self.transfer_timeout = float(limits.transfer_timeout_seconds)
         self.login_timeout = float(limits.login_timeout_seconds)
         self._login_deadline = float("inf")  # event-loop time, set when the session starts
+        #: The literals of the command being received, taken from the memory budget; given
+        #: back once the command has run.
+        self._held = Reservation(ctx.budget)
         self._deadline_passed: str | None = None  # why the last read timed out, if not idling
         self.names = NameMapper(ctx.settings.imap.hierarchy_separator)
         self.state: SessionState = NotAuthenticated()
@@ -317,8 +322,9 @@ class Session:
                 try:
                     frame = await self._read_frame()
                 except FrameError as exc:
+                    self._held.close()  # the command is gone, and with it its literals
                     if exc.fatal:
-                        self.send(response.untagged(f"BYE [TOOBIG] {exc.reason}"))
+                        self.send(response.untagged(f"BYE [{exc.code or 'TOOBIG'}] {exc.reason}"))
                         break
                     if exc.code == "TOOBIG":
                         # RFC 7889 §4: a synchronising literal over the limit is refused
@@ -330,7 +336,10 @@ class Session:
                     continue
                 if frame is None:
                     continue  # a refused literal: already answered
-                await self._execute(frame)
+                try:
+                    await self._execute(frame)
+                finally:
+                    self._held.close()
                 if self.errors >= self.settings.limits.max_errors_per_session:
                     self.send(response.untagged("BYE Too many invalid commands"))
                     break
@@ -351,6 +360,7 @@ class Session:
         except ConnectionClosed:
             return
         finally:
+            self._held.close()
             self.unselect()
         with contextlib.suppress(ConnectionClosed, IdleTimeout):
             await self.stream.drain()
@@ -427,7 +437,8 @@ class Session:
 
     def _refuse_literal(self, lit: NeedLiteral) -> bool:
         """Check a literal's size before the client sends it (RFC 7889 APPENDLIMIT: the
-        continuation goes out only after the check). Returns True when refused."""
+        continuation goes out only after the check), and take it from the process's memory
+        budget for message data. Returns True when refused."""
         limit = (
             self.settings.limits.max_message_size
             if lit.command == "APPEND"
@@ -439,6 +450,17 @@ class Session:
                 raise FrameError("literal too big", lit.tag, fatal=True, code="TOOBIG")
             self.receiver.reject_literal()
             self.send(response.tagged(lit.tag or "*", "NO", "Literal too big", "TOOBIG"))
+            return True
+        if not self._held.take(lit.size):
+            self.log.info("literal of %d octets refused: memory budget spent", lit.size)
+            if not lit.synchronizing:
+                raise FrameError("too much data arriving at once, try again later", lit.tag,
+                                 fatal=True, code="UNAVAILABLE")
+            self.receiver.reject_literal()
+            self._held.close()
+            self.send(response.tagged(lit.tag or "*", "NO",
+                                      "Too much data arriving at once, try again later",
+                                      "UNAVAILABLE"))
             return True
         if lit.synchronizing:
             self.send(b"+ Ready for literal data\r\n")

@@ -47,6 +47,9 @@ LINE_TOO_LONG = Reply(500, "5.5.2", "Line too long")
 BAD_SEQUENCE = Reply(503, "5.5.1", "Bad sequence of commands")
 NO_VALID_RECIPIENTS = Reply(554, "5.5.1", "No valid recipients")
 TEMPORARY_FAILURE = Reply(451, "4.3.0", "Temporary failure, please try again later")
+# RFC 3463 X.3.2: the server takes no more messages for now (its memory budget for
+# message data is spent); the client tries again later.
+TOO_BUSY = Reply(451, "4.3.2", "Too much mail arriving at once, please try again later")
 SIZE_EXCEEDED = Reply(552, "5.3.4", "Message size exceeds fixed maximum message size")
 TOO_MANY_ERRORS = Reply(421, "4.7.0", "Too many errors, closing connection")
 TOO_MANY_COMMANDS = Reply(421, "4.7.0", "Too many commands, closing connection")

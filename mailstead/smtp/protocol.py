@@ -118,6 +118,9 @@ class DataDecoder:
     oversized: bool = False
     bare_lf: bool = False
     done: bool = False
+    #: Keep nothing more (the process's budget for message data is spent): only the end
+    #: is looked for, as past the size limit, and the message is refused.
+    discarding: bool = False
     # Starts with a CRLF that was never sent, so ". CRLF" as the very first line is found
     # as an end marker like any other (an empty message).
     _raw: bytearray = field(default_factory=lambda: bytearray(b"\r\n"))
@@ -136,6 +139,7 @@ class DataDecoder:
             self.size += len(chunk)
             if self.max_size and self.size > self.max_size:
                 self.oversized = True
+            if self.oversized or self.discarding:
                 del raw[:-4]  # enough to recognise an end marker split across chunks
             return -1
         used = end + len(_END) - start
@@ -143,7 +147,7 @@ class DataDecoder:
         self.size += used - 3  # the message, without the ". CRLF" that ends it
         if self.max_size and self.size > self.max_size:
             self.oversized = True
-        if not self.oversized:
+        if not self.oversized and not self.discarding:
             self._message = self._decode(bytes(raw[2 : end + 2]))
         self._raw = bytearray()
         return used

@@ -11,6 +11,7 @@ from mailstead.auth.authenticator import Authenticator
 from mailstead.config.schema import ListenerSettings, Settings
 from mailstead.core.types import TLSMode
 from mailstead.delivery.deliver import Deliverer
+from mailstead.net.budget import InputBudget
 from mailstead.net.listener import Handler, RejectHook
 from mailstead.net.stream import Stream
 from mailstead.net.tls import TLSContexts
@@ -29,11 +30,14 @@ class SMTPServer:
         authenticator: Authenticator,
         settings: Settings,
         tls: TLSContexts | None,
+        *,
+        budget: InputBudget | None = None,
     ) -> None:
         self.deliverer = deliverer
         self.authenticator = authenticator
         self.settings = settings
         self.tls = tls
+        self.budget = budget
 
     def session_config(self, name: str, listener: ListenerSettings) -> SessionConfig:
         settings = self.settings
@@ -60,7 +64,8 @@ class SMTPServer:
         config = self.session_config(name, listener)
 
         async def handle(stream: Stream) -> None:
-            session = Session(stream, config, self.deliverer, self.authenticator, self.tls)
+            session = Session(stream, config, self.deliverer, self.authenticator, self.tls,
+                              budget=self.budget)
             await session.run()
 
         async def reject(stream: Stream, reason: str) -> None:

@@ -40,6 +40,7 @@ from mailstead.auth.authenticator import Authenticator
 from mailstead.core import sanity
 from mailstead.core.types import TLSMode
 from mailstead.delivery.deliver import Deliverer, TraceInfo
+from mailstead.net.budget import InputBudget
 from mailstead.net.stream import ConnectionClosed, IdleTimeout, LineTooLong, Stream, StreamError
 from mailstead.net.tls import TLSContexts
 from mailstead.smtp import codes
@@ -93,8 +94,11 @@ class Session:
         deliverer: Deliverer,
         authenticator: Authenticator,
         tls: TLSContexts | None,
+        *,
+        budget: InputBudget | None = None,
     ) -> None:
         self.stream = stream
+        self.budget = budget  # message data in memory, shared with every session
         self.config = config
         self._login_deadline: float | None = None  # event-loop time; submission only
         self.deliverer = deliverer
@@ -216,11 +220,14 @@ class Session:
         """RSET, QUIT, end of DATA/BDAT, a failure: the transaction, and with it the
         envelope and any chunks, is gone (RFC 5321 §4.1.1.5); HELO and AUTH stay."""
         state = self.state
+        if isinstance(state, Chunking) and state.held is not None:
+            state.held.close()
         if isinstance(state, (MailFrom, RcptTo, Chunking)):
             self.state = Ready(state.client)
 
     def reset_all(self) -> None:
         """After STARTTLS: everything learnt before the handshake is void (RFC 3207 §4.2)."""
+        self.reset_transaction()
         self.state = Connected()
         self.log.user = None
 
@@ -287,6 +294,9 @@ class Session:
             raise
         except ConnectionClosed:
             return
+        finally:
+            if isinstance(self.state, Chunking):
+                self.reset_transaction()  # gives back what its chunks held of the budget
 
     def _check_budget(self) -> None:
         if self.errors >= self.config.max_errors and not self.closing:

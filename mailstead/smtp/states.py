@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from mailstead.delivery.deliver import Delivery, Envelope
+from mailstead.net.budget import Reservation
 from mailstead.store.models import User
 
 
@@ -80,6 +81,7 @@ class Chunking:
     parts: list[bytes] = field(default_factory=list)
     size: int = 0
     deadline: float = float("inf")
+    held: Reservation | None = None  # what the chunks hold of the memory budget
 
 
 State = Connected | Ready | MailFrom | RcptTo | Chunking

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from mailstead.net.budget import Reservation
 from mailstead.smtp import codes
 from mailstead.smtp.codes import Reply, SMTPError
 from mailstead.smtp.commands.data import complete, transfer_deadline
@@ -20,18 +21,20 @@ if TYPE_CHECKING:
 
 
 async def _consume(
-    session: Session, size: int, received: int, keep: bool, deadline: float
+    session: Session, size: int, received: int, keep: bool, deadline: float,
+    held: Reservation,
 ) -> tuple[list[bytes], int]:
     """Read ``size`` bytes, ``received`` having come in earlier chunks, by ``deadline``
     (the whole message's, see ``limits.transfer_timeout_seconds``); keep them only while
-    the message stays under the size limit. Returns (kept parts, new total)."""
+    the message stays under the size limit and ``held`` gets them from the memory budget.
+    Returns (kept parts, new total)."""
     limit = session.config.max_message_size
     parts: list[bytes] = []
     total = received
     async with transfer_deadline(deadline):
         async for piece in session.stream.iter_exactly(size, session.config.idle_timeout):
             total += len(piece)
-            if keep and (not limit or total <= limit):
+            if keep and (not limit or total <= limit) and held.take(len(piece)):
                 parts.append(piece)
             else:
                 keep = False
@@ -40,31 +43,48 @@ async def _consume(
 
 
 async def handle(session: Session, state: RcptTo | Chunking, args: BdatArgs) -> None:
-    received = state.size if isinstance(state, Chunking) else 0
-    deadline = (state.deadline if isinstance(state, Chunking)
-                else session.loop_time() + session.config.transfer_timeout)
-    parts, total = await _consume(session, args.size, received, keep=True, deadline=deadline)
+    if isinstance(state, Chunking):
+        received, deadline = state.size, state.deadline
+        held = state.held if state.held is not None else Reservation(session.budget)
+    else:
+        received, held = 0, Reservation(session.budget)
+        deadline = session.loop_time() + session.config.transfer_timeout
+    try:
+        parts, total = await _consume(session, args.size, received, keep=True,
+                                      deadline=deadline, held=held)
+    except BaseException:
+        held.close()
+        raise
     limit = session.config.max_message_size
     if limit and total > limit:
+        held.close()
         session.reset_transaction()
         raise SMTPError(codes.SIZE_EXCEEDED, log=f"BDAT message over {limit} bytes")
+    if held.refused:
+        held.close()
+        session.reset_transaction()
+        raise SMTPError(codes.TOO_BUSY, log="memory budget for message data spent")
     if isinstance(state, Chunking):
         state.parts.extend(parts)
         state.size = total
         parts = state.parts
+        state.held = None  # from here ``held`` is this handler's to give back
     if args.last:
-        await complete(session, state.delivery, b"".join(parts))
+        await complete(session, state.delivery, b"".join(parts), held)
         return
-    if not isinstance(state, Chunking):
+    if isinstance(state, Chunking):
+        state.held = held
+    else:
         session.state = Chunking(state.client, state.envelope, state.delivery, parts, total,
-                                 deadline)
+                                 deadline, held)
     session.reply(Reply(250, "2.0.0", f"{args.size} octets received"))
 
 
 async def refuse(session: Session, state: State, args: BdatArgs) -> None:
     """BDAT out of sequence: swallow its chunk before the 503 says why."""
     await _consume(session, args.size, 0, keep=False,
-                   deadline=session.loop_time() + session.config.transfer_timeout)
+                   deadline=session.loop_time() + session.config.transfer_timeout,
+                   held=Reservation(None))
     if isinstance(state, MailFrom):
         # Every RCPT failed (RFC 3030 §2 pipelines BDAT right behind them).
         session.reset_transaction()

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from mailstead.core import sanity
 from mailstead.delivery.deliver import Delivery
 from mailstead.delivery.router import DeliveryError
+from mailstead.net.budget import Reservation
 from mailstead.net.stream import IdleTimeout
 from mailstead.smtp import codes
 from mailstead.smtp.codes import Reply, SMTPError
@@ -36,21 +37,33 @@ async def handle(session: Session, state: MailFrom | RcptTo, args: None) -> None
     # turned into CRLF instead of a refusal.
     reject_bare_lf = config.reject_bare_lf and state.client.user is None
     decoder = DataDecoder(config.max_message_size, reject_bare_lf)
-    async with transfer_deadline(session.loop_time() + config.transfer_timeout):
-        while True:
-            chunk = await stream.read_some(timeout=config.idle_timeout)
-            used = decoder.feed(chunk)
-            if used >= 0:
-                if used < len(chunk):
-                    stream.unread(chunk[used:])  # pipelined commands after the final dot
-                break
-    if decoder.oversized:
-        session.reset_transaction()
-        raise SMTPError(codes.SIZE_EXCEEDED, log=f"message of {decoder.size} bytes")
-    if decoder.bare_lf and reject_bare_lf:
-        session.reset_transaction()
-        raise SMTPError(BARE_LF, log="bare LF in DATA (possible SMTP smuggling)")
-    await complete(session, state.delivery, decoder.message())
+    held = Reservation(session.budget)  # what the message takes of the memory budget
+    try:
+        async with transfer_deadline(session.loop_time() + config.transfer_timeout):
+            while True:
+                chunk = await stream.read_some(timeout=config.idle_timeout)
+                if not decoder.oversized and not held.take(len(chunk)):
+                    decoder.discarding = True
+                used = decoder.feed(chunk)
+                if decoder.oversized:
+                    held.close()  # it keeps nothing more: nothing to hold
+                if used >= 0:
+                    if used < len(chunk):
+                        stream.unread(chunk[used:])  # pipelined commands after the dot
+                    break
+        if decoder.oversized:
+            session.reset_transaction()
+            raise SMTPError(codes.SIZE_EXCEEDED, log=f"message of {decoder.size} bytes")
+        if held.refused:
+            session.reset_transaction()
+            raise SMTPError(codes.TOO_BUSY, log="memory budget for message data spent")
+        if decoder.bare_lf and reject_bare_lf:
+            session.reset_transaction()
+            raise SMTPError(BARE_LF, log="bare LF in DATA (possible SMTP smuggling)")
+    except BaseException:
+        held.close()
+        raise
+    await complete(session, state.delivery, decoder.message(), held)
 
 
 @contextlib.asynccontextmanager
@@ -65,14 +78,17 @@ async def transfer_deadline(deadline: float) -> AsyncIterator[None]:
         raise IdleTimeout("the message data took too long to arrive") from None
 
 
-async def complete(session: Session, delivery: Delivery, data: bytes) -> None:
+async def complete(
+    session: Session, delivery: Delivery, data: bytes, held: Reservation
+) -> None:
     """End the transaction and commit the message. Its 250 is sent only once the message
-    is durable for every recipient; meanwhile the session reads on (pipelining)."""
+    is durable for every recipient; meanwhile the session reads on (pipelining). What
+    the message holds of the memory budget is given back once it is stored (or not)."""
     session.reset_transaction()
-    await session.reply_when_done(_commit(session, delivery, data), len(data))
+    await session.reply_when_done(_commit(session, delivery, data, held), len(data))
 
 
-async def _commit(session: Session, delivery: Delivery, data: bytes) -> Reply:
+async def _commit(session: Session, delivery: Delivery, data: bytes, held: Reservation) -> Reply:
     """The reply for one message; never raises (it runs beside the session)."""
     try:
         await delivery.commit(data)
@@ -82,6 +98,8 @@ async def _commit(session: Session, delivery: Delivery, data: bytes) -> Reply:
     except Exception as exc:  # a bug: logged, never shown; under test it fails the test
         sanity.degrade(session.log, exc, "bug (%s) committing a message", exc_info=True)
         return codes.TEMPORARY_FAILURE
+    finally:
+        held.close()
     session.log.info(
         "accepted message of %d bytes from <%s> for %d recipient(s)",
         len(data), delivery.envelope.mail_from or "", delivery.recipient_count,
