@@ -23,6 +23,7 @@ SCENARIOS = [
     "imap_fetch",
     "imap_sync",
     "imap_idle",
+    "hostile_load",
 ]
 
 
