@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from mailstead.core.types import SEEN, UID, FlagMode
 from mailstead.imap import objectid, response
+from mailstead.imap.batches import batches
 from mailstead.imap.parse.commands import Command, Fetch
 from mailstead.imap.parse.fetch import FetchAtt, FetchItem
 from mailstead.imap.parse.primitives import SequenceSet
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 _DRAIN_EVERY = 256 * 1024
 _BATCH = 1024  # messages whose structures are read in one store query (get_structures)
 _READ_BATCH = 64  # message bodies read concurrently (store read threads)
+_BODY_BYTES = 16 * 1024 * 1024  # whole bodies held at once by one FETCH (a bigger one alone)
 _STRUCTURE_ITEMS = frozenset({FetchItem.ENVELOPE, FetchItem.BODY, FetchItem.BODYSTRUCTURE})
 _HEADER_ONLY_SECTIONS = frozenset(
     {SectionText.HEADER, SectionText.HEADER_FIELDS, SectionText.HEADER_FIELDS_NOT}
@@ -294,8 +296,8 @@ async def fetch(session: Session, cmd: Command[Fetch], selected: Selected) -> Re
     need_structure, need_raw = _needs(items)
     user_id = selected.user.id
     written = 0
-    for start in range(0, len(metas), _BATCH):
-        chunk = metas[start : start + _BATCH]
+    body_bytes = _BODY_BYTES if need_raw == "full" else None
+    for chunk in batches(metas, lambda m: m.size, count=_BATCH, octets=body_bytes):
         if need_structure:
             loaded = await _load_chunk(store, chunk, need_raw)
         else:
@@ -319,9 +321,9 @@ async def fetch(session: Session, cmd: Command[Fetch], selected: Selected) -> Re
             line = b"* %d FETCH (" % seq + b" ".join(parts) + b")\r\n"
             session.send(line)
             written += len(line)
-        if written >= _DRAIN_EVERY:
-            written = 0
-            await session.stream.drain()
+            if written >= _DRAIN_EVERY:
+                written = 0
+                await session.stream.drain()
     if len(metas) < len(uids) and args.changed_since is None:
         # RFC 9051 §7.1 EXPUNGEISSUED: some of these were expunged by another session and
         # the EXPUNGE cannot be sent during FETCH (§7.5.1).

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from mailstead.core.errors import NotFound
 from mailstead.imap import response
+from mailstead.imap.batches import batches
 from mailstead.imap.parse.commands import Command
 from mailstead.imap.parse.search import (
     SUPPORTED_CHARSETS,
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 
 _BATCH = 1024  # candidates whose structures are read in one store query
 _READ_BATCH = 64  # message bodies read concurrently (store read threads)
+_BODY_BYTES = 16 * 1024 * 1024  # whole bodies held at once by one SEARCH (a bigger one alone)
 
 
 def _returned(
@@ -127,8 +129,8 @@ async def search(session: Session, cmd: Command[SearchArgs], selected: Selected)
             c.savedate = saved.get(c.meta.uid)
     found: list[tuple[int, int]] = []  # (seq, uid)
     modseqs: dict[int, int] = {}  # uid -> modseq of what was found
-    for start in range(0, len(visible), _BATCH):
-        chunk = visible[start : start + _BATCH]
+    body_bytes = _BODY_BYTES if wanted.body else None
+    for chunk in batches(visible, lambda c: c.meta.size, count=_BATCH, octets=body_bytes):
         if wanted.structure:
             chunk = await _load_chunk(store, chunk, wanted)
         if wanted.body or wanted.header:
@@ -141,6 +143,7 @@ async def search(session: Session, cmd: Command[SearchArgs], selected: Selected)
             if hit:
                 found.append((c.seq, int(c.meta.uid)))
                 modseqs[int(c.meta.uid)] = int(c.meta.modseq)
+            c.raw = c.structure = None  # searched: let the next chunk have the memory
 
     numbers = [uid if by_uid else seq for seq, uid in found]
     opts = args.return_opts
