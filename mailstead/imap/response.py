@@ -37,8 +37,14 @@ def untagged(text: str | bytes) -> bytes:
 
 def literal(data: bytes, *, binary: bool = False) -> bytes:
     """``{n}\\r\\n`` + data; literal8 ``~{n}`` when binary data holds NUL (RFC 3516 §4.2)."""
+    return literal_head(data, binary=binary) + data
+
+
+def literal_head(data: bytes, *, binary: bool = False) -> bytes:
+    """The ``{n}\\r\\n`` (or ``~{n}\\r\\n``) that goes before ``data``: a large literal is
+    sent as this and then its data, never copied into one long line."""
     prefix = b"~" if binary and b"\x00" in data else b""
-    return prefix + b"{%d}\r\n" % len(data) + data
+    return prefix + b"{%d}\r\n" % len(data)
 
 
 def string(value: str | bytes, *, utf8: bool = True) -> bytes:

@@ -277,6 +277,12 @@ class Stream:
         """Queue bytes; a write to a broken connection is silently dropped (reads will fail)."""
         if self._writer.is_closing():
             return
+        if len(data) >= _OUTPUT_FLUSH:
+            # A large piece (a message body) goes to the transport as it is: joined with
+            # what is queued, it would be copied once more for nothing.
+            self._flush_output()
+            self._writer.write(data)
+            return
         self._out.append(data)
         self._out_size += len(data)
         if self._reading or self._out_size >= _OUTPUT_FLUSH:

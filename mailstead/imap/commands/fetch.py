@@ -107,50 +107,17 @@ class _Message:
     savedate: datetime | None = None
 
 
-def render_item(session: Session, user_id: int, att: FetchAtt, m: _Message) -> bytes:
-    meta = m.meta
+def render_item(session: Session, user_id: int, att: FetchAtt, m: _Message) -> list[bytes]:
+    """One FETCH item as the pieces of its response: a message body stays one piece of
+    its own (the literal's data), never copied into a line with the rest."""
     section = att.section
     if section is None:
-        match att.item:
-            case FetchItem.UID:
-                return b"UID %d" % meta.uid
-            case FetchItem.MODSEQ:
-                return b"MODSEQ (%d)" % (m.modseq or meta.modseq)  # RFC 7162 §3.1.4
-            case FetchItem.FLAGS:
-                shown = set(m.flags)
-                if m.recent and not session.rev2:
-                    shown.add("\\Recent")
-                return b"FLAGS " + response.flag_list(shown)
-            case FetchItem.INTERNALDATE:
-                return b"INTERNALDATE " + response.internaldate(meta.internaldate)
-            case FetchItem.EMAILID:  # RFC 8474 §5.1
-                return b"EMAILID (%s)" % objectid.email_id(meta.blob_id).encode()
-            case FetchItem.SAVEDATE:  # RFC 8514 §4.1
-                return b"SAVEDATE " + response.internaldate(m.savedate or meta.internaldate)
-            case FetchItem.RFC822_SIZE:
-                return b"RFC822.SIZE %d" % meta.size
-        structure = _loaded(m.structure)
-        match att.item:
-            case FetchItem.ENVELOPE:
-                return b"ENVELOPE " + wire_bytes(structure.envelope)
-            case FetchItem.BODY:
-                return b"BODY " + wire_bytes(structure.body)
-            case FetchItem.BODYSTRUCTURE:
-                return b"BODYSTRUCTURE " + wire_bytes(structure.bodystructure)
-        raw = _loaded(m.raw)
-        match att.item:
-            case FetchItem.THREADID:  # RFC 8474 §5.2
-                found = objectid.header_values(raw, structure.top_headers)
-                thread = objectid.thread_id(user_id, meta.blob_id, found)
-                return b"THREADID (%s)" % thread.encode()
-            case FetchItem.RFC822:
-                return b"RFC822 " + response.literal(raw)
-            case FetchItem.RFC822_HEADER:
-                return b"RFC822.HEADER " + response.literal(raw[: structure.header_end])
-            case FetchItem.RFC822_TEXT:
-                body_start = structure.parsed.root.body_start
-                return b"RFC822.TEXT " + response.literal(raw[body_start:])
-        raise AssertionError(f"FETCH item {att.item} without a section")
+        if att.item in (FetchItem.RFC822, FetchItem.RFC822_TEXT):
+            raw = _loaded(m.raw)
+            if att.item is FetchItem.RFC822_TEXT:
+                raw = raw[_loaded(m.structure).parsed.root.body_start :]
+            return [att.item.value.encode() + b" " + response.literal_head(raw), raw]
+        return [_render_small(session, user_id, att, m)]
     structure, raw = _loaded(m.structure), _loaded(m.raw)
     label = att.response_name().encode("utf-8", "surrogateescape")
     if att.item is FetchItem.BODY:
@@ -160,11 +127,54 @@ def render_item(session: Session, user_id: int, att: FetchAtt, m: _Message) -> b
             data = select_fields(raw, structure.top_headers, section.field_names, excluded)
         else:
             data = section_bytes(raw, structure.parsed, section)
-        return label + b" " + response.literal(_partial(data, att.part))
+        data = _partial(data, att.part)
+        return [label + b" " + response.literal_head(data), data]
     decoded = _binary(raw, structure.parsed, section.path)
     if att.item is FetchItem.BINARY_SIZE:
-        return label + b" %d" % len(decoded)
-    return label + b" " + response.literal(_partial(decoded, att.part), binary=True)
+        return [label + b" %d" % len(decoded)]
+    decoded = _partial(decoded, att.part)
+    return [label + b" " + response.literal_head(decoded, binary=True), decoded]
+
+
+def _render_small(session: Session, user_id: int, att: FetchAtt, m: _Message) -> bytes:
+    """An item without a section and without a message body: flags, dates, sizes, the
+    structure, ids, the header."""
+    meta = m.meta
+    match att.item:
+        case FetchItem.UID:
+            return b"UID %d" % meta.uid
+        case FetchItem.MODSEQ:
+            return b"MODSEQ (%d)" % (m.modseq or meta.modseq)  # RFC 7162 §3.1.4
+        case FetchItem.FLAGS:
+            shown = set(m.flags)
+            if m.recent and not session.rev2:
+                shown.add("\\Recent")
+            return b"FLAGS " + response.flag_list(shown)
+        case FetchItem.INTERNALDATE:
+            return b"INTERNALDATE " + response.internaldate(meta.internaldate)
+        case FetchItem.EMAILID:  # RFC 8474 §5.1
+            return b"EMAILID (%s)" % objectid.email_id(meta.blob_id).encode()
+        case FetchItem.SAVEDATE:  # RFC 8514 §4.1
+            return b"SAVEDATE " + response.internaldate(m.savedate or meta.internaldate)
+        case FetchItem.RFC822_SIZE:
+            return b"RFC822.SIZE %d" % meta.size
+    structure = _loaded(m.structure)
+    match att.item:
+        case FetchItem.ENVELOPE:
+            return b"ENVELOPE " + wire_bytes(structure.envelope)
+        case FetchItem.BODY:
+            return b"BODY " + wire_bytes(structure.body)
+        case FetchItem.BODYSTRUCTURE:
+            return b"BODYSTRUCTURE " + wire_bytes(structure.bodystructure)
+    raw = _loaded(m.raw)
+    match att.item:
+        case FetchItem.THREADID:  # RFC 8474 §5.2
+            found = objectid.header_values(raw, structure.top_headers)
+            thread = objectid.thread_id(user_id, meta.blob_id, found)
+            return b"THREADID (%s)" % thread.encode()
+        case FetchItem.RFC822_HEADER:
+            return b"RFC822.HEADER " + response.literal(raw[: structure.header_end])
+    raise AssertionError(f"FETCH item {att.item} without a section")
 
 
 T = TypeVar("T")
@@ -311,16 +321,21 @@ async def fetch(session: Session, cmd: Command[Fetch], selected: Selected) -> Re
                 meta, flags_now[uid], uid in view.recent, structure, raw,
                 modseq_now.get(uid, 0), saved.get(meta.uid),
             )
-            parts = [render_item(session, user_id, att, message) for att in items]
+            shown = items
             if uid in seen_changed:
                 # RFC 9051 §6.4.5: the implicit \Seen change is reported in the same FETCH.
                 # With CONDSTORE on, UID and MODSEQ follow (RFC 7162 §3.1).
-                head = [render_item(session, user_id, a, message) for a in implicit_head]
-                tail = [render_item(session, user_id, a, message) for a in implicit_tail]
-                parts = head + parts + tail
-            line = b"* %d FETCH (" % seq + b" ".join(parts) + b")\r\n"
-            session.send(line)
-            written += len(line)
+                shown = implicit_head + items + implicit_tail
+            pieces = [b"* %d FETCH (" % seq]
+            for n, att in enumerate(shown):
+                rendered = render_item(session, user_id, att, message)
+                if n:
+                    rendered[0] = b" " + rendered[0]
+                pieces += rendered
+            pieces.append(b")\r\n")
+            for piece in pieces:
+                session.send(piece)
+                written += len(piece)
             if written >= _DRAIN_EVERY:
                 written = 0
                 await session.stream.drain()
