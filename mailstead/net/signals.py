@@ -139,9 +139,14 @@ class ProcessSignals:
             self._exit_now(1)
             return
         alive = threading.Event()
-        if not self._call_on_loop(lambda: hook(name)) or not self._call_on_loop(alive.set):
-            self._exit_now(1)
-            return
+
+        def begin_stop() -> None:
+            alive.set()  # the loop runs callbacks: it is not stuck
+            hook(name)
+
+        # One callback for both: the loop may finish stopping (and detach) between two.
+        if not self._call_on_loop(begin_stop):
+            return  # the loop is gone already: the process is ending by itself
         threading.Thread(target=self._watch, args=(name, alive), name="stop-watchdog",
                          daemon=True).start()
 

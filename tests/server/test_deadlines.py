@@ -10,12 +10,12 @@ stay at their defaults of 5 to 30 minutes), so every test ends by a deadline or 
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 
 import pytest
 
 from mailstead.testing.server import ServerThread
+from tests.server.line_client import LineClient
 
 PASSWORD = "deadline password"
 
@@ -31,54 +31,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
         yield srv
 
 
-class Line:
-    """A raw line client (the deadlines are about what a real client would never do)."""
-
-    def __init__(self, port: int) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
-        self.file = self.sock.makefile("rb")
-
-    def send(self, data: bytes) -> None:
-        self.sock.sendall(data)
-
-    def line(self) -> bytes:
-        return self.file.readline()
-
-    def until(self, prefix: bytes) -> bytes:
-        """Lines up to the first that starts with ``prefix``; that one."""
-        while True:
-            line = self.file.readline()
-            assert line, f"closed before a line starting {prefix!r}"
-            if line.startswith(prefix):
-                return line
-
-    def closed(self) -> bool:
-        """True once the server closed the connection (after any last lines)."""
-        while line := self.file.readline():
-            del line
-        return True
-
-    def close(self) -> None:
-        self.file.close()
-        self.sock.close()
-
-
-@pytest.fixture
-def connect() -> Iterator[type[Line]]:
-    opened: list[Line] = []
-
-    class Tracked(Line):
-        def __init__(self, port: int) -> None:
-            super().__init__(port)
-            opened.append(self)
-
-    yield Tracked
-    for client in opened:
-        client.close()
-
-
 def test_imap_anonymous_connections_must_log_in_in_time(
-        server: ServerThread, connect: type[Line]) -> None:
+        server: ServerThread, connect: type[LineClient]) -> None:
     client = connect(server.port("imap"))
     client.line()
     client.send(b"a NOOP\r\n")
@@ -88,7 +42,7 @@ def test_imap_anonymous_connections_must_log_in_in_time(
 
 
 def test_imap_a_literal_that_trickles_is_cut_off(
-        server: ServerThread, connect: type[Line]) -> None:
+        server: ServerThread, connect: type[LineClient]) -> None:
     client = connect(server.port("imap"))
     client.line()
     client.send(f'a LOGIN ann@example.org "{PASSWORD}"\r\n'.encode())
@@ -102,7 +56,7 @@ def test_imap_a_literal_that_trickles_is_cut_off(
 
 
 def test_imap_commands_before_login_are_a_few_kib(
-        server: ServerThread, connect: type[Line]) -> None:
+        server: ServerThread, connect: type[LineClient]) -> None:
     """Stacked literals before login once let an anonymous client park ~50 MiB."""
     client = connect(server.port("imap"))
     client.line()
@@ -114,7 +68,7 @@ def test_imap_commands_before_login_are_a_few_kib(
 
 
 def test_smtp_data_that_trickles_is_cut_off(
-        server: ServerThread, connect: type[Line]) -> None:
+        server: ServerThread, connect: type[LineClient]) -> None:
     client = connect(server.port("smtp"))
     client.line()
     client.send(b"EHLO x\r\nMAIL FROM:<s@remote.example>\r\nRCPT TO:<ann@example.org>\r\n"
@@ -126,7 +80,7 @@ def test_smtp_data_that_trickles_is_cut_off(
 
 
 def test_smtp_bdat_chunks_share_one_deadline(
-        server: ServerThread, connect: type[Line]) -> None:
+        server: ServerThread, connect: type[LineClient]) -> None:
     client = connect(server.port("smtp"))
     client.line()
     client.send(b"EHLO x\r\nMAIL FROM:<s@remote.example>\r\nRCPT TO:<ann@example.org>\r\n"
@@ -139,7 +93,7 @@ def test_smtp_bdat_chunks_share_one_deadline(
 
 
 def test_smtp_submission_must_log_in_in_time(
-        server: ServerThread, connect: type[Line]) -> None:
+        server: ServerThread, connect: type[LineClient]) -> None:
     client = connect(server.port("submission"))
     client.line()
     client.send(b"EHLO x\r\n")
@@ -149,7 +103,7 @@ def test_smtp_submission_must_log_in_in_time(
 
 
 def test_smtp_mx_sessions_have_no_login_deadline(
-        server: ServerThread, connect: type[Line]) -> None:
+        server: ServerThread, connect: type[LineClient]) -> None:
     """On port 25 nobody logs in; the idle timer and the data deadline are what apply.
     Both ends of a full transaction, after the login deadline has passed twice over."""
     client = connect(server.port("smtp"))
@@ -166,7 +120,7 @@ def test_smtp_mx_sessions_have_no_login_deadline(
 
 
 def test_pop3_anonymous_connections_must_log_in_in_time(
-        server: ServerThread, connect: type[Line]) -> None:
+        server: ServerThread, connect: type[LineClient]) -> None:
     client = connect(server.port("pop3"))
     assert client.line().startswith(b"+OK")
     client.send(b"CAPA\r\n")

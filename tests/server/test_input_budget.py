@@ -9,7 +9,6 @@ again, whatever way each message ended.
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 
 import pytest
@@ -17,6 +16,7 @@ import pytest
 from mailstead.net.budget import InputBudget, Reservation
 from mailstead.testing.server import ServerThread
 from mailstead.testing.waiting import poll_until
+from tests.server.line_client import LineClient
 
 PASSWORD = "budget password"
 HELD = 40_000
@@ -47,37 +47,8 @@ def _all_given_back(server: ServerThread) -> None:
                failure=lambda: f"{_budget(server).used} octets still held")
 
 
-class Client:
-    def __init__(self, port: int) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
-        self.file = self.sock.makefile("rb")
-
-    def send(self, data: bytes) -> None:
-        self.sock.sendall(data)
-
-    def until(self, prefix: bytes) -> bytes:
-        while True:
-            line = self.file.readline()
-            assert line, f"closed before {prefix!r}"
-            if line.startswith(prefix):
-                return line
-
-    def close(self) -> None:
-        self.file.close()
-        self.sock.close()
-
-
-@pytest.fixture
-def clients() -> Iterator[list[Client]]:
-    opened: list[Client] = []
-    yield opened
-    for client in opened:
-        client.close()
-
-
-def _smtp(server: ServerThread, clients: list[Client]) -> Client:
-    client = Client(server.port("smtp"))
-    clients.append(client)
+def _smtp(server: ServerThread, connect: type[LineClient]) -> LineClient:
+    client = connect(server.port("smtp"))
     client.until(b"220 ")
     client.send(b"EHLO x\r\nMAIL FROM:<s@remote.example>\r\nRCPT TO:<ann@example.org>\r\n")
     client.until(b"250 ")  # EHLO's last line
@@ -91,13 +62,13 @@ def _message(size: int) -> bytes:
 
 
 def test_smtp_data_beyond_the_budget_is_refused_for_now(
-        server: ServerThread, clients: list[Client]) -> None:
-    holder = _smtp(server, clients)
+        server: ServerThread, connect: type[LineClient]) -> None:
+    holder = _smtp(server, connect)
     holder.send(b"DATA\r\n")
     holder.until(b"354")
     holder.send(_message(HELD)[:-2])  # unfinished
     _held_at_least(server, HELD - 100)
-    late = _smtp(server, clients)
+    late = _smtp(server, connect)
     late.send(b"DATA\r\n")
     late.until(b"354")
     late.send(_message(HELD) + b".\r\n")
@@ -114,12 +85,12 @@ def test_smtp_data_beyond_the_budget_is_refused_for_now(
 
 
 def test_smtp_bdat_chunks_hold_the_budget_until_the_transaction_ends(
-        server: ServerThread, clients: list[Client]) -> None:
-    holder = _smtp(server, clients)
+        server: ServerThread, connect: type[LineClient]) -> None:
+    holder = _smtp(server, connect)
     holder.send(b"BDAT %d\r\n" % HELD + b"y" * HELD)
     holder.until(b"250 2.0.0")
     _held_at_least(server, HELD)
-    late = _smtp(server, clients)
+    late = _smtp(server, connect)
     late.send(b"BDAT %d LAST\r\n" % HELD + _message(HELD))
     assert late.until(b"4").startswith(b"451 4.3.2")
     holder.send(b"RSET\r\n")  # the held chunks go, and with them what they held
@@ -134,20 +105,18 @@ def test_smtp_bdat_chunks_hold_the_budget_until_the_transaction_ends(
 
 
 def test_smtp_a_dropped_connection_gives_its_chunks_back(
-        server: ServerThread, clients: list[Client]) -> None:
-    holder = _smtp(server, clients)
+        server: ServerThread, connect: type[LineClient]) -> None:
+    holder = _smtp(server, connect)
     holder.send(b"BDAT %d\r\n" % HELD + b"y" * HELD)
     holder.until(b"250 2.0.0")
     _held_at_least(server, HELD)
     holder.close()
-    clients.remove(holder)
     _all_given_back(server)
 
 
 def test_imap_a_literal_beyond_the_budget_is_refused_for_now(
-        server: ServerThread, clients: list[Client]) -> None:
-    holder, late = Client(server.port("imap")), Client(server.port("imap"))
-    clients += [holder, late]
+        server: ServerThread, connect: type[LineClient]) -> None:
+    holder, late = connect(server.port("imap")), connect(server.port("imap"))
     for client in (holder, late):
         client.until(b"* OK")
         client.send(f'a LOGIN ann@example.org "{PASSWORD}"\r\n'.encode())

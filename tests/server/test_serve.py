@@ -28,7 +28,7 @@ def test_first_start_creates_postmaster_and_prints_table_once(tmp_path: Path) ->
     server = SubprocessServer(tmp_path).start()
     try:
         server.terminate()
-        assert server.wait(timeout=15) == 0  # SIGTERM: drain and exit 0, not hang
+        assert server.wait(timeout=15) == 0, server.log()  # SIGTERM: drain and exit 0
     finally:
         server.kill()
     table = server.first_run_path.read_text()
@@ -47,7 +47,7 @@ def test_first_start_creates_postmaster_and_prints_table_once(tmp_path: Path) ->
     again.start()
     try:
         again.proc.send_signal(signal.SIGINT)  # type: ignore[union-attr]
-        assert again.wait(timeout=15) == 0
+        assert again.wait(timeout=15) == 0, again.log()
     finally:
         again.kill()
     assert "postmaster" not in again.first_run_path.read_text()
