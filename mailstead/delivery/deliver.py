@@ -170,7 +170,10 @@ class Delivery:
             if domain is not None and self.signer.has_key(domain):
                 # RSA signing takes milliseconds: off the event loop (ARCHITECTURE.md).
                 data = await asyncio.to_thread(self.signer.sign, data, domain) + data
-        queued_copy = received + data
+        outbound = self._outbound_envelope()
+        # Each copy is built in one join straight from ``data``: for a large message a
+        # copy of a copy is megabytes more at the peak (the queued one only when needed).
+        queued_copy = received + data if outbound is not None else b""
         local_copy = b""
         recipients: list[Recipient] = []
         if self.local:
@@ -178,10 +181,9 @@ class Delivery:
             trace = [header_line("Return-Path", f"<{sender}>")]
             if len(self.local_rcpts) == 1:
                 trace.append(header_line("Delivered-To", self.local_rcpts[0]))
-            local_copy = b"".join(trace) + queued_copy
+            local_copy = b"".join([*trace, received, data])
             recipients = [Recipient(t.user_id, t.mailbox, optional=t.user_id not in self.direct)
                           for t in self.local.values()]
-        outbound = self._outbound_envelope()
         try:
             if outbound is None:
                 delivered: DeliveryResult | None = await self.store.deliver(local_copy,

@@ -148,7 +148,8 @@ class DataDecoder:
         if self.max_size and self.size > self.max_size:
             self.oversized = True
         if not self.oversized and not self.discarding:
-            self._message = self._decode(bytes(raw[2 : end + 2]))
+            # Through a view: slicing the bytearray first would copy the message twice.
+            self._message = self._decode(bytes(memoryview(raw)[2 : end + 2]))
         self._raw = bytearray()
         return used
 
