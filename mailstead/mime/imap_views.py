@@ -174,29 +174,46 @@ def select_fields(
     return b"".join(chunks)
 
 
-def section_bytes(raw: bytes, parsed: ParsedMessage, section: Section) -> bytes:
-    """The octets of BODY[section]; b"" for a part that does not exist (RFC 9051 §6.4.5)."""
+def section_span(parsed: ParsedMessage, section: Section) -> tuple[int, int] | None:
+    """Where BODY[section] lies in the message, as [start, end) octet offsets; (0, 0) for
+    a part that does not exist (RFC 9051 §6.4.5: empty). None for a HEADER.FIELDS
+    selection, which is made of chosen lines, not one range. With a span, a large body is
+    sent straight from the store, never held whole."""
     if not section.path and section.text is None:
-        return raw
+        return 0, parsed.size
     part = find_part(parsed, section.path) if section.path else parsed.root
     if part is None:
-        return b""
+        return 0, 0
     text = section.text
     if text is None:
-        return raw[part.body_start : part.body_end]
+        return part.body_start, part.body_end
     if text is SectionText.MIME:
-        return raw[part.header_start : part.header_end]
+        return part.header_start, part.header_end
     if section.path:
         # HEADER/TEXT of a part address the message embedded in a message/rfc822 part.
         if not _is_message(part):
-            return b""
+            return 0, 0
         part = part.children[0]
     if text is SectionText.HEADER:
-        return raw[part.header_start : part.header_end]
+        return part.header_start, part.header_end
     if text is SectionText.TEXT:
-        return raw[part.body_start : part.body_end]
+        return part.body_start, part.body_end
+    return None
+
+
+def section_bytes(raw: bytes, parsed: ParsedMessage, section: Section) -> bytes:
+    """The octets of BODY[section]; b"" for a part that does not exist (RFC 9051 §6.4.5)."""
+    span = section_span(parsed, section)
+    if span is not None:
+        start, end = span
+        return raw if (start, end) == (0, len(raw)) else raw[start:end]
+    part = find_part(parsed, section.path) if section.path else parsed.root
+    if part is None:
+        return b""  # not reached: section_span answers (0, 0) for a missing part
+    if section.path:
+        part = part.children[0]  # a field selection of a part: its embedded message
     return header_fields(
-        raw, part, section.field_names, text is SectionText.HEADER_FIELDS_NOT
+        raw, part, section.field_names, section.text is SectionText.HEADER_FIELDS_NOT
     )
 
 

@@ -12,19 +12,21 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, TypeVar
 
+from mailstead.core.errors import NotFound
 from mailstead.core.types import SEEN, UID, FlagMode
 from mailstead.imap import objectid, response
 from mailstead.imap.batches import batches
 from mailstead.imap.parse.commands import Command, Fetch
 from mailstead.imap.parse.fetch import FetchAtt, FetchItem
 from mailstead.imap.parse.primitives import SequenceSet
-from mailstead.imap.replies import Reply, bad, done, no
+from mailstead.imap.replies import Disconnect, Reply, bad, done, no
 from mailstead.imap.selected import uid_ranges
 from mailstead.imap.states import Selected
 from mailstead.mime.imap_views import (
     decode_part_body,
     find_part,
     section_bytes,
+    section_span,
     select_fields,
     wire_bytes,
 )
@@ -46,6 +48,34 @@ _HEADER_ONLY_SECTIONS = frozenset(
     {SectionText.HEADER, SectionText.HEADER_FIELDS, SectionText.HEADER_FIELDS_NOT}
 )
 _KNOWN_CTE = frozenset({"7bit", "8bit", "binary", "base64", "quoted-printable"})
+#: A message from this size on is not read whole for BODY[...], RFC822 or RFC822.TEXT:
+#: its header is read, and the sections are sent from the store piece by piece.
+_STREAM_FROM = 1024 * 1024
+_STREAM_PIECE = 256 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class _Span:
+    """Octets [start, end) of the message, read from the store while they are sent."""
+
+    start: int
+    end: int
+
+    def __len__(self) -> int:
+        return self.end - self.start
+
+
+def _streamable(items: list[FetchAtt]) -> bool:
+    """Whether every body the request asks for is one range of the stored message (BINARY
+    decodes, and a field selection of a part picks lines: those need the bytes)."""
+    for att in items:
+        if att.item in (FetchItem.BINARY, FetchItem.BINARY_SIZE):
+            return False
+        section = att.section
+        if (att.item is FetchItem.BODY and section is not None and section.path
+                and section.text in _HEADER_ONLY_SECTIONS - {SectionText.HEADER}):
+            return False
+    return True
 
 
 def _needs(items: list[FetchAtt]) -> tuple[bool, str | None]:
@@ -102,15 +132,41 @@ class _Message:
     flags: frozenset[str]
     recent: bool
     structure: StoredStructure | None
-    raw: bytes | None
+    raw: bytes | None  # the header alone when ``streamed``
     modseq: int = 0  # the MODSEQ a \Seen set by this FETCH gave it
     savedate: datetime | None = None
+    streamed: bool = False  # bodies are _Span pieces, sent from the store
 
 
-def render_item(session: Session, user_id: int, att: FetchAtt, m: _Message) -> list[bytes]:
+Piece = bytes | _Span
+
+
+def _sized(label: bytes, start: int, end: int, part: tuple[int, int] | None) -> list[Piece]:
+    """A literal of the stored octets [start, end), cut to ``<origin.count>``."""
+    if part is not None:
+        origin, count = part
+        start = min(start + origin, end)
+        end = min(start + count, end)
+    return [label + b" {%d}\r\n" % (end - start), _Span(start, end)]
+
+
+def render_item(session: Session, user_id: int, att: FetchAtt, m: _Message) -> list[Piece]:
     """One FETCH item as the pieces of its response: a message body stays one piece of
-    its own (the literal's data), never copied into a line with the rest."""
+    its own (the literal's data), never copied into a line with the rest, and for a large
+    message it is a _Span the sender reads from the store as it goes."""
     section = att.section
+    if m.streamed:
+        label = (att.item.value if section is None
+                 else att.response_name()).encode("utf-8", "surrogateescape")
+        if att.item is FetchItem.RFC822:
+            return _sized(label, 0, m.meta.size, None)
+        if att.item is FetchItem.RFC822_TEXT:
+            start = _loaded(m.structure).parsed.root.body_start
+            return _sized(label, start, m.meta.size, None)
+        if section is not None and not section.top_level_fields:
+            span = section_span(_loaded(m.structure).parsed, section)
+            if span is not None:
+                return _sized(label, span[0], span[1], att.part)
     if section is None:
         if att.item in (FetchItem.RFC822, FetchItem.RFC822_TEXT):
             raw = _loaded(m.raw)
@@ -192,7 +248,7 @@ def _loaded(value: T | None) -> T:
 
 
 async def _load_chunk(
-    store: Messages, chunk: list[MessageMeta], need_raw: str | None
+    store: Messages, chunk: list[MessageMeta], need_raw: str | None, stream: bool = False
 ) -> list[tuple[StoredStructure | None, bytes | None]]:
     """Structures of a chunk in one store query (``get_structures``), plus the bytes the
     request needs, ``_READ_BATCH`` bodies per store round trip (``read_blobs``); (None,
@@ -214,13 +270,42 @@ async def _load_chunk(
     for i in range(0, len(chunk), _READ_BATCH):
         part = [(m, s) for m, s in zip(chunk[i : i + _READ_BATCH],
                                        structures[i : i + _READ_BATCH], strict=True)]
-        wanted = [(m.blob_id, 0, s.header_end if need_raw == "header" else None)
+        # A large message of a streamable request: its header only (see _STREAM_FROM).
+        wanted = [(m.blob_id, 0, s.header_end if need_raw == "header"
+                   or (stream and m.size >= _STREAM_FROM) else None)
                   for m, s in part if s is not None]
         raws = iter(await store.read_blobs(wanted))
         for _, s in part:
             raw = next(raws) if s is not None else None
             out.append((s, raw) if raw is not None else (None, None))
     return out
+
+
+def _head(piece: Piece) -> bytes:
+    """The first piece of an item is always its bytes (the label and literal header)."""
+    if isinstance(piece, _Span):
+        raise AssertionError("an item starts with a stored range")
+    return piece
+
+
+async def _send_span(session: Session, store: Messages, blob_id: str, span: _Span) -> None:
+    """Stored octets into the response, ``_STREAM_PIECE`` at a time, waiting for the client
+    to take each: a 40 MB body costs a piece of memory, not 40 MB. The literal's length
+    was announced: if the body is gone meanwhile, the only honest end is to close."""
+    position = span.start
+    while position < span.end:
+        end = min(span.end, position + _STREAM_PIECE)
+        try:
+            data = await store.read_blob(blob_id, position, end)
+        except NotFound:
+            data = b""
+        if len(data) != end - position:
+            session.log.error("body %s ended at %d while sending it; closing", blob_id,
+                              position + len(data))
+            raise Disconnect
+        session.send(data)
+        position = end
+        await session.stream.drain()
 
 
 def _span(a: int | None, b: int | None) -> tuple[int, int | None]:
@@ -306,10 +391,16 @@ async def fetch(session: Session, cmd: Command[Fetch], selected: Selected) -> Re
     need_structure, need_raw = _needs(items)
     user_id = selected.user.id
     written = 0
-    body_bytes = _BODY_BYTES if need_raw == "full" else None
-    for chunk in batches(metas, lambda m: m.size, count=_BATCH, octets=body_bytes):
+    stream = need_raw == "all" and _streamable(items)
+
+    def held(meta: MessageMeta) -> int:
+        """What a message's bytes cost in memory while its response is made."""
+        return 0 if stream and meta.size >= _STREAM_FROM else meta.size
+
+    body_bytes = _BODY_BYTES if need_raw == "all" else None
+    for chunk in batches(metas, held, count=_BATCH, octets=body_bytes):
         if need_structure:
-            loaded = await _load_chunk(store, chunk, need_raw)
+            loaded = await _load_chunk(store, chunk, need_raw, stream)
         else:
             loaded = [(None, None)] * len(chunk)
         for meta, (structure, raw) in zip(chunk, loaded, strict=True):
@@ -320,21 +411,25 @@ async def fetch(session: Session, cmd: Command[Fetch], selected: Selected) -> Re
             message = _Message(
                 meta, flags_now[uid], uid in view.recent, structure, raw,
                 modseq_now.get(uid, 0), saved.get(meta.uid),
+                streamed=stream and meta.size >= _STREAM_FROM,
             )
             shown = items
             if uid in seen_changed:
                 # RFC 9051 §6.4.5: the implicit \Seen change is reported in the same FETCH.
                 # With CONDSTORE on, UID and MODSEQ follow (RFC 7162 §3.1).
                 shown = implicit_head + items + implicit_tail
-            pieces = [b"* %d FETCH (" % seq]
+            pieces: list[Piece] = [b"* %d FETCH (" % seq]
             for n, att in enumerate(shown):
                 rendered = render_item(session, user_id, att, message)
                 if n:
-                    rendered[0] = b" " + rendered[0]
+                    rendered[0] = b" " + _head(rendered[0])
                 pieces += rendered
             pieces.append(b")\r\n")
             for piece in pieces:
-                session.send(piece)
+                if isinstance(piece, _Span):
+                    await _send_span(session, store, meta.blob_id, piece)
+                else:
+                    session.send(piece)
                 written += len(piece)
             if written >= _DRAIN_EVERY:
                 written = 0
