@@ -7,6 +7,7 @@ transaction is gone and further BDATs are refused until a new MAIL FROM.
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING
 
 from mailstead.net.budget import Reservation
@@ -31,7 +32,10 @@ async def _consume(
     limit = session.config.max_message_size
     parts: list[bytes] = []
     total = received
-    async with transfer_deadline(deadline):
+    # A chunk already received whole (the common pipelined case) has nothing to wait for:
+    # no deadline timer to arm and cancel.
+    waits = session.stream.pending_bytes() < size
+    async with transfer_deadline(deadline) if waits else contextlib.nullcontext():
         async for piece in session.stream.iter_exactly(size, session.config.idle_timeout):
             total += len(piece)
             if keep and (not limit or total <= limit) and held.take(len(piece)):

@@ -38,19 +38,25 @@ async def handle(session: Session, state: MailFrom | RcptTo, args: None) -> None
     reject_bare_lf = config.reject_bare_lf and state.client.user is None
     decoder = DataDecoder(config.max_message_size, reject_bare_lf)
     held = Reservation(session.budget)  # what the message takes of the memory budget
+    # The whole message by this time, however steadily it trickles (the idle timeout alone
+    # let a byte every 10 s hold a session for over half an hour): each read may wait only
+    # for what is left of it, so no timer beyond the read's own.
+    deadline = session.loop_time() + config.transfer_timeout
     try:
-        async with transfer_deadline(session.loop_time() + config.transfer_timeout):
-            while True:
-                chunk = await stream.read_some(timeout=config.idle_timeout)
-                if not decoder.oversized and not held.take(len(chunk)):
-                    decoder.discarding = True
-                used = decoder.feed(chunk)
-                if decoder.oversized:
-                    held.close()  # it keeps nothing more: nothing to hold
-                if used >= 0:
-                    if used < len(chunk):
-                        stream.unread(chunk[used:])  # pipelined commands after the dot
-                    break
+        while True:
+            left = deadline - session.loop_time()
+            if left <= 0:
+                raise IdleTimeout("the message data took too long to arrive")
+            chunk = await stream.read_some(timeout=min(config.idle_timeout, left))
+            if not decoder.oversized and not held.take(len(chunk)):
+                decoder.discarding = True
+            used = decoder.feed(chunk)
+            if decoder.oversized:
+                held.close()  # it keeps nothing more: nothing to hold
+            if used >= 0:
+                if used < len(chunk):
+                    stream.unread(chunk[used:])  # pipelined commands after the dot
+                break
         if decoder.oversized:
             session.reset_transaction()
             raise SMTPError(codes.SIZE_EXCEEDED, log=f"message of {decoder.size} bytes")
@@ -68,9 +74,8 @@ async def handle(session: Session, state: MailFrom | RcptTo, args: None) -> None
 
 @contextlib.asynccontextmanager
 async def transfer_deadline(deadline: float) -> AsyncIterator[None]:
-    """The whole message by ``deadline`` (event-loop time), however steadily it trickles:
-    the idle timeout alone let a byte every 10 s hold a session for over half an hour.
-    Raises IdleTimeout, answered like any other timeout (``421 4.4.2``)."""
+    """The whole of a BDAT chunk by ``deadline`` (event-loop time), however steadily it
+    trickles. Raises IdleTimeout, answered like any other timeout (``421 4.4.2``)."""
     try:
         async with asyncio.timeout_at(deadline):
             yield
