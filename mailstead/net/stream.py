@@ -346,16 +346,24 @@ class Stream:
         dropped = self.discard_pending()
         if dropped:
             self.log.warning("dropped %d bytes pipelined before TLS handshake", dropped)
+        await self._handshake(ssl_context, None, handshake_timeout)
+        return dropped
+
+    async def _handshake(
+        self, ssl_context: ssl.SSLContext, server_hostname: str | None, timeout: float
+    ) -> None:
+        """The TLS handshake over this connection, either side; on failure the connection
+        is aborted and TLSHandshakeError raised."""
         try:
-            async with asyncio.timeout(handshake_timeout):
-                await self._writer.start_tls(ssl_context, ssl_handshake_timeout=handshake_timeout)
+            async with asyncio.timeout(timeout):
+                await self._writer.start_tls(ssl_context, server_hostname=server_hostname,
+                                             ssl_handshake_timeout=timeout)
         except TimeoutError:
             self.abort()
             raise TLSHandshakeError("TLS handshake timed out") from None
         except (ConnectionError, ssl.SSLError, OSError) as exc:
             self.abort()
             raise TLSHandshakeError(f"TLS handshake failed: {exc}") from exc
-        return dropped
 
     async def start_client_tls(
         self, ssl_context: ssl.SSLContext, server_hostname: str | None,
@@ -377,16 +385,7 @@ class Stream:
         if dropped:
             self.log.warning("dropped %d bytes the server sent before the TLS handshake",
                              dropped)
-        try:
-            async with asyncio.timeout(handshake_timeout):
-                await self._writer.start_tls(ssl_context, server_hostname=server_hostname,
-                                             ssl_handshake_timeout=handshake_timeout)
-        except TimeoutError:
-            self.abort()
-            raise TLSHandshakeError("TLS handshake timed out") from None
-        except (ConnectionError, ssl.SSLError, OSError) as exc:
-            self.abort()
-            raise TLSHandshakeError(f"TLS handshake failed: {exc}") from exc
+        await self._handshake(ssl_context, server_hostname, handshake_timeout)
         return dropped
 
 
