@@ -220,7 +220,7 @@ class Session:
         """RSET, QUIT, end of DATA/BDAT, a failure: the transaction, and with it the
         envelope and any chunks, is gone (RFC 5321 §4.1.1.5); HELO and AUTH stay."""
         state = self.state
-        if isinstance(state, Chunking) and state.held is not None:
+        if isinstance(state, Chunking):
             state.held.close()
         if isinstance(state, (MailFrom, RcptTo, Chunking)):
             self.state = Ready(state.client)

@@ -81,7 +81,8 @@ class Chunking:
     parts: list[bytes] = field(default_factory=list)
     size: int = 0
     deadline: float = float("inf")
-    held: Reservation | None = None  # what the chunks hold of the memory budget
+    # What the chunks hold of the memory budget (given back by reset_transaction).
+    held: Reservation = field(default_factory=lambda: Reservation(None))
 
 
 State = Connected | Ready | MailFrom | RcptTo | Chunking

@@ -48,8 +48,7 @@ async def _consume(
 
 async def handle(session: Session, state: RcptTo | Chunking, args: BdatArgs) -> None:
     if isinstance(state, Chunking):
-        received, deadline = state.size, state.deadline
-        held = state.held if state.held is not None else Reservation(session.budget)
+        received, deadline, held = state.size, state.deadline, state.held
     else:
         received, held = 0, Reservation(session.budget)
         deadline = session.loop_time() + session.config.transfer_timeout
@@ -72,13 +71,13 @@ async def handle(session: Session, state: RcptTo | Chunking, args: BdatArgs) -> 
         state.parts.extend(parts)
         state.size = total
         parts = state.parts
-        state.held = None  # from here ``held`` is this handler's to give back
     if args.last:
+        if isinstance(state, Chunking):
+            # The commit gives ``held`` back once stored, not the reset complete() makes.
+            state.held = Reservation(None)
         await complete(session, state.delivery, b"".join(parts), held)
         return
-    if isinstance(state, Chunking):
-        state.held = held
-    else:
+    if not isinstance(state, Chunking):
         session.state = Chunking(state.client, state.envelope, state.delivery, parts, total,
                                  deadline, held)
     session.reply(Reply(250, "2.0.0", f"{args.size} octets received"))
