@@ -65,7 +65,13 @@ from mailstead.imap.states import (
     StateKind,
 )
 from mailstead.net.budget import InputBudget, Reservation
-from mailstead.net.stream import ConnectionClosed, IdleTimeout, LineTooLong, Stream
+from mailstead.net.stream import (
+    ConnectionClosed,
+    DeadlineExceeded,
+    IdleTimeout,
+    LineTooLong,
+    Stream,
+)
 from mailstead.net.tls import TLSContexts
 from mailstead.store.changes import Subscription
 from mailstead.store.interfaces import Accounts, Mailboxes, Messages
@@ -402,30 +408,22 @@ class Session:
                     return None
                 continue
             deadline = transfer_by if logged_in else min(transfer_by, self._login_deadline)
-            if rx.literal_remaining:
-                if transfer_by == float("inf"):
-                    transfer_by = loop.time() + self.transfer_timeout
-                    deadline = min(deadline, transfer_by)
-                try:
-                    async with asyncio.timeout_at(deadline):
-                        async for chunk in self.stream.iter_exactly(
-                                rx.literal_remaining, self.timeout):
-                            rx.feed(chunk)
-                except TimeoutError:
-                    raise self._deadline(logged_in, loop.time()) from None
-                continue
-            timeout = min(self.timeout, deadline - loop.time())
-            if timeout <= 0:
-                raise self._deadline(logged_in, loop.time())
             try:
-                rx.feed(await self.stream.readline(self.max_line, timeout))
+                if rx.literal_remaining:
+                    if transfer_by == float("inf"):
+                        transfer_by = loop.time() + self.transfer_timeout
+                        deadline = min(deadline, transfer_by)
+                    async for chunk in self.stream.iter_exactly(
+                            rx.literal_remaining, self.timeout, until=deadline):
+                        rx.feed(chunk)
+                    continue
+                rx.feed(await self.stream.readline(self.max_line, self.timeout,
+                                                   until=deadline))
             except LineTooLong:
                 rx.reset()
                 raise FrameError("command line too long", None) from None
-            except IdleTimeout:
-                if timeout < self.timeout:  # a deadline, not idleness, ended the wait
-                    raise self._deadline(logged_in, loop.time()) from None
-                raise
+            except DeadlineExceeded:
+                raise self._deadline(logged_in, loop.time()) from None
 
     def _deadline(self, logged_in: bool, now: float) -> IdleTimeout:
         """The timeout for a passed deadline, with the reason the BYE will give."""

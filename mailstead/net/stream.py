@@ -46,6 +46,11 @@ class IdleTimeout(StreamError):
     """A read (or a write waiting on the peer) took longer than its deadline."""
 
 
+class DeadlineExceeded(IdleTimeout):
+    """A read ran into an overall deadline it was given (``until``: logging in, a whole
+    message), rather than into the idle timeout."""
+
+
 class LineTooLong(StreamError):
     """A line exceeded the limit; it has been consumed and dropped, the stream is usable."""
 
@@ -124,9 +129,28 @@ class Stream:
 
     # -- reading --------------------------------------------------------------------------
 
-    def _deadline(self, timeout: float | None) -> asyncio.Timeout:
-        seconds = self.idle_timeout if timeout is None else timeout
+    def _deadline(self, seconds: float) -> asyncio.Timeout:
         return asyncio.timeout(None if math.isinf(seconds) else seconds)
+
+    def _limit(self, timeout: float | None, until: float | None) -> tuple[float, bool]:
+        """(seconds one read may wait, whether ``until`` cut it): the idle ``timeout`` (the
+        stream's by default), or less when an overall deadline ``until`` (event-loop time)
+        is nearer (None or infinity: no deadline). Raises DeadlineExceeded once ``until``
+        has passed, even with input waiting: the deadline ends the exchange, not only the
+        waiting."""
+        seconds = self.idle_timeout if timeout is None else timeout
+        if until is None or math.isinf(until):
+            return seconds, False
+        left = until - asyncio.get_running_loop().time()
+        if left <= 0:
+            raise DeadlineExceeded("deadline passed")
+        return (left, True) if left < seconds else (seconds, False)
+
+    @staticmethod
+    def _timed_out(cut: bool) -> IdleTimeout:
+        if cut:
+            return DeadlineExceeded("deadline passed")
+        return IdleTimeout("peer stopped sending data")
 
     async def _fill(self) -> None:
         data = await self._read_chunk(_CHUNK)
@@ -134,23 +158,29 @@ class Stream:
             raise ConnectionClosed("peer closed the connection")
         self._buf += data
 
-    async def readline(self, max_length: int, timeout: float | None = None) -> bytes:
+    async def readline(
+        self, max_length: int, timeout: float | None = None, *, until: float | None = None
+    ) -> bytes:
         """One line including its ending (CRLF or bare LF).
 
         ``max_length`` counts the line ending too (RFC 5321 §4.5.3.1.4 counts the CRLF in
-        its 512). The deadline covers the whole line, so a client dribbling one byte at a
-        time cannot hold a session open forever (slowloris).
+        its 512). The timeout covers the whole line, so a client dribbling one byte at a
+        time cannot hold a session open forever (slowloris); ``until`` is an overall
+        deadline (see :meth:`_limit`).
         """
+        seconds, cut = self._limit(timeout, until)
         end = self._buf.find(b"\n")
-        if 0 <= end < max_length:  # pipelined: the line is here already, no deadline needed
+        if 0 <= end < max_length:  # pipelined: the line is here already, no timer needed
             line = bytes(self._buf[: end + 1])
             del self._buf[: end + 1]
             return line
         try:
-            async with self._deadline(timeout):
+            async with self._deadline(seconds):
                 return await self._readline(max_length)
         except TimeoutError:
-            raise IdleTimeout(f"no complete line within {timeout or self.idle_timeout}s") from None
+            if cut:
+                raise DeadlineExceeded("deadline passed") from None
+            raise IdleTimeout(f"no complete line within {seconds:g}s") from None
 
     async def _readline(self, max_length: int) -> bytes:
         searched = 0
@@ -193,8 +223,11 @@ class Stream:
             out += chunk
         return bytes(out)
 
-    async def iter_exactly(self, n: int, timeout: float | None = None) -> AsyncIterator[bytes]:
-        """Yield ``n`` bytes in pieces of at most 64 KiB, for streaming a BDAT chunk to disk."""
+    async def iter_exactly(
+        self, n: int, timeout: float | None = None, *, until: float | None = None
+    ) -> AsyncIterator[bytes]:
+        """Yield ``n`` bytes in pieces of at most 64 KiB (a BDAT chunk, an IMAP literal).
+        ``timeout`` is idle time per piece; ``until`` an overall deadline (:meth:`_limit`)."""
         if n < 0:
             raise ValueError("n must be >= 0")
         remaining = n
@@ -205,29 +238,34 @@ class Stream:
             remaining -= take
             yield piece
         while remaining:
+            seconds, cut = self._limit(timeout, until)
             try:
-                async with self._deadline(timeout):
+                async with self._deadline(seconds):
                     # Never ask for more than the literal: what follows it stays in the
                     # reader for readline (and under TLS, for the next command).
                     data = await self._read_chunk(min(remaining, _CHUNK))
             except TimeoutError:
-                raise IdleTimeout("peer stopped sending data") from None
+                raise self._timed_out(cut) from None
             if not data:
                 raise ConnectionClosed(f"peer closed with {remaining} of {n} bytes unread")
             remaining -= len(data)
             yield data
 
-    async def read_some(self, max_bytes: int = _CHUNK, timeout: float | None = None) -> bytes:
+    async def read_some(
+        self, max_bytes: int = _CHUNK, timeout: float | None = None, *,
+        until: float | None = None,
+    ) -> bytes:
         """Up to ``max_bytes`` of whatever has arrived, waiting only if nothing has.
 
         For bulk data whose end is found by scanning (SMTP DATA looks for CRLF.CRLF with
         ``bytes.find``) rather than line by line; what was read past the end goes back with
-        :meth:`unread`. The deadline is idle time, as for :meth:`iter_exactly`.
+        :meth:`unread`. ``timeout`` is idle time, ``until`` an overall deadline, as for
+        :meth:`iter_exactly`.
         """
         if max_bytes <= 0:
             raise ValueError("max_bytes must be > 0")
+        seconds, cut = self._limit(timeout, until)
         if not self._buf:
-            seconds = self.idle_timeout if timeout is None else timeout
             try:
                 if math.isinf(seconds):
                     await self._fill()  # no deadline: no timer to arm and cancel
@@ -235,7 +273,7 @@ class Stream:
                     async with asyncio.timeout(seconds):
                         await self._fill()
             except TimeoutError:
-                raise IdleTimeout("peer stopped sending data") from None
+                raise self._timed_out(cut) from None
         piece = bytes(self._buf[:max_bytes])
         del self._buf[:max_bytes]
         return piece

@@ -41,7 +41,7 @@ from mailstead.core import sanity
 from mailstead.core.errors import StoreError
 from mailstead.core.log import redact_command
 from mailstead.core.types import TLSMode
-from mailstead.net.stream import IdleTimeout, LineTooLong, Stream, StreamError
+from mailstead.net.stream import DeadlineExceeded, LineTooLong, Stream, StreamError
 from mailstead.net.tls import TLSContexts
 from mailstead.pop3 import protocol as wire
 from mailstead.pop3.errors import CloseSession, CommandError, POP3Error, ResponseCode
@@ -250,16 +250,10 @@ class Session:
         hold its connection for ever."""
         if not isinstance(self.state, Authorization):
             return await self.stream.readline(self.config.max_line_length)
-        left = login_by - asyncio.get_running_loop().time()
-        if left <= 0:
-            raise CloseSession("authentication took too long")
-        timeout = min(self.config.idle_timeout, left)
         try:
-            return await self.stream.readline(self.config.max_line_length, timeout)
-        except IdleTimeout:
-            if timeout < self.config.idle_timeout:
-                raise CloseSession("authentication took too long") from None
-            raise
+            return await self.stream.readline(self.config.max_line_length, until=login_by)
+        except DeadlineExceeded:
+            raise CloseSession("authentication took too long") from None
 
     async def run(self) -> None:
         self.stream.idle_timeout = self.config.idle_timeout

@@ -235,22 +235,18 @@ class Session:
     def loop_time(self) -> float:
         return asyncio.get_running_loop().time()
 
-    def _read_timeout(self) -> float:
-        """How long to wait for the next command line: the idle timeout, shortened by the
-        deadlines that apply now (logging in on submission, a BDAT message's transfer).
-        Raises IdleTimeout once one has passed."""
-        timeout = self.config.idle_timeout
-        now = self.loop_time()
+    def _read_until(self) -> float | None:
+        """The overall deadline the next command line must come by (event-loop time), if
+        one applies now: logging in on submission, a BDAT message's transfer."""
+        deadlines = []
         if self._login_deadline is not None:
             if isinstance(self.state, Connected) or self.state.client.user is None:
-                timeout = min(timeout, self._login_deadline - now)
+                deadlines.append(self._login_deadline)
             else:
                 self._login_deadline = None  # logged in: this deadline is over for good
         if isinstance(self.state, Chunking):
-            timeout = min(timeout, self.state.deadline - now)
-        if timeout <= 0:
-            raise IdleTimeout("a session deadline passed")
-        return timeout
+            deadlines.append(self.state.deadline)
+        return min(deadlines, default=None)
 
     async def run(self) -> None:
         if self.config.submission:
@@ -266,7 +262,8 @@ class Session:
                     self._idle = True
                 try:
                     line = await self.stream.readline(
-                        self.config.max_line_length, self._read_timeout()
+                        self.config.max_line_length, self.config.idle_timeout,
+                        until=self._read_until(),
                     )
                 except LineTooLong:
                     self._idle = False

@@ -7,13 +7,12 @@ transaction is gone and further BDATs are refused until a new MAIL FROM.
 
 from __future__ import annotations
 
-import contextlib
 from typing import TYPE_CHECKING
 
 from mailstead.net.budget import Reservation
 from mailstead.smtp import codes
 from mailstead.smtp.codes import Reply, SMTPError
-from mailstead.smtp.commands.data import complete, transfer_deadline
+from mailstead.smtp.commands.data import complete
 from mailstead.smtp.grammar import BdatArgs
 from mailstead.smtp.states import Chunking, MailFrom, RcptTo, State
 
@@ -32,17 +31,14 @@ async def _consume(
     limit = session.config.max_message_size
     parts: list[bytes] = []
     total = received
-    # A chunk already received whole (the common pipelined case) has nothing to wait for:
-    # no deadline timer to arm and cancel.
-    waits = session.stream.pending_bytes() < size
-    async with transfer_deadline(deadline) if waits else contextlib.nullcontext():
-        async for piece in session.stream.iter_exactly(size, session.config.idle_timeout):
-            total += len(piece)
-            if keep and (not limit or total <= limit) and held.take(len(piece)):
-                parts.append(piece)
-            else:
-                keep = False
-                parts.clear()
+    stream = session.stream
+    async for piece in stream.iter_exactly(size, session.config.idle_timeout, until=deadline):
+        total += len(piece)
+        if keep and (not limit or total <= limit) and held.take(len(piece)):
+            parts.append(piece)
+        else:
+            keep = False
+            parts.clear()
     return (parts if keep else []), total
 
 

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 from mailstead.core import sanity
 from mailstead.delivery.deliver import Delivery
 from mailstead.delivery.router import DeliveryError
 from mailstead.net.budget import Reservation
-from mailstead.net.stream import IdleTimeout
 from mailstead.smtp import codes
 from mailstead.smtp.codes import Reply, SMTPError
 from mailstead.smtp.protocol import DataDecoder
@@ -39,15 +35,11 @@ async def handle(session: Session, state: MailFrom | RcptTo, args: None) -> None
     decoder = DataDecoder(config.max_message_size, reject_bare_lf)
     held = Reservation(session.budget)  # what the message takes of the memory budget
     # The whole message by this time, however steadily it trickles (the idle timeout alone
-    # let a byte every 10 s hold a session for over half an hour): each read may wait only
-    # for what is left of it, so no timer beyond the read's own.
+    # let a byte every 10 s hold a session for over half an hour).
     deadline = session.loop_time() + config.transfer_timeout
     try:
         while True:
-            left = deadline - session.loop_time()
-            if left <= 0:
-                raise IdleTimeout("the message data took too long to arrive")
-            chunk = await stream.read_some(timeout=min(config.idle_timeout, left))
+            chunk = await stream.read_some(timeout=config.idle_timeout, until=deadline)
             if not decoder.oversized and not held.take(len(chunk)):
                 decoder.discarding = True
             used = decoder.feed(chunk)
@@ -70,17 +62,6 @@ async def handle(session: Session, state: MailFrom | RcptTo, args: None) -> None
         held.close()
         raise
     await complete(session, state.delivery, decoder.message(), held)
-
-
-@contextlib.asynccontextmanager
-async def transfer_deadline(deadline: float) -> AsyncIterator[None]:
-    """The whole of a BDAT chunk by ``deadline`` (event-loop time), however steadily it
-    trickles. Raises IdleTimeout, answered like any other timeout (``421 4.4.2``)."""
-    try:
-        async with asyncio.timeout_at(deadline):
-            yield
-    except TimeoutError:
-        raise IdleTimeout("the message data took too long to arrive") from None
 
 
 async def complete(

@@ -8,7 +8,13 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from mailstead.net.stream import ConnectionClosed, IdleTimeout, LineTooLong, Stream
+from mailstead.net.stream import (
+    ConnectionClosed,
+    DeadlineExceeded,
+    IdleTimeout,
+    LineTooLong,
+    Stream,
+)
 from mailstead.net.tls import TLSContexts
 from mailstead.testing.waiting import eventually
 
@@ -79,6 +85,26 @@ async def test_idle_timeout(pair: Pair) -> None:
         await stream.readline(512, timeout=0.1)
     client.write(b" line\r\n")  # the stream stays usable after a timeout
     assert await stream.readline(512) == b"partial line\r\n"
+
+
+async def test_an_overall_deadline_is_told_apart_from_idleness(pair: Pair) -> None:
+    """``until`` bounds a whole exchange (a login, a message) however active the peer is;
+    reads that run into it raise DeadlineExceeded, into the idle timeout IdleTimeout."""
+    stream, _, client = pair
+    now = asyncio.get_running_loop().time()
+    client.write(b"12345")
+    with pytest.raises(DeadlineExceeded):  # the 10 s idle timeout never fires first
+        async for _ in stream.iter_exactly(10, until=now + 0.1):
+            pass
+    with pytest.raises(DeadlineExceeded):
+        await stream.read_some(until=now + 0.1)
+    client.write(b"a line\r\n")
+    with pytest.raises(DeadlineExceeded):  # passed: even a waiting line is not served
+        await stream.readline(512, until=now)
+    assert await stream.readline(512, until=float("inf")) == b"a line\r\n"  # no deadline
+    with pytest.raises(IdleTimeout) as idle:
+        await stream.readline(512, timeout=0.05, until=now + 60)
+    assert not isinstance(idle.value, DeadlineExceeded)
 
 
 async def test_stream_default_idle_timeout(pair: Pair) -> None:
