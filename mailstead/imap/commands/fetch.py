@@ -141,42 +141,24 @@ class _Message:
 Piece = bytes | _Span
 
 
-def _sized(label: bytes, start: int, end: int, part: tuple[int, int] | None) -> list[Piece]:
-    """A literal of the stored octets [start, end), cut to ``<origin.count>``."""
-    if part is not None:
-        origin, count = part
-        start = min(start + origin, end)
-        end = min(start + count, end)
-    return [label + b" {%d}\r\n" % (end - start), _Span(start, end)]
-
-
 def render_item(session: Session, user_id: int, att: FetchAtt, m: _Message) -> list[Piece]:
     """One FETCH item as the pieces of its response: a message body stays one piece of
     its own (the literal's data), never copied into a line with the rest, and for a large
     message it is a _Span the sender reads from the store as it goes."""
+    label = att.response_name().encode("utf-8", "surrogateescape")
+    span = _range(att, m)
+    if span is not None:
+        start, end = span
+        head = label + b" {%d}\r\n" % (end - start)
+        if m.streamed:
+            return [head, _Span(start, end)]
+        raw = _loaded(m.raw)
+        return [head, raw if (start, end) == (0, len(raw)) else raw[start:end]]
     section = att.section
-    if m.streamed:
-        label = (att.item.value if section is None
-                 else att.response_name()).encode("utf-8", "surrogateescape")
-        if att.item is FetchItem.RFC822:
-            return _sized(label, 0, m.meta.size, None)
-        if att.item is FetchItem.RFC822_TEXT:
-            start = _loaded(m.structure).parsed.root.body_start
-            return _sized(label, start, m.meta.size, None)
-        if section is not None and not section.top_level_fields:
-            span = section_span(_loaded(m.structure).parsed, section)
-            if span is not None:
-                return _sized(label, span[0], span[1], att.part)
     if section is None:
-        if att.item in (FetchItem.RFC822, FetchItem.RFC822_TEXT):
-            raw = _loaded(m.raw)
-            if att.item is FetchItem.RFC822_TEXT:
-                raw = raw[_loaded(m.structure).parsed.root.body_start :]
-            return [att.item.value.encode() + b" " + response.literal_head(raw), raw]
         return [_render_small(session, user_id, att, m)]
     structure, raw = _loaded(m.structure), _loaded(m.raw)
-    label = att.response_name().encode("utf-8", "surrogateescape")
-    if att.item is FetchItem.BODY:
+    if att.item is FetchItem.BODY:  # a field selection: chosen lines, not one range
         if section.top_level_fields:
             # The message list's header fields come from the top-level header list alone.
             excluded = section.text is SectionText.HEADER_FIELDS_NOT
@@ -190,6 +172,29 @@ def render_item(session: Session, user_id: int, att: FetchAtt, m: _Message) -> l
         return [label + b" %d" % len(decoded)]
     decoded = _partial(decoded, att.part)
     return [label + b" " + response.literal_head(decoded, binary=True), decoded]
+
+
+def _range(att: FetchAtt, m: _Message) -> tuple[int, int] | None:
+    """Where a body item lies in the stored message when it is one range of it (RFC822,
+    RFC822.TEXT, a BODY section other than a field selection), ``<partial>`` applied;
+    None for any other item."""
+    section = att.section
+    if att.item is FetchItem.RFC822:
+        start, end = 0, m.meta.size
+    elif att.item is FetchItem.RFC822_TEXT:
+        start, end = _loaded(m.structure).parsed.root.body_start, m.meta.size
+    elif att.item is FetchItem.BODY and section is not None and not section.top_level_fields:
+        span = section_span(_loaded(m.structure).parsed, section)
+        if span is None:
+            return None
+        start, end = span
+    else:
+        return None
+    if att.part is not None:
+        origin, count = att.part
+        start = min(start + origin, end)
+        end = min(start + count, end)
+    return start, end
 
 
 def _render_small(session: Session, user_id: int, att: FetchAtt, m: _Message) -> bytes:
