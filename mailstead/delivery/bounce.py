@@ -93,15 +93,20 @@ def _orcpt_field(orcpt: str) -> str:
         decoded = xtext_decode(value)
     except WireError:
         return f"{addr_type};{value}"  # not valid xtext: shown as the sender wrote it
-    if any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in decoded):
+    if any(_is_control(c) for c in decoded):
         return f"{addr_type};{value}"
     return f"{addr_type};{decoded}"
+
+
+def _is_control(char: str) -> bool:
+    """C0 (tab included), DEL and C1: nothing a DSN field may carry raw."""
+    return ord(char) < 0x20 or 0x7F <= ord(char) < 0xA0
 
 
 def _printable(text: str) -> str:
     """``text`` without control characters (a stored ORCPT should hold none; defence in
     depth for a row written by an older version or by hand)."""
-    return "".join(c for c in text if not (ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0))
+    return "".join(c for c in text if not _is_control(c))
 
 
 def header_section(message: bytes) -> bytes:
