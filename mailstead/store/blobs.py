@@ -163,10 +163,7 @@ class BlobFiles:
 
     def age(self, blob_id: str) -> float:
         """Seconds since the body was last written or re-used; inf if it does not exist."""
-        try:
-            return time.time() - self.path_for(blob_id).stat().st_mtime
-        except FileNotFoundError:
-            return float("inf")
+        return time.time() - self.written_at(blob_id)
 
     def delete(self, blob_id: str) -> None:
         _unlink_quietly(self.path_for(blob_id))
