@@ -20,6 +20,7 @@ import logging
 import os
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol, TextIO
 
 from mailstead.auth.authenticator import Authenticator
@@ -98,30 +99,36 @@ def prepare_tls(settings: Settings) -> TLSContexts:
     A certificate at the default place in the data dir is ours to create; one configured
     elsewhere is the admin's, and its absence is a configuration error.
     """
-    default_dir = (settings.data_dir / "tls").absolute()
-    cert, key = settings.cert_path.absolute(), settings.key_path.absolute()
-    if cert == default_dir / "cert.pem" and key == default_dir / "key.pem":
+    cert, key, generated = _tls_files(settings)
+    if generated:
         if ensure_self_signed(cert, key, settings.hostname):
             log.info("created a self-signed certificate for %s in %s", settings.hostname,
-                     default_dir)
+                     cert.parent)
     else:
-        for name, path in (("tls.cert", cert), ("tls.key", key)):
-            if not path.is_file():
-                raise ConfigError(f"file {path} does not exist", key=name)
+        _require_files(cert, key)
     return TLSContexts(cert, key)
+
+
+def _tls_files(settings: Settings) -> tuple[Path, Path, bool]:
+    """(certificate, key, whether they are the generated pair in the data directory)."""
+    default_dir = (settings.data_dir / "tls").absolute()
+    cert, key = settings.cert_path.absolute(), settings.key_path.absolute()
+    return cert, key, cert == default_dir / "cert.pem" and key == default_dir / "key.pem"
+
+
+def _require_files(cert: Path, key: Path) -> None:
+    for name, path in (("tls.cert", cert), ("tls.key", key)):
+        if not path.is_file():
+            raise ConfigError(f"file {path} does not exist", key=name)
 
 
 def check_for_serve(settings: Settings) -> None:
     """Every check ``serve`` makes of the configuration before it opens anything, so
     ``config check`` refuses what ``serve`` would: the certificate and key (present,
     readable, matching), the outbound routes and relay. Raises ConfigError."""
-    default_dir = (settings.data_dir / "tls").absolute()
-    cert, key = settings.cert_path.absolute(), settings.key_path.absolute()
-    generated = cert == default_dir / "cert.pem" and key == default_dir / "key.pem"
-    if not generated or cert.exists() or key.exists():
-        for name, path in (("tls.cert", cert), ("tls.key", key)):
-            if not path.is_file():
-                raise ConfigError(f"file {path} does not exist", key=name)
+    cert, key, generated = _tls_files(settings)
+    if not generated or cert.exists() or key.exists():  # a pair serve will not create
+        _require_files(cert, key)
         TLSContexts(cert, key)
     if settings.delivery.enabled:
         RouteTable(settings.delivery)
