@@ -8,7 +8,9 @@ lose one ``>`` (mboxrd unescaping; Python's ``mailbox`` splits messages but does
 the escaping its writers added).
 
 Appends go out in concurrent batches: the store commits them in groups, so a batch costs
-roughly one fsync instead of one per message.
+roughly one fsync instead of one per message. A batch holds at most ``BATCH_SIZE`` messages
+and, beyond its first, ``BATCH_OCTETS``; a Maildir file larger than the size limit is
+skipped without being read.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ from mailstead.core.types import ANSWERED, DELETED, DRAFT, FLAGGED, SEEN
 from mailstead.store.interfaces import Store
 
 BATCH_SIZE = 32
+#: A batch is also sent once its messages reach this many octets: 32 messages of up to
+#: limits.max_message_size each would otherwise be over a gigabyte in memory at once.
+BATCH_OCTETS = 16 * 1024 * 1024
 
 # Maildir info flags (https://cr.yp.to/proto/maildir.html); T ("trashed") is IMAP \Deleted.
 MAILDIR_FLAGS = {"S": SEEN, "R": ANSWERED, "F": FLAGGED, "T": DELETED, "D": DRAFT}
@@ -56,6 +61,8 @@ class ImportItem:
     data: bytes
     flags: frozenset[str]
     internaldate: datetime | None
+    #: The size of a message too large to be read (its data is then empty).
+    unread_size: int = 0
 
 
 @dataclass
@@ -192,7 +199,7 @@ def maildir_info_flags(filename: str) -> frozenset[str]:
     return frozenset()
 
 
-def read_maildir(path: Path) -> Iterator[ImportItem]:
+def read_maildir(path: Path, max_size: int = 0) -> Iterator[ImportItem]:
     """Messages of one Maildir (its new/ and cur/, not its subfolders), oldest file first.
 
     Files are read directly rather than through ``mailbox.Maildir`` because in Python 3.11
@@ -209,7 +216,16 @@ def read_maildir(path: Path) -> Iterator[ImportItem]:
     entries.sort()
     for mtime, name, file in entries:
         flags = maildir_info_flags(name) if file.parent.name == "cur" else frozenset()
-        yield ImportItem(to_crlf(file.read_bytes()), flags, datetime.fromtimestamp(mtime, tz=UTC))
+        when = datetime.fromtimestamp(mtime, tz=UTC)
+        try:
+            size = file.stat().st_size
+        except FileNotFoundError:
+            continue  # a mail client moved it since the directory was listed
+        if max_size and size > max_size:
+            # CRLF only makes it longer: too big, and never read into memory.
+            yield ImportItem(b"", flags, when, size)
+            continue
+        yield ImportItem(to_crlf(file.read_bytes()), flags, when)
 
 
 def decode_mutf7(text: str) -> str:
@@ -270,16 +286,22 @@ async def import_items(
                 report.imported += 1
         batch.clear()
 
+    octets = 0
     for item in items:
+        if max_size and max(item.unread_size, len(item.data)) > max_size:
+            report.skipped["larger than limits.max_message_size"] += 1
+            continue
         if not item.data.strip():
             report.skipped["empty"] += 1
             continue
-        if max_size and len(item.data) > max_size:
-            report.skipped["larger than limits.max_message_size"] += 1
-            continue
+        if batch and octets + len(item.data) > BATCH_OCTETS:
+            await flush()
+            octets = 0
         batch.append(item)
+        octets += len(item.data)
         if len(batch) >= BATCH_SIZE:
             await flush()
+            octets = 0
     if batch:
         await flush()
     return report
@@ -300,16 +322,14 @@ async def import_path(
         ]
     if is_maildir(path):
         reports = [
-            await import_items(
-                store, account.id, folder or "INBOX", read_maildir(path), max_size=max_size
-            )
+            await import_items(store, account.id, folder or "INBOX",
+                               read_maildir(path, max_size), max_size=max_size)
         ]
         if folder is None:
             for name, directory in maildir_subfolders(path):
                 reports.append(
-                    await import_items(
-                        store, account.id, name, read_maildir(directory), max_size=max_size
-                    )
+                    await import_items(store, account.id, name,
+                                       read_maildir(directory, max_size), max_size=max_size)
                 )
         return reports
     raise InvalidName(

@@ -28,8 +28,10 @@ from mailstead.auth.passwords import PasswordPolicy
 from mailstead.auth.throttle import Throttle, ThrottlePolicy
 from mailstead.cli.bootstrap import bootstrap_if_empty, format_client_table
 from mailstead.config.schema import ListenerSettings, Settings
+from mailstead.core.budget import InputBudget
 from mailstead.core.errors import ConfigError, NotFound
 from mailstead.core.log import setup_logging
+from mailstead.core.spool import SpoolDir
 from mailstead.delivery.deliver import Deliverer
 from mailstead.delivery.dkim import Signer
 from mailstead.delivery.router import Router
@@ -38,7 +40,6 @@ from mailstead.delivery.scheduler import Scheduler
 from mailstead.imap.server import IMAPServer
 from mailstead.mime import stored
 from mailstead.mime.parse import parse_message
-from mailstead.net.budget import InputBudget
 from mailstead.net.listener import Handler, Listener, ListenerGroup, RejectHook
 from mailstead.net.signals import ProcessSignals
 from mailstead.net.tls import TLSContexts, ensure_self_signed
@@ -148,7 +149,7 @@ class Services:
     router: Router
     deliverer: Deliverer
     scheduler: Scheduler | None  # None when outbound delivery is off ([delivery] enabled)
-    budget: InputBudget  # message data in memory, all front ends together
+    spools: SpoolDir  # message data on its way in, and its memory and disk budgets
 
 
 def build_services(settings: Settings, store: Store, tls: TLSContexts) -> Services:
@@ -170,8 +171,15 @@ def build_services(settings: Settings, store: Store, tls: TLSContexts) -> Servic
         # Mail queued by SMTP is tried at once, not at the scheduler's next poll.
         on_queued=scheduler.wake if scheduler is not None else None,
     )
-    budget = InputBudget(settings.limits.max_input_in_flight)
-    return Services(settings, store, tls, authenticator, router, deliverer, scheduler, budget)
+    limits = settings.limits
+    spools = SpoolDir(
+        settings.data_dir / "spool",
+        threshold=limits.spool_threshold,
+        memory=InputBudget(limits.max_input_in_flight),
+        disk=InputBudget(limits.max_spool_in_flight, "limits.max_spool_in_flight",
+                         "message data in spool files"),
+    )
+    return Services(settings, store, tls, authenticator, router, deliverer, scheduler, spools)
 
 
 class FrontEnd(Protocol):
@@ -188,9 +196,9 @@ def build_front_ends(services: Services) -> dict[str, FrontEnd]:
     995 alike)."""
     settings, tls = services.settings, services.tls
     smtp = SMTPServer(services.deliverer, services.authenticator, settings, tls,
-                      budget=services.budget)
+                      spools=services.spools)
     imap = IMAPServer(services.store, services.authenticator, settings, tls,
-                      budget=services.budget)
+                      spools=services.spools)
     pop3 = POP3Server(services.store, services.authenticator, settings, tls)
     return {
         "smtp": smtp,
@@ -258,6 +266,8 @@ class RunningServer:
         await store.open()
         try:
             services = build_services(settings, store, tls)
+            # Messages whose transfer a crash cut short were never acknowledged.
+            services.spools.clear()
             group = ListenerGroup(build_listeners(services, build_front_ends(services)))
             await group.start()
             if bootstrap_output is not None:

@@ -127,8 +127,19 @@ class LimitsSettings(_Section):
     max_input_in_flight: Size = Field(
         128 * 1024**2, ge=1,
         description="message data held in memory by all connections together (SMTP DATA "
-        "and BDAT, IMAP literals); past it new data is refused with a temporary error "
-        "(451 4.3.2, NO [UNAVAILABLE]). At least max_message_size",
+        "and BDAT, IMAP literals, each up to spool_threshold); past it new data is refused "
+        "with a temporary error (451 4.3.2, NO [UNAVAILABLE]). At least spool_threshold",
+    )
+    spool_threshold: Size = Field(
+        1024**2, ge=4096,
+        description="message data a connection keeps in memory; past it the message goes "
+        "to a file in data_dir/spool until it is stored",
+    )
+    max_spool_in_flight: Size = Field(
+        4 * 1024**3, ge=1,
+        description="message data in spool files for all connections together; past it "
+        "new messages are refused with a temporary error (451 4.3.2, NO [UNAVAILABLE]). "
+        "At least max_message_size",
     )
     smtp_max_line_length: int = Field(
         4096, ge=1000, description="longest SMTP command or text line (RFC 5321 §4.5.3.1)"
@@ -169,11 +180,17 @@ class LimitsSettings(_Section):
 
     @model_validator(mode="after")
     def _budget_holds_a_message(self) -> LimitsSettings:
-        if self.max_input_in_flight < self.max_message_size:
+        if self.max_spool_in_flight < self.max_message_size:
             raise ValueError(
-                f"max_input_in_flight ({format_size(self.max_input_in_flight)}) must be at "
+                f"max_spool_in_flight ({format_size(self.max_spool_in_flight)}) must be at "
                 f"least max_message_size ({format_size(self.max_message_size)}), or the "
                 "largest message could never be received"
+            )
+        if self.max_input_in_flight < min(self.spool_threshold, self.max_message_size):
+            raise ValueError(
+                f"max_input_in_flight ({format_size(self.max_input_in_flight)}) must be at "
+                f"least spool_threshold ({format_size(self.spool_threshold)}), or a message "
+                "could never be received"
             )
         return self
 

@@ -32,6 +32,7 @@ from typing import Protocol
 
 from mailstead.core import sanity
 from mailstead.core.errors import InvalidName, QuotaExceeded, StorageFull, StoreError
+from mailstead.core.message_data import MessageData
 from mailstead.core.types import Address
 from mailstead.delivery.dkim import Signer, header_from
 from mailstead.delivery.router import DeliveryError, LocalTarget, Router
@@ -156,41 +157,51 @@ class Delivery:
             self.local_rcpts.append(str(address))
         self.rcpt_addresses.append(str(address))
 
-    async def commit(self, data: bytes) -> None:
-        """Durably store and queue; DeliveryError (nothing visible) on failure."""
+    async def commit(self, data: bytes | MessageData) -> None:
+        """Durably store and queue; DeliveryError (nothing visible) on failure.
+
+        ``data`` may be spooled to a file (:mod:`mailstead.core.spool`): the trace headers
+        are prepended without copying it, and the store streams it into its body file.
+        """
         if not self.local and not self.remote:
             raise DeliveryError(554, "5.5.1", "No valid recipients")
-        check_loops(data, self.local_rcpts)
+        message = MessageData.of(data)
+        check_loops(message.head, self.local_rcpts)
         received = received_header(self.trace, self.envelope,
                                    self.rcpt_addresses if len(self.rcpt_addresses) == 1 else [])
         if self.signer is not None and self.sender_id is not None and self.remote:
             # Signed before it is queued; the Received line above stays outside the
             # signature (it is not in the signed header list).
-            domain = await self._signing_domain(self.sender_id, data)
+            domain = await self._signing_domain(self.sender_id, message.head)
             if domain is not None and self.signer.has_key(domain):
-                # RSA signing takes milliseconds: off the event loop (ARCHITECTURE.md).
-                data = await asyncio.to_thread(self.signer.sign, data, domain) + data
+                # RSA signing takes milliseconds, and a spooled message must be read: off
+                # the event loop (ARCHITECTURE.md).
+                signer = self.signer
+                signature = await asyncio.to_thread(
+                    lambda: signer.sign(message.read(), domain))
+                message = message.prefixed(signature)
         outbound = self._outbound_envelope()
-        # Each copy is built in one join straight from ``data``: for a large message a
-        # copy of a copy is megabytes more at the peak (the queued one only when needed).
-        queued_copy = received + data if outbound is not None else b""
-        local_copy = b""
+        # The copies share the received octets (a spool file, or one bytes object) and
+        # differ only in the header lines in front.
+        queued_copy = message.prefixed(received)
+        local_copy: MessageData | None = None
         recipients: list[Recipient] = []
         if self.local:
             sender = "" if self.envelope.mail_from is None else str(self.envelope.mail_from)
             trace = [header_line("Return-Path", f"<{sender}>")]
             if len(self.local_rcpts) == 1:
                 trace.append(header_line("Delivered-To", self.local_rcpts[0]))
-            local_copy = b"".join([*trace, received, data])
+            local_copy = message.prefixed(b"".join([*trace, received]))
             recipients = [Recipient(t.user_id, t.mailbox, optional=t.user_id not in self.direct)
                           for t in self.local.values()]
         try:
             if outbound is None:
+                assert local_copy is not None  # no remote recipient: some local ones
                 delivered: DeliveryResult | None = await self.store.deliver(local_copy,
                                                                            recipients)
             else:
                 delivered, _ = await self.store.enqueue(
-                    queued_copy, outbound, local_copy if recipients else None, recipients
+                    queued_copy, outbound, local_copy, recipients
                 )
                 if self.on_queued is not None:
                     self.on_queued()  # the outbound scheduler looks now, not at its next poll
@@ -211,7 +222,7 @@ class Delivery:
             log.warning("%s: not delivered to %s: mailbox full (group member)",
                         self.trace.session_id, ", ".join(full))
 
-    async def _signing_domain(self, sender_id: int, data: bytes) -> str | None:
+    async def _signing_domain(self, sender_id: int, head: bytes) -> str | None:
         """The ``d=`` domain for a message the account ``sender_id`` submits.
 
         The header From's domain when the account may send as that address, so the
@@ -221,7 +232,7 @@ class Delivery:
         signed. A user of one hosted domain can never get another's signature on a forged
         From, nor a colleague's.
         """
-        authors = header_from(data)
+        authors = header_from(head)
         if len(authors) == 1:
             local, domain = authors[0]
             try:

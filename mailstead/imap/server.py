@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from mailstead.auth.authenticator import Authenticator
 from mailstead.config.schema import ListenerSettings, Settings
+from mailstead.core.spool import SpoolDir
 from mailstead.core.types import TLSMode
 from mailstead.imap import response
 from mailstead.imap.selected import RecentTracker
 from mailstead.imap.session import MailStore, ServerContext, Session
-from mailstead.net.budget import InputBudget
 from mailstead.net.listener import Handler, RejectHook
 from mailstead.net.stream import Stream
 from mailstead.net.tls import TLSContexts
@@ -28,14 +28,14 @@ class IMAPServer:
         settings: Settings,
         tls: TLSContexts | None,
         *,
-        budget: InputBudget | None = None,
+        spools: SpoolDir | None = None,
     ) -> None:
         self.store = store
         self.authenticator = authenticator
         self.settings = settings
         self.tls = tls
         self.recent = RecentTracker()
-        self.budget = budget
+        self.spools = spools
 
     def context(self, listener: ListenerSettings) -> ServerContext:
         """What the sessions of one listener share."""
@@ -46,7 +46,7 @@ class IMAPServer:
             tls=self.tls,
             starttls=TLSMode(listener.tls) is TLSMode.STARTTLS,
             recent=self.recent,
-            budget=self.budget,
+            spools=self.spools,
         )
 
     def endpoint(self, name: str, listener: ListenerSettings) -> tuple[Handler, RejectHook]:

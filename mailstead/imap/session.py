@@ -38,15 +38,17 @@ from typing import Protocol
 from mailstead.auth.authenticator import Authenticator
 from mailstead.config.schema import Settings
 from mailstead.core import sanity
+from mailstead.core.budget import Reservation
 from mailstead.core.errors import InvalidName, MailsteadError
 from mailstead.core.log import redact_command
+from mailstead.core.spool import Spool, SpoolDir
 from mailstead.imap import response
 from mailstead.imap.commands import COMMAND_CAPABILITIES, COMMANDS, GRAMMARS
 from mailstead.imap.dispatch import Expunge
 from mailstead.imap.names import NameMapper
 from mailstead.imap.parse.commands import parse_command, parse_tag
 from mailstead.imap.parse.errors import ParseError
-from mailstead.imap.parse.receiver import Frame, FrameError, NeedLiteral, Receiver
+from mailstead.imap.parse.receiver import AsideLiteral, Frame, FrameError, NeedLiteral, Receiver
 from mailstead.imap.replies import (
     CommandError,
     Disconnect,
@@ -64,7 +66,6 @@ from mailstead.imap.states import (
     SessionState,
     StateKind,
 )
-from mailstead.net.budget import InputBudget, Reservation
 from mailstead.net.stream import (
     ConnectionClosed,
     DeadlineExceeded,
@@ -124,7 +125,9 @@ class ServerContext:
     tls: TLSContexts | None  # None: no certificate, so no STARTTLS either
     starttls: bool  # the listener offers STARTTLS (RFC 9051 §6.2.1)
     recent: RecentTracker = field(default_factory=RecentTracker)
-    budget: InputBudget | None = None  # message data in memory, shared by every session
+    # Where message data goes (memory, or spool files past a threshold) and its budgets,
+    # shared by every session; None keeps everything in memory, unbudgeted.
+    spools: SpoolDir | None = None
 
 
 class Session:
@@ -143,9 +146,12 @@ class Session:
         self.transfer_timeout = float(limits.transfer_timeout_seconds)
         self.login_timeout = float(limits.login_timeout_seconds)
         self._login_deadline = float("inf")  # event-loop time, set when the session starts
-        #: The literals of the command being received, taken from the memory budget; given
-        #: back once the command has run.
-        self._held = Reservation(ctx.budget)
+        self.spools = ctx.spools if ctx.spools is not None else SpoolDir(None)
+        #: The literals of the command being received, taken from the memory budget, and
+        #: the large APPEND literals it spooled to files; given back (and the files
+        #: removed) once the command has run.
+        self._held = Reservation(self.spools.memory)
+        self._spooled: list[Spool] = []
         self._deadline_passed: str | None = None  # why the last read timed out, if not idling
         self.names = NameMapper(ctx.settings.imap.hierarchy_separator)
         self.state: SessionState = NotAuthenticated()
@@ -328,7 +334,7 @@ class Session:
                 try:
                     frame = await self._read_frame()
                 except FrameError as exc:
-                    self._held.close()  # the command is gone, and with it its literals
+                    self._drop_literals()  # the command is gone, and with it its literals
                     if exc.fatal:
                         self.send(response.untagged(f"BYE [{exc.code or 'TOOBIG'}] {exc.reason}"))
                         break
@@ -345,7 +351,7 @@ class Session:
                 try:
                     await self._execute(frame)
                 finally:
-                    self._held.close()
+                    self._drop_literals()
                 if self.errors >= self.settings.limits.max_errors_per_session:
                     self.send(response.untagged("BYE Too many invalid commands"))
                     break
@@ -366,10 +372,18 @@ class Session:
         except ConnectionClosed:
             return
         finally:
-            self._held.close()
+            self._drop_literals()
             self.unselect()
         with contextlib.suppress(ConnectionClosed, IdleTimeout):
             await self.stream.drain()
+
+    def _drop_literals(self) -> None:
+        """The command is over (run, refused or cut off): what its literals held of the
+        budgets goes back, and its spool files are removed."""
+        self._held.close()
+        for spool in self._spooled:
+            spool.close()
+        self._spooled.clear()
 
     def _bad(self, tag: str | None, reason: str, code: str | None = None) -> None:
         self.errors += 1
@@ -391,7 +405,7 @@ class Session:
                 raise Disconnect
         self._bad(tag, reason, code)
 
-    async def _read_frame(self) -> bytes | None:
+    async def _read_frame(self) -> Frame | None:
         rx = self.receiver
         logged_in = not isinstance(self.state, NotAuthenticated)
         rx.max_command = self.max_command if logged_in else MAX_PRE_LOGIN_COMMAND
@@ -402,10 +416,20 @@ class Session:
         while True:
             event = rx.next()
             if isinstance(event, Frame):
-                return event.data
+                return event
             if isinstance(event, NeedLiteral):
-                if self._refuse_literal(event):
+                spool = self._spool_for(event)
+                if self._refuse_literal(event, spool):
                     return None
+                if spool is not None:
+                    if transfer_by == float("inf"):
+                        transfer_by = loop.time() + self.transfer_timeout
+                    deadline = transfer_by if logged_in else min(transfer_by,
+                                                                 self._login_deadline)
+                    try:
+                        rx.set_aside(await self._read_into(spool, event, deadline))
+                    except DeadlineExceeded:
+                        raise self._deadline(logged_in, loop.time()) from None
                 continue
             deadline = transfer_by if logged_in else min(transfer_by, self._login_deadline)
             try:
@@ -433,10 +457,35 @@ class Session:
             self._deadline_passed = "the command's data took too long to arrive"
         return IdleTimeout(self._deadline_passed)
 
-    def _refuse_literal(self, lit: NeedLiteral) -> bool:
+    def _spool_for(self, lit: NeedLiteral) -> Spool | None:
+        """A spool for an APPEND literal too large to keep in memory, else None."""
+        spools = self.spools
+        if (lit.command != "APPEND" or spools.path is None or lit.size <= spools.threshold
+                or lit.size > self.settings.limits.max_message_size):
+            return None
+        spool = spools.spool()
+        self._spooled.append(spool)
+        return spool
+
+    async def _read_into(self, spool: Spool, lit: NeedLiteral, deadline: float) -> AsideLiteral:
+        """Read the announced literal into ``spool``, all of it even when the budgets stop
+        keeping it (the stream stays in step; the command is then refused)."""
+        nul = False
+        async for chunk in self.stream.iter_exactly(lit.size, self.timeout, until=deadline):
+            if not lit.binary and not nul and b"\x00" in chunk:
+                nul = True
+            await spool.write(chunk)
+        if spool.refused:
+            self.log.info("literal of %d octets refused: budget for message data spent",
+                          lit.size)
+            return AsideLiteral(None, nul)
+        return AsideLiteral(await spool.finish(), nul)
+
+    def _refuse_literal(self, lit: NeedLiteral, spool: Spool | None) -> bool:
         """Check a literal's size before the client sends it (RFC 7889 APPENDLIMIT: the
-        continuation goes out only after the check), and take it from the process's memory
-        budget for message data. Returns True when refused."""
+        continuation goes out only after the check), and take it from the process's budget
+        for message data: memory, or disk for a literal that ``spool`` will hold. Returns
+        True when refused."""
         limit = (
             self.settings.limits.max_message_size
             if lit.command == "APPEND"
@@ -449,13 +498,14 @@ class Session:
             self.receiver.reject_literal()
             self.send(response.tagged(lit.tag or "*", "NO", "Literal too big", "TOOBIG"))
             return True
-        if not self._held.take(lit.size):
-            self.log.info("literal of %d octets refused: memory budget spent", lit.size)
+        if not (spool.expect(lit.size) if spool is not None else self._held.take(lit.size)):
+            self.log.info("literal of %d octets refused: budget for message data spent",
+                          lit.size)
             if not lit.synchronizing:
                 raise FrameError("too much data arriving at once, try again later", lit.tag,
                                  fatal=True, code="UNAVAILABLE")
             self.receiver.reject_literal()
-            self._held.close()
+            self._drop_literals()
             self.send(response.tagged(lit.tag or "*", "NO",
                                       "Too much data arriving at once, try again later",
                                       "UNAVAILABLE"))
@@ -464,9 +514,10 @@ class Session:
             self.send(b"+ Ready for literal data\r\n")
         return False
 
-    async def _execute(self, frame: bytes) -> None:
+    async def _execute(self, received: Frame) -> None:
+        frame = received.data
         try:
-            cmd = parse_command(frame, GRAMMARS, utf8=self.utf8)
+            cmd = parse_command(frame, GRAMMARS, utf8=self.utf8, aside=received.aside)
         except ParseError as exc:
             self.log.info("bad command: %s (%r)", exc.reason, redact_command(frame[:120]))
             tag = exc.tag or parse_tag(frame)

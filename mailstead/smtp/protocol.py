@@ -101,11 +101,15 @@ _END = b"\r\n.\r\n"
 
 @dataclass(slots=True)
 class DataDecoder:
-    """Feed DATA bytes in chunks of any size until :meth:`feed` reports the end.
+    """Feed DATA bytes in chunks of any size until :meth:`feed` reports the end; :meth:`take`
+    the decoded message in pieces as it arrives, so the caller can spool it.
 
     The end is the first ``CRLF . CRLF`` (or ``. CRLF`` at the very start: an empty
     message), found with ``bytes.find`` rather than line by line. Everything before it is
-    the message; the caller pushes the bytes after it back (pipelined commands).
+    the message; the caller pushes the bytes after it back (pipelined commands). Each feed
+    decodes all but the last few octets (an end marker may straddle two chunks), never
+    cutting between a CR and its LF, so a bare LF, a stuffed dot and the end are seen the
+    same whichever way the data was split.
 
     ``max_size`` 0 means unlimited. Once the data passes it the decoder keeps only the last
     few bytes (to see the end marker) and counts the rest, so an oversized message costs no
@@ -121,10 +125,17 @@ class DataDecoder:
     #: Keep nothing more (the process's budget for message data is spent): only the end
     #: is looked for, as past the size limit, and the message is refused.
     discarding: bool = False
-    # Starts with a CRLF that was never sent, so ". CRLF" as the very first line is found
-    # as an end marker like any other (an empty message).
+    # The first two octets are ones already decoded, or at first a CRLF that was never sent,
+    # so ". CRLF" as the very first line is found as an end marker like any other.
     _raw: bytearray = field(default_factory=lambda: bytearray(b"\r\n"))
-    _message: bytes = b""
+    _line_start: bool = True  # the next octet to decode begins a line
+    _out: list[bytes] = field(default_factory=list)
+
+    @property
+    def keeping(self) -> bool:
+        """Whether the message is still being kept (not oversized, refused or a bare LF
+        that will refuse it)."""
+        return not (self.oversized or self.discarding or (self.bare_lf and self.reject_bare_lf))
 
     def feed(self, chunk: bytes) -> int:
         """Take the next bytes; -1 while the end is not in them, else how many of them
@@ -134,35 +145,58 @@ class DataDecoder:
         raw = self._raw
         start = len(raw)
         raw += chunk
+        # An end marker found now takes at least one new octet: the earlier ones were
+        # searched at the last feed.
         end = raw.find(_END, max(0, start - 4))
         if end < 0:
             self.size += len(chunk)
             if self.max_size and self.size > self.max_size:
                 self.oversized = True
-            if self.oversized or self.discarding:
+            if not self.keeping:
+                self._out.clear()
                 del raw[:-4]  # enough to recognise an end marker split across chunks
+                return -1
+            cut = len(raw) - 4
+            if raw[cut - 1] == 0x0D:  # a CR and its LF are decoded together
+                cut -= 1
+            if cut > 2:
+                self._decode(bytes(memoryview(raw)[2:cut]))
+                del raw[: cut - 2]
             return -1
         used = end + len(_END) - start
         self.done = True
         self.size += used - 3  # the message, without the ". CRLF" that ends it
         if self.max_size and self.size > self.max_size:
             self.oversized = True
-        if not self.oversized and not self.discarding:
+        if self.keeping:
             # Through a view: slicing the bytearray first would copy the message twice.
-            self._message = self._decode(bytes(memoryview(raw)[2 : end + 2]))
+            self._decode(bytes(memoryview(raw)[2 : end + 2]))
+        if not self.keeping:
+            self._out.clear()
         self._raw = bytearray()
         return used
 
-    def _decode(self, body: bytes) -> bytes:
-        """Bare-LF check (and, when allowed, CRLF normalisation) and dot-unstuffing."""
-        if body.count(b"\n") != body.count(b"\r\n"):
+    def _decode(self, piece: bytes) -> None:
+        """Bare-LF check (and, when allowed, CRLF normalisation) and dot-unstuffing of
+        the next piece, which starts where the last one ended."""
+        if not piece:
+            return
+        ends_line = piece.endswith(b"\n")
+        if piece.count(b"\n") != piece.count(b"\r\n"):
             self.bare_lf = True
             if self.reject_bare_lf:
-                return b""
-            body = _BARE_LF.sub(b"\r\n", body)
+                self._out.clear()
+                return
+            piece = _BARE_LF.sub(b"\r\n", piece)
         # RFC 5321 §4.5.2: a line that starts with a period loses that period.
-        body = body.replace(b"\r\n.", b"\r\n")
-        return body[1:] if body.startswith(b".") else body
+        piece = piece.replace(b"\r\n.", b"\r\n")
+        if self._line_start and piece.startswith(b"."):
+            piece = piece[1:]
+        self._line_start = ends_line
+        if piece:
+            self._out.append(piece)
 
-    def message(self) -> bytes:
-        return self._message
+    def take(self) -> list[bytes]:
+        """The message octets decoded since the last call, in order."""
+        out, self._out = self._out, []
+        return out

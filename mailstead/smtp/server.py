@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from mailstead.auth.authenticator import Authenticator
 from mailstead.config.schema import ListenerSettings, Settings
+from mailstead.core.spool import SpoolDir
 from mailstead.core.types import TLSMode
 from mailstead.delivery.deliver import Deliverer
-from mailstead.net.budget import InputBudget
 from mailstead.net.listener import Handler, RejectHook
 from mailstead.net.stream import Stream
 from mailstead.net.tls import TLSContexts
@@ -31,13 +31,13 @@ class SMTPServer:
         settings: Settings,
         tls: TLSContexts | None,
         *,
-        budget: InputBudget | None = None,
+        spools: SpoolDir | None = None,
     ) -> None:
         self.deliverer = deliverer
         self.authenticator = authenticator
         self.settings = settings
         self.tls = tls
-        self.budget = budget
+        self.spools = spools
 
     def session_config(self, name: str, listener: ListenerSettings) -> SessionConfig:
         settings = self.settings
@@ -65,7 +65,7 @@ class SMTPServer:
 
         async def handle(stream: Stream) -> None:
             session = Session(stream, config, self.deliverer, self.authenticator, self.tls,
-                              budget=self.budget)
+                              spools=self.spools)
             await session.run()
 
         async def reject(stream: Stream, reason: str) -> None:

@@ -38,9 +38,9 @@ from typing import Any
 
 from mailstead.auth.authenticator import Authenticator
 from mailstead.core import sanity
+from mailstead.core.spool import SpoolDir
 from mailstead.core.types import TLSMode
 from mailstead.delivery.deliver import Deliverer, TraceInfo
-from mailstead.net.budget import InputBudget
 from mailstead.net.stream import ConnectionClosed, IdleTimeout, LineTooLong, Stream, StreamError
 from mailstead.net.tls import TLSContexts
 from mailstead.smtp import codes
@@ -95,10 +95,12 @@ class Session:
         authenticator: Authenticator,
         tls: TLSContexts | None,
         *,
-        budget: InputBudget | None = None,
+        spools: SpoolDir | None = None,
     ) -> None:
         self.stream = stream
-        self.budget = budget  # message data in memory, shared with every session
+        # Where message data goes, in memory or in spool files, under budgets shared with
+        # every session.
+        self.spools = spools if spools is not None else SpoolDir(None)
         self.config = config
         self._login_deadline: float | None = None  # event-loop time; submission only
         self.deliverer = deliverer
@@ -221,7 +223,7 @@ class Session:
         envelope and any chunks, is gone (RFC 5321 §4.1.1.5); HELO and AUTH stay."""
         state = self.state
         if isinstance(state, Chunking):
-            state.held.close()
+            state.spool.close()
         if isinstance(state, (MailFrom, RcptTo, Chunking)):
             self.state = Ready(state.client)
 
@@ -293,7 +295,7 @@ class Session:
             return
         finally:
             if isinstance(self.state, Chunking):
-                self.reset_transaction()  # gives back what its chunks held of the budget
+                self.reset_transaction()  # its chunks: budgets given back, spool file gone
 
     def _check_budget(self) -> None:
         if self.errors >= self.config.max_errors and not self.closing:

@@ -25,11 +25,11 @@ transitions:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import NamedTuple
 
+from mailstead.core.spool import Spool
 from mailstead.delivery.deliver import Delivery, Envelope
-from mailstead.net.budget import Reservation
 from mailstead.store.models import User
 
 
@@ -71,18 +71,17 @@ class RcptTo(NamedTuple):
 
 @dataclass(slots=True)
 class Chunking:
-    """Inside a BDAT chunk sequence (RFC 3030 §2): the chunks kept so far, how many octets
-    have arrived in all (counted on past the size limit, when nothing is kept), and when
-    (event-loop time) the whole message must have arrived."""
+    """Inside a BDAT chunk sequence (RFC 3030 §2): the chunks kept so far (in memory, or
+    spooled to a file once large), how many octets have arrived in all (counted on past
+    the size limit, when nothing is kept), and when (event-loop time) the whole message
+    must have arrived."""
 
     client: Client
     envelope: Envelope
     delivery: Delivery
-    parts: list[bytes] = field(default_factory=list)
+    spool: Spool  # closed (budgets back, file gone) by reset_transaction
     size: int = 0
     deadline: float = float("inf")
-    # What the chunks hold of the memory budget (given back by reset_transaction).
-    held: Reservation = field(default_factory=lambda: Reservation(None))
 
 
 State = Connected | Ready | MailFrom | RcptTo | Chunking

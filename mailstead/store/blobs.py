@@ -23,7 +23,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from mailstead.core.errors import InvalidName, NotFound
@@ -140,6 +140,29 @@ class BlobFiles:
             raise
         dirty.update((final, final.parent))
         return blob_id, dirty
+
+    def write_pieces(self, pieces: Iterable[bytes]) -> tuple[str, set[Path]]:
+        """:meth:`write` for a body that arrives in pieces (a spooled message): hashed as
+        it is written, so it is never whole in memory."""
+        digest = hashlib.sha256()
+        fd, tmp_name = _mkstemp(self.tmp)
+        tmp = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                for piece in pieces:
+                    digest.update(piece)
+                    out.write(piece)
+            blob_id = digest.hexdigest()
+            final = self.path_for(blob_id)
+            if final.exists():
+                os.utime(final)
+                _unlink_quietly(tmp)
+                return blob_id, set()
+            os.replace(tmp, final)
+        except BaseException:
+            _unlink_quietly(tmp)
+            raise
+        return blob_id, {final, final.parent}
 
     def exists(self, blob_id: str) -> bool:
         return self.path_for(blob_id).exists()

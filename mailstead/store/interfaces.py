@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Protocol
 
+from mailstead.core.message_data import MessageData
 from mailstead.core.types import UID, FlagMode, Pop3Policy
 from mailstead.store.changes import ChangeBus
 from mailstead.store.models import (
@@ -213,14 +214,17 @@ class Messages(Protocol):
     async def append(
         self,
         mailbox_id: int,
-        data: bytes,
+        data: bytes | MessageData,
         flags: Iterable[str] = (),
         internaldate: datetime | None = None,
     ) -> AppendResult:
         """Store one message durably. Raises QuotaExceeded when it would not fit."""
 
     async def deliver(
-        self, data: bytes, recipients: Sequence[Recipient], internaldate: datetime | None = None
+        self,
+        data: bytes | MessageData,
+        recipients: Sequence[Recipient],
+        internaldate: datetime | None = None,
     ) -> DeliveryResult:
         """Store one body for many local recipients, all or nothing, in one transaction."""
 
@@ -306,9 +310,9 @@ class OutboundQueue(Protocol):
 
     async def enqueue(
         self,
-        data: bytes,
+        data: bytes | MessageData,
         envelope: OutboundEnvelope | None,
-        local_data: bytes | None = None,
+        local_data: bytes | MessageData | None = None,
         local: Sequence[Recipient] = (),
         internaldate: datetime | None = None,
     ) -> tuple[DeliveryResult | None, int | None]:

@@ -12,13 +12,17 @@ import pytest
 from conftest import Invoke, one_error_line
 
 from mailstead.cli.importer import (
+    BATCH_OCTETS,
+    ImportItem,
     decode_mutf7,
     from_line_date,
+    import_items,
     maildir_info_flags,
+    read_maildir,
     read_mbox,
     to_crlf,
 )
-from mailstead.store.models import MessageMeta
+from mailstead.store.models import Mailbox, MessageMeta
 from mailstead.store.sql.sqlite import SQLiteStore
 from mailstead.testing.paths import SHARED
 
@@ -252,3 +256,41 @@ def test_small_pieces() -> None:
     assert maildir_info_flags("123.host") == frozenset()
     assert decode_mutf7("Entw&APw-rfe") == "Entwürfe"
     assert decode_mutf7("R&-D") == "R&D"
+
+
+def test_a_maildir_file_over_the_limit_is_skipped_unread(tmp_path: Path) -> None:
+    maildir = tmp_path / "Maildir"
+    (maildir / "cur").mkdir(parents=True)
+    (maildir / "cur" / "1.big:2,S").write_bytes(b"Subject: big\n\n" + b"x" * 5000)
+    (maildir / "cur" / "2.small:2,").write_bytes(b"Subject: small\n\nok\n")
+    items = list(read_maildir(maildir, max_size=1000))
+    assert [(it.data, it.unread_size) for it in items] == [
+        (b"", 5014), (b"Subject: small\r\n\r\nok\r\n", 0)]
+
+
+class _CountingStore:
+    """Just what import_items calls, recording the most octets appended at once."""
+
+    def __init__(self) -> None:
+        self.in_flight = 0
+        self.peak = 0
+        self.appended = 0
+
+    async def get_mailbox(self, user_id: int, name: str) -> Mailbox:
+        return Mailbox(7, user_id, name, 1, 1, 0, None, True)
+
+    async def append(self, mailbox_id: int, data: bytes, flags: object, when: object) -> None:
+        self.in_flight += len(data)
+        self.peak = max(self.peak, self.in_flight)
+        await asyncio.sleep(0)  # the batch's appends all start before any ends
+        self.in_flight -= len(data)
+        self.appended += 1
+
+
+def test_a_batch_is_bounded_in_octets_as_well_as_messages() -> None:
+    big = ImportItem(b"Subject: big\r\n\r\n" + b"y" * (6 * 1024 * 1024), frozenset(), None)
+    store = _CountingStore()
+    report = asyncio.run(import_items(store, 1, "INBOX", [big] * 10,  # type: ignore[arg-type]
+                                      max_size=0))
+    assert report.imported == store.appended == 10
+    assert store.peak <= BATCH_OCTETS  # 10 of them at once would be 60 MiB

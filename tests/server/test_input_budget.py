@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from mailstead.net.budget import InputBudget, Reservation
+from mailstead.core.budget import InputBudget, Reservation
 from mailstead.testing.server import ServerThread
 from mailstead.testing.waiting import poll_until
 from tests.server.line_client import LineClient
@@ -34,7 +34,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
 
 
 def _budget(server: ServerThread) -> InputBudget:
-    return server.services.budget
+    budget = server.services.spools.memory
+    assert budget is not None
+    return budget
 
 
 def _held_at_least(server: ServerThread, size: int) -> None:

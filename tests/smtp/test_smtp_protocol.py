@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -42,39 +45,57 @@ def test_parse_params() -> None:
     assert parse_params("ORCPT=rfc822;ü@x", utf8=True)["ORCPT"] == "rfc822;ü@x"
 
 
-def decode(data: bytes, *, split: int = 0, **kw: object) -> DataDecoder:
-    """Feed ``data`` (whole, or in pieces of ``split`` bytes); it must end exactly at the end
-    marker."""
-    decoder = DataDecoder(**kw)  # type: ignore[arg-type]
+@dataclass
+class Decoded:
+    """A decoder fed to the end, and the message it gave out piece by piece."""
+
+    decoder: DataDecoder
+    message: bytes
+    pieces: int
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.decoder, name)
+
+
+def decode(data: bytes, *, split: int = 0, **kw: Any) -> Decoded:
+    """Feed ``data`` (whole, or in pieces of ``split`` bytes), taking what the decoder gives
+    out after each feed as the session does; it must end exactly at the end marker."""
+    decoder = DataDecoder(**kw)
     pieces = [data[i : i + split] for i in range(0, len(data), split)] if split else [data]
+    out: list[bytes] = []
     for index, piece in enumerate(pieces):
         used = decoder.feed(piece)
+        if decoder.keeping:
+            out += decoder.take()
+        else:
+            assert decoder.take() == []  # nothing of a refused message is given out
+            out.clear()
         if used >= 0:
             assert index == len(pieces) - 1 and used == len(piece), "data continued after the end"
-            return decoder
+            return Decoded(decoder, b"".join(out), len(out))
     raise AssertionError("no end of data")
 
 
 def test_dot_unstuffing() -> None:
     decoder = decode(b"Subject: x\r\n\r\n..leading dot\r\n.single\r\n.\r\n")
-    assert decoder.message() == b"Subject: x\r\n\r\n.leading dot\r\nsingle\r\n"
-    assert decode(b"..first line\r\n.\r\n").message() == b".first line\r\n"
+    assert decoder.message == b"Subject: x\r\n\r\n.leading dot\r\nsingle\r\n"
+    assert decode(b"..first line\r\n.\r\n").message == b".first line\r\n"
 
 
 def test_empty_message() -> None:
-    assert decode(b".\r\n").message() == b""
+    assert decode(b".\r\n").message == b""
 
 
 def test_bytes_after_the_end_are_left_for_the_next_command() -> None:
     decoder = DataDecoder()
     assert decoder.feed(b"a\r\n.\r\nQUIT\r\n") == 6
-    assert decoder.message() == b"a\r\n"
+    assert decoder.take() == [b"a\r\n"]
 
 
 def test_end_marker_split_across_every_boundary() -> None:
     data = b"Subject: x\r\n\r\nbody\r\n..dot\r\n.\r\n"
     for split in range(1, len(data) + 1):
-        assert decode(data, split=split).message() == b"Subject: x\r\n\r\nbody\r\n.dot\r\n"
+        assert decode(data, split=split).message == b"Subject: x\r\n\r\nbody\r\n.dot\r\n"
 
 
 @pytest.mark.parametrize(
@@ -97,17 +118,17 @@ def test_bare_lf_is_flagged_or_normalised() -> None:
     strict = decode(b"a\nb\r\n.\r\n")
     assert strict.bare_lf
     lenient = decode(b"a\nb\r\n.\r\n", reject_bare_lf=False)
-    assert lenient.message() == b"a\r\nb\r\n"
+    assert lenient.message == b"a\r\nb\r\n"
 
 
 def test_bare_cr_is_data() -> None:
-    assert decode(b"a\rb\r\n.\r\n").message() == b"a\rb\r\n"
+    assert decode(b"a\rb\r\n.\r\n").message == b"a\rb\r\n"
 
 
 def test_size_limit_stops_keeping_bytes() -> None:
     decoder = decode(b"x" * 50 + b"\r\n" + b"y" * 50 + b"\r\n.\r\n", max_size=60, split=7)
     assert decoder.oversized
-    assert decoder.message() == b""
+    assert decoder.message == b""
     assert decoder.size == 104
     exact = decode(b"x" * 58 + b"\r\n.\r\n", max_size=60, split=5)
     assert not exact.oversized and exact.size == 60
@@ -122,4 +143,25 @@ def test_stuffing_round_trip(lines: list[bytes], split: int) -> None:
     stuffed = b"".join(
         (b"." + line if line.startswith(b".") else line) + b"\r\n" for line in lines
     )
-    assert decode(stuffed + b".\r\n", split=split).message() == original
+    assert decode(stuffed + b".\r\n", split=split).message == original
+
+
+@given(st.binary(max_size=300).map(lambda b: b.replace(b"\r\n.", b"\r\n..")),
+       st.integers(min_value=1, max_value=23), st.booleans())
+def test_any_split_decodes_as_the_whole(data: bytes, split: int, reject: bool) -> None:
+    """The message comes out in pieces as it arrives (to be spooled), the same octets and
+    the same bare-LF verdict however the data was split."""
+    if data.startswith(b".\r\n"):
+        data = b"." + data
+    wire = data + (b"" if data.endswith(b"\r\n") or not data else b"\r\n") + b".\r\n"
+    whole = decode(wire, reject_bare_lf=reject)
+    split_up = decode(wire, split=split, reject_bare_lf=reject)
+    assert split_up.message == whole.message
+    assert split_up.bare_lf == whole.bare_lf
+
+
+def test_a_long_message_is_given_out_as_it_arrives() -> None:
+    line = b"x" * 70 + b"\r\n"
+    decoded = decode(line * 1000 + b".\r\n", split=4096)
+    assert decoded.message == line * 1000
+    assert decoded.pieces >= 1000 * 72 // 4096  # not one piece at the end

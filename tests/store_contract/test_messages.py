@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
 from mailstead.core.errors import NotFound, QuotaExceeded
+from mailstead.core.message_data import MessageData
 from mailstead.core.types import UID, FlagMode
 from mailstead.store.interfaces import Store
 from mailstead.store.models import ChangeKind, MessageMeta, Recipient
@@ -44,6 +46,26 @@ async def test_append_metadata_and_body(store: Store, user_id: int) -> None:
     assert await store.read_blob(meta.blob_id, 0, 9) == raw[:9]
     assert await store.read_blob(meta.blob_id, 9) == raw[9:]
     assert json.loads(await store.get_structure(meta.blob_id)) == {"size": len(raw)}
+
+
+@pytest.mark.parametrize("size", [1000, 300 * 1024])
+async def test_a_spooled_message_is_stored_as_its_bytes(
+        store: Store, user_id: int, tmp_path: Path, size: int) -> None:
+    """Message data a front end spooled to a file (with header lines in front) is the same
+    body as those octets appended whole: same blob, structure, and one copy for both."""
+    box = await inbox_id(store, user_id)
+    raw = message(3, size=size)
+    head, rest = raw[:20], raw[20:]
+    spooled = tmp_path / "spooled.msg"
+    spooled.write_bytes(rest)
+    first = await store.append(box, MessageData(head, None, spooled, len(rest)))
+    await store.deliver(MessageData(b"", raw, None, len(raw)), [Recipient(user_id)])
+    await store.append(box, raw)
+    metas = await store.list_messages(box)
+    assert metas[0].uid == first.uid and len(metas) == 3
+    assert len({m.blob_id for m in metas}) == 1 and {m.size for m in metas} == {len(raw)}
+    assert await store.read_blob(metas[0].blob_id) == raw
+    assert json.loads(await store.get_structure(metas[0].blob_id)) == {"size": len(raw)}
 
 
 async def test_read_blobs_in_one_round_trip(store: Store, user_id: int) -> None:

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 
 async def append(session: Session, cmd: Command[Append], user: User) -> Reply:
     args = cmd.args
+    if args.message is None:  # spooled, until the budgets refused it
+        raise no("Too much data arriving at once, try again later", "UNAVAILABLE")
     if len(args.message) > session.settings.limits.max_message_size:
         raise no("Message too big", "TOOBIG")
     if not args.message:

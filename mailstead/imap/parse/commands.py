@@ -16,10 +16,12 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
+from mailstead.core.message_data import MessageData
 from mailstead.core.types import FlagMode, normalize_flag
 from mailstead.imap.parse.errors import ParseError
 from mailstead.imap.parse.fetch import FetchAtt, fetch_atts
 from mailstead.imap.parse.primitives import MAX_NUMBER64, PartialRange, Reader, SequenceSet
+from mailstead.imap.parse.receiver import AsideLiteral
 from mailstead.imap.parse.search import SearchArgs, search_args
 
 A = TypeVar("A")
@@ -155,7 +157,9 @@ class Append:
     name: str
     flags: tuple[str, ...]
     date: datetime | None
-    message: bytes
+    #: The octets, or the message spooled to a file as it arrived; None when the budgets
+    #: for message data refused it (the command is answered NO [UNAVAILABLE]).
+    message: bytes | MessageData | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -571,10 +575,10 @@ def append(r: Reader) -> Append:
     if r.peek_upper(4) == b"UTF8":
         # RFC 6855 §4: UTF8 (literal8)
         r.expect(b"UTF8 (", "UTF8 (")
-        message = r.literal(binary=True)
+        message = r.message_literal()
         r.expect(b")", "')'")
     else:
-        message = r.literal(binary=True)
+        message = r.message_literal()
     if r.more():
         raise r.error("MULTIAPPEND is not supported")
     r.end()
@@ -677,11 +681,13 @@ def parse_tag(data: bytes) -> str | None:
 
 
 def parse_command(
-    data: bytes, grammars: Mapping[str, Grammar[Any]], *, utf8: bool = False
+    data: bytes, grammars: Mapping[str, Grammar[Any]], *, utf8: bool = False,
+    aside: Mapping[int, AsideLiteral] | None = None,
 ) -> Command[Any]:
     """One frame -> Command, with the grammar ``grammars`` names for the command;
-    ParseError (carrying the tag when known) on any syntax error or unknown command."""
-    r = Reader(data, utf8=utf8)
+    ParseError (carrying the tag when known) on any syntax error or unknown command.
+    ``aside`` holds the literals the session spooled (receiver.Frame)."""
+    r = Reader(data, utf8=utf8, aside=aside)
     try:
         tag = r.tag_token()
     except ParseError:

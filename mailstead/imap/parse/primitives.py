@@ -8,13 +8,15 @@ error can be answered ``BAD`` with a reason.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import TypeVar
 
+from mailstead.core.message_data import MessageData
 from mailstead.imap.mutf7 import MUTF7Error, decode_mutf7
 from mailstead.imap.parse.errors import ParseError
+from mailstead.imap.parse.receiver import AsideLiteral
 
 MAX_NUMBER = 2**32 - 1  # RFC 9051 §9 number / nz-number are 32-bit unsigned
 MAX_NUMBER64 = 2**63 - 1
@@ -87,8 +89,12 @@ class Reader:
     """Cursor over one command frame. ``utf8`` says whether mailbox names are UTF-8 (after
     ENABLE IMAP4rev2 / UTF8=ACCEPT) or modified UTF-7 (RFC 3501 §5.1.3)."""
 
-    def __init__(self, data: bytes, *, utf8: bool = False, tag: str | None = None) -> None:
+    def __init__(
+        self, data: bytes, *, utf8: bool = False, tag: str | None = None,
+        aside: Mapping[int, AsideLiteral] | None = None,
+    ) -> None:
         self.data = data
+        self.aside = aside or {}  # spooled literals by offset (receiver.Frame)
         self.pos = 0
         self.utf8 = utf8
         self.tag = tag
@@ -233,6 +239,8 @@ class Reader:
             raise self.error("literal8 is not allowed here")
         size = int(m.group(2))
         start = m.end()
+        if start in self.aside:
+            raise self.error("literal too large here", "TOOBIG")
         if start + size > len(self.data):
             raise self.error("literal shorter than announced")
         self.pos = start + size
@@ -240,6 +248,18 @@ class Reader:
         if not m.group(1) and b"\x00" in value:
             raise self.error("NUL in literal (use literal8)")
         return value
+
+    def message_literal(self) -> bytes | MessageData | None:
+        """A literal holding a message (APPEND): the octets, or the spooled message the
+        session set aside for it (None when the budgets refused it)."""
+        m = _LITERAL.match(self.data, self.pos)
+        if m is None or m.end() not in self.aside:
+            return self.literal(binary=True)
+        aside = self.aside[m.end()]
+        if aside.nul and not m.group(1):
+            raise self.error("NUL in literal (use literal8)")
+        self.pos = m.end()
+        return aside.data
 
     def string(self) -> bytes:
         c = self.peek()

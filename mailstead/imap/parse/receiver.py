@@ -12,6 +12,10 @@ RFC 7888 LITERAL+/LITERAL-, RFC 3516 literal8). :meth:`Receiver.next` answers:
 - :class:`NeedMore` — feed more bytes. :attr:`Receiver.literal_remaining` says how many
   literal octets are due, so a session can read exactly those.
 
+A large APPEND literal does not go through here: the session reads it into a spool file
+and :meth:`Receiver.set_aside` puts an :class:`AsideLiteral` where its octets would be;
+the parser finds it there by its offset (which no client input can forge).
+
 Limits live here because they are about framing: line length (literals excluded) and the
 total size of one command. Breaking one raises :class:`FrameError` after discarding the
 offending input, so the session can answer BAD and carry on with the next line.
@@ -20,7 +24,9 @@ offending input, so the session can answer BAD and carry on with the next line.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from mailstead.core.message_data import MessageData
 
 # ``{123}``, ``{123+}`` and literal8 ``~{123}`` at the very end of a line.
 _LITERAL_AT_END = re.compile(rb"(~?)\{(\d{1,20})(\+?)\}\r?\n\Z")
@@ -28,10 +34,22 @@ _TAG = re.compile(rb"^([^\x00-\x20\x7f(){%*\"\\+]+)(?: ([A-Za-z]+))?(?: ([A-Za-z
 
 
 @dataclass(frozen=True, slots=True)
+class AsideLiteral:
+    """A literal the session spooled instead of feeding it here: its octets (None when
+    the budgets refused them, and the command will be answered ``NO [UNAVAILABLE]``), and
+    whether a NUL was among them (allowed only in a literal8)."""
+
+    data: MessageData | None
+    nul: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Frame:
-    """One complete command as the client sent it (final CRLF removed)."""
+    """One complete command as the client sent it (final CRLF removed); ``aside`` maps the
+    offset right after a literal's ``{n}\\r\\n`` to the literal set aside there."""
 
     data: bytes
+    aside: dict[int, AsideLiteral] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +97,7 @@ class Receiver:
         self._line_start = 0  # where the current line begins in _frame
         self._announced: NeedLiteral | None = None
         self._discarding = False  # dropping an over-long line up to its LF
+        self._aside: dict[int, AsideLiteral] = {}
 
     @property
     def literal_remaining(self) -> int:
@@ -98,6 +117,17 @@ class Receiver:
         self._literal_remaining = 0
         self._line_start = 0
         self._announced = None
+        self._aside = {}
+
+    def set_aside(self, literal: AsideLiteral) -> None:
+        """The session read the announced literal's octets itself (into a spool file):
+        the frame gets none of them, ``literal`` stands in their place, and the command
+        goes on after them."""
+        if self._input:
+            raise ValueError("literal octets were already fed")
+        self._aside[len(self._frame)] = literal
+        self._literal_remaining = 0
+        self._line_start = len(self._frame)
 
     def reject_literal(self) -> None:
         """The session refused a synchronising literal: the client will not send it, and
@@ -159,9 +189,9 @@ class Receiver:
             if m is None:
                 body = line[:-2] if line.endswith(b"\r\n") else line[:-1]
                 self._frame += body
-                data = bytes(self._frame)
+                frame = Frame(bytes(self._frame), self._aside)
                 self.reset()
-                return Frame(data)
+                return frame
             size = int(m.group(2))
             # Normalise the announcement so the parser sees one form: {n}\r\n or ~{n}\r\n.
             self._frame += line[: m.start()] + m.group(1) + b"{" + m.group(2) + b"}\r\n"

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from mailstead.core import sanity
+from mailstead.core.message_data import MessageData
+from mailstead.core.spool import Spool
 from mailstead.delivery.deliver import Delivery
 from mailstead.delivery.router import DeliveryError
-from mailstead.net.budget import Reservation
 from mailstead.smtp import codes
 from mailstead.smtp.codes import Reply, SMTPError
 from mailstead.smtp.protocol import DataDecoder
@@ -33,18 +34,23 @@ async def handle(session: Session, state: MailFrom | RcptTo, args: None) -> None
     # turned into CRLF instead of a refusal.
     reject_bare_lf = config.reject_bare_lf and state.client.user is None
     decoder = DataDecoder(config.max_message_size, reject_bare_lf)
-    held = Reservation(session.budget)  # what the message takes of the memory budget
+    # Kept in memory while small, in a spool file beyond limits.spool_threshold; either
+    # budget spent refuses the message for now.
+    spool = session.spools.spool()
     # The whole message by this time, however steadily it trickles (the idle timeout alone
     # let a byte every 10 s hold a session for over half an hour).
     deadline = session.loop_time() + config.transfer_timeout
     try:
         while True:
             chunk = await stream.read_some(timeout=config.idle_timeout, until=deadline)
-            if not decoder.oversized and not held.take(len(chunk)):
-                decoder.discarding = True
             used = decoder.feed(chunk)
-            if decoder.oversized:
-                held.close()  # it keeps nothing more: nothing to hold
+            if decoder.keeping:
+                for piece in decoder.take():
+                    if not await spool.write(piece):
+                        decoder.discarding = True  # read on to the end, keep nothing
+                        break
+            if not decoder.keeping:
+                spool.close()  # it keeps nothing more: budgets back, file gone
             if used >= 0:
                 if used < len(chunk):
                     stream.unread(chunk[used:])  # pipelined commands after the dot
@@ -52,29 +58,31 @@ async def handle(session: Session, state: MailFrom | RcptTo, args: None) -> None
         if decoder.oversized:
             session.reset_transaction()
             raise SMTPError(codes.SIZE_EXCEEDED, log=f"message of {decoder.size} bytes")
-        if held.refused:
-            session.reset_transaction()
-            raise SMTPError(codes.TOO_BUSY, log="memory budget for message data spent")
         if decoder.bare_lf and reject_bare_lf:
             session.reset_transaction()
             raise SMTPError(BARE_LF, log="bare LF in DATA (possible SMTP smuggling)")
+        if spool.refused:
+            session.reset_transaction()
+            raise SMTPError(codes.TOO_BUSY, log="budget for message data spent")
+        message = await spool.finish()
     except BaseException:
-        held.close()
+        spool.close()
         raise
-    await complete(session, state.delivery, decoder.message(), held)
+    await complete(session, state.delivery, message, spool)
 
 
 async def complete(
-    session: Session, delivery: Delivery, data: bytes, held: Reservation
+    session: Session, delivery: Delivery, data: MessageData, spool: Spool
 ) -> None:
     """End the transaction and commit the message. Its 250 is sent only once the message
-    is durable for every recipient; meanwhile the session reads on (pipelining). What
-    the message holds of the memory budget is given back once it is stored (or not)."""
+    is durable for every recipient; meanwhile the session reads on (pipelining). The
+    spool is closed (its budgets given back, its file removed) once the message is stored
+    (or not)."""
     session.reset_transaction()
-    await session.reply_when_done(_commit(session, delivery, data, held), len(data))
+    await session.reply_when_done(_commit(session, delivery, data, spool), len(data))
 
 
-async def _commit(session: Session, delivery: Delivery, data: bytes, held: Reservation) -> Reply:
+async def _commit(session: Session, delivery: Delivery, data: MessageData, spool: Spool) -> Reply:
     """The reply for one message; never raises (it runs beside the session)."""
     try:
         await delivery.commit(data)
@@ -85,7 +93,7 @@ async def _commit(session: Session, delivery: Delivery, data: bytes, held: Reser
         sanity.degrade(session.log, exc, "bug (%s) committing a message", exc_info=True)
         return codes.TEMPORARY_FAILURE
     finally:
-        held.close()
+        spool.close()
     session.log.info(
         "accepted message of %d bytes from <%s> for %d recipient(s)",
         len(data), delivery.envelope.mail_from or "", delivery.recipient_count,

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from mailstead.core.errors import NotFound, StorageFull, StorageUnavailable, StoreError
+from mailstead.core.message_data import MessageData
 from mailstead.store.blobs import BlobFiles, blob_id_for
 from mailstead.store.interfaces import StructureParser
 from mailstead.store.sql.connections import Connections, chunks, placeholders
@@ -60,11 +61,23 @@ class BodyVanished(Exception):
 
 
 async def stage(
-    db: Connections, blobs: BlobFiles, parse: StructureParser | None, data: bytes
+    db: Connections, blobs: BlobFiles, parse: StructureParser | None,
+    message: bytes | MessageData,
 ) -> Staged:
     """Get a body ready for a write: a small one is hashed and parsed here (the writer
     stores it in the database); a large one is written to a file and parsed on the I/O
-    pool. Nothing but SQL is left for the writer thread."""
+    pool. Nothing but SQL is left for the writer thread.
+
+    A spooled message (:mod:`mailstead.core.spool`) is copied into its body file in
+    pieces, hashed on the way; only the parse reads it whole, a few at a time
+    (``Connections.whole_reads``).
+    """
+    if isinstance(message, MessageData):
+        if not message.in_memory and len(message) > DATABASE_BODY_LIMIT:
+            return await _stage_spooled(db, blobs, parse, message)
+        data = message.read() if message.in_memory else await db.in_io(message.read)
+    else:
+        data = message
     if len(data) <= DATABASE_BODY_LIMIT:
         if parse is None:
             structure = None
@@ -84,6 +97,25 @@ async def stage(
         return Staged(blob_id, dirty, parse(data) if parse is not None else None, None)
 
     return await db.in_io(to_file)
+
+
+async def _stage_spooled(
+    db: Connections, blobs: BlobFiles, parse: StructureParser | None, message: MessageData
+) -> Staged:
+    def to_file() -> tuple[str, set[Path]]:
+        try:
+            return blobs.write_pieces(message.pieces())
+        except OSError as exc:
+            if is_full(exc):
+                raise StorageFull("storage is full") from exc
+            raise StorageUnavailable(f"cannot write a message body: {exc}") from exc
+
+    blob_id, dirty = await db.in_io(to_file)
+    structure = None
+    if parse is not None:
+        async with db.whole_reads:
+            structure = await db.in_io(lambda: parse(blobs.read(blob_id)))
+    return Staged(blob_id, dirty, structure, None)
 
 
 def place(conn: sqlite3.Connection, blobs: BlobFiles, staged: Staged, size: int) -> None:
@@ -117,7 +149,7 @@ async def write_with_bodies(
     db: Connections,
     blobs: BlobFiles,
     parse: StructureParser | None,
-    bodies: Sequence[bytes],
+    bodies: Sequence[bytes | MessageData],
     write: BodiesWrite[T],
 ) -> T:
     """Run ``write`` with ``bodies`` stored durably first: in the same transaction for a

@@ -77,6 +77,9 @@ class Connections:
         self._writer: GroupCommitWriter | None = None
         self._readers: ThreadPoolExecutor | None = None
         self._io: ThreadPoolExecutor | None = None
+        #: Large bodies read whole at once (to parse them, bodies.stage): each may be
+        #: limits.max_message_size, so only a few at a time.
+        self.whole_reads = asyncio.Semaphore(2)
         self._local = threading.local()
         self._read_connections: list[sqlite3.Connection] = []
         self._read_lock = threading.Lock()

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from mailstead.core.errors import InvalidName, NotFound
+from mailstead.core.message_data import MessageData
 from mailstead.core.types import UID, FlagMode, Pop3Policy
 from mailstead.store.blobs import BlobFiles
 from mailstead.store.changes import ChangeBus
@@ -296,7 +297,7 @@ class SQLiteStore:
     async def append(
         self,
         mailbox_id: int,
-        data: bytes,
+        data: bytes | MessageData,
         flags: Iterable[str] = (),
         internaldate: datetime | None = None,
     ) -> AppendResult:
@@ -309,7 +310,10 @@ class SQLiteStore:
         )
 
     async def deliver(
-        self, data: bytes, recipients: Sequence[Recipient], internaldate: datetime | None = None
+        self,
+        data: bytes | MessageData,
+        recipients: Sequence[Recipient],
+        internaldate: datetime | None = None,
     ) -> DeliveryResult:
         if not recipients:
             raise InvalidName("a delivery needs at least one recipient")
@@ -399,9 +403,9 @@ class SQLiteStore:
     # -- outbound queue ------------------------------------------------------------------------
     async def enqueue(
         self,
-        data: bytes,
+        data: bytes | MessageData,
         envelope: OutboundEnvelope | None,
-        local_data: bytes | None = None,
+        local_data: bytes | MessageData | None = None,
         local: Sequence[Recipient] = (),
         internaldate: datetime | None = None,
     ) -> tuple[DeliveryResult | None, int | None]:

@@ -128,4 +128,4 @@ def test_dot_stuffed_data_is_what_our_server_reads_back(
     wire = dot_stuff(data)
     assert decoder.feed(wire) == len(wire)
     assert not decoder.bare_lf
-    assert decoder.message() == canonical_lines(data)
+    assert b"".join(decoder.take()) == canonical_lines(data)

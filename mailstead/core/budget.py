@@ -1,4 +1,4 @@
-"""One budget for the message data every connection holds in memory at once.
+"""Budgets for the message data every connection holds at once, in memory and on disk.
 
 Each connection's message is bounded by ``limits.max_message_size``, but connections are
 many: 60 unauthenticated SMTP clients holding unfinished 45 MiB DATA took the server from
@@ -9,32 +9,38 @@ error ("try again later") while the others go on. Reservations never wait, so no
 can hold up another, and every reservation is given back when its message is stored or
 dropped.
 
-One instance per process, built by the composition root and handed to the front ends.
+One instance per process for memory (``limits.max_input_in_flight``) and one for the
+spool files that message data beyond a small threshold goes to (``limits.max_spool_in_flight``,
+:mod:`mailstead.core.spool`), built by the composition root and handed to the front ends.
 """
 
 from __future__ import annotations
 
 import logging
 
-_log = logging.getLogger("mailstead.net")
+_log = logging.getLogger("mailstead.limits")
 
 
 class InputBudget:
-    """Octets of message data in memory, for all connections together."""
+    """Octets of message data held at once (in memory, or in spool files), for all
+    connections together. ``setting`` and ``what`` name it in the warning it logs."""
 
-    def __init__(self, total: int) -> None:
+    def __init__(self, total: int, setting: str = "limits.max_input_in_flight",
+                 what: str = "message data in memory") -> None:
         if total <= 0:
             raise ValueError("the input budget must be positive")
         self.total = total
         self.used = 0
+        self.setting = setting
+        self.what = what
         self._warned = False
 
     def try_reserve(self, size: int) -> bool:
         """Take ``size`` octets if they are free; False (and nothing taken) if not."""
         if self.used + size > self.total:
             if not self._warned:  # once per episode, not once per refused chunk
-                _log.warning("message data in memory reached limits.max_input_in_flight "
-                             "(%d octets): refusing new data until some is stored", self.total)
+                _log.warning("%s reached %s (%d octets): refusing new data until some is "
+                             "stored", self.what, self.setting, self.total)
                 self._warned = True
             return False
         self.used += size
@@ -69,6 +75,13 @@ class Reservation:
             return False
         self.size += size
         return True
+
+    def give_back(self, size: int) -> None:
+        """Return ``size`` of the octets taken (they moved elsewhere, say to disk)."""
+        size = min(size, self.size)
+        if self.budget is not None and size:
+            self.budget.release(size)
+        self.size -= size
 
     def close(self) -> None:
         """The message is over (stored, refused or dropped): give everything back."""
