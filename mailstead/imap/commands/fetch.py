@@ -8,6 +8,7 @@ that is all a request needs. EXPUNGE is never sent during FETCH (the session hol
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, TypeVar
@@ -23,7 +24,7 @@ from mailstead.imap.replies import Disconnect, Reply, bad, done, no
 from mailstead.imap.selected import uid_ranges
 from mailstead.imap.states import Selected
 from mailstead.mime.imap_views import (
-    decode_part_body,
+    PartDecoder,
     find_part,
     section_bytes,
     section_span,
@@ -65,12 +66,26 @@ class _Span:
         return self.end - self.start
 
 
+@dataclass(frozen=True, slots=True)
+class _Decoded:
+    """BINARY or BINARY.SIZE of a part of a large message: octets [start, end) decoded
+    from ``encoding`` while they are read from the store, ``<partial>`` applied."""
+
+    start: int
+    end: int
+    encoding: str
+    size_only: bool
+    part: tuple[int, int] | None
+
+    def __len__(self) -> int:
+        return self.end - self.start
+
+
 def _streamable(items: list[FetchAtt]) -> bool:
-    """Whether every body the request asks for is one range of the stored message (BINARY
-    decodes, and a field selection of a part picks lines: those need the bytes)."""
+    """Whether every body the request asks for can be sent from the store as it is read:
+    one range of the message, or a part decoded on the way (BINARY). A field selection of
+    a part picks lines: that needs the bytes."""
     for att in items:
-        if att.item in (FetchItem.BINARY, FetchItem.BINARY_SIZE):
-            return False
         section = att.section
         if (att.item is FetchItem.BODY and section is not None and section.path
                 and section.text in _HEADER_ONLY_SECTIONS - {SectionText.HEADER}):
@@ -111,16 +126,23 @@ def _partial(data: bytes, part: tuple[int, int] | None) -> bytes:
     return data[origin : origin + count]
 
 
-def _binary(raw: bytes, parsed: ParsedMessage, path: tuple[int, ...]) -> bytes:
+def _binary_source(parsed: ParsedMessage, path: tuple[int, ...]) -> tuple[int, int, str]:
+    """Where BINARY[path] comes from: the part's body octets and how to decode them."""
     part = find_part(parsed, path) if path else parsed.root
     if part is None:
         raise no("No such message part", "NONEXISTENT")
     if part.multipart or (part.content_type == "message" and path):
         # RFC 3516 §4.2: BINARY on a non-leaf returns the part as it is.
-        return raw[part.body_start : part.body_end]
+        return part.body_start, part.body_end, "binary"
     if part.encoding not in _KNOWN_CTE:
         raise no("Unknown Content-Transfer-Encoding", "UNKNOWN-CTE")
-    return decode_part_body(raw, part)
+    return part.body_start, part.body_end, part.encoding
+
+
+def _binary(raw: bytes, parsed: ParsedMessage, path: tuple[int, ...]) -> bytes:
+    start, end, encoding = _binary_source(parsed, path)
+    decoder = PartDecoder(encoding)
+    return decoder.feed(memoryview(raw)[start:end]) + decoder.end()
 
 
 @dataclass(slots=True)
@@ -138,7 +160,7 @@ class _Message:
     streamed: bool = False  # bodies are _Span pieces, sent from the store
 
 
-Piece = bytes | _Span
+Piece = bytes | _Span | _Decoded
 
 
 def render_item(session: Session, user_id: int, att: FetchAtt, m: _Message) -> list[Piece]:
@@ -157,7 +179,12 @@ def render_item(session: Session, user_id: int, att: FetchAtt, m: _Message) -> l
     section = att.section
     if section is None:
         return [_render_small(session, user_id, att, m)]
-    structure, raw = _loaded(m.structure), _loaded(m.raw)
+    structure = _loaded(m.structure)
+    if att.item is not FetchItem.BODY and m.streamed:
+        start, end, encoding = _binary_source(structure.parsed, section.path)
+        return [label, _Decoded(start, end, encoding, att.item is FetchItem.BINARY_SIZE,
+                                att.part)]
+    raw = _loaded(m.raw)
     if att.item is FetchItem.BODY:  # a field selection: chosen lines, not one range
         if section.top_level_fields:
             # The message list's header fields come from the top-level header list alone.
@@ -288,29 +315,87 @@ async def _load_chunk(
 
 def _head(piece: Piece) -> bytes:
     """The first piece of an item is always its bytes (the label and literal header)."""
-    if isinstance(piece, _Span):
+    if not isinstance(piece, bytes):
         raise AssertionError("an item starts with a stored range")
     return piece
 
 
-async def _send_span(session: Session, store: Messages, blob_id: str, span: _Span) -> None:
-    """Stored octets into the response, ``_STREAM_PIECE`` at a time, waiting for the client
-    to take each: a 40 MB body costs a piece of memory, not 40 MB. The literal's length
-    was announced: if the body is gone meanwhile, the only honest end is to close."""
-    position = span.start
-    while position < span.end:
-        end = min(span.end, position + _STREAM_PIECE)
+async def _stored(
+    session: Session, store: Messages, blob_id: str, start: int, end: int
+) -> AsyncIterator[bytes]:
+    """The body's octets [start, end), ``_STREAM_PIECE`` at a time. A body that ends early
+    (collected after an expunge) closes the connection: a literal's length may already
+    have been announced, and the only honest end is to close."""
+    position = start
+    while position < end:
+        stop = min(end, position + _STREAM_PIECE)
         try:
-            data = await store.read_blob(blob_id, position, end)
+            data = await store.read_blob(blob_id, position, stop)
         except NotFound:
             data = b""
-        if len(data) != end - position:
+        if len(data) != stop - position:
             session.log.error("body %s ended at %d while sending it; closing", blob_id,
                               position + len(data))
             raise Disconnect
+        yield data
+        position = stop
+
+
+async def _send_span(session: Session, store: Messages, blob_id: str, span: _Span) -> None:
+    """Stored octets into the response, waiting for the client to take each piece: a
+    40 MB body costs a piece of memory, not 40 MB."""
+    async for data in _stored(session, store, blob_id, span.start, span.end):
         session.send(data)
-        position = end
         await session.stream.drain()
+
+
+async def _send_decoded(
+    session: Session, store: Messages, blob_id: str, item: _Decoded
+) -> None:
+    """BINARY of a part, decoded as it is read. The literal's length, and whether it must
+    be a literal8 (a NUL in what is sent), are known only once the part is decoded: a
+    first pass counts, a second sends. Twice the decoding, a piece of memory."""
+    origin, count = item.part if item.part is not None else (0, None)
+    size = 0
+    nul = False
+    decoder = PartDecoder(item.encoding)
+
+    def measure(out: bytes) -> None:
+        nonlocal size, nul
+        begin, size = size, size + len(out)
+        if not nul:  # a NUL matters only inside the octets that will be sent
+            low = max(origin - begin, 0)
+            high = len(out) if count is None else min(origin + count - begin, len(out))
+            nul = high > low and out.find(b"\x00", low, high) >= 0
+
+    async for data in _stored(session, store, blob_id, item.start, item.end):
+        measure(decoder.feed(data))
+    measure(decoder.end())
+    if item.size_only:
+        session.send(b" %d" % size)
+        return
+    low = min(origin, size)
+    high = size if count is None else min(origin + count, size)
+    session.send(b" " + (b"~" if nul else b"") + b"{%d}\r\n" % (high - low))
+    if high == low:
+        return
+    decoder = PartDecoder(item.encoding)
+    position = 0
+
+    def window(out: bytes) -> bytes:
+        nonlocal position
+        begin = position
+        position += len(out)
+        return out[max(0, low - begin) : max(0, high - begin)]
+
+    async for data in _stored(session, store, blob_id, item.start, item.end):
+        sent = window(decoder.feed(data))
+        if sent:
+            session.send(sent)
+            await session.stream.drain()
+        if position >= high:
+            return
+    session.send(window(decoder.end()))
 
 
 def _span(a: int | None, b: int | None) -> tuple[int, int | None]:
@@ -433,6 +518,8 @@ async def fetch(session: Session, cmd: Command[Fetch], selected: Selected) -> Re
             for piece in pieces:
                 if isinstance(piece, _Span):
                     await _send_span(session, store, meta.blob_id, piece)
+                elif isinstance(piece, _Decoded):
+                    await _send_decoded(session, store, meta.blob_id, piece)
                 else:
                     session.send(piece)
                 written += len(piece)
