@@ -178,6 +178,7 @@ def build_services(settings: Settings, store: Store, tls: TLSContexts) -> Servic
         memory=InputBudget(limits.max_input_in_flight),
         disk=InputBudget(limits.max_spool_in_flight, "limits.max_spool_in_flight",
                          "message data in spool files"),
+        per_client=limits.max_spool_per_client,
     )
     return Services(settings, store, tls, authenticator, router, deliverer, scheduler, spools)
 

@@ -141,6 +141,13 @@ class LimitsSettings(_Section):
         "new messages are refused with a temporary error (451 4.3.2, NO [UNAVAILABLE]). "
         "At least max_message_size",
     )
+    max_spool_per_client: Size = Field(
+        256 * 1024**2, ge=1,
+        description="message data in spool files from one client address (an IPv6 /64) "
+        "at once, so that one source cannot take max_spool_in_flight from everyone; past "
+        "it that client's new data is refused with a temporary error. At least "
+        "max_message_size",
+    )
     smtp_max_line_length: int = Field(
         4096, ge=1000, description="longest SMTP command or text line (RFC 5321 §4.5.3.1)"
     )
@@ -184,6 +191,12 @@ class LimitsSettings(_Section):
             raise ValueError(
                 f"max_spool_in_flight ({format_size(self.max_spool_in_flight)}) must be at "
                 f"least max_message_size ({format_size(self.max_message_size)}), or the "
+                "largest message could never be received"
+            )
+        if self.max_spool_per_client < self.max_message_size:
+            raise ValueError(
+                f"max_spool_per_client ({format_size(self.max_spool_per_client)}) must be "
+                f"at least max_message_size ({format_size(self.max_message_size)}), or the "
                 "largest message could never be received"
             )
         if self.max_input_in_flight < min(self.spool_threshold, self.max_message_size):

@@ -53,7 +53,8 @@ class InputBudget:
 
 
 class Reservation:
-    """What one message has taken from the budget; give it all back with :meth:`close`.
+    """What one message has taken from the budget (from each of ``budgets``: the process's
+    and its client's, say); give it all back with :meth:`close`.
 
     ``refused`` turns True at the first octets the budget could not hold, and stays so
     until :meth:`close` (the end of that message): the caller stops keeping the message
@@ -61,8 +62,8 @@ class Reservation:
     after another.
     """
 
-    def __init__(self, budget: InputBudget | None) -> None:
-        self.budget = budget
+    def __init__(self, *budgets: InputBudget | None) -> None:
+        self.budgets = [b for b in budgets if b is not None]
         self.size = 0
         self.refused = False
 
@@ -70,22 +71,27 @@ class Reservation:
         """Reserve ``size`` more octets; False once the budget has refused any."""
         if self.refused:
             return False
-        if self.budget is not None and not self.budget.try_reserve(size):
-            self.refused = True
-            return False
+        for n, budget in enumerate(self.budgets):
+            if not budget.try_reserve(size):
+                for taken in self.budgets[:n]:
+                    taken.release(size)
+                self.refused = True
+                return False
         self.size += size
         return True
 
     def give_back(self, size: int) -> None:
         """Return ``size`` of the octets taken (they moved elsewhere, say to disk)."""
         size = min(size, self.size)
-        if self.budget is not None and size:
-            self.budget.release(size)
+        if size:
+            for budget in self.budgets:
+                budget.release(size)
         self.size -= size
 
     def close(self) -> None:
         """The message is over (stored, refused or dropped): give everything back."""
-        if self.budget is not None and self.size:
-            self.budget.release(self.size)
+        if self.size:
+            for budget in self.budgets:
+                budget.release(self.size)
         self.size = 0
         self.refused = False

@@ -27,9 +27,10 @@ import itertools
 import logging
 import os
 from pathlib import Path
+from typing import Protocol
 
 from mailstead.core.budget import InputBudget, Reservation
-from mailstead.core.message_data import HEAD_LIMIT, MessageData
+from mailstead.core.message_data import HEAD_LIMIT, READ_PIECE, MessageData
 
 log = logging.getLogger("mailstead.spool")
 
@@ -40,9 +41,11 @@ _counter = itertools.count()
 
 
 class SpoolDir:
-    """Where message data beyond ``threshold`` octets goes, and the two budgets it draws
-    on: ``memory`` for what stays in memory, ``disk`` for the files. ``path`` None keeps
-    everything in memory (tests of the layers below, tools without a data directory)."""
+    """Where message data beyond ``threshold`` octets goes, and the budgets it draws on:
+    ``memory`` for what stays in memory, ``disk`` for the files, and ``per_client`` octets
+    of the files for any one client (its address, or its IPv6 /64), so that one source
+    cannot take the whole disk budget from everyone else. ``path`` None keeps everything
+    in memory (tests of the layers below, tools without a data directory)."""
 
     def __init__(
         self,
@@ -51,11 +54,15 @@ class SpoolDir:
         threshold: int = DEFAULT_THRESHOLD,
         memory: InputBudget | None = None,
         disk: InputBudget | None = None,
+        per_client: int = 0,
     ) -> None:
         self.path = path
         self.threshold = threshold
         self.memory = memory
         self.disk = disk
+        self.per_client = per_client
+        # The clients with a spool open: their budget, and how many spools share it.
+        self._clients: dict[str, tuple[InputBudget, int]] = {}
 
     def clear(self) -> int:
         """Create the directory, or empty it of the files a previous run left (a crash
@@ -76,12 +83,43 @@ class SpoolDir:
             log.info("removed %d unfinished message(s) from %s", removed, self.path)
         return removed
 
-    def spool(self) -> Spool:
-        return Spool(self)
+    def spool(self, client: str | None = None) -> Spool:
+        """A spool for one message from ``client`` (None: not counted per client)."""
+        if client is None or not self.per_client:
+            return Spool(self, None, None)
+        budget, spools = self._clients.get(client, (None, 0))
+        if budget is None:
+            budget = InputBudget(self.per_client, "limits.max_spool_per_client",
+                                 f"message data in spool files from {client}")
+        self._clients[client] = (budget, spools + 1)
+        return Spool(self, client, budget)
+
+    def _closed(self, client: str | None) -> None:
+        """A spool of ``client`` is closed; its budget goes with the last one."""
+        if client is None or client not in self._clients:
+            return
+        budget, spools = self._clients[client]
+        if spools <= 1:
+            del self._clients[client]
+        else:
+            self._clients[client] = (budget, spools - 1)
 
     def _new_file(self) -> Path:
         assert self.path is not None
         return self.path / f"{os.getpid()}-{next(_counter)}.msg"
+
+
+class PieceTransform(Protocol):
+    """Turns a message's octets, fed in pieces of any split, into others (Spool.rewrite)."""
+
+    def feed(self, piece: bytes) -> bytes: ...
+
+    def end(self) -> bytes: ...
+
+
+def _unlink(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        path.unlink(missing_ok=True)
 
 
 def _running(pid: int) -> bool:
@@ -105,10 +143,13 @@ class Spool:
     the caller answers "try again later" once the message has been read to its end.
     """
 
-    def __init__(self, where: SpoolDir) -> None:
+    def __init__(
+        self, where: SpoolDir, client: str | None = None, share: InputBudget | None = None
+    ) -> None:
         self._where = where
+        self._client = client
         self._memory = Reservation(where.memory)
-        self._disk = Reservation(where.disk)
+        self._disk = Reservation(where.disk, share)  # the process's and its client's
         self._pieces: list[bytes] = []
         self._buffered = 0
         self._head = bytearray()
@@ -188,6 +229,64 @@ class Spool:
         self._written += pending
         return True
 
+    async def rewrite(self, transform: PieceTransform) -> bool:
+        """Replace what was written with ``transform`` of it, piece by piece: on the event
+        loop while it is in memory (at most the threshold), on a worker thread into a new
+        file otherwise. SMTP writes DATA as it arrives and undoes the dot-stuffing here,
+        once the message is complete, so nothing of an unfinished message is decoded.
+        False when the budgets cannot hold the result (the message is refused)."""
+        if self.refused or self._closed:
+            return False
+        if self._file is None:
+            pieces = [transform.feed(piece) for piece in self._pieces]
+            pieces.append(transform.end())
+            size = sum(map(len, pieces))
+            if size > self._buffered and not self._memory.take(size - self._buffered):
+                return self._refuse()
+            self._memory.give_back(max(0, self._buffered - size))
+            self._pieces, self._buffered, self.size = [p for p in pieces if p], size, size
+            self._head = bytearray(b"".join(self._pieces)[:HEAD_LIMIT])
+            return True
+        if self._buffered and not await self._flush():
+            return False
+        # Both files exist while it runs; the copy is not taken from the disk budget, or a
+        # message near limits.max_message_size would need twice that to be received. The
+        # copies at once are as many as the worker threads.
+        old, written = self._file, self._written
+        new = self._where._new_file()
+
+        def run() -> tuple[int, bytes]:
+            head = bytearray()
+            size = 0
+            with old.open("rb") as source, new.open("wb") as target:
+                while piece := source.read(READ_PIECE):
+                    out = transform.feed(piece)
+                    target.write(out)
+                    size += len(out)
+                    if len(head) < HEAD_LIMIT:
+                        head += out[: HEAD_LIMIT - len(head)]
+                out = transform.end()
+                target.write(out)
+                size += len(out)
+                if len(head) < HEAD_LIMIT:
+                    head += out[: HEAD_LIMIT - len(head)]
+            os.replace(new, old)
+            return size, bytes(head)
+
+        try:
+            size, head = await asyncio.to_thread(run)
+        except OSError:
+            log.exception("cannot rewrite message data in %s", old)
+            with contextlib.suppress(OSError):
+                new.unlink(missing_ok=True)
+            return self._refuse()
+        if size > written and not self._disk.take(size - written):
+            return self._refuse()
+        self._disk.give_back(max(0, written - size))
+        self._written = self.size = size
+        self._head = bytearray(head)
+        return True
+
     async def finish(self) -> MessageData:
         """The whole message, once the last octets are written."""
         if self.refused or self._closed:
@@ -207,10 +306,19 @@ class Spool:
         self._memory.close()
         self._disk.close()
         self._remove_file()
+        if self._client is not None:
+            self._where._closed(self._client)
+            self._client = None  # closing twice counts once
 
     def _remove_file(self) -> None:
-        if self._file is not None:
-            with contextlib.suppress(OSError):
-                self._file.unlink(missing_ok=True)
-            self._file = None
-            self._written = 0
+        if self._file is None:
+            return
+        path, self._file, self._written = self._file, None, 0
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            _unlink(path)
+            return
+        # Unlinking tens of megabytes frees their pages in the kernel, which takes a
+        # while: not on the event loop.
+        loop.run_in_executor(None, _unlink, path)

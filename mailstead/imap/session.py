@@ -66,6 +66,7 @@ from mailstead.imap.states import (
     SessionState,
     StateKind,
 )
+from mailstead.net.listener import client_key
 from mailstead.net.stream import (
     ConnectionClosed,
     DeadlineExceeded,
@@ -463,7 +464,7 @@ class Session:
         if (lit.command != "APPEND" or spools.path is None or lit.size <= spools.threshold
                 or lit.size > self.settings.limits.max_message_size):
             return None
-        spool = spools.spool()
+        spool = spools.spool(client_key(self.stream.peer[0]))
         self._spooled.append(spool)
         return spool
 

@@ -41,6 +41,7 @@ from mailstead.core import sanity
 from mailstead.core.spool import SpoolDir
 from mailstead.core.types import TLSMode
 from mailstead.delivery.deliver import Deliverer, TraceInfo
+from mailstead.net.listener import client_key
 from mailstead.net.stream import ConnectionClosed, IdleTimeout, LineTooLong, Stream, StreamError
 from mailstead.net.tls import TLSContexts
 from mailstead.smtp import codes
@@ -101,6 +102,7 @@ class Session:
         # Where message data goes, in memory or in spool files, under budgets shared with
         # every session.
         self.spools = spools if spools is not None else SpoolDir(None)
+        self.client_key = client_key(stream.peer[0])  # whose share of the spool it uses
         self.config = config
         self._login_deadline: float | None = None  # event-loop time; submission only
         self.deliverer = deliverer

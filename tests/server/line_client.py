@@ -11,8 +11,12 @@ import pytest
 
 
 class LineClient:
-    def __init__(self, port: int) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    def __init__(self, port: int, source: str | None = None) -> None:
+        """Connect to ``port`` on loopback, from ``source`` (another 127.x address) if
+        given: per-address limits see another client."""
+        self.sock = socket.create_connection(
+            ("127.0.0.1", port), timeout=30,
+            source_address=(source, 0) if source is not None else None)
         self.file = self.sock.makefile("rb")
 
     def send(self, data: bytes) -> None:
@@ -46,8 +50,8 @@ def connect() -> Iterator[type[LineClient]]:
     opened: list[LineClient] = []
 
     class Tracked(LineClient):
-        def __init__(self, port: int) -> None:
-            super().__init__(port)
+        def __init__(self, port: int, source: str | None = None) -> None:
+            super().__init__(port, source)
             opened.append(self)
 
     yield Tracked

@@ -82,8 +82,9 @@ def _message(size: int, subject: str = "spooled") -> bytes:
     return head + body + b"." * 3 + b"\r\n"  # a line of dots: dot-stuffing round trip
 
 
-def _smtp(server: ServerThread, connect: type[LineClient]) -> LineClient:
-    client = connect(server.port("smtp"))
+def _smtp(server: ServerThread, connect: type[LineClient],
+          source: str | None = None) -> LineClient:
+    client = connect(server.port("smtp"), source)
     client.until(b"220 ")
     client.send(b"EHLO x\r\nMAIL FROM:<s@remote.example>\r\nRCPT TO:<ann@example.org>\r\n")
     client.until(b"250 ")
@@ -219,3 +220,36 @@ def test_a_message_received_in_pieces_is_what_smtplib_sent(server: ServerThread)
         smtp.sendmail("s@remote.example", ["ann@example.org"], message)
     assert _stored_last(server).endswith(b"\r\n" + message)
     _nothing_left(server)
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
+    """A server where one client address may hold at most 1 MiB of the 8 MiB spool."""
+    config = {"limits": {"max_message_size": 1024 * 1024, "spool_threshold": THRESHOLD,
+                         "max_spool_per_client": 1024 * 1024,
+                         "max_spool_in_flight": 8 * 1024 * 1024}}
+    with ServerThread(tmp_path_factory.mktemp("shares"), config) as srv:
+        srv.add_user("ann@example.org", PASSWORD)
+        yield srv
+
+
+def test_one_client_address_gets_only_its_share_of_the_spool(
+        shared: ServerThread, connect: type[LineClient]) -> None:
+    holder = _smtp(shared, connect, "127.0.0.2")
+    holder.send(b"DATA\r\n")
+    holder.until(b"354")
+    holder.send(_message(900_000)[:-2])  # unfinished: most of 127.0.0.2's share
+    _spooled_at_least(shared, 800_000)
+    same = _smtp(shared, connect, "127.0.0.2")
+    same.send(b"DATA\r\n")
+    same.until(b"354")
+    same.send(_message(400_000) + b".\r\n")
+    assert same.until(b"4").startswith(b"451 4.3.2")  # over its address's share
+    other = _smtp(shared, connect, "127.0.0.3")
+    other.send(b"DATA\r\n")
+    other.until(b"354")
+    other.send(_message(400_000) + b".\r\n")
+    assert other.until(b"250 ").startswith(b"250 2.0.0")  # the budget has room for it
+    holder.send(b"\r\n.\r\n")
+    assert holder.until(b"250 ").startswith(b"250 2.0.0")
+    _nothing_left(shared)

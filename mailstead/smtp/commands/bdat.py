@@ -46,7 +46,7 @@ async def handle(session: Session, state: RcptTo | Chunking, args: BdatArgs) -> 
     if isinstance(state, Chunking):
         received, deadline, spool = state.size, state.deadline, state.spool
     else:
-        received, spool = 0, session.spools.spool()
+        received, spool = 0, session.spools.spool(session.client_key)
         deadline = session.loop_time() + session.config.transfer_timeout
     try:
         total = await _consume(session, args.size, received, deadline, spool)
@@ -65,7 +65,7 @@ async def handle(session: Session, state: RcptTo | Chunking, args: BdatArgs) -> 
     if args.last:
         if isinstance(state, Chunking):
             # The commit closes the spool once stored, not the reset complete() makes.
-            state.spool = session.spools.spool()
+            state.spool = session.spools.spool(session.client_key)
         await complete(session, state.delivery, message, spool)
         return
     if isinstance(state, Chunking):

@@ -11,7 +11,7 @@ from mailstead.delivery.deliver import Delivery
 from mailstead.delivery.router import DeliveryError
 from mailstead.smtp import codes
 from mailstead.smtp.codes import Reply, SMTPError
-from mailstead.smtp.protocol import DataDecoder
+from mailstead.smtp.protocol import DataDecoder, Unstuffer
 from mailstead.smtp.states import MailFrom, RcptTo
 
 if TYPE_CHECKING:
@@ -33,10 +33,10 @@ async def handle(session: Session, state: MailFrom | RcptTo, args: None) -> None
     # end; a logged-in client (curl --upload-file of a Unix text file) gets its bare LFs
     # turned into CRLF instead of a refusal.
     reject_bare_lf = config.reject_bare_lf and state.client.user is None
-    decoder = DataDecoder(config.max_message_size, reject_bare_lf)
+    decoder = DataDecoder(config.max_message_size)
     # Kept in memory while small, in a spool file beyond limits.spool_threshold; either
     # budget spent refuses the message for now.
-    spool = session.spools.spool()
+    spool = session.spools.spool(session.client_key)
     # The whole message by this time, however steadily it trickles (the idle timeout alone
     # let a byte every 10 s hold a session for over half an hour).
     deadline = session.loop_time() + config.transfer_timeout
@@ -58,10 +58,13 @@ async def handle(session: Session, state: MailFrom | RcptTo, args: None) -> None
         if decoder.oversized:
             session.reset_transaction()
             raise SMTPError(codes.SIZE_EXCEEDED, log=f"message of {decoder.size} bytes")
-        if decoder.bare_lf and reject_bare_lf:
+        # The whole message is here: undo the dot-stuffing, check the line ends.
+        unstuffer = Unstuffer(reject_bare_lf)
+        kept = not spool.refused and await spool.rewrite(unstuffer)
+        if unstuffer.bare_lf and reject_bare_lf:
             session.reset_transaction()
             raise SMTPError(BARE_LF, log="bare LF in DATA (possible SMTP smuggling)")
-        if spool.refused:
+        if not kept:
             session.reset_transaction()
             raise SMTPError(codes.TOO_BUSY, log="budget for message data spent")
         message = await spool.finish()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mailstead.core.budget import InputBudget
+from mailstead.core.budget import InputBudget, Reservation
 from mailstead.core.message_data import HEAD_LIMIT, MessageData
 from mailstead.core.spool import SpoolDir
 
@@ -168,3 +168,67 @@ def test_message_data_in_memory_or_in_a_file_not_both(tmp_path: Path) -> None:
         MessageData(b"", None, None, 0)
     data = MessageData.of(b"abc")
     assert MessageData.of(data) is data and data.prefixed(b"X: y\r\n").read() == b"X: y\r\nabc"
+
+
+class _Doubler:
+    """A transform that doubles every octet (so the rewrite grows the message)."""
+
+    def feed(self, piece: bytes) -> bytes:
+        return bytes(b for c in piece for b in (c, c))
+
+    def end(self) -> bytes:
+        return b"!"
+
+
+@pytest.mark.parametrize("size", [1000, 3 * THRESHOLD + 5])
+def test_a_rewrite_replaces_the_octets_and_their_budget(tmp_path: Path, size: int) -> None:
+    spools = _dir(tmp_path)
+    spools.clear()
+    spool = spools.spool()
+    data = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
+
+    async def run() -> MessageData:
+        for n in range(0, len(data), 700):
+            assert await spool.write(data[n : n + 700])
+        assert await spool.rewrite(_Doubler())
+        return await spool.finish()
+
+    message = asyncio.run(run())
+    expected = bytes(b for c in data for b in (c, c)) + b"!"
+    assert message.read() == expected and len(message) == len(expected)
+    assert message.head == expected[:HEAD_LIMIT]
+    memory, disk = _used(spools)
+    assert (memory, disk) == ((len(expected), 0) if message.in_memory else (0, len(expected)))
+    assert len(_files(spools)) == (0 if message.in_memory else 1)
+    spool.close()
+    assert _used(spools) == (0, 0) and _files(spools) == []
+
+
+def test_one_client_cannot_take_the_whole_disk_budget(tmp_path: Path) -> None:
+    spools = SpoolDir(tmp_path / "spool", threshold=THRESHOLD, memory=InputBudget(1 << 20),
+                      disk=InputBudget(1 << 20), per_client=2 * THRESHOLD)
+    spools.clear()
+    first, second = spools.spool("192.0.2.1"), spools.spool("192.0.2.1")
+    other = spools.spool("2001:db8::/64")
+
+    async def run() -> tuple[bool, bool, bool]:
+        filled = all([await first.write(b"a" * 1000) for _ in range(2 * THRESHOLD // 1000)])
+        over = all([await second.write(b"b" * 1000) for _ in range(2 * THRESHOLD // 1000)])
+        elsewhere = all([await other.write(b"c" * 1000) for _ in range(2 * THRESHOLD // 1000)])
+        return filled, over, elsewhere
+
+    assert asyncio.run(run()) == (True, False, True)  # the same client's second is refused
+    assert second.refused and not other.refused
+    for spool in (first, second, other, first):  # closing twice counts once
+        spool.close()
+    assert _used(spools) == (0, 0) and spools._clients == {}
+    assert spools.spool(None)._client is None  # not counted per client
+
+
+def test_a_reservation_takes_from_every_budget_or_none() -> None:
+    process, client = InputBudget(100), InputBudget(50)
+    held = Reservation(process, client)
+    assert held.take(40) and (process.used, client.used) == (40, 40)
+    assert not held.take(20) and (process.used, client.used) == (40, 40)  # the client's
+    held.close()
+    assert (process.used, client.used) == (0, 0)

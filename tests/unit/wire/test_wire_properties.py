@@ -8,7 +8,7 @@ import contextlib
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mailstead.smtp.protocol import DataDecoder
+from mailstead.smtp.protocol import DataDecoder, Unstuffer
 from mailstead.wire.smtp import (
     Reply,
     ReplyParser,
@@ -124,8 +124,10 @@ def test_dot_stuffed_data_is_what_our_server_reads_back(
         lines: list[tuple[bytes, bytes]], tail: bytes) -> None:
     """The server's DATA decoder (RFC 5321 §4.5.2) undoes dot_stuff exactly."""
     data = b"".join(text + end for text, end in lines) + tail
-    decoder = DataDecoder(reject_bare_lf=True)
+    decoder = DataDecoder()
     wire = dot_stuff(data)
     assert decoder.feed(wire) == len(wire)
-    assert not decoder.bare_lf
-    assert b"".join(decoder.take()) == canonical_lines(data)
+    unstuffer = Unstuffer(reject_bare_lf=True)
+    message = b"".join(unstuffer.feed(p) for p in decoder.take()) + unstuffer.end()
+    assert not unstuffer.bare_lf
+    assert message == canonical_lines(data)
