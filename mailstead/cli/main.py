@@ -80,6 +80,10 @@ def cli(ctx: click.Context, config: Path | None, data: str | None, debug: bool) 
     ctx.obj = CliState(config=config, data=data, debug=debug)
 
 
+#: Seconds a thread may keep the GIL while another waits for it (sys.setswitchinterval).
+GIL_SWITCH_INTERVAL = 0.0005
+
+
 @cli.command()
 @location_options
 @click.pass_obj
@@ -92,6 +96,11 @@ def serve(state: CliState) -> None:
     certificate.
     """
     settings = state.settings()
+    # Worker threads run Python for seconds at a time (parsing, a large structure, a
+    # SEARCH): each time the event loop gives up the GIL for a system call it waited up to
+    # the default 5 ms to get it back, and under the hostile-load benchmark a NOOP's p99
+    # went past 100 ms. A tenth of that keeps the loop responsive (decision 0010).
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL)
     with ProcessSignals() as signals:
         code = asyncio.run(run_server(settings, first_run_output=sys.stdout, signals=signals))
     sys.exit(code)
