@@ -24,6 +24,7 @@ SCENARIOS = [
     "imap_sync",
     "imap_idle",
     "hostile_load",
+    "large_messages",
 ]
 
 
