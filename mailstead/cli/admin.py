@@ -434,7 +434,8 @@ def message_import(state: CliState, address: str, path: Path, folder: str | None
     settings = state.settings()
     reports = state.run(
         lambda store: import_path(
-            store, address, path, folder, max_size=settings.limits.max_message_size
+            store, address, path, folder, max_size=settings.limits.max_message_size,
+            spool=settings.data_dir / "spool",
         )
     )
     for report in reports:

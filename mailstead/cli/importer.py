@@ -10,13 +10,16 @@ the escaping its writers added).
 Appends go out in concurrent batches: the store commits them in groups, so a batch costs
 roughly one fsync instead of one per message. A batch holds at most ``BATCH_SIZE`` messages
 and, beyond its first, ``BATCH_OCTETS``; a Maildir file larger than the size limit is
-skipped without being read.
+skipped without being read, and one larger than ``SPOOL_FROM`` is converted to CRLF into a
+spool file piece by piece, never whole in memory (the store copies it from there). An mbox
+message is read whole by Python's ``mailbox``, one at a time.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import itertools
 import mailbox
 import os
 import re
@@ -28,6 +31,7 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 from mailstead.core.errors import InvalidName, NotFound, QuotaExceeded, StoreError
+from mailstead.core.message_data import READ_PIECE, MessageData
 from mailstead.core.types import ANSWERED, DELETED, DRAFT, FLAGGED, SEEN
 from mailstead.store.interfaces import Store
 
@@ -35,6 +39,9 @@ BATCH_SIZE = 32
 #: A batch is also sent once its messages reach this many octets: 32 messages of up to
 #: limits.max_message_size each would otherwise be over a gigabyte in memory at once.
 BATCH_OCTETS = 16 * 1024 * 1024
+#: A Maildir file from this size on is converted into a spool file, not read into memory.
+SPOOL_FROM = 1024 * 1024
+_spooled = itertools.count()
 
 # Maildir info flags (https://cr.yp.to/proto/maildir.html); T ("trashed") is IMAP \Deleted.
 MAILDIR_FLAGS = {"S": SEEN, "R": ANSWERED, "F": FLAGGED, "T": DELETED, "D": DRAFT}
@@ -58,11 +65,13 @@ _MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
 class ImportItem:
     """One message read from the source, ready to append."""
 
-    data: bytes
+    data: bytes | MessageData
     flags: frozenset[str]
     internaldate: datetime | None
     #: The size of a message too large to be read (its data is then empty).
     unread_size: int = 0
+    #: The spool file holding ``data``, removed once the message is stored (or not).
+    spooled: Path | None = None
 
 
 @dataclass
@@ -199,7 +208,28 @@ def maildir_info_flags(filename: str) -> frozenset[str]:
     return frozenset()
 
 
-def read_maildir(path: Path, max_size: int = 0) -> Iterator[ImportItem]:
+def _crlf_copy(source: Path, target: Path) -> int:
+    """``to_crlf`` of ``source`` into ``target``, piece by piece (a CR at the end of a
+    piece waits for the next, so a CRLF split between two is kept); the octets written."""
+    written = 0
+    held_cr = False
+    with source.open("rb") as src, target.open("wb") as out:
+        while piece := src.read(READ_PIECE):
+            if held_cr:
+                piece = b"\r" + piece
+            held_cr = piece.endswith(b"\r")
+            converted = to_crlf(piece[:-1] if held_cr else piece)
+            out.write(converted)
+            written += len(converted)
+        if held_cr:
+            out.write(b"\r")
+            written += 1
+    return written
+
+
+def read_maildir(
+    path: Path, max_size: int = 0, spool: Path | None = None
+) -> Iterator[ImportItem]:
     """Messages of one Maildir (its new/ and cur/, not its subfolders), oldest file first.
 
     Files are read directly rather than through ``mailbox.Maildir`` because in Python 3.11
@@ -224,6 +254,18 @@ def read_maildir(path: Path, max_size: int = 0) -> Iterator[ImportItem]:
         if max_size and size > max_size:
             # CRLF only makes it longer: too big, and never read into memory.
             yield ImportItem(b"", flags, when, size)
+            continue
+        if spool is not None and size >= SPOOL_FROM:
+            spool.mkdir(parents=True, exist_ok=True)
+            # Named like the server's spool files, so a crash's leftover goes at its start.
+            target = spool / f"{os.getpid()}-import-{next(_spooled)}.msg"
+            try:
+                written = _crlf_copy(file, target)
+            except FileNotFoundError:
+                target.unlink(missing_ok=True)
+                continue
+            yield ImportItem(MessageData(b"", None, target, written), flags, when,
+                             spooled=target)
             continue
         yield ImportItem(to_crlf(file.read_bytes()), flags, when)
 
@@ -275,6 +317,9 @@ async def import_items(
             *(store.append(target.id, it.data, it.flags, it.internaldate) for it in batch),
             return_exceptions=True,
         )
+        for it in batch:
+            if it.spooled is not None:
+                it.spooled.unlink(missing_ok=True)
         for result in results:
             if isinstance(result, QuotaExceeded):
                 report.skipped["over quota"] += 1
@@ -289,9 +334,11 @@ async def import_items(
     octets = 0
     for item in items:
         if max_size and max(item.unread_size, len(item.data)) > max_size:
+            if item.spooled is not None:
+                item.spooled.unlink(missing_ok=True)
             report.skipped["larger than limits.max_message_size"] += 1
             continue
-        if not item.data.strip():
+        if isinstance(item.data, bytes) and not item.data.strip():
             report.skipped["empty"] += 1
             continue
         if batch and octets + len(item.data) > BATCH_OCTETS:
@@ -308,9 +355,11 @@ async def import_items(
 
 
 async def import_path(
-    store: Store, address: str, path: Path, folder: str | None, *, max_size: int
+    store: Store, address: str, path: Path, folder: str | None, *, max_size: int,
+    spool: Path | None = None,
 ) -> list[ImportReport]:
-    """Import an mbox file or a Maildir (with Maildir++ subfolders unless ``folder``)."""
+    """Import an mbox file or a Maildir (with Maildir++ subfolders unless ``folder``);
+    large Maildir messages pass through files in ``spool``."""
     account = await store.find_user(address)
     if account is None:
         raise NotFound(f"user {address} does not exist")
@@ -323,13 +372,14 @@ async def import_path(
     if is_maildir(path):
         reports = [
             await import_items(store, account.id, folder or "INBOX",
-                               read_maildir(path, max_size), max_size=max_size)
+                               read_maildir(path, max_size, spool), max_size=max_size)
         ]
         if folder is None:
             for name, directory in maildir_subfolders(path):
                 reports.append(
                     await import_items(store, account.id, name,
-                                       read_maildir(directory, max_size), max_size=max_size)
+                                       read_maildir(directory, max_size, spool),
+                                       max_size=max_size)
                 )
         return reports
     raise InvalidName(

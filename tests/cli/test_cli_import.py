@@ -22,6 +22,8 @@ from mailstead.cli.importer import (
     read_mbox,
     to_crlf,
 )
+from mailstead.core.message_data import READ_PIECE
+from mailstead.core.types import SEEN
 from mailstead.store.models import Mailbox, MessageMeta
 from mailstead.store.sql.sqlite import SQLiteStore
 from mailstead.testing.paths import SHARED
@@ -294,3 +296,32 @@ def test_a_batch_is_bounded_in_octets_as_well_as_messages() -> None:
                                       max_size=0))
     assert report.imported == store.appended == 10
     assert store.peak <= BATCH_OCTETS  # 10 of them at once would be 60 MiB
+
+
+def test_a_large_maildir_message_passes_through_a_spool_file(
+    mailstead: Invoke, bob: str, data_dir: Path, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A Maildir file of SPOOL_FROM or more is converted to CRLF piece by piece into a
+    spool file, never read whole: stored exactly as converting it whole gives, with mixed
+    line ends and a CRLF split across two pieces, and the spool file is gone after."""
+    maildir = tmp_path / "Maildir"
+    (maildir / "cur").mkdir(parents=True)
+    line = b"Subject: big\n\n" + b"l" * (READ_PIECE - 15) + b"\r\nmore\n"  # CR|LF split
+    body = line + b"text with LF\n" * 100_000 + b"and CRLF\r\n" * 1000 + b"last"
+    (maildir / "cur" / "1.big:2,S").write_bytes(body)
+    reads: list[int] = []
+    real_read_bytes = Path.read_bytes
+
+    def counting(self: Path) -> bytes:
+        data = real_read_bytes(self)
+        reads.append(len(data))
+        return data
+
+    monkeypatch.setattr(Path, "read_bytes", counting)
+    result = mailstead("message", "import", bob, str(maildir))
+    assert result.stdout == "imported 1 message into INBOX\n", result.output
+    assert not reads  # the message was never read whole
+    [(meta, data)] = stored(data_dir, bob, "INBOX")
+    assert data == to_crlf(body) and meta.flags == {SEEN}
+    assert list((data_dir / "spool").iterdir()) == []
