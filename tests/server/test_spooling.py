@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from mailstead.core.budget import InputBudget
-from mailstead.testing.server import ServerThread
+from mailstead.testing.server import ServerThread, SubprocessServer
 from mailstead.testing.waiting import poll_until
 from tests.server.line_client import LineClient
 
@@ -253,3 +253,50 @@ def test_one_client_address_gets_only_its_share_of_the_spool(
     holder.send(b"\r\n.\r\n")
     assert holder.until(b"250 ").startswith(b"250 2.0.0")
     _nothing_left(shared)
+
+
+@pytest.mark.slow
+def test_a_message_cut_off_by_sigkill_leaves_nothing_behind(tmp_path: Path) -> None:
+    """kill -9 in the middle of a large DATA: its spool file is on disk, nothing was
+    acknowledged, and the next start removes the file; no part of it reaches a mailbox."""
+    config = {"auth": {"allow_plaintext": True},
+              "limits": {"max_message_size": 4 * 1024 * 1024, "spool_threshold": THRESHOLD}}
+    server = SubprocessServer(tmp_path, config).start()
+    try:
+        client = LineClient(server.port("smtp"))
+        client.until(b"220 ")
+        client.send(b"EHLO x\r\nMAIL FROM:<s@remote.example>\r\n"
+                    b"RCPT TO:<postmaster@localhost>\r\n")
+        for _ in range(3):
+            client.until(b"250 ")
+        client.send(b"DATA\r\n")
+        client.until(b"354")
+        client.send(_message(2_000_000)[:1_500_000])
+        spool = server.data_dir / "spool"
+        poll_until(lambda: True if sum(f.stat().st_size for f in spool.iterdir()) > 1_000_000
+                   else None, timeout=10, failure=lambda: "nothing spooled")
+        server.kill()
+        client.close()
+        assert list(spool.iterdir())  # the crash left it
+        again = SubprocessServer(tmp_path, config)
+        again.log_path = tmp_path / "second.log"
+        again.start()
+        try:
+            assert list(spool.iterdir()) == []
+            assert "removed 1 unfinished message(s)" in again.log()
+            with imaplib.IMAP4("127.0.0.1", again.port("imap")) as imap:
+                password = _postmaster_password(server)
+                imap.login("postmaster@localhost", password)
+                typ, data = imap.select("INBOX", readonly=True)
+                assert typ == "OK" and data == [b"0"]
+        finally:
+            again.kill()
+    finally:
+        server.kill()
+
+
+def _postmaster_password(server: SubprocessServer) -> str:
+    for line in server.first_run_path.read_text().splitlines():
+        if line.split()[:1] == ["IMAP"]:
+            return line.split()[-1]
+    raise AssertionError("no first-run password printed")
