@@ -187,18 +187,14 @@ class LimitsSettings(_Section):
 
     @model_validator(mode="after")
     def _budget_holds_a_message(self) -> LimitsSettings:
-        if self.max_spool_in_flight < self.max_message_size:
-            raise ValueError(
-                f"max_spool_in_flight ({format_size(self.max_spool_in_flight)}) must be at "
-                f"least max_message_size ({format_size(self.max_message_size)}), or the "
-                "largest message could never be received"
-            )
-        if self.max_spool_per_client < self.max_message_size:
-            raise ValueError(
-                f"max_spool_per_client ({format_size(self.max_spool_per_client)}) must be "
-                f"at least max_message_size ({format_size(self.max_message_size)}), or the "
-                "largest message could never be received"
-            )
+        for name in ("max_spool_in_flight", "max_spool_per_client"):
+            value = getattr(self, name)
+            if value < self.max_message_size:
+                raise ValueError(
+                    f"{name} ({format_size(value)}) must be at least max_message_size "
+                    f"({format_size(self.max_message_size)}), or the largest message could "
+                    "never be received"
+                )
         if self.max_input_in_flight < min(self.spool_threshold, self.max_message_size):
             raise ValueError(
                 f"max_input_in_flight ({format_size(self.max_input_in_flight)}) must be at "

@@ -138,6 +138,24 @@ def test_data_dir_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
             "limits.max_message_size",
             "must be a size such as 500M, 2G or a number of bytes, got 'lots'",
         ),
+        (
+            '[limits]\nmax_spool_in_flight = "10M"\n',
+            "limits",
+            "max_spool_in_flight (10M) must be at least max_message_size (50M), or the "
+            "largest message could never be received",
+        ),
+        (
+            '[limits]\nmax_message_size = "300M"\n',
+            "limits",
+            "max_spool_per_client (256M) must be at least max_message_size (300M), or the "
+            "largest message could never be received",
+        ),
+        (
+            '[limits]\nmax_input_in_flight = "100K"\n',
+            "limits",
+            "max_input_in_flight (100K) must be at least spool_threshold (1M), or a message "
+            "could never be received",
+        ),
         ("hostname = 42\n", "hostname", "must be a string (in quotes), got 42"),
         ('hostname = ""\n', "hostname", "must not be empty"),
         ("store = 3\n", "store", "must be a table of settings, got 3"),
