@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
 import os
 from collections.abc import AsyncIterator, Mapping
@@ -29,7 +30,7 @@ from mailstead.auth.throttle import Throttle, ThrottlePolicy
 from mailstead.cli.bootstrap import bootstrap_if_empty, format_client_table
 from mailstead.config.schema import ListenerSettings, Settings
 from mailstead.core.budget import InputBudget
-from mailstead.core.errors import ConfigError, NotFound
+from mailstead.core.errors import ConfigError, MailsteadError, NotFound
 from mailstead.core.log import setup_logging
 from mailstead.core.spool import SpoolDir
 from mailstead.delivery.deliver import Deliverer
@@ -53,6 +54,32 @@ log = logging.getLogger("mailstead.serve")
 GC_INTERVAL_SECONDS = 3600.0
 #: Written in the data dir once every listener accepts; removed on a clean stop.
 PID_FILE = "mailstead.pid"
+#: Held locked (flock) by the one server of a data directory for as long as it runs.
+LOCK_FILE = "mailstead.lock"
+
+
+class AlreadyServing(MailsteadError):
+    """Another server has this data directory."""
+
+
+def lock_data_dir(data_dir: Path) -> int:
+    """Take the data directory for this process: the file descriptor of its lock, held
+    until the process ends (the kernel lets go of it even after SIGKILL). Two servers on
+    one directory would each keep their own view of the mailboxes (decision 0003), and the
+    second once removed the first one's pid file; the second now refuses to start."""
+    fd = os.open(data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        try:
+            holder = f" (pid {(data_dir / PID_FILE).read_text().strip()})"
+        except OSError:
+            holder = ""
+        raise AlreadyServing(
+            f"another mailstead is already serving {data_dir}{holder}; stop it first"
+        ) from None
+    return fd
 
 
 def parse_structure(raw: bytes) -> bytes:
@@ -248,11 +275,13 @@ class RunningServer:
     """The wired server: store open, listeners accepting. Shared by ``serve`` and tests."""
 
     def __init__(
-        self, services: Services, group: ListenerGroup, gc_task: asyncio.Task[None]
+        self, services: Services, group: ListenerGroup, gc_task: asyncio.Task[None],
+        lock: int,
     ) -> None:
         self.services = services
         self.group = group
         self._gc_task = gc_task
+        self._lock = lock  # the data directory's (lock_data_dir), let go at shutdown
         self._shut_down = False
 
     @classmethod
@@ -262,9 +291,14 @@ class RunningServer:
         """Open everything and start accepting; with ``bootstrap_output``, an empty store
         gets its first domain and postmaster, and the client table is written there."""
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        tls = prepare_tls(settings)
-        store = build_store(settings)
-        await store.open()
+        lock = lock_data_dir(settings.data_dir)
+        try:
+            tls = prepare_tls(settings)
+            store = build_store(settings)
+            await store.open()
+        except BaseException:
+            os.close(lock)
+            raise
         try:
             services = build_services(settings, store, tls)
             # Messages whose transfer a crash cut short were never acknowledged.
@@ -284,11 +318,12 @@ class RunningServer:
                 await services.scheduler.start()
         except BaseException:
             await store.close()
+            os.close(lock)
             raise
         gc_task = asyncio.create_task(
             _collect_garbage_forever(store, float(settings.store.gc_grace_seconds))
         )
-        return cls(services, group, gc_task)
+        return cls(services, group, gc_task, lock)
 
     @property
     def store(self) -> Store:
@@ -322,6 +357,7 @@ class RunningServer:
         with contextlib.suppress(asyncio.CancelledError):
             await self._gc_task
         await self.services.store.close()
+        os.close(self._lock)
 
 
 async def run_server(

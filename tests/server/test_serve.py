@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -178,3 +179,41 @@ def test_config_check_refuses_what_serve_would(tmp_path: Path) -> None:
     good.write_text(f'data_dir = "{tmp_path}/data"\n[tls]\ncert = "{tmp_path}/a/cert.pem"\n'
                     f'key = "{tmp_path}/a/key.pem"\n')
     assert _config_check(good).returncode == 0
+
+
+@pytest.mark.slow
+def test_a_second_server_on_the_same_data_directory_refuses(tmp_path: Path) -> None:
+    """A second `serve` on a data directory in use (other ports) once started beside the
+    first, each with its own view of the mailboxes, and removed the first one's pid file
+    when it stopped. It now refuses in one line and touches nothing; after the first is
+    gone, even by SIGKILL, a new one starts."""
+    first = SubprocessServer(tmp_path).start()
+    try:
+        pid_file = first.data_dir / "mailstead.pid"
+        second = SubprocessServer(tmp_path)  # the same data directory, other ports
+        result = subprocess.run(
+            [sys.executable, "-m", "mailstead", "serve", "--config", str(second.config_path)],
+            capture_output=True, text=True, timeout=60,
+        )
+        assert result.returncode == 1
+        assert result.stderr.strip().splitlines() == [
+            f"error: another mailstead is already serving {first.data_dir} "
+            f"(pid {first.proc.pid}); stop it first"  # type: ignore[union-attr]
+        ]
+        assert pid_file.read_text().strip() == str(first.proc.pid)  # type: ignore[union-attr]
+        first.kill()  # the kernel lets go of the lock
+        second.log_path = tmp_path / "second.log"
+        second.first_run_path = tmp_path / "second-run.txt"
+        second.start()
+        second.terminate()
+        assert second.wait(timeout=15) == 0, second.log()
+    finally:
+        first.kill()
+
+
+def test_the_lock_is_held_while_running_in_process(tmp_path: Path) -> None:
+    from mailstead.cli.serve import AlreadyServing, lock_data_dir
+
+    with ServerThread(tmp_path) as server, pytest.raises(AlreadyServing, match="already"):
+        lock_data_dir(server.services.settings.data_dir)
+    os.close(lock_data_dir(tmp_path))  # let go when the server stopped
