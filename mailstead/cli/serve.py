@@ -38,6 +38,8 @@ from mailstead.delivery.dkim import Signer
 from mailstead.delivery.router import Router
 from mailstead.delivery.routes import RouteTable
 from mailstead.delivery.scheduler import Scheduler
+from mailstead.http.app import HTTPServices, build_app
+from mailstead.http.server import HTTPServer
 from mailstead.imap.server import IMAPServer
 from mailstead.mime import stored
 from mailstead.mime.parse import parse_message
@@ -228,6 +230,8 @@ def build_front_ends(services: Services) -> dict[str, FrontEnd]:
     imap = IMAPServer(services.store, services.authenticator, settings, tls,
                       spools=services.spools)
     pop3 = POP3Server(services.store, services.authenticator, settings, tls)
+    http = HTTPServer(build_app(HTTPServices(services.store, services.scheduler)),
+                      settings.http)
     return {
         "smtp": smtp,
         "submission": smtp,
@@ -236,6 +240,8 @@ def build_front_ends(services: Services) -> dict[str, FrontEnd]:
         "imaps": imap,
         "pop3": pop3,
         "pop3s": pop3,
+        "http": http,
+        "https": http,
     }
 
 

@@ -266,6 +266,20 @@ class POP3SListener(ListenerSettings):
     tls: TLSMode = Field("implicit", description="none, starttls or implicit")
 
 
+class HTTPListener(ListenerSettings):
+    """HTTP: health, and the APIs and web pages to come; standard port 80."""
+
+    port: Port = Field(8080, description="TCP port (standard: 80)")
+    tls: Literal["none", "implicit"] = Field("none", description="none or implicit")
+
+
+class HTTPSListener(ListenerSettings):
+    """HTTP over TLS; standard port 443."""
+
+    port: Port = Field(8443, description="TCP port (standard: 443)")
+    tls: Literal["none", "implicit"] = Field("implicit", description="none or implicit")
+
+
 class ListenersSettings(_Section):
     """Every listener has a section ``[listeners.<name>]``; omitted ones keep their defaults."""
 
@@ -280,10 +294,33 @@ class ListenersSettings(_Section):
     imaps: IMAPSListener = Field(default_factory=IMAPSListener, description="IMAP over TLS")
     pop3: POP3Listener = Field(default_factory=POP3Listener, description="POP3")
     pop3s: POP3SListener = Field(default_factory=POP3SListener, description="POP3 over TLS")
+    http: HTTPListener = Field(default_factory=HTTPListener, description="HTTP")
+    https: HTTPSListener = Field(default_factory=HTTPSListener, description="HTTP over TLS")
 
     def items(self) -> list[tuple[str, ListenerSettings]]:
         """``(name, listener)`` pairs in declaration order."""
         return [(name, getattr(self, name)) for name in type(self).model_fields]
+
+
+class HTTPSettings(_Section):
+    """Limits of the HTTP listeners, per request."""
+
+    max_body_size: Size = Field(
+        10 * 1024**2, ge=1,
+        description="largest request body; a larger one is answered 413 before it is read",
+    )
+    max_header_size: Size = Field(
+        64 * 1024, ge=4096,
+        description="request line and header fields together; past it 431, and the "
+        "connection closes",
+    )
+    request_timeout_seconds: int = Field(
+        60, ge=1, description="time for a whole request to arrive, however steadily it "
+        "trickles; past it 408 and the connection closes",
+    )
+    keepalive_timeout_seconds: int = Field(
+        75, ge=1, description="idle time between requests on one connection",
+    )
 
 
 class SMTPSettings(_Section):
@@ -453,6 +490,7 @@ class Settings(_Section):
     )
     dkim: DKIMSettings = Field(default_factory=DKIMSettings, description="DKIM signing")
     imap: IMAPSettings = Field(default_factory=IMAPSettings, description="IMAP")
+    http: HTTPSettings = Field(default_factory=HTTPSettings, description="HTTP")
     log: LogSettings = Field(default_factory=LogSettings, description="logging")
 
     @property

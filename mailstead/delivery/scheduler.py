@@ -143,6 +143,11 @@ class Scheduler:
             return 0.0
         return float(self.conf.connection_reuse_seconds)
 
+    @property
+    def running(self) -> bool:
+        """Whether the scheduling loop is alive (started, not stopped, not crashed)."""
+        return self._task is not None and not self._task.done()
+
     def wake(self) -> None:
         """New mail is queued, or the operator said retry: look now, not at the next poll."""
         self._wake.set()

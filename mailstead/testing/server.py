@@ -39,7 +39,8 @@ T = TypeVar("T")
 #: argon2id at its cheapest: tests hash many passwords and must stay fast.
 TEST_PASSWORD_POLICY = PasswordPolicy(time_cost=1, memory_cost=8, parallelism=1)
 
-LISTENER_NAMES = ("smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s")
+LISTENER_NAMES = ("smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "http",
+                  "https")
 
 
 def deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:

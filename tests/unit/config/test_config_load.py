@@ -48,6 +48,8 @@ def test_defaults_are_the_dev_profile(tmp_path: Path, monkeypatch: pytest.Monkey
         "imaps": (2993, "implicit", "127.0.0.1"),
         "pop3": (2110, "starttls", "127.0.0.1"),
         "pop3s": (2995, "implicit", "127.0.0.1"),
+        "http": (8080, "none", "127.0.0.1"),
+        "https": (8443, "implicit", "127.0.0.1"),
     }
 
 
@@ -123,6 +125,11 @@ def test_data_dir_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
         ("colour = 1\n", "colour", "unknown key"),
         ("[listeners.imap]\nprot = 1\n", "listeners.imap.prot", "unknown key"),
         ("[listeners.gopher]\nport = 70\n", "listeners.gopher", "unknown key"),
+        (
+            '[listeners.http]\ntls = "starttls"\n',
+            "listeners.http.tls",
+            "must be one of 'none', 'implicit', got 'starttls'",
+        ),
         (
             '[listeners.pop3]\ntls = "ssl"\n',
             "listeners.pop3.tls",

@@ -1,0 +1,89 @@
+"""The ASGI application of the HTTP listeners: its routes, and errors as RFC 9457 problems.
+
+Built by the composition root from the services the other front ends use; routes are thin
+(ARCHITECTURE.md): they call a service and shape its answer. This first part serves
+``/health``; the admin API, JMAP, the sending API and the webmail mount here as they come.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from mailstead.store.interfaces import Directory
+
+log = logging.getLogger("mailstead.http")
+
+PROBLEM = "application/problem+json"
+
+
+class QueueState(Protocol):
+    """What the health check asks of the outbound scheduler."""
+
+    @property
+    def running(self) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class HTTPServices:
+    """What the routes call: the same services the CLI and the other front ends use."""
+
+    directory: Directory
+    queue: QueueState | None  # None: outbound delivery is off
+
+
+def problem_response(status: int, title: str, detail: str | None = None,
+                     headers: Mapping[str, str] | None = None) -> JSONResponse:
+    body: dict[str, object] = {"type": "about:blank", "title": title, "status": status}
+    if detail:
+        body["detail"] = detail
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    title = {404: "Not Found", 405: "Method Not Allowed"}.get(exc.status_code, "Error")
+    detail = exc.detail if exc.detail not in (None, title) else None
+    return problem_response(exc.status_code, title, detail, exc.headers)
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    # The exception itself goes to the log from the server (http/server.py), once.
+    return problem_response(500, "Internal Server Error")
+
+
+def build_app(services: HTTPServices) -> Starlette:
+    """The application, its routes bound to ``services``."""
+
+    async def health(request: Request) -> Response:
+        """Liveness and readiness: the store answers a read, the outbound queue runs."""
+        checks: dict[str, str] = {}
+        try:
+            await services.directory.list_domains()
+            checks["store"] = "ok"
+        except Exception as exc:  # any failure of the store is "not ready", with a reason
+            log.warning("health: the store does not answer: %s", exc)
+            checks["store"] = "failing"
+        if services.queue is None:
+            checks["queue"] = "disabled"
+        else:
+            checks["queue"] = "ok" if services.queue.running else "stopped"
+        ready = all(v in ("ok", "disabled") for v in checks.values())
+        if not ready:
+            response = problem_response(503, "Service Unavailable", "not ready: " + ", ".join(
+                f"{name} {state}" for name, state in checks.items() if state != "ok"))
+            return response
+        return JSONResponse({"status": "ok", "checks": checks})
+
+    return Starlette(
+        routes=[Route("/health", health, methods=["GET", "HEAD"])],
+        exception_handlers={HTTPException: _http_error, Exception: _server_error},
+    )
