@@ -11,19 +11,10 @@ from dataclasses import dataclass
 
 from mailstead.auth.passwords import PasswordPolicy, generate_password, hash_password
 from mailstead.cli.tables import format_table
+from mailstead.config.endpoints import client_endpoints
 from mailstead.config.schema import Settings
 from mailstead.store.interfaces import Store
 
-# Listeners a mail client connects to, with the protocol name clients show. The MX
-# listener (smtp) receives from other servers and HTTP is not a mail protocol.
-CLIENT_LISTENERS = (
-    ("imap", "IMAP"),
-    ("imaps", "IMAP"),
-    ("pop3", "POP3"),
-    ("pop3s", "POP3"),
-    ("submission", "SMTP"),
-    ("submissions", "SMTP"),
-)
 SECURITY_NAMES = {"starttls": "STARTTLS", "implicit": "SSL/TLS", "none": "none"}
 
 
@@ -54,12 +45,8 @@ async def bootstrap_if_empty(
 
 def format_client_table(settings: Settings, user: str, password: str) -> str:
     """Client settings, one row per enabled listener that a mail client uses."""
-    rows = []
-    for name, protocol in CLIENT_LISTENERS:
-        listener = getattr(settings.listeners, name)
-        if listener.enabled:
-            security = SECURITY_NAMES[listener.tls]
-            rows.append((protocol, settings.hostname, listener.port, security, user, password))
+    rows = [(e.protocol, e.host, e.port, SECURITY_NAMES[e.security], user, password)
+            for e in client_endpoints(settings)]
     table = format_table(("protocol", "server", "port", "security", "user name", "password"), rows)
     indented = "\n".join(f"  {line}" for line in table.splitlines())
     notes = [

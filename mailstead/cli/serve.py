@@ -28,6 +28,7 @@ from mailstead.auth.authenticator import Authenticator
 from mailstead.auth.passwords import PasswordPolicy
 from mailstead.auth.throttle import Throttle, ThrottlePolicy
 from mailstead.cli.bootstrap import bootstrap_if_empty, format_client_table
+from mailstead.config.endpoints import client_endpoints
 from mailstead.config.schema import ListenerSettings, Settings
 from mailstead.core.budget import InputBudget
 from mailstead.core.errors import ConfigError, MailsteadError, NotFound
@@ -230,8 +231,8 @@ def build_front_ends(services: Services) -> dict[str, FrontEnd]:
     imap = IMAPServer(services.store, services.authenticator, settings, tls,
                       spools=services.spools)
     pop3 = POP3Server(services.store, services.authenticator, settings, tls)
-    http = HTTPServer(build_app(HTTPServices(services.store, services.scheduler)),
-                      settings.http)
+    http = HTTPServer(build_app(HTTPServices(services.store, services.scheduler,
+                                             client_endpoints(settings))), settings.http)
     return {
         "smtp": smtp,
         "submission": smtp,

@@ -8,7 +8,7 @@ Built by the composition root from the services the other front ends use; routes
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -18,6 +18,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from mailstead.config.endpoints import ClientEndpoint
+from mailstead.http.autoconfig import domain_of, mozilla_config
 from mailstead.store.interfaces import Directory
 
 log = logging.getLogger("mailstead.http")
@@ -38,6 +40,7 @@ class HTTPServices:
 
     directory: Directory
     queue: QueueState | None  # None: outbound delivery is off
+    endpoints: Sequence[ClientEndpoint] = ()  # where mail clients connect (autoconfig)
 
 
 def problem_response(status: int, title: str, detail: str | None = None,
@@ -83,7 +86,24 @@ def build_app(services: HTTPServices) -> Starlette:
             return response
         return JSONResponse({"status": "ok", "checks": checks})
 
+    async def autoconfig(request: Request) -> Response:
+        """Mozilla autoconfig for a hosted domain (see http/autoconfig.py)."""
+        domain = domain_of(request.query_params.get("emailaddress"),
+                           request.headers.get("host"))
+        if domain is None:
+            return problem_response(400, "Bad Request",
+                                    "which domain: give ?emailaddress=user@domain")
+        if not await services.directory.has_domain(domain):
+            return problem_response(404, "Not Found", f"no mail domain {domain} here")
+        return Response(mozilla_config(domain, services.endpoints),
+                        media_type="application/xml")
+
     return Starlette(
-        routes=[Route("/health", health, methods=["GET", "HEAD"])],
+        routes=[
+            Route("/health", health, methods=["GET", "HEAD"]),
+            Route("/mail/config-v1.1.xml", autoconfig, methods=["GET"]),
+            Route("/.well-known/autoconfig/mail/config-v1.1.xml", autoconfig,
+                  methods=["GET"]),
+        ],
         exception_handlers={HTTPException: _http_error, Exception: _server_error},
     )
