@@ -19,7 +19,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from mailstead.config.endpoints import ClientEndpoint
-from mailstead.http.autoconfig import domain_of, mozilla_config
+from mailstead.http.autoconfig import (
+    MAX_AUTODISCOVER_REQUEST,
+    apple_profile,
+    autodiscover_address,
+    autodiscover_pox,
+    domain_of,
+    mozilla_config,
+)
 from mailstead.store.interfaces import Directory
 
 log = logging.getLogger("mailstead.http")
@@ -98,12 +105,73 @@ def build_app(services: HTTPServices) -> Starlette:
         return Response(mozilla_config(domain, services.endpoints),
                         media_type="application/xml")
 
+    async def unknown_domain(address: str) -> Response | None:
+        """404 unless ``address`` is in a domain hosted here."""
+        domain = domain_of(address, None)
+        if domain is None:
+            return problem_response(400, "Bad Request", "not an e-mail address")
+        if not await services.directory.has_domain(domain):
+            return problem_response(404, "Not Found", f"no mail domain {domain} here")
+        return None
+
+    async def autodiscover(request: Request) -> Response:
+        """Outlook's POX Autodiscover: the address in an XML request body."""
+        body = b""
+        async for piece in request.stream():
+            body += piece
+            if len(body) > MAX_AUTODISCOVER_REQUEST:
+                return problem_response(413, "Content Too Large",
+                                        "an Autodiscover request is a few hundred octets")
+        address = autodiscover_address(body)
+        if address is None:
+            return problem_response(400, "Bad Request",
+                                    "expected an Autodiscover request with an EMailAddress")
+        refused = await unknown_domain(address)
+        if refused is not None:
+            return refused
+        return Response(autodiscover_pox(address, services.endpoints),
+                        media_type="application/xml")
+
+    async def autodiscover_v2(request: Request) -> Response:
+        """Autodiscover v2: where the v1 (POX) service is, for the protocol asked."""
+        address = request.path_params.get("address") or request.query_params.get("Email", "")
+        protocol = request.query_params.get("Protocol", "")
+        if protocol.lower() != "autodiscoverv1":
+            return problem_response(400, "Bad Request",
+                                    f"protocol {protocol[:40]!r} is not served; "
+                                    "AutodiscoverV1 is")
+        refused = await unknown_domain(address)
+        if refused is not None:
+            return refused
+        url = request.url.replace(path="/Autodiscover/Autodiscover.xml", query="")
+        return JSONResponse({"Protocol": "AutodiscoverV1", "Url": str(url)})
+
+    async def mobileconfig(request: Request) -> Response:
+        """An Apple configuration profile with the account of ``?emailaddress=``."""
+        address = request.query_params.get("emailaddress", "").strip()
+        refused = await unknown_domain(address)
+        if refused is not None:
+            return refused
+        profile = apple_profile(address, services.endpoints)
+        if profile is None:
+            return problem_response(404, "Not Found",
+                                    "no IMAP or POP3 and submission listener is enabled")
+        name = domain_of(address, None)
+        return Response(profile, media_type="application/x-apple-aspen-config", headers={
+            "Content-Disposition": f'attachment; filename="{name}.mobileconfig"'})
+
     return Starlette(
         routes=[
             Route("/health", health, methods=["GET", "HEAD"]),
             Route("/mail/config-v1.1.xml", autoconfig, methods=["GET"]),
             Route("/.well-known/autoconfig/mail/config-v1.1.xml", autoconfig,
                   methods=["GET"]),
+            Route("/autodiscover/autodiscover.xml", autodiscover, methods=["POST"]),
+            Route("/Autodiscover/Autodiscover.xml", autodiscover, methods=["POST"]),
+            Route("/autodiscover/autodiscover.json", autodiscover_v2, methods=["GET"]),
+            Route("/autodiscover/autodiscover.json/v1.0/{address}", autodiscover_v2,
+                  methods=["GET"]),
+            Route("/apple/mail.mobileconfig", mobileconfig, methods=["GET"]),
         ],
         exception_handlers={HTTPException: _http_error, Exception: _server_error},
     )
