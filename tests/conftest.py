@@ -10,7 +10,21 @@ off for itself with ``monkeypatch.delenv``.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+
+import pytest
 
 from mailstead.core import sanity
 
 os.environ[sanity.ENV_VAR] = "1"
+
+
+@pytest.fixture(autouse=True)
+def _umask_restored() -> Iterator[None]:
+    """The command line makes the process's files private (``os.umask(0o077)``, cli/main.py);
+    tests that run it in process must not leave that to the next test, whose files other
+    users' programs (Postfix, Dovecot) may need to read."""
+    before = os.umask(0o022)
+    os.umask(before)
+    yield
+    os.umask(before)

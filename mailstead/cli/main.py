@@ -77,8 +77,14 @@ def cli(ctx: click.Context, config: Path | None, data: str | None, debug: bool) 
     The admin commands open the mailstore directly, so they work whether the server is
     running or stopped.
     """
+    # Everything a command creates (the database, bodies, keys, spool files) is readable
+    # by the server's user alone.
+    os.umask(PRIVATE_UMASK)
     ctx.obj = CliState(config=config, data=data, debug=debug)
 
+
+#: Files mailstead creates are 0600, directories 0700.
+PRIVATE_UMASK = 0o077
 
 #: Seconds a thread may keep the GIL while another waits for it (sys.setswitchinterval).
 GIL_SWITCH_INTERVAL = 0.0005

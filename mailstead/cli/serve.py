@@ -61,6 +61,15 @@ PID_FILE = "mailstead.pid"
 LOCK_FILE = "mailstead.lock"
 
 
+def make_data_dir(data_dir: Path) -> None:
+    """The data directory, private to the server's user (0700): it holds every message,
+    the password hashes and the private keys. Files in it are made 0600 by the umask the
+    command line sets (cli/main.py)."""
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with contextlib.suppress(PermissionError):  # not ours to change: leave it as it is
+        data_dir.chmod(0o700)
+
+
 class AlreadyServing(MailsteadError):
     """Another server has this data directory."""
 
@@ -106,7 +115,7 @@ async def open_store(settings: Settings, *, create: bool = True) -> AsyncIterato
         raise NotFound(
             f"no mailstore in {settings.data_dir} (add a domain or start the server first)"
         )
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    make_data_dir(settings.data_dir)
     store = build_store(settings)
     await store.open()
     try:
@@ -297,7 +306,7 @@ class RunningServer:
     ) -> RunningServer:
         """Open everything and start accepting; with ``bootstrap_output``, an empty store
         gets its first domain and postmaster, and the client table is written there."""
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        make_data_dir(settings.data_dir)
         lock = lock_data_dir(settings.data_dir)
         try:
             tls = prepare_tls(settings)

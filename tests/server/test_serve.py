@@ -217,3 +217,28 @@ def test_the_lock_is_held_while_running_in_process(tmp_path: Path) -> None:
     with ServerThread(tmp_path) as server, pytest.raises(AlreadyServing, match="already"):
         lock_data_dir(server.services.settings.data_dir)
     os.close(lock_data_dir(tmp_path))  # let go when the server stopped
+
+
+@pytest.mark.slow
+def test_the_data_directory_and_its_files_are_private(tmp_path: Path) -> None:
+    """Every message, password hash and private key is in the data directory: 0700, and
+    what mailstead creates in it 0600 (0700 for directories), even where it existed with
+    looser modes before."""
+    server = SubprocessServer(tmp_path)
+    server.data_dir.mkdir(mode=0o755)
+    server.data_dir.chmod(0o755)
+    server.start()
+    try:
+        poll_until(lambda: True if (server.data_dir / "mailstead.pid").exists() else None,
+                   timeout=10, failure=lambda: "no pid file")
+        names = [".", "mailstead.db", "mailstead.pid", "mailstead.lock", "tls/key.pem",
+                 "tls/cert.pem", "blobs", "blobs/ab", "spool", "tls"]
+        modes = {name: (server.data_dir / name).stat().st_mode & 0o777 for name in names}
+    finally:
+        server.kill()
+    assert modes["."] == 0o700
+    for name in ("mailstead.db", "mailstead.pid", "mailstead.lock", "tls/key.pem"):
+        assert modes[name] == 0o600, (name, oct(modes[name]))
+    assert modes["tls/cert.pem"] == 0o644  # a certificate is public
+    for name in ("blobs", "blobs/ab", "spool", "tls"):
+        assert modes[name] == 0o700, (name, oct(modes[name]))
