@@ -471,7 +471,9 @@ def register(root: click.Group) -> None:
     """Attach the admin groups to the top-level command; every admin command also takes
     ``--config``/``--data`` after its name, where people tend to type them."""
     location_params = location_options(click.Command("_")).params
-    for command in (domain, user, alias, group, mailbox, message, check):
+    from mailstead.cli.backup import backup, restore  # it builds on CliState, defined here
+
+    for command in (domain, user, alias, group, mailbox, message, check, backup, restore):
         for leaf in _leaves(command):
             leaf.params.extend(location_params)
         root.add_command(command)

@@ -50,6 +50,7 @@ from mailstead.net.tls import TLSContexts, ensure_self_signed
 from mailstead.pop3.server import POP3Server
 from mailstead.smtp.server import SMTPServer
 from mailstead.store.interfaces import Store
+from mailstead.store.sql import backup as backups
 from mailstead.store.sql.sqlite import SQLiteStore
 
 log = logging.getLogger("mailstead.serve")
@@ -59,6 +60,12 @@ GC_INTERVAL_SECONDS = 3600.0
 PID_FILE = "mailstead.pid"
 #: Held locked (flock) by the one server of a data directory for as long as it runs.
 LOCK_FILE = "mailstead.lock"
+
+
+def restore_store(settings: Settings, source: Path) -> int:
+    """Put the store of the backup in ``source`` into the (empty) data directory; the body
+    files copied. The backend names its files, so this lives beside build_store."""
+    return backups.restore(source, settings.data_dir)
 
 
 def make_data_dir(data_dir: Path) -> None:

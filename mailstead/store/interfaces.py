@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Protocol
 
 from mailstead.core.message_data import MessageData
@@ -22,6 +23,7 @@ from mailstead.store.changes import ChangeBus
 from mailstead.store.models import (
     Alias,
     AppendResult,
+    BackupReport,
     CopyResult,
     DeliveryResult,
     Domain,
@@ -379,6 +381,10 @@ class Maintenance(Protocol):
 
     async def integrity_check(self) -> list[str]:
         """Backend self-check; empty list means healthy."""
+
+    async def backup(self, target: Path) -> BackupReport:
+        """A consistent copy of the store, taken while it runs, into the new directory
+        ``target`` (read back with the backend's restore)."""
 
 
 class Store(Directory, Mailboxes, Messages, OutboundQueue, Maintenance, Protocol):

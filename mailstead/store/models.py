@@ -227,3 +227,14 @@ class QueuedMessage:
     envelope: OutboundEnvelope
     created: datetime
     held: bool = False  # `mailstead queue hold`: not attempted until released
+
+
+@dataclass(frozen=True, slots=True)
+class BackupReport:
+    """What a backup copied (``Maintenance.backup``)."""
+
+    database_bytes: int
+    bodies: int  # body files copied
+    #: Bodies the copied database references that were gone by the time they were copied
+    #: (deleted and collected while the backup ran).
+    missing: tuple[str, ...] = ()

@@ -32,6 +32,7 @@ from mailstead.store.interfaces import StructureParser, UIDRanges
 from mailstead.store.models import (
     Alias,
     AppendResult,
+    BackupReport,
     CopyResult,
     DeliveryResult,
     Domain,
@@ -46,6 +47,7 @@ from mailstead.store.models import (
     User,
 )
 from mailstead.store.names import validate_mailbox_name
+from mailstead.store.sql import backup as backups
 from mailstead.store.sql import (
     bodies,
     directory,
@@ -475,3 +477,6 @@ class SQLiteStore:
 
     async def integrity_check(self) -> list[str]:
         return await maintenance.check(self._db, self.blobs)
+
+    async def backup(self, target: Path) -> BackupReport:
+        return await self._db.in_io(lambda: backups.backup(self.db_path, self.blobs, target))
