@@ -32,6 +32,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from mailstead.core import metrics
 from mailstead.core.errors import AuthThrottled
 
 
@@ -128,9 +129,11 @@ class Throttle:
             else:
                 wait = max(wait, entry.last + self._backoff(entry.count) - now)
         if wait > 0:
+            metrics.AUTH_THROTTLED.inc()
             raise AuthThrottled(wait)
 
     def record_failure(self, account: str, ip: str) -> None:
+        metrics.AUTH_FAILURES.inc()
         now = self._clock()
         for key in (account_key(account), address_key(ip)):
             entry = self._live(key, now)

@@ -30,6 +30,7 @@ from mailstead.auth.throttle import Throttle, ThrottlePolicy
 from mailstead.cli.bootstrap import bootstrap_if_empty, format_client_table
 from mailstead.config.endpoints import client_endpoints
 from mailstead.config.schema import ListenerSettings, Settings
+from mailstead.core import metrics
 from mailstead.core.budget import InputBudget
 from mailstead.core.errors import ConfigError, MailsteadError, NotFound
 from mailstead.core.log import setup_logging
@@ -247,8 +248,9 @@ def build_front_ends(services: Services) -> dict[str, FrontEnd]:
     imap = IMAPServer(services.store, services.authenticator, settings, tls,
                       spools=services.spools)
     pop3 = POP3Server(services.store, services.authenticator, settings, tls)
-    http = HTTPServer(build_app(HTTPServices(services.store, services.scheduler,
-                                             client_endpoints(settings))), settings.http)
+    http = HTTPServer(build_app(HTTPServices(
+        services.store, services.scheduler, client_endpoints(settings), services.store,
+        settings.http.metrics_from)), settings.http)
     return {
         "smtp": smtp,
         "submission": smtp,
@@ -315,6 +317,7 @@ class RunningServer:
         gets its first domain and postmaster, and the client table is written there."""
         make_data_dir(settings.data_dir)
         lock = lock_data_dir(settings.data_dir)
+        metrics.UP_SINCE.set_to_current_time()
         try:
             tls = prepare_tls(settings)
             store = build_store(settings)

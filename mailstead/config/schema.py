@@ -12,11 +12,12 @@ back to a default, and types are strict (``port = "25"`` is rejected, not coerce
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 _SIZE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:I?B)?\s*$", re.IGNORECASE)
@@ -321,6 +322,21 @@ class HTTPSettings(_Section):
     keepalive_timeout_seconds: int = Field(
         75, ge=1, description="idle time between requests on one connection",
     )
+    metrics_from: list[str] = Field(
+        ["127.0.0.0/8", "::1/128"],
+        description="networks (CIDR) whose clients may read /metrics; others get 403. "
+        '["0.0.0.0/0", "::/0"] opens it to all, [] closes it',
+    )
+
+    @field_validator("metrics_from")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for network in value:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ValueError(f"not a network: {network!r}") from None
+        return value
 
 
 class SMTPSettings(_Section):

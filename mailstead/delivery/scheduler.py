@@ -38,7 +38,7 @@ from collections.abc import Coroutine, Sequence
 from typing import Any
 
 from mailstead.config.schema import Settings
-from mailstead.core import sanity
+from mailstead.core import metrics, sanity
 from mailstead.core.errors import StoreError
 from mailstead.delivery.attempts import (
     Batch,
@@ -51,7 +51,7 @@ from mailstead.delivery.bounce import DSNAction
 from mailstead.delivery.clock import Clock, SystemClock
 from mailstead.delivery.deliver import DeliveryStore
 from mailstead.delivery.dns import DNSFailure, Resolver
-from mailstead.delivery.outcome import Notify, Outcome, next_state, notify_allows
+from mailstead.delivery.outcome import Notify, Outcome, OutcomeKind, next_state, notify_allows
 from mailstead.delivery.remote import RemoteError
 from mailstead.delivery.router import Router
 from mailstead.delivery.routes import Destination, RouteTable
@@ -276,8 +276,9 @@ class Scheduler:
             age = (now - message.created).total_seconds()
             delayed: list[QueuedRecipient] = []
             for recipient in batch.recipients:
-                updated = next_state(recipient, outcomes[recipient.address], now=now,
-                                     age=age, conf=self.conf)
+                outcome = outcomes[recipient.address]
+                updated = next_state(recipient, outcome, now=now, age=age, conf=self.conf)
+                metrics.OUTBOUND_RECIPIENTS.labels(_outcome_label(updated.status, outcome)).inc()
                 if (updated.status is QueueStatus.DEFERRED and not updated.delay_notified
                         and self.conf.delay_warning_seconds
                         and age >= self.conf.delay_warning_seconds):
@@ -296,3 +297,12 @@ class Scheduler:
         self.settlement.mark(final)
         if self.settlement.has_pending and self._task is not None:
             self._wake.set()
+
+
+def _outcome_label(status: QueueStatus, outcome: Outcome) -> str:
+    """delivered, deferred, bounced (refused for good) or expired (deferred too long)."""
+    if status is QueueStatus.DELIVERED:
+        return "delivered"
+    if status is not QueueStatus.FAILED:
+        return "deferred"
+    return "bounced" if outcome.kind is OutcomeKind.FAILED else "expired"

@@ -7,9 +7,11 @@ Built by the composition root from the services the other front ends use; routes
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Protocol
 
 from starlette.applications import Starlette
@@ -19,6 +21,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from mailstead.config.endpoints import ClientEndpoint
+from mailstead.core import metrics
 from mailstead.http.autoconfig import (
     MAX_AUTODISCOVER_REQUEST,
     apple_profile,
@@ -27,7 +30,7 @@ from mailstead.http.autoconfig import (
     domain_of,
     mozilla_config,
 )
-from mailstead.store.interfaces import Directory
+from mailstead.store.interfaces import Directory, OutboundQueue
 
 log = logging.getLogger("mailstead.http")
 
@@ -48,6 +51,8 @@ class HTTPServices:
     directory: Directory
     queue: QueueState | None  # None: outbound delivery is off
     endpoints: Sequence[ClientEndpoint] = ()  # where mail clients connect (autoconfig)
+    outbound: OutboundQueue | None = None  # the queue's summary for /metrics
+    metrics_from: Sequence[str] = ("127.0.0.0/8", "::1/128")  # who may read /metrics
 
 
 def problem_response(status: int, title: str, detail: str | None = None,
@@ -160,9 +165,30 @@ def build_app(services: HTTPServices) -> Starlette:
         return Response(profile, media_type="application/x-apple-aspen-config", headers={
             "Content-Disposition": f'attachment; filename="{name}.mobileconfig"'})
 
+    allowed = [ipaddress.ip_network(n, strict=False) for n in services.metrics_from]
+
+    async def metrics_page(request: Request) -> Response:
+        """Prometheus exposition of core/metrics.py, for the networks of http.metrics_from."""
+        client = request.client.host if request.client is not None else ""
+        try:
+            address = ipaddress.ip_address(client.split("%", 1)[0])
+        except ValueError:
+            address = None
+        if address is None or not any(address in network for network in allowed):
+            return problem_response(403, "Forbidden",
+                                    "metrics are for the networks of http.metrics_from")
+        if services.outbound is not None:
+            waiting, oldest = await services.outbound.queue_summary()
+            metrics.QUEUE_RECIPIENTS.set(waiting)
+            age = (datetime.now(UTC) - oldest).total_seconds() if oldest is not None else 0
+            metrics.QUEUE_OLDEST_SECONDS.set(max(0.0, age))
+        body, content_type = metrics.render()
+        return Response(body, media_type=content_type)
+
     return Starlette(
         routes=[
             Route("/health", health, methods=["GET", "HEAD"]),
+            Route("/metrics", metrics_page, methods=["GET"]),
             Route("/mail/config-v1.1.xml", autoconfig, methods=["GET"]),
             Route("/.well-known/autoconfig/mail/config-v1.1.xml", autoconfig,
                   methods=["GET"]),

@@ -31,7 +31,7 @@ from typing import Any
 import h11
 
 from mailstead.config.schema import HTTPSettings, ListenerSettings
-from mailstead.core import sanity
+from mailstead.core import metrics, sanity
 from mailstead.net.listener import Handler, RejectHook
 from mailstead.net.stream import ConnectionClosed, IdleTimeout, Stream, StreamError
 
@@ -229,6 +229,7 @@ class _Connection:
                        detail: str | None = None) -> None:
         if self.h11.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
             return  # a response has begun; nothing sensible can be said
+        metrics.HTTP_REQUESTS.labels(f"{status // 100}xx").inc()
         body = problem(status, title, detail)
         headers = [(b"content-type", b"application/problem+json"),
                    (b"content-length", b"%d" % len(body)), (b"server", _SERVER)]
@@ -310,6 +311,7 @@ class _Exchange:
             headers = [(bytes(k), bytes(v)) for k, v in message.get("headers", [])]
             headers.append((b"server", _SERVER))
             status = int(message["status"])
+            metrics.HTTP_REQUESTS.labels(f"{status // 100}xx").inc()
             conn._send(h11.Response(status_code=status, headers=headers, reason=_reason(status)))
         elif kind == "http.response.body":
             if not self.started or self.finished:

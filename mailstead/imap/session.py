@@ -37,7 +37,7 @@ from typing import Protocol
 
 from mailstead.auth.authenticator import Authenticator
 from mailstead.config.schema import Settings
-from mailstead.core import sanity
+from mailstead.core import metrics, sanity
 from mailstead.core.budget import Reservation
 from mailstead.core.errors import InvalidName, MailsteadError
 from mailstead.core.log import redact_command
@@ -548,7 +548,8 @@ class Session:
             # the command's policy allows (invariant 4).
             if spec.expunge is not Expunge.DROPPED:
                 self.flush(allow_expunge=spec.expunge is Expunge.BEFORE)
-            reply = await spec.run(self, cmd)
+            with metrics.command("imap", cmd.name):
+                reply = await spec.run(self, cmd)
             self.flush(allow_expunge=spec.expunge is not Expunge.HELD)
         except Disconnect:
             raise

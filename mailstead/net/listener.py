@@ -25,9 +25,10 @@ import logging
 import socket
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 
+from mailstead.core import metrics
 from mailstead.core.errors import ConfigError
 from mailstead.core.log import new_session_id
-from mailstead.net.stream import Stream, StreamError
+from mailstead.net.stream import Stream, StreamError, TLSHandshakeError
 from mailstead.net.tls import TLSContexts
 
 Handler = Callable[[Stream], Awaitable[None]]
@@ -226,6 +227,8 @@ class Listener:
 
         self._active += 1
         self._per_ip[ip] = self._per_ip.get(ip, 0) + 1
+        metrics.CONNECTIONS.labels(self.name).inc()
+        metrics.CONNECTIONS_OPEN.labels(self.name).inc()
         loop = asyncio.get_running_loop()
         started = loop.time()
         local = stream.local
@@ -242,6 +245,8 @@ class Listener:
             stream.log.info("session cancelled at shutdown")
             raise
         except StreamError as exc:  # peer went away, timed out, failed handshake: routine
+            if isinstance(exc, TLSHandshakeError):
+                metrics.TLS_HANDSHAKE_FAILURES.labels(self.name).inc()
             stream.log.info("connection ended: %s", exc)
         except Exception as exc:
             stream.log.error("handler failed: %s: %s", type(exc).__name__, exc)
@@ -249,6 +254,7 @@ class Listener:
         finally:
             tls = stream.tls_info or tls
             await stream.close()
+            metrics.CONNECTIONS_OPEN.labels(self.name).dec()
             self._active -= 1
             left = self._per_ip.get(ip, 1) - 1
             if left > 0:
@@ -261,6 +267,7 @@ class Listener:
 
     async def _reject(self, stream: Stream, reason: str) -> None:
         stream.log.warning("rejected: %s", reason)
+        metrics.CONNECTIONS_REJECTED.labels(self.name).inc()
         try:
             # With implicit TLS a goodbye would cost a full handshake, which is exactly what
             # the cap protects against: close without a word.

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
 from mailstead.auth.authenticator import Authenticator
-from mailstead.core import sanity
+from mailstead.core import metrics, sanity
 from mailstead.core.errors import StoreError
 from mailstead.core.log import redact_command
 from mailstead.core.types import TLSMode
@@ -295,7 +295,8 @@ class Session:
         if spec is None:
             return await self._refuse(POP3Error("unknown command", counts=True))
         try:
-            await spec.run(self, command)
+            with metrics.command("pop3", command.name):
+                await spec.run(self, command)
         except POP3Error as exc:
             return await self._refuse(exc)
         except StoreError as exc:

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mailstead.auth.authenticator import Authenticator
-from mailstead.core import sanity
+from mailstead.core import metrics, sanity
 from mailstead.core.spool import SpoolDir
 from mailstead.core.types import TLSMode
 from mailstead.delivery.deliver import Deliverer, TraceInfo
@@ -325,7 +325,8 @@ class Session:
                 return
             if spec.guard is not None:
                 spec.guard(self, state)
-            await spec.handler(self, state, spec.grammar(command.argument, self))
+            with metrics.command("smtp", command.verb):
+                await spec.handler(self, state, spec.grammar(command.argument, self))
         except SMTPError as exc:
             if exc.log_detail:
                 self.log.info("%s: %s", command.verb, exc.log_detail)

@@ -326,6 +326,10 @@ class OutboundQueue(Protocol):
     async def list_queue(self) -> list[QueuedMessage]:
         """Every queued message with its recipients, oldest first."""
 
+    async def queue_summary(self) -> tuple[int, datetime | None]:
+        """(recipients not final yet, when the oldest message with one was queued): what
+        monitoring asks every few seconds, without reading the queue."""
+
     async def remove_queued(self, queue_id: int) -> None:
         """Drop a queued message (all recipients done); its body becomes collectable."""
 

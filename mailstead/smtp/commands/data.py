@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from mailstead.core import sanity
+from mailstead.core import metrics, sanity
 from mailstead.core.message_data import MessageData
 from mailstead.core.spool import Spool
 from mailstead.delivery.deliver import Delivery
@@ -91,12 +91,15 @@ async def _commit(session: Session, delivery: Delivery, data: MessageData, spool
         await delivery.commit(data)
     except DeliveryError as exc:
         session.log.info("message refused: %s", exc)
+        metrics.MESSAGES_RECEIVED.labels("deferred" if exc.code < 500 else "refused").inc()
         return Reply(exc.code, exc.enhanced, exc.text)
     except Exception as exc:  # a bug: logged, never shown; under test it fails the test
+        metrics.MESSAGES_RECEIVED.labels("deferred").inc()
         sanity.degrade(session.log, exc, "bug (%s) committing a message", exc_info=True)
         return codes.TEMPORARY_FAILURE
     finally:
         spool.close()
+    metrics.MESSAGES_RECEIVED.labels("accepted").inc()
     session.log.info(
         "accepted message of %d bytes from <%s> for %d recipient(s)",
         len(data), delivery.envelope.mail_from or "", delivery.recipient_count,

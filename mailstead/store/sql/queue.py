@@ -71,6 +71,16 @@ def enqueue(
     return WriteOutcome((delivered, queue_id), events)
 
 
+def summary(conn: sqlite3.Connection) -> tuple[int, datetime | None]:
+    row = conn.execute(
+        "SELECT COUNT(*), MIN(m.created) FROM queue_recipients r"
+        " JOIN queue_messages m ON m.id = r.message_id"
+        " WHERE r.status NOT IN ('delivered', 'failed')"
+    ).fetchone()
+    oldest = datetime.fromisoformat(row[1]) if row[1] is not None else None
+    return int(row[0]), oldest
+
+
 def is_blob_queued(conn: sqlite3.Connection, blob_id: str) -> bool:
     """Whether a queued message still points to the body (garbage collection asks)."""
     row = conn.execute("SELECT 1 FROM queue_messages WHERE blob_id = ? LIMIT 1", (blob_id,))

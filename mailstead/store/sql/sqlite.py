@@ -432,6 +432,9 @@ class SQLiteStore:
             ),
         )
 
+    async def queue_summary(self) -> tuple[int, datetime | None]:
+        return await self._db.read(queue.summary)
+
     async def list_queue(self) -> list[QueuedMessage]:
         return await self.queued_messages()
 

@@ -17,11 +17,13 @@ import logging
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Generic, Protocol, TypeVar
 
+from mailstead.core import metrics
 from mailstead.core.errors import StorageFull, StorageUnavailable, StoreError
 from mailstead.store.blobs import flush_paths
 from mailstead.store.models import ChangeEvent
@@ -183,6 +185,7 @@ class GroupCommitWriter:
         """One transaction for the batch; whatever goes wrong, every job gets an answer and
         the writer thread lives on (once a full disk killed it, and every write after that
         waited forever)."""
+        started = time.perf_counter()
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
@@ -196,6 +199,8 @@ class GroupCommitWriter:
             # whole batch's files and directory entries at once, then commit.
             flush_paths(set().union(*(job.sync_dirs for job in batch)), self._blob_root)
             conn.execute("COMMIT")
+            metrics.STORE_COMMIT_SECONDS.observe(time.perf_counter() - started)
+            metrics.STORE_COMMIT_WRITES.observe(len(batch))
         except BaseException as exc:
             # SQLite may have rolled the whole transaction back by itself (SQLITE_FULL,
             # SQLITE_IOERR, ...): nothing of the batch was written.
