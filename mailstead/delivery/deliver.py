@@ -157,8 +157,10 @@ class Delivery:
             self.local_rcpts.append(str(address))
         self.rcpt_addresses.append(str(address))
 
-    async def commit(self, data: bytes | MessageData) -> None:
-        """Durably store and queue; DeliveryError (nothing visible) on failure.
+    async def commit(self, data: bytes | MessageData) -> str:
+        """Durably store and queue; DeliveryError (nothing visible) on failure. Returns the
+        id the message was received with (its Received header's; the queue's log lines and
+        the 250 reply give it).
 
         ``data`` may be spooled to a file (:mod:`mailstead.core.spool`): the trace headers
         are prepended without copying it, and the store streams it into its body file.
@@ -167,8 +169,10 @@ class Delivery:
             raise DeliveryError(554, "5.5.1", "No valid recipients")
         message = MessageData.of(data)
         check_loops(message.head, self.local_rcpts)
+        trace_id = next_trace_id()
         received = received_header(self.trace, self.envelope,
-                                   self.rcpt_addresses if len(self.rcpt_addresses) == 1 else [])
+                                   self.rcpt_addresses if len(self.rcpt_addresses) == 1 else [],
+                                   trace_id)
         if self.signer is not None and self.sender_id is not None and self.remote:
             # Signed before it is queued; the Received line above stays outside the
             # signature (it is not in the signed header list).
@@ -180,7 +184,7 @@ class Delivery:
                 signature = await asyncio.to_thread(
                     lambda: signer.sign(message.read(), domain))
                 message = message.prefixed(signature)
-        outbound = self._outbound_envelope()
+        outbound = self._outbound_envelope(trace_id)
         # The copies share the received octets (a spool file, or one bytes object) and
         # differ only in the header lines in front.
         queued_copy = message.prefixed(received)
@@ -221,6 +225,7 @@ class Delivery:
             full = [t.address for t in self.local.values() if t.user_id in delivered.skipped]
             log.warning("%s: not delivered to %s: mailbox full (group member)",
                         self.trace.session_id, ", ".join(full))
+        return trace_id
 
     async def _signing_domain(self, sender_id: int, head: bytes) -> str | None:
         """The ``d=`` domain for a message the account ``sender_id`` submits.
@@ -246,7 +251,7 @@ class Delivery:
             return None
         return mail_from.domain
 
-    def _outbound_envelope(self) -> OutboundEnvelope | None:
+    def _outbound_envelope(self, trace_id: str) -> OutboundEnvelope | None:
         queued = [QueuedRecipient(r.address, r.notify, r.orcpt) for r in self.remote.values()]
         queued += self.success_dsn
         if not queued:
@@ -260,6 +265,7 @@ class Delivery:
             body=env.body,
             smtputf8=env.smtputf8,
             auth_user=self.trace.auth_user,
+            trace_id=trace_id,
         )
 
 
@@ -323,10 +329,12 @@ def _comment(text: str) -> str:
     return _SAFE_COMMENT.sub("?", text)[:200]
 
 
-def received_header(trace: TraceInfo, envelope: Envelope, recipients: list[str]) -> bytes:
+def received_header(trace: TraceInfo, envelope: Envelope, recipients: list[str],
+                    trace_id: str | None = None) -> bytes:
     """``Received: from helo ([ip]) by host (mailstead) with ESMTPS id X for <r>; date``.
 
     The ``for`` clause only with exactly one recipient (RFC 5321 §7.2: do not disclose Bcc).
+    ``trace_id`` is the message's id (a new one when None).
     """
     helo = trace.helo
     if _HELO_NAME.match(helo):
@@ -339,7 +347,7 @@ def received_header(trace: TraceInfo, envelope: Envelope, recipients: list[str])
     lines = [from_part, by_part]
     if trace.auth_user:
         lines.append(f"(authenticated as {_comment(trace.auth_user)})")
-    ident = f"id {next_trace_id()}"
+    ident = f"id {trace_id or next_trace_id()}"
     if recipients:
         ident += f" for <{recipients[0]}>"
     lines.append(ident + ";")

@@ -278,7 +278,12 @@ class Scheduler:
             for recipient in batch.recipients:
                 outcome = outcomes[recipient.address]
                 updated = next_state(recipient, outcome, now=now, age=age, conf=self.conf)
-                metrics.OUTBOUND_RECIPIENTS.labels(_outcome_label(updated.status, outcome)).inc()
+                label = _outcome_label(updated.status, outcome)
+                metrics.OUTBOUND_RECIPIENTS.labels(label).inc()
+                # One line per outcome, as an admin greps for a message or a recipient.
+                log.info("%s: to=<%s> %s via %s: %s",
+                         message.envelope.trace_id or f"queue#{message.id}",
+                         recipient.address, label, outcome.remote or "-", outcome.text)
                 if (updated.status is QueueStatus.DEFERRED and not updated.delay_notified
                         and self.conf.delay_warning_seconds
                         and age >= self.conf.delay_warning_seconds):

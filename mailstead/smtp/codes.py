@@ -38,7 +38,6 @@ OK = Reply(250, "2.0.0", "OK")
 SENDER_OK = Reply(250, "2.1.0", "Sender OK")
 RECIPIENT_OK = Reply(250, "2.1.5", "Recipient OK")
 START_DATA = Reply(354, "", "Start mail input; end with <CRLF>.<CRLF>")
-QUEUED = Reply(250, "2.0.0", "OK: message accepted")
 BYE = Reply(221, "2.0.0", "Bye")
 
 SYNTAX = Reply(501, "5.5.4", "Syntax error in parameters or arguments")

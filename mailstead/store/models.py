@@ -217,6 +217,9 @@ class OutboundEnvelope:
     body: str | None = None
     smtputf8: bool = False
     auth_user: str | None = None
+    #: The id the message was received with (its Received header, the 250 reply), which
+    #: the delivery log lines give; "" for a message queued by an older version.
+    trace_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)

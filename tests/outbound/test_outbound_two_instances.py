@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import email
 import email.policy
+import logging
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ import pytest
 from mailstead.delivery.dkim import generate_key
 from mailstead.testing.dns import TestDNSServer
 from mailstead.testing.server import ServerThread, deep_merge
+from mailstead.testing.waiting import poll_until
 
 from .conftest import SENDER_PASSWORD, submit
 
@@ -71,3 +74,34 @@ def test_refusal_by_the_other_instance_bounces_to_the_sender(
     text = raw.decode("utf-8", "replace")
     assert "<nobody@b.test>" in text and "550 5.1.1" in text
     assert "Action: failed" in text
+
+
+def test_the_queue_id_is_in_the_reply_the_trace_and_every_outcome_line(
+        pair: tuple[ServerThread, ServerThread], caplog: pytest.LogCaptureFixture) -> None:
+    """The 250 says `queued as ID`; the copy B stores has ID in A's Received line; A logs
+    one line per recipient outcome with ID, the recipient, where it went and the reply."""
+    import smtplib
+    import ssl
+
+    a, b = pair
+    caplog.set_level(logging.INFO, logger="mailstead.delivery")
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    with smtplib.SMTP("127.0.0.1", a.port("submission"), timeout=30) as client:
+        client.starttls(context=context)
+        client.login("alice@a.test", PASSWORD)
+        client.mail("alice@a.test")
+        client.rcpt("bob@b.test")
+        code, reply = client.data(b"From: <alice@a.test>\r\nSubject: ids\r\n\r\nhi\r\n")
+    assert code == 250
+    match = re.fullmatch(rb"2\.0\.0 OK: queued as ([0-9a-f]{16})", reply)
+    assert match, reply
+    queue_id = match.group(1).decode()
+    [raw] = b.wait_for_inbox("bob@b.test", 1)
+    assert f"id {queue_id}".encode() in raw  # A's Received line, kept by B
+    line = poll_until(
+        lambda: next((r.getMessage() for r in caplog.records
+                      if r.getMessage().startswith(f"{queue_id}: to=<bob@b.test>")), None),
+        timeout=10, failure=lambda: "no outcome line for the message")
+    assert " delivered via mx.b.test[127.0.0.1]:" in line and line.endswith("queued as "
+                                                                           + line[-16:])

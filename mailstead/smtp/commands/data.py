@@ -88,7 +88,7 @@ async def complete(
 async def _commit(session: Session, delivery: Delivery, data: MessageData, spool: Spool) -> Reply:
     """The reply for one message; never raises (it runs beside the session)."""
     try:
-        await delivery.commit(data)
+        trace_id = await delivery.commit(data)
     except DeliveryError as exc:
         session.log.info("message refused: %s", exc)
         metrics.MESSAGES_RECEIVED.labels("deferred" if exc.code < 500 else "refused").inc()
@@ -101,7 +101,8 @@ async def _commit(session: Session, delivery: Delivery, data: MessageData, spool
         spool.close()
     metrics.MESSAGES_RECEIVED.labels("accepted").inc()
     session.log.info(
-        "accepted message of %d bytes from <%s> for %d recipient(s)",
-        len(data), delivery.envelope.mail_from or "", delivery.recipient_count,
+        "accepted message %s of %d bytes from <%s> for %d recipient(s)",
+        trace_id, len(data), delivery.envelope.mail_from or "", delivery.recipient_count,
     )
-    return codes.QUEUED
+    # As Postfix says it: a client's log can then be matched with the server's.
+    return Reply(250, "2.0.0", f"OK: queued as {trace_id}")

@@ -34,9 +34,9 @@ def insert_queued(
     """Insert one queued message and its recipients; returns the queue id."""
     cur = conn.execute(
         "INSERT INTO queue_messages (blob_id, size, mail_from, envid, ret, body, smtputf8,"
-        " auth_user, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " auth_user, created, trace_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (blob_id, size, envelope.mail_from, envelope.envid, envelope.ret, envelope.body,
-         int(envelope.smtputf8), envelope.auth_user, now),
+         int(envelope.smtputf8), envelope.auth_user, now, envelope.trace_id or None),
     )
     queue_id = inserted_id(cur)
     conn.executemany(
@@ -101,7 +101,8 @@ _RECIPIENT_COLUMNS = (
     " last_attempt, remote, tls, delay_notified, settled, status_code"
 )
 _MESSAGE_COLUMNS = (
-    "id, blob_id, size, mail_from, envid, ret, body, smtputf8, auth_user, created, held"
+    "id, blob_id, size, mail_from, envid, ret, body, smtputf8, auth_user, created, held,"
+    " trace_id"
 )
 
 
@@ -174,6 +175,7 @@ def load_messages(
         envelope = OutboundEnvelope(
             mail_from=row[3], recipients=tuple(recipients.get(row[0], ())), envid=row[4],
             ret=row[5], body=row[6], smtputf8=bool(row[7]), auth_user=row[8],
+            trace_id=row[11] or "",
         )
         out.append(QueuedMessage(row[0], row[1], row[2], envelope,
                                  datetime.fromisoformat(row[9]), held=bool(row[10])))

@@ -164,6 +164,11 @@ MIGRATIONS: tuple[str, ...] = (
     INSERT OR IGNORE INTO meta (key, value)
         VALUES ('bodies_known_since', CAST(strftime('%s', 'now') AS TEXT));
     """,
+    # 8: the id a queued message was received with (its Received header's, the 250 reply's):
+    # log lines of its delivery name it, where a row id could be reused after a deletion.
+    """
+    ALTER TABLE queue_messages ADD COLUMN trace_id TEXT;
+    """,
 )
 
 
