@@ -471,9 +471,12 @@ def register(root: click.Group) -> None:
     """Attach the admin groups to the top-level command; every admin command also takes
     ``--config``/``--data`` after its name, where people tend to type them."""
     location_params = location_options(click.Command("_")).params
-    from mailstead.cli.backup import backup, restore  # it builds on CliState, defined here
+    # These build on CliState, defined here.
+    from mailstead.cli.backup import backup, restore
+    from mailstead.cli.status import status
 
-    for command in (domain, user, alias, group, mailbox, message, check, backup, restore):
+    for command in (domain, user, alias, group, mailbox, message, check, backup, restore,
+                    status):
         for leaf in _leaves(command):
             leaf.params.extend(location_params)
         root.add_command(command)

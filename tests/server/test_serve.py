@@ -242,3 +242,26 @@ def test_the_data_directory_and_its_files_are_private(tmp_path: Path) -> None:
     assert modes["tls/cert.pem"] == 0o644  # a certificate is public
     for name in ("blobs", "blobs/ab", "spool", "tls"):
         assert modes[name] == 0o700, (name, oct(modes[name]))
+
+
+@pytest.mark.slow
+def test_status_says_whether_the_server_runs_and_is_ready(tmp_path: Path) -> None:
+    def status(server: SubprocessServer) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "mailstead", "status", "--config", str(server.config_path)],
+            capture_output=True, text=True, timeout=60)
+
+    server = SubprocessServer(tmp_path).start()
+    try:
+        running = status(server)
+        assert running.returncode == 0, running.stderr
+        lines = running.stdout.splitlines()
+        assert lines[0] == f"data:     {server.data_dir}"
+        assert lines[1] == (f"server:   running (pid {server.proc.pid}), ready: "  # type: ignore[union-attr]
+                            "store ok, queue disabled")  # tests send nothing out
+        assert lines[2:] == ["domains:  1", "accounts: 1", "queue:    0 recipient(s) waiting"]
+    finally:
+        server.kill()
+    stopped = status(server)
+    assert stopped.returncode == 1 and "Traceback" not in stopped.stderr
+    assert stopped.stdout.splitlines()[1] == "server:   not running"
