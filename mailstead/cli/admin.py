@@ -197,11 +197,13 @@ def user_list(state: CliState, domain: str | None) -> None:
             format_size(u.used_bytes),
             u.pop3_policy,
             "on" if u.plus_folders else "off",
+            "disabled" if u.disabled else "active",
         )
         for u in users
     ]
     if rows:
-        click.echo(format_table(("address", "quota", "used", "pop3", "plus-folders"), rows))
+        click.echo(format_table(("address", "quota", "used", "pop3", "plus-folders", "state"),
+                                rows))
 
 
 @user.command("passwd")
@@ -216,6 +218,27 @@ def user_passwd(state: CliState, address: str, password_stdin: bool) -> None:
     password_hash = _hash(state.settings(), _read_password(password_stdin))
     state.run(lambda store: store.set_password(address, password_hash))
     click.echo(f"password changed for {address}")
+
+
+@user.command("disable")
+@click.argument("address")
+@click.pass_obj
+def user_disable(state: CliState, address: str) -> None:
+    """Stop ADDRESS from logging in and receiving mail; its mail is kept. Logins fail as a
+    wrong password does; mail for it is refused with 550 5.2.1 (Mailbox disabled)."""
+    _ensure_user(state, address)
+    state.run(lambda store: store.set_disabled(address, True))
+    click.echo(f"disabled {address} (its mail is kept; `user enable` undoes this)")
+
+
+@user.command("enable")
+@click.argument("address")
+@click.pass_obj
+def user_enable(state: CliState, address: str) -> None:
+    """Let a disabled ADDRESS log in and receive mail again."""
+    _ensure_user(state, address)
+    state.run(lambda store: store.set_disabled(address, False))
+    click.echo(f"enabled {address}")
 
 
 @user.command("remove")

@@ -58,8 +58,8 @@ def test_user_lifecycle(mailstead: Invoke, data_dir: Path) -> None:
     assert result.exit_code == 0, result.output
     assert result.stdout == "added user bob@example.org (quota 1G)\n"
     listing = mailstead("user", "list").stdout.splitlines()
-    assert listing[0].split() == ["address", "quota", "used", "pop3", "plus-folders"]
-    assert listing[1].split() == ["bob@example.org", "1G", "0", "delete", "off"]
+    assert listing[0].split() == ["address", "quota", "used", "pop3", "plus-folders", "state"]
+    assert listing[1].split() == ["bob@example.org", "1G", "0", "delete", "off", "active"]
     assert mailstead("user", "list", "example.net").stdout == ""
 
     assert mailstead("user", "quota", "bob@example.org", "500M").exit_code == 0
@@ -71,7 +71,13 @@ def test_user_lifecycle(mailstead: Invoke, data_dir: Path) -> None:
         "0",
         "keep",
         "on",
+        "active",
     ]
+    assert mailstead("user", "disable", "bob@example.org").exit_code == 0
+    assert mailstead("user", "list").stdout.splitlines()[1].split()[-1] == "disabled"
+    assert mailstead("user", "enable", "bob@example.org").stdout == "enabled bob@example.org\n"
+    assert "nobody@example.org" in one_error_line(mailstead("user", "disable",
+                                                            "nobody@example.org"))
     assert mailstead("user", "quota", "bob@example.org", "unlimited").exit_code == 0
     assert "unlimited" in mailstead("user", "list").stdout
 

@@ -265,3 +265,49 @@ def test_status_says_whether_the_server_runs_and_is_ready(tmp_path: Path) -> Non
     stopped = status(server)
     assert stopped.returncode == 1 and "Traceback" not in stopped.stderr
     assert stopped.stdout.splitlines()[1] == "server:   not running"
+
+
+@pytest.mark.slow
+def test_a_disabled_account_keeps_its_mail_and_neither_logs_in_nor_receives(
+        tmp_path: Path) -> None:
+    import imaplib
+    import smtplib
+
+    def cli(server: SubprocessServer, *args: str) -> str:
+        result = subprocess.run(
+            [sys.executable, "-m", "mailstead", *args, "--config", str(server.config_path)],
+            capture_output=True, text=True, timeout=60, input="bob password\nbob password\n")
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    def rcpt(server: SubprocessServer) -> tuple[int, bytes]:
+        with smtplib.SMTP("127.0.0.1", server.port("smtp"), timeout=30) as smtp:
+            smtp.ehlo("x")
+            smtp.mail("s@remote.example")
+            return smtp.rcpt("bob@localhost")
+
+    def login(server: SubprocessServer) -> bool:
+        with imaplib.IMAP4("127.0.0.1", server.port("imap")) as imap:
+            try:
+                imap.login("bob@localhost", "bob password")
+            except imaplib.IMAP4.error:
+                return False
+            return True
+
+    server = SubprocessServer(tmp_path, {"auth": {"allow_plaintext": True}}).start()
+    try:
+        cli(server, "user", "add", "bob@localhost")
+        assert rcpt(server)[0] == 250 and login(server)
+        assert cli(server, "user", "disable", "bob@localhost").startswith("disabled bob@")
+        # The server reads the change from the store (its route cache lasts 2 s).
+        refused = poll_until(lambda: r if (r := rcpt(server))[0] == 550 else None,
+                             timeout=10, failure=lambda: "RCPT still accepted")
+        assert refused == (550, b"5.2.1 Mailbox disabled")
+        assert not login(server)  # as a wrong password: nothing said about the account
+        assert "disabled" in cli(server, "user", "list")
+        cli(server, "user", "enable", "bob@localhost")
+        poll_until(lambda: True if rcpt(server)[0] == 250 else None, timeout=10,
+                   failure=lambda: "RCPT still refused")
+        assert login(server)
+    finally:
+        server.kill()
