@@ -258,6 +258,9 @@ class _Exchange:
         self.request = request
         self.started = False
         self.finished = False
+        #: The server answered the request itself (413, 408 while the body was read): what
+        #: the application sends after that goes nowhere, and the connection closes.
+        self.aborted = False
         self._received = 0
         self._body_done = False
 
@@ -287,12 +290,16 @@ class _Exchange:
             # After the body: nothing more comes until the client goes (ASGI: disconnect).
             await asyncio.Event().wait()
         conn = self.conn
-        event = await conn._event(conn.settings.request_timeout_seconds, conn._deadline)
+        try:
+            event = await conn._event(conn.settings.request_timeout_seconds, conn._deadline)
+        except IdleTimeout:
+            await self._abort(408, None)
+            raise _Closing from None
         if isinstance(event, h11.Data):
             self._received += len(event.data)
             if self._received > conn.settings.max_body_size:
-                await conn._refuse(413, None, f"the body may be at most "
-                                              f"{conn.settings.max_body_size} octets")
+                await self._abort(413, f"the body may be at most "
+                                       f"{conn.settings.max_body_size} octets")
                 raise _Closing
             return {"type": "http.request", "body": bytes(event.data), "more_body": True}
         if isinstance(event, h11.EndOfMessage):
@@ -301,7 +308,15 @@ class _Exchange:
         self._body_done = True
         return {"type": "http.disconnect"}
 
+    async def _abort(self, status: int, detail: str | None) -> None:
+        """Answer for the application, before it has (else only closing is left)."""
+        if not self.started:
+            await self.conn._refuse(status, None, detail)
+        self.aborted = True
+
     async def send(self, message: Message) -> None:
+        if self.aborted:
+            return  # the server has answered this request already
         conn = self.conn
         kind = message["type"]
         if kind == "http.response.start":

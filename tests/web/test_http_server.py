@@ -192,3 +192,29 @@ def test_asyncio_is_not_left_with_pending_tasks(server: ServerThread) -> None:
         httpx.get(_url(server, "/health"))
     time.sleep(0.2)
     assert server.call(count()) <= before
+
+
+def test_a_body_the_application_reads_past_the_limit_gets_413_alone(
+        server: ServerThread) -> None:
+    """The limit hit while the application reads the body: the server answers 413 for it,
+    and what the application would send after that (a 500 for the exception) goes nowhere."""
+    chunk = b"%x\r\n%s\r\n" % (600, b"y" * 600)
+    answer = _raw(server, b"POST /autodiscover/autodiscover.xml HTTP/1.1\r\nHost: x\r\n"
+                  b"Transfer-Encoding: chunked\r\n\r\n" + chunk * 3 + b"0\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 413 ") and answer.count(b"HTTP/1.1") == 1
+
+
+def test_a_trickling_body_gets_408(server: ServerThread) -> None:
+    with socket.create_connection(("127.0.0.1", server.port("http")), timeout=10) as sock:
+        sock.sendall(b"POST /autodiscover/autodiscover.xml HTTP/1.1\r\nHost: x\r\n"
+                     b"Content-Length: 500\r\n\r\n")
+        for _ in range(10):  # ten octets every half second: the request deadline (2 s) ends it
+            time.sleep(0.5)
+            try:
+                sock.sendall(b"<" * 10)
+            except OSError:
+                break
+        answer = b""
+        while piece := sock.recv(65536):
+            answer += piece
+    assert answer.startswith(b"HTTP/1.1 408 ") and answer.count(b"HTTP/1.1") == 1
