@@ -26,8 +26,9 @@ import contextlib
 import itertools
 import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 from mailstead.core.budget import InputBudget, Reservation
 from mailstead.core.message_data import HEAD_LIMIT, READ_PIECE, MessageData
@@ -117,6 +118,19 @@ class PieceTransform(Protocol):
     def end(self) -> bytes: ...
 
 
+def _keep_head(head: bytearray, data: bytes) -> None:
+    """Add to ``head`` what it lacks of its first ``HEAD_LIMIT`` octets from ``data``."""
+    if len(head) < HEAD_LIMIT:
+        head += data[: HEAD_LIMIT - len(head)]
+
+
+def _transformed(source: BinaryIO, transform: PieceTransform) -> Iterator[bytes]:
+    """``transform`` of what ``source`` holds, piece by piece, its end included."""
+    while piece := source.read(READ_PIECE):
+        yield transform.feed(piece)
+    yield transform.end()
+
+
 def _unlink(path: Path) -> None:
     with contextlib.suppress(OSError):
         path.unlink(missing_ok=True)
@@ -182,8 +196,7 @@ class Spool:
         self._pieces.append(data)
         self._buffered += len(data)
         self.size += len(data)
-        if len(self._head) < HEAD_LIMIT:
-            self._head += data[: HEAD_LIMIT - len(self._head)]
+        _keep_head(self._head, data)
         if self._buffered > self._where.threshold and self._where.path is not None:
             return await self._flush()
         return True
@@ -259,17 +272,10 @@ class Spool:
             head = bytearray()
             size = 0
             with old.open("rb") as source, new.open("wb") as target:
-                while piece := source.read(READ_PIECE):
-                    out = transform.feed(piece)
+                for out in _transformed(source, transform):
                     target.write(out)
                     size += len(out)
-                    if len(head) < HEAD_LIMIT:
-                        head += out[: HEAD_LIMIT - len(head)]
-                out = transform.end()
-                target.write(out)
-                size += len(out)
-                if len(head) < HEAD_LIMIT:
-                    head += out[: HEAD_LIMIT - len(head)]
+                    _keep_head(head, out)
             os.replace(new, old)
             return size, bytes(head)
 

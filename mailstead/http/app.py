@@ -30,6 +30,7 @@ from mailstead.http.autoconfig import (
     domain_of,
     mozilla_config,
 )
+from mailstead.http.server import problem_fields
 from mailstead.store.interfaces import Directory, OutboundQueue
 
 log = logging.getLogger("mailstead.http")
@@ -57,10 +58,8 @@ class HTTPServices:
 
 def problem_response(status: int, title: str, detail: str | None = None,
                      headers: Mapping[str, str] | None = None) -> JSONResponse:
-    body: dict[str, object] = {"type": "about:blank", "title": title, "status": status}
-    if detail:
-        body["detail"] = detail
-    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+    return JSONResponse(problem_fields(status, title, detail), status_code=status,
+                        media_type=PROBLEM, headers=headers)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

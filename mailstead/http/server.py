@@ -27,6 +27,7 @@ import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 import h11
 
@@ -47,12 +48,17 @@ _READ = 64 * 1024
 _SERVER = b"mailstead"
 
 
-def problem(status: int, title: str, detail: str | None = None) -> bytes:
-    """An RFC 9457 problem document."""
+def problem_fields(status: int, title: str, detail: str | None = None) -> dict[str, Any]:
+    """The members of an RFC 9457 problem document (the routes' answers use them too)."""
     body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
     if detail:
         body["detail"] = detail
-    return json.dumps(body).encode()
+    return body
+
+
+def problem(status: int, title: str, detail: str | None = None) -> bytes:
+    """An RFC 9457 problem document, as the server itself sends it."""
+    return json.dumps(problem_fields(status, title, detail)).encode()
 
 
 class _Closing(Exception):
@@ -357,6 +363,4 @@ def _content_length(request: h11.Request) -> int | None:
 
 
 def _percent_decoded(path: bytes) -> str:
-    from urllib.parse import unquote_to_bytes
-
     return unquote_to_bytes(path).decode("utf-8", "surrogateescape")

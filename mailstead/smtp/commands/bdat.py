@@ -64,8 +64,9 @@ async def handle(session: Session, state: RcptTo | Chunking, args: BdatArgs) -> 
         raise
     if args.last:
         if isinstance(state, Chunking):
-            # The commit closes the spool once stored, not the reset complete() makes.
-            state.spool = session.spools.spool(session.client_key)
+            # The commit closes the spool once stored, not the reset complete() makes:
+            # the state keeps an empty one for the reset, counted against nobody.
+            state.spool = session.spools.spool()
         await complete(session, state.delivery, message, spool)
         return
     if isinstance(state, Chunking):
