@@ -93,6 +93,15 @@ def _smtp(server: ServerThread, connect: type[LineClient],
     return client
 
 
+def _imap(server: ServerThread, connect: type[LineClient]) -> LineClient:
+    """A raw IMAP connection, logged in as ann (tag ``a`` used)."""
+    client = connect(server.port("imap"))
+    client.until(b"* OK")
+    client.send(f'a LOGIN ann@example.org "{PASSWORD}"\r\n'.encode())
+    client.until(b"a OK")
+    return client
+
+
 def _stored_last(server: ServerThread) -> bytes:
     messages = server.inbox_messages("ann@example.org")
     assert messages
@@ -180,10 +189,7 @@ def test_an_imap_append_literal_is_spooled(server: ServerThread) -> None:
 
 def test_an_imap_literal_in_flight_is_on_disk(
         server: ServerThread, connect: type[LineClient]) -> None:
-    client = connect(server.port("imap"))
-    client.until(b"* OK")
-    client.send(f'a LOGIN ann@example.org "{PASSWORD}"\r\n'.encode())
-    client.until(b"a OK")
+    client = _imap(server, connect)
     message = _message(300_000, "held")
     client.send(b"b APPEND INBOX {%d}\r\n" % len(message))
     client.until(b"+")
@@ -199,10 +205,7 @@ def test_an_imap_literal_in_flight_is_on_disk(
 
 def test_imap_spooled_literals_keep_the_literal_rules(
         server: ServerThread, connect: type[LineClient]) -> None:
-    client = connect(server.port("imap"))
-    client.until(b"* OK")
-    client.send(f'a LOGIN ann@example.org "{PASSWORD}"\r\n'.encode())
-    client.until(b"a OK")
+    client = _imap(server, connect)
     with_nul = b"Subject: nul\r\n\r\n" + b"\x00" * 100_000 + b"\r\n"
     client.send(b"b APPEND INBOX {%d+}\r\n" % len(with_nul) + with_nul + b"\r\n")
     assert client.until(b"b ") == b"b BAD NUL in literal (use literal8)\r\n"

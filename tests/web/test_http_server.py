@@ -4,6 +4,7 @@ for what a real client would never send (oversized heads and bodies, a trickle, 
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import ssl
 import time
@@ -195,13 +196,17 @@ def test_asyncio_is_not_left_with_pending_tasks(server: ServerThread) -> None:
 
 
 def test_a_body_the_application_reads_past_the_limit_gets_413_alone(
-        server: ServerThread) -> None:
+        server: ServerThread, caplog: pytest.LogCaptureFixture) -> None:
     """The limit hit while the application reads the body: the server answers 413 for it,
-    and what the application would send after that (a 500 for the exception) goes nowhere."""
+    and what the application would send after that (a 500 for the exception) goes nowhere,
+    rather than into a connection whose response is over (an error in the log)."""
+    caplog.set_level(logging.ERROR, logger="mailstead")
     chunk = b"%x\r\n%s\r\n" % (600, b"y" * 600)
     answer = _raw(server, b"POST /autodiscover/autodiscover.xml HTTP/1.1\r\nHost: x\r\n"
                   b"Transfer-Encoding: chunked\r\n\r\n" + chunk * 3 + b"0\r\n\r\n")
     assert answer.startswith(b"HTTP/1.1 413 ") and answer.count(b"HTTP/1.1") == 1
+    time.sleep(0.2)  # the connection's end is logged after the client saw it close
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
 def test_a_trickling_body_gets_408(server: ServerThread) -> None:
