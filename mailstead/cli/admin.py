@@ -16,11 +16,13 @@ from typing import Any, TypeVar
 
 import click
 
-from mailstead.cli.serve import open_store, password_policy
+from mailstead.admin.actors import Actor, command_line
+from mailstead.admin.service import Admin
+from mailstead.cli.serve import build_admin, open_store
 from mailstead.cli.tables import format_table
 from mailstead.config.load import load_settings
 from mailstead.config.schema import Settings, format_size, parse_size
-from mailstead.core.errors import InvalidName, NotFound
+from mailstead.core.errors import InvalidName
 from mailstead.core.types import Pop3Policy
 from mailstead.store.interfaces import Store
 
@@ -48,6 +50,16 @@ class CliState:
         async def main() -> T:
             async with open_store(self.settings(), create=create) as store:
                 return await work(store)
+
+        return asyncio.run(main())
+
+    def admin(self, work: Callable[[Admin, Actor], Awaitable[T]], *, create: bool = True) -> T:
+        """Run an admin operation as the person at the command line (audited as such)."""
+        actor = command_line()
+
+        async def main() -> T:
+            async with open_store(self.settings(), create=create) as store:
+                return await work(build_admin(store, self.settings()), actor)
 
         return asyncio.run(main())
 
@@ -96,27 +108,9 @@ def _read_password(password_stdin: bool) -> str:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    if not password:
-        raise InvalidName("the password is empty")
     return password
 
 
-def _hash(settings: Settings, password: str) -> str:
-    from mailstead.auth.passwords import hash_password
-
-    return hash_password(password, password_policy(settings))
-
-
-def _require_user_domain(address: str) -> Callable[[Store], Awaitable[None]]:
-    async def check(store: Store) -> None:
-        _, _, domain = address.rpartition("@")
-        if not domain or not await store.has_domain(domain.lower()):
-            raise NotFound(
-                f"domain {domain.lower() or '?'} does not exist "
-                f"(add it first: mailstead domain add {domain.lower() or 'DOMAIN'})"
-            )
-
-    return check
 
 
 # -- domain --------------------------------------------------------------------------------
@@ -132,7 +126,7 @@ def domain() -> None:
 @click.pass_obj
 def domain_add(state: CliState, name: str) -> None:
     """Accept mail for domain NAME."""
-    created = state.run(lambda store: store.add_domain(name))
+    created = state.admin(lambda admin, me: admin.add_domain(me, name))
     click.echo(f"added domain {created.name}")
 
 
@@ -140,7 +134,7 @@ def domain_add(state: CliState, name: str) -> None:
 @click.pass_obj
 def domain_list(state: CliState) -> None:
     """List domains, one a line."""
-    for item in state.run(lambda store: store.list_domains(), create=False):
+    for item in state.admin(lambda admin, me: admin.list_domains(me), create=False):
         click.echo(item.name)
 
 
@@ -149,7 +143,7 @@ def domain_list(state: CliState) -> None:
 @click.pass_obj
 def domain_remove(state: CliState, name: str) -> None:
     """Remove domain NAME; it must have no users, aliases or groups left."""
-    state.run(lambda store: store.remove_domain(name))
+    state.admin(lambda admin, me: admin.remove_domain(me, name))
     click.echo(f"removed domain {name.lower()}")
 
 
@@ -176,10 +170,10 @@ def user_add(state: CliState, address: str, quota: str, password_stdin: bool) ->
     The domain must exist. Without --password-stdin the password is asked twice.
     """
     quota_bytes = _size_arg(quota)
-    state.run(_require_user_domain(address))
-    password_hash = _hash(state.settings(), _read_password(password_stdin))
-    created = state.run(
-        lambda store: store.add_user(address, password_hash, quota_bytes=quota_bytes)
+    state.admin(lambda admin, _me: admin.require_domain(address))  # before asking
+    password = _read_password(password_stdin)
+    created = state.admin(
+        lambda admin, me: admin.add_user(me, address, password, quota_bytes=quota_bytes)
     )
     click.echo(f"added user {created.address} (quota {_quota_text(created.quota_bytes)})")
 
@@ -189,7 +183,7 @@ def user_add(state: CliState, address: str, quota: str, password_stdin: bool) ->
 @click.pass_obj
 def user_list(state: CliState, domain: str | None) -> None:
     """List accounts (of DOMAIN only, if given) with quota and usage."""
-    users = state.run(lambda store: store.list_users(domain), create=False)
+    users = state.admin(lambda admin, me: admin.list_users(me, domain), create=False)
     rows = [
         (
             u.address,
@@ -215,8 +209,8 @@ def user_list(state: CliState, domain: str | None) -> None:
 def user_passwd(state: CliState, address: str, password_stdin: bool) -> None:
     """Set a new password for ADDRESS."""
     _ensure_user(state, address)
-    password_hash = _hash(state.settings(), _read_password(password_stdin))
-    state.run(lambda store: store.set_password(address, password_hash))
+    password = _read_password(password_stdin)
+    state.admin(lambda admin, me: admin.set_password(me, address, password))
     click.echo(f"password changed for {address}")
 
 
@@ -226,8 +220,7 @@ def user_passwd(state: CliState, address: str, password_stdin: bool) -> None:
 def user_disable(state: CliState, address: str) -> None:
     """Stop ADDRESS from logging in and receiving mail; its mail is kept. Logins fail as a
     wrong password does; mail for it is refused with 550 5.2.1 (Mailbox disabled)."""
-    _ensure_user(state, address)
-    state.run(lambda store: store.set_disabled(address, True))
+    state.admin(lambda admin, me: admin.set_disabled(me, address, True), create=False)
     click.echo(f"disabled {address} (its mail is kept; `user enable` undoes this)")
 
 
@@ -236,8 +229,7 @@ def user_disable(state: CliState, address: str) -> None:
 @click.pass_obj
 def user_enable(state: CliState, address: str) -> None:
     """Let a disabled ADDRESS log in and receive mail again."""
-    _ensure_user(state, address)
-    state.run(lambda store: store.set_disabled(address, False))
+    state.admin(lambda admin, me: admin.set_disabled(me, address, False), create=False)
     click.echo(f"enabled {address}")
 
 
@@ -250,7 +242,7 @@ def user_remove(state: CliState, address: str, yes: bool) -> None:
     _ensure_user(state, address)
     if not yes:
         click.confirm(f"Remove {address} and all of its mail?", abort=True, err=True)
-    state.run(lambda store: store.remove_user(address))
+    state.admin(lambda admin, me: admin.remove_user(me, address), create=False)
     click.echo(f"removed user {address}")
 
 
@@ -261,7 +253,7 @@ def user_remove(state: CliState, address: str, yes: bool) -> None:
 def user_quota(state: CliState, address: str, size: str) -> None:
     """Set the storage quota of ADDRESS: 500M, 2G, or 0 / unlimited."""
     quota_bytes = _size_arg(size)
-    state.run(lambda store: store.set_quota(address, quota_bytes))
+    state.admin(lambda admin, me: admin.set_quota(me, address, quota_bytes))
     click.echo(f"quota of {address} set to {_quota_text(quota_bytes)}")
 
 
@@ -271,7 +263,7 @@ def user_quota(state: CliState, address: str, size: str) -> None:
 @click.pass_obj
 def user_pop3_policy(state: CliState, address: str, policy: str) -> None:
     """What POP3 deletion does for ADDRESS: delete, keep, mark-read or archive."""
-    state.run(lambda store: store.set_pop3_policy(address, Pop3Policy(policy)))
+    state.admin(lambda admin, me: admin.set_pop3_policy(me, address, Pop3Policy(policy)))
     click.echo(f"POP3 policy of {address} set to {policy}")
 
 
@@ -281,16 +273,12 @@ def user_pop3_policy(state: CliState, address: str, policy: str) -> None:
 @click.pass_obj
 def user_plus_folders(state: CliState, address: str, setting: str) -> None:
     """Deliver user+tag@ mail into the folder "tag" when it exists (on) or INBOX (off)."""
-    state.run(lambda store: store.set_plus_folders(address, setting == "on"))
+    state.admin(lambda admin, me: admin.set_plus_folders(me, address, setting == "on"))
     click.echo(f"plus-folders for {address} turned {setting}")
 
 
 def _ensure_user(state: CliState, address: str) -> None:
-    async def check(store: Store) -> None:
-        if await store.find_user(address) is None:
-            raise NotFound(f"user {address} does not exist")
-
-    state.run(check, create=False)
+    state.admin(lambda admin, me: admin.get_user(me, address), create=False)
 
 
 # -- alias ---------------------------------------------------------------------------------
@@ -311,7 +299,7 @@ def alias_add(state: CliState, source: str, targets: tuple[str, ...]) -> None:
     SOURCE is local@domain, or @domain for a catch-all that takes mail for every address
     of the domain that is not a user, alias or group.
     """
-    created = state.run(lambda store: store.add_alias(source, list(targets)))
+    created = state.admin(lambda admin, me: admin.add_alias(me, source, targets))
     click.echo(f"alias {created.source} -> {', '.join(created.targets)}")
 
 
@@ -320,7 +308,7 @@ def alias_add(state: CliState, source: str, targets: tuple[str, ...]) -> None:
 @click.pass_obj
 def alias_list(state: CliState, domain: str | None) -> None:
     """List aliases (of DOMAIN only, if given)."""
-    for item in state.run(lambda store: store.list_aliases(domain), create=False):
+    for item in state.admin(lambda admin, me: admin.list_aliases(me, domain), create=False):
         click.echo(f"{item.source} -> {', '.join(item.targets)}")
 
 
@@ -330,7 +318,7 @@ def alias_list(state: CliState, domain: str | None) -> None:
 @click.pass_obj
 def alias_remove(state: CliState, source: str, target: str | None) -> None:
     """Remove the alias SOURCE, or only its TARGET."""
-    state.run(lambda store: store.remove_alias(source, target))
+    state.admin(lambda admin, me: admin.remove_alias(me, source, target))
     click.echo(f"removed alias {source}{' -> ' + target if target else ''}")
 
 
@@ -348,7 +336,7 @@ def group() -> None:
 @click.pass_obj
 def group_add(state: CliState, address: str, members: tuple[str, ...]) -> None:
     """Create the group ADDRESS with the given MEMBERs."""
-    created = state.run(lambda store: store.add_group(address, list(members)))
+    created = state.admin(lambda admin, me: admin.add_group(me, address, members))
     click.echo(f"added group {created.address} ({len(created.members)} members)")
 
 
@@ -357,7 +345,7 @@ def group_add(state: CliState, address: str, members: tuple[str, ...]) -> None:
 @click.pass_obj
 def group_list(state: CliState, domain: str | None) -> None:
     """List groups with their members."""
-    for item in state.run(lambda store: store.list_groups(domain), create=False):
+    for item in state.admin(lambda admin, me: admin.list_groups(me, domain), create=False):
         click.echo(f"{item.address}: {', '.join(item.members) or '(no members)'}")
 
 
@@ -366,7 +354,7 @@ def group_list(state: CliState, domain: str | None) -> None:
 @click.pass_obj
 def group_remove(state: CliState, address: str) -> None:
     """Delete the group ADDRESS."""
-    state.run(lambda store: store.remove_group(address))
+    state.admin(lambda admin, me: admin.remove_group(me, address))
     click.echo(f"removed group {address}")
 
 
@@ -381,7 +369,7 @@ def group_member() -> None:
 @click.pass_obj
 def group_member_add(state: CliState, address: str, member: str) -> None:
     """Add MEMBER to the group ADDRESS."""
-    state.run(lambda store: store.add_group_member(address, member))
+    state.admin(lambda admin, me: admin.add_group_member(me, address, member))
     click.echo(f"added {member} to {address}")
 
 
@@ -391,7 +379,7 @@ def group_member_add(state: CliState, address: str, member: str) -> None:
 @click.pass_obj
 def group_member_remove(state: CliState, address: str, member: str) -> None:
     """Remove MEMBER from the group ADDRESS."""
-    state.run(lambda store: store.remove_group_member(address, member))
+    state.admin(lambda admin, me: admin.remove_group_member(me, address, member))
     click.echo(f"removed {member} from {address}")
 
 
@@ -409,10 +397,7 @@ def mailbox() -> None:
 def mailbox_list(state: CliState, address: str) -> None:
     """Folders of ADDRESS with special-use, message and unseen counts and size."""
 
-    async def work(store: Store) -> list[tuple[object, ...]]:
-        account = await store.find_user(address)
-        if account is None:
-            raise NotFound(f"user {address} does not exist")
+    async def work(admin: Admin, me: Actor) -> list[tuple[object, ...]]:
         return [
             (
                 m.name,
@@ -421,10 +406,10 @@ def mailbox_list(state: CliState, address: str) -> None:
                 m.unseen_count,
                 format_size(m.size_bytes),
             )
-            for m in await store.list_mailboxes(account.id)
+            for m in await admin.list_mailboxes(me, address)
         ]
 
-    rows = state.run(work, create=False)
+    rows = state.admin(work, create=False)
     click.echo(format_table(("name", "special-use", "messages", "unseen", "size"), rows))
 
 
@@ -452,14 +437,8 @@ def message_import(state: CliState, address: str, path: Path, folder: str | None
     Messages are stored with CRLF line endings, as IMAP requires (bare LF becomes CRLF);
     nothing else in the bytes changes.
     """
-    from mailstead.cli.importer import import_path
-
-    settings = state.settings()
-    reports = state.run(
-        lambda store: import_path(
-            store, address, path, folder, max_size=settings.limits.max_message_size,
-            spool=settings.data_dir / "spool",
-        )
+    reports = state.admin(
+        lambda admin, me: admin.import_messages(me, address, path, folder)
     )
     for report in reports:
         click.echo(report.summary())
@@ -475,7 +454,7 @@ def check(state: CliState) -> None:
     quick check at every start; this one reads everything and may take a while on a large
     store. What to do about a problem: "Damaged database" in the user guide.
     """
-    problems = state.run(lambda store: store.integrity_check(), create=False)
+    problems = state.admin(lambda admin, me: admin.integrity_check(me), create=False)
     if not problems:
         click.echo("mailstore OK")
         return
@@ -495,11 +474,13 @@ def register(root: click.Group) -> None:
     ``--config``/``--data`` after its name, where people tend to type them."""
     location_params = location_options(click.Command("_")).params
     # These build on CliState, defined here.
+    from mailstead.cli.access import audit, token
     from mailstead.cli.backup import backup, restore
+    from mailstead.cli.setup import setup
     from mailstead.cli.status import status
 
     for command in (domain, user, alias, group, mailbox, message, check, backup, restore,
-                    status):
+                    status, token, audit, setup):
         for leaf in _leaves(command):
             leaf.params.extend(location_params)
         root.add_command(command)

@@ -7,8 +7,6 @@ running (SQLite WAL) or stopped; a running server's scheduler sees a ``retry`` o
 
 from __future__ import annotations
 
-import email.parser
-import email.policy
 from datetime import UTC, datetime
 
 import click
@@ -17,7 +15,6 @@ from mailstead.cli.admin import CliState, _leaves, location_options
 from mailstead.cli.tables import format_table
 from mailstead.config.schema import format_size
 from mailstead.core.errors import InvalidName
-from mailstead.store.interfaces import Store
 from mailstead.store.models import QueuedMessage, QueueStatus
 
 _WAITING = (QueueStatus.QUEUED, QueueStatus.DEFERRED)
@@ -62,8 +59,8 @@ def queue() -> None:
 def queue_list(state: CliState) -> None:
     """Every queued message: id, age, size, sender, recipient states, next attempt and
     the last error."""
-    messages: list[QueuedMessage] = state.run(lambda store: store.queued_messages(),
-                                              create=False)
+    messages: list[QueuedMessage] = state.admin(lambda admin, me: admin.queue_list(me),
+                                                create=False)
     if not messages:
         click.echo("the queue is empty")
         return
@@ -88,14 +85,10 @@ def queue_list(state: CliState) -> None:
 def queue_show(state: CliState, queue_id: int) -> None:
     """Envelope, headers and every recipient's state of one queued message."""
 
-    async def work(store: Store) -> tuple[QueuedMessage, bytes]:
-        message = await store.get_queued(queue_id)
-        return message, await store.read_blob(message.blob_id)
-
-    message, data = state.run(work, create=False)
+    detail = state.admin(lambda admin, me: admin.queue_show(me, queue_id), create=False)
+    message, headers = detail.message, detail.headers
     now = datetime.now(UTC)
     env = message.envelope
-    headers = email.parser.BytesHeaderParser(policy=email.policy.default).parsebytes(data)
     lines = [
         f"queue id:   {message.id}{'  (on hold)' if message.held else ''}",
         f"queued:     {message.created.isoformat(timespec='seconds')} "
@@ -106,10 +99,8 @@ def queue_show(state: CliState, queue_id: int) -> None:
         f"dsn:        RET={env.ret or '-'} ENVID={env.envid or '-'}",
         f"body:       {env.body or '7BIT'}{', SMTPUTF8' if env.smtputf8 else ''}",
     ]
-    for name in ("From", "To", "Subject", "Message-ID", "Date"):
-        value = headers.get(name)
-        if value is not None:
-            lines.append(f"{name + ':':<12}{_short(str(value), 200)}")
+    for name, value in headers.items():
+        lines.append(f"{name + ':':<12}{_short(value, 200)}")
     lines.append("")
     lines.append("recipients:")
     for r in env.recipients:
@@ -137,8 +128,7 @@ def queue_retry(state: CliState, queue_id: int | None, all_: bool) -> None:
     """Make the pending recipients of QUEUE_ID (or of every message, with --all) due now."""
     if (queue_id is None) == (not all_):
         raise InvalidName("give a queue id or --all (not both)")
-    count = state.run(lambda store: store.retry_queue(queue_id, datetime.now(UTC)),
-                      create=False)
+    count = state.admin(lambda admin, me: admin.queue_retry(me, queue_id), create=False)
     click.echo(f"{count} recipient{'' if count == 1 else 's'} due now")
 
 
@@ -147,7 +137,7 @@ def queue_retry(state: CliState, queue_id: int | None, all_: bool) -> None:
 @click.pass_obj
 def queue_delete(state: CliState, queue_id: int) -> None:
     """Remove QUEUE_ID from the queue without delivering it and without a bounce."""
-    state.run(lambda store: store.remove_queued(queue_id), create=False)
+    state.admin(lambda admin, me: admin.queue_delete(me, queue_id), create=False)
     click.echo(f"deleted queued message {queue_id} (no bounce sent)")
 
 
@@ -156,7 +146,7 @@ def queue_delete(state: CliState, queue_id: int) -> None:
 @click.pass_obj
 def queue_hold(state: CliState, queue_id: int) -> None:
     """Stop attempting QUEUE_ID until it is released (an attempt under way finishes)."""
-    state.run(lambda store: store.set_queue_held(queue_id, True), create=False)
+    state.admin(lambda admin, me: admin.queue_hold(me, queue_id, True), create=False)
     click.echo(f"queued message {queue_id} is on hold")
 
 
@@ -165,7 +155,7 @@ def queue_hold(state: CliState, queue_id: int) -> None:
 @click.pass_obj
 def queue_release(state: CliState, queue_id: int) -> None:
     """Let QUEUE_ID be attempted again, at its next scheduled attempt."""
-    state.run(lambda store: store.set_queue_held(queue_id, False), create=False)
+    state.admin(lambda admin, me: admin.queue_hold(me, queue_id, False), create=False)
     click.echo(f"queued message {queue_id} is released")
 
 
@@ -188,10 +178,7 @@ def dkim_keygen(state: CliState, domain: str, selector: str, algorithm: str) -> 
     that users of DOMAIN send is signed from the next server start; publish the record
     first, or receivers will see signatures they cannot check.
     """
-    from mailstead.delivery.dkim import generate_key
-
-    settings = state.settings()
-    key = generate_key(settings.data_dir, domain, selector, algorithm)
+    key = state.admin(lambda admin, me: admin.dkim_keygen(me, domain, selector, algorithm))
     click.echo(f"# private key: {key.path} (mode 0600)")
     click.echo("# publish this record in the DNS zone of the domain:")
     click.echo(key.zone_line())
@@ -201,16 +188,13 @@ def dkim_keygen(state: CliState, domain: str, selector: str, algorithm: str) -> 
 @click.pass_obj
 def dkim_list(state: CliState) -> None:
     """Every key, with the DNS record it needs."""
-    from mailstead.delivery.dkim import load_keys
-
-    keys = load_keys(state.settings().data_dir)
+    keys = state.admin(lambda admin, me: admin.dkim_list(me))
     if not keys:
         click.echo("no DKIM keys (create one: mailstead dkim keygen DOMAIN)")
         return
-    for domain_keys in keys.values():
-        for key in domain_keys:
-            click.echo(f"# {key.domain} selector {key.selector} ({key.algorithm})")
-            click.echo(key.zone_line())
+    for key in keys:
+        click.echo(f"# {key.domain} selector {key.selector} ({key.algorithm})")
+        click.echo(key.zone_line())
 
 
 def register(root: click.Group) -> None:

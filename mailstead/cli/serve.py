@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, TextIO
 
+from mailstead.admin.service import Admin
 from mailstead.auth.authenticator import Authenticator
 from mailstead.auth.passwords import PasswordPolicy
 from mailstead.auth.throttle import Throttle, ThrottlePolicy
@@ -130,6 +131,11 @@ async def open_store(settings: Settings, *, create: bool = True) -> AsyncIterato
         yield store
     finally:
         await store.close()
+
+
+def build_admin(store: Store, settings: Settings) -> Admin:
+    """The admin operations over ``store``, for the command line and the admin API alike."""
+    return Admin(store, settings, password_policy(settings))
 
 
 def password_policy(settings: Settings) -> PasswordPolicy:

@@ -73,3 +73,7 @@ class AuthThrottled(AuthError):
     def __init__(self, retry_after: float) -> None:
         self.retry_after = retry_after
         super().__init__(f"too many failed logins, retry in {retry_after:.0f}s")
+
+
+class PermissionDenied(MailsteadError):
+    """The caller is who it says, but may not do this (an API token's scope)."""

@@ -19,10 +19,13 @@ from typing import Protocol
 
 from mailstead.core.message_data import MessageData
 from mailstead.core.types import UID, FlagMode, Pop3Policy
+from mailstead.store.audit import AuditEntry
 from mailstead.store.changes import ChangeBus
 from mailstead.store.models import (
     Alias,
+    ApiToken,
     AppendResult,
+    AuditRecord,
     BackupReport,
     CopyResult,
     DeliveryResult,
@@ -391,12 +394,46 @@ class Maintenance(Protocol):
         ``target`` (read back with the backend's restore)."""
 
 
-class Store(Directory, Mailboxes, Messages, OutboundQueue, Maintenance, Protocol):
+class AdminRecords(Protocol):
+    """API tokens and the audit log, for the admin operations (``mailstead.admin``).
+
+    An implementer keeps:
+
+    - A write made inside :func:`mailstead.store.audit.audited` commits the scope's entry
+      in the same transaction as the change, once per scope; a write that fails records
+      nothing.
+    - :meth:`touch_token` and :meth:`record_audit` are never themselves audited.
+    """
+
+    async def add_token(self, name: str, scope: str, secret_hash: str,
+                        created_by: str) -> ApiToken: ...
+
+    async def find_token(self, token_id: int) -> ApiToken | None: ...
+
+    async def list_tokens(self) -> list[ApiToken]: ...
+
+    async def revoke_token(self, token_id: int) -> None:
+        """Mark the token revoked (kept for the audit trail); NotFound if unknown."""
+
+    async def touch_token(self, token_id: int, at: datetime, source: str) -> None:
+        """Remember when and from where the token was last used."""
+
+    async def record_audit(self, entry: AuditEntry) -> None:
+        """A change that is not a store write (a key file written) goes in on its own."""
+
+    async def audit_log(self, limit: int = 100, before: int | None = None,
+                        target: str | None = None) -> list[AuditRecord]:
+        """Newest first; ``before`` an id to page back from; ``target`` an exact target
+        or a domain (which also matches the addresses in it)."""
+
+
+class Store(Directory, Mailboxes, Messages, OutboundQueue, Maintenance, AdminRecords, Protocol):
     """Every piece of the store, for the composition root: it builds one backend and hands
     each consumer the piece it uses."""
 
 
 __all__ = [
+    "AdminRecords",
     "Directory",
     "Mailboxes",
     "Maintenance",

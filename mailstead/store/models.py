@@ -241,3 +241,32 @@ class BackupReport:
     #: Bodies the copied database references that were gone by the time they were copied
     #: (deleted and collected while the backup ran).
     missing: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ApiToken:
+    """A credential for the HTTP APIs. Only a hash of its secret is kept (``secret_hash``);
+    the secret itself is shown once, when the token is created."""
+
+    id: int
+    name: str
+    scope: str  # "admin", "domain:example.org" or "send"
+    secret_hash: str
+    created: datetime
+    created_by: str
+    last_used: datetime | None
+    last_used_from: str | None
+    revoked: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """One administrative change: who made it, from where, what and when."""
+
+    id: int
+    at: datetime
+    actor: str
+    source: str
+    action: str
+    target: str
+    detail: str  # JSON object of the operation's arguments, secrets left out

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import Invoke, one_error_line
 
-from mailstead.cli.importer import (
+from mailstead.admin.importer import (
     BATCH_OCTETS,
     ImportItem,
     decode_mutf7,

@@ -60,6 +60,9 @@ def test_queue_commands(tmp_path: Path) -> None:
 
 def test_dkim_keygen_prints_the_record_and_keeps_the_key_private(tmp_path: Path) -> None:
     data = tmp_path / "data"
+    code, _, err = run(data, "dkim", "keygen", "a.test", "--selector", "s2026")
+    assert code == 1 and "domain a.test does not exist" in err  # a key for mail we send
+    assert run(data, "domain", "add", "a.test")[0] == 0
     code, out, _ = run(data, "dkim", "keygen", "a.test", "--selector", "s2026")
     assert code == 0
     assert 's2026._domainkey.a.test. IN TXT ( "v=DKIM1; k=rsa; p=' in out

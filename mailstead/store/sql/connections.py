@@ -19,13 +19,15 @@ from pathlib import Path
 from typing import TypeVar
 
 from mailstead.core.errors import StoreError
+from mailstead.store import audit
+from mailstead.store.sql import admin_records
 from mailstead.store.sql.opening import (
     DatabaseRefused,
     check_before_opening,
     check_before_use,
 )
 from mailstead.store.sql.schema import migrate
-from mailstead.store.sql.writer import GroupCommitWriter, Publish, WriteFn
+from mailstead.store.sql.writer import GroupCommitWriter, Publish, WriteFn, WriteOutcome
 
 T = TypeVar("T")
 
@@ -143,7 +145,19 @@ class Connections:
         ``sync_dirs``: body files (and their directories) to flush before the COMMIT."""
         if self._writer is None:
             raise StoreError("store is not open")
-        return await self._writer.submit(fn, sync_dirs)
+        scope = audit.pending()
+        if scope is None:
+            return await self._writer.submit(fn, sync_dirs)
+        entry = scope.entry
+
+        def with_record(conn: sqlite3.Connection) -> WriteOutcome[T]:
+            outcome = fn(conn)  # an exception leaves no record: the change did not happen
+            admin_records.insert_audit(conn, entry)
+            return outcome
+
+        result = await self._writer.submit(with_record, sync_dirs)
+        scope.recorded = True
+        return result
 
     async def in_io(self, fn: Callable[[], T]) -> T:
         """Run ``fn`` (file work, parsing) on the I/O pool, apart from the readers."""

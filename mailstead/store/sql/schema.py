@@ -169,6 +169,31 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE queue_messages ADD COLUMN trace_id TEXT;
     """,
+    # 9: credentials of the HTTP APIs (only a hash of each secret) and the audit log of
+    # administrative changes, written in the transaction of the change (store/audit.py).
+    """
+    CREATE TABLE api_tokens (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        secret_hash TEXT NOT NULL,
+        created TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        last_used TEXT,
+        last_used_from TEXT,
+        revoked TEXT
+    );
+    CREATE TABLE audit_log (
+        id INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        source TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL,
+        detail TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX audit_log_target ON audit_log (target);
+    """,
 )
 
 

@@ -26,12 +26,16 @@ from typing import TypeVar
 from mailstead.core.errors import InvalidName, NotFound
 from mailstead.core.message_data import MessageData
 from mailstead.core.types import UID, FlagMode, Pop3Policy
+from mailstead.store import audit
+from mailstead.store.audit import AuditEntry
 from mailstead.store.blobs import BlobFiles
 from mailstead.store.changes import ChangeBus
 from mailstead.store.interfaces import StructureParser, UIDRanges
 from mailstead.store.models import (
     Alias,
+    ApiToken,
     AppendResult,
+    AuditRecord,
     BackupReport,
     CopyResult,
     DeliveryResult,
@@ -47,8 +51,8 @@ from mailstead.store.models import (
     User,
 )
 from mailstead.store.names import validate_mailbox_name
-from mailstead.store.sql import backup as backups
 from mailstead.store.sql import (
+    admin_records,
     bodies,
     directory,
     mailboxes,
@@ -57,6 +61,7 @@ from mailstead.store.sql import (
     queue,
     rows,
 )
+from mailstead.store.sql import backup as backups
 from mailstead.store.sql.connections import Connections
 from mailstead.store.sql.message_lists import MessageLists
 from mailstead.store.sql.writer import WriteFn, without_events
@@ -473,6 +478,37 @@ class SQLiteStore:
         return await self._db.write(
             without_events(lambda conn: queue.make_due(conn, queue_id, now))
         )
+
+    # -- API tokens and the audit log ---------------------------------------------------------
+    async def add_token(self, name: str, scope: str, secret_hash: str,
+                        created_by: str) -> ApiToken:
+        return await self._db.write(without_events(
+            lambda conn: admin_records.add_token(conn, name, scope, secret_hash, created_by)))
+
+    async def find_token(self, token_id: int) -> ApiToken | None:
+        return await self._db.read(lambda conn: admin_records.find_token(conn, token_id))
+
+    async def list_tokens(self) -> list[ApiToken]:
+        return await self._db.read(admin_records.list_tokens)
+
+    async def revoke_token(self, token_id: int) -> None:
+        await self._db.write(without_events(
+            lambda conn: admin_records.revoke_token(conn, token_id)))
+
+    async def touch_token(self, token_id: int, at: datetime, source: str) -> None:
+        with audit.unaudited():
+            await self._db.write(without_events(
+                lambda conn: admin_records.touch_token(conn, token_id, at, source)))
+
+    async def record_audit(self, entry: AuditEntry) -> None:
+        with audit.unaudited():
+            await self._db.write(without_events(
+                lambda conn: admin_records.insert_audit(conn, entry)))
+
+    async def audit_log(self, limit: int = 100, before: int | None = None,
+                        target: str | None = None) -> list[AuditRecord]:
+        return await self._db.read(
+            lambda conn: admin_records.list_audit(conn, limit, before, target))
 
     # -- maintenance ---------------------------------------------------------------------------
     async def collect_garbage(self, grace_seconds: float = 3600.0) -> int:
