@@ -59,6 +59,12 @@ class Actor:
             raise PermissionDenied(f"{what} needs a token with the admin scope "
                                    f"(this one has {self.scope})")
 
+    def require_manager(self, what: str) -> None:
+        """PermissionDenied for a scope that administers nothing (``send``)."""
+        if not self.is_admin and self.domain is None:
+            raise PermissionDenied(f"{what} needs an admin or domain token "
+                                   f"(this one has {self.scope})")
+
     def require_domain(self, domain: str, what: str) -> None:
         """PermissionDenied unless the scope covers ``domain``."""
         if not self.may_manage(domain):

@@ -142,6 +142,7 @@ class Admin:
 
     def _scoped_domain(self, actor: Actor, domain: str | None, what: str) -> str | None:
         """The domain a listing covers: the caller's own for a domain-scoped token."""
+        actor.require_manager(what)
         if domain is not None:
             actor.require_domain(domain, what)
             return domain
@@ -155,6 +156,7 @@ class Admin:
                                    lambda: self.store.add_domain(name))
 
     async def list_domains(self, actor: Actor) -> list[Domain]:
+        actor.require_manager("listing domains")
         domains = await self.store.list_domains()
         return [d for d in domains if actor.may_manage(d.name)]
 
@@ -184,13 +186,13 @@ class Admin:
         await self._audited(actor, "user.passwd", user.address,
                             lambda: self.store.set_password(user.address, password_hash))
 
-    async def change_own_password(self, user: User, source: str, password: str) -> None:
-        """The account holder sets a new password (authenticated by the current one)."""
-        actor = Actor(name=f"user {user.address}", source=source,
-                      scope=f"domain:{domain_of(user.address)}")
-        password_hash = await self._hash(user.address, password)
-        await self._audited(actor, "user.passwd", user.address,
-                            lambda: self.store.set_password(user.address, password_hash))
+    async def change_own_password(self, address: str, source: str, password: str) -> None:
+        """The account holder sets a new password (the caller checked the current one)."""
+        actor = Actor(name=f"user {address}", source=source,
+                      scope=f"domain:{domain_of(address)}")
+        password_hash = await self._hash(address, password)
+        await self._audited(actor, "user.passwd", address,
+                            lambda: self.store.set_password(address, password_hash))
 
     async def set_disabled(self, actor: Actor, address: str, disabled: bool) -> None:
         user = await self.get_user(actor, address)
@@ -344,6 +346,7 @@ class Admin:
             selector=selector, algorithm=algorithm)
 
     async def dkim_list(self, actor: Actor) -> list[DKIMKey]:
+        actor.require_manager("listing DKIM keys")
         keys = await asyncio.to_thread(load_keys, self.settings.data_dir)
         return [key for domain, found in sorted(keys.items()) if actor.may_manage(domain)
                 for key in found]

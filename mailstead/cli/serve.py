@@ -28,7 +28,7 @@ from mailstead.admin.service import Admin
 from mailstead.auth.authenticator import Authenticator
 from mailstead.auth.passwords import PasswordPolicy
 from mailstead.auth.throttle import Throttle, ThrottlePolicy
-from mailstead.cli.bootstrap import bootstrap_if_empty, format_client_table
+from mailstead.cli.bootstrap import bootstrap_if_empty, format_client_table, no_domain_yet
 from mailstead.config.endpoints import client_endpoints
 from mailstead.config.schema import ListenerSettings, Settings
 from mailstead.core import metrics
@@ -41,6 +41,7 @@ from mailstead.delivery.dkim import Signer
 from mailstead.delivery.router import Router
 from mailstead.delivery.routes import RouteTable
 from mailstead.delivery.scheduler import Scheduler
+from mailstead.http.api.app import APIServices
 from mailstead.http.app import HTTPServices, build_app
 from mailstead.http.server import HTTPServer
 from mailstead.imap.server import IMAPServer
@@ -254,9 +255,11 @@ def build_front_ends(services: Services) -> dict[str, FrontEnd]:
     imap = IMAPServer(services.store, services.authenticator, settings, tls,
                       spools=services.spools)
     pop3 = POP3Server(services.store, services.authenticator, settings, tls)
+    api = APIServices(build_admin(services.store, settings), services.authenticator,
+                      allow_plaintext=settings.auth.allow_plaintext)
     http = HTTPServer(build_app(HTTPServices(
         services.store, services.scheduler, client_endpoints(settings), services.store,
-        settings.http.metrics_from)), settings.http)
+        settings.http.metrics_from, api=api)), settings.http)
     return {
         "smtp": smtp,
         "submission": smtp,
@@ -340,11 +343,14 @@ class RunningServer:
             if bootstrap_output is not None:
                 # Only once every port is bound: a clash must not spend the one-time
                 # password of an account that a failed start created.
-                first = await bootstrap_if_empty(store, settings, password_policy(settings))
+                first = await bootstrap_if_empty(build_admin(store, settings), settings)
                 if first is not None:
                     bootstrap_output.write(
                         format_client_table(settings, first.user, first.password)
                     )
+                elif not await store.list_domains():
+                    log.warning("no mail domain yet: run mailstead setup DOMAIN")
+                    bootstrap_output.write(no_domain_yet(settings))
                     bootstrap_output.flush()
             if services.scheduler is not None:
                 await services.scheduler.start()

@@ -2,7 +2,8 @@
 
 Built by the composition root from the services the other front ends use; routes are thin
 (ARCHITECTURE.md): they call a service and shape its answer. This first part serves
-``/health``; the admin API, JMAP, the sending API and the webmail mount here as they come.
+``/health``, ``/metrics`` and the autoconfig answers, and mounts the admin API at ``/api``
+(http/api/); JMAP, the sending API and the webmail mount here as they come.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Mount, Route
 
 from mailstead.config.endpoints import ClientEndpoint
 from mailstead.core import metrics
+from mailstead.http.api.app import APIServices, build_api
 from mailstead.http.autoconfig import (
     MAX_AUTODISCOVER_REQUEST,
     apple_profile,
@@ -54,6 +56,7 @@ class HTTPServices:
     endpoints: Sequence[ClientEndpoint] = ()  # where mail clients connect (autoconfig)
     outbound: OutboundQueue | None = None  # the queue's summary for /metrics
     metrics_from: Sequence[str] = ("127.0.0.0/8", "::1/128")  # who may read /metrics
+    api: APIServices | None = None  # the admin API at /api; None: not served
 
 
 def problem_response(status: int, title: str, detail: str | None = None,
@@ -184,19 +187,22 @@ def build_app(services: HTTPServices) -> Starlette:
         body, content_type = metrics.render()
         return Response(body, media_type=content_type)
 
+    routes: list[BaseRoute] = [
+        Route("/health", health, methods=["GET", "HEAD"]),
+        Route("/metrics", metrics_page, methods=["GET"]),
+        Route("/mail/config-v1.1.xml", autoconfig, methods=["GET"]),
+        Route("/.well-known/autoconfig/mail/config-v1.1.xml", autoconfig,
+              methods=["GET"]),
+        Route("/autodiscover/autodiscover.xml", autodiscover, methods=["POST"]),
+        Route("/Autodiscover/Autodiscover.xml", autodiscover, methods=["POST"]),
+        Route("/autodiscover/autodiscover.json", autodiscover_v2, methods=["GET"]),
+        Route("/autodiscover/autodiscover.json/v1.0/{address}", autodiscover_v2,
+              methods=["GET"]),
+        Route("/apple/mail.mobileconfig", mobileconfig, methods=["GET"]),
+    ]
+    if services.api is not None:
+        routes.append(Mount("/api", app=build_api(services.api)))
     return Starlette(
-        routes=[
-            Route("/health", health, methods=["GET", "HEAD"]),
-            Route("/metrics", metrics_page, methods=["GET"]),
-            Route("/mail/config-v1.1.xml", autoconfig, methods=["GET"]),
-            Route("/.well-known/autoconfig/mail/config-v1.1.xml", autoconfig,
-                  methods=["GET"]),
-            Route("/autodiscover/autodiscover.xml", autodiscover, methods=["POST"]),
-            Route("/Autodiscover/Autodiscover.xml", autodiscover, methods=["POST"]),
-            Route("/autodiscover/autodiscover.json", autodiscover_v2, methods=["GET"]),
-            Route("/autodiscover/autodiscover.json/v1.0/{address}", autodiscover_v2,
-                  methods=["GET"]),
-            Route("/apple/mail.mobileconfig", mobileconfig, methods=["GET"]),
-        ],
+        routes=routes,
         exception_handlers={HTTPException: _http_error, Exception: _server_error},
     )

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from mailstead.auth.passwords import verify_password
-from mailstead.cli.bootstrap import bootstrap_if_empty, format_client_table
-from mailstead.cli.serve import password_policy
+from mailstead.cli.bootstrap import bootstrap_if_empty, format_client_table, no_domain_yet
+from mailstead.cli.serve import build_admin
 from mailstead.config.load import load_settings
 from mailstead.config.schema import Settings
 from mailstead.store.sql.sqlite import SQLiteStore
@@ -25,24 +25,26 @@ async def test_bootstrap_creates_postmaster_once(tmp_path: Path) -> None:
     store = SQLiteStore(settings.data_dir)
     await store.open()
     try:
-        first = await bootstrap_if_empty(store, settings, password_policy(settings))
+        first = await bootstrap_if_empty(build_admin(store, settings), settings)
         assert first is not None
         assert (first.domain, first.user) == ("localhost", "postmaster@localhost")
         assert len(first.password) >= 16
         user = await store.find_user("postmaster@localhost")
         assert user is not None
         assert await verify_password(user.password_hash, first.password)
-        assert await bootstrap_if_empty(store, settings, password_policy(settings)) is None
+        assert await bootstrap_if_empty(build_admin(store, settings), settings) is None
+        audit = [(r.actor, r.action) for r in await store.audit_log()]
+        assert audit == [("serve:first-start", "user.add"), ("serve:first-start", "domain.add")]
     finally:
         await store.close()
 
 
-async def test_bootstrap_uses_the_hostname(tmp_path: Path) -> None:
-    settings = fast_settings(tmp_path, 'hostname = "Mail.Example.ORG"\n')
+async def test_a_real_hostname_gets_no_domain_behind_the_admins_back(tmp_path: Path) -> None:
+    settings = fast_settings(tmp_path, 'hostname = "mail.example.org"\n')
     async with SQLiteStore(settings.data_dir) as store:
-        first = await bootstrap_if_empty(store, settings, password_policy(settings))
-        assert first is not None
-        assert first.user == "postmaster@mail.example.org"
+        assert await bootstrap_if_empty(build_admin(store, settings), settings) is None
+        assert await store.list_domains() == []
+    assert "mailstead setup example.org" in no_domain_yet(settings)
 
 
 def test_client_table_has_one_row_per_enabled_client_listener() -> None:
