@@ -25,6 +25,7 @@ SCENARIOS = [
     "imap_idle",
     "hostile_load",
     "large_messages",
+    "http_api",
 ]
 
 
