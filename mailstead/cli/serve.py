@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, TextIO
 
+from mailstead.admin.dns import mta_sts_policy
 from mailstead.auth.authenticator import Authenticator
 from mailstead.auth.passwords import PasswordPolicy
 from mailstead.auth.throttle import Throttle, ThrottlePolicy
@@ -250,7 +251,7 @@ def build_front_ends(services: Services) -> dict[str, FrontEnd]:
     pop3 = POP3Server(services.store, services.authenticator, settings, tls)
     http = HTTPServer(build_app(HTTPServices(
         services.store, services.scheduler, client_endpoints(settings), services.store,
-        settings.http.metrics_from)), settings.http)
+        settings.http.metrics_from, mta_sts=mta_sts_policy(settings))), settings.http)
     return {
         "smtp": smtp,
         "submission": smtp,
