@@ -12,6 +12,7 @@ import asyncio
 import email.parser
 import email.policy
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -21,12 +22,15 @@ from typing import TypeVar
 
 from mailstead.admin import tokens
 from mailstead.admin.actors import ADMIN, Actor, domain_of, parse_scope
+from mailstead.admin.dns import DomainRecords, expected_records
+from mailstead.admin.dnscheck import DNSLookup, DomainCheck, check_domain
 from mailstead.admin.importer import ImportReport, import_path
 from mailstead.auth.passwords import PasswordPolicy, generate_password, hash_password
 from mailstead.config.schema import Settings
 from mailstead.core.errors import InvalidName, NotFound
 from mailstead.core.types import Pop3Policy
 from mailstead.delivery.dkim import DKIMKey, generate_key, load_keys
+from mailstead.delivery.dns import to_ascii
 from mailstead.store.audit import AuditEntry, DetailValue, audited
 from mailstead.store.interfaces import Store
 from mailstead.store.models import (
@@ -55,6 +59,9 @@ MAX_AUDIT_PAGE = 1000
 QUEUE_HEADER_FIELDS = ("From", "To", "Subject", "Message-ID", "Date")
 
 PasswordCheck = Callable[[str, str], None]
+
+_DOMAIN_NAME = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*"
+                          r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 
 
 def basic_password_check(password: str, address: str) -> None:
@@ -350,6 +357,30 @@ class Admin:
         keys = await asyncio.to_thread(load_keys, self.settings.data_dir)
         return [key for domain, found in sorted(keys.items()) if actor.may_manage(domain)
                 for key in found]
+
+    # -- DNS -----------------------------------------------------------------------------------
+
+    async def dns_records(self, actor: Actor, name: str) -> DomainRecords:
+        """Every record a hosted domain needs (admin/dns.py), for its current DKIM keys."""
+        try:
+            domain = to_ascii(name.strip())
+        except ValueError:
+            domain = ""
+        if not _DOMAIN_NAME.match(domain):
+            raise InvalidName(f"not a domain name: {name[:100]!r}")
+        actor.require_domain(domain, "reading DNS records")
+        if not await self.store.has_domain(domain):
+            raise NotFound(f"no mail domain {domain} here "
+                           f"(add it: mailstead domain add {domain})")
+        keys = (await asyncio.to_thread(load_keys, self.settings.data_dir)).get(domain, [])
+        return expected_records(domain, self.settings, keys)
+
+    async def dns_check(self, actor: Actor, name: str,
+                        lookup: DNSLookup | None = None) -> DomainCheck:
+        """What the DNS publishes for the domain, record by record (admin/dnscheck.py)."""
+        records = await self.dns_records(actor, name)
+        resolver = lookup if lookup is not None else DNSLookup.from_settings(self.settings)
+        return await check_domain(records, self.settings, resolver)
 
     # -- the quickstart ------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from typing import Any
 import click
 
 from mailstead.cli import admin, outbound
+from mailstead.cli import dns as dns_commands
 from mailstead.cli.admin import CliState, location_options
 from mailstead.cli.serve import check_for_serve, run_server
 from mailstead.config.load import load_settings
@@ -143,6 +144,7 @@ def config_check(state: CliState, file: Path | None) -> None:
 
 admin.register(cli)
 outbound.register(cli)
+dns_commands.register(cli)
 
 
 def main() -> None:

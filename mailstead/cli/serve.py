@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, TextIO
 
+from mailstead.admin.dns import mta_sts_policy
 from mailstead.admin.service import Admin
 from mailstead.auth.authenticator import Authenticator
 from mailstead.auth.passwords import PasswordPolicy
@@ -259,7 +260,8 @@ def build_front_ends(services: Services) -> dict[str, FrontEnd]:
                       allow_plaintext=settings.auth.allow_plaintext)
     http = HTTPServer(build_app(HTTPServices(
         services.store, services.scheduler, client_endpoints(settings), services.store,
-        settings.http.metrics_from, api=api)), settings.http)
+        settings.http.metrics_from, api=api, mta_sts=mta_sts_policy(settings))),
+        settings.http)
     return {
         "smtp": smtp,
         "submission": smtp,

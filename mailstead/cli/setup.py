@@ -38,13 +38,12 @@ def setup(state: CliState, domain: str) -> None:
                    err=True)
     if result.password is not None:
         click.echo(format_client_table(settings, result.postmaster, result.password), nl=False)
-    click.echo("\nPublish in the DNS zone of the domain:")
-    click.echo(dns_zone_text(state, result.domain))
+    click.echo("\nPublish in the DNS zone of the domain (`mailstead dns check "
+               f"{result.domain}` says when it is right):")
+    click.echo(dns_zone_text(state, result.domain), nl=False)
 
 
 def dns_zone_text(state: CliState, domain: str) -> str:
     """Every record to publish for ``domain``, as zone-file lines with comments."""
-    keys = state.admin(lambda admin, me: admin.dkim_list(me), create=False)
-    lines = [f"{domain}. IN MX 10 {state.settings().hostname}.",
-             *[k.zone_line() for k in keys if k.domain == domain]]
-    return "\n".join(lines)
+    records = state.admin(lambda admin, me: admin.dns_records(me, domain), create=False)
+    return records.zone_text()

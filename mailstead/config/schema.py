@@ -472,6 +472,105 @@ class IMAPSettings(_Section):
     )
 
 
+_REPORT_ADDRESS = re.compile(r"^[^\s@,;!]+@[A-Za-z0-9.-]+$")
+_MX_PATTERN = re.compile(r"^(\*\.)?([A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+"
+                         r"[A-Za-z0-9-]{2,63}$")
+_SPF_TERM = re.compile(r"^[+?~-]?(a|mx|ip4|ip6|include|exists)([:/][^\s]{1,253})?$",
+                       re.IGNORECASE)
+
+
+def _report_uri(value: str) -> str:
+    """``""``, a mailbox, ``mailto:`` a mailbox, or an ``https:`` URL -> a report URI
+    (RFC 7489 §6.2, RFC 8460 §3); a bare address gets ``mailto:``."""
+    value = value.strip()
+    if not value:
+        return ""
+    if len(value) > 255:
+        raise ValueError("must be at most 255 characters")
+    if value.lower().startswith("https://"):
+        if any(c.isspace() or c in ",;!" for c in value):
+            raise ValueError(f"not a report URL: {value!r} (no spaces, commas, ';' or '!')")
+        return value
+    address = value[len("mailto:"):] if value.lower().startswith("mailto:") else value
+    if not _REPORT_ADDRESS.match(address):
+        raise ValueError(f"not a report address: {value!r} (an e-mail address, mailto:ADDRESS "
+                         "or an https:// URL)")
+    return "mailto:" + address
+
+
+class DNSSettings(_Section):
+    """What ``mailstead dns records`` tells to publish beyond the MX, and ``dns check``
+    expects: the DMARC policy, where reports go, what else may send as the domain."""
+
+    dmarc_policy: Literal["none", "quarantine", "reject"] = Field(
+        "quarantine",
+        description="DMARC p= for the hosted domains: none (only reports), quarantine "
+        "(receivers put failing mail in spam) or reject (they refuse it); decision 0013 "
+        "says why quarantine is the start",
+    )
+    dmarc_rua: str = Field(
+        "", description="where receivers send DMARC aggregate reports (an address, "
+        "mailto:ADDRESS or https://...); empty asks for none",
+    )
+    tls_rpt_rua: str = Field(
+        "", description="where senders send TLS reports (RFC 8460: an address, "
+        "mailto:ADDRESS or https://...); empty: postmaster@<domain>",
+    )
+    spf_extra: list[str] = Field(
+        default_factory=list,
+        description='other senders allowed in the SPF record, as SPF terms such as '
+        '"include:relay.example.net" or "ip4:192.0.2.0/24" (a smarthost in '
+        "delivery.relay needs its own here)",
+    )
+
+    @field_validator("dmarc_rua", "tls_rpt_rua")
+    @classmethod
+    def _report_addresses(cls, value: str) -> str:
+        return _report_uri(value)
+
+    @field_validator("spf_extra")
+    @classmethod
+    def _spf_terms(cls, value: list[str]) -> list[str]:
+        if len(value) > 8:
+            raise ValueError("at most 8 terms (RFC 7208 §4.6.4 allows 10 DNS lookups in all)")
+        for term in value:
+            if not _SPF_TERM.match(term):
+                raise ValueError(f"not an SPF mechanism: {term!r} (such as include:NAME, "
+                                 "a:NAME, mx, ip4:ADDRESS/BITS, ip6:ADDRESS/BITS)")
+        return value
+
+
+class MTASTSSettings(_Section):
+    """MTA-STS (RFC 8461): the policy senders fetch from https://mta-sts.<domain>/ to
+    learn that mail to the domain must go over verified TLS to the listed MX hosts."""
+
+    mode: Literal["testing", "enforce", "none"] = Field(
+        "testing",
+        description="testing (senders report failures but deliver), enforce (they refuse "
+        "to deliver without verified TLS to a listed MX) or none (withdraw a policy)",
+    )
+    max_age_seconds: int = Field(
+        604800, ge=86400, le=31557600,
+        description="how long senders keep the policy (RFC 8461 §3.2: at most a year; "
+        "weeks are usual once it is enforced)",
+    )
+    extra_mx: list[str] = Field(
+        default_factory=list,
+        description='MX hosts besides hostname that may receive mail for the domains, '
+        'such as a backup MX ("backup.example.net" or "*.example.net")',
+    )
+
+    @field_validator("extra_mx")
+    @classmethod
+    def _mx_patterns(cls, value: list[str]) -> list[str]:
+        if len(value) > 16:
+            raise ValueError("at most 16 MX patterns")
+        for pattern in value:
+            if not _MX_PATTERN.match(pattern):
+                raise ValueError(f"not an MX host name or *.domain pattern: {pattern!r}")
+        return [p.lower() for p in value]
+
+
 class LogSettings(_Section):
     """Logging to standard error, one line per event."""
 
@@ -507,6 +606,8 @@ class Settings(_Section):
     dkim: DKIMSettings = Field(default_factory=DKIMSettings, description="DKIM signing")
     imap: IMAPSettings = Field(default_factory=IMAPSettings, description="IMAP")
     http: HTTPSettings = Field(default_factory=HTTPSettings, description="HTTP")
+    dns: DNSSettings = Field(default_factory=DNSSettings, description="DNS records to publish")
+    mta_sts: MTASTSSettings = Field(default_factory=MTASTSSettings, description="MTA-STS policy")
     log: LogSettings = Field(default_factory=LogSettings, description="logging")
 
     @property

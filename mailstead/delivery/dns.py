@@ -72,6 +72,22 @@ def order_mx(records: Sequence[tuple[int, str]], rng: random.Random | None = Non
     return [MXHost(pref, name) for pref, _, name in sorted(keyed)]
 
 
+def make_resolver(nameservers: Sequence[str] = (), port: int = 53, timeout: float = 10.0
+                  ) -> dns.asyncresolver.Resolver:
+    """dnspython's async resolver as ``delivery.nameservers``, ``dns_port`` and
+    ``dns_timeout_seconds`` say: the one resolver configuration for delivery and for
+    ``mailstead dns check``."""
+    if nameservers:
+        resolver = dns.asyncresolver.Resolver(configure=False)
+        resolver.nameservers = list(nameservers)
+        resolver.port = port
+    else:
+        resolver = dns.asyncresolver.Resolver()
+    resolver.lifetime = timeout
+    resolver.timeout = min(timeout, 5.0)
+    return resolver
+
+
 class Resolver:
     """MX and address lookups for delivery; one per scheduler."""
 
@@ -82,14 +98,7 @@ class Resolver:
         timeout: float = 10.0,
         ip_version: IPVersion = "any",
     ) -> None:
-        if nameservers:
-            self._resolver = dns.asyncresolver.Resolver(configure=False)
-            self._resolver.nameservers = list(nameservers)
-            self._resolver.port = port
-        else:
-            self._resolver = dns.asyncresolver.Resolver()
-        self._resolver.lifetime = timeout
-        self._resolver.timeout = min(timeout, 5.0)
+        self._resolver = make_resolver(nameservers, port, timeout)
         self.ip_version = ip_version
 
     async def _query(self, name: str, rtype: str) -> dns.resolver.Answer | None:

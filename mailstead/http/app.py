@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
+from mailstead.admin.dns import PACC_MEDIA_TYPE, MTASTSPolicy, pacc_document
 from mailstead.config.endpoints import ClientEndpoint
 from mailstead.core import metrics
 from mailstead.http.api.app import APIServices, build_api
@@ -33,6 +34,7 @@ from mailstead.http.autoconfig import (
     mozilla_config,
 )
 from mailstead.http.server import problem_fields
+from mailstead.http.wellknown import MTA_STS_LABEL, PACC_LABEL, domain_under
 from mailstead.store.interfaces import Directory, OutboundQueue
 
 log = logging.getLogger("mailstead.http")
@@ -57,6 +59,7 @@ class HTTPServices:
     outbound: OutboundQueue | None = None  # the queue's summary for /metrics
     metrics_from: Sequence[str] = ("127.0.0.0/8", "::1/128")  # who may read /metrics
     api: APIServices | None = None  # the admin API at /api; None: not served
+    mta_sts: MTASTSPolicy | None = None  # the policy of every hosted domain; None: not served
 
 
 def problem_response(status: int, title: str, detail: str | None = None,
@@ -167,6 +170,36 @@ def build_app(services: HTTPServices) -> Starlette:
         return Response(profile, media_type="application/x-apple-aspen-config", headers={
             "Content-Disposition": f'attachment; filename="{name}.mobileconfig"'})
 
+    async def hosted_under(request: Request, label: str) -> str | Response:
+        """The hosted domain of a ``<label>.<domain>`` Host, or the 404 to answer."""
+        domain = domain_under(request.headers.get("host"), label)
+        if domain is None:
+            return problem_response(404, "Not Found", f"ask on the host {label}.<mail domain>")
+        if not await services.directory.has_domain(domain):
+            return problem_response(404, "Not Found", f"no mail domain {domain} here")
+        return domain
+
+    async def mta_sts_policy(request: Request) -> Response:
+        """The MTA-STS policy (RFC 8461 §3.3) on ``mta-sts.<hosted domain>``."""
+        domain = await hosted_under(request, MTA_STS_LABEL)
+        if isinstance(domain, Response):
+            return domain
+        if services.mta_sts is None:
+            return problem_response(404, "Not Found", "MTA-STS is not served here")
+        return Response(services.mta_sts.text(), media_type="text/plain")
+
+    async def pacc(request: Request) -> Response:
+        """The PACC configuration (draft-ietf-mailmaint-pacc) on ``ua-auto-config.<hosted
+        domain>``: the same listeners as the other autoconfiguration answers."""
+        domain = await hosted_under(request, PACC_LABEL)
+        if isinstance(domain, Response):
+            return domain
+        document = pacc_document(domain, services.endpoints)
+        if document is None:
+            return problem_response(404, "Not Found", "no implicit-TLS listener on a standard "
+                                    "port (993, 995, 465) to announce")
+        return Response(document, media_type=PACC_MEDIA_TYPE)
+
     allowed = [ipaddress.ip_network(n, strict=False) for n in services.metrics_from]
 
     async def metrics_page(request: Request) -> Response:
@@ -199,6 +232,8 @@ def build_app(services: HTTPServices) -> Starlette:
         Route("/autodiscover/autodiscover.json/v1.0/{address}", autodiscover_v2,
               methods=["GET"]),
         Route("/apple/mail.mobileconfig", mobileconfig, methods=["GET"]),
+        Route("/.well-known/mta-sts.txt", mta_sts_policy, methods=["GET"]),
+        Route("/.well-known/user-agent-configuration.json", pacc, methods=["GET"]),
     ]
     if services.api is not None:
         routes.append(Mount("/api", app=build_api(services.api)))

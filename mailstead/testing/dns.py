@@ -17,10 +17,13 @@ import threading
 from collections.abc import Iterable
 from typing import Any
 
-from dnslib import AAAA, MX, QTYPE, RCODE, RR, TXT, A, DNSLabel, DNSRecord
+from dnslib import AAAA, CNAME, MX, QTYPE, RCODE, RR, SRV, TXT, A, DNSLabel, DNSRecord
 from dnslib.server import BaseResolver, DNSLogger, DNSServer
 
-_TYPES = {"A": QTYPE.A, "AAAA": QTYPE.AAAA, "MX": QTYPE.MX, "TXT": QTYPE.TXT}
+_TYPES = {"A": QTYPE.A, "AAAA": QTYPE.AAAA, "MX": QTYPE.MX, "TXT": QTYPE.TXT,
+          "CNAME": QTYPE.CNAME, "SRV": QTYPE.SRV}
+#: CNAMEs followed in one answer before giving up (a loop in a test zone).
+_MAX_CHAIN = 8
 
 
 def _key(name: str) -> str:
@@ -55,6 +58,14 @@ class _ZoneResolver(BaseResolver):  # type: ignore[misc]
             if entries is None:
                 reply.header.rcode = RCODE.NXDOMAIN
                 return reply
+            for _hop in range(_MAX_CHAIN):
+                alias = next((rdata for rtype, rdata in entries if rtype == "CNAME"), None)
+                if alias is None or qtype == "CNAME":
+                    break
+                # RFC 1034 §3.6.2: the CNAME, then the answer for its target.
+                reply.add_answer(RR(qname, QTYPE.CNAME, rdata=alias, ttl=60))
+                qname = str(alias.label)
+                entries = self.records.get(_key(qname), [])
             for rtype, rdata in entries:
                 if rtype == qtype:
                     reply.add_answer(RR(qname, _TYPES[rtype], rdata=rdata, ttl=60))
@@ -66,7 +77,8 @@ class TestDNSServer:
 
     ``add("b.test", "MX", "10 mx.b.test")``, ``add("mx.b.test", "A", "127.0.0.1")``,
     ``add("nullmx.test", "MX", "0 .")`` (RFC 7505), ``add("s._domainkey.b.test", "TXT",
-    "v=DKIM1; ...")``.
+    "v=DKIM1; ...")``, ``add("www.b.test", "CNAME", "b.test")`` (followed in answers to
+    other types), ``add("_imaps._tcp.b.test", "SRV", "0 1 993 mx.b.test")``.
     """
 
     __test__ = False  # not a pytest test class, despite the name
@@ -90,6 +102,11 @@ class TestDNSServer:
             rdata = MX(DNSLabel(exchange), int(preference))
         elif rtype == "TXT":
             rdata = TXT(txt_chunks(value))
+        elif rtype == "CNAME":
+            rdata = CNAME(DNSLabel(value))
+        elif rtype == "SRV":
+            priority, weight, port, target = value.split()
+            rdata = SRV(int(priority), int(weight), int(port), DNSLabel(target))
         else:
             raise ValueError(f"unsupported record type {rtype}")
         with self._resolver.lock:

@@ -22,7 +22,13 @@ from mailstead.cli.serve import build_admin
 from mailstead.http.api.app import APIServices, build_api
 from mailstead.store.models import OutboundEnvelope, QueuedRecipient
 from mailstead.store.sql.sqlite import SQLiteStore
-from mailstead.testing.server import ServerThread, build_settings, settings_dict_for_tests
+from mailstead.testing.dns import TestDNSServer
+from mailstead.testing.server import (
+    ServerThread,
+    build_settings,
+    deep_merge,
+    settings_dict_for_tests,
+)
 
 #: Commands of the command line that have no API operation, and why.
 CLI_ONLY = {
@@ -36,8 +42,16 @@ PASSWORD = "a long enough password"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
-    with ServerThread(tmp_path_factory.mktemp("api"), {"auth": {"allow_plaintext": True}}) as srv:
+def dns() -> Iterator[TestDNSServer]:
+    with TestDNSServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory,
+           dns: TestDNSServer) -> Iterator[ServerThread]:
+    config = deep_merge({"auth": {"allow_plaintext": True}}, dns.settings())
+    with ServerThread(tmp_path_factory.mktemp("api"), config) as srv:
         srv.add_user("ann@example.org", PASSWORD)
         yield srv
 
@@ -316,3 +330,19 @@ async def test_credentials_over_plain_http_from_elsewhere_are_refused(tmp_path: 
             _problem(await get(("198.51.100.1", 1), allow=True, auth=wrong), 401)
         locked = await get(("198.51.100.1", 1), allow=True, auth=headers)
         assert _problem(locked, 429) and int(locked.headers["retry-after"]) >= 1
+
+
+def test_dns_records_and_check(api: httpx.Client, dns: TestDNSServer) -> None:
+    records = api.get("/domains/example.org/dns-records")
+    assert records.status_code == 200
+    published = records.json()["records"]
+    mx = next(r for r in published if r["type"] == "MX")
+    assert mx["name"] == "example.org" and mx["value"].endswith("localhost.")
+    before = api.get("/domains/example.org/dns-check").json()
+    assert {c["status"] for c in before["checks"]} == {"missing"}
+    for record in published:
+        dns.add(record["name"], record["type"], record["value"])
+    after = api.get("/domains/example.org/dns-check").json()
+    assert next(c for c in after["checks"] if c["type"] == "MX")["status"] == "ok"
+    _problem(api.get("/domains/nowhere.test/dns-records"), 404)
+    _problem(api.get("/domains/not a domain/dns-records"), 422)

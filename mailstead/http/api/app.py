@@ -418,6 +418,18 @@ def build_api(services: APIServices) -> FastAPI:
     async def queue_release(queue_id: int, me: Caller) -> None:
         await admin.queue_hold(me, queue_id, False)
 
+    # -- DNS -------------------------------------------------------------------------------
+
+    @route(v1, "GET", "/domains/{name}/dns-records", "dns records",
+           summary="Every DNS record the domain needs, each with why")
+    async def dns_records(name: str, me: Caller) -> dict[str, Any]:
+        return (await admin.dns_records(me, name)).as_json()
+
+    @route(v1, "GET", "/domains/{name}/dns-check", "dns check",
+           summary="Each record as the DNS publishes it: ok, missing, wrong or unknown")
+    async def dns_check(name: str, me: Caller) -> dict[str, Any]:
+        return (await admin.dns_check(me, name)).as_json()
+
     # -- DKIM, tokens, the audit log -------------------------------------------------------
 
     @route(v1, "GET", "/dkim/keys", "dkim list", summary="Signing keys and their records")
