@@ -400,7 +400,7 @@ async def run_server(
     settings: Settings, *, first_run_output: TextIO, signals: ProcessSignals
 ) -> int:
     """Run until SIGTERM/SIGINT; returns the process exit code."""
-    setup_logging(settings.log.level)
+    setup_logging(settings.log.level, fmt=settings.log.format)
     running = await RunningServer.start(settings, bootstrap_output=first_run_output)
     group, tls = running.group, running.services.tls
     signals.attach(asyncio.get_running_loop(), on_stop=group.request_stop,
