@@ -311,3 +311,34 @@ def test_grouped_and_attached_options_in_any_order() -> None:
         "x@example.org")
     assert parse_command_line(["-oi", "a@example.org"]).ignore_dots
     assert not parse_command_line(["-oem", "a@example.org"]).ignore_dots
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="changing user needs root")
+def test_run_by_root_it_writes_as_the_data_directory_owner(tmp_path: Path) -> None:
+    """cron's root jobs: files the store creates must stay the server user's."""
+    import shutil
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(dir="/tmp"))  # reachable by the other user, unlike tmp_path
+    try:
+        base.chmod(0o755)
+        data = base / "data"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MAILSTEAD_")}
+        prefix = [sys.executable, "-m", "mailstead", "--data", str(data)]
+        subprocess.run([*prefix, "domain", "add", "example.org"], env=env, check=True,
+                       capture_output=True, timeout=60)
+        subprocess.run([*prefix, "user", "add", "bob@example.org", "--password-stdin"],
+                       input=b"pw\n", env=env, check=True, capture_output=True, timeout=60)
+        nobody = pwd.getpwnam("nobody")
+        for path in [data, *data.rglob("*")]:
+            os.chown(path, nobody.pw_uid, nobody.pw_gid)
+        big = b"Subject: big\n\n" + b"x" * 300_000 + b"\n"  # a body file in blobs/
+        result = subprocess.run([*prefix, "sendmail", "bob@example.org"], input=big, env=env,
+                                capture_output=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        owners = {path: path.stat().st_uid for path in [data, *data.rglob("*")]}
+        assert set(owners.values()) == {nobody.pw_uid}, owners
+        assert list((data / "blobs").rglob("*.*")) or any(
+            p.is_file() for p in (data / "blobs").rglob("*"))
+    finally:
+        shutil.rmtree(base)
