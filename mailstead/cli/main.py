@@ -20,6 +20,7 @@ import click
 from mailstead.cli import admin, outbound
 from mailstead.cli import dns as dns_commands
 from mailstead.cli.admin import CliState, location_options
+from mailstead.cli.sendmail import sendmail
 from mailstead.cli.serve import check_for_serve, run_server
 from mailstead.config.load import load_settings
 from mailstead.core.errors import ConfigError, MailsteadError
@@ -145,6 +146,7 @@ def config_check(state: CliState, file: Path | None) -> None:
 admin.register(cli)
 outbound.register(cli)
 dns_commands.register(cli)
+cli.add_command(sendmail)
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ import contextlib
 import fcntl
 import logging
 import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, TextIO
@@ -219,13 +219,9 @@ def build_services(settings: Settings, store: Store, tls: TLSContexts) -> Servic
     scheduler = (
         Scheduler(store, settings, router=router) if settings.delivery.enabled else None
     )
-    deliverer = Deliverer(
-        store,
-        router,
-        signer=Signer(settings.data_dir) if settings.dkim.enabled else None,
-        # Mail queued by SMTP is tried at once, not at the scheduler's next poll.
-        on_queued=scheduler.wake if scheduler is not None else None,
-    )
+    # Mail queued by SMTP is tried at once, not at the scheduler's next poll.
+    deliverer = build_deliverer(settings, store, router,
+                                on_queued=scheduler.wake if scheduler is not None else None)
     limits = settings.limits
     spools = SpoolDir(
         settings.data_dir / "spool",
@@ -236,6 +232,20 @@ def build_services(settings: Settings, store: Store, tls: TLSContexts) -> Servic
         per_client=limits.max_spool_per_client,
     )
     return Services(settings, store, tls, authenticator, router, deliverer, scheduler, spools)
+
+
+def build_deliverer(
+    settings: Settings, store: Store, router: Router, *,
+    on_queued: Callable[[], None] | None = None,
+) -> Deliverer:
+    """The one delivery path: SMTP's, and ``mailstead sendmail``'s (which has no
+    scheduler in its process to wake, decision 0014)."""
+    return Deliverer(
+        store,
+        router,
+        signer=Signer(settings.data_dir) if settings.dkim.enabled else None,
+        on_queued=on_queued,
+    )
 
 
 class FrontEnd(Protocol):
@@ -404,7 +414,7 @@ async def run_server(
     settings: Settings, *, first_run_output: TextIO, signals: ProcessSignals
 ) -> int:
     """Run until SIGTERM/SIGINT; returns the process exit code."""
-    setup_logging(settings.log.level)
+    setup_logging(settings.log.level, fmt=settings.log.format)
     running = await RunningServer.start(settings, bootstrap_output=first_run_output)
     group, tls = running.group, running.services.tls
     signals.attach(asyncio.get_running_loop(), on_stop=group.request_stop,

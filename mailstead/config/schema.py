@@ -577,6 +577,12 @@ class LogSettings(_Section):
     level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="minimum level logged"
     )
+    format: Literal["text", "json"] = Field(
+        "text",
+        description='"text": one readable line per event; "json": one JSON object per line '
+        "(time in RFC 3339 UTC, level, logger, message, session/peer/user on a connection's "
+        "lines, exc for a traceback) for log shippers",
+    )
 
 
 class Settings(_Section):

@@ -7,14 +7,22 @@ Every message is written through :class:`SafeFormatter`, which escapes control c
 values a client chose (an IMAP ID, a HELO name, a user name) reach log lines, and a CR or LF
 among them would otherwise start a forged line ("auth failed … from 203.0.113.9") that
 fail2ban acts on. Escaping happens here, once, so no call site has to remember it.
+
+``log.format = "json"`` writes the same records as one JSON object a line
+(:class:`JSONFormatter`) for log shippers (Loki, Elasticsearch, journald's JSON readers):
+the connection's id, peer and user as fields of their own, a traceback as one escaped
+string, never lines of its own.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import re
 import sys
+from datetime import UTC, datetime
+from typing import Literal
 
 _session_counter = itertools.count(1)
 _SECRET_COMMANDS = re.compile(
@@ -78,15 +86,59 @@ class ConnectionLog(logging.LoggerAdapter):  # type: ignore[type-arg]
 
     def process(self, msg: object, kwargs: dict) -> tuple[str, dict]:  # type: ignore[type-arg, override]
         user = self.user or "-"
+        # The same three as fields of the record, for the JSON format.
+        kwargs["extra"] = {**kwargs.get("extra", {}),
+                           CONNECTION_FIELDS[0]: self.session_id,
+                           CONNECTION_FIELDS[1]: self.peer, CONNECTION_FIELDS[2]: user}
         return f"[{self.session_id} {self.peer} {user}] {msg}", kwargs
 
 
-def setup_logging(level: str = "info", stream: object = None) -> None:
-    """Configure the root logger once for the server process."""
+#: Record attributes :class:`ConnectionLog` sets; JSON keys ``session``, ``peer``, ``user``.
+CONNECTION_FIELDS = ("session", "peer", "user")
+
+LogFormat = Literal["text", "json"]
+
+
+class JSONFormatter(logging.Formatter):
+    """One JSON object per record, on one line: ``time`` (RFC 3339, UTC, milliseconds),
+    ``level``, ``logger``, ``message``; ``session``, ``peer`` and ``user`` on a
+    connection's lines (the message then without the ``[...]`` prefix the text format
+    shows); ``exc`` and ``stack`` as single strings. JSON escapes every control
+    character, so a client's CR LF cannot forge a line here either."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        entry: dict[str, str] = {
+            "time": datetime.fromtimestamp(record.created, UTC)
+            .isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": message,
+        }
+        fields = [getattr(record, name, None) for name in CONNECTION_FIELDS]
+        if all(isinstance(value, str) for value in fields):
+            prefix = "[" + " ".join(str(value) for value in fields) + "] "
+            entry["message"] = message.removeprefix(prefix)
+            entry.update(zip(CONNECTION_FIELDS, (str(value) for value in fields), strict=True))
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            entry["exc"] = record.exc_text
+        if record.stack_info:
+            entry["stack"] = self.formatStack(record.stack_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def setup_logging(level: str = "info", stream: object = None, fmt: LogFormat = "text") -> None:
+    """Configure the root logger once for the server process, in the chosen format.
+    Python's warnings go through it too, so nothing reaches stderr in another shape."""
     handler = logging.StreamHandler(stream or sys.stderr)  # type: ignore[arg-type]
-    handler.setFormatter(
-        SafeFormatter("%(asctime)s %(levelname)s %(name)s %(message)s", "%Y-%m-%dT%H:%M:%S")
-    )
+    if fmt == "json":
+        handler.setFormatter(JSONFormatter())
+    else:
+        handler.setFormatter(SafeFormatter("%(asctime)s %(levelname)s %(name)s %(message)s",
+                                           "%Y-%m-%dT%H:%M:%S"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    logging.captureWarnings(True)

@@ -78,6 +78,9 @@ class TraceInfo:
     tls: str = ""  # describe_tls() text, "" without TLS
     auth_user: str | None = None
     session_id: str = ""
+    # Submitted on this machine by ``mailstead sendmail``, not over a connection: the
+    # Received line names the Unix user id instead of a HELO name and an address.
+    local_uid: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +123,9 @@ class Delivery:
     # Outbound: DKIM-sign what authenticated users send out, wake the scheduler.
     signer: Signer | None = None
     on_queued: Callable[[], None] | None = None
+    # The submitter could read the DKIM keys itself (``mailstead sendmail``, run by the
+    # data directory's owner): every hosted domain may be signed for it (decision 0014).
+    trusted: bool = False
 
     @property
     def recipient_count(self) -> int:
@@ -173,7 +179,8 @@ class Delivery:
         received = received_header(self.trace, self.envelope,
                                    self.rcpt_addresses if len(self.rcpt_addresses) == 1 else [],
                                    trace_id)
-        if self.signer is not None and self.sender_id is not None and self.remote:
+        if self.signer is not None and self.remote and (
+                self.sender_id is not None or self.trusted):
             # Signed before it is queued; the Received line above stays outside the
             # signature (it is not in the signed header list).
             domain = await self._signing_domain(self.sender_id, message.head)
@@ -227,7 +234,7 @@ class Delivery:
                         self.trace.session_id, ", ".join(full))
         return trace_id
 
-    async def _signing_domain(self, sender_id: int, head: bytes) -> str | None:
+    async def _signing_domain(self, sender_id: int | None, head: bytes) -> str | None:
         """The ``d=`` domain for a message the account ``sender_id`` submits.
 
         The header From's domain when the account may send as that address, so the
@@ -235,7 +242,7 @@ class Delivery:
         (checked as the account's own at MAIL FROM), unless the From is in that same
         domain: signing would then align a From the account does not own, so nothing is
         signed. A user of one hosted domain can never get another's signature on a forged
-        From, nor a colleague's.
+        From, nor a colleague's. A trusted submitter (no account) owns every address.
         """
         authors = header_from(head)
         if len(authors) == 1:
@@ -244,7 +251,9 @@ class Delivery:
                 author = Address.parse(f"{local}@{domain}")
             except InvalidName:
                 author = None
-            if author is not None and await self.router.owns(sender_id, author):
+            if author is not None and (
+                    self.trusted if sender_id is None
+                    else await self.router.owns(sender_id, author)):
                 return author.domain
         mail_from = self.envelope.mail_from
         if mail_from is None or mail_from.domain in {d for _, d in authors}:
@@ -295,11 +304,13 @@ class Deliverer:
         *,
         relay_allowed: bool,
         sender_id: int | None = None,
+        trusted: bool = False,
     ) -> Delivery:
         """A transaction; ``sender_id`` is the authenticated account (DKIM signs only for
-        the domains it may send as)."""
+        the domains it may send as); ``trusted``, a local submitter that may send as any
+        hosted domain (``mailstead sendmail``)."""
         return Delivery(self.store, self.router, envelope, trace, relay_allowed, sender_id,
-                        signer=self.signer, on_queued=self.on_queued)
+                        signer=self.signer, on_queued=self.on_queued, trusted=trusted)
 
 
 # -- trace headers --------------------------------------------------------------------------
@@ -334,8 +345,11 @@ def received_header(trace: TraceInfo, envelope: Envelope, recipients: list[str],
     """``Received: from helo ([ip]) by host (mailstead) with ESMTPS id X for <r>; date``.
 
     The ``for`` clause only with exactly one recipient (RFC 5321 §7.2: do not disclose Bcc).
-    ``trace_id`` is the message's id (a new one when None).
+    ``trace_id`` is the message's id (a new one when None). Mail submitted on this machine
+    says ``by host (mailstead, from userid N)``, as Postfix and Sendmail write it.
     """
+    if trace.local_uid is not None:
+        return _local_received(trace, recipients, trace_id or next_trace_id())
     helo = trace.helo
     if _HELO_NAME.match(helo):
         from_part = f"from {helo} ({_ip_literal(trace.client_ip)})"
@@ -352,6 +366,15 @@ def received_header(trace: TraceInfo, envelope: Envelope, recipients: list[str],
         ident += f" for <{recipients[0]}>"
     lines.append(ident + ";")
     lines.append(email.utils.format_datetime(datetime.now().astimezone()))
+    return ("Received: " + "\r\n\t".join(lines) + "\r\n").encode("utf-8")
+
+
+def _local_received(trace: TraceInfo, recipients: list[str], trace_id: str) -> bytes:
+    ident = f"id {trace_id}"
+    if recipients:
+        ident += f" for <{recipients[0]}>"
+    lines = [f"by {trace.hostname} (mailstead, from userid {trace.local_uid})", ident + ";",
+             email.utils.format_datetime(datetime.now().astimezone())]
     return ("Received: " + "\r\n\t".join(lines) + "\r\n").encode("utf-8")
 
 

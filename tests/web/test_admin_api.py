@@ -37,6 +37,7 @@ CLI_ONLY = {
     "backup": "writes into a directory of the server's machine; run it there",
     "restore": "needs the server stopped",
     "status": "the API's /health answers the same question",
+    "sendmail": "local submission for programs on the server's machine",
 }
 PASSWORD = "a long enough password"
 
