@@ -21,6 +21,7 @@ from mailstead.cli import admin, outbound
 from mailstead.cli.admin import CliState, location_options
 from mailstead.cli.serve import check_for_serve, run_server
 from mailstead.config.load import load_settings
+from mailstead.config.schema import Settings
 from mailstead.core.errors import ConfigError, MailsteadError
 from mailstead.net.signals import ProcessSignals
 
@@ -107,8 +108,12 @@ def serve(state: CliState) -> None:
     # the default 5 ms to get it back, and under the hostile-load benchmark a NOOP's p99
     # went past 100 ms. A tenth of that keeps the loop responsive (decision 0010).
     sys.setswitchinterval(GIL_SWITCH_INTERVAL)
+    def reread() -> Settings:  # SIGHUP: the certificate paths as the file says now
+        return load_settings(state.config, data_dir_override=state.data)
+
     with ProcessSignals() as signals:
-        code = asyncio.run(run_server(settings, first_run_output=sys.stdout, signals=signals))
+        code = asyncio.run(run_server(settings, first_run_output=sys.stdout, signals=signals,
+                                      reload_settings=reread))
     sys.exit(code)
 
 

@@ -45,6 +45,12 @@ class QueueState(Protocol):
     def running(self) -> bool: ...
 
 
+class ACMEChallenges(Protocol):
+    """Who knows the pending ACME HTTP-01 challenges (mailstead/acme, through serve.py)."""
+
+    def http01(self, token: str) -> str | None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class HTTPServices:
     """What the routes call: the same services the CLI and the other front ends use."""
@@ -54,6 +60,7 @@ class HTTPServices:
     endpoints: Sequence[ClientEndpoint] = ()  # where mail clients connect (autoconfig)
     outbound: OutboundQueue | None = None  # the queue's summary for /metrics
     metrics_from: Sequence[str] = ("127.0.0.0/8", "::1/128")  # who may read /metrics
+    acme: ACMEChallenges | None = None  # None: [acme] is off
 
 
 def problem_response(status: int, title: str, detail: str | None = None,
@@ -184,8 +191,17 @@ def build_app(services: HTTPServices) -> Starlette:
         body, content_type = metrics.render()
         return Response(body, media_type=content_type)
 
+    async def acme_challenge(request: Request) -> Response:
+        """RFC 8555 §8.3: the key authorization of a pending HTTP-01 challenge, as text."""
+        token = request.path_params["token"]
+        answer = services.acme.http01(token) if services.acme is not None else None
+        if answer is None:
+            return problem_response(404, "Not Found", "no such ACME challenge is pending")
+        return Response(answer, media_type="application/octet-stream")
+
     return Starlette(
         routes=[
+            Route("/.well-known/acme-challenge/{token}", acme_challenge, methods=["GET"]),
             Route("/health", health, methods=["GET", "HEAD"]),
             Route("/metrics", metrics_page, methods=["GET"]),
             Route("/mail/config-v1.1.xml", autoconfig, methods=["GET"]),
