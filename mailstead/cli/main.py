@@ -136,11 +136,14 @@ def config_check(state: CliState, file: Path | None) -> None:
     path = file if file is not None else state.config
     settings = load_settings(path, data_dir_override=state.data)
     try:
-        check_for_serve(settings)
+        warnings = check_for_serve(settings)
     except ConfigError as exc:
         if exc.file is None and path is not None:  # name the file the key is in
             raise ConfigError(exc.reason, file=str(path), key=exc.key) from None
         raise
+    where = f"{path}: " if path is not None else ""
+    for warning in warnings:
+        click.echo(f"warning: {where}{warning}", err=True)
     source = f"# {path}: valid" if path is not None else "# no configuration file: defaults"
     click.echo(source)
     click.echo(settings.effective_toml(), nl=False)

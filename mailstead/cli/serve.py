@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Protocol, TextIO
 
 from mailstead.acme.challenges import PendingChallenges
+from mailstead.acme.coherence import check_acme
 from mailstead.acme.files import ACMEFiles
 from mailstead.acme.renewal import CertificateKeeper
 from mailstead.auth.authenticator import Authenticator
@@ -214,16 +215,22 @@ def _require_files(cert: Path, key: Path) -> None:
             raise ConfigError(f"file {path} is not readable by this user", key=name)
 
 
-def check_for_serve(settings: Settings) -> None:
+def check_for_serve(settings: Settings) -> list[str]:
     """Every check ``serve`` makes of the configuration before it opens anything, so
     ``config check`` refuses what ``serve`` would: the certificate and key (present,
-    readable, matching), the outbound routes and relay. Raises ConfigError."""
+    readable, parseable, matching), the outbound routes and relay, the ``[acme]`` section.
+    Raises ConfigError naming the key; returns the warnings (``serve`` logs them)."""
     cert, key, generated = _tls_files(settings)
     if not generated or cert.exists() or key.exists():  # a pair serve will not create
         _require_files(cert, key)
-        TLSContexts(cert, key)
+        try:
+            TLSContexts(cert, key)
+        except ConfigError as exc:
+            name = "tls.cert" if exc.file == str(cert) else "tls.key"
+            raise ConfigError(exc.reason, file=exc.file, key=name) from None
     if settings.delivery.enabled:
         RouteTable(settings.delivery)
+    return check_acme(settings)
 
 
 # -- services and front ends -----------------------------------------------------------------
@@ -370,6 +377,8 @@ class RunningServer:
         lock = lock_data_dir(settings.data_dir)
         metrics.UP_SINCE.set_to_current_time()
         try:
+            for warning in check_acme(settings):
+                log.warning("%s", warning)
             challenges = (PendingChallenges(ACMEFiles(settings.data_dir).challenges)
                           if settings.acme.enabled else None)
             tls = prepare_tls(settings, challenges)

@@ -481,8 +481,7 @@ _DNS_NAME = re.compile(
 
 
 class ACMESettings(_Section):
-    """Certificates from Let's Encrypt or another ACME server (RFC 8555), renewed in the
-    running server and installed without a restart."""
+    """Certificates from Let's Encrypt or any ACME server (RFC 8555), renewed while serving."""
 
     enabled: bool = Field(
         False, description="obtain and renew the certificate by ACME; it is kept in "
