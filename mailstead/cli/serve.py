@@ -189,12 +189,12 @@ def reload_certificate(services: Services, load: Callable[[], Settings] | None) 
         except ConfigError as exc:
             raise ConfigError(f"{exc}; the certificate in use is kept") from None
     cert, key, generated = _tls_files(settings)
-    if not generated:
-        _require_files(cert, key)
     try:
+        if not generated:
+            _require_files(cert, key)
         changed = services.tls.reload(cert, key)
     except ConfigError as exc:
-        name = "tls.cert" if exc.file == str(cert) else "tls.key"
+        name = exc.key or ("tls.cert" if exc.file == str(cert) else "tls.key")
         raise ConfigError(f"{exc.reason}; the certificate in use is kept", file=exc.file,
                           key=name) from None
     log.info("TLS certificate reloaded from %s%s", cert, " (a new path)" if changed else "")
