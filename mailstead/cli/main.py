@@ -100,7 +100,7 @@ def serve(state: CliState) -> None:
     On an empty data directory this first creates the domain (the configured hostname,
     `localhost` by default) and postmaster@<domain> with a random password, and prints a
     client-configuration table once. Stop with Ctrl-C or SIGTERM; SIGHUP reloads the TLS
-    certificate.
+    certificate, from the [tls] paths the configuration file names now.
     """
     settings = state.settings()
     # Worker threads run Python for seconds at a time (parsing, a large structure, a
@@ -131,7 +131,9 @@ def config_check(state: CliState, file: Path | None) -> None:
 
     Every key is printed with its value and its description, defaults included, so the
     output is also a complete starting point for a configuration file. Exit status 1 and
-    one line naming the file, the key and the problem when the file is wrong.
+    one line naming the file, the key and the problem when the file is wrong, or when
+    serve would refuse it (certificate files, routes, [acme]); what may work but looks
+    wrong is a "warning:" line on stderr.
     """
     path = file if file is not None else state.config
     settings = load_settings(path, data_dir_override=state.data)
