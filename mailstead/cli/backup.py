@@ -24,15 +24,15 @@ from mailstead.core.errors import MailsteadError
 
 MANIFEST = "BACKUP.json"
 #: Directories of the data directory that go into a backup beside the store.
-EXTRA = ("dkim", "tls")
+EXTRA = ("dkim", "tls", "acme")
 
 
 @click.command("backup")
 @click.argument("target", type=click.Path(file_okay=False, path_type=Path))
 @click.pass_obj
 def backup(state: CliState, target: Path) -> None:
-    """Copy the mailstore, DKIM keys, TLS files and configuration into TARGET (a new or
-    empty directory), consistently, while the server runs."""
+    """Copy the mailstore, DKIM keys, TLS and ACME files and configuration into TARGET (a
+    new or empty directory), consistently, while the server runs."""
     settings = state.settings()
     if target.exists() and any(target.iterdir()):
         raise MailsteadError(f"{target} is not empty: back up into a new directory")

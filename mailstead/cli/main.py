@@ -23,6 +23,7 @@ from mailstead.cli.admin import CliState, location_options
 from mailstead.cli.sendmail import sendmail
 from mailstead.cli.serve import check_for_serve, run_server
 from mailstead.config.load import load_settings
+from mailstead.config.schema import Settings
 from mailstead.core.errors import ConfigError, MailsteadError
 from mailstead.net.signals import ProcessSignals
 
@@ -101,7 +102,7 @@ def serve(state: CliState) -> None:
     On an empty data directory this first creates the domain (the configured hostname,
     `localhost` by default) and postmaster@<domain> with a random password, and prints a
     client-configuration table once. Stop with Ctrl-C or SIGTERM; SIGHUP reloads the TLS
-    certificate.
+    certificate, from the [tls] paths the configuration file names now.
     """
     settings = state.settings()
     # Worker threads run Python for seconds at a time (parsing, a large structure, a
@@ -109,8 +110,12 @@ def serve(state: CliState) -> None:
     # the default 5 ms to get it back, and under the hostile-load benchmark a NOOP's p99
     # went past 100 ms. A tenth of that keeps the loop responsive (decision 0010).
     sys.setswitchinterval(GIL_SWITCH_INTERVAL)
+    def reread() -> Settings:  # SIGHUP: the certificate paths as the file says now
+        return load_settings(state.config, data_dir_override=state.data)
+
     with ProcessSignals() as signals:
-        code = asyncio.run(run_server(settings, first_run_output=sys.stdout, signals=signals))
+        code = asyncio.run(run_server(settings, first_run_output=sys.stdout, signals=signals,
+                                      reload_settings=reread))
     sys.exit(code)
 
 
@@ -128,16 +133,21 @@ def config_check(state: CliState, file: Path | None) -> None:
 
     Every key is printed with its value and its description, defaults included, so the
     output is also a complete starting point for a configuration file. Exit status 1 and
-    one line naming the file, the key and the problem when the file is wrong.
+    one line naming the file, the key and the problem when the file is wrong, or when
+    serve would refuse it (certificate files, routes, [acme]); what may work but looks
+    wrong is a "warning:" line on stderr.
     """
     path = file if file is not None else state.config
     settings = load_settings(path, data_dir_override=state.data)
     try:
-        check_for_serve(settings)
+        warnings = check_for_serve(settings)
     except ConfigError as exc:
         if exc.file is None and path is not None:  # name the file the key is in
             raise ConfigError(exc.reason, file=str(path), key=exc.key) from None
         raise
+    where = f"{path}: " if path is not None else ""
+    for warning in warnings:
+        click.echo(f"warning: {where}{warning}", err=True)
     source = f"# {path}: valid" if path is not None else "# no configuration file: defaults"
     click.echo(source)
     click.echo(settings.effective_toml(), nl=False)

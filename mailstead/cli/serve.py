@@ -3,7 +3,8 @@
 settings -> data dir and certificate -> store -> first-run bootstrap -> :class:`Services`
 (authenticator, router, outbound scheduler, DKIM signer, deliverer) -> one front end per
 protocol -> one :class:`Listener` per enabled listener -> serve until SIGTERM (drain,
-exit 0). SIGHUP reloads the TLS certificate.
+exit 0). SIGHUP reloads the TLS certificate, from the paths the configuration file names
+now; with ``[acme]`` on, a background task keeps an ACME certificate current.
 
 Every dependency is passed to a constructor, here, in the order things need each other:
 nothing is looked up by name and nothing is set on an object after it was built. A front
@@ -24,6 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, TextIO
 
+from mailstead.acme.challenges import PendingChallenges
+from mailstead.acme.coherence import check_acme
+from mailstead.acme.files import ACMEFiles
+from mailstead.acme.renewal import CertificateKeeper
 from mailstead.admin.dns import mta_sts_policy
 from mailstead.admin.service import Admin
 from mailstead.auth.authenticator import Authenticator
@@ -149,11 +154,13 @@ def password_policy(settings: Settings) -> PasswordPolicy:
     )
 
 
-def prepare_tls(settings: Settings) -> TLSContexts:
+def prepare_tls(settings: Settings, challenges: PendingChallenges | None = None) -> TLSContexts:
     """Use the configured certificate, or make a self-signed one on first start.
 
     A certificate at the default place in the data dir is ours to create; one configured
-    elsewhere is the admin's, and its absence is a configuration error.
+    elsewhere is the admin's, and its absence is a configuration error. With ACME on, this
+    is the certificate served until the ACME one exists, and the contexts answer
+    TLS-ALPN-01 challenges (``challenges``).
     """
     cert, key, generated = _tls_files(settings)
     if generated:
@@ -162,7 +169,43 @@ def prepare_tls(settings: Settings) -> TLSContexts:
                      cert.parent)
     else:
         _require_files(cert, key)
-    return TLSContexts(cert, key)
+    return TLSContexts(cert, key, challenges=challenges)
+
+
+def build_certificate_keeper(
+    settings: Settings, tls: TLSContexts, challenges: PendingChallenges
+) -> CertificateKeeper:
+    """The ACME renewal task's object; it serves a stored ACME certificate at once."""
+    files = ACMEFiles(settings.data_dir)
+    keeper = CertificateKeeper(settings.acme, settings.acme_names, files, tls, challenges)
+    keeper.install_current()
+    return keeper
+
+
+def reload_certificate(services: Services, load: Callable[[], Settings] | None) -> None:
+    """SIGHUP: serve the certificate files as they are now. With ACME on and a certificate
+    issued, that is the ACME one; otherwise the ``[tls]`` pair the configuration file
+    names now (``load`` reads it again), so pointing ``tls.cert`` and ``tls.key`` at new
+    files takes effect. On any problem the old certificate keeps serving and the
+    ConfigError raised names the key and the file."""
+    if services.acme is not None and services.acme.install_current():
+        return
+    settings = services.settings
+    if load is not None:
+        try:
+            settings = load()
+        except ConfigError as exc:
+            raise ConfigError(f"{exc}; the certificate in use is kept") from None
+    cert, key, generated = _tls_files(settings)
+    try:
+        if not generated:
+            _require_files(cert, key)
+        changed = services.tls.reload(cert, key)
+    except ConfigError as exc:
+        name = exc.key or ("tls.cert" if exc.file == str(cert) else "tls.key")
+        raise ConfigError(f"{exc.reason}; the certificate in use is kept", file=exc.file,
+                          key=name) from None
+    log.info("TLS certificate reloaded from %s%s", cert, " (a new path)" if changed else "")
 
 
 def _tls_files(settings: Settings) -> tuple[Path, Path, bool]:
@@ -176,18 +219,26 @@ def _require_files(cert: Path, key: Path) -> None:
     for name, path in (("tls.cert", cert), ("tls.key", key)):
         if not path.is_file():
             raise ConfigError(f"file {path} does not exist", key=name)
+        if not os.access(path, os.R_OK):
+            raise ConfigError(f"file {path} is not readable by this user", key=name)
 
 
-def check_for_serve(settings: Settings) -> None:
+def check_for_serve(settings: Settings) -> list[str]:
     """Every check ``serve`` makes of the configuration before it opens anything, so
     ``config check`` refuses what ``serve`` would: the certificate and key (present,
-    readable, matching), the outbound routes and relay. Raises ConfigError."""
+    readable, parseable, matching), the outbound routes and relay, the ``[acme]`` section.
+    Raises ConfigError naming the key; returns the warnings (``serve`` logs them)."""
     cert, key, generated = _tls_files(settings)
     if not generated or cert.exists() or key.exists():  # a pair serve will not create
         _require_files(cert, key)
-        TLSContexts(cert, key)
+        try:
+            TLSContexts(cert, key)
+        except ConfigError as exc:
+            name = "tls.cert" if exc.file == str(cert) else "tls.key"
+            raise ConfigError(exc.reason, file=exc.file, key=name) from None
     if settings.delivery.enabled:
         RouteTable(settings.delivery)
+    return check_acme(settings)
 
 
 # -- services and front ends -----------------------------------------------------------------
@@ -205,9 +256,12 @@ class Services:
     deliverer: Deliverer
     scheduler: Scheduler | None  # None when outbound delivery is off ([delivery] enabled)
     spools: SpoolDir  # message data on its way in, and its memory and disk budgets
+    acme: CertificateKeeper | None = None  # None when [acme] is off
 
 
-def build_services(settings: Settings, store: Store, tls: TLSContexts) -> Services:
+def build_services(
+    settings: Settings, store: Store, tls: TLSContexts, acme: CertificateKeeper | None = None
+) -> Services:
     """Everything below the front ends, each given what it depends on."""
     throttle = Throttle(ThrottlePolicy(
         delay_after=settings.auth.max_failures,
@@ -231,7 +285,8 @@ def build_services(settings: Settings, store: Store, tls: TLSContexts) -> Servic
                          "message data in spool files"),
         per_client=limits.max_spool_per_client,
     )
-    return Services(settings, store, tls, authenticator, router, deliverer, scheduler, spools)
+    return Services(settings, store, tls, authenticator, router, deliverer, scheduler, spools,
+                    acme)
 
 
 def build_deliverer(
@@ -270,8 +325,9 @@ def build_front_ends(services: Services) -> dict[str, FrontEnd]:
                       allow_plaintext=settings.auth.allow_plaintext)
     http = HTTPServer(build_app(HTTPServices(
         services.store, services.scheduler, client_endpoints(settings), services.store,
-        settings.http.metrics_from, api=api, mta_sts=mta_sts_policy(settings))),
-        settings.http)
+        settings.http.metrics_from, api=api, mta_sts=mta_sts_policy(settings),
+        acme=services.acme.pending if services.acme is not None else None,
+    )), settings.http)
     return {
         "smtp": smtp,
         "submission": smtp,
@@ -322,11 +378,12 @@ class RunningServer:
 
     def __init__(
         self, services: Services, group: ListenerGroup, gc_task: asyncio.Task[None],
-        lock: int,
+        lock: int, acme_task: asyncio.Task[None] | None = None,
     ) -> None:
         self.services = services
         self.group = group
         self._gc_task = gc_task
+        self._acme_task = acme_task
         self._lock = lock  # the data directory's (lock_data_dir), let go at shutdown
         self._shut_down = False
 
@@ -340,14 +397,20 @@ class RunningServer:
         lock = lock_data_dir(settings.data_dir)
         metrics.UP_SINCE.set_to_current_time()
         try:
-            tls = prepare_tls(settings)
+            for warning in check_acme(settings):
+                log.warning("%s", warning)
+            challenges = (PendingChallenges(ACMEFiles(settings.data_dir).challenges)
+                          if settings.acme.enabled else None)
+            tls = prepare_tls(settings, challenges)
+            keeper = (build_certificate_keeper(settings, tls, challenges)
+                      if challenges is not None else None)
             store = build_store(settings)
             await store.open()
         except BaseException:
             os.close(lock)
             raise
         try:
-            services = build_services(settings, store, tls)
+            services = build_services(settings, store, tls, keeper)
             # Messages whose transfer a crash cut short were never acknowledged.
             services.spools.clear()
             group = ListenerGroup(build_listeners(services, build_front_ends(services)))
@@ -373,7 +436,9 @@ class RunningServer:
         gc_task = asyncio.create_task(
             _collect_garbage_forever(store, float(settings.store.gc_grace_seconds))
         )
-        return cls(services, group, gc_task, lock)
+        # After the listeners: the ACME server validates against them.
+        acme_task = asyncio.create_task(keeper.run()) if keeper is not None else None
+        return cls(services, group, gc_task, lock, acme_task)
 
     @property
     def store(self) -> Store:
@@ -403,22 +468,28 @@ class RunningServer:
         self._shut_down = True
         if self.services.scheduler is not None:
             await self.services.scheduler.stop()
-        self._gc_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._gc_task
+        for task in (self._gc_task, self._acme_task):
+            if task is None:
+                continue
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await self.services.store.close()
         os.close(self._lock)
 
 
 async def run_server(
-    settings: Settings, *, first_run_output: TextIO, signals: ProcessSignals
+    settings: Settings, *, first_run_output: TextIO, signals: ProcessSignals,
+    reload_settings: Callable[[], Settings] | None = None,
 ) -> int:
-    """Run until SIGTERM/SIGINT; returns the process exit code."""
+    """Run until SIGTERM/SIGINT; returns the process exit code. ``reload_settings`` reads
+    the configuration again for SIGHUP (:func:`reload_certificate`)."""
     setup_logging(settings.log.level, fmt=settings.log.format)
     running = await RunningServer.start(settings, bootstrap_output=first_run_output)
-    group, tls = running.group, running.services.tls
+    group, services = running.group, running.services
     signals.attach(asyncio.get_running_loop(), on_stop=group.request_stop,
-                   on_reload=lambda: group.reload(tls.reload))
+                   on_reload=lambda: group.reload(
+                       lambda: reload_certificate(services, reload_settings)))
     pid_file = settings.data_dir / PID_FILE
     pid_file.write_text(f"{os.getpid()}\n")
     log.info("mailstead ready (%s, data in %s)", settings.hostname, settings.data_dir)

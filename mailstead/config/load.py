@@ -77,7 +77,10 @@ def resolve_paths(settings: Settings, base: Path, data_dir_override: str | None)
     cert = base / settings.tls.cert if settings.tls.cert else data_dir / "tls" / "cert.pem"
     key = base / settings.tls.key if settings.tls.key else data_dir / "tls" / "key.pem"
     tls = settings.tls.model_copy(update={"cert": cert.absolute(), "key": key.absolute()})
-    return settings.model_copy(update={"data_dir": data_dir, "tls": tls})
+    acme = settings.acme
+    if acme.ca_bundle is not None:
+        acme = acme.model_copy(update={"ca_bundle": (base / acme.ca_bundle).absolute()})
+    return settings.model_copy(update={"data_dir": data_dir, "tls": tls, "acme": acme})
 
 
 # -- turning pydantic errors into one plain sentence ---------------------------------------

@@ -571,6 +571,75 @@ class MTASTSSettings(_Section):
         return [p.lower() for p in value]
 
 
+LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
+ChallengeType = Literal["http-01", "tls-alpn-01"]
+_CHALLENGE_PREFERENCE: tuple[ChallengeType, ...] = ("http-01", "tls-alpn-01")
+_DNS_NAME = re.compile(
+    r"^(?=.{1,253}$)(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*\.?$"
+)
+
+
+class ACMESettings(_Section):
+    """Certificates from Let's Encrypt or any ACME server (RFC 8555), renewed while serving."""
+
+    enabled: bool = Field(
+        False, description="obtain and renew the certificate by ACME; it is kept in "
+        "data_dir/acme and served instead of [tls] once issued"
+    )
+    directory: str = Field(
+        LETS_ENCRYPT, min_length=1, max_length=2000, pattern=r"^https?://\S+$",
+        description="the ACME server's directory URL; Let's Encrypt production by default, "
+        "https://acme-staging-v02.api.letsencrypt.org/directory to try things out",
+    )
+    contact: str = Field(
+        "", max_length=254, pattern=r"^$|^[^@\s]+@[^@\s]+$",
+        description="e-mail address the ACME server may write to about the certificate; "
+        "empty registers without one",
+    )
+    names: list[str] = Field(
+        default_factory=list, max_length=100,
+        description="names the certificate is for; empty means just hostname (add e.g. "
+        "mta-sts.example.org and autoconfig.example.org when they point here)",
+    )
+    challenges: list[ChallengeType] = Field(
+        default_factory=lambda: list(_CHALLENGE_PREFERENCE), min_length=1, max_length=2,
+        description="challenge types to answer, in order of preference: http-01 on the "
+        "http listener (port 80), tls-alpn-01 on the TLS listeners (port 443)",
+    )
+    renew_before_days: int = Field(
+        30, ge=1, le=365, description="renew a certificate this many days before it expires"
+    )
+    check_interval_seconds: int = Field(
+        43200, ge=1, le=7 * 86400,
+        description="how often the server checks whether the certificate needs renewing",
+    )
+    retry_seconds: int = Field(
+        600, ge=1, le=7 * 86400,
+        description="wait after a failed attempt; it doubles with each failure in a row, "
+        "up to check_interval_seconds",
+    )
+    ca_bundle: PathSetting | None = Field(
+        None, description="PEM CA certificates to trust for the ACME server's own HTTPS "
+        "(a test CA such as Pebble's); default: the system's",
+    )
+
+    @field_validator("names")
+    @classmethod
+    def _dns_names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not _DNS_NAME.match(name):
+                raise ValueError(f"not a DNS name: {name[:80]!r}")
+        return value
+
+    @field_validator("challenges")
+    @classmethod
+    def _distinct(cls, value: list[ChallengeType]) -> list[ChallengeType]:
+        if len(set(value)) != len(value):
+            raise ValueError("each challenge type may be listed once")
+        return value
+
+
+
 class LogSettings(_Section):
     """Logging to standard error, one line per event."""
 
@@ -614,6 +683,7 @@ class Settings(_Section):
     http: HTTPSettings = Field(default_factory=HTTPSettings, description="HTTP")
     dns: DNSSettings = Field(default_factory=DNSSettings, description="DNS records to publish")
     mta_sts: MTASTSSettings = Field(default_factory=MTASTSSettings, description="MTA-STS policy")
+    acme: ACMESettings = Field(default_factory=ACMESettings, description="ACME certificates")
     log: LogSettings = Field(default_factory=LogSettings, description="logging")
 
     @property
@@ -624,6 +694,11 @@ class Settings(_Section):
     @property
     def key_path(self) -> Path:
         return self.tls.key or self.data_dir / "tls" / "key.pem"
+
+    @property
+    def acme_names(self) -> list[str]:
+        """The names the ACME certificate is for: ``[acme] names``, or just the hostname."""
+        return [name.lower().rstrip(".") for name in self.acme.names] or [self.hostname]
 
     def effective_toml(self) -> str:
         """The configuration as TOML, every key present and commented (``config check``)."""

@@ -70,6 +70,15 @@ STORE_COMMIT_WRITES = Histogram(
 HTTP_REQUESTS = Counter(
     "mailstead_http_requests", "HTTP requests answered, by status class (2xx, 4xx, ...)",
     ["status"], registry=REGISTRY)
+CERTIFICATE_EXPIRY = Gauge(
+    "mailstead_certificate_expiry_timestamp_seconds",
+    "When the certificate the TLS listeners serve expires (Unix time)", registry=REGISTRY)
+ACME_FAILURES = Counter(
+    "mailstead_acme_failures", "ACME attempts to obtain or renew the certificate that "
+    "failed (the old certificate kept serving)", registry=REGISTRY)
+ACME_ISSUED = Counter(
+    "mailstead_acme_certificates_issued", "Certificates obtained by ACME and installed",
+    registry=REGISTRY)
 UP_SINCE = Gauge(
     "mailstead_start_time_seconds", "When the server started (Unix time)",
     registry=REGISTRY)

@@ -49,6 +49,12 @@ class QueueState(Protocol):
     def running(self) -> bool: ...
 
 
+class ACMEChallenges(Protocol):
+    """Who knows the pending ACME HTTP-01 challenges (mailstead/acme, through serve.py)."""
+
+    def http01(self, token: str) -> str | None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class HTTPServices:
     """What the routes call: the same services the CLI and the other front ends use."""
@@ -60,6 +66,7 @@ class HTTPServices:
     metrics_from: Sequence[str] = ("127.0.0.0/8", "::1/128")  # who may read /metrics
     api: APIServices | None = None  # the admin API at /api; None: not served
     mta_sts: MTASTSPolicy | None = None  # the policy of every hosted domain; None: not served
+    acme: ACMEChallenges | None = None  # None: [acme] is off
 
 
 def problem_response(status: int, title: str, detail: str | None = None,
@@ -220,7 +227,16 @@ def build_app(services: HTTPServices) -> Starlette:
         body, content_type = metrics.render()
         return Response(body, media_type=content_type)
 
+    async def acme_challenge(request: Request) -> Response:
+        """RFC 8555 §8.3: the key authorization of a pending HTTP-01 challenge, as text."""
+        token = request.path_params["token"]
+        answer = services.acme.http01(token) if services.acme is not None else None
+        if answer is None:
+            return problem_response(404, "Not Found", "no such ACME challenge is pending")
+        return Response(answer, media_type="application/octet-stream")
+
     routes: list[BaseRoute] = [
+        Route("/.well-known/acme-challenge/{token}", acme_challenge, methods=["GET"]),
         Route("/health", health, methods=["GET", "HEAD"]),
         Route("/metrics", metrics_page, methods=["GET"]),
         Route("/mail/config-v1.1.xml", autoconfig, methods=["GET"]),

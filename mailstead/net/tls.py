@@ -3,7 +3,12 @@
 Listeners never hold an ``ssl.SSLContext`` of their own. They ask :class:`TLSContexts` for
 ``server_context`` each time a connection starts TLS (implicit TLS or STARTTLS), so a reload
 takes effect for the next handshake without restarting any listener, and sessions already
-running keep the certificate they negotiated.
+running keep the certificate they negotiated. A reload may also name other files (SIGHUP
+after the configuration changed, a certificate the ACME client just wrote).
+
+While an ACME TLS-ALPN-01 challenge is pending, a handshake whose SNI names exactly the
+name being validated is switched to the challenge's context (RFC 8737; decision 0012):
+the object passed as ``challenges`` says which, if any.
 """
 
 from __future__ import annotations
@@ -14,12 +19,14 @@ import os
 import ssl
 import tempfile
 from pathlib import Path
+from typing import Protocol
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from mailstead.core import metrics
 from mailstead.core.errors import ConfigError
 
 # Mozilla "intermediate" TLS 1.2 suites (forward secrecy + AEAD only). TLS 1.3 suites are
@@ -33,7 +40,7 @@ _TLS12_CIPHERS = (
 _VALIDITY = datetime.timedelta(days=730)
 
 
-def _write_atomically(path: Path, data: bytes, mode: int) -> None:
+def write_atomically(path: Path, data: bytes, mode: int) -> None:
     """Write via temp file + fsync + rename so a crash never leaves a half-written key."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -93,54 +100,104 @@ def ensure_self_signed(cert_path: Path, key_path: Path, hostname: str) -> bool:
         serialization.NoEncryption(),
     )
     # Key first: a certificate without its key is useless, the reverse is harmless.
-    _write_atomically(key_path, key_pem, 0o600)
-    _write_atomically(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    write_atomically(key_path, key_pem, 0o600)
+    write_atomically(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
     return True
 
 
-def _build_server_context(cert_path: Path, key_path: Path) -> ssl.SSLContext:
-    """Load and validate both files, naming the one at fault in the ConfigError."""
-    try:
-        cert_pem = cert_path.read_bytes()
-        x509.load_pem_x509_certificates(cert_pem)
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot load TLS certificate: {exc}", file=str(cert_path)) from exc
-    try:
-        serialization.load_pem_private_key(key_path.read_bytes(), password=None)
-    except (OSError, ValueError, TypeError) as exc:
-        raise ConfigError(f"cannot load TLS private key: {exc}", file=str(key_path)) from exc
+class ChallengeCertificates(Protocol):
+    """Who answers TLS-ALPN-01 (the ACME client, through the composition root)."""
 
+    def challenge_context(self, server_name: str) -> ssl.SSLContext | None:
+        """The context that presents the challenge certificate for ``server_name``, while
+        a challenge for exactly that name is pending; None otherwise (the usual case)."""
+        ...
+
+
+def new_server_context() -> ssl.SSLContext:
+    """A server context with mailstead's protocol versions, ciphers and options."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.set_ciphers(_TLS12_CIPHERS)
     # No compression (CRIME), no renegotiation (client-initiated DoS), fresh ECDH keys.
     context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_SINGLE_ECDH_USE
     context.options |= getattr(ssl, "OP_NO_RENEGOTIATION", 0)
+    return context
+
+
+def _build_server_context(
+    cert_path: Path, key_path: Path
+) -> tuple[ssl.SSLContext, datetime.datetime]:
+    """Load and validate both files, naming the one at fault in the ConfigError; the
+    context and when the certificate (the first of the chain) expires."""
+    try:
+        cert_pem = cert_path.read_bytes()
+        chain = x509.load_pem_x509_certificates(cert_pem)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot load TLS certificate: {exc}", file=str(cert_path)) from exc
+    if not chain:
+        raise ConfigError("cannot load TLS certificate: no certificate in the file",
+                          file=str(cert_path))
+    try:
+        serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+    except (OSError, ValueError, TypeError) as exc:
+        raise ConfigError(f"cannot load TLS private key: {exc}", file=str(key_path)) from exc
+
+    context = new_server_context()
     try:
         context.load_cert_chain(cert_path, key_path)
     except (OSError, ssl.SSLError) as exc:
         raise ConfigError(
             f"TLS private key does not match certificate {cert_path}: {exc}", file=str(key_path)
         ) from exc
-    return context
+    return context, chain[0].not_valid_after_utc
 
 
 class TLSContexts:
     """Holds the current server context; :meth:`reload` swaps it atomically."""
 
-    def __init__(self, cert_path: Path, key_path: Path) -> None:
+    def __init__(
+        self, cert_path: Path, key_path: Path, *, challenges: ChallengeCertificates | None = None
+    ) -> None:
         self.cert_path = Path(cert_path)
         self.key_path = Path(key_path)
-        self._server_context = _build_server_context(self.cert_path, self.key_path)
+        self._challenges = challenges
+        self._server_context, self.expires = self._build(self.cert_path, self.key_path)
 
     @property
     def server_context(self) -> ssl.SSLContext:
         """The context to use for a handshake starting now (read it per connection)."""
         return self._server_context
 
-    def reload(self) -> None:
-        """Re-read the files (SIGHUP). On error keep serving the old certificate and raise."""
-        self._server_context = _build_server_context(self.cert_path, self.key_path)
+    def reload(self, cert_path: Path | None = None, key_path: Path | None = None) -> bool:
+        """Re-read the files (SIGHUP), or switch to other files. On error keep serving the
+        old certificate, from the old files, and raise ConfigError naming the file at
+        fault. Returns whether the files served changed."""
+        cert = Path(cert_path) if cert_path is not None else self.cert_path
+        key = Path(key_path) if key_path is not None else self.key_path
+        self._server_context, self.expires = self._build(cert, key)
+        changed = (cert, key) != (self.cert_path, self.key_path)
+        self.cert_path, self.key_path = cert, key
+        return changed
+
+    def _build(self, cert_path: Path, key_path: Path) -> tuple[ssl.SSLContext, datetime.datetime]:
+        context, expires = _build_server_context(cert_path, key_path)
+        if self._challenges is not None:
+            context.sni_callback = self._answer_challenge
+        metrics.CERTIFICATE_EXPIRY.set(expires.timestamp())
+        return context, expires
+
+    def _answer_challenge(
+        self, connection: ssl.SSLObject | ssl.SSLSocket, server_name: str | None,
+        context: ssl.SSLContext,
+    ) -> None:
+        # RFC 8737 §3: the validation handshake names the identifier in SNI. Everything
+        # else (no SNI, any other name, no pending challenge) keeps the usual context.
+        if server_name is None or self._challenges is None:
+            return
+        challenge = self._challenges.challenge_context(server_name)
+        if challenge is not None:
+            connection.context = challenge
 
 
 def describe_tls(ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> str:
