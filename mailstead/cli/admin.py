@@ -16,7 +16,8 @@ from typing import Any, TypeVar
 
 import click
 
-from mailstead.cli.serve import open_store, password_policy
+from mailstead.auth.password_rules import MAX_LENGTH
+from mailstead.cli.serve import open_store, password_policy, password_rules
 from mailstead.cli.tables import format_table
 from mailstead.config.load import load_settings
 from mailstead.config.schema import Settings, format_size, parse_size
@@ -93,7 +94,8 @@ def _size_arg(text: str) -> int:
 def _read_password(password_stdin: bool) -> str:
     """One line from stdin, or a hidden prompt asked twice so a typo cannot lock anyone out."""
     if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
+        # Bounded: one byte past the longest allowed password is enough to refuse it.
+        password = sys.stdin.readline(MAX_LENGTH + 2).rstrip("\r\n")
     else:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     if not password:
@@ -101,9 +103,15 @@ def _read_password(password_stdin: bool) -> str:
     return password
 
 
-def _hash(settings: Settings, password: str) -> str:
+def _chosen_password_hash(state: CliState, address: str, password_stdin: bool) -> str:
+    """Read a password, check it against the password rules, and hash it. A weak one is
+    refused (one line, exit 1) before anything is stored."""
+    from mailstead.auth.password_rules import check_new_password
     from mailstead.auth.passwords import hash_password
 
+    settings = state.settings()
+    password = _read_password(password_stdin)
+    check_new_password(password, address, password_rules(settings))
     return hash_password(password, password_policy(settings))
 
 
@@ -173,11 +181,13 @@ def user() -> None:
 def user_add(state: CliState, address: str, quota: str, password_stdin: bool) -> None:
     """Create the account ADDRESS with INBOX, Sent, Drafts, Trash, Junk and Archive.
 
-    The domain must exist. Without --password-stdin the password is asked twice.
+    The domain must exist. Without --password-stdin the password is asked twice. The
+    password must follow the password rules ([auth] password_min_length, at least 10
+    characters by default; not the address or its parts; not a common password).
     """
     quota_bytes = _size_arg(quota)
     state.run(_require_user_domain(address))
-    password_hash = _hash(state.settings(), _read_password(password_stdin))
+    password_hash = _chosen_password_hash(state, address, password_stdin)
     created = state.run(
         lambda store: store.add_user(address, password_hash, quota_bytes=quota_bytes)
     )
@@ -213,9 +223,9 @@ def user_list(state: CliState, domain: str | None) -> None:
 )
 @click.pass_obj
 def user_passwd(state: CliState, address: str, password_stdin: bool) -> None:
-    """Set a new password for ADDRESS."""
+    """Set a new password for ADDRESS; it must follow the password rules (see user add)."""
     _ensure_user(state, address)
-    password_hash = _hash(state.settings(), _read_password(password_stdin))
+    password_hash = _chosen_password_hash(state, address, password_stdin)
     state.run(lambda store: store.set_password(address, password_hash))
     click.echo(f"password changed for {address}")
 

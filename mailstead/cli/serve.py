@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Protocol, TextIO
 
 from mailstead.auth.authenticator import Authenticator
+from mailstead.auth.password_rules import PasswordRules
 from mailstead.auth.passwords import PasswordPolicy
 from mailstead.auth.throttle import Throttle, ThrottlePolicy
 from mailstead.cli.bootstrap import bootstrap_if_empty, format_client_table
@@ -138,6 +139,14 @@ def password_policy(settings: Settings) -> PasswordPolicy:
         time_cost=settings.auth.argon2_time_cost,
         memory_cost=settings.auth.argon2_memory_kib,
         parallelism=settings.auth.argon2_parallelism,
+    )
+
+
+def password_rules(settings: Settings) -> PasswordRules:
+    """What a password a person chooses must be (``[auth]`` password_* settings)."""
+    return PasswordRules(
+        min_length=settings.auth.password_min_length,
+        check_common=settings.auth.password_check_common,
     )
 
 
