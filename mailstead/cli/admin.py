@@ -22,7 +22,7 @@ from mailstead.cli.tables import format_table
 from mailstead.config.load import load_settings
 from mailstead.config.schema import Settings, format_size, parse_size
 from mailstead.core.errors import InvalidName, NotFound
-from mailstead.core.types import Pop3Policy
+from mailstead.core.types import Pop3Policy, SendAs
 from mailstead.store.interfaces import Store
 
 T = TypeVar("T")
@@ -207,13 +207,14 @@ def user_list(state: CliState, domain: str | None) -> None:
             format_size(u.used_bytes),
             u.pop3_policy,
             "on" if u.plus_folders else "off",
+            u.send_as,
             "disabled" if u.disabled else "active",
         )
         for u in users
     ]
     if rows:
-        click.echo(format_table(("address", "quota", "used", "pop3", "plus-folders", "state"),
-                                rows))
+        click.echo(format_table(
+            ("address", "quota", "used", "pop3", "plus-folders", "send-as", "state"), rows))
 
 
 @user.command("passwd")
@@ -293,6 +294,19 @@ def user_plus_folders(state: CliState, address: str, setting: str) -> None:
     """Deliver user+tag@ mail into the folder "tag" when it exists (on) or INBOX (off)."""
     state.run(lambda store: store.set_plus_folders(address, setting == "on"))
     click.echo(f"plus-folders for {address} turned {setting}")
+
+
+@user.command("send-as")
+@click.argument("address")
+@click.argument("setting", type=click.Choice([s.value for s in SendAs]))
+@click.pass_obj
+def user_send_as(state: CliState, address: str, setting: str) -> None:
+    """Which senders ADDRESS may submit mail as: own (its address, its +tags and the
+    aliases that deliver to it; the default) or any. Checked on MAIL FROM and on the
+    header From: and Sender:; anything else is refused with 553/550 5.7.1."""
+    state.run(lambda store: store.set_send_as(address, SendAs(setting)))
+    note = " (any sender address is accepted from it)" if setting == SendAs.ANY else ""
+    click.echo(f"send-as of {address} set to {setting}{note}")
 
 
 def _ensure_user(state: CliState, address: str) -> None:

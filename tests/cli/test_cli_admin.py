@@ -58,21 +58,28 @@ def test_user_lifecycle(mailstead: Invoke, data_dir: Path) -> None:
     assert result.exit_code == 0, result.output
     assert result.stdout == "added user bob@example.org (quota 1G)\n"
     listing = mailstead("user", "list").stdout.splitlines()
-    assert listing[0].split() == ["address", "quota", "used", "pop3", "plus-folders", "state"]
-    assert listing[1].split() == ["bob@example.org", "1G", "0", "delete", "off", "active"]
+    assert listing[0].split() == [
+        "address", "quota", "used", "pop3", "plus-folders", "send-as", "state"]
+    assert listing[1].split() == [
+        "bob@example.org", "1G", "0", "delete", "off", "own", "active"]
     assert mailstead("user", "list", "example.net").stdout == ""
 
     assert mailstead("user", "quota", "bob@example.org", "500M").exit_code == 0
     assert mailstead("user", "pop3-policy", "bob@example.org", "keep").exit_code == 0
     assert mailstead("user", "plus-folders", "bob@example.org", "on").exit_code == 0
+    assert mailstead("user", "send-as", "bob@example.org", "any").stdout == (
+        "send-as of bob@example.org set to any (any sender address is accepted from it)\n")
     assert mailstead("user", "list").stdout.splitlines()[1].split() == [
         "bob@example.org",
         "500M",
         "0",
         "keep",
         "on",
+        "any",
         "active",
     ]
+    assert mailstead("user", "send-as", "bob@example.org", "own").exit_code == 0
+    assert mailstead("user", "send-as", "bob@example.org", "everyone").exit_code == 2
     assert mailstead("user", "disable", "bob@example.org").exit_code == 0
     assert mailstead("user", "list").stdout.splitlines()[1].split()[-1] == "disabled"
     assert mailstead("user", "enable", "bob@example.org").stdout == "enabled bob@example.org\n"
@@ -178,6 +185,10 @@ def test_the_minimum_length_comes_from_the_configuration(
         ),
         (
             ("user", "quota", "nobody@example.org", "1G"),
+            "error: user nobody@example.org does not exist",
+        ),
+        (
+            ("user", "send-as", "nobody@example.org", "any"),
             "error: user nobody@example.org does not exist",
         ),
         (

@@ -169,6 +169,11 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE queue_messages ADD COLUMN trace_id TEXT;
     """,
+    # 9 (send-as): which sender addresses an account may submit with, "own" or "any"
+    # (mailstead user send-as; docs/decisions/0015). Existing accounts keep "own".
+    """
+    ALTER TABLE users ADD COLUMN send_as TEXT NOT NULL DEFAULT 'own';
+    """,
 )
 
 
