@@ -117,7 +117,7 @@ class AuthSettings(_Section):
     argon2_parallelism: int = Field(1, ge=1, description="argon2id lanes for new hashes")
     password_min_length: int = Field(
         10, ge=8, le=1024, description="fewest characters in a password a person chooses "
-        "(user add, user passwd, the API); NIST SP 800-63B asks for at least 8"
+        "(user add, user passwd, the API); NIST SP 800-63B-4 asks 15 for a single factor"
     )
     password_check_common: bool = Field(
         True, description="refuse chosen passwords that are on the list of the 30,000 most "
