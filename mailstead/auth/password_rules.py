@@ -2,9 +2,9 @@
 
 The rules follow NIST SP 800-63B (rev. 4 §3.1.1.2; docs/decisions/0015): a minimum
 length instead of composition rules ("one digit, one symbol"), which people meet with
-``Password1!``; a maximum far above any passphrase; and a check against passwords that crackers try first —
-a list of passwords seen in breaches, and the names an attacker already knows from the
-address itself.
+``Password1!``; a maximum far above any passphrase; and a check against passwords that
+crackers try first — a list of passwords seen in breaches, and the names an attacker
+already knows from the address itself.
 
 :func:`check_new_password` is pure and cheap (one set lookup per rule); every place that
 sets a password a person chose calls it before hashing: ``mailstead user add`` and ``user
