@@ -28,7 +28,7 @@ from mailstead.admin.importer import ImportReport, import_path
 from mailstead.auth.passwords import PasswordPolicy, generate_password, hash_password
 from mailstead.config.schema import Settings
 from mailstead.core.errors import InvalidName, NotFound
-from mailstead.core.types import Pop3Policy
+from mailstead.core.types import Pop3Policy, SendAs
 from mailstead.delivery.dkim import DKIMKey, generate_key, load_keys
 from mailstead.delivery.dns import to_ascii
 from mailstead.store.audit import AuditEntry, DetailValue, audited
@@ -48,8 +48,6 @@ log = logging.getLogger("mailstead.admin")
 
 T = TypeVar("T")
 
-#: Longest password accepted at all: argon2 takes any length, a request body should not.
-MAX_PASSWORD_LENGTH = 1024
 #: A token's last use is written at most this often (seconds): a busy client would
 #: otherwise turn every read into a write.
 TOKEN_TOUCH_INTERVAL = 60.0
@@ -58,21 +56,12 @@ MAX_AUDIT_PAGE = 1000
 #: The header fields ``queue show`` reports.
 QUEUE_HEADER_FIELDS = ("From", "To", "Subject", "Message-ID", "Date")
 
+#: Refuses a password a person chose (password, address) with a reason: the password
+#: rules of auth/password_rules.py, bound to the configuration by the composition root.
 PasswordCheck = Callable[[str, str], None]
 
 _DOMAIN_NAME = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*"
                           r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
-
-
-def basic_password_check(password: str, address: str) -> None:
-    """The least every password must be: not empty, not absurdly long, no line breaks
-    (a line-based protocol could never send it)."""
-    if not password:
-        raise InvalidName("the password is empty")
-    if len(password) > MAX_PASSWORD_LENGTH:
-        raise InvalidName(f"the password is longer than {MAX_PASSWORD_LENGTH} characters")
-    if any(c in password for c in "\r\n\x00"):
-        raise InvalidName("the password contains a line break or NUL")
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +96,7 @@ class Admin:
     """The operations over one store, for one configuration."""
 
     def __init__(self, store: Store, settings: Settings, policy: PasswordPolicy,
-                 check_password: PasswordCheck = basic_password_check) -> None:
+                 check_password: PasswordCheck) -> None:
         self.store = store
         self.settings = settings
         self._policy = policy
@@ -229,6 +218,12 @@ class Admin:
         await self._audited(actor, "user.plus-folders", user.address,
                             lambda: self.store.set_plus_folders(user.address, enabled),
                             enabled=enabled)
+
+    async def set_send_as(self, actor: Actor, address: str, send_as: SendAs) -> None:
+        user = await self.get_user(actor, address)
+        await self._audited(actor, "user.send-as", user.address,
+                            lambda: self.store.set_send_as(user.address, send_as),
+                            send_as=send_as.value)
 
     # -- aliases and groups --------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from mailstead.auth.authenticator import Authenticator, UserLookup, UserRecord
+from mailstead.auth.password_rules import PasswordRules, WeakPassword, check_new_password
 from mailstead.auth.passwords import (
     DUMMY_HASH,
     PasswordPolicy,
@@ -29,11 +30,14 @@ __all__ = [
     "Credentials",
     "Mechanism",
     "PasswordPolicy",
+    "PasswordRules",
     "SaslCancelled",
     "Throttle",
     "ThrottlePolicy",
     "UserLookup",
     "UserRecord",
+    "WeakPassword",
+    "check_new_password",
     "generate_password",
     "hash_password",
     "needs_rehash",

@@ -18,12 +18,13 @@ import click
 
 from mailstead.admin.actors import Actor, command_line
 from mailstead.admin.service import Admin
+from mailstead.auth.password_rules import MAX_LENGTH
 from mailstead.cli.serve import build_admin, open_store
 from mailstead.cli.tables import format_table
 from mailstead.config.load import load_settings
 from mailstead.config.schema import Settings, format_size, parse_size
 from mailstead.core.errors import InvalidName
-from mailstead.core.types import Pop3Policy
+from mailstead.core.types import Pop3Policy, SendAs
 from mailstead.store.interfaces import Store
 
 T = TypeVar("T")
@@ -105,7 +106,8 @@ def _size_arg(text: str) -> int:
 def _read_password(password_stdin: bool) -> str:
     """One line from stdin, or a hidden prompt asked twice so a typo cannot lock anyone out."""
     if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
+        # Bounded: one byte past the longest allowed password is enough to refuse it.
+        password = sys.stdin.readline(MAX_LENGTH + 2).rstrip("\r\n")
     else:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     return password
@@ -167,7 +169,9 @@ def user() -> None:
 def user_add(state: CliState, address: str, quota: str, password_stdin: bool) -> None:
     """Create the account ADDRESS with INBOX, Sent, Drafts, Trash, Junk and Archive.
 
-    The domain must exist. Without --password-stdin the password is asked twice.
+    The domain must exist. Without --password-stdin the password is asked twice. The
+    password must follow the password rules ([auth] password_min_length, at least 10
+    characters by default; not the address or its parts; not a common password).
     """
     quota_bytes = _size_arg(quota)
     state.admin(lambda admin, _me: admin.require_domain(address))  # before asking
@@ -191,13 +195,14 @@ def user_list(state: CliState, domain: str | None) -> None:
             format_size(u.used_bytes),
             u.pop3_policy,
             "on" if u.plus_folders else "off",
+            u.send_as,
             "disabled" if u.disabled else "active",
         )
         for u in users
     ]
     if rows:
-        click.echo(format_table(("address", "quota", "used", "pop3", "plus-folders", "state"),
-                                rows))
+        click.echo(format_table(
+            ("address", "quota", "used", "pop3", "plus-folders", "send-as", "state"), rows))
 
 
 @user.command("passwd")
@@ -207,7 +212,7 @@ def user_list(state: CliState, domain: str | None) -> None:
 )
 @click.pass_obj
 def user_passwd(state: CliState, address: str, password_stdin: bool) -> None:
-    """Set a new password for ADDRESS."""
+    """Set a new password for ADDRESS; it must follow the password rules (see user add)."""
     _ensure_user(state, address)
     password = _read_password(password_stdin)
     state.admin(lambda admin, me: admin.set_password(me, address, password))
@@ -275,6 +280,20 @@ def user_plus_folders(state: CliState, address: str, setting: str) -> None:
     """Deliver user+tag@ mail into the folder "tag" when it exists (on) or INBOX (off)."""
     state.admin(lambda admin, me: admin.set_plus_folders(me, address, setting == "on"))
     click.echo(f"plus-folders for {address} turned {setting}")
+
+
+@user.command("send-as")
+@click.argument("address")
+@click.argument("setting", type=click.Choice([s.value for s in SendAs]))
+@click.pass_obj
+def user_send_as(state: CliState, address: str, setting: str) -> None:
+    """Which senders ADDRESS may submit mail as: own (its address, its +tags and the
+    aliases that deliver to it; the default) or any. Checked on MAIL FROM and on the
+    header From: and Sender:; anything else is refused with 553/550 5.7.1."""
+    state.admin(lambda admin, me: admin.set_send_as(me, address, SendAs(setting)),
+                create=False)
+    note = " (any sender address is accepted from it)" if setting == SendAs.ANY else ""
+    click.echo(f"send-as of {address} set to {setting}{note}")
 
 
 def _ensure_user(state: CliState, address: str) -> None:

@@ -32,6 +32,7 @@ from mailstead.acme.renewal import CertificateKeeper
 from mailstead.admin.dns import mta_sts_policy
 from mailstead.admin.service import Admin
 from mailstead.auth.authenticator import Authenticator
+from mailstead.auth.password_rules import PasswordRules, check_new_password
 from mailstead.auth.passwords import PasswordPolicy
 from mailstead.auth.throttle import Throttle, ThrottlePolicy
 from mailstead.cli.bootstrap import bootstrap_if_empty, format_client_table, no_domain_yet
@@ -142,7 +143,10 @@ async def open_store(settings: Settings, *, create: bool = True) -> AsyncIterato
 
 def build_admin(store: Store, settings: Settings) -> Admin:
     """The admin operations over ``store``, for the command line and the admin API alike."""
-    return Admin(store, settings, password_policy(settings))
+    rules = password_rules(settings)
+    return Admin(store, settings, password_policy(settings),
+                 check_password=lambda password, address: check_new_password(
+                     password, address, rules))
 
 
 def password_policy(settings: Settings) -> PasswordPolicy:
@@ -151,6 +155,14 @@ def password_policy(settings: Settings) -> PasswordPolicy:
         time_cost=settings.auth.argon2_time_cost,
         memory_cost=settings.auth.argon2_memory_kib,
         parallelism=settings.auth.argon2_parallelism,
+    )
+
+
+def password_rules(settings: Settings) -> PasswordRules:
+    """What a password a person chooses must be (``[auth]`` password_* settings)."""
+    return PasswordRules(
+        min_length=settings.auth.password_min_length,
+        check_common=settings.auth.password_check_common,
     )
 
 

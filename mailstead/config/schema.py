@@ -96,7 +96,8 @@ class TLSSettings(_Section):
 
 
 class AuthSettings(_Section):
-    """Logins: plaintext policy, failure throttling and password hashing cost."""
+    """Logins: plaintext policy, failure throttling, password hashing cost and the rules for
+    passwords people choose."""
 
     allow_plaintext: bool = Field(
         False, description="allow LOGIN/PLAIN/USER-PASS over connections without TLS"
@@ -114,6 +115,14 @@ class AuthSettings(_Section):
         19456, ge=8, description="argon2id memory in KiB for new hashes (OWASP minimum)"
     )
     argon2_parallelism: int = Field(1, ge=1, description="argon2id lanes for new hashes")
+    password_min_length: int = Field(
+        10, ge=8, le=1024, description="fewest characters in a password a person chooses "
+        "(user add, user passwd, the API); NIST SP 800-63B-4 asks 15 for a single factor"
+    )
+    password_check_common: bool = Field(
+        True, description="refuse chosen passwords that are on the list of the 30,000 most "
+        "common breached passwords, also with a few digits or symbols added"
+    )
 
 
 class LimitsSettings(_Section):

@@ -53,6 +53,15 @@ class Pop3Policy(StrEnum):
     ARCHIVE = "archive"  # move them to the Archive folder
 
 
+class SendAs(StrEnum):
+    """Which sender addresses an account may submit mail with (``mailstead user send-as``):
+    the envelope MAIL FROM, the header From: and Sender:. The value is what the store keeps
+    and the command line takes."""
+
+    OWN = "own"  # its own address, its +tags and the aliases that deliver to it
+    ANY = "any"  # any address (an application sending for many senders, a list manager)
+
+
 class TLSMode(StrEnum):
     """How a listener offers TLS: not at all, by the protocol's STARTTLS/STLS command, or
     from the first byte (RFC 8314 implicit TLS)."""

@@ -34,6 +34,7 @@ from mailstead.core import sanity
 from mailstead.core.errors import InvalidName, QuotaExceeded, StorageFull, StoreError
 from mailstead.core.message_data import MessageData
 from mailstead.core.types import Address
+from mailstead.delivery.authorship import read_authors, refused
 from mailstead.delivery.dkim import Signer, header_from
 from mailstead.delivery.router import DeliveryError, LocalTarget, Router
 from mailstead.store.interfaces import Messages, OutboundQueue
@@ -175,6 +176,8 @@ class Delivery:
             raise DeliveryError(554, "5.5.1", "No valid recipients")
         message = MessageData.of(data)
         check_loops(message.head, self.local_rcpts)
+        if self.sender_id is not None:
+            await self._check_authors(self.sender_id, message.head)
         trace_id = next_trace_id()
         received = received_header(self.trace, self.envelope,
                                    self.rcpt_addresses if len(self.rcpt_addresses) == 1 else [],
@@ -233,6 +236,19 @@ class Delivery:
             log.warning("%s: not delivered to %s: mailbox full (group member)",
                         self.trace.session_id, ", ".join(full))
         return trace_id
+
+    async def _check_authors(self, sender_id: int, head: bytes) -> None:
+        """A logged-in user's message names as its From: and Sender: only addresses the
+        account may send as (RFC 5322 §3.6.2; :mod:`mailstead.delivery.authorship`).
+        Accounts allowed any sender skip the check, header syntax included."""
+        if await self.router.may_send_as_anyone(sender_id):
+            return
+        authors = read_authors(head)
+        for address in authors.addresses():
+            if not await self.router.may_send_as(sender_id, address):
+                log.info("%s: refused: account %s may not send as %s in the header",
+                         self.trace.session_id, self.trace.auth_user, address)
+                raise refused(f"Not authorized to send as <{_printable(str(address))}>")
 
     async def _signing_domain(self, sender_id: int | None, head: bytes) -> str | None:
         """The ``d=`` domain for a message the account ``sender_id`` submits.
@@ -334,6 +350,11 @@ def _with_protocol(trace: TraceInfo, envelope: Envelope) -> str:
 
 def _ip_literal(ip: str) -> str:
     return f"[IPv6:{ip}]" if ":" in ip else f"[{ip}]"
+
+
+def _printable(text: str) -> str:
+    """An address as it can stand in a reply line: printable ASCII, at most 100 characters."""
+    return re.sub(r"[^!-~]", "?", text)[:100]
 
 
 def _comment(text: str) -> str:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from mailstead.core.errors import InvalidName, MailsteadError, NotFound
-from mailstead.core.types import Address
+from mailstead.core.types import Address, SendAs
 from mailstead.store.interfaces import Directory, Mailboxes
 from mailstead.store.models import User
 
@@ -258,6 +258,24 @@ class Router:
         except (NotFound, InvalidName):
             return "INBOX"
         return box.name
+
+    async def may_send_as(self, user_id: int, address: Address | None) -> bool:
+        """May this account submit mail with ``address`` as its sender (MAIL FROM, or the
+        header From: and Sender:; ``None`` is the null reverse-path)? Only what it
+        :meth:`owns`, unless the admin allowed it any (``mailstead user send-as``). The
+        one definition every sender check asks; read from the store each time, so a
+        change applies to the next message."""
+        if await self.may_send_as_anyone(user_id):
+            return True
+        return address is not None and await self.owns(user_id, address)
+
+    async def may_send_as_anyone(self, user_id: int) -> bool:
+        """The admin allowed this account any sender (``mailstead user send-as ... any``)."""
+        try:
+            user = await self.store.get_user(user_id)
+        except NotFound:
+            return False
+        return user.send_as is SendAs.ANY
 
     async def owns(self, user_id: int, address: Address) -> bool:
         """May this account use ``address`` as its sender? Its own address (with or without

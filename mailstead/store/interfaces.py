@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Protocol
 
 from mailstead.core.message_data import MessageData
-from mailstead.core.types import UID, FlagMode, Pop3Policy
+from mailstead.core.types import UID, FlagMode, Pop3Policy, SendAs
 from mailstead.store.audit import AuditEntry
 from mailstead.store.changes import ChangeBus
 from mailstead.store.models import (
@@ -113,6 +113,9 @@ class Directory(Accounts, Protocol):
 
     async def set_disabled(self, address: str, disabled: bool) -> None:
         """A disabled account keeps its mail but receives none and cannot log in."""
+
+    async def set_send_as(self, address: str, send_as: SendAs) -> None:
+        """Which sender addresses submission accepts from the account (own, or any)."""
 
     async def remove_user(self, address: str) -> None: ...
 

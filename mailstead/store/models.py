@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum, StrEnum
 
-from mailstead.core.types import UID, ModSeq, Pop3Policy
+from mailstead.core.types import UID, ModSeq, Pop3Policy, SendAs
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +28,7 @@ class User:
     plus_folders: bool
     disabled: bool
     created: datetime
+    send_as: SendAs = SendAs.OWN  # which sender addresses submission accepts from it
 
 
 @dataclass(frozen=True, slots=True)

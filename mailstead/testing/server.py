@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 from mailstead.auth.passwords import PasswordPolicy, hash_password
 from mailstead.cli.serve import PID_FILE, RunningServer, Services
 from mailstead.config.schema import Settings
-from mailstead.core.types import Pop3Policy
+from mailstead.core.types import Pop3Policy, SendAs
 from mailstead.store.interfaces import Store
 from mailstead.store.models import Recipient, User
 from mailstead.testing.waiting import poll_until
@@ -154,7 +154,8 @@ class ServerThread:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
 
     def add_user(self, address: str, password: str, *, quota_bytes: int = 0,
-                 pop3_policy: Pop3Policy | str | None = None, plus_folders: bool = False) -> User:
+                 pop3_policy: Pop3Policy | str | None = None, plus_folders: bool = False,
+                 send_as: SendAs = SendAs.OWN) -> User:
         """Create the account (and its domain if needed) with a cheap password hash."""
         domain = address.rpartition("@")[2].lower()
 
@@ -169,6 +170,8 @@ class ServerThread:
                 await store.set_pop3_policy(address, Pop3Policy(pop3_policy))
             if plus_folders:
                 await store.set_plus_folders(address, True)
+            if send_as is not SendAs.OWN:
+                await store.set_send_as(address, send_as)
             return await store.get_user(user.id)
 
         return self.call(create())

@@ -45,7 +45,7 @@ def test_domain_lifecycle(mailstead: Invoke) -> None:
 
 def test_domain_with_users_cannot_be_removed(mailstead: Invoke) -> None:
     mailstead("domain", "add", "example.org")
-    mailstead("user", "add", "bob@example.org", "--password-stdin", input="pw\n")
+    mailstead("user", "add", "bob@example.org", "--password-stdin", input="tulip-fox-9\n")
     line = one_error_line(mailstead("domain", "remove", "example.org"))
     assert line.startswith("error: domain example.org still has")
 
@@ -53,26 +53,33 @@ def test_domain_with_users_cannot_be_removed(mailstead: Invoke) -> None:
 def test_user_lifecycle(mailstead: Invoke, data_dir: Path) -> None:
     mailstead("domain", "add", "example.org")
     result = mailstead(
-        "user", "add", "bob@example.org", "--quota", "1G", "--password-stdin", input="s3cret\n"
+        "user", "add", "bob@example.org", "--quota", "1G", "--password-stdin", input="s3cret-bob\n"
     )
     assert result.exit_code == 0, result.output
     assert result.stdout == "added user bob@example.org (quota 1G)\n"
     listing = mailstead("user", "list").stdout.splitlines()
-    assert listing[0].split() == ["address", "quota", "used", "pop3", "plus-folders", "state"]
-    assert listing[1].split() == ["bob@example.org", "1G", "0", "delete", "off", "active"]
+    assert listing[0].split() == [
+        "address", "quota", "used", "pop3", "plus-folders", "send-as", "state"]
+    assert listing[1].split() == [
+        "bob@example.org", "1G", "0", "delete", "off", "own", "active"]
     assert mailstead("user", "list", "example.net").stdout == ""
 
     assert mailstead("user", "quota", "bob@example.org", "500M").exit_code == 0
     assert mailstead("user", "pop3-policy", "bob@example.org", "keep").exit_code == 0
     assert mailstead("user", "plus-folders", "bob@example.org", "on").exit_code == 0
+    assert mailstead("user", "send-as", "bob@example.org", "any").stdout == (
+        "send-as of bob@example.org set to any (any sender address is accepted from it)\n")
     assert mailstead("user", "list").stdout.splitlines()[1].split() == [
         "bob@example.org",
         "500M",
         "0",
         "keep",
         "on",
+        "any",
         "active",
     ]
+    assert mailstead("user", "send-as", "bob@example.org", "own").exit_code == 0
+    assert mailstead("user", "send-as", "bob@example.org", "everyone").exit_code == 2
     assert mailstead("user", "disable", "bob@example.org").exit_code == 0
     assert mailstead("user", "list").stdout.splitlines()[1].split()[-1] == "disabled"
     assert mailstead("user", "enable", "bob@example.org").stdout == "enabled bob@example.org\n"
@@ -81,12 +88,13 @@ def test_user_lifecycle(mailstead: Invoke, data_dir: Path) -> None:
     assert mailstead("user", "quota", "bob@example.org", "unlimited").exit_code == 0
     assert "unlimited" in mailstead("user", "list").stdout
 
-    result = mailstead("user", "passwd", "bob@example.org", "--password-stdin", input="new\n")
+    result = mailstead("user", "passwd", "bob@example.org", "--password-stdin",
+                       input="new-tulip-7\n")
     assert result.exit_code == 0, result.output
-    assert verify_password(data_dir, "bob@example.org", "new")
+    assert verify_password(data_dir, "bob@example.org", "new-tulip-7")
 
     line = one_error_line(
-        mailstead("user", "add", "bob@example.org", "--password-stdin", input="x\n")
+        mailstead("user", "add", "bob@example.org", "--password-stdin", input="tulip-fox-8\n")
     )
     assert line == "error: user bob@example.org already exists"
 
@@ -114,18 +122,49 @@ def verify_password(data_dir: Path, address: str, password: str) -> bool:
 
 def test_password_is_prompted_twice(mailstead: Invoke, data_dir: Path) -> None:
     mailstead("domain", "add", "example.org")
-    result = mailstead("user", "add", "ann@example.org", input="one\ntwo\nhunter2\nhunter2\n")
+    result = mailstead("user", "add", "ann@example.org",
+                       input="one\ntwo\nplum-tree-5\nplum-tree-5\n")
     assert result.exit_code == 0, result.output
     assert "Repeat for confirmation" in result.output
     assert "do not match" in result.output
-    assert "hunter2" not in result.output  # hidden input
-    assert verify_password(data_dir, "ann@example.org", "hunter2")
+    assert "plum-tree-5" not in result.output  # hidden input
+    assert verify_password(data_dir, "ann@example.org", "plum-tree-5")
 
 
 def test_empty_password_is_refused(mailstead: Invoke) -> None:
     mailstead("domain", "add", "example.org")
     line = one_error_line(mailstead("user", "add", "a@example.org", "--password-stdin", input="\n"))
     assert line == "error: the password is empty"
+
+
+@pytest.mark.parametrize(("password", "reason"), [
+    ("short1", "the password is too short: use at least 10 characters"),
+    ("bob@example.org", "the password is too close to the account's address"),
+    ("Password123", "the password is one of the most common passwords"),
+])
+def test_weak_passwords_are_refused(
+    mailstead: Invoke, data_dir: Path, password: str, reason: str
+) -> None:
+    mailstead("domain", "add", "example.org")
+    add = ("user", "add", "bob@example.org", "--password-stdin")
+    assert one_error_line(mailstead(*add, input=f"{password}\n")).startswith(f"error: {reason}")
+    assert mailstead(*add, input="tulip-fox-9\n").exit_code == 0
+    passwd = ("user", "passwd", "bob@example.org", "--password-stdin")
+    assert one_error_line(mailstead(*passwd, input=f"{password}\n")).startswith(
+        f"error: {reason}")
+    assert verify_password(data_dir, "bob@example.org", "tulip-fox-9")  # unchanged
+
+
+def test_the_minimum_length_comes_from_the_configuration(
+    mailstead: Invoke, config_file: Path, data_dir: Path
+) -> None:
+    config_file.write_text(config_file.read_text().replace(
+        "[auth]\n", "[auth]\npassword_min_length = 20\npassword_check_common = false\n"))
+    mailstead("domain", "add", "example.org")
+    add = ("user", "add", "bob@example.org", "--password-stdin")
+    line = one_error_line(mailstead(*add, input="tulip-fox-9\n"))
+    assert line.startswith("error: the password is too short: use at least 20 characters")
+    assert mailstead(*add, input="qwertyuiopasdfghjklzxcvbnm\n").exit_code == 0
 
 
 @pytest.mark.parametrize(
@@ -149,6 +188,10 @@ def test_empty_password_is_refused(mailstead: Invoke) -> None:
             "error: user nobody@example.org does not exist",
         ),
         (
+            ("user", "send-as", "nobody@example.org", "any"),
+            "error: user nobody@example.org does not exist",
+        ),
+        (
             ("mailbox", "list", "nobody@example.org"),
             "error: user nobody@example.org does not exist",
         ),
@@ -160,7 +203,7 @@ def test_user_errors_are_one_line(
     mailstead: Invoke, args: tuple[str, ...], message: str | None
 ) -> None:
     mailstead("domain", "add", "example.org")
-    line = one_error_line(mailstead(*args, input="pw\n"))
+    line = one_error_line(mailstead(*args, input="tulip-fox-9\n"))
     assert line.startswith("error: ")
     if message:
         assert line == message
@@ -217,7 +260,7 @@ def test_group_lifecycle(mailstead: Invoke) -> None:
 
 def test_mailbox_list_shows_the_six_default_folders(mailstead: Invoke) -> None:
     mailstead("domain", "add", "example.org")
-    mailstead("user", "add", "bob@example.org", "--password-stdin", input="pw\n")
+    mailstead("user", "add", "bob@example.org", "--password-stdin", input="tulip-fox-9\n")
     lines = mailstead("mailbox", "list", "bob@example.org").stdout.splitlines()
     assert lines[0].split() == ["name", "special-use", "messages", "unseen", "size"]
     rows = {line.split()[0]: line.split()[1:] for line in lines[1:]}

@@ -47,7 +47,7 @@ def test_backup_and_restore_into_an_empty_directory(
     mailstead: Invoke, data_dir: Path, config_file: Path, tmp_path: Path
 ) -> None:
     assert mailstead("domain", "add", "example.org").exit_code == 0
-    assert mailstead("user", "add", BOB, input="pw secret\npw secret\n").exit_code == 0
+    assert mailstead("user", "add", BOB, input="pw-secret-b\npw-secret-b\n").exit_code == 0
     assert mailstead("dkim", "keygen", "example.org").exit_code == 0
     _append(data_dir, SMALL, LARGE)
     target = tmp_path / "backup"

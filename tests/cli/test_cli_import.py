@@ -37,7 +37,7 @@ needs_corpus = pytest.mark.skipif(not SPAMASSASSIN.is_dir(), reason="corpus not 
 @pytest.fixture
 def bob(mailstead: Invoke) -> str:
     mailstead("domain", "add", "example.org")
-    result = mailstead("user", "add", "bob@example.org", "--password-stdin", input="pw\n")
+    result = mailstead("user", "add", "bob@example.org", "--password-stdin", input="tulip-fox-9\n")
     assert result.exit_code == 0, result.output
     return "bob@example.org"
 

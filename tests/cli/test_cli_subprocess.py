@@ -43,7 +43,7 @@ def test_help_and_version(run) -> None:  # type: ignore[no-untyped-def]
 
 def test_lifecycle_through_the_environment(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     assert run("domain", "add", "example.org").returncode == 0
-    result = run("user", "add", "bob@example.org", "--password-stdin", input="pw\n")
+    result = run("user", "add", "bob@example.org", "--password-stdin", input="tulip-fox-9\n")
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "data").is_dir()  # MAILSTEAD_DATA was honoured
     assert run("user", "list").stdout.startswith("address")
@@ -92,7 +92,7 @@ def test_check_reports_a_missing_body_and_a_lost_database_stops_everything(
     """``mailstead check`` reads everything; a lost database (0 bytes beside bodies) is
     refused by every command, serve included, in one line, and no body is touched."""
     run("domain", "add", "example.org")
-    run("user", "add", "bob@example.org", "--password-stdin", input="pw\n")
+    run("user", "add", "bob@example.org", "--password-stdin", input="tulip-fox-9\n")
     big = tmp_path / "big.mbox"
     big.write_bytes(b"From a@b Mon Dec  7 10:00:00 2026\nSubject: big\n\n" + b"x" * 300_000
                     + b"\n")
@@ -116,3 +116,13 @@ def test_check_reports_a_missing_body_and_a_lost_database_stops_everything(
         assert line.startswith("error: ") and "holds message bodies" in line
         assert "Traceback" not in result.stderr and len(logged) <= 1
     assert body.exists()
+
+
+def test_a_weak_password_is_refused_in_one_line(run) -> None:  # type: ignore[no-untyped-def]
+    run("domain", "add", "example.org")
+    result = run("user", "add", "bob@example.org", "--password-stdin", input="qwertyuiop\n")
+    assert result.returncode == 1
+    assert result.stderr == (
+        "error: the password is one of the most common passwords (from lists of passwords "
+        "seen in breaches): choose another\n")
+    assert "bob@example.org" not in run("user", "list").stdout  # nothing was stored

@@ -23,6 +23,8 @@ MESSAGE = (
     b"Subject: from swaks\r\nMessage-ID: <swaks-1@remote.example>\r\n\r\n"
     b".a line that starts with a dot\r\nand a second line\r\n"
 )
+#: What alice submits carries her own From: (submission refuses anyone else's).
+SUBMITTED = MESSAGE.replace(b"<sender@remote.example>", b"<alice@example.org>")
 
 
 @pytest.fixture
@@ -70,18 +72,20 @@ def test_swaks_to_mx(server: ServerThread, extra: list[str]) -> None:
 def test_swaks_starttls_auth_submission(server: ServerThread) -> None:
     result = swaks(server.port("submission"), "--tls", "--auth", "PLAIN",
                    "--auth-user", "alice@example.org", "--auth-password", PASSWORD,
-                   "--from", "alice@example.org", "--to", "alice@example.org", "--pipeline")
+                   "--from", "alice@example.org", "--to", "alice@example.org", "--pipeline",
+                   data=SUBMITTED)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "235 2.7.0" in result.stdout
     [stored] = delivered(server)
     assert b"with ESMTPSA (TLSv1." in stored
-    assert body_of(stored) == MESSAGE
+    assert body_of(stored) == SUBMITTED
 
 
 def test_swaks_implicit_tls_auth_login_to_remote_is_queued(server: ServerThread) -> None:
     result = swaks(server.port("submissions"), "--tls-on-connect", "--auth", "LOGIN",
                    "--auth-user", "alice@example.org", "--auth-password", PASSWORD,
-                   "--from", "alice@example.org", "--to", "friend@remote.example")
+                   "--from", "alice@example.org", "--to", "friend@remote.example",
+                   data=SUBMITTED)
     assert result.returncode == 0, result.stdout + result.stderr
     [queued] = server.call(server.store.list_queue())
     assert [r.address for r in queued.envelope.recipients] == ["friend@remote.example"]

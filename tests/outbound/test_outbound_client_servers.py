@@ -138,8 +138,8 @@ async def test_implicit_tls_and_auth_plain_on_submissions(mx: ServerThread) -> N
                        cafile=str(mx.cert_path))
     session = await connect(mx.port("submissions"), policy, auth=("bob@b.test", PASSWORD))
     assert session.tls_version is not None
-    result = await session.send(OutMessage("bob@b.test", [OutRecipient("bob@b.test")],
-                                           MESSAGE))
+    own = MESSAGE.replace(b"From: <alice@a.test>", b"From: <bob@b.test>")  # his to send
+    result = await session.send(OutMessage("bob@b.test", [OutRecipient("bob@b.test")], own))
     await session.close()
     assert result.replies["bob@b.test"].is_positive
     assert len(mx.inbox_messages("bob@b.test")) == 1

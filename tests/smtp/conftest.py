@@ -176,9 +176,11 @@ def raw(server: Mailserver) -> Iterator[Any]:
         client.close()
 
 
-def message(subject: str = "test", body: bytes = b"Hello there.\r\n") -> bytes:
+def message(subject: str = "test", body: bytes = b"Hello there.\r\n",
+            author: str = "Sender <sender@remote.example>") -> bytes:
+    """A small message; ``author`` is its From: (on submission, one the user may use)."""
     return (
-        b"From: Sender <sender@remote.example>\r\nTo: alice@example.org\r\n"
+        b"From: " + author.encode() + b"\r\nTo: alice@example.org\r\n"
         b"Subject: " + subject.encode() + b"\r\nMessage-ID: <" + subject.encode()
         + b"@remote.example>\r\n\r\n" + body
     )

@@ -144,7 +144,8 @@ def test_dsn_parameters_are_stored_with_the_queued_message(server: Mailserver) -
                           context=server.client_context()) as client:
         client.login("alice@example.org", "correct horse battery staple")
         refused = client.sendmail(
-            "alice@example.org", ["carol@remote.example", "bob@example.org"], message("dsn"),
+            "alice@example.org", ["carol@remote.example", "bob@example.org"],
+            message("dsn", author="alice@example.org"),
             mail_options=["RET=HDRS", "ENVID=QQ+2B314"],
             rcpt_options=["NOTIFY=SUCCESS,FAILURE", "ORCPT=rfc822;carol@remote.example"],
         )

@@ -17,6 +17,8 @@ from tests.smtp.conftest import (
     trace_headers,
 )
 
+ALICE = "Alice <alice@example.org>"
+
 
 def login(server: Mailserver, client: smtplib.SMTP, user: str = "alice@example.org") -> None:
     client.ehlo("laptop.example")
@@ -45,10 +47,10 @@ def test_starttls_then_auth_then_send_anywhere(server: Mailserver) -> None:
         assert "PLAIN" in client.esmtp_features["auth"]
         client.login("alice@example.org", PASSWORD)
         refused = client.sendmail("alice@example.org", ["bob@example.org", "carol@remote.example"],
-                                  message("submitted"))
+                                  message("submitted", author=ALICE))
         assert refused == {}
     [stored] = server.messages(server.bob)
-    assert strip_trace(stored) == message("submitted")
+    assert strip_trace(stored) == message("submitted", author=ALICE)
     trace = trace_headers(stored).decode().replace("\r\n\t", " ")
     assert "with ESMTPSA (TLSv1." in trace
     assert "(authenticated as alice@example.org)" in trace
@@ -58,7 +60,7 @@ def test_starttls_then_auth_then_send_anywhere(server: Mailserver) -> None:
     assert queued.envelope.auth_user == "alice@example.org"
     body = server.call(server.store.read_blob(queued.blob_id))
     assert body.startswith(b"Received: ")  # no Return-Path: that is for final delivery
-    assert strip_trace(body) == message("submitted")
+    assert strip_trace(body) == message("submitted", author=ALICE)
 
 
 def test_implicit_tls_submissions_and_auth_login(server: Mailserver) -> None:
@@ -68,7 +70,8 @@ def test_implicit_tls_submissions_and_auth_login(server: Mailserver) -> None:
         assert client.has_extn("auth")
         client.user, client.password = "bob@example.org", PASSWORD
         assert client.auth("LOGIN", client.auth_login, initial_response_ok=False)[0] == 235
-        assert client.sendmail("bob@example.org", ["alice@example.org"], message("tls")) == {}
+        assert client.sendmail("bob@example.org", ["alice@example.org"],
+                               message("tls", author="bob@example.org")) == {}
     assert len(server.messages(server.alice)) == 1
 
 
@@ -163,7 +166,8 @@ def test_plaintext_auth_when_the_admin_allows_it(make_server: MakeServer) -> Non
         client.ehlo()
         assert client.has_extn("auth")
         client.login("alice@example.org", PASSWORD)
-        assert client.sendmail("alice@example.org", ["bob@example.org"], message("plain")) == {}
+        assert client.sendmail("alice@example.org", ["bob@example.org"],
+                               message("plain", author=ALICE)) == {}
 
 
 def test_tls_handshake_failure_is_quiet(server: Mailserver) -> None:
@@ -207,7 +211,8 @@ def test_bare_lf_from_a_logged_in_client_becomes_crlf(server: Mailserver) -> Non
         assert client.mail("alice@example.org")[0] == 250
         assert client.rcpt("bob@example.org")[0] == 250
         assert client.docmd("DATA")[0] == 354
-        client.send(b"Subject: unix\n\nline one\nline two\r\n.\r\n")
+        client.send(b"From: alice@example.org\nSubject: unix\n\nline one\nline two\r\n.\r\n")
         assert client.getreply()[0] == 250
     [stored] = server.messages(server.bob)
-    assert strip_trace(stored) == b"Subject: unix\r\n\r\nline one\r\nline two\r\n"
+    assert strip_trace(stored) == (
+        b"From: alice@example.org\r\nSubject: unix\r\n\r\nline one\r\nline two\r\n")

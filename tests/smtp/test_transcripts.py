@@ -407,7 +407,12 @@ async def test_submission_with_plaintext_auth_allowed(
     await smtp.transact(250, "MAIL FROM:<alice@example.org>")
     await smtp.transact(250, "RCPT TO:<bob@example.org>")
     await smtp.transact(354, "DATA")
-    smtp.send("from Alice\r\n.\r\n")
+    smtp.send("no header at all\r\n.\r\n")
+    assert await smtp.reply(550) == ["5.7.1 Message must have exactly one From: header field"]
+    await smtp.transact(250, "MAIL FROM:<alice@example.org>")
+    await smtp.transact(250, "RCPT TO:<bob@example.org>")
+    await smtp.transact(354, "DATA")
+    smtp.send("From: alice@example.org\r\n\r\nfrom Alice\r\n.\r\n")
     await smtp.reply(250)
     [stored] = await mailstore.inbox("bob@example.org")
-    assert stored == b"from Alice\r\n"
+    assert stored == b"From: alice@example.org\r\n\r\nfrom Alice\r\n"

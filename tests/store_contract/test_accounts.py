@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mailstead.core.errors import AlreadyExists, InvalidName, NotEmpty, NotFound
+from mailstead.core.types import SendAs
 from mailstead.store.interfaces import Store
 
 
@@ -75,11 +76,17 @@ async def test_user_settings(store: Store, user_id: int) -> None:
     await store.set_quota("alice@example.org", 1000)
     await store.set_pop3_policy("alice@example.org", "archive")
     await store.set_plus_folders("alice@example.org", True)
+    assert (await store.get_user(user_id)).send_as == "own"  # the default
+    await store.set_send_as("alice@example.org", SendAs.ANY)
     user = await store.get_user(user_id)
-    assert (user.password_hash, user.quota_bytes, user.pop3_policy, user.plus_folders) == (
-        "new-hash", 1000, "archive", True)
+    assert (user.password_hash, user.quota_bytes, user.pop3_policy, user.plus_folders,
+            user.send_as) == ("new-hash", 1000, "archive", True, SendAs.ANY)
     with pytest.raises(InvalidName):
         await store.set_pop3_policy("alice@example.org", "shred")
+    with pytest.raises(InvalidName):
+        await store.set_send_as("alice@example.org", "everyone")  # type: ignore[arg-type]
+    with pytest.raises(NotFound):
+        await store.set_send_as("nobody@example.org", SendAs.ANY)
     with pytest.raises(NotFound):
         await store.set_quota("nobody@example.org", 1)
 

@@ -300,6 +300,11 @@ def build_api(services: APIServices) -> FastAPI:
     async def user_plus_folders(address: str, body: m.PlusFoldersIn, me: Caller) -> None:
         await admin.set_plus_folders(me, address, body.enabled)
 
+    @route(v1, "PUT", "/users/{address}/send-as", "user send-as", status=204,
+           summary="Which sender addresses the account may submit with")
+    async def user_send_as(address: str, body: m.SendAsIn, me: Caller) -> None:
+        await admin.set_send_as(me, address, body.send_as)
+
     @route(v1, "GET", "/users/{address}/mailboxes", "mailbox list",
            summary="The account's folders with counts and sizes")
     async def mailbox_list(address: str, me: Caller) -> list[m.MailboxOut]:

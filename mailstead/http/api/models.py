@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mailstead.admin.importer import ImportReport
 from mailstead.admin.service import NewToken, QueuedDetail, SetupResult
-from mailstead.core.types import Pop3Policy
+from mailstead.core.types import Pop3Policy, SendAs
 from mailstead.delivery.dkim import DKIMKey
 from mailstead.store.models import (
     Alias,
@@ -62,6 +62,10 @@ class QuotaIn(_Request):
 
 class Pop3PolicyIn(_Request):
     policy: Pop3Policy = Field(description="what a POP3 deletion does")
+
+
+class SendAsIn(_Request):
+    send_as: SendAs = Field(description="own: the account's addresses only; any: any sender")
 
 
 class PlusFoldersIn(_Request):
@@ -124,6 +128,7 @@ class UserOut(BaseModel):
     used: int
     pop3_policy: Pop3Policy
     plus_folders: bool
+    send_as: SendAs
     disabled: bool
     created: datetime
 
@@ -131,7 +136,7 @@ class UserOut(BaseModel):
     def of(cls, u: User) -> UserOut:
         return cls(address=u.address, quota=u.quota_bytes, used=u.used_bytes,
                    pop3_policy=u.pop3_policy, plus_folders=u.plus_folders,
-                   disabled=u.disabled, created=u.created)
+                   send_as=u.send_as, disabled=u.disabled, created=u.created)
 
 
 class AliasOut(BaseModel):

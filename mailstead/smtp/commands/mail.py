@@ -29,16 +29,15 @@ def guard(session: Session, state: Ready) -> None:
 
 async def handle(session: Session, state: Ready, args: MailArgs) -> None:
     user = state.client.user
-    if user is not None:
-        # Authenticated senders may only use their own addresses (no spoofing by users).
-        owned = args.sender is not None and await session.deliverer.router.owns(
-            user.id, args.sender
+    # Authenticated senders may only use their own addresses (no spoofing by users), unless
+    # the admin allowed the account any; the header From: is checked by the same rule once
+    # the message is in (mailstead.delivery.authorship).
+    if user is not None and not await session.deliverer.router.may_send_as(user.id,
+                                                                          args.sender):
+        raise SMTPError(
+            Reply(553, "5.7.1", "Sender address not owned by the authenticated user"),
+            log=f"{user.address} tried MAIL FROM:<{args.sender or ''}>",
         )
-        if not owned:
-            raise SMTPError(
-                Reply(553, "5.7.1", "Sender address not owned by the authenticated user"),
-                log=f"{user.address} tried MAIL FROM:<{args.sender or ''}>",
-            )
 
     envelope = Envelope(args.sender, args.body, args.smtputf8, args.ret, args.envid, args.size)
     delivery = session.deliverer.start(

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Literal, TypeVar
 
 from mailstead.core.errors import AlreadyExists, InvalidName, NotEmpty, NotFound
-from mailstead.core.types import DEFAULT_MAILBOXES, Address, Pop3Policy
+from mailstead.core.types import DEFAULT_MAILBOXES, Address, Pop3Policy, SendAs
 from mailstead.store.models import Alias, Domain, Group, User
 from mailstead.store.sql import mailboxes
 from mailstead.store.sql.connections import inserted_id
@@ -25,7 +25,9 @@ from mailstead.store.sql.rows import USER_COLUMNS, row_to_user
 T = TypeVar("T")
 
 #: The account settings ``update_user`` may change, by column.
-UserSetting = Literal["password_hash", "quota_bytes", "pop3_policy", "plus_folders", "disabled"]
+UserSetting = Literal[
+    "password_hash", "quota_bytes", "pop3_policy", "plus_folders", "disabled", "send_as"
+]
 
 AddressKind = Literal["user", "alias", "group"]
 #: An address is one thing only: a user, an alias or a group (kind -> table, key column).
@@ -110,6 +112,15 @@ def check_pop3_policy(policy: str) -> Pop3Policy:
     except ValueError:
         choices = ", ".join(p.value for p in Pop3Policy)
         raise InvalidName(f"POP3 policy must be one of {choices}") from None
+
+
+def check_send_as(send_as: str) -> SendAs:
+    """The setting, refused with the choices when the caller gave something else."""
+    try:
+        return SendAs(send_as)
+    except ValueError:
+        choices = ", ".join(s.value for s in SendAs)
+        raise InvalidName(f"send-as must be one of {choices}") from None
 
 
 def _in_domain(domain: str | None) -> tuple[str, tuple[str, ...]]:

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from mailstead.core.errors import InvalidName
-from mailstead.core.types import Pop3Policy, normalize_flag
+from mailstead.core.types import Pop3Policy, SendAs, normalize_flag
 from mailstead.store.models import Mailbox, MessageMeta, User
 
 # -- dates -----------------------------------------------------------------------------------
@@ -83,7 +83,7 @@ def clean_flags(flags: Iterable[str]) -> frozenset[str]:
 
 USER_COLUMNS = (
     "id, address, password_hash, quota_bytes, used_bytes, pop3_policy, plus_folders, "
-    "disabled, created"
+    "disabled, created, send_as"
 )
 
 
@@ -98,6 +98,7 @@ def row_to_user(row: sqlite3.Row) -> User:
         plus_folders=bool(row[6]),
         disabled=bool(row[7]),
         created=datetime.fromisoformat(row[8]),
+        send_as=SendAs(row[9]),
     )
 
 

@@ -194,6 +194,11 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX audit_log_target ON audit_log (target);
     """,
+    # 10: which sender addresses an account may submit with, "own" or "any"
+    # (mailstead user send-as; docs/decisions/0015). Existing accounts keep "own".
+    """
+    ALTER TABLE users ADD COLUMN send_as TEXT NOT NULL DEFAULT 'own';
+    """,
 )
 
 

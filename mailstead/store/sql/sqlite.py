@@ -25,7 +25,7 @@ from typing import TypeVar
 
 from mailstead.core.errors import InvalidName, NotFound
 from mailstead.core.message_data import MessageData
-from mailstead.core.types import UID, FlagMode, Pop3Policy
+from mailstead.core.types import UID, FlagMode, Pop3Policy, SendAs
 from mailstead.store import audit
 from mailstead.store.audit import AuditEntry
 from mailstead.store.blobs import BlobFiles
@@ -189,6 +189,9 @@ class SQLiteStore:
 
     async def set_plus_folders(self, address: str, enabled: bool) -> None:
         await self._update_user(address, "plus_folders", int(enabled))
+
+    async def set_send_as(self, address: str, send_as: SendAs) -> None:
+        await self._update_user(address, "send_as", directory.check_send_as(send_as).value)
 
     async def set_disabled(self, address: str, disabled: bool) -> None:
         await self._update_user(address, "disabled", int(disabled))
