@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from mailstead.smtp.codes import Reply
@@ -157,12 +157,13 @@ def test_stuffing_round_trip(lines: list[bytes], split: int) -> None:
     assert decode(stuffed + b".\r\n", split=split).message == original
 
 
+@example(b".", 1, True)  # a lone dot as the message: stuffed, it is not the end marker
 @given(st.binary(max_size=300).map(lambda b: b.replace(b"\r\n.", b"\r\n..")),
        st.integers(min_value=1, max_value=23), st.booleans())
 def test_any_split_decodes_as_the_whole(data: bytes, split: int, reject: bool) -> None:
     """The message comes out in pieces as it arrives (to be spooled), the same octets and
     the same bare-LF verdict however the data was split."""
-    if data.startswith(b".\r\n"):
+    if data.startswith(b"."):  # the first line is stuffed too (b"." alone would end it)
         data = b"." + data
     wire = data + (b"" if data.endswith(b"\r\n") or not data else b"\r\n") + b".\r\n"
     whole = decode(wire, reject_bare_lf=reject)
