@@ -52,6 +52,8 @@ def check_new_password(password: str, address: str, rules: PasswordRules) -> Non
     """Return if ``password`` may be set for the account ``address``; raise
     :class:`WeakPassword` with the reason otherwise. Never logs or echoes the password."""
     length = len(password)
+    if not password:
+        raise WeakPassword("the password is empty")
     if length < rules.min_length:
         raise WeakPassword(
             f"the password is too short: use at least {rules.min_length} characters "

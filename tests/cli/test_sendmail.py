@@ -328,7 +328,8 @@ def test_run_by_root_it_writes_as_the_data_directory_owner(tmp_path: Path) -> No
         subprocess.run([*prefix, "domain", "add", "example.org"], env=env, check=True,
                        capture_output=True, timeout=60)
         subprocess.run([*prefix, "user", "add", "bob@example.org", "--password-stdin"],
-                       input=b"pw\n", env=env, check=True, capture_output=True, timeout=60)
+                       input=b"a long enough password\n", env=env, check=True,
+                       capture_output=True, timeout=60)
         nobody = pwd.getpwnam("nobody")
         for path in [data, *data.rglob("*")]:
             os.chown(path, nobody.pw_uid, nobody.pw_gid)

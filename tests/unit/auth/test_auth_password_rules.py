@@ -115,6 +115,10 @@ def test_generated_passwords_pass(length: int) -> None:
     check_new_password(generate_password(length), "postmaster@example.org", RULES)
 
 
-@given(st.text(alphabet="abcdefghij0123456789", min_size=0, max_size=9))
+@given(st.text(alphabet="abcdefghij0123456789", min_size=1, max_size=9))
 def test_anything_under_the_minimum_is_refused(password: str) -> None:
     assert "too short" in refused(password)
+
+
+def test_an_empty_password_is_called_empty() -> None:
+    assert refused("") == "the password is empty"
