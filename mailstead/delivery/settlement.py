@@ -144,6 +144,10 @@ class Settlement:
                         original=original, envid=message.envelope.envid,
                         ret=message.envelope.ret, arrival=message.created,
                         now=self.clock.now())
+        # One line per notification, beside the per-recipient outcome lines: which message
+        # it is about (its trace id), to whom it goes, and what it reports.
+        log.info("%s: DSN to <%s>: %s", message.envelope.trace_id or f"queue {message.id}",
+                 sender, ", ".join(f"{e.recipient} {e.action.value}" for e in entries))
         await self.send_notification(sender, dsn)
 
     async def send_notification(self, sender: str, dsn: bytes) -> None:

@@ -65,8 +65,9 @@ def test_mail_crosses_to_the_other_instance_signed(pair: tuple[ServerThread, Ser
 
 
 def test_refusal_by_the_other_instance_bounces_to_the_sender(
-        pair: tuple[ServerThread, ServerThread]) -> None:
+        pair: tuple[ServerThread, ServerThread], caplog: pytest.LogCaptureFixture) -> None:
     a, _ = pair
+    caplog.set_level(logging.INFO, logger="mailstead.delivery")
     submit(a, "nobody@b.test", subject="across", message_id="x1@a.test")
     [raw] = a.wait_for_inbox("alice@a.test", 1)
     dsn = email.message_from_bytes(raw, policy=email.policy.default)
@@ -74,6 +75,9 @@ def test_refusal_by_the_other_instance_bounces_to_the_sender(
     text = raw.decode("utf-8", "replace")
     assert "<nobody@b.test>" in text and "550 5.1.1" in text
     assert "Action: failed" in text
+    bounces = [r.getMessage() for r in caplog.records if ": DSN to <" in r.getMessage()]
+    assert len(bounces) == 1 and bounces[0].endswith(
+        ": DSN to <alice@a.test>: nobody@b.test failed")  # the bounce is logged, once
 
 
 def test_the_queue_id_is_in_the_reply_the_trace_and_every_outcome_line(
