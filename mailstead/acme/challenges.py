@@ -27,11 +27,9 @@ import threading
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID, ObjectIdentifier
+from cryptography.x509.oid import ObjectIdentifier
 
-from mailstead.net.tls import new_server_context, write_atomically
+from mailstead.net.tls import new_server_context, self_signed_pem, write_atomically
 
 #: RFC 8737 §6.1: id-pe-acmeIdentifier.
 ACME_IDENTIFIER_OID = ObjectIdentifier("1.3.6.1.5.5.7.1.31")
@@ -97,31 +95,12 @@ class PendingChallenges:
 
 def tls_alpn01_certificate(name: str, key_authorization: str) -> tuple[bytes, bytes]:
     """RFC 8737 §3: the self-signed validation certificate for ``name`` (PEM cert, key)."""
-    key = ec.generate_private_key(ec.SECP256R1())
     digest = hashlib.sha256(key_authorization.encode("ascii")).digest()
     # The extension's value is the DER encoding of an OCTET STRING holding the digest.
     acme_identifier = bytes([0x04, len(digest)]) + digest
-    now = datetime.datetime.now(datetime.UTC)
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=7))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
-        .add_extension(
-            x509.UnrecognizedExtension(ACME_IDENTIFIER_OID, acme_identifier), critical=True
-        )
-        .sign(key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    return cert.public_bytes(serialization.Encoding.PEM), key_pem
+    return self_signed_pem(name, [x509.DNSName(name)], datetime.timedelta(days=7), [
+        (x509.UnrecognizedExtension(ACME_IDENTIFIER_OID, acme_identifier), True),
+    ])
 
 
 def tls_alpn01_context(name: str, key_authorization: str, work_dir: Path) -> ssl.SSLContext:

@@ -18,6 +18,7 @@ import ipaddress
 import os
 import ssl
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -61,6 +62,38 @@ def write_atomically(path: Path, data: bytes, mode: int) -> None:
         os.close(dir_fd)
 
 
+def self_signed_pem(name: str, names: Sequence[x509.GeneralName],
+                    validity: datetime.timedelta,
+                    extensions: Sequence[tuple[x509.ExtensionType, bool]] = (),
+                    ) -> tuple[bytes, bytes]:
+    """A self-signed EC P-256 certificate for ``name`` (the subject's common name) with
+    ``names`` as its subjectAltName and ``extensions`` (value, critical) besides:
+    ``(certificate PEM, private key PEM)``. Valid from five minutes ago, to tolerate a
+    little clock skew on the other side."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + validity)
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+    )
+    for extension, critical in extensions:
+        builder = builder.add_extension(extension, critical=critical)
+    cert = builder.sign(key, hashes.SHA256())
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return cert.public_bytes(serialization.Encoding.PEM), key_pem
+
+
 def ensure_self_signed(cert_path: Path, key_path: Path, hostname: str) -> bool:
     """Create a self-signed EC P-256 certificate if either file is missing.
 
@@ -70,38 +103,19 @@ def ensure_self_signed(cert_path: Path, key_path: Path, hostname: str) -> bool:
     cert_path, key_path = Path(cert_path), Path(key_path)
     if cert_path.exists() and key_path.exists():
         return False
-    key = ec.generate_private_key(ec.SECP256R1())
     names: list[x509.GeneralName] = [x509.DNSName(hostname)]
     if hostname == "localhost":
         names += [
             x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
             x509.IPAddress(ipaddress.ip_address("::1")),
         ]
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))  # tolerate small clock skew
-        .not_valid_after(now + _VALIDITY)
-        .add_extension(x509.SubjectAlternativeName(names), critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
-        )
-        .sign(key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
+    cert_pem, key_pem = self_signed_pem(hostname, names, _VALIDITY, [
+        (x509.BasicConstraints(ca=False, path_length=None), True),
+        (x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), False),
+    ])
     # Key first: a certificate without its key is useless, the reverse is harmless.
     write_atomically(key_path, key_pem, 0o600)
-    write_atomically(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    write_atomically(cert_path, cert_pem, 0o644)
     return True
 
 
