@@ -58,3 +58,12 @@ def matches(token: ApiToken, presented: PresentedToken) -> bool:
     if token.revoked is not None or token.id != presented.token_id:
         return False
     return hmac.compare_digest(token.secret_hash, secret_hash(presented.secret))
+
+
+def throttle_account(text: str, source: str) -> str:
+    """The login throttle's account for a presented token: the token it names, so wrong
+    secrets for one token slow down guessing that token without locking out the others
+    (the address's own counter still applies); an unparsable token counts against the
+    address alone."""
+    presented = parse_token(text)
+    return f"api-token:{presented.token_id}" if presented else f"api-token:?{source}"

@@ -326,11 +326,15 @@ async def test_credentials_over_plain_http_from_elsewhere_are_refused(tmp_path: 
         assert (await get(("192.0.2.7", 5000), scheme="https")).status_code == 200
         assert (await get(("192.0.2.7", 5000), allow=True)).status_code == 200
         assert (await get(("::1", 5000))).status_code == 200
+        assert (await get(("198.51.100.9", 1), allow=True)).status_code == 200
         wrong = {"Authorization": "Bearer mst_1_wrong"}
         for _ in range(3):
             _problem(await get(("198.51.100.1", 1), allow=True, auth=wrong), 401)
         locked = await get(("198.51.100.1", 1), allow=True, auth=headers)
         assert _problem(locked, 429) and int(locked.headers["retry-after"]) >= 1
+        # Guessing token 1 from elsewhere does not lock out its owner's address, which
+        # has used it before (a shared counter for every token would).
+        assert (await get(("198.51.100.9", 1), allow=True)).status_code == 200
 
 
 def test_dns_records_and_check(api: httpx.Client, dns: TestDNSServer) -> None:

@@ -35,6 +35,7 @@ from starlette.exceptions import HTTPException
 
 from mailstead.admin.actors import Actor
 from mailstead.admin.service import Admin
+from mailstead.admin.tokens import throttle_account
 from mailstead.auth.authenticator import Authenticator
 from mailstead.core.errors import (
     AlreadyExists,
@@ -54,8 +55,6 @@ from mailstead.http.server import problem_fields
 log = logging.getLogger("mailstead.http.api")
 
 PROBLEM = "application/problem+json"
-#: The throttle's account key for failed bearer tokens (per client address it counts too).
-TOKEN_ACCOUNT = "api-token"
 #: An upload for import is written to a spool file in pieces of this size.
 UPLOAD_PIECE = 64 * 1024
 
@@ -187,14 +186,16 @@ def build_api(services: APIServices) -> FastAPI:
         require_tls(request)
         source = _client(request)
         throttle = services.authenticator.throttle
-        throttle.check(TOKEN_ACCOUNT, source)
+        account = throttle_account(credentials.credentials, source)
+        throttle.check(account, source)
         actor = await admin.authenticate_token(credentials.credentials, source)
         if actor is None:
             log.info("admin API: a wrong or revoked token from %s", source)
-            throttle.record_failure(TOKEN_ACCOUNT, source)
+            throttle.record_failure(account, source)
             raise Problem(401, "Unauthorized", "the token is wrong or revoked",
                           {"WWW-Authenticate": 'Bearer realm="mailstead", '
                            'error="invalid_token"'})
+        throttle.record_success(account, source)
         return actor
 
     Caller = Annotated[Actor, Depends(caller)]
