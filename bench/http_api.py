@@ -12,10 +12,13 @@ mailstead runs as its own process (``serve``). Measured, on one server:
    floor under any front end on this store; the ratio is what HTTP, FastAPI, the token
    and the audit record cost).
 3. **smtp-receive and imap-sync, with and without API load**: the smtp-receive client
-   (10 sessions, BDAT pipelined) and the imap-sync mix (50 clients) run once alone and
-   once while another process sends an admin's API traffic: 50 requests a second, four
-   reads to one write. The ratio (alone / with) near 1.0 means the API costs the mail
-   protocols nothing measurable at that rate.
+   (10 sessions, BDAT pipelined) and the imap-sync mix (50 clients) run alone, then while
+   another process sends an admin's API traffic at 10 and at 50 requests a second (four
+   reads to one write, started on schedule). A ratio near 1.0 means the API costs the
+   mail protocols nothing measurable at that rate.
+
+Also reported: the server's CPU time per API request (from /proc), against ``/health``'s:
+what one request takes from the one event loop every protocol shares.
 
 ``--quick``: shorter periods and fewer messages.
 """
@@ -23,7 +26,9 @@ mailstead runs as its own process (``serve``). Measured, on one server:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +37,7 @@ from typing import Any
 import httpx
 
 from bench import imap_sync, smtp_receive
-from bench.harness import BenchEnv, Result, percentile
+from bench.harness import BenchEnv, Result, median, percentile
 from bench.imap_fetch import ADDRESS, corpus_messages, populate
 from bench.store_append import make_message
 from mailstead.admin.actors import command_line
@@ -42,9 +47,12 @@ from mailstead.testing.server import SubprocessServer, build_settings, settings_
 
 CLIENTS = 10
 DOMAIN = "example.org"
-#: Requests a second of the background admin traffic in part 3, and its read share.
-BACKGROUND_RATE = 50
+#: Requests a second of the background admin traffic in part 3 (a busy admin, heavy
+#: automation), and its read share.
+BACKGROUND_RATES = (10, 50)
 BACKGROUND_READS = 4  # reads per write
+#: Times each of the part 3 conditions runs (in turn); the rows give the median.
+ROUNDS = 3
 MAX_IN_FLIGHT = 20
 
 
@@ -129,11 +137,11 @@ async def _store_writes(data_dir: Path, seconds: float) -> Load:
     return load
 
 
-async def _background(base: str, token: str, stop: Any, counts: Any) -> None:
-    """An admin's steady traffic at BACKGROUND_RATE, until ``stop`` is set: requests start
+async def _background(base: str, token: str, rate: int, stop: Any, counts: Any) -> None:
+    """An admin's steady traffic at ``rate`` a second, until ``stop`` is set: requests start
     on schedule whether or not earlier ones were answered (an open loop, as independent
     admin tools are), at most MAX_IN_FLIGHT at a time."""
-    interval = 1.0 / BACKGROUND_RATE
+    interval = 1.0 / rate
     in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
     limits = httpx.Limits(max_connections=MAX_IN_FLIGHT)
     async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits,
@@ -163,19 +171,20 @@ async def _background(base: str, token: str, stop: Any, counts: Any) -> None:
         await asyncio.gather(*tasks)
 
 
-def _background_process(base: str, token: str, stop: Any, counts: Any) -> None:
-    asyncio.run(_background(base, token, stop, counts))
+def _background_process(base: str, token: str, rate: int, stop: Any, counts: Any) -> None:
+    asyncio.run(_background(base, token, rate, stop, counts))
 
 
 class Background:
     """The admin traffic of part 3, in its own process (its own GIL, like a real admin)."""
 
-    def __init__(self, base: str, token: str) -> None:
+    def __init__(self, base: str, token: str, rate: int) -> None:
         context = multiprocessing.get_context("spawn")
+        self.target = rate
         self.stop = context.Event()
         self.counts = context.Array("i", 2)
         self.process = context.Process(target=_background_process,
-                                       args=(base, token, self.stop, self.counts))
+                                       args=(base, token, rate, self.stop, self.counts))
         self.started = 0.0
         self._sent_before = 0
         self.rate = 0.0
@@ -184,7 +193,7 @@ class Background:
         self.process.start()
         # Starting Python and importing takes a while: measure only once it sends.
         deadline = time.monotonic() + 60
-        while self.counts[0] < BACKGROUND_RATE and self.process.is_alive():
+        while self.counts[0] < self.target and self.process.is_alive():
             if time.monotonic() > deadline:
                 raise RuntimeError("the API traffic did not start")
             time.sleep(0.05)
@@ -203,10 +212,25 @@ class Background:
             raise RuntimeError(f"{self.counts[1]} API requests failed under load")
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User and system CPU time the process has used (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _measured(server: SubprocessServer, run_load: Any) -> tuple[Load, float]:
+    """A load and the server's CPU milliseconds per request while it ran."""
+    assert server.proc is not None
+    before = _cpu_seconds(server.proc.pid)
+    load: Load = run_load()
+    used = _cpu_seconds(server.proc.pid) - before
+    return load, used * 1000 / max(1, load.requests)
+
+
 def run(env: BenchEnv) -> list[Result]:
     seconds = env.scale(10, 3)
     smtp_count = env.scale(200, 30)
-    imap_seconds = env.scale(15, 4)
+    imap_seconds = env.scale(8, 3)
     count = env.scale(2000, 300)
     scratch = env.scratch("http-api")
     server = SubprocessServer(scratch, {
@@ -216,21 +240,36 @@ def run(env: BenchEnv) -> list[Result]:
     base = f"http://127.0.0.1:{server.port('http')}"
     messages = [make_message(n, smtp_receive.SIZE)[:-2] + b"\r\n" for n in range(64)]
     imap_messages = corpus_messages()[:400]
+    smtp_runs: dict[int, list[smtp_receive.Run]] = {}
+    imap_runs: dict[int, list[tuple[int, float, imap_sync.Shared]]] = {}
+    reached: dict[str, list[float]] = {}
     with server:
-        health = asyncio.run(_loop(base, None, seconds, _health))
-        reads = asyncio.run(_loop(base, token, seconds, _reads))
-        writes = asyncio.run(_loop(base, token, seconds, _writes))
+        health, health_cpu = _measured(
+            server, lambda: asyncio.run(_loop(base, None, seconds, _health)))
+        reads, reads_cpu = _measured(
+            server, lambda: asyncio.run(_loop(base, token, seconds, _reads)))
+        writes, writes_cpu = _measured(
+            server, lambda: asyncio.run(_loop(base, token, seconds, _writes)))
         smtp_port, imap_port = server.port("smtp"), server.port("imap")
-        smtp_alone = asyncio.run(smtp_receive.load(smtp_port, "bdat", smtp_count, messages,
-                                                   smtp_receive.WINDOW))
-        with Background(base, token) as smtp_bg:
-            smtp_loaded = asyncio.run(smtp_receive.load(smtp_port, "bdat", smtp_count,
-                                                        messages, smtp_receive.WINDOW))
-        imap_alone = asyncio.run(imap_sync._imap_load(imap_port, count, imap_messages,
-                                                      imap_seconds))
-        with Background(base, token) as imap_bg:
-            imap_loaded = asyncio.run(imap_sync._imap_load(
-                imap_port, imap_alone[2].top_uid, imap_messages, imap_seconds))
+        top_uid = count
+        # Rounds of every condition in turn, so that drift (a warming cache, a growing
+        # database, the machine's other load) falls on all of them alike.
+        for _ in range(ROUNDS):
+            for rate in (0, *BACKGROUND_RATES):
+                traffic = Background(base, token, rate) if rate else contextlib.nullcontext()
+                with traffic:
+                    smtp_runs.setdefault(rate, []).append(asyncio.run(smtp_receive.load(
+                        smtp_port, "bdat", smtp_count, messages, smtp_receive.WINDOW)))
+                if isinstance(traffic, Background):
+                    reached.setdefault(f"smtp{rate}", []).append(traffic.rate)
+                traffic = Background(base, token, rate) if rate else contextlib.nullcontext()
+                with traffic:
+                    imap = asyncio.run(imap_sync._imap_load(
+                        imap_port, top_uid, imap_messages, imap_seconds))
+                    imap_runs.setdefault(rate, []).append(imap)
+                if isinstance(traffic, Background):
+                    reached.setdefault(f"imap{rate}", []).append(traffic.rate)
+                top_uid = imap[2].top_uid
         server.terminate()
         server.wait()
     store_writes = asyncio.run(_store_writes(server.data_dir, seconds))
@@ -242,34 +281,50 @@ def run(env: BenchEnv) -> list[Result]:
         return percentile(load.latencies, 99) * 1000
 
     clients = f"{CLIENTS} clients, {seconds}s"
-    bg = f"{BACKGROUND_RATE} API req/s ({BACKGROUND_READS}:1 reads:writes)"
-    imap_alone_ops, imap_alone_time, imap_alone_shared = imap_alone
-    imap_ops, imap_time, imap_shared = imap_loaded
-    return [
+    results = [
         Result("http-api", f"admin reads (GET /users), {clients}", reads.rate, "req/s",
                health.rate, "GET /health, same clients", notes=f"{reads.requests:,} requests"),
         Result("http-api", "admin reads p99", p99(reads), "ms", p99(health),
                "GET /health, same clients", higher_is_better=False,
                notes=f"median {percentile(reads.latencies, 50) * 1000:.1f} ms"),
+        Result("http-api", "admin read: server CPU per request", reads_cpu, "ms",
+               health_cpu, "GET /health", higher_is_better=False),
         Result("http-api", f"admin writes (POST /aliases), {clients}", writes.rate, "req/s",
                store_writes.rate, "Store API add_alias, no HTTP",
                notes="each: a commit with its audit record"),
         Result("http-api", "admin writes p99", p99(writes), "ms", p99(store_writes),
                "Store API add_alias, no HTTP", higher_is_better=False,
                notes=f"median {percentile(writes.latencies, 50) * 1000:.1f} ms"),
-        Result("http-api", f"smtp-receive under {bg}", smtp_loaded.rate, "msg/s",
-               smtp_alone.rate, "the same, no API traffic",
-               notes=f"API traffic reached {smtp_bg.rate:.0f} req/s"),
-        Result("http-api", "smtp-receive final 250 p99 under API traffic",
-               percentile(smtp_loaded.latencies, 99) * 1000, "ms",
-               percentile(smtp_alone.latencies, 99) * 1000, "the same, no API traffic",
-               higher_is_better=False),
-        Result("http-api", f"imap-sync ({imap_sync.CLIENTS} clients) under API traffic",
-               imap_ops / imap_time, "ops/s", imap_alone_ops / imap_alone_time,
-               "the same, no API traffic",
-               notes=f"API traffic reached {imap_bg.rate:.0f} req/s"),
-        Result("http-api", "imap-sync p99 under API traffic",
-               percentile(imap_shared.latencies, 99) * 1000, "ms",
-               percentile(imap_alone_shared.latencies, 99) * 1000, "the same, no API traffic",
-               higher_is_better=False),
+        Result("http-api", "admin write: server CPU per request", writes_cpu, "ms",
+               health_cpu, "GET /health", higher_is_better=False),
     ]
+    def smtp_rate(rate: int) -> float:
+        return median([run.rate for run in smtp_runs[rate]])
+
+    def smtp_p99(rate: int) -> float:
+        return percentile([x for run in smtp_runs[rate] for x in run.latencies], 99) * 1000
+
+    def imap_rate(rate: int) -> float:
+        return median([ops / elapsed for ops, elapsed, _ in imap_runs[rate]])
+
+    def imap_p99(rate: int) -> float:
+        return percentile([x for _, _, shared in imap_runs[rate] for x in shared.latencies],
+                          99) * 1000
+
+    alone = "the same, no API traffic"
+    for rate in BACKGROUND_RATES:
+        traffic = f"{rate} API req/s ({BACKGROUND_READS}:1 reads:writes)"
+        results += [
+            Result("http-api", f"smtp-receive under {traffic}", smtp_rate(rate), "msg/s",
+                   smtp_rate(0), alone, notes=f"median of {ROUNDS}; API traffic reached "
+                   f"{median(reached[f'smtp{rate}']):.0f} req/s"),
+            Result("http-api", f"smtp-receive final 250 p99 under {rate} API req/s",
+                   smtp_p99(rate), "ms", smtp_p99(0), alone, higher_is_better=False),
+            Result("http-api", f"imap-sync ({imap_sync.CLIENTS} clients) under {rate} API req/s",
+                   imap_rate(rate), "ops/s", imap_rate(0), alone,
+                   notes=f"median of {ROUNDS}; API traffic reached "
+                   f"{median(reached[f'imap{rate}']):.0f} req/s"),
+            Result("http-api", f"imap-sync p99 under {rate} API req/s", imap_p99(rate), "ms",
+                   imap_p99(0), alone, higher_is_better=False),
+        ]
+    return results
