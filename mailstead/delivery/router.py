@@ -17,6 +17,7 @@ caller's policy (see :mod:`mailstead.delivery.deliver`).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections import OrderedDict
@@ -25,7 +26,7 @@ from typing import Protocol
 
 from mailstead.core.errors import InvalidName, MailsteadError, NotFound
 from mailstead.core.types import Address, SendAs
-from mailstead.store.interfaces import Directory, Mailboxes
+from mailstead.store.interfaces import Directory, Mailboxes, account_change_key
 from mailstead.store.models import User
 
 log = logging.getLogger("mailstead.delivery")
@@ -100,22 +101,37 @@ class Router:
     same recipients again and again, and each resolution costs two or more store reads.
     Only successful local routes are cached; an unknown recipient or a domain we do not
     host is looked up every time, so a newly added account or domain receives mail at
-    once. Quota in a cached route may be slightly stale; the store enforces it again when
-    the message is committed.
+    once. A cached route remembers every address, catch-all, domain and account's folders
+    its resolution read, and a change this process makes to one of them forgets it; other
+    routes stay (an admin adding aliases all day does not empty the MX's cache). Changes
+    made by another process are seen when the entry expires. Quota in a cached route may
+    be slightly stale; the store enforces it again when the message is committed.
     """
 
     def __init__(self, store: RouterStore, plus_separator: str = "+") -> None:
         self.store = store
         self.separator = plus_separator
-        self._cache: OrderedDict[str, tuple[float, Route]] = OrderedDict()
+        #: key -> (expiry, route, every key the resolution depended on)
+        self._cache: OrderedDict[str, tuple[float, Route, frozenset[str]]] = OrderedDict()
         self._cache_generation = -1
 
-    def _cached(self, key: str) -> Route | None:
+    def _catch_up(self) -> None:
+        """Forget the routes that a directory change since the last look may have altered:
+        those whose resolution read an address, catch-all, domain or account's folders the
+        change touched (everything, when the store no longer knows what changed)."""
         generation = self.store.directory_generation
-        if generation != self._cache_generation:
+        if generation == self._cache_generation:
+            return
+        touched = self.store.directory_changes_since(self._cache_generation)
+        if touched is None:
             self._cache.clear()
-            self._cache_generation = generation
-            return None
+        elif touched:
+            for key in [k for k, (_, _, used) in self._cache.items() if used & touched]:
+                del self._cache[key]
+        self._cache_generation = generation
+
+    def _cached(self, key: str) -> Route | None:
+        self._catch_up()
         entry = self._cache.get(key)
         if entry is None:
             return None
@@ -124,10 +140,11 @@ class Router:
             return None
         return entry[1]
 
-    def _remember(self, key: str, route: Route, generation: int) -> None:
+    def _remember(self, key: str, route: Route, generation: int,
+                  used: frozenset[str]) -> None:
         if generation != self._cache_generation:
             return  # the directory changed while we resolved: do not keep the answer
-        self._cache[key] = (time.monotonic() + ROUTE_CACHE_SECONDS, route)
+        self._cache[key] = (time.monotonic() + ROUTE_CACHE_SECONDS, route, used)
         if len(self._cache) > ROUTE_CACHE_SIZE:
             self._cache.popitem(last=False)  # the oldest entry: it expires first anyway
 
@@ -159,12 +176,15 @@ class Router:
             return Route(remote=(str(address),), is_local_domain=False)
         local: list[LocalTarget] = []
         remote: list[str] = []
-        await self._expand(Address(address.local, domain), 0, set(), local, remote, top=True)
+        used: set[str] = set()
+        await self._expand(Address(address.local, domain), 0, set(), local, remote, used,
+                           top=True)
         if not local and not remote:
             raise UNKNOWN_USER
         route = Route(tuple(local), tuple(remote))
         if local:
-            self._remember(key, route, generation)
+            used.update(account_change_key(target.user_id) for target in local)
+            self._remember(key, route, generation, frozenset(used))
         return route
 
     async def _expand(
@@ -174,22 +194,34 @@ class Router:
         seen: set[str],
         local: list[LocalTarget],
         remote: list[str],
+        used: set[str],
         *,
         top: bool = False,
     ) -> None:
+        """Add the targets of ``address`` to ``local`` and ``remote``; ``used`` collects the
+        keys of everything the answer depended on (the cache forgets it when one changes)."""
         key = f"{address.local.casefold()}@{address.domain}"
         if key in seen:
             return  # alias cycle or duplicate member: deliver once
         seen.add(key)
+        used.add(key)
+        for separator in {"+", self.separator} - {""}:  # the store strips "+tags" too
+            base = address.without_tag(separator)[0]
+            used.add(f"{base.local.casefold()}@{base.domain}")
         if depth > MAX_DEPTH:
             log.warning("alias/group expansion deeper than %d at %s", MAX_DEPTH, address)
             raise DeliveryError(554, "5.4.6", "Routing loop detected")
         if not top:
+            used.add(f"@{address.domain.lower()}")  # a remote domain may become ours
+            if not address.domain.isascii():
+                with contextlib.suppress(UnicodeError):
+                    used.add("@" + address.domain.encode("idna").decode("ascii").lower())
             domain = await self.local_domain(address.domain)
             if domain is None:
                 remote.append(str(address))
                 return
             address = Address(address.local, domain)
+            used.add(f"{address.local.casefold()}@{address.domain}")
 
         user, tag = await self._find_account(address)
         if user is not None:
@@ -207,28 +239,28 @@ class Router:
             alias = await self.store.find_alias(str(candidate))
             if alias is not None:
                 for target in alias.targets:
-                    await self._expand_text(target, depth + 1, seen, local, remote)
+                    await self._expand_text(target, depth + 1, seen, local, remote, used)
                 return
             group = await self.store.find_group(str(candidate))
             if group is not None:
                 for member in group.members:
-                    await self._expand_text(member, depth + 1, seen, local, remote)
+                    await self._expand_text(member, depth + 1, seen, local, remote, used)
                 return
 
+        used.add(f"@{address.domain}")
         catch_all = await self.store.find_alias(f"@{address.domain}")
         if catch_all is not None:
             for target in catch_all.targets:
-                await self._expand_text(target, depth + 1, seen, local, remote)
+                await self._expand_text(target, depth + 1, seen, local, remote, used)
 
-    async def _expand_text(
-        self, text: str, depth: int, seen: set[str], local: list[LocalTarget], remote: list[str]
-    ) -> None:
+    async def _expand_text(self, text: str, depth: int, seen: set[str],
+                           local: list[LocalTarget], remote: list[str], used: set[str]) -> None:
         try:
             target = Address.parse(text)
         except InvalidName:
             log.warning("ignoring invalid alias/group target %r", text)
             return
-        await self._expand(target, depth, seen, local, remote)
+        await self._expand(target, depth, seen, local, remote, used)
 
     async def _find_account(self, address: Address) -> tuple[User | None, str | None]:
         """(account, tag) for an address, honouring the configured subaddress separator."""

@@ -61,6 +61,12 @@ class Accounts(Protocol):
         """The account as it is now (usage and limits change while sessions run)."""
 
 
+def account_change_key(user_id: int) -> str:
+    """The key :meth:`Directory.directory_changes_since` gives for a change to an
+    account's folders (which plus-addressing into a folder depends on)."""
+    return f"#{user_id}"
+
+
 class Directory(Accounts, Protocol):
     """Domains, accounts, aliases and groups: who receives mail where. The router and the
     admin commands use it.
@@ -78,13 +84,22 @@ class Directory(Accounts, Protocol):
     - A user's ``used_bytes`` is always the exact sum of the sizes of their messages; the
       writes of :class:`Messages` and :class:`Mailboxes` keep it so.
     - :attr:`directory_generation` rises with every change this process makes here or to
-      an account's folders, whether the change succeeded or not.
+      an account's folders, whether the change succeeded or not, and
+      :meth:`directory_changes_since` names what each change touched: the lookup key of
+      the address (``local@domain``, the local part case-folded; ``@domain`` for a
+      catch-all or the domain itself) or :func:`account_change_key` for an account's
+      folders.
     """
 
     @property
     def directory_generation(self) -> int:
         """Bumped by every change this process makes to domains, accounts, aliases, groups
         or folders, so routing caches can tell when to forget."""
+        ...
+
+    def directory_changes_since(self, generation: int) -> frozenset[str] | None:
+        """The keys the changes after ``generation`` touched (empty if none were made);
+        None when that is no longer known, and a cache must forget everything."""
         ...
 
     # -- domains -----------------------------------------------------------------------
@@ -445,4 +460,5 @@ __all__ = [
     "Store",
     "StructureParser",
     "UIDRanges",
+    "account_change_key",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -213,3 +214,78 @@ async def test_cache_is_bounded(store: SQLiteStore, monkeypatch: pytest.MonkeyPa
     for text in ("alice@example.org", "bob@example.org", "alice+x@example.org"):
         await router.resolve(addr(text))
     assert len(router._cache) == 2
+
+
+def count_lookups(store: SQLiteStore, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record every address the router looks up in the store from now on."""
+    seen: list[str] = []
+    for name in ("find_user", "find_alias", "find_group"):
+        original = getattr(store, name)
+
+        async def lookup(address: str, _original: Any = original) -> object:
+            seen.append(address)
+            return await _original(address)
+
+        monkeypatch.setattr(store, name, lookup)
+    return seen
+
+
+async def test_an_unrelated_change_keeps_the_cached_routes(
+        store: SQLiteStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An admin adding aliases or accounts elsewhere does not empty the MX's cache."""
+    await store.add_alias("sales@example.org", ["alice@example.org"])
+    bob = await store.find_user("bob@example.org")
+    assert bob is not None
+    router = Router(store)
+    await router.resolve(addr("alice@example.org"))
+    await router.resolve(addr("sales@example.org"))
+    lookups = count_lookups(store, monkeypatch)
+    await store.add_alias("new@example.org", ["bob@example.org"])
+    await store.add_user("carol@example.org", "x")
+    await store.set_quota("bob@example.org", 10)
+    await store.create_mailbox(bob.id, "Lists")
+    assert await targets(router, "alice@example.org") == ([("alice@example.org", "INBOX")], [])
+    assert await targets(router, "sales@example.org") == ([("alice@example.org", "INBOX")], [])
+    assert lookups == []  # both answered from the cache
+
+
+async def test_a_change_to_anything_a_route_read_is_seen_at_once(store: SQLiteStore) -> None:
+    """Through an alias, a group, a catch-all, a tag, a folder and a remote domain: each
+    step caches a route, then changes one thing only that route read."""
+    await store.add_group("team@example.org", ["alice@example.org"])
+    await store.add_alias("sales@example.org", ["team@example.org", "x@other.example"])
+    router = Router(store)
+    assert await targets(router, "sales@example.org") == (
+        [("alice@example.org", "INBOX")], ["x@other.example"])
+    await store.add_group_member("team@example.org", "bob@example.org")  # the group
+    assert (await targets(router, "sales@example.org"))[0] == [
+        ("alice@example.org", "INBOX"), ("bob@example.org", "INBOX")]
+    await store.set_disabled("alice@example.org", True)  # an account behind it
+    assert (await targets(router, "sales@example.org"))[0] == [("bob@example.org", "INBOX")]
+    await store.set_disabled("alice@example.org", False)
+    assert (await targets(router, "sales@example.org"))[1] == ["x@other.example"]
+    await store.add_domain("other.example")  # a remote target's domain becomes ours
+    assert (await targets(router, "sales@example.org"))[1] == []
+
+    # A catch-all to an account of another domain: the catch-all's own entry counts.
+    await store.add_user("t@other.example", "x")
+    await store.add_alias("@example.org", ["t@other.example"])
+    assert await targets(router, "random@example.org") == ([("t@other.example", "INBOX")], [])
+    assert await targets(router, "other@example.org") == ([("t@other.example", "INBOX")], [])
+    await store.add_user("random@example.org", "x")  # shadows the catch-all
+    assert await targets(router, "random@example.org") == ([("random@example.org", "INBOX")],
+                                                           [])
+    await store.add_alias("@example.org", ["alice@example.org"])  # the catch-all's targets
+    assert (await targets(router, "other@example.org"))[0] == [
+        ("t@other.example", "INBOX"), ("alice@example.org", "INBOX")]
+
+    # A tag: the folder, then the account's setting (read through the address without it).
+    bob = await store.find_user("bob@example.org")
+    assert bob is not None
+    assert await targets(router, "bob+lists@example.org") == ([("bob@example.org", "INBOX")], [])
+    await store.create_mailbox(bob.id, "lists")
+    assert await targets(router, "bob+lists@example.org") == ([("bob@example.org", "INBOX")], [])
+    await store.set_plus_folders("bob@example.org", True)
+    assert await targets(router, "bob+lists@example.org") == ([("bob@example.org", "lists")], [])
+    await store.delete_mailbox(bob.id, "lists")  # the folder
+    assert await targets(router, "bob+lists@example.org") == ([("bob@example.org", "INBOX")], [])

@@ -6,7 +6,7 @@ import pytest
 
 from mailstead.core.errors import AlreadyExists, InvalidName, NotEmpty, NotFound
 from mailstead.core.types import SendAs
-from mailstead.store.interfaces import Store
+from mailstead.store.interfaces import Store, account_change_key
 
 
 async def test_domain_lifecycle(store: Store) -> None:
@@ -139,3 +139,24 @@ async def test_groups(store: Store, user_id: int) -> None:
     assert await store.find_group("team@example.org") is None
     with pytest.raises(NotFound):
         await store.remove_group("team@example.org")
+
+
+async def test_directory_changes_say_what_they_touched(store: Store) -> None:
+    """What routing caches read to forget only the routes a change may have altered."""
+    start = store.directory_generation
+    assert store.directory_changes_since(start) == frozenset()
+    await store.add_domain("Example.ORG")
+    await store.add_user("Bob@example.org", "x")
+    await store.add_alias("@example.org", ["bob@example.org"])
+    await store.add_group("Team@example.org", ["bob@example.org"])
+    assert store.directory_changes_since(start) == frozenset(
+        {"@example.org", "bob@example.org", "team@example.org"})
+    middle = store.directory_generation
+    bob = await store.find_user("bob@example.org")
+    assert bob is not None
+    await store.create_mailbox(bob.id, "Lists")
+    assert store.directory_changes_since(middle) == frozenset({account_change_key(bob.id)})
+    with pytest.raises(AlreadyExists):
+        await store.add_user("bob@example.org", "x")  # a failed change may still be named
+    assert "bob@example.org" in (store.directory_changes_since(middle) or ())
+    assert store.directory_changes_since(-5) is None  # older than anything remembered

@@ -17,6 +17,7 @@ runs it on a reader thread or in the writer's next group commit:
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from functools import partial
@@ -30,7 +31,7 @@ from mailstead.store import audit
 from mailstead.store.audit import AuditEntry
 from mailstead.store.blobs import BlobFiles
 from mailstead.store.changes import ChangeBus
-from mailstead.store.interfaces import StructureParser, UIDRanges
+from mailstead.store.interfaces import StructureParser, UIDRanges, account_change_key
 from mailstead.store.models import (
     Alias,
     ApiToken,
@@ -68,6 +69,10 @@ from mailstead.store.sql.writer import WriteFn, without_events
 
 T = TypeVar("T")
 
+#: Directory changes remembered for :meth:`SQLiteStore.directory_changes_since`; a cache
+#: further behind than this forgets everything.
+DIRECTORY_CHANGES_KEPT = 1024
+
 
 class SQLiteStore:
     """Store backed by ``<data_dir>/mailstead.db`` and ``<data_dir>/blobs``."""
@@ -88,6 +93,9 @@ class SQLiteStore:
             self.db_path, self.blobs.root, self._changes.publish, read_threads=read_threads
         )
         self._directory_generation = 0
+        #: (generation, what that change touched) of the latest directory changes.
+        self._directory_changes: deque[tuple[int, frozenset[str] | None]] = deque(
+            maxlen=DIRECTORY_CHANGES_KEPT)
         #: Whole-mailbox lists for SELECT and POP3, caught up by mod-sequence on each read.
         self._message_lists = MessageLists()
 
@@ -120,26 +128,45 @@ class SQLiteStore:
     def directory_generation(self) -> int:
         return self._directory_generation
 
-    async def _write_directory(self, fn: WriteFn[T]) -> T:
+    async def _write_directory(self, fn: WriteFn[T], touched: frozenset[str] | None) -> T:
         """A write that changes who receives mail where (domains, accounts, aliases,
-        groups, folders): caches of routing decisions check the generation it bumps."""
+        groups, folders): caches of routing decisions check the generation it bumps, and
+        :meth:`directory_changes_since` says what it ``touched`` (None: anything)."""
         try:
             return await self._db.write(fn)
         finally:
             self._directory_generation += 1
+            self._directory_changes.append((self._directory_generation, touched))
+
+    def directory_changes_since(self, generation: int) -> frozenset[str] | None:
+        current = self._directory_generation
+        if generation == current:
+            return frozenset()
+        changes = self._directory_changes
+        if generation > current or not changes or changes[0][0] > generation + 1:
+            return None  # older than what is remembered: anything may have changed
+        touched: set[str] = set()
+        for number, keys in changes:
+            if number > generation:
+                if keys is None:
+                    return None
+                touched |= keys
+        return frozenset(touched)
 
     # -- domains -------------------------------------------------------------------------------
     async def add_domain(self, name: str) -> Domain:
         domain = directory.new_domain_name(name)
         created = rows.now_text()
         return await self._write_directory(
-            without_events(lambda conn: directory.add_domain(conn, domain, created))
+            without_events(lambda conn: directory.add_domain(conn, domain, created)),
+            frozenset({f"@{domain}"}),
         )
 
     async def remove_domain(self, name: str) -> None:
         domain = directory.domain_key(name)
         await self._write_directory(
-            without_events(lambda conn: directory.remove_domain(conn, domain))
+            without_events(lambda conn: directory.remove_domain(conn, domain)),
+            frozenset({f"@{domain}"}),
         )
 
     async def list_domains(self) -> list[Domain]:
@@ -156,7 +183,7 @@ class SQLiteStore:
         created = rows.now_text()
         return await self._write_directory(without_events(
             lambda conn: directory.add_user(conn, key, password_hash, quota_bytes, created)
-        ))
+        ), frozenset({key.key}))
 
     async def find_user(self, address: str) -> User | None:
         keys = directory.user_lookup_keys(address)
@@ -175,7 +202,8 @@ class SQLiteStore:
     ) -> None:
         key = directory.address_key(address)
         await self._write_directory(
-            without_events(lambda conn: directory.update_user(conn, key, setting, value))
+            without_events(lambda conn: directory.update_user(conn, key, setting, value)),
+            frozenset({key.key}),
         )
 
     async def set_password(self, address: str, password_hash: str) -> None:
@@ -198,7 +226,8 @@ class SQLiteStore:
 
     async def remove_user(self, address: str) -> None:
         key = directory.address_key(address)
-        await self._write_directory(without_events(lambda conn: directory.remove_user(conn, key)))
+        await self._write_directory(
+            without_events(lambda conn: directory.remove_user(conn, key)), frozenset({key.key}))
 
     # -- aliases and groups --------------------------------------------------------------------
     async def add_alias(self, source: str, targets: Sequence[str]) -> Alias:
@@ -207,14 +236,16 @@ class SQLiteStore:
         if not clean:
             raise InvalidName("an alias needs at least one target")
         return await self._write_directory(
-            without_events(lambda conn: directory.add_alias(conn, key, clean))
+            without_events(lambda conn: directory.add_alias(conn, key, clean)),
+            frozenset({key.key}),
         )
 
     async def remove_alias(self, source: str, target: str | None = None) -> None:
         key = directory.alias_key(source)
         clean = None if target is None else directory.clean_address(target)
         await self._write_directory(
-            without_events(lambda conn: directory.remove_alias(conn, key, clean))
+            without_events(lambda conn: directory.remove_alias(conn, key, clean)),
+            frozenset({key.key}),
         )
 
     async def list_aliases(self, domain: str | None = None) -> list[Alias]:
@@ -231,12 +262,14 @@ class SQLiteStore:
         key = directory.address_key(address)
         clean = [directory.clean_address(m) for m in members]
         return await self._write_directory(
-            without_events(lambda conn: directory.add_group(conn, key, clean))
+            without_events(lambda conn: directory.add_group(conn, key, clean)),
+            frozenset({key.key}),
         )
 
     async def remove_group(self, address: str) -> None:
         key = directory.address_key(address)
-        await self._write_directory(without_events(lambda conn: directory.remove_group(conn, key)))
+        await self._write_directory(
+            without_events(lambda conn: directory.remove_group(conn, key)), frozenset({key.key}))
 
     async def list_groups(self, domain: str | None = None) -> list[Group]:
         return await self._db.read(lambda conn: directory.list_groups(conn, domain))
@@ -245,14 +278,16 @@ class SQLiteStore:
         key = directory.address_key(address)
         clean = directory.clean_address(member)
         return await self._write_directory(
-            without_events(lambda conn: directory.add_group_member(conn, key, clean))
+            without_events(lambda conn: directory.add_group_member(conn, key, clean)),
+            frozenset({key.key}),
         )
 
     async def remove_group_member(self, address: str, member: str) -> Group:
         key = directory.address_key(address)
         clean = directory.clean_address(member)
         return await self._write_directory(
-            without_events(lambda conn: directory.remove_group_member(conn, key, clean))
+            without_events(lambda conn: directory.remove_group_member(conn, key, clean)),
+            frozenset({key.key}),
         )
 
     async def find_group(self, address: str) -> Group | None:
@@ -279,20 +314,25 @@ class SQLiteStore:
         clean = validate_mailbox_name(name)
         mailboxes.check_special_use(special_use)
         return await self._write_directory(
-            lambda conn: mailboxes.create_mailbox(conn, user_id, clean, special_use)
+            lambda conn: mailboxes.create_mailbox(conn, user_id, clean, special_use),
+            frozenset({account_change_key(user_id)}),
         )
 
     async def rename_mailbox(self, user_id: int, old: str, new: str) -> Mailbox:
         src, dst = validate_mailbox_name(old), validate_mailbox_name(new)
         mailboxes.check_rename(src, dst)
         return await self._write_directory(
-            lambda conn: mailboxes.rename_mailbox(conn, user_id, src, dst)
+            lambda conn: mailboxes.rename_mailbox(conn, user_id, src, dst),
+            frozenset({account_change_key(user_id)}),
         )
 
     async def delete_mailbox(self, user_id: int, name: str) -> None:
         clean = validate_mailbox_name(name)
         mailboxes.check_deletable(clean)
-        await self._write_directory(lambda conn: mailboxes.delete_mailbox(conn, user_id, clean))
+        await self._write_directory(
+            lambda conn: mailboxes.delete_mailbox(conn, user_id, clean),
+            frozenset({account_change_key(user_id)}),
+        )
 
     async def set_subscribed(self, user_id: int, name: str, subscribed: bool) -> None:
         clean = validate_mailbox_name(name)
