@@ -216,3 +216,26 @@ def test_move_to_trash_seen_everywhere(server: ServerThread, account: str) -> No
     assert raw.command("NOOP")[0] == b"* 1 EXPUNGE\r\n"
     assert b"(MESSAGES 1)" in raw.command("STATUS Trash (MESSAGES)")[0]
     other.logout()
+
+
+def test_move_and_copy_into_the_selected_mailbox(server: ServerThread, account: str) -> None:
+    """Decision 0018, as Dovecot: the messages get new UIDs in the same mailbox; the mover
+    gets COPYUID, the EXPUNGE of the old and then the EXISTS of the new, and so does
+    every other session with the mailbox selected (at its next command)."""
+    raw, other = _selected(server, account, 3)
+    other.untagged_responses.clear()  # what SELECT left
+    typ, data = other.uid("MOVE", "1:2", "INBOX")
+    assert typ == "OK", data
+    codes = [line for line in other.untagged_responses.pop("OK", []) if b"COPYUID" in line]
+    assert len(codes) == 1 and codes[0].split()[2:4] == [b"1:2", b"4:5]"]
+    assert other.untagged_responses.pop("EXPUNGE") == [b"1", b"1"]
+    assert other.untagged_responses.pop("EXISTS") == [b"3"]
+    typ, data = other.uid("FETCH", "1:*", "(UID)")
+    assert typ == "OK" and [d.split()[-1] for d in data] == [b"3)", b"4)", b"5)"]
+    lines = raw.command("NOOP")
+    assert lines[:3] == [b"* 1 EXPUNGE\r\n", b"* 1 EXPUNGE\r\n", b"* 3 EXISTS\r\n"]
+    typ, data = other.copy("1", "INBOX")
+    assert typ == "OK" and b"[COPYUID " in data[0] and data[0].split()[2:4] == [b"3", b"6]"]
+    assert raw.command("NOOP")[0] == b"* 4 EXISTS\r\n"
+    raw.close()
+    other.logout()
