@@ -10,6 +10,9 @@ Invariants (RFC 9051 §2.3.1.2, §7.5.1):
   FETCH/STORE/SEARCH simply do not find it in the store any more.
 - ``reported_exists`` is the count the client was last told; it only shrinks through EXPUNGE
   responses, so the client's view and ours never disagree.
+- No FETCH shows a keyword the client was not told of by FLAGS first: ``keywords`` is
+  what it was told, and whatever writes a FETCH with flags asks
+  :meth:`SelectedMailbox.announce_keywords` first (RFC 9051 §7.3.5).
 - Flag changes are deduplicated by modseq: an event whose modseq is not above what this
   session already knows (from SELECT or from its own STORE) produces no FETCH.
 """
@@ -268,14 +271,25 @@ class SelectedMailbox:
                 seq = self.seq_of(u)
                 if seq is not None:
                     flags = self._flag_updates[u]
-                    new_keywords = {f for f in flags if not f.startswith("\\")} - self.keywords
-                    if new_keywords:
-                        # RFC 9051 §7.3.5: FLAGS lists the flags applicable in the mailbox.
-                        self.keywords |= new_keywords
-                        out += self.flags_announcement()
+                    out += self.announce_keywords(flags)
                     out.append(fetch_flags(seq, flags))
             self._flag_updates.clear()
         return out
+
+    def announce_keywords(self, flags: Iterable[str]) -> list[bytes]:
+        """FLAGS and PERMANENTFLAGS to send *before* a FETCH that shows ``flags``, when
+        they hold a keyword this session has not announced yet; nothing otherwise.
+
+        Every FETCH that shows flags asks this, not only the unsolicited ones: a FETCH or
+        STORE reads the flags from the store, which may already hold a keyword another
+        session created after this command's flush drained the change bus. That keyword's
+        event is absorbed only at the next flush, after the FETCH went out; the client must
+        have learned of it by then (RFC 9051 §7.3.5, §7.5.2)."""
+        fresh = {f for f in flags if not f.startswith("\\")} - self.keywords
+        if not fresh:
+            return []
+        self.keywords |= fresh
+        return self.flags_announcement()
 
     def flags_announcement(self) -> list[bytes]:
         """FLAGS and PERMANENTFLAGS again after a new keyword appeared (RFC 9051 §7.3.5)."""

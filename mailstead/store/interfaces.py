@@ -300,7 +300,8 @@ class Messages(Protocol):
     async def move(
         self, src_mailbox_id: int, uids: Sequence[UID], dst_mailbox_id: int
     ) -> CopyResult:
-        """Copy and expunge atomically (RFC 6851)."""
+        """Copy and expunge atomically (RFC 6851). Source and destination may be the same
+        mailbox: the messages then get new UIDs there, as with Dovecot (decision 0018)."""
 
     async def save_dates(
         self, mailbox_id: int, uid_ranges: UIDRanges | None = None

@@ -507,6 +507,19 @@ def test_list_extended() -> None:
     assert isinstance(plain, ListArgs) and not plain.extended
 
 
+@pytest.mark.parametrize("options", [
+    b"RECURSIVEMATCH", b"RECURSIVEMATCH REMOTE", b"REMOTE RECURSIVEMATCH",
+    b"RECURSIVEMATCH RECURSIVEMATCH",
+])
+def test_list_recursivematch_needs_a_base_option(options: bytes) -> None:
+    """RFC 5258 §3.1: RECURSIVEMATCH alone "(or only with REMOTE)" MUST be BAD."""
+    with pytest.raises(ParseError, match="RECURSIVEMATCH needs"):
+        parse(b'a LIST (' + options + b') "" %')
+    for valid in (b"SUBSCRIBED REMOTE RECURSIVEMATCH", b"RECURSIVEMATCH SPECIAL-USE"):
+        args = parse(b'a LIST (' + valid + b') "" %').args
+        assert isinstance(args, ListArgs) and "RECURSIVEMATCH" in args.selection
+
+
 def test_mailbox_names_mutf7_and_utf8() -> None:
     assert parse(b"a SELECT &AOk-t&AOk-").args.name == "été"  # type: ignore[union-attr]
     assert parse(b"a SELECT inbox").args.name == "INBOX"  # type: ignore[union-attr]

@@ -55,13 +55,41 @@ def test_expunge_is_held_back_during_fetch_store_search(
     assert b"* 1 FETCH (UID 1)\r\n" in lines and b"* 3 FETCH (UID 3)\r\n" in lines
     assert b"[EXPUNGEISSUED]" in lines[-1]
     lines = raw.command("SEARCH ALL")
-    assert b"* SEARCH 1 3\r\n" in lines and not any(b"EXPUNGE" in x for x in lines)
+    assert b"* SEARCH 1 3\r\n" in lines and not any(b"EXPUNGE " in x for x in lines)
+    assert b" OK [EXPUNGEISSUED] " in lines[-1]  # as FETCH, per docs/imap.md
     lines = raw.command("STORE 3 +FLAGS (\\Answered)")
     assert not any(b"EXPUNGE" in x for x in lines[:-1])
     assert b"* 3 FETCH (FLAGS (\\Answered \\Recent))\r\n" in lines
     lines = raw.command("NOOP")
     assert lines[0] == b"* 2 EXPUNGE\r\n"
     assert raw.command("FETCH 2 UID")[0] == b"* 2 FETCH (UID 3)\r\n"
+    other.logout()
+
+
+def test_search_says_expungeissued_in_every_form(server: ServerThread, account: str) -> None:
+    """RFC 9051 §7.1 EXPUNGEISSUED: a SEARCH that left out messages another session
+    expunged, whose EXPUNGE it may not send yet, says so -- whatever the result form."""
+    raw, other = _selected(server, account, 4)
+    assert raw.command("SEARCH ALL")[-1].split()[1:3] == [b"OK", b"SEARCH"]
+    other.store("2:3", "+FLAGS", "(\\Deleted)")
+    other.expunge()
+    for command, answer in (
+        ("SEARCH ALL", b"* SEARCH 1 4\r\n"),
+        ("SEARCH UNSEEN", b"* SEARCH 1 4\r\n"),
+        ("SEARCH BODY noon", b"* SEARCH 1 4\r\n"),  # reads the bodies too
+        ("SEARCH RETURN (COUNT) ALL", b'* ESEARCH (TAG "{tag}") COUNT 2\r\n'),
+        ("SEARCH RETURN (SAVE) ALL", None),
+    ):
+        lines = raw.command(command, tag="s1")
+        assert b"OK [EXPUNGEISSUED]" in lines[-1], (command, lines)
+        assert not any(b" EXPUNGE" in line for line in lines), (command, lines)
+        if answer is not None:
+            assert answer.replace(b"{tag}", b"s1") in lines, (command, lines)
+    # UID SEARCH may send the EXPUNGEs (§7.5.1), after its result, as UID FETCH does;
+    # then nothing the client counts is missing any more.
+    lines = raw.command("UID SEARCH ALL")
+    assert lines[:3] == [b"* SEARCH 1 4\r\n", b"* 2 EXPUNGE\r\n", b"* 2 EXPUNGE\r\n"]
+    assert raw.command("SEARCH ALL")[-1].split()[1:3] == [b"OK", b"SEARCH"]
     other.logout()
 
 
@@ -187,4 +215,27 @@ def test_move_to_trash_seen_everywhere(server: ServerThread, account: str) -> No
     other.uid("MOVE", "1", "Trash")
     assert raw.command("NOOP")[0] == b"* 1 EXPUNGE\r\n"
     assert b"(MESSAGES 1)" in raw.command("STATUS Trash (MESSAGES)")[0]
+    other.logout()
+
+
+def test_move_and_copy_into_the_selected_mailbox(server: ServerThread, account: str) -> None:
+    """Decision 0018, as Dovecot: the messages get new UIDs in the same mailbox; the mover
+    gets COPYUID, the EXPUNGE of the old and then the EXISTS of the new, and so does
+    every other session with the mailbox selected (at its next command)."""
+    raw, other = _selected(server, account, 3)
+    other.untagged_responses.clear()  # what SELECT left
+    typ, data = other.uid("MOVE", "1:2", "INBOX")
+    assert typ == "OK", data
+    codes = [line for line in other.untagged_responses.pop("OK", []) if b"COPYUID" in line]
+    assert len(codes) == 1 and codes[0].split()[2:4] == [b"1:2", b"4:5]"]
+    assert other.untagged_responses.pop("EXPUNGE") == [b"1", b"1"]
+    assert other.untagged_responses.pop("EXISTS") == [b"3"]
+    typ, data = other.uid("FETCH", "1:*", "(UID)")
+    assert typ == "OK" and [d.split()[-1] for d in data] == [b"3)", b"4)", b"5)"]
+    lines = raw.command("NOOP")
+    assert lines[:3] == [b"* 1 EXPUNGE\r\n", b"* 1 EXPUNGE\r\n", b"* 3 EXISTS\r\n"]
+    typ, data = other.copy("1", "INBOX")
+    assert typ == "OK" and b"[COPYUID " in data[0] and data[0].split()[2:4] == [b"3", b"6]"]
+    assert raw.command("NOOP")[0] == b"* 4 EXISTS\r\n"
+    raw.close()
     other.logout()

@@ -202,6 +202,26 @@ async def test_copy_and_move_share_the_body(store: Store, user_id: int) -> None:
     assert await store.integrity_check() == []
 
 
+async def test_move_and_copy_within_one_mailbox_renumber(store: Store, user_id: int) -> None:
+    """MOVE into its own mailbox (decision 0018): new UIDs, the old ones vanished, the
+    flags and body kept, the quota unchanged; COPY there doubles the message."""
+    box = await inbox_id(store, user_id)
+    a = await store.append(box, message(1, size=400), flags=["\\Flagged", "tag"])
+    b = await store.append(box, message(2, size=200))
+    moved = await store.move(box, [a.uid], box)
+    assert moved.mapping == ((a.uid, UID(3)),)
+    metas = await store.list_messages(box)
+    assert [m.uid for m in metas] == [b.uid, UID(3)]
+    assert metas[1].flags == {"\\Flagged", "tag"} and metas[1].size == 400
+    assert a.uid in await store.vanished_since(box, 0)
+    assert (await store.get_user(user_id)).used_bytes == 600
+    copied = await store.copy(box, [b.uid], box)
+    assert copied.mapping == ((b.uid, UID(4)),)
+    assert [m.uid for m in await store.list_messages(box)] == [b.uid, UID(3), UID(4)]
+    assert (await store.get_user(user_id)).used_bytes == 800
+    assert await store.integrity_check() == []
+
+
 async def test_copy_between_accounts_refused(store: Store, user_id: int) -> None:
     other = await store.add_user("bob@example.org", "hash")
     src = await inbox_id(store, user_id)

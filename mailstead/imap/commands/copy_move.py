@@ -30,8 +30,8 @@ async def copy_move(session: Session, cmd: Command[CopyMove], selected: Selected
     if not uids:
         return done(f"{cmd.name} completed")  # RFC 4315 §3: no COPYUID for nothing
     if moving:
-        if target.id == view.mailbox_id:
-            raise no("Cannot move to the same mailbox", "CANNOT")
+        # Into the selected mailbox too (decision 0018): the messages get new UIDs; the
+        # EXPUNGEs of the old and the EXISTS of the new follow at the flush, in that order.
         result = await session.store.move(view.mailbox_id, [UID(u) for u in uids], target.id)
     else:
         result = await session.store.copy(view.mailbox_id, [UID(u) for u in uids], target.id)

@@ -479,6 +479,7 @@ async def fetch(session: Session, cmd: Command[Fetch], selected: Selected) -> Re
         if session.condstore and not _has(items, n)
     ]
     need_structure, need_raw = _needs(items)
+    flags_asked = _has(items, FetchItem.FLAGS)
     user_id = selected.user.id
     written = 0
     stream = need_raw == "all" and _streamable(items)
@@ -508,6 +509,11 @@ async def fetch(session: Session, cmd: Command[Fetch], selected: Selected) -> Re
                 # RFC 9051 §6.4.5: the implicit \Seen change is reported in the same FETCH.
                 # With CONDSTORE on, UID and MODSEQ follow (RFC 7162 §3.1).
                 shown = implicit_head + items + implicit_tail
+            if flags_asked or uid in seen_changed:
+                # The flags come from the store and may hold a keyword another session
+                # created after our flush: FLAGS goes first (RFC 9051 §7.3.5).
+                for line in view.announce_keywords(flags_now[uid]):
+                    session.send(line)
             pieces: list[Piece] = [b"* %d FETCH (" % seq]
             for n, att in enumerate(shown):
                 rendered = render_item(session, user_id, att, message)

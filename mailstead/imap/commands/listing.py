@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from mailstead.imap.commands.status import status_items
 from mailstead.imap.parse.commands import (
+    LIST_BASE_SELECTION,
     Command,
     ListArgs,
     ListReturn,
@@ -53,26 +54,40 @@ async def list_command(session: Session, cmd: Command[ListArgs], user: User) -> 
     show_subscribed = (
         ListSelection.SUBSCRIBED in sel or ListReturn.SUBSCRIBED in args.returns
     )
+    base = sorted(sel & LIST_BASE_SELECTION)
 
-    if ListSelection.SUBSCRIBED in sel:
-        candidates = sorted(subscribed, key=lambda n: (n != "INBOX", n))
-        if ListSelection.RECURSIVEMATCH in sel:
-            extra = {p for n in subscribed for p in parents_of(n)} - subscribed
-            candidates = sorted(set(candidates) | extra, key=lambda n: (n != "INBOX", n))
-    else:
-        candidates = [b.name for b in boxes]
-
-    for name in candidates:
-        if not _matches(patterns, name):
-            continue
+    def meets(name: str) -> bool:
+        """The selection criteria: every base option given holds for the name."""
         box = by_name.get(name)
-        if ListSelection.SPECIAL_USE in sel and (box is None or box.special_use is None):
-            continue
+        return all(
+            name in subscribed if opt is ListSelection.SUBSCRIBED
+            else box is not None and box.special_use is not None
+            for opt in base
+        )
+
+    universe = subscribed if ListSelection.SUBSCRIBED in sel else set(by_name)
+    meeting = {n for n in universe if meets(n)}
+    answer = {n for n in meeting if _matches(patterns, n)}
+    # RFC 5258 §3.3 rule 2B and §3.5: with RECURSIVEMATCH, a name that matches the pattern
+    # is also listed (or a listed one carries CHILDINFO) for a descendant that meets the
+    # criteria -- but only for one that is not itself in the answer: "servers SHOULD
+    # suppress redundant CHILDINFO responses", as example 9 of §5 shows.
+    childinfo: set[str] = set()
+    if ListSelection.RECURSIVEMATCH in sel:
+        for name in meeting - answer:
+            childinfo.update(p for p in parents_of(name) if _matches(patterns, p))
+    childinfo_item = (
+        b' ("CHILDINFO" (' + b" ".join(b'"%s"' % o.encode() for o in base) + b"))"
+    )
+
+    for name in sorted(answer | childinfo, key=lambda n: (n != "INBOX", n)):
+        box = by_name.get(name)
         attrs: list[str] = []
-        extended = b""
-        if box is None and name in subscribed:
+        if box is None:
+            # RFC 5258 §3.5 table: a subscribed name that does not exist, or a parent
+            # listed for its children that does not exist either.
             attrs.append("\\NonExistent")
-        elif box is not None:
+        else:
             if box.noselect:
                 # RFC 9051 §6.3.5: a deleted mailbox kept for its children; it is still
                 # listed (RFC 5258 §3: \\Noselect names are not \\NonExistent).
@@ -82,13 +97,7 @@ async def list_command(session: Session, cmd: Command[ListArgs], user: User) -> 
             attrs.append("\\Subscribed")
         if box is not None and box.special_use:
             attrs.append(box.special_use)
-        if ListSelection.RECURSIVEMATCH in sel and any(
-            s.startswith(name + SEPARATOR) for s in subscribed
-        ):
-            # RFC 5258 §3.5: a parent listed because of its subscribed children.
-            extended = b' ("CHILDINFO" ("SUBSCRIBED"))'
-        elif ListSelection.SUBSCRIBED in sel and name not in subscribed:
-            continue
+        extended = childinfo_item if name in childinfo else b""
         line = (
             b"LIST (" + " ".join(attrs).encode() + b") " + session.separator + b" "
             + session.mailbox_name(name)

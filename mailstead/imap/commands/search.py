@@ -123,6 +123,10 @@ async def search(session: Session, cmd: Command[SearchArgs], selected: Selected)
         for m in metas
         if (seq := view.seq_of(int(m.uid))) is not None  # not yet announced: invisible
     ]
+    # Messages the client still counts that another session expunged: the EXPUNGE must
+    # wait (RFC 9051 §7.5.1), so the answer says that it left them out (§7.1
+    # EXPUNGEISSUED), as FETCH and STORE do.
+    expunged_meanwhile = len(visible) < view.exists
     if wanted.savedate:
         saved = await store.save_dates(view.mailbox_id)
         for c in visible:
@@ -132,7 +136,9 @@ async def search(session: Session, cmd: Command[SearchArgs], selected: Selected)
     body_bytes = _BODY_BYTES if wanted.body else None
     for chunk in batches(visible, lambda c: c.meta.size, count=_BATCH, octets=body_bytes):
         if wanted.structure:
-            chunk = await _load_chunk(store, chunk, wanted)
+            loaded = await _load_chunk(store, chunk, wanted)
+            expunged_meanwhile = expunged_meanwhile or len(loaded) < len(chunk)
+            chunk = loaded
         if wanted.body or wanted.header:
             # Decoding and scanning message text grows with what the messages hold (a
             # MIME bomb of 10,000 parts): off the event loop, so no other session waits.
@@ -145,13 +151,18 @@ async def search(session: Session, cmd: Command[SearchArgs], selected: Selected)
                 modseqs[int(c.meta.uid)] = int(c.meta.modseq)
             c.raw = c.structure = None  # searched: let the next chunk have the memory
 
+    completed = (
+        done("Some messages were expunged", "EXPUNGEISSUED")
+        if expunged_meanwhile
+        else done(f"{cmd.name} completed")
+    )
     numbers = [uid if by_uid else seq for seq, uid in found]
     opts = args.return_opts
     if opts is None and not session.rev2:
         # RFC 3501 §7.2.5; RFC 7162 §3.1.5: with a MODSEQ key, the highest found.
         tail = f" (MODSEQ {max(modseqs.values())})" if with_modseq and found else ""
         session.untagged("SEARCH" + "".join(f" {n}" for n in numbers) + tail)
-        return done(f"{cmd.name} completed")
+        return completed
     if not opts:
         opts = (ReturnOption.ALL,)  # rev2 plain SEARCH, and RETURN () (RFC 4731 §3.1)
     # RFC 9394 §3.1: the first result (lowest UID) is 1, -1 the last; MIN, MAX and COUNT
@@ -163,7 +174,7 @@ async def search(session: Session, cmd: Command[SearchArgs], selected: Selected)
         # §3.2: with PARTIAL, the page and those.
         view.saved = [u for _, u in returned]
         if set(opts) == {ReturnOption.SAVE}:
-            return done(f"{cmd.name} completed")  # RFC 5182 §2.1: no ESEARCH
+            return completed  # RFC 5182 §2.1: no ESEARCH
     parts = ['ESEARCH (TAG ' + response.string(cmd.tag).decode("utf-8", "replace") + ")"]
     if by_uid:
         parts.append("UID")
@@ -187,4 +198,4 @@ async def search(session: Session, cmd: Command[SearchArgs], selected: Selected)
         # §3.2 names the same set for SAVE).
         parts.append(f"MODSEQ {max(modseqs[u] for _, u in returned)}")
     session.untagged(" ".join(parts))
-    return done(f"{cmd.name} completed")
+    return completed

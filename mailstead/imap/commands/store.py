@@ -37,10 +37,8 @@ async def store(session: Session, cmd: Command[Store], selected: Selected) -> Re
     for update in result.updated:
         view.note_own_flags(int(update.uid), int(update.modseq))
         modseqs[int(update.uid)] = int(update.modseq)
-    new_keywords = {f for f in args.flags if not f.startswith("\\")} - view.keywords
-    if new_keywords and args.mode is not FlagMode.REMOVE and result.updated:
-        view.keywords |= new_keywords
-        for line in view.flags_announcement():  # RFC 9051 §7.3.5
+    if args.mode is not FlagMode.REMOVE and result.updated:
+        for line in view.announce_keywords(args.flags):  # RFC 9051 §7.3.5
             session.send(line)
     modified = _modified(view, [int(u) for u in result.modified], by_uid)
     if args.silent and not session.condstore:
@@ -59,6 +57,9 @@ async def store(session: Session, cmd: Command[Store], selected: Selected) -> Re
             continue
         items: list[bytes] = []
         if not args.silent:
+            # Another session may have added a keyword to this message meanwhile.
+            for line in view.announce_keywords(meta.flags):
+                session.send(line)
             shown = set(meta.flags)
             if not session.rev2 and uid in view.recent:
                 shown.add("\\Recent")

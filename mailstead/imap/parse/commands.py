@@ -125,6 +125,11 @@ class ListSelection(StrEnum):
     SPECIAL_USE = "SPECIAL-USE"
 
 
+#: The selection options that select by themselves (RFC 5258 §6 list-select-base-opt,
+#: extended by RFC 6154 §6); RECURSIVEMATCH modifies these and CHILDINFO names them.
+LIST_BASE_SELECTION = frozenset({ListSelection.SUBSCRIBED, ListSelection.SPECIAL_USE})
+
+
 class ListReturn(StrEnum):
     """LIST return options (RFC 5258 §3, RFC 6154 §5.2, RFC 5819 STATUS)."""
 
@@ -511,8 +516,11 @@ def list_args(r: Reader, *, lsub: bool = False) -> ListArgs:
         extended = True
         returns, status_items = _returns(r)
     r.end()
-    if ListSelection.RECURSIVEMATCH in selection and len(selection) == 1:
-        raise r.error("RECURSIVEMATCH needs another selection option")  # RFC 5258 §3.1
+    if ListSelection.RECURSIVEMATCH in selection and not LIST_BASE_SELECTION & set(selection):
+        # RFC 5258 §3.1 and §6 list-select-opts: a modifier needs a base option; REMOTE is
+        # independent and does not count, so (RECURSIVEMATCH REMOTE) is as invalid as
+        # (RECURSIVEMATCH) alone.
+        raise r.error("RECURSIVEMATCH needs SUBSCRIBED or SPECIAL-USE")
     return ListArgs(
         reference,
         tuple(patterns),

@@ -232,7 +232,9 @@ def copy(
     expunge_source: bool,
 ) -> WriteOutcome[CopyResult]:
     """COPY (RFC 9051 §6.4.7), or MOVE (RFC 6851) with ``expunge_source``: new UIDs in
-    ``dst`` sharing the bodies, flags and internal dates of the originals."""
+    ``dst`` sharing the bodies, flags and internal dates of the originals. ``dst`` may be
+    ``src``: the copies are inserted before the originals are removed, so a MOVE within one
+    mailbox renumbers its messages (decision 0018)."""
     source = mailbox_row(conn, src)
     target = mailbox_row(conn, dst)
     target.require_selectable()

@@ -408,8 +408,6 @@ class SQLiteStore:
     async def move(
         self, src_mailbox_id: int, uids: Sequence[UID], dst_mailbox_id: int
     ) -> CopyResult:
-        if src_mailbox_id == dst_mailbox_id:
-            raise InvalidName("source and destination mailbox are the same")
         return await self._db.write(lambda conn: messages.copy(
             conn, src_mailbox_id, uids, dst_mailbox_id, expunge_source=True
         ))
