@@ -200,6 +200,19 @@ def test_create_delete_rename_list(client: imaplib.IMAP4) -> None:
     assert client.delete("Nope")[1][0].startswith(b"[NONEXISTENT]")
 
 
+def test_a_mailbox_name_starting_with_tilde(client: imaplib.IMAP4) -> None:
+    """RFC 9051 §9: "~" is an ordinary atom character (only "~{" starts a literal8), so
+    imaplib sends these names unquoted and they must work as any other name."""
+    assert client.create("~foo")[0] == "OK"
+    assert client.create("~foo/~bar")[0] == "OK"
+    typ, data = client.list('""', "~foo")
+    assert (typ, data) == ("OK", [b'(\\HasChildren) "/" "~foo"'])
+    assert client.list("~foo/", "%")[1] == [b'(\\HasNoChildren) "/" "~foo/~bar"']
+    append(client, mailbox="~foo")
+    assert client.select("~foo") == ("OK", [b"1"])
+    assert client.status("~foo/~bar", "(MESSAGES)")[1] == [b'"~foo/~bar" (MESSAGES 0)']
+
+
 def test_rename_inbox(server: ServerThread, account: str, client: imaplib.IMAP4) -> None:
     """RFC 9051 §6.3.6: the messages move to the new name, INBOX is left empty with UIDNEXT 1
     and a greater UIDVALIDITY (§2.3.1.1). A session that had INBOX selected goes on with the
