@@ -217,6 +217,26 @@ def section_bytes(raw: bytes, parsed: ParsedMessage, section: Section) -> bytes:
     )
 
 
+def decoded_header(raw: bytes, part: Part) -> bytes:
+    """The header of ``part`` as it heads the part's body once decoded (BINARY[] of a
+    single-part message, RFC 3516 §4.2): the first Content-Transfer-Encoding field says
+    ``binary`` and later ones are dropped, so the header describes the octets after it, as
+    Dovecot writes it. Every other field keeps its octets and its place."""
+    chunks: list[bytes] = []
+    position = part.header_start
+    replaced = False
+    for name, start, end in part.headers:
+        if name != "content-transfer-encoding":
+            continue
+        chunks.append(raw[position:start])
+        if not replaced:
+            chunks.append(b"Content-Transfer-Encoding: binary\r\n")
+            replaced = True
+        position = end
+    chunks.append(raw[position : part.header_end])
+    return b"".join(chunks)
+
+
 _B64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 _B64_JUNK = bytes(c for c in range(256) if c not in _B64_ALPHABET)  # octets BINARY skips
 

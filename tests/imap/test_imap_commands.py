@@ -414,6 +414,41 @@ def test_fetch_items_and_seen(raw: Raw, client: imaplib.IMAP4) -> None:
     assert raw.command("UID FETCH 3:5 FLAGS")[0].startswith(b"t")  # unknown UIDs: nothing
 
 
+BASE64_MESSAGE = (
+    b"From: Alice Example <alice@example.org>\r\n"
+    b"Subject: encoded\r\n"
+    b"Content-Transfer-Encoding: base64\r\n"
+    b"content-transfer-encoding: 7bit\r\n"
+    b"MIME-Version: 1.0\r\n"
+    b"\r\n"
+    b"aGVsbG8gd29ybGQK\r\n"
+)
+
+
+def test_binary_with_an_empty_section_is_the_whole_message(client: imaplib.IMAP4) -> None:
+    """RFC 3516 reuses RFC 9051 §6.4.5's section grammar: BINARY[] and BINARY.SIZE[] cover
+    the whole message, header included. A single-part message's body is decoded and its
+    header says "binary" (as Dovecot's does); a multipart is sent as it is."""
+    append(client)
+    append(client, MULTIPART_MESSAGE)
+    append(client, BASE64_MESSAGE)
+    client.select("INBOX")
+    typ, data = client.fetch("1:3", "(BINARY.PEEK[])")
+    assert typ == "OK"
+    decoded = (b"From: Alice Example <alice@example.org>\r\n"
+               b"Subject: encoded\r\n"
+               b"Content-Transfer-Encoding: binary\r\n"
+               b"MIME-Version: 1.0\r\n"
+               b"\r\n"
+               b"hello world\n")
+    expected = [SIMPLE_MESSAGE, MULTIPART_MESSAGE, decoded]
+    assert [part[1] for part in data if isinstance(part, tuple)] == expected
+    typ, data = client.fetch("1:3", "(BINARY.SIZE[])")
+    assert data == [b"%d (BINARY.SIZE[] %d)" % (n, len(m)) for n, m in enumerate(expected, 1)]
+    typ, data = client.fetch("3", "(BINARY.PEEK[]<60.30>)")
+    assert typ == "OK" and data[0][1] == decoded[60:90]  # type: ignore[index]
+
+
 FORWARDED_MESSAGE = (
     b"From: Dave <dave@example.net>\r\n"
     b"To: bob@example.com\r\n"

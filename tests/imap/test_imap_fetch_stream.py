@@ -127,6 +127,7 @@ def test_binary_of_a_large_part_is_decoded_as_it_is_sent(
         assert literals[5] == QP_TEXT[7:27]
         assert literals[6] == b"Subject: inner\r\n\r\ninner body"
         assert literals[7] == b""
+        assert literals[8] == MIXED  # BINARY[] of a multipart: the whole message as it is
         line = b"".join(p[0] if isinstance(p, tuple) else p for p in streamed)
         assert b"BINARY[1] ~{1536000}" in line and b"BINARY[1]<1> {1}" in line  # NUL or not
         assert b"BINARY[2] {%d}" % len(QP_TEXT) in line
@@ -139,3 +140,38 @@ def test_binary_of_a_large_part_is_decoded_as_it_is_sent(
 
 def _parts(data: list[object]) -> list[bytes]:
     return [part[1] for part in data if isinstance(part, tuple)]
+
+
+SINGLE_HEADER = (b"From: a@example.org\r\nSubject: one part\r\nMIME-Version: 1.0\r\n"
+                 b"Content-Transfer-Encoding: base64\r\n"
+                 b"Content-Type: application/octet-stream\r\n\r\n")
+SINGLE = SINGLE_HEADER + ATTACHMENT
+
+
+def test_binary_of_a_whole_large_single_part_message_has_its_header(
+        server: ServerThread, account: str) -> None:
+    """RFC 3516 §4.2 with RFC 9051 §6.4.5's sections: BINARY[] is the whole message, header
+    included, the body decoded and the header saying so; streamed from the store or read
+    whole, the same octets, a <partial> window across the header's end included."""
+    assert len(SINGLE) > fetch_module._STREAM_FROM
+    header = SINGLE_HEADER.replace(b"Transfer-Encoding: base64", b"Transfer-Encoding: binary")
+    expected = header + bytes(range(256)) * 6000
+    items = "BINARY.PEEK[] BINARY.SIZE[] BINARY.PEEK[]<10.20> BINARY.PEEK[]<150.20>"
+    client = connect(server, account)
+    try:
+        append(client, SINGLE)
+        client.select("INBOX")
+        typ, streamed = client.fetch("1", f"({items})")
+        assert typ == "OK"
+        typ, whole = client.fetch("1", f"({items} BODY.PEEK[1.HEADER.FIELDS (X)])")
+        assert typ == "OK"
+        for data in (streamed, whole):
+            literals = _parts(data)
+            assert literals[0] == expected
+            assert literals[1] == expected[10:30]
+            assert literals[2] == expected[150:170]
+            line = b"".join(p[0] if isinstance(p, tuple) else p for p in data)
+            assert b"BINARY.SIZE[] %d" % len(expected) in line
+            assert b"BINARY[] ~{%d}" % len(expected) in line
+    finally:
+        client.logout()

@@ -25,6 +25,7 @@ from mailstead.imap.selected import uid_ranges
 from mailstead.imap.states import Selected
 from mailstead.mime.imap_views import (
     PartDecoder,
+    decoded_header,
     find_part,
     section_bytes,
     section_span,
@@ -68,14 +69,16 @@ class _Span:
 
 @dataclass(frozen=True, slots=True)
 class _Decoded:
-    """BINARY or BINARY.SIZE of a part of a large message: octets [start, end) decoded
-    from ``encoding`` while they are read from the store, ``<partial>`` applied."""
+    """BINARY or BINARY.SIZE of a part of a large message: ``header``, then octets
+    [start, end) decoded from ``encoding`` while they are read from the store,
+    ``<partial>`` applied."""
 
     start: int
     end: int
     encoding: str
     size_only: bool
     part: tuple[int, int] | None
+    header: bytes = b""
 
     def __len__(self) -> int:
         return self.end - self.start
@@ -126,23 +129,46 @@ def _partial(data: bytes, part: tuple[int, int] | None) -> bytes:
     return data[origin : origin + count]
 
 
-def _binary_source(parsed: ParsedMessage, path: tuple[int, ...]) -> tuple[int, int, str]:
-    """Where BINARY[path] comes from: the part's body octets and how to decode them."""
+@dataclass(frozen=True, slots=True)
+class _BinarySource:
+    """Where BINARY[path] comes from: octets [start, end) of the message, decoded from
+    ``encoding``, after ``header`` (the rewritten header of a whole single-part message)."""
+
+    start: int
+    end: int
+    encoding: str
+    header: bytes = b""
+
+
+def _binary_source(raw: bytes, parsed: ParsedMessage, path: tuple[int, ...]) -> _BinarySource:
+    """BINARY[path]. ``raw`` holds at least the message header (all a large message has
+    loaded): an empty path needs it."""
     part = find_part(parsed, path) if path else parsed.root
     if part is None:
         raise no("No such message part", "NONEXISTENT")
-    if part.multipart or (part.content_type == "message" and path):
+    if not path:
+        # RFC 3516 §4.2 reuses RFC 9051 §6.4.5's section grammar: BINARY[] is the whole
+        # message, header included. Only the body of a single-part message has a
+        # transfer encoding to undo; its header then says "binary" (as Dovecot's does).
+        if part.multipart or part.children or part.encoding in ("7bit", "8bit", "binary"):
+            return _BinarySource(0, parsed.size, "binary")
+        if part.encoding not in _KNOWN_CTE:
+            raise no("Unknown Content-Transfer-Encoding", "UNKNOWN-CTE")
+        return _BinarySource(part.body_start, part.body_end, part.encoding,
+                             decoded_header(raw, part))
+    if part.multipart or part.content_type == "message":
         # RFC 3516 §4.2: BINARY on a non-leaf returns the part as it is.
-        return part.body_start, part.body_end, "binary"
+        return _BinarySource(part.body_start, part.body_end, "binary")
     if part.encoding not in _KNOWN_CTE:
         raise no("Unknown Content-Transfer-Encoding", "UNKNOWN-CTE")
-    return part.body_start, part.body_end, part.encoding
+    return _BinarySource(part.body_start, part.body_end, part.encoding)
 
 
 def _binary(raw: bytes, parsed: ParsedMessage, path: tuple[int, ...]) -> bytes:
-    start, end, encoding = _binary_source(parsed, path)
-    decoder = PartDecoder(encoding)
-    return decoder.feed(memoryview(raw)[start:end]) + decoder.end()
+    source = _binary_source(raw, parsed, path)
+    decoder = PartDecoder(source.encoding)
+    body = decoder.feed(memoryview(raw)[source.start : source.end]) + decoder.end()
+    return source.header + body if source.header else body
 
 
 @dataclass(slots=True)
@@ -181,9 +207,9 @@ def render_item(session: Session, user_id: int, att: FetchAtt, m: _Message) -> l
         return [_render_small(session, user_id, att, m)]
     structure = _loaded(m.structure)
     if att.item is not FetchItem.BODY and m.streamed:
-        start, end, encoding = _binary_source(structure.parsed, section.path)
-        return [label, _Decoded(start, end, encoding, att.item is FetchItem.BINARY_SIZE,
-                                att.part)]
+        source = _binary_source(_loaded(m.raw), structure.parsed, section.path)
+        return [label, _Decoded(source.start, source.end, source.encoding,
+                                att.item is FetchItem.BINARY_SIZE, att.part, source.header)]
     raw = _loaded(m.raw)
     if att.item is FetchItem.BODY:  # a field selection: chosen lines, not one range
         if section.top_level_fields:
@@ -352,7 +378,8 @@ async def _send_span(session: Session, store: Messages, blob_id: str, span: _Spa
 async def _send_decoded(
     session: Session, store: Messages, blob_id: str, item: _Decoded
 ) -> None:
-    """BINARY of a part, decoded as it is read. The literal's length, and whether it must
+    """BINARY of a part (of a whole single-part message: its header first), decoded as it
+    is read. The literal's length, and whether it must
     be a literal8 (a NUL in what is sent), are known only once the part is decoded: a
     first pass counts, a second sends. Twice the decoding, a piece of memory."""
     origin, count = item.part if item.part is not None else (0, None)
@@ -368,6 +395,7 @@ async def _send_decoded(
             high = len(out) if count is None else min(origin + count - begin, len(out))
             nul = high > low and out.find(b"\x00", low, high) >= 0
 
+    measure(item.header)
     async for data in _stored(session, store, blob_id, item.start, item.end):
         measure(decoder.feed(data))
     measure(decoder.end())
@@ -388,6 +416,10 @@ async def _send_decoded(
         position += len(out)
         return out[max(0, low - begin) : max(0, high - begin)]
 
+    if item.header:
+        session.send(window(item.header))
+        if position >= high:
+            return
     async for data in _stored(session, store, blob_id, item.start, item.end):
         sent = window(decoder.feed(data))
         if sent:
