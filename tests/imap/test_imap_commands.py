@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import imaplib
 import re
 from collections.abc import Callable
@@ -447,6 +448,62 @@ def test_binary_with_an_empty_section_is_the_whole_message(client: imaplib.IMAP4
     assert data == [b"%d (BINARY.SIZE[] %d)" % (n, len(m)) for n, m in enumerate(expected, 1)]
     typ, data = client.fetch("3", "(BINARY.PEEK[]<60.30>)")
     assert typ == "OK" and data[0][1] == decoded[60:90]  # type: ignore[index]
+
+
+BINARY_PART = bytes(range(200))
+BINARY_MESSAGE = (
+    b"From: a@example.org\r\nSubject: binary\r\nMIME-Version: 1.0\r\n"
+    b'Content-Type: multipart/mixed; boundary="XX"\r\n\r\n'
+    b"--XX\r\nContent-Type: text/plain\r\n\r\nhi\r\n"
+    b"--XX\r\nContent-Type: application/octet-stream\r\n"
+    b"Content-Transfer-Encoding: binary\r\n\r\n" + BINARY_PART + b"\r\n"
+    b"--XX\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nnul \x00 in text\r\n"
+    b"--XX--\r\n"
+)
+# BINARY_MESSAGE as BODY sections present it: each binary part in base64, 76 per line.
+BINARY_SHOWN = (
+    b"From: a@example.org\r\nSubject: binary\r\nMIME-Version: 1.0\r\n"
+    b'Content-Type: multipart/mixed; boundary="XX"\r\n\r\n'
+    b"--XX\r\nContent-Type: text/plain\r\n\r\nhi\r\n"
+    b"--XX\r\nContent-Type: application/octet-stream\r\n"
+    b"Content-Transfer-Encoding: base64\r\n\r\n"
+    + base64.encodebytes(BINARY_PART).rstrip(b"\n").replace(b"\n", b"\r\n") + b"\r\n"
+    b"--XX\r\nContent-Type: text/plain; charset=utf-8\r\n"
+    b"Content-Transfer-Encoding: base64\r\n\r\nbnVsIAAgaW4gdGV4dA==\r\n"
+    b"--XX--\r\n"
+)
+
+
+def test_binary_parts_are_presented_in_base64_by_body_sections(raw: Raw) -> None:
+    """RFC 3516 §6 and RFC 9051 §4.3: a message APPENDed in a literal8 with binary parts
+    (Content-Transfer-Encoding binary, or a NUL) keeps its octets for BINARY, while BODY[],
+    BODY[n], RFC822 and BODYSTRUCTURE present those parts in base64 (as Dovecot does), so
+    no ordinary literal carries a NUL."""
+    raw.send(b"a1 APPEND INBOX ~{%d}\r\n" % len(BINARY_MESSAGE))
+    assert raw.readline().startswith(b"+ ")
+    raw.send(BINARY_MESSAGE + b"\r\n")
+    assert status_of(raw.read_until_tag("a1")) == b"OK"
+    raw.command("SELECT INBOX")
+    text = b"".join(raw.command("FETCH 1 (BODYSTRUCTURE BODY)"))
+    assert (b'("application" "octet-stream" NIL NIL NIL "base64" 274 NIL NIL NIL NIL)'
+            b'("text" "plain" ("charset" "utf-8") NIL NIL "base64" 20 0 NIL NIL NIL NIL)'
+            in text), text
+    assert b'"binary"' not in text
+    lines = raw.command("FETCH 1 (BODY.PEEK[] RFC822 BODY.PEEK[2] BODY.PEEK[3.MIME] "
+                        "BODY.PEEK[TEXT]<0.10> RFC822.TEXT)")
+    text = b"".join(lines)
+    assert b"BODY[] {%d}\r\n" % len(BINARY_SHOWN) + BINARY_SHOWN in text
+    assert b"RFC822 {%d}\r\n" % len(BINARY_SHOWN) + BINARY_SHOWN in text
+    body_start = BINARY_SHOWN.index(b"\r\n\r\n") + 4
+    assert b"RFC822.TEXT {%d}\r\n" % (len(BINARY_SHOWN) - body_start) in text
+    assert b"BODY[2] {274}\r\nAAECAwQF" in text
+    assert (b"BODY[3.MIME] {78}\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            b"Content-Transfer-Encoding: base64\r\n\r\n") in text
+    assert b"\x00" not in text and b"~{" not in text
+    text = b"".join(raw.command("FETCH 1 (BINARY.PEEK[2] BINARY.PEEK[3] BINARY.PEEK[])"))
+    assert b"BINARY[2] ~{200}\r\n" + BINARY_PART in text
+    assert b"BINARY[3] ~{13}\r\nnul \x00 in text" in text
+    assert b"BINARY[] ~{%d}\r\n" % len(BINARY_MESSAGE) + BINARY_MESSAGE in text
 
 
 FORWARDED_MESSAGE = (

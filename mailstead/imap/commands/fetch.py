@@ -23,6 +23,7 @@ from mailstead.imap.parse.primitives import SequenceSet
 from mailstead.imap.replies import Disconnect, Reply, bad, done, no
 from mailstead.imap.selected import uid_ranges
 from mailstead.imap.states import Selected
+from mailstead.mime import presented
 from mailstead.mime.imap_views import (
     PartDecoder,
     decoded_header,
@@ -32,7 +33,7 @@ from mailstead.mime.imap_views import (
     select_fields,
     wire_bytes,
 )
-from mailstead.mime.parse import ParsedMessage
+from mailstead.mime.parse import ParsedMessage, parse_message
 from mailstead.mime.sections import SectionText
 from mailstead.mime.stored import StoredStructure
 from mailstead.store.interfaces import Messages
@@ -184,6 +185,21 @@ class _Message:
     modseq: int = 0  # the MODSEQ a \Seen set by this FETCH gave it
     savedate: datetime | None = None
     streamed: bool = False  # bodies are _Span pieces, sent from the store
+    shown: tuple[bytes, ParsedMessage] | None = None  # see _body_view
+
+    def body_view(self) -> tuple[bytes, ParsedMessage]:
+        """The octets and structure BODY sections, RFC822 and RFC822.HEADER/TEXT are cut
+        from: the message as stored, or, when parts of it hold a NUL, as presented with those
+        in base64 (RFC 3516 §6; RFC 9051 §4.3: no NUL in a literal), built once per FETCH
+        of the message. BINARY and THREADID read the stored octets."""
+        if self.shown is None:
+            raw, structure = _loaded(self.raw), _loaded(self.structure)
+            parsed = structure.parsed
+            if structure.has_nul_parts:
+                raw = presented.present(raw, parsed.root)
+                parsed = parse_message(raw)
+            self.shown = raw, parsed
+        return self.shown
 
 
 Piece = bytes | _Span | _Decoded
@@ -200,7 +216,7 @@ def render_item(session: Session, user_id: int, att: FetchAtt, m: _Message) -> l
         head = label + b" {%d}\r\n" % (end - start)
         if m.streamed:
             return [head, _Span(start, end)]
-        raw = _loaded(m.raw)
+        raw = m.body_view()[0]
         return [head, raw if (start, end) == (0, len(raw)) else raw[start:end]]
     section = att.section
     if section is None:
@@ -211,6 +227,10 @@ def render_item(session: Session, user_id: int, att: FetchAtt, m: _Message) -> l
         return [label, _Decoded(source.start, source.end, source.encoding,
                                 att.item is FetchItem.BINARY_SIZE, att.part, source.header)]
     raw = _loaded(m.raw)
+    if att.item is FetchItem.BODY and structure.has_nul_parts:
+        shown, parsed = m.body_view()
+        data = _partial(section_bytes(shown, parsed, section), att.part)
+        return [label + b" " + response.literal_head(data), data]
     if att.item is FetchItem.BODY:  # a field selection: chosen lines, not one range
         if section.top_level_fields:
             # The message list's header fields come from the top-level header list alone.
@@ -232,12 +252,19 @@ def _range(att: FetchAtt, m: _Message) -> tuple[int, int] | None:
     RFC822.TEXT, a BODY section other than a field selection), ``<partial>`` applied;
     None for any other item."""
     section = att.section
+    if att.item is FetchItem.BODY and (section is None or section.top_level_fields):
+        return None
+    if att.item not in (FetchItem.RFC822, FetchItem.RFC822_TEXT, FetchItem.BODY):
+        return None
+    size = m.meta.size
+    if _loaded(m.structure).has_nul_parts:
+        size = len(m.body_view()[0])
     if att.item is FetchItem.RFC822:
-        start, end = 0, m.meta.size
+        start, end = 0, size
     elif att.item is FetchItem.RFC822_TEXT:
-        start, end = _loaded(m.structure).parsed.root.body_start, m.meta.size
-    elif att.item is FetchItem.BODY and section is not None and not section.top_level_fields:
-        span = section_span(_loaded(m.structure).parsed, section)
+        start, end = m.body_view()[1].root.body_start, size
+    elif section is not None:
+        span = section_span(m.body_view()[1], section)
         if span is None:
             return None
         start, end = span
@@ -287,6 +314,10 @@ def _render_small(session: Session, user_id: int, att: FetchAtt, m: _Message) ->
             thread = objectid.thread_id(user_id, meta.blob_id, found)
             return b"THREADID (%s)" % thread.encode()
         case FetchItem.RFC822_HEADER:
+            if structure.has_nul_parts:
+                body_raw, parsed = m.body_view()
+                header = body_raw[: parsed.root.header_end]
+                return b"RFC822.HEADER " + response.literal(header)
             return b"RFC822.HEADER " + response.literal(raw[: structure.header_end])
     raise AssertionError(f"FETCH item {att.item} without a section")
 
@@ -303,6 +334,14 @@ def _loaded(value: T | None) -> T:
     if value is None:
         raise AssertionError("FETCH item rendered without the data _needs asked for")
     return value
+
+
+def _streams(meta: MessageMeta, structure: StoredStructure | None, stream: bool) -> bool:
+    """Whether this message's bodies are sent from the store piece by piece: a large one,
+    for a streamable request, unless BODY sections present parts holding a NUL in base64 (made
+    from the whole message, ``_Message.body_view``)."""
+    return (stream and meta.size >= _STREAM_FROM and structure is not None
+            and not structure.has_nul_parts)
 
 
 async def _load_chunk(
@@ -330,7 +369,7 @@ async def _load_chunk(
                                        structures[i : i + _READ_BATCH], strict=True)]
         # A large message of a streamable request: its header only (see _STREAM_FROM).
         wanted = [(m.blob_id, 0, s.header_end if need_raw == "header"
-                   or (stream and m.size >= _STREAM_FROM) else None)
+                   or _streams(m, s, stream) else None)
                   for m, s in part if s is not None]
         raws = iter(await store.read_blobs(wanted))
         for _, s in part:
@@ -533,7 +572,7 @@ async def fetch(session: Session, cmd: Command[Fetch], selected: Selected) -> Re
             message = _Message(
                 meta, flags_now[uid], uid in view.recent, structure, raw,
                 modseq_now.get(uid, 0), saved.get(meta.uid),
-                streamed=stream and meta.size >= _STREAM_FROM,
+                streamed=_streams(meta, structure, stream),
             )
             shown = items
             if uid in seen_changed:
