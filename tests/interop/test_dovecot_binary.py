@@ -60,6 +60,10 @@ MESSAGES: dict[str, bytes] = {
         b"--XX\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: quoted-printable"
         b"\r\n\r\nline one   \r\nline= \r\n two=\t\t\r\n=3D done \r\n"
         b"--XX--\r\n"),
+    # Labelled binary, but no NUL: an ordinary literal carries it.
+    "binary-no-nul": HEAD % b"binary, no NUL" + (
+        b"Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: binary\r\n"
+        b"\r\ncaf\xc3\xa9\r\n"),
     "base64-single": HEAD % b"b64" + (
         b"Content-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\n"
         b"aGVsbG8gd29ybGQK\r\n"),
@@ -76,6 +80,7 @@ ITEMS: dict[str, tuple[str, ...]] = {
     "qp-single": ("BINARY.PEEK[1]", "BINARY.SIZE[1]", "BINARY.PEEK[]", "BINARY.SIZE[]",
                   "BINARY.PEEK[1]<5.20>", "BODYSTRUCTURE"),
     "qp-part": ("BINARY.PEEK[1]", "BINARY.SIZE[1]", "BODYSTRUCTURE"),
+    "binary-no-nul": ("BODYSTRUCTURE", "BINARY.PEEK[1]"),
     "base64-single": ("BINARY.PEEK[]", "BINARY.SIZE[]", "BINARY.PEEK[]<60.40>",
                       "BINARY.PEEK[1]"),
 }
@@ -89,6 +94,11 @@ _SIZE = (
 KNOWN_DIFFERENCES: dict[tuple[str, str], str] = {
     ("nul-part", "RFC822.SIZE"): _SIZE,
     ("nul-single", "RFC822.SIZE"): _SIZE,
+    ("binary-no-nul", "BODYSTRUCTURE"): (
+        "Dovecot converts a part labelled binary to base64 when a literal8 APPEND stores it, "
+        "NUL or not; mailstead converts only parts holding a NUL, the one octet an ordinary "
+        "literal cannot carry (RFC 9051 §4.3), and leaves \"binary\" (decision 0017)"
+    ),
 }
 
 
