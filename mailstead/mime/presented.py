@@ -23,17 +23,28 @@ _BASE64_FIELD = b"Content-Transfer-Encoding: base64\r\n"
 _LINE = 57  # octets per base64 line: 76 characters (RFC 2045 §6.8)
 
 
-def _leaves(part: Part) -> Iterator[Part]:
+_MIME_VERSION = b"MIME-Version: 1.0\r\n"
+
+
+def _leaves(part: Part, in_multipart: bool = False) -> Iterator[tuple[Part, bool]]:
+    """Every leaf in order, with whether it is a body part of a multipart."""
     if part.children:
         for child in part.children:
-            yield from _leaves(child)
+            yield from _leaves(child, part.multipart)
     else:
-        yield part
+        yield part, in_multipart
 
 
 def has_nul_parts(root: Part) -> bool:
     """Whether BODY sections of this message differ from its stored octets."""
-    return any(leaf.nul for leaf in _leaves(root))
+    return any(leaf.nul for leaf, _ in _leaves(root))
+
+
+def _is_mime(part: Part, in_multipart: bool) -> bool:
+    """RFC 2045 §4 as the parser reads it: Content-* fields count in a body part of a
+    multipart or in an entity with MIME-Version or Content-Type."""
+    return in_multipart or any(name in ("mime-version", "content-type")
+                               for name, _, _ in part.headers)
 
 
 def base64_body(data: bytes | memoryview) -> bytes:
@@ -46,9 +57,11 @@ def base64_body(data: bytes | memoryview) -> bytes:
     )
 
 
-def presented_header(raw: bytes, part: Part) -> bytes:
+def presented_header(raw: bytes, part: Part, *, mime: bool = True) -> bytes:
     """The part's header with its first Content-Transfer-Encoding field saying ``base64``
-    (later ones dropped), or with that field added after the last field when it had none."""
+    (later ones dropped), or with that field added after the last field when it had none.
+    An entity that was not MIME (``mime`` False: its Content-* fields did not count) gets
+    ``MIME-Version: 1.0`` added too, so that the field it now has counts."""
     chunks: list[bytes] = []
     position = part.header_start
     replaced = False
@@ -65,6 +78,8 @@ def presented_header(raw: bytes, part: Part) -> bytes:
         chunks.append(raw[position:fields_end])
         chunks.append(_BASE64_FIELD)
         position = fields_end
+    if not mime:
+        chunks.append(_MIME_VERSION)
     chunks.append(raw[position : part.header_end])
     return b"".join(chunks)
 
@@ -74,11 +89,11 @@ def present(raw: bytes, root: Part) -> bytes:
     every other octet as stored. Only called for a message with such parts."""
     chunks: list[bytes] = []
     position = 0
-    for leaf in _leaves(root):
+    for leaf, in_multipart in _leaves(root):
         if not leaf.nul:
             continue
         chunks.append(raw[position : leaf.header_start])
-        chunks.append(presented_header(raw, leaf))
+        chunks.append(presented_header(raw, leaf, mime=_is_mime(leaf, in_multipart)))
         chunks.append(raw[leaf.header_end : leaf.body_start])
         chunks.append(base64_body(memoryview(raw)[leaf.body_start : leaf.body_end]))
         position = leaf.body_end

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from mime_checks import check_message
 
-from mailstead.mime import parse_message
+from mailstead.mime import Part, parse_message, presented
 from mailstead.mime.imap_views import (
     PartDecoder,
     decode_part_body,
@@ -219,3 +219,37 @@ def test_quoted_printable_as_dovecot_decodes_it() -> None:
     assert decode_quoted_printable(body, final=True) == decoded
     for cut in range(1, len(body)):
         assert _decode_in_pieces("quoted-printable", body, [cut]) == decoded
+
+
+def _leaves(part: Part) -> list[Part]:
+    return [leaf for c in part.children for leaf in _leaves(c)] if part.children else [part]
+
+
+@_SETTINGS
+@given(st.one_of(_structured(), _messages()))
+def test_parts_with_nul_are_presented_in_base64_and_decode_back(raw: bytes) -> None:
+    """RFC 9051 §4.3 / RFC 3516 §6: in the presented message no part body holds a NUL, the
+    parts are the same parts in the same order, each presented part decodes back to the
+    stored octets, the others are untouched, and BODY/BODYSTRUCTURE describe that form."""
+    parsed = parse_message(raw)
+    stored_leaves = _leaves(parsed.root)
+    if not presented.has_nul_parts(parsed.root):
+        # (A multipart's own body, preamble and epilogue, is no part: it stays as it is.)
+        assert not any(raw.find(b"\x00", p.body_start, p.body_end) >= 0
+                       for p in stored_leaves if not p.multipart)
+        return
+    shown = presented.present(raw, parsed.root)
+    again = parse_message(shown)
+    assert (again.body, again.bodystructure) == (parsed.body, parsed.bodystructure)
+    shown_leaves = _leaves(again.root)
+    assert len(shown_leaves) == len(stored_leaves)
+    for old, new in zip(stored_leaves, shown_leaves, strict=True):
+        old_body = raw[old.body_start : old.body_end]
+        new_body = shown[new.body_start : new.body_end]
+        assert b"\x00" not in new_body and not new.nul
+        if old.nul:
+            assert new.encoding == "base64"
+            assert binascii.a2b_base64(new_body.replace(b"\r\n", b"")) == old_body
+            assert all(len(line) <= 76 for line in new_body.split(b"\r\n"))
+        else:
+            assert new_body == old_body
