@@ -185,7 +185,7 @@ class _Message:
     modseq: int = 0  # the MODSEQ a \Seen set by this FETCH gave it
     savedate: datetime | None = None
     streamed: bool = False  # bodies are _Span pieces, sent from the store
-    shown: tuple[bytes, ParsedMessage] | None = None  # see _body_view
+    shown: tuple[bytes, ParsedMessage] | None = None  # see body_view
 
     def body_view(self) -> tuple[bytes, ParsedMessage]:
         """The octets and structure BODY sections, RFC822 and RFC822.HEADER/TEXT are cut
@@ -248,9 +248,9 @@ def render_item(session: Session, user_id: int, att: FetchAtt, m: _Message) -> l
 
 
 def _range(att: FetchAtt, m: _Message) -> tuple[int, int] | None:
-    """Where a body item lies in the stored message when it is one range of it (RFC822,
-    RFC822.TEXT, a BODY section other than a field selection), ``<partial>`` applied;
-    None for any other item."""
+    """Where a body item lies in the message BODY sections show (``_Message.body_view``)
+    when it is one range of it (RFC822, RFC822.TEXT, a BODY section other than a field
+    selection), ``<partial>`` applied; None for any other item."""
     section = att.section
     if att.item is FetchItem.BODY and (section is None or section.top_level_fields):
         return None
