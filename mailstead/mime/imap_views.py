@@ -217,6 +217,26 @@ def section_bytes(raw: bytes, parsed: ParsedMessage, section: Section) -> bytes:
     )
 
 
+def decoded_header(raw: bytes, part: Part) -> bytes:
+    """The header of ``part`` as it heads the part's body once decoded (BINARY[] of a
+    single-part message, RFC 3516 §4.2): the first Content-Transfer-Encoding field says
+    ``binary`` and later ones are dropped, so the header describes the octets after it, as
+    Dovecot writes it. Every other field keeps its octets and its place."""
+    chunks: list[bytes] = []
+    position = part.header_start
+    replaced = False
+    for name, start, end in part.headers:
+        if name != "content-transfer-encoding":
+            continue
+        chunks.append(raw[position:start])
+        if not replaced:
+            chunks.append(b"Content-Transfer-Encoding: binary\r\n")
+            replaced = True
+        position = end
+    chunks.append(raw[position : part.header_end])
+    return b"".join(chunks)
+
+
 _B64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 _B64_JUNK = bytes(c for c in range(256) if c not in _B64_ALPHABET)  # octets BINARY skips
 
@@ -229,6 +249,26 @@ def decode_part_body(raw: bytes, part: Part) -> bytes:
     return decoder.feed(body) + decoder.end()
 
 
+# RFC 2045 §6.7 rule 3: white space at the end of an encoded line is transport padding.
+_QP_PADDING = re.compile(rb"[ \t]+(?=\r?\n)")
+
+
+def decode_quoted_printable(lines: bytes, *, final: bool = False) -> bytes:
+    """Quoted-printable text decoded as RFC 2045 §6.7 says, for whole lines (each ending in
+    LF) or, with ``final``, the text after the last line end too.
+
+    ``binascii.a2b_qp`` alone keeps trailing white space, which rule 3 calls transport
+    padding that "MUST be deleted" on decoding, and so misses a soft line break written as
+    ``=`` with padding after it (rule 5: "=" then optional padding then the line end). The
+    padding is removed first, so ``a2b_qp`` sees ``=`` right before the line end; the last
+    line of a body, which has no line end, loses its padding too (as Dovecot decodes it).
+    Only white space before a line end is padding: inside a line it is text."""
+    unpadded = _QP_PADDING.sub(b"", lines)
+    if final:
+        unpadded = unpadded.rstrip(b" \t")
+    return binascii.a2b_qp(unpadded)
+
+
 class PartDecoder:
     """:func:`decode_part_body` in pieces, for a body read from the store as it is sent:
     :meth:`feed` the encoded octets in any split, then :meth:`end`. The pieces joined are
@@ -236,9 +276,10 @@ class PartDecoder:
     needs 40 MB of memory to be served as BINARY.
 
     base64 keeps back the alphabet characters past the last whole quantum (at most three).
-    Quoted-printable keeps back the text after the last line end: an escape never reaches
-    past a line end (``=`` CR skips to the LF), so decoding whole lines at a time is exact;
-    a single line is decoded whole, however long.
+    Quoted-printable keeps back the text after the last line end: an escape, a soft line
+    break (``=``, padding, line end) and transport padding never reach past a line end, so
+    decoding whole lines at a time is exact (:func:`decode_quoted_printable`); a single line
+    is decoded whole, however long.
     """
 
     __slots__ = ("_carry", "_line", "encoding")
@@ -265,7 +306,7 @@ class PartDecoder:
                 return b""
             lines = b"".join([*self._line, piece[:cut]]) if self._line else piece[:cut]
             self._line = [piece[cut:]] if cut < len(piece) else []
-            return binascii.a2b_qp(lines)
+            return decode_quoted_printable(lines)
         return bytes(piece)  # 7bit, 8bit, binary: the octets as they are
 
     def end(self) -> bytes:
@@ -276,5 +317,5 @@ class PartDecoder:
             return binascii.a2b_base64(carry + b"=" * (-len(carry) % 4)) if carry else b""
         if self.encoding == "quoted-printable":
             rest, self._line = b"".join(self._line), []
-            return binascii.a2b_qp(rest) if rest else b""
+            return decode_quoted_printable(rest, final=True) if rest else b""
         return b""

@@ -19,6 +19,7 @@ Invariants (tested on the whole corpus):
 
 from __future__ import annotations
 
+import dataclasses
 import email.errors
 import email.header
 import email.utils
@@ -29,7 +30,7 @@ from typing import Any
 
 from mailstead.core import sanity
 from mailstead.mime import imap_views as views
-from mailstead.mime import rfc822
+from mailstead.mime import presented, rfc822
 
 MAX_DEPTH = 100  # nesting cap: deeper multiparts/messages are stored as opaque leaves
 MAX_PARTS = 10_000  # total part cap for one message, leaves included (Dovecot's too)
@@ -65,6 +66,10 @@ class Part:
     content_id: str | None = None
     description: str | None = None
     md5: str | None = None
+    # A leaf whose body holds a NUL octet, which no IMAP literal but a literal8 may carry
+    # (RFC 9051 §4.3): BODY, BODYSTRUCTURE and BODY sections present it in base64 (RFC 3516
+    # §6, mime/presented.py); BINARY serves the octets as they are.
+    nul: bool = False
 
     @property
     def size(self) -> int:
@@ -526,6 +531,8 @@ def _build(
         content_id=_text(cid) if cid is not None else None,
         description=_text(desc) if desc is not None else None,
         md5=md5,
+        nul=not (kind in ("multipart", "emptymultipart") or (kind == "message" and children))
+        and raw.find(b"\x00", body_start, body_end) >= 0,
     )
     return part, body, bs
 
@@ -598,7 +605,13 @@ def parse_message(raw: bytes) -> ParsedMessage:
     delivery is never refused for it. That fallback logs the failure and, with the sanity
     flag on (as under test), raises instead."""
     try:
-        return _parse(raw)
+        parsed = _parse(raw)
+        if not presented.has_nul_parts(parsed.root):
+            return parsed
+        # BODY and BODYSTRUCTURE describe the message as BODY sections present it: parts
+        # with a NUL in base64 (RFC 3516 §6), with their sizes and line counts then.
+        shown = _parse(presented.present(raw, parsed.root))
+        return dataclasses.replace(parsed, body=shown.body, bodystructure=shown.bodystructure)
     except Exception as exc:
         # Not the message or the exception's text: both can hold mail content.
         sanity.degrade(

@@ -251,6 +251,14 @@ class StoredStructure:
         return self._header_end
 
     @cached_property
+    def has_nul_parts(self) -> bool:
+        """Whether a part's body is presented in base64 by BODY sections (``Part.nul``,
+        mime/presented.py), read without decoding the tree: in the tree segment ``"nul":true``
+        can only be that key (a quote inside a JSON string is escaped). Version 1 rows were
+        written before the flag and have none."""
+        return self._v2 and b'"nul":true' in self._segment(_TREE)
+
+    @cached_property
     def top_headers(self) -> list[list[Any]]:
         """The message's own header index, ``[name, start, end]`` per field in order."""
         if not self._v2:
@@ -360,6 +368,8 @@ def _part_to_dict(part: Part) -> dict[str, Any]:
         d["multipart"] = True
     if part.children:
         d["children"] = [_part_to_dict(c) for c in part.children]
+    if part.nul:
+        d["nul"] = True  # absent in rows written before the flag: read as False
     if part.disposition is not None:
         d["disp"] = part.disposition
     if part.disposition_params:
@@ -398,4 +408,5 @@ def _part_from_dict(d: dict[str, Any]) -> Part:
         content_id=d.get("id"),
         description=d.get("desc"),
         md5=d.get("md5"),
+        nul=d.get("nul", False),
     )

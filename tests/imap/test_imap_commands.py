@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import imaplib
 import re
 from collections.abc import Callable
@@ -198,6 +199,19 @@ def test_create_delete_rename_list(client: imaplib.IMAP4) -> None:
     assert client.delete("Archive/2024/Q1")[0] == "OK"
     assert client.delete("INBOX")[0] == "NO"
     assert client.delete("Nope")[1][0].startswith(b"[NONEXISTENT]")
+
+
+def test_a_mailbox_name_starting_with_tilde(client: imaplib.IMAP4) -> None:
+    """RFC 9051 §9: "~" is an ordinary atom character (only "~{" starts a literal8), so
+    imaplib sends these names unquoted and they must work as any other name."""
+    assert client.create("~foo")[0] == "OK"
+    assert client.create("~foo/~bar")[0] == "OK"
+    typ, data = client.list('""', "~foo")
+    assert (typ, data) == ("OK", [b'(\\HasChildren) "/" "~foo"'])
+    assert client.list("~foo/", "%")[1] == [b'(\\HasNoChildren) "/" "~foo/~bar"']
+    append(client, mailbox="~foo")
+    assert client.select("~foo") == ("OK", [b"1"])
+    assert client.status("~foo/~bar", "(MESSAGES)")[1] == [b'"~foo/~bar" (MESSAGES 0)']
 
 
 def test_rename_inbox(server: ServerThread, account: str, client: imaplib.IMAP4) -> None:
@@ -399,6 +413,97 @@ def test_fetch_items_and_seen(raw: Raw, client: imaplib.IMAP4) -> None:
     assert re.match(rb'\* 1 FETCH \(FLAGS \(.*\) INTERNALDATE ".*" RFC822.SIZE \d+\)', lines[0])
     assert status_of(raw.command("FETCH 3 FLAGS")) == b"BAD"  # beyond EXISTS
     assert raw.command("UID FETCH 3:5 FLAGS")[0].startswith(b"t")  # unknown UIDs: nothing
+
+
+BASE64_MESSAGE = (
+    b"From: Alice Example <alice@example.org>\r\n"
+    b"Subject: encoded\r\n"
+    b"Content-Transfer-Encoding: base64\r\n"
+    b"content-transfer-encoding: 7bit\r\n"
+    b"MIME-Version: 1.0\r\n"
+    b"\r\n"
+    b"aGVsbG8gd29ybGQK\r\n"
+)
+
+
+def test_binary_with_an_empty_section_is_the_whole_message(client: imaplib.IMAP4) -> None:
+    """RFC 3516 reuses RFC 9051 §6.4.5's section grammar: BINARY[] and BINARY.SIZE[] cover
+    the whole message, header included. A single-part message's body is decoded and its
+    header says "binary" (as Dovecot's does); a multipart is sent as it is."""
+    append(client)
+    append(client, MULTIPART_MESSAGE)
+    append(client, BASE64_MESSAGE)
+    client.select("INBOX")
+    typ, data = client.fetch("1:3", "(BINARY.PEEK[])")
+    assert typ == "OK"
+    decoded = (b"From: Alice Example <alice@example.org>\r\n"
+               b"Subject: encoded\r\n"
+               b"Content-Transfer-Encoding: binary\r\n"
+               b"MIME-Version: 1.0\r\n"
+               b"\r\n"
+               b"hello world\n")
+    expected = [SIMPLE_MESSAGE, MULTIPART_MESSAGE, decoded]
+    assert [part[1] for part in data if isinstance(part, tuple)] == expected
+    typ, data = client.fetch("1:3", "(BINARY.SIZE[])")
+    assert data == [b"%d (BINARY.SIZE[] %d)" % (n, len(m)) for n, m in enumerate(expected, 1)]
+    typ, data = client.fetch("3", "(BINARY.PEEK[]<60.30>)")
+    assert typ == "OK" and data[0][1] == decoded[60:90]  # type: ignore[index]
+
+
+BINARY_PART = bytes(range(200))
+BINARY_MESSAGE = (
+    b"From: a@example.org\r\nSubject: binary\r\nMIME-Version: 1.0\r\n"
+    b'Content-Type: multipart/mixed; boundary="XX"\r\n\r\n'
+    b"--XX\r\nContent-Type: text/plain\r\n\r\nhi\r\n"
+    b"--XX\r\nContent-Type: application/octet-stream\r\n"
+    b"Content-Transfer-Encoding: binary\r\n\r\n" + BINARY_PART + b"\r\n"
+    b"--XX\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nnul \x00 in text\r\n"
+    b"--XX--\r\n"
+)
+# BINARY_MESSAGE as BODY sections present it: each binary part in base64, 76 per line.
+BINARY_SHOWN = (
+    b"From: a@example.org\r\nSubject: binary\r\nMIME-Version: 1.0\r\n"
+    b'Content-Type: multipart/mixed; boundary="XX"\r\n\r\n'
+    b"--XX\r\nContent-Type: text/plain\r\n\r\nhi\r\n"
+    b"--XX\r\nContent-Type: application/octet-stream\r\n"
+    b"Content-Transfer-Encoding: base64\r\n\r\n"
+    + base64.encodebytes(BINARY_PART).rstrip(b"\n").replace(b"\n", b"\r\n") + b"\r\n"
+    b"--XX\r\nContent-Type: text/plain; charset=utf-8\r\n"
+    b"Content-Transfer-Encoding: base64\r\n\r\nbnVsIAAgaW4gdGV4dA==\r\n"
+    b"--XX--\r\n"
+)
+
+
+def test_binary_parts_are_presented_in_base64_by_body_sections(raw: Raw) -> None:
+    """RFC 3516 §6 and RFC 9051 §4.3: a message APPENDed in a literal8 with binary parts
+    (Content-Transfer-Encoding binary, or a NUL) keeps its octets for BINARY, while BODY[],
+    BODY[n], RFC822 and BODYSTRUCTURE present those parts in base64 (as Dovecot does), so
+    no ordinary literal carries a NUL."""
+    raw.send(b"a1 APPEND INBOX ~{%d}\r\n" % len(BINARY_MESSAGE))
+    assert raw.readline().startswith(b"+ ")
+    raw.send(BINARY_MESSAGE + b"\r\n")
+    assert status_of(raw.read_until_tag("a1")) == b"OK"
+    raw.command("SELECT INBOX")
+    text = b"".join(raw.command("FETCH 1 (BODYSTRUCTURE BODY)"))
+    assert (b'("application" "octet-stream" NIL NIL NIL "base64" 274 NIL NIL NIL NIL)'
+            b'("text" "plain" ("charset" "utf-8") NIL NIL "base64" 20 0 NIL NIL NIL NIL)'
+            in text), text
+    assert b'"binary"' not in text
+    lines = raw.command("FETCH 1 (BODY.PEEK[] RFC822 BODY.PEEK[2] BODY.PEEK[3.MIME] "
+                        "BODY.PEEK[TEXT]<0.10> RFC822.TEXT)")
+    text = b"".join(lines)
+    assert b"BODY[] {%d}\r\n" % len(BINARY_SHOWN) + BINARY_SHOWN in text
+    assert b"RFC822 {%d}\r\n" % len(BINARY_SHOWN) + BINARY_SHOWN in text
+    body_start = BINARY_SHOWN.index(b"\r\n\r\n") + 4
+    assert b"RFC822.TEXT {%d}\r\n" % (len(BINARY_SHOWN) - body_start) in text
+    assert b"BODY[2] {274}\r\nAAECAwQF" in text
+    assert (b"BODY[3.MIME] {78}\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            b"Content-Transfer-Encoding: base64\r\n\r\n") in text
+    assert b"\x00" not in text and b"~{" not in text
+    text = b"".join(raw.command("FETCH 1 (BINARY.PEEK[2] BINARY.PEEK[3] BINARY.PEEK[])"))
+    assert b"BINARY[2] ~{200}\r\n" + BINARY_PART in text
+    assert b"BINARY[3] ~{13}\r\nnul \x00 in text" in text
+    assert b"BINARY[] ~{%d}\r\n" % len(BINARY_MESSAGE) + BINARY_MESSAGE in text
 
 
 FORWARDED_MESSAGE = (

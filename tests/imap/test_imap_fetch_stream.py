@@ -12,7 +12,7 @@ import pytest
 
 from mailstead.imap.commands import fetch as fetch_module
 from mailstead.testing.server import ServerThread
-from tests.imap.conftest import append, connect
+from tests.imap.conftest import Raw, append, connect, status_of
 
 ATTACHMENT = base64.encodebytes(bytes(range(256)) * 6000).replace(b"\n", b"\r\n")
 LARGE = (b"From: a@example.org\r\nSubject: large\r\nMIME-Version: 1.0\r\n"
@@ -127,6 +127,7 @@ def test_binary_of_a_large_part_is_decoded_as_it_is_sent(
         assert literals[5] == QP_TEXT[7:27]
         assert literals[6] == b"Subject: inner\r\n\r\ninner body"
         assert literals[7] == b""
+        assert literals[8] == MIXED  # BINARY[] of a multipart: the whole message as it is
         line = b"".join(p[0] if isinstance(p, tuple) else p for p in streamed)
         assert b"BINARY[1] ~{1536000}" in line and b"BINARY[1]<1> {1}" in line  # NUL or not
         assert b"BINARY[2] {%d}" % len(QP_TEXT) in line
@@ -139,3 +140,71 @@ def test_binary_of_a_large_part_is_decoded_as_it_is_sent(
 
 def _parts(data: list[object]) -> list[bytes]:
     return [part[1] for part in data if isinstance(part, tuple)]
+
+
+SINGLE_HEADER = (b"From: a@example.org\r\nSubject: one part\r\nMIME-Version: 1.0\r\n"
+                 b"Content-Transfer-Encoding: base64\r\n"
+                 b"Content-Type: application/octet-stream\r\n\r\n")
+SINGLE = SINGLE_HEADER + ATTACHMENT
+
+
+def test_binary_of_a_whole_large_single_part_message_has_its_header(
+        server: ServerThread, account: str) -> None:
+    """RFC 3516 §4.2 with RFC 9051 §6.4.5's sections: BINARY[] is the whole message, header
+    included, the body decoded and the header saying so; streamed from the store or read
+    whole, the same octets, a <partial> window across the header's end included."""
+    assert len(SINGLE) > fetch_module._STREAM_FROM
+    header = SINGLE_HEADER.replace(b"Transfer-Encoding: base64", b"Transfer-Encoding: binary")
+    expected = header + bytes(range(256)) * 6000
+    items = "BINARY.PEEK[] BINARY.SIZE[] BINARY.PEEK[]<10.20> BINARY.PEEK[]<150.20>"
+    client = connect(server, account)
+    try:
+        append(client, SINGLE)
+        client.select("INBOX")
+        typ, streamed = client.fetch("1", f"({items})")
+        assert typ == "OK"
+        typ, whole = client.fetch("1", f"({items} BODY.PEEK[1.HEADER.FIELDS (X)])")
+        assert typ == "OK"
+        for data in (streamed, whole):
+            literals = _parts(data)
+            assert literals[0] == expected
+            assert literals[1] == expected[10:30]
+            assert literals[2] == expected[150:170]
+            line = b"".join(p[0] if isinstance(p, tuple) else p for p in data)
+            assert b"BINARY.SIZE[] %d" % len(expected) in line
+            assert b"BINARY[] ~{%d}" % len(expected) in line
+    finally:
+        client.logout()
+
+
+NUL_PAYLOAD = bytes(range(256)) * 6000
+LARGE_NUL = (b"From: a@example.org\r\nSubject: large binary\r\nMIME-Version: 1.0\r\n"
+             b"Content-Type: multipart/mixed; boundary=b\r\n\r\n"
+             b"--b\r\nContent-Type: text/plain\r\n\r\nthe text\r\n"
+             b"--b\r\nContent-Type: application/octet-stream\r\n"
+             b"Content-Transfer-Encoding: binary\r\n\r\n" + NUL_PAYLOAD + b"\r\n--b--\r\n")
+
+
+def test_a_large_message_with_nul_parts_is_presented_not_streamed(
+        server: ServerThread, account: str) -> None:
+    """A large message whose part holds NULs: BODY sections come from the presented form
+    (the part in base64, decision 0017), read whole rather than streamed as stored, while
+    BINARY still streams the stored octets."""
+    assert len(LARGE_NUL) > fetch_module._STREAM_FROM
+    encoded = base64.encodebytes(NUL_PAYLOAD).rstrip(b"\n").replace(b"\n", b"\r\n")
+    shown = LARGE_NUL.replace(b"Transfer-Encoding: binary", b"Transfer-Encoding: base64"
+                              ).replace(NUL_PAYLOAD, encoded)
+    raw = Raw(server.port("imap"), login=account)
+    try:
+        raw.send(b"a1 APPEND INBOX ~{%d+}\r\n" % len(LARGE_NUL) + LARGE_NUL + b"\r\n")
+        assert status_of(raw.read_until_tag("a1")) == b"OK"
+        raw.command("EXAMINE INBOX")
+        text = b"".join(raw.command("FETCH 1 (BODY.PEEK[] BODY.PEEK[2]<0.10> RFC822.SIZE)"))
+        assert b"BODY[] {%d}\r\n" % len(shown) + shown in text
+        assert b"BODY[2]<0> {10}\r\nAAECAwQFBg" in text
+        assert b"RFC822.SIZE %d" % len(LARGE_NUL) in text  # the stored size (decision 0017)
+        text = b"".join(raw.command("FETCH 1 (BINARY.PEEK[2] BINARY.SIZE[2])"))
+        assert b"BINARY[2] ~{%d}\r\n" % len(NUL_PAYLOAD) + NUL_PAYLOAD in text
+        assert b"BINARY.SIZE[2] %d" % len(NUL_PAYLOAD) in text
+    finally:
+        raw.close()

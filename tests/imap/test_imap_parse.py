@@ -494,6 +494,30 @@ def test_append_with_flags_date_and_utf8() -> None:
     assert isinstance(args, Append) and args.message == b"hi"
 
 
+def test_tilde_is_an_atom_char_and_only_tilde_brace_is_a_literal8() -> None:
+    # RFC 9051 §9: "~" is an ATOM-CHAR; only "~{" announces a literal8 (RFC 3516 §4.2).
+    select = parse(b"a SELECT ~foo").args
+    assert isinstance(select, Select) and select.name == "~foo"
+    create = parse(b"a CREATE ~foo/~bar~").args
+    assert isinstance(create, Create) and create.name == "~foo/~bar~"
+    listing = parse(b'a LIST "" ~foo').args
+    assert isinstance(listing, ListArgs) and listing.patterns == ("~foo",)
+    listing = parse(b"a LIST ~ ~*").args
+    assert isinstance(listing, ListArgs)
+    assert listing.reference == "~" and listing.patterns == ("~*",)
+    login = parse(b"a LOGIN ~user ~pass").args
+    assert isinstance(login, Login) and (login.username, login.password) == ("~user", "~pass")
+    status = parse(b"a STATUS ~ (MESSAGES)").args
+    assert isinstance(status, Status) and status.name == "~"
+    # "~{" is still a literal8, which an astring does not allow ...
+    with pytest.raises(ParseError, match="literal8 is not allowed here"):
+        parse(b"a SELECT ~{3}\r\nfoo")
+    # ... and APPEND's message still takes one.
+    append = parse(b"a APPEND ~foo ~{2}\r\n\x00x").args
+    assert isinstance(append, Append)
+    assert append.name == "~foo" and append.message == b"\x00x"
+
+
 def test_list_extended() -> None:
     args = parse(
         b'a LIST (SUBSCRIBED RECURSIVEMATCH) "" ("INBOX" "Sent/%") '

@@ -23,15 +23,17 @@ from mailstead.imap.parse.primitives import SequenceSet
 from mailstead.imap.replies import Disconnect, Reply, bad, done, no
 from mailstead.imap.selected import uid_ranges
 from mailstead.imap.states import Selected
+from mailstead.mime import presented
 from mailstead.mime.imap_views import (
     PartDecoder,
+    decoded_header,
     find_part,
     section_bytes,
     section_span,
     select_fields,
     wire_bytes,
 )
-from mailstead.mime.parse import ParsedMessage
+from mailstead.mime.parse import ParsedMessage, parse_message
 from mailstead.mime.sections import SectionText
 from mailstead.mime.stored import StoredStructure
 from mailstead.store.interfaces import Messages
@@ -68,14 +70,16 @@ class _Span:
 
 @dataclass(frozen=True, slots=True)
 class _Decoded:
-    """BINARY or BINARY.SIZE of a part of a large message: octets [start, end) decoded
-    from ``encoding`` while they are read from the store, ``<partial>`` applied."""
+    """BINARY or BINARY.SIZE of a part of a large message: ``header``, then octets
+    [start, end) decoded from ``encoding`` while they are read from the store,
+    ``<partial>`` applied."""
 
     start: int
     end: int
     encoding: str
     size_only: bool
     part: tuple[int, int] | None
+    header: bytes = b""
 
     def __len__(self) -> int:
         return self.end - self.start
@@ -126,23 +130,46 @@ def _partial(data: bytes, part: tuple[int, int] | None) -> bytes:
     return data[origin : origin + count]
 
 
-def _binary_source(parsed: ParsedMessage, path: tuple[int, ...]) -> tuple[int, int, str]:
-    """Where BINARY[path] comes from: the part's body octets and how to decode them."""
+@dataclass(frozen=True, slots=True)
+class _BinarySource:
+    """Where BINARY[path] comes from: octets [start, end) of the message, decoded from
+    ``encoding``, after ``header`` (the rewritten header of a whole single-part message)."""
+
+    start: int
+    end: int
+    encoding: str
+    header: bytes = b""
+
+
+def _binary_source(raw: bytes, parsed: ParsedMessage, path: tuple[int, ...]) -> _BinarySource:
+    """BINARY[path]. ``raw`` holds at least the message header (all a large message has
+    loaded): an empty path needs it."""
     part = find_part(parsed, path) if path else parsed.root
     if part is None:
         raise no("No such message part", "NONEXISTENT")
-    if part.multipart or (part.content_type == "message" and path):
+    if not path:
+        # RFC 3516 §4.2 reuses RFC 9051 §6.4.5's section grammar: BINARY[] is the whole
+        # message, header included. Only the body of a single-part message has a
+        # transfer encoding to undo; its header then says "binary" (as Dovecot's does).
+        if part.multipart or part.children or part.encoding in ("7bit", "8bit", "binary"):
+            return _BinarySource(0, parsed.size, "binary")
+        if part.encoding not in _KNOWN_CTE:
+            raise no("Unknown Content-Transfer-Encoding", "UNKNOWN-CTE")
+        return _BinarySource(part.body_start, part.body_end, part.encoding,
+                             decoded_header(raw, part))
+    if part.multipart or part.content_type == "message":
         # RFC 3516 §4.2: BINARY on a non-leaf returns the part as it is.
-        return part.body_start, part.body_end, "binary"
+        return _BinarySource(part.body_start, part.body_end, "binary")
     if part.encoding not in _KNOWN_CTE:
         raise no("Unknown Content-Transfer-Encoding", "UNKNOWN-CTE")
-    return part.body_start, part.body_end, part.encoding
+    return _BinarySource(part.body_start, part.body_end, part.encoding)
 
 
 def _binary(raw: bytes, parsed: ParsedMessage, path: tuple[int, ...]) -> bytes:
-    start, end, encoding = _binary_source(parsed, path)
-    decoder = PartDecoder(encoding)
-    return decoder.feed(memoryview(raw)[start:end]) + decoder.end()
+    source = _binary_source(raw, parsed, path)
+    decoder = PartDecoder(source.encoding)
+    body = decoder.feed(memoryview(raw)[source.start : source.end]) + decoder.end()
+    return source.header + body if source.header else body
 
 
 @dataclass(slots=True)
@@ -158,6 +185,21 @@ class _Message:
     modseq: int = 0  # the MODSEQ a \Seen set by this FETCH gave it
     savedate: datetime | None = None
     streamed: bool = False  # bodies are _Span pieces, sent from the store
+    shown: tuple[bytes, ParsedMessage] | None = None  # see body_view
+
+    def body_view(self) -> tuple[bytes, ParsedMessage]:
+        """The octets and structure BODY sections, RFC822 and RFC822.HEADER/TEXT are cut
+        from: the message as stored, or, when parts of it hold a NUL, as presented with those
+        in base64 (RFC 3516 §6; RFC 9051 §4.3: no NUL in a literal), built once per FETCH
+        of the message. BINARY and THREADID read the stored octets."""
+        if self.shown is None:
+            raw, structure = _loaded(self.raw), _loaded(self.structure)
+            parsed = structure.parsed
+            if structure.has_nul_parts:
+                raw = presented.present(raw, parsed.root)
+                parsed = parse_message(raw)
+            self.shown = raw, parsed
+        return self.shown
 
 
 Piece = bytes | _Span | _Decoded
@@ -174,17 +216,21 @@ def render_item(session: Session, user_id: int, att: FetchAtt, m: _Message) -> l
         head = label + b" {%d}\r\n" % (end - start)
         if m.streamed:
             return [head, _Span(start, end)]
-        raw = _loaded(m.raw)
+        raw = m.body_view()[0]
         return [head, raw if (start, end) == (0, len(raw)) else raw[start:end]]
     section = att.section
     if section is None:
         return [_render_small(session, user_id, att, m)]
     structure = _loaded(m.structure)
     if att.item is not FetchItem.BODY and m.streamed:
-        start, end, encoding = _binary_source(structure.parsed, section.path)
-        return [label, _Decoded(start, end, encoding, att.item is FetchItem.BINARY_SIZE,
-                                att.part)]
+        source = _binary_source(_loaded(m.raw), structure.parsed, section.path)
+        return [label, _Decoded(source.start, source.end, source.encoding,
+                                att.item is FetchItem.BINARY_SIZE, att.part, source.header)]
     raw = _loaded(m.raw)
+    if att.item is FetchItem.BODY and structure.has_nul_parts:
+        shown, parsed = m.body_view()
+        data = _partial(section_bytes(shown, parsed, section), att.part)
+        return [label + b" " + response.literal_head(data), data]
     if att.item is FetchItem.BODY:  # a field selection: chosen lines, not one range
         if section.top_level_fields:
             # The message list's header fields come from the top-level header list alone.
@@ -202,16 +248,23 @@ def render_item(session: Session, user_id: int, att: FetchAtt, m: _Message) -> l
 
 
 def _range(att: FetchAtt, m: _Message) -> tuple[int, int] | None:
-    """Where a body item lies in the stored message when it is one range of it (RFC822,
-    RFC822.TEXT, a BODY section other than a field selection), ``<partial>`` applied;
-    None for any other item."""
+    """Where a body item lies in the message BODY sections show (``_Message.body_view``)
+    when it is one range of it (RFC822, RFC822.TEXT, a BODY section other than a field
+    selection), ``<partial>`` applied; None for any other item."""
     section = att.section
+    if att.item is FetchItem.BODY and (section is None or section.top_level_fields):
+        return None
+    if att.item not in (FetchItem.RFC822, FetchItem.RFC822_TEXT, FetchItem.BODY):
+        return None
+    size = m.meta.size
+    if _loaded(m.structure).has_nul_parts:
+        size = len(m.body_view()[0])
     if att.item is FetchItem.RFC822:
-        start, end = 0, m.meta.size
+        start, end = 0, size
     elif att.item is FetchItem.RFC822_TEXT:
-        start, end = _loaded(m.structure).parsed.root.body_start, m.meta.size
-    elif att.item is FetchItem.BODY and section is not None and not section.top_level_fields:
-        span = section_span(_loaded(m.structure).parsed, section)
+        start, end = m.body_view()[1].root.body_start, size
+    elif section is not None:
+        span = section_span(m.body_view()[1], section)
         if span is None:
             return None
         start, end = span
@@ -261,6 +314,10 @@ def _render_small(session: Session, user_id: int, att: FetchAtt, m: _Message) ->
             thread = objectid.thread_id(user_id, meta.blob_id, found)
             return b"THREADID (%s)" % thread.encode()
         case FetchItem.RFC822_HEADER:
+            if structure.has_nul_parts:
+                body_raw, parsed = m.body_view()
+                header = body_raw[: parsed.root.header_end]
+                return b"RFC822.HEADER " + response.literal(header)
             return b"RFC822.HEADER " + response.literal(raw[: structure.header_end])
     raise AssertionError(f"FETCH item {att.item} without a section")
 
@@ -277,6 +334,14 @@ def _loaded(value: T | None) -> T:
     if value is None:
         raise AssertionError("FETCH item rendered without the data _needs asked for")
     return value
+
+
+def _streams(meta: MessageMeta, structure: StoredStructure | None, stream: bool) -> bool:
+    """Whether this message's bodies are sent from the store piece by piece: a large one,
+    for a streamable request, unless BODY sections present parts holding a NUL in base64 (made
+    from the whole message, ``_Message.body_view``)."""
+    return (stream and meta.size >= _STREAM_FROM and structure is not None
+            and not structure.has_nul_parts)
 
 
 async def _load_chunk(
@@ -304,7 +369,7 @@ async def _load_chunk(
                                        structures[i : i + _READ_BATCH], strict=True)]
         # A large message of a streamable request: its header only (see _STREAM_FROM).
         wanted = [(m.blob_id, 0, s.header_end if need_raw == "header"
-                   or (stream and m.size >= _STREAM_FROM) else None)
+                   or _streams(m, s, stream) else None)
                   for m, s in part if s is not None]
         raws = iter(await store.read_blobs(wanted))
         for _, s in part:
@@ -352,7 +417,8 @@ async def _send_span(session: Session, store: Messages, blob_id: str, span: _Spa
 async def _send_decoded(
     session: Session, store: Messages, blob_id: str, item: _Decoded
 ) -> None:
-    """BINARY of a part, decoded as it is read. The literal's length, and whether it must
+    """BINARY of a part (of a whole single-part message: its header first), decoded as it
+    is read. The literal's length, and whether it must
     be a literal8 (a NUL in what is sent), are known only once the part is decoded: a
     first pass counts, a second sends. Twice the decoding, a piece of memory."""
     origin, count = item.part if item.part is not None else (0, None)
@@ -368,6 +434,7 @@ async def _send_decoded(
             high = len(out) if count is None else min(origin + count - begin, len(out))
             nul = high > low and out.find(b"\x00", low, high) >= 0
 
+    measure(item.header)
     async for data in _stored(session, store, blob_id, item.start, item.end):
         measure(decoder.feed(data))
     measure(decoder.end())
@@ -388,6 +455,10 @@ async def _send_decoded(
         position += len(out)
         return out[max(0, low - begin) : max(0, high - begin)]
 
+    if item.header:
+        session.send(window(item.header))
+        if position >= high:
+            return
     async for data in _stored(session, store, blob_id, item.start, item.end):
         sent = window(decoder.feed(data))
         if sent:
@@ -502,7 +573,7 @@ async def fetch(session: Session, cmd: Command[Fetch], selected: Selected) -> Re
             message = _Message(
                 meta, flags_now[uid], uid in view.recent, structure, raw,
                 modseq_now.get(uid, 0), saved.get(meta.uid),
-                streamed=stream and meta.size >= _STREAM_FROM,
+                streamed=_streams(meta, structure, stream),
             )
             shown = items
             if uid in seen_changed:

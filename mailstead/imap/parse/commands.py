@@ -255,7 +255,7 @@ def id_params(r: Reader) -> Id:
 
 
 def _id_item(r: Reader) -> str | None:
-    if r.peek() in (b'"', b"{", b"~"):
+    if r.at_string():
         return r.string().decode("utf-8", "replace")
     if r.peek_upper(3) == b"NIL" and r.peek(4)[3:] in (b"", b" ", b")", b","):
         r.pos += 3

@@ -261,17 +261,23 @@ class Reader:
         self.pos = m.end()
         return aside.data
 
+    def at_string(self) -> bool:
+        """True when a quoted string, a literal or a literal8 starts here. ``~`` on its own
+        is an ordinary ATOM-CHAR (RFC 9051 §9): only ``~{`` announces a literal8 (RFC 3516
+        §4.2), so ``SELECT ~foo`` names the mailbox ``~foo``."""
+        c = self.peek()
+        return c in (b'"', b"{") or (c == b"~" and self.peek(2) == b"~{")
+
     def string(self) -> bytes:
         c = self.peek()
         if c == b'"':
             return self.quoted()
-        if c in (b"{", b"~"):
+        if self.at_string():
             return self.literal()
         raise self.error("expected a string")
 
     def astring(self, what: str = "a string") -> bytes:
-        c = self.peek()
-        if c in (b'"', b"{", b"~"):
+        if self.at_string():
             return self.string()
         return self._match(_ASTRING_ATOM, what)
 
@@ -307,8 +313,7 @@ class Reader:
 
     def list_mailbox(self) -> str:
         """list-mailbox: like astring, but ``%`` and ``*`` may appear unquoted."""
-        c = self.peek()
-        raw = self.string() if c in (b'"', b"{", b"~") else self._match(_LIST_CHARS, "a pattern")
+        raw = self.string() if self.at_string() else self._match(_LIST_CHARS, "a pattern")
         return self.decode_name(raw) if raw else ""
 
     # -- flags ------------------------------------------------------------------------------
