@@ -252,10 +252,13 @@ def run(env: BenchEnv) -> list[Result]:
             server, lambda: asyncio.run(_loop(base, token, seconds, _writes)))
         smtp_port, imap_port = server.port("smtp"), server.port("imap")
         top_uid = count
-        # Rounds of every condition in turn, so that drift (a warming cache, a growing
-        # database, the machine's other load) falls on all of them alike.
-        for _ in range(ROUNDS):
-            for rate in (0, *BACKGROUND_RATES):
+        # Rounds of every condition in turn, each round starting one condition later, so
+        # that drift (the mailboxes grow by every SMTP run, a warming cache, the machine's
+        # other load) falls on all of them alike: each takes each place once.
+        conditions = (0, *BACKGROUND_RATES)
+        for round_number in range(ROUNDS):
+            shift = round_number % len(conditions)
+            for rate in conditions[shift:] + conditions[:shift]:
                 traffic = Background(base, token, rate) if rate else contextlib.nullcontext()
                 with traffic:
                     smtp_runs.setdefault(rate, []).append(asyncio.run(smtp_receive.load(
