@@ -39,12 +39,14 @@ class KeywordWatch:
                     self.violations.append(line)
 
 
-def test_fetch_after_a_keyword_created_meanwhile_gets_flags_first(
-    server: ServerThread, account: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The other session's STORE commits while this session's FETCH is running: after the
-    flush that starts the FETCH, before it reads the flags. Made deterministic by running
-    the other session's STORE from inside the store read the FETCH makes."""
+def _with_a_keyword_added_meanwhile(
+    server: ServerThread, account: str, monkeypatch: pytest.MonkeyPatch, keyword: str,
+    command: str,
+) -> tuple[list[bytes], KeywordWatch, Raw, imaplib.IMAP4]:
+    """Run ``command`` in a session while another session's STORE of ``keyword`` commits
+    after the flush that starts the command and before it reads the flags. Made
+    deterministic by running the other STORE from inside the store read the command makes.
+    Returns the command's lines (the watch has seen them) and both sessions, still open."""
     other = connect(server, account)
     append(other)
     other.select("INBOX")
@@ -59,14 +61,22 @@ def test_fetch_after_a_keyword_created_meanwhile_gets_flags_first(
     async def list_messages(*args: Any, **kwargs: Any) -> Any:
         if armed.is_set():
             armed.clear()
-            typ, _ = await asyncio.to_thread(other.store, "1", "+FLAGS", "($Meanwhile)")
+            typ, _ = await asyncio.to_thread(other.store, "1", "+FLAGS", f"({keyword})")
             assert typ == "OK"
         return await original(*args, **kwargs)
 
     monkeypatch.setattr(store, "list_messages", list_messages)
-    lines = raw.command("FETCH 1 (FLAGS)")
+    lines = raw.command(command)
     assert not armed.is_set() and status_of(lines) == b"OK"
     watch.see(lines)
+    return lines, watch, raw, other
+
+
+def test_fetch_after_a_keyword_created_meanwhile_gets_flags_first(
+    server: ServerThread, account: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lines, watch, raw, other = _with_a_keyword_added_meanwhile(
+        server, account, monkeypatch, "$Meanwhile", "FETCH 1 (FLAGS)")
     assert watch.violations == []
     flags_at = next(i for i, line in enumerate(lines) if line.startswith(b"* FLAGS "))
     fetch_at = next(i for i, line in enumerate(lines) if b"FETCH" in line)
@@ -85,28 +95,8 @@ def test_store_shows_a_keyword_another_session_added_meanwhile_after_flags(
 ) -> None:
     """STORE answers with the message's flags as the store has them after the change,
     which may include another session's new keyword."""
-    other = connect(server, account)
-    append(other)
-    other.select("INBOX")
-    raw = Raw(server.port("imap"), login=account)
-    watch = KeywordWatch()
-    watch.see(raw.command("SELECT INBOX"))
-    store = server.store
-    original: Callable[..., Awaitable[Any]] = store.list_messages
-    armed = threading.Event()
-    armed.set()
-
-    async def list_messages(*args: Any, **kwargs: Any) -> Any:
-        if armed.is_set():
-            armed.clear()
-            typ, _ = await asyncio.to_thread(other.store, "1", "+FLAGS", "($Elsewhere)")
-            assert typ == "OK"
-        return await original(*args, **kwargs)
-
-    monkeypatch.setattr(store, "list_messages", list_messages)
-    lines = raw.command("STORE 1 +FLAGS (\\Seen)")
-    assert not armed.is_set() and status_of(lines) == b"OK"
-    watch.see(lines)
+    lines, watch, raw, other = _with_a_keyword_added_meanwhile(
+        server, account, monkeypatch, "$Elsewhere", "STORE 1 +FLAGS (\\Seen)")
     assert watch.violations == [] and b"$Elsewhere" in b"".join(lines)
     raw.close()
     other.logout()
