@@ -83,6 +83,9 @@ _log = logging.getLogger("mailstead.imap")
 
 PIPELINE_LIMIT = 64  # commands answered before we insist the client reads our output
 MAX_NON_APPEND_LITERAL = 1024 * 1024  # literals outside APPEND (search strings, names)
+#: The commands whose literals are messages: APPENDLIMIT bounds them, and large ones are
+#: spooled to disk (RFC 8508 §3.1: REPLACE carries its message as APPEND does).
+MESSAGE_COMMANDS = frozenset({"APPEND", "REPLACE", "UID REPLACE"})
 #: One command before login, literals included: LOGIN, AUTHENTICATE and ID need a few KiB
 #: at most, and stacked literals once let an anonymous client park ~50 MiB per command.
 MAX_PRE_LOGIN_COMMAND = 16 * 1024
@@ -101,6 +104,7 @@ EXTENSIONS = (
     "STATUS=SIZE",  # RFC 8438
     "BINARY",  # RFC 3516
     "UTF8=ACCEPT",  # RFC 6855
+    "MULTIAPPEND",  # RFC 3502
     "CONDSTORE",  # RFC 7162
     "QRESYNC",
     "SAVEDATE",  # RFC 8514
@@ -459,9 +463,11 @@ class Session:
         return IdleTimeout(self._deadline_passed)
 
     def _spool_for(self, lit: NeedLiteral) -> Spool | None:
-        """A spool for an APPEND literal too large to keep in memory, else None."""
+        """A spool for an APPEND (or REPLACE) literal too large to keep in memory, else
+        None."""
         spools = self.spools
-        if (lit.command != "APPEND" or spools.path is None or lit.size <= spools.threshold
+        if (lit.command not in MESSAGE_COMMANDS or spools.path is None
+                or lit.size <= spools.threshold
                 or lit.size > self.settings.limits.max_message_size):
             return None
         spool = spools.spool(client_key(self.stream.peer[0]))
@@ -489,7 +495,7 @@ class Session:
         True when refused."""
         limit = (
             self.settings.limits.max_message_size
-            if lit.command == "APPEND"
+            if lit.command in MESSAGE_COMMANDS
             else MAX_NON_APPEND_LITERAL
         )
         if lit.size > limit:
