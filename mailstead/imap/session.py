@@ -352,7 +352,10 @@ class Session:
                     await self.stream.drain()
                     continue
                 if frame is None:
-                    continue  # a refused literal: already answered
+                    # A refused literal, already answered: the command is over, and the
+                    # literals it sent before (a MULTIAPPEND's earlier messages) go too.
+                    self._drop_literals()
+                    continue
                 try:
                     await self._execute(frame)
                 finally:
@@ -498,6 +501,13 @@ class Session:
             if lit.command in MESSAGE_COMMANDS
             else MAX_NON_APPEND_LITERAL
         )
+        if lit.size == 0 and lit.synchronizing and lit.command in MESSAGE_COMMANDS:
+            # RFC 3502 §6.3.11: a zero-length message literal cancels the whole APPEND;
+            # refused before the continuation, as Dovecot does, so nothing more is sent.
+            # (The one other literal there, a mailbox name, cannot be empty either.)
+            self.receiver.reject_literal()
+            self.send(response.tagged(lit.tag or "*", "NO", "Empty message"))
+            return True
         if lit.size > limit:
             if not lit.synchronizing:
                 # RFC 7888 §4: the octets are already on their way; we cannot resync.
