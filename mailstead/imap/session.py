@@ -309,8 +309,10 @@ class Session:
             )
         return b"* %d FETCH (FLAGS %s)\r\n" % (seq, response.flag_list(shown))
 
-    def flush(self, *, allow_expunge: bool) -> None:
-        """Write the pending untagged updates of the selected mailbox (invariant 4)."""
+    def flush(self, *, allow_expunge: bool, hold_recent: bool = False) -> None:
+        """Write the pending untagged updates of the selected mailbox (invariant 4);
+        ``hold_recent`` keeps RECENT for a later flush of the same command (REPLACE sends
+        its EXISTS before its EXPUNGE, and one RECENT after both)."""
         selected = self.selection
         if selected is None:
             return
@@ -327,6 +329,7 @@ class Session:
                 rev2=self.rev2,
                 fetch_flags=lambda seq, flags: self.fetch_flags_line(view, seq, flags),
                 vanished=self.qresync,
+                hold_recent=hold_recent,
             ):
                 self.send(line)
 

@@ -108,9 +108,10 @@ def test_replace_in_the_selected_mailbox(raw: Raw) -> None:
     assert status_of(lines) == b"OK", lines
     m = re.match(rb"\* OK \[APPENDUID (\d+) (\d+)\] ", lines[0])
     assert m is not None and int(m[2]) == old + 1, lines
-    # RFC 8508 §3.3: the APPENDUID before the EXPUNGE of the old message; the new one is
-    # counted (EXISTS) in the same answer.
-    assert lines[1:-1] == [b"* 2 EXPUNGE\r\n", b"* 2 EXISTS\r\n"], lines
+    # RFC 8508 §3.3 and its examples: APPENDUID, then the new message (EXISTS), then the
+    # EXPUNGE of the old one, in the order the server did them; one RECENT after both
+    # (an IMAP4rev1 session, RFC 3501 §7.3.2).
+    assert lines[1:-1] == [b"* 3 EXISTS\r\n", b"* 2 EXPUNGE\r\n", b"* 2 RECENT\r\n"], lines
     assert uids_and_bodies(raw, "Drafts") == [(old - 1, message(0)), (old + 1, message(2))]
     flags = raw.command(f"UID FETCH {old + 1} FLAGS")[0]
     assert b"\\Draft" in flags
@@ -145,7 +146,8 @@ def test_with_qresync_the_old_message_vanishes(raw: Raw) -> None:
     lines = replace(raw, f"UID REPLACE {old} INBOX", message(2))
     assert status_of(lines) == b"OK", lines
     assert re.match(rb"\* OK \[APPENDUID \d+ %d\] " % (old + 1), lines[0]), lines
-    assert lines[1:-1] == [b"* VANISHED %d\r\n" % old, b"* 1 EXISTS\r\n"], lines
+    assert lines[1:-1] == [
+        b"* 2 EXISTS\r\n", b"* VANISHED %d\r\n" % old, b"* 1 RECENT\r\n"], lines
 
 
 def test_imapclient_sees_the_replacement(server: ServerThread, raw: Raw,

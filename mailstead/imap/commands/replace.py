@@ -4,8 +4,9 @@ replaces, atomically, into the selected mailbox or another one of the same accou
 The new message passes every check APPEND makes (``append.new_message``,
 ``append.target_mailbox``); the store then writes it and removes the old one in one
 transaction (``Messages.replace``), so a refusal at any point leaves both as they were.
-The expunge reaches this session as the store's change event, announced at the flush after
-the command like any other (EXPUNGE, or VANISHED once QRESYNC is on)."""
+The arrival and the expunge reach this session as the store's change events; the expunge
+is announced at the flush after the command like any other (EXPUNGE, or VANISHED once
+QRESYNC is on)."""
 
 from __future__ import annotations
 
@@ -38,8 +39,11 @@ async def replace(session: Session, cmd: Command[Replace], selected: Selected) -
     except NotFound as exc:
         # Another session expunged it since this one last heard (RFC 9051 §7.1).
         raise no("The message to replace has been expunged", "EXPUNGEISSUED") from exc
-    # RFC 8508 §3.3: APPENDUID in an untagged OK, sent before the EXPUNGE (or VANISHED)
-    # of the replaced message, which the flush after this command reports.
+    # RFC 8508 §3.3: APPENDUID in an untagged OK, then the new message (EXISTS, when it
+    # went into the selected mailbox), then the EXPUNGE (or VANISHED) of the old one, in the
+    # order the server did them, as the RFC's examples show: the first flush holds the
+    # expunge back, the one after the command sends it.
     session.untagged(f"OK [APPENDUID {result.uidvalidity} {result.uid}] Replacement Message ready")
+    session.flush(allow_expunge=False, hold_recent=True)
     view.note_expunged([uids[0]])
     return done(f"{cmd.name} completed")
