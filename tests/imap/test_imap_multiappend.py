@@ -152,13 +152,15 @@ def test_spooled_literals_are_stored_whole(raw: Raw, client: imaplib.IMAP4) -> N
     assert [d[1] for d in data if isinstance(d, tuple)] == big
 
 
-def test_a_second_message_too_big_stores_nothing(raw: Raw) -> None:
-    """The first literal is taken; the second is refused before its continuation
-    (APPENDLIMIT, RFC 7889): the command ends there and the first is not stored."""
+def test_a_second_message_too_big_stores_nothing(server: ServerThread, raw: Raw) -> None:
+    """The first literal is taken (into a spool file); the second is refused before its
+    continuation (APPENDLIMIT, RFC 7889): the command ends there, the first is not stored,
+    and its spool file is gone at once, not with the next command."""
     before = mailbox_status(raw)
     lines = multiappend(raw, "INBOX", [("", message(1, size=SPOOL_AT * 2)),
                                        ("", message(2, size=MAX_SIZE + 1))])
     assert lines[-1].startswith(b"m1 NO [TOOBIG]"), lines
+    assert [p for p in (server.data_dir / "spool").rglob("*") if p.is_file()] == []
     assert mailbox_status(raw) == before
     # The session is in step: a new command is read as a command.
     assert status_of(raw.command("NOOP")) == b"OK"
