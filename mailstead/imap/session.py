@@ -84,7 +84,7 @@ _log = logging.getLogger("mailstead.imap")
 PIPELINE_LIMIT = 64  # commands answered before we insist the client reads our output
 MAX_NON_APPEND_LITERAL = 1024 * 1024  # literals outside APPEND (search strings, names)
 #: The commands whose literals are messages: APPENDLIMIT bounds them, and large ones are
-#: spooled to disk (RFC 8508 §3.1: REPLACE carries its message as APPEND does).
+#: spooled to disk (RFC 8508 §3: REPLACE carries its message as APPEND does).
 MESSAGE_COMMANDS = frozenset({"APPEND", "REPLACE", "UID REPLACE"})
 #: One command before login, literals included: LOGIN, AUTHENTICATE and ID need a few KiB
 #: at most, and stacked literals once let an anonymous client park ~50 MiB per command.

@@ -255,7 +255,7 @@ class Messages(Protocol):
         self, mailbox_id: int, message: NewMessage, old_mailbox_id: int, old_uid: UID
     ) -> AppendResult:
         """Store ``message`` and remove message ``old_uid`` of ``old_mailbox_id`` (the same
-        account's; it may be ``mailbox_id``) in one transaction (REPLACE, RFC 8508 §3.3):
+        account's; it may be ``mailbox_id``) in one transaction (REPLACE, RFC 8508 §3):
         the new message first, then the expunge. The quota is checked with the old
         message's size already given back. Raises NotFound and stores nothing when the old
         message is no longer there."""

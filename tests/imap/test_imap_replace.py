@@ -108,7 +108,7 @@ def test_replace_in_the_selected_mailbox(raw: Raw) -> None:
     assert status_of(lines) == b"OK", lines
     m = re.match(rb"\* OK \[APPENDUID (\d+) (\d+)\] ", lines[0])
     assert m is not None and int(m[2]) == old + 1, lines
-    # RFC 8508 §3.3 and its examples: APPENDUID, then the new message (EXISTS), then the
+    # RFC 8508 §3 and its examples: APPENDUID, then the new message (EXISTS), then the
     # EXPUNGE of the old one, in the order the server did them; one RECENT after both
     # (an IMAP4rev1 session, RFC 3501 §7.3.2).
     assert lines[1:-1] == [b"* 3 EXISTS\r\n", b"* 2 EXPUNGE\r\n", b"* 2 RECENT\r\n"], lines

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 async def replace(session: Session, cmd: Command[Replace], selected: Selected) -> Reply:
     view = selected.view
-    if view.readonly:  # RFC 8508 §3.3: it expunges, which EXAMINE does not allow
+    if view.readonly:  # RFC 8508 §3: it expunges, which EXAMINE does not allow
         raise no("Mailbox is read-only", "READ-ONLY")
     # REPLACE: a sequence number out of range is BAD, as for FETCH (InvalidSequence);
     # UID REPLACE: a UID that is not there names nothing, and there is nothing to replace.
@@ -39,7 +39,7 @@ async def replace(session: Session, cmd: Command[Replace], selected: Selected) -
     except NotFound as exc:
         # Another session expunged it since this one last heard (RFC 9051 §7.1).
         raise no("The message to replace has been expunged", "EXPUNGEISSUED") from exc
-    # RFC 8508 §3.3: APPENDUID in an untagged OK, then the new message (EXISTS, when it
+    # RFC 8508 §3: APPENDUID in an untagged OK, then the new message (EXISTS, when it
     # went into the selected mailbox), then the EXPUNGE (or VANISHED) of the old one, in the
     # order the server did them, as the RFC's examples show: the first flush holds the
     # expunge back, the one after the command sends it.

@@ -639,7 +639,7 @@ def _append_message(r: Reader) -> AppendMessage:
 
 
 def replace(r: Reader) -> Replace:
-    """RFC 8508 §6: replace = "REPLACE" SP seq-number SP mailbox append-message (one
+    """RFC 8508 formal syntax: replace = "REPLACE" SP seq-number SP mailbox append-message (one
     message: no MULTIAPPEND here); for UID REPLACE the number is a UID."""
     r.sp()
     seq = r.sequence_set()

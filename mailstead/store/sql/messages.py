@@ -241,7 +241,7 @@ def replace(
     old_mailbox_id: int,
     old_uid: int,
 ) -> WriteOutcome[AppendResult]:
-    """REPLACE (RFC 8508 §3.3): the new message is appended, then the old one expunged,
+    """REPLACE (RFC 8508 §3): the new message is appended, then the old one expunged,
     in this one transaction. The old message's bytes are given back before the quota
     check, so a replacement no bigger than the original always fits."""
     source = mailbox_row(conn, old_mailbox_id)
