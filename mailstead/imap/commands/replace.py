@@ -30,8 +30,10 @@ async def replace(session: Session, cmd: Command[Replace], selected: Selected) -
     # REPLACE: a sequence number out of range is BAD, as for FETCH (InvalidSequence);
     # UID REPLACE: a UID that is not there names nothing, and there is nothing to replace.
     uids = view.resolve(cmd.args.sequence, uid=cmd.name.startswith("UID "))
-    if not uids or view.is_expunged(uids[0]):
+    if not uids:
         raise no("No such message to replace")
+    if view.is_expunged(uids[0]):  # expunged elsewhere, not announced yet (RFC 9051 §7.1)
+        raise no("The message to replace has been expunged", "EXPUNGEISSUED")
     message = new_message(session, cmd.args.message)
     box = await target_mailbox(session, selected.user, cmd.args.name)
     try:
