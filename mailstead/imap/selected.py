@@ -228,6 +228,7 @@ class SelectedMailbox:
         rev2: bool,
         fetch_flags: Callable[[int, frozenset[str]], bytes],
         vanished: bool = False,
+        hold_recent: bool = False,
     ) -> list[bytes]:
         """Untagged responses for everything pending, in an order that keeps numbers
         consistent: EXPUNGEs first (when allowed; one VANISHED with the UIDs instead once
@@ -256,10 +257,14 @@ class SelectedMailbox:
         if len(self.uids) != self.reported_exists:
             self.reported_exists = len(self.uids)
             out.append(b"* %d EXISTS\r\n" % self.reported_exists)
-        if not rev2 and len(self.recent) != self._recent_reported:
-            # RFC 3501 §7.3.2: RECENT whenever the count changes (arrivals or expunges).
-            out.append(b"* %d RECENT\r\n" % len(self.recent))
-        self._recent_reported = len(self.recent)
+        if hold_recent:
+            if len(self.recent) != self._recent_reported:
+                self._recent_reported = -1  # changed: owed at the next flush, whatever it is
+        else:
+            if not rev2 and len(self.recent) != self._recent_reported:
+                # RFC 3501 §7.3.2: RECENT whenever the count changes (arrivals or expunges).
+                out.append(b"* %d RECENT\r\n" % len(self.recent))
+            self._recent_reported = len(self.recent)
         if self._new_keywords:
             fresh = self._new_keywords - self.keywords
             self._new_keywords.clear()

@@ -83,6 +83,9 @@ _log = logging.getLogger("mailstead.imap")
 
 PIPELINE_LIMIT = 64  # commands answered before we insist the client reads our output
 MAX_NON_APPEND_LITERAL = 1024 * 1024  # literals outside APPEND (search strings, names)
+#: The commands whose literals are messages: APPENDLIMIT bounds them, and large ones are
+#: spooled to disk (RFC 8508 §3: REPLACE carries its message as APPEND does).
+MESSAGE_COMMANDS = frozenset({"APPEND", "REPLACE", "UID REPLACE"})
 #: One command before login, literals included: LOGIN, AUTHENTICATE and ID need a few KiB
 #: at most, and stacked literals once let an anonymous client park ~50 MiB per command.
 MAX_PRE_LOGIN_COMMAND = 16 * 1024
@@ -101,6 +104,7 @@ EXTENSIONS = (
     "STATUS=SIZE",  # RFC 8438
     "BINARY",  # RFC 3516
     "UTF8=ACCEPT",  # RFC 6855
+    "MULTIAPPEND",  # RFC 3502
     "CONDSTORE",  # RFC 7162
     "QRESYNC",
     "SAVEDATE",  # RFC 8514
@@ -305,8 +309,10 @@ class Session:
             )
         return b"* %d FETCH (FLAGS %s)\r\n" % (seq, response.flag_list(shown))
 
-    def flush(self, *, allow_expunge: bool) -> None:
-        """Write the pending untagged updates of the selected mailbox (invariant 4)."""
+    def flush(self, *, allow_expunge: bool, hold_recent: bool = False) -> None:
+        """Write the pending untagged updates of the selected mailbox (invariant 4);
+        ``hold_recent`` keeps RECENT for a later flush of the same command (REPLACE sends
+        its EXISTS before its EXPUNGE, and one RECENT after both)."""
         selected = self.selection
         if selected is None:
             return
@@ -323,6 +329,7 @@ class Session:
                 rev2=self.rev2,
                 fetch_flags=lambda seq, flags: self.fetch_flags_line(view, seq, flags),
                 vanished=self.qresync,
+                hold_recent=hold_recent,
             ):
                 self.send(line)
 
@@ -348,7 +355,10 @@ class Session:
                     await self.stream.drain()
                     continue
                 if frame is None:
-                    continue  # a refused literal: already answered
+                    # A refused literal, already answered: the command is over, and the
+                    # literals it sent before (a MULTIAPPEND's earlier messages) go too.
+                    self._drop_literals()
+                    continue
                 try:
                     await self._execute(frame)
                 finally:
@@ -459,9 +469,11 @@ class Session:
         return IdleTimeout(self._deadline_passed)
 
     def _spool_for(self, lit: NeedLiteral) -> Spool | None:
-        """A spool for an APPEND literal too large to keep in memory, else None."""
+        """A spool for an APPEND (or REPLACE) literal too large to keep in memory, else
+        None."""
         spools = self.spools
-        if (lit.command != "APPEND" or spools.path is None or lit.size <= spools.threshold
+        if (lit.command not in MESSAGE_COMMANDS or spools.path is None
+                or lit.size <= spools.threshold
                 or lit.size > self.settings.limits.max_message_size):
             return None
         spool = spools.spool(client_key(self.stream.peer[0]))
@@ -489,9 +501,16 @@ class Session:
         True when refused."""
         limit = (
             self.settings.limits.max_message_size
-            if lit.command == "APPEND"
+            if lit.command in MESSAGE_COMMANDS
             else MAX_NON_APPEND_LITERAL
         )
+        if lit.size == 0 and lit.synchronizing and lit.command in MESSAGE_COMMANDS:
+            # RFC 3502 §6.3.11: a zero-length message literal cancels the whole APPEND;
+            # refused before the continuation, as Dovecot does, so nothing more is sent.
+            # (The one other literal there, a mailbox name, cannot be empty either.)
+            self.receiver.reject_literal()
+            self.send(response.tagged(lit.tag or "*", "NO", "Empty message"))
+            return True
         if lit.size > limit:
             if not lit.synchronizing:
                 # RFC 7888 §4: the octets are already on their way; we cannot resync.

@@ -33,6 +33,7 @@ from mailstead.store.models import (
     Group,
     Mailbox,
     MessageMeta,
+    NewMessage,
     OutboundEnvelope,
     QueuedMessage,
     QueuedRecipient,
@@ -242,6 +243,22 @@ class Messages(Protocol):
         internaldate: datetime | None = None,
     ) -> AppendResult:
         """Store one message durably. Raises QuotaExceeded when it would not fit."""
+
+    async def append_many(
+        self, mailbox_id: int, batch: Sequence[NewMessage]
+    ) -> list[AppendResult]:
+        """Store several messages in one transaction, all or none (MULTIAPPEND, RFC 3502
+        §6.3.11): a QuotaExceeded for their total, or any other failure, stores nothing.
+        Their UIDs are consecutive, in the order given."""
+
+    async def replace(
+        self, mailbox_id: int, message: NewMessage, old_mailbox_id: int, old_uid: UID
+    ) -> AppendResult:
+        """Store ``message`` and remove message ``old_uid`` of ``old_mailbox_id`` (the same
+        account's; it may be ``mailbox_id``) in one transaction (REPLACE, RFC 8508 §3):
+        the new message first, then the expunge. The quota is checked with the old
+        message's size already given back. Raises NotFound and stores nothing when the old
+        message is no longer there."""
 
     async def deliver(
         self,

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum, StrEnum
 
+from mailstead.core.message_data import MessageData
 from mailstead.core.types import UID, ModSeq, Pop3Policy, SendAs
 
 
@@ -85,6 +86,16 @@ class AppendResult:
     uidvalidity: int
     uid: UID
     modseq: ModSeq
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """One message of a write that adds several at once (MULTIAPPEND, RFC 3502) or
+    replaces one (REPLACE, RFC 8508): its octets, flags and internal date (None: now)."""
+
+    data: bytes | MessageData
+    flags: frozenset[str] = frozenset()
+    internaldate: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

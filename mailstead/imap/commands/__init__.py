@@ -24,6 +24,7 @@ from mailstead.imap.commands import (
     listing,
     mailboxes,
     quota,
+    replace,
     search,
     select,
     status,
@@ -102,6 +103,11 @@ COMMANDS: dict[str, CommandSpec] = table(
                  capability="MOVE"),
     for_selected("UID MOVE", grammar.copy_move, copy_move.copy_move, mailbox=_TARGET,
                  capability="MOVE"),
+    # RFC 8508 REPLACE: APPEND of a new message and expunge of the old one, atomically.
+    for_selected("REPLACE", grammar.replace, replace.replace, mailbox=_NAME,
+                 capability="REPLACE"),
+    for_selected("UID REPLACE", grammar.replace, replace.replace, mailbox=_NAME,
+                 capability="REPLACE"),
 )
 
 #: What the parser needs: the grammar of each command name.

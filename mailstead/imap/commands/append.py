@@ -1,37 +1,62 @@
-"""APPEND (RFC 9051 §6.3.12) with UIDPLUS APPENDUID (RFC 4315), APPENDLIMIT (RFC 7889),
-LITERAL+ (RFC 7888) and literal8 (RFC 3516). The size was checked before the continuation
-was sent (session read loop); here the message is stored and acknowledged once durable."""
+"""APPEND (RFC 9051 §6.3.12) with MULTIAPPEND (RFC 3502), UIDPLUS APPENDUID (RFC 4315),
+APPENDLIMIT (RFC 7889), LITERAL+ (RFC 7888) and literal8 (RFC 3516). Each literal's size
+was checked before its continuation was sent (session read loop); here the messages are
+stored, all in one transaction, and acknowledged once durable."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 from mailstead.core.errors import InvalidName, NotFound
-from mailstead.imap.parse.commands import Append, Command
+from mailstead.imap import response
+from mailstead.imap.parse.commands import Append, AppendMessage, Command
 from mailstead.imap.replies import Reply, done, no
-from mailstead.store.models import User
+from mailstead.store.models import Mailbox, NewMessage, User
 
 if TYPE_CHECKING:
     from mailstead.imap.session import Session
 
 
 async def append(session: Session, cmd: Command[Append], user: User) -> Reply:
-    args = cmd.args
-    if args.message is None:  # spooled, until the budgets refused it
+    # RFC 3502 §6.3.11: every message is checked before any is stored; one refused
+    # refuses them all.
+    batch = [new_message(session, m) for m in cmd.args.messages]
+    box = await target_mailbox(session, user, cmd.args.name)
+    if len(batch) == 1:
+        one = batch[0]
+        results = [await session.store.append(box.id, one.data, one.flags, one.internaldate)]
+    else:
+        results = await session.store.append_many(box.id, batch)
+    # A new keyword in the selected mailbox is announced (FLAGS, RFC 9051 §7.3.5) with the
+    # EXISTS at the flush after this command: the store's EXISTS event carries the flags.
+    # RFC 4315 §3 (as RFC 3502 §6.3.11 allows): one APPENDUID with the set of new UIDs.
+    uids = response.uid_set(int(r.uid) for r in results)
+    return done("APPEND completed", f"APPENDUID {results[0].uidvalidity} {uids}")
+
+
+def new_message(session: Session, message: AppendMessage) -> NewMessage:
+    """The store's record of one message of APPEND or REPLACE, once it passed the checks
+    the session's read loop could not make (budgets, emptiness)."""
+    data = message.message
+    if data is None:  # spooled, until the budgets refused it
         raise no("Too much data arriving at once, try again later", "UNAVAILABLE")
-    if len(args.message) > session.settings.limits.max_message_size:
+    if len(data) > session.settings.limits.max_message_size:
         raise no("Message too big", "TOOBIG")
-    if not args.message:
-        raise no("Empty message")  # RFC 9051 §6.3.12 wants a message
+    if not data:
+        # RFC 9051 §6.3.12 wants a message; RFC 3502 §6.3.11: a zero-length literal
+        # cancels the whole command.
+        raise no("Empty message")
+    flags = frozenset(f for f in message.flags if f != "\\Recent")
+    return NewMessage(data, flags, message.date)
+
+
+async def target_mailbox(session: Session, user: User, name: str) -> Mailbox:
+    """The mailbox APPEND or REPLACE stores into; it must exist and hold messages."""
     try:
-        box = await session.store.get_mailbox(user.id, args.name)
+        box = await session.store.get_mailbox(user.id, name)
     except (NotFound, InvalidName) as exc:
         # RFC 9051 §6.3.12: TRYCREATE tells the client CREATE could help.
         raise no("Mailbox does not exist", "TRYCREATE") from exc
     if box.noselect:  # RFC 9051 §6.3.5
         raise no("Mailbox is \\Noselect and cannot hold messages", "CANNOT")
-    flags = [f for f in args.flags if f != "\\Recent"]
-    result = await session.store.append(box.id, args.message, flags, args.date)
-    # A new keyword in the selected mailbox is announced (FLAGS, RFC 9051 §7.3.5) with the
-    # EXISTS at the flush after this command: the store's EXISTS event carries the flags.
-    return done("APPEND completed", f"APPENDUID {result.uidvalidity} {result.uid}")
+    return box

@@ -158,6 +158,16 @@ class Status:
 
 
 @dataclass(frozen=True, slots=True)
+class AppendMessage:
+    """One message of APPEND (RFC 3502 append-message) or REPLACE: its flags, date and
+    data (the octets, or spooled to a file; None when the budgets refused them)."""
+
+    flags: tuple[str, ...]
+    date: datetime | None
+    message: bytes | MessageData | None
+
+
+@dataclass(frozen=True, slots=True)
 class Append:
     name: str
     flags: tuple[str, ...]
@@ -165,6 +175,24 @@ class Append:
     #: The octets, or the message spooled to a file as it arrived; None when the budgets
     #: for message data refused it (the command is answered NO [UNAVAILABLE]).
     message: bytes | MessageData | None
+    #: The messages after the first (MULTIAPPEND, RFC 3502), in the order sent.
+    more: tuple[AppendMessage, ...] = ()
+
+    @property
+    def messages(self) -> tuple[AppendMessage, ...]:
+        """Every message of the command, the first included."""
+        return (AppendMessage(self.flags, self.date, self.message), *self.more)
+
+
+@dataclass(frozen=True, slots=True)
+class Replace:
+    """REPLACE / UID REPLACE (RFC 8508 §3): the message to replace (a sequence set of one
+    number, so the view resolves ``*`` and ranges as for the other commands), the mailbox
+    to append to and the new message."""
+
+    sequence: SequenceSet
+    name: str
+    message: AppendMessage
 
 
 @dataclass(frozen=True, slots=True)
@@ -568,10 +596,30 @@ def setquota(r: Reader) -> SetQuota:
     return SetQuota(root, tuple(limits))
 
 
+#: The most messages one MULTIAPPEND may carry; their octets are already bounded by the
+#: budgets for message data, this bounds the rows and bodies of one transaction.
+MAX_APPEND_MESSAGES = 1000
+
+
 def append(r: Reader) -> Append:
+    """RFC 3502 §6.3.11: append = "APPEND" SP mailbox 1*append-message."""
     r.sp()
     name = r.mailbox()
     r.sp()
+    first = _append_message(r)
+    more: list[AppendMessage] = []
+    while r.more():
+        if len(more) + 1 >= MAX_APPEND_MESSAGES:
+            raise r.error(f"more than {MAX_APPEND_MESSAGES} messages in one APPEND")
+        r.sp()
+        more.append(_append_message(r))
+    r.end()
+    return Append(name, first.flags, first.date, first.message, tuple(more))
+
+
+def _append_message(r: Reader) -> AppendMessage:
+    """append-opts SP append-data, after its leading SP (RFC 3502 §6.3.11, RFC 4466 §2.3):
+    an optional flag list and date-time, then the literal."""
     flags: list[str] = []
     date: datetime | None = None
     if r.peek() == b"(":
@@ -587,10 +635,22 @@ def append(r: Reader) -> Append:
         r.expect(b")", "')'")
     else:
         message = r.message_literal()
-    if r.more():
-        raise r.error("MULTIAPPEND is not supported")
+    return AppendMessage(tuple(flags), date, message)
+
+
+def replace(r: Reader) -> Replace:
+    """RFC 8508 formal syntax: replace = "REPLACE" SP seq-number SP mailbox append-message (one
+    message: no MULTIAPPEND here); for UID REPLACE the number is a UID."""
+    r.sp()
+    seq = r.sequence_set()
+    if seq.saved or len(seq.ranges) != 1 or seq.ranges[0][0] != seq.ranges[0][1]:
+        raise r.error("REPLACE takes one message number")
+    r.sp()
+    name = r.mailbox()
+    r.sp()
+    message = _append_message(r)
     r.end()
-    return Append(name, tuple(flags), date, message)
+    return Replace(seq, name, message)
 
 
 # -- selected -----------------------------------------------------------------------------

@@ -196,6 +196,76 @@ def append(
     return WriteOutcome(result, [event])
 
 
+class Addition(NamedTuple):
+    """One message of :func:`append_many`, its body already in place."""
+
+    blob_id: str
+    size: int
+    flags: frozenset[str]
+    internaldate: str
+
+
+def append_many(
+    conn: sqlite3.Connection, mailbox_id: int, additions: Sequence[Addition]
+) -> WriteOutcome[list[AppendResult]]:
+    """MULTIAPPEND (RFC 3502): every message or none. They share one modseq and take
+    consecutive UIDs; the quota is charged their total once, so one that does not fit
+    fails them all (the writer's SAVEPOINT undoes the rows already inserted)."""
+    mailbox = mailbox_row(conn, mailbox_id)
+    mailbox.require_selectable()
+    if not additions:
+        return WriteOutcome([])
+    modseq = mailbox.highestmodseq + 1
+    charge_quota(conn, mailbox.user_id, sum(a.size for a in additions))
+    saved = now_text()
+    results: list[AppendResult] = []
+    for offset, add in enumerate(additions):
+        uid = mailbox.uidnext + offset
+        conn.execute(_INSERT, (
+            mailbox.id, uid, modseq, flags_text(add.flags), SEEN in add.flags,
+            DELETED in add.flags, add.internaldate, add.size, add.blob_id, saved,
+        ))
+        results.append(AppendResult(mailbox.uidvalidity, UID(uid), ModSeq(modseq)))
+    _advance(conn, mailbox.id, modseq, mailbox.uidnext + len(additions))
+    event = ChangeEvent(
+        mailbox.user_id, mailbox_id, ChangeKind.EXISTS, tuple(r.uid for r in results),
+        ModSeq(modseq), tuple(a.flags for a in additions),
+    )
+    return WriteOutcome(results, [event])
+
+
+def replace(
+    conn: sqlite3.Connection,
+    mailbox_id: int,
+    addition: Addition,
+    old_mailbox_id: int,
+    old_uid: int,
+) -> WriteOutcome[AppendResult]:
+    """REPLACE (RFC 8508 §3): the new message is appended, then the old one expunged,
+    in this one transaction. The old message's bytes are given back before the quota
+    check, so a replacement no bigger than the original always fits."""
+    source = mailbox_row(conn, old_mailbox_id)
+    target = mailbox_row(conn, mailbox_id)
+    target.require_selectable()
+    if source.user_id != target.user_id:
+        raise InvalidName("a message can only be replaced within one account")
+    row = conn.execute(
+        "SELECT size FROM messages WHERE mailbox_id = ? AND uid = ?", (old_mailbox_id, old_uid)
+    ).fetchone()
+    if row is None:
+        raise NotFound("the message to replace no longer exists")
+    adjust_usage(conn, target.user_id, -row[0])
+    result = _insert(conn, target, addition.blob_id, addition.size, addition.flags,
+                     addition.internaldate)
+    adjust_usage(conn, target.user_id, row[0])  # remove() gives it back, once
+    appended = ChangeEvent(
+        target.user_id, mailbox_id, ChangeKind.EXISTS, (result.uid,), result.modseq,
+        (addition.flags,),
+    )
+    removed = remove(conn, old_mailbox_id, [old_uid])
+    return WriteOutcome(result, [appended, *removed.events])
+
+
 def deliver(
     conn: sqlite3.Connection,
     blob_id: str,

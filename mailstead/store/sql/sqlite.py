@@ -44,6 +44,7 @@ from mailstead.store.models import (
     Group,
     Mailbox,
     MessageMeta,
+    NewMessage,
     OutboundEnvelope,
     QueuedMessage,
     QueuedRecipient,
@@ -357,6 +358,37 @@ class SQLiteStore:
         return await bodies.write_with_bodies(
             self._db, self.blobs, self._parse, [data],
             lambda conn, ids: messages.append(conn, mailbox_id, ids[0], size, clean, when),
+        )
+
+    async def append_many(
+        self, mailbox_id: int, batch: Sequence[NewMessage]
+    ) -> list[AppendResult]:
+        if not batch:
+            return []
+        described = [
+            (len(m.data), rows.clean_flags(m.flags), rows.internaldate_text(m.internaldate))
+            for m in batch
+        ]
+        return await bodies.write_with_bodies(
+            self._db, self.blobs, self._parse, [m.data for m in batch],
+            lambda conn, ids: messages.append_many(conn, mailbox_id, [
+                messages.Addition(blob_id, size, flags, when)
+                for blob_id, (size, flags, when) in zip(ids, described, strict=True)
+            ]),
+        )
+
+    async def replace(
+        self, mailbox_id: int, message: NewMessage, old_mailbox_id: int, old_uid: UID
+    ) -> AppendResult:
+        size = len(message.data)
+        flags = rows.clean_flags(message.flags)
+        when = rows.internaldate_text(message.internaldate)
+        return await bodies.write_with_bodies(
+            self._db, self.blobs, self._parse, [message.data],
+            lambda conn, ids: messages.replace(
+                conn, mailbox_id, messages.Addition(ids[0], size, flags, when),
+                old_mailbox_id, old_uid,
+            ),
         )
 
     async def deliver(
