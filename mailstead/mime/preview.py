@@ -63,6 +63,13 @@ def preview_text(raw: bytes, root: Part) -> str:
         return ""
 
 
+def source_end(root: Part) -> int:
+    """How many octets of the message :func:`preview_text` reads at most: a structure
+    stored without a preview has it made from this much of the body, not all of it."""
+    part = _source_part(root)
+    return 0 if part is None else min(part.body_end, part.body_start + MAX_SOURCE)
+
+
 def _own_leaves(part: Part) -> Iterator[Part]:
     """The leaves of the message's own body, in order: multiparts are entered, attached
     messages are not."""
