@@ -94,15 +94,17 @@ def _source_part(root: Part) -> Part | None:
 
 
 def _decoder(charset: str | None) -> codecs.IncrementalDecoder:
-    """An incremental decoder for the part's charset; UTF-8 (a superset of the us-ascii
-    default that undeclared 8-bit text is most often in) when none is given or it is no
-    text encoding Python knows (RFC 2045 §5.2 leaves unknown charsets to the reader)."""
+    """An incremental decoder for the part's charset. UTF-8 for us-ascii, the default (RFC
+    2045 §5.2): it is a superset, and undeclared or mislabelled 8-bit text is most often
+    UTF-8 (Dovecot reads it so too); UTF-8 also for a charset that is no text encoding
+    Python knows (the RFC leaves unknown charsets to the reader)."""
     if charset:
         try:
             # LookupError for unknown names and for bytes-to-bytes codecs (base64, zlib);
             # an empty input would be let through unchecked.
             b"a".decode(charset, "replace")
-            return codecs.getincrementaldecoder(charset)("replace")
+            if codecs.lookup(charset).name != "ascii":
+                return codecs.getincrementaldecoder(charset)("replace")
         except (LookupError, UnicodeError, ValueError):
             pass
     return codecs.getincrementaldecoder("utf-8")("replace")

@@ -67,6 +67,7 @@ def test_unknown_and_non_text_charsets_read_as_utf_8() -> None:
 
 def test_undeclared_8bit_text_is_read_as_utf_8_with_replacement() -> None:
     assert _preview(_message("für\r\n".encode())) == "für"
+    assert _preview(_message("für\r\n".encode(), "text/plain; charset=US-ASCII")) == "für"
     assert _preview(_message(b"f\xfcr\r\n")) == "f\ufffdr"
 
 
