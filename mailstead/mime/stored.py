@@ -11,12 +11,12 @@ Layout version 3 (written by :func:`encode`)::
 
     v3 <header end> <end 1> <end 2> <end 3> <end 4> <end 5> <end 6>\\n
     ENVELOPE octets | BODY octets | BODYSTRUCTURE octets | top headers JSON | search JSON
-    | PREVIEW text | tree JSON
+    | tree JSON | PREVIEW text
 
 The first line is ASCII of a fixed length (122 octets): the version, then seven numbers of
 16 hexadecimal digits: the root's header end (an offset into the message), and where each of
 the first six segments ends (offsets into the stored octets; the first segment starts right
-after the line, each next one where the previous ends, and the tree runs to the end). Fixed
+after the line, each next one where the previous ends, and the last runs to the end). Fixed
 width hexadecimal keeps the row readable and lets one ``bytes.fromhex`` and one
 ``struct.unpack`` read all the numbers: the line is read for every message a FETCH or SEARCH
 touches.
@@ -24,13 +24,15 @@ touches.
 ENVELOPE, BODY and BODYSTRUCTURE are the exact IMAP wire octets (``imap_views.wire_bytes``),
 so a reader decodes a slice and nothing else. The top headers are the message's own header
 index (``[[name, start, end], ...]``: HEADER.FIELDS and THREADID answer from it), the search
-JSON holds the SEARCH fields (subject, from, to, cc, bcc, date), the PREVIEW text is the
-RFC 8970 preview in UTF-8 (``mime/preview.py``; a message list asks for it beside ENVELOPE),
-and the tree JSON holds the rest: size, Message-ID, In-Reply-To, References and the part tree
-(whose root leaves out the headers already stored in the top headers segment).
+JSON holds the SEARCH fields (subject, from, to, cc, bcc, date), the tree JSON holds the
+rest: size, Message-ID, In-Reply-To, References and the part tree (whose root leaves out the
+headers already stored in the top headers segment), and the PREVIEW text is the RFC 8970
+preview in UTF-8 (``mime/preview.py``; a message list asks for it beside ENVELOPE).
 
 Version 2 (older rows, still read) is version 3 without the PREVIEW segment: ``v2`` and six
-numbers (105 octets). Its rows have no preview (``StoredStructure.preview`` is None).
+numbers (105 octets), the tree running to the end. Every segment keeps its index in both, so
+the readers differ only in the first line and in the PREVIEW segment, which version 2 rows
+do not have (``StoredStructure.preview`` is None).
 
 Version 1 (older rows, still read): one JSON document ``{"v": 1, "size": ..., "envelope":
 ..., "root": {...}}`` holding every field. Its writer put ENVELOPE, BODY and BODYSTRUCTURE
@@ -60,12 +62,10 @@ VERSION = 3
 
 @dataclass(frozen=True, slots=True)
 class _Layout:
-    """One segmented layout version: its magic, the numbers of its first line, where the
-    PREVIEW segment is (None: not in this version) and the tree (always the last)."""
+    """One segmented layout version: its magic and the numbers of its first line."""
 
     version: int
     numbers: struct.Struct  # the first line's numbers, from the octets of their digits
-    preview: int | None
 
     @property
     def magic(self) -> bytes:
@@ -77,13 +77,9 @@ class _Layout:
         or the newline."""
         return len(self.magic) + 17 * (self.numbers.size // 8)
 
-    @property
-    def tree(self) -> int:
-        return self.numbers.size // 8 - 1
 
-
-_V2 = _Layout(2, struct.Struct(">6Q"), None)
-_V3 = _Layout(3, struct.Struct(">7Q"), 5)
+_V2 = _Layout(2, struct.Struct(">6Q"))
+_V3 = _Layout(3, struct.Struct(">7Q"))
 _LAYOUTS = {layout.magic: layout for layout in (_V2, _V3)}
 
 _DECODER = json.JSONDecoder()
@@ -94,9 +90,10 @@ _V1_HEAD = re.compile(rb'\{"v":1,"size":\d+,"envelope":')
 #: unescaped quote, so the first match is the structure's own).
 _V1_ROOT = re.compile(rb',"root":\{"hs":\d+,"he":(\d+),')
 
-#: Segments of versions 2 and 3 by their index into the bounds ``_read_layout`` returns;
-#: the PREVIEW segment and the tree are found through the layout.
-_ENVELOPE, _BODY, _BODYSTRUCTURE, _TOP_HEADERS, _SEARCH = range(5)
+#: Version 2 segments, in their order: index into the bounds ``_read_layout`` returns.
+_ENVELOPE, _BODY, _BODYSTRUCTURE, _TOP_HEADERS, _SEARCH, _TREE = range(6)
+#: The segment version 3 adds after them.
+_PREVIEW = 6
 
 
 def _dumps(value: object) -> bytes:
@@ -144,14 +141,14 @@ def encode(parsed: ParsedMessage) -> bytes:
         }
     )
     preview = (parsed.preview or "").encode("utf-8", "surrogatepass")
-    segments = (envelope, body, bodystructure, top_headers, search, preview)
+    segments = (envelope, body, bodystructure, top_headers, search, tree, preview)
     ends = []
     offset = _V3.first_line
-    for segment in segments:
+    for segment in segments[:-1]:
         offset += len(segment)
         ends.append(offset)
     numbers = " ".join(f"{n:016x}" for n in (parsed.root.header_end, *ends))
-    return b"".join((_V3.magic, numbers.encode("ascii"), b"\n", *segments, tree))
+    return b"".join((_V3.magic, numbers.encode("ascii"), b"\n", *segments))
 
 
 def decode(data: bytes) -> ParsedMessage:
@@ -263,15 +260,9 @@ class StoredStructure:
     def preview(self) -> str | None:
         """The RFC 8970 preview made at delivery, a slice of its own segment; None for a
         structure stored before previews were (versions 1 and 2)."""
-        if self._layout is None or self._layout.preview is None:
+        if self._layout is not _V3:
             return None
-        return self._segment(self._layout.preview).decode("utf-8", "replace")
-
-    def _tree(self) -> bytes:
-        """The tree segment of a segmented structure (the last one)."""
-        if self._layout is None:
-            raise AssertionError("a version 1 structure has no segments")
-        return self._segment(self._layout.tree)
+        return self._segment(_PREVIEW).decode("utf-8", "replace")
 
     @property
     def envelope(self) -> str:
@@ -306,7 +297,7 @@ class StoredStructure:
         mime/presented.py), read without decoding the tree: in the tree segment ``"nul":true``
         can only be that key (a quote inside a JSON string is escaped). Version 1 rows were
         written before the flag and have none."""
-        return self._v2 and b'"nul":true' in self._tree()
+        return self._v2 and b'"nul":true' in self._segment(_TREE)
 
     @cached_property
     def top_headers(self) -> list[list[Any]]:
@@ -376,7 +367,7 @@ class StoredStructure:
             doc = self._v1
             root = doc["root"]
         else:
-            doc = _load_document(self._tree().decode("ascii"))
+            doc = _load_document(self._segment(_TREE).decode("ascii"))
             root = {**doc["root"], "headers": self.top_headers}
         return ParsedMessage(
             size=doc["size"],

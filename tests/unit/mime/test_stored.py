@@ -132,15 +132,13 @@ SMALL_V2 = (
 
 def test_layout_version_3_octet_for_octet() -> None:
     """The layout the module docstring describes: a fixed-length first line of offsets, the
-    wire strings as they are, the small JSON segments, the preview text, and the part tree
-    last."""
+    wire strings as they are, the small JSON segments, the part tree, and the preview text
+    last: version 2's segments, each where it was, and one more."""
     v2_first_line = 105
-    segments = SMALL_V2[v2_first_line:]
-    tree = segments.index(b'{"size":')
     assert stored.encode(parse_message(SMALL)) == (
         b"v3 0000000000000024 00000000000000e6 0000000000000120 000000000000016a"
-        b" 000000000000018b 00000000000001d9 00000000000001dd\n"
-        + segments[:tree] + b"body" + segments[tree:]
+        b" 000000000000018b 00000000000001d9 000000000000027a\n"
+        + SMALL_V2[v2_first_line:] + b"body"
     )
 
 
