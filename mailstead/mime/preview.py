@@ -133,38 +133,56 @@ def _text_pieces(raw: bytes, part: Part) -> Iterator[str]:
         yield decode(transfer.end(), True)
 
 
+def _printable(word: str) -> str:
+    """``word`` (no white space in it) without control and format characters."""
+    return "".join(ch for ch in word
+                   if unicodedata.category(ch)[0] != "C" or ch in _KEPT_FORMAT)
+
+
 class _Text:
-    """Collects preview characters: white space collapsed, controls dropped, capped."""
+    """Collects preview text: white space collapsed, controls dropped, capped. Text comes a
+    word at a time (``str.split``), and only a word that is not all printable is looked at
+    character by character: most text costs a split and a join."""
 
     def __init__(self) -> None:
-        self.chars: list[str] = []
+        self.words: list[str] = []
+        self.length = 0
         self.space = False  # a space is owed before the next visible character
 
     @property
     def full(self) -> bool:
-        return len(self.chars) >= MAX_CHARS
+        return self.length >= MAX_CHARS
 
     def add(self, text: str) -> None:
-        chars = self.chars
-        for ch in text:
-            if ch.isspace():
-                self.space = bool(chars)
-                continue
-            if unicodedata.category(ch)[0] == "C" and ch not in _KEPT_FORMAT:
-                continue  # Cc controls, Cf format (bidi overrides), Cs, Co, Cn
+        if self.full or not text:
+            return
+        if text[0].isspace():
+            self.gap()
+        words = text.split()
+        last = len(words) - 1
+        for i, word in enumerate(words):
+            if not word.isprintable():  # white space is split off: a C* character is here
+                word = _printable(word)
+                if not word:
+                    continue
             if self.space:
-                chars.append(" ")
-                self.space = False
-            chars.append(ch)
-            if len(chars) >= MAX_CHARS:
+                self.words.append(" ")
+                self.length += 1
+            self.words.append(word)
+            self.length += len(word)
+            if self.full:
                 return
+            self.space = i < last  # white space parted it from the next word
+        if text[-1].isspace():
+            self.gap()
 
     def gap(self) -> None:
-        """A block boundary in HTML: words on either side must not run together."""
-        self.space = bool(self.chars)
+        """White space, or a block boundary in HTML: words on either side must not run
+        together (and none is owed before the first word)."""
+        self.space = self.length > 0
 
     def result(self) -> str:
-        return "".join(self.chars[:MAX_CHARS]).rstrip(" ")
+        return "".join(self.words)[:MAX_CHARS].rstrip(" ")
 
 
 class _HTMLText(HTMLParser):

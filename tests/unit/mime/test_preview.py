@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import html
+import itertools
 import unicodedata
 
 import pytest
@@ -12,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mailstead.mime.parse import parse_message
-from mailstead.mime.preview import MAX_CHARS, MAX_SOURCE, preview_text
+from mailstead.mime.preview import MAX_CHARS, MAX_SOURCE, _Text, preview_text
 
 
 def _message(body: bytes, content_type: str = "text/plain", cte: str | None = None) -> bytes:
@@ -192,3 +193,16 @@ def test_html_keeps_the_text_and_no_tag(nodes: list[tuple[str, str, str]]) -> No
 def test_length_around_the_limit(n: int) -> None:
     preview = _preview(_message(b"x" * n))
     assert preview == "x" * min(n, MAX_CHARS)
+
+
+@given(text=st.text(max_size=400), cuts=st.lists(st.integers(0, 400), max_size=8))
+def test_text_in_pieces_reads_as_one(text: str, cuts: list[int]) -> None:
+    """Parts are read a piece at a time: where a piece ends (inside a word, a run of white
+    space, between controls) must not change the preview."""
+    bounds = [0, *sorted(min(c, len(text)) for c in cuts), len(text)]
+    whole, pieces = _Text(), _Text()
+    whole.add(text)
+    for start, end in itertools.pairwise(bounds):
+        pieces.add(text[start:end])
+    assert pieces.result() == whole.result()
+    _clean(whole.result())
