@@ -35,7 +35,7 @@ from mailstead.mime.imap_views import PartDecoder
 if TYPE_CHECKING:
     from mailstead.mime.parse import Part
 
-#: RFC 8970 §3.1: the preview is at most 256 characters.
+#: RFC 8970: the preview is at most 256 characters.
 MAX_CHARS = 256
 #: Octets of a part's encoded body read at most (HTML can open with a long head or style).
 MAX_SOURCE = 256 * 1024
@@ -49,7 +49,7 @@ _log = logging.getLogger("mailstead.mime")
 
 def preview_text(raw: bytes, root: Part) -> str:
     """The preview of the message ``raw`` whose part tree is ``root``; "" when it has no
-    text part (RFC 8970 §3.1: an empty string, not NIL, when nothing can be shown).
+    text part (RFC 8970: an empty string, not NIL, when nothing can be shown).
 
     Never raises in production: a bug here logs and gives "", so a delivery is never
     refused for its preview (with the sanity flag on, as under test, it raises)."""

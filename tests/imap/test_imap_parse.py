@@ -366,7 +366,7 @@ def test_fetch_items() -> None:
     ],
 )
 def test_fetch_preview(line: bytes, lazy: list[bool], changed_since: int | None) -> None:
-    """RFC 8970 §5: fetch-att =/ "PREVIEW" [SP "(" preview-mod *(SP preview-mod) ")"]."""
+    """RFC 8970 formal syntax: fetch-att =/ "PREVIEW" [SP "(" preview-mod *(SP preview-mod) ")"]."""
     args = parse(line).args
     assert isinstance(args, Fetch)
     assert [i.lazy for i in args.items] == lazy

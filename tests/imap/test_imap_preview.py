@@ -132,7 +132,7 @@ def test_capability_and_previews_with_imaplib(client: imaplib.IMAP4) -> None:
     # Non-ASCII text goes in a literal to an IMAP4rev1 client (RFC 9051 §4.3).
     assert data[1] == (b"2 (PREVIEW {25}", "The café numbers are in.".encode())
     assert data[3] == b'3 (PREVIEW "Hello & welcome to the weekly news")'
-    assert data[4] == b'4 (PREVIEW "")'  # no text part: empty, not NIL (RFC 8970 §3.2)
+    assert data[4] == b'4 (PREVIEW "")'  # no text part: empty, not NIL (RFC 8970)
     typ, data = client.fetch("1", "(UID PREVIEW (LAZY) FLAGS)")
     assert typ == "OK" and b'PREVIEW "Shall we meet at noon?"' in data[0]
     assert b"\\Seen" not in data[0]  # PREVIEW is no body fetch: \Seen stays unset
@@ -181,7 +181,7 @@ def test_previews_come_from_the_structure_not_the_body(
 def test_messages_stored_before_previews(
     server: ServerThread, raw_client: Raw, reads: list[tuple[Any, ...]]
 ) -> None:
-    """A structure stored before previews were: LAZY answers NIL (RFC 8970 §3.1, the
+    """A structure stored before previews were: LAZY answers NIL (RFC 8970: the
     preview is not at hand); without LAZY it is made from the part of the body it needs."""
     messages = (SIMPLE_MESSAGE, MULTIPART_MESSAGE, IMAGE_ONLY)
     for message in messages:

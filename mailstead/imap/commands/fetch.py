@@ -314,7 +314,7 @@ def _render_small(session: Session, user_id: int, att: FetchAtt, m: _Message) ->
         case FetchItem.BODYSTRUCTURE:
             return b"BODYSTRUCTURE " + wire_bytes(structure.bodystructure)
         case FetchItem.PREVIEW:
-            # RFC 8970 §3.2: nstring; NIL only for LAZY when no preview is at hand (a
+            # RFC 8970: an nstring; NIL only for LAZY when no preview is at hand (a
             # structure stored before previews were); "" when the message has no text.
             text = structure.preview if structure.preview is not None else m.preview
             if text is None and not att.lazy:

@@ -57,7 +57,7 @@ _SECTIONED = {
 class FetchAtt:
     """One requested item; ``section`` for BODY[...] and BINARY[...], ``part`` the
     ``<origin.count>`` partial, ``peek`` for the .PEEK forms that leave \\Seen alone,
-    ``lazy`` for PREVIEW (LAZY) (RFC 8970 §3.1: NIL when no preview is at hand)."""
+    ``lazy`` for PREVIEW (LAZY) (RFC 8970: NIL when no preview is at hand)."""
 
     item: FetchItem
     section: Section | None = None
@@ -150,9 +150,10 @@ def _partial(r: Reader) -> tuple[int, int] | None:
 
 
 def _preview_modifiers(r: Reader) -> bool:
-    """RFC 8970 §5: ``"PREVIEW" [SP "(" preview-mod *(SP preview-mod) ")"]``, preview-mod =
-    "LAZY"; returns whether LAZY was given. A list after PREVIEW that does not open with a
-    preview-mod is left alone: it is the FETCH command's modifiers (RFC 4466 §2.4)."""
+    """RFC 8970 formal syntax: ``"PREVIEW" [SP "(" preview-mod *(SP preview-mod) ")"]``,
+    preview-mod = "LAZY"; returns whether LAZY was given. A list after PREVIEW that does not
+    open with a preview-mod is left alone: it is the FETCH command's modifiers (RFC 4466
+    §2.4)."""
     if r.peek(2) != b" (" or r.data[r.pos + 2 : r.pos + 6].upper() != b"LAZY":
         return False
     r.sp()
