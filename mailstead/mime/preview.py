@@ -227,7 +227,13 @@ def _preview_of(raw: bytes, part: Part) -> str:
     if part.content_subtype == "html":
         parser = _HTMLText(out)
         for piece in _text_pieces(raw, part):
-            parser.feed(piece)
+            try:
+                parser.feed(piece)
+            except AssertionError:
+                # html.parser's way to reject a malformed marked section or declaration
+                # ("<![foo[", "<![ x"): it cannot go on, and the text before it is the
+                # preview.
+                break
             if out.full:
                 break
         # No close(): it would flush an unfinished tag at the end ("<a href=...") as text.

@@ -90,6 +90,22 @@ def test_html_unfinished_tag_at_the_end_is_not_text() -> None:
     assert _preview(_message(page, "text/html")) == "Text"
 
 
+@pytest.mark.parametrize(
+    ("page", "expected"),
+    [
+        (b"<p>a</p><![foo[ x ]]><p>b</p>", "a"),  # html.parser gives up here
+        (b"<p>a</p><![ bar", "a"),
+        (b"<p>a</p><![if !vml]>v<![endif]><p>b", "a v b"),  # Outlook's marked sections
+        (b"<p>a</p><![CDATA[zz]]><p>b", "a b"),
+        (b"<p>a</p><!1 x>b", "a b"),
+        (b"a<?php echo 1 ?>b</?x>c", "abc"),
+        (b"<p>a &#0; &#x110000; &bogus; &amp b", "a \ufffd \ufffd &bogus; & b"),
+    ],
+)
+def test_malformed_html_never_fails(page: bytes, expected: str) -> None:
+    assert _preview(_message(page, "text/html")) == expected
+
+
 def test_plain_part_is_preferred_to_an_earlier_html_part() -> None:
     raw = (b"Subject: alt\r\nMIME-Version: 1.0\r\n"
            b"Content-Type: multipart/alternative; boundary=b\r\n\r\n"
@@ -206,3 +222,18 @@ def test_text_in_pieces_reads_as_one(text: str, cuts: list[int]) -> None:
         pieces.add(text[start:end])
     assert pieces.result() == whole.result()
     _clean(whole.result())
+
+
+_FRAGMENTS = st.sampled_from([
+    "<![foo[", "<![", "]]>", "<!--", "-->", "<!", "<?", "</", "<", ">", "&", "&#", "&#x;",
+    "&amp;", "<script>", "</script>", "<style>", "<head>", "</head>", "<body>", "<p>",
+    "<a href='", "\"", "\x00", "\x1b", "\u202e", "\r\n", " ",
+])
+
+
+@given(pieces=st.lists(st.one_of(_FRAGMENTS, st.text(max_size=20)), max_size=60))
+def test_any_markup_gives_a_clean_preview(pieces: list[str]) -> None:
+    """Broken markup of every kind html.parser meets in mail: never an error, always a
+    clean preview (with the sanity flag on, a failure inside would raise here)."""
+    page = "".join(pieces).encode("utf-8", "surrogatepass")
+    _clean(_preview(_message(page, "text/html; charset=utf-8")))
