@@ -103,7 +103,7 @@ def _dumps(value: object) -> bytes:
 
 
 def _load_document(data: bytes | str) -> dict[str, Any]:
-    """Decode a whole JSON document: a version 1 structure or a version 2 tree segment.
+    """Decode a whole JSON document: a version 1 structure or a version 2/3 tree segment.
 
     The one place the slow path decodes everything, so a test can prove the fast readers
     never come here."""
@@ -184,11 +184,11 @@ def _read_layout(data: bytes) -> tuple[_Layout, int, tuple[int, ...]] | None:
 class StoredStructure:
     """One message's stored structure, read lazily: each field decodes only what it needs.
 
-    Field names are ParsedMessage's. For a version 2 structure the fast readers (envelope,
-    body, bodystructure, header_end, top_headers and the SEARCH fields) slice their segment
-    and never decode the part tree; ``parsed`` builds the whole tree, for body sections,
-    BINARY and part-level searches. A version 1 structure decodes its whole document once
-    and answers every field from it.
+    Field names are ParsedMessage's. For a version 2 or 3 structure the fast readers
+    (envelope, body, bodystructure, header_end, top_headers, the SEARCH fields and, in
+    version 3, preview) slice their segment and never decode the part tree; ``parsed``
+    builds the whole tree, for body sections, BINARY and part-level searches. A version 1
+    structure decodes its whole document once and answers every field from it.
     """
 
     def __init__(self, data: bytes) -> None:
@@ -205,7 +205,7 @@ class StoredStructure:
         return len(self._data)
 
     def _segment(self, index: int) -> bytes:
-        """One segment of a version 2 structure, by its index (``_ENVELOPE`` ...)."""
+        """One segment of a version 2 or 3 structure, by its index (``_ENVELOPE`` ...)."""
         return self._data[self._bounds[index] : self._bounds[index + 1]]
 
     @cached_property
