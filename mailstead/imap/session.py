@@ -109,6 +109,7 @@ EXTENSIONS = (
     "QRESYNC",
     "SAVEDATE",  # RFC 8514
     "OBJECTID",  # RFC 8474
+    "PREVIEW",  # RFC 8970
     "QUOTA=RES-STORAGE",  # RFC 9208 §5.1
 )
 #: Command capabilities advertised only where they apply (decided in ``capabilities``).

@@ -30,7 +30,7 @@ from typing import Any
 
 from mailstead.core import sanity
 from mailstead.mime import imap_views as views
-from mailstead.mime import presented, rfc822
+from mailstead.mime import presented, preview, rfc822
 
 MAX_DEPTH = 100  # nesting cap: deeper multiparts/messages are stored as opaque leaves
 MAX_PARTS = 10_000  # total part cap for one message, leaves included (Dovecot's too)
@@ -107,6 +107,9 @@ class ParsedMessage:
     bcc: tuple[str, ...] = ()
     in_reply_to: str | None = None
     references: str | None = None
+    # RFC 8970 PREVIEW text (``mime/preview.py``), made here once; None in a structure
+    # stored before previews were (it is then made from the body when asked for).
+    preview: str | None = None
 
 
 # --- scanning ------------------------------------------------------------------------------
@@ -606,6 +609,7 @@ def parse_message(raw: bytes) -> ParsedMessage:
     flag on (as under test), raises instead."""
     try:
         parsed = _parse(raw)
+        parsed = dataclasses.replace(parsed, preview=preview.preview_text(raw, parsed.root))
         if not presented.has_nul_parts(parsed.root):
             return parsed
         # BODY and BODYSTRUCTURE describe the message as BODY sections present it: parts
@@ -635,6 +639,7 @@ def _fallback(raw: bytes) -> ParsedMessage:
         envelope=f"({nil})",
         body=body,
         bodystructure=body[:-1] + " NIL NIL NIL NIL)",
+        preview=preview.preview_text(raw, root),
     )
 
 

@@ -7,26 +7,32 @@ message list asks for ENVELOPE of 10,000 messages; SEARCH FROM wants the sender)
 layout puts those fields where a reader can slice them out without decoding the part tree.
 Change the layout here, next to the readers that depend on it, and give it a new version.
 
-Layout version 2 (written by :func:`encode`)::
+Layout version 3 (written by :func:`encode`)::
 
-    v2 <header end> <end 1> <end 2> <end 3> <end 4> <end 5>\\n
+    v3 <header end> <end 1> <end 2> <end 3> <end 4> <end 5> <end 6>\\n
     ENVELOPE octets | BODY octets | BODYSTRUCTURE octets | top headers JSON | search JSON
-    | tree JSON
+    | tree JSON | PREVIEW text
 
-The first line is ASCII of a fixed length (105 octets): the version, then six numbers of 16
-hexadecimal digits: the root's header end (an offset into the message), and where each of
-the first five segments ends (offsets into the stored octets; the first segment starts right
-after the line, each next one where the previous ends, and the tree runs to the end). Fixed
+The first line is ASCII of a fixed length (122 octets): the version, then seven numbers of
+16 hexadecimal digits: the root's header end (an offset into the message), and where each of
+the first six segments ends (offsets into the stored octets; the first segment starts right
+after the line, each next one where the previous ends, and the last runs to the end). Fixed
 width hexadecimal keeps the row readable and lets one ``bytes.fromhex`` and one
-``struct.unpack`` read all six numbers: the line is read for every message a FETCH or SEARCH
+``struct.unpack`` read all the numbers: the line is read for every message a FETCH or SEARCH
 touches.
 
 ENVELOPE, BODY and BODYSTRUCTURE are the exact IMAP wire octets (``imap_views.wire_bytes``),
 so a reader decodes a slice and nothing else. The top headers are the message's own header
 index (``[[name, start, end], ...]``: HEADER.FIELDS and THREADID answer from it), the search
-JSON holds the SEARCH fields (subject, from, to, cc, bcc, date), and the tree JSON holds the
+JSON holds the SEARCH fields (subject, from, to, cc, bcc, date), the tree JSON holds the
 rest: size, Message-ID, In-Reply-To, References and the part tree (whose root leaves out the
-headers already stored in the top headers segment).
+headers already stored in the top headers segment), and the PREVIEW text is the RFC 8970
+preview in UTF-8 (``mime/preview.py``; a message list asks for it beside ENVELOPE).
+
+Version 2 (older rows, still read) is version 3 without the PREVIEW segment: ``v2`` and six
+numbers (105 octets), the tree running to the end. Every segment keeps its index in both, so
+the readers differ only in the first line and in the PREVIEW segment, which version 2 rows
+do not have (``StoredStructure.preview`` is None).
 
 Version 1 (older rows, still read): one JSON document ``{"v": 1, "size": ..., "envelope":
 ..., "root": {...}}`` holding every field. Its writer put ENVELOPE, BODY and BODYSTRUCTURE
@@ -38,9 +44,11 @@ the whole document once. Rows keep the version they were written in.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import struct
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
 from typing import Any
@@ -49,12 +57,30 @@ from mailstead.mime.imap_views import wire_bytes
 from mailstead.mime.parse import ParsedMessage, Part
 
 #: The layout :func:`encode` writes.
-VERSION = 2
-_MAGIC = b"v2 "
-#: The six numbers of the first line, as the octets ``bytes.fromhex`` makes of their digits.
-_NUMBERS = struct.Struct(">6Q")
-#: "v2 ", then six numbers of 16 hexadecimal digits, each followed by a space or the newline.
-_FIRST_LINE = len(_MAGIC) + 6 * 17
+VERSION = 3
+
+
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    """One segmented layout version: its magic and the numbers of its first line."""
+
+    version: int
+    numbers: struct.Struct  # the first line's numbers, from the octets of their digits
+
+    @property
+    def magic(self) -> bytes:
+        return b"v%d " % self.version
+
+    @property
+    def first_line(self) -> int:
+        """The magic, then the numbers of 16 hexadecimal digits, each followed by a space
+        or the newline."""
+        return len(self.magic) + 17 * (self.numbers.size // 8)
+
+
+_V2 = _Layout(2, struct.Struct(">6Q"))
+_V3 = _Layout(3, struct.Struct(">7Q"))
+_LAYOUTS = {layout.magic: layout for layout in (_V2, _V3)}
 
 _DECODER = json.JSONDecoder()
 
@@ -66,6 +92,8 @@ _V1_ROOT = re.compile(rb',"root":\{"hs":\d+,"he":(\d+),')
 
 #: Version 2 segments, in their order: index into the bounds ``_read_layout`` returns.
 _ENVELOPE, _BODY, _BODYSTRUCTURE, _TOP_HEADERS, _SEARCH, _TREE = range(6)
+#: The segment version 3 adds after them.
+_PREVIEW = 6
 
 
 def _dumps(value: object) -> bytes:
@@ -75,7 +103,7 @@ def _dumps(value: object) -> bytes:
 
 
 def _load_document(data: bytes | str) -> dict[str, Any]:
-    """Decode a whole JSON document: a version 1 structure or a version 2 tree segment.
+    """Decode a whole JSON document: a version 1 structure or a version 2/3 tree segment.
 
     The one place the slow path decodes everything, so a test can prove the fast readers
     never come here."""
@@ -86,7 +114,7 @@ def _load_document(data: bytes | str) -> dict[str, Any]:
 
 
 def encode(parsed: ParsedMessage) -> bytes:
-    """The octets the store keeps for ``parsed`` (layout version 2, described above)."""
+    """The octets the store keeps for ``parsed`` (layout version 3, described above)."""
     envelope = wire_bytes(parsed.envelope)
     body = wire_bytes(parsed.body)
     bodystructure = wire_bytes(parsed.bodystructure)
@@ -112,13 +140,15 @@ def encode(parsed: ParsedMessage) -> bytes:
             "root": root,
         }
     )
+    preview = (parsed.preview or "").encode("utf-8", "surrogatepass")
+    segments = (envelope, body, bodystructure, top_headers, search, tree, preview)
     ends = []
-    offset = _FIRST_LINE
-    for segment in (envelope, body, bodystructure, top_headers, search):
+    offset = _V3.first_line
+    for segment in segments[:-1]:
         offset += len(segment)
         ends.append(offset)
-    first = b"v2 %016x %016x %016x %016x %016x %016x\n" % (parsed.root.header_end, *ends)
-    return b"".join((first, envelope, body, bodystructure, top_headers, search, tree))
+    numbers = " ".join(f"{n:016x}" for n in (parsed.root.header_end, *ends))
+    return b"".join((_V3.magic, numbers.encode("ascii"), b"\n", *segments))
 
 
 def decode(data: bytes) -> ParsedMessage:
@@ -126,45 +156,48 @@ def decode(data: bytes) -> ParsedMessage:
     return StoredStructure(data).parsed
 
 
-def _read_layout(data: bytes) -> tuple[int, tuple[int, ...]] | None:
-    """(root header end, segment bounds) of a version 2 structure, where segment ``i`` spans
-    ``bounds[i]:bounds[i + 1]``; None for a version 1 JSON document.
+def _read_layout(data: bytes) -> tuple[_Layout, int, tuple[int, ...]] | None:
+    """(layout, root header end, segment bounds) of a version 2 or 3 structure, where
+    segment ``i`` spans ``bounds[i]:bounds[i + 1]``; None for a version 1 JSON document.
 
     Raises ValueError for octets that are neither (a corrupt row must not be read as some
     other message's fields)."""
-    if not data.startswith(_MAGIC):
+    layout = _LAYOUTS.get(data[:3])
+    if layout is None:
         if data[:1] == b"{":
             return None
         raise ValueError("not a stored structure")
-    if data[_FIRST_LINE - 1 : _FIRST_LINE] != b"\n":
-        raise ValueError("not a version 2 stored structure")
+    first = layout.first_line
+    if data[first - 1 : first] != b"\n":
+        raise ValueError("not a segmented stored structure")
     try:
-        digits = data[len(_MAGIC) : _FIRST_LINE - 1].decode("ascii")
-        header_end, *ends = _NUMBERS.unpack(bytes.fromhex(digits))
+        digits = data[len(layout.magic) : first - 1].decode("ascii")
+        header_end, *ends = layout.numbers.unpack(bytes.fromhex(digits))
     except (ValueError, struct.error):
-        raise ValueError("not a version 2 stored structure") from None
-    bounds = (_FIRST_LINE, *ends, len(data))
-    if not _FIRST_LINE <= ends[0] <= ends[1] <= ends[2] <= ends[3] <= ends[4] <= len(data):
-        raise ValueError("not a version 2 stored structure")
-    return header_end, bounds
+        raise ValueError("not a segmented stored structure") from None
+    bounds = (first, *ends, len(data))
+    if any(a > b for a, b in itertools.pairwise(bounds)):
+        raise ValueError("not a segmented stored structure")
+    return layout, header_end, bounds
 
 
 class StoredStructure:
     """One message's stored structure, read lazily: each field decodes only what it needs.
 
-    Field names are ParsedMessage's. For a version 2 structure the fast readers (envelope,
-    body, bodystructure, header_end, top_headers and the SEARCH fields) slice their segment
-    and never decode the part tree; ``parsed`` builds the whole tree, for body sections,
-    BINARY and part-level searches. A version 1 structure decodes its whole document once
-    and answers every field from it.
+    Field names are ParsedMessage's. For a version 2 or 3 structure the fast readers
+    (envelope, body, bodystructure, header_end, top_headers, the SEARCH fields and, in
+    version 3, preview) slice their segment and never decode the part tree; ``parsed``
+    builds the whole tree, for body sections, BINARY and part-level searches. A version 1
+    structure decodes its whole document once and answers every field from it.
     """
 
     def __init__(self, data: bytes) -> None:
         """Raises ValueError when ``data`` is in no known layout."""
         self._data = data
-        layout = _read_layout(data)
-        self._v2 = layout is not None
-        self._header_end, self._bounds = layout if layout is not None else (0, ())
+        found = _read_layout(data)
+        self._layout = found[0] if found is not None else None
+        self._v2 = found is not None  # segmented: version 2 or later
+        self._header_end, self._bounds = found[1:] if found is not None else (0, ())
 
     @property
     def encoded_size(self) -> int:
@@ -172,7 +205,7 @@ class StoredStructure:
         return len(self._data)
 
     def _segment(self, index: int) -> bytes:
-        """One segment of a version 2 structure, by its index (``_ENVELOPE`` ...)."""
+        """One segment of a version 2 or 3 structure, by its index (``_ENVELOPE`` ...)."""
         return self._data[self._bounds[index] : self._bounds[index + 1]]
 
     @cached_property
@@ -221,7 +254,15 @@ class StoredStructure:
     @property
     def version(self) -> int:
         """The layout version the structure was written in."""
-        return VERSION if self._v2 else 1
+        return self._layout.version if self._layout is not None else 1
+
+    @property
+    def preview(self) -> str | None:
+        """The RFC 8970 preview made at delivery, a slice of its own segment; None for a
+        structure stored before previews were (versions 1 and 2)."""
+        if self._layout is not _V3:
+            return None
+        return self._segment(_PREVIEW).decode("utf-8", "replace")
 
     @property
     def envelope(self) -> str:
@@ -343,6 +384,7 @@ class StoredStructure:
             bcc=self.bcc,
             in_reply_to=doc.get("in_reply_to"),
             references=doc.get("references"),
+            preview=self.preview,
         )
 
 

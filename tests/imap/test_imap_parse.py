@@ -353,6 +353,37 @@ def test_fetch_items() -> None:
     assert parse(b"a FETCH 1 BODY[]").args.items[0].sets_seen
 
 
+@pytest.mark.parametrize(
+    ("line", "lazy", "changed_since"),
+    [
+        (b"a FETCH 1 PREVIEW", [False], None),
+        (b"a FETCH 1 (PREVIEW (LAZY) UID)", [True, False], None),
+        (b"a FETCH 1 preview (lazy)", [True], None),
+        (b"a FETCH 1 (UID PREVIEW (LAZY LAZY))", [False, True], None),
+        # Not a preview-mod: the command's own modifiers (RFC 4466 §2.4).
+        (b"a FETCH 1 PREVIEW (CHANGEDSINCE 3)", [False], 3),
+        (b"a FETCH 1 (PREVIEW (LAZY)) (CHANGEDSINCE 3)", [True], 3),
+    ],
+)
+def test_fetch_preview(line: bytes, lazy: list[bool], changed_since: int | None) -> None:
+    """RFC 8970 formal syntax: fetch-att =/ "PREVIEW" [SP "(" preview-mod *(SP preview-mod) ")"]."""
+    args = parse(line).args
+    assert isinstance(args, Fetch)
+    assert [i.lazy for i in args.items] == lazy
+    assert args.changed_since == changed_since
+    preview = next(i for i in args.items if i.item is FetchItem.PREVIEW)
+    assert preview.response_name() == "PREVIEW" and not preview.sets_seen
+
+
+@pytest.mark.parametrize(
+    "line", [b"a FETCH 1 (PREVIEW (LAZY FOO))", b"a FETCH 1 (PREVIEW (LAZYX))",
+             b"a FETCH 1 (PREVIEW (LAZY)", b"a FETCH 1 (PREVIEW ())", b"a FETCH 1 PREVIEW[]"],
+)
+def test_fetch_preview_refused(line: bytes) -> None:
+    with pytest.raises(ParseError):
+        parse(line)
+
+
 def test_store_and_copy() -> None:
     args = parse(b"a STORE 2:4 -FLAGS.SILENT (\\seen $Junk)").args
     assert args == Store(SequenceSet(((2, 4),)), FlagMode.REMOVE, True, ("\\Seen", "$Junk"))

@@ -1,8 +1,11 @@
-"""FETCH and UID FETCH (RFC 9051 §6.4.5, §6.4.9; RFC 3516 BINARY; RFC 9394 PARTIAL).
+"""FETCH and UID FETCH (RFC 9051 §6.4.5, §6.4.9; RFC 3516 BINARY; RFC 9394 PARTIAL; RFC
+8970 PREVIEW).
 
-Everything comes from what ``mime/`` stored at delivery (ENVELOPE, BODY, BODYSTRUCTURE and the
-part offsets); the message bytes are read only for body sections, and only the header when
-that is all a request needs. EXPUNGE is never sent during FETCH (the session holds it back).
+Everything comes from what ``mime/`` stored at delivery (ENVELOPE, BODY, BODYSTRUCTURE,
+PREVIEW and the part offsets); the message bytes are read only for body sections, and only
+the header when that is all a request needs. EXPUNGE is never sent during FETCH (the session
+holds it back). The one exception: a message stored before previews were made has its
+preview made from the body when PREVIEW is asked for without LAZY (with LAZY: NIL).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from mailstead.imap.parse.primitives import SequenceSet
 from mailstead.imap.replies import Disconnect, Reply, bad, done, no
 from mailstead.imap.selected import uid_ranges
 from mailstead.imap.states import Selected
-from mailstead.mime import presented
+from mailstead.mime import presented, preview
 from mailstead.mime.imap_views import (
     PartDecoder,
     decoded_header,
@@ -46,7 +49,9 @@ _DRAIN_EVERY = 256 * 1024
 _BATCH = 1024  # messages whose structures are read in one store query (get_structures)
 _READ_BATCH = 64  # message bodies read concurrently (store read threads)
 _BODY_BYTES = 16 * 1024 * 1024  # whole bodies held at once by one FETCH (a bigger one alone)
-_STRUCTURE_ITEMS = frozenset({FetchItem.ENVELOPE, FetchItem.BODY, FetchItem.BODYSTRUCTURE})
+_STRUCTURE_ITEMS = frozenset(
+    {FetchItem.ENVELOPE, FetchItem.BODY, FetchItem.BODYSTRUCTURE, FetchItem.PREVIEW}
+)
 _HEADER_ONLY_SECTIONS = frozenset(
     {SectionText.HEADER, SectionText.HEADER_FIELDS, SectionText.HEADER_FIELDS_NOT}
 )
@@ -186,6 +191,7 @@ class _Message:
     savedate: datetime | None = None
     streamed: bool = False  # bodies are _Span pieces, sent from the store
     shown: tuple[bytes, ParsedMessage] | None = None  # see body_view
+    preview: str | None = None  # made at FETCH for a structure stored without one
 
     def body_view(self) -> tuple[bytes, ParsedMessage]:
         """The octets and structure BODY sections, RFC822 and RFC822.HEADER/TEXT are cut
@@ -307,6 +313,13 @@ def _render_small(session: Session, user_id: int, att: FetchAtt, m: _Message) ->
             return b"BODY " + wire_bytes(structure.body)
         case FetchItem.BODYSTRUCTURE:
             return b"BODYSTRUCTURE " + wire_bytes(structure.bodystructure)
+        case FetchItem.PREVIEW:
+            # RFC 8970: an nstring; NIL only for LAZY when no preview is at hand (a
+            # structure stored before previews were); "" when the message has no text.
+            text = structure.preview if structure.preview is not None else m.preview
+            if text is None and not att.lazy:
+                raise AssertionError("PREVIEW rendered without the preview made for it")
+            return b"PREVIEW " + response.nstring(text, utf8=session.utf8)
     raw = _loaded(m.raw)
     match att.item:
         case FetchItem.THREADID:  # RFC 8474 §5.2
@@ -342,6 +355,15 @@ def _streams(meta: MessageMeta, structure: StoredStructure | None, stream: bool)
     from the whole message, ``_Message.body_view``)."""
     return (stream and meta.size >= _STREAM_FROM and structure is not None
             and not structure.has_nul_parts)
+
+
+async def _made_preview(store: Messages, meta: MessageMeta, structure: StoredStructure) -> str:
+    """The preview of a message whose structure was stored without one (before RFC 8970
+    support): made from the part of the body it needs, off the event loop."""
+    root = (await asyncio.to_thread(lambda: structure.parsed)).root
+    end = preview.source_end(root)
+    raw = await store.read_blob(meta.blob_id, 0, end) if end else b""
+    return await asyncio.to_thread(preview.preview_text, raw, root)
 
 
 async def _load_chunk(
@@ -551,6 +573,7 @@ async def fetch(session: Session, cmd: Command[Fetch], selected: Selected) -> Re
     ]
     need_structure, need_raw = _needs(items)
     flags_asked = _has(items, FetchItem.FLAGS)
+    preview_now = any(i.item is FetchItem.PREVIEW and not i.lazy for i in items)
     user_id = selected.user.id
     written = 0
     stream = need_raw == "all" and _streamable(items)
@@ -575,6 +598,11 @@ async def fetch(session: Session, cmd: Command[Fetch], selected: Selected) -> Re
                 modseq_now.get(uid, 0), saved.get(meta.uid),
                 streamed=_streams(meta, structure, stream),
             )
+            if preview_now and structure is not None and structure.preview is None:
+                try:
+                    message.preview = await _made_preview(store, meta, structure)
+                except NotFound:
+                    continue  # body gone under us: reported as EXPUNGEISSUED below
             shown = items
             if uid in seen_changed:
                 # RFC 9051 §6.4.5: the implicit \Seen change is reported in the same FETCH.

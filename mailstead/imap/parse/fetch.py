@@ -1,5 +1,5 @@
 """FETCH attribute grammar (RFC 9051 §6.4.5, RFC 3516 BINARY, RFC 7162 MODSEQ, RFC 8474
-EMAILID/THREADID, RFC 8514 SAVEDATE)."""
+EMAILID/THREADID, RFC 8514 SAVEDATE, RFC 8970 PREVIEW)."""
 
 from __future__ import annotations
 
@@ -30,9 +30,10 @@ class FetchItem(StrEnum):
     THREADID = "THREADID"
     BINARY = "BINARY"
     BINARY_SIZE = "BINARY.SIZE"
+    PREVIEW = "PREVIEW"
 
 
-_SIMPLE = frozenset(FetchItem) - {FetchItem.BINARY, FetchItem.BINARY_SIZE}
+_SIMPLE = frozenset(FetchItem) - {FetchItem.BINARY, FetchItem.BINARY_SIZE, FetchItem.PREVIEW}
 _BY_NAME = {item.value: item for item in FetchItem}
 # RFC 9051 §6.4.5 macros; they may only appear alone.
 MACROS: dict[str, tuple[FetchItem, ...]] = {
@@ -55,12 +56,14 @@ _SECTIONED = {
 @dataclass(frozen=True, slots=True)
 class FetchAtt:
     """One requested item; ``section`` for BODY[...] and BINARY[...], ``part`` the
-    ``<origin.count>`` partial, ``peek`` for the .PEEK forms that leave \\Seen alone."""
+    ``<origin.count>`` partial, ``peek`` for the .PEEK forms that leave \\Seen alone,
+    ``lazy`` for PREVIEW (LAZY) (RFC 8970: NIL when no preview is at hand)."""
 
     item: FetchItem
     section: Section | None = None
     part: tuple[int, int] | None = None
     peek: bool = False
+    lazy: bool = False
 
     @property
     def sets_seen(self) -> bool:
@@ -146,6 +149,25 @@ def _partial(r: Reader) -> tuple[int, int] | None:
     return origin, count
 
 
+def _preview_modifiers(r: Reader) -> bool:
+    """RFC 8970 formal syntax: ``"PREVIEW" [SP "(" preview-mod *(SP preview-mod) ")"]``,
+    preview-mod = "LAZY"; returns whether LAZY was given. A list after PREVIEW that does not
+    open with a preview-mod is left alone: it is the FETCH command's modifiers (RFC 4466
+    §2.4)."""
+    if r.peek(2) != b" (" or r.data[r.pos + 2 : r.pos + 6].upper() != b"LAZY":
+        return False
+    r.sp()
+    r.open_paren()
+    while True:
+        if not r.skip(b"LAZY") or r.peek() not in (b" ", b")"):
+            raise r.error("PREVIEW modifiers are LAZY only")
+        if r.peek() == b")":
+            break
+        r.sp()
+    r.close_paren()
+    return True
+
+
 def fetch_att(r: Reader) -> FetchAtt:
     start = r.pos
     while not r.at_end() and r.peek() not in (b" ", b")", b"[", b"<"):
@@ -156,6 +178,8 @@ def fetch_att(r: Reader) -> FetchAtt:
         section = _section(r, binary=item is not FetchItem.BODY)
         part = None if item is FetchItem.BINARY_SIZE else _partial(r)
         return FetchAtt(item, section, part, word.endswith(".PEEK"))
+    if word == FetchItem.PREVIEW.value:
+        return FetchAtt(FetchItem.PREVIEW, lazy=_preview_modifiers(r))
     simple = _BY_NAME.get(word)
     if simple is not None and simple in _SIMPLE:
         return FetchAtt(simple)

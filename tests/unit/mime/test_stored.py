@@ -112,13 +112,10 @@ def document_decodes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return calls
 
 
-# --- layout version 2 ------------------------------------------------------------------------
+# --- layout versions 3 and 2 ------------------------------------------------------------------
 
-
-def test_layout_version_2_octet_for_octet() -> None:
-    """The layout the module docstring describes: a fixed-length first line of offsets, the
-    wire strings as they are, the small JSON segments, and the part tree last."""
-    assert stored.encode(parse_message(SMALL)) == (
+#: SMALL as the version 2 writer stored it (before PREVIEW): rows like it are still read.
+SMALL_V2 = (
         b"v2 0000000000000024 00000000000000d5 000000000000010f 0000000000000159"
         b" 000000000000017a 00000000000001c8\n"
         b'(NIL "hi" (("Ann" NIL "a" "x.org")) (("Ann" NIL "a" "x.org"))'
@@ -130,7 +127,37 @@ def test_layout_version_2_octet_for_octet() -> None:
         b'{"size":42,"message_id":null,"in_reply_to":null,"references":null,"root":'
         b'{"hs":0,"he":36,"bs":36,"be":42,"type":"text","subtype":"plain","enc":"7bit",'
         b'"lines":1}}'
+)
+
+
+def test_layout_version_3_octet_for_octet() -> None:
+    """The layout the module docstring describes: a fixed-length first line of offsets, the
+    wire strings as they are, the small JSON segments, the part tree, and the preview text
+    last: version 2's segments, each where it was, and one more."""
+    v2_first_line = 105
+    assert stored.encode(parse_message(SMALL)) == (
+        b"v3 0000000000000024 00000000000000e6 0000000000000120 000000000000016a"
+        b" 000000000000018b 00000000000001d9 000000000000027a\n"
+        + SMALL_V2[v2_first_line:] + b"body"
     )
+
+
+def test_version_2_rows_still_read_without_a_preview(document_decodes: list[int]) -> None:
+    old = StoredStructure(SMALL_V2)
+    assert old.version == 2
+    assert old.preview is None  # made from the body when asked for (FETCH PREVIEW)
+    assert _fields(old) == _fields(parse_message(SMALL))
+    assert old.has_nul_parts is False
+    assert document_decodes == []
+    assert old.parsed == dataclasses.replace(parse_message(SMALL), preview=None)
+
+
+def test_the_preview_is_sliced_from_its_segment(document_decodes: list[int]) -> None:
+    raw = "Subject: x\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nGrüße  aus\r\n  Köln\r\n"
+    fresh = StoredStructure(stored.encode(parse_message(raw.encode())))
+    assert fresh.version == 3
+    assert fresh.preview == "Grüße aus Köln"
+    assert document_decodes == []
 
 
 def test_fast_fields_of_a_fresh_structure_skip_the_document(document_decodes: list[int]) -> None:
@@ -159,6 +186,7 @@ def test_any_header_text(subject: str, name: str) -> None:
 
 
 _LINE = b"v2 " + b" ".join(b"%016x" % n for n in (0, 105, 106, 107, 108, 109)) + b"\n"
+_LINE3 = b"v3 " + b" ".join(b"%016x" % n for n in (0, 122, 123, 124, 125, 126, 127)) + b"\n"
 
 
 @pytest.mark.parametrize(
@@ -172,9 +200,15 @@ _LINE = b"v2 " + b" ".join(b"%016x" % n for n in (0, 105, 106, 107, 108, 109)) +
         _LINE.replace(b" 0000000000000069", b"0 000000000000069") + b"xxxxx",  # moved
         _LINE.replace(b"000000000000006b", b"0000000000000068") + b"xxxxx",  # going back
         _LINE + b"xxx",  # truncated: the segments end at 109, after the 108 octets stored
+        _LINE3[:-1] + b" ",
+        _LINE3.replace(b"000000000000007f", b"000000000000007x") + b"xxxxxx",  # not hex
+        _LINE3.replace(b"000000000000007e", b"0000000000000079") + b"xxxxxx",  # going back
+        _LINE3 + b"xxxx",  # truncated
+        b"v2" + _LINE3[2:],  # a version 3 line under the version 2 magic
     ],
     ids=["empty", "other-magic", "short-line", "no-newline", "not-hex", "misaligned",
-         "backwards", "truncated"],
+         "backwards", "truncated", "v3-no-newline", "v3-not-hex", "v3-backwards",
+         "v3-truncated", "v3-line-as-v2"],
 )
 def test_octets_in_no_known_layout_are_refused(data: bytes) -> None:
     assert StoredStructure(_LINE + b"BSTs").bodystructure == "S"  # the line before breaking
@@ -196,8 +230,10 @@ def test_version_1_rows_still_read(document_decodes: list[int]) -> None:
     assert old.version == 1
     assert _fields(old) == _fields(parse_message(V1_MESSAGE))
     assert document_decodes == [len(V1_ROW)]  # the whole document, once, for every field
-    assert old.parsed == parse_message(V1_MESSAGE)
-    assert stored.decode(V1_ROW) == parse_message(V1_MESSAGE)
+    expected = dataclasses.replace(parse_message(V1_MESSAGE), preview=None)  # before PREVIEW
+    assert old.preview is None
+    assert old.parsed == expected
+    assert stored.decode(V1_ROW) == expected
 
 
 def test_version_1_message_list_fields_skip_the_document(document_decodes: list[int]) -> None:
@@ -218,7 +254,7 @@ def test_version_1_with_its_keys_in_another_order_still_reads() -> None:
     doc = json.loads(_v1_row(parsed))
     shuffled = json.dumps(dict(reversed(list(doc.items())))).encode()
     assert _fields(StoredStructure(shuffled)) == _fields(parsed)
-    assert stored.decode(shuffled) == parsed
+    assert stored.decode(shuffled) == dataclasses.replace(parsed, preview=None)
 
 
 def _without_nul_flags(part: Part) -> Part:
@@ -232,12 +268,12 @@ def test_every_corpus_message_reads_the_same_from_either_version() -> None:
     with_nul = 0
     for path in MESSAGES:
         parsed = parse_message(path.read_bytes())
-        old = dataclasses.replace(parsed, root=_without_nul_flags(parsed.root))
+        old = dataclasses.replace(parsed, root=_without_nul_flags(parsed.root), preview=None)
         for data, expected in ((_v1_row(parsed), old), (stored.encode(parsed), parsed)):
             s = StoredStructure(data)
             assert _fields(s) == _fields(parsed), (path, s.version)
             assert s.parsed == expected, (path, s.version)
-            assert s.has_nul_parts == (s.version == 2 and presented.has_nul_parts(
+            assert s.has_nul_parts == (s.version == 3 and presented.has_nul_parts(
                 parsed.root)), (path, s.version)
         with_nul += presented.has_nul_parts(parsed.root)
     assert with_nul  # the corpus has parts holding a NUL: the flag is exercised
