@@ -43,6 +43,17 @@ def _utc(moment: datetime) -> float:
     return moment.timestamp()
 
 
+def _sent(date: datetime | None, arrival: float) -> float:
+    """The sent date of RFC 5256 §2.2: the Date: field, or the INTERNALDATE when it "cannot
+    be determined". A Date: before 1970 is taken as one that cannot: in practice it is
+    the year 2002 written "0102" by a mailer's Y2K bug, or a broken clock, and Dovecot
+    treats it so too (its sent date 0 falls back to the arrival)."""
+    if date is None:
+        return arrival
+    sent = _utc(date)
+    return sent if sent > 0 else arrival
+
+
 @dataclass(frozen=True, slots=True)
 class Sortable:
     """What SORT and THREAD read of one message, taken from its stored structure."""
@@ -79,7 +90,7 @@ class Sortable:
             seq=seq,
             uid=int(meta.uid),
             arrival=arrival,
-            sent=_utc(sent) if sent is not None else arrival,
+            sent=_sent(sent, arrival),
             size=meta.size,
             subject=extract(structure.subject or ""),
             from_mailbox=ascii_casemap(_first_mailbox(structure.from_addrs)),
