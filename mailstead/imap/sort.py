@@ -223,7 +223,7 @@ def references(messages: Sequence[Sortable]) -> list[Node]:
         _link(root, n)
     # Step 3: dummies without children go; a dummy's children move up to its place, except
     # to the root level when it has more than one.
-    _prune(root, top=True)
+    _prune(root)
     # Step 4: the root level by sent date (a dummy by its first child, sorted first).
     for n in root.children:
         if n.message is None:
@@ -253,21 +253,35 @@ def _message_node(by_id: dict[str, Node], message: Sortable) -> Node:
     return node
 
 
-def _prune(parent: Node, *, top: bool) -> None:
-    for child in list(parent.children):
-        _prune(child, top=False)
-        if child.message is not None:
-            continue
-        if not child.children:
-            _unlink(child)
-        elif not top or len(child.children) == 1:
-            at = parent.children.index(child)
-            grandchildren = list(child.children)
-            _unlink(child)
-            for g in grandchildren:
-                g.parent = parent
-            child.children = []
-            parent.children[at:at] = grandchildren
+def _descendants(root: Node) -> list[Node]:
+    """``root`` and every node under it, each parent before its children. Iterative: a
+    thread may be thousands of replies deep, deeper than Python's recursion limit."""
+    out = [root]
+    at = 0
+    while at < len(out):
+        out.extend(out[at].children)
+        at += 1
+    return out
+
+
+def _prune(root: Node) -> None:
+    """§5 step 3, children before their parents, so each sees its children final."""
+    for node in reversed(_descendants(root)):
+        kept: list[Node] = []
+        for child in node.children:
+            if child.message is not None:
+                kept.append(child)
+            elif not child.children:
+                child.parent = None
+            elif node is not root or len(child.children) == 1:
+                for grandchild in child.children:
+                    grandchild.parent = node
+                kept += child.children
+                child.children = []
+                child.parent = None
+            else:
+                kept.append(child)
+        node.children = kept
 
 
 def _gather_subjects(root: Node) -> None:
@@ -318,32 +332,39 @@ def _gather_subjects(root: Node) -> None:
             table[key] = dummy
 
 
-def _sort_tree(node: Node) -> None:
-    for child in node.children:
-        _sort_tree(child)
-    node.children.sort(key=_order)
+def _sort_tree(root: Node) -> None:
+    """§5 step 6: every set of siblings by sent date, the deepest first (a dummy is ordered
+    by its first child, so its children must be in order before it is placed)."""
+    for node in reversed(_descendants(root)):
+        node.children.sort(key=_order)
 
 
 def render_threads(roots: Sequence[Node], number: Callable[[Sortable], int]) -> str:
     """The THREAD response's data (RFC 5256 §4): ``(1 2 (3)(4 5))``; a dummy has no number
-    of its own, so its children show as a nested list."""
-    return "".join(_thread_list(n, number) for n in roots)
+    of its own, so its children show as a nested list. Built with a stack of what is still
+    to write (text, or a node as a thread-list or as thread-members), not by recursion.
 
-
-def _thread_list(node: Node, number: Callable[[Sortable], int]) -> str:
-    return "(" + _members(node, number) + ")"
-
-
-def _members(node: Node, number: Callable[[Sortable], int]) -> str:
-    # thread-members = nz-number *(SP nz-number) [SP thread-nested];
-    # thread-nested = 2*thread-list
-    if node.message is None:
+    thread-list = "(" (thread-members / thread-nested) ")";
+    thread-members = nz-number *(SP nz-number) [SP thread-nested];
+    thread-nested = 2*thread-list."""
+    out: list[str] = []
+    todo: list[str | tuple[bool, Node]] = [(True, n) for n in reversed(roots)]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, str):
+            out.append(item)
+            continue
+        as_list, node = item
+        if as_list:
+            out.append("(")
+            todo += [")", (False, node)]
+            continue
+        if node.message is not None:
+            out.append(str(number(node.message)))
+            if node.children:
+                out.append(" ")
         if len(node.children) == 1:
-            return _members(node.children[0], number)
-        return "".join(_thread_list(c, number) for c in node.children)
-    head = str(number(node.message))
-    if not node.children:
-        return head
-    if len(node.children) == 1:
-        return head + " " + _members(node.children[0], number)
-    return head + " " + "".join(_thread_list(c, number) for c in node.children)
+            todo.append((False, node.children[0]))
+        else:
+            todo += [(True, c) for c in reversed(node.children)]
+    return "".join(out)

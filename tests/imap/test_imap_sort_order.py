@@ -139,3 +139,26 @@ def test_ordered_subject_groups_by_base_subject() -> None:
     # The first (oldest) of a subject is the parent of the others; threads by that date.
     assert render(ordered_subject(ms)) == "(5)(3 (1)(6))(2 4)"
 
+
+
+def test_a_thread_deeper_than_the_recursion_limit() -> None:
+    """A long back-and-forth is one chain of replies: threading and writing it out must not
+    recurse once per level."""
+    depth = 5000
+    ms = [msg(1, mid="m1", subject="chain")] + [
+        msg(n, mid=f"m{n}", refs=(f"m{n - 2}", f"m{n - 1}")[-min(2, n - 1):],
+            subject="Re: chain")
+        for n in range(2, depth + 1)
+    ]
+    assert render(references(ms)) == "(" + " ".join(str(n) for n in range(1, depth + 1)) + ")"
+
+
+def test_nested_dummies_are_pruned_to_their_messages() -> None:
+    # 1 and 2 answer "b", which answers "a": neither "a" nor "b" is in the result. The
+    # dummy "b" under dummy "a" moves up; the root keeps one dummy for the two messages.
+    ms = [
+        msg(1, mid="c", refs=("a", "b"), subject="p"),
+        msg(2, mid="d", refs=("a", "b"), subject="q"),
+        msg(3, mid="e", refs=("c",), subject="Re: p"),
+    ]
+    assert render(references(ms)) == "((1 3)(2))"
