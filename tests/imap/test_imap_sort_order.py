@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
+
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mailstead.imap.basesubject import extract
 from mailstead.imap.parse.sort import Criterion, SortKey
@@ -162,3 +166,33 @@ def test_nested_dummies_are_pruned_to_their_messages() -> None:
         msg(3, mid="e", refs=("c",), subject="Re: p"),
     ]
     assert render(references(ms)) == "((1 3)(2))"
+
+
+_GRAPH = st.lists(
+    st.tuples(
+        st.integers(0, 12),  # Message-ID "m<n>", or none for 12
+        st.lists(st.integers(0, 11), max_size=4),  # References
+        st.sampled_from(["", "a", "Re: a", "b", "[l] b", "Fwd: b"]),
+        st.integers(0, 5),  # sent date
+    ),
+    max_size=25,
+)
+
+
+@given(_GRAPH)
+def test_every_message_appears_once_whatever_the_references(
+    graph: list[tuple[int, list[int], str, int]],
+) -> None:
+    """Duplicate IDs, loops, self-references, missing parents: each message found is in the
+    answer exactly once, under both algorithms."""
+    ms = [
+        msg(seq, mid=None if mid == 12 else f"m{mid}", refs=tuple(f"m{r}" for r in refs),
+            subject=subject, sent=float(sent))
+        for seq, (mid, refs, subject, sent) in enumerate(graph, start=1)
+    ]
+    for algorithm in (references, ordered_subject):
+        text = render(algorithm(ms))
+        numbers = sorted(int(n) for n in re.findall(r"\d+", text))
+        assert numbers == list(range(1, len(ms) + 1))
+        assert text.count("(") == text.count(")")
+        assert "()" not in text and "( " not in text and " )" not in text
