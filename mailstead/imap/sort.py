@@ -126,7 +126,7 @@ def sort_messages(messages: Sequence[Sortable], criteria: Sequence[Criterion]) -
 # --- THREAD ------------------------------------------------------------------------------
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Node:
     """A thread node: a message, or a dummy (``message`` None) standing for a referenced
     message that is not in the result, or grouping threads of one subject (§5)."""
@@ -286,7 +286,9 @@ def _prune(root: Node) -> None:
 
 def _gather_subjects(root: Node) -> None:
     """§5 step 5: a table of base subjects, preferring a dummy and then a message that is
-    not a reply or forward; then every other thread of that subject is merged into it."""
+    not a reply or forward; then every other thread of that subject is merged into it.
+    The root's list is rebuilt once at the end (removing from it one merge at a time
+    would cost its whole length per merge)."""
     table: dict[str, Node] = {}
     for n in root.children:
         first = n.first()
@@ -302,34 +304,46 @@ def _gather_subjects(root: Node) -> None:
             old_first is not None and old_first.subject.reply and not first.subject.reply
         ):
             table[key] = n
-    for n in list(root.children):
+    roots = list(root.children)
+    place = {id(n): i for i, n in enumerate(roots)}
+    gone: set[int] = set()  # ids of nodes no longer at the root
+
+    def adopt(parent: Node, child: Node) -> None:
+        """``child`` leaves the root for ``parent``."""
+        child.parent = parent
+        parent.children.append(child)
+        gone.add(id(child))
+
+    for n in list(roots):
         first = n.first()
-        if first is None or not first.subject.text:
+        if id(n) in gone or first is None or not first.subject.text:
             continue
         key = ascii_casemap(first.subject.text)
         other = table[key]
         if other is n:
             continue
         if other.message is None and n.message is None:
-            for c in list(n.children):
-                _link(other, c)
-            _unlink(n)
+            for c in n.children:
+                c.parent = other
+            other.children += n.children
+            n.children = []
+            gone.add(id(n))
         elif other.message is None:
-            _link(other, n)
+            adopt(other, n)
         elif n.message is None:
-            _link(n, other)
+            adopt(n, other)
             table[key] = n
         elif not other.message.subject.reply and n.message.subject.reply:
-            _link(other, n)
+            adopt(other, n)
         else:
-            dummy = Node()
-            at = root.children.index(other)
-            _unlink(other)
-            root.children.insert(at, dummy)
-            dummy.parent = root
-            _link(dummy, other)
-            _link(dummy, n)
+            dummy = Node(parent=root)
+            roots[place[id(other)]] = dummy
+            place[id(dummy)] = place[id(other)]
+            adopt(dummy, other)
+            adopt(dummy, n)
+            gone.discard(id(dummy))
             table[key] = dummy
+    root.children = [n for n in roots if id(n) not in gone]
 
 
 def _sort_tree(root: Node) -> None:
