@@ -26,7 +26,8 @@ def _first_mailbox(addresses: Sequence[str]) -> str:
     """The addr-mailbox (local part) of the first address, as SORT FROM/TO/CC compare it
     (RFC 5256 §3: "the [IMAP] addr-mailbox of the first ... address"); empty when there is
     none. ``mime/`` stores each address as ``Name <local@domain>`` or ``local@domain``, and
-    a group's start as its display name, which Dovecot also takes as the mailbox."""
+    a group's start as its display name: the name ENVELOPE puts in the mailbox field of a
+    group's start (RFC 9051 §7.5.2), so it is that address's addr-mailbox."""
     if not addresses:
         return ""
     first = addresses[0]
