@@ -13,9 +13,10 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import Enum
 
 from mailstead.imap.basesubject import BaseSubject, ascii_casemap, extract
-from mailstead.imap.parse.sort import Criterion, SortKey
+from mailstead.imap.parse.sort import Criterion, SortKey, ThreadAlgorithm
 from mailstead.mime.stored import StoredStructure
 from mailstead.store.models import MessageMeta
 
@@ -72,34 +73,73 @@ class Sortable:
     references: tuple[str, ...]  # References, or else the first of In-Reply-To (§5)
 
     @classmethod
-    def of(cls, meta: MessageMeta, seq: int, structure: StoredStructure | None) -> Sortable:
-        """The record of one message; without its structure (SORT by ARRIVAL or SIZE
-        alone reads none), the header fields are left empty."""
+    def of(
+        cls, meta: MessageMeta, seq: int, structure: StoredStructure | None,
+        reads: frozenset[Field],
+    ) -> Sortable:
+        """The record of one message, with the fields in ``reads`` taken from its
+        structure and the others left empty: decoding what no criterion compares would
+        cost most of a SORT by date (the subject's extraction, the reference fields)."""
         arrival = _utc(meta.internaldate)
+        none = extract("")
         if structure is None:
-            return cls(seq, int(meta.uid), arrival, arrival, meta.size, extract(""), "", "",
-                       "", None, ())
-        sent = structure.date
-        message_id, in_reply_to, references = structure.references_fields
-        own = _MSG_ID.findall(message_id or "")
-        refs = tuple(_MSG_ID.findall(references or ""))
-        if not refs:
-            # RFC 5256 §5: without valid References, the first valid Message ID of
-            # In-Reply-To.
-            refs = tuple(_MSG_ID.findall(in_reply_to or ""))[:1]
+            return cls(seq, int(meta.uid), arrival, arrival, meta.size, none, "", "", "",
+                       None, ())
+        own: list[str] = []
+        refs: tuple[str, ...] = ()
+        if Field.REFERENCES in reads:
+            message_id, in_reply_to, references = structure.references_fields
+            own = _MSG_ID.findall(message_id or "")
+            refs = tuple(_MSG_ID.findall(references or ""))
+            if not refs:
+                # RFC 5256 §5: without valid References, the first valid Message ID of
+                # In-Reply-To.
+                refs = tuple(_MSG_ID.findall(in_reply_to or ""))[:1]
         return cls(
             seq=seq,
             uid=int(meta.uid),
             arrival=arrival,
-            sent=_sent(sent, arrival),
+            sent=_sent(structure.date, arrival) if Field.DATE in reads else arrival,
             size=meta.size,
-            subject=extract(structure.subject or ""),
-            from_mailbox=ascii_casemap(_first_mailbox(structure.from_addrs)),
-            to_mailbox=ascii_casemap(_first_mailbox(structure.to)),
-            cc_mailbox=ascii_casemap(_first_mailbox(structure.cc)),
+            subject=extract(structure.subject or "") if Field.SUBJECT in reads else none,
+            from_mailbox=_mailbox_key(structure.from_addrs, Field.FROM in reads),
+            to_mailbox=_mailbox_key(structure.to, Field.TO in reads),
+            cc_mailbox=_mailbox_key(structure.cc, Field.CC in reads),
             message_id=own[0] if own else None,
             references=refs,
         )
+
+
+def _mailbox_key(addresses: Sequence[str], wanted: bool) -> str:
+    return ascii_casemap(_first_mailbox(addresses)) if wanted else ""
+
+
+class Field(Enum):
+    """What a record may be filled with from the stored structure."""
+
+    SUBJECT = "subject"
+    FROM = "from"
+    TO = "to"
+    CC = "cc"
+    DATE = "date"
+    REFERENCES = "references"
+
+
+#: The fields each sort key compares (ARRIVAL and SIZE come from the message list).
+SORT_FIELDS: dict[SortKey, frozenset[Field]] = {
+    SortKey.ARRIVAL: frozenset(),
+    SortKey.CC: frozenset({Field.CC}),
+    SortKey.DATE: frozenset({Field.DATE}),
+    SortKey.FROM: frozenset({Field.FROM}),
+    SortKey.SIZE: frozenset(),
+    SortKey.SUBJECT: frozenset({Field.SUBJECT}),
+    SortKey.TO: frozenset({Field.TO}),
+}
+#: The fields each threading algorithm reads.
+THREAD_FIELDS: dict[ThreadAlgorithm, frozenset[Field]] = {
+    ThreadAlgorithm.ORDEREDSUBJECT: frozenset({Field.SUBJECT, Field.DATE}),
+    ThreadAlgorithm.REFERENCES: frozenset({Field.SUBJECT, Field.DATE, Field.REFERENCES}),
+}
 
 
 _KEYS: dict[SortKey, Callable[[Sortable], str | float | int]] = {

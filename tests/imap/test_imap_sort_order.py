@@ -8,9 +8,12 @@ from datetime import UTC, datetime
 from hypothesis import given
 from hypothesis import strategies as st
 
+from mailstead.core.types import UID, ModSeq
 from mailstead.imap.basesubject import extract
 from mailstead.imap.parse.sort import Criterion, SortKey
 from mailstead.imap.sort import (
+    SORT_FIELDS,
+    Field,
     Sortable,
     _sent,
     ordered_subject,
@@ -18,6 +21,9 @@ from mailstead.imap.sort import (
     render_threads,
     sort_messages,
 )
+from mailstead.mime.parse import parse_message
+from mailstead.mime.stored import StoredStructure, encode
+from mailstead.store.models import MessageMeta
 
 
 def msg(
@@ -196,3 +202,22 @@ def test_every_message_appears_once_whatever_the_references(
         assert numbers == list(range(1, len(ms) + 1))
         assert text.count("(") == text.count(")")
         assert "()" not in text and "( " not in text and " )" not in text
+
+
+def test_a_record_reads_only_what_is_compared() -> None:
+    """SORT by date must not pay for subjects and reference fields (most of the cost of a
+    record): the fields not asked for stay empty."""
+    raw = (b"From: Zed <zed@x.org>\r\nTo: amy@x.org\r\nCc: bob@x.org\r\nSubject: Re: hi\r\n"
+           b"Date: Tue, 2 Jan 2024 08:00:00 +0100\r\nMessage-ID: <b@x>\r\n"
+           b"In-Reply-To: <a@x>\r\n\r\nx\r\n")
+    structure = StoredStructure(encode(parse_message(raw)))
+    meta = MessageMeta(1, UID(3), ModSeq(1), frozenset(), datetime(2024, 2, 1, tzinfo=UTC), 9,
+                       "blob")
+    sent = datetime(2024, 1, 2, 7, tzinfo=UTC).timestamp()
+    dated = Sortable.of(meta, 1, structure, SORT_FIELDS[SortKey.DATE])
+    assert dated.sent == sent
+    assert (dated.subject.text, dated.from_mailbox, dated.references) == ("", "", ())
+    full = Sortable.of(meta, 1, structure, frozenset(Field))
+    assert (full.subject.text, full.subject.reply) == ("hi", True)
+    assert (full.from_mailbox, full.to_mailbox, full.cc_mailbox) == ("ZED", "AMY", "BOB")
+    assert (full.message_id, full.references, full.sent) == ("b@x", ("a@x",), sent)

@@ -16,11 +16,14 @@ from mailstead.imap.batches import batches
 from mailstead.imap.commands.search import load_candidates
 from mailstead.imap.parse.commands import Command
 from mailstead.imap.parse.search import SUPPORTED_CHARSETS, Numbers, SearchKey
-from mailstead.imap.parse.sort import SortArgs, SortKey, ThreadAlgorithm, ThreadArgs
+from mailstead.imap.parse.sort import SortArgs, ThreadAlgorithm, ThreadArgs
 from mailstead.imap.replies import Reply, done, no
 from mailstead.imap.search import Candidate, Needs, matcher, needs, uses_modseq
 from mailstead.imap.selected import InvalidSequence
 from mailstead.imap.sort import (
+    SORT_FIELDS,
+    THREAD_FIELDS,
+    Field,
     Sortable,
     ordered_subject,
     references,
@@ -34,8 +37,6 @@ if TYPE_CHECKING:
 
 _BATCH = 1024  # candidates whose structures are read in one store query
 _BODY_BYTES = 16 * 1024 * 1024  # whole bodies held at once (as SEARCH)
-#: Sort keys answered from the message list alone, without the stored structure.
-_META_KEYS = frozenset({SortKey.ARRIVAL, SortKey.SIZE})
 
 
 def _check_charset(charset: str) -> None:
@@ -45,19 +46,18 @@ def _check_charset(charset: str) -> None:
 
 
 def _select(
-    predicate: Callable[[Candidate], bool], chunk: list[Candidate]
+    predicate: Callable[[Candidate], bool], chunk: list[Candidate], reads: frozenset[Field]
 ) -> list[Sortable]:
     """The chunk's matching messages as SORT and THREAD read them."""
-    return [
-        Sortable.of(c.meta, c.seq, c.structure) for c in chunk if predicate(c)
-    ]
+    return [Sortable.of(c.meta, c.seq, c.structure, reads) for c in chunk if predicate(c)]
 
 
 async def _matching(
-    session: Session, selected: Selected, key: SearchKey, *, structure: bool
+    session: Session, selected: Selected, key: SearchKey, reads: frozenset[Field]
 ) -> tuple[list[Sortable], bool]:
-    """The messages ``key`` finds, and whether some the client still counts were expunged
-    meanwhile (then the reply says ``EXPUNGEISSUED``, as SEARCH's does)."""
+    """The messages ``key`` finds, with the fields ``reads`` names, and whether some the
+    client still counts were expunged meanwhile (then the reply says ``EXPUNGEISSUED``,
+    as SEARCH's does)."""
     view = selected.view
 
     def seq_uids(numbers: Numbers) -> set[int]:
@@ -71,7 +71,7 @@ async def _matching(
     predicate = matcher(key, seq_uids, selected.user.id)
     program = needs(key)
     wanted = Needs(
-        structure=structure or program.structure,
+        structure=bool(reads) or program.structure,
         header=program.header,
         body=program.body,
         savedate=program.savedate,
@@ -97,7 +97,7 @@ async def _matching(
             chunk = loaded
         # Decoding the stored fields (and any text the program scans) grows with the
         # mailbox: off the event loop.
-        found += await asyncio.to_thread(_select, predicate, chunk)
+        found += await asyncio.to_thread(_select, predicate, chunk, reads)
         for c in chunk:
             c.raw = c.structure = None  # read: let the next chunk have the memory
     return found, expunged_meanwhile
@@ -112,8 +112,8 @@ def _completed(name: str, expunged_meanwhile: bool) -> Reply:
 async def sort(session: Session, cmd: Command[SortArgs], selected: Selected) -> Reply:
     args = cmd.args
     _check_charset(args.charset)
-    structure = any(c.key not in _META_KEYS for c in args.criteria)
-    found, expunged = await _matching(session, selected, args.key, structure=structure)
+    reads = frozenset().union(*(SORT_FIELDS[c.key] for c in args.criteria))
+    found, expunged = await _matching(session, selected, args.key, reads)
     ordered = await asyncio.to_thread(sort_messages, found, args.criteria)
     by_uid = cmd.name == "UID SORT"
     # RFC 5256 §4: sort-data = "SORT" *(SP nz-number)
@@ -124,7 +124,9 @@ async def sort(session: Session, cmd: Command[SortArgs], selected: Selected) -> 
 async def thread(session: Session, cmd: Command[ThreadArgs], selected: Selected) -> Reply:
     args = cmd.args
     _check_charset(args.charset)
-    found, expunged = await _matching(session, selected, args.key, structure=True)
+    found, expunged = await _matching(
+        session, selected, args.key, THREAD_FIELDS[args.algorithm]
+    )
     algorithm = (
         references if args.algorithm is ThreadAlgorithm.REFERENCES else ordered_subject
     )
