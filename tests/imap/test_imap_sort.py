@@ -183,3 +183,35 @@ def test_a_message_appended_later_is_sorted_too(
     append(client, b"Subject: Re: A\r\n\r\nx\r\n")
     client.noop()
     assert client.sort("(SUBJECT)", "UTF-8", "ALL")[1] == [b"2 3 1"]
+
+
+def test_expunge_is_held_back_and_reported_as_for_search(
+    server: ServerThread, account: str
+) -> None:
+    """SORT and THREAD answer in sequence numbers: while another session's expunge is
+    pending they send no EXPUNGE and say EXPUNGEISSUED (RFC 9051 §7.5.1, §7.1); the UID
+    forms may send it after their answer."""
+    other = imaplib.IMAP4("127.0.0.1", server.port("imap"), timeout=30)
+    other.login(account, PASSWORD)
+    for subject in ("c", "b", "a"):
+        append(other, f"Subject: {subject}\r\n\r\nx\r\n".encode())
+    raw = Raw(server.port("imap"), login=account)
+    try:
+        raw.command("SELECT INBOX")
+        other.select("INBOX")
+        other.store("2", "+FLAGS", "(\\Deleted)")
+        other.expunge()
+        for command, answer in (
+            ("SORT (SUBJECT) UTF-8 ALL", b"* SORT 3 1\r\n"),
+            ("THREAD ORDEREDSUBJECT UTF-8 ALL", b"* THREAD (1)(3)\r\n"),  # by arrival
+        ):
+            lines = raw.command(command)
+            assert lines[0] == answer, lines
+            assert b"OK [EXPUNGEISSUED]" in lines[-1], lines
+            assert not any(b" EXPUNGE" in line for line in lines), lines
+        lines = raw.command("UID SORT (SUBJECT) UTF-8 ALL")
+        assert lines[:2] == [b"* SORT 3 1\r\n", b"* 2 EXPUNGE\r\n"]
+        assert raw.command("SORT (SUBJECT) UTF-8 ALL")[-1].split()[1:3] == [b"OK", b"SORT"]
+    finally:
+        raw.close()
+        other.logout()
