@@ -1,17 +1,19 @@
 """Differential test: SORT and THREAD answers against Dovecot's on the same corpus messages.
 
-The first messages of the public SpamAssassin corpus (mailing-list mail of 2002 with real
-References chains, Re:/Fwd:/[list] subjects, encoded words, missing and odd Date: fields)
-are appended to both servers in the same order with the same INTERNALDATEs (shuffled, so
-ARRIVAL is not the mailbox order), so sequence numbers and UIDs line up; every SORT
-criterion, REVERSE, a search program and THREAD=REFERENCES must then be answered word for
-word alike. Differences kept on purpose are listed in docs/imap-compatibility.md and are
-strict expected failures here.
+Every tenth message of the public SpamAssassin corpus, ham and spam (mailing-list mail of
+2002 with real References chains, Re:/Fwd:/[list] subjects, encoded words in several
+charsets, missing Date: fields and Y2K-bug years), is appended to both servers in the same
+order with the same INTERNALDATEs (shuffled, so ARRIVAL is not the mailbox order), so
+sequence numbers and UIDs line up; every SORT criterion, REVERSE, a search program and both
+THREAD algorithms must then be answered word for word alike. Messages that show one of the
+differences kept on purpose (docs/imap-compatibility.md) are left out of that set; each
+difference is a strict expected failure of its own below.
 """
 
 from __future__ import annotations
 
 import imaplib
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -23,11 +25,36 @@ from mailstead.testing.server import ServerThread
 
 pytestmark = [
     pytest.mark.interop,
+    pytest.mark.slow,  # about 500 messages appended to each server
     pytest.mark.skipif(dovecot_binary() is None, reason="dovecot is not installed"),
     pytest.mark.skipif(not CORPUS.is_dir(), reason="the shared corpus is not present"),
 ]
 
-COUNT = 300
+#: What the kept differences need: undeclared 8-bit subjects that are not UTF-8, an address
+#: field given twice, a Date: in a form Dovecot cannot read.
+_STRICT_DATE = re.compile(
+    rb"(?im)^date:[ \t]*(?:[A-Za-z]{3},[ \t]*)?\d{1,2}[ \t]+[A-Za-z]{3}[ \t]+\d{4}[ \t]+"
+    rb"\d{2}:\d{2}(?::\d{2})?[ \t]+[+-]\d{4}\b"
+)
+
+
+def _shows_no_kept_difference(message: bytes) -> bool:
+    head = message.split(b"\r\n\r\n", 1)[0]
+    subject = re.search(rb"(?im)^subject:(.*(?:\r\n[ \t].*)*)", head)
+    if subject is not None:
+        try:
+            subject[1].decode("utf-8")
+        except UnicodeDecodeError:
+            return False
+    if any(len(re.findall(rb"(?im)^" + f + rb":", head)) > 1 for f in (b"from", b"to", b"cc")):
+        return False
+    return not re.search(rb"(?im)^date:", head) or _STRICT_DATE.search(head) is not None
+
+
+def _corpus() -> list[bytes]:
+    return [m for m in corpus_messages()[::10] if _shows_no_kept_difference(m)]
+
+
 #: (imaplib method, its arguments): SORT and THREAD, with UID first through ``uid``.
 COMMANDS: tuple[tuple[str, ...], ...] = (
     ("sort", "(ARRIVAL)", "UTF-8", "ALL"),
@@ -70,7 +97,8 @@ def _answers(port: int, user: str, password: str, messages: list[bytes]) -> dict
 
 @pytest.fixture(scope="module")
 def both(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, bytes], dict[str, bytes]]:
-    messages = corpus_messages(limit=COUNT)
+    messages = _corpus()
+    assert len(messages) > 500
     with Dovecot() as dovecot:
         theirs = _answers(dovecot.port, USER, PASSWORD, messages)
     path: Path = tmp_path_factory.mktemp("sort")
