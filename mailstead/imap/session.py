@@ -49,6 +49,7 @@ from mailstead.imap.names import NameMapper
 from mailstead.imap.parse.commands import parse_command, parse_tag
 from mailstead.imap.parse.errors import ParseError
 from mailstead.imap.parse.receiver import AsideLiteral, Frame, FrameError, NeedLiteral, Receiver
+from mailstead.imap.parse.sort import THREAD_CAPABILITIES
 from mailstead.imap.replies import (
     CommandError,
     Disconnect,
@@ -111,6 +112,7 @@ EXTENSIONS = (
     "OBJECTID",  # RFC 8474
     "PREVIEW",  # RFC 8970
     "QUOTA=RES-STORAGE",  # RFC 9208 §5.1
+    *THREAD_CAPABILITIES,  # RFC 5256: THREAD=ORDEREDSUBJECT, THREAD=REFERENCES
 )
 #: Command capabilities advertised only where they apply (decided in ``capabilities``).
 _CONDITIONAL = frozenset({"STARTTLS"})

@@ -90,6 +90,10 @@ _V1_HEAD = re.compile(rb'\{"v":1,"size":\d+,"envelope":')
 #: unescaped quote, so the first match is the structure's own).
 _V1_ROOT = re.compile(rb',"root":\{"hs":\d+,"he":(\d+),')
 
+#: How a version 2 tree segment starts, up to its Message-ID (``encode`` writes these keys
+#: first, so THREAD reads the three reference fields without decoding the part tree).
+_TREE_HEAD = re.compile(rb'\{"size":\d+,"message_id":')
+
 #: Version 2 segments, in their order: index into the bounds ``_read_layout`` returns.
 _ENVELOPE, _BODY, _BODYSTRUCTURE, _TOP_HEADERS, _SEARCH, _TREE = range(6)
 #: The segment version 3 adds after them.
@@ -359,6 +363,32 @@ class StoredStructure:
     def date(self) -> datetime | None:
         value = self._search.get("date")
         return datetime.fromisoformat(value) if value else None
+
+    @cached_property
+    def references_fields(self) -> tuple[str | None, str | None, str | None]:
+        """Message-ID, In-Reply-To and References as stored (THREAD's input, RFC 5256 §5),
+        read from the front of the tree segment without decoding the part tree; from the
+        whole document for a version 1 row or a tree in another key order."""
+        if self._v2:
+            tree = self._segment(_TREE)
+            match = _TREE_HEAD.match(tree)
+            if match is not None:
+                text = tree.decode("ascii", "replace")
+                try:
+                    message_id, end = _DECODER.raw_decode(text, match.end())
+                    if text.startswith(',"in_reply_to":', end):
+                        in_reply_to, end = _DECODER.raw_decode(text, end + 15)
+                        if text.startswith(',"references":', end):
+                            references, _ = _DECODER.raw_decode(text, end + 14)
+                            found = (message_id, in_reply_to, references)
+                            if all(v is None or isinstance(v, str) for v in found):
+                                return found
+                except ValueError:
+                    pass
+            doc = _load_document(tree.decode("ascii"))
+        else:
+            doc = self._v1
+        return doc.get("message_id"), doc.get("in_reply_to"), doc.get("references")
 
     @cached_property
     def parsed(self) -> ParsedMessage:

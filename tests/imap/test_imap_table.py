@@ -28,6 +28,7 @@ SERVED = {
     "SELECT", "EXAMINE", "CREATE", "DELETE", "RENAME", "SUBSCRIBE", "UNSUBSCRIBE", "LIST",
     "LSUB", "NAMESPACE", "STATUS", "APPEND", "IDLE", "GETQUOTA", "GETQUOTAROOT", "SETQUOTA",
     "CHECK", "CLOSE", "UNSELECT", "EXPUNGE", "UID EXPUNGE", "SEARCH", "UID SEARCH", "FETCH",
+    "SORT", "UID SORT", "THREAD", "UID THREAD",
     "UID FETCH", "STORE", "UID STORE", "COPY", "UID COPY", "MOVE", "UID MOVE",
     "REPLACE", "UID REPLACE",
 }
@@ -106,9 +107,10 @@ def test_every_record_field_holding_a_mailbox_is_mapped() -> None:
 
 def test_expunges_are_held_only_around_fetch_store_and_search() -> None:
     """RFC 9051 §7.5.1: no EXPUNGE while answering FETCH, STORE or SEARCH; their UID forms
-    may see one."""
+    may see one. SORT and THREAD answer in sequence numbers as SEARCH does (RFC 5256), so
+    the same holds for them."""
     held = {s.name for s in SPECS if s.expunge is Expunge.HELD}
-    assert held == {"FETCH", "STORE", "SEARCH"}
+    assert held == {"FETCH", "STORE", "SEARCH", "SORT", "THREAD"}
     leaving = {s.name for s in SPECS if s.expunge is Expunge.DROPPED}
     assert leaving == {"SELECT", "EXAMINE", "CLOSE", "UNSELECT"}
 

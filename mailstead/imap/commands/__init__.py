@@ -27,6 +27,7 @@ from mailstead.imap.commands import (
     replace,
     search,
     select,
+    sort,
     status,
     store,
 )
@@ -40,6 +41,7 @@ from mailstead.imap.dispatch import (
     table,
 )
 from mailstead.imap.parse import commands as grammar
+from mailstead.imap.parse import sort as sort_grammar
 from mailstead.imap.parse.commands import Grammar
 from mailstead.imap.states import AUTHENTICATED, NOT_AUTHENTICATED, ONLY_AUTHENTICATED
 
@@ -93,6 +95,11 @@ COMMANDS: dict[str, CommandSpec] = table(
                  capability="UIDPLUS"),
     for_selected("SEARCH", grammar.search, search.search, expunge=Expunge.HELD),
     for_selected("UID SEARCH", grammar.search, search.search),
+    # RFC 5256: SORT, and THREAD (announced per algorithm: THREAD_CAPABILITIES).
+    for_selected("SORT", sort_grammar.sort, sort.sort, expunge=Expunge.HELD, capability="SORT"),
+    for_selected("UID SORT", sort_grammar.sort, sort.sort, capability="SORT"),
+    for_selected("THREAD", sort_grammar.thread, sort.thread, expunge=Expunge.HELD),
+    for_selected("UID THREAD", sort_grammar.thread, sort.thread),
     for_selected("FETCH", grammar.fetch, fetch.fetch, expunge=Expunge.HELD),
     for_selected("UID FETCH", grammar.fetch, fetch.fetch),
     for_selected("STORE", grammar.store, store.store, expunge=Expunge.HELD),

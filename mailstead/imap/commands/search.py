@@ -57,7 +57,7 @@ def _returned(
     return sorted(chosen)
 
 
-async def _load_chunk(
+async def load_candidates(
     store: Messages, chunk: list[Candidate], wanted: Needs
 ) -> list[Candidate]:
     """Fill what the program needs: the structures in one store query (``get_structures``),
@@ -136,7 +136,7 @@ async def search(session: Session, cmd: Command[SearchArgs], selected: Selected)
     body_bytes = _BODY_BYTES if wanted.body else None
     for chunk in batches(visible, lambda c: c.meta.size, count=_BATCH, octets=body_bytes):
         if wanted.structure:
-            loaded = await _load_chunk(store, chunk, wanted)
+            loaded = await load_candidates(store, chunk, wanted)
             expunged_meanwhile = expunged_meanwhile or len(loaded) < len(chunk)
             chunk = loaded
         if wanted.body or wanted.header:

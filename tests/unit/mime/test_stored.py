@@ -277,3 +277,29 @@ def test_every_corpus_message_reads_the_same_from_either_version() -> None:
                 parsed.root)), (path, s.version)
         with_nul += presented.has_nul_parts(parsed.root)
     assert with_nul  # the corpus has parts holding a NUL: the flag is exercised
+
+
+# --- THREAD's reference fields ---------------------------------------------------------------
+
+THREADED = (
+    b"Message-ID: <b@x>\r\nIn-Reply-To: <a@x>\r\nReferences: <r@x>\r\n <a@x>\r\n"
+    b"Subject: Re: \"quoted\" \\ text\r\n\r\nbody\r\n"
+)
+
+
+def test_reference_fields_skip_the_part_tree(document_decodes: list[int]) -> None:
+    """THREAD reads Message-ID, In-Reply-To and References of every message it threads:
+    from the front of the tree segment, never by decoding the part tree."""
+    parsed = parse_message(THREADED)
+    fresh = StoredStructure(stored.encode(parsed))
+    assert fresh.references_fields == (
+        parsed.message_id, parsed.in_reply_to, parsed.references
+    )
+    assert fresh.references_fields[0] == "<b@x>"
+    assert document_decodes == []
+
+
+def test_reference_fields_of_a_version_1_row() -> None:
+    old = StoredStructure(V1_ROW)
+    parsed = old.parsed
+    assert old.references_fields == (parsed.message_id, parsed.in_reply_to, parsed.references)

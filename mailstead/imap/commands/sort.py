@@ -1,0 +1,138 @@
+"""SORT, UID SORT, THREAD and UID THREAD (RFC 5256).
+
+The messages are found as SEARCH finds them (the same evaluator over the same batches);
+what SORT and THREAD compare comes from the structure ``mime/`` stored at delivery, so no
+message is parsed again. Ordering and threading are pure (:mod:`mailstead.imap.sort`) and
+run off the event loop: on a large mailbox they take longer than a session may hold it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from mailstead.imap.batches import batches
+from mailstead.imap.commands.search import load_candidates
+from mailstead.imap.parse.commands import Command
+from mailstead.imap.parse.search import SUPPORTED_CHARSETS, Numbers, SearchKey
+from mailstead.imap.parse.sort import SortArgs, ThreadAlgorithm, ThreadArgs
+from mailstead.imap.replies import Reply, done, no
+from mailstead.imap.search import Candidate, Needs, matcher, needs, uses_modseq
+from mailstead.imap.selected import InvalidSequence
+from mailstead.imap.sort import (
+    SORT_FIELDS,
+    THREAD_FIELDS,
+    Field,
+    Sortable,
+    ordered_subject,
+    references,
+    render_threads,
+    sort_messages,
+)
+from mailstead.imap.states import Selected
+
+if TYPE_CHECKING:
+    from mailstead.imap.session import Session
+
+_BATCH = 1024  # candidates whose structures are read in one store query
+_BODY_BYTES = 16 * 1024 * 1024  # whole bodies held at once (as SEARCH)
+
+
+def _check_charset(charset: str) -> None:
+    # RFC 5256 §3: "the server MUST support US-ASCII and UTF-8"; others are NO [BADCHARSET].
+    if charset not in SUPPORTED_CHARSETS:
+        raise no("Unsupported charset", "BADCHARSET (" + " ".join(SUPPORTED_CHARSETS) + ")")
+
+
+def _select(
+    predicate: Callable[[Candidate], bool], chunk: list[Candidate], reads: frozenset[Field]
+) -> list[Sortable]:
+    """The chunk's matching messages as SORT and THREAD read them."""
+    return [Sortable.of(c.meta, c.seq, c.structure, reads) for c in chunk if predicate(c)]
+
+
+async def _matching(
+    session: Session, selected: Selected, key: SearchKey, reads: frozenset[Field]
+) -> tuple[list[Sortable], bool]:
+    """The messages ``key`` finds, with the fields ``reads`` names, and whether some the
+    client still counts were expunged meanwhile (then the reply says ``EXPUNGEISSUED``,
+    as SEARCH's does)."""
+    view = selected.view
+
+    def seq_uids(numbers: Numbers) -> set[int]:
+        try:
+            return set(view.resolve(numbers.numbers, uid=numbers.uid))
+        except InvalidSequence:
+            return set(view.resolve_clamped(numbers.numbers))
+
+    if uses_modseq(key):
+        session.enable_condstore()  # RFC 7162 §3.1: a CONDSTORE-enabling command
+    predicate = matcher(key, seq_uids, selected.user.id)
+    program = needs(key)
+    wanted = Needs(
+        structure=bool(reads) or program.structure,
+        header=program.header,
+        body=program.body,
+        savedate=program.savedate,
+    )
+    store = session.store
+    metas = await store.list_messages(view.mailbox_id)
+    visible = [
+        Candidate(m, seq, int(m.uid) in view.recent)
+        for m in metas
+        if (seq := view.seq_of(int(m.uid))) is not None  # not yet announced: invisible
+    ]
+    expunged_meanwhile = len(visible) < view.exists
+    if wanted.savedate:
+        saved = await store.save_dates(view.mailbox_id)
+        for c in visible:
+            c.savedate = saved.get(c.meta.uid)
+    found: list[Sortable] = []
+    body_bytes = _BODY_BYTES if wanted.body else None
+    for chunk in batches(visible, lambda c: c.meta.size, count=_BATCH, octets=body_bytes):
+        if wanted.structure:
+            loaded = await load_candidates(store, chunk, wanted)
+            expunged_meanwhile = expunged_meanwhile or len(loaded) < len(chunk)
+            chunk = loaded
+        # Decoding the stored fields (and any text the program scans) grows with the
+        # mailbox: off the event loop.
+        found += await asyncio.to_thread(_select, predicate, chunk, reads)
+        for c in chunk:
+            c.raw = c.structure = None  # read: let the next chunk have the memory
+    return found, expunged_meanwhile
+
+
+def _completed(name: str, expunged_meanwhile: bool) -> Reply:
+    if expunged_meanwhile:
+        return done("Some messages were expunged", "EXPUNGEISSUED")
+    return done(f"{name} completed")
+
+
+async def sort(session: Session, cmd: Command[SortArgs], selected: Selected) -> Reply:
+    args = cmd.args
+    _check_charset(args.charset)
+    reads = frozenset().union(*(SORT_FIELDS[c.key] for c in args.criteria))
+    found, expunged = await _matching(session, selected, args.key, reads)
+    ordered = await asyncio.to_thread(sort_messages, found, args.criteria)
+    by_uid = cmd.name == "UID SORT"
+    # RFC 5256 §4: sort-data = "SORT" *(SP nz-number)
+    session.untagged("SORT" + "".join(f" {m.uid if by_uid else m.seq}" for m in ordered))
+    return _completed(cmd.name, expunged)
+
+
+async def thread(session: Session, cmd: Command[ThreadArgs], selected: Selected) -> Reply:
+    args = cmd.args
+    _check_charset(args.charset)
+    found, expunged = await _matching(
+        session, selected, args.key, THREAD_FIELDS[args.algorithm]
+    )
+    algorithm = (
+        references if args.algorithm is ThreadAlgorithm.REFERENCES else ordered_subject
+    )
+    roots = await asyncio.to_thread(algorithm, found)
+    by_uid = cmd.name == "UID THREAD"
+    text = render_threads(roots, (lambda m: m.uid) if by_uid else (lambda m: m.seq))
+    # RFC 5256 §4: thread-data = "THREAD" [SP 1*thread-list]
+    session.untagged("THREAD " + text if text else "THREAD")
+    return _completed(cmd.name, expunged)

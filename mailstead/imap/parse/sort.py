@@ -1,0 +1,110 @@
+"""SORT and THREAD grammar (RFC 5256 §4): sort criteria or a threading algorithm, a
+charset, and a search program (the SEARCH grammar's keys)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from mailstead.imap.parse.primitives import Reader
+from mailstead.imap.parse.search import And, SearchKey, search_key
+
+#: More criteria than keys exist only repeat one; a bound keeps a line of them cheap.
+MAX_CRITERIA = 16
+
+
+class SortKey(StrEnum):
+    """The sort keys of RFC 5256 §3."""
+
+    ARRIVAL = "ARRIVAL"
+    CC = "CC"
+    DATE = "DATE"
+    FROM = "FROM"
+    SIZE = "SIZE"
+    SUBJECT = "SUBJECT"
+    TO = "TO"
+
+
+class ThreadAlgorithm(StrEnum):
+    """The threading algorithms of RFC 5256 §3, each advertised as ``THREAD=<name>``."""
+
+    ORDEREDSUBJECT = "ORDEREDSUBJECT"
+    REFERENCES = "REFERENCES"
+
+
+#: The capabilities THREAD is announced with (RFC 5256 §3), one per algorithm served.
+THREAD_CAPABILITIES: tuple[str, ...] = tuple(f"THREAD={a}" for a in ThreadAlgorithm)
+
+
+@dataclass(frozen=True, slots=True)
+class Criterion:
+    """One sort criterion: a key, in reverse order when ``reverse`` (RFC 5256 §3)."""
+
+    key: SortKey
+    reverse: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SortArgs:
+    """SORT and UID SORT: criteria, the search charset, the search program."""
+
+    criteria: tuple[Criterion, ...]
+    charset: str
+    key: SearchKey
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadArgs:
+    """THREAD and UID THREAD: the algorithm, the search charset, the search program."""
+
+    algorithm: ThreadAlgorithm
+    charset: str
+    key: SearchKey
+
+
+def _program(r: Reader) -> tuple[str, SearchKey]:
+    """``SP search-charset 1*(SP search-key)`` (RFC 5256 §4): the charset is required."""
+    r.sp()
+    charset = r.text_astring("a charset").upper()
+    r.sp()
+    keys = [search_key(r)]
+    while r.more():
+        r.sp()
+        keys.append(search_key(r))
+    r.end()
+    return charset, keys[0] if len(keys) == 1 else And(tuple(keys))
+
+
+def sort(r: Reader) -> SortArgs:
+    """RFC 5256 §4: sort = ["UID" SP] "SORT" SP sort-criteria SP search-criteria;
+    sort-criteria = "(" sort-criterion *(SP sort-criterion) ")";
+    sort-criterion = ["REVERSE" SP] sort-key."""
+    r.sp()
+    r.open_paren()
+    criteria: list[Criterion] = []
+    while True:
+        word = r.atom("a sort key").upper()
+        reverse = word == "REVERSE"
+        if reverse:
+            r.sp()
+            word = r.atom("a sort key").upper()
+        if word not in SortKey.__members__:
+            raise r.error(f"unknown sort key {word[:40]}")
+        criteria.append(Criterion(SortKey(word), reverse))
+        if len(criteria) > MAX_CRITERIA:
+            raise r.error(f"more than {MAX_CRITERIA} sort criteria")
+        if not r.more_in_list():
+            break
+    r.close_paren()
+    charset, key = _program(r)
+    return SortArgs(tuple(criteria), charset, key)
+
+
+def thread(r: Reader) -> ThreadArgs:
+    """RFC 5256 §4: thread = ["UID" SP] "THREAD" SP thread-alg SP search-criteria."""
+    r.sp()
+    name = r.atom("a threading algorithm").upper()
+    if name not in ThreadAlgorithm.__members__:
+        raise r.error(f"unknown threading algorithm {name[:40]}")
+    charset, key = _program(r)
+    return ThreadArgs(ThreadAlgorithm(name), charset, key)
