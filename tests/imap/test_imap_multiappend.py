@@ -25,6 +25,7 @@ from mailstead.imap.parse.commands import (
 )
 from mailstead.imap.parse.errors import ParseError
 from mailstead.testing.server import ServerThread
+from mailstead.testing.waiting import poll_until
 
 from .conftest import PASSWORD, SIMPLE_MESSAGE, Raw, connect, imap_config, status_of
 
@@ -160,7 +161,15 @@ def test_a_second_message_too_big_stores_nothing(server: ServerThread, raw: Raw)
     lines = multiappend(raw, "INBOX", [("", message(1, size=SPOOL_AT * 2)),
                                        ("", message(2, size=MAX_SIZE + 1))])
     assert lines[-1].startswith(b"m1 NO [TOOBIG]"), lines
-    assert [p for p in (server.data_dir / "spool").rglob("*") if p.is_file()] == []
+    spool = server.data_dir / "spool"
+
+    def spool_empty() -> bool | None:
+        return True if not [p for p in spool.rglob("*") if p.is_file()] else None
+
+    # Released by the refusal itself (on the server's loop, right after the reply), with
+    # no further command from the client.
+    poll_until(spool_empty, timeout=5, failure=lambda: f"spool files left: "
+               f"{[p.name for p in spool.rglob('*') if p.is_file()]}")
     assert mailbox_status(raw) == before
     # The session is in step: a new command is read as a command.
     assert status_of(raw.command("NOOP")) == b"OK"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from mailstead.core.errors import NotFound
@@ -17,6 +18,7 @@ from mailstead.imap.parse.search import (
     Numbers,
     ReturnOption,
     SearchArgs,
+    SearchKey,
 )
 from mailstead.imap.replies import Reply, done, no
 from mailstead.imap.search import Candidate, Needs, matcher, needs, uses_modseq
@@ -91,6 +93,48 @@ async def load_candidates(
     return out
 
 
+@dataclass(slots=True)
+class Candidates:
+    """What SEARCH, SORT and THREAD evaluate a program over."""
+
+    predicate: Callable[[Candidate], bool]
+    wanted: Needs  # what the program reads of each message
+    visible: list[Candidate]  # the messages this session can see, in mailbox order
+    #: Messages the client still counts that another session expunged: the EXPUNGE must
+    #: wait (RFC 9051 §7.5.1), so the answer says that it left them out (§7.1
+    #: EXPUNGEISSUED), as FETCH and STORE do.
+    expunged_meanwhile: bool
+
+
+async def candidates(session: Session, selected: Selected, key: SearchKey) -> Candidates:
+    """The program ``key`` compiled for this session's view, and the messages it may
+    match (their save dates loaded when the program reads them)."""
+    view = selected.view
+
+    def seq_uids(numbers: Numbers) -> set[int]:
+        try:
+            return set(view.resolve(numbers.numbers, uid=numbers.uid))
+        except InvalidSequence:
+            return set(view.resolve_clamped(numbers.numbers))
+
+    if uses_modseq(key):
+        session.enable_condstore()  # RFC 7162 §3.1: a CONDSTORE-enabling command
+    predicate = matcher(key, seq_uids, selected.user.id)
+    wanted = needs(key)
+    store = session.store
+    metas = await store.list_messages(view.mailbox_id)
+    visible = [
+        Candidate(m, seq, int(m.uid) in view.recent)
+        for m in metas
+        if (seq := view.seq_of(int(m.uid))) is not None  # not yet announced: invisible
+    ]
+    if wanted.savedate:
+        saved = await store.save_dates(view.mailbox_id)
+        for c in visible:
+            c.savedate = saved.get(c.meta.uid)
+    return Candidates(predicate, wanted, visible, len(visible) < view.exists)
+
+
 def _evaluate(predicate: Callable[[Candidate], bool], chunk: list[Candidate]) -> list[bool]:
     return [predicate(c) for c in chunk]
 
@@ -105,32 +149,11 @@ async def search(session: Session, cmd: Command[SearchArgs], selected: Selected)
             view.saved = []  # RFC 5182 §2.1: a failed SEARCH ... SAVE empties $
         raise no("Unsupported charset", "BADCHARSET (" + " ".join(SUPPORTED_CHARSETS) + ")")
 
-    def seq_uids(key: Numbers) -> set[int]:
-        try:
-            return set(view.resolve(key.numbers, uid=key.uid))
-        except InvalidSequence:
-            return set(view.resolve_clamped(key.numbers))
-
     with_modseq = uses_modseq(args.key)
-    if with_modseq:
-        session.enable_condstore()  # RFC 7162 §3.1: a CONDSTORE-enabling command
-    predicate = matcher(args.key, seq_uids, selected.user.id)
-    wanted = needs(args.key)
+    program = await candidates(session, selected, args.key)
+    predicate, wanted, visible = program.predicate, program.wanted, program.visible
+    expunged_meanwhile = program.expunged_meanwhile
     store = session.store
-    metas = await store.list_messages(view.mailbox_id)
-    visible = [
-        Candidate(m, seq, int(m.uid) in view.recent)
-        for m in metas
-        if (seq := view.seq_of(int(m.uid))) is not None  # not yet announced: invisible
-    ]
-    # Messages the client still counts that another session expunged: the EXPUNGE must
-    # wait (RFC 9051 §7.5.1), so the answer says that it left them out (§7.1
-    # EXPUNGEISSUED), as FETCH and STORE do.
-    expunged_meanwhile = len(visible) < view.exists
-    if wanted.savedate:
-        saved = await store.save_dates(view.mailbox_id)
-        for c in visible:
-            c.savedate = saved.get(c.meta.uid)
     found: list[tuple[int, int]] = []  # (seq, uid)
     modseqs: dict[int, int] = {}  # uid -> modseq of what was found
     body_bytes = _BODY_BYTES if wanted.body else None

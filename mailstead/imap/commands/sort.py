@@ -9,17 +9,17 @@ run off the event loop: on a large mailbox they take longer than a session may h
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from mailstead.imap.batches import batches
-from mailstead.imap.commands.search import load_candidates
+from mailstead.imap.commands.search import candidates, load_candidates
 from mailstead.imap.parse.commands import Command
-from mailstead.imap.parse.search import SUPPORTED_CHARSETS, Numbers, SearchKey
+from mailstead.imap.parse.search import SUPPORTED_CHARSETS, SearchKey
 from mailstead.imap.parse.sort import SortArgs, ThreadAlgorithm, ThreadArgs
 from mailstead.imap.replies import Reply, done, no
-from mailstead.imap.search import Candidate, Needs, matcher, needs, uses_modseq
-from mailstead.imap.selected import InvalidSequence
+from mailstead.imap.search import Candidate
 from mailstead.imap.sort import (
     SORT_FIELDS,
     THREAD_FIELDS,
@@ -58,36 +58,13 @@ async def _matching(
     """The messages ``key`` finds, with the fields ``reads`` names, and whether some the
     client still counts were expunged meanwhile (then the reply says ``EXPUNGEISSUED``,
     as SEARCH's does)."""
-    view = selected.view
-
-    def seq_uids(numbers: Numbers) -> set[int]:
-        try:
-            return set(view.resolve(numbers.numbers, uid=numbers.uid))
-        except InvalidSequence:
-            return set(view.resolve_clamped(numbers.numbers))
-
-    if uses_modseq(key):
-        session.enable_condstore()  # RFC 7162 §3.1: a CONDSTORE-enabling command
-    predicate = matcher(key, seq_uids, selected.user.id)
-    program = needs(key)
-    wanted = Needs(
-        structure=bool(reads) or program.structure,
-        header=program.header,
-        body=program.body,
-        savedate=program.savedate,
-    )
+    program = await candidates(session, selected, key)
+    predicate, visible = program.predicate, program.visible
+    expunged_meanwhile = program.expunged_meanwhile
+    # The sort keys come from the stored structure even when the program needs none of it.
+    wanted = dataclasses.replace(program.wanted,
+                                 structure=bool(reads) or program.wanted.structure)
     store = session.store
-    metas = await store.list_messages(view.mailbox_id)
-    visible = [
-        Candidate(m, seq, int(m.uid) in view.recent)
-        for m in metas
-        if (seq := view.seq_of(int(m.uid))) is not None  # not yet announced: invisible
-    ]
-    expunged_meanwhile = len(visible) < view.exists
-    if wanted.savedate:
-        saved = await store.save_dates(view.mailbox_id)
-        for c in visible:
-            c.savedate = saved.get(c.meta.uid)
     found: list[Sortable] = []
     body_bytes = _BODY_BYTES if wanted.body else None
     for chunk in batches(visible, lambda c: c.meta.size, count=_BATCH, octets=body_bytes):
