@@ -295,7 +295,8 @@ class IMAPWire:
         self._tags = 0
 
     def read_response(self) -> bytes:
-        """One response: a line plus any literals it announces, CRLFs included."""
+        """One response: a line plus any literals it announces (``{n}``, ``{n+}`` and the
+        literal8 ``~{n}``), CRLFs included."""
         parts = []
         while True:
             line = self.file.readline()

@@ -13,7 +13,6 @@ Where mailstead departs from Dovecot on purpose, the case is in ``KNOWN_DIFFEREN
 
 from __future__ import annotations
 
-import re
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -115,20 +114,6 @@ def _append(wire: IMAPWire, mailbox: str, message: bytes) -> None:
             return
 
 
-def _literal8_response(wire: IMAPWire) -> bytes:
-    """One response, following literal8 announcements (``~{n}``) too."""
-    parts = []
-    while True:
-        line = wire.file.readline()
-        if not line:
-            raise ConnectionError("server closed the connection")
-        parts.append(line)
-        m = re.search(rb"~?\{(\d+)\+?\}\r\n$", line)
-        if m is None:
-            return b"".join(parts)
-        parts.append(wire.file.read(int(m.group(1))))
-
-
 def _answers(wire: IMAPWire) -> dict[tuple[str, str], bytes]:
     """(message, item) -> the FETCH response as sent, for every item of ITEMS."""
     for message in MESSAGES.values():
@@ -140,7 +125,7 @@ def _answers(wire: IMAPWire) -> dict[tuple[str, str], bytes]:
             wire.file.write(b"F1 FETCH %d (%s)\r\n" % (n, item.encode()))
             wire.file.flush()
             responses = []
-            while not (response := _literal8_response(wire)).startswith(b"F1 "):
+            while not (response := wire.read_response()).startswith(b"F1 "):
                 responses.append(response)
             assert response.startswith(b"F1 OK"), (name, item, response)
             out[name, item] = b"".join(responses)

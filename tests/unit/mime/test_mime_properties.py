@@ -131,15 +131,7 @@ def test_a_body_decoded_in_pieces_is_the_body_decoded_whole(
     body = b"".join(parts)
     whole = PartDecoder(encoding)
     expected = whole.feed(body) + whole.end()
-    decoder = PartDecoder(encoding)
-    out, position, n = [], 0, 0
-    while position < len(body):
-        size = splits[n % len(splits)]
-        out.append(decoder.feed(body[position : position + size]))
-        position += size
-        n += 1
-    out.append(decoder.end())
-    assert b"".join(out) == expected
+    assert _decode_in_pieces(encoding, body, splits) == expected
     if encoding == "quoted-printable":
         assert expected == decode_quoted_printable(body, final=True)
     elif encoding == "base64":  # as it was decoded whole before: junk out, pad, decode
