@@ -264,6 +264,17 @@ def search_key(r: Reader) -> SearchKey:
 _ENTRY_TYPES = frozenset({"PRIV", "SHARED", "ALL"})
 
 
+def search_program(r: Reader) -> SearchKey:
+    """``1*(SP search-key)`` up to the end of the command (the first SP already read):
+    several keys are ANDed (RFC 9051 §6.4.4), as SEARCH, SORT and THREAD take them."""
+    keys = [search_key(r)]
+    while r.more():
+        r.sp()
+        keys.append(search_key(r))
+    r.end()
+    return keys[0] if len(keys) == 1 else And(tuple(keys))
+
+
 def _modseq_key(r: Reader) -> ModSeq:
     """RFC 7162 §3.1.5: ``MODSEQ [SP entry-name SP entry-type-req] SP mod-sequence-valzer``.
     Flags have no mod-sequences of their own here (one per message), so the optional
@@ -311,10 +322,4 @@ def search_args(r: Reader) -> SearchArgs:
     if r.skip(b"CHARSET "):
         charset = r.text_astring("a charset").upper()
         r.sp()
-    keys = [search_key(r)]
-    while r.more():
-        r.sp()
-        keys.append(search_key(r))
-    r.end()
-    key = keys[0] if len(keys) == 1 else And(tuple(keys))
-    return SearchArgs(key, charset, return_opts, partial)
+    return SearchArgs(search_program(r), charset, return_opts, partial)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from mailstead.imap.parse.primitives import Reader
-from mailstead.imap.parse.search import And, SearchKey, search_key
+from mailstead.imap.parse.search import SearchKey, search_program
 
 #: More criteria than keys exist only repeat one; a bound keeps a line of them cheap.
 MAX_CRITERIA = 16
@@ -67,12 +67,7 @@ def _program(r: Reader) -> tuple[str, SearchKey]:
     r.sp()
     charset = r.text_astring("a charset").upper()
     r.sp()
-    keys = [search_key(r)]
-    while r.more():
-        r.sp()
-        keys.append(search_key(r))
-    r.end()
-    return charset, keys[0] if len(keys) == 1 else And(tuple(keys))
+    return charset, search_program(r)
 
 
 def sort(r: Reader) -> SortArgs:
