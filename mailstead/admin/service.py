@@ -12,7 +12,6 @@ import asyncio
 import email.parser
 import email.policy
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from mailstead.config.schema import Settings
 from mailstead.core.errors import InvalidName, NotFound
 from mailstead.core.types import Pop3Policy, SendAs
 from mailstead.delivery.dkim import DKIMKey, generate_key, load_keys
-from mailstead.delivery.dns import to_ascii
+from mailstead.delivery.dns import HOST_NAME, to_ascii
 from mailstead.store.audit import AuditEntry, DetailValue, audited
 from mailstead.store.interfaces import Store
 from mailstead.store.models import (
@@ -59,9 +58,6 @@ QUEUE_HEADER_FIELDS = ("From", "To", "Subject", "Message-ID", "Date")
 #: Refuses a password a person chose (password, address) with a reason: the password
 #: rules of auth/password_rules.py, bound to the configuration by the composition root.
 PasswordCheck = Callable[[str, str], None]
-
-_DOMAIN_NAME = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*"
-                          r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -361,7 +357,7 @@ class Admin:
             domain = to_ascii(name.strip())
         except ValueError:
             domain = ""
-        if not _DOMAIN_NAME.match(domain):
+        if not HOST_NAME.match(domain):
             raise InvalidName(f"not a domain name: {name[:100]!r}")
         actor.require_domain(domain, "reading DNS records")
         if not await self.store.has_domain(domain):

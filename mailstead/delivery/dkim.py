@@ -26,14 +26,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from mailstead.core.errors import AlreadyExists, InvalidName
+from mailstead.delivery.dns import HOST_NAME
 from mailstead.mime.rfc822 import parse_addresses
 
 log = logging.getLogger("mailstead.dkim")
 
 ALGORITHMS = ("rsa2048", "ed25519")
 _SELECTOR = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
-_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*"
-                     r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 
 #: Headers signed when present (RFC 6376 §5.4.1's recommendations).
 SIGNED_HEADERS = (
@@ -80,7 +79,7 @@ def dkim_dir(data_dir: Path) -> Path:
 
 def _validate(domain: str, selector: str) -> tuple[str, str]:
     domain = domain.strip().lower().rstrip(".")
-    if not _DOMAIN.match(domain):
+    if not HOST_NAME.match(domain):
         raise InvalidName(f"not a domain name: {domain!r}")
     if not _SELECTOR.match(selector):
         raise InvalidName(f"not a DKIM selector (letters, digits, hyphens): {selector!r}")

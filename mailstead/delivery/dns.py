@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -28,6 +29,11 @@ import dns.exception
 import dns.name
 import dns.rdatatype
 import dns.resolver
+
+#: A DNS host name in A-labels, lower case, no trailing dot (RFC 1035 §2.3.1, RFC 5890): what
+#: a domain must look like to be hosted, signed for or checked.
+HOST_NAME = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*"
+                       r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 
 log = logging.getLogger("mailstead.delivery.dns")
 
