@@ -488,18 +488,23 @@ def _leaves(command: click.Command) -> list[click.Command]:
     return [command]
 
 
-def register(root: click.Group) -> None:
-    """Attach the admin groups to the top-level command; every admin command also takes
+def attach(root: click.Group, *commands: click.Command) -> None:
+    """Add ``commands`` to the top-level command; each of their leaf commands also takes
     ``--config``/``--data`` after its name, where people tend to type them."""
     location_params = location_options(click.Command("_")).params
+    for command in commands:
+        for leaf in _leaves(command):
+            leaf.params.extend(location_params)
+        root.add_command(command)
+
+
+def register(root: click.Group) -> None:
+    """Attach the admin groups to the top-level command."""
     # These build on CliState, defined here.
     from mailstead.cli.access import audit, token
     from mailstead.cli.backup import backup, restore
     from mailstead.cli.setup import setup
     from mailstead.cli.status import status
 
-    for command in (domain, user, alias, group, mailbox, message, check, backup, restore,
-                    status, token, audit, setup):
-        for leaf in _leaves(command):
-            leaf.params.extend(location_params)
-        root.add_command(command)
+    attach(root, domain, user, alias, group, mailbox, message, check, backup, restore,
+           status, token, audit, setup)

@@ -12,14 +12,8 @@ import json
 
 import click
 
-from mailstead.admin.dns import DomainRecords
 from mailstead.admin.dnscheck import DomainCheck, RecordCheck
-from mailstead.cli.admin import CliState, _leaves, location_options
-
-
-def _hosted_records(state: CliState, name: str) -> DomainRecords:
-    """The records of ``name``, which must be a valid, hosted domain."""
-    return state.admin(lambda admin, me: admin.dns_records(me, name), create=False)
+from mailstead.cli.admin import CliState, attach
 
 
 @click.group("dns")
@@ -35,7 +29,7 @@ def dns_group() -> None:
 def dns_records(state: CliState, domain: str, form: str) -> None:
     """Every record to publish for DOMAIN: MX, SPF, DKIM, DMARC, MTA-STS, TLS-RPT, the
     RFC 6186 SRV records, the autoconfiguration names and PACC, each with why."""
-    records = _hosted_records(state, domain)
+    records = state.admin(lambda admin, me: admin.dns_records(me, domain), create=False)
     if form == "json":
         click.echo(json.dumps(records.as_json(), indent=2, ensure_ascii=False))
     else:
@@ -82,7 +76,4 @@ def dns_check(state: CliState, domain: str, form: str) -> None:
 
 def register(root: click.Group) -> None:
     """Attach ``dns``; its commands take --config/--data after the name."""
-    location_params = location_options(click.Command("_")).params
-    for leaf in _leaves(dns_group):
-        leaf.params.extend(location_params)
-    root.add_command(dns_group)
+    attach(root, dns_group)

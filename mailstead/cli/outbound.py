@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import click
 
-from mailstead.cli.admin import CliState, _leaves, location_options
+from mailstead.cli.admin import CliState, attach
 from mailstead.cli.tables import format_table
 from mailstead.config.schema import format_size
 from mailstead.core.errors import InvalidName
@@ -199,8 +199,4 @@ def dkim_list(state: CliState) -> None:
 
 def register(root: click.Group) -> None:
     """Attach ``queue`` and ``dkim``; their commands take --config/--data after the name."""
-    location_params = location_options(click.Command("_")).params
-    for command in (queue, dkim_group):
-        for leaf in _leaves(command):
-            leaf.params.extend(location_params)
-        root.add_command(command)
+    attach(root, queue, dkim_group)
