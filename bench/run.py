@@ -23,6 +23,7 @@ SCENARIOS = [
     "imap_fetch",
     "imap_sync",
     "imap_idle",
+    "imap_latency",
     "hostile_load",
     "large_messages",
     "http_api",
