@@ -212,7 +212,8 @@ async def read_blob(
     db: Connections, blobs: BlobFiles, blob_id: str, start: int, end: int | None
 ) -> bytes:
     """The body's bytes ``[start, end)``; NotFound when there is no such body."""
-    stored = (await db.read(lambda conn: _stored(conn, [blob_id]))).get(blob_id)
+    # One row by key, at most DATABASE_BODY_LIMIT long: read on the loop (no thread hop).
+    stored = (await db.read_small(lambda conn: _stored(conn, [blob_id]))).get(blob_id)
     if stored is not None:
         return stored[start:end]
     return await db.in_io(partial(blobs.read, blob_id, start, end))

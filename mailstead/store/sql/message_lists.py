@@ -50,6 +50,24 @@ class MessageLists:
         self._listings: OrderedDict[int, _Listing] = OrderedDict()
         self._rows = 0
 
+    def read_current(self, conn: sqlite3.Connection, mailbox_id: int) -> list[MessageMeta] | None:
+        """The kept list when the mailbox has not changed since it was listed (one row read
+        by key and a list copy: cheap enough for the event loop); None when :meth:`read`
+        must bring it up to date or read it afresh."""
+        with self._lock:
+            cached = self._listings.get(mailbox_id)
+        if cached is None:
+            return None
+        box = conn.execute(
+            "SELECT uidvalidity, highestmodseq FROM mailboxes WHERE id = ?", (mailbox_id,)
+        ).fetchone()
+        if box is None or (cached.uidvalidity, cached.highestmodseq) != tuple(box):
+            return None
+        with self._lock:
+            if mailbox_id in self._listings:
+                self._listings.move_to_end(mailbox_id)
+        return list(cached.messages.values())
+
     def read(self, conn: sqlite3.Connection, mailbox_id: int) -> list[MessageMeta]:
         """Every message of the mailbox in UID order (empty for a mailbox that is gone)."""
         conn.execute("BEGIN")

@@ -73,6 +73,9 @@ T = TypeVar("T")
 #: Directory changes remembered for :meth:`SQLiteStore.directory_changes_since`; a cache
 #: further behind than this forgets everything.
 DIRECTORY_CHANGES_KEPT = 1024
+#: Up to this many structures are read on the event loop's own connection (a FETCH of a
+#: screenful of messages); more go to a reader thread (Connections.read_small).
+SMALL_READ_ROWS = 64
 
 
 class SQLiteStore:
@@ -304,10 +307,10 @@ class SQLiteStore:
 
     async def get_mailbox(self, user_id: int, name: str) -> Mailbox:
         clean = validate_mailbox_name(name)
-        return await self._db.read(lambda conn: mailboxes.load_mailbox(conn, user_id, clean))
+        return await self._db.read_small(lambda conn: mailboxes.load_mailbox(conn, user_id, clean))
 
     async def get_mailbox_by_id(self, mailbox_id: int) -> Mailbox:
-        return await self._db.read(lambda conn: mailboxes.mailbox_by_id(conn, mailbox_id))
+        return await self._db.read_small(lambda conn: mailboxes.mailbox_by_id(conn, mailbox_id))
 
     async def create_mailbox(
         self, user_id: int, name: str, special_use: str | None = None
@@ -453,15 +456,22 @@ class SQLiteStore:
         changed_since: int | None = None,
     ) -> list[MessageMeta]:
         if uid_ranges is None and changed_since is None:
+            current = await self._db.read_small(
+                partial(self._message_lists.read_current, mailbox_id=mailbox_id)
+            )
+            if current is not None:  # unchanged since it was last listed: no thread hop
+                return current
             return await self._db.read(partial(self._message_lists.read, mailbox_id=mailbox_id))
         return await self._db.read(
             lambda conn: messages.list_messages(conn, mailbox_id, uid_ranges, changed_since)
         )
 
     async def get_structure(self, blob_id: str) -> bytes:
-        return await self._db.read(lambda conn: bodies.structure(conn, blob_id))
+        return await self._db.read_small(lambda conn: bodies.structure(conn, blob_id))
 
     async def get_structures(self, blob_ids: Sequence[str]) -> dict[str, bytes]:
+        if len(blob_ids) <= SMALL_READ_ROWS:  # a FETCH of a screenful: no thread hop
+            return await self._db.read_small(lambda conn: bodies.structures(conn, blob_ids))
         return await self._db.read(lambda conn: bodies.structures(conn, blob_ids))
 
     async def read_blob(self, blob_id: str, start: int = 0, end: int | None = None) -> bytes:
