@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import lru_cache
 
 from mailstead.imap import objectid
 from mailstead.imap.parse.search import (
@@ -83,8 +84,15 @@ class Candidate:
     @property
     def flags_lower(self) -> frozenset[str]:
         if self._flags_lower is None:
-            self._flags_lower = frozenset(f.lower() for f in self.meta.flags)
+            self._flags_lower = _lowered(self.meta.flags)
         return self._flags_lower
+
+
+@lru_cache(maxsize=4096)
+def _lowered(flags: frozenset[str]) -> frozenset[str]:
+    """A mailbox has few distinct flag sets, and every SEARCH of a flag key lowered each
+    message's set anew (a tenth of a SEARCH UNSEEN on 200 messages): once per set now."""
+    return frozenset(f.lower() for f in flags)
 
 
 def _fold(text: str) -> str:

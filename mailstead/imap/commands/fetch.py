@@ -14,6 +14,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import TYPE_CHECKING, TypeVar
 
 from mailstead.core.errors import NotFound
@@ -211,11 +212,22 @@ class _Message:
 Piece = bytes | _Span | _Decoded
 
 
+#: The items that can be one range of the message (``_range``).
+_RANGE_ITEMS = frozenset({FetchItem.RFC822, FetchItem.RFC822_TEXT, FetchItem.BODY})
+
+
+@lru_cache(maxsize=1024)
+def _label(att: FetchAtt) -> bytes:
+    """An item's name in the response, made once per distinct item rather than once per
+    message and item (a FETCH of 10,000 envelopes asked for it 40,000 times)."""
+    return att.response_name().encode("utf-8", "surrogateescape")
+
+
 def render_item(session: Session, user_id: int, att: FetchAtt, m: _Message) -> list[Piece]:
     """One FETCH item as the pieces of its response: a message body stays one piece of
     its own (the literal's data), never copied into a line with the rest, and for a large
     message it is a _Span the sender reads from the store as it goes."""
-    label = att.response_name().encode("utf-8", "surrogateescape")
+    label = _label(att)
     span = _range(att, m)
     if span is not None:
         start, end = span
@@ -257,10 +269,10 @@ def _range(att: FetchAtt, m: _Message) -> tuple[int, int] | None:
     """Where a body item lies in the message BODY sections show (``_Message.body_view``)
     when it is one range of it (RFC822, RFC822.TEXT, a BODY section other than a field
     selection), ``<partial>`` applied; None for any other item."""
+    if att.item not in _RANGE_ITEMS:  # most items of most FETCHes: decided at once
+        return None
     section = att.section
     if att.item is FetchItem.BODY and (section is None or section.top_level_fields):
-        return None
-    if att.item not in (FetchItem.RFC822, FetchItem.RFC822_TEXT, FetchItem.BODY):
         return None
     size = m.meta.size
     if _loaded(m.structure).has_nul_parts:
