@@ -1,0 +1,265 @@
+"""ESORT and CONTEXT=SEARCH / CONTEXT=SORT (RFC 5267) against the real server: SORT with
+RETURN options answered in ESEARCH, and live results whose ADDTO/REMOVEFROM one session
+receives while another appends, flags and expunges, with imaplib, imapclient and the raw
+line client."""
+
+from __future__ import annotations
+
+import imaplib
+
+import pytest
+from imapclient import IMAPClient
+
+from mailstead.testing.server import ServerThread
+from tests.imap.conftest import PASSWORD, Raw, append, connect, status_of
+
+
+def _message(i: int, subject: str) -> bytes:
+    return (
+        f"From: a{i}@example.org\r\nTo: b@example.com\r\nSubject: {subject}\r\n"
+        f"Date: Mon, {i + 1} Jan 2024 10:00:00 +0000\r\nMessage-ID: <m{i}@example.org>\r\n"
+        f"\r\nbody {i}\r\n"
+    ).encode()
+
+
+#: Subjects in mailbox order; by SUBJECT the order is 2, 4, 3, 5, 1.
+SUBJECTS = ["zeta", "alpha", "mid", "beta", "omega"]
+
+
+@pytest.fixture
+def filled(server: ServerThread, account: str) -> str:
+    c = connect(server, account)
+    for i, subject in enumerate(SUBJECTS):
+        append(c, _message(i, subject))
+    c.logout()
+    return account
+
+
+@pytest.fixture
+def watcher(server: ServerThread, filled: str) -> Raw:
+    """The session that keeps live results; the tests change the mailbox elsewhere."""
+    r = Raw(server.port("imap"), login=filled)
+    assert status_of(r.command("SELECT INBOX")) == b"OK"
+    return r
+
+
+@pytest.fixture
+def changer(server: ServerThread, filled: str) -> imaplib.IMAP4:
+    c = connect(server, filled)
+    c.select("INBOX")
+    return c
+
+
+def _untagged(lines: list[bytes]) -> list[bytes]:
+    return [line.rstrip(b"\r\n") for line in lines if line.startswith(b"* ")]
+
+
+def _esearch(lines: list[bytes]) -> list[bytes]:
+    return [line for line in _untagged(lines) if line.startswith(b"* ESEARCH")]
+
+
+# -- capabilities -------------------------------------------------------------------------
+def test_capabilities_are_advertised(server: ServerThread, account: str) -> None:
+    c = connect(server, account)
+    caps = c.capabilities
+    assert {"ESORT", "CONTEXT=SEARCH", "CONTEXT=SORT", "SORT", "ESEARCH"} <= set(caps)
+    c.logout()
+
+
+# -- ESORT --------------------------------------------------------------------------------
+def test_esort_min_max_count_all_in_sort_order(watcher: Raw) -> None:
+    lines = watcher.command("SORT RETURN (MIN MAX COUNT ALL) (SUBJECT) UTF-8 ALL", "s1")
+    # RFC 5267 §3.1: MIN and MAX are the first and last in the sort order (Dovecot agrees).
+    assert _esearch(lines) == [b'* ESEARCH (TAG "s1") MIN 2 MAX 1 ALL 2,4,3,5,1 COUNT 5']
+    assert status_of(lines) == b"OK"
+
+
+def test_esort_empty_return_is_all_and_uid(watcher: Raw) -> None:
+    lines = watcher.command("UID SORT RETURN () (SUBJECT) UTF-8 ALL", "s2")
+    assert _esearch(lines) == [b'* ESEARCH (TAG "s2") UID ALL 2,4,3,5,1']
+    assert not any(line.startswith(b"* SORT") for line in lines)
+
+
+def test_esort_ascending_runs_are_ranges(watcher: Raw) -> None:
+    # RFC 5267 §3.2: a range only where the sort order ascends.
+    lines = watcher.command("SORT RETURN (ALL) (REVERSE SUBJECT) UTF-8 ALL", "s3")
+    assert _esearch(lines) == [b'* ESEARCH (TAG "s3") ALL 1,5,3:4,2']
+    lines = watcher.command("SORT RETURN (ALL) (DATE) UTF-8 ALL", "s4")
+    assert _esearch(lines) == [b'* ESEARCH (TAG "s4") ALL 1:5']
+
+
+def test_esort_partial_pages_the_sort_order(watcher: Raw) -> None:
+    lines = watcher.command("SORT RETURN (PARTIAL 2:3) (SUBJECT) UTF-8 ALL", "s5")
+    assert _esearch(lines) == [b'* ESEARCH (TAG "s5") PARTIAL (2:3 4,3)']
+    lines = watcher.command("SORT RETURN (PARTIAL -1:-2 COUNT) (SUBJECT) UTF-8 ALL", "s6")
+    assert _esearch(lines) == [b'* ESEARCH (TAG "s6") PARTIAL (-1:-2 5,1) COUNT 5']
+    lines = watcher.command("SORT RETURN (PARTIAL 9:10) (SUBJECT) UTF-8 ALL", "s7")
+    assert _esearch(lines) == [b'* ESEARCH (TAG "s7") PARTIAL (9:10 NIL)']
+
+
+def test_esort_nothing_found(watcher: Raw) -> None:
+    lines = watcher.command("SORT RETURN (MIN MAX ALL COUNT) (SUBJECT) UTF-8 NOT ALL", "s8")
+    assert _esearch(lines) == [b'* ESEARCH (TAG "s8") COUNT 0']
+
+
+def test_esort_save_keeps_the_min(watcher: Raw) -> None:
+    lines = watcher.command("SORT RETURN (SAVE MIN) (SUBJECT) UTF-8 ALL", "s9")
+    assert _esearch(lines) == [b'* ESEARCH (TAG "s9") MIN 2']
+    lines = watcher.command("UID SEARCH $", "s10")
+    assert _untagged(lines) == [b"* SEARCH 2"]
+
+
+def test_esort_errors(watcher: Raw) -> None:
+    assert status_of(watcher.command("SORT RETURN (ALL PARTIAL 1:2) (SUBJECT) UTF-8 ALL")) == b"BAD"
+    assert status_of(watcher.command("SORT RETURN (NEWEST) (SUBJECT) UTF-8 ALL")) == b"BAD"
+    assert status_of(watcher.command("SORT RETURN (ALL (SUBJECT) UTF-8 ALL")) == b"BAD"
+
+
+def test_esort_with_imapclient(server: ServerThread, filled: str) -> None:
+    with IMAPClient("127.0.0.1", port=server.port("imap"), ssl=False, timeout=30) as c:
+        c.login(filled, PASSWORD)
+        c.select_folder("INBOX")
+        typ, data = c._imap.uid("SORT", "RETURN", "(ALL)", "(SUBJECT)", "UTF-8", "ALL")
+        assert typ == "OK"
+        assert c._imap.untagged_responses.get("ESEARCH") or data
+
+
+# -- CONTEXT=SEARCH -----------------------------------------------------------------------
+def test_search_update_follows_flags_arrivals_and_expunges(
+    watcher: Raw, changer: imaplib.IMAP4
+) -> None:
+    assert _esearch(watcher.command("SEARCH RETURN (UPDATE) UNSEEN", "c1")) == [
+        b'* ESEARCH (TAG "c1")'
+    ]
+    assert _esearch(watcher.command("UID SEARCH RETURN (UPDATE COUNT) FLAGGED", "c2")) == [
+        b'* ESEARCH (TAG "c2") UID COUNT 0'
+    ]
+    changer.store("2", "+FLAGS", "(\\Seen)")
+    changer.store("3", "+FLAGS", "(\\Flagged)")
+    lines = _untagged(watcher.command("NOOP"))
+    assert lines[-2:] == [
+        b'* ESEARCH (TAG "c1") REMOVEFROM (0 2)',
+        b'* ESEARCH (TAG "c2") UID ADDTO (0 3)',
+    ]
+    append(changer, _message(9, "aaa"))
+    lines = _untagged(watcher.command("NOOP"))
+    assert lines == [b"* 6 EXISTS", b'* ESEARCH (TAG "c1") ADDTO (0 6)']
+    changer.store("1", "+FLAGS", "(\\Deleted)")
+    changer.expunge()
+    lines = _untagged(watcher.command("NOOP"))
+    # RFC 5267 §4.3.4: REMOVEFROM before the EXPUNGE, while message 1 is still 1.
+    assert lines[:2] == [b'* ESEARCH (TAG "c1") REMOVEFROM (0 1)', b"* 1 EXPUNGE"]
+
+
+def test_own_changes_update_too(watcher: Raw) -> None:
+    watcher.command("UID SEARCH RETURN (UPDATE) SEEN", "o1")
+    lines = _untagged(watcher.command("STORE 1,2 +FLAGS (\\Seen)"))
+    assert lines[-1] == b'* ESEARCH (TAG "o1") UID ADDTO (0 1:2)'
+    lines = _untagged(watcher.command("STORE 1 -FLAGS (\\Seen)"))
+    assert lines[-1] == b'* ESEARCH (TAG "o1") UID REMOVEFROM (0 1)'
+
+
+def test_text_programs_read_only_the_new_message(watcher: Raw, changer: imaplib.IMAP4) -> None:
+    watcher.command("UID SEARCH RETURN (UPDATE) SUBJECT aaa", "t1")
+    append(changer, _message(9, "aaa bbb"))
+    append(changer, _message(10, "ccc"))
+    lines = _untagged(watcher.command("NOOP"))
+    assert lines == [b"* 7 EXISTS", b'* ESEARCH (TAG "t1") UID ADDTO (0 6)']
+
+
+def test_updates_reach_an_idle_session(
+    server: ServerThread, filled: str, changer: imaplib.IMAP4
+) -> None:
+    w = Raw(server.port("imap"), login=filled)
+    w.command("SELECT INBOX")
+    w.command("UID SEARCH RETURN (UPDATE) FLAGGED", "i1")
+    w.send(b"i2 IDLE\r\n")
+    assert w.readline().startswith(b"+")
+    changer.store("4", "+FLAGS", "(\\Flagged)")
+    got = []
+    while not got or not got[-1].startswith(b"* ESEARCH"):
+        got.append(w.readline().rstrip(b"\r\n"))
+    assert got[-1] == b'* ESEARCH (TAG "i1") UID ADDTO (0 4)'
+    w.send(b"DONE\r\n")
+    assert status_of(w.read_until_tag("i2")) == b"OK"
+    w.close()
+
+
+def test_tag_reuse_is_bad_and_cancelupdate(watcher: Raw, changer: imaplib.IMAP4) -> None:
+    watcher.command("SEARCH RETURN (UPDATE) FLAGGED", "x1")
+    lines = watcher.command("SEARCH RETURN (UPDATE) ALL", "x1")
+    assert status_of(lines) == b"BAD"
+    assert status_of(watcher.command('CANCELUPDATE "x1"')) == b"OK"
+    changer.store("1", "+FLAGS", "(\\Flagged)")
+    assert _esearch(watcher.command("NOOP")) == []
+    assert status_of(watcher.command('CANCELUPDATE "x1"')) == b"NO"
+    assert status_of(watcher.command("CANCELUPDATE x1")) == b"BAD"  # quoted only
+    assert status_of(watcher.command("CANCELUPDATE")) == b"BAD"
+
+
+def test_limit_answers_noupdate(watcher: Raw, changer: imaplib.IMAP4) -> None:
+    from mailstead.imap.live import MAX_LIVE_RESULTS
+
+    for i in range(MAX_LIVE_RESULTS):
+        assert not any(
+            b"NOUPDATE" in line
+            for line in watcher.command("UID SEARCH RETURN (UPDATE) FLAGGED", f"l{i}")
+        )
+    lines = watcher.command("UID SEARCH RETURN (UPDATE COUNT) ALL", "over")
+    # RFC 5267 §4.3.1: an untagged NO [NOUPDATE], the other options honoured, OK.
+    assert _untagged(lines) == [
+        b'* NO [NOUPDATE "over"] Too many live results',
+        b'* ESEARCH (TAG "over") UID COUNT 5',
+    ]
+    assert status_of(lines) == b"OK"
+    changer.store("1", "+FLAGS", "(\\Flagged)")
+    assert len(_esearch(watcher.command("NOOP"))) == MAX_LIVE_RESULTS
+
+
+def test_contexts_end_with_the_selection(watcher: Raw, changer: imaplib.IMAP4) -> None:
+    watcher.command("UID SEARCH RETURN (UPDATE) FLAGGED", "e1")
+    watcher.command("UNSELECT")
+    watcher.command("SELECT INBOX")
+    changer.store("1", "+FLAGS", "(\\Flagged)")
+    assert _esearch(watcher.command("NOOP")) == []
+    # the tag is free again in the new selection
+    assert status_of(watcher.command("UID SEARCH RETURN (UPDATE) FLAGGED", "e1")) == b"OK"
+
+
+def test_cancelupdate_needs_a_selection(server: ServerThread, account: str) -> None:
+    r = Raw(server.port("imap"), login=account)
+    assert status_of(r.command('CANCELUPDATE "a"')) == b"NO"
+    r.close()
+
+
+# -- CONTEXT=SORT -------------------------------------------------------------------------
+def test_sort_update_tells_positions(watcher: Raw, changer: imaplib.IMAP4) -> None:
+    lines = watcher.command("UID SORT RETURN (UPDATE ALL) (SUBJECT) UTF-8 UNSEEN", "r1")
+    assert _esearch(lines) == [b'* ESEARCH (TAG "r1") UID ALL 2,4,3,5,1']
+    append(changer, _message(9, "apple"))  # UID 6 sorts between alpha and beta: place 2
+    append(changer, _message(10, "zzz"))  # UID 7 sorts last: place 7
+    lines = _untagged(watcher.command("NOOP"))
+    assert lines == [b"* 7 EXISTS", b'* ESEARCH (TAG "r1") UID ADDTO (2 6 7 7)']
+    changer.store("3,4", "+FLAGS", "(\\Seen)")  # mid (place 5) and beta (place 3)
+    lines = _esearch(watcher.command("NOOP"))
+    # alpha apple beta mid omega zeta zzz: beta and mid are places 3 and 4, one run
+    assert lines == [b'* ESEARCH (TAG "r1") UID REMOVEFROM (3 4,3)']
+    changer.store("1", "+FLAGS", "(\\Deleted)")
+    changer.expunge()
+    lines = _untagged(watcher.command("NOOP"))
+    # zeta (UID 1) is at place 4 of alpha, apple, omega, zeta, zzz
+    assert lines[:2] == [b'* ESEARCH (TAG "r1") UID REMOVEFROM (4 1)', b"* 1 EXPUNGE"]
+
+
+def test_sort_update_by_sequence_number(watcher: Raw, changer: imaplib.IMAP4) -> None:
+    watcher.command("SORT RETURN (UPDATE) (REVERSE SUBJECT) UTF-8 NOT DELETED", "q1")
+    changer.store("2", "+FLAGS", "(\\Deleted)")  # alpha: last in reverse order, place 5
+    assert _esearch(watcher.command("NOOP")) == [b'* ESEARCH (TAG "q1") REMOVEFROM (5 2)']
+    changer.expunge()
+    lines = _untagged(watcher.command("NOOP"))
+    assert lines[0] == b"* 2 EXPUNGE"
+    assert not _esearch(lines)  # already told when it stopped matching
+    changer.store("2", "-FLAGS", "(\\Deleted)")  # no change: mid is a member already
+    assert _esearch(watcher.command("NOOP")) == []
+    append(changer, _message(9, "nnn"))  # seq 5 now; reverse: zeta omega nnn mid beta
+    assert _esearch(watcher.command("NOOP")) == [b'* ESEARCH (TAG "q1") ADDTO (3 5)']
