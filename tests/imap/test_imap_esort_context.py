@@ -6,6 +6,7 @@ line client."""
 from __future__ import annotations
 
 import imaplib
+import re
 
 import pytest
 from imapclient import IMAPClient
@@ -115,13 +116,39 @@ def test_esort_errors(watcher: Raw) -> None:
     assert status_of(watcher.command("SORT RETURN (ALL (SUBJECT) UTF-8 ALL")) == b"BAD"
 
 
-def test_esort_with_imapclient(server: ServerThread, filled: str) -> None:
+def test_esort_with_imaplib(server: ServerThread, filled: str) -> None:
+    c = connect(server, filled)
+    c.select("INBOX")
+    typ, data = c.uid("SORT", "RETURN (MIN ALL)", "(SUBJECT)", "UTF-8", "ALL")
+    assert (typ, data) == ("OK", [None])  # no * SORT line: the answer is ESEARCH
+    _, esearch = c.response("ESEARCH")
+    assert re.fullmatch(rb'\(TAG "\w+"\) UID MIN 2 ALL 2,4,3,5,1', esearch[0])
+    c.logout()
+
+
+def test_live_result_with_imapclient_idle(server: ServerThread, filled: str) -> None:
+    """imapclient parses the ADDTO a live result sends while it idles (RFC 5267 §4.3.2)."""
     with IMAPClient("127.0.0.1", port=server.port("imap"), ssl=False, timeout=30) as c:
         c.login(filled, PASSWORD)
         c.select_folder("INBOX")
-        typ, data = c._imap.uid("SORT", "RETURN", "(ALL)", "(SUBJECT)", "UTF-8", "ALL")
+        typ, _ = c._imap.uid("SEARCH", "RETURN", "(UPDATE)", "FLAGGED")
         assert typ == "OK"
-        assert c._imap.untagged_responses.get("ESEARCH") or data
+        _, answer = c._imap.response("ESEARCH")
+        tag = re.match(rb'\(TAG "(\w+)"\)', answer[0])
+        assert tag is not None
+        other = connect(server, filled)
+        other.select("INBOX")
+        c.idle()
+        other.store("5", "+FLAGS", "(\\Flagged)")
+        seen: list[object] = []
+        while not any(isinstance(r, tuple) and r[:1] == (b"ESEARCH",) for r in seen):
+            got = c.idle_check(timeout=20)
+            assert got, "no update while idling"
+            seen += got
+        c.idle_done()
+        other.logout()
+    update = next(r for r in seen if isinstance(r, tuple) and r[:1] == (b"ESEARCH",))
+    assert update == (b"ESEARCH", (b"TAG", tag[1]), b"UID", b"ADDTO", (0, 5))
 
 
 # -- CONTEXT=SEARCH -----------------------------------------------------------------------
@@ -263,3 +290,42 @@ def test_sort_update_by_sequence_number(watcher: Raw, changer: imaplib.IMAP4) ->
     assert _esearch(watcher.command("NOOP")) == []
     append(changer, _message(9, "nnn"))  # seq 5 now; reverse: zeta omega nnn mid beta
     assert _esearch(watcher.command("NOOP")) == [b'* ESEARCH (TAG "q1") ADDTO (3 5)']
+
+
+def test_removefrom_comes_before_vanished(
+    server: ServerThread, filled: str, changer: imaplib.IMAP4
+) -> None:
+    w = Raw(server.port("imap"), login=filled)
+    w.command("ENABLE QRESYNC")
+    w.command("SELECT INBOX")
+    w.command("UID SEARCH RETURN (UPDATE) UNDELETED", "v1")
+    w.command("UID SEARCH RETURN (UPDATE) ALL", "v2")
+    changer.store("2:3", "+FLAGS", "(\\Deleted)")
+    assert _esearch(w.command("NOOP")) == [b'* ESEARCH (TAG "v1") UID REMOVEFROM (0 2:3)']
+    changer.store("2", "-FLAGS", "(\\Deleted)")
+    changer.expunge()  # UID 3
+    lines = [line for line in _untagged(w.command("NOOP")) if b"FETCH" not in line]
+    # RFC 5267 §4.3.4 with QRESYNC: the member's REMOVEFROM, then VANISHED, then what the
+    # flag change did.
+    assert lines == [
+        b'* ESEARCH (TAG "v2") UID REMOVEFROM (0 3)',
+        b"* VANISHED 3",
+        b'* ESEARCH (TAG "v1") UID ADDTO (0 2)',
+    ]
+    w.close()
+
+
+def test_partial_and_update_do_not_interact(watcher: Raw, changer: imaplib.IMAP4) -> None:
+    # RFC 5267 §4.4: "the UPDATE will provide notifications for all matching results",
+    # not only for the page asked.
+    lines = watcher.command("SEARCH RETURN (UPDATE PARTIAL 1:2 COUNT) UNFLAGGED", "p1")
+    assert _esearch(lines) == [b'* ESEARCH (TAG "p1") PARTIAL (1:2 1:2) COUNT 5']
+    changer.store("5", "+FLAGS", "(\\Flagged)")
+    assert _esearch(watcher.command("NOOP")) == [b'* ESEARCH (TAG "p1") REMOVEFROM (0 5)']
+    lines = watcher.command("SORT RETURN (UPDATE PARTIAL -1:-2) (SUBJECT) UTF-8 UNFLAGGED", "p2")
+    assert _esearch(lines) == [b'* ESEARCH (TAG "p2") PARTIAL (-1:-2 3,1)']
+    changer.store("2", "+FLAGS", "(\\Flagged)")  # alpha, first in the sort order
+    assert _esearch(watcher.command("NOOP")) == [
+        b'* ESEARCH (TAG "p1") REMOVEFROM (0 2)',
+        b'* ESEARCH (TAG "p2") REMOVEFROM (1 2)',
+    ]

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mailstead.imap import live
 from mailstead.imap.basesubject import extract
-from mailstead.imap.live import LiveResult
+from mailstead.imap.live import MAX_LIVE_RESULTS, LiveResult, LiveResults
 from mailstead.imap.parse.sort import Criterion, SortKey
+from mailstead.imap.replies import CommandError, Status
 from mailstead.imap.search import Needs
 from mailstead.imap.sort import Sortable, sort_messages
 
@@ -129,3 +132,32 @@ def test_client_holds_what_a_new_command_would_answer(
         held = _client_applies(held, lines)
         assert held == answer()
         assert result.members == set(held)
+
+
+def _search_result(tag: str, members: set[int]) -> LiveResult:
+    return LiveResult(tag, True, lambda c: True, Needs(), None, frozenset(), members)
+
+
+def test_results_past_the_limits_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    results = LiveResults()
+    for n in range(MAX_LIVE_RESULTS):
+        assert results.keep(_search_result(f"t{n}", set())) is None
+    assert results.keep(_search_result("over", set())) == (
+        'NO [NOUPDATE "over"] Too many live results'
+    )
+    assert not results.has("over")
+    assert results.cancel("t0")
+    monkeypatch.setattr(live, "MAX_LIVE_MESSAGES", 3)
+    assert results.keep(_search_result("big", {1, 2, 3, 4})) == (
+        'NO [NOUPDATE "big"] Result too large to keep live'
+    )
+    assert results.keep(_search_result("small", {1, 2, 3})) is None
+
+
+def test_a_used_tag_is_bad() -> None:
+    results = LiveResults()
+    results.keep(_search_result("a", set()))
+    with pytest.raises(CommandError) as caught:
+        results.check_tag("a")
+    assert caught.value.status is Status.BAD
+    results.check_tag("b")
