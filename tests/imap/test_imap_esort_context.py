@@ -329,3 +329,30 @@ def test_partial_and_update_do_not_interact(watcher: Raw, changer: imaplib.IMAP4
         b'* ESEARCH (TAG "p1") REMOVEFROM (0 2)',
         b'* ESEARCH (TAG "p2") REMOVEFROM (1 2)',
     ]
+
+
+def test_only_the_changed_messages_are_read(
+    server: ServerThread, watcher: Raw, changer: imaplib.IMAP4, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fast path (decision record 0022): a flag change makes the session read that one
+    message's metadata and structure, never the mailbox's."""
+    watcher.command("UID SEARCH RETURN (UPDATE) SUBJECT a NOT SEEN", "f1")
+    changer.store("2", "+FLAGS", "(\\Seen)")
+    store = server.store
+    listed: list[object] = []
+    structures: list[int] = []
+    list_messages, get_structures = store.list_messages, store.get_structures
+
+    async def spy_list(mailbox_id: int, uid_ranges: object = None, **kw: object) -> object:
+        listed.append(uid_ranges)
+        return await list_messages(mailbox_id, uid_ranges, **kw)  # type: ignore[arg-type]
+
+    async def spy_structures(blob_ids: list[str]) -> object:
+        structures.append(len(blob_ids))
+        return await get_structures(blob_ids)
+
+    monkeypatch.setattr(store, "list_messages", spy_list)
+    monkeypatch.setattr(store, "get_structures", spy_structures)
+    assert _esearch(watcher.command("NOOP")) == [b'* ESEARCH (TAG "f1") UID REMOVEFROM (0 2)']
+    assert listed == [[(2, 2)]]
+    assert structures == [1]
