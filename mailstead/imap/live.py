@@ -83,7 +83,7 @@ class LiveResult:
         return cls(tag, by_uid, predicate, wanted, criteria, reads, {m.uid for m in ordered}, order)
 
     # -- changes ----------------------------------------------------------------------------
-    def expunged(self, uids: Iterable[int], number: Number) -> list[str]:
+    def expunged(self, uids: Sequence[int], number: Number) -> list[str]:
         """The REMOVEFROM for members about to be expunged (numbered before the EXPUNGE)."""
         gone = {u for u in uids if u in self.members}
         for u in uids:

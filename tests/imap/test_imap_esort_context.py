@@ -356,3 +356,17 @@ def test_only_the_changed_messages_are_read(
     assert _esearch(watcher.command("NOOP")) == [b'* ESEARCH (TAG "f1") UID REMOVEFROM (0 2)']
     assert listed == [[(2, 2)]]
     assert structures == [1]
+
+
+def test_deleted_mailbox_still_says_bye(server: ServerThread, filled: str) -> None:
+    c = connect(server, filled)
+    c.create("other")
+    w = Raw(server.port("imap"), login=filled)
+    w.command("SELECT other")
+    w.command("UID SEARCH RETURN (UPDATE) ALL", "d1")
+    append(c, _message(9, "late"), "other")  # a message the live result has to judge
+    c.delete("other")
+    w.send(b"d2 NOOP\r\n")
+    assert w.readline().startswith(b"* BYE")
+    w.close()
+    c.logout()

@@ -58,6 +58,8 @@ async def refresh(session: Session, selected: Selected) -> None:
         view.track_changes(False)
         return
     session.absorb()
+    if view.gone:
+        return  # the flush says BYE; there is nothing left to read
     touched, view.touched = view.touched or set(), set()
     uids = sorted(u for u in touched if view.seq_of(u) is not None and not view.is_expunged(u))
     if not uids:
