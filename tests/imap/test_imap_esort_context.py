@@ -370,3 +370,20 @@ def test_deleted_mailbox_still_says_bye(server: ServerThread, filled: str) -> No
     assert w.readline().startswith(b"* BYE")
     w.close()
     c.logout()
+
+
+def test_sort_with_a_modseq_key_tells_the_modseq(watcher: Raw, changer: imaplib.IMAP4) -> None:
+    changer.store("3", "+FLAGS", "(\\Seen)")  # mid: now the highest mod-sequence
+    watcher.command("NOOP")
+    fetched = b"".join(watcher.command("FETCH 1:5 (MODSEQ)"))
+    modseq = {int(n): int(m) for n, m in re.findall(rb"\* (\d) FETCH \(MODSEQ \((\d+)\)", fetched)}
+    top = max(modseq.values())
+    assert modseq[3] == top
+    # RFC 7162 §3.1.5, §7: SORT too ends with the highest mod-sequence found.
+    lines = _untagged(watcher.command("SORT (SUBJECT) UTF-8 MODSEQ 1"))
+    assert lines == [f"* SORT 2 4 3 5 1 (MODSEQ {top})".encode()]
+    lines = _esearch(watcher.command("SORT RETURN (ALL) (SUBJECT) UTF-8 MODSEQ 1", "m1"))
+    assert lines == [f'* ESEARCH (TAG "m1") ALL 2,4,3,5,1 MODSEQ {top}'.encode()]
+    # RFC 4731 §3.2: with MIN alone, that message's mod-sequence.
+    lines = _esearch(watcher.command("SORT RETURN (MIN) (SUBJECT) UTF-8 MODSEQ 1", "m2"))
+    assert lines == [f'* ESEARCH (TAG "m2") MIN 2 MODSEQ {modseq[2]}'.encode()]

@@ -48,6 +48,9 @@ ESORT = (
     "SORT RETURN (MIN MAX) (SUBJECT) UTF-8 1:2",
     "SORT RETURN (MIN MAX COUNT ALL) (SUBJECT) UTF-8 NOT ALL",
     "UID SORT RETURN (COUNT) (REVERSE SIZE) UTF-8 ALL",
+    "SORT RETURN (MIN) (SUBJECT) UTF-8 MODSEQ 1",
+    "UID SORT RETURN (ALL) (REVERSE SUBJECT) UTF-8 MODSEQ 1",
+    "SORT (SUBJECT) UTF-8 MODSEQ 1",
 )
 LIVE = (
     "SEARCH RETURN (UPDATE) UNSEEN",
@@ -55,6 +58,8 @@ LIVE = (
     "UID SEARCH RETURN (UPDATE MIN MAX) SUBJECT alpha",
     "SEARCH RETURN (CONTEXT COUNT) ALL",
 )
+#: The watcher's tags of the first two live results (it numbers its commands w0, w1, ...).
+UNSEEN, FLAGGED = f"w{len(ESORT)}", f"w{len(ESORT) + 1}"
 #: (changer's command or an APPEND of subject, then the watcher's poll).
 CHANGES = (
     "STORE 2 +FLAGS (\\Seen)",
@@ -68,7 +73,7 @@ CHANGES = (
     "STORE 5 +FLAGS (\\Deleted)",
     "EXPUNGE",
 )
-_KEPT = re.compile(rb"^\* (ESEARCH .*|\d+ EXISTS|\d+ EXPUNGE|NO \[NOUPDATE .*)$")
+_KEPT = re.compile(rb"^\* (ESEARCH .*|SORT.*|\d+ EXISTS|\d+ EXPUNGE|NO \[NOUPDATE .*)$")
 
 
 class _Line:
@@ -124,11 +129,11 @@ def _answers(port: int, user: str, password: str) -> list[tuple[str, list[bytes]
                 sequence, item, flags = rest.split(" ", 2)
                 client.store(sequence, item, flags)
         out.append((f"NOOP after {change}", watcher.kept("NOOP")))
-    out.append(('CANCELUPDATE "w11"', watcher.kept('CANCELUPDATE "w11"')))
+    out.append(("cancel the first", watcher.kept(f'CANCELUPDATE "{UNSEEN}"')))
     client.store("1", "+FLAGS", "(\\Flagged)")
     out.append(("NOOP after cancel", watcher.kept("NOOP")))
     out.append(('CANCELUPDATE "nope"', watcher.kept('CANCELUPDATE "nope"')))
-    out.append(("tag reuse", watcher.kept("SEARCH RETURN (UPDATE) ALL", "w12")))
+    out.append(("tag reuse", watcher.kept("SEARCH RETURN (UPDATE) ALL", FLAGGED)))
     watcher.close()
     client.logout()
     return out
@@ -153,14 +158,34 @@ STEPS = [
     *ESORT,
     *LIVE,
     *(f"NOOP after {c}" for c in CHANGES),
-    'CANCELUPDATE "w11"',
+    "cancel the first",
     "NOOP after cancel",
     'CANCELUPDATE "nope"',
     "tag reuse",
 ]
 
 
-@pytest.mark.parametrize("step", STEPS)
+#: Differences kept on purpose (docs/imap-compatibility.md, "ESORT and live results").
+KNOWN_DIFFERENCES = {
+    "SORT RETURN (MIN) (SUBJECT) UTF-8 MODSEQ 1": (
+        "RFC 4731 §3.2: with MIN or MAX alone the MODSEQ is that of the messages returned, "
+        "as mailstead's SEARCH gives it; Dovecot gives the highest of every message found"
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    "step",
+    [
+        pytest.param(
+            step,
+            marks=[pytest.mark.xfail(strict=True, raises=AssertionError, reason=why)]
+            if (why := KNOWN_DIFFERENCES.get(step))
+            else [],
+        )
+        for step in STEPS
+    ],
+)
 def test_answer_is_dovecots(
     both: tuple[dict[str, list[bytes]], dict[str, list[bytes]]], step: str
 ) -> None:

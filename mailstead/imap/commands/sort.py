@@ -27,7 +27,7 @@ from mailstead.imap.parse.commands import Command
 from mailstead.imap.parse.search import SUPPORTED_CHARSETS, ReturnOption, SearchKey
 from mailstead.imap.parse.sort import SortArgs, ThreadAlgorithm, ThreadArgs
 from mailstead.imap.replies import Reply, done, no
-from mailstead.imap.search import Candidate
+from mailstead.imap.search import Candidate, uses_modseq
 from mailstead.imap.sort import (
     SORT_FIELDS,
     THREAD_FIELDS,
@@ -106,9 +106,14 @@ async def sort(session: Session, cmd: Command[SortArgs], selected: Selected) -> 
     ordered = await asyncio.to_thread(sort_messages, found, args.criteria)
     by_uid = cmd.name == "UID SORT"
     completed = _completed(cmd.name, expunged)
+    with_modseq = uses_modseq(args.key)
     if opts is None:
-        # RFC 5256 §4: sort-data = "SORT" *(SP nz-number)
-        session.untagged("SORT" + "".join(f" {m.uid if by_uid else m.seq}" for m in ordered))
+        # RFC 5256 §4: sort-data = "SORT" *(SP nz-number); RFC 7162 §3.1.5, §7: with a
+        # MODSEQ key, SP search-sort-mod-seq, the highest mod-sequence found.
+        tail = f" (MODSEQ {max(m.modseq for m in ordered)})" if with_modseq and ordered else ""
+        session.untagged(
+            "SORT" + "".join(f" {m.uid if by_uid else m.seq}" for m in ordered) + tail
+        )
         return completed
     # RFC 5267 §3: an extended SORT answers as an extended SEARCH does, in ESEARCH, with
     # MIN and MAX the first and last in the sort order and ALL in that order (§3.1);
@@ -116,10 +121,11 @@ async def sort(session: Session, cmd: Command[SortArgs], selected: Selected) -> 
     if not opts:
         opts = (ReturnOption.ALL,)
     pairs = [(m.seq, m.uid) for m in ordered]
+    page = args.partial.page(pairs) if args.partial is not None else []
+    returned = returned_messages(pairs, opts, page)
     if ReturnOption.SAVE in opts:
         # RFC 5182 §2.4 as for SEARCH: $ is a set, kept in mailbox order.
-        page = args.partial.page(pairs) if args.partial is not None else []
-        selected.view.saved = sorted(u for _, u in returned_messages(pairs, opts, page))
+        selected.view.saved = sorted(u for _, u in returned)
         if set(opts) == {ReturnOption.SAVE}:
             return completed  # RFC 5182 §2.1: no ESEARCH
     if updating:
@@ -133,8 +139,11 @@ async def sort(session: Session, cmd: Command[SortArgs], selected: Selected) -> 
         else:
             selected.view.track_changes()
     numbers = [m.uid if by_uid else m.seq for m in ordered]
+    # RFC 4731 §3.2 as for SEARCH: the highest mod-sequence of the messages returned.
+    modseqs = {m.uid: m.modseq for m in ordered}
+    modseq = max(modseqs[u] for _, u in returned) if with_modseq and returned else None
     session.untagged(esearch(cmd.tag, by_uid=by_uid, numbers=numbers, opts=opts,
-                             partial=args.partial))
+                             partial=args.partial, modseq=modseq))
     return completed
 
 
