@@ -88,6 +88,9 @@ class SelectedMailbox:
         self._new_keywords: set[str] = set()  # on messages that arrived, not yet announced
         self._recent_reported = len(self.recent)
         self.gone = False
+        #: UIDs that arrived or whose flags changed since live results last looked (RFC
+        #: 5267 §4.3); None while no live result asks, so nothing is kept for nobody.
+        self.touched: set[int] | None = None
 
     # -- numbers --------------------------------------------------------------------------
     @property
@@ -170,6 +173,8 @@ class SelectedMailbox:
                         self._new_keywords.update(
                             f for f in flags if not f.startswith("\\") and f not in self.keywords
                         )
+                if self.touched is not None:
+                    self.touched.update(new)
                 for u in sorted(new):
                     if self.uids and u < self.uids[-1]:
                         bisect.insort(self.uids, u)  # not expected: UIDs are assigned in order
@@ -182,7 +187,11 @@ class SelectedMailbox:
                 for u, flags in zip(ev.uids, ev.flags, strict=False):
                     u = int(u)
                     known = self.modseqs.get(u)
-                    if known is None or u in self._expunged or ev.modseq <= known:
+                    if known is None or u in self._expunged:
+                        continue
+                    if self.touched is not None:
+                        self.touched.add(u)  # this session's own STORE changes results too
+                    if ev.modseq <= known:
                         continue
                     self.modseqs[u] = int(ev.modseq)
                     self._flag_updates[u] = flags
@@ -195,6 +204,14 @@ class SelectedMailbox:
                 self.gone = True
             elif ev.kind is ChangeKind.MAILBOX_RENAMED and ev.name:
                 self.name = ev.name
+
+    def track_changes(self, on: bool = True) -> None:
+        """Record (or stop recording) which messages arrive or change flags, for live
+        results (RFC 5267 §4.3)."""
+        if not on:
+            self.touched = None
+        elif self.touched is None:
+            self.touched = set()
 
     def note_own_flags(self, uid: int, modseq: int) -> None:
         """This session's STORE already told the client; the echo event must stay quiet."""
@@ -229,13 +246,20 @@ class SelectedMailbox:
         fetch_flags: Callable[[int, frozenset[str]], bytes],
         vanished: bool = False,
         hold_recent: bool = False,
+        before_expunge: Callable[[list[int]], list[bytes]] | None = None,
     ) -> list[bytes]:
         """Untagged responses for everything pending, in an order that keeps numbers
         consistent: EXPUNGEs first (when allowed; one VANISHED with the UIDs instead once
         QRESYNC is on, RFC 7162 §3.2.10), then EXISTS/RECENT, FLAGS when the new messages
-        brought keywords this session has not announced, then flag FETCHes."""
+        brought keywords this session has not announced, then flag FETCHes.
+        ``before_expunge`` gets the UIDs about to be expunged while their numbers are still
+        valid, and its lines go first (RFC 5267 §4.3.4: REMOVEFROM before EXPUNGE)."""
         out: list[bytes] = []
         if allow_expunge and self._expunged:
+            if before_expunge is not None:
+                out += before_expunge(
+                    [u for u in sorted(self._expunged) if self.seq_of(u) is not None]
+                )
             gone: list[int] = []
             for u in sorted(self._expunged):
                 seq = self.seq_of(u)

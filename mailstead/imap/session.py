@@ -19,7 +19,8 @@ Invariants (the things every handler may rely on, and must keep):
    store's change bus through :class:`SelectedMailbox` and are written only at the flush
    points here: before and after each command and while IDLE, as the command's
    :class:`~mailstead.imap.dispatch.Expunge` policy allows (RFC 9051 §7.5.1); never while
-   no command is running.
+   no command is running. The ADDTO/REMOVEFROM of live results (RFC 5267 §4.3) go out in
+   the same flushes, their programs evaluated on the changed messages just before.
 5. Limits live in the read loop: line length, literal size (APPENDLIMIT for APPEND), total
    command size, number of bad commands (then BYE; before login a separate, smaller budget
    for lines that are no IMAP command, whose last one gets only BYE), auto-logout timer
@@ -43,7 +44,7 @@ from mailstead.core.errors import InvalidName, MailsteadError
 from mailstead.core.log import redact_command
 from mailstead.core.spool import Spool, SpoolDir
 from mailstead.imap import response
-from mailstead.imap.commands import COMMAND_CAPABILITIES, COMMANDS, GRAMMARS
+from mailstead.imap.commands import COMMAND_CAPABILITIES, COMMANDS, GRAMMARS, contexts
 from mailstead.imap.dispatch import Expunge
 from mailstead.imap.names import NameMapper
 from mailstead.imap.parse.commands import parse_command, parse_tag
@@ -95,6 +96,8 @@ MAX_PRE_LOGIN_COMMAND = 16 * 1024
 EXTENSIONS = (
     "LITERAL+",  # RFC 7888
     "ESEARCH",  # RFC 4731
+    "ESORT",  # RFC 5267 §3: SORT ... RETURN (...) answered in ESEARCH
+    "CONTEXT=SORT",  # RFC 5267 §4: SORT RETURN (UPDATE), ADDTO/REMOVEFROM with positions
     "SEARCHRES",  # RFC 5182
     "PARTIAL",  # RFC 9394
     "SPECIAL-USE",  # RFC 6154
@@ -312,20 +315,38 @@ class Session:
             )
         return b"* %d FETCH (FLAGS %s)\r\n" % (seq, response.flag_list(shown))
 
+    def absorb(self) -> None:
+        """Fold the changes the store published since the last look into the view."""
+        selected = self.selection
+        if selected is None:
+            return
+        events = selected.subscription.drain()
+        if events:
+            selected.view.absorb(events, self._claimer(selected.view))
+
+    async def refresh_live(self) -> None:
+        """Before a flush: run the live results' programs on the messages that changed
+        (RFC 5267 §4.3), so the flush can tell ADDTO and REMOVEFROM. Nothing happens
+        without live results."""
+        selected = self.selection
+        if selected is not None and selected.live:
+            await contexts.refresh(self, selected)
+
     def flush(self, *, allow_expunge: bool, hold_recent: bool = False) -> None:
         """Write the pending untagged updates of the selected mailbox (invariant 4);
         ``hold_recent`` keeps RECENT for a later flush of the same command (REPLACE sends
-        its EXISTS before its EXPUNGE, and one RECENT after both)."""
+        its EXISTS before its EXPUNGE, and one RECENT after both). Live results' updates
+        go with them: REMOVEFROM before the EXPUNGE of a member, the verdicts of the last
+        :meth:`refresh_live` after the EXISTS and FETCHes (RFC 5267 §4.3.3, §4.3.4)."""
         selected = self.selection
         if selected is None:
             return
         view = selected.view
-        events = selected.subscription.drain()
-        if events:
-            view.absorb(events, self._claimer(view))
+        self.absorb()
         if view.gone:
             self.send(response.untagged("BYE Selected mailbox was deleted"))
             raise Disconnect
+        live = selected.live
         if view.has_pending:
             for line in view.updates(
                 allow_expunge=allow_expunge,
@@ -333,8 +354,15 @@ class Session:
                 fetch_flags=lambda seq, flags: self.fetch_flags_line(view, seq, flags),
                 vanished=self.qresync,
                 hold_recent=hold_recent,
+                before_expunge=(
+                    (lambda uids: [response.untagged(t) for t in live.expunged(uids, view.seq_of)])
+                    if live else None
+                ),
             ):
                 self.send(line)
+        if live:
+            for text in live.apply(view.seq_of):
+                self.send(response.untagged(text))
 
     # -- the loop -----------------------------------------------------------------------------
     async def run(self) -> None:
@@ -569,9 +597,11 @@ class Session:
             # in this command's own responses already account for them; expunges only as
             # the command's policy allows (invariant 4).
             if spec.expunge is not Expunge.DROPPED:
+                await self.refresh_live()
                 self.flush(allow_expunge=spec.expunge is Expunge.BEFORE)
             with metrics.command("imap", cmd.name):
                 reply = await spec.run(self, cmd)
+            await self.refresh_live()
             self.flush(allow_expunge=spec.expunge is not Expunge.HELD)
         except Disconnect:
             raise

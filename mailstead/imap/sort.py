@@ -71,6 +71,7 @@ class Sortable:
     cc_mailbox: str
     message_id: str | None  # the first valid Message ID of Message-ID
     references: tuple[str, ...]  # References, or else the first of In-Reply-To (§5)
+    modseq: int = 0  # RFC 7162 §3.1.5: the answer to a MODSEQ program tells the highest
 
     @classmethod
     def of(
@@ -84,7 +85,7 @@ class Sortable:
         none = extract("")
         if structure is None:
             return cls(seq, int(meta.uid), arrival, arrival, meta.size, none, "", "", "",
-                       None, ())
+                       None, (), int(meta.modseq))
         own: list[str] = []
         refs: tuple[str, ...] = ()
         if Field.REFERENCES in reads:
@@ -107,6 +108,7 @@ class Sortable:
             cc_mailbox=_mailbox_key(structure.cc, Field.CC in reads),
             message_id=own[0] if own else None,
             references=refs,
+            modseq=int(meta.modseq),
         )
 
 

@@ -11,10 +11,11 @@ The kinds follow ``imaplib.Commands``: NONAUTH, AUTH, SELECTED, LOGOUT.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import ClassVar
 
+from mailstead.imap.live import LiveResults
 from mailstead.imap.selected import SelectedMailbox
 from mailstead.store.changes import Subscription
 from mailstead.store.models import User
@@ -47,11 +48,13 @@ class Selected:
     """A mailbox is selected (RFC 9051 §3.3). The subscription to the account's changes
     exists exactly as long as this state: it is opened before the mailbox is read, so no
     change slips between the read and the first update, and closed when the mailbox is
-    left."""
+    left. So do the live results of SEARCH and SORT ``RETURN (UPDATE)`` (RFC 5267 §4.3:
+    they end when the mailbox is no longer selected)."""
 
     user: User
     view: SelectedMailbox
     subscription: Subscription
+    live: LiveResults = field(default_factory=LiveResults)
     kind: ClassVar[StateKind] = StateKind.SELECTED
 
 

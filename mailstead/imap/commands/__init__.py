@@ -16,6 +16,7 @@ from mailstead.imap.commands import (
     any_state,
     append,
     auth,
+    contexts,
     copy_move,
     enable,
     expunge,
@@ -98,6 +99,9 @@ COMMANDS: dict[str, CommandSpec] = table(
     # RFC 5256: SORT, and THREAD (announced per algorithm: THREAD_CAPABILITIES).
     for_selected("SORT", sort_grammar.sort, sort.sort, expunge=Expunge.HELD, capability="SORT"),
     for_selected("UID SORT", sort_grammar.sort, sort.sort, capability="SORT"),
+    # RFC 5267 §4.3.5: CANCELUPDATE ends live results (CONTEXT=SEARCH, CONTEXT=SORT).
+    for_selected("CANCELUPDATE", grammar.cancelupdate, contexts.cancelupdate,
+                 capability="CONTEXT=SEARCH"),
     for_selected("THREAD", sort_grammar.thread, sort.thread, expunge=Expunge.HELD),
     for_selected("UID THREAD", sort_grammar.thread, sort.thread),
     for_selected("FETCH", grammar.fetch, fetch.fetch, expunge=Expunge.HELD),

@@ -22,21 +22,46 @@ if TYPE_CHECKING:
 
 async def idle(session: Session, cmd: Command[None]) -> Reply:
     session.send(b"+ idling\r\n")
+    await session.refresh_live()
     session.flush(allow_expunge=True)
     await session.stream.drain()
     line_task = asyncio.ensure_future(session.read_line())
     failure: list[BaseException] = []
     selected = session.selection
     sub = selected.subscription if selected is not None else None
+    # Live results (RFC 5267 §4.3.2: ADDTO/REMOVEFROM "when the client is using the IDLE
+    # facility") need the changed messages read before the flush: the notifier wakes one
+    # task that does both, instead of flushing where it is called.
+    wake = asyncio.Event()
+    updater: asyncio.Task[None] | None = None
+
+    def fail(exc: BaseException) -> None:
+        failure.append(exc)
+        line_task.cancel()
+
+    async def update_live() -> None:
+        while True:
+            await wake.wait()
+            wake.clear()
+            try:
+                await session.refresh_live()
+                session.flush(allow_expunge=True)
+            except Exception as exc:  # e.g. Disconnect, or the store failing
+                fail(exc)
+                return
 
     def push() -> None:
+        if selected is not None and selected.live:
+            wake.set()
+            return
         try:
             session.flush(allow_expunge=True)
         except BaseException as exc:  # e.g. Disconnect: the selected mailbox was deleted
-            failure.append(exc)
-            line_task.cancel()
+            fail(exc)
 
     if sub is not None:
+        if selected is not None and selected.live:
+            updater = asyncio.ensure_future(update_live())
         sub.set_notifier(push)
     try:
         try:
@@ -48,10 +73,11 @@ async def idle(session: Session, cmd: Command[None]) -> Reply:
     finally:
         if sub is not None:
             sub.set_notifier(None)
-        if not line_task.done():
-            line_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await line_task
+        for task in (line_task, updater):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
     if line.strip().upper() != b"DONE":
         raise bad("Expected DONE to end IDLE")
     return done("IDLE terminated")

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from mailstead.core.errors import NotFound
-from mailstead.imap import response
 from mailstead.imap.batches import batches
+from mailstead.imap.esearch import esearch
+from mailstead.imap.live import LiveResult
 from mailstead.imap.parse.commands import Command
 from mailstead.imap.parse.search import (
     SUPPORTED_CHARSETS,
@@ -36,12 +37,12 @@ _READ_BATCH = 64  # message bodies read concurrently (store read threads)
 _BODY_BYTES = 16 * 1024 * 1024  # whole bodies held at once by one SEARCH (a bigger one alone)
 
 
-def _returned(
+def returned_messages(
     found: list[tuple[int, int]],
     opts: tuple[ReturnOption, ...],
     page: Sequence[tuple[int, int]],
 ) -> list[tuple[int, int]]:
-    """The messages the result options return, in mailbox order: what SAVE keeps in ``$``
+    """The messages the result options return: what SAVE keeps in ``$``
     and what the MODSEQ return data covers. With ALL or COUNT, or with none of MIN, MAX and
     PARTIAL (SAVE alone), every message found (RFC 5182 §2.4, RFC 9394 §3.2: with COUNT "the
     "$" marker would always contain references to all messages found"); otherwise the
@@ -144,6 +145,9 @@ async def search(session: Session, cmd: Command[SearchArgs], selected: Selected)
     view = selected.view
     by_uid = cmd.name == "UID SEARCH"
     saving = args.return_opts is not None and ReturnOption.SAVE in args.return_opts
+    updating = args.return_opts is not None and ReturnOption.UPDATE in args.return_opts
+    if updating:
+        selected.live.check_tag(cmd.tag)
     if args.charset is not None and args.charset not in SUPPORTED_CHARSETS:
         if saving:
             view.saved = []  # RFC 5182 §2.1: a failed SEARCH ... SAVE empties $
@@ -191,34 +195,27 @@ async def search(session: Session, cmd: Command[SearchArgs], selected: Selected)
     # RFC 9394 §3.1: the first result (lowest UID) is 1, -1 the last; MIN, MAX and COUNT
     # still describe every message found (§3.2 adds the MIN/MAX message to the page).
     page = args.partial.page(found) if args.partial is not None else []
-    returned = _returned(found, opts, page)
+    returned = returned_messages(found, opts, page)
+    if updating:
+        # RFC 5267 §4.3: a live result in mailbox order; its changes are told at position
+        # 0 (§4.3.3). The program stays as compiled now: sequence numbers and $ in it
+        # name the messages they named when the command ran.
+        refused = selected.live.keep(LiveResult(cmd.tag, by_uid, predicate, wanted, None,
+                                                frozenset(), {u for _, u in found}))
+        if refused is not None:
+            session.untagged(refused)
+        else:
+            view.track_changes()
     if saving:
         # RFC 5182 §2.4: with only MIN and/or MAX, $ holds just those messages; RFC 9394
         # §3.2: with PARTIAL, the page and those.
         view.saved = [u for _, u in returned]
         if set(opts) == {ReturnOption.SAVE}:
             return completed  # RFC 5182 §2.1: no ESEARCH
-    parts = ['ESEARCH (TAG ' + response.string(cmd.tag).decode("utf-8", "replace") + ")"]
-    if by_uid:
-        parts.append("UID")
-    if numbers and ReturnOption.MIN in opts:
-        parts.append(f"MIN {numbers[0]}")
-    if numbers and ReturnOption.MAX in opts:
-        parts.append(f"MAX {numbers[-1]}")
-    if numbers and ReturnOption.ALL in opts:
-        parts.append(f"ALL {response.uid_set(numbers)}")
-    if args.partial is not None:
-        # RFC 9394 §3.1, §4: ret-data-partial = "PARTIAL" SP "(" partial-range SP
-        # partial-results ")", the range as requested and NIL when no result falls in it.
-        shown = [uid if by_uid else seq for seq, uid in page]
-        results = response.uid_set(shown) if shown else "NIL"
-        parts.append(f"PARTIAL ({args.partial} {results})")
-    if ReturnOption.COUNT in opts:
-        parts.append(f"COUNT {len(numbers)}")
-    if with_modseq and returned:
-        # RFC 4731 §3.2: the highest mod-sequence of the messages returned; with only MIN
-        # and/or MAX, of those one or two; with PARTIAL, of the page and those (RFC 9394
-        # §3.2 names the same set for SAVE).
-        parts.append(f"MODSEQ {max(modseqs[u] for _, u in returned)}")
-    session.untagged(" ".join(parts))
+    # RFC 4731 §3.2: the highest mod-sequence of the messages returned; with only MIN
+    # and/or MAX, of those one or two; with PARTIAL, of the page and those (RFC 9394 §3.2
+    # names the same set for SAVE).
+    modseq = max(modseqs[u] for _, u in returned) if with_modseq and returned else None
+    session.untagged(esearch(cmd.tag, by_uid=by_uid, numbers=numbers, opts=opts,
+                             partial=args.partial, modseq=modseq))
     return completed

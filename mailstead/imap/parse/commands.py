@@ -220,6 +220,13 @@ class CopyMove:
 
 
 @dataclass(frozen=True, slots=True)
+class CancelUpdate:
+    """CANCELUPDATE (RFC 5267 §4.3.5): the tags of the live results to stop."""
+
+    tags: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class UidExpunge:
     """UID EXPUNGE (RFC 4315 §2.1): the UIDs to expunge, if flagged \\Deleted."""
 
@@ -729,6 +736,24 @@ def copy_move(r: Reader) -> CopyMove:
 def search(r: Reader) -> SearchArgs:
     r.sp()
     return search_args(r)
+
+
+#: More tags than live results can exist only repeat them; a bound keeps the line cheap.
+MAX_CANCEL_TAGS = 64
+
+
+def cancelupdate(r: Reader) -> CancelUpdate:
+    """RFC 5267 §5: command-select =/ "CANCELUPDATE" 1*(SP quoted)."""
+    tags: list[str] = []
+    while True:
+        r.sp()
+        tags.append(r.quoted().decode("utf-8", "replace"))
+        if len(tags) > MAX_CANCEL_TAGS:
+            raise r.error(f"more than {MAX_CANCEL_TAGS} tags")
+        if not r.more():
+            break
+    r.end()
+    return CancelUpdate(tuple(tags))
 
 
 def uid_expunge(r: Reader) -> UidExpunge:

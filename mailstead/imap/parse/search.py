@@ -1,5 +1,5 @@
 """SEARCH grammar (RFC 9051 §6.4.4, RFC 4731 ESEARCH return options, RFC 5182 SAVE, RFC 9394
-PARTIAL): a search program as a tree of typed keys.
+PARTIAL, RFC 5267 CONTEXT and UPDATE): a search program as a tree of typed keys.
 
 Each kind of key is its own frozen record, and :data:`SearchKey` is their union, so the
 evaluator (:mod:`mailstead.imap.search`) matches on the kind and reads typed fields: a date
@@ -20,7 +20,8 @@ SUPPORTED_CHARSETS = ("UTF-8", "US-ASCII")
 
 
 class ReturnOption(StrEnum):
-    """ESEARCH result options (RFC 4731 §3.1, RFC 5182 SAVE, RFC 9394 PARTIAL)."""
+    """ESEARCH result options (RFC 4731 §3.1, RFC 5182 SAVE, RFC 9394 PARTIAL, RFC 5267
+    §4.2 CONTEXT and §4.3 UPDATE), for SEARCH and (RFC 5267 §3.1) SORT."""
 
     MIN = "MIN"
     MAX = "MAX"
@@ -28,6 +29,20 @@ class ReturnOption(StrEnum):
     COUNT = "COUNT"
     SAVE = "SAVE"
     PARTIAL = "PARTIAL"
+    CONTEXT = "CONTEXT"  # a hint that the program will be used again; nothing to do
+    UPDATE = "UPDATE"  # keep the result live: ADDTO/REMOVEFROM as the mailbox changes
+
+
+#: More return options than there are kinds only repeat one; a bound keeps a line cheap.
+MAX_RETURN_OPTIONS = 16
+
+
+@dataclass(frozen=True, slots=True)
+class ReturnOptions:
+    """``RETURN (...)`` as given: the options in order, and PARTIAL's range if asked."""
+
+    options: tuple[ReturnOption, ...]
+    partial: PartialRange | None = None
 
 
 class TextField(StrEnum):
@@ -290,6 +305,35 @@ def _modseq_key(r: Reader) -> ModSeq:
     return ModSeq(r.number(limit=MAX_NUMBER64))
 
 
+def return_options(r: Reader) -> ReturnOptions:
+    """``"RETURN" SP "(" [search-return-opt *(SP search-return-opt)] ")"`` (RFC 4466 §2.6,
+    RFC 4731 §3.1, RFC 9394 §4, RFC 5267 §5), the leading ``RETURN`` already read."""
+    r.open_paren()
+    opts: list[ReturnOption] = []
+    partial: PartialRange | None = None
+    while r.peek() != b")":
+        if opts:
+            r.sp()
+        word = r.atom("a return option").upper()
+        if word not in ReturnOption.__members__:
+            raise r.error(f"unknown return option {word[:40]}")
+        opt = ReturnOption(word)
+        exclusive = (ReturnOption.ALL, ReturnOption.PARTIAL)
+        if opt in exclusive and any(o in exclusive for o in opts):
+            # RFC 9394 §3.1, RFC 5267 §4.4: "A single command MUST NOT contain more than
+            # one PARTIAL or ALL search return option".
+            raise r.error("at most one PARTIAL or ALL return option")
+        if opt is ReturnOption.PARTIAL:
+            # RFC 9394 §4: modifier-partial = "PARTIAL" SP partial-range
+            r.sp()
+            partial = r.partial_range()
+        opts.append(opt)
+        if len(opts) > MAX_RETURN_OPTIONS:
+            raise r.error(f"more than {MAX_RETURN_OPTIONS} return options")
+    r.close_paren()
+    return ReturnOptions(tuple(opts), partial)
+
+
 def search_args(r: Reader) -> SearchArgs:
     """``[RETURN (opts)] [CHARSET name] key *(SP key)``; unknown charsets are reported by the
     handler as NO [BADCHARSET] (RFC 9051 §6.4.4), so the charset is returned as given."""
@@ -297,27 +341,8 @@ def search_args(r: Reader) -> SearchArgs:
     partial: PartialRange | None = None
     charset: str | None = None
     if r.skip(b"RETURN "):
-        r.open_paren()
-        opts: list[ReturnOption] = []
-        while r.peek() != b")":
-            if opts:
-                r.sp()
-            word = r.atom("a return option").upper()
-            if word not in ReturnOption.__members__:
-                raise r.error(f"unknown SEARCH return option {word[:40]}")
-            opt = ReturnOption(word)
-            exclusive = (ReturnOption.ALL, ReturnOption.PARTIAL)
-            if opt in exclusive and any(o in exclusive for o in opts):
-                # RFC 9394 §3.1: "A single command MUST NOT contain more than one PARTIAL
-                # or ALL search return option".
-                raise r.error("at most one PARTIAL or ALL return option")
-            if opt is ReturnOption.PARTIAL:
-                # RFC 9394 §4: modifier-partial = "PARTIAL" SP partial-range
-                r.sp()
-                partial = r.partial_range()
-            opts.append(opt)
-        r.close_paren()
-        return_opts = tuple(opts)
+        given = return_options(r)
+        return_opts, partial = given.options, given.partial
         r.sp()
     if r.skip(b"CHARSET "):
         charset = r.text_astring("a charset").upper()

@@ -1,13 +1,19 @@
 """SORT and THREAD grammar (RFC 5256 §4): sort criteria or a threading algorithm, a
-charset, and a search program (the SEARCH grammar's keys)."""
+charset, and a search program (the SEARCH grammar's keys); SORT's ``RETURN (...)`` options
+of ESORT and CONTEXT=SORT (RFC 5267 §3, §4, §5)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
 
-from mailstead.imap.parse.primitives import Reader
-from mailstead.imap.parse.search import SearchKey, search_program
+from mailstead.imap.parse.primitives import PartialRange, Reader
+from mailstead.imap.parse.search import (
+    ReturnOption,
+    SearchKey,
+    return_options,
+    search_program,
+)
 
 #: More criteria than keys exist only repeat one; a bound keeps a line of them cheap.
 MAX_CRITERIA = 16
@@ -46,11 +52,14 @@ class Criterion:
 
 @dataclass(frozen=True, slots=True)
 class SortArgs:
-    """SORT and UID SORT: criteria, the search charset, the search program."""
+    """SORT and UID SORT: criteria, the search charset, the search program, and the
+    ``RETURN`` options of an extended SORT (None: a plain SORT, answered ``* SORT``)."""
 
     criteria: tuple[Criterion, ...]
     charset: str
     key: SearchKey
+    return_opts: tuple[ReturnOption, ...] | None = None
+    partial: PartialRange | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,8 +82,15 @@ def _program(r: Reader) -> tuple[str, SearchKey]:
 def sort(r: Reader) -> SortArgs:
     """RFC 5256 §4: sort = ["UID" SP] "SORT" SP sort-criteria SP search-criteria;
     sort-criteria = "(" sort-criterion *(SP sort-criterion) ")";
-    sort-criterion = ["REVERSE" SP] sort-key."""
+    sort-criterion = ["REVERSE" SP] sort-key. RFC 5267 §5: extended-sort = ["UID" SP]
+    "SORT" search-return-opts SP sort-criteria SP search-criteria."""
     r.sp()
+    return_opts: tuple[ReturnOption, ...] | None = None
+    partial: PartialRange | None = None
+    if r.skip(b"RETURN "):
+        given = return_options(r)
+        return_opts, partial = given.options, given.partial
+        r.sp()
     r.open_paren()
     criteria: list[Criterion] = []
     while True:
@@ -92,7 +108,7 @@ def sort(r: Reader) -> SortArgs:
             break
     r.close_paren()
     charset, key = _program(r)
-    return SortArgs(tuple(criteria), charset, key)
+    return SortArgs(tuple(criteria), charset, key, return_opts, partial)
 
 
 def thread(r: Reader) -> ThreadArgs:
