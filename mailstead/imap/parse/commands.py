@@ -252,6 +252,14 @@ def no_args(r: Reader) -> None:
     r.end()
 
 
+def compress(r: Reader) -> str:
+    """RFC 4978 §3: compress = "COMPRESS" SP algorithm; the algorithm name, upper case."""
+    r.sp()
+    algorithm = r.atom("a compression algorithm").upper()
+    r.end()
+    return algorithm
+
+
 MAX_ID_PARAMS = 30  # RFC 2971 §3.3: at most 30 field-value pairs
 
 
