@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import zlib
 from collections.abc import Iterator
 
@@ -201,3 +202,25 @@ def test_memory_of_an_idle_compressed_connection_is_bounded() -> None:
     from bench.imap_idle import compressed_kib
 
     assert compressed_kib() < 100
+
+
+def test_compression_inside_tls(server: ServerThread, account: str) -> None:
+    """RFC 4978 §4: over IMAPS the DEFLATE layer is inside TLS (compress, then encrypt)."""
+    sock = socket.create_connection(("127.0.0.1", server.port("imaps")), timeout=30)
+    tls = server.client_ssl_context().wrap_socket(sock, server_hostname="localhost")
+    f = tls.makefile("rb")
+    assert f.readline().startswith(b"* OK")
+    tls.sendall(f'l LOGIN {account} "correct horse"\r\nc COMPRESS DEFLATE\r\n'.encode())
+    assert f.readline().startswith(b"l OK")
+    assert f.readline().startswith(b"c OK")
+
+    class Over(Raw):
+        def __init__(self) -> None:
+            self.sock = tls  # type: ignore[assignment]
+            self.file = f
+
+    z = Deflated(Over())
+    assert z.command("NOOP")[-1].split()[1] == b"OK"
+    lines = z.command("SELECT INBOX")
+    assert lines[-1].split()[1] == b"OK" and any(b"EXISTS" in line for line in lines)
+    tls.close()
