@@ -72,6 +72,7 @@ def test_catenate_in_multiappend_and_replace() -> None:
         b"a APPEND INBOX CATENATE (URL x",
         b"a APPEND INBOX CATENATE URL x",
         b"a APPEND INBOX CATENATE (URL x) trailing",
+        b"a APPEND INBOX CATENATE (URL {4097}\r\n" + b"x" * 4097 + b")",
         b"a APPEND INBOX CATENATE"
         + b" ("
         + b" ".join([b"URL x"] * (MAX_CATENATE_PARTS + 1))

@@ -20,6 +20,7 @@ from mailstead.core.message_data import MessageData
 from mailstead.core.types import FlagMode, normalize_flag
 from mailstead.imap.parse.errors import ParseError
 from mailstead.imap.parse.fetch import FetchAtt, fetch_atts
+from mailstead.imap.parse.imapurl import MAX_URL_LENGTH
 from mailstead.imap.parse.primitives import MAX_NUMBER64, PartialRange, Reader, SequenceSet
 from mailstead.imap.parse.receiver import AsideLiteral
 from mailstead.imap.parse.search import SearchArgs, search_args
@@ -710,7 +711,10 @@ def _catenate(r: Reader) -> Catenate:
             parts.append(CatText(r.message_literal()))
         elif r.skip(b"URL"):
             r.sp()
-            parts.append(CatURL(r.astring("a URL").decode("utf-8", "surrogateescape")))
+            url = r.astring("a URL")
+            if len(url) > MAX_URL_LENGTH:  # it would be echoed in NO [BADURL url]
+                raise r.error(f"URL longer than {MAX_URL_LENGTH} octets")
+            parts.append(CatURL(url.decode("utf-8", "surrogateescape")))
         else:
             raise r.error("expected TEXT or URL")
         if not r.more_in_list():
