@@ -91,7 +91,7 @@ def test_text_and_url_parts_make_the_message(pair: tuple[Raw, imaplib.IMAP4], ac
                 [
                     ("URL", f"/INBOX;UIDVALIDITY={uidvalidity}/;UID={uid}/;SECTION=HEADER"),
                     ("TEXT", b"--XX\r\n" + intro + b"--XX\r\n"),
-                    ("URL", f"imap://{user}@localhost/INBOX/;UID={uid}/;SECTION=1.MIME"),
+                    ("URL", f"imap://{user};AUTH=*@localhost/INBOX/;UID={uid}/;SECTION=1.MIME"),
                     ("URL", f"/INBOX/;UID={uid}/;section=1"),
                     ("TEXT", b"\r\n--XX--\r\n"),
                 ],
@@ -168,7 +168,6 @@ def test_header_fields_and_missing_parts(pair: tuple[Raw, imaplib.IMAP4]) -> Non
         "imap://other%40example.com@localhost/INBOX/;UID={uid}",  # another user's
         "imap://{user}@mail.example.net/INBOX/;UID={uid}",  # another server
         "imap://localhost/INBOX/;UID={uid}",  # anonymous
-        "imap://{user};AUTH=*@localhost/INBOX/;UID={uid}",
         "/INBOX/;UID={uid};URLAUTH=anonymous:internal:1234",  # URLAUTH
         "/INBOX/;UID={uid}/;SECTION=NOPE",
         "http://localhost/INBOX/;UID={uid}",

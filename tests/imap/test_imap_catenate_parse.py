@@ -189,6 +189,7 @@ BASE = base_url("user@example.com", "mail.example.com", "Lists/work")
             ),
         ),
         ("//x%40y@h/B%C3%A4r/;UID=9", MessageURL("x@y", "h", None, "Bär", None, 9)),
+        ("imap://u;AUTH=*@h/INBOX/;UID=1", MessageURL("u", "h", None, "INBOX", None, 1)),
     ],
 )
 def test_urls_resolve_and_parse(reference: str, expected: MessageURL) -> None:
@@ -207,10 +208,10 @@ def test_urls_resolve_and_parse(reference: str, expected: MessageURL) -> None:
         "/INBOX/;UID=1/;PARTIAL=1/;SECTION=1",
         "/INBOX/;UID=1;URLAUTH=anonymous:internal:0123",
         "/INBOX;EXPIRE=2030-01-01T00:00:00Z/;UID=1",
-        "imap://u;AUTH=*@h/INBOX/;UID=1",
         "http://h/INBOX/;UID=1",
         "/INBOX/;UID=1?x",
         "/INBOX;X=1/;UID=1",
+        "imap://u;FOO=1@h/INBOX/;UID=1",
         "/%FF/;UID=1",
         "/IN BOX/;UID=1",
         "/INBOX/;UID=1" + "x" * 5000,

@@ -7,8 +7,9 @@ optional section and partial range (RFC 5092 ``imessagepart``). A URL may be abs
 it against the URL of the selected mailbox, by the rules of RFC 3986 §5.2, so
 ``/Drafts;UIDVALIDITY=5/;UID=20`` names a message of Drafts on this server and
 ``;UID=20/;SECTION=HEADER`` one of the selected mailbox. URLAUTH (RFC 4467: ``;EXPIRE=``,
-``;URLAUTH=``) and ``;AUTH=`` are refused: the parts come from the logged-in user's own
-mailboxes, under their own login. Whose mailboxes and which host are the caller's checks.
+``;URLAUTH=``) is refused and ``;AUTH=`` ignored: the parts come from the logged-in user's
+own mailboxes, under their own login. Whose mailboxes and which host are the caller's
+checks.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from mailstead.mime.sections import Section
 MAX_URL_LENGTH = 4096
 
 _AUTHORITY = re.compile(
-    r"^//(?:(?P<user>[^@/;]*)(?P<auth>;[^@/]*)?@)?(?P<host>\[[^\]/]*\]|[^:/@]*)"
+    r"^//(?:(?P<user>[^@/;]*)(?P<auth>;(?i:AUTH)=[^@/;]+)?@)?(?P<host>\[[^\]/]*\]|[^:/@]*)"
     r"(?::(?P<port>\d{1,5}))?(?=/|$)"
 )
 _UIDVALIDITY = re.compile(r";UIDVALIDITY=([1-9][0-9]{0,9})$", re.IGNORECASE)
@@ -117,8 +118,8 @@ def parse_url(url: str) -> MessageURL:
     m = _AUTHORITY.match(rest)
     if m is None or not m.group("host"):
         raise URLError("bad server in URL")
-    if m.group("auth") is not None:
-        raise URLError(";AUTH= is not supported: the parts are read under this login")
+    # ";AUTH=" says how a client would log in to read the URL; here the session's own
+    # login reads it, so it changes nothing (unlike URLAUTH, refused above).
     user = _decode(m.group("user")) if m.group("user") is not None else None
     port = int(m.group("port")) if m.group("port") else None
     path = rest[m.end() :]
