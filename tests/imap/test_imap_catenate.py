@@ -329,3 +329,18 @@ def test_the_size_limit_is_the_assembled_messages(small: ServerThread) -> None:
     assert _body(c, _uid(lines)) == big + b"y" * 4200 + b"\r\n"
     r.close()
     c.logout()
+
+
+def test_replace_with_a_bad_url_keeps_the_old_message(server: ServerThread, account: str) -> None:
+    c = connect(server, account)
+    uid = append(c)
+    r = Raw(server.port("imap"), login=account)
+    r.command("SELECT INBOX")
+    command = _command("INBOX", ("", [("URL", f";UID={uid}"), ("URL", f";UID={uid + 1}")]))
+    lines = r.command(b"UID REPLACE %d " % uid + command[len(b"APPEND ") :])
+    assert b"NO [BADURL ;UID=" in lines[-1], lines
+    assert not any(b"EXPUNGE" in line or b"EXISTS" in line for line in lines), lines
+    c.select("INBOX")
+    assert c.uid("SEARCH", "ALL")[1][0].split() == [str(uid).encode()]
+    r.close()
+    c.logout()

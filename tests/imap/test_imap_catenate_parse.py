@@ -261,3 +261,29 @@ def test_generated_urls_round_trip(name: str, uidvalidity: int, uid: int, sectio
 def test_any_text_is_a_url_or_a_url_error(text: str) -> None:
     with contextlib.suppress(URLError):
         parse_url(resolve(text, BASE))
+
+
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                b"(",
+                b")",
+                b" ",
+                b"TEXT",
+                b"URL",
+                b"~",
+                b"{3}\r\nabc",
+                b"{0}\r\n",
+                b'"u"',
+                b"x",
+                b"CATENATE",
+                b"\x00",
+            ]
+        ),
+        max_size=20,
+    )
+)
+def test_any_catenate_frame_parses_or_is_a_parse_error(tokens: list[bytes]) -> None:
+    with contextlib.suppress(ParseError):
+        parse_command(b"a APPEND INBOX CATENATE " + b"".join(tokens), GRAMMARS)
