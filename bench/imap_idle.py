@@ -58,18 +58,23 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import resource
 import smtplib
 import subprocess
 import sys
 import time
+import tracemalloc
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench.harness import BenchEnv, Result
 from bench.imap_fetch import ADDRESS, PASSWORD, SERVER_CONFIG, corpus_messages, populate
+from mailstead.core.log import ConnectionLog
+from mailstead.net.deflate import Deflate
 from mailstead.testing.server import SubprocessServer, deep_merge, free_port
 
 CLIENT_PROCESSES = 2
@@ -378,14 +383,47 @@ def _rows(case: str, measured: Idle, baseline: Idle, baseline_name: str, rss_not
     ]
 
 
+class _Sink:
+    """A writer that keeps nothing (what compressed_kib's codec writes is not the point)."""
+
+    def write(self, data: bytes) -> None:
+        pass
+
+
+def compressed_kib() -> float:
+    """What COMPRESS=DEFLATE adds to one idle connection, in KiB: the memory
+    ``tracemalloc`` sees held by the compression layer (mailstead.net.deflate) after a
+    first exchange, a compressed command in and untagged responses out (zlib allocates
+    its inflate window at the first input). Decision 0024 records the figure."""
+
+    async def measure() -> float:
+        reader = asyncio.StreamReader()
+        client = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)  # zlib's defaults
+        reader.feed_data(client.compress(b"a1 IDLE\r\n") + client.flush(zlib.Z_SYNC_FLUSH))
+        log = ConnectionLog(logging.getLogger("bench"), "bench", "-")
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            codec = Deflate(reader, _Sink(), log)  # type: ignore[arg-type]
+            await codec.read(65536)
+            codec.write(b"* 11 EXISTS\r\n* 1 FETCH (FLAGS (\\Seen))\r\n" * 40)
+            held = tracemalloc.get_traced_memory()[0] - before
+        finally:
+            tracemalloc.stop()
+        return held / 1024
+
+    return asyncio.run(measure())
+
+
 def run(env: BenchEnv) -> list[Result]:
     raise_nofile()
     connections = env.scale(10_000, 1_000)
     measured = _mailstead(env, connections)
     bare = _bare(connections)
     case = f"{connections:,} IDLE connections"
-    results = _rows(case, measured, bare, "bare asyncio server", "target < 50 KiB",
-                    " (SMTP delivery included)")
+    results = _rows(case, measured, bare, "bare asyncio server",
+                    f"target < 50 KiB; COMPRESS=DEFLATE adds {compressed_kib():.0f} KiB/conn"
+                    " (tracemalloc)", " (SMTP delivery included)")
     if env.peers:
         count = min(connections, DOVECOT_CONNECTIONS)
         peer = _dovecot(count)

@@ -8,7 +8,7 @@ spooled APPEND literal, and the store reads a spooled message on its worker thre
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator
 from pathlib import Path
 
 #: What the header-reading callers (loop detection, the header From) get at most.
@@ -71,7 +71,7 @@ class MessageData:
                 self._head = self.prefix + f.read(HEAD_LIMIT)
         return self._head
 
-    def pieces(self, size: int = READ_PIECE) -> Iterator[bytes]:
+    def pieces(self, size: int = READ_PIECE) -> Generator[bytes]:
         """The whole message in pieces of about ``size`` octets (blocking for a file)."""
         if self.prefix:
             yield self.prefix

@@ -109,6 +109,7 @@ EXTENSIONS = (
     "BINARY",  # RFC 3516
     "UTF8=ACCEPT",  # RFC 6855
     "MULTIAPPEND",  # RFC 3502
+    "CATENATE",  # RFC 4469
     "CONDSTORE",  # RFC 7162
     "QRESYNC",
     "SAVEDATE",  # RFC 8514
@@ -499,6 +500,13 @@ class Session:
             self._deadline_passed = "the command's data took too long to arrive"
         return IdleTimeout(self._deadline_passed)
 
+    def command_spool(self) -> Spool:
+        """A spool for message data the running command makes (a CATENATE message), from
+        the same budgets as the literals; removed, like theirs, once the command is over."""
+        spool = self.spools.spool(client_key(self.stream.peer[0]))
+        self._spooled.append(spool)
+        return spool
+
     def _spool_for(self, lit: NeedLiteral) -> Spool | None:
         """A spool for an APPEND (or REPLACE) literal too large to keep in memory, else
         None."""
@@ -535,7 +543,8 @@ class Session:
             if lit.command in MESSAGE_COMMANDS
             else MAX_NON_APPEND_LITERAL
         )
-        if lit.size == 0 and lit.synchronizing and lit.command in MESSAGE_COMMANDS:
+        if (lit.size == 0 and lit.synchronizing and lit.command in MESSAGE_COMMANDS
+                and not lit.text_part):
             # RFC 3502 §6.3.11: a zero-length message literal cancels the whole APPEND;
             # refused before the continuation, as Dovecot does, so nothing more is sent.
             # (The one other literal there, a mailbox name, cannot be empty either.)

@@ -14,6 +14,9 @@ Limits live here, in the read loop, not in command handlers (CONVENTIONS habit 9
   one piece when the session waits for input, drains, closes, or has 64 KiB queued (one
   system call per response, not per line: a FETCH of 20 messages was 20 sends). While a
   read is waiting, writes go out at once (IDLE updates, SMTP replies of finished commits).
+- :meth:`Stream.start_compression` (IMAP COMPRESS=DEFLATE) swaps the functions that read
+  from and write to the connection for :class:`~mailstead.net.deflate.Deflate`'s; a
+  stream that never compresses calls the reader's and writer's own, with nothing between.
 """
 
 from __future__ import annotations
@@ -23,10 +26,11 @@ import contextlib
 import logging
 import math
 import ssl
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 from mailstead.core.errors import MailsteadError
 from mailstead.core.log import ConnectionLog
+from mailstead.net.deflate import Deflate
 from mailstead.net.tls import describe_tls
 
 _CHUNK = 64 * 1024
@@ -96,6 +100,11 @@ class Stream:
         self._out: list[bytes] = []  # written, not yet handed to the transport
         self._out_size = 0
         self._reading = False  # a read is waiting on the peer: writes go out at once
+        # Where reads come from and writes go: the reader and writer themselves, or the
+        # compression layer once it is on (start_compression).
+        self._recv: Callable[[int], Awaitable[bytes]] = reader.read
+        self._send: Callable[[bytes], None] = writer.write
+        self._deflate: Deflate | None = None
         self.session_id = session_id
         self.idle_timeout = idle_timeout
         self.write_timeout = write_timeout
@@ -125,7 +134,18 @@ class Stream:
 
     @property
     def at_eof(self) -> bool:
-        return not self._buf and self._reader.at_eof()
+        return not self._buf and self._reader.at_eof() and not self._compressed_pending()
+
+    @property
+    def compressed(self) -> bool:
+        """Whether COMPRESS is on (RFC 4978), here or in the TLS layer below."""
+        if self._deflate is not None:
+            return True
+        ssl_object = self._writer.get_extra_info("ssl_object")
+        return ssl_object is not None and ssl_object.compression() is not None
+
+    def _compressed_pending(self) -> int:
+        return 0 if self._deflate is None else self._deflate.pending
 
     # -- reading --------------------------------------------------------------------------
 
@@ -289,13 +309,16 @@ class Stream:
     def pending_bytes(self) -> int:
         """Bytes received but not yet consumed by a read (ours plus asyncio's buffer)."""
         # StreamReader has no public "how much is buffered"; _buffer is stable since 3.4.
-        return len(self._buf) + len(self._reader._buffer)  # type: ignore[attr-defined]
+        return (len(self._buf) + len(self._reader._buffer)  # type: ignore[attr-defined]
+                + self._compressed_pending())
 
     def discard_pending(self) -> int:
         """Drop every buffered unread byte; returns how many were dropped."""
         dropped = self.pending_bytes()
         self._buf.clear()
         self._reader._buffer.clear()  # type: ignore[attr-defined]
+        if self._deflate is not None:
+            self._deflate.discard_pending()
         return dropped
 
     # -- writing --------------------------------------------------------------------------
@@ -307,7 +330,7 @@ class Stream:
         self._reading = True
         try:
             with _mapped_errors():
-                return await self._reader.read(limit)
+                return await self._recv(limit)
         finally:
             self._reading = False
 
@@ -319,7 +342,7 @@ class Stream:
             # A large piece (a message body) goes to the transport as it is: joined with
             # what is queued, it would be copied once more for nothing.
             self._flush_output()
-            self._writer.write(data)
+            self._send(data)
             return
         self._out.append(data)
         self._out_size += len(data)
@@ -334,7 +357,7 @@ class Stream:
         self._out.clear()
         self._out_size = 0
         if not self._writer.is_closing():
-            self._writer.write(data)
+            self._send(data)
 
     async def drain(self, timeout: float | None = None) -> None:
         """Wait until the peer takes our output; IdleTimeout if it stops reading for too long."""
@@ -367,6 +390,21 @@ class Stream:
         self._out.clear()
         self._out_size = 0
         self._writer.transport.abort()
+
+    # -- COMPRESS -------------------------------------------------------------------------
+
+    def start_compression(self) -> None:
+        """Compress both directions from here on (RFC 4978 §3). Call right after queueing
+        the command's OK, which goes out as it is; what the client sent after the command
+        was already compressed, and is the first input of the decompressor."""
+        if self._deflate is not None:
+            raise ValueError("compression is already on")
+        self._flush_output()
+        pending = bytes(self._buf)
+        self._buf.clear()
+        self._deflate = Deflate(self._reader, self._writer, self.log, pending)
+        self._recv = self._deflate.read
+        self._send = self._deflate.write
 
     # -- STARTTLS -------------------------------------------------------------------------
 

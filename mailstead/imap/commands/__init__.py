@@ -16,6 +16,7 @@ from mailstead.imap.commands import (
     any_state,
     append,
     auth,
+    compress,
     contexts,
     copy_move,
     enable,
@@ -80,6 +81,9 @@ COMMANDS: dict[str, CommandSpec] = table(
     for_user("STATUS", grammar.status, status.status, mailbox=_NAME),
     for_user("APPEND", grammar.append, append.append, mailbox=_NAME),
     plain("IDLE", grammar.no_args, idle.idle, states=AUTHENTICATED, capability="IDLE"),
+    # RFC 4978 §3: authenticated or selected, so after STARTTLS (which is before login).
+    plain("COMPRESS", grammar.compress, compress.compress, states=AUTHENTICATED,
+          capability="COMPRESS=DEFLATE"),
     # RFC 9208 §4.1: the QUOTA commands, authenticated or selected.
     for_user("GETQUOTA", grammar.getquota, quota.getquota, capability="QUOTA"),
     for_user("GETQUOTAROOT", grammar.mailbox_arg, quota.getquotaroot, mailbox=_NAME,

@@ -1,7 +1,8 @@
-"""APPEND (RFC 9051 §6.3.12) with MULTIAPPEND (RFC 3502), UIDPLUS APPENDUID (RFC 4315),
-APPENDLIMIT (RFC 7889), LITERAL+ (RFC 7888) and literal8 (RFC 3516). Each literal's size
-was checked before its continuation was sent (session read loop); here the messages are
-stored, all in one transaction, and acknowledged once durable."""
+"""APPEND (RFC 9051 §6.3.12) with MULTIAPPEND (RFC 3502), CATENATE (RFC 4469), UIDPLUS
+APPENDUID (RFC 4315), APPENDLIMIT (RFC 7889), LITERAL+ (RFC 7888) and literal8 (RFC 3516).
+Each literal's size was checked before its continuation was sent (session read loop); here
+CATENATE messages are assembled, then the messages are stored, all in one transaction, and
+acknowledged once durable."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from typing import TYPE_CHECKING
 
 from mailstead.core.errors import InvalidName, NotFound
 from mailstead.imap import response
-from mailstead.imap.parse.commands import Append, AppendMessage, Command
+from mailstead.imap.catenate import assemble
+from mailstead.imap.parse.commands import Append, AppendMessage, Catenate, Command
 from mailstead.imap.replies import Reply, done, no
 from mailstead.store.models import Mailbox, NewMessage, User
 
@@ -18,9 +20,9 @@ if TYPE_CHECKING:
 
 
 async def append(session: Session, cmd: Command[Append], user: User) -> Reply:
-    # RFC 3502 §6.3.11: every message is checked before any is stored; one refused
-    # refuses them all.
-    batch = [new_message(session, m) for m in cmd.args.messages]
+    # RFC 3502 §6.3.11: every message is checked (and, RFC 4469, assembled) before any is
+    # stored; one refused refuses them all.
+    batch = [await new_message(session, user, m) for m in cmd.args.messages]
     box = await target_mailbox(session, user, cmd.args.name)
     if len(batch) == 1:
         one = batch[0]
@@ -34,10 +36,13 @@ async def append(session: Session, cmd: Command[Append], user: User) -> Reply:
     return done("APPEND completed", f"APPENDUID {results[0].uidvalidity} {uids}")
 
 
-def new_message(session: Session, message: AppendMessage) -> NewMessage:
-    """The store's record of one message of APPEND or REPLACE, once it passed the checks
-    the session's read loop could not make (budgets, emptiness)."""
+async def new_message(session: Session, user: User, message: AppendMessage) -> NewMessage:
+    """The store's record of one message of APPEND or REPLACE (a CATENATE one assembled
+    first), once it passed the checks the session's read loop could not make (budgets,
+    emptiness, the assembled size)."""
     data = message.message
+    if isinstance(data, Catenate):
+        data = await assemble(session, user, data)
     if data is None:  # spooled, until the budgets refused it
         raise no("Too much data arriving at once, try again later", "UNAVAILABLE")
     if len(data) > session.settings.limits.max_message_size:

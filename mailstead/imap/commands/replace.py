@@ -34,7 +34,7 @@ async def replace(session: Session, cmd: Command[Replace], selected: Selected) -
         raise no("No such message to replace")
     if view.is_expunged(uids[0]):  # expunged elsewhere, not announced yet (RFC 9051 §7.1)
         raise no("The message to replace has been expunged", "EXPUNGEISSUED")
-    message = new_message(session, cmd.args.message)
+    message = await new_message(session, selected.user, cmd.args.message)
     box = await target_mailbox(session, selected.user, cmd.args.name)
     try:
         result = await session.store.replace(box.id, message, view.mailbox_id, UID(uids[0]))

@@ -20,6 +20,7 @@ from mailstead.core.message_data import MessageData
 from mailstead.core.types import FlagMode, normalize_flag
 from mailstead.imap.parse.errors import ParseError
 from mailstead.imap.parse.fetch import FetchAtt, fetch_atts
+from mailstead.imap.parse.imapurl import MAX_URL_LENGTH
 from mailstead.imap.parse.primitives import MAX_NUMBER64, PartialRange, Reader, SequenceSet
 from mailstead.imap.parse.receiver import AsideLiteral
 from mailstead.imap.parse.search import SearchArgs, search_args
@@ -158,13 +159,41 @@ class Status:
 
 
 @dataclass(frozen=True, slots=True)
+class CatText:
+    """A TEXT part of CATENATE (RFC 4469 §5): a literal's octets, or spooled to a file;
+    None when the budgets refused them."""
+
+    data: bytes | MessageData | None
+
+
+@dataclass(frozen=True, slots=True)
+class CatURL:
+    """A URL part of CATENATE (RFC 4469 §5): the IMAP URL as sent, resolved when the
+    command runs (``mailstead.imap.catenate``)."""
+
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class Catenate:
+    """``CATENATE (part ...)``: the message is made of these, in order (RFC 4469 §3)."""
+
+    parts: tuple[CatText | CatURL, ...]
+
+
+#: What an APPEND or REPLACE message is: the octets (in memory or spooled; None when the
+#: budgets refused them), or the parts CATENATE assembles it from.
+MessageSource = bytes | MessageData | Catenate | None
+
+
+@dataclass(frozen=True, slots=True)
 class AppendMessage:
     """One message of APPEND (RFC 3502 append-message) or REPLACE: its flags, date and
-    data (the octets, or spooled to a file; None when the budgets refused them)."""
+    data (see :data:`MessageSource`)."""
 
     flags: tuple[str, ...]
     date: datetime | None
-    message: bytes | MessageData | None
+    message: MessageSource
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,8 +202,9 @@ class Append:
     flags: tuple[str, ...]
     date: datetime | None
     #: The octets, or the message spooled to a file as it arrived; None when the budgets
-    #: for message data refused it (the command is answered NO [UNAVAILABLE]).
-    message: bytes | MessageData | None
+    #: for message data refused it (the command is answered NO [UNAVAILABLE]); or the
+    #: parts of a CATENATE.
+    message: MessageSource
     #: The messages after the first (MULTIAPPEND, RFC 3502), in the order sent.
     more: tuple[AppendMessage, ...] = ()
 
@@ -257,6 +287,14 @@ class SetQuota:
 def no_args(r: Reader) -> None:
     """A command that takes no arguments (CAPABILITY, NOOP, ...): anything more is BAD."""
     r.end()
+
+
+def compress(r: Reader) -> str:
+    """RFC 4978 §3: compress = "COMPRESS" SP algorithm; the algorithm name, upper case."""
+    r.sp()
+    algorithm = r.atom("a compression algorithm").upper()
+    r.end()
+    return algorithm
 
 
 MAX_ID_PARAMS = 30  # RFC 2971 §3.3: at most 30 field-value pairs
@@ -608,6 +646,12 @@ def setquota(r: Reader) -> SetQuota:
 MAX_APPEND_MESSAGES = 1000
 
 
+#: The most parts one CATENATE message may have, and one command may have in all: each
+#: URL part is a few store reads when the command runs.
+MAX_CATENATE_PARTS = 256
+MAX_CATENATE_PARTS_PER_COMMAND = 1000
+
+
 def append(r: Reader) -> Append:
     """RFC 3502 §6.3.11: append = "APPEND" SP mailbox 1*append-message."""
     r.sp()
@@ -615,13 +659,22 @@ def append(r: Reader) -> Append:
     r.sp()
     first = _append_message(r)
     more: list[AppendMessage] = []
+    parts = _parts(first)
     while r.more():
         if len(more) + 1 >= MAX_APPEND_MESSAGES:
             raise r.error(f"more than {MAX_APPEND_MESSAGES} messages in one APPEND")
         r.sp()
         more.append(_append_message(r))
+        parts += _parts(more[-1])
+        if parts > MAX_CATENATE_PARTS_PER_COMMAND:
+            raise r.error(f"more than {MAX_CATENATE_PARTS_PER_COMMAND} CATENATE parts in one "
+                          "APPEND")
     r.end()
     return Append(name, first.flags, first.date, first.message, tuple(more))
+
+
+def _parts(message: AppendMessage) -> int:
+    return len(message.message.parts) if isinstance(message.message, Catenate) else 0
 
 
 def _append_message(r: Reader) -> AppendMessage:
@@ -635,14 +688,46 @@ def _append_message(r: Reader) -> AppendMessage:
     if r.peek() == b'"':
         date = r.date_time()
         r.sp()
+    message: MessageSource
     if r.peek_upper(4) == b"UTF8":
         # RFC 6855 §4: UTF8 (literal8)
         r.expect(b"UTF8 (", "UTF8 (")
         message = r.message_literal()
         r.expect(b")", "')'")
+    elif r.peek_upper(8) == b"CATENATE":
+        r.pos += 8
+        r.sp()
+        message = _catenate(r)
     else:
         message = r.message_literal()
     return AppendMessage(tuple(flags), date, message)
+
+
+def _catenate(r: Reader) -> Catenate:
+    """RFC 4469 §5: "CATENATE" SP "(" cat-part *(SP cat-part) ")", cat-part = "TEXT" SP
+    literal / "URL" SP astring. A TEXT part may be a literal8 (``~{n}``): with BINARY
+    (RFC 3516, which we advertise) it may hold any octet, NUL included; a plain literal may
+    not (RFC 9051 §4.3)."""
+    r.open_paren()
+    parts: list[CatText | CatURL] = []
+    while True:
+        if len(parts) >= MAX_CATENATE_PARTS:
+            raise r.error(f"more than {MAX_CATENATE_PARTS} parts in one CATENATE")
+        if r.skip(b"TEXT"):
+            r.sp()
+            parts.append(CatText(r.message_literal()))
+        elif r.skip(b"URL"):
+            r.sp()
+            url = r.astring("a URL")
+            if len(url) > MAX_URL_LENGTH:  # it would be echoed in NO [BADURL url]
+                raise r.error(f"URL longer than {MAX_URL_LENGTH} octets")
+            parts.append(CatURL(url.decode("utf-8", "surrogateescape")))
+        else:
+            raise r.error("expected TEXT or URL")
+        if not r.more_in_list():
+            break
+    r.close_paren()
+    return Catenate(tuple(parts))
 
 
 def replace(r: Reader) -> Replace:

@@ -138,6 +138,11 @@ def _section(r: Reader, *, binary: bool) -> Section:
     return Section(tuple(path), text, tuple(fields))
 
 
+def section_spec(r: Reader) -> Section:
+    """A bracketed BODY section-spec on its own (an IMAP URL's ``;SECTION=``, RFC 5092)."""
+    return _section(r, binary=False)
+
+
 def _partial(r: Reader) -> tuple[int, int] | None:
     if r.peek() != b"<":
         return None

@@ -67,6 +67,9 @@ class NeedLiteral:
     binary: bool
     tag: str
     command: str
+    #: The literal follows ``TEXT``: a CATENATE part (RFC 4469), not a whole message, so
+    #: an empty one does not cancel the command.
+    text_part: bool = False
 
 
 class FrameError(Exception):
@@ -202,7 +205,8 @@ class Receiver:
                 # A non-synchronising literal is already on its way: the stream is lost.
                 raise FrameError("command too large", tag or None, fatal=nonsync, code="TOOBIG")
             self._literal_remaining = size
-            announced = NeedLiteral(size, not m.group(3), bool(m.group(1)), tag, name)
+            text_part = line[: m.start()].rstrip(b" ")[-5:].upper() in (b" TEXT", b"(TEXT")
+            announced = NeedLiteral(size, not m.group(3), bool(m.group(1)), tag, name, text_part)
             if size == 0:
                 self._line_start = len(self._frame)
             return announced

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import zlib
 from collections.abc import AsyncIterator
 
 import pytest
@@ -265,3 +266,48 @@ async def test_close_sends_what_was_written(pair: Pair) -> None:
     stream.write(b"* BYE\r\n")
     await stream.close()
     assert await asyncio.wait_for(c_reader.read(), 5) == b"* BYE\r\n"
+
+
+async def test_uncompressed_stream_calls_the_reader_and_writer_directly(pair: Pair) -> None:
+    """COMPRESS costs a connection that never uses it nothing: no layer in between."""
+    stream, _, _ = pair
+    assert stream._recv == stream._reader.read
+    assert stream._send == stream._writer.write
+    assert not stream.compressed
+
+
+async def test_compressed_stream_both_ways_and_bounded_inflation(pair: Pair) -> None:
+    stream, client_in, client = pair
+    stream.write(b"a OK DEFLATE active\r\n")
+    stream.start_compression()
+    assert await client_in.readline() == b"a OK DEFLATE active\r\n"  # sent before the switch
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
+    inflate = zlib.decompressobj(-15)
+    # A line of 10 MB of zeros is 10 KB compressed: it is inflated a chunk at a time and
+    # dropped as too long, never held whole; the line after it is read.
+    bomb = deflate.compress(b"0" * 10_000_000 + b"\r\nb NOOP\r\n")
+    bomb += deflate.flush(zlib.Z_SYNC_FLUSH)
+    inflated: list[int] = []
+    recv = stream._recv
+
+    async def spy(limit: int) -> bytes:
+        data = await recv(limit)
+        inflated.append(len(data))
+        return data
+
+    stream._recv = spy
+    client.write(bomb)
+    with pytest.raises(LineTooLong):
+        await stream.readline(1000)
+    assert await stream.readline(1000) == b"b NOOP\r\n"
+    assert max(inflated) <= 64 * 1024
+    stream.write(b"* 1 EXISTS\r\n")
+    stream.write(b"b OK done\r\n")
+    await stream.drain()
+    received = b""
+    while not received.endswith(b"b OK done\r\n"):
+        received += inflate.decompress(await client_in.read(65536))
+    assert received == b"* 1 EXISTS\r\nb OK done\r\n"
+    assert stream.compressed
+    with pytest.raises(ValueError):
+        stream.start_compression()
