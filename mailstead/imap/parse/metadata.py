@@ -93,11 +93,7 @@ def _options(r: Reader) -> tuple[int | None, Depth | None]:
     maxsize: int | None = None
     depth: Depth | None = None
     r.open_paren()
-    first = True
-    while r.peek() != b")":
-        if not first:
-            r.sp()
-        first = False
+    while True:
         option = r.atom("a GETMETADATA option").upper()
         r.sp()
         if option == "MAXSIZE" and maxsize is None:
@@ -110,6 +106,8 @@ def _options(r: Reader) -> tuple[int | None, Depth | None]:
                 raise r.error("DEPTH must be 0, 1 or infinity") from None
         else:
             raise r.error(f"unsupported or repeated GETMETADATA option {option[:40]}")
+        if not r.more_in_list():
+            break
     r.close_paren()
     return maxsize, depth
 
@@ -147,7 +145,7 @@ def getmetadata(r: Reader) -> GetMetadata:
         r.sp()
     mailbox = r.mailbox()
     r.sp()
-    if maxsize is None and depth is None and _options_follow(r):
+    if maxsize is None and depth is None and _options_follow(r):  # as the RFC's examples
         maxsize, depth = _options(r)
         r.sp()
     entries = _entries(r)
