@@ -11,6 +11,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from mailstead.store.changes import Subscription
+from mailstead.store.models import ChangeEvent, ChangeKind
 from mailstead.testing.server import ServerThread
 from tests.imap.conftest import PASSWORD, Raw, imap_config, status_of
 
@@ -276,3 +278,37 @@ def test_imaplib(server: ServerThread, account: str) -> None:
         ]
     finally:
         client.logout()
+
+
+def test_writes_are_published_on_the_change_bus(
+    server: ServerThread, account: str, raw: Raw
+) -> None:
+    """What NOTIFY (RFC 5465) will turn into METADATA responses: one event per write that
+    changed something, naming the entries, after commit and before the OK."""
+    user = server.call(server.store.find_user(account))
+    assert user is not None
+
+    async def subscribe() -> Subscription:
+        return server.store.changes.subscribe(user.id)
+
+    sub = server.call(subscribe())
+
+    async def drain() -> list[ChangeEvent]:
+        return sub.drain()
+
+    try:
+        ok(raw.command('SETMETADATA INBOX (/private/a "1" /shared/b "2")'))
+        ok(raw.command('SETMETADATA INBOX (/private/a "1")'))  # the same again: no change
+        ok(raw.command('SETMETADATA "" (/private/c "3")'))
+        events = server.call(drain())
+    finally:
+
+        async def close() -> None:
+            sub.close()
+
+        server.call(close())
+    inbox = server.call(server.store.get_mailbox(user.id, "INBOX"))
+    assert [(e.kind, e.mailbox_id, e.entries) for e in events] == [
+        (ChangeKind.MAILBOX_METADATA, inbox.id, ("/private/a", "/shared/b")),
+        (ChangeKind.SERVER_METADATA, 0, ("/private/c",)),
+    ]
