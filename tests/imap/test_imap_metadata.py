@@ -312,3 +312,28 @@ def test_writes_are_published_on_the_change_bus(
         (ChangeKind.MAILBOX_METADATA, inbox.id, ("/private/a", "/shared/b")),
         (ChangeKind.SERVER_METADATA, 0, ("/private/c",)),
     ]
+
+
+def test_mailbox_names_as_the_client_writes_them(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """The mailbox of GETMETADATA and SETMETADATA is mapped like every mailbox argument:
+    the configured hierarchy separator, modified UTF-7 for clients without UTF-8."""
+    config = imap_config()
+    config["imap"] = {"hierarchy_separator": "."}
+    with ServerThread(tmp_path_factory.mktemp("imap-metadata-dot"), config) as dotted:
+        dotted.add_user("dot@example.com", PASSWORD)
+        raw = Raw(dotted.port("imap"), login="dot@example.com")
+        try:
+            ok(raw.command("CREATE &AOk-t&AOk-.Projets"))
+            ok(raw.command('SETMETADATA &AOk-t&AOk-.Projets (/private/comment "x")'))
+            assert ok(raw.command("GETMETADATA &AOk-t&AOk-.Projets /private/comment")) == [
+                b'* METADATA "&AOk-t&AOk-.Projets" (/private/comment "x")\r\n'
+            ]
+            user = dotted.call(dotted.store.find_user("dot@example.com"))
+            assert user is not None
+            box = dotted.call(dotted.store.get_mailbox(user.id, "été/Projets"))
+            entries = dotted.call(dotted.store.get_metadata(user.id, box.id))
+            assert entries == {"/private/comment": b"x"}
+        finally:
+            raw.close()
