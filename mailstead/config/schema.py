@@ -194,6 +194,17 @@ class LimitsSettings(_Section):
     max_commands_per_session: int = Field(
         100000, ge=1, description="commands in one session before it is closed"
     )
+    imap_metadata_max_size: Size = Field(
+        64 * 1024, ge=1, le=1024**2,
+        description="largest value of one IMAP METADATA entry (RFC 5464; larger: NO "
+        "[METADATA MAXSIZE n]); at most 1 MiB, the largest literal outside APPEND",
+    )
+    imap_metadata_max_entries: int = Field(
+        500, ge=1,
+        description="IMAP METADATA entries one account may keep, on all its mailboxes and "
+        "the server together (more: NO [METADATA TOOMANY]); with imap_metadata_max_size "
+        "this bounds what an account stores outside its quota",
+    )
 
     @model_validator(mode="after")
     def _budget_holds_a_message(self) -> LimitsSettings:
@@ -479,6 +490,22 @@ class IMAPSettings(_Section):
         "(ALPACA: 1 drops a misdirected HTTP request at its first line); a known command with "
         "bad arguments gets BAD; after login limits.max_errors_per_session applies",
     )
+    server_admin: str = Field(
+        "",
+        description="the server's administrator as IMAP clients read it (METADATA entry "
+        "/shared/admin of the server, RFC 5464 §6.2.2): an address (mailto: is added), "
+        "mailto:ADDRESS or an https:// URL; empty: the entry is not there",
+    )
+    server_comment: str = Field(
+        "", max_length=1024,
+        description="a comment about the server for IMAP clients (METADATA entry "
+        "/shared/comment of the server, RFC 5464 §6.2.1); empty: the entry is not there",
+    )
+
+    @field_validator("server_admin")
+    @classmethod
+    def _admin_uri(cls, value: str) -> str:
+        return _report_uri(value)
 
 
 _REPORT_ADDRESS = re.compile(r"^[^\s@,;!]+@[A-Za-z0-9.-]+$")

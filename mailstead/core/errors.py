@@ -51,6 +51,11 @@ class QuotaExceeded(StoreError):
     temporary = True
 
 
+class TooMany(StoreError):
+    """A write would take an account past a limit on how many of something it may keep
+    (metadata entries); nothing was changed, and removing some makes room again."""
+
+
 class StorageUnavailable(StoreError):
     """Disk or database failure: nothing was changed, the client should retry later."""
 

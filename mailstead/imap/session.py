@@ -78,7 +78,7 @@ from mailstead.net.stream import (
 )
 from mailstead.net.tls import TLSContexts
 from mailstead.store.changes import Subscription
-from mailstead.store.interfaces import Accounts, Mailboxes, Messages
+from mailstead.store.interfaces import Accounts, Mailboxes, Messages, Metadata
 from mailstead.store.models import User
 
 _log = logging.getLogger("mailstead.imap")
@@ -116,15 +116,17 @@ EXTENSIONS = (
     "OBJECTID",  # RFC 8474
     "PREVIEW",  # RFC 8970
     "QUOTA=RES-STORAGE",  # RFC 9208 §5.1
+    "METADATA-SERVER",  # RFC 5464 §1 (METADATA itself is announced by its commands)
     *THREAD_CAPABILITIES,  # RFC 5256: THREAD=ORDEREDSUBJECT, THREAD=REFERENCES
 )
 #: Command capabilities advertised only where they apply (decided in ``capabilities``).
 _CONDITIONAL = frozenset({"STARTTLS"})
 
 
-class MailStore(Accounts, Mailboxes, Messages, Protocol):
-    """What IMAP needs of the mailstore: the logged-in account, its mailboxes and their
-    messages (with the change bus). Nothing of the directory or the outbound queue."""
+class MailStore(Accounts, Mailboxes, Messages, Metadata, Protocol):
+    """What IMAP needs of the mailstore: the logged-in account, its mailboxes, their
+    messages (with the change bus) and their metadata entries. Nothing of the directory
+    or the outbound queue."""
 
 
 @dataclass(frozen=True, slots=True)

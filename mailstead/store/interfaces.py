@@ -12,7 +12,7 @@ moment leaves either all of a write or none of it visible.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
@@ -331,6 +331,41 @@ class Messages(Protocol):
         """UIDs expunged with a modseq above ``modseq`` (RFC 7162 §3.2.5.1)."""
 
 
+class Metadata(Protocol):
+    """Annotations of an account's mailboxes and of the server as the account sees it
+    (IMAP METADATA, RFC 5464). IMAP's GETMETADATA and SETMETADATA use it.
+
+    Entry names and values are opaque here: the front end checks and normalises names
+    (RFC 5464 §3.2) and applies size limits before it calls. ``mailbox_id`` None means the
+    server's entries (the ``""`` mailbox of RFC 5464 §3.1), which belong to the account.
+
+    An implementer keeps:
+
+    - Values are bytes and come back exactly as written, NUL and 8-bit included.
+    - A mailbox's entries go with it when it is renamed and are removed when it is
+      deleted (RFC 5464 §3.1), also when a DELETE leaves its name as \\Noselect.
+    - :meth:`set_metadata` applies all of its changes or none: when the account would then
+      hold more than ``max_entries`` entries (its mailboxes' and its server entries
+      together) it raises TooMany, and NotFound when the mailbox is not the account's.
+    - A write that changed something publishes one MAILBOX_METADATA (or SERVER_METADATA,
+      with mailbox id 0) event naming the entries, after commit; metadata writes bump no
+      HIGHESTMODSEQ and are not counted against the quota (decision 0029).
+    """
+
+    async def get_metadata(self, user_id: int, mailbox_id: int | None) -> dict[str, bytes]:
+        """Every entry of one mailbox (or of the server, for None), by name."""
+
+    async def set_metadata(
+        self,
+        user_id: int,
+        mailbox_id: int | None,
+        changes: Mapping[str, bytes | None],
+        *,
+        max_entries: int,
+    ) -> None:
+        """Set each named entry to its value, or remove it for None, in one transaction."""
+
+
 class OutboundQueue(Protocol):
     """The durable queue of mail for remote recipients (and of DSN requests for local
     ones): SMTP submission and the delivery agent fill it, the scheduler drains it, and
@@ -463,7 +498,9 @@ class AdminRecords(Protocol):
         or a domain (which also matches the addresses in it)."""
 
 
-class Store(Directory, Mailboxes, Messages, OutboundQueue, Maintenance, AdminRecords, Protocol):
+class Store(
+    Directory, Mailboxes, Messages, Metadata, OutboundQueue, Maintenance, AdminRecords, Protocol
+):
     """Every piece of the store, for the composition root: it builds one backend and hands
     each consumer the piece it uses."""
 
@@ -474,6 +511,7 @@ __all__ = [
     "Mailboxes",
     "Maintenance",
     "Messages",
+    "Metadata",
     "OutboundQueue",
     "Store",
     "StructureParser",

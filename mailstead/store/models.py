@@ -151,6 +151,10 @@ class ChangeKind(Enum):
     MAILBOX_DELETED = "mailbox-deleted"
     MAILBOX_RENAMED = "mailbox-renamed"
     SUBSCRIPTION = "subscription"
+    #: RFC 5464 entries of a mailbox changed (``mailbox_id``; ``entries`` names them).
+    MAILBOX_METADATA = "mailbox-metadata"
+    #: RFC 5464 server entries of the account changed (``mailbox_id`` is 0; ``entries``).
+    SERVER_METADATA = "server-metadata"
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +168,7 @@ class ChangeEvent:
     modseq: int = 0
     flags: tuple[frozenset[str], ...] = ()  # FLAGS and EXISTS: flags per uid, same order
     name: str | None = None  # mailbox name (new name for renames)
+    entries: tuple[str, ...] = ()  # *_METADATA: the entry names set or removed
 
 
 # -- outbound queue -------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from mailstead.imap.commands import (
     idle,
     listing,
     mailboxes,
+    metadata,
     quota,
     replace,
     search,
@@ -43,6 +44,7 @@ from mailstead.imap.dispatch import (
     table,
 )
 from mailstead.imap.parse import commands as grammar
+from mailstead.imap.parse import metadata as metadata_grammar
 from mailstead.imap.parse import sort as sort_grammar
 from mailstead.imap.parse.commands import Grammar
 from mailstead.imap.states import AUTHENTICATED, NOT_AUTHENTICATED, ONLY_AUTHENTICATED
@@ -89,6 +91,11 @@ COMMANDS: dict[str, CommandSpec] = table(
     for_user("GETQUOTAROOT", grammar.mailbox_arg, quota.getquotaroot, mailbox=_NAME,
              capability="QUOTA"),
     for_user("SETQUOTA", grammar.setquota, quota.setquota, capability="QUOTA"),
+    # RFC 5464 METADATA (and METADATA-SERVER, in EXTENSIONS): authenticated or selected.
+    for_user("GETMETADATA", metadata_grammar.getmetadata, metadata.getmetadata,
+             mailbox=_TARGET, capability="METADATA"),
+    for_user("SETMETADATA", metadata_grammar.setmetadata, metadata.setmetadata,
+             mailbox=_TARGET, capability="METADATA"),
     # Selected (§6.4). CHECK is RFC 3501 §6.4.1 (rev1 only); UNSELECT is RFC 3691; MOVE is
     # RFC 6851; UID EXPUNGE is RFC 4315 (UIDPLUS).
     for_selected("CHECK", grammar.no_args, any_state.check, expunge=Expunge.BEFORE),

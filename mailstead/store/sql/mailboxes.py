@@ -16,7 +16,7 @@ from mailstead.core.errors import AlreadyExists, InvalidName, NotEmpty, NotFound
 from mailstead.core.types import SPECIAL_USES
 from mailstead.store.models import ChangeEvent, ChangeKind, Mailbox
 from mailstead.store.names import SEPARATOR, is_inbox, parents_of
-from mailstead.store.sql import messages
+from mailstead.store.sql import messages, metadata
 from mailstead.store.sql.connections import inserted_id
 from mailstead.store.sql.rows import MAILBOX_SELECT, row_to_mailbox
 from mailstead.store.sql.writer import WriteOutcome
@@ -181,7 +181,8 @@ def delete_mailbox(conn: sqlite3.Connection, user_id: int, name: str) -> WriteOu
         # RFC 9051 §6.3.5: keep the name for the children, drop the messages.
         removed = messages.remove(conn, box.id, messages.all_uids(conn, box.id))
         conn.execute("UPDATE mailboxes SET noselect = 1 WHERE id = ?", (box.id,))
-        return WriteOutcome(None, removed.events)
+        events = removed.events + metadata.remove_mailbox_entries(conn, user_id, box.id)
+        return WriteOutcome(None, events)
     messages.adjust_usage(conn, user_id, -box.size_bytes)
     conn.execute("DELETE FROM mailboxes WHERE id = ?", (box.id,))
     return WriteOutcome(None, [ChangeEvent(user_id, box.id, ChangeKind.MAILBOX_DELETED, name=name)])

@@ -199,6 +199,26 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE users ADD COLUMN send_as TEXT NOT NULL DEFAULT 'own';
     """,
+    # next: IMAP METADATA (RFC 5464, decision 0029). Entries of a mailbox go with its row
+    # (RENAME keeps the id, DELETE cascades); the server entries an account sees are the
+    # account's. Values are bytes as written. Each row counts towards the account's limit,
+    # so user_id is kept on mailbox entries too and indexed.
+    """
+    CREATE TABLE mailbox_metadata (
+        mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+        user_id    INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        name       TEXT NOT NULL,
+        value      BLOB NOT NULL,
+        PRIMARY KEY (mailbox_id, name)
+    ) WITHOUT ROWID;
+    CREATE INDEX mailbox_metadata_user ON mailbox_metadata(user_id);
+    CREATE TABLE server_metadata (
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        name    TEXT NOT NULL,
+        value   BLOB NOT NULL,
+        PRIMARY KEY (user_id, name)
+    ) WITHOUT ROWID;
+    """,
 )
 
 

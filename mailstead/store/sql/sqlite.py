@@ -18,7 +18,7 @@ runs it on a reader thread or in the writer's next group commit:
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -60,6 +60,7 @@ from mailstead.store.sql import (
     mailboxes,
     maintenance,
     messages,
+    metadata,
     queue,
     rows,
 )
@@ -346,6 +347,25 @@ class SQLiteStore:
 
     async def list_subscriptions(self, user_id: int) -> list[str]:
         return await self._db.read(lambda conn: mailboxes.list_subscriptions(conn, user_id))
+
+    # -- metadata (RFC 5464) ---------------------------------------------------------------
+    async def get_metadata(self, user_id: int, mailbox_id: int | None) -> dict[str, bytes]:
+        return await self._db.read(
+            lambda conn: metadata.read_entries(conn, user_id, mailbox_id)
+        )
+
+    async def set_metadata(
+        self,
+        user_id: int,
+        mailbox_id: int | None,
+        changes: Mapping[str, bytes | None],
+        *,
+        max_entries: int,
+    ) -> None:
+        wanted = dict(changes)
+        await self._db.write(
+            lambda conn: metadata.write_entries(conn, user_id, mailbox_id, wanted, max_entries)
+        )
 
     # -- messages: writing ---------------------------------------------------------------------
     async def append(
