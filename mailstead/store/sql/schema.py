@@ -199,6 +199,11 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE users ADD COLUMN send_as TEXT NOT NULL DEFAULT 'own';
     """,
+    # SCRAM-SHA-256 keys (docs/decisions/0026), in PostgreSQL's text form; NULL until the
+    # password is next set or used to log in. Existing accounts start without.
+    """
+    ALTER TABLE users ADD COLUMN scram_sha256 TEXT;
+    """,
 )
 
 
