@@ -12,7 +12,7 @@ import base64
 import imaplib
 import socket
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -48,22 +48,23 @@ def both(dovecot: Dovecot, ours: ServerThread) -> list[tuple[int, str]]:
     return [(dovecot.port, USER), (ours.port("imap"), ACCOUNT)]
 
 
-def exchange(port: int, first: bytes, final: Callable[[str], str] | None = None) -> bytes:
-    """AUTHENTICATE SCRAM-SHA-256 with ``first`` as the initial response; ``final`` turns
-    the server-first into the client-final. The tagged reply's status word (or the
-    continuation that carries the server-final)."""
+def exchange(port: int, first: bytes, client: scramp.ScramClient | None = None) -> bytes:
+    """AUTHENTICATE SCRAM-SHA-256 with ``first`` as the initial response, continued by
+    ``client`` if given (which checks the server's signature). The tagged reply's status
+    word, or the first byte of an unexpected continuation."""
     with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
         f = sock.makefile("rb")
         f.readline()
         sock.sendall(b"a AUTHENTICATE SCRAM-SHA-256 " + base64.b64encode(first) + b"\r\n")
         line = f.readline()
-        if final is None or not line.startswith(b"+ "):
+        if client is None or not line.startswith(b"+ "):
             return line.split()[1] if line.startswith(b"a ") else line[:1]
-        client_final = final(base64.b64decode(line[2:].strip()).decode())
-        sock.sendall(base64.b64encode(client_final.encode()) + b"\r\n")
+        client.set_server_first(base64.b64decode(line[2:].strip()).decode())
+        sock.sendall(base64.b64encode(client.get_client_final().encode()) + b"\r\n")
         line = f.readline()
         if not line.startswith(b"+ "):
             return line.split()[1]
+        client.set_server_final(base64.b64decode(line[2:].strip()).decode())  # raises if wrong
         sock.sendall(b"\r\n")
         return f.readline().split()[1]
 
@@ -75,12 +76,7 @@ def scram_login(port: int, user: str, password: str, *, binding: bool = False) -
         password,
         channel_binding=("tls-server-end-point", b"\x00" * 32) if binding else None,
     )
-
-    def final(server_first: str) -> str:
-        client.set_server_first(server_first)
-        return client.get_client_final()
-
-    return exchange(port, client.get_client_first().encode(), final)
+    return exchange(port, client.get_client_first().encode(), client)
 
 
 def test_both_advertise_scram_in_the_clear_without_plus(
