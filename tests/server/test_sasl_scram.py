@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import imaplib
 import itertools
+import logging
 import smtplib
 import socket
 import ssl
@@ -481,3 +482,28 @@ def test_no_scram_without_tls_by_default(tmp_path_factory: pytest.TempPathFactor
             assert c.line().startswith(b"-ERR ")
         finally:
             c.close()
+
+
+# -- log lines -----------------------------------------------------------------------------------
+
+
+def test_log_lines_name_the_mechanism_and_why_a_login_failed(
+    server: ServerThread, account: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    with imaps(server) as client:
+        conv = conversation(account, plus=True, binding=("tls-server-end-point", client.sock))
+        client.authenticate("SCRAM-SHA-256-PLUS", conv)
+    with imaps(server) as client:
+        with pytest.raises(imaplib.IMAP4.error):
+            client.authenticate("SCRAM-SHA-256", conversation(account, "wrong"))
+        with pytest.raises(imaplib.IMAP4.error):
+            client.authenticate(
+                "SCRAM-SHA-256",
+                conversation(account, binding=("tls-server-end-point", client.sock)),
+            )
+    text = caplog.text
+    assert f"login {account} (SCRAM-SHA-256-PLUS tls-server-end-point)" in text
+    assert "bad SCRAM proof" in text
+    assert "SASL refused: channel binding downgrade" in text
+    assert PASSWORD not in text and str(conv.client.c_nonce) not in text  # nothing of it
