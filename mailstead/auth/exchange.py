@@ -107,7 +107,8 @@ async def authenticate(
                 lookup = await authenticator.scram_begin(username, ip)
                 result = mechanism.provide_keys(lookup.keys)
             case Verified(proof_ok=proof_ok, server_final=server_final):
-                assert lookup is not None  # Verified only follows KeysNeeded
+                if lookup is None:  # cannot happen: a mechanism verifies only with keys
+                    raise SaslMalformed("SCRAM proof checked without stored keys")
                 user = await authenticator.scram_end(lookup, proof_ok, ip)
                 # RFC 5802 §5: the server proves it knows the keys; the client answers
                 # with an empty response (RFC 4954 §4) or cancels.

@@ -223,7 +223,8 @@ class ScramSha256(Mechanism):
     # -- client-final ------------------------------------------------------------------------
     def _client_final(self, text: str) -> Verified:
         keys = self._keys
-        assert keys is not None  # the stage says provide_keys ran
+        if keys is None:  # cannot happen: this stage begins in provide_keys
+            raise SaslMalformed("SCRAM client-final before the server-first")
         cut = text.rfind(",p=")
         if cut < 0:
             raise SaslMalformed("SCRAM client-final lacks the proof")
