@@ -138,6 +138,15 @@ def test_imap_tls_unique_refused_on_tls13(server: ServerThread, account: str) ->
             client.authenticate("SCRAM-SHA-256-PLUS", conv)
 
 
+def test_imap_scram_plus_after_starttls(server: ServerThread, account: str) -> None:
+    with imaplib.IMAP4("127.0.0.1", server.port("imap")) as client:
+        assert "AUTH=SCRAM-SHA-256-PLUS" not in client.capabilities
+        client.starttls(server.client_ssl_context())
+        assert "AUTH=SCRAM-SHA-256-PLUS" in client.capabilities
+        conv = conversation(account, plus=True, binding=("tls-server-end-point", client.sock))
+        assert client.authenticate("SCRAM-SHA-256-PLUS", conv)[0] == "OK" and conv.verified
+
+
 def test_imap_scram_without_binding_over_tls(server: ServerThread, account: str) -> None:
     with imaps(server) as client:
         conv = conversation(account)
@@ -434,6 +443,20 @@ def test_pop3_scram_plus(server: ServerThread, account: str) -> None:
     try:
         c.line()
         assert pop3_scram(c, account, PASSWORD).startswith(b"+OK maildrop has 0 messages")
+    finally:
+        c.close()
+
+
+def test_pop3_scram_plus_after_stls(server: ServerThread, account: str) -> None:
+    c = raw(server, "pop3", tls=False)
+    try:
+        c.line()
+        c.send(b"STLS")
+        assert c.line().startswith(b"+OK")
+        c.file.close()
+        tls = server.client_ssl_context().wrap_socket(c.sock, server_hostname="localhost")
+        c = RawLines(tls)
+        assert pop3_scram(c, account, PASSWORD).startswith(b"+OK maildrop has ")
     finally:
         c.close()
 
