@@ -24,7 +24,7 @@ from mailstead.admin.actors import ADMIN, Actor, domain_of, parse_scope
 from mailstead.admin.dns import DomainRecords, expected_records
 from mailstead.admin.dnscheck import DNSLookup, DomainCheck, check_domain
 from mailstead.admin.importer import ImportReport, import_path
-from mailstead.auth.passwords import PasswordPolicy, generate_password, hash_password
+from mailstead.auth.passwords import NewPassword, PasswordPolicy, generate_password, new_password
 from mailstead.config.schema import Settings
 from mailstead.core.errors import InvalidName, NotFound
 from mailstead.core.types import Pop3Policy, SendAs
@@ -97,6 +97,7 @@ class Admin:
         self.settings = settings
         self._policy = policy
         self._check_password = check_password
+        self._scram_iterations = settings.auth.scram_iterations if settings.auth.scram else None
         self._touched: dict[int, float] = {}
 
     # -- helpers -------------------------------------------------------------------------------
@@ -113,9 +114,11 @@ class Admin:
         log.info("admin: %s by %s from %s: %s", action, actor.name, actor.source, target)
         return result
 
-    async def _hash(self, address: str, password: str) -> str:
+    async def _hash(self, address: str, password: str) -> NewPassword:
+        """The argon2id hash of a password being set and, when SCRAM is on, its SCRAM keys
+        (decision 0026): both from the one moment the password is known."""
         self._check_password(password, address)
-        return await asyncio.to_thread(hash_password, password, self._policy)
+        return await asyncio.to_thread(new_password, password, self._policy, self._scram_iterations)
 
     async def require_domain(self, address: str) -> None:
         """NotFound, with the command that fixes it, unless the address's domain is here."""
@@ -163,10 +166,11 @@ class Admin:
                        quota_bytes: int = 0) -> User:
         actor.require_address(address, "adding an account")
         await self.require_domain(address)
-        password_hash = await self._hash(address, password)
+        secret = await self._hash(address, password)
         return await self._audited(
             actor, "user.add", address,
-            lambda: self.store.add_user(address, password_hash, quota_bytes=quota_bytes),
+            lambda: self.store.add_user(address, secret.hash, quota_bytes=quota_bytes,
+                                        scram=secret.scram),
             quota_bytes=quota_bytes)
 
     async def list_users(self, actor: Actor, domain: str | None = None) -> list[User]:
@@ -174,17 +178,19 @@ class Admin:
 
     async def set_password(self, actor: Actor, address: str, password: str) -> None:
         user = await self.get_user(actor, address)
-        password_hash = await self._hash(user.address, password)
+        secret = await self._hash(user.address, password)
         await self._audited(actor, "user.passwd", user.address,
-                            lambda: self.store.set_password(user.address, password_hash))
+                            lambda: self.store.set_password(user.address, secret.hash,
+                                                            scram=secret.scram))
 
     async def change_own_password(self, address: str, source: str, password: str) -> None:
         """The account holder sets a new password (the caller checked the current one)."""
         actor = Actor(name=f"user {address}", source=source,
                       scope=f"domain:{domain_of(address)}")
-        password_hash = await self._hash(address, password)
+        secret = await self._hash(address, password)
         await self._audited(actor, "user.passwd", address,
-                            lambda: self.store.set_password(address, password_hash))
+                            lambda: self.store.set_password(address, secret.hash,
+                                                            scram=secret.scram))
 
     async def set_disabled(self, actor: Actor, address: str, disabled: bool) -> None:
         user = await self.get_user(actor, address)

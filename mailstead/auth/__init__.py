@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from mailstead.auth.authenticator import Authenticator, UserLookup, UserRecord
+from mailstead.auth.exchange import SaslLogin, authenticate, start_mechanism
 from mailstead.auth.password_rules import PasswordRules, WeakPassword, check_new_password
 from mailstead.auth.passwords import (
     DUMMY_HASH,
@@ -13,18 +14,19 @@ from mailstead.auth.passwords import (
     verify_password,
 )
 from mailstead.auth.sasl import (
-    SUPPORTED_MECHANISMS,
     Challenge,
     Credentials,
     Mechanism,
     SaslCancelled,
-    start_mechanism,
+    SaslMalformed,
+    SaslRefused,
+    UnknownMechanism,
 )
+from mailstead.auth.scram_keys import ScramKeys, derive_keys
 from mailstead.auth.throttle import Throttle, ThrottlePolicy
 
 __all__ = [
     "DUMMY_HASH",
-    "SUPPORTED_MECHANISMS",
     "Authenticator",
     "Challenge",
     "Credentials",
@@ -32,12 +34,19 @@ __all__ = [
     "PasswordPolicy",
     "PasswordRules",
     "SaslCancelled",
+    "SaslLogin",
+    "SaslMalformed",
+    "SaslRefused",
+    "ScramKeys",
     "Throttle",
     "ThrottlePolicy",
+    "UnknownMechanism",
     "UserLookup",
     "UserRecord",
     "WeakPassword",
+    "authenticate",
     "check_new_password",
+    "derive_keys",
     "generate_password",
     "hash_password",
     "needs_rehash",

@@ -8,14 +8,23 @@ LOGIN/USER+PASS command, so the rules are the same everywhere:
   the message nor the timing tells which accounts exist;
 - a throttled account or address gets :class:`AuthThrottled` before any password check;
 - after a failure we sleep the throttle's tarpit delay before raising.
+
+SCRAM (when ``scram`` is set) checks a proof instead of a password, in two steps around the
+exchange: :meth:`Authenticator.scram_begin` (throttle check, the account's stored keys, or
+mock keys that look the same for an unknown account or one without keys) and
+:meth:`Authenticator.scram_end` (the same failure accounting as a wrong password). An
+account gets its keys whenever its password is set (the admin service) and, if it has none
+yet, at its next successful password login, the only other moment the password is known.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Protocol
+import secrets
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import NoReturn, Protocol
 
 from mailstead.auth.passwords import (
     DEFAULT_POLICY,
@@ -25,6 +34,8 @@ from mailstead.auth.passwords import (
     needs_rehash,
     verify_password,
 )
+from mailstead.auth.scram import SCRAM, SCRAM_PLUS
+from mailstead.auth.scram_keys import ScramKeyError, ScramKeys, derive_keys, mock_keys
 from mailstead.auth.throttle import Throttle
 from mailstead.core.errors import AuthError
 
@@ -44,6 +55,11 @@ class UserRecord(Protocol):
     @property
     def disabled(self) -> bool: ...
 
+    @property
+    def scram_sha256(self) -> str | None:
+        """The stored SCRAM-SHA-256 keys (:meth:`ScramKeys.encode`), None if it has none."""
+        ...
+
 
 class UserLookup(Protocol):
     async def find_user(self, address: str) -> UserRecord | None:
@@ -51,7 +67,35 @@ class UserLookup(Protocol):
         ...
 
 
+class ScramKeyStore(Protocol):
+    async def add_scram_keys(self, address: str, password_hash: str, scram: str) -> bool:
+        """Store keys for the account if its password hash is still ``password_hash`` (a
+        password changed meanwhile must not get the old password's keys); whether it did."""
+        ...
+
+
 RehashHook = Callable[[UserRecord, str], Awaitable[None]]
+
+#: The mechanisms every connection that allows authentication offers.
+PASSWORD_MECHANISMS = ("PLAIN", "LOGIN")
+
+
+@dataclass(frozen=True, slots=True)
+class ScramPolicy:
+    """SCRAM-SHA-256 is on; new keys use this many PBKDF2 iterations (decision 0026)."""
+
+    iterations: int = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class ScramLookup:
+    """What :meth:`Authenticator.scram_begin` found, carried to :meth:`~Authenticator.scram_end`."""
+
+    username: str
+    account: str  # the name failures are counted against (the canonical address if known)
+    user: UserRecord | None
+    keys: ScramKeys = field(repr=False)
+    real: bool  # False: mock keys (unknown account, or one without SCRAM keys yet)
 
 
 class Authenticator:
@@ -66,15 +110,29 @@ class Authenticator:
         policy: PasswordPolicy = DEFAULT_POLICY,
         *,
         on_rehash: RehashHook | None = None,
+        scram: ScramPolicy | None = None,
+        scram_keys: ScramKeyStore | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         logger: logging.Logger | None = None,
     ) -> None:
         self.users = users
         self.throttle = throttle
         self.policy = policy
+        self.scram = scram
+        self._scram_keys = scram_keys
         self._on_rehash = on_rehash
         self._sleep = sleep
         self._log = logger or _log
+        # Mock salts (RFC 5802 §5.1) are stable per name for the life of the process.
+        self._mock_secret = secrets.token_bytes(32)
+
+    def mechanisms(self, bindings: Mapping[str, bytes]) -> tuple[str, ...]:
+        """The SASL mechanisms to offer on a connection that allows authentication and has
+        these channel bindings: -PLUS only where there is a binding to use."""
+        if self.scram is None:
+            return PASSWORD_MECHANISMS
+        scram = (SCRAM_PLUS, SCRAM) if bindings else (SCRAM,)
+        return (*scram, *PASSWORD_MECHANISMS)
 
     async def authenticate(self, username: str, password: str, ip: str) -> UserRecord:
         """The account if the password is right; AuthError or AuthThrottled otherwise."""
@@ -90,15 +148,81 @@ class Authenticator:
         ok = await verify_password(encoded, password)
         if user is None or not ok or user.disabled:
             reason = "unknown user" if user is None else "disabled" if ok else "bad password"
-            self._log.info("auth failed for %r from %s: %s", username[:_MAX_USERNAME], ip, reason)
-            self.throttle.record_failure(account, ip)
-            delay = self.throttle.delay_for(account, ip)
-            if delay > 0:
-                await self._sleep(delay)
-            raise AuthError(self.FAILED)
+            await self._fail(username, account, ip, reason)
         self.throttle.record_success(account, ip)
-        await self._maybe_rehash(user, password)
+        current_hash = await self._maybe_rehash(user, password)
+        await self._maybe_add_scram(user, password, current_hash)
         return user
+
+    async def _fail(self, username: str, account: str, ip: str, reason: str) -> NoReturn:
+        """Count the failure, tarpit, and raise the one generic error."""
+        self._log.info("auth failed for %r from %s: %s", username[:_MAX_USERNAME], ip, reason)
+        self.throttle.record_failure(account, ip)
+        delay = self.throttle.delay_for(account, ip)
+        if delay > 0:
+            await self._sleep(delay)
+        raise AuthError(self.FAILED)
+
+    # -- SCRAM -----------------------------------------------------------------------------
+    async def scram_begin(self, username: str, ip: str) -> ScramLookup:
+        """Throttle check, then the account's keys; for an unknown account, or one whose
+        keys are not there (yet) or unreadable, mock keys with the same shape, so the
+        server-first message reveals nothing. AuthThrottled before any lookup."""
+        if self.scram is None:
+            raise AuthError(self.FAILED)
+        self.throttle.check(username, ip)
+        user = await self._find(username)
+        account = user.address if user is not None else username
+        if account != username:
+            self.throttle.check(account, ip)
+        iterations = self.scram.iterations
+        if user is not None and user.scram_sha256:
+            try:
+                keys = ScramKeys.decode(user.scram_sha256)
+            except ScramKeyError as exc:
+                self._log.warning("unreadable SCRAM keys for %s: %s", user.address, exc)
+            else:
+                return ScramLookup(username, account, user, keys, real=True)
+        keys = mock_keys(self._mock_secret, account, iterations)
+        return ScramLookup(username, account, user, keys, real=False)
+
+    async def scram_end(self, lookup: ScramLookup, proof_ok: bool, ip: str) -> UserRecord:
+        """The account if its proof was right and it may log in; else the failure is
+        counted exactly like a wrong password and AuthError raised."""
+        user = lookup.user
+        if user is None or not lookup.real or not proof_ok or user.disabled:
+            reason = (
+                "unknown user"
+                if user is None
+                else "no SCRAM keys yet (log in once with a password)"
+                if not lookup.real
+                else "bad SCRAM proof"
+                if not proof_ok
+                else "disabled"
+            )
+            await self._fail(lookup.username, lookup.account, ip, reason)
+        self.throttle.record_success(lookup.account, ip)
+        return user
+
+    async def _maybe_add_scram(self, user: UserRecord, password: str, password_hash: str) -> None:
+        """Give an account that predates SCRAM (or whose keys use another iteration count)
+        its keys, now that the password is known. Only if the hash is still the one just
+        checked: a password changed in the meantime keeps its own keys."""
+        if self.scram is None or self._scram_keys is None:
+            return
+        # A rehash just now replaced the password hash, and with it any keys.
+        if user.scram_sha256 and password_hash == user.password_hash:
+            try:
+                if ScramKeys.decode(user.scram_sha256).iterations == self.scram.iterations:
+                    return
+            except ScramKeyError:
+                pass  # unreadable: replace it
+        try:
+            keys = await asyncio.to_thread(derive_keys, password, self.scram.iterations)
+            if await self._scram_keys.add_scram_keys(user.address, password_hash, keys.encode()):
+                self._log.info("SCRAM keys added for %s", user.address)
+        except Exception as exc:  # the login itself succeeded; the keys can wait
+            self._log.warning("adding SCRAM keys for %s failed: %s", user.address, exc)
 
     async def _find(self, username: str) -> UserRecord | None:
         # Garbage names are "unknown user" without bothering the store.
@@ -108,12 +232,15 @@ class Authenticator:
             return None  # controls, or bytes that were not UTF-8 (surrogate escapes)
         return await self.users.find_user(username)
 
-    async def _maybe_rehash(self, user: UserRecord, password: str) -> None:
-        """Upgrade an old hash to the current policy while we know the password."""
+    async def _maybe_rehash(self, user: UserRecord, password: str) -> str:
+        """Upgrade an old hash to the current policy while we know the password; the hash
+        the account has afterwards."""
         if self._on_rehash is None or not needs_rehash(user.password_hash, self.policy):
-            return
+            return user.password_hash
         try:
             encoded = await asyncio.to_thread(hash_password, password, self.policy)
             await self._on_rehash(user, encoded)
         except Exception as exc:  # the login itself succeeded; a rehash can wait
             self._log.warning("password rehash for %s failed: %s", user.address, exc)
+            return user.password_hash
+        return encoded

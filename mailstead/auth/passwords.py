@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from mailstead.auth.scram_keys import derive_keys
+
 # No 0/O, 1/l/I: the first postmaster password is read off a terminal and typed elsewhere.
 READABLE_ALPHABET = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 
@@ -48,6 +50,26 @@ def _hasher(policy: PasswordPolicy) -> PasswordHasher:
 def hash_password(password: str, policy: PasswordPolicy = DEFAULT_POLICY) -> str:
     """Encoded argon2id hash (PHC string). Blocking: call via asyncio.to_thread on the loop."""
     return _hasher(policy).hash(password)
+
+
+@dataclass(frozen=True, slots=True)
+class NewPassword:
+    """What the store keeps for a password being set: its argon2id hash and, when SCRAM is
+    on, its SCRAM-SHA-256 keys (decision 0026). Never the password itself."""
+
+    hash: str
+    scram: str | None
+
+
+def new_password(
+    password: str, policy: PasswordPolicy = DEFAULT_POLICY, scram_iterations: int | None = None
+) -> NewPassword:
+    """Hash ``password`` (and derive its SCRAM keys when ``scram_iterations`` is given).
+    Blocking: call via asyncio.to_thread on the loop."""
+    scram = None
+    if scram_iterations is not None:
+        scram = derive_keys(password, scram_iterations).encode()
+    return NewPassword(hash_password(password, policy), scram)
 
 
 @functools.lru_cache(maxsize=8)

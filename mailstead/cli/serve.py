@@ -31,7 +31,7 @@ from mailstead.acme.files import ACMEFiles
 from mailstead.acme.renewal import CertificateKeeper
 from mailstead.admin.dns import mta_sts_policy
 from mailstead.admin.service import Admin
-from mailstead.auth.authenticator import Authenticator
+from mailstead.auth.authenticator import Authenticator, ScramPolicy
 from mailstead.auth.password_rules import PasswordRules, check_new_password
 from mailstead.auth.passwords import PasswordPolicy
 from mailstead.auth.throttle import Throttle, ThrottlePolicy
@@ -280,7 +280,11 @@ def build_services(
         lock_after=settings.auth.lockout_failures,
         window=float(settings.auth.window_seconds),
     ))
-    authenticator = Authenticator(store, throttle, password_policy(settings))
+    authenticator = Authenticator(
+        store, throttle, password_policy(settings),
+        scram=ScramPolicy(settings.auth.scram_iterations) if settings.auth.scram else None,
+        scram_keys=store,
+    )
     router = Router(store, settings.smtp.plus_separator)
     scheduler = (
         Scheduler(store, settings, router=router) if settings.delivery.enabled else None

@@ -100,7 +100,20 @@ class AuthSettings(_Section):
     passwords people choose."""
 
     allow_plaintext: bool = Field(
-        False, description="allow LOGIN/PLAIN/USER-PASS over connections without TLS"
+        False, description="allow LOGIN/PLAIN/USER-PASS (and SCRAM) over connections without TLS"
+    )
+    scram: bool = Field(
+        False,
+        description="offer SASL SCRAM-SHA-256 and SCRAM-SHA-256-PLUS, storing SCRAM keys "
+        "beside each argon2id hash when a password is set or next used; the keys are far "
+        "cheaper to guess against than argon2id if the database is stolen (decision 0026)",
+    )
+    scram_iterations: int = Field(
+        4096,
+        ge=4096,
+        le=1_000_000,
+        description="PBKDF2 iterations for new SCRAM keys (RFC "
+        "7677 minimum, Dovecot's and PostgreSQL's default); every client pays it at each login",
     )
     max_failures: int = Field(
         5, ge=1, description="failed logins per account or IP within window before slowing down"

@@ -236,7 +236,8 @@ class Session:
             if self.offers_starttls:
                 caps.append("STARTTLS")
             if self.plaintext_allowed:
-                caps += ["AUTH=PLAIN", "AUTH=LOGIN"]
+                mechanisms = self.ctx.authenticator.mechanisms(self.stream.channel_bindings)
+                caps += [f"AUTH={name}" for name in mechanisms]
             else:
                 caps.append("LOGINDISABLED")
             caps.append("SASL-IR")  # RFC 4959

@@ -30,6 +30,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 from mailstead.core.errors import MailsteadError
 from mailstead.core.log import ConnectionLog
+from mailstead.net.channel_binding import channel_bindings
 from mailstead.net.deflate import Deflate
 from mailstead.net.tls import describe_tls
 
@@ -126,6 +127,11 @@ class Stream:
     @property
     def is_tls(self) -> bool:
         return self._writer.get_extra_info("ssl_object") is not None
+
+    @property
+    def channel_bindings(self) -> dict[str, bytes]:
+        """The TLS channel bindings SCRAM-SHA-256-PLUS can use here; empty without TLS."""
+        return channel_bindings(self._writer.get_extra_info("ssl_object"))
 
     @property
     def tls_info(self) -> str:

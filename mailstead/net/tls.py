@@ -29,6 +29,7 @@ from cryptography.x509.oid import NameOID
 
 from mailstead.core import metrics
 from mailstead.core.errors import ConfigError
+from mailstead.net.channel_binding import register_certificate
 
 # Mozilla "intermediate" TLS 1.2 suites (forward secrecy + AEAD only). TLS 1.3 suites are
 # fixed by OpenSSL and all acceptable.
@@ -164,6 +165,7 @@ def _build_server_context(
         raise ConfigError(
             f"TLS private key does not match certificate {cert_path}: {exc}", file=str(key_path)
         ) from exc
+    register_certificate(context, chain[0])  # for SCRAM-SHA-256-PLUS (decision 0026)
     return context, chain[0].not_valid_after_utc
 
 

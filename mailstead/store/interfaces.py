@@ -114,12 +114,24 @@ class Directory(Accounts, Protocol):
     async def has_domain(self, name: str) -> bool: ...
 
     # -- users -------------------------------------------------------------------------
-    async def add_user(self, address: str, password_hash: str, *, quota_bytes: int = 0) -> User:
-        """Create an account with INBOX, Sent, Drafts, Trash, Junk and Archive."""
+    async def add_user(
+        self, address: str, password_hash: str, *, quota_bytes: int = 0, scram: str | None = None
+    ) -> User:
+        """Create an account with INBOX, Sent, Drafts, Trash, Junk and Archive. ``scram``:
+        the SCRAM-SHA-256 keys of the same password, if SCRAM is on (decision 0026)."""
 
     async def list_users(self, domain: str | None = None) -> list[User]: ...
 
-    async def set_password(self, address: str, password_hash: str) -> None: ...
+    async def set_password(
+        self, address: str, password_hash: str, *, scram: str | None = None
+    ) -> None:
+        """Replace the password: its hash and its SCRAM keys at once (None: no keys), so
+        the keys of the old password stop working with it."""
+
+    async def add_scram_keys(self, address: str, password_hash: str, scram: str) -> bool:
+        """Store SCRAM keys derived at a password login, only if the account's password
+        hash is still ``password_hash`` (it may have changed since); whether they were.
+        Stored keys are replaced (a new iteration count)."""
 
     async def set_quota(self, address: str, quota_bytes: int) -> None: ...
 

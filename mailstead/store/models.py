@@ -30,6 +30,8 @@ class User:
     disabled: bool
     created: datetime
     send_as: SendAs = SendAs.OWN  # which sender addresses submission accepts from it
+    #: SCRAM-SHA-256 StoredKey/ServerKey/salt/count (auth.scram_keys form); None: none yet
+    scram_sha256: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-from mailstead.auth.passwords import PasswordPolicy, hash_password
+from mailstead.auth.passwords import PasswordPolicy, new_password
 from mailstead.cli.serve import PID_FILE, RunningServer, Services
 from mailstead.config.schema import Settings
 from mailstead.core.types import Pop3Policy, SendAs
@@ -156,16 +156,22 @@ class ServerThread:
 
     def add_user(self, address: str, password: str, *, quota_bytes: int = 0,
                  pop3_policy: Pop3Policy | str | None = None, plus_folders: bool = False,
-                 send_as: SendAs = SendAs.OWN) -> User:
-        """Create the account (and its domain if needed) with a cheap password hash."""
+                 send_as: SendAs = SendAs.OWN, scram: bool | None = None) -> User:
+        """Create the account (and its domain if needed) with a cheap password hash, and
+        SCRAM keys if ``scram`` (by default: if the server has SCRAM on); ``scram=False``
+        makes an account from before SCRAM was switched on."""
         domain = address.rpartition("@")[2].lower()
+        auth = self.settings.auth
+        with_keys = auth.scram if scram is None else scram
+        secret = new_password(password, TEST_PASSWORD_POLICY,
+                              auth.scram_iterations if with_keys else None)
 
         async def create() -> User:
             store = self.store
             if not await store.has_domain(domain):
                 await store.add_domain(domain)
             user = await store.add_user(
-                address, hash_password(password, TEST_PASSWORD_POLICY), quota_bytes=quota_bytes
+                address, secret.hash, quota_bytes=quota_bytes, scram=secret.scram
             )
             if pop3_policy is not None:
                 await store.set_pop3_policy(address, Pop3Policy(pop3_policy))

@@ -91,6 +91,29 @@ async def test_user_settings(store: Store, user_id: int) -> None:
         await store.set_quota("nobody@example.org", 1)
 
 
+async def test_scram_keys_go_with_their_password(store: Store, user_id: int) -> None:
+    """Decision 0026: keys are stored with the hash or added for the hash still in place;
+    a new password without keys takes the old keys away."""
+    assert (await store.get_user(user_id)).scram_sha256 is None  # "hash" came without
+    # Added at a login with the current hash; refused for a hash that is no longer it.
+    assert await store.add_scram_keys("Alice@EXAMPLE.org", "hash", "keys-1")
+    assert (await store.get_user(user_id)).scram_sha256 == "keys-1"
+    assert not await store.add_scram_keys("alice@example.org", "stale-hash", "keys-2")
+    assert (await store.get_user(user_id)).scram_sha256 == "keys-1"
+    await store.set_password("alice@example.org", "hash-2", scram="keys-3")
+    user = await store.get_user(user_id)
+    assert (user.password_hash, user.scram_sha256) == ("hash-2", "keys-3")
+    await store.set_password("alice@example.org", "hash-3")
+    assert (await store.get_user(user_id)).scram_sha256 is None
+    bob = await store.add_user("bob@example.org", "bob-hash", scram="bob-keys")
+    assert bob.scram_sha256 == "bob-keys"
+    assert (await store.find_user("bob@example.org")).scram_sha256 == "bob-keys"  # type: ignore[union-attr]
+    assert not await store.add_scram_keys("nobody@example.org", "hash", "keys")
+    with pytest.raises(NotFound):
+        await store.set_password("nobody@example.org", "hash")
+    assert "bob-keys" not in repr(bob)  # kept out of logs like any secret
+
+
 async def test_remove_user_removes_mailboxes(store: Store, user_id: int) -> None:
     inbox = await store.get_mailbox(user_id, "INBOX")
     await store.append(inbox.id, b"Subject: x\r\n\r\nbody\r\n")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from mailstead.auth.sasl import SUPPORTED_MECHANISMS
 from mailstead.pop3 import protocol as wire
 from mailstead.pop3.protocol import Capability
 from mailstead.pop3.session import Session
@@ -42,7 +41,8 @@ def capability_line(s: Session, capability: Capability) -> bytes:
     """The capability's tag and whatever parameters it has (RFC 2449 §6)."""
     match capability:
         case Capability.SASL:
-            return b"SASL " + " ".join(SUPPORTED_MECHANISMS).encode()
+            mechanisms = s.authenticator.mechanisms(s.stream.channel_bindings)
+            return b"SASL " + " ".join(mechanisms).encode()
         case Capability.UTF8:
             return b"UTF8 USER"  # RFC 6856 §2: USER and PASS accept UTF-8 too
         case Capability.EXPIRE:

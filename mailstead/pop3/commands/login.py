@@ -7,11 +7,14 @@ checks TLS. :func:`login` is the one way into TRANSACTION.
 
 from __future__ import annotations
 
+from mailstead.auth import exchange as sasl
+from mailstead.auth.authenticator import UserRecord
 from mailstead.auth.sasl import (
-    SUPPORTED_MECHANISMS,
-    Challenge,
     SaslCancelled,
-    start_mechanism,
+    SaslMalformed,
+    SaslRefused,
+    UnknownMechanism,
+    encode_base64,
 )
 from mailstead.core.errors import AuthError, AuthThrottled, NotFound, StoreError
 from mailstead.net.stream import LineTooLong
@@ -37,35 +40,56 @@ async def pass_(s: Session, state: Authorization, args: Password) -> None:
     await login(s, state.pending_user, args.password)
 
 
+class _Continuations:
+    """The POP3 side of a SASL exchange: ``+ base64`` out, one line back (RFC 5034 §4)."""
+
+    def __init__(self, s: Session) -> None:
+        self._s = s
+
+    async def challenge(self, data: bytes) -> bytes:
+        s = self._s
+        s.send(wire.continuation(encode_base64(data)))
+        await s.stream.drain()
+        try:
+            line = await s.stream.readline(s.config.max_line_length)
+        except LineTooLong:
+            raise POP3Error("authentication response too long", counts=True) from None
+        return line.rstrip(b"\r\n")
+
+
 async def auth(s: Session, state: Authorization, args: SaslStart | None) -> None:
-    """RFC 5034 §4 AUTH with optional initial response; bare AUTH lists the mechanisms."""
+    """RFC 5034 §4 AUTH with optional initial response; bare AUTH lists the mechanisms.
+    The mechanisms, SCRAM included, run in :mod:`mailstead.auth.exchange`, shared with
+    IMAP and SMTP."""
+    bindings = s.stream.channel_bindings
     if args is None:
-        names = [name.encode() for name in SUPPORTED_MECHANISMS]
+        names = [name.encode() for name in s.authenticator.mechanisms(bindings)]
         s.send(wire.multiline(wire.ok("mechanisms follow"), names))
         return
     try:
-        mechanism = start_mechanism(args.mechanism, args.initial_response)
-    except AuthError:
+        result = await sasl.authenticate(
+            s.authenticator,
+            args.mechanism,
+            args.initial_response,
+            _Continuations(s),
+            ip=s.stream.peer[0],
+            bindings=bindings,
+        )
+    except UnknownMechanism:
         raise POP3Error("unsupported authentication mechanism", counts=True) from None
-    try:
-        result = mechanism.step(None)
-        while isinstance(result, Challenge):
-            s.send(wire.continuation(result.encoded()))
-            await s.stream.drain()
-            try:
-                line = await s.stream.readline(s.config.max_line_length)
-            except LineTooLong:
-                raise POP3Error("authentication response too long", counts=True) from None
-            result = mechanism.step(line.rstrip(b"\r\n"))
     except SaslCancelled:
         raise POP3Error("authentication cancelled") from None
-    except AuthError:
+    except AuthThrottled:
+        raise POP3Error("too many failed logins, try again later", ResponseCode.AUTH) from None
+    except AuthError as exc:
+        if isinstance(exc, (SaslMalformed, SaslRefused)):
+            s.log.info("SASL error: %s", exc)
         raise POP3Error("authentication failed", ResponseCode.AUTH, counts=True) from None
-    await login(s, result.username, result.password)
+    await _open_maildrop(s, result.user, result.describe())
 
 
 async def login(s: Session, username: str, password: str) -> None:
-    """Check credentials, lock the maildrop, snapshot it, and enter TRANSACTION."""
+    """Check credentials (USER/PASS), then :func:`_open_maildrop`."""
     ip = s.stream.peer[0]
     try:
         record = await s.authenticator.authenticate(username, password, ip)
@@ -73,6 +97,11 @@ async def login(s: Session, username: str, password: str) -> None:
         raise POP3Error("too many failed logins, try again later", ResponseCode.AUTH) from None
     except AuthError:
         raise POP3Error("authentication failed", ResponseCode.AUTH, counts=True) from None
+    await _open_maildrop(s, record, "USER/PASS")
+
+
+async def _open_maildrop(s: Session, record: UserRecord, how: str) -> None:
+    """Lock the maildrop, snapshot it, and enter TRANSACTION."""
     user = await s.store.find_user(record.address)
     if user is None:  # removed in the instant since authentication
         raise POP3Error("authentication failed", ResponseCode.AUTH, counts=True)
@@ -93,5 +122,7 @@ async def login(s: Session, username: str, password: str) -> None:
     s.state = Transaction(user.id, maildrop, user.pop3_policy)
     s.login_delay.record(user.id)
     count, octets = maildrop.stat()
-    s.log.info("logged in, %d messages (%d octets), policy %s", count, octets, user.pop3_policy)
+    s.log.info(
+        "logged in (%s), %d messages (%d octets), policy %s", how, count, octets, user.pop3_policy
+    )
     s.send(wire.ok(f"maildrop has {count} messages ({octets} octets)"))

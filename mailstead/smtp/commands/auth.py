@@ -9,7 +9,15 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from mailstead.auth.sasl import MAX_RESPONSE, Challenge, SaslCancelled, start_mechanism
+from mailstead.auth import exchange as sasl
+from mailstead.auth.sasl import (
+    MAX_RESPONSE,
+    SaslCancelled,
+    SaslMalformed,
+    SaslRefused,
+    UnknownMechanism,
+    encode_base64,
+)
 from mailstead.core.errors import AuthError, AuthThrottled
 from mailstead.net.stream import LineTooLong
 from mailstead.smtp.codes import Reply, SMTPError, error
@@ -37,36 +45,44 @@ def guard(session: Session, state: Ready) -> None:
         raise error(538, "5.7.11", "Encryption required for requested authentication mechanism")
 
 
-async def handle(session: Session, state: Ready, args: AuthArgs) -> None:
-    try:
-        mechanism = start_mechanism(args.mechanism, args.initial_response)
-    except AuthError:
-        raise error(504, "5.5.4", "Unrecognized authentication type") from None
+class _Challenges:
+    """The SMTP side of a SASL exchange: ``334 base64`` out, one line back (RFC 4954 §4)."""
 
-    stream = session.stream
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    async def challenge(self, data: bytes) -> bytes:
+        session = self._session
+        session.reply(Reply(334, "", encode_base64(data).decode("ascii")))
+        await session.flush()
+        try:
+            line = await session.stream.readline(MAX_RESPONSE + 2, session.config.idle_timeout)
+        except LineTooLong:
+            raise error(500, "5.5.6", "Authentication exchange line too long") from None
+        return line.rstrip(b"\r\n")
+
+
+async def handle(session: Session, state: Ready, args: AuthArgs) -> None:
+    """RFC 4954 §4; the mechanisms, SCRAM included, run in :mod:`mailstead.auth.exchange`,
+    shared with IMAP and POP3."""
     try:
-        result = mechanism.step(None)
-        while isinstance(result, Challenge):
-            session.reply(Reply(334, "", result.encoded().decode("ascii")))
-            await session.flush()
-            try:
-                line = await stream.readline(MAX_RESPONSE + 2, session.config.idle_timeout)
-            except LineTooLong:
-                raise error(500, "5.5.6", "Authentication exchange line too long") from None
-            result = mechanism.step(line.rstrip(b"\r\n"))
+        result = await sasl.authenticate(
+            session.authenticator, args.mechanism, args.initial_response, _Challenges(session),
+            ip=session.client_ip, bindings=session.stream.channel_bindings,
+        )
+    except UnknownMechanism:
+        raise error(504, "5.5.4", "Unrecognized authentication type") from None
     except SaslCancelled:
         raise SMTPError(AUTH_CANCELLED) from None
-    except AuthError as exc:
+    except SaslMalformed as exc:
         raise SMTPError(AUTH_MALFORMED, log=f"SASL error: {exc}") from None
-
-    try:
-        record = await session.authenticator.authenticate(
-            result.username, result.password, session.client_ip
-        )
     except AuthThrottled:
         raise SMTPError(AUTH_THROTTLED, log="login throttled") from None
+    except SaslRefused as exc:
+        raise SMTPError(AUTH_FAILED, log=f"SASL refused: {exc}") from None
     except AuthError:
         raise SMTPError(AUTH_FAILED) from None
+    record = result.user
     user = record if isinstance(record, User) else (
         await session.deliverer.router.store.find_user(record.address)
     )
@@ -74,5 +90,5 @@ async def handle(session: Session, state: Ready, args: AuthArgs) -> None:
         raise SMTPError(AUTH_FAILED)
     session.state = Ready(replace(state.client, user=user))
     session.log.user = user.address
-    session.log.info("authenticated as %s", user.address)
+    session.log.info("authenticated as %s (%s)", user.address, result.describe())
     session.reply(AUTH_OK)

@@ -27,7 +27,8 @@ def capabilities(session: Session) -> list[str]:
     if session.offers_starttls:
         caps.append("STARTTLS")  # RFC 3207
     if session.offers_auth:
-        caps.append("AUTH PLAIN LOGIN")  # RFC 4954
+        mechanisms = session.authenticator.mechanisms(session.stream.channel_bindings)
+        caps.append("AUTH " + " ".join(mechanisms))  # RFC 4954
     caps.append("HELP")
     return caps
 

@@ -25,9 +25,7 @@ from mailstead.store.sql.rows import USER_COLUMNS, row_to_user
 T = TypeVar("T")
 
 #: The account settings ``update_user`` may change, by column.
-UserSetting = Literal[
-    "password_hash", "quota_bytes", "pop3_policy", "plus_folders", "disabled", "send_as"
-]
+UserSetting = Literal["quota_bytes", "pop3_policy", "plus_folders", "disabled", "send_as"]
 
 AddressKind = Literal["user", "alias", "group"]
 #: An address is one thing only: a user, an alias or a group (kind -> table, key column).
@@ -192,6 +190,7 @@ def add_user(
     password_hash: str,
     quota_bytes: int,
     created: str,
+    scram: str | None = None,
 ) -> User:
     """The account with its default mailboxes, each subscribed."""
     _require_domain(conn, address.domain)
@@ -199,8 +198,16 @@ def add_user(
     try:
         cur = conn.execute(
             "INSERT INTO users (address, addr_key, domain, password_hash, quota_bytes,"
-            " created) VALUES (?, ?, ?, ?, ?, ?)",
-            (address.display, address.key, address.domain, password_hash, quota_bytes, created),
+            " created, scram_sha256) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                address.display,
+                address.key,
+                address.domain,
+                password_hash,
+                quota_bytes,
+                created,
+                scram,
+            ),
         )
     except sqlite3.IntegrityError:
         raise AlreadyExists(f"user {address.display} already exists") from None
@@ -245,6 +252,31 @@ def update_user(
     )
     if cur.rowcount == 0:
         raise NotFound(f"user {address.given} does not exist")
+
+
+def set_password(
+    conn: sqlite3.Connection, address: AddressKey, password_hash: str, scram: str | None
+) -> None:
+    """The new hash and the keys of the same password together: never one without the
+    other, so no key of an old password outlives it."""
+    cur = conn.execute(
+        "UPDATE users SET password_hash = ?, scram_sha256 = ? WHERE addr_key = ?",
+        (password_hash, scram, address.key),
+    )
+    if cur.rowcount == 0:
+        raise NotFound(f"user {address.given} does not exist")
+
+
+def add_scram_keys(
+    conn: sqlite3.Connection, address: AddressKey, password_hash: str, scram: str
+) -> bool:
+    """Keys for the password whose hash is ``password_hash``, if that is still the
+    account's password; whether they were stored."""
+    cur = conn.execute(
+        "UPDATE users SET scram_sha256 = ? WHERE addr_key = ? AND password_hash = ?",
+        (scram, address.key, password_hash),
+    )
+    return cur.rowcount > 0
 
 
 def remove_user(conn: sqlite3.Connection, address: AddressKey) -> None:

@@ -83,7 +83,7 @@ def clean_flags(flags: Iterable[str]) -> frozenset[str]:
 
 USER_COLUMNS = (
     "id, address, password_hash, quota_bytes, used_bytes, pop3_policy, plus_folders, "
-    "disabled, created, send_as"
+    "disabled, created, send_as, scram_sha256"
 )
 
 
@@ -99,6 +99,7 @@ def row_to_user(row: sqlite3.Row) -> User:
         disabled=bool(row[7]),
         created=datetime.fromisoformat(row[8]),
         send_as=SendAs(row[9]),
+        scram_sha256=row[10],
     )
 
 

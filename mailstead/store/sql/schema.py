@@ -199,7 +199,7 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE users ADD COLUMN send_as TEXT NOT NULL DEFAULT 'own';
     """,
-    # next: IMAP METADATA (RFC 5464, decision 0029). Entries of a mailbox go with its row
+    # 11: IMAP METADATA (RFC 5464, decision 0029). Entries of a mailbox go with its row
     # (RENAME keeps the id, DELETE cascades); the server entries an account sees are the
     # account's. Values are bytes as written. Each row counts towards the account's limit,
     # so user_id is kept on mailbox entries too and indexed.
@@ -218,6 +218,11 @@ MIGRATIONS: tuple[str, ...] = (
         value   BLOB NOT NULL,
         PRIMARY KEY (user_id, name)
     ) WITHOUT ROWID;
+    """,
+    # 12: SCRAM-SHA-256 keys (docs/decisions/0026), in PostgreSQL's text form; NULL until the
+    # password is next set or used to log in. Existing accounts start without.
+    """
+    ALTER TABLE users ADD COLUMN scram_sha256 TEXT;
     """,
 )
 

@@ -182,12 +182,14 @@ class SQLiteStore:
         return await self._db.read(lambda conn: directory.has_domain(conn, domain))
 
     # -- users ---------------------------------------------------------------------------------
-    async def add_user(self, address: str, password_hash: str, *, quota_bytes: int = 0) -> User:
+    async def add_user(
+        self, address: str, password_hash: str, *, quota_bytes: int = 0, scram: str | None = None
+    ) -> User:
         key = directory.address_key(address)
         directory.check_quota(quota_bytes)
         created = rows.now_text()
         return await self._write_directory(without_events(
-            lambda conn: directory.add_user(conn, key, password_hash, quota_bytes, created)
+            lambda conn: directory.add_user(conn, key, password_hash, quota_bytes, created, scram)
         ), frozenset({key.key}))
 
     async def find_user(self, address: str) -> User | None:
@@ -211,8 +213,21 @@ class SQLiteStore:
             frozenset({key.key}),
         )
 
-    async def set_password(self, address: str, password_hash: str) -> None:
-        await self._update_user(address, "password_hash", password_hash)
+    async def set_password(
+        self, address: str, password_hash: str, *, scram: str | None = None
+    ) -> None:
+        key = directory.address_key(address)
+        await self._write_directory(
+            without_events(lambda conn: directory.set_password(conn, key, password_hash, scram)),
+            frozenset({key.key}),
+        )
+
+    async def add_scram_keys(self, address: str, password_hash: str, scram: str) -> bool:
+        key = directory.address_key(address)
+        return await self._write_directory(
+            without_events(lambda conn: directory.add_scram_keys(conn, key, password_hash, scram)),
+            frozenset({key.key}),
+        )
 
     async def set_quota(self, address: str, quota_bytes: int) -> None:
         await self._update_user(address, "quota_bytes", directory.check_quota(quota_bytes))

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from mailstead.auth.authenticator import Authenticator, UserRecord
+from mailstead.auth.authenticator import Authenticator, ScramPolicy, UserRecord
 from mailstead.auth.passwords import PasswordPolicy, hash_password
+from mailstead.auth.scram_keys import ScramKeys, derive_keys
 from mailstead.auth.throttle import Throttle, ThrottlePolicy
 from mailstead.core.errors import AuthError, AuthThrottled
 
@@ -140,3 +141,99 @@ async def test_rehash_hook_upgrades_old_hashes() -> None:
     await auth.authenticate("old@example.org", "pw", "192.0.2.1")
     assert upgraded and upgraded[0][0] == "old@example.org"
     assert "m=64,t=1,p=1" in upgraded[0][1]
+
+
+# -- SCRAM (decision 0026) ------------------------------------------------------------------------
+
+
+@dataclass
+class ScramUser:
+    address: str
+    password_hash: str
+    disabled: bool = False
+    scram_sha256: str | None = None
+
+
+class KeyStore:
+    """The store's add_scram_keys: compare-and-set on the password hash."""
+
+    def __init__(self, users: MemoryUsers) -> None:
+        self.users = users
+        self.added: list[str] = []
+
+    async def add_scram_keys(self, address: str, password_hash: str, scram: str) -> bool:
+        user = self.users.users.get(address.lower())
+        if user is None or user.password_hash != password_hash:
+            return False
+        user.scram_sha256 = scram  # type: ignore[attr-defined]
+        self.added.append(address)
+        return True
+
+
+def make_scram(*users: ScramUser) -> tuple[Authenticator, MemoryUsers, KeyStore]:
+    lookup = MemoryUsers(*users)  # type: ignore[arg-type]
+    keys = KeyStore(lookup)
+    auth = Authenticator(lookup, Throttle(clock=Clock()), FAST, scram=ScramPolicy(4096),
+                         scram_keys=keys, sleep=Sleeps())
+    return auth, lookup, keys
+
+
+def test_mechanisms_offered() -> None:
+    plain, _, _ = make()
+    assert plain.mechanisms({"tls-unique": b"x"}) == ("PLAIN", "LOGIN")
+    scram, _, _ = make_scram()
+    assert scram.mechanisms({}) == ("SCRAM-SHA-256", "PLAIN", "LOGIN")
+    assert scram.mechanisms({"tls-server-end-point": b"x"}) == (
+        "SCRAM-SHA-256-PLUS", "SCRAM-SHA-256", "PLAIN", "LOGIN")
+
+
+async def test_scram_lookup_real_mock_and_outcome() -> None:
+    keys = derive_keys("pw", 4096)
+    carol = ScramUser("carol@example.org", hash_password("pw", FAST), scram_sha256=keys.encode())
+    dave = ScramUser("dave@example.org", hash_password("pw", FAST))  # from before SCRAM
+    auth, _, _ = make_scram(carol, dave)
+    found = await auth.scram_begin("carol@example.org", "192.0.2.1")
+    assert found.real and found.keys == keys
+    assert await auth.scram_end(found, True, "192.0.2.1") is carol
+    with pytest.raises(AuthError):
+        await auth.scram_end(found, False, "192.0.2.1")
+    # Unknown account and an account without keys: mock keys, stable per name, no login.
+    unknown = await auth.scram_begin("nobody@example.org", "192.0.2.1")
+    assert not unknown.real
+    assert unknown.keys == (await auth.scram_begin("nobody@example.org", "192.0.2.1")).keys
+    no_keys = await auth.scram_begin("dave@example.org", "192.0.2.1")
+    assert not no_keys.real and no_keys.keys.iterations == 4096
+    for lookup in (unknown, no_keys):
+        with pytest.raises(AuthError):
+            await auth.scram_end(lookup, True, "192.0.2.1")
+    carol.disabled = True
+    with pytest.raises(AuthError):
+        await auth.scram_end(await auth.scram_begin("carol@example.org", "192.0.2.1"), True,
+                             "192.0.2.1")
+
+
+async def test_scram_failures_are_throttled_like_passwords() -> None:
+    carol = ScramUser("carol@example.org", hash_password("pw", FAST),
+                      scram_sha256=derive_keys("pw", 4096).encode())
+    auth, _, _ = make_scram(carol)
+    auth.throttle = Throttle(ThrottlePolicy(delay_after=1, lock_after=2), clock=Clock())
+    for _ in range(2):
+        lookup = await auth.scram_begin("carol@example.org", "192.0.2.9")
+        with pytest.raises(AuthError):
+            await auth.scram_end(lookup, False, "192.0.2.9")
+    with pytest.raises(AuthThrottled):
+        await auth.scram_begin("carol@example.org", "192.0.2.9")
+
+
+async def test_password_login_adds_missing_keys_once() -> None:
+    dave = ScramUser("dave@example.org", hash_password("pw", FAST))
+    auth, _, store = make_scram(dave)
+    with pytest.raises(AuthError):
+        await auth.authenticate("dave@example.org", "wrong", "192.0.2.1")
+    assert store.added == []  # only the right password may derive keys
+    await auth.authenticate("dave@example.org", "pw", "192.0.2.1")
+    assert store.added == ["dave@example.org"] and dave.scram_sha256 is not None
+    stored = ScramKeys.decode(dave.scram_sha256)
+    assert stored == derive_keys("pw", 4096, salt=stored.salt)
+    await auth.authenticate("dave@example.org", "pw", "192.0.2.1")
+    assert store.added == ["dave@example.org"]  # keys in place: not derived again

@@ -8,18 +8,24 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from mailstead.auth import exchange
 from mailstead.auth.sasl import (
     Challenge,
     Credentials,
+    Mechanism,
     SaslCancelled,
+    UnknownMechanism,
     decode_base64,
-    start_mechanism,
 )
 from mailstead.core.errors import AuthError
 
 
 def b64(data: bytes) -> bytes:
     return base64.b64encode(data)
+
+
+def start_mechanism(name: str, initial_response: bytes | None = None) -> Mechanism:
+    return exchange.start_mechanism(name, initial_response, offered=("PLAIN", "LOGIN"), bindings={})
 
 
 def test_plain_with_initial_response() -> None:
@@ -115,8 +121,10 @@ def test_cancel_is_distinct() -> None:
 
 
 def test_unknown_mechanism() -> None:
-    with pytest.raises(AuthError):
+    with pytest.raises(UnknownMechanism):
         start_mechanism("CRAM-MD5")
+    with pytest.raises(UnknownMechanism):  # known, but not offered here
+        start_mechanism("SCRAM-SHA-256")
 
 
 def test_misuse_of_step() -> None:
