@@ -22,6 +22,7 @@ from mailstead.core.types import UID, FlagMode, Pop3Policy, SendAs
 from mailstead.store.audit import AuditEntry
 from mailstead.store.changes import ChangeBus
 from mailstead.store.models import (
+    AclEntry,
     Alias,
     ApiToken,
     AppendResult,
@@ -38,6 +39,7 @@ from mailstead.store.models import (
     QueuedMessage,
     QueuedRecipient,
     Recipient,
+    SharedMailbox,
     StoreFlagsResult,
     User,
 )
@@ -209,6 +211,39 @@ class Mailboxes(Protocol):
         """Subscriptions are names: one that does not exist may be subscribed."""
 
     async def list_subscriptions(self, user_id: int) -> list[str]: ...
+
+
+class MailboxAcls(Protocol):
+    """Who besides its owner may do what with a mailbox (RFC 4314 access control lists;
+    decision 0028). IMAP's ACL commands and shared-mailbox access, and the ``mailstead
+    share`` admin commands, use it.
+
+    An implementer keeps:
+
+    - A grant names an account by its address (matched as :class:`Accounts` matches) or
+      ``anyone``; anything else raises NotFound. The owner is never a grantee
+      (InvalidName): it always has every right, :data:`mailstead.core.rights.RIGHTS`.
+    - Rights are canonical letters (:func:`mailstead.core.rights.canonical`); setting
+      none removes the grant.
+    - Grants belong to the mailbox (by id): they follow it through RENAME and go when it
+      or the grantee's account is deleted.
+    - A change publishes an ACL event for the mailbox on :attr:`Messages.changes` after
+      commit, so sessions that have it open see it.
+    """
+
+    async def get_acl(self, mailbox_id: int) -> list[AclEntry]:
+        """The grants, ``anyone`` first, then by address; the owner is not listed."""
+
+    async def set_acl(self, mailbox_id: int, identifier: str, rights: str) -> None:
+        """Replace ``identifier``'s grant with ``rights`` ("" removes it)."""
+
+    async def rights_for(self, mailbox_id: int, user_id: int) -> str:
+        """What the account may do: every right for the owner, else the union of its own
+        grant and ``anyone``'s."""
+
+    async def shared_with(self, user_id: int) -> list[SharedMailbox]:
+        """The other accounts' mailboxes that grant this account (or anyone) a right, by
+        owner and name."""
 
 
 class Messages(Protocol):
@@ -463,7 +498,10 @@ class AdminRecords(Protocol):
         or a domain (which also matches the addresses in it)."""
 
 
-class Store(Directory, Mailboxes, Messages, OutboundQueue, Maintenance, AdminRecords, Protocol):
+class Store(
+    Directory, Mailboxes, MailboxAcls, Messages, OutboundQueue, Maintenance, AdminRecords,
+    Protocol,
+):
     """Every piece of the store, for the composition root: it builds one backend and hands
     each consumer the piece it uses."""
 
@@ -471,6 +509,7 @@ class Store(Directory, Mailboxes, Messages, OutboundQueue, Maintenance, AdminRec
 __all__ = [
     "AdminRecords",
     "Directory",
+    "MailboxAcls",
     "Mailboxes",
     "Maintenance",
     "Messages",

@@ -67,6 +67,25 @@ class Mailbox:
 
 
 @dataclass(frozen=True, slots=True)
+class AclEntry:
+    """One grant of a mailbox's access control list (RFC 4314): ``identifier`` is an
+    account's address or ``anyone``; ``rights`` canonical letters (core/rights.py)."""
+
+    identifier: str
+    rights: str
+
+
+@dataclass(frozen=True, slots=True)
+class SharedMailbox:
+    """Another account's mailbox that grants a user rights: what IMAP lists under the
+    other users' namespace. ``rights`` is the union of the grants that apply."""
+
+    mailbox: Mailbox
+    owner: str
+    rights: str
+
+
+@dataclass(frozen=True, slots=True)
 class MessageMeta:
     """What FETCH needs without touching the body. ``flags`` holds system flags and keywords."""
 
@@ -151,6 +170,7 @@ class ChangeKind(Enum):
     MAILBOX_DELETED = "mailbox-deleted"
     MAILBOX_RENAMED = "mailbox-renamed"
     SUBSCRIPTION = "subscription"
+    ACL = "acl"  # a mailbox's access control list changed (RFC 4314)
 
 
 @dataclass(frozen=True, slots=True)

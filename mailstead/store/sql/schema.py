@@ -199,6 +199,18 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE users ADD COLUMN send_as TEXT NOT NULL DEFAULT 'own';
     """,
+    # RFC 4314 ACL: who besides the owner may do what with a mailbox (decision 0028). A
+    # grant names an account (grantee_id) or, with NULL, "anyone"; both go with the
+    # mailbox or the grantee's account. Rights are canonical letters (core/rights.py).
+    """
+    CREATE TABLE mailbox_acl (
+        mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+        grantee_id INTEGER REFERENCES users(id) ON DELETE CASCADE,
+        rights TEXT NOT NULL
+    );
+    CREATE UNIQUE INDEX mailbox_acl_grant ON mailbox_acl (mailbox_id, coalesce(grantee_id, 0));
+    CREATE INDEX mailbox_acl_grantee ON mailbox_acl (grantee_id);
+    """,
 )
 
 

@@ -33,6 +33,7 @@ from mailstead.store.blobs import BlobFiles
 from mailstead.store.changes import ChangeBus
 from mailstead.store.interfaces import StructureParser, UIDRanges, account_change_key
 from mailstead.store.models import (
+    AclEntry,
     Alias,
     ApiToken,
     AppendResult,
@@ -49,11 +50,13 @@ from mailstead.store.models import (
     QueuedMessage,
     QueuedRecipient,
     Recipient,
+    SharedMailbox,
     StoreFlagsResult,
     User,
 )
 from mailstead.store.names import validate_mailbox_name
 from mailstead.store.sql import (
+    acl,
     admin_records,
     bodies,
     directory,
@@ -343,6 +346,19 @@ class SQLiteStore:
 
     async def list_subscriptions(self, user_id: int) -> list[str]:
         return await self._db.read(lambda conn: mailboxes.list_subscriptions(conn, user_id))
+
+    # -- access control lists (RFC 4314) -------------------------------------------------------
+    async def get_acl(self, mailbox_id: int) -> list[AclEntry]:
+        return await self._db.read(lambda conn: acl.get_acl(conn, mailbox_id))
+
+    async def set_acl(self, mailbox_id: int, identifier: str, rights: str) -> None:
+        await self._db.write(lambda conn: acl.set_acl(conn, mailbox_id, identifier, rights))
+
+    async def rights_for(self, mailbox_id: int, user_id: int) -> str:
+        return await self._db.read(lambda conn: acl.rights_for(conn, mailbox_id, user_id))
+
+    async def shared_with(self, user_id: int) -> list[SharedMailbox]:
+        return await self._db.read(lambda conn: acl.shared_with(conn, user_id))
 
     # -- messages: writing ---------------------------------------------------------------------
     async def append(

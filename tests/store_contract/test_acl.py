@@ -1,0 +1,117 @@
+"""Mailbox access control lists (RFC 4314): grants, their lifetime, and their events."""
+
+from __future__ import annotations
+
+import pytest
+
+from mailstead.core.errors import InvalidName, NotFound
+from mailstead.core.rights import RIGHTS
+from mailstead.store.interfaces import Store
+from mailstead.store.models import AclEntry, ChangeKind
+
+from .conftest import StoreOpener
+
+
+@pytest.fixture
+async def bob(store: Store, user_id: int) -> int:
+    return (await store.add_user("Bob@example.org", "hash")).id
+
+
+async def test_grant_read_and_replace(store: Store, user_id: int, bob: int) -> None:
+    inbox = await store.get_mailbox(user_id, "INBOX")
+    assert await store.get_acl(inbox.id) == []
+    assert await store.rights_for(inbox.id, bob) == ""
+    assert await store.rights_for(inbox.id, user_id) == RIGHTS  # the owner, always
+    await store.set_acl(inbox.id, "bob@EXAMPLE.org", "rl")  # matched like a login
+    assert await store.get_acl(inbox.id) == [AclEntry("Bob@example.org", "lr")]
+    await store.set_acl(inbox.id, "Bob@example.org", "lrst")
+    assert await store.rights_for(inbox.id, bob) == "lrst"
+    await store.set_acl(inbox.id, "Bob@example.org", "")
+    assert await store.get_acl(inbox.id) == []
+
+
+async def test_anyone_adds_to_every_account(store: Store, user_id: int, bob: int) -> None:
+    inbox = await store.get_mailbox(user_id, "INBOX")
+    await store.set_acl(inbox.id, "anyone", "lr")
+    await store.set_acl(inbox.id, "Bob@example.org", "i")
+    assert await store.rights_for(inbox.id, bob) == "lri"
+    assert [e.identifier for e in await store.get_acl(inbox.id)] == ["anyone", "Bob@example.org"]
+
+
+async def test_unknown_grantee_owner_and_rights_refused(
+    store: Store, user_id: int, bob: int
+) -> None:
+    inbox = await store.get_mailbox(user_id, "INBOX")
+    with pytest.raises(NotFound):
+        await store.set_acl(inbox.id, "nobody@example.org", "lr")
+    with pytest.raises(NotFound):
+        await store.set_acl(inbox.id, "not an address", "lr")
+    with pytest.raises(InvalidName):
+        await store.set_acl(inbox.id, "alice@example.org", "lr")
+    with pytest.raises(InvalidName):
+        await store.set_acl(inbox.id, "Bob@example.org", "lz")
+    with pytest.raises(NotFound):
+        await store.set_acl(999_999, "Bob@example.org", "lr")
+    assert await store.get_acl(inbox.id) == []
+
+
+async def test_shared_with_lists_other_accounts_boxes(store: Store, user_id: int, bob: int) -> None:
+    team = await store.create_mailbox(user_id, "Team")
+    inbox = await store.get_mailbox(user_id, "INBOX")
+    await store.set_acl(team.id, "Bob@example.org", "lrs")
+    await store.set_acl(inbox.id, "anyone", "l")
+    shared = await store.shared_with(bob)
+    assert [(s.owner, s.mailbox.name, s.rights) for s in shared] == [
+        ("alice@example.org", "INBOX", "l"),
+        ("alice@example.org", "Team", "lrs"),
+    ]
+    assert await store.shared_with(user_id) == []  # its own are not "shared with" it
+
+
+async def test_grants_follow_rename_and_go_with_mailbox_and_grantee(
+    store: Store, user_id: int, bob: int
+) -> None:
+    team = await store.create_mailbox(user_id, "Team")
+    await store.set_acl(team.id, "Bob@example.org", "lr")
+    await store.rename_mailbox(user_id, "Team", "Crew")
+    crew = await store.get_mailbox(user_id, "Crew")
+    assert await store.get_acl(crew.id) == [AclEntry("Bob@example.org", "lr")]
+    other = await store.create_mailbox(user_id, "Other")
+    await store.set_acl(other.id, "Bob@example.org", "lr")
+    await store.remove_user("Bob@example.org")
+    assert await store.get_acl(other.id) == []
+    await store.delete_mailbox(user_id, "Crew")
+    with pytest.raises(NotFound):
+        await store.get_acl(crew.id)
+
+
+async def test_change_publishes_an_acl_event(store: Store, user_id: int, bob: int) -> None:
+    inbox = await store.get_mailbox(user_id, "INBOX")
+    with store.changes.subscribe(user_id) as sub:
+        await store.set_acl(inbox.id, "Bob@example.org", "lr")
+        events = sub.drain()
+    assert [(e.kind, e.mailbox_id) for e in events] == [(ChangeKind.ACL, inbox.id)]
+
+
+async def test_grants_are_durable_and_seen_by_another_store(
+    open_store: StoreOpener, store: Store, user_id: int, bob: int
+) -> None:
+    inbox = await store.get_mailbox(user_id, "INBOX")
+    await store.set_acl(inbox.id, "Bob@example.org", "lrw")
+    async with open_store() as other:
+        assert await other.rights_for(inbox.id, bob) == "lrw"
+
+
+async def test_new_child_starts_with_parents_grants(store: Store, user_id: int, bob: int) -> None:
+    team = await store.create_mailbox(user_id, "Team")
+    await store.set_acl(team.id, "Bob@example.org", "lrk")
+    await store.set_acl(team.id, "anyone", "l")
+    child = await store.create_mailbox(user_id, "Team/2026/Q1")
+    assert await store.get_acl(child.id) == [
+        AclEntry("anyone", "l"),
+        AclEntry("Bob@example.org", "lrk"),
+    ]
+    middle = await store.get_mailbox(user_id, "Team/2026")
+    assert await store.rights_for(middle.id, bob) == "lrk"
+    top = await store.create_mailbox(user_id, "Elsewhere")
+    assert await store.get_acl(top.id) == []
