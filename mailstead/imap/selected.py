@@ -69,6 +69,7 @@ class SelectedMailbox:
         recent: set[int] | None = None,
     ) -> None:
         self.mailbox_id = mailbox.id
+        self.owner_id = mailbox.user_id  # another account's for a shared mailbox
         self.name = mailbox.name
         self.uidvalidity = mailbox.uidvalidity
         self.readonly = readonly

@@ -347,7 +347,9 @@ class Messages(Protocol):
 
     async def copy(
         self, src_mailbox_id: int, uids: Sequence[UID], dst_mailbox_id: int
-    ) -> CopyResult: ...
+    ) -> CopyResult:
+        """New UIDs in the destination, which may be another account's (a shared mailbox):
+        the destination's owner is charged, and QuotaExceeded copies nothing."""
 
     async def move(
         self, src_mailbox_id: int, uids: Sequence[UID], dst_mailbox_id: int

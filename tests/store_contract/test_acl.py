@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from mailstead.core.errors import InvalidName, NotFound
+from mailstead.core.errors import InvalidName, NotFound, QuotaExceeded
 from mailstead.core.rights import RIGHTS
+from mailstead.core.types import UID
 from mailstead.store.interfaces import Store
 from mailstead.store.models import AclEntry, ChangeKind
 
-from .conftest import StoreOpener
+from .conftest import StoreOpener, message
 
 
 @pytest.fixture
@@ -115,3 +116,24 @@ async def test_new_child_starts_with_parents_grants(store: Store, user_id: int, 
     assert await store.rights_for(middle.id, bob) == "lrk"
     top = await store.create_mailbox(user_id, "Elsewhere")
     assert await store.get_acl(top.id) == []
+
+
+async def test_copy_and_move_into_another_account_charge_its_owner(
+    store: Store, user_id: int, bob: int
+) -> None:
+    inbox = await store.get_mailbox(user_id, "INBOX")
+    bobs = await store.get_mailbox(bob, "INBOX")
+    raw = message(1, size=500)
+    first = await store.append(inbox.id, raw)
+    second = await store.append(inbox.id, raw)
+    await store.copy(inbox.id, [first.uid], bobs.id)
+    assert (await store.get_user(bob)).used_bytes == len(raw)
+    assert (await store.get_user(user_id)).used_bytes == 2 * len(raw)
+    await store.move(inbox.id, [second.uid], bobs.id)
+    assert (await store.get_user(bob)).used_bytes == 2 * len(raw)
+    assert (await store.get_user(user_id)).used_bytes == len(raw)
+    await store.set_quota("Bob@example.org", 2 * len(raw) + 10)
+    with pytest.raises(QuotaExceeded):
+        await store.move(inbox.id, [UID(first.uid)], bobs.id)
+    assert [m.uid for m in await store.list_messages(inbox.id)] == [first.uid]
+    assert (await store.get_user(bob)).used_bytes == 2 * len(raw)

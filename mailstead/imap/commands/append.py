@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from mailstead.core.errors import InvalidName, NotFound
-from mailstead.imap import response
+from mailstead.imap import access, response
 from mailstead.imap.parse.commands import Append, AppendMessage, Command
 from mailstead.imap.replies import Reply, done, no
 from mailstead.store.models import Mailbox, NewMessage, User
@@ -51,9 +51,11 @@ def new_message(session: Session, message: AppendMessage) -> NewMessage:
 
 
 async def target_mailbox(session: Session, user: User, name: str) -> Mailbox:
-    """The mailbox APPEND or REPLACE stores into; it must exist and hold messages."""
+    """The mailbox APPEND or REPLACE stores into; it must exist and hold messages, and the
+    user needs "i" on it (RFC 4314 §4). Another account's mailbox is charged to that
+    account's quota: the store charges the mailbox's owner."""
     try:
-        box = await session.store.get_mailbox(user.id, name)
+        box, _ = await access.open_mailbox(session, user, name, "i", "storing into it")
     except (NotFound, InvalidName) as exc:
         # RFC 9051 §6.3.12: TRYCREATE tells the client CREATE could help.
         raise no("Mailbox does not exist", "TRYCREATE") from exc

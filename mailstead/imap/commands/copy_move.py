@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from mailstead.core.errors import InvalidName, NotFound
 from mailstead.core.types import UID
-from mailstead.imap import response
+from mailstead.imap import access, response
 from mailstead.imap.parse.commands import Command, CopyMove
 from mailstead.imap.replies import Reply, done, no
 from mailstead.imap.states import Selected
@@ -21,8 +21,14 @@ async def copy_move(session: Session, cmd: Command[CopyMove], selected: Selected
     if moving and view.readonly:
         raise no("Mailbox is read-only", "READ-ONLY")
     uids = view.resolve(cmd.args.sequence, uid=cmd.name.startswith("UID "))
+    if moving:
+        # RFC 6851 §3.3 with RFC 4314 §4: moving out takes the rights to delete and
+        # expunge in the source.
+        access.require(await access.selected_rights(session, selected), "te", cmd.name)
     try:
-        target = await session.store.get_mailbox(selected.user.id, cmd.args.mailbox)
+        target, _ = await access.open_mailbox(
+            session, selected.user, cmd.args.mailbox, "i", f"{cmd.name} into it"
+        )
     except (NotFound, InvalidName) as exc:
         raise no("Mailbox does not exist", "TRYCREATE") from exc
     if target.noselect:  # RFC 9051 §6.3.5

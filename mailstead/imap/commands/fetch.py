@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from mailstead.core.errors import NotFound
 from mailstead.core.types import SEEN, UID, FlagMode
-from mailstead.imap import objectid, response
+from mailstead.imap import access, objectid, response
 from mailstead.imap.batches import batches
 from mailstead.imap.parse.commands import Command, Fetch
 from mailstead.imap.parse.fetch import FetchAtt, FetchItem
@@ -556,7 +556,10 @@ async def fetch(session: Session, cmd: Command[Fetch], selected: Selected) -> Re
     flags_now: dict[int, frozenset[str]] = {int(m.uid): m.flags for m in metas}
     modseq_now: dict[int, int] = {}
     seen_changed: set[int] = set()
-    if not view.readonly and any(i.sets_seen for i in items):
+    if (not view.readonly and any(i.sets_seen for i in items)
+            and "s" in await access.selected_rights(session, selected)):
+        # RFC 4314 §4: the implicit \Seen of a body fetch needs "s" too; without it the
+        # fetch reads as with PEEK.
         unseen = [m.uid for m in metas if SEEN not in m.flags]
         if unseen:
             result = await store.store_flags(view.mailbox_id, unseen, FlagMode.ADD, [SEEN])

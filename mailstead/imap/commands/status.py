@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from mailstead.core.errors import InvalidName, NotFound
-from mailstead.imap import objectid
+from mailstead.imap import access, objectid
 from mailstead.imap.parse.commands import Command, Status, StatusItem
 from mailstead.imap.replies import Reply, done, no
 from mailstead.store.models import Mailbox, User
@@ -60,7 +60,8 @@ async def status_items(session: Session, box: Mailbox, items: Iterable[StatusIte
 async def status(session: Session, cmd: Command[Status], user: User) -> Reply:
     args = cmd.args
     try:
-        box = await session.store.get_mailbox(user.id, args.name)
+        # RFC 4314 §4: STATUS needs "r".
+        box, _ = await access.open_mailbox(session, user, args.name, "r", "STATUS")
     except (NotFound, InvalidName) as exc:
         raise no("No such mailbox", "NONEXISTENT") from exc
     if box.noselect:  # RFC 9051 §6.3.5: nothing to report on a name kept for its children

@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from mailstead.core.types import UID, FlagMode
-from mailstead.imap import response
+from mailstead.imap import access, response
 from mailstead.imap.parse.commands import Command, Store
 from mailstead.imap.replies import Reply, done, no
 from mailstead.imap.selected import SelectedMailbox, uid_ranges
 from mailstead.imap.states import Selected
+from mailstead.store.models import FlagUpdate, StoreFlagsResult
 
 if TYPE_CHECKING:
     from mailstead.imap.session import Session
@@ -26,13 +27,17 @@ async def store(session: Session, cmd: Command[Store], selected: Selected) -> Re
     uids = view.resolve(args.sequence, uid=by_uid)
     if not uids:
         return done(f"{cmd.name} completed")
-    result = await session.store.store_flags(
-        view.mailbox_id,
-        [UID(u) for u in uids],
-        args.mode,
-        args.flags,
-        unchanged_since=args.unchanged_since,
-    )
+    rights = await access.selected_rights(session, selected)
+    if all(r in rights for r in "swt"):
+        result = await session.store.store_flags(
+            view.mailbox_id,
+            [UID(u) for u in uids],
+            args.mode,
+            args.flags,
+            unchanged_since=args.unchanged_since,
+        )
+    else:
+        result = await _store_within_rights(session, view, uids, args, rights)
     modseqs: dict[int, int] = {}
     for update in result.updated:
         view.note_own_flags(int(update.uid), int(update.modseq))
@@ -72,6 +77,39 @@ async def store(session: Session, cmd: Command[Store], selected: Selected) -> Re
     if len(metas) < len(wanted):
         return done("Some messages were expunged", "EXPUNGEISSUED")
     return _done(cmd, modified)
+
+
+async def _store_within_rights(
+    session: Session, view: SelectedMailbox, uids: list[int], args: Store, rights: str
+) -> StoreFlagsResult:
+    """STORE by a user who may change only some flags (RFC 4314 §4): naming a flag it may
+    not change is ``NO [NOPERM]`` (as James answers); ``FLAGS (...)`` replaces only the
+    flags it may change and leaves the others of each message as they are."""
+    for flag in args.flags:
+        access.require(rights, access.flag_right(flag), f"changing {flag}")
+    targets = [UID(u) for u in uids]
+    if args.mode is not FlagMode.SET:
+        return await session.store.store_flags(
+            view.mailbox_id, targets, args.mode, args.flags,
+            unchanged_since=args.unchanged_since,
+        )
+    # FLAGS: each message keeps the flags this user may not change. Messages with the
+    # same outcome are written together; the protected flags were read just before, and
+    # a change to them in between is overwritten (the window of one command).
+    groups: dict[frozenset[str], list[UID]] = {}
+    for meta in await session.store.list_messages(view.mailbox_id, uid_ranges(uids)):
+        kept = frozenset(f for f in meta.flags if access.flag_right(f) not in rights)
+        groups.setdefault(kept | frozenset(args.flags), []).append(meta.uid)
+    updated: list[FlagUpdate] = []
+    modified: list[UID] = []
+    for flags, group in groups.items():
+        part = await session.store.store_flags(
+            view.mailbox_id, group, FlagMode.SET, flags,
+            unchanged_since=args.unchanged_since,
+        )
+        updated.extend(part.updated)
+        modified.extend(part.modified)
+    return StoreFlagsResult(tuple(updated), tuple(modified))
 
 
 def _modified(view: SelectedMailbox, uids: list[int], by_uid: bool) -> str | None:

@@ -304,12 +304,13 @@ def copy(
     """COPY (RFC 9051 §6.4.7), or MOVE (RFC 6851) with ``expunge_source``: new UIDs in
     ``dst`` sharing the bodies, flags and internal dates of the originals. ``dst`` may be
     ``src``: the copies are inserted before the originals are removed, so a MOVE within one
-    mailbox renumbers its messages (decision 0018)."""
+    mailbox renumbers its messages (decision 0018). ``dst`` may belong to another
+    account (a shared mailbox, decision 0028): its owner's quota is charged, and a MOVE
+    gives the bytes back to the source's owner."""
     source = mailbox_row(conn, src)
     target = mailbox_row(conn, dst)
     target.require_selectable()
-    if source.user_id != target.user_id:
-        raise InvalidName("messages can only be copied within one account")
+    same_account = source.user_id == target.user_id
     originals: list[tuple[int, str, str, int, str]] = []
     for chunk in chunks(sorted(set(uids))):
         originals.extend(conn.execute(
@@ -321,7 +322,7 @@ def copy(
         return WriteOutcome(CopyResult(target.uidvalidity, ()))
     modseq = target.highestmodseq + 1
     total = sum(r[3] for r in originals)
-    if not expunge_source:
+    if not expunge_source or not same_account:
         charge_quota(conn, target.user_id, total)
     mapping: list[tuple[UID, UID]] = []
     new_flags: list[frozenset[str]] = []
@@ -342,8 +343,9 @@ def copy(
     )]
     if expunge_source:
         removed = remove(conn, src, [int(o) for o, _ in mapping])
-        # The bytes moved rather than doubled: remove() gave them back, take them again.
-        adjust_usage(conn, target.user_id, total)
+        if same_account:
+            # The bytes moved rather than doubled: remove() gave them back, take them again.
+            adjust_usage(conn, target.user_id, total)
         events.extend(removed.events)
     return WriteOutcome(CopyResult(target.uidvalidity, tuple(mapping)), events)
 
