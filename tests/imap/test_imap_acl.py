@@ -357,3 +357,20 @@ def test_imaplib_acl_methods(pair: Pair) -> None:
         assert c.deleteacl("INBOX", pair.grantee)[0] == "OK"
     finally:
         c.logout()
+
+
+def test_quota_root_of_a_shared_mailbox_is_not_the_grantees(pair: Pair) -> None:
+    pair.server.call(pair.server.store.set_quota(pair.grantee, 10_000_000))
+    pair.share("INBOX", "lr")
+    lines = pair.g.command(f"GETQUOTAROOT {pair.path()}")
+    assert lines[0] == f"* QUOTAROOT {pair.path()}\r\n".encode()
+    assert status_of(lines) == b"OK" and len(lines) == 2
+    assert b'"User quota"' in pair.g.command("GETQUOTAROOT INBOX")[0]
+
+
+def test_subscribe_and_lsub_a_shared_mailbox(pair: Pair) -> None:
+    pair.share("INBOX", "lr")
+    assert status_of(pair.g.command(f"SUBSCRIBE {pair.path()}")) == b"OK"
+    assert f'* LSUB () "/" {pair.path()}\r\n'.encode() in pair.g.command('LSUB "" "*"')
+    lines = pair.g.command('LIST (SUBSCRIBED) "" "Other Users/*"')
+    assert f'* LIST (\\HasNoChildren \\Subscribed) "/" {pair.path()}\r\n'.encode() in lines
