@@ -67,9 +67,13 @@ class SelectedMailbox:
         *,
         readonly: bool,
         recent: set[int] | None = None,
+        name_prefix: str = "",
     ) -> None:
         self.mailbox_id = mailbox.id
         self.owner_id = mailbox.user_id  # another account's for a shared mailbox
+        # What comes before the owner's name for it ("Other Users/<owner>/" for a shared
+        # mailbox, decision 0028), so a RENAME by the owner keeps the session's name right.
+        self.name_prefix = name_prefix
         self.name = mailbox.name
         self.uidvalidity = mailbox.uidvalidity
         self.readonly = readonly
@@ -195,7 +199,7 @@ class SelectedMailbox:
             elif ev.kind is ChangeKind.MAILBOX_DELETED:
                 self.gone = True
             elif ev.kind is ChangeKind.MAILBOX_RENAMED and ev.name:
-                self.name = ev.name
+                self.name = self.name_prefix + ev.name
 
     def note_own_flags(self, uid: int, modseq: int) -> None:
         """This session's STORE already told the client; the echo event must stay quiet."""

@@ -374,3 +374,30 @@ def test_subscribe_and_lsub_a_shared_mailbox(pair: Pair) -> None:
     assert f'* LSUB () "/" {pair.path()}\r\n'.encode() in pair.g.command('LSUB "" "*"')
     lines = pair.g.command('LIST (SUBSCRIBED) "" "Other Users/*"')
     assert f'* LIST (\\HasNoChildren \\Subscribed) "/" {pair.path()}\r\n'.encode() in lines
+
+
+def test_append_keeps_only_the_flags_the_grantee_may_set(pair: Pair) -> None:
+    pair.share("INBOX", "lri")
+    c = connect(pair.server, pair.grantee)
+    try:
+        assert c.append(pair.path(), "(\\Seen \\Flagged)", None, SIMPLE_MESSAGE)[0] == "OK"
+        pair.share("INBOX", "lris")
+        assert c.append(pair.path(), "(\\Seen \\Flagged)", None, SIMPLE_MESSAGE)[0] == "OK"
+    finally:
+        c.logout()
+    pair.o.command("SELECT INBOX")
+    lines = pair.o.command("FETCH 1:2 (FLAGS)")
+    assert lines[0] == b"* 1 FETCH (FLAGS (\\Recent))\r\n"
+    assert lines[1] == b"* 2 FETCH (FLAGS (\\Recent \\Seen))\r\n"
+
+
+def test_selected_share_renamed_by_its_owner_keeps_its_name(pair: Pair) -> None:
+    pair.o.command("CREATE Team")
+    pair.share("Team", "lrx")
+    g = pair.g
+    g.command(f"SELECT {pair.path('Team')}")
+    assert status_of(pair.o.command("RENAME Team Crew")) == b"OK"
+    g.command("NOOP")
+    # DELETE of the selected mailbox by its new name closes it quietly first (no BYE).
+    lines = g.command(f"DELETE {pair.path('Crew')}")
+    assert status_of(lines) == b"OK" and not any(b"BYE" in line for line in lines)

@@ -5,6 +5,7 @@ stored, all in one transaction, and acknowledged once durable."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from mailstead.core.errors import InvalidName, NotFound
@@ -22,6 +23,13 @@ async def append(session: Session, cmd: Command[Append], user: User) -> Reply:
     # refuses them all.
     batch = [new_message(session, m) for m in cmd.args.messages]
     box = await target_mailbox(session, user, cmd.args.name)
+    if box.user_id != user.id:
+        # RFC 4314 §4: flags the user may not set in another account's mailbox are left
+        # off the stored message, silently ("s" for \Seen, "t" \Deleted, "w" the rest).
+        rights = await session.store.rights_for(box.id, user.id)
+        batch = [replace(m, flags=frozenset(f for f in m.flags
+                                            if access.flag_right(f) in rights))
+                 for m in batch]
     if len(batch) == 1:
         one = batch[0]
         results = [await session.store.append(box.id, one.data, one.flags, one.internaldate)]

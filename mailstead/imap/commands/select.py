@@ -60,7 +60,8 @@ async def select(session: Session, cmd: Command[Select], user: User) -> Reply:
     else:
         recent |= session.ctx.recent.claim(key, uids)
     recent_count = len(recent)
-    view = SelectedMailbox(box, messages, readonly=readonly, recent=recent)
+    prefix = "" if where.own else box.name[: len(box.name) - len(where.local)]
+    view = SelectedMailbox(box, messages, readonly=readonly, recent=recent, name_prefix=prefix)
     session.select(user, view, subscription)
     # The order is free (RFC 9051 §6.3.2); this is James's, which Dovecot's clients accept.
     session.untagged(f"OK [MAILBOXID ({objectid.mailbox_id(box)})] Ok")  # RFC 8474 §4
