@@ -24,7 +24,7 @@ from mailstead.core.rights import RIGHTS
 from mailstead.core.types import DELETED, SEEN
 from mailstead.imap.replies import no
 from mailstead.imap.states import Selected
-from mailstead.store.models import Mailbox, User
+from mailstead.store.models import Mailbox, MessageMeta, User
 from mailstead.store.names import SEPARATOR
 
 if TYPE_CHECKING:
@@ -35,6 +35,26 @@ OTHER_USERS = "Other Users"
 
 #: The rights that change a selected mailbox: with none of them SELECT is READ-ONLY.
 CHANGE_RIGHTS = "stwe"
+
+
+def overlay(flags: frozenset[str], seen: bool) -> frozenset[str]:
+    """A message's flags as a grantee sees them: the owner's, with the grantee's own
+    \\Seen in place of the owner's (decision 0028)."""
+    others = flags - {SEEN}
+    return others | {SEEN} if seen else others
+
+
+async def own_view(
+    session: Session, selected: Selected, metas: list[MessageMeta]
+) -> list[MessageMeta]:
+    """``metas`` of the selected mailbox with the user's own \\Seen, when the mailbox is
+    another account's; unchanged when it is the user's."""
+    view = selected.view
+    if view.private_seen is None:
+        return metas
+    seen = await session.store.private_seen(view.mailbox_id, selected.user.id)
+    view.private_seen = {int(u) for u in seen}
+    return [replace(m, flags=overlay(m.flags, m.uid in seen)) for m in metas]
 
 
 def flag_right(flag: str) -> str:
@@ -159,6 +179,8 @@ __all__ = [
     "in_other_users",
     "locate",
     "open_mailbox",
+    "overlay",
+    "own_view",
     "owner_prefix",
     "parent_rights",
     "require",

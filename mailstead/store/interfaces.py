@@ -227,6 +227,7 @@ class MailboxAcls(Protocol):
       none removes the grant.
     - Grants belong to the mailbox (by id): they follow it through RENAME and go when it
       or the grantee's account is deleted.
+    - Per-user \\Seen rows exist only for messages that exist.
     - A change publishes an ACL event for the mailbox on :attr:`Messages.changes` after
       commit, so sessions that have it open see it.
     """
@@ -244,6 +245,18 @@ class MailboxAcls(Protocol):
     async def shared_with(self, user_id: int) -> list[SharedMailbox]:
         """The other accounts' mailboxes that grant this account (or anyone) a right, by
         owner and name."""
+
+    async def private_seen(self, mailbox_id: int, user_id: int) -> set[UID]:
+        """The messages of another account's mailbox that ``user_id`` has seen: its own
+        \\Seen, apart from the owner's flag (decision 0028)."""
+
+    async def set_private_seen(
+        self, mailbox_id: int, user_id: int, uids: Sequence[UID], seen: bool
+    ) -> list[UID]:
+        """Set or clear ``user_id``'s own \\Seen on existing messages; returns those that
+        changed and publishes one PRIVATE_SEEN event for them (``viewer`` = the user,
+        ``flags`` as it sees them). Expunged messages lose their rows. Mod-sequences do not
+        move: the change is one user's, not the mailbox's."""
 
 
 class Messages(Protocol):

@@ -171,6 +171,7 @@ class ChangeKind(Enum):
     MAILBOX_RENAMED = "mailbox-renamed"
     SUBSCRIPTION = "subscription"
     ACL = "acl"  # a mailbox's access control list changed (RFC 4314)
+    PRIVATE_SEEN = "private-seen"  # one grantee's own \Seen changed (``viewer``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +185,9 @@ class ChangeEvent:
     modseq: int = 0
     flags: tuple[frozenset[str], ...] = ()  # FLAGS and EXISTS: flags per uid, same order
     name: str | None = None  # mailbox name (new name for renames)
+    # PRIVATE_SEEN: the account whose \Seen it is; ``flags`` then holds the messages'
+    # flags as that account sees them.
+    viewer: int | None = None
 
 
 # -- outbound queue -------------------------------------------------------------------------

@@ -313,10 +313,11 @@ def test_idle_sees_changes_made_through_a_share(pair: Pair) -> None:
     assert g.readline().startswith(b"* 1 FETCH (FLAGS (")
     g.send(b"DONE\r\n")
     assert g.read_until_tag("i1")[-1].startswith(b"i1 OK")
-    # and the owner sees the grantee's changes
-    assert status_of(g.command("STORE 1 +FLAGS (\\Seen)")) == b"OK"
+    # and the owner sees the grantee's changes to the shared flags
+    pair.share("INBOX", "lrsw")
+    assert status_of(g.command("STORE 1 +FLAGS (\\Answered)")) == b"OK"
     lines = pair.o.command("NOOP")
-    assert any(b"\\Seen" in line for line in lines[:-1])
+    assert any(b"\\Answered" in line for line in lines[:-1])
 
 
 def test_revoked_rights_apply_at_the_next_command(pair: Pair) -> None:
@@ -401,3 +402,47 @@ def test_selected_share_renamed_by_its_owner_keeps_its_name(pair: Pair) -> None:
     # DELETE of the selected mailbox by its new name closes it quietly first (no BYE).
     lines = g.command(f"DELETE {pair.path('Crew')}")
     assert status_of(lines) == b"OK" and not any(b"BYE" in line for line in lines)
+
+
+def test_seen_is_each_grantees_own(pair: Pair) -> None:
+    """Decision 0028: in another account's mailbox \\Seen is the grantee's own, as with
+    Dovecot's private index; every other flag is shared."""
+    _append_to_owner(pair)
+    _append_to_owner(pair, "(\\Seen)")
+    pair.share("INBOX", "lrsw")
+    g, o = pair.g, pair.o
+    lines = g.command(f"SELECT {pair.path()}")
+    assert b"* OK [UNSEEN 1] First unseen\r\n" in lines  # the owner's \Seen is not its own
+    assert g.command("FETCH 1:2 (FLAGS)")[:2] == [
+        b"* 1 FETCH (FLAGS (\\Recent))\r\n", b"* 2 FETCH (FLAGS (\\Recent))\r\n"]
+    # a second session of the same grantee, idling, sees its \Seen change
+    g2 = Raw(pair.server.port("imap"), login=pair.grantee)
+    g2.command(f"EXAMINE {pair.path()}")
+    g2.send(b"i1 IDLE\r\n")
+    assert g2.readline().startswith(b"+")
+    g.command("FETCH 1 BODY[]")
+    assert g2.readline() == b"* 1 FETCH (FLAGS (\\Seen))\r\n"
+    g2.send(b"DONE\r\n")
+    g2.read_until_tag("i1")
+    g2.close()
+    o.command("SELECT INBOX")
+    # (\Recent went to the grantee's session, which selected it first)
+    assert o.command("FETCH 1 (FLAGS)")[0] == b"* 1 FETCH (FLAGS ())\r\n"
+    assert o.command("NOOP")[:-1] == []  # nothing of the grantee's \Seen
+    assert g.command(f"STATUS {pair.path()} (UNSEEN)")[0] == (
+        f"* STATUS {pair.path()} (UNSEEN 1)\r\n".encode())
+    assert o.command("STATUS INBOX (UNSEEN)")[0] == b'* STATUS "INBOX" (UNSEEN 1)\r\n'
+    assert g.command("SEARCH UNSEEN")[0] == b"* SEARCH 2\r\n"
+    assert g.command("SEARCH SEEN")[0] == b"* SEARCH 1\r\n"
+    # FLAGS (...) leaves the owner's \Seen alone and sets the grantee's
+    assert status_of(g.command("STORE 2 FLAGS (\\Flagged)")) == b"OK"
+    assert o.command("FETCH 2 (FLAGS)")[0] == b"* 2 FETCH (FLAGS (\\Flagged \\Seen))\r\n"
+    assert g.command("FETCH 2 (FLAGS)")[0] == b"* 2 FETCH (FLAGS (\\Flagged \\Recent))\r\n"
+    assert status_of(g.command("STORE 2 +FLAGS (\\Seen)")) == b"OK"
+    assert g.command("SEARCH UNSEEN")[0] == b"* SEARCH\r\n"
+    lines = g.command('LIST "" "Other Users/*" RETURN (STATUS (UNSEEN))')
+    assert f"* STATUS {pair.path()} (UNSEEN 0)\r\n".encode() in lines
+    # the owner clearing its own \Seen changes nothing for the grantee
+    o.command("STORE 2 -FLAGS (\\Seen)")
+    g.command("NOOP")
+    assert b"\\Seen" in g.command("FETCH 2 (FLAGS)")[0]

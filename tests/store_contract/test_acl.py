@@ -6,7 +6,7 @@ import pytest
 
 from mailstead.core.errors import InvalidName, NotFound, QuotaExceeded
 from mailstead.core.rights import RIGHTS
-from mailstead.core.types import UID
+from mailstead.core.types import UID, FlagMode
 from mailstead.store.interfaces import Store
 from mailstead.store.models import AclEntry, ChangeKind
 
@@ -137,3 +137,26 @@ async def test_copy_and_move_into_another_account_charge_its_owner(
         await store.move(inbox.id, [UID(first.uid)], bobs.id)
     assert [m.uid for m in await store.list_messages(inbox.id)] == [first.uid]
     assert (await store.get_user(bob)).used_bytes == 2 * len(raw)
+
+
+async def test_private_seen_is_one_users_own(store: Store, user_id: int, bob: int) -> None:
+    inbox = await store.get_mailbox(user_id, "INBOX")
+    one = await store.append(inbox.id, message(1), flags=["\\Flagged"])
+    two = await store.append(inbox.id, message(2), flags=["\\Seen"])
+    assert await store.private_seen(inbox.id, bob) == set()
+    with store.changes.subscribe(user_id) as sub:
+        changed = await store.set_private_seen(inbox.id, bob, [one.uid, two.uid, UID(99)], True)
+        events = sub.drain()
+    assert changed == [one.uid, two.uid]
+    assert [(e.kind, e.viewer, e.uids, e.flags) for e in events] == [(
+        ChangeKind.PRIVATE_SEEN, bob, (one.uid, two.uid),
+        (frozenset({"\\Flagged", "\\Seen"}), frozenset({"\\Seen"})),
+    )]
+    assert await store.set_private_seen(inbox.id, bob, [one.uid], True) == []  # no change
+    assert await store.private_seen(inbox.id, bob) == {one.uid, two.uid}
+    metas = await store.list_messages(inbox.id)  # the owner's flags are untouched
+    assert [m.flags for m in metas] == [frozenset({"\\Flagged"}), frozenset({"\\Seen"})]
+    assert await store.set_private_seen(inbox.id, bob, [two.uid], False) == [two.uid]
+    await store.store_flags(inbox.id, [one.uid], FlagMode.ADD, ["\\Deleted"])
+    await store.expunge(inbox.id)
+    assert await store.private_seen(inbox.id, bob) == set()

@@ -146,7 +146,7 @@ async def list_command(session: Session, cmd: Command[ListArgs], user: User) -> 
                              + with_obsolete(mine).encode())
         if args.status_items and box is not None and not box.noselect and "r" in mine:
             # RFC 5819 §2; RFC 4314 §4: STATUS needs "r".
-            data = await status_items(session, box, args.status_items)
+            data = await status_items(session, box, args.status_items, user)
             session.untagged(b"STATUS " + session.mailbox_name(name) + b" " + data)
     return done("LIST completed")
 

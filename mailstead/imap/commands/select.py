@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from mailstead.core.errors import NotFound
@@ -41,6 +42,11 @@ async def select(session: Session, cmd: Command[Select], user: User) -> Reply:
         if box.noselect:  # RFC 9051 §6.3.5: the name only holds children now
             raise no("Mailbox is \\Noselect", "NONEXISTENT")
         messages = await session.store.list_messages(box.id)
+        private: set[int] | None = None
+        if not where.own:  # this user's own \Seen (decision 0028)
+            private = {int(u) for u in await session.store.private_seen(box.id, user.id)}
+            messages = [replace(m, flags=access.overlay(m.flags, m.uid in private))
+                        for m in messages]
     except BaseException:
         subscription.close()  # no mailbox is selected now; kept \Recent stays (below)
         raise
@@ -61,7 +67,8 @@ async def select(session: Session, cmd: Command[Select], user: User) -> Reply:
         recent |= session.ctx.recent.claim(key, uids)
     recent_count = len(recent)
     prefix = "" if where.own else box.name[: len(box.name) - len(where.local)]
-    view = SelectedMailbox(box, messages, readonly=readonly, recent=recent, name_prefix=prefix)
+    view = SelectedMailbox(box, messages, readonly=readonly, recent=recent, name_prefix=prefix,
+                           private_seen=private, viewer=None if where.own else user.id)
     session.select(user, view, subscription)
     # The order is free (RFC 9051 §6.3.2); this is James's, which Dovecot's clients accept.
     session.untagged(f"OK [MAILBOXID ({objectid.mailbox_id(box)})] Ok")  # RFC 8474 §4

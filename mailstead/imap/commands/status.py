@@ -15,11 +15,14 @@ if TYPE_CHECKING:
     from mailstead.imap.session import Session
 
 
-async def status_items(session: Session, box: Mailbox, items: Iterable[StatusItem]) -> bytes:
+async def status_items(
+    session: Session, box: Mailbox, items: Iterable[StatusItem], viewer: User
+) -> bytes:
     """``(MESSAGES 3 UIDNEXT 4 ...)``, each item once, in the order :class:`StatusItem`
     declares them whatever the order asked (RFC 9051 §6.3.11, RFC 8438 SIZE, RFC 7889
     APPENDLIMIT, RFC 9208 §4.1.4 DELETED-STORAGE); RECENT is the rev1 count of messages no
-    session has seen yet."""
+    session has seen yet. In another account's mailbox UNSEEN counts by ``viewer``'s own
+    \\Seen (decision 0028)."""
     asked = set(items)
     values: list[str] = []
     for item in (i for i in StatusItem if i in asked):
@@ -31,6 +34,9 @@ async def status_items(session: Session, box: Mailbox, items: Iterable[StatusIte
                 value = box.uidnext
             case StatusItem.UIDVALIDITY:
                 value = box.uidvalidity
+            case StatusItem.UNSEEN if box.user_id != viewer.id:
+                value = box.message_count - len(await session.store.private_seen(box.id,
+                                                                                  viewer.id))
             case StatusItem.UNSEEN:
                 value = box.unseen_count
             case StatusItem.DELETED:
@@ -68,6 +74,6 @@ async def status(session: Session, cmd: Command[Status], user: User) -> Reply:
         raise no("Mailbox is \\Noselect", "NONEXISTENT")
     if StatusItem.HIGHESTMODSEQ in args.items:
         session.enable_condstore()
-    data = await status_items(session, box, args.items)
+    data = await status_items(session, box, args.items, user)
     session.untagged(b"STATUS " + session.mailbox_name(box.name) + b" " + data)
     return done("STATUS completed")

@@ -9,13 +9,16 @@ follow a mailbox through RENAME, since they are keyed by its id.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 
 from mailstead.core.errors import InvalidName, NotFound
 from mailstead.core.rights import ANYONE, RIGHTS, canonical
+from mailstead.core.types import SEEN, UID
 from mailstead.store.models import AclEntry, ChangeEvent, ChangeKind, SharedMailbox
+from mailstead.store.sql.connections import chunks, placeholders
 from mailstead.store.sql.directory import address_key
 from mailstead.store.sql.messages import mailbox_row
-from mailstead.store.sql.rows import MAILBOX_SELECT, row_to_mailbox
+from mailstead.store.sql.rows import MAILBOX_SELECT, parse_flags, row_to_mailbox
 from mailstead.store.sql.writer import WriteOutcome
 
 
@@ -100,3 +103,53 @@ def shared_with(conn: sqlite3.Connection, user_id: int) -> list[SharedMailbox]:
             shared.append(SharedMailbox(row_to_mailbox(row), owner, canonical(rights)))
     shared.sort(key=lambda s: (s.owner, s.mailbox.name))
     return shared
+
+
+# -- per-user \Seen (decision 0028) ------------------------------------------------------------
+
+
+def private_seen(conn: sqlite3.Connection, mailbox_id: int, user_id: int) -> set[UID]:
+    """The messages of the mailbox that ``user_id`` has seen, by its own \\Seen."""
+    found = conn.execute(
+        "SELECT uid FROM private_seen WHERE mailbox_id = ? AND user_id = ?",
+        (mailbox_id, user_id),
+    ).fetchall()
+    return {UID(r[0]) for r in found}
+
+
+def set_private_seen(
+    conn: sqlite3.Connection, mailbox_id: int, user_id: int, uids: Sequence[int], seen: bool
+) -> WriteOutcome[list[UID]]:
+    """Mark existing messages seen (or not) for ``user_id`` alone; the messages whose
+    state changed, with one PRIVATE_SEEN event carrying their flags as it sees them."""
+    box = mailbox_row(conn, mailbox_id)
+    changed: list[UID] = []
+    flags: list[frozenset[str]] = []
+    for chunk in chunks(sorted(set(uids))):
+        rows = conn.execute(
+            f"SELECT m.uid, m.flags, p.uid IS NOT NULL FROM messages m"
+            f" LEFT JOIN private_seen p ON p.mailbox_id = m.mailbox_id AND p.uid = m.uid"
+            f" AND p.user_id = ? WHERE m.mailbox_id = ? AND m.uid IN ({placeholders(len(chunk))})",
+            (user_id, mailbox_id, *chunk),
+        ).fetchall()
+        for uid, stored, was_seen in rows:
+            if bool(was_seen) == seen:
+                continue
+            if seen:
+                conn.execute(
+                    "INSERT INTO private_seen (mailbox_id, user_id, uid) VALUES (?, ?, ?)",
+                    (mailbox_id, user_id, uid),
+                )
+            else:
+                conn.execute(
+                    "DELETE FROM private_seen WHERE mailbox_id = ? AND user_id = ? AND uid = ?",
+                    (mailbox_id, user_id, uid),
+                )
+            changed.append(UID(uid))
+            own = parse_flags(stored) - {SEEN}
+            flags.append(own | {SEEN} if seen else own)
+    if not changed:
+        return WriteOutcome([])
+    event = ChangeEvent(box.user_id, mailbox_id, ChangeKind.PRIVATE_SEEN, tuple(changed),
+                        flags=tuple(flags), viewer=user_id)
+    return WriteOutcome(changed, [event])

@@ -426,6 +426,10 @@ def remove(
             f"DELETE FROM messages WHERE mailbox_id = ? AND uid IN ({marks})",
             (mailbox_id, *chunk),
         )
+        conn.execute(
+            f"DELETE FROM private_seen WHERE mailbox_id = ? AND uid IN ({marks})",
+            (mailbox_id, *chunk),
+        )
     conn.executemany(
         "INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq) VALUES (?, ?, ?)",
         [(mailbox_id, uid, modseq) for uid in uids],

@@ -211,6 +211,17 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE UNIQUE INDEX mailbox_acl_grant ON mailbox_acl (mailbox_id, coalesce(grantee_id, 0));
     CREATE INDEX mailbox_acl_grantee ON mailbox_acl (grantee_id);
     """,
+    # Per-user \Seen in other accounts' mailboxes (decision 0028): the messages a grantee
+    # has seen, apart from the owner's \Seen flag. Rows go with the message (expunge
+    # removes them), the mailbox and the grantee's account.
+    """
+    CREATE TABLE private_seen (
+        mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        uid INTEGER NOT NULL,
+        PRIMARY KEY (mailbox_id, user_id, uid)
+    ) WITHOUT ROWID;
+    """,
 )
 
 

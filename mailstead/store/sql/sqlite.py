@@ -360,6 +360,16 @@ class SQLiteStore:
     async def shared_with(self, user_id: int) -> list[SharedMailbox]:
         return await self._db.read(lambda conn: acl.shared_with(conn, user_id))
 
+    async def private_seen(self, mailbox_id: int, user_id: int) -> set[UID]:
+        return await self._db.read(lambda conn: acl.private_seen(conn, mailbox_id, user_id))
+
+    async def set_private_seen(
+        self, mailbox_id: int, user_id: int, uids: Sequence[UID], seen: bool
+    ) -> list[UID]:
+        return await self._db.write(
+            lambda conn: acl.set_private_seen(conn, mailbox_id, user_id, uids, seen)
+        )
+
     # -- messages: writing ---------------------------------------------------------------------
     async def append(
         self,
