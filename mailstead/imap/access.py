@@ -48,10 +48,13 @@ async def own_view(
     session: Session, selected: Selected, metas: list[MessageMeta]
 ) -> list[MessageMeta]:
     """``metas`` of the selected mailbox with the user's own \\Seen, when the mailbox is
-    another account's; unchanged when it is the user's."""
+    another account's; unchanged when it is the user's. FETCH, STORE and SEARCH read
+    messages through here, so "r" taken away while the mailbox is selected applies at
+    the next of them (``NO [NOPERM]``)."""
     view = selected.view
     if view.private_seen is None:
         return metas
+    require(await selected_rights(session, selected), "r", "reading it")
     seen = await session.store.private_seen(view.mailbox_id, selected.user.id)
     view.private_seen = {int(u) for u in seen}
     return [replace(m, flags=overlay(m.flags, m.uid in seen)) for m in metas]

@@ -446,3 +446,15 @@ def test_seen_is_each_grantees_own(pair: Pair) -> None:
     o.command("STORE 2 -FLAGS (\\Seen)")
     g.command("NOOP")
     assert b"\\Seen" in g.command("FETCH 2 (FLAGS)")[0]
+
+
+def test_read_right_taken_away_while_selected(pair: Pair) -> None:
+    _append_to_owner(pair)
+    pair.share("INBOX", "lr")
+    g = pair.g
+    g.command(f"EXAMINE {pair.path()}")
+    assert status_of(g.command("FETCH 1 (FLAGS)")) == b"OK"
+    pair.share("INBOX", "l")
+    for command in ("FETCH 1 (FLAGS)", "SEARCH ALL", "UID SORT (DATE) UTF-8 ALL"):
+        lines = g.command(command)
+        assert _code(lines) == b"NOPERM" and len(lines) == 1, (command, lines)
