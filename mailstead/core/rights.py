@@ -32,6 +32,21 @@ MAX_RIGHTS_LENGTH = 32
 ANYONE = "anyone"
 
 
+def flag_right(flag: str) -> str:
+    """The right that setting or clearing ``flag`` needs (RFC 4314 §4): "s" for \\Seen,
+    "t" for \\Deleted, "w" for every other flag and keyword."""
+    if flag == "\\Seen":
+        return "s"
+    if flag == "\\Deleted":
+        return "t"
+    return "w"
+
+
+def settable(flags: frozenset[str], rights: str) -> frozenset[str]:
+    """The part of ``flags`` that ``rights`` allow setting."""
+    return frozenset(f for f in flags if flag_right(f) in rights)
+
+
 def canonical(letters: str) -> str:
     """``letters`` (known rights only) once each, in canonical order."""
     return "".join(r for r in RIGHTS if r in letters)
@@ -83,6 +98,8 @@ __all__ = [
     "RIGHTS",
     "apply_change",
     "canonical",
+    "flag_right",
     "parse_rights",
+    "settable",
     "with_obsolete",
 ]

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING
 
 from mailstead.core.errors import InvalidName, NotFound
 from mailstead.core.rights import RIGHTS
-from mailstead.core.types import DELETED, SEEN
+from mailstead.core.rights import flag_right as rights_flag_right
+from mailstead.core.types import SEEN
 from mailstead.imap.replies import no
 from mailstead.imap.states import Selected
 from mailstead.store.models import Mailbox, MessageMeta, User
@@ -61,13 +62,8 @@ async def own_view(
 
 
 def flag_right(flag: str) -> str:
-    """The right that changing ``flag`` needs (RFC 4314 §4 STORE): "s" for \\Seen, "t"
-    for \\Deleted, "w" for every other flag and keyword."""
-    if flag == SEEN:
-        return "s"
-    if flag == DELETED:
-        return "t"
-    return "w"
+    """The right changing ``flag`` needs (RFC 4314 §4; :func:`mailstead.core.rights.flag_right`)."""
+    return rights_flag_right(flag)
 
 
 @dataclass(frozen=True, slots=True)

@@ -359,16 +359,21 @@ class Messages(Protocol):
         """Remove the given messages whatever their flags (POP3 QUIT, MOVE source)."""
 
     async def copy(
-        self, src_mailbox_id: int, uids: Sequence[UID], dst_mailbox_id: int
+        self, src_mailbox_id: int, uids: Sequence[UID], dst_mailbox_id: int,
+        *, rights: str | None = None,
     ) -> CopyResult:
         """New UIDs in the destination, which may be another account's (a shared mailbox):
-        the destination's owner is charged, and QuotaExceeded copies nothing."""
+        the destination's owner is charged, and QuotaExceeded copies nothing. With
+        ``rights`` (the copier's on the destination, RFC 4314 §4) the copies lose the
+        flags those rights do not allow setting (:func:`mailstead.core.rights.settable`)."""
 
     async def move(
-        self, src_mailbox_id: int, uids: Sequence[UID], dst_mailbox_id: int
+        self, src_mailbox_id: int, uids: Sequence[UID], dst_mailbox_id: int,
+        *, rights: str | None = None,
     ) -> CopyResult:
         """Copy and expunge atomically (RFC 6851). Source and destination may be the same
-        mailbox: the messages then get new UIDs there, as with Dovecot (decision 0018)."""
+        mailbox: the messages then get new UIDs there, as with Dovecot (decision 0018).
+        ``rights`` as for :meth:`copy`."""
 
     async def save_dates(
         self, mailbox_id: int, uid_ranges: UIDRanges | None = None

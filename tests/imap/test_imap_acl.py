@@ -458,3 +458,21 @@ def test_read_right_taken_away_while_selected(pair: Pair) -> None:
     for command in ("FETCH 1 (FLAGS)", "SEARCH ALL", "UID SORT (DATE) UTF-8 ALL"):
         lines = g.command(command)
         assert _code(lines) == b"NOPERM" and len(lines) == 1, (command, lines)
+
+
+def test_copy_into_a_share_keeps_only_the_flags_the_grantee_may_set(pair: Pair) -> None:
+    c = connect(pair.server, pair.grantee)
+    try:
+        append(c, SIMPLE_MESSAGE, "INBOX", "(\\Seen \\Flagged)")
+    finally:
+        c.logout()
+    pair.share("INBOX", "lri")
+    g = pair.g
+    g.command("SELECT INBOX")
+    assert status_of(g.command(f"COPY 1 {pair.path()}")) == b"OK"
+    pair.share("INBOX", "lriw")
+    assert status_of(g.command(f"COPY 1 {pair.path()}")) == b"OK"
+    pair.o.command("SELECT INBOX")
+    lines = pair.o.command("FETCH 1:2 (FLAGS)")
+    assert lines[0] == b"* 1 FETCH (FLAGS (\\Recent))\r\n"
+    assert lines[1] == b"* 2 FETCH (FLAGS (\\Flagged \\Recent))\r\n"

@@ -160,3 +160,24 @@ async def test_private_seen_is_one_users_own(store: Store, user_id: int, bob: in
     await store.store_flags(inbox.id, [one.uid], FlagMode.ADD, ["\\Deleted"])
     await store.expunge(inbox.id)
     assert await store.private_seen(inbox.id, bob) == set()
+
+
+async def test_copy_with_rights_keeps_only_the_settable_flags(
+    store: Store, user_id: int, bob: int
+) -> None:
+    inbox = await store.get_mailbox(user_id, "INBOX")
+    bobs = await store.get_mailbox(bob, "INBOX")
+    flags = ["\\Seen", "\\Deleted", "\\Flagged", "$Label"]
+    one = await store.append(inbox.id, message(1), flags=flags)
+    two = await store.append(inbox.id, message(2), flags=flags)
+    await store.copy(inbox.id, [one.uid], bobs.id, rights="lris")
+    await store.move(inbox.id, [two.uid], bobs.id, rights="lritw")
+    await store.copy(inbox.id, [one.uid], bobs.id)  # no rights given: every flag
+    copied = await store.list_messages(bobs.id)
+    assert [m.flags for m in copied] == [
+        frozenset({"\\Seen"}),
+        frozenset({"\\Deleted", "\\Flagged", "$Label"}),
+        frozenset(flags),
+    ]
+    status = await store.get_mailbox(bob, "INBOX")
+    assert (status.unseen_count, status.deleted_count) == (1, 2)

@@ -26,7 +26,7 @@ async def copy_move(session: Session, cmd: Command[CopyMove], selected: Selected
         # expunge in the source.
         access.require(await access.selected_rights(session, selected), "te", cmd.name)
     try:
-        target, _ = await access.open_mailbox(
+        target, rights = await access.open_mailbox(
             session, selected.user, cmd.args.mailbox, "i", f"{cmd.name} into it"
         )
     except (NotFound, InvalidName) as exc:
@@ -35,12 +35,19 @@ async def copy_move(session: Session, cmd: Command[CopyMove], selected: Selected
         raise no("Mailbox is \\Noselect and cannot hold messages", "CANNOT")
     if not uids:
         return done(f"{cmd.name} completed")  # RFC 4315 §3: no COPYUID for nothing
+    # RFC 4314 §4: into another account's mailbox the copies keep only the flags this
+    # user may set there.
+    limited = None if target.user_id == selected.user.id else rights
     if moving:
         # Into the selected mailbox too (decision 0018): the messages get new UIDs; the
         # EXPUNGEs of the old and the EXISTS of the new follow at the flush, in that order.
-        result = await session.store.move(view.mailbox_id, [UID(u) for u in uids], target.id)
+        result = await session.store.move(
+            view.mailbox_id, [UID(u) for u in uids], target.id, rights=limited
+        )
     else:
-        result = await session.store.copy(view.mailbox_id, [UID(u) for u in uids], target.id)
+        result = await session.store.copy(
+            view.mailbox_id, [UID(u) for u in uids], target.id, rights=limited
+        )
     if not result.mapping:
         return done(f"{cmd.name} completed")
     code = (

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import NamedTuple
 
 from mailstead.core.errors import InvalidName, NotFound, QuotaExceeded
+from mailstead.core.rights import settable
 from mailstead.core.types import DELETED, SEEN, UID, FlagMode, ModSeq
 from mailstead.store.interfaces import UIDRanges
 from mailstead.store.models import (
@@ -300,13 +301,15 @@ def copy(
     dst: int,
     *,
     expunge_source: bool,
+    rights: str | None = None,
 ) -> WriteOutcome[CopyResult]:
     """COPY (RFC 9051 §6.4.7), or MOVE (RFC 6851) with ``expunge_source``: new UIDs in
     ``dst`` sharing the bodies, flags and internal dates of the originals. ``dst`` may be
     ``src``: the copies are inserted before the originals are removed, so a MOVE within one
     mailbox renumbers its messages (decision 0018). ``dst`` may belong to another
     account (a shared mailbox, decision 0028): its owner's quota is charged, and a MOVE
-    gives the bytes back to the source's owner."""
+    gives the bytes back to the source's owner, and ``rights`` (the copier's on ``dst``,
+    RFC 4314 §4) leaves off the copies the flags they do not allow setting."""
     source = mailbox_row(conn, src)
     target = mailbox_row(conn, dst)
     target.require_selectable()
@@ -331,6 +334,9 @@ def copy(
     for offset, (uid, flags, internaldate, size, blob_id) in enumerate(originals):
         new_uid = target.uidnext + offset
         parsed = parse_flags(flags)
+        if rights is not None:
+            parsed = settable(parsed, rights)
+            flags = flags_text(parsed)
         inserts.append((dst, new_uid, modseq, flags, SEEN in parsed, DELETED in parsed,
                         internaldate, size, blob_id, saved))
         mapping.append((UID(uid), UID(new_uid)))

@@ -457,17 +457,19 @@ class SQLiteStore:
         return await self._db.write(lambda conn: messages.delete(conn, mailbox_id, targets))
 
     async def copy(
-        self, src_mailbox_id: int, uids: Sequence[UID], dst_mailbox_id: int
+        self, src_mailbox_id: int, uids: Sequence[UID], dst_mailbox_id: int,
+        *, rights: str | None = None,
     ) -> CopyResult:
         return await self._db.write(lambda conn: messages.copy(
-            conn, src_mailbox_id, uids, dst_mailbox_id, expunge_source=False
+            conn, src_mailbox_id, uids, dst_mailbox_id, expunge_source=False, rights=rights
         ))
 
     async def move(
-        self, src_mailbox_id: int, uids: Sequence[UID], dst_mailbox_id: int
+        self, src_mailbox_id: int, uids: Sequence[UID], dst_mailbox_id: int,
+        *, rights: str | None = None,
     ) -> CopyResult:
         return await self._db.write(lambda conn: messages.copy(
-            conn, src_mailbox_id, uids, dst_mailbox_id, expunge_source=True
+            conn, src_mailbox_id, uids, dst_mailbox_id, expunge_source=True, rights=rights
         ))
 
     # -- messages: reading ---------------------------------------------------------------------
