@@ -27,12 +27,14 @@ from mailstead.admin.importer import ImportReport, import_path
 from mailstead.auth.passwords import NewPassword, PasswordPolicy, generate_password, new_password
 from mailstead.config.schema import Settings
 from mailstead.core.errors import InvalidName, NotFound
+from mailstead.core.rights import apply_change
 from mailstead.core.types import Pop3Policy, SendAs
 from mailstead.delivery.dkim import DKIMKey, generate_key, load_keys
 from mailstead.delivery.dns import HOST_NAME, to_ascii
 from mailstead.store.audit import AuditEntry, DetailValue, audited
 from mailstead.store.interfaces import Store
 from mailstead.store.models import (
+    AclEntry,
     Alias,
     ApiToken,
     AuditRecord,
@@ -282,6 +284,44 @@ class Admin:
     async def list_mailboxes(self, actor: Actor, address: str) -> list[Mailbox]:
         user = await self.get_user(actor, address)
         return await self.store.list_mailboxes(user.id)
+
+    # -- sharing (RFC 4314 access control lists, decision 0028) -------------------------------
+
+    async def _shared_mailbox(self, actor: Actor, owner: str,
+                              mailbox: str) -> tuple[User, Mailbox]:
+        user = await self.get_user(actor, owner)
+        actor.require_address(owner, "sharing an account's mailboxes")
+        return user, await self.store.get_mailbox(user.id, mailbox)
+
+    async def share_grant(self, actor: Actor, owner: str, mailbox: str, grantee: str,
+                          rights: str) -> str:
+        """Give ``grantee`` (an address or ``anyone``) rights on the owner's mailbox:
+        ``lrs`` replaces its grant, ``+w`` adds, ``-w`` removes (as IMAP SETACL). The
+        owner's domain is the scope; the grantee may be in any domain. Returns the
+        rights the grantee has now."""
+        user, box = await self._shared_mailbox(actor, owner, mailbox)
+        current = next((e.rights for e in await self.store.get_acl(box.id)
+                        if e.identifier.lower() == grantee.strip().lower()), "")
+        new = apply_change(current, rights)
+        await self._audited(actor, "share.grant", user.address,
+                            lambda: self.store.set_acl(box.id, grantee.strip(), new),
+                            mailbox=mailbox, grantee=grantee.strip(), rights=new)
+        return new
+
+    async def share_revoke(self, actor: Actor, owner: str, mailbox: str,
+                           grantee: str) -> None:
+        user, box = await self._shared_mailbox(actor, owner, mailbox)
+        await self._audited(actor, "share.revoke", user.address,
+                            lambda: self.store.set_acl(box.id, grantee.strip(), ""),
+                            mailbox=mailbox, grantee=grantee.strip())
+
+    async def share_list(self, actor: Actor, owner: str) -> list[tuple[str, AclEntry]]:
+        """Every grant on the owner's mailboxes, by mailbox name."""
+        user = await self.get_user(actor, owner)
+        grants: list[tuple[str, AclEntry]] = []
+        for box in await self.store.list_mailboxes(user.id):
+            grants.extend((box.name, entry) for entry in await self.store.get_acl(box.id))
+        return grants
 
     async def import_messages(self, actor: Actor, address: str, path: Path,
                               folder: str | None) -> list[ImportReport]:

@@ -432,6 +432,59 @@ def mailbox_list(state: CliState, address: str) -> None:
     click.echo(format_table(("name", "special-use", "messages", "unseen", "size"), rows))
 
 
+# -- share ---------------------------------------------------------------------------------
+
+
+@click.group()
+def share() -> None:
+    """Lend an account's folders to other accounts (IMAP ACL, RFC 4314).
+
+    The other account sees the folder as "Other Users/OWNER/MAILBOX". Rights are letters:
+    l (list), r (read), s (keep \\Seen), w (other flags), i (insert), p (post), k (create
+    subfolders), x (delete), t (\\Deleted), e (expunge), a (administer); c means kx and d
+    means et. The owner always has them all.
+    """
+
+
+@share.command("grant")
+@click.argument("owner")
+@click.argument("mailbox")
+@click.argument("grantee")
+@click.argument("rights")
+@click.pass_obj
+def share_grant(state: CliState, owner: str, mailbox: str, grantee: str, rights: str) -> None:
+    """Give GRANTEE (an account address, or anyone) RIGHTS on OWNER's MAILBOX.
+
+    RIGHTS replaces the grant ("lrs"), or adds to it ("+w") or takes from it ("-w").
+    """
+    now = state.admin(lambda admin, me: admin.share_grant(me, owner, mailbox, grantee, rights))
+    click.echo(f"{grantee} has {now or 'no rights'} on {owner} {mailbox}")
+
+
+@share.command("revoke")
+@click.argument("owner")
+@click.argument("mailbox")
+@click.argument("grantee")
+@click.pass_obj
+def share_revoke(state: CliState, owner: str, mailbox: str, grantee: str) -> None:
+    """Take every right on OWNER's MAILBOX from GRANTEE."""
+    state.admin(lambda admin, me: admin.share_revoke(me, owner, mailbox, grantee))
+    click.echo(f"{grantee} has no rights on {owner} {mailbox}")
+
+
+@share.command("list")
+@click.argument("owner")
+@click.pass_obj
+def share_list(state: CliState, owner: str) -> None:
+    """Every grant on OWNER's folders."""
+
+    async def work(admin: Admin, me: Actor) -> list[tuple[object, ...]]:
+        return [(name, e.identifier, e.rights) for name, e in await admin.share_list(me, owner)]
+
+    rows = state.admin(work, create=False)
+    click.echo(format_table(("mailbox", "grantee", "rights"), rows))
+
+
 @click.group()
 def message() -> None:
     """Move mail in from elsewhere."""
@@ -506,5 +559,5 @@ def register(root: click.Group) -> None:
     from mailstead.cli.setup import setup
     from mailstead.cli.status import status
 
-    attach(root, domain, user, alias, group, mailbox, message, check, backup, restore,
+    attach(root, domain, user, alias, group, mailbox, share, message, check, backup, restore,
            status, token, audit, setup)

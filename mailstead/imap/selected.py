@@ -22,6 +22,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Callable, Iterable, Sequence
 
+from mailstead.core.types import SEEN
 from mailstead.imap import response
 from mailstead.imap.parse.primitives import SequenceSet
 from mailstead.store.models import ChangeEvent, ChangeKind, Mailbox, MessageMeta
@@ -67,8 +68,20 @@ class SelectedMailbox:
         *,
         readonly: bool,
         recent: set[int] | None = None,
+        name_prefix: str = "",
+        private_seen: set[int] | None = None,
+        viewer: int | None = None,
     ) -> None:
         self.mailbox_id = mailbox.id
+        self.owner_id = mailbox.user_id  # another account's for a shared mailbox
+        # What comes before the owner's name for it ("Other Users/<owner>/" for a shared
+        # mailbox, decision 0028), so a RENAME by the owner keeps the session's name right.
+        self.name_prefix = name_prefix
+        # Another account's mailbox: the UIDs this user has seen by its own \\Seen, which
+        # replaces the owner's in everything this session shows (decision 0028); None for
+        # the user's own mailboxes. ``viewer`` is the user.
+        self.private_seen = private_seen
+        self.viewer = viewer
         self.name = mailbox.name
         self.uidvalidity = mailbox.uidvalidity
         self.readonly = readonly
@@ -194,6 +207,23 @@ class SelectedMailbox:
                     if ev.modseq <= known:
                         continue
                     self.modseqs[u] = int(ev.modseq)
+                    if self.private_seen is not None:  # this user's \Seen, not the owner's
+                        others = flags - {SEEN}
+                        flags = others | {SEEN} if u in self.private_seen else others
+                    self._flag_updates[u] = flags
+            elif ev.kind is ChangeKind.PRIVATE_SEEN:
+                if self.private_seen is None or ev.viewer != self.viewer:
+                    continue
+                for u, flags in zip(ev.uids, ev.flags, strict=False):
+                    u = int(u)
+                    seen = SEEN in flags
+                    if u not in self.modseqs or u in self._expunged or (
+                            (u in self.private_seen) == seen):
+                        continue  # this session's own change, already shown
+                    if seen:
+                        self.private_seen.add(u)
+                    else:
+                        self.private_seen.discard(u)
                     self._flag_updates[u] = flags
             elif ev.kind is ChangeKind.EXPUNGE:
                 for u in ev.uids:
@@ -203,7 +233,7 @@ class SelectedMailbox:
             elif ev.kind is ChangeKind.MAILBOX_DELETED:
                 self.gone = True
             elif ev.kind is ChangeKind.MAILBOX_RENAMED and ev.name:
-                self.name = ev.name
+                self.name = self.name_prefix + ev.name
 
     def track_changes(self, on: bool = True) -> None:
         """Record (or stop recording) which messages arrive or change flags, for live

@@ -78,7 +78,7 @@ from mailstead.net.stream import (
 )
 from mailstead.net.tls import TLSContexts
 from mailstead.store.changes import Subscription
-from mailstead.store.interfaces import Accounts, Mailboxes, Messages, Metadata
+from mailstead.store.interfaces import Accounts, MailboxAcls, Mailboxes, Messages, Metadata
 from mailstead.store.models import User
 
 _log = logging.getLogger("mailstead.imap")
@@ -117,16 +117,18 @@ EXTENSIONS = (
     "PREVIEW",  # RFC 8970
     "QUOTA=RES-STORAGE",  # RFC 9208 §5.1
     "METADATA-SERVER",  # RFC 5464 §1 (METADATA itself is announced by its commands)
+    "RIGHTS=texk",  # RFC 4314 §2.1: t, e, x and k are rights of their own
+    "LIST-MYRIGHTS",  # RFC 8440
     *THREAD_CAPABILITIES,  # RFC 5256: THREAD=ORDEREDSUBJECT, THREAD=REFERENCES
 )
 #: Command capabilities advertised only where they apply (decided in ``capabilities``).
 _CONDITIONAL = frozenset({"STARTTLS"})
 
 
-class MailStore(Accounts, Mailboxes, Messages, Metadata, Protocol):
-    """What IMAP needs of the mailstore: the logged-in account, its mailboxes, their
-    messages (with the change bus) and their metadata entries. Nothing of the directory
-    or the outbound queue."""
+class MailStore(Accounts, Mailboxes, MailboxAcls, Messages, Metadata, Protocol):
+    """What IMAP needs of the mailstore: the logged-in account, its mailboxes, the access
+    control lists of shared ones, their messages (with the change bus) and their metadata
+    entries. Nothing of the directory or the outbound queue."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,10 +275,12 @@ class Session:
         self.state = Authenticated(user)
         self.log.user = user.address
 
-    def open_subscription(self, user: User) -> Subscription:
-        """Subscribe before reading a mailbox so no change slips between the read and the
-        selection; the caller hands it to :meth:`select`, or closes it if that fails."""
-        return self.store.changes.subscribe(user.id)
+    def open_subscription(self, owner_id: int) -> Subscription:
+        """Subscribe to the changes of the mailbox owner's account (the user's own, or
+        the account that shares it) before reading a mailbox, so no change slips between
+        the read and the selection; the caller hands it to :meth:`select`, or closes it
+        if that fails."""
+        return self.store.changes.subscribe(owner_id)
 
     def select(self, user: User, view: SelectedMailbox, subscription: Subscription) -> None:
         self.state = Selected(user, view, subscription)

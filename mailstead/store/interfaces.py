@@ -22,6 +22,7 @@ from mailstead.core.types import UID, FlagMode, Pop3Policy, SendAs
 from mailstead.store.audit import AuditEntry
 from mailstead.store.changes import ChangeBus
 from mailstead.store.models import (
+    AclEntry,
     Alias,
     ApiToken,
     AppendResult,
@@ -38,6 +39,7 @@ from mailstead.store.models import (
     QueuedMessage,
     QueuedRecipient,
     Recipient,
+    SharedMailbox,
     StoreFlagsResult,
     User,
 )
@@ -223,6 +225,52 @@ class Mailboxes(Protocol):
     async def list_subscriptions(self, user_id: int) -> list[str]: ...
 
 
+class MailboxAcls(Protocol):
+    """Who besides its owner may do what with a mailbox (RFC 4314 access control lists;
+    decision 0028). IMAP's ACL commands and shared-mailbox access, and the ``mailstead
+    share`` admin commands, use it.
+
+    An implementer keeps:
+
+    - A grant names an account by its address (matched as :class:`Accounts` matches) or
+      ``anyone``; anything else raises NotFound. The owner is never a grantee
+      (InvalidName): it always has every right, :data:`mailstead.core.rights.RIGHTS`.
+    - Rights are canonical letters (:func:`mailstead.core.rights.canonical`); setting
+      none removes the grant.
+    - Grants belong to the mailbox (by id): they follow it through RENAME and go when it
+      or the grantee's account is deleted.
+    - Per-user \\Seen rows exist only for messages that exist.
+    - A change publishes an ACL event for the mailbox on :attr:`Messages.changes` after
+      commit, so sessions that have it open see it.
+    """
+
+    async def get_acl(self, mailbox_id: int) -> list[AclEntry]:
+        """The grants, ``anyone`` first, then by address; the owner is not listed."""
+
+    async def set_acl(self, mailbox_id: int, identifier: str, rights: str) -> None:
+        """Replace ``identifier``'s grant with ``rights`` ("" removes it)."""
+
+    async def rights_for(self, mailbox_id: int, user_id: int) -> str:
+        """What the account may do: every right for the owner, else the union of its own
+        grant and ``anyone``'s."""
+
+    async def shared_with(self, user_id: int) -> list[SharedMailbox]:
+        """The other accounts' mailboxes that grant this account (or anyone) a right, by
+        owner and name."""
+
+    async def private_seen(self, mailbox_id: int, user_id: int) -> set[UID]:
+        """The messages of another account's mailbox that ``user_id`` has seen: its own
+        \\Seen, apart from the owner's flag (decision 0028)."""
+
+    async def set_private_seen(
+        self, mailbox_id: int, user_id: int, uids: Sequence[UID], seen: bool
+    ) -> list[UID]:
+        """Set or clear ``user_id``'s own \\Seen on existing messages; returns those that
+        changed and publishes one PRIVATE_SEEN event for them (``viewer`` = the user,
+        ``flags`` as it sees them). Expunged messages lose their rows. Mod-sequences do not
+        move: the change is one user's, not the mailbox's."""
+
+
 class Messages(Protocol):
     """Messages, their bodies and their flags, and the change events every write
     publishes. IMAP sessions, POP3 maildrops, local delivery and the importer use it.
@@ -323,14 +371,21 @@ class Messages(Protocol):
         """Remove the given messages whatever their flags (POP3 QUIT, MOVE source)."""
 
     async def copy(
-        self, src_mailbox_id: int, uids: Sequence[UID], dst_mailbox_id: int
-    ) -> CopyResult: ...
+        self, src_mailbox_id: int, uids: Sequence[UID], dst_mailbox_id: int,
+        *, rights: str | None = None,
+    ) -> CopyResult:
+        """New UIDs in the destination, which may be another account's (a shared mailbox):
+        the destination's owner is charged, and QuotaExceeded copies nothing. With
+        ``rights`` (the copier's on the destination, RFC 4314 §4) the copies lose the
+        flags those rights do not allow setting (:func:`mailstead.core.rights.settable`)."""
 
     async def move(
-        self, src_mailbox_id: int, uids: Sequence[UID], dst_mailbox_id: int
+        self, src_mailbox_id: int, uids: Sequence[UID], dst_mailbox_id: int,
+        *, rights: str | None = None,
     ) -> CopyResult:
         """Copy and expunge atomically (RFC 6851). Source and destination may be the same
-        mailbox: the messages then get new UIDs there, as with Dovecot (decision 0018)."""
+        mailbox: the messages then get new UIDs there, as with Dovecot (decision 0018).
+        ``rights`` as for :meth:`copy`."""
 
     async def save_dates(
         self, mailbox_id: int, uid_ranges: UIDRanges | None = None
@@ -511,7 +566,8 @@ class AdminRecords(Protocol):
 
 
 class Store(
-    Directory, Mailboxes, Messages, Metadata, OutboundQueue, Maintenance, AdminRecords, Protocol
+    Directory, Mailboxes, MailboxAcls, Messages, Metadata, OutboundQueue, Maintenance,
+    AdminRecords, Protocol,
 ):
     """Every piece of the store, for the composition root: it builds one backend and hands
     each consumer the piece it uses."""
@@ -520,6 +576,7 @@ class Store(
 __all__ = [
     "AdminRecords",
     "Directory",
+    "MailboxAcls",
     "Mailboxes",
     "Maintenance",
     "Messages",

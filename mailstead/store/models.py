@@ -69,6 +69,25 @@ class Mailbox:
 
 
 @dataclass(frozen=True, slots=True)
+class AclEntry:
+    """One grant of a mailbox's access control list (RFC 4314): ``identifier`` is an
+    account's address or ``anyone``; ``rights`` canonical letters (core/rights.py)."""
+
+    identifier: str
+    rights: str
+
+
+@dataclass(frozen=True, slots=True)
+class SharedMailbox:
+    """Another account's mailbox that grants a user rights: what IMAP lists under the
+    other users' namespace. ``rights`` is the union of the grants that apply."""
+
+    mailbox: Mailbox
+    owner: str
+    rights: str
+
+
+@dataclass(frozen=True, slots=True)
 class MessageMeta:
     """What FETCH needs without touching the body. ``flags`` holds system flags and keywords."""
 
@@ -157,6 +176,8 @@ class ChangeKind(Enum):
     MAILBOX_METADATA = "mailbox-metadata"
     #: RFC 5464 server entries of the account changed (``mailbox_id`` is 0; ``entries``).
     SERVER_METADATA = "server-metadata"
+    ACL = "acl"  # a mailbox's access control list changed (RFC 4314)
+    PRIVATE_SEEN = "private-seen"  # one grantee's own \Seen changed (``viewer``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +192,9 @@ class ChangeEvent:
     flags: tuple[frozenset[str], ...] = ()  # FLAGS and EXISTS: flags per uid, same order
     name: str | None = None  # mailbox name (new name for renames)
     entries: tuple[str, ...] = ()  # *_METADATA: the entry names set or removed
+    # PRIVATE_SEEN: the account whose \Seen it is; ``flags`` then holds the messages'
+    # flags as that account sees them.
+    viewer: int | None = None
 
 
 # -- outbound queue -------------------------------------------------------------------------

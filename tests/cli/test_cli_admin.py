@@ -274,6 +274,33 @@ def test_mailbox_list_shows_the_six_default_folders(mailstead: Invoke) -> None:
     }
 
 
+def test_share_grant_list_revoke(mailstead: Invoke) -> None:
+    mailstead("domain", "add", "example.org")
+    for who in ("team@example.org", "bob@example.org"):
+        mailstead("user", "add", who, "--password-stdin", input="tulip-fox-9\n")
+    done = mailstead("share", "grant", "team@example.org", "INBOX", "bob@example.org", "lrs")
+    assert done.stdout == "bob@example.org has lrs on team@example.org INBOX\n"
+    done = mailstead("share", "grant", "team@example.org", "INBOX", "bob@example.org", "+c")
+    assert "has lrskx on" in done.stdout
+    mailstead("share", "grant", "team@example.org", "Sent", "anyone", "l")
+    lines = mailstead("share", "list", "team@example.org").stdout.splitlines()
+    assert [line.split() for line in lines] == [
+        ["mailbox", "grantee", "rights"],
+        ["INBOX", "bob@example.org", "lrskx"],
+        ["Sent", "anyone", "l"],
+    ]
+    line = one_error_line(
+        mailstead("share", "grant", "team@example.org", "INBOX", "bob@example.org", "lz")
+    )
+    assert line == "error: unknown right 'z'"
+    line = one_error_line(
+        mailstead("share", "grant", "team@example.org", "INBOX", "nobody@example.org", "l")
+    )
+    assert "nobody@example.org" in line
+    mailstead("share", "revoke", "team@example.org", "INBOX", "bob@example.org")
+    assert "bob@example.org" not in mailstead("share", "list", "team@example.org").stdout
+
+
 def test_listing_a_missing_data_dir_says_so(mailstead: Invoke, tmp_path: Path) -> None:
     line = one_error_line(mailstead("domain", "list", "--data", str(tmp_path / "typo")))
     assert (

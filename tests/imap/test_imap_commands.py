@@ -714,7 +714,7 @@ def test_expunge_close_unselect(raw: Raw, client: imaplib.IMAP4) -> None:
 
 
 def test_namespace_id_enable_check(raw: Raw) -> None:
-    assert raw.command("NAMESPACE")[0] == b'* NAMESPACE (("" "/")) NIL NIL\r\n'
+    assert raw.command("NAMESPACE")[0] == b'* NAMESPACE (("" "/")) (("Other Users/" "/")) NIL\r\n'
     lines = raw.command('ID ("name" "test")', tag="i1")
     assert lines == [b"* ID NIL\r\n", b"i1 OK ID completed\r\n"]
     assert status_of(raw.command("ID NIL")) == b"OK"

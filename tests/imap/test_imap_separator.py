@@ -38,7 +38,7 @@ def test_dot_separator_list_create_rename(dot_server: ServerThread) -> None:
     assert r.command('LIST "" "work.%"')[0] == b'* LIST (\\HasNoChildren) "." "work.reports"\r\n'
     assert status_of(r.command("RENAME work.reports work.archive")) == b"OK"
     assert status_of(r.command("SELECT work.archive")) == b"OK"
-    assert r.command("NAMESPACE")[0] == b'* NAMESPACE (("" ".")) NIL NIL\r\n'
+    assert r.command("NAMESPACE")[0] == b'* NAMESPACE (("" ".")) (("Other Users." ".")) NIL\r\n'
     # The store holds "work/archive": the separator never reaches it.
     user = dot_server.call(dot_server.store.find_user("dot@example.com"))
     assert user is not None
@@ -52,4 +52,24 @@ def test_dot_separator_refuses_slash_in_names(dot_server: ServerThread) -> None:
     lines = r.command('CREATE "a/b"')
     assert lines[-1].startswith(b"t2 NO [CANNOT] ") and b"'/'" in lines[-1]
     assert r.command('LIST "" "a/b"') == [b"t3 OK LIST completed\r\n"]
+    r.close()
+
+
+def test_dot_separator_other_users_namespace(dot_server: ServerThread) -> None:
+    """Under ".", the dots of the owner's address arrive as levels; the owner is found as
+    the longest run of levels that is an account (decision 0028)."""
+    owner = dot_server.add_user("share.owner@mail.example.com", PASSWORD)
+    dot_server.add_user("reader@example.com", PASSWORD)
+
+    async def grant() -> None:
+        box = await dot_server.store.create_mailbox(owner.id, "Team/Sub")
+        await dot_server.store.set_acl(box.id, "reader@example.com", "lr")
+
+    dot_server.call(grant())
+    r = Raw(dot_server.port("imap"), login="reader@example.com")
+    assert r.command("NAMESPACE")[0] == b'* NAMESPACE (("" ".")) (("Other Users." ".")) NIL\r\n'
+    path = "Other Users.share.owner@mail.example.com.Team.Sub"
+    assert f'* LIST (\\HasNoChildren) "." "{path}"\r\n'.encode() in r.command('LIST "" "*"')
+    assert status_of(r.command(f'SELECT "{path}"')) == b"OK"
+    assert status_of(r.command('SELECT "Other Users.share.owner@mail.example.com.Nope"')) == b"NO"
     r.close()

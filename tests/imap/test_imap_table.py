@@ -32,6 +32,7 @@ SERVED = {
     "SORT", "UID SORT", "THREAD", "UID THREAD",
     "UID FETCH", "STORE", "UID STORE", "COPY", "UID COPY", "MOVE", "UID MOVE",
     "REPLACE", "UID REPLACE", "CANCELUPDATE", "COMPRESS",
+    "SETACL", "DELETEACL", "GETACL", "LISTRIGHTS", "MYRIGHTS",  # RFC 4314, decision 0028
 }
 SPECS = sorted(COMMANDS.values(), key=lambda s: s.name)
 

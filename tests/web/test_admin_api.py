@@ -167,6 +167,33 @@ def test_domains_users_and_the_audit_log(server: ServerThread, api: httpx.Client
     assert api.delete("/domains/shop.example").status_code == 204
 
 
+def test_shares(server: ServerThread, api: httpx.Client) -> None:
+    api.post("/domains", json={"name": "share.example"})
+    for who in ("team@share.example", "ann@share.example"):
+        assert api.post("/users", json={"address": who, "password": PASSWORD}).status_code == 201
+    granted = api.put("/users/team@share.example/shares",
+                      json={"mailbox": "INBOX", "grantee": "ann@share.example", "rights": "lr"})
+    assert granted.json() == {"mailbox": "INBOX", "grantee": "ann@share.example", "rights": "lr"}
+    added = api.put("/users/team@share.example/shares", json={
+        "mailbox": "INBOX", "grantee": "ann@share.example", "rights": "+s"})
+    assert added.json()["rights"] == "lrs"
+    assert api.get("/users/team@share.example/shares").json() == [
+        {"mailbox": "INBOX", "grantee": "ann@share.example", "rights": "lrs"}]
+    _problem(api.put("/users/team@share.example/shares", json={
+        "mailbox": "INBOX", "grantee": "ann@share.example", "rights": "q"}), 422)
+    with imaplib.IMAP4("127.0.0.1", server.port("imap")) as imap:
+        imap.login("ann@share.example", PASSWORD)
+        typ, _ = imap.select('"Other Users/team@share.example/INBOX"')
+        assert typ == "OK"
+    assert api.delete("/users/team@share.example/shares",
+                      params={"mailbox": "INBOX", "grantee": "ann@share.example"}
+                      ).status_code == 204
+    assert api.get("/users/team@share.example/shares").json() == []
+    actions = [r["action"] for r in api.get("/audit", params={"target": "team@share.example"}
+                                            ).json()]
+    assert actions[:3] == ["share.revoke", "share.grant", "share.grant"]
+
+
 def test_aliases_groups_dkim_and_import(server: ServerThread, api: httpx.Client) -> None:
     assert api.post("/aliases", json={"source": "sales@example.org",
                                       "targets": ["ann@example.org"]}).status_code == 201

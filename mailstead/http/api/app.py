@@ -311,6 +311,26 @@ def build_api(services: APIServices) -> FastAPI:
     async def mailbox_list(address: str, me: Caller) -> list[m.MailboxOut]:
         return [m.MailboxOut.of(x) for x in await admin.list_mailboxes(me, address)]
 
+    @route(v1, "GET", "/users/{address}/shares", "share list",
+           summary="Every grant on the account's folders (IMAP ACL, RFC 4314)")
+    async def share_list(address: str, me: Caller) -> list[m.ShareOut]:
+        return [m.ShareOut(mailbox=name, grantee=e.identifier, rights=e.rights)
+                for name, e in await admin.share_list(me, address)]
+
+    @route(v1, "PUT", "/users/{address}/shares", "share grant",
+           summary="Give another account (or anyone) rights on one of the account's folders")
+    async def share_grant(address: str, body: m.ShareIn, me: Caller) -> m.ShareOut:
+        rights = await admin.share_grant(me, address, body.mailbox, body.grantee, body.rights)
+        return m.ShareOut(mailbox=body.mailbox, grantee=body.grantee, rights=rights)
+
+    @route(v1, "DELETE", "/users/{address}/shares", "share revoke", status=204,
+           summary="Take every right on one of the account's folders from a grantee")
+    async def share_revoke(address: str, me: Caller,
+                           mailbox: Annotated[str, Query(min_length=1, max_length=1000)],
+                           grantee: Annotated[str, Query(min_length=1, max_length=320)],
+                           ) -> None:
+        await admin.share_revoke(me, address, mailbox, grantee)
+
     @route(v1, "POST", "/users/{address}/import", "message import",
            summary="Import an mbox file sent as the request body (application/mbox); "
            "the body limit of [http] applies, the command line has none",

@@ -171,6 +171,22 @@ class MailboxOut(BaseModel):
                    unseen=m.unseen_count, size=m.size_bytes, subscribed=m.subscribed)
 
 
+class ShareIn(_Request):
+    mailbox: Annotated[str, Field(min_length=1, max_length=1000)] = Field(
+        description="the owner's folder", examples=["INBOX"])
+    grantee: Name = Field(description="an account address, or anyone",
+                          examples=["bob@example.org"])
+    rights: Annotated[str, Field(min_length=1, max_length=32)] = Field(
+        description="RFC 4314 rights: lrs replaces the grant, +w adds, -w removes",
+        examples=["lrs"])
+
+
+class ShareOut(BaseModel):
+    mailbox: str
+    grantee: str
+    rights: str
+
+
 class ImportOut(BaseModel):
     folder: str
     imported: int

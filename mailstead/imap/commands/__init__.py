@@ -13,6 +13,7 @@ one entry here, one grammar, one handler and its test (HACKING.md shows one).
 from __future__ import annotations
 
 from mailstead.imap.commands import (
+    acl,
     any_state,
     append,
     auth,
@@ -43,6 +44,7 @@ from mailstead.imap.dispatch import (
     plain,
     table,
 )
+from mailstead.imap.parse import acl as acl_grammar
 from mailstead.imap.parse import commands as grammar
 from mailstead.imap.parse import metadata as metadata_grammar
 from mailstead.imap.parse import sort as sort_grammar
@@ -96,6 +98,15 @@ COMMANDS: dict[str, CommandSpec] = table(
              mailbox=_TARGET, capability="METADATA"),
     for_user("SETMETADATA", metadata_grammar.setmetadata, metadata.setmetadata,
              mailbox=_TARGET, capability="METADATA"),
+    # RFC 4314 ACL, authenticated or selected (decision 0028).
+    for_user("SETACL", acl_grammar.setacl, acl.setacl, mailbox=_NAME, capability="ACL"),
+    for_user("DELETEACL", acl_grammar.acl_identifier, acl.deleteacl, mailbox=_NAME,
+             capability="ACL"),
+    for_user("GETACL", acl_grammar.acl_target, acl.getacl, mailbox=_NAME, capability="ACL"),
+    for_user("LISTRIGHTS", acl_grammar.acl_identifier, acl.listrights, mailbox=_NAME,
+             capability="ACL"),
+    for_user("MYRIGHTS", acl_grammar.acl_target, acl.myrights, mailbox=_NAME,
+             capability="ACL"),
     # Selected (§6.4). CHECK is RFC 3501 §6.4.1 (rev1 only); UNSELECT is RFC 3691; MOVE is
     # RFC 6851; UID EXPUNGE is RFC 4315 (UIDPLUS).
     for_selected("CHECK", grammar.no_args, any_state.check, expunge=Expunge.BEFORE),

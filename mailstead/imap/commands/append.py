@@ -6,10 +6,11 @@ acknowledged once durable."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from mailstead.core.errors import InvalidName, NotFound
-from mailstead.imap import response
+from mailstead.imap import access, response
 from mailstead.imap.catenate import assemble
 from mailstead.imap.parse.commands import Append, AppendMessage, Catenate, Command
 from mailstead.imap.replies import Reply, done, no
@@ -24,6 +25,13 @@ async def append(session: Session, cmd: Command[Append], user: User) -> Reply:
     # stored; one refused refuses them all.
     batch = [await new_message(session, user, m) for m in cmd.args.messages]
     box = await target_mailbox(session, user, cmd.args.name)
+    if box.user_id != user.id:
+        # RFC 4314 §4: flags the user may not set in another account's mailbox are left
+        # off the stored message, silently ("s" for \Seen, "t" \Deleted, "w" the rest).
+        rights = await session.store.rights_for(box.id, user.id)
+        batch = [replace(m, flags=frozenset(f for f in m.flags
+                                            if access.flag_right(f) in rights))
+                 for m in batch]
     if len(batch) == 1:
         one = batch[0]
         results = [await session.store.append(box.id, one.data, one.flags, one.internaldate)]
@@ -56,9 +64,11 @@ async def new_message(session: Session, user: User, message: AppendMessage) -> N
 
 
 async def target_mailbox(session: Session, user: User, name: str) -> Mailbox:
-    """The mailbox APPEND or REPLACE stores into; it must exist and hold messages."""
+    """The mailbox APPEND or REPLACE stores into; it must exist and hold messages, and the
+    user needs "i" on it (RFC 4314 §4). Another account's mailbox is charged to that
+    account's quota: the store charges the mailbox's owner."""
     try:
-        box = await session.store.get_mailbox(user.id, name)
+        box, _ = await access.open_mailbox(session, user, name, "i", "storing into it")
     except (NotFound, InvalidName) as exc:
         # RFC 9051 §6.3.12: TRYCREATE tells the client CREATE could help.
         raise no("Mailbox does not exist", "TRYCREATE") from exc

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from mailstead.core.types import UID
+from mailstead.imap import access
 from mailstead.imap.parse.commands import Command, UidExpunge
 from mailstead.imap.replies import Reply, done, no
 from mailstead.imap.states import Selected
@@ -19,22 +20,24 @@ if TYPE_CHECKING:
 
 async def expunge(session: Session, cmd: Command[None], selected: Selected) -> Reply:
     """Every message flagged \\Deleted."""
-    _require_writable(selected)
+    await _require_writable(session, selected)
     return await _expunge(session, cmd.name, selected, None)
 
 
 async def uid_expunge(session: Session, cmd: Command[UidExpunge], selected: Selected) -> Reply:
     """Only the messages flagged \\Deleted among the given UIDs."""
-    _require_writable(selected)
+    await _require_writable(session, selected)
     uids = selected.view.resolve(cmd.args.sequence, uid=True)
     if not uids:
         return done(f"{cmd.name} completed")
     return await _expunge(session, cmd.name, selected, [UID(u) for u in uids])
 
 
-def _require_writable(selected: Selected) -> None:
+async def _require_writable(session: Session, selected: Selected) -> None:
     if selected.view.readonly:  # EXAMINE (RFC 9051 §6.3.3)
         raise no("Mailbox is read-only", "READ-ONLY")
+    # RFC 4314 §4: EXPUNGE needs "e".
+    access.require(await access.selected_rights(session, selected), "e", "EXPUNGE")
 
 
 async def _expunge(

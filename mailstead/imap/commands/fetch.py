@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from mailstead.core.errors import NotFound
 from mailstead.core.types import SEEN, UID, FlagMode
-from mailstead.imap import objectid, response
+from mailstead.imap import access, objectid, response
 from mailstead.imap.batches import batches
 from mailstead.imap.parse.commands import Command, Fetch
 from mailstead.imap.parse.fetch import FetchAtt, FetchItem
@@ -559,18 +559,28 @@ async def fetch(session: Session, cmd: Command[Fetch], selected: Selected) -> Re
     if not uids:
         return done(f"{cmd.name} completed")
     store = session.store
-    metas = await store.list_messages(
+    metas = await access.own_view(session, selected, await store.list_messages(
         view.mailbox_id, uid_ranges(uids), changed_since=args.changed_since
-    )
+    ))
     saved: dict[UID, datetime] = {}
     if _has(items, FetchItem.SAVEDATE):
         saved = await store.save_dates(view.mailbox_id, uid_ranges(uids))
     flags_now: dict[int, frozenset[str]] = {int(m.uid): m.flags for m in metas}
     modseq_now: dict[int, int] = {}
     seen_changed: set[int] = set()
-    if not view.readonly and any(i.sets_seen for i in items):
+    if (not view.readonly and any(i.sets_seen for i in items)
+            and "s" in await access.selected_rights(session, selected)):
+        # RFC 4314 §4: the implicit \Seen of a body fetch needs "s" too; without it the
+        # fetch reads as with PEEK.
         unseen = [m.uid for m in metas if SEEN not in m.flags]
-        if unseen:
+        if unseen and view.private_seen is not None:
+            # Another account's mailbox: this user's own \Seen (decision 0028).
+            for newly_seen in await store.set_private_seen(
+                    view.mailbox_id, selected.user.id, unseen, True):
+                view.private_seen.add(int(newly_seen))
+                flags_now[int(newly_seen)] = flags_now[int(newly_seen)] | {SEEN}
+                seen_changed.add(int(newly_seen))
+        elif unseen:
             result = await store.store_flags(view.mailbox_id, unseen, FlagMode.ADD, [SEEN])
             for update in result.updated:
                 flags_now[int(update.uid)] = update.flags

@@ -3,8 +3,11 @@ LIST-STATUS) and LSUB (RFC 3501 §6.3.9, for rev1 clients)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from mailstead.core.rights import RIGHTS, with_obsolete
+from mailstead.imap import access
 from mailstead.imap.commands.status import status_items
 from mailstead.imap.parse.commands import (
     LIST_BASE_SELECTION,
@@ -33,6 +36,39 @@ def mailbox_pattern(reference: str, pattern: str) -> MailboxPattern:
     return MailboxPattern(combined, SEPARATOR)
 
 
+def _placeholder(owner_id: int, name: str) -> Mailbox:
+    """A name listed only as a level above other users' mailboxes (\\Noselect)."""
+    return Mailbox(id=0, user_id=owner_id, name=name, uidvalidity=0, uidnext=0,
+                   highestmodseq=0, special_use=None, subscribed=False, noselect=True)
+
+
+async def visible_mailboxes(
+    session: Session, user: User
+) -> tuple[dict[str, Mailbox], dict[str, str]]:
+    """Every mailbox the user may list (RFC 4314 "l"), by the name it has for the user,
+    with the user's rights: its own, and other accounts' under
+    ``Other Users/<owner>/`` (decision 0028) with the levels above them as \\Noselect
+    names, and without their owners' special-use attributes."""
+    by_name: dict[str, Mailbox] = {}
+    rights: dict[str, str] = {}
+    for box in await session.store.list_mailboxes(user.id):
+        if not access.in_other_users(box.name):  # hidden by the namespace
+            by_name[box.name] = box
+            rights[box.name] = RIGHTS
+    for shared in await session.store.shared_with(user.id):
+        if "l" not in shared.rights:
+            continue
+        path = access.shared_path(shared.owner, shared.mailbox.name)
+        by_name[path] = replace(shared.mailbox, name=path, special_use=None)
+        rights[path] = shared.rights
+        prefix = access.owner_prefix(shared.owner)
+        for parent in [access.OTHER_USERS, prefix] + [
+            prefix + SEPARATOR + p for p in parents_of(shared.mailbox.name)
+        ]:
+            by_name.setdefault(parent, _placeholder(shared.mailbox.user_id, parent))
+    return by_name, rights
+
+
 def _matches(patterns: list[MailboxPattern], name: str) -> bool:
     return any(p.matches(name) for p in patterns)
 
@@ -46,8 +82,7 @@ async def list_command(session: Session, cmd: Command[ListArgs], user: User) -> 
         session.untagged(b"LIST (\\Noselect) " + session.separator + b' ""')
         return done("LIST completed")
     patterns = [mailbox_pattern(args.reference, p) for p in args.patterns if p != ""]
-    boxes = await session.store.list_mailboxes(user.id)
-    by_name: dict[str, Mailbox] = {b.name: b for b in boxes}
+    by_name, rights = await visible_mailboxes(session, user)
     subscribed = set(await session.store.list_subscriptions(user.id))
     has_children = {p for name in by_name for p in parents_of(name)}
     sel = args.selection
@@ -104,8 +139,14 @@ async def list_command(session: Session, cmd: Command[ListArgs], user: User) -> 
             + extended
         )
         session.untagged(line)
-        if args.status_items and box is not None and not box.noselect:  # RFC 5819 §2
-            data = await status_items(session, box, args.status_items)
+        mine = rights.get(name, "") if box is not None else ""
+        if ListReturn.MYRIGHTS in args.returns and mine:
+            # RFC 8440 §3: the user's rights, after the mailbox's LIST response.
+            session.untagged(b"MYRIGHTS " + session.mailbox_name(name) + b" "
+                             + with_obsolete(mine).encode())
+        if args.status_items and box is not None and not box.noselect and "r" in mine:
+            # RFC 5819 §2; RFC 4314 §4: STATUS needs "r".
+            data = await status_items(session, box, args.status_items, user)
             session.untagged(b"STATUS " + session.mailbox_name(name) + b" " + data)
     return done("LIST completed")
 

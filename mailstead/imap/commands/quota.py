@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from mailstead.core.errors import InvalidName, NotFound
-from mailstead.imap import response
+from mailstead.imap import access, response
 from mailstead.imap.parse.commands import Command, GetQuota, MailboxArg, SetQuota
 from mailstead.imap.replies import Reply, done, no
 from mailstead.store.models import User
@@ -56,15 +56,20 @@ async def getquotaroot(session: Session, cmd: Command[MailboxArg], user: User) -
     name need not be that of an existing mailbox: the answer is the root a mailbox of that
     name would be created under, the account's."""
     name = cmd.args.name
+    where = await access.locate(session, user, name)
     try:
-        await session.store.get_mailbox(user.id, name)
+        await session.store.get_mailbox(where.owner_id, where.local)
     except NotFound:
         pass
     except InvalidName as exc:
         raise no("Invalid mailbox name", "CANNOT") from exc
     account = await _account(session, user)
     line = b"QUOTAROOT " + session.mailbox_name(name)
-    if account.quota_bytes:
+    if not where.own:
+        # Another account's mailbox counts against that account's quota, which is not
+        # this user's to see: no root of this user's (RFC 9208 §3.2 allows none).
+        session.untagged(line)
+    elif account.quota_bytes:
         session.untagged(line + b" " + response.string(QUOTA_ROOT))
         session.untagged(quota_response(account))
     else:

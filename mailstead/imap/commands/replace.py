@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from mailstead.core.errors import NotFound
 from mailstead.core.types import UID
+from mailstead.imap import access
 from mailstead.imap.commands.append import new_message, target_mailbox
 from mailstead.imap.parse.commands import Command, Replace
 from mailstead.imap.replies import Reply, done, no
@@ -34,6 +35,8 @@ async def replace(session: Session, cmd: Command[Replace], selected: Selected) -
         raise no("No such message to replace")
     if view.is_expunged(uids[0]):  # expunged elsewhere, not announced yet (RFC 9051 §7.1)
         raise no("The message to replace has been expunged", "EXPUNGEISSUED")
+    # RFC 4314 §4: removing the old message takes "t" and "e" in the selected mailbox.
+    access.require(await access.selected_rights(session, selected), "te", cmd.name)
     message = await new_message(session, selected.user, cmd.args.message)
     box = await target_mailbox(session, selected.user, cmd.args.name)
     try:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from mailstead.core.errors import NotFound
+from mailstead.imap import access
 from mailstead.imap.batches import batches
 from mailstead.imap.esearch import esearch
 from mailstead.imap.live import LiveResult
@@ -123,7 +124,7 @@ async def candidates(session: Session, selected: Selected, key: SearchKey) -> Ca
     predicate = matcher(key, seq_uids, selected.user.id)
     wanted = needs(key)
     store = session.store
-    metas = await store.list_messages(view.mailbox_id)
+    metas = await access.own_view(session, selected, await store.list_messages(view.mailbox_id))
     visible = [
         Candidate(m, seq, int(m.uid) in view.recent)
         for m in metas

@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 import contextlib
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from mailstead.core.errors import NotFound
 from mailstead.core.types import SEEN
-from mailstead.imap import objectid, response
+from mailstead.imap import access, objectid, response
 from mailstead.imap.parse.commands import Command, QResync, Select
 from mailstead.imap.replies import Reply, bad, done, no
 from mailstead.imap.selected import SelectedMailbox
@@ -33,15 +34,24 @@ async def select(session: Session, cmd: Command[Select], user: User) -> Reply:
         session.unselect(keep_recent=True)
         if session.rev2 or session.qresync:  # RFC 9051 §7.1, RFC 7162 §3.2.11
             session.untagged("OK [CLOSED] Previous mailbox closed")
-    subscription = session.open_subscription(user)
+    where = await access.locate(session, user, args.name)
+    subscription = session.open_subscription(where.owner_id)
     try:
-        box = await session.store.get_mailbox(user.id, args.name)
+        # RFC 4314 §4: SELECT and EXAMINE need "r".
+        box, rights = await access.open_mailbox(session, user, args.name, "r", cmd.name)
         if box.noselect:  # RFC 9051 §6.3.5: the name only holds children now
             raise no("Mailbox is \\Noselect", "NONEXISTENT")
         messages = await session.store.list_messages(box.id)
+        private: set[int] | None = None
+        if not where.own:  # this user's own \Seen (decision 0028)
+            private = {int(u) for u in await session.store.private_seen(box.id, user.id)}
+            messages = [replace(m, flags=access.overlay(m.flags, m.uid in private))
+                        for m in messages]
     except BaseException:
         subscription.close()  # no mailbox is selected now; kept \Recent stays (below)
         raise
+    # RFC 4314 §4: read-write only with a right to change something in it.
+    readonly = readonly or not any(r in rights for r in access.CHANGE_RIGHTS)
     uids = [m.uid for m in messages]
     key = (box.id, box.uidvalidity)
     # RFC 3501 §2.3.2: \Recent belongs to the session that was first notified, read (as
@@ -56,7 +66,9 @@ async def select(session: Session, cmd: Command[Select], user: User) -> Reply:
     else:
         recent |= session.ctx.recent.claim(key, uids)
     recent_count = len(recent)
-    view = SelectedMailbox(box, messages, readonly=readonly, recent=recent)
+    prefix = "" if where.own else box.name[: len(box.name) - len(where.local)]
+    view = SelectedMailbox(box, messages, readonly=readonly, recent=recent, name_prefix=prefix,
+                           private_seen=private, viewer=None if where.own else user.id)
     session.select(user, view, subscription)
     # The order is free (RFC 9051 §6.3.2); this is James's, which Dovecot's clients accept.
     session.untagged(f"OK [MAILBOXID ({objectid.mailbox_id(box)})] Ok")  # RFC 8474 §4
@@ -72,7 +84,7 @@ async def select(session: Session, cmd: Command[Select], user: User) -> Reply:
     if readonly:
         session.untagged("OK [PERMANENTFLAGS ()] Read-only mailbox")
     else:
-        flags = view.flags_response()[:-1] + b" \\*)"
+        flags = _permanent_flags(view, rights)
         session.untagged(b"OK [PERMANENTFLAGS " + flags + b"] Flags permitted")
     # RFC 7162 §3.1.2.1: every successful SELECT/EXAMINE, whether or not CONDSTORE is on.
     session.untagged(f"OK [HIGHESTMODSEQ {view.highestmodseq}] Highest")
@@ -83,6 +95,18 @@ async def select(session: Session, cmd: Command[Select], user: User) -> Reply:
     if args.qresync is not None and args.qresync.uidvalidity == box.uidvalidity:
         await _resync(session, view, messages, args.qresync)
     return done(f"{cmd.name} completed", "READ-ONLY" if readonly else "READ-WRITE")
+
+
+def _permanent_flags(view: SelectedMailbox, rights: str) -> bytes:
+    """The flags this user may change for good (RFC 9051 §7.1; RFC 4314 §4: \\Seen with
+    "s", \\Deleted with "t", the others and new keywords with "w")."""
+    if all(r in rights for r in "swt"):
+        return view.flags_response()[:-1] + b" \\*)"
+    flags = ["\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft", *view.keywords]
+    allowed = [f for f in flags if access.flag_right(f) in rights]
+    if "w" in rights:
+        allowed.append("\\*")
+    return response.flag_list(allowed)
 
 
 async def _resync(
@@ -115,9 +139,10 @@ async def _resync(
 
 
 async def close(session: Session, cmd: Command[None], selected: Selected) -> Reply:
-    """RFC 9051 §6.4.1: expunge silently (no EXPUNGE responses) unless read-only."""
+    """RFC 9051 §6.4.1: expunge silently (no EXPUNGE responses) unless read-only; RFC 4314
+    §4: without "e" the mailbox is closed without expunging."""
     session.unselect()
-    if not selected.view.readonly:
+    if not selected.view.readonly and "e" in await access.selected_rights(session, selected):
         # A mailbox deleted by another session meanwhile has nothing left to expunge, and
         # the client has left it all the same.
         with contextlib.suppress(NotFound):

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from mailstead.core.errors import InvalidName, NotFound
-from mailstead.imap import objectid
+from mailstead.imap import access, objectid
 from mailstead.imap.parse.commands import Command, Status, StatusItem
 from mailstead.imap.replies import Reply, done, no
 from mailstead.store.models import Mailbox, User
@@ -15,11 +15,14 @@ if TYPE_CHECKING:
     from mailstead.imap.session import Session
 
 
-async def status_items(session: Session, box: Mailbox, items: Iterable[StatusItem]) -> bytes:
+async def status_items(
+    session: Session, box: Mailbox, items: Iterable[StatusItem], viewer: User
+) -> bytes:
     """``(MESSAGES 3 UIDNEXT 4 ...)``, each item once, in the order :class:`StatusItem`
     declares them whatever the order asked (RFC 9051 §6.3.11, RFC 8438 SIZE, RFC 7889
     APPENDLIMIT, RFC 9208 §4.1.4 DELETED-STORAGE); RECENT is the rev1 count of messages no
-    session has seen yet."""
+    session has seen yet. In another account's mailbox UNSEEN counts by ``viewer``'s own
+    \\Seen (decision 0028)."""
     asked = set(items)
     values: list[str] = []
     for item in (i for i in StatusItem if i in asked):
@@ -31,6 +34,9 @@ async def status_items(session: Session, box: Mailbox, items: Iterable[StatusIte
                 value = box.uidnext
             case StatusItem.UIDVALIDITY:
                 value = box.uidvalidity
+            case StatusItem.UNSEEN if box.user_id != viewer.id:
+                value = box.message_count - len(await session.store.private_seen(box.id,
+                                                                                  viewer.id))
             case StatusItem.UNSEEN:
                 value = box.unseen_count
             case StatusItem.DELETED:
@@ -60,13 +66,14 @@ async def status_items(session: Session, box: Mailbox, items: Iterable[StatusIte
 async def status(session: Session, cmd: Command[Status], user: User) -> Reply:
     args = cmd.args
     try:
-        box = await session.store.get_mailbox(user.id, args.name)
+        # RFC 4314 §4: STATUS needs "r".
+        box, _ = await access.open_mailbox(session, user, args.name, "r", "STATUS")
     except (NotFound, InvalidName) as exc:
         raise no("No such mailbox", "NONEXISTENT") from exc
     if box.noselect:  # RFC 9051 §6.3.5: nothing to report on a name kept for its children
         raise no("Mailbox is \\Noselect", "NONEXISTENT")
     if StatusItem.HIGHESTMODSEQ in args.items:
         session.enable_condstore()
-    data = await status_items(session, box, args.items)
+    data = await status_items(session, box, args.items, user)
     session.untagged(b"STATUS " + session.mailbox_name(box.name) + b" " + data)
     return done("STATUS completed")

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from mailstead.core.types import UID, FlagMode
-from mailstead.imap import response
+from mailstead.core.types import SEEN, UID, FlagMode
+from mailstead.imap import access, response
 from mailstead.imap.parse.commands import Command, Store
 from mailstead.imap.replies import Reply, done, no
 from mailstead.imap.selected import SelectedMailbox, uid_ranges
 from mailstead.imap.states import Selected
+from mailstead.store.models import FlagUpdate, StoreFlagsResult
 
 if TYPE_CHECKING:
     from mailstead.imap.session import Session
@@ -26,13 +28,19 @@ async def store(session: Session, cmd: Command[Store], selected: Selected) -> Re
     uids = view.resolve(args.sequence, uid=by_uid)
     if not uids:
         return done(f"{cmd.name} completed")
-    result = await session.store.store_flags(
-        view.mailbox_id,
-        [UID(u) for u in uids],
-        args.mode,
-        args.flags,
-        unchanged_since=args.unchanged_since,
-    )
+    rights = await access.selected_rights(session, selected)
+    if view.private_seen is not None:
+        result = await _store_shared(session, selected, uids, args, rights)
+    elif all(r in rights for r in "swt"):
+        result = await session.store.store_flags(
+            view.mailbox_id,
+            [UID(u) for u in uids],
+            args.mode,
+            args.flags,
+            unchanged_since=args.unchanged_since,
+        )
+    else:
+        result = await _store_within_rights(session, view, uids, args, rights)
     modseqs: dict[int, int] = {}
     for update in result.updated:
         view.note_own_flags(int(update.uid), int(update.modseq))
@@ -49,7 +57,9 @@ async def store(session: Session, cmd: Command[Store], selected: Selected) -> Re
     # messages that changed.
     failed = set(result.modified)
     wanted = [u for u in uids if u not in failed]
-    metas = await session.store.list_messages(view.mailbox_id, uid_ranges(wanted))
+    metas = await access.own_view(
+        session, selected, await session.store.list_messages(view.mailbox_id, uid_ranges(wanted))
+    )
     for meta in metas:
         uid = int(meta.uid)
         seq = view.seq_of(uid)
@@ -72,6 +82,81 @@ async def store(session: Session, cmd: Command[Store], selected: Selected) -> Re
     if len(metas) < len(wanted):
         return done("Some messages were expunged", "EXPUNGEISSUED")
     return _done(cmd, modified)
+
+
+async def _store_within_rights(
+    session: Session, view: SelectedMailbox, uids: list[int], args: Store, rights: str
+) -> StoreFlagsResult:
+    """STORE by a user who may change only some flags (RFC 4314 §4): naming a flag it may
+    not change is ``NO [NOPERM]`` (as James answers); ``FLAGS (...)`` replaces only the
+    flags it may change and leaves the others of each message as they are."""
+    for flag in args.flags:
+        access.require(rights, access.flag_right(flag), f"changing {flag}")
+    targets = [UID(u) for u in uids]
+    if args.mode is not FlagMode.SET:
+        return await session.store.store_flags(
+            view.mailbox_id, targets, args.mode, args.flags,
+            unchanged_since=args.unchanged_since,
+        )
+    return await _replace_keeping(
+        session, view, uids, frozenset(args.flags), args.unchanged_since,
+        lambda flag: access.flag_right(flag) not in rights,
+    )
+
+
+async def _store_shared(
+    session: Session, selected: Selected, uids: list[int], args: Store, rights: str
+) -> StoreFlagsResult:
+    """STORE in another account's mailbox: \\Seen is this user's own (decision 0028),
+    kept apart from the owner's; the other flags are the mailbox's, within the rights."""
+    view = selected.view
+    for flag in args.flags:
+        access.require(rights, access.flag_right(flag), f"changing {flag}")
+    targets = [UID(u) for u in uids]
+    others = frozenset(f for f in args.flags if f != SEEN)
+    result = StoreFlagsResult((), ())
+    if args.mode is FlagMode.SET:
+        result = await _replace_keeping(
+            session, view, uids, others, args.unchanged_since,
+            lambda flag: flag == SEEN or access.flag_right(flag) not in rights,
+        )
+    elif others:
+        result = await session.store.store_flags(
+            view.mailbox_id, targets, args.mode, others, unchanged_since=args.unchanged_since
+        )
+    if "s" in rights and view.private_seen is not None and (
+            args.mode is FlagMode.SET or SEEN in args.flags):
+        seen = SEEN in args.flags and args.mode is not FlagMode.REMOVE
+        for uid in await session.store.set_private_seen(
+                view.mailbox_id, selected.user.id, targets, seen):
+            if seen:
+                view.private_seen.add(int(uid))
+            else:
+                view.private_seen.discard(int(uid))
+    return result
+
+
+async def _replace_keeping(
+    session: Session, view: SelectedMailbox, uids: list[int], flags: frozenset[str],
+    unchanged_since: int | None, kept: Callable[[str], bool],
+) -> StoreFlagsResult:
+    """``FLAGS (...)`` where each message keeps the flags ``kept`` says this user may not
+    replace. Messages with the same outcome are written together; the kept flags were
+    read just before, and a change to them in between is overwritten (the window of one
+    command)."""
+    groups: dict[frozenset[str], list[UID]] = {}
+    for meta in await session.store.list_messages(view.mailbox_id, uid_ranges(uids)):
+        keep = frozenset(f for f in meta.flags if kept(f))
+        groups.setdefault(keep | flags, []).append(meta.uid)
+    updated: list[FlagUpdate] = []
+    modified: list[UID] = []
+    for new, group in groups.items():
+        part = await session.store.store_flags(
+            view.mailbox_id, group, FlagMode.SET, new, unchanged_since=unchanged_since
+        )
+        updated.extend(part.updated)
+        modified.extend(part.modified)
+    return StoreFlagsResult(tuple(updated), tuple(modified))
 
 
 def _modified(view: SelectedMailbox, uids: list[int], by_uid: bool) -> str | None:

@@ -138,6 +138,7 @@ class ListReturn(StrEnum):
     CHILDREN = "CHILDREN"
     SPECIAL_USE = "SPECIAL-USE"
     STATUS = "STATUS"
+    MYRIGHTS = "MYRIGHTS"  # RFC 8440 LIST-MYRIGHTS
 
 
 @dataclass(frozen=True, slots=True)

@@ -73,7 +73,19 @@ def insert_mailbox(
         "INSERT INTO mailboxes (user_id, name, uidvalidity, special_use) VALUES (?, ?, ?, ?)",
         (user_id, name, uidvalidity, special_use),
     )
-    return inserted_id(cur)
+    mailbox_id = inserted_id(cur)
+    parent = name.rpartition(SEPARATOR)[0]
+    if parent:
+        # Decision 0028: a new mailbox starts with its parent's access control list, so
+        # a folder made inside a shared one (by its owner or by a grantee with "k") is
+        # shared with the same people, as in Dovecot.
+        conn.execute(
+            "INSERT INTO mailbox_acl (mailbox_id, grantee_id, rights)"
+            " SELECT ?, a.grantee_id, a.rights FROM mailbox_acl a"
+            " JOIN mailboxes b ON b.id = a.mailbox_id WHERE b.user_id = ? AND b.name = ?",
+            (mailbox_id, user_id, parent),
+        )
+    return mailbox_id
 
 
 def _exists(conn: sqlite3.Connection, user_id: int, name: str) -> bool:

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import NamedTuple
 
 from mailstead.core.errors import InvalidName, NotFound, QuotaExceeded
+from mailstead.core.rights import settable
 from mailstead.core.types import DELETED, SEEN, UID, FlagMode, ModSeq
 from mailstead.store.interfaces import UIDRanges
 from mailstead.store.models import (
@@ -300,16 +301,19 @@ def copy(
     dst: int,
     *,
     expunge_source: bool,
+    rights: str | None = None,
 ) -> WriteOutcome[CopyResult]:
     """COPY (RFC 9051 §6.4.7), or MOVE (RFC 6851) with ``expunge_source``: new UIDs in
     ``dst`` sharing the bodies, flags and internal dates of the originals. ``dst`` may be
     ``src``: the copies are inserted before the originals are removed, so a MOVE within one
-    mailbox renumbers its messages (decision 0018)."""
+    mailbox renumbers its messages (decision 0018). ``dst`` may belong to another
+    account (a shared mailbox, decision 0028): its owner's quota is charged, and a MOVE
+    gives the bytes back to the source's owner, and ``rights`` (the copier's on ``dst``,
+    RFC 4314 §4) leaves off the copies the flags they do not allow setting."""
     source = mailbox_row(conn, src)
     target = mailbox_row(conn, dst)
     target.require_selectable()
-    if source.user_id != target.user_id:
-        raise InvalidName("messages can only be copied within one account")
+    same_account = source.user_id == target.user_id
     originals: list[tuple[int, str, str, int, str]] = []
     for chunk in chunks(sorted(set(uids))):
         originals.extend(conn.execute(
@@ -321,7 +325,7 @@ def copy(
         return WriteOutcome(CopyResult(target.uidvalidity, ()))
     modseq = target.highestmodseq + 1
     total = sum(r[3] for r in originals)
-    if not expunge_source:
+    if not expunge_source or not same_account:
         charge_quota(conn, target.user_id, total)
     mapping: list[tuple[UID, UID]] = []
     new_flags: list[frozenset[str]] = []
@@ -330,6 +334,9 @@ def copy(
     for offset, (uid, flags, internaldate, size, blob_id) in enumerate(originals):
         new_uid = target.uidnext + offset
         parsed = parse_flags(flags)
+        if rights is not None:
+            parsed = settable(parsed, rights)
+            flags = flags_text(parsed)
         inserts.append((dst, new_uid, modseq, flags, SEEN in parsed, DELETED in parsed,
                         internaldate, size, blob_id, saved))
         mapping.append((UID(uid), UID(new_uid)))
@@ -342,8 +349,9 @@ def copy(
     )]
     if expunge_source:
         removed = remove(conn, src, [int(o) for o, _ in mapping])
-        # The bytes moved rather than doubled: remove() gave them back, take them again.
-        adjust_usage(conn, target.user_id, total)
+        if same_account:
+            # The bytes moved rather than doubled: remove() gave them back, take them again.
+            adjust_usage(conn, target.user_id, total)
         events.extend(removed.events)
     return WriteOutcome(CopyResult(target.uidvalidity, tuple(mapping)), events)
 
@@ -422,6 +430,10 @@ def remove(
         ).fetchone()[0]
         conn.execute(
             f"DELETE FROM messages WHERE mailbox_id = ? AND uid IN ({marks})",
+            (mailbox_id, *chunk),
+        )
+        conn.execute(
+            f"DELETE FROM private_seen WHERE mailbox_id = ? AND uid IN ({marks})",
             (mailbox_id, *chunk),
         )
     conn.executemany(

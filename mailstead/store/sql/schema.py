@@ -224,6 +224,29 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE users ADD COLUMN scram_sha256 TEXT;
     """,
+    # 13: RFC 4314 ACL: who besides the owner may do what with a mailbox (decision 0028). A
+    # grant names an account (grantee_id) or, with NULL, "anyone"; both go with the
+    # mailbox or the grantee's account. Rights are canonical letters (core/rights.py).
+    """
+    CREATE TABLE mailbox_acl (
+        mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+        grantee_id INTEGER REFERENCES users(id) ON DELETE CASCADE,
+        rights TEXT NOT NULL
+    );
+    CREATE UNIQUE INDEX mailbox_acl_grant ON mailbox_acl (mailbox_id, coalesce(grantee_id, 0));
+    CREATE INDEX mailbox_acl_grantee ON mailbox_acl (grantee_id);
+    """,
+    # 14: per-user \Seen in other accounts' mailboxes (decision 0028): the messages a grantee
+    # has seen, apart from the owner's \Seen flag. Rows go with the message (expunge
+    # removes them), the mailbox and the grantee's account.
+    """
+    CREATE TABLE private_seen (
+        mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        uid INTEGER NOT NULL,
+        PRIMARY KEY (mailbox_id, user_id, uid)
+    ) WITHOUT ROWID;
+    """,
 )
 
 

@@ -33,6 +33,7 @@ from mailstead.store.blobs import BlobFiles
 from mailstead.store.changes import ChangeBus
 from mailstead.store.interfaces import StructureParser, UIDRanges, account_change_key
 from mailstead.store.models import (
+    AclEntry,
     Alias,
     ApiToken,
     AppendResult,
@@ -49,11 +50,13 @@ from mailstead.store.models import (
     QueuedMessage,
     QueuedRecipient,
     Recipient,
+    SharedMailbox,
     StoreFlagsResult,
     User,
 )
 from mailstead.store.names import validate_mailbox_name
 from mailstead.store.sql import (
+    acl,
     admin_records,
     bodies,
     directory,
@@ -382,6 +385,29 @@ class SQLiteStore:
             lambda conn: metadata.write_entries(conn, user_id, mailbox_id, wanted, max_entries)
         )
 
+    # -- access control lists (RFC 4314) -------------------------------------------------------
+    async def get_acl(self, mailbox_id: int) -> list[AclEntry]:
+        return await self._db.read(lambda conn: acl.get_acl(conn, mailbox_id))
+
+    async def set_acl(self, mailbox_id: int, identifier: str, rights: str) -> None:
+        await self._db.write(lambda conn: acl.set_acl(conn, mailbox_id, identifier, rights))
+
+    async def rights_for(self, mailbox_id: int, user_id: int) -> str:
+        return await self._db.read(lambda conn: acl.rights_for(conn, mailbox_id, user_id))
+
+    async def shared_with(self, user_id: int) -> list[SharedMailbox]:
+        return await self._db.read(lambda conn: acl.shared_with(conn, user_id))
+
+    async def private_seen(self, mailbox_id: int, user_id: int) -> set[UID]:
+        return await self._db.read(lambda conn: acl.private_seen(conn, mailbox_id, user_id))
+
+    async def set_private_seen(
+        self, mailbox_id: int, user_id: int, uids: Sequence[UID], seen: bool
+    ) -> list[UID]:
+        return await self._db.write(
+            lambda conn: acl.set_private_seen(conn, mailbox_id, user_id, uids, seen)
+        )
+
     # -- messages: writing ---------------------------------------------------------------------
     async def append(
         self,
@@ -469,17 +495,19 @@ class SQLiteStore:
         return await self._db.write(lambda conn: messages.delete(conn, mailbox_id, targets))
 
     async def copy(
-        self, src_mailbox_id: int, uids: Sequence[UID], dst_mailbox_id: int
+        self, src_mailbox_id: int, uids: Sequence[UID], dst_mailbox_id: int,
+        *, rights: str | None = None,
     ) -> CopyResult:
         return await self._db.write(lambda conn: messages.copy(
-            conn, src_mailbox_id, uids, dst_mailbox_id, expunge_source=False
+            conn, src_mailbox_id, uids, dst_mailbox_id, expunge_source=False, rights=rights
         ))
 
     async def move(
-        self, src_mailbox_id: int, uids: Sequence[UID], dst_mailbox_id: int
+        self, src_mailbox_id: int, uids: Sequence[UID], dst_mailbox_id: int,
+        *, rights: str | None = None,
     ) -> CopyResult:
         return await self._db.write(lambda conn: messages.copy(
-            conn, src_mailbox_id, uids, dst_mailbox_id, expunge_source=True
+            conn, src_mailbox_id, uids, dst_mailbox_id, expunge_source=True, rights=rights
         ))
 
     # -- messages: reading ---------------------------------------------------------------------
