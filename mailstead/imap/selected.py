@@ -229,11 +229,14 @@ class SelectedMailbox:
         fetch_flags: Callable[[int, frozenset[str]], bytes],
         vanished: bool = False,
         hold_recent: bool = False,
+        flag_changes: bool = True,
     ) -> list[bytes]:
         """Untagged responses for everything pending, in an order that keeps numbers
         consistent: EXPUNGEs first (when allowed; one VANISHED with the UIDs instead once
         QRESYNC is on, RFC 7162 §3.2.10), then EXISTS/RECENT, FLAGS when the new messages
-        brought keywords this session has not announced, then flag FETCHes."""
+        brought keywords this session has not announced, then flag FETCHes. Without
+        ``flag_changes`` the flag FETCHes stay pending for a later call (NOTIFY without
+        FlagChange pushes new and expunged messages only, RFC 5465 §5.1)."""
         out: list[bytes] = []
         if allow_expunge and self._expunged:
             gone: list[int] = []
@@ -271,7 +274,7 @@ class SelectedMailbox:
             if fresh:
                 self.keywords |= fresh
                 out += self.flags_announcement()
-        if self._flag_updates:
+        if self._flag_updates and flag_changes:
             for u in sorted(self._flag_updates):
                 seq = self.seq_of(u)
                 if seq is not None:

@@ -30,7 +30,7 @@ SERVED = {
     "CHECK", "CLOSE", "UNSELECT", "EXPUNGE", "UID EXPUNGE", "SEARCH", "UID SEARCH", "FETCH",
     "SORT", "UID SORT", "THREAD", "UID THREAD",
     "UID FETCH", "STORE", "UID STORE", "COPY", "UID COPY", "MOVE", "UID MOVE",
-    "REPLACE", "UID REPLACE",
+    "REPLACE", "UID REPLACE", "NOTIFY",
 }
 SPECS = sorted(COMMANDS.values(), key=lambda s: s.name)
 

@@ -23,6 +23,7 @@ from mailstead.imap.commands import (
     idle,
     listing,
     mailboxes,
+    notify,
     quota,
     replace,
     search,
@@ -41,6 +42,7 @@ from mailstead.imap.dispatch import (
     table,
 )
 from mailstead.imap.parse import commands as grammar
+from mailstead.imap.parse import notify as notify_grammar
 from mailstead.imap.parse import sort as sort_grammar
 from mailstead.imap.parse.commands import Grammar
 from mailstead.imap.states import AUTHENTICATED, NOT_AUTHENTICATED, ONLY_AUTHENTICATED
@@ -79,6 +81,9 @@ COMMANDS: dict[str, CommandSpec] = table(
     for_user("STATUS", grammar.status, status.status, mailbox=_NAME),
     for_user("APPEND", grammar.append, append.append, mailbox=_NAME),
     plain("IDLE", grammar.no_args, idle.idle, states=AUTHENTICATED, capability="IDLE"),
+    # RFC 5465 §3.1: NOTIFY, authenticated or selected; SET implies a NOOP (expunges first).
+    for_user("NOTIFY", notify_grammar.notify, notify.notify, expunge=Expunge.BEFORE,
+             capability="NOTIFY"),
     # RFC 9208 §4.1: the QUOTA commands, authenticated or selected.
     for_user("GETQUOTA", grammar.getquota, quota.getquota, capability="QUOTA"),
     for_user("GETQUOTAROOT", grammar.mailbox_arg, quota.getquotaroot, mailbox=_NAME,
