@@ -436,9 +436,10 @@ class Session:
         """``LIST (attrs) "/" name`` for a MailboxName or SubscriptionChange notification
         (RFC 5465 §5.4, §5.5), with OLDNAME after a rename (RFC 5258 §3.4 extended data)."""
         attrs: list[str] = []
-        if note.nonexistent:
+        if note.nonexistent or note.name not in notify.names.values():
+            # Deleted, or a subscription to a name that is no mailbox (RFC 5258 §3.5).
             attrs.append("\\NonExistent")
-        elif note.name in notify.names.values():
+        else:
             children = notify.has_children(note.name)
             attrs.append("\\HasChildren" if children else "\\HasNoChildren")
         if note.subscribed:

@@ -223,6 +223,8 @@ def test_mailbox_name_and_subscription_changes_push_list(raw: Raw, other: imapli
     assert raw.readline() == b'* LIST (\\HasNoChildren) "/" "Baz"\r\n'
     other.delete("Baz")
     assert raw.readline() == b'* LIST (\\NonExistent) "/" "Baz"\r\n'
+    other.subscribe("Gone")  # a name that is no mailbox may be subscribed
+    assert raw.readline() == b'* LIST (\\NonExistent \\Subscribed) "/" "Gone"\r\n'
     other.create("P/Q")  # the parent is created too, each gets its LIST
     assert raw.readline() == b'* LIST (\\HasChildren) "/" "P"\r\n'
     assert raw.readline() == b'* LIST (\\HasNoChildren) "/" "P/Q"\r\n'
