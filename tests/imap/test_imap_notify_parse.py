@@ -213,6 +213,13 @@ def test_a_backlog_past_the_bound_overflows_and_stops_collecting() -> None:
     assert notes.subscription.backlog() == 0 and len(woken) == 2
 
 
+def test_closing_leaves_the_bus() -> None:
+    bus, notes = _watching(EventGroup(FilterKind.PERSONAL, (), NEW_EXPUNGE))
+    notes.close()
+    bus.publish([ChangeEvent(1, 2, ChangeKind.EXISTS, (1,))])
+    assert notes.subscription.backlog() == 0 and not notes.pending
+
+
 def test_fetch_attributes_stay_with_the_selected_rule() -> None:
     args = _parse(b"a NOTIFY SET (selected-delayed (MessageNew (FLAGS) MessageExpunge))")
     assert args.groups is not None
