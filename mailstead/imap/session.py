@@ -389,9 +389,7 @@ class Session:
         if notify is None:
             return
         if notify.overflowed:
-            # RFC 5465 §5.8: say so, then behave as after NOTIFY NONE.
-            self.stop_notify()
-            self.untagged("OK [NOTIFICATIONOVERFLOW] Too many notifications, NOTIFY is off")
+            self._notify_overflowed()
             return
         selected = self.selection
         rule = notify.selected
@@ -420,7 +418,12 @@ class Session:
                 data = await status_items(self, box, items)
                 self.untagged(b"STATUS " + self.mailbox_name(box.name) + b" " + data)
         if self.notify is notify and self.stream.output_backlog() > MAX_NOTIFY_OUTPUT:
-            notify.overflow()
+            self._notify_overflowed()
+
+    def _notify_overflowed(self) -> None:
+        """RFC 5465 §5.8: say so, then behave as after NOTIFY NONE."""
+        self.stop_notify()
+        self.untagged("OK [NOTIFICATIONOVERFLOW] Too many notifications, NOTIFY is off")
 
     async def _fetch_new(self, selected: Selected, uids: list[int],
                          items: tuple[FetchAtt, ...]) -> None:
