@@ -372,11 +372,9 @@ class Session:
 
     # -- NOTIFY (RFC 5465) ----------------------------------------------------------------------
     async def update(self, *, allow_expunge: bool) -> None:
-        """The flush point of a command: the selected mailbox's updates, and with NOTIFY the
-        FETCH of new messages it asked for and the other mailboxes' notifications."""
-        if self.notify is None:
-            self.flush(allow_expunge=allow_expunge)
-            return
+        """A command's flush point with NOTIFY on: the selected mailbox's updates, the FETCH
+        of new messages NOTIFY asked for, and the other mailboxes' notifications. (Without
+        NOTIFY the session calls :meth:`flush` directly: no coroutine per command.)"""
         await self.deliver_notifications(allow_expunge=allow_expunge, pushing=False)
 
     async def deliver_notifications(self, *, allow_expunge: bool, pushing: bool) -> None:
@@ -758,10 +756,16 @@ class Session:
             # in this command's own responses already account for them; expunges only as
             # the command's policy allows (invariant 4).
             if spec.expunge is not Expunge.DROPPED:
-                await self.update(allow_expunge=spec.expunge is Expunge.BEFORE)
+                if self.notify is None:
+                    self.flush(allow_expunge=spec.expunge is Expunge.BEFORE)
+                else:
+                    await self.update(allow_expunge=spec.expunge is Expunge.BEFORE)
             with metrics.command("imap", cmd.name):
                 reply = await spec.run(self, cmd)
-            await self.update(allow_expunge=spec.expunge is not Expunge.HELD)
+            if self.notify is None:
+                self.flush(allow_expunge=spec.expunge is not Expunge.HELD)
+            else:
+                await self.update(allow_expunge=spec.expunge is not Expunge.HELD)
         except Disconnect:
             raise
         except (ConnectionClosed, IdleTimeout):
