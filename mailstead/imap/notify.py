@@ -77,11 +77,6 @@ class SelectedRule:
     fetch: tuple[FetchAtt, ...] = ()
 
     @property
-    def messages(self) -> bool:
-        """New and expunged messages are pushed (the two always come together, §5)."""
-        return Event.MESSAGE_NEW in self.events
-
-    @property
     def flags(self) -> bool:
         return Event.FLAG_CHANGE in self.events
 
@@ -129,10 +124,6 @@ class Watch:
             if hit:
                 found |= g.events
         return frozenset(found)
-
-    @property
-    def wants_messages(self) -> bool:
-        return any(g.events & MESSAGE_EVENTS for g in self.groups)
 
 
 class Notifications:

@@ -181,3 +181,43 @@ def test_notifications_are_dovecots(both: tuple[list[list[bytes]], ...], step: i
     ours, theirs = both
     assert ours[step], "mailstead sent nothing"
     assert ours[step] == theirs[step]
+
+
+def _noop_after_append(port: int, user: str, password: str) -> list[bytes]:
+    """With no ``selected`` filter, what a NOOP reports of a message that arrived in the
+    selected mailbox."""
+    watcher = _Watcher.__new__(_Watcher)
+    watcher.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    watcher.buf = b""
+    watcher._line(10.0)
+    lines: list[bytes] = []
+    for command in (f'a LOGIN {user} "{password}"', "b SELECT INBOX",
+                    "c NOTIFY SET (personal (MailboxName))", "APPEND", "d NOOP"):
+        if command == "APPEND":
+            other = imaplib.IMAP4("127.0.0.1", port, timeout=30)
+            other.login(user, password)
+            other.append("INBOX", None, None, MESSAGE)
+            other.logout()
+            assert watcher.lines(None, 2.5) == []  # nothing pushed for the selected mailbox
+            continue
+        watcher.sock.sendall(command.encode() + b"\r\n")
+        lines = []
+        while not (line := watcher._line(10.0) or b"").startswith(command[:2].encode()):
+            lines.append(line)
+    watcher.close()
+    return [line for line in lines if line != b"* OK Still here"]
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "without a selected filter Dovecot reports nothing of the selected mailbox even at NOOP; "
+    "mailstead still reports what the base protocol reports at a command, so the client's "
+    "view of the mailbox stays right (decision 0025)"
+))
+def test_without_a_selected_filter_noop_reports_like_dovecot(tmp_path: Path) -> None:
+    with ServerThread(tmp_path, {"auth": {"allow_plaintext": True}}) as server:
+        server.add_user("noop@example.org", "secretpw")
+        ours = _noop_after_append(server.port("imap"), "noop@example.org", "secretpw")
+    assert ours == [b"* 1 EXISTS", b"* 1 RECENT"]
+    with Dovecot(extra_config="mailbox_list_index = yes\n") as dovecot:
+        theirs = _noop_after_append(dovecot.port, USER, PASSWORD)
+    assert ours == theirs
