@@ -34,6 +34,7 @@ Invariants (the things every handler may rely on, and must keep):
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import logging
 from collections.abc import Callable
@@ -397,8 +398,8 @@ class Session:
             self.flush(allow_expunge=allow_expunge,
                        flag_changes=not pushing or rule is None or rule.flags)
             if rule is not None and rule.fetch:
-                await self._fetch_new(selected, [u for u in view.uids if u > known],
-                                      rule.fetch)
+                new = view.uids[bisect.bisect_right(view.uids, known):]
+                await self._fetch_new(selected, new, rule.fetch)
         notify.absorb(selected.view.mailbox_id if selected is not None else None)
         for note in notify.take_lists():
             self.untagged(self._list_line(notify, note))
