@@ -231,6 +231,20 @@ def test_mailbox_name_and_subscription_changes_push_list(raw: Raw, other: imapli
     _quiet(raw)
 
 
+def test_rename_with_children_lists_each_with_its_old_name(raw: Raw, other: imaplib.IMAP4
+                                                           ) -> None:
+    other.create("R/S")
+    _ok(raw.command(ALL_PERSONAL))
+    other.rename("R", "T")
+    assert raw.readline() == b'* LIST (\\HasChildren) "/" "T" ("OLDNAME" ("R"))\r\n'
+    assert raw.readline() == b'* LIST (\\HasNoChildren) "/" "T/S" ("OLDNAME" ("R/S"))\r\n'
+    # RFC 9051 §6.3.6: INBOX's messages move to the new name and a new INBOX appears.
+    other.rename("INBOX", "Old")
+    assert raw.readline() == b'* LIST (\\HasNoChildren) "/" "Old" ("OLDNAME" ("INBOX"))\r\n'
+    assert raw.readline() == b'* LIST (\\HasNoChildren) "/" "INBOX"\r\n'
+    _quiet(raw)
+
+
 def test_own_changes_are_notified_before_the_tagged_reply(raw: Raw) -> None:
     _ok(raw.command(ALL_PERSONAL))
     assert _ok(raw.command("CREATE Mine")) == [b'* LIST (\\HasNoChildren) "/" "Mine"\r\n']

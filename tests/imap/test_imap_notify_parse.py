@@ -228,3 +228,13 @@ def test_fetch_attributes_stay_with_the_selected_rule() -> None:
     assert notes.selected.fetch == (FetchAtt(FetchItem.FLAGS),)
     assert not notes.selected.flags
     assert not notes.watch.groups  # nothing watched beyond the selected mailbox
+
+
+def test_a_rename_out_of_a_watched_subtree_is_still_told() -> None:
+    bus, notes = _watching(
+        EventGroup(FilterKind.SUBTREE, ("Work",), frozenset({Event.MAILBOX_NAME}))
+    )
+    bus.publish([ChangeEvent(1, 3, ChangeKind.MAILBOX_RENAMED, name="Elsewhere"),
+                 ChangeEvent(1, 4, ChangeKind.MAILBOX_RENAMED, name="Games")])
+    notes.absorb(selected_id=None)
+    assert notes.take_lists() == [Listed("Elsewhere", oldname="Work/Old")]
