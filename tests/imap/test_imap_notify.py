@@ -403,3 +403,25 @@ def test_a_client_that_falls_behind_gets_notificationoverflow(
         assert not [line for line in lines if line.startswith((b"* LIST", b"* STATUS"))]
     finally:
         raw.close()
+
+
+def test_names_follow_the_clients_hierarchy_separator(tmp_path_factory: pytest.TempPathFactory
+                                                      ) -> None:
+    config = {**imap_config(), "imap": {"hierarchy_separator": "."}}
+    with ServerThread(tmp_path_factory.mktemp("imap-notify-dot"), config) as srv:
+        address = "dotted@example.com"
+        srv.add_user(address, "correct horse")
+        other = connect(srv, address)
+        raw = Raw(srv.port("imap"), login=address)
+        try:
+            other.create("W.X")
+            _ok(raw.command("NOTIFY SET (subtree W (MessageNew MessageExpunge MailboxName))"))
+            append(other, mailbox="W.X")
+            assert _status(raw.readline())[0] == b"W.X"
+            other.rename("W.X", "W.Y")
+            assert raw.readline() == b'* LIST (\\HasNoChildren) "." "W.Y" ("OLDNAME" ("W.X"))\r\n'
+            other.create("Elsewhere.Z")
+            _quiet(raw)
+        finally:
+            raw.close()
+            other.logout()
