@@ -415,7 +415,8 @@ def test_names_follow_the_clients_hierarchy_separator(tmp_path_factory: pytest.T
         raw = Raw(srv.port("imap"), login=address)
         try:
             other.create("W.X")
-            _ok(raw.command("NOTIFY SET (subtree W (MessageNew MessageExpunge MailboxName))"))
+            _ok(raw.command("NOTIFY SET (mailboxes W.X (MessageNew MessageExpunge)) "
+                            "(subtree W (MailboxName))"))
             append(other, mailbox="W.X")
             assert _status(raw.readline())[0] == b"W.X"
             other.rename("W.X", "W.Y")
