@@ -190,6 +190,11 @@ class LimitsSettings(_Section):
     imap_idle_timeout_seconds: int = Field(
         1800, ge=1, description="IMAP auto-logout timer (RFC 9051 §5.4: at least 30 minutes)"
     )
+    imap_notify_max_backlog: int = Field(
+        10000, ge=1, description="IMAP NOTIFY (RFC 5465 §5.8): change events a session may "
+        "have waiting for delivery; past it the session gets OK [NOTIFICATIONOVERFLOW] and "
+        "its NOTIFY ends, as if it had sent NOTIFY NONE"
+    )
     pop3_idle_timeout_seconds: int = Field(
         600, ge=1, description="POP3 inactivity timer (RFC 1939 §3: at least 10 minutes)"
     )

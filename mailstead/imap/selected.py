@@ -277,13 +277,16 @@ class SelectedMailbox:
         vanished: bool = False,
         hold_recent: bool = False,
         before_expunge: Callable[[list[int]], list[bytes]] | None = None,
+        flag_changes: bool = True,
     ) -> list[bytes]:
         """Untagged responses for everything pending, in an order that keeps numbers
         consistent: EXPUNGEs first (when allowed; one VANISHED with the UIDs instead once
         QRESYNC is on, RFC 7162 §3.2.10), then EXISTS/RECENT, FLAGS when the new messages
         brought keywords this session has not announced, then flag FETCHes.
         ``before_expunge`` gets the UIDs about to be expunged while their numbers are still
-        valid, and its lines go first (RFC 5267 §4.3.4: REMOVEFROM before EXPUNGE)."""
+        valid, and its lines go first (RFC 5267 §4.3.4: REMOVEFROM before EXPUNGE). Without
+        ``flag_changes`` the flag FETCHes stay pending for a later call (NOTIFY without
+        FlagChange pushes new and expunged messages only, RFC 5465 §5.1)."""
         out: list[bytes] = []
         if allow_expunge and self._expunged:
             if before_expunge is not None:
@@ -325,7 +328,7 @@ class SelectedMailbox:
             if fresh:
                 self.keywords |= fresh
                 out += self.flags_announcement()
-        if self._flag_updates:
+        if self._flag_updates and flag_changes:
             for u in sorted(self._flag_updates):
                 seq = self.seq_of(u)
                 if seq is not None:

@@ -21,7 +21,12 @@ Invariants (the things every handler may rely on, and must keep):
    :class:`~mailstead.imap.dispatch.Expunge` policy allows (RFC 9051 §7.5.1); never while
    no command is running. The ADDTO/REMOVEFROM of live results (RFC 5267 §4.3) go out in
    the same flushes, their programs evaluated on the changed messages just before.
-5. Limits live in the read loop: line length, literal size (APPENDLIMIT for APPEND), total
+5. NOTIFY (RFC 5465, imap/notify.py) is the one exception to "never while no command is
+   running": a session that sent NOTIFY SET also gets what it asked for pushed between
+   commands and while IDLE, by one short task (the *pump*) that runs only while the session
+   waits for the client, and is finished before the next command runs. A session without
+   NOTIFY has no pump, no second subscription and no extra work at the flush points.
+6. Limits live in the read loop: line length, literal size (APPENDLIMIT for APPEND), total
    command size, number of bad commands (then BYE; before login a separate, smaller budget
    for lines that are no IMAP command, whose last one gets only BYE), auto-logout timer
    (RFC 9051 §5.4), output buffered for pipelined commands before we wait for the client.
@@ -30,6 +35,7 @@ Invariants (the things every handler may rely on, and must keep):
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import logging
 from collections.abc import Callable
@@ -40,15 +46,20 @@ from mailstead.auth.authenticator import Authenticator
 from mailstead.config.schema import Settings
 from mailstead.core import metrics, sanity
 from mailstead.core.budget import Reservation
-from mailstead.core.errors import InvalidName, MailsteadError
+from mailstead.core.errors import InvalidName, MailsteadError, NotFound
 from mailstead.core.log import redact_command
 from mailstead.core.spool import Spool, SpoolDir
 from mailstead.imap import response
 from mailstead.imap.commands import COMMAND_CAPABILITIES, COMMANDS, GRAMMARS, contexts
+from mailstead.imap.commands.fetch import fetch as fetch_command
+from mailstead.imap.commands.status import status_items
 from mailstead.imap.dispatch import Expunge
 from mailstead.imap.names import NameMapper
-from mailstead.imap.parse.commands import parse_command, parse_tag
+from mailstead.imap.notify import Listed, Notifications, status_report
+from mailstead.imap.parse.commands import Command, Fetch, parse_command, parse_tag
 from mailstead.imap.parse.errors import ParseError
+from mailstead.imap.parse.fetch import FetchAtt
+from mailstead.imap.parse.primitives import SequenceSet
 from mailstead.imap.parse.receiver import AsideLiteral, Frame, FrameError, NeedLiteral, Receiver
 from mailstead.imap.parse.sort import THREAD_CAPABILITIES
 from mailstead.imap.replies import (
@@ -123,6 +134,10 @@ EXTENSIONS = (
 )
 #: Command capabilities advertised only where they apply (decided in ``capabilities``).
 _CONDITIONAL = frozenset({"STARTTLS"})
+#: RFC 5465 §5.8: output pushed to a client that does not read it, past which NOTIFY ends
+#: with OK [NOTIFICATIONOVERFLOW] (the change events waiting are bounded by the setting
+#: ``limits.imap_notify_max_backlog``).
+MAX_NOTIFY_OUTPUT = 4 * 1024 * 1024
 
 
 class MailStore(Accounts, Mailboxes, MailboxAcls, Messages, Metadata, Protocol):
@@ -182,6 +197,12 @@ class Session:
         self.commands = 0
         self._unflushed = 0
         self.log = stream.log
+        # RFC 5465 NOTIFY: what the client asked for (None: it never did, or NOTIFY NONE),
+        # and the pump that pushes it while we wait for the client (invariant 5).
+        self.notify: Notifications | None = None
+        self._pump: asyncio.Task[None] | None = None
+        self._pump_again = False
+        self._pump_failure: BaseException | None = None
 
     # -- what handlers ask ------------------------------------------------------------------
     @property
@@ -300,7 +321,19 @@ class Session:
 
     def logout(self) -> None:
         self.unselect()
+        self.stop_notify()
         self.state = LoggedOut()
+
+    def start_notify(self, notifications: Notifications) -> None:
+        """NOTIFY SET: replaces what an earlier one asked (RFC 5465 §3.1)."""
+        self.stop_notify()
+        self.notify = notifications
+
+    def stop_notify(self) -> None:
+        """NOTIFY NONE, an overflow, or the end of the session."""
+        if self.notify is not None:
+            self.notify.close()
+            self.notify = None
 
     def claim_recent(self, view: SelectedMailbox, uids: list[int]) -> set[int]:
         """The new messages this session is the first to see (RFC 3501 §2.3.2 \\Recent)."""
@@ -340,7 +373,8 @@ class Session:
         if selected is not None and selected.live:
             await contexts.refresh(self, selected)
 
-    def flush(self, *, allow_expunge: bool, hold_recent: bool = False) -> None:
+    def flush(self, *, allow_expunge: bool, hold_recent: bool = False,
+              flag_changes: bool = True) -> None:
         """Write the pending untagged updates of the selected mailbox (invariant 4);
         ``hold_recent`` keeps RECENT for a later flush of the same command (REPLACE sends
         its EXISTS before its EXPUNGE, and one RECENT after both). Live results' updates
@@ -366,11 +400,152 @@ class Session:
                     (lambda uids: [response.untagged(t) for t in live.expunged(uids, view.seq_of)])
                     if live else None
                 ),
+                flag_changes=flag_changes,
             ):
                 self.send(line)
         if live:
             for text in live.apply(view.seq_of):
                 self.send(response.untagged(text))
+
+    # -- NOTIFY (RFC 5465) ----------------------------------------------------------------------
+    async def update(self, *, allow_expunge: bool) -> None:
+        """A command's flush point with NOTIFY on: the selected mailbox's updates, the FETCH
+        of new messages NOTIFY asked for, and the other mailboxes' notifications. (Without
+        NOTIFY the session calls :meth:`flush` directly: no coroutine per command.)"""
+        await self.deliver_notifications(allow_expunge=allow_expunge, pushing=False)
+
+    async def deliver_notifications(self, *, allow_expunge: bool, pushing: bool) -> None:
+        """Write what NOTIFY owes now. ``pushing``: no command is running (between commands,
+        IDLE), so the selected mailbox gets only what its filter asked for (RFC 5465 §6.1:
+        nothing without one; flag changes only with FlagChange; expunges not with
+        ``selected-delayed`` outside IDLE); at a command's flush point it gets what it
+        always gets."""
+        notify = self.notify
+        if notify is None:
+            return
+        if notify.overflowed:
+            self._notify_overflowed()
+            return
+        selected = self.selection
+        rule = notify.selected
+        if selected is not None and (rule is not None or not pushing):
+            if pushing:
+                await self.refresh_live()  # RFC 5267 §4.3: ADDTO/REMOVEFROM go with the push
+            view = selected.view
+            known = view.uids[view.reported_exists - 1] if view.reported_exists else 0
+            self.flush(allow_expunge=allow_expunge,
+                       flag_changes=not pushing or rule is None or rule.flags)
+            if rule is not None and rule.fetch:
+                new = view.uids[bisect.bisect_right(view.uids, known):]
+                await self._fetch_new(selected, new, rule.fetch)
+        notify.absorb(selected.view.mailbox_id if selected is not None else None)
+        for note in notify.take_lists():
+            self.untagged(self._list_line(notify, note))
+        if notify.subscriptions_touched:
+            now = await self.store.list_subscriptions(notify.subscription.user_id)
+            for note in notify.subscriptions_now(now):
+                self.untagged(self._list_line(notify, note))
+        items = status_report(self.condstore)
+        for mailbox_id in notify.take_status():
+            try:
+                box = await self.store.get_mailbox_by_id(mailbox_id)
+            except NotFound:
+                continue  # deleted since: its LIST (\NonExistent) says so
+            if not box.noselect:
+                data = await status_items(self, box, items)
+                self.untagged(b"STATUS " + self.mailbox_name(box.name) + b" " + data)
+        if self.notify is notify and self.stream.output_backlog() > MAX_NOTIFY_OUTPUT:
+            self._notify_overflowed()
+
+    def _notify_overflowed(self) -> None:
+        """RFC 5465 §5.8: say so, then behave as after NOTIFY NONE."""
+        self.stop_notify()
+        self.untagged("OK [NOTIFICATIONOVERFLOW] Too many notifications, NOTIFY is off")
+
+    async def _fetch_new(self, selected: Selected, uids: list[int],
+                         items: tuple[FetchAtt, ...]) -> None:
+        """RFC 5465 §5.2: after the EXISTS, a FETCH of the new messages with the attributes
+        MessageNew named (UID FETCH, so UID comes along)."""
+        if not uids:
+            return
+        ranges = tuple((u, u) for u in uids)
+        args = Fetch(SequenceSet(ranges), items)
+        await fetch_command(self, Command(self.current_tag, "UID FETCH", args), selected)
+
+    def _list_line(self, notify: Notifications, note: Listed) -> bytes:
+        """``LIST (attrs) "/" name`` for a MailboxName or SubscriptionChange notification
+        (RFC 5465 §5.4, §5.5), with OLDNAME after a rename (RFC 5258 §3.4 extended data)."""
+        attrs: list[str] = []
+        if note.nonexistent or note.name not in notify.names.values():
+            # Deleted, or a subscription to a name that is no mailbox (RFC 5258 §3.5).
+            attrs.append("\\NonExistent")
+        else:
+            children = notify.has_children(note.name)
+            attrs.append("\\HasChildren" if children else "\\HasNoChildren")
+        if note.subscribed:
+            attrs.append("\\Subscribed")
+        line = (b"LIST (" + " ".join(attrs).encode() + b") " + self.separator + b" "
+                + self.mailbox_name(note.name))
+        if note.oldname is not None:
+            line += b' ("OLDNAME" (' + self.mailbox_name(note.oldname) + b"))"
+        return line
+
+    def listen(self, *, allow_expunge: bool) -> None:
+        """Waiting for the client (between commands, or in IDLE): changes that arrive now
+        are pushed by the pump (invariant 5)."""
+        notify = self.notify
+        if notify is None:
+            return
+
+        def wake() -> None:
+            if self._pump is not None and not self._pump.done():
+                self._pump_again = True
+            else:
+                self._pump = asyncio.ensure_future(self._run_pump(allow_expunge))
+
+        notify.wake = wake
+        selected = self.selection
+        if selected is not None and notify.selected is not None:
+            selected.subscription.set_notifier(wake)
+            if selected.subscription.backlog() or selected.view.has_pending:
+                wake()
+        if notify.pending:
+            wake()
+
+    async def quiet(self) -> None:
+        """The client spoke: stop pushing, and let a running pump finish first."""
+        if self.notify is not None:
+            self.notify.wake = None
+        selected = self.selection
+        if selected is not None:
+            selected.subscription.set_notifier(None)
+        pump, self._pump = self._pump, None
+        if pump is not None:
+            await pump
+        failure, self._pump_failure = self._pump_failure, None
+        if failure is not None:
+            raise failure
+
+    async def _run_pump(self, allow_expunge: bool) -> None:
+        try:
+            while True:
+                self._pump_again = False
+                await self.deliver_notifications(allow_expunge=allow_expunge, pushing=True)
+                if not self._pump_again:
+                    return
+        except Disconnect as exc:
+            # The selected mailbox was deleted; its BYE is written. Close, so that the
+            # read waiting for the client ends too.
+            self._pump_failure = exc
+            with contextlib.suppress(ConnectionClosed, IdleTimeout):
+                await self.stream.drain()
+            self.stream.abort()
+        except (ConnectionClosed, IdleTimeout) as exc:
+            self._pump_failure = exc
+        except MailsteadError as exc:
+            self.log.info("NOTIFY delivery failed: %s", exc)
+        except Exception as exc:  # a bug: logged; under test it fails the test
+            sanity.degrade(self.log, exc, "bug in NOTIFY delivery: %s", exc, exc_info=True)
 
     # -- the loop -----------------------------------------------------------------------------
     async def run(self) -> None:
@@ -379,7 +554,13 @@ class Session:
         try:
             while not isinstance(self.state, LoggedOut):
                 try:
-                    frame = await self._read_frame()
+                    if self.notify is not None:
+                        self.listen(allow_expunge=self._push_expunges())
+                    try:
+                        frame = await self._read_frame()
+                    finally:
+                        if self.notify is not None or self._pump is not None:
+                            await self.quiet()
                 except FrameError as exc:
                     self._drop_literals()  # the command is gone, and with it its literals
                     if exc.fatal:
@@ -424,8 +605,17 @@ class Session:
         finally:
             self._drop_literals()
             self.unselect()
+            self.stop_notify()
+            if self._pump is not None:
+                self._pump.cancel()
         with contextlib.suppress(ConnectionClosed, IdleTimeout):
             await self.stream.drain()
+
+    def _push_expunges(self) -> bool:
+        """Between commands, expunges of the selected mailbox are pushed with ``selected``
+        and held with ``selected-delayed`` (RFC 5465 §6.1.1, §6.1.2)."""
+        rule = self.notify.selected if self.notify is not None else None
+        return rule is not None and not rule.delayed
 
     def _drop_literals(self) -> None:
         """The command is over (run, refused or cut off): what its literals held of the
@@ -614,11 +804,17 @@ class Session:
             # the command's policy allows (invariant 4).
             if spec.expunge is not Expunge.DROPPED:
                 await self.refresh_live()
-                self.flush(allow_expunge=spec.expunge is Expunge.BEFORE)
+                if self.notify is None:
+                    self.flush(allow_expunge=spec.expunge is Expunge.BEFORE)
+                else:
+                    await self.update(allow_expunge=spec.expunge is Expunge.BEFORE)
             with metrics.command("imap", cmd.name):
                 reply = await spec.run(self, cmd)
             await self.refresh_live()
-            self.flush(allow_expunge=spec.expunge is not Expunge.HELD)
+            if self.notify is None:
+                self.flush(allow_expunge=spec.expunge is not Expunge.HELD)
+            else:
+                await self.update(allow_expunge=spec.expunge is not Expunge.HELD)
         except Disconnect:
             raise
         except (ConnectionClosed, IdleTimeout):

@@ -365,6 +365,12 @@ class Stream:
         if not self._writer.is_closing():
             self._send(data)
 
+    def output_backlog(self) -> int:
+        """Bytes written but not yet taken by the peer (ours plus the transport's buffer):
+        what a session that pushes unsolicited data checks to notice a client that stopped
+        reading."""
+        return self._out_size + self._writer.transport.get_write_buffer_size()
+
     async def drain(self, timeout: float | None = None) -> None:
         """Wait until the peer takes our output; IdleTimeout if it stops reading for too long."""
         self._flush_output()

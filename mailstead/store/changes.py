@@ -70,6 +70,10 @@ class Subscription:
         self._events.clear()
         return events
 
+    def backlog(self) -> int:
+        """How many events wait to be drained (a consumer that bounds its backlog asks)."""
+        return len(self._events)
+
     def close(self) -> None:
         self._notifier = None
         self._bus._remove(self)

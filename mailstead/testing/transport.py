@@ -71,7 +71,7 @@ class _MemoryTransport(asyncio.Transport):
         return False
 
     def get_write_buffer_size(self) -> int:
-        return 0
+        return self._peer.unread
 
 
 class ScriptedPeer:
@@ -85,6 +85,9 @@ class ScriptedPeer:
         self.timeout = timeout
         #: Everything the server wrote, for a failing test to print.
         self.transcript = bytearray()
+        #: Octets the transport reports as still buffered: a script sets it to play a
+        #: client that stopped reading (what a server bounds its pushed output by).
+        self.unread = 0
 
     # -- the transport calls these ---------------------------------------------------------
     def _received(self, data: bytes) -> None:

@@ -98,14 +98,21 @@ class Raw:
     """A line-level client: ``command`` sends one tagged command and returns every line up
     to and including the tagged reply, literals inlined."""
 
-    def __init__(self, port: int, *, login: str | None = None) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    def __init__(self, port: int, *, login: str | None = None,
+                 sock: socket.socket | None = None) -> None:
+        self.sock = sock or socket.create_connection(("127.0.0.1", port), timeout=30)
+        self.sock.settimeout(30)
         self.file = self.sock.makefile("rb")
         self.greeting = self.readline()
         self._tags = itertools.count(1)
         if login is not None:
             lines = self.command(f"LOGIN {login} \"{PASSWORD}\"")
             assert lines[-1].split()[1] == b"OK", lines
+
+    @classmethod
+    def over(cls, sock: socket.socket, *, login: str | None = None) -> Raw:
+        """On a socket the test connected itself (to set its options first)."""
+        return cls(0, login=login, sock=sock)
 
     def send(self, data: bytes | str) -> None:
         self.sock.sendall(data.encode() if isinstance(data, str) else data)

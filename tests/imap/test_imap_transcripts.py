@@ -195,3 +195,21 @@ async def test_a_bug_in_a_handler_is_no_serverbug_and_the_session_goes_on(
     assert c.last_reply.endswith("NO [SERVERBUG] Internal error, the problem was logged")
     assert "internal detail" not in bytes(c.peer.transcript).decode()
     assert await c.transact("OK", "NOOP") == []
+
+
+async def test_notify_ends_when_pushed_output_is_not_read(imap: tuple[Connect, Account]) -> None:
+    """RFC 5465 §5.8: a client that stops reading while NOTIFY pushes to it gets one
+    OK [NOTIFICATIONOVERFLOW] and no more notifications, instead of an ever-growing
+    buffer."""
+    connect, _ = imap
+    watcher, other = await connect(), await connect()
+    await watcher.transact("OK", "NOTIFY SET (personal (MailboxName))")
+    watcher.peer.unread = 5 * 1024 * 1024  # as if 5 MiB pushed were still unread
+    await other.transact("OK", "CREATE One")
+    assert await watcher.line() == '* LIST (\\HasNoChildren) "/" "One"'
+    assert await watcher.line() == (
+        "* OK [NOTIFICATIONOVERFLOW] Too many notifications, NOTIFY is off"
+    )
+    watcher.peer.unread = 0
+    await other.transact("OK", "CREATE Two")
+    assert await watcher.transact("OK", "NOOP") == []

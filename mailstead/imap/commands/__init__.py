@@ -27,6 +27,7 @@ from mailstead.imap.commands import (
     listing,
     mailboxes,
     metadata,
+    notify,
     quota,
     replace,
     search,
@@ -47,6 +48,7 @@ from mailstead.imap.dispatch import (
 from mailstead.imap.parse import acl as acl_grammar
 from mailstead.imap.parse import commands as grammar
 from mailstead.imap.parse import metadata as metadata_grammar
+from mailstead.imap.parse import notify as notify_grammar
 from mailstead.imap.parse import sort as sort_grammar
 from mailstead.imap.parse.commands import Grammar
 from mailstead.imap.states import AUTHENTICATED, NOT_AUTHENTICATED, ONLY_AUTHENTICATED
@@ -88,6 +90,9 @@ COMMANDS: dict[str, CommandSpec] = table(
     # RFC 4978 §3: authenticated or selected, so after STARTTLS (which is before login).
     plain("COMPRESS", grammar.compress, compress.compress, states=AUTHENTICATED,
           capability="COMPRESS=DEFLATE"),
+    # RFC 5465 §3.1: NOTIFY, authenticated or selected; SET implies a NOOP (expunges first).
+    for_user("NOTIFY", notify_grammar.notify, notify.notify, expunge=Expunge.BEFORE,
+             capability="NOTIFY"),
     # RFC 9208 §4.1: the QUOTA commands, authenticated or selected.
     for_user("GETQUOTA", grammar.getquota, quota.getquota, capability="QUOTA"),
     for_user("GETQUOTAROOT", grammar.mailbox_arg, quota.getquotaroot, mailbox=_NAME,

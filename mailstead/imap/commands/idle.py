@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 
 
 async def idle(session: Session, cmd: Command[None]) -> Reply:
+    if session.notify is not None:
+        return await _idle_notifying(session)
     session.send(b"+ idling\r\n")
     await session.refresh_live()
     session.flush(allow_expunge=True)
@@ -78,6 +80,23 @@ async def idle(session: Session, cmd: Command[None]) -> Reply:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+    if line.strip().upper() != b"DONE":
+        raise bad("Expected DONE to end IDLE")
+    return done("IDLE terminated")
+
+
+async def _idle_notifying(session: Session) -> Reply:
+    """IDLE after NOTIFY SET: exactly the events NOTIFY asked for (RFC 5465 §4), pushed by
+    the session's NOTIFY pump, expunges included even with ``selected-delayed`` (IDLE is a
+    command during which they may be sent)."""
+    session.send(b"+ idling\r\n")
+    await session.deliver_notifications(allow_expunge=True, pushing=True)
+    await session.stream.drain()
+    session.listen(allow_expunge=True)
+    try:
+        line = await session.read_line()
+    finally:
+        await session.quiet()
     if line.strip().upper() != b"DONE":
         raise bad("Expected DONE to end IDLE")
     return done("IDLE terminated")
