@@ -451,8 +451,8 @@ class Session:
                 box = await self.store.get_mailbox_by_id(mailbox_id)
             except NotFound:
                 continue  # deleted since: its LIST (\NonExistent) says so
-            if not box.noselect:
-                data = await status_items(self, box, items)
+            if not box.noselect and isinstance(self.state, Authenticated | Selected):
+                data = await status_items(self, box, items, self.state.user)
                 self.untagged(b"STATUS " + self.mailbox_name(box.name) + b" " + data)
         if self.notify is notify and self.stream.output_backlog() > MAX_NOTIFY_OUTPUT:
             self._notify_overflowed()

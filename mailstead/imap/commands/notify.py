@@ -82,6 +82,6 @@ async def notify(session: Session, cmd: Command[NotifyArgs], user: User) -> Repl
             selected.view.mailbox_id if selected is not None else None,
         )
         for box in watched:
-            data = await status_items(session, box, items)
+            data = await status_items(session, box, items, user)
             session.untagged(b"STATUS " + session.mailbox_name(box.name) + b" " + data)
     return done("NOTIFY completed")
