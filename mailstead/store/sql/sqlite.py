@@ -17,6 +17,8 @@ runs it on a reader thread or in the writer's next group commit:
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 from collections import deque
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
@@ -31,7 +33,12 @@ from mailstead.store import audit
 from mailstead.store.audit import AuditEntry
 from mailstead.store.blobs import BlobFiles
 from mailstead.store.changes import ChangeBus
-from mailstead.store.interfaces import StructureParser, UIDRanges, account_change_key
+from mailstead.store.interfaces import (
+    StructureParser,
+    TextIndexer,
+    UIDRanges,
+    account_change_key,
+)
 from mailstead.store.models import (
     Alias,
     ApiToken,
@@ -42,6 +49,8 @@ from mailstead.store.models import (
     DeliveryResult,
     Domain,
     Group,
+    IndexedText,
+    IndexReport,
     Mailbox,
     MessageMeta,
     NewMessage,
@@ -50,6 +59,8 @@ from mailstead.store.models import (
     QueuedRecipient,
     Recipient,
     StoreFlagsResult,
+    TextMatches,
+    TextQuery,
     User,
 )
 from mailstead.store.names import validate_mailbox_name
@@ -62,13 +73,15 @@ from mailstead.store.sql import (
     messages,
     queue,
     rows,
+    textindex,
 )
 from mailstead.store.sql import backup as backups
 from mailstead.store.sql.connections import Connections
 from mailstead.store.sql.message_lists import MessageLists
-from mailstead.store.sql.writer import WriteFn, without_events
+from mailstead.store.sql.writer import WriteFn, WriteOutcome, without_events
 
 T = TypeVar("T")
+_log = logging.getLogger(__name__)
 
 #: Directory changes remembered for :meth:`SQLiteStore.directory_changes_since`; a cache
 #: further behind than this forgets everything.
@@ -84,11 +97,15 @@ class SQLiteStore:
         parse: StructureParser | None = None,
         *,
         read_threads: int = 4,
+        indexer: TextIndexer | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.db_path = self.data_dir / "mailstead.db"
         self.blobs = BlobFiles(self.data_dir / "blobs")
         self._parse = parse
+        #: Makes a body's full-text index row (docs/decisions/0027); without one, nothing
+        #: is indexed and SEARCH scans every message.
+        self._indexer = indexer
         self._changes = ChangeBus()
         self._db = Connections(
             self.db_path, self.blobs.root, self._changes.publish, read_threads=read_threads
@@ -344,6 +361,58 @@ class SQLiteStore:
     async def list_subscriptions(self, user_id: int) -> list[str]:
         return await self._db.read(lambda conn: mailboxes.list_subscriptions(conn, user_id))
 
+    # -- full-text index (docs/decisions/0027) ------------------------------------------------
+    async def search_text(self, mailbox_id: int, queries: Sequence[TextQuery]) -> TextMatches:
+        for query in queries:
+            textindex.phrase(query)  # checks columns and length on the event loop
+        return await self._db.read(lambda conn: textindex.search(conn, mailbox_id, queries))
+
+    async def index_missing(self, user_id: int | None = None, batch: int = 200) -> IndexReport:
+        indexer = self._indexer
+        if indexer is None:
+            return IndexReport(0, 0)
+        wanted = await self._db.read(lambda conn: textindex.unindexed(conn, user_id, batch))
+        if not wanted:
+            return IndexReport(0, 0)
+        structures = await self.get_structures(wanted)
+        datas = await self.read_blobs([(blob_id, 0, None) for blob_id in wanted])
+
+        def extract() -> list[tuple[str, IndexedText]]:
+            made = []
+            for blob_id, data in zip(wanted, datas, strict=True):
+                structure = structures.get(blob_id)
+                text = None
+                if data is not None and structure is not None:
+                    try:
+                        text = indexer(data, structure)
+                    except Exception:  # scanned instead, as below
+                        _log.warning("could not index body %s", blob_id, exc_info=True)
+                made.append((blob_id, text or IndexedText({}, complete=False)))
+            return made
+
+        made = await self._db.in_io(extract)
+
+        def write(conn: sqlite3.Connection) -> WriteOutcome[IndexReport]:
+            written = [bool(t.values) for b, t in made if textindex.add(conn, b, t)]
+            return WriteOutcome(IndexReport(sum(written), len(written) - sum(written)))
+
+        return await self._db.write(write)
+
+    async def rebuild_index(self, user_id: int | None = None) -> IndexReport:
+        if self._indexer is None:
+            return IndexReport(0, 0)
+        doomed = await self._db.read(lambda conn: textindex.indexed_bodies(conn, user_id))
+        for i in range(0, len(doomed), 1000):
+            part = doomed[i : i + 1000]
+            await self._db.write(without_events(partial(textindex.remove_many, part=part)))
+        indexed = skipped = 0
+        while True:
+            report = await self.index_missing(user_id)
+            if not report.indexed and not report.skipped:
+                return IndexReport(indexed, skipped)
+            indexed += report.indexed
+            skipped += report.skipped
+
     # -- messages: writing ---------------------------------------------------------------------
     async def append(
         self,
@@ -358,6 +427,7 @@ class SQLiteStore:
         return await bodies.write_with_bodies(
             self._db, self.blobs, self._parse, [data],
             lambda conn, ids: messages.append(conn, mailbox_id, ids[0], size, clean, when),
+            indexer=self._indexer,
         )
 
     async def append_many(
@@ -375,6 +445,7 @@ class SQLiteStore:
                 messages.Addition(blob_id, size, flags, when)
                 for blob_id, (size, flags, when) in zip(ids, described, strict=True)
             ]),
+            indexer=self._indexer,
         )
 
     async def replace(
@@ -389,6 +460,7 @@ class SQLiteStore:
                 conn, mailbox_id, messages.Addition(ids[0], size, flags, when),
                 old_mailbox_id, old_uid,
             ),
+            indexer=self._indexer,
         )
 
     async def deliver(
@@ -405,6 +477,7 @@ class SQLiteStore:
         return await bodies.write_with_bodies(
             self._db, self.blobs, self._parse, [data],
             lambda conn, ids: messages.deliver(conn, ids[0], size, targets, when),
+            indexer=self._indexer,
         )
 
     async def store_flags(
@@ -508,6 +581,7 @@ class SQLiteStore:
             lambda conn, ids: queue.enqueue(
                 conn, ids, envelope, len(data), targets, local_size, when, now.isoformat()
             ),
+            indexer=self._indexer if local else None,
         )
 
     async def queue_summary(self) -> tuple[int, datetime | None]:
