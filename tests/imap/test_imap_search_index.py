@@ -147,10 +147,24 @@ def needles(draw: st.DrawFn, sources: list[str]) -> str:
 
 @st.composite
 def programs(draw: st.DrawFn, stored: list[bytes]) -> SearchKey:
-    kind = draw(st.sampled_from(
-        ["BODY", "BODY", "TEXT", "TEXT", "SUBJECT", "FROM", "TO", "CC", "BCC",
-         "subject", "x-extra", "from"]
-    ))
+    kind = draw(
+        st.sampled_from(
+            [
+                "BODY",
+                "BODY",
+                "TEXT",
+                "TEXT",
+                "SUBJECT",
+                "FROM",
+                "TO",
+                "CC",
+                "BCC",
+                "subject",
+                "x-extra",
+                "from",
+            ]
+        )
+    )
     needle = draw(needles(_sources(draw(st.sampled_from(stored)), kind)))
     key: SearchKey = Text(TextField(kind), needle) if kind.isupper() else Header(kind, needle)
     if draw(st.integers(0, 4)) == 0:
