@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import imaplib
 import quopri
 import sqlite3
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -21,6 +24,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from mailstead.auth.passwords import hash_password
 from mailstead.cli.serve import parse_structure, text_indexer
 from mailstead.core.errors import QuotaExceeded
 from mailstead.core.types import FlagMode
@@ -37,7 +41,10 @@ from mailstead.store.models import (
     TextQuery,
     User,
 )
+from mailstead.store.sql.schema import MIGRATIONS, statements
 from mailstead.store.sql.sqlite import SQLiteStore
+from mailstead.testing.server import TEST_PASSWORD_POLICY, ServerThread, SubprocessServer
+from mailstead.testing.waiting import poll_until
 
 # Letters with awkward case folding (ß, dotted/dotless i, final sigma, ligature), a few
 # ASCII letters so that short needles hit often, separators, and a quote for FTS5 quoting.
@@ -341,3 +348,103 @@ async def test_search_text_answers(indexed: tuple[SQLiteStore, User, Mailbox]) -
         frozenset({int(a.uid)}),
     )
     assert found.unindexed == found.incomplete == frozenset()
+
+
+# -- crash and start-up --------------------------------------------------------------------
+
+PASSWORD = "index password"
+
+
+async def _account(data_dir: Path) -> None:
+    async with SQLiteStore(data_dir, parse=parse_structure) as store:
+        await store.add_domain("example.org")
+        await store.add_user("ann@example.org", hash_password(PASSWORD, TEST_PASSWORD_POLICY))
+
+
+def test_kill_9_keeps_every_row_with_its_message(tmp_path: Path) -> None:
+    """SIGKILL while a client appends and expunges: afterwards every message has its index
+    row and every row its message (they commit together), and acknowledged messages are
+    found through the index."""
+    asyncio.run(_account(tmp_path / "data"))
+    server = SubprocessServer(tmp_path, {"auth": {"allow_plaintext": True}}).start()
+    acked: list[int] = []
+    stop = threading.Event()
+
+    def client() -> None:
+        with contextlib.suppress(OSError, imaplib.IMAP4.abort, imaplib.IMAP4.error):
+            imap = imaplib.IMAP4("127.0.0.1", server.port("imap"))
+            imap.login("ann@example.org", PASSWORD)
+            imap.select("INBOX")
+            n = 0
+            while not stop.is_set():
+                assert imap.append("INBOX", "", None, _mail(n))[0] == "OK"
+                acked.append(n)
+                if n % 3 == 2:  # drop the oldest: rows must go with their messages
+                    imap.store("1", "+FLAGS", "\\Deleted")
+                    imap.expunge()
+                n += 1
+
+    worker = threading.Thread(target=client)
+    worker.start()
+    try:
+        poll_until(
+            lambda: True if len(acked) >= 30 else None,
+            timeout=120,
+            failure=lambda: f"only {len(acked)} appends acknowledged",
+        )
+        server.kill()
+    finally:
+        stop.set()
+        server.kill()
+        worker.join(timeout=60)
+    assert_row_iff_message(tmp_path / "data")
+    referenced, _, _ = rows(tmp_path / "data")
+    assert referenced
+
+    async def find_last() -> frozenset[int]:
+        async with SQLiteStore(tmp_path / "data", parse=parse_structure) as store:
+            user = await store.find_user("ann@example.org")
+            assert user is not None
+            inbox = await store.get_mailbox(user.id, "INBOX")
+            found = await store.search_text(inbox.id, [TextQuery(("body",), f"word{acked[-1]} ")])
+            return found.hits[0]
+
+    assert len(asyncio.run(find_last())) == 1
+
+
+def test_a_store_from_before_the_index_is_indexed_at_start(tmp_path: Path) -> None:
+    """A database from before the index (its last migration not applied, its messages
+    without rows) gets the tables by migration and its rows from the server's background
+    pass at start; SEARCH answers exactly meanwhile and after."""
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    with sqlite3.connect(data_dir / "mailstead.db") as conn:
+        for number, script in enumerate(MIGRATIONS[:-1], start=1):
+            for statement in statements(script):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {number}")
+    asyncio.run(_account(data_dir))
+
+    async def old_messages() -> None:
+        async with SQLiteStore(data_dir, parse=parse_structure) as store:  # no indexer
+            user = await store.find_user("ann@example.org")
+            assert user is not None
+            inbox = await store.get_mailbox(user.id, "INBOX")
+            for n in range(5):
+                await store.append(inbox.id, _mail(n))
+
+    asyncio.run(old_messages())
+    referenced, indexed, _ = rows(data_dir)
+    assert len(referenced) == 5 and not indexed
+    with ServerThread(tmp_path, {"auth": {"allow_plaintext": True}}) as server:
+        poll_until(
+            lambda: True if rows(data_dir)[1] == referenced else None,
+            timeout=60,
+            failure=lambda: f"indexed {rows(data_dir)[1]} of {referenced}",
+        )
+        with imaplib.IMAP4("127.0.0.1", server.port("imap")) as imap:
+            imap.login("ann@example.org", PASSWORD)
+            imap.select("INBOX")
+            assert imap.search(None, "BODY word3")[1] == [b"4"]
+            assert imap.search(None, "TEXT NOTE")[1] == [b"1 2 3 4 5"]
+    assert_row_iff_message(data_dir)
