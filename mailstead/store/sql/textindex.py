@@ -127,10 +127,14 @@ def search(conn: sqlite3.Connection, mailbox_id: int, queries: Sequence[TextQuer
             frozenset(
                 r[0]
                 for r in conn.execute(
+                    # CROSS JOIN keeps this order: the index's matches first, then
+                    # their messages in this mailbox. Left to itself, the planner walks
+                    # the mailbox and asks the index once per message (5 s instead of
+                    # 1 ms for 10,000 messages).
                     "SELECT m.uid FROM search_text t"
-                    " JOIN search_bodies s ON s.id = t.rowid"
-                    " JOIN messages m ON m.blob_id = s.blob_id"
-                    " WHERE search_text MATCH ? AND m.mailbox_id = ?",
+                    " CROSS JOIN search_bodies s CROSS JOIN messages m"
+                    " WHERE search_text MATCH ? AND s.id = t.rowid"
+                    " AND m.blob_id = s.blob_id AND m.mailbox_id = ?",
                     (expression, mailbox_id),
                 )
             )
