@@ -86,6 +86,8 @@ _log = logging.getLogger(__name__)
 #: Directory changes remembered for :meth:`SQLiteStore.directory_changes_since`; a cache
 #: further behind than this forgets everything.
 DIRECTORY_CHANGES_KEPT = 1024
+#: :meth:`SQLiteStore.index_missing` writes its batch once it holds this much text.
+INDEX_BATCH_CHARACTERS = 32 * 1024 * 1024
 
 
 class SQLiteStore:
@@ -375,22 +377,33 @@ class SQLiteStore:
         if not wanted:
             return IndexReport(0, 0)
         structures = await self.get_structures(wanted)
-        datas = await self.read_blobs([(blob_id, 0, None) for blob_id in wanted])
 
-        def extract() -> list[tuple[str, IndexedText]]:
-            made = []
-            for blob_id, data in zip(wanted, datas, strict=True):
-                structure = structures.get(blob_id)
-                text = None
-                if data is not None and structure is not None:
-                    try:
-                        text = indexer(data, structure)
-                    except Exception:  # scanned instead, as below
-                        _log.warning("could not index body %s", blob_id, exc_info=True)
-                made.append((blob_id, text or IndexedText({}, complete=False)))
-            return made
+        def extract(blob_id: str, data: bytes) -> IndexedText:
+            structure = structures.get(blob_id)
+            if structure is not None:
+                try:
+                    text = indexer(data, structure)
+                    if text is not None:
+                        return text
+                except Exception:  # scanned instead
+                    _log.warning("could not index body %s", blob_id, exc_info=True)
+            return IndexedText({}, complete=False)
 
-        made = await self._db.in_io(extract)
+        # One body read at a time (a batch of big ones must not be held at once), and the
+        # batch cut short once the text made would be large; the rest comes next call.
+        made: list[tuple[str, IndexedText]] = []
+        held = 0
+        for blob_id in wanted:
+            try:
+                async with self._db.whole_reads:
+                    data = await self.read_blob(blob_id)
+            except NotFound:
+                continue  # collected meanwhile: nothing references it any more
+            text = await self._db.in_io(partial(extract, blob_id, data))
+            made.append((blob_id, text))
+            held += sum(len(v) for v in text.values.values())
+            if held > INDEX_BATCH_CHARACTERS:
+                break
 
         def write(conn: sqlite3.Connection) -> WriteOutcome[IndexReport]:
             written = [bool(t.values) for b, t in made if textindex.add(conn, b, t)]
