@@ -408,6 +408,7 @@ async def index_in_background(store: Store) -> int:
 
 
 async def _collect_garbage_forever(store: Store, grace: float) -> None:
+    """The store's background upkeep: the full-text catch-up once, then collection."""
     await index_in_background(store)
     while True:
         await asyncio.sleep(GC_INTERVAL_SECONDS)

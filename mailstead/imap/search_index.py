@@ -27,6 +27,8 @@ from mailstead.store.models import TextQuery
 
 #: The shortest needle the trigram index can look up.
 MIN_NEEDLE = 3
+#: The most of a needle the index is asked for (its first characters).
+MAX_NEEDLE = 256
 
 _COLUMNS = {
     TextField.SUBJECT: ("subject",),
@@ -53,6 +55,10 @@ def _query(key: SearchKey) -> tuple[TextQuery, bool] | None:
             return None
     if len(needle) < MIN_NEEDLE or not _encodable(needle):
         return None
+    if len(needle) > MAX_NEEDLE:
+        # A needle of up to 1 MiB (a literal) would be as many trigram lookups: its first
+        # characters narrow as well, a miss of them is a miss of the whole, a hit is checked.
+        needle, exact = needle[:MAX_NEEDLE], False
     return TextQuery(columns, needle), exact
 
 

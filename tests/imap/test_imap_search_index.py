@@ -251,6 +251,21 @@ def test_index_backed_search_equals_the_scan(
     asyncio.run(run())
 
 
+async def test_a_long_needle_is_narrowed_by_its_start(
+    indexed: tuple[SQLiteStore, User, Mailbox],
+) -> None:
+    """A needle longer than the index is asked for: its first characters find candidates,
+    the scan decides (the two messages share the first 256 characters)."""
+    store, _user, box = indexed
+    start = "x" * search_index.MAX_NEEDLE
+    for tail in ("yes", "no"):
+        await store.append(box.id, f"Subject: s\r\n\r\n{start}{tail}\r\n".encode())
+    by_scan, by_index = await _answers(store, box, Text(TextField.BODY, start + "yes"))
+    assert by_index == by_scan == {1}
+    by_scan, by_index = await _answers(store, box, Not(Text(TextField.BODY, start + "z")))
+    assert by_index == by_scan == {1, 2}
+
+
 def test_index_columns_are_the_stores() -> None:
     assert searchtext.COLUMNS == SEARCH_COLUMNS
 
