@@ -23,10 +23,13 @@ async def test_without_an_indexer_every_message_is_unindexed(store: Store, user_
     assert await store.rebuild_index() == IndexReport(0, 0)
 
 
-@pytest.mark.parametrize("query", [
-    TextQuery(("nowhere",), "hello"),  # no such column
-    TextQuery(("body",), "he"),  # below the trigrams
-])
+@pytest.mark.parametrize(
+    "query",
+    [
+        TextQuery(("nowhere",), "hello"),  # no such column
+        TextQuery(("body",), "he"),  # below the trigrams
+    ],
+)
 async def test_bad_queries_are_refused(store: Store, user_id: int, query: TextQuery) -> None:
     box = (await store.get_mailbox(user_id, "INBOX")).id
     with pytest.raises(InvalidName):
