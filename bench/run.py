@@ -22,6 +22,7 @@ SCENARIOS = [
     "smtp_relay",
     "imap_fetch",
     "imap_sync",
+    "imap_search",
     "imap_idle",
     "imap_latency",
     "hostile_load",

@@ -40,6 +40,7 @@ from mailstead.store.models import (
     AuditRecord,
     Domain,
     Group,
+    IndexReport,
     Mailbox,
     QueuedMessage,
     User,
@@ -341,6 +342,19 @@ class Admin:
     async def integrity_check(self, actor: Actor) -> list[str]:
         actor.require_admin("checking the mailstore")
         return await self.store.integrity_check()
+
+    async def rebuild_index(self, actor: Actor, address: str | None) -> IndexReport:
+        """Write the SEARCH full-text index of one account (or, for an administrator, of
+        every account) again from the stored messages (decision 0027)."""
+        if address is None:
+            actor.require_admin("rebuilding every account's search index")
+            user_id, target = None, "*"
+        else:
+            user = await self.get_user(actor, address)
+            user_id, target = user.id, user.address
+        return await self._audited(
+            actor, "index.rebuild", target, lambda: self.store.rebuild_index(user_id)
+        )
 
     # -- the outbound queue --------------------------------------------------------------------
 

@@ -516,6 +516,29 @@ def message_import(state: CliState, address: str, path: Path, folder: str | None
         click.echo(report.summary())
 
 
+@click.group()
+def index() -> None:
+    """The full-text index behind IMAP SEARCH."""
+
+
+@index.command("rebuild")
+@click.option("--account", "-a", metavar="ADDRESS",
+              help="Only this account's messages. Default: every account.")
+@click.pass_obj
+def index_rebuild(state: CliState, account: str | None) -> None:
+    """Write the SEARCH index again from the stored messages.
+
+    Not needed in normal operation: every message is indexed when it is stored, and the
+    server indexes messages stored before the index existed in the background when it
+    starts. Use it after changing [store] index_text_limit, or if the index is suspected
+    damaged. The server may keep running: searches stay exact while it works (a message
+    without its index row is scanned), only slower.
+    """
+    report = state.admin(lambda admin, me: admin.rebuild_index(me, account), create=False)
+    skipped = f", {report.skipped} scanned instead (no text structure)" if report.skipped else ""
+    click.echo(f"indexed {report.indexed} messages{skipped}")
+
+
 @click.command("check")
 @click.pass_obj
 def check(state: CliState) -> None:
@@ -559,5 +582,5 @@ def register(root: click.Group) -> None:
     from mailstead.cli.setup import setup
     from mailstead.cli.status import status
 
-    attach(root, domain, user, alias, group, mailbox, share, message, check, backup, restore,
-           status, token, audit, setup)
+    attach(root, domain, user, alias, group, mailbox, share, message, index, check, backup,
+           restore, status, token, audit, setup)

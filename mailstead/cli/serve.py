@@ -52,14 +52,15 @@ from mailstead.http.api.app import APIServices
 from mailstead.http.app import HTTPServices, build_app
 from mailstead.http.server import HTTPServer
 from mailstead.imap.server import IMAPServer
-from mailstead.mime import stored
+from mailstead.mime import searchtext, stored
 from mailstead.mime.parse import parse_message
 from mailstead.net.listener import Handler, Listener, ListenerGroup, RejectHook
 from mailstead.net.signals import ProcessSignals
 from mailstead.net.tls import TLSContexts, ensure_self_signed
 from mailstead.pop3.server import POP3Server
 from mailstead.smtp.server import SMTPServer
-from mailstead.store.interfaces import Store
+from mailstead.store.interfaces import Store, TextIndexer
+from mailstead.store.models import IndexedText
 from mailstead.store.sql import backup as backups
 from mailstead.store.sql.sqlite import SQLiteStore
 
@@ -116,12 +117,27 @@ def parse_structure(raw: bytes) -> bytes:
     return stored.encode(parse_message(raw))
 
 
+def text_indexer(limit: int) -> TextIndexer:
+    """The store's injected full-text indexer: the text SEARCH scans (mime/searchtext.py),
+    at most ``limit`` characters per column, in the store's columns."""
+
+    def index(raw: bytes, structure: bytes) -> IndexedText:
+        made = searchtext.index_text(raw, stored.StoredStructure(structure), limit)
+        return IndexedText(dict(zip(searchtext.COLUMNS, made.values, strict=True)), made.complete)
+
+    return index
+
+
 # -- the store -------------------------------------------------------------------------------
 
 
 def build_store(settings: Settings) -> Store:
     """The configured backend, not yet opened. The only place a concrete store is named."""
-    return SQLiteStore(settings.data_dir, parse=parse_structure)
+    return SQLiteStore(
+        settings.data_dir,
+        parse=parse_structure,
+        indexer=text_indexer(settings.store.index_text_limit),
+    )
 
 
 @contextlib.asynccontextmanager
@@ -377,7 +393,27 @@ def build_listeners(services: Services, front_ends: Mapping[str, FrontEnd]) -> l
     return listeners
 
 
+async def index_in_background(store: Store) -> int:
+    """At start-up: index the bodies stored before the full-text index existed, a batch at
+    a time, while the server already serves (SEARCH scans them meanwhile, so answers stay
+    exact). New messages are indexed when they are stored. Returns how many were indexed."""
+    indexed = 0
+    while True:
+        try:
+            report = await store.index_missing()
+        except Exception as exc:  # keep serving: searches scan what is not indexed
+            log.error("full-text indexing failed: %s", exc)
+            return indexed
+        if not report.indexed and not report.skipped:
+            if indexed:
+                log.info("full-text index: %d stored messages indexed", indexed)
+            return indexed
+        indexed += report.indexed
+
+
 async def _collect_garbage_forever(store: Store, grace: float) -> None:
+    """The store's background upkeep: the full-text catch-up once, then collection."""
+    await index_in_background(store)
     while True:
         await asyncio.sleep(GC_INTERVAL_SECONDS)
         try:

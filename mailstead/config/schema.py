@@ -80,6 +80,13 @@ class StoreSettings(_Section):
     gc_grace_seconds: int = Field(
         3600, ge=0, description="age before an unreferenced message body is deleted"
     )
+    index_text_limit: Size = Field(
+        1024 * 1024,
+        ge=1024,
+        description="characters of each text field of a message "
+        "(body text, all header fields, ...) kept in the IMAP SEARCH full-text index; a "
+        "message with more is still found exactly, by scanning it (docs/decisions/0027)",
+    )
 
 
 class TLSSettings(_Section):

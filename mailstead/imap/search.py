@@ -7,7 +7,7 @@ Text matching is case-insensitive substring matching on decoded text (RFC 9051 �
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
@@ -33,8 +33,9 @@ from mailstead.imap.parse.search import (
     TextField,
     walk,
 )
-from mailstead.mime.imap_views import decode_part_body
-from mailstead.mime.parse import Part, decode_encoded_words
+from mailstead.imap.search_index import IndexAnswers
+from mailstead.mime import searchtext
+from mailstead.mime.searchtext import fold as _fold
 from mailstead.mime.stored import StoredStructure
 from mailstead.store.models import MessageMeta
 
@@ -47,10 +48,13 @@ class Needs:
     savedate: bool = False  # RFC 8514: read with Store.save_dates, apart from the rest
 
 
-def needs(key: SearchKey) -> Needs:
-    """What data evaluating ``key`` requires, so the caller loads only that."""
+def needs(key: SearchKey, *, text: bool = True) -> Needs:
+    """What data evaluating ``key`` requires, so the caller loads only that; without
+    ``text``, what it requires once the index has settled every text key."""
     structure = header = body = savedate = False
     for k in walk(key):
+        if not text and isinstance(k, Text | Header):
+            continue
         match k:
             case Text(field=TextField.BODY | TextField.TEXT):
                 structure = header = body = True
@@ -95,73 +99,23 @@ def _lowered(flags: frozenset[str]) -> frozenset[str]:
     return frozenset(f.lower() for f in flags)
 
 
-def _fold(text: str) -> str:
-    return text.casefold()
-
-
-def _decode_header_value(value: bytes) -> str:
-    text = value.decode("utf-8", "replace")
-    return decode_encoded_words(text.replace("\r\n", "").replace("\n", ""))
-
 
 def _header_values(c: Candidate, name: str) -> list[str]:
     if c.structure is None or c.raw is None:
         return []
-    wanted = name.lower()
-    out = []
-    for field_name, start, end in c.structure.parsed.root.headers:
-        if field_name == wanted:
-            line = c.raw[start:end]
-            colon = line.find(b":")
-            out.append(_decode_header_value(line[colon + 1 :] if colon >= 0 else b"").strip())
-    return out
-
-
-#: Leaf types whose decoded content is searched as text. Dovecot searches these alone; an
-#: image, archive or PDF decoded from base64 is bytes, and a short word would match by
-#: chance in nearly every such attachment.
-_TEXT_TYPES = frozenset({"text", "message"})
-
-
-def _every_part(part: Part) -> Iterator[Part]:
-    """The part and everything inside it: body parts of a multipart and the message of a
-    message/rfc822 part, each with a header of its own."""
-    yield part
-    for child in part.children:
-        yield from _every_part(child)
-
-
-def _text_parts(part: Part) -> list[Part]:
-    """Every text leaf, attached messages' included (RFC 9051 §6.4.4 "the body")."""
-    return [p for p in _every_part(part) if not p.children and p.content_type in _TEXT_TYPES]
+    return searchtext.header_values(c.raw, c.structure, name)
 
 
 def _body_text(c: Candidate) -> str:
     if c.structure is None or c.raw is None:
         return ""
-    chunks = []
-    for part in _text_parts(c.structure.parsed.root):
-        data = decode_part_body(c.raw, part)
-        charset = part.param("charset") or "us-ascii"
-        try:
-            chunks.append(data.decode(charset, "replace"))
-        except LookupError:
-            chunks.append(data.decode("utf-8", "replace"))
-    return "\n".join(chunks)
+    return searchtext.body_text(c.raw, c.structure)
 
 
 def _header_text(c: Candidate) -> str:
-    """Every header field of the message: the top-level header, the MIME header of each body
-    part and the header of each attached message. TEXT looks at the "header (including MIME
-    header fields)" (RFC 9051 §6.4.4), and Dovecot searches all of these. Fields are decoded
-    one by one so that a word cannot run on from one field into the next."""
     if c.structure is None or c.raw is None:
         return ""
-    fields = []
-    for part in _every_part(c.structure.parsed.root):
-        for _name, start, end in part.headers:
-            fields.append(_decode_header_value(c.raw[start:end]))
-    return "\n".join(fields)
+    return searchtext.header_text(c.raw, c.structure)
 
 
 def _thread_id(c: Candidate, user_id: int) -> str | None:
@@ -186,10 +140,12 @@ Predicate = Callable[["Candidate"], bool]
 
 
 def matcher(
-    key: SearchKey, seq_uids: Callable[[Numbers], set[int]], user_id: int = 0
+    key: SearchKey, seq_uids: Callable[[Numbers], set[int]], user_id: int = 0,
+    index: IndexAnswers | None = None,
 ) -> Predicate:
     """Compile the program into a predicate. ``seq_uids`` resolves sequence-set keys to UID
-    sets (done once per key, not per message); ``user_id`` scopes THREADID."""
+    sets (done once per key, not per message); ``user_id`` scopes THREADID; the full-text
+    ``index`` answers text keys where it can (the scan decides the rest)."""
     match key:
         case All():
             return lambda c: True
@@ -206,13 +162,14 @@ def matcher(
             uids = seq_uids(key)
             return lambda c: int(c.meta.uid) in uids
         case Not(inner):
-            negated = matcher(inner, seq_uids, user_id)
+            negated = matcher(inner, seq_uids, user_id, index)
             return lambda c: not negated(c)
         case Or(left, right):
-            first, second = matcher(left, seq_uids, user_id), matcher(right, seq_uids, user_id)
+            first = matcher(left, seq_uids, user_id, index)
+            second = matcher(right, seq_uids, user_id, index)
             return lambda c: first(c) or second(c)
         case And(keys):
-            parts = [matcher(k, seq_uids, user_id) for k in keys]
+            parts = [matcher(k, seq_uids, user_id, index) for k in keys]
             return lambda c: all(p(c) for p in parts)
         case ModSeq(lowest):
             return lambda c: c.meta.modseq >= lowest  # RFC 7162 §3.1.5: "equal or greater"
@@ -232,10 +189,24 @@ def matcher(
             return _date_matcher(relation, day, _saved_date)
         case Header(name, text):
             needle = _fold(text)
-            return lambda c: any(needle in _fold(v) for v in _header_values(c, name))
+            return _indexed(
+                key, index, lambda c: any(needle in _fold(v) for v in _header_values(c, name))
+            )
         case Text(field, text):
-            return _text_matcher(field, _fold(text))
+            return _indexed(key, index, _text_matcher(field, _fold(text)))
     raise AssertionError(f"unhandled search key {key!r}")
+
+
+def _indexed(key: SearchKey, index: IndexAnswers | None, scan: Predicate) -> Predicate:
+    """The index's answer for the message where it has one, else the scan's."""
+    if index is None:
+        return scan
+
+    def check(c: Candidate) -> bool:
+        answer = index.answer(key, int(c.meta.uid))
+        return scan(c) if answer is None else answer
+
+    return check
 
 
 _ADDRESS_FIELDS = {

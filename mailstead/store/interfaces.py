@@ -32,6 +32,8 @@ from mailstead.store.models import (
     DeliveryResult,
     Domain,
     Group,
+    IndexedText,
+    IndexReport,
     Mailbox,
     MessageMeta,
     NewMessage,
@@ -41,12 +43,19 @@ from mailstead.store.models import (
     Recipient,
     SharedMailbox,
     StoreFlagsResult,
+    TextMatches,
+    TextQuery,
     User,
 )
 
 #: Turns raw message bytes into the parsed structure, serialised (``mime.stored.encode``).
 #: Injected by the composition root so the store stays ignorant of MIME.
 StructureParser = Callable[[bytes], bytes]
+
+#: Makes a body's full-text index row from its bytes and its stored structure (``mime/
+#: searchtext.py``, injected by the composition root like the parser); None when the body
+#: has nothing to index.
+TextIndexer = Callable[[bytes, bytes], IndexedText | None]
 
 #: Inclusive UID ranges, e.g. ``[(1, 5), (9, 9)]``; ``None`` as an upper bound means "to the end".
 UIDRanges = Sequence[tuple[int, int | None]]
@@ -397,6 +406,13 @@ class Messages(Protocol):
     async def vanished_since(self, mailbox_id: int, modseq: int) -> list[UID]:
         """UIDs expunged with a modseq above ``modseq`` (RFC 7162 §3.2.5.1)."""
 
+    async def search_text(self, mailbox_id: int, queries: Sequence[TextQuery]) -> TextMatches:
+        """Per query, the mailbox's messages whose full-text index row holds the needle in
+        one of the query's columns, and the messages a miss proves nothing for (no row
+        yet, or a row cut to the indexed-text limit). A row is written in the transaction
+        that stores a message whose body has none and removed in the transaction that
+        removes the body's last message (docs/decisions/0027)."""
+
 
 class Metadata(Protocol):
     """Annotations of an account's mailboxes and of the server as the account sees it
@@ -527,6 +543,17 @@ class Maintenance(Protocol):
     async def integrity_check(self) -> list[str]:
         """Backend self-check; empty list means healthy."""
 
+    async def index_missing(self, user_id: int | None = None, batch: int = 200) -> IndexReport:
+        """Index up to ``batch`` bodies of the account's (or everyone's) messages that have
+        no full-text index row (stored before the index existed, or by a store without an
+        indexer). A body that cannot be indexed gets an empty row marked incomplete, so
+        searches scan it and it is not tried again. Nothing left: both counts are 0."""
+
+    async def rebuild_index(self, user_id: int | None = None) -> IndexReport:
+        """Drop the full-text index rows of the account's (or everyone's) messages and
+        write them again from the bodies. Searches stay exact meanwhile: a message
+        without a row is scanned."""
+
     async def backup(self, target: Path) -> BackupReport:
         """A consistent copy of the store, taken while it runs, into the new directory
         ``target`` (read back with the backend's restore)."""
@@ -584,6 +611,7 @@ __all__ = [
     "OutboundQueue",
     "Store",
     "StructureParser",
+    "TextIndexer",
     "UIDRanges",
     "account_change_key",
 ]

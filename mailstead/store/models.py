@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum, StrEnum
@@ -313,3 +314,60 @@ class AuditRecord:
     action: str
     target: str
     detail: str  # JSON object of the operation's arguments, secrets left out
+
+
+# -- full-text index ------------------------------------------------------------------------
+# The trigram index behind IMAP SEARCH text keys (docs/decisions/0027). The store keeps it
+# per body and answers substring queries over it; what goes in each column is made outside
+# the store (mime/searchtext.py, injected by the composition root).
+
+#: The index's columns: subject, the address lists, every top-level field's value, every
+#: header field whole, the body text.
+SEARCH_COLUMNS = (
+    "subject",
+    "addr_from",
+    "addr_to",
+    "addr_cc",
+    "addr_bcc",
+    "hvalues",
+    "headers",
+    "body",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class IndexedText:
+    """One body's folded text per column (every name in :data:`SEARCH_COLUMNS`);
+    ``complete`` is False when some column was cut to the indexed-text limit."""
+
+    values: Mapping[str, str]
+    complete: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TextQuery:
+    """Messages whose indexed text holds ``needle`` (already folded, at least three
+    characters) in one of ``columns``."""
+
+    columns: tuple[str, ...]
+    needle: str
+
+
+@dataclass(frozen=True, slots=True)
+class TextMatches:
+    """The answer to text queries over one mailbox: per query the UIDs whose index holds
+    the needle; the UIDs whose body has no index row yet (``unindexed``) or only a cut one
+    (``incomplete``), for which a miss proves nothing."""
+
+    hits: tuple[frozenset[int], ...]
+    unindexed: frozenset[int]
+    incomplete: frozenset[int]
+
+
+@dataclass(frozen=True, slots=True)
+class IndexReport:
+    """What an index rebuild or catch-up did: bodies indexed, and bodies that could not be
+    (no structure, unreadable), which searches keep scanning."""
+
+    indexed: int
+    skipped: int

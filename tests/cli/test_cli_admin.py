@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 
 import click
@@ -10,6 +11,7 @@ import pytest
 from conftest import Invoke, one_error_line
 
 from mailstead.cli.main import cli
+from mailstead.cli.serve import parse_structure
 from mailstead.store.sql.sqlite import SQLiteStore
 
 
@@ -358,3 +360,31 @@ def test_unexpected_exceptions_are_one_line_unless_debug(
     assert result.exit_code == 1
     assert "Traceback" in result.stderr
     assert result.stderr.strip().splitlines()[-1] == "internal error: RuntimeError: disk on fire"
+
+
+def test_index_rebuild(mailstead: Invoke, data_dir: Path) -> None:
+    """Messages stored without the SEARCH index (as before it existed) get their rows from
+    ``mailstead index rebuild``, for one account or every one (decision 0027)."""
+    mailstead("domain", "add", "example.org")
+    for who in ("bob", "eve"):
+        mailstead("user", "add", f"{who}@example.org", "--password-stdin", input="tulip-fox-9\n")
+
+    async def store_unindexed() -> None:
+        async with SQLiteStore(data_dir, parse=parse_structure) as store:
+            for who in ("bob", "eve"):
+                user = await store.find_user(f"{who}@example.org")
+                assert user is not None
+                inbox = await store.get_mailbox(user.id, "INBOX")
+                await store.append(inbox.id, f"Subject: {who}\r\n\r\nhello {who}\r\n".encode())
+
+    asyncio.run(store_unindexed())
+    result = mailstead("index", "rebuild", "--account", "bob@example.org")
+    assert result.stdout == "indexed 1 messages\n", result.output
+    assert mailstead("index", "rebuild").stdout == "indexed 2 messages\n"
+    with sqlite3.connect(data_dir / "mailstead.db") as conn:
+        assert conn.execute("SELECT count(*) FROM search_bodies").fetchone() == (2,)
+        hits = conn.execute("SELECT count(*) FROM search_text WHERE search_text MATCH"
+                            " '{body} : \"hello eve\"'").fetchone()
+        assert hits == (1,)
+    line = one_error_line(mailstead("index", "rebuild", "--account", "nobody@example.org"))
+    assert line == "error: user nobody@example.org does not exist"

@@ -7,6 +7,11 @@ kind of attachment. The search programs are every plain ``SEARCH`` line of that 
 get the messages in the same order, so sequence numbers line up and the untagged ``SEARCH``
 answers must be equal word for word.
 
+mailstead answers text keys from its full-text index where it can (decision 0027); the
+messages and programs of ``INDEX_*`` probe that index's edges (needles under three
+characters, non-ASCII case, encoded-words, transfer encodings, HTML-only mail, parts of
+addresses), and Dovecot runs with its default configuration (no FTS plugin).
+
 Where James's own expectations differ from both (one BODY line), see
 docs/imap-compatibility.md. The messages all carry a Date: field: without one, Dovecot takes
 1970 as the sent date and mailstead the INTERNALDATE (RFC 5256 §2.2).
@@ -15,12 +20,12 @@ docs/imap-compatibility.md. The messages all carry a Date: field: without one, D
 from __future__ import annotations
 
 import base64
-import imaplib
 import re
+import socket
 from collections.abc import Iterator
 
 import pytest
-from dovecot import Dovecot, dovecot_binary
+from dovecot import Dovecot, IMAPWire, dovecot_binary
 
 from mailstead.testing.paths import SHARED
 from mailstead.testing.server import ServerThread
@@ -83,13 +88,56 @@ ATTACHMENTS = [
 ]
 EXTRA_PROGRAMS = ["BODY zebra", "TEXT zebra", 'TEXT "Content-Type: image/gif"', "BODY attachment"]
 
+#: Messages for the full-text index's edges (decision 0027): an HTML-only message (searched
+#: as written, tags included), RFC 2047 encoded-word headers in two charsets, a
+#: quoted-printable UTF-8 body and a base64 ISO-8859-1 one.
+INDEX_MESSAGES = [
+    b"From: Web Team <news@letters.example.com>\r\nTo: reader@example.org\r\n"
+    b"Subject: weekly digest\r\nDate: Sun, 1 Jun 2025 10:00:00 +0000\r\n"
+    b"MIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"
+    b'<html><body><p class="note">The <b>walrus</b> caf&eacute; is open</p></body></html>\r\n',
+    b"From: =?iso-8859-1?q?J=F6rg_M=FCller?= <joerg@mail.example.com>\r\n"
+    b"To: =?utf-8?b?w4VzYQ==?= <asa@example.net>\r\n"
+    b"Subject: =?utf-8?q?Stra=C3=9Fe_und_Caf=C3=A9?=\r\n"
+    b"Date: Sun, 1 Jun 2025 11:00:00 +0000\r\nMIME-Version: 1.0\r\n"
+    b"Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n"
+    b"\r\nGr=C3=BC=C3=9Fe aus M=C3=BCnchen, =\r\nsoft break\r\n",
+    b"From: Ana <ana@sub.example.org>\r\nSubject: latin\r\n"
+    b"Date: Sun, 1 Jun 2025 12:00:00 +0000\r\nMIME-Version: 1.0\r\n"
+    b"Content-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: base64\r\n"
+    b"\r\n" + base64.encodebytes("Señor Niño paga el café".encode("latin-1")) + b"\r\n",
+]
+
+
+def _utf8(key: str, text: str) -> str:
+    """A program whose string is UTF-8, sent as a non-synchronizing literal (RFC 7888)."""
+    return f"CHARSET UTF-8 {key} {{{len(text.encode())}+}}\r\n{text}"
+
+
+INDEX_PROGRAMS = [
+    # HTML-only mail: text, markup and entities as written
+    "BODY walrus", "TEXT walrus", "BODY class", 'BODY "<b>walrus</b>"', "BODY caf&eacute;",
+    # a part of an address: local part, domain, across the @
+    "FROM xample.co", "FROM mail.ex", "FROM rg@ma", "FROM letters", "TO xample.ne",
+    "CC example", "BCC example",
+    # two characters and one: below the index's trigrams
+    "BODY ze", "SUBJECT di", "FROM an", "TEXT q", "BODY wa",
+    # encoded-words and charsets, decoded
+    _utf8("FROM", "jörg"), _utf8("FROM", "MÜLLER"), _utf8("TO", "åsa"),
+    _utf8("SUBJECT", "straße"), _utf8("SUBJECT", "café"), _utf8("BODY", "grüße"),
+    _utf8("BODY", "MÜNCHEN"), _utf8("BODY", "señor niño"), _utf8("TEXT", "ñ"),
+    _utf8("HEADER Subject", "und caf"), _utf8("BODY", "münchen, soft"),
+    "HEADER From joerg@", 'HEADER Subject "=?utf-8"', "SUBJECT Stra",
+]
+
 
 def _messages_and_programs() -> tuple[list[bytes], list[str]]:
     script = SEARCH_ATOMS.read_text(encoding="utf-8").splitlines()
     programs = [
         m.group(1) for line in script if (m := _SEARCH.match(line)) and not _SKIP.search(line)
     ]
-    return _appended(script) + ATTACHMENTS, programs + EXTRA_PROGRAMS
+    messages = _appended(script) + ATTACHMENTS + INDEX_MESSAGES
+    return messages, programs + EXTRA_PROGRAMS + INDEX_PROGRAMS
 
 
 def _answer(lines: list[bytes]) -> str:
@@ -114,15 +162,14 @@ def answers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, tupl
         user = server.add_user("searcher@example.org", "pw")
         for message in messages:
             server.deliver(user.id, message)
-        client = imaplib.IMAP4("127.0.0.1", server.port("imap"))
-        client.login("searcher@example.org", "pw")
-        client.select("INBOX")
         ours = {}
-        for program in programs:
-            status, data = client.search(None, program)
-            assert status == "OK", (program, data)
-            ours[program] = (data[0] or b"").decode().strip()
-        client.logout()
+        with socket.create_connection(("127.0.0.1", server.port("imap")), timeout=60) as sock:
+            wire = IMAPWire(sock)
+            wire.read_response()  # greeting
+            wire.command("LOGIN searcher@example.org pw")
+            wire.command("SELECT INBOX")
+            for program in programs:
+                ours[program] = _answer(wire.command(f"SEARCH {program}"))
     yield {p: (ours[p], theirs[p]) for p in programs}
 
 

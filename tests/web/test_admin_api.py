@@ -20,7 +20,7 @@ from mailstead.auth.throttle import Throttle, ThrottlePolicy
 from mailstead.cli.main import cli
 from mailstead.cli.serve import build_admin
 from mailstead.http.api.app import APIServices, build_api
-from mailstead.store.models import OutboundEnvelope, QueuedRecipient
+from mailstead.store.models import OutboundEnvelope, QueuedRecipient, TextQuery
 from mailstead.store.sql.sqlite import SQLiteStore
 from mailstead.testing.dns import TestDNSServer
 from mailstead.testing.server import (
@@ -378,3 +378,27 @@ def test_dns_records_and_check(api: httpx.Client, dns: TestDNSServer) -> None:
     assert next(c for c in after["checks"] if c["type"] == "MX")["status"] == "ok"
     _problem(api.get("/domains/nowhere.test/dns-records"), 404)
     _problem(api.get("/domains/not a domain/dns-records"), 422)
+
+
+def test_index_rebuild_is_scoped_and_audited(server: ServerThread, api: httpx.Client) -> None:
+    """POST /store/index/rebuild (mailstead index rebuild, decision 0027): the account's
+    messages are indexed again; every account only for an administrator."""
+    store = server.store
+    ann = server.call(store.find_user("ann@example.org"))
+    assert ann is not None
+    inbox = server.call(store.get_mailbox(ann.id, "INBOX"))
+    server.call(store.append(inbox.id, b"Subject: rebuilt\r\n\r\nfind the walrus\r\n"))
+    body = api.post("/store/index/rebuild", params={"account": "ann@example.org"}).json()
+    assert body["indexed"] >= 1 and body["skipped"] == 0
+    assert api.post("/store/index/rebuild").json()["indexed"] >= body["indexed"]
+    found = server.call(store.search_text(inbox.id, [TextQuery(("body",), "walrus")]))
+    assert len(found.hits[0]) == 1 and not found.unindexed
+    records = api.get("/audit", params={"target": "ann@example.org"}).json()
+    assert any(r["action"] == "index.rebuild" for r in records)
+    _problem(api.post("/store/index/rebuild", params={"account": "nobody@example.org"}), 404)
+    token = _token(server, "domain:example.org", "domain admin")
+    base = f"http://127.0.0.1:{server.port('http')}/api/v1"
+    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}) as tenant:
+        assert tenant.post("/store/index/rebuild",
+                           params={"account": "ann@example.org"}).status_code == 200
+        _problem(tenant.post("/store/index/rebuild"), 403)

@@ -410,6 +410,14 @@ def build_api(services: APIServices) -> FastAPI:
         problems = await admin.integrity_check(me)
         return m.CheckOut(ok=not problems, problems=problems)
 
+    @route(v1, "POST", "/store/index/rebuild", "index rebuild",
+           summary="Write the IMAP SEARCH full-text index again (one account, or every one)")
+    async def index_rebuild(me: Caller, account: Annotated[str | None, Query(
+            max_length=320, description="only this account; default every account")] = None,
+    ) -> m.IndexRebuildOut:
+        report = await admin.rebuild_index(me, account)
+        return m.IndexRebuildOut(indexed=report.indexed, skipped=report.skipped)
+
     @route(v1, "GET", "/queue", "queue list", summary="Every queued message")
     async def queue_list(me: Caller) -> list[m.QueuedOut]:
         return [m.QueuedOut.of(q) for q in await admin.queue_list(me)]

@@ -202,6 +202,13 @@ class CheckOut(BaseModel):
     problems: list[str]
 
 
+class IndexRebuildOut(BaseModel):
+    """Messages whose SEARCH index row was written, and those left to scanning."""
+
+    indexed: int
+    skipped: int
+
+
 class RecipientOut(BaseModel):
     address: str
     status: str

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from mailstead.core.errors import NotFound
-from mailstead.imap import access
+from mailstead.imap import access, search_index
 from mailstead.imap.batches import batches
 from mailstead.imap.esearch import esearch
 from mailstead.imap.live import LiveResult
@@ -24,6 +24,7 @@ from mailstead.imap.parse.search import (
 )
 from mailstead.imap.replies import Reply, done, no
 from mailstead.imap.search import Candidate, Needs, matcher, needs, uses_modseq
+from mailstead.imap.search_index import IndexAnswers
 from mailstead.imap.selected import InvalidSequence
 from mailstead.imap.states import Selected
 from mailstead.mime.stored import StoredStructure
@@ -106,6 +107,22 @@ class Candidates:
     #: wait (RFC 9051 §7.5.1), so the answer says that it left them out (§7.1
     #: EXPUNGEISSUED), as FETCH and STORE do.
     expunged_meanwhile: bool
+    #: The full-text index's answers for the text keys (None: nothing to ask it).
+    index: IndexAnswers | None = None
+    #: What the program reads of a message whose text keys the index settled.
+    settled: Needs = field(default_factory=Needs)
+
+    def reads(self, c: Candidate) -> Needs:
+        """What evaluating the program needs of this message: less than :attr:`wanted`
+        when the index settles every text key for it."""
+        index = self.index
+        if index is None or index.unanswerable or not index.settles(self._keys, int(c.meta.uid)):
+            return self.wanted
+        return self.settled
+
+    @property
+    def _keys(self) -> list[SearchKey]:
+        return list(self.index.hits) if self.index is not None else []
 
 
 async def candidates(session: Session, selected: Selected, key: SearchKey) -> Candidates:
@@ -121,10 +138,13 @@ async def candidates(session: Session, selected: Selected, key: SearchKey) -> Ca
 
     if uses_modseq(key):
         session.enable_condstore()  # RFC 7162 §3.1: a CONDSTORE-enabling command
-    predicate = matcher(key, seq_uids, selected.user.id)
-    wanted = needs(key)
     store = session.store
     metas = await access.own_view(session, selected, await store.list_messages(view.mailbox_id))
+    # After the list: a message stored meanwhile is not a candidate, so the index never
+    # has to speak for one it has not seen (decision 0027).
+    index = await search_index.ask(store, view.mailbox_id, key)
+    predicate = matcher(key, seq_uids, selected.user.id, index)
+    wanted = needs(key)
     visible = [
         Candidate(m, seq, int(m.uid) in view.recent)
         for m in metas
@@ -134,7 +154,26 @@ async def candidates(session: Session, selected: Selected, key: SearchKey) -> Ca
         saved = await store.save_dates(view.mailbox_id)
         for c in visible:
             c.savedate = saved.get(c.meta.uid)
-    return Candidates(predicate, wanted, visible, len(visible) < view.exists)
+    return Candidates(
+        predicate, wanted, visible, len(visible) < view.exists, index, needs(key, text=False)
+    )
+
+
+async def _load(store: Messages, program: Candidates, chunk: list[Candidate]) -> list[Candidate]:
+    """Load what each message of the chunk needs (the bodies only of those the index does
+    not settle), keeping mailbox order; messages that vanished are left out."""
+    groups: dict[Needs, list[Candidate]] = {}
+    for c in chunk:
+        groups.setdefault(program.reads(c), []).append(c)
+    loaded: list[Candidate] = []
+    for reads, group in groups.items():
+        if reads.structure:
+            loaded += await load_candidates(store, group, reads)
+        else:
+            loaded += group
+    if len(groups) > 1:
+        loaded.sort(key=lambda c: c.seq)
+    return loaded
 
 
 def _evaluate(predicate: Callable[[Candidate], bool], chunk: list[Candidate]) -> list[bool]:
@@ -164,10 +203,10 @@ async def search(session: Session, cmd: Command[SearchArgs], selected: Selected)
     body_bytes = _BODY_BYTES if wanted.body else None
     for chunk in batches(visible, lambda c: c.meta.size, count=_BATCH, octets=body_bytes):
         if wanted.structure:
-            loaded = await load_candidates(store, chunk, wanted)
+            loaded = await _load(store, program, chunk)
             expunged_meanwhile = expunged_meanwhile or len(loaded) < len(chunk)
             chunk = loaded
-        if wanted.body or wanted.header:
+        if any(c.raw is not None for c in chunk):
             # Decoding and scanning message text grows with what the messages hold (a
             # MIME bomb of 10,000 parts): off the event loop, so no other session waits.
             hits = await asyncio.to_thread(_evaluate, predicate, chunk)

@@ -15,6 +15,7 @@ its row exist in the same transaction as the rows that point to it.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -25,11 +26,14 @@ from typing import TypeVar
 from mailstead.core.errors import NotFound, StorageFull, StorageUnavailable, StoreError
 from mailstead.core.message_data import MessageData
 from mailstead.store.blobs import BlobFiles, blob_id_for
-from mailstead.store.interfaces import StructureParser
+from mailstead.store.interfaces import StructureParser, TextIndexer
+from mailstead.store.models import IndexedText
+from mailstead.store.sql import textindex
 from mailstead.store.sql.connections import Connections, chunks, placeholders
 from mailstead.store.sql.writer import WriteOutcome, is_full
 
 T = TypeVar("T")
+_log = logging.getLogger(__name__)
 
 #: Bodies up to this size are kept in the database (docs/decisions/0002); larger ones in
 #: files under blobs/.
@@ -54,6 +58,7 @@ class Staged:
     dirty: set[Path]  # files to flush before the COMMIT (large bodies)
     structure: bytes | None  # the parsed MIME structure
     small: bytes | None  # the body itself when it goes into the database
+    text: IndexedText | None = None  # what the full-text index keeps of it
 
 
 class BodyVanished(Exception):
@@ -63,6 +68,7 @@ class BodyVanished(Exception):
 async def stage(
     db: Connections, blobs: BlobFiles, parse: StructureParser | None,
     message: bytes | MessageData,
+    indexer: TextIndexer | None = None,
 ) -> Staged:
     """Get a body ready for a write: a small one is hashed and parsed here (the writer
     stores it in the database); a large one is written to a file and parsed on the I/O
@@ -74,18 +80,18 @@ async def stage(
     """
     if isinstance(message, MessageData):
         if not message.in_memory and len(message) > DATABASE_BODY_LIMIT:
-            return await _stage_spooled(db, blobs, parse, message)
+            return await _stage_spooled(db, blobs, parse, message, indexer)
         data = message.read() if message.in_memory else await db.in_io(message.read)
     else:
         data = message
     if len(data) <= DATABASE_BODY_LIMIT:
         if parse is None:
-            structure = None
+            structure, text = None, None
         elif len(data) <= INLINE_PARSE_LIMIT:
-            structure = parse(data)
+            structure, text = _parse(parse, indexer, data)
         else:
-            structure = await db.in_io(partial(parse, data))
-        return Staged(blob_id_for(data), set(), structure, data)
+            structure, text = await db.in_io(partial(_parse, parse, indexer, data))
+        return Staged(blob_id_for(data), set(), structure, data, text)
 
     def to_file() -> Staged:
         try:
@@ -94,13 +100,33 @@ async def stage(
             if is_full(exc):
                 raise StorageFull("storage is full") from exc
             raise StorageUnavailable(f"cannot write a message body: {exc}") from exc
-        return Staged(blob_id, dirty, parse(data) if parse is not None else None, None)
+        structure, text = _parse(parse, indexer, data) if parse is not None else (None, None)
+        return Staged(blob_id, dirty, structure, None, text)
 
     return await db.in_io(to_file)
 
 
+def _parse(
+    parse: StructureParser, indexer: TextIndexer | None, data: bytes
+) -> tuple[bytes, IndexedText | None]:
+    """The structure, and the indexed text made from it while the body is at hand. A
+    body the indexer fails on is still stored; it gets no index row, so searches scan it."""
+    structure = parse(data)
+    if indexer is None:
+        return structure, None
+    try:
+        return structure, indexer(data, structure)
+    except Exception:  # the message matters more than its index row
+        _log.warning("could not index a message body for SEARCH", exc_info=True)
+        return structure, None
+
+
 async def _stage_spooled(
-    db: Connections, blobs: BlobFiles, parse: StructureParser | None, message: MessageData
+    db: Connections,
+    blobs: BlobFiles,
+    parse: StructureParser | None,
+    message: MessageData,
+    indexer: TextIndexer | None,
 ) -> Staged:
     def to_file() -> tuple[str, set[Path]]:
         try:
@@ -111,11 +137,11 @@ async def _stage_spooled(
             raise StorageUnavailable(f"cannot write a message body: {exc}") from exc
 
     blob_id, dirty = await db.in_io(to_file)
-    structure = None
+    structure, text = None, None
     if parse is not None:
         async with db.whole_reads:
-            structure = await db.in_io(lambda: parse(blobs.read(blob_id)))
-    return Staged(blob_id, dirty, structure, None)
+            structure, text = await db.in_io(lambda: _parse(parse, indexer, blobs.read(blob_id)))
+    return Staged(blob_id, dirty, structure, None, text)
 
 
 def place(conn: sqlite3.Connection, blobs: BlobFiles, staged: Staged, size: int) -> None:
@@ -151,19 +177,28 @@ async def write_with_bodies(
     parse: StructureParser | None,
     bodies: Sequence[bytes | MessageData],
     write: BodiesWrite[T],
+    indexer: TextIndexer | None = None,
 ) -> T:
     """Run ``write`` with ``bodies`` stored durably first: in the same transaction for a
-    small body, flushed before the COMMIT for a file."""
+    small body, flushed before the COMMIT for a file. With an ``indexer``, the bodies a
+    message references after ``write`` get their full-text index row in that transaction
+    too, so a message and its row commit together."""
     for _attempt in range(_ATTEMPTS):
         if len(bodies) == 1:
-            staged = [await stage(db, blobs, parse, bodies[0])]
+            staged = [await stage(db, blobs, parse, bodies[0], indexer)]
         else:
-            staged = list(await asyncio.gather(*(stage(db, blobs, parse, b) for b in bodies)))
+            staged = list(
+                await asyncio.gather(*(stage(db, blobs, parse, b, indexer) for b in bodies))
+            )
 
         def placed(conn: sqlite3.Connection, staged: list[Staged] = staged) -> WriteOutcome[T]:
             for body, one in zip(bodies, staged, strict=True):
                 place(conn, blobs, one, len(body))
-            return write(conn, [one.blob_id for one in staged])
+            outcome = write(conn, [one.blob_id for one in staged])
+            for one in staged:
+                if one.text is not None:
+                    textindex.add(conn, one.blob_id, one.text)
+            return outcome
 
         try:
             return await db.write(placed, sync_dirs=set().union(*(s.dirty for s in staged)))

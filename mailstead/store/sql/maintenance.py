@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlite3
 
 from mailstead.store.blobs import BlobFiles
-from mailstead.store.sql import messages, queue
+from mailstead.store.sql import messages, queue, textindex
 from mailstead.store.sql.connections import Connections
 from mailstead.store.sql.writer import WriteOutcome
 
@@ -39,6 +39,7 @@ def _remove(
         if used or blobs.age(blob_id) < grace_seconds:
             continue
         conn.execute("DELETE FROM blobs WHERE id = ?", (blob_id,))
+        textindex.remove(conn, blob_id)  # normally gone with its last message already
         # Unlinked now, in the writer thread, so an append later in this batch that
         # carries the same content writes the file again. If the COMMIT fails, the row
         # stays without a file; nothing references it, and the next append of that

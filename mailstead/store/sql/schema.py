@@ -247,7 +247,49 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (mailbox_id, user_id, uid)
     ) WITHOUT ROWID;
     """,
+    # 15: the trigram full-text index behind IMAP SEARCH text keys (docs/decisions/0027).
+    # One row per body that a message references (bodies are shared), the folded text per
+    # column; ``search_bodies`` maps a body to its row and says whether the text was cut to
+    # the indexed-text limit. The trigger drops the row in the transaction that removes the
+    # last message of the body (expunge, MOVE source, a mailbox or account deleted), so a
+    # row exists exactly while a message does. Bodies stored before have no row until the
+    # server's background catch-up or ``mailstead index rebuild`` indexes them; searches
+    # scan them meanwhile.
+    """
+    CREATE VIRTUAL TABLE search_text USING fts5(
+        subject, addr_from, addr_to, addr_cc, addr_bcc, hvalues, headers, body,
+        tokenize = 'trigram case_sensitive 1', columnsize = 0
+    );
+    CREATE TABLE search_bodies (
+        id       INTEGER PRIMARY KEY,
+        blob_id  TEXT NOT NULL UNIQUE,
+        complete INTEGER NOT NULL
+    );
+    CREATE TRIGGER search_bodies_unreferenced AFTER DELETE ON messages
+    WHEN NOT EXISTS (SELECT 1 FROM messages WHERE blob_id = OLD.blob_id)
+    BEGIN
+        DELETE FROM search_text
+            WHERE rowid IN (SELECT id FROM search_bodies WHERE blob_id = OLD.blob_id);
+        DELETE FROM search_bodies WHERE blob_id = OLD.blob_id;
+    END;
+    """,
 )
+
+
+def statements(script: str) -> list[str]:
+    """The script's statements one by one. A ``;`` ends a statement only where SQLite
+    says the statement is complete, so a trigger's body stays whole."""
+    out: list[str] = []
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                out.append(pending)
+            pending = ""
+    if pending.strip(" \n;"):
+        out.append(pending)
+    return out
 
 
 def migrate(conn: sqlite3.Connection) -> int:
@@ -258,9 +300,8 @@ def migrate(conn: sqlite3.Connection) -> int:
             continue
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for statement in script.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
+            for statement in statements(script):
+                conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {number}")
             conn.execute("COMMIT")
         except BaseException:

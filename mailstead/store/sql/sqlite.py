@@ -17,6 +17,8 @@ runs it on a reader thread or in the writer's next group commit:
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -31,7 +33,12 @@ from mailstead.store import audit
 from mailstead.store.audit import AuditEntry
 from mailstead.store.blobs import BlobFiles
 from mailstead.store.changes import ChangeBus
-from mailstead.store.interfaces import StructureParser, UIDRanges, account_change_key
+from mailstead.store.interfaces import (
+    StructureParser,
+    TextIndexer,
+    UIDRanges,
+    account_change_key,
+)
 from mailstead.store.models import (
     AclEntry,
     Alias,
@@ -43,6 +50,8 @@ from mailstead.store.models import (
     DeliveryResult,
     Domain,
     Group,
+    IndexedText,
+    IndexReport,
     Mailbox,
     MessageMeta,
     NewMessage,
@@ -52,6 +61,8 @@ from mailstead.store.models import (
     Recipient,
     SharedMailbox,
     StoreFlagsResult,
+    TextMatches,
+    TextQuery,
     User,
 )
 from mailstead.store.names import validate_mailbox_name
@@ -66,13 +77,15 @@ from mailstead.store.sql import (
     metadata,
     queue,
     rows,
+    textindex,
 )
 from mailstead.store.sql import backup as backups
 from mailstead.store.sql.connections import Connections
 from mailstead.store.sql.message_lists import MessageLists
-from mailstead.store.sql.writer import WriteFn, without_events
+from mailstead.store.sql.writer import WriteFn, WriteOutcome, without_events
 
 T = TypeVar("T")
+_log = logging.getLogger(__name__)
 
 #: Directory changes remembered for :meth:`SQLiteStore.directory_changes_since`; a cache
 #: further behind than this forgets everything.
@@ -80,6 +93,8 @@ DIRECTORY_CHANGES_KEPT = 1024
 #: Up to this many structures are read on the event loop's own connection (a FETCH of a
 #: screenful of messages); more go to a reader thread (Connections.read_small).
 SMALL_READ_ROWS = 64
+#: :meth:`SQLiteStore.index_missing` writes its batch once it holds this much text.
+INDEX_BATCH_CHARACTERS = 32 * 1024 * 1024
 
 
 class SQLiteStore:
@@ -91,11 +106,15 @@ class SQLiteStore:
         parse: StructureParser | None = None,
         *,
         read_threads: int = 4,
+        indexer: TextIndexer | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.db_path = self.data_dir / "mailstead.db"
         self.blobs = BlobFiles(self.data_dir / "blobs")
         self._parse = parse
+        #: Makes a body's full-text index row (docs/decisions/0027); without one, nothing
+        #: is indexed and SEARCH scans every message.
+        self._indexer = indexer
         self._changes = ChangeBus()
         self._db = Connections(
             self.db_path, self.blobs.root, self._changes.publish, read_threads=read_threads
@@ -408,6 +427,69 @@ class SQLiteStore:
             lambda conn: acl.set_private_seen(conn, mailbox_id, user_id, uids, seen)
         )
 
+    # -- full-text index (docs/decisions/0027) ------------------------------------------------
+    async def search_text(self, mailbox_id: int, queries: Sequence[TextQuery]) -> TextMatches:
+        for query in queries:
+            textindex.phrase(query)  # checks columns and length on the event loop
+        return await self._db.read(lambda conn: textindex.search(conn, mailbox_id, queries))
+
+    async def index_missing(self, user_id: int | None = None, batch: int = 200) -> IndexReport:
+        indexer = self._indexer
+        if indexer is None:
+            return IndexReport(0, 0)
+        wanted = await self._db.read(lambda conn: textindex.unindexed(conn, user_id, batch))
+        if not wanted:
+            return IndexReport(0, 0)
+        structures = await self.get_structures(wanted)
+
+        def extract(blob_id: str, data: bytes) -> IndexedText:
+            structure = structures.get(blob_id)
+            if structure is not None:
+                try:
+                    text = indexer(data, structure)
+                    if text is not None:
+                        return text
+                except Exception:  # scanned instead
+                    _log.warning("could not index body %s", blob_id, exc_info=True)
+            return IndexedText({}, complete=False)
+
+        # One body read at a time (a batch of big ones must not be held at once), and the
+        # batch cut short once the text made would be large; the rest comes next call.
+        made: list[tuple[str, IndexedText]] = []
+        held = 0
+        for blob_id in wanted:
+            try:
+                async with self._db.whole_reads:
+                    data = await self.read_blob(blob_id)
+            except NotFound:
+                continue  # collected meanwhile: nothing references it any more
+            text = await self._db.in_io(partial(extract, blob_id, data))
+            made.append((blob_id, text))
+            held += sum(len(v) for v in text.values.values())
+            if held > INDEX_BATCH_CHARACTERS:
+                break
+
+        def write(conn: sqlite3.Connection) -> WriteOutcome[IndexReport]:
+            written = [bool(t.values) for b, t in made if textindex.add(conn, b, t)]
+            return WriteOutcome(IndexReport(sum(written), len(written) - sum(written)))
+
+        return await self._db.write(write)
+
+    async def rebuild_index(self, user_id: int | None = None) -> IndexReport:
+        if self._indexer is None:
+            return IndexReport(0, 0)
+        doomed = await self._db.read(lambda conn: textindex.indexed_bodies(conn, user_id))
+        for i in range(0, len(doomed), 1000):
+            part = doomed[i : i + 1000]
+            await self._db.write(without_events(partial(textindex.remove_many, part=part)))
+        indexed = skipped = 0
+        while True:
+            report = await self.index_missing(user_id)
+            if not report.indexed and not report.skipped:
+                return IndexReport(indexed, skipped)
+            indexed += report.indexed
+            skipped += report.skipped
+
     # -- messages: writing ---------------------------------------------------------------------
     async def append(
         self,
@@ -422,6 +504,7 @@ class SQLiteStore:
         return await bodies.write_with_bodies(
             self._db, self.blobs, self._parse, [data],
             lambda conn, ids: messages.append(conn, mailbox_id, ids[0], size, clean, when),
+            indexer=self._indexer,
         )
 
     async def append_many(
@@ -439,6 +522,7 @@ class SQLiteStore:
                 messages.Addition(blob_id, size, flags, when)
                 for blob_id, (size, flags, when) in zip(ids, described, strict=True)
             ]),
+            indexer=self._indexer,
         )
 
     async def replace(
@@ -453,6 +537,7 @@ class SQLiteStore:
                 conn, mailbox_id, messages.Addition(ids[0], size, flags, when),
                 old_mailbox_id, old_uid,
             ),
+            indexer=self._indexer,
         )
 
     async def deliver(
@@ -469,6 +554,7 @@ class SQLiteStore:
         return await bodies.write_with_bodies(
             self._db, self.blobs, self._parse, [data],
             lambda conn, ids: messages.deliver(conn, ids[0], size, targets, when),
+            indexer=self._indexer,
         )
 
     async def store_flags(
@@ -581,6 +667,7 @@ class SQLiteStore:
             lambda conn, ids: queue.enqueue(
                 conn, ids, envelope, len(data), targets, local_size, when, now.isoformat()
             ),
+            indexer=self._indexer if local else None,
         )
 
     async def queue_summary(self) -> tuple[int, datetime | None]:
