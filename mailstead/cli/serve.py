@@ -52,6 +52,7 @@ from mailstead.http.api.app import APIServices
 from mailstead.http.app import HTTPServices, build_app
 from mailstead.http.server import HTTPServer
 from mailstead.imap.server import IMAPServer
+from mailstead.imap.sort import stored_sort_keys
 from mailstead.mime import stored
 from mailstead.mime.parse import parse_message
 from mailstead.net.listener import Handler, Listener, ListenerGroup, RejectHook
@@ -121,7 +122,7 @@ def parse_structure(raw: bytes) -> bytes:
 
 def build_store(settings: Settings) -> Store:
     """The configured backend, not yet opened. The only place a concrete store is named."""
-    return SQLiteStore(settings.data_dir, parse=parse_structure)
+    return SQLiteStore(settings.data_dir, parse=parse_structure, sort_keys=stored_sort_keys)
 
 
 @contextlib.asynccontextmanager

@@ -12,7 +12,7 @@ moment leaves either all of a write or none of it visible.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
@@ -38,6 +38,8 @@ from mailstead.store.models import (
     QueuedMessage,
     QueuedRecipient,
     Recipient,
+    SortKeyField,
+    SortKeys,
     StoreFlagsResult,
     User,
 )
@@ -45,6 +47,11 @@ from mailstead.store.models import (
 #: Turns raw message bytes into the parsed structure, serialised (``mime.stored.encode``).
 #: Injected by the composition root so the store stays ignorant of MIME.
 StructureParser = Callable[[bytes], bytes]
+
+#: Derives the sort keys of a body from its stored structure (the bytes a
+#: :data:`StructureParser` made), or None when it cannot; injected by the composition root
+#: like the parser, so the store writes them at delivery without knowing what they mean.
+SortKeysMaker = Callable[[bytes], SortKeys | None]
 
 #: Inclusive UID ranges, e.g. ``[(1, 5), (9, 9)]``; ``None`` as an upper bound means "to the end".
 UIDRanges = Sequence[tuple[int, int | None]]
@@ -330,6 +337,19 @@ class Messages(Protocol):
     async def vanished_since(self, mailbox_id: int, modseq: int) -> list[UID]:
         """UIDs expunged with a modseq above ``modseq`` (RFC 7162 §3.2.5.1)."""
 
+    async def sort_keys(
+        self, mailbox_id: int, fields: frozenset[SortKeyField], version: int
+    ) -> dict[UID, SortKeys]:
+        """The stored sort keys of the mailbox's messages, in one read, with only
+        ``fields`` filled (the rest empty). Messages whose body has none, or keys of
+        another ``version``, are absent: the caller derives those from the structure and
+        hands them to :meth:`put_sort_keys`. Keys are per body: a copy shares them."""
+
+    async def put_sort_keys(self, keys: Mapping[str, SortKeys]) -> None:
+        """Keep keys derived after the body was stored (by blob id), replacing older ones;
+        a body that no longer exists is skipped. No change event: the keys are derived
+        from the body, which did not change."""
+
 
 class OutboundQueue(Protocol):
     """The durable queue of mail for remote recipients (and of DSN requests for local
@@ -475,6 +495,7 @@ __all__ = [
     "Maintenance",
     "Messages",
     "OutboundQueue",
+    "SortKeysMaker",
     "Store",
     "StructureParser",
     "UIDRanges",

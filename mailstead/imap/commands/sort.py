@@ -1,15 +1,15 @@
 """SORT, UID SORT, THREAD and UID THREAD (RFC 5256).
 
 The messages are found as SEARCH finds them (the same evaluator over the same batches);
-what SORT and THREAD compare comes from the structure ``mime/`` stored at delivery, so no
-message is parsed again. Ordering and threading are pure (:mod:`mailstead.imap.sort`) and
-run off the event loop: on a large mailbox they take longer than a session may hold it.
+what SORT and THREAD compare comes from the sort keys the store kept of each body
+(:mod:`mailstead.imap.sort_keys`, decision 0031), so no message is parsed again and no
+structure decoded. Ordering and threading are pure (:mod:`mailstead.imap.sort`) and run
+off the event loop: on a large mailbox they take longer than a session may hold it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -30,6 +30,7 @@ from mailstead.imap.sort import (
     render_threads,
     sort_messages,
 )
+from mailstead.imap.sort_keys import sortables
 from mailstead.imap.states import Selected
 
 if TYPE_CHECKING:
@@ -45,11 +46,9 @@ def _check_charset(charset: str) -> None:
         raise no("Unsupported charset", "BADCHARSET (" + " ".join(SUPPORTED_CHARSETS) + ")")
 
 
-def _select(
-    predicate: Callable[[Candidate], bool], chunk: list[Candidate], reads: frozenset[Field]
-) -> list[Sortable]:
-    """The chunk's matching messages as SORT and THREAD read them."""
-    return [Sortable.of(c.meta, c.seq, c.structure, reads) for c in chunk if predicate(c)]
+def _select(predicate: Callable[[Candidate], bool], chunk: list[Candidate]) -> list[Candidate]:
+    """The chunk's matching messages."""
+    return [c for c in chunk if predicate(c)]
 
 
 async def _matching(
@@ -59,25 +58,23 @@ async def _matching(
     client still counts were expunged meanwhile (then the reply says ``EXPUNGEISSUED``,
     as SEARCH's does)."""
     program = await candidates(session, selected, key)
-    predicate, visible = program.predicate, program.visible
+    predicate, visible, wanted = program.predicate, program.visible, program.wanted
     expunged_meanwhile = program.expunged_meanwhile
-    # The sort keys come from the stored structure even when the program needs none of it.
-    wanted = dataclasses.replace(program.wanted,
-                                 structure=bool(reads) or program.wanted.structure)
     store = session.store
-    found: list[Sortable] = []
+    found: list[Candidate] = []
     body_bytes = _BODY_BYTES if wanted.body else None
     for chunk in batches(visible, lambda c: c.meta.size, count=_BATCH, octets=body_bytes):
         if wanted.structure:
             loaded = await load_candidates(store, chunk, wanted)
             expunged_meanwhile = expunged_meanwhile or len(loaded) < len(chunk)
             chunk = loaded
-        # Decoding the stored fields (and any text the program scans) grows with the
-        # mailbox: off the event loop.
-        found += await asyncio.to_thread(_select, predicate, chunk, reads)
+        # Evaluating the program (and any text it scans) grows with the mailbox: off the
+        # event loop.
+        found += await asyncio.to_thread(_select, predicate, chunk)
         for c in chunk:
             c.raw = c.structure = None  # read: let the next chunk have the memory
-    return found, expunged_meanwhile
+    records, vanished = await sortables(store, selected.view.mailbox_id, found, reads)
+    return records, expunged_meanwhile or vanished
 
 
 def _completed(name: str, expunged_meanwhile: bool) -> Reply:

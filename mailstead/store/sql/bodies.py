@@ -25,7 +25,9 @@ from typing import TypeVar
 from mailstead.core.errors import NotFound, StorageFull, StorageUnavailable, StoreError
 from mailstead.core.message_data import MessageData
 from mailstead.store.blobs import BlobFiles, blob_id_for
-from mailstead.store.interfaces import StructureParser
+from mailstead.store.interfaces import SortKeysMaker, StructureParser
+from mailstead.store.models import SortKeys
+from mailstead.store.sql import sort_keys
 from mailstead.store.sql.connections import Connections, chunks, placeholders
 from mailstead.store.sql.writer import WriteOutcome, is_full
 
@@ -54,15 +56,27 @@ class Staged:
     dirty: set[Path]  # files to flush before the COMMIT (large bodies)
     structure: bytes | None  # the parsed MIME structure
     small: bytes | None  # the body itself when it goes into the database
+    keys: SortKeys | None = None  # what SORT and THREAD compare, made from the structure
 
 
 class BodyVanished(Exception):
     """The body file was collected between staging and the write: stage it again."""
 
 
+def _parsed(
+    parse: StructureParser | None, keys: SortKeysMaker | None, data: bytes
+) -> tuple[bytes | None, SortKeys | None]:
+    """The structure of ``data`` and the sort keys made from it, in one step so that both
+    run wherever the parse runs (the loop for a small body, the I/O pool for a large one)."""
+    if parse is None:
+        return None, None
+    structure = parse(data)
+    return structure, keys(structure) if keys is not None else None
+
+
 async def stage(
     db: Connections, blobs: BlobFiles, parse: StructureParser | None,
-    message: bytes | MessageData,
+    message: bytes | MessageData, keys: SortKeysMaker | None = None,
 ) -> Staged:
     """Get a body ready for a write: a small one is hashed and parsed here (the writer
     stores it in the database); a large one is written to a file and parsed on the I/O
@@ -74,18 +88,16 @@ async def stage(
     """
     if isinstance(message, MessageData):
         if not message.in_memory and len(message) > DATABASE_BODY_LIMIT:
-            return await _stage_spooled(db, blobs, parse, message)
+            return await _stage_spooled(db, blobs, parse, message, keys)
         data = message.read() if message.in_memory else await db.in_io(message.read)
     else:
         data = message
     if len(data) <= DATABASE_BODY_LIMIT:
-        if parse is None:
-            structure = None
-        elif len(data) <= INLINE_PARSE_LIMIT:
-            structure = parse(data)
+        if len(data) <= INLINE_PARSE_LIMIT:
+            structure, made = _parsed(parse, keys, data)
         else:
-            structure = await db.in_io(partial(parse, data))
-        return Staged(blob_id_for(data), set(), structure, data)
+            structure, made = await db.in_io(partial(_parsed, parse, keys, data))
+        return Staged(blob_id_for(data), set(), structure, data, made)
 
     def to_file() -> Staged:
         try:
@@ -94,13 +106,15 @@ async def stage(
             if is_full(exc):
                 raise StorageFull("storage is full") from exc
             raise StorageUnavailable(f"cannot write a message body: {exc}") from exc
-        return Staged(blob_id, dirty, parse(data) if parse is not None else None, None)
+        structure, made = _parsed(parse, keys, data)
+        return Staged(blob_id, dirty, structure, None, made)
 
     return await db.in_io(to_file)
 
 
 async def _stage_spooled(
-    db: Connections, blobs: BlobFiles, parse: StructureParser | None, message: MessageData
+    db: Connections, blobs: BlobFiles, parse: StructureParser | None, message: MessageData,
+    keys: SortKeysMaker | None,
 ) -> Staged:
     def to_file() -> tuple[str, set[Path]]:
         try:
@@ -111,11 +125,12 @@ async def _stage_spooled(
             raise StorageUnavailable(f"cannot write a message body: {exc}") from exc
 
     blob_id, dirty = await db.in_io(to_file)
-    structure = None
+    structure: bytes | None = None
+    made: SortKeys | None = None
     if parse is not None:
         async with db.whole_reads:
-            structure = await db.in_io(lambda: parse(blobs.read(blob_id)))
-    return Staged(blob_id, dirty, structure, None)
+            structure, made = await db.in_io(lambda: _parsed(parse, keys, blobs.read(blob_id)))
+    return Staged(blob_id, dirty, structure, None, made)
 
 
 def place(conn: sqlite3.Connection, blobs: BlobFiles, staged: Staged, size: int) -> None:
@@ -125,7 +140,15 @@ def place(conn: sqlite3.Connection, blobs: BlobFiles, staged: Staged, size: int)
     delivered again) is left as it is. A large body's row is added beside its file, unless
     garbage collection removed the file since it was staged: the writer thread serialises
     this with every collection, so checking here is enough (BodyVanished).
+
+    The body's sort keys, when the staging made them, go in with it (decision 0031).
     """
+    _place_body(conn, blobs, staged, size)
+    if staged.keys is not None:
+        sort_keys.place(conn, staged.blob_id, staged.keys)
+
+
+def _place_body(conn: sqlite3.Connection, blobs: BlobFiles, staged: Staged, size: int) -> None:
     if staged.small is not None:
         conn.execute(
             "INSERT OR IGNORE INTO blobs (id, size, structure, data) VALUES (?, ?, ?, ?)",
@@ -151,14 +174,16 @@ async def write_with_bodies(
     parse: StructureParser | None,
     bodies: Sequence[bytes | MessageData],
     write: BodiesWrite[T],
+    keys: SortKeysMaker | None = None,
 ) -> T:
     """Run ``write`` with ``bodies`` stored durably first: in the same transaction for a
     small body, flushed before the COMMIT for a file."""
     for _attempt in range(_ATTEMPTS):
         if len(bodies) == 1:
-            staged = [await stage(db, blobs, parse, bodies[0])]
+            staged = [await stage(db, blobs, parse, bodies[0], keys)]
         else:
-            staged = list(await asyncio.gather(*(stage(db, blobs, parse, b) for b in bodies)))
+            staged = list(await asyncio.gather(
+                *(stage(db, blobs, parse, b, keys) for b in bodies)))
 
         def placed(conn: sqlite3.Connection, staged: list[Staged] = staged) -> WriteOutcome[T]:
             for body, one in zip(bodies, staged, strict=True):

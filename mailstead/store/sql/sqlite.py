@@ -10,6 +10,7 @@ runs it on a reader thread or in the writer's next group commit:
 - ``mailboxes.py``: mailboxes and subscriptions
 - ``messages.py``: adding, flagging, removing, copying and listing messages
 - ``bodies.py``: staging, placing and reading bodies and their parsed structures
+- ``sort_keys.py``: what SORT and THREAD compare of each body
 - ``queue.py``: the outbound queue and the scheduler's delivery state
 - ``maintenance.py``: garbage collection and the integrity check
 - ``rows.py``: row formats; ``message_lists.py``: the whole-mailbox list cache
@@ -18,7 +19,7 @@ runs it on a reader thread or in the writer's next group commit:
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -31,7 +32,12 @@ from mailstead.store import audit
 from mailstead.store.audit import AuditEntry
 from mailstead.store.blobs import BlobFiles
 from mailstead.store.changes import ChangeBus
-from mailstead.store.interfaces import StructureParser, UIDRanges, account_change_key
+from mailstead.store.interfaces import (
+    SortKeysMaker,
+    StructureParser,
+    UIDRanges,
+    account_change_key,
+)
 from mailstead.store.models import (
     Alias,
     ApiToken,
@@ -49,6 +55,8 @@ from mailstead.store.models import (
     QueuedMessage,
     QueuedRecipient,
     Recipient,
+    SortKeyField,
+    SortKeys,
     StoreFlagsResult,
     User,
 )
@@ -64,6 +72,7 @@ from mailstead.store.sql import (
     rows,
 )
 from mailstead.store.sql import backup as backups
+from mailstead.store.sql import sort_keys as stored_keys
 from mailstead.store.sql.connections import Connections
 from mailstead.store.sql.message_lists import MessageLists
 from mailstead.store.sql.writer import WriteFn, without_events
@@ -83,12 +92,14 @@ class SQLiteStore:
         data_dir: Path,
         parse: StructureParser | None = None,
         *,
+        sort_keys: SortKeysMaker | None = None,
         read_threads: int = 4,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.db_path = self.data_dir / "mailstead.db"
         self.blobs = BlobFiles(self.data_dir / "blobs")
         self._parse = parse
+        self._sort_keys = sort_keys
         self._changes = ChangeBus()
         self._db = Connections(
             self.db_path, self.blobs.root, self._changes.publish, read_threads=read_threads
@@ -358,6 +369,7 @@ class SQLiteStore:
         return await bodies.write_with_bodies(
             self._db, self.blobs, self._parse, [data],
             lambda conn, ids: messages.append(conn, mailbox_id, ids[0], size, clean, when),
+            self._sort_keys,
         )
 
     async def append_many(
@@ -375,6 +387,7 @@ class SQLiteStore:
                 messages.Addition(blob_id, size, flags, when)
                 for blob_id, (size, flags, when) in zip(ids, described, strict=True)
             ]),
+            self._sort_keys,
         )
 
     async def replace(
@@ -389,6 +402,7 @@ class SQLiteStore:
                 conn, mailbox_id, messages.Addition(ids[0], size, flags, when),
                 old_mailbox_id, old_uid,
             ),
+            self._sort_keys,
         )
 
     async def deliver(
@@ -405,6 +419,7 @@ class SQLiteStore:
         return await bodies.write_with_bodies(
             self._db, self.blobs, self._parse, [data],
             lambda conn, ids: messages.deliver(conn, ids[0], size, targets, when),
+            self._sort_keys,
         )
 
     async def store_flags(
@@ -479,6 +494,17 @@ class SQLiteStore:
 
     async def vanished_since(self, mailbox_id: int, modseq: int) -> list[UID]:
         return await self._db.read(lambda conn: messages.vanished_since(conn, mailbox_id, modseq))
+
+    async def sort_keys(
+        self, mailbox_id: int, fields: frozenset[SortKeyField], version: int
+    ) -> dict[UID, SortKeys]:
+        return await self._db.read(
+            lambda conn: stored_keys.read(conn, mailbox_id, fields, version)
+        )
+
+    async def put_sort_keys(self, keys: Mapping[str, SortKeys]) -> None:
+        if keys:
+            await self._db.write(without_events(lambda conn: stored_keys.put(conn, keys)))
 
     # -- outbound queue ------------------------------------------------------------------------
     async def enqueue(
