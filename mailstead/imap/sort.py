@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
+from typing import NamedTuple
 
 from mailstead.core import sanity
 from mailstead.imap.basesubject import BaseSubject, ascii_casemap, extract
@@ -65,9 +66,10 @@ def _sent(date: datetime | None, arrival: float) -> float:
     return sent if sent > 0 else arrival
 
 
-@dataclass(frozen=True, slots=True)
-class Sortable:
-    """What SORT and THREAD read of one message, taken from its stored structure."""
+class Sortable(NamedTuple):
+    """What SORT and THREAD read of one message, taken from its stored keys. A tuple, not a
+    dataclass: a SORT builds one per message of the mailbox, and a tuple is the cheapest
+    immutable record to build."""
 
     seq: int
     uid: int

@@ -4,19 +4,21 @@ The messages are found as SEARCH finds them (the same evaluator over the same ba
 what SORT and THREAD compare comes from the sort keys the store kept of each body
 (:mod:`mailstead.imap.sort_keys`, decision 0031), so no message is parsed again and no
 structure decoded. Ordering and threading are pure (:mod:`mailstead.imap.sort`) and run
-off the event loop: on a large mailbox they take longer than a session may hold it.
+off the event loop: on a large mailbox they take longer than a session may hold it. An
+answer over every message the session sees is kept for the next identical command
+(:mod:`mailstead.imap.sort_answers`).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING
 
 from mailstead.imap.batches import batches
 from mailstead.imap.commands.search import candidates, load_candidates
 from mailstead.imap.parse.commands import Command
-from mailstead.imap.parse.search import SUPPORTED_CHARSETS, SearchKey
+from mailstead.imap.parse.search import SUPPORTED_CHARSETS, All, SearchKey
 from mailstead.imap.parse.sort import SortArgs, ThreadAlgorithm, ThreadArgs
 from mailstead.imap.replies import Reply, done, no
 from mailstead.imap.search import Candidate
@@ -30,6 +32,7 @@ from mailstead.imap.sort import (
     render_threads,
     sort_messages,
 )
+from mailstead.imap.sort_answers import Answer, numbers
 from mailstead.imap.sort_keys import sortables
 from mailstead.imap.states import Selected
 
@@ -51,19 +54,25 @@ def _select(predicate: Callable[[Candidate], bool], chunk: list[Candidate]) -> l
     return [c for c in chunk if predicate(c)]
 
 
+#: Orders the records and renders the answer's data: numbered by UID, and by sequence.
+Answerer = Callable[[list[Sortable]], tuple[str, str]]
+
+
 async def _matching(
-    session: Session, selected: Selected, key: SearchKey, reads: frozenset[Field]
-) -> tuple[list[Sortable], bool]:
-    """The messages ``key`` finds, with the fields ``reads`` names, and whether some the
-    client still counts were expunged meanwhile (then the reply says ``EXPUNGEISSUED``,
-    as SEARCH's does)."""
+    session: Session, selected: Selected, key: SearchKey
+) -> tuple[list[Candidate], int, bool]:
+    """The messages ``key`` finds, how many the session sees, and whether some the client
+    still counts were expunged meanwhile (then the reply says ``EXPUNGEISSUED``, as
+    SEARCH's does)."""
     program = await candidates(session, selected, key)
     predicate, visible, wanted = program.predicate, program.visible, program.wanted
     expunged_meanwhile = program.expunged_meanwhile
     store = session.store
     found: list[Candidate] = []
     body_bytes = _BODY_BYTES if wanted.body else None
-    for chunk in batches(visible, lambda c: c.meta.size, count=_BATCH, octets=body_bytes):
+    # A program over the message list alone is evaluated in one step.
+    count = _BATCH if wanted.structure else max(len(visible), 1)
+    for chunk in batches(visible, lambda c: c.meta.size, count=count, octets=body_bytes):
         if wanted.structure:
             loaded = await load_candidates(store, chunk, wanted)
             expunged_meanwhile = expunged_meanwhile or len(loaded) < len(chunk)
@@ -73,8 +82,56 @@ async def _matching(
         found += await asyncio.to_thread(_select, predicate, chunk)
         for c in chunk:
             c.raw = c.structure = None  # read: let the next chunk have the memory
-    records, vanished = await sortables(store, selected.view.mailbox_id, found, reads)
-    return records, expunged_meanwhile or vanished
+    return found, len(visible), expunged_meanwhile
+
+
+async def _kept_over_all(
+    session: Session, selected: Selected, what: Hashable, by_uid: bool
+) -> str | None:
+    """The kept answer for a program that finds every message (``ALL``, what clients
+    send), checked against the message lists alone, with no candidate built: when the
+    store's list and the session's hold the same UIDs, every message is visible and
+    numbered by its place."""
+    view = selected.view
+    metas = await session.store.list_messages(view.mailbox_id)
+    uids = numbers([m.uid for m in metas])
+    if uids != numbers(view.uids):
+        return None  # an expunge or a delivery not announced yet: the full path
+    seqs = numbers(range(1, len(uids) + 1))
+    return session.ctx.sort_answers.get(
+        (view.mailbox_id, view.uidvalidity, what), uids, seqs, by_uid
+    )
+
+
+async def _answer(
+    session: Session, selected: Selected, key: SearchKey, reads: frozenset[Field],
+    what: Hashable, by_uid: bool, answer: Answerer,
+) -> tuple[str, bool]:
+    """The answer's data over the messages ``key`` finds, compared by the fields ``reads``
+    names, and whether some were expunged meanwhile. An answer over every message the
+    session sees is the same whatever the program was: it is kept under ``what`` (the
+    criteria or algorithm), and a kept one over the same messages is used instead."""
+    kept = session.ctx.sort_answers
+    view = selected.view
+    if isinstance(key, All):
+        text = await _kept_over_all(session, selected, what, by_uid)
+        if text is not None:
+            return text, False
+    found, visible, expunged = await _matching(session, selected, key)
+    whole = not expunged and len(found) == visible
+    if whole:
+        uids = numbers([c.meta.uid for c in found])
+        seqs = numbers([c.seq for c in found])
+        text = kept.get((view.mailbox_id, view.uidvalidity, what), uids, seqs, by_uid)
+        if text is not None:
+            return text, False
+    records, vanished = await sortables(session.store, view.mailbox_id, found, reads)
+    # Ordering and threading grow with the mailbox: off the event loop.
+    uid_text, seq_text = await asyncio.to_thread(answer, records)
+    if whole and not vanished:
+        kept.put((view.mailbox_id, view.uidvalidity, what),
+                 Answer(uids, seqs, uid_text, seq_text))
+    return (uid_text if by_uid else seq_text), expunged or vanished
 
 
 def _completed(name: str, expunged_meanwhile: bool) -> Reply:
@@ -87,26 +144,33 @@ async def sort(session: Session, cmd: Command[SortArgs], selected: Selected) -> 
     args = cmd.args
     _check_charset(args.charset)
     reads = frozenset().union(*(SORT_FIELDS[c.key] for c in args.criteria))
-    found, expunged = await _matching(session, selected, args.key, reads)
-    ordered = await asyncio.to_thread(sort_messages, found, args.criteria)
-    by_uid = cmd.name == "UID SORT"
+
+    def answer(records: list[Sortable]) -> tuple[str, str]:
+        ordered = sort_messages(records, args.criteria)
+        return " ".join([str(m.uid) for m in ordered]), " ".join([str(m.seq) for m in ordered])
+
+    text, expunged = await _answer(session, selected, args.key, reads, ("SORT", args.criteria),
+                                   cmd.name == "UID SORT", answer)
     # RFC 5256 §4: sort-data = "SORT" *(SP nz-number)
-    session.untagged("SORT" + "".join(f" {m.uid if by_uid else m.seq}" for m in ordered))
+    session.untagged("SORT " + text if text else "SORT")
     return _completed(cmd.name, expunged)
 
 
 async def thread(session: Session, cmd: Command[ThreadArgs], selected: Selected) -> Reply:
     args = cmd.args
     _check_charset(args.charset)
-    found, expunged = await _matching(
-        session, selected, args.key, THREAD_FIELDS[args.algorithm]
-    )
     algorithm = (
         references if args.algorithm is ThreadAlgorithm.REFERENCES else ordered_subject
     )
-    roots = await asyncio.to_thread(algorithm, found)
-    by_uid = cmd.name == "UID THREAD"
-    text = render_threads(roots, (lambda m: m.uid) if by_uid else (lambda m: m.seq))
+
+    def answer(records: list[Sortable]) -> tuple[str, str]:
+        roots = algorithm(records)
+        return render_threads(roots, lambda m: m.uid), render_threads(roots, lambda m: m.seq)
+
+    text, expunged = await _answer(
+        session, selected, args.key, THREAD_FIELDS[args.algorithm], ("THREAD", args.algorithm),
+        cmd.name == "UID THREAD", answer,
+    )
     # RFC 5256 §4: thread-data = "THREAD" [SP 1*thread-list]
     session.untagged("THREAD " + text if text else "THREAD")
     return _completed(cmd.name, expunged)
