@@ -22,7 +22,7 @@ from mailstead.core import sanity
 from mailstead.imap.basesubject import BaseSubject, ascii_casemap, extract
 from mailstead.imap.parse.sort import Criterion, SortKey, ThreadAlgorithm
 from mailstead.mime.stored import StoredStructure
-from mailstead.store.models import MessageMeta, SortKeyField, SortKeys
+from mailstead.store.models import MessageMeta, SortKeys
 
 _MSG_ID = re.compile(r"<([^<>\s]+)>")
 _log = logging.getLogger("mailstead.imap")
@@ -192,16 +192,6 @@ class Field(Enum):
     DATE = "date"
     REFERENCES = "references"
 
-
-#: The stored key columns each field reads.
-STORED_FIELDS: dict[Field, SortKeyField] = {
-    Field.SUBJECT: SortKeyField.SUBJECT,
-    Field.FROM: SortKeyField.FROM,
-    Field.TO: SortKeyField.TO,
-    Field.CC: SortKeyField.CC,
-    Field.DATE: SortKeyField.SENT,
-    Field.REFERENCES: SortKeyField.REFERENCES,
-}
 
 #: The fields each sort key compares (ARRIVAL and SIZE come from the message list).
 SORT_FIELDS: dict[SortKey, frozenset[Field]] = {

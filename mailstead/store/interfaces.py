@@ -338,12 +338,14 @@ class Messages(Protocol):
         """UIDs expunged with a modseq above ``modseq`` (RFC 7162 §3.2.5.1)."""
 
     async def sort_keys(
-        self, mailbox_id: int, fields: frozenset[SortKeyField], version: int
+        self, mailbox_id: int, fields: frozenset[SortKeyField], version: int,
+        uids: Sequence[UID] | None = None,
     ) -> dict[UID, SortKeys]:
-        """The stored sort keys of the mailbox's messages, in one read, with only
-        ``fields`` filled (the rest empty). Messages whose body has none, or keys of
-        another ``version``, are absent: the caller derives those from the structure and
-        hands them to :meth:`put_sort_keys`. Keys are per body: a copy shares them."""
+        """The stored sort keys of the mailbox's messages (only of ``uids`` when given),
+        in one read, with only ``fields`` filled (the rest empty). Messages whose body has
+        none, or keys of another ``version``, are absent: the caller derives those from
+        the structure and hands them to :meth:`put_sort_keys`. Keys are per body: a copy
+        shares them."""
 
     async def put_sort_keys(self, keys: Mapping[str, SortKeys]) -> None:
         """Keep keys derived after the body was stored (by blob id), replacing older ones;

@@ -105,3 +105,12 @@ async def test_put_skips_a_body_that_is_gone(store: Store, user_id: int) -> None
     assert (await store.sort_keys(box, EVERY, 1))[again.uid] == fake_sort_keys(
         await store.get_structure(gone)
     )
+
+
+async def test_keys_of_some_messages_only(store: Store, user_id: int) -> None:
+    box = await _box(store, user_id)
+    results = [await store.append(box, message(n)) for n in range(11, 15)]
+    every = await store.sort_keys(box, EVERY, 1)
+    some = [results[1].uid, results[3].uid, UID(999)]
+    assert await store.sort_keys(box, EVERY, 1, some) == {u: every[u] for u in some[:2]}
+    assert await store.sort_keys(box, EVERY, 1, []) == {}

@@ -33,7 +33,7 @@ from mailstead.imap.sort import (
     sort_messages,
 )
 from mailstead.imap.sort_answers import Answer, numbers
-from mailstead.imap.sort_keys import sortables
+from mailstead.imap.sort_keys import arrival_records, sortables
 from mailstead.imap.states import Selected
 
 if TYPE_CHECKING:
@@ -125,7 +125,12 @@ async def _answer(
         text = kept.get((view.mailbox_id, view.uidvalidity, what), uids, seqs, by_uid)
         if text is not None:
             return text, False
-    records, vanished = await sortables(session.store, view.mailbox_id, found, reads)
+    if reads:
+        records, vanished = await sortables(
+            session.store, session.ctx.sort_records, (view.mailbox_id, view.uidvalidity), found
+        )
+    else:  # ARRIVAL and SIZE: the message list is enough
+        records, vanished = arrival_records(found), False
     # Ordering and threading grow with the mailbox: off the event loop.
     uid_text, seq_text = await asyncio.to_thread(answer, records)
     if whole and not vanished:

@@ -10,11 +10,12 @@ SORT or THREAD first derived them. The store does not interpret the values.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mailstead.core.types import UID
 from mailstead.store.models import SortKeyField, SortKeys
+from mailstead.store.sql.connections import chunks, placeholders
 
 #: The columns each field group reads, in :class:`SortKeys` order.
 _COLUMNS: dict[SortKeyField, tuple[str, ...]] = {
@@ -62,11 +63,16 @@ def put(conn: sqlite3.Connection, keys: Mapping[str, SortKeys]) -> None:
 
 
 def read(
-    conn: sqlite3.Connection, mailbox_id: int, fields: frozenset[SortKeyField], version: int
+    conn: sqlite3.Connection,
+    mailbox_id: int,
+    fields: frozenset[SortKeyField],
+    version: int,
+    uids: Sequence[UID] | None = None,
 ) -> dict[UID, SortKeys]:
-    """The keys of the mailbox's messages whose body has keys of ``version``; only the
-    columns of ``fields`` are read, the others are empty. One query: a SORT of 100,000
-    messages converts 100,000 rows, so each conversion is a tuple built in one call."""
+    """The keys of the mailbox's messages (of ``uids`` when given) whose body has keys of
+    ``version``; only the columns of ``fields`` are read, the others are empty. One query
+    for a whole mailbox: a SORT of 100,000 messages converts 100,000 rows, so each
+    conversion is a tuple built in one call."""
     wanted = [f for f in SortKeyField if f in fields]
     columns = [c for f in wanted for c in _COLUMNS[f]]
     sql = (
@@ -75,7 +81,15 @@ def read(
         + " FROM messages m JOIN sort_keys k ON k.blob_id = m.blob_id"
         " WHERE m.mailbox_id = ? AND k.version = ?"
     )
-    rows = conn.execute(sql, (mailbox_id, version)).fetchall()
+    if uids is None:
+        rows = conn.execute(sql, (mailbox_id, version)).fetchall()
+    else:
+        rows = []
+        for chunk in chunks(uids):
+            rows += conn.execute(
+                sql + f" AND m.uid IN ({placeholders(len(chunk))})",
+                (mailbox_id, version, *chunk),
+            ).fetchall()
     sent = SortKeyField.SENT in fields
     subject = SortKeyField.SUBJECT in fields
     refs = SortKeyField.REFERENCES in fields

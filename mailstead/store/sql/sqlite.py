@@ -496,10 +496,11 @@ class SQLiteStore:
         return await self._db.read(lambda conn: messages.vanished_since(conn, mailbox_id, modseq))
 
     async def sort_keys(
-        self, mailbox_id: int, fields: frozenset[SortKeyField], version: int
+        self, mailbox_id: int, fields: frozenset[SortKeyField], version: int,
+        uids: Sequence[UID] | None = None,
     ) -> dict[UID, SortKeys]:
         return await self._db.read(
-            lambda conn: stored_keys.read(conn, mailbox_id, fields, version)
+            lambda conn: stored_keys.read(conn, mailbox_id, fields, version, uids)
         )
 
     async def put_sort_keys(self, keys: Mapping[str, SortKeys]) -> None:
