@@ -35,12 +35,13 @@ def numbers(values: Sequence[int]) -> array[int]:
 
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """The answer's data over ``uids`` (numbered ``seqs``): by UID and by sequence number."""
+    """The answer's data over ``uids`` (numbered ``seqs``): by UID and by sequence number,
+    each made when a command first asked for it (UID SORT, or SORT)."""
 
     uids: array[int]
     seqs: array[int]
-    by_uid: str
-    by_seq: str
+    by_uid: str | None
+    by_seq: str | None
 
 
 class Answers:
@@ -68,6 +69,13 @@ class Answers:
         old = self._kept.pop(key, None)
         if old is not None:
             self._messages -= len(old.uids)
+            if old.uids == answer.uids and old.seqs == answer.seqs:  # the other numbering
+                answer = Answer(
+                    answer.uids,
+                    answer.seqs,
+                    old.by_uid if answer.by_uid is None else answer.by_uid,
+                    old.by_seq if answer.by_seq is None else answer.by_seq,
+                )
         self._kept[key] = answer
         self._messages += len(answer.uids)
         while len(self._kept) > self._max_answers or self._messages > self._max_messages:

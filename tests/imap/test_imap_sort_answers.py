@@ -52,3 +52,15 @@ def test_the_least_recently_used_goes_first_by_count_and_by_messages() -> None:
     assert kept.get("d", numbers([1, 2, 3, 4]), numbers([1, 2, 3, 4]), by_uid=True)
     kept.put("d", _answer([4, 5]))  # replaced: counted once
     assert kept.get("d", numbers([4, 5]), numbers([1, 2]), by_uid=True) == "5 4"
+
+
+def test_each_numbering_is_kept_when_first_asked_for() -> None:
+    kept = Answers()
+    uids, seqs = numbers([4, 5]), numbers([1, 2])
+    kept.put("k", Answer(uids, seqs, "5 4", None))  # UID SORT
+    assert kept.get("k", uids, seqs, by_uid=False) is None
+    kept.put("k", Answer(uids, seqs, None, "2 1"))  # then SORT: both kept
+    assert kept.get("k", uids, seqs, by_uid=True) == "5 4"
+    assert kept.get("k", uids, seqs, by_uid=False) == "2 1"
+    kept.put("k", Answer(numbers([4, 6]), seqs, None, "1 2"))  # other messages: replaced
+    assert kept.get("k", numbers([4, 6]), seqs, by_uid=True) is None

@@ -54,8 +54,8 @@ def _select(predicate: Callable[[Candidate], bool], chunk: list[Candidate]) -> l
     return [c for c in chunk if predicate(c)]
 
 
-#: Orders the records and renders the answer's data: numbered by UID, and by sequence.
-Answerer = Callable[[list[Sortable]], tuple[str, str]]
+#: Orders the records and renders the answer's data, numbered by UID when told so.
+Answerer = Callable[[list[Sortable], bool], str]
 
 
 async def _matching(
@@ -132,11 +132,19 @@ async def _answer(
     else:  # ARRIVAL and SIZE: the message list is enough
         records, vanished = arrival_records(found), False
     # Ordering and threading grow with the mailbox: off the event loop.
-    uid_text, seq_text = await asyncio.to_thread(answer, records)
+    text = await asyncio.to_thread(answer, records, by_uid)
     if whole and not vanished:
-        kept.put((view.mailbox_id, view.uidvalidity, what),
-                 Answer(uids, seqs, uid_text, seq_text))
-    return (uid_text if by_uid else seq_text), expunged or vanished
+        kept.put((view.mailbox_id, view.uidvalidity, what), Answer(
+            uids, seqs, text if by_uid else None, None if by_uid else text))
+    return text, expunged or vanished
+
+
+def _uid(m: Sortable) -> int:
+    return m.uid
+
+
+def _seq(m: Sortable) -> int:
+    return m.seq
 
 
 def _completed(name: str, expunged_meanwhile: bool) -> Reply:
@@ -150,9 +158,11 @@ async def sort(session: Session, cmd: Command[SortArgs], selected: Selected) -> 
     _check_charset(args.charset)
     reads = frozenset().union(*(SORT_FIELDS[c.key] for c in args.criteria))
 
-    def answer(records: list[Sortable]) -> tuple[str, str]:
+    def answer(records: list[Sortable], by_uid: bool) -> str:
         ordered = sort_messages(records, args.criteria)
-        return " ".join([str(m.uid) for m in ordered]), " ".join([str(m.seq) for m in ordered])
+        if by_uid:
+            return " ".join([str(m.uid) for m in ordered])
+        return " ".join([str(m.seq) for m in ordered])
 
     text, expunged = await _answer(session, selected, args.key, reads, ("SORT", args.criteria),
                                    cmd.name == "UID SORT", answer)
@@ -168,9 +178,8 @@ async def thread(session: Session, cmd: Command[ThreadArgs], selected: Selected)
         references if args.algorithm is ThreadAlgorithm.REFERENCES else ordered_subject
     )
 
-    def answer(records: list[Sortable]) -> tuple[str, str]:
-        roots = algorithm(records)
-        return render_threads(roots, lambda m: m.uid), render_threads(roots, lambda m: m.seq)
+    def answer(records: list[Sortable], by_uid: bool) -> str:
+        return render_threads(algorithm(records), _uid if by_uid else _seq)
 
     text, expunged = await _answer(
         session, selected, args.key, THREAD_FIELDS[args.algorithm], ("THREAD", args.algorithm),
