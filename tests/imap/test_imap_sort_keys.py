@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from mailstead.auth.passwords import hash_password
 from mailstead.cli.serve import parse_structure
+from mailstead.core import sanity
 from mailstead.core.types import UID, ModSeq
 from mailstead.imap.basesubject import BaseSubject, ascii_casemap
 from mailstead.imap.parse.sort import Criterion, SortKey
@@ -359,3 +360,44 @@ def test_a_kept_answer_is_not_used_once_the_messages_change(
     finally:
         other.logout()
         c.logout()
+
+
+def test_keys_that_cannot_be_made_never_refuse_a_delivery(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A structure the keys cannot be made of gives no keys (the first SORT derives them
+    from the structure again), logged; under test, with the sanity flag on, it raises."""
+    with pytest.raises(Exception):  # noqa: B017 - whatever the decoder raises
+        stored_sort_keys(b"\x00not a stored structure")
+    monkeypatch.setenv(sanity.ENV_VAR, "0")
+    assert stored_sort_keys(b"\x00not a stored structure") is None
+    assert "sort keys failed" in caplog.text
+
+
+def test_the_server_stores_the_keys_at_delivery(server: ServerThread, account: str) -> None:
+    """The composition root gives the store the maker: an APPENDed message has its keys
+    before any SORT, equal to those its structure gives."""
+    c = imaplib.IMAP4("127.0.0.1", server.port("imap"), timeout=30)
+    try:
+        c.login(account, PASSWORD)
+        marker = f"<keys-at-delivery-{account}>"
+        message = f"Subject: Re: stored\r\nMessage-ID: {marker}\r\n\r\nx\r\n".encode()
+        assert c.append("INBOX", None, None, message)[0] == "OK"
+    finally:
+        c.logout()
+    with sqlite3.connect(server.data_dir / "mailstead.db") as db:
+        rows = db.execute(
+            "SELECT b.structure, k.version, k.subject, k.reply, k.message_id FROM blobs b"
+            " JOIN sort_keys k ON k.blob_id = b.id WHERE k.message_id = ?",
+            (marker[1:-1],),
+        ).fetchall()
+    assert len(rows) == 1
+    structure, version, subject, reply, message_id = rows[0]
+    keys = keys_of(StoredStructure(bytes(structure)))
+    assert (version, subject, bool(reply), message_id) == (
+        keys.version,
+        keys.subject,
+        keys.reply,
+        keys.message_id,
+    )
+    assert (subject, bool(reply)) == ("STORED", True)
