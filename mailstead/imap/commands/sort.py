@@ -12,6 +12,7 @@ answer over every message the session sees is kept for the next identical comman
 from __future__ import annotations
 
 import asyncio
+from array import array
 from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING
 
@@ -35,6 +36,7 @@ from mailstead.imap.sort import (
 from mailstead.imap.sort_answers import Answer, numbers
 from mailstead.imap.sort_keys import arrival_records, sortables
 from mailstead.imap.states import Selected
+from mailstead.store.models import MessageMeta
 
 if TYPE_CHECKING:
     from mailstead.imap.session import Session
@@ -85,22 +87,20 @@ async def _matching(
     return found, len(visible), expunged_meanwhile
 
 
-async def _kept_over_all(
-    session: Session, selected: Selected, what: Hashable, by_uid: bool
-) -> str | None:
-    """The kept answer for a program that finds every message (``ALL``, what clients
-    send), checked against the message lists alone, with no candidate built: when the
-    store's list and the session's hold the same UIDs, every message is visible and
-    numbered by its place."""
+async def _every_message(
+    session: Session, selected: Selected
+) -> tuple[list[MessageMeta], array[int], array[int]] | None:
+    """For a program that finds every message (``ALL``, what clients send): the messages,
+    their UIDs and sequence numbers, read from the message lists alone, without the
+    program's evaluation. None unless the store's list and the session's hold the same
+    UIDs (then every message is visible and numbered by its place); otherwise an expunge
+    or a delivery is not announced yet, and the full path answers."""
     view = selected.view
     metas = await session.store.list_messages(view.mailbox_id)
     uids = numbers([m.uid for m in metas])
     if uids != numbers(view.uids):
-        return None  # an expunge or a delivery not announced yet: the full path
-    seqs = numbers(range(1, len(uids) + 1))
-    return session.ctx.sort_answers.get(
-        (view.mailbox_id, view.uidvalidity, what), uids, seqs, by_uid
-    )
+        return None
+    return metas, uids, numbers(range(1, len(uids) + 1))
 
 
 async def _answer(
@@ -113,18 +113,24 @@ async def _answer(
     criteria or algorithm), and a kept one over the same messages is used instead."""
     kept = session.ctx.sort_answers
     view = selected.view
-    if isinstance(key, All):
-        text = await _kept_over_all(session, selected, what, by_uid)
-        if text is not None:
-            return text, False
-    found, visible, expunged = await _matching(session, selected, key)
-    whole = not expunged and len(found) == visible
-    if whole:
-        uids = numbers([c.meta.uid for c in found])
-        seqs = numbers([c.seq for c in found])
+    every = await _every_message(session, selected) if isinstance(key, All) else None
+    if every is not None:
+        metas, uids, seqs = every
         text = kept.get((view.mailbox_id, view.uidvalidity, what), uids, seqs, by_uid)
         if text is not None:
             return text, False
+        # \Recent is not read by ALL.
+        found, expunged = [Candidate(m, seq, False) for seq, m in enumerate(metas, 1)], False
+        whole = True
+    else:
+        found, visible, expunged = await _matching(session, selected, key)
+        whole = not expunged and len(found) == visible
+        if whole:
+            uids = numbers([c.meta.uid for c in found])
+            seqs = numbers([c.seq for c in found])
+            text = kept.get((view.mailbox_id, view.uidvalidity, what), uids, seqs, by_uid)
+            if text is not None:
+                return text, False
     if reads:
         records, vanished = await sortables(
             session.store, session.ctx.sort_records, (view.mailbox_id, view.uidvalidity), found
