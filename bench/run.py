@@ -21,6 +21,7 @@ SCENARIOS = [
     "smtp_receive",
     "smtp_relay",
     "imap_fetch",
+    "imap_sort_thread",
     "imap_sync",
     "imap_search",
     "imap_idle",

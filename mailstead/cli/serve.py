@@ -52,6 +52,7 @@ from mailstead.http.api.app import APIServices
 from mailstead.http.app import HTTPServices, build_app
 from mailstead.http.server import HTTPServer
 from mailstead.imap.server import IMAPServer
+from mailstead.imap.sort import stored_sort_keys
 from mailstead.mime import searchtext, stored
 from mailstead.mime.parse import parse_message
 from mailstead.net.listener import Handler, Listener, ListenerGroup, RejectHook
@@ -137,6 +138,7 @@ def build_store(settings: Settings) -> Store:
         settings.data_dir,
         parse=parse_structure,
         indexer=text_indexer(settings.store.index_text_limit),
+        sort_keys=stored_sort_keys,
     )
 
 

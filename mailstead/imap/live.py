@@ -25,7 +25,6 @@ Invariants:
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -79,7 +78,7 @@ class LiveResult:
         reads: frozenset[Field],
         ordered: Sequence[Sortable],
     ) -> LiveResult:
-        order = [dataclasses.replace(m, seq=m.uid) for m in ordered]
+        order = [m._replace(seq=m.uid) for m in ordered]
         return cls(tag, by_uid, predicate, wanted, criteria, reads, {m.uid for m in ordered}, order)
 
     # -- changes ----------------------------------------------------------------------------
@@ -144,7 +143,7 @@ class LiveResult:
             return self._line("ADDTO", [(0, self._numbers(sorted(m.uid for m in added), number))])
         fresh = {m.uid for m in added}
         self.order = sort_messages(
-            self.order + [dataclasses.replace(m, seq=m.uid) for m in added], self.criteria
+            self.order + [m._replace(seq=m.uid) for m in added], self.criteria
         )
         # Runs of consecutive new places, first to last: when a run is inserted every
         # result before it (old, or new from an earlier run) is already in place, so its

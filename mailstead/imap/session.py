@@ -71,6 +71,8 @@ from mailstead.imap.replies import (
     error_reply,
 )
 from mailstead.imap.selected import InvalidSequence, RecentTracker, SelectedMailbox
+from mailstead.imap.sort_answers import Answers
+from mailstead.imap.sort_keys import KeptRecords
 from mailstead.imap.states import (
     Authenticated,
     LoggedOut,
@@ -156,6 +158,9 @@ class ServerContext:
     tls: TLSContexts | None  # None: no certificate, so no STARTTLS either
     starttls: bool  # the listener offers STARTTLS (RFC 9051 §6.2.1)
     recent: RecentTracker = field(default_factory=RecentTracker)
+    # SORT and THREAD answers over whole mailboxes, for the next identical command.
+    sort_answers: Answers = field(default_factory=Answers)
+    sort_records: KeptRecords = field(default_factory=KeptRecords)
     # Where message data goes (memory, or spool files past a threshold) and its budgets,
     # shared by every session; None keeps everything in memory, unbudgeted.
     spools: SpoolDir | None = None

@@ -1,26 +1,36 @@
 """SORT and THREAD (RFC 5256) over what the store kept of each message: pure ordering.
 
 The handler (:mod:`mailstead.imap.commands.sort`) finds the messages with the SEARCH
-evaluator and turns each into a :class:`Sortable` from its stored structure (subject,
-addresses, Date:, Message-ID, In-Reply-To, References: fields ``mime/`` parsed once at
-delivery); everything here is a function of those records, so it is tested without a
-store. Comparisons follow §2.1 (i;ascii-casemap) and §2.2 (sent date, ties by sequence).
+evaluator and turns each into a :class:`Sortable`, from the sort keys the store kept of
+its body (:class:`~mailstead.store.models.SortKeys`, derived here by :func:`keys_of` from
+the structure ``mime/`` parsed once at delivery; decision 0031). Everything here is a
+function of those records, so it is tested without a store. Comparisons follow §2.1
+(i;ascii-casemap) and §2.2 (sent date, ties by sequence).
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
+from typing import NamedTuple
 
+from mailstead.core import sanity
 from mailstead.imap.basesubject import BaseSubject, ascii_casemap, extract
 from mailstead.imap.parse.sort import Criterion, SortKey, ThreadAlgorithm
 from mailstead.mime.stored import StoredStructure
-from mailstead.store.models import MessageMeta
+from mailstead.store.models import MessageMeta, SortKeys
 
 _MSG_ID = re.compile(r"<([^<>\s]+)>")
+_log = logging.getLogger("mailstead.imap")
+
+#: How :func:`keys_of` derives the keys. Raise it with any change to what they hold or
+#: how they are derived: stored keys of another version are derived again when a SORT or
+#: THREAD needs them (decision 0031).
+KEYS_VERSION = 1
 
 
 def _first_mailbox(addresses: Sequence[str]) -> str:
@@ -56,9 +66,10 @@ def _sent(date: datetime | None, arrival: float) -> float:
     return sent if sent > 0 else arrival
 
 
-@dataclass(frozen=True, slots=True)
-class Sortable:
-    """What SORT and THREAD read of one message, taken from its stored structure."""
+class Sortable(NamedTuple):
+    """What SORT and THREAD read of one message, taken from its stored keys. A tuple, not a
+    dataclass: a SORT builds one per message of the mailbox, and a tuple is the cheapest
+    immutable record to build."""
 
     seq: int
     uid: int
@@ -114,6 +125,63 @@ class Sortable:
 
 def _mailbox_key(addresses: Sequence[str], wanted: bool) -> str:
     return ascii_casemap(_first_mailbox(addresses)) if wanted else ""
+
+
+def _references(structure: StoredStructure) -> tuple[str | None, tuple[str, ...]]:
+    """The message's own first valid Message ID, and its parents (RFC 5256 §5)."""
+    message_id, in_reply_to, references = structure.references_fields
+    own = _MSG_ID.findall(message_id or "")
+    refs = tuple(_MSG_ID.findall(references or ""))
+    if not refs:
+        # RFC 5256 §5: without valid References, the first valid Message ID of
+        # In-Reply-To.
+        refs = tuple(_MSG_ID.findall(in_reply_to or ""))[:1]
+    return (own[0] if own else None), refs
+
+
+def keys_of(structure: StoredStructure) -> SortKeys:
+    """Everything SORT and THREAD compare of a body, as the store keeps it: the sent date
+    without the INTERNALDATE fallback (that is the message's, not the body's), addresses
+    and base subject already case-mapped as they are compared."""
+    date = structure.date
+    sent = _utc(date) if date is not None else None
+    subject = extract(structure.subject or "")
+    message_id, refs = _references(structure)
+    return SortKeys(
+        version=KEYS_VERSION,
+        sent=sent if sent is not None and sent > 0 else None,
+        from_key=_mailbox_key(structure.from_addrs, True),
+        to_key=_mailbox_key(structure.to, True),
+        cc_key=_mailbox_key(structure.cc, True),
+        subject=ascii_casemap(subject.text),
+        reply=subject.reply,
+        message_id=message_id,
+        references=refs,
+    )
+
+
+def stored_sort_keys(structure: bytes) -> SortKeys | None:
+    """The store's injected :data:`~mailstead.store.interfaces.SortKeysMaker`: the keys of
+    a body just parsed, written with it. Never raises in production: a bug here logs and
+    gives None, so a delivery is never refused for its keys (the first SORT that needs
+    them derives them again); with the sanity flag on, as under test, it raises."""
+    try:
+        return keys_of(StoredStructure(structure))
+    except Exception as exc:
+        sanity.degrade(_log, exc, "sort keys failed (%s); they are left to the first SORT")
+        return None
+
+
+def record(meta: MessageMeta, seq: int, keys: SortKeys) -> Sortable:
+    """The record of one message from its body's stored keys; fields the keys were read
+    without are empty, as :meth:`Sortable.of` leaves them."""
+    arrival = _utc(meta.internaldate)
+    sent = keys.sent
+    return Sortable(
+        seq, int(meta.uid), arrival, arrival if sent is None else sent, meta.size,
+        BaseSubject(keys.subject, keys.reply), keys.from_key, keys.to_key, keys.cc_key,
+        keys.message_id, keys.references, int(meta.modseq),
+    )
 
 
 class Field(Enum):

@@ -42,6 +42,8 @@ from mailstead.store.models import (
     QueuedRecipient,
     Recipient,
     SharedMailbox,
+    SortKeyField,
+    SortKeys,
     StoreFlagsResult,
     TextMatches,
     TextQuery,
@@ -56,6 +58,11 @@ StructureParser = Callable[[bytes], bytes]
 #: searchtext.py``, injected by the composition root like the parser); None when the body
 #: has nothing to index.
 TextIndexer = Callable[[bytes, bytes], IndexedText | None]
+
+#: Derives the sort keys of a body from its stored structure (the bytes a
+#: :data:`StructureParser` made), or None when it cannot; injected by the composition root
+#: like the parser, so the store writes them at delivery without knowing what they mean.
+SortKeysMaker = Callable[[bytes], SortKeys | None]
 
 #: Inclusive UID ranges, e.g. ``[(1, 5), (9, 9)]``; ``None`` as an upper bound means "to the end".
 UIDRanges = Sequence[tuple[int, int | None]]
@@ -414,6 +421,22 @@ class Messages(Protocol):
         removes the body's last message (docs/decisions/0027)."""
 
 
+    async def sort_keys(
+        self, mailbox_id: int, fields: frozenset[SortKeyField], version: int,
+        uids: Sequence[UID] | None = None,
+    ) -> dict[UID, SortKeys]:
+        """The stored sort keys of the mailbox's messages (only of ``uids`` when given),
+        in one read, with only ``fields`` filled (the rest empty). Messages whose body has
+        none, or keys of another ``version``, are absent: the caller derives those from
+        the structure and hands them to :meth:`put_sort_keys`. Keys are per body: a copy
+        shares them."""
+
+    async def put_sort_keys(self, keys: Mapping[str, SortKeys]) -> None:
+        """Keep keys derived after the body was stored (by blob id), replacing older ones;
+        a body that no longer exists is skipped. No change event: the keys are derived
+        from the body, which did not change."""
+
+
 class Metadata(Protocol):
     """Annotations of an account's mailboxes and of the server as the account sees it
     (IMAP METADATA, RFC 5464). IMAP's GETMETADATA and SETMETADATA use it.
@@ -609,6 +632,7 @@ __all__ = [
     "Messages",
     "Metadata",
     "OutboundQueue",
+    "SortKeysMaker",
     "Store",
     "StructureParser",
     "TextIndexer",

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum, StrEnum
+from typing import NamedTuple
 
 from mailstead.core.message_data import MessageData
 from mailstead.core.types import UID, ModSeq, Pop3Policy, SendAs
@@ -99,6 +100,39 @@ class MessageMeta:
     internaldate: datetime
     size: int
     blob_id: str
+
+
+class SortKeys(NamedTuple):
+    """What SORT and THREAD (RFC 5256) compare of one body, kept beside its structure so
+    that they read a narrow row instead of decoding the structure (decision 0031).
+
+    The IMAP layer derives it from the stored structure (the store never interprets it);
+    it is per body, so every copy of a message shares it. ``version`` names the way it was
+    derived: rows of another version are taken as missing and derived again. A tuple, not
+    a dataclass: a SORT builds one per message of a mailbox, and a tuple is the cheapest
+    immutable record to build."""
+
+    version: int
+    sent: float | None  # the Date: field in seconds since the epoch; None: not usable
+    from_key: str  # the sort key of the first From address (as compared)
+    to_key: str
+    cc_key: str
+    subject: str  # the base subject, as compared
+    reply: bool  # whether the base subject lost a reply or forward marker
+    message_id: str | None
+    references: tuple[str, ...]  # the parents, oldest first
+
+
+class SortKeyField(StrEnum):
+    """Groups of :class:`SortKeys` columns a reader may ask for; the others come back
+    empty, so a SORT by date reads two columns, not nine."""
+
+    SENT = "sent"
+    FROM = "from_key"
+    TO = "to_key"
+    CC = "cc_key"
+    SUBJECT = "subject"  # with ``reply``
+    REFERENCES = "references"  # with ``message_id``
 
 
 @dataclass(frozen=True, slots=True)

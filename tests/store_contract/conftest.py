@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from mailstead.store.interfaces import Store
+from mailstead.store.models import SortKeys
 from mailstead.store.sql.sqlite import SQLiteStore
 
 #: Opens one more store on a backend's prepared storage, closing it when the block ends.
@@ -35,13 +36,20 @@ def fake_parse(raw: bytes) -> bytes:
     return json.dumps({"size": len(raw)}).encode()
 
 
+def fake_sort_keys(structure: bytes) -> SortKeys:
+    """Stand-in sort keys made from :func:`fake_parse`'s structure, distinct per size."""
+    size = json.loads(structure)["size"]
+    return SortKeys(1, float(size), f"from{size}", f"to{size}", "", f"subject{size}",
+                    size % 2 == 0, f"id{size}@x", (f"p{size}@x", "q@x"))
+
+
 @contextlib.asynccontextmanager
 async def sqlite_backend(tmp_path: Path) -> AsyncIterator[StoreOpener]:
     data_dir = tmp_path / "data"
 
     @contextlib.asynccontextmanager
     async def open_store() -> AsyncIterator[Store]:
-        async with SQLiteStore(data_dir, parse=fake_parse) as store:
+        async with SQLiteStore(data_dir, parse=fake_parse, sort_keys=fake_sort_keys) as store:
             yield store
 
     yield open_store

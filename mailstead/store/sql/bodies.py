@@ -26,9 +26,9 @@ from typing import TypeVar
 from mailstead.core.errors import NotFound, StorageFull, StorageUnavailable, StoreError
 from mailstead.core.message_data import MessageData
 from mailstead.store.blobs import BlobFiles, blob_id_for
-from mailstead.store.interfaces import StructureParser, TextIndexer
-from mailstead.store.models import IndexedText
-from mailstead.store.sql import textindex
+from mailstead.store.interfaces import SortKeysMaker, StructureParser, TextIndexer
+from mailstead.store.models import IndexedText, SortKeys
+from mailstead.store.sql import sort_keys, textindex
 from mailstead.store.sql.connections import Connections, chunks, placeholders
 from mailstead.store.sql.writer import WriteOutcome, is_full
 
@@ -59,6 +59,7 @@ class Staged:
     structure: bytes | None  # the parsed MIME structure
     small: bytes | None  # the body itself when it goes into the database
     text: IndexedText | None = None  # what the full-text index keeps of it
+    keys: SortKeys | None = None  # what SORT and THREAD compare, made from the structure
 
 
 class BodyVanished(Exception):
@@ -69,6 +70,7 @@ async def stage(
     db: Connections, blobs: BlobFiles, parse: StructureParser | None,
     message: bytes | MessageData,
     indexer: TextIndexer | None = None,
+    keys: SortKeysMaker | None = None,
 ) -> Staged:
     """Get a body ready for a write: a small one is hashed and parsed here (the writer
     stores it in the database); a large one is written to a file and parsed on the I/O
@@ -80,18 +82,18 @@ async def stage(
     """
     if isinstance(message, MessageData):
         if not message.in_memory and len(message) > DATABASE_BODY_LIMIT:
-            return await _stage_spooled(db, blobs, parse, message, indexer)
+            return await _stage_spooled(db, blobs, parse, message, indexer, keys)
         data = message.read() if message.in_memory else await db.in_io(message.read)
     else:
         data = message
     if len(data) <= DATABASE_BODY_LIMIT:
         if parse is None:
-            structure, text = None, None
-        elif len(data) <= INLINE_PARSE_LIMIT:
-            structure, text = _parse(parse, indexer, data)
+            return Staged(blob_id_for(data), set(), None, data)
+        if len(data) <= INLINE_PARSE_LIMIT:
+            structure, text, made = _parse(parse, indexer, keys, data)
         else:
-            structure, text = await db.in_io(partial(_parse, parse, indexer, data))
-        return Staged(blob_id_for(data), set(), structure, data, text)
+            structure, text, made = await db.in_io(partial(_parse, parse, indexer, keys, data))
+        return Staged(blob_id_for(data), set(), structure, data, text, made)
 
     def to_file() -> Staged:
         try:
@@ -100,25 +102,31 @@ async def stage(
             if is_full(exc):
                 raise StorageFull("storage is full") from exc
             raise StorageUnavailable(f"cannot write a message body: {exc}") from exc
-        structure, text = _parse(parse, indexer, data) if parse is not None else (None, None)
-        return Staged(blob_id, dirty, structure, None, text)
+        if parse is None:
+            return Staged(blob_id, dirty, None, None)
+        structure, text, made = _parse(parse, indexer, keys, data)
+        return Staged(blob_id, dirty, structure, None, text, made)
 
     return await db.in_io(to_file)
 
 
 def _parse(
-    parse: StructureParser, indexer: TextIndexer | None, data: bytes
-) -> tuple[bytes, IndexedText | None]:
-    """The structure, and the indexed text made from it while the body is at hand. A
-    body the indexer fails on is still stored; it gets no index row, so searches scan it."""
+    parse: StructureParser, indexer: TextIndexer | None, keys: SortKeysMaker | None,
+    data: bytes,
+) -> tuple[bytes, IndexedText | None, SortKeys | None]:
+    """The structure, and what is made from it while the body is at hand, in one step so
+    that all of it runs wherever the parse runs (the loop for a small body, the I/O pool
+    for a large one): the full-text index row and the sort keys. A body the indexer fails
+    on is still stored; it gets no index row, so searches scan it."""
     structure = parse(data)
+    made = keys(structure) if keys is not None else None
     if indexer is None:
-        return structure, None
+        return structure, None, made
     try:
-        return structure, indexer(data, structure)
+        return structure, indexer(data, structure), made
     except Exception:  # the message matters more than its index row
         _log.warning("could not index a message body for SEARCH", exc_info=True)
-        return structure, None
+        return structure, None, made
 
 
 async def _stage_spooled(
@@ -127,6 +135,7 @@ async def _stage_spooled(
     parse: StructureParser | None,
     message: MessageData,
     indexer: TextIndexer | None,
+    keys: SortKeysMaker | None,
 ) -> Staged:
     def to_file() -> tuple[str, set[Path]]:
         try:
@@ -137,11 +146,13 @@ async def _stage_spooled(
             raise StorageUnavailable(f"cannot write a message body: {exc}") from exc
 
     blob_id, dirty = await db.in_io(to_file)
-    structure, text = None, None
-    if parse is not None:
-        async with db.whole_reads:
-            structure, text = await db.in_io(lambda: _parse(parse, indexer, blobs.read(blob_id)))
-    return Staged(blob_id, dirty, structure, None, text)
+    if parse is None:
+        return Staged(blob_id, dirty, None, None)
+    async with db.whole_reads:
+        structure, text, made = await db.in_io(
+            lambda: _parse(parse, indexer, keys, blobs.read(blob_id))
+        )
+    return Staged(blob_id, dirty, structure, None, text, made)
 
 
 def place(conn: sqlite3.Connection, blobs: BlobFiles, staged: Staged, size: int) -> None:
@@ -151,7 +162,15 @@ def place(conn: sqlite3.Connection, blobs: BlobFiles, staged: Staged, size: int)
     delivered again) is left as it is. A large body's row is added beside its file, unless
     garbage collection removed the file since it was staged: the writer thread serialises
     this with every collection, so checking here is enough (BodyVanished).
+
+    The body's sort keys, when the staging made them, go in with it (decision 0031).
     """
+    _place_body(conn, blobs, staged, size)
+    if staged.keys is not None:
+        sort_keys.place(conn, staged.blob_id, staged.keys)
+
+
+def _place_body(conn: sqlite3.Connection, blobs: BlobFiles, staged: Staged, size: int) -> None:
     if staged.small is not None:
         conn.execute(
             "INSERT OR IGNORE INTO blobs (id, size, structure, data) VALUES (?, ?, ?, ?)",
@@ -178,6 +197,7 @@ async def write_with_bodies(
     bodies: Sequence[bytes | MessageData],
     write: BodiesWrite[T],
     indexer: TextIndexer | None = None,
+    keys: SortKeysMaker | None = None,
 ) -> T:
     """Run ``write`` with ``bodies`` stored durably first: in the same transaction for a
     small body, flushed before the COMMIT for a file. With an ``indexer``, the bodies a
@@ -185,11 +205,10 @@ async def write_with_bodies(
     too, so a message and its row commit together."""
     for _attempt in range(_ATTEMPTS):
         if len(bodies) == 1:
-            staged = [await stage(db, blobs, parse, bodies[0], indexer)]
+            staged = [await stage(db, blobs, parse, bodies[0], indexer, keys)]
         else:
-            staged = list(
-                await asyncio.gather(*(stage(db, blobs, parse, b, indexer) for b in bodies))
-            )
+            staged = list(await asyncio.gather(
+                *(stage(db, blobs, parse, b, indexer, keys) for b in bodies)))
 
         def placed(conn: sqlite3.Connection, staged: list[Staged] = staged) -> WriteOutcome[T]:
             for body, one in zip(bodies, staged, strict=True):

@@ -273,6 +273,24 @@ MIGRATIONS: tuple[str, ...] = (
         DELETE FROM search_bodies WHERE blob_id = OLD.blob_id;
     END;
     """,
+    # 16: what SORT and THREAD compare of each body (store.models.SortKeys, decision 0031),
+    # so they read a narrow row per message instead of decoding its structure. Written at
+    # delivery; bodies stored before get theirs the first time a SORT or THREAD needs them.
+    # Per body, so copies share it; it goes with the body.
+    """
+    CREATE TABLE sort_keys (
+        blob_id    TEXT PRIMARY KEY REFERENCES blobs(id) ON DELETE CASCADE,
+        version    INTEGER NOT NULL,
+        sent       REAL,
+        from_key   TEXT NOT NULL,
+        to_key     TEXT NOT NULL,
+        cc_key     TEXT NOT NULL,
+        subject    TEXT NOT NULL,
+        reply      INTEGER NOT NULL,
+        message_id TEXT,
+        refs       TEXT NOT NULL
+    ) WITHOUT ROWID;
+    """,
 )
 
 

@@ -10,6 +10,7 @@ runs it on a reader thread or in the writer's next group commit:
 - ``mailboxes.py``: mailboxes and subscriptions
 - ``messages.py``: adding, flagging, removing, copying and listing messages
 - ``bodies.py``: staging, placing and reading bodies and their parsed structures
+- ``sort_keys.py``: what SORT and THREAD compare of each body
 - ``queue.py``: the outbound queue and the scheduler's delivery state
 - ``maintenance.py``: garbage collection and the integrity check
 - ``rows.py``: row formats; ``message_lists.py``: the whole-mailbox list cache
@@ -34,6 +35,7 @@ from mailstead.store.audit import AuditEntry
 from mailstead.store.blobs import BlobFiles
 from mailstead.store.changes import ChangeBus
 from mailstead.store.interfaces import (
+    SortKeysMaker,
     StructureParser,
     TextIndexer,
     UIDRanges,
@@ -60,6 +62,8 @@ from mailstead.store.models import (
     QueuedRecipient,
     Recipient,
     SharedMailbox,
+    SortKeyField,
+    SortKeys,
     StoreFlagsResult,
     TextMatches,
     TextQuery,
@@ -80,6 +84,7 @@ from mailstead.store.sql import (
     textindex,
 )
 from mailstead.store.sql import backup as backups
+from mailstead.store.sql import sort_keys as stored_keys
 from mailstead.store.sql.connections import Connections
 from mailstead.store.sql.message_lists import MessageLists
 from mailstead.store.sql.writer import WriteFn, WriteOutcome, without_events
@@ -105,6 +110,7 @@ class SQLiteStore:
         data_dir: Path,
         parse: StructureParser | None = None,
         *,
+        sort_keys: SortKeysMaker | None = None,
         read_threads: int = 4,
         indexer: TextIndexer | None = None,
     ) -> None:
@@ -115,6 +121,7 @@ class SQLiteStore:
         #: Makes a body's full-text index row (docs/decisions/0027); without one, nothing
         #: is indexed and SEARCH scans every message.
         self._indexer = indexer
+        self._sort_keys = sort_keys
         self._changes = ChangeBus()
         self._db = Connections(
             self.db_path, self.blobs.root, self._changes.publish, read_threads=read_threads
@@ -505,6 +512,7 @@ class SQLiteStore:
             self._db, self.blobs, self._parse, [data],
             lambda conn, ids: messages.append(conn, mailbox_id, ids[0], size, clean, when),
             indexer=self._indexer,
+            keys=self._sort_keys,
         )
 
     async def append_many(
@@ -523,6 +531,7 @@ class SQLiteStore:
                 for blob_id, (size, flags, when) in zip(ids, described, strict=True)
             ]),
             indexer=self._indexer,
+            keys=self._sort_keys,
         )
 
     async def replace(
@@ -538,6 +547,7 @@ class SQLiteStore:
                 old_mailbox_id, old_uid,
             ),
             indexer=self._indexer,
+            keys=self._sort_keys,
         )
 
     async def deliver(
@@ -555,6 +565,7 @@ class SQLiteStore:
             self._db, self.blobs, self._parse, [data],
             lambda conn, ids: messages.deliver(conn, ids[0], size, targets, when),
             indexer=self._indexer,
+            keys=self._sort_keys,
         )
 
     async def store_flags(
@@ -639,6 +650,18 @@ class SQLiteStore:
     async def vanished_since(self, mailbox_id: int, modseq: int) -> list[UID]:
         return await self._db.read(lambda conn: messages.vanished_since(conn, mailbox_id, modseq))
 
+    async def sort_keys(
+        self, mailbox_id: int, fields: frozenset[SortKeyField], version: int,
+        uids: Sequence[UID] | None = None,
+    ) -> dict[UID, SortKeys]:
+        return await self._db.read(
+            lambda conn: stored_keys.read(conn, mailbox_id, fields, version, uids)
+        )
+
+    async def put_sort_keys(self, keys: Mapping[str, SortKeys]) -> None:
+        if keys:
+            await self._db.write(without_events(lambda conn: stored_keys.put(conn, keys)))
+
     # -- outbound queue ------------------------------------------------------------------------
     async def enqueue(
         self,
@@ -668,6 +691,7 @@ class SQLiteStore:
                 conn, ids, envelope, len(data), targets, local_size, when, now.isoformat()
             ),
             indexer=self._indexer if local else None,
+            keys=self._sort_keys if local else None,
         )
 
     async def queue_summary(self) -> tuple[int, datetime | None]:

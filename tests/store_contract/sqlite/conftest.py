@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 
 from mailstead.store.sql.sqlite import SQLiteStore
-from tests.store_contract.conftest import fake_parse
+from tests.store_contract.conftest import fake_parse, fake_sort_keys
 
 
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
-    async with SQLiteStore(tmp_path / "data", parse=fake_parse) as backend:
+    async with SQLiteStore(tmp_path / "data", parse=fake_parse,
+                           sort_keys=fake_sort_keys) as backend:
         yield backend

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from mailstead.core.errors import NotFound
+from mailstead.store.models import SortKeyField
 from mailstead.store.sql.bodies import DATABASE_BODY_LIMIT
 from mailstead.store.sql.opening import DatabaseRefused
 from mailstead.store.sql.sqlite import SQLiteStore
@@ -197,3 +198,22 @@ async def test_a_damaged_database_is_refused_at_open(tmp_path: Path) -> None:
     with pytest.raises(DatabaseRefused, match=r"damaged|can't be read"):
         await again.open()
     await again.close()
+
+
+async def test_sort_keys_go_with_their_body(store: SQLiteStore, user_id: int) -> None:
+    """The keys row is removed with the body's row (ON DELETE CASCADE), so no key outlives
+    the body it was made of."""
+    box = await inbox_id(store, user_id)
+    await store.append(box, message(1), flags=["\\Deleted"])
+    kept = await store.append(box, message(2))
+
+    def count() -> int:
+        with contextlib.closing(sqlite3.connect(store.db_path)) as conn:
+            return int(conn.execute("SELECT count(*) FROM sort_keys").fetchone()[0])
+
+    assert count() == 2
+    await store.expunge(box)
+    assert count() == 2  # the body stays until it is collected
+    assert await store.collect_garbage(grace_seconds=0) == 1
+    assert count() == 1
+    assert list(await store.sort_keys(box, frozenset(SortKeyField), 1)) == [kept.uid]
