@@ -24,6 +24,7 @@ import ipaddress
 import logging
 import socket
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import cast
 
 from mailstead.core import metrics
 from mailstead.core.errors import ConfigError
@@ -52,6 +53,19 @@ def client_key(ip: str) -> str:
             return str(addr.ipv4_mapped)
         return str(ipaddress.IPv6Network((addr, 64), strict=False))
     return str(addr)
+
+
+class _SilentUntilTLS(asyncio.StreamReaderProtocol):
+    """Implicit TLS: the client's first bytes are its ClientHello, and they belong to the
+    TLS layer ``Stream.start_tls`` puts in place, not to the stream's plain-text buffer
+    (which drops whatever it holds there, as pipelined plain text must be dropped after
+    STARTTLS). That the handler reached the handshake before the first read was an
+    accident of asyncio's callback order (uvloop reads first, decision 0030); reading
+    stays paused until the handshake resumes it."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        cast(asyncio.ReadTransport, transport).pause_reading()
+        super().connection_made(transport)
 
 
 def _bind_hosts(host: str | Sequence[str]) -> list[str] | None:
@@ -121,8 +135,8 @@ class Listener:
         """Bind and start accepting; port 0 picks a free port (see :attr:`port`)."""
         self._closing = False
         try:
-            self._server = await asyncio.start_server(
-                self._on_connect,
+            self._server = await asyncio.get_running_loop().create_server(
+                self._protocol,
                 _bind_hosts(self.host),
                 self._requested_port,
                 backlog=self._backlog,
@@ -185,6 +199,14 @@ class Listener:
         await self.drain(grace)
 
     # -- per connection -------------------------------------------------------------------
+
+    def _protocol(self) -> asyncio.StreamReaderProtocol:
+        """What ``asyncio.start_server`` makes per connection; on an implicit-TLS listener
+        one that reads nothing before the handshake (:class:`_SilentUntilTLS`)."""
+        reader = asyncio.StreamReader()
+        if self.implicit_tls:
+            return _SilentUntilTLS(reader, self._on_connect)
+        return asyncio.StreamReaderProtocol(reader, self._on_connect)
 
     def _admission(self, ip: str) -> str | None:
         """Why a new connection must be refused, or None (checked before counting it)."""
