@@ -8,6 +8,7 @@ starting with ``error:``; a traceback is printed only with ``--debug`` or
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 import traceback
@@ -24,7 +25,6 @@ from mailstead.cli.serve import check_for_serve, run_server
 from mailstead.config.load import load_settings
 from mailstead.config.schema import Settings
 from mailstead.core.errors import ConfigError, MailsteadError
-from mailstead.net import loop as event_loop
 from mailstead.net.signals import ProcessSignals
 
 DEBUG_ENV = "MAILSTEAD_DEBUG"
@@ -114,7 +114,7 @@ def serve(state: CliState) -> None:
         return load_settings(state.config, data_dir_override=state.data)
 
     with ProcessSignals() as signals:
-        code = event_loop.run(run_server(settings, first_run_output=sys.stdout, signals=signals,
+        code = asyncio.run(run_server(settings, first_run_output=sys.stdout, signals=signals,
                                       reload_settings=reread))
     sys.exit(code)
 

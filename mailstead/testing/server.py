@@ -30,7 +30,6 @@ from mailstead.auth.passwords import PasswordPolicy, new_password
 from mailstead.cli.serve import PID_FILE, RunningServer, Services
 from mailstead.config.schema import Settings
 from mailstead.core.types import Pop3Policy, SendAs
-from mailstead.net import loop as event_loop
 from mailstead.store.interfaces import Store
 from mailstead.store.models import Recipient, User
 from mailstead.testing.waiting import poll_until
@@ -103,7 +102,7 @@ class ServerThread:
     def __init__(self, tmp_path: Path, config: Mapping[str, Any] | None = None) -> None:
         self.data_dir = tmp_path / "data"
         self.settings = build_settings(settings_dict_for_tests(self.data_dir, config))
-        self._loop = event_loop.new_event_loop()  # the loop `serve` runs on
+        self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="test-server",
                                         daemon=True)
         self._running: RunningServer | None = None
