@@ -111,6 +111,14 @@ class Candidates:
     index: IndexAnswers | None = None
     #: What the program reads of a message whose text keys the index settled.
     settled: Needs = field(default_factory=Needs)
+    #: The program without the index's answers, for a live result (RFC 5267 §4.3): the
+    #: answers hold the messages there were when the command ran, and a message that
+    #: arrives later must be judged by reading it, not by its absence from them.
+    unindexed: Callable[[Candidate], bool] | None = None
+
+    @property
+    def live_predicate(self) -> Callable[[Candidate], bool]:
+        return self.unindexed if self.unindexed is not None else self.predicate
 
     def reads(self, c: Candidate) -> Needs:
         """What evaluating the program needs of this message: less than :attr:`wanted`
@@ -154,8 +162,10 @@ async def candidates(session: Session, selected: Selected, key: SearchKey) -> Ca
         saved = await store.save_dates(view.mailbox_id)
         for c in visible:
             c.savedate = saved.get(c.meta.uid)
+    unindexed = matcher(key, seq_uids, selected.user.id) if index is not None else None
     return Candidates(
-        predicate, wanted, visible, len(visible) < view.exists, index, needs(key, text=False)
+        predicate, wanted, visible, len(visible) < view.exists, index, needs(key, text=False),
+        unindexed,
     )
 
 
@@ -240,7 +250,8 @@ async def search(session: Session, cmd: Command[SearchArgs], selected: Selected)
         # RFC 5267 §4.3: a live result in mailbox order; its changes are told at position
         # 0 (§4.3.3). The program stays as compiled now: sequence numbers and $ in it
         # name the messages they named when the command ran.
-        refused = selected.live.keep(LiveResult(cmd.tag, by_uid, predicate, wanted, None,
+        refused = selected.live.keep(LiveResult(cmd.tag, by_uid, program.live_predicate,
+                                                wanted, None,
                                                 frozenset(), {u for _, u in found}))
         if refused is not None:
             session.untagged(refused)

@@ -18,6 +18,7 @@ from array import array
 from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING
 
+from mailstead.imap import access
 from mailstead.imap.batches import batches
 from mailstead.imap.commands.search import (
     Candidates,
@@ -123,6 +124,9 @@ async def _answer(
     criteria or algorithm), and a kept one over the same messages is used instead."""
     kept = session.ctx.sort_answers
     view = selected.view
+    # The answers kept or made from the message list alone skip the program's evaluation,
+    # and with it the check candidates() makes: reading needs "r" (RFC 4314, decision 0028).
+    access.require(await access.selected_rights(session, selected), "r", "reading it")
     every = await _every_message(session, selected) if isinstance(key, All) else None
     if every is not None:
         metas, uids, seqs = every
@@ -237,7 +241,8 @@ async def sort(session: Session, cmd: Command[SortArgs], selected: Selected) -> 
         # RFC 5267 §4.3: a live result in the requested order; changes are told at their
         # places in it (§4.3.3, §4.3.4).
         refused = selected.live.keep(LiveResult.for_sort(
-            cmd.tag, by_uid, program.predicate, program.wanted, args.criteria, reads, ordered
+            cmd.tag, by_uid, program.live_predicate, program.wanted, args.criteria, reads,
+            ordered
         ))
         if refused is not None:
             session.untagged(refused)
