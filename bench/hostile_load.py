@@ -23,10 +23,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.harness import BenchEnv, Result, percentile
+from bench.harness import BenchEnv, Result, bench_store, percentile
 from mailstead.auth.passwords import hash_password
-from mailstead.cli.serve import parse_structure
-from mailstead.store.sql.sqlite import SQLiteStore
 from mailstead.testing.server import TEST_PASSWORD_POLICY, SubprocessServer
 
 ADDRESS = "ann@example.org"
@@ -44,7 +42,7 @@ def _bomb(parts: int = 100_000) -> bytes:
 
 
 async def _prepare(data_dir: Path) -> None:
-    store = SQLiteStore(data_dir, parse=parse_structure)
+    store = bench_store(data_dir)
     async with store:
         await store.add_domain("example.org")
         user = await store.add_user(ADDRESS, hash_password(PASSWORD, TEST_PASSWORD_POLICY))

@@ -37,12 +37,11 @@ from typing import Any
 import httpx
 
 from bench import imap_sync, smtp_receive
-from bench.harness import BenchEnv, Result, median, percentile
+from bench.harness import BenchEnv, Result, bench_store, median, percentile
 from bench.imap_fetch import ADDRESS, corpus_messages, populate
 from bench.store_append import make_message
 from mailstead.admin.actors import command_line
-from mailstead.cli.serve import build_admin, parse_structure
-from mailstead.store.sql.sqlite import SQLiteStore
+from mailstead.cli.serve import build_admin
 from mailstead.testing.server import SubprocessServer, build_settings, settings_dict_for_tests
 
 CLIENTS = 10
@@ -73,7 +72,7 @@ async def _prepare(data_dir: Path, messages: int) -> str:
     admin token; returns the token."""
     await populate(data_dir, messages, corpus_messages())
     settings = build_settings(settings_dict_for_tests(data_dir))
-    async with SQLiteStore(data_dir, parse=parse_structure) as store:
+    async with bench_store(data_dir) as store:
         for index in range(smtp_receive.SESSIONS):
             await store.add_user(smtp_receive.rcpt_for(index), "unused")
         admin = build_admin(store, settings)
@@ -119,7 +118,7 @@ async def _writes(client: httpx.AsyncClient, number: int, n: int) -> httpx.Respo
 
 async def _store_writes(data_dir: Path, seconds: float) -> Load:
     load = Load()
-    async with SQLiteStore(data_dir, parse=parse_structure) as store:
+    async with bench_store(data_dir) as store:
         deadline = time.perf_counter() + seconds
 
         async def worker(number: int) -> None:

@@ -34,13 +34,10 @@ import sqlite3
 import time
 from pathlib import Path
 
-from bench.harness import BenchEnv, Result
+from bench.harness import BenchEnv, Result, bench_store
 from mailstead.auth.passwords import hash_password
-from mailstead.cli.serve import parse_structure
 from mailstead.imap import response
-from mailstead.imap.sort import stored_sort_keys
 from mailstead.mime.stored import StoredStructure
-from mailstead.store.sql.sqlite import SQLiteStore
 from mailstead.testing.paths import SHARED
 from mailstead.testing.server import TEST_PASSWORD_POLICY, SubprocessServer
 
@@ -75,7 +72,7 @@ async def populate(data_dir: Path, count: int, seeds: list[bytes],
     """``count`` messages in INBOX of ADDRESS: the seeds appended (with \\Seen on every
     ``flags_every``-th), then rows copied round. On an existing data dir it only grows the
     mailbox to ``count``."""
-    store = SQLiteStore(data_dir, parse=parse_structure, sort_keys=stored_sort_keys)
+    store = bench_store(data_dir)
     await store.open()
     try:
         user = await store.find_user(ADDRESS)

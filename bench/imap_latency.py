@@ -32,11 +32,9 @@ from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench.harness import BenchEnv, Result, percentile
+from bench.harness import BenchEnv, Result, bench_store, percentile
 from bench.imap_fetch import SERVER_CONFIG, corpus_messages
 from mailstead.auth.passwords import PasswordPolicy, hash_password
-from mailstead.cli.serve import parse_structure
-from mailstead.store.sql.sqlite import SQLiteStore
 from mailstead.testing.server import SubprocessServer, deep_merge
 
 PASSWORD = "bench-password"
@@ -61,7 +59,7 @@ def _appended(n: int) -> bytes:
 
 async def _populate(data_dir: Path, names: Sequence[str], seeds: Sequence[bytes],
                     password_hash: str) -> None:
-    store = SQLiteStore(data_dir, parse=parse_structure)
+    store = bench_store(data_dir)
     await store.open()
     try:
         await store.add_domain("example.org")

@@ -37,12 +37,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from bench.harness import BenchEnv, Result, percentile
+from bench.harness import BenchEnv, Result, bench_store, percentile
 from bench.imap_fetch import ADDRESS, PASSWORD, SERVER_CONFIG, corpus_messages, populate
-from mailstead.cli.serve import parse_structure
 from mailstead.core.types import FlagMode
 from mailstead.mime.stored import StoredStructure
-from mailstead.store.sql.sqlite import SQLiteStore
 from mailstead.testing.server import SubprocessServer, deep_merge
 
 CLIENTS = 50
@@ -174,7 +172,7 @@ async def _imap_load(port: int, top_uid: int, messages: list[bytes], seconds: fl
 async def _store_load(data_dir: Path, top_uid: int, messages: list[bytes],
                       seconds: float) -> tuple[int, float, Shared]:
     """The baseline: the same mix straight on the Store API, 50 tasks, one process."""
-    store = SQLiteStore(data_dir, parse=parse_structure)
+    store = bench_store(data_dir)
     await store.open()
     shared = Shared(top_uid, messages)
     try:

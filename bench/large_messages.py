@@ -26,10 +26,8 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
-from bench.harness import BenchEnv, Result
+from bench.harness import BenchEnv, Result, bench_store
 from mailstead.auth.passwords import hash_password
-from mailstead.cli.serve import parse_structure
-from mailstead.store.sql.sqlite import SQLiteStore
 from mailstead.testing.server import TEST_PASSWORD_POLICY, SubprocessServer
 
 ADDRESS = "ann@example.org"
@@ -49,7 +47,7 @@ def _message(size: int, subject: str) -> bytes:
 
 
 async def _prepare(data_dir: Path) -> None:
-    store = SQLiteStore(data_dir, parse=parse_structure)
+    store = bench_store(data_dir)
     async with store:
         await store.add_domain("example.org")
         await store.add_user(ADDRESS, hash_password(PASSWORD, TEST_PASSWORD_POLICY))

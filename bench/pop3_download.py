@@ -24,12 +24,10 @@ import threading
 import time
 from pathlib import Path
 
-from bench.harness import BenchEnv, Result
+from bench.harness import BenchEnv, Result, bench_store
 from bench.store_append import make_message
 from mailstead.auth.passwords import hash_password
-from mailstead.cli.serve import parse_structure
 from mailstead.pop3.protocol import DotStuffer
-from mailstead.store.sql.sqlite import SQLiteStore
 from mailstead.testing.server import TEST_PASSWORD_POLICY, SubprocessServer
 
 ADDRESS = "bench@example.org"
@@ -38,7 +36,7 @@ SIZES = ((4 * 1024, "4 KiB"), (100 * 1024, "100 KiB"))
 
 
 async def _populate(data_dir: Path, messages: list[bytes]) -> None:
-    store = SQLiteStore(data_dir, parse=parse_structure)
+    store = bench_store(data_dir)
     await store.open()
     try:
         await store.add_domain("example.org")

@@ -31,10 +31,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.harness import BenchEnv, Result, percentile
+from bench.harness import BenchEnv, Result, bench_store, percentile
 from bench.store_append import make_message
-from mailstead.cli.serve import parse_structure
-from mailstead.store.sql.sqlite import SQLiteStore
 from mailstead.testing.server import SubprocessServer, free_port
 
 SESSIONS = 10
@@ -199,7 +197,7 @@ async def load(port: int, mode: str, count: int, messages: list[bytes],
 
 
 async def _prepare(data_dir: Path) -> None:
-    store = SQLiteStore(data_dir, parse=parse_structure)
+    store = bench_store(data_dir)
     await store.open()
     try:
         await store.add_domain(DOMAIN)
@@ -210,7 +208,7 @@ async def _prepare(data_dir: Path) -> None:
 
 
 async def _count_stored(data_dir: Path) -> int:
-    store = SQLiteStore(data_dir, parse=parse_structure)
+    store = bench_store(data_dir)
     await store.open()
     try:
         total = 0
