@@ -68,6 +68,8 @@ from mailstead.store.sql.sqlite import SQLiteStore
 log = logging.getLogger("mailstead.serve")
 
 GC_INTERVAL_SECONDS = 3600.0
+#: How often the index rows of deleted mail are removed (decision 0027).
+PURGE_INTERVAL_SECONDS = 10.0
 #: Written in the data dir once every listener accepts; removed on a clean stop.
 PID_FILE = "mailstead.pid"
 #: Held locked (flock) by the one server of a data directory for as long as it runs.
@@ -413,11 +415,33 @@ async def index_in_background(store: Store) -> int:
         indexed += report.indexed
 
 
+async def purge_index(store: Store) -> int:
+    """Remove the index rows of deleted mail, a small transaction at a time, so other
+    writes go between them. Returns how many bodies' notes were handled."""
+    handled = 0
+    while True:
+        try:
+            done = await store.purge_index()
+        except Exception as exc:  # keep serving; the next round retries
+            log.error("full-text index purge failed: %s", exc)
+            return handled
+        if not done:
+            return handled
+        handled += done
+
+
 async def _collect_garbage_forever(store: Store, grace: float) -> None:
-    """The store's background upkeep: the full-text catch-up once, then collection."""
+    """The store's background upkeep: the full-text catch-up once, then the index rows of
+    deleted mail every few seconds and the collection of unreferenced bodies hourly."""
+    since_gc = 0.0
     await index_in_background(store)
     while True:
-        await asyncio.sleep(GC_INTERVAL_SECONDS)
+        await purge_index(store)
+        await asyncio.sleep(PURGE_INTERVAL_SECONDS)
+        since_gc += PURGE_INTERVAL_SECONDS
+        if since_gc < GC_INTERVAL_SECONDS:
+            continue
+        since_gc = 0.0
         try:
             removed = await store.collect_garbage(grace)
         except Exception as exc:  # keep serving; the next round retries

@@ -572,6 +572,12 @@ class Maintenance(Protocol):
         indexer). A body that cannot be indexed gets an empty row marked incomplete, so
         searches scan it and it is not tried again. Nothing left: both counts are 0."""
 
+    async def purge_index(self, batch: int = 16) -> int:
+        """Remove the full-text index rows of up to ``batch`` bodies whose last message
+        went (noted in that message's transaction, removed here in small transactions of
+        their own); returns how many notes were handled, 0 when none is left. A row of a
+        body no message references matches no search meanwhile."""
+
     async def rebuild_index(self, user_id: int | None = None) -> IndexReport:
         """Drop the full-text index rows of the account's (or everyone's) messages and
         write them again from the bodies. Searches stay exact meanwhile: a message

@@ -250,11 +250,13 @@ MIGRATIONS: tuple[str, ...] = (
     # 15: the trigram full-text index behind IMAP SEARCH text keys (docs/decisions/0027).
     # One row per body that a message references (bodies are shared), the folded text per
     # column; ``search_bodies`` maps a body to its row and says whether the text was cut to
-    # the indexed-text limit. The trigger drops the row in the transaction that removes the
-    # last message of the body (expunge, MOVE source, a mailbox or account deleted), so a
-    # row exists exactly while a message does. Bodies stored before have no row until the
-    # server's background catch-up or ``mailstead index rebuild`` indexes them; searches
-    # scan them meanwhile.
+    # the indexed-text limit. The trigger notes in ``search_gone`` a body whose last
+    # message went (expunge, MOVE source, a mailbox or account deleted); the background
+    # purge removes such rows a few at a time, since FTS5 re-tokenises a row's text to
+    # delete it and a large expunge would otherwise hold the writer for seconds. A row of a
+    # body no message references matches nothing (searches join the messages). Bodies
+    # stored before have no row until the server's background catch-up or ``mailstead
+    # index rebuild`` indexes them; searches scan them meanwhile.
     """
     CREATE VIRTUAL TABLE search_text USING fts5(
         subject, addr_from, addr_to, addr_cc, addr_bcc, hvalues, headers, body,
@@ -265,12 +267,12 @@ MIGRATIONS: tuple[str, ...] = (
         blob_id  TEXT NOT NULL UNIQUE,
         complete INTEGER NOT NULL
     );
+    CREATE TABLE search_gone (blob_id TEXT PRIMARY KEY) WITHOUT ROWID;
     CREATE TRIGGER search_bodies_unreferenced AFTER DELETE ON messages
     WHEN NOT EXISTS (SELECT 1 FROM messages WHERE blob_id = OLD.blob_id)
+         AND EXISTS (SELECT 1 FROM search_bodies WHERE blob_id = OLD.blob_id)
     BEGIN
-        DELETE FROM search_text
-            WHERE rowid IN (SELECT id FROM search_bodies WHERE blob_id = OLD.blob_id);
-        DELETE FROM search_bodies WHERE blob_id = OLD.blob_id;
+        INSERT OR IGNORE INTO search_gone (blob_id) VALUES (OLD.blob_id);
     END;
     """,
     # 16: what SORT and THREAD compare of each body (store.models.SortKeys, decision 0031),

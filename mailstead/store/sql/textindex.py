@@ -117,6 +117,24 @@ def remove_many(conn: sqlite3.Connection, part: Sequence[str]) -> None:
         conn.execute(f"DELETE FROM search_bodies WHERE blob_id IN ({marks})", tuple(chunk))
 
 
+def purge(conn: sqlite3.Connection, limit: int) -> int:
+    """Remove the rows of up to ``limit`` bodies noted gone (their last message went);
+    one delivered again since keeps its row, which is still right for the same bytes.
+    Returns how many notes were handled (0: nothing left)."""
+    gone = [r[0] for r in conn.execute("SELECT blob_id FROM search_gone LIMIT ?", (limit,))]
+    if not gone:
+        return 0
+    dead = [
+        blob_id for blob_id in gone
+        if conn.execute("SELECT 1 FROM messages WHERE blob_id = ? LIMIT 1", (blob_id,))
+        .fetchone() is None
+    ]
+    if dead:
+        remove_many(conn, dead)
+    conn.executemany("DELETE FROM search_gone WHERE blob_id = ?", [(b,) for b in gone])
+    return len(gone)
+
+
 def search(conn: sqlite3.Connection, mailbox_id: int, queries: Sequence[TextQuery]) -> TextMatches:
     """Per query, the mailbox's UIDs whose indexed text holds the needle; and which of the
     mailbox's messages the index cannot speak for."""
