@@ -25,46 +25,20 @@ import time
 from pathlib import Path
 
 from bench.harness import BenchEnv, Result, percentile
-from bench.imap_fetch import ADDRESS, PASSWORD, SERVER_CONFIG, WireClient, corpus_messages
-from mailstead.auth.passwords import hash_password
-from mailstead.cli.serve import parse_structure, text_indexer
-from mailstead.config.schema import StoreSettings
-from mailstead.store.sql.sqlite import SQLiteStore
-from mailstead.testing.server import TEST_PASSWORD_POLICY, SubprocessServer
+from bench.imap_fetch import (
+    ADDRESS,
+    PASSWORD,
+    SERVER_CONFIG,
+    WireClient,
+    corpus_messages,
+    populate,
+)
+from mailstead.testing.server import SubprocessServer
 
 QUERIES = ("BODY mortgage", "TEXT uarantee", "FROM otmail.co")
 #: Mailbox sizes of the full and the ``--quick`` run; the bigger mailbox grows from the other.
 FULL_COUNTS = (10_000, 100_000)
 QUICK_COUNTS = (2_000,)
-
-
-async def populate(data_dir: Path, count: int, seeds: list[bytes]) -> None:
-    """``count`` messages in INBOX of ADDRESS, stored and indexed as the server does."""
-    limit = StoreSettings().index_text_limit
-    store = SQLiteStore(data_dir, parse=parse_structure, indexer=text_indexer(limit))
-    await store.open()
-    try:
-        user = await store.find_user(ADDRESS)
-        if user is None:
-            await store.add_domain("example.org")
-            user = await store.add_user(ADDRESS, hash_password(PASSWORD, TEST_PASSWORD_POLICY))
-        inbox = await store.get_mailbox(user.id, "INBOX")
-        if inbox.message_count == 0:
-            pending = list(seeds[:count])
-
-            async def writer() -> None:
-                while pending:
-                    await store.append(inbox.id, pending.pop(0))
-
-            await asyncio.gather(*(writer() for _ in range(32)))
-        uids = [m.uid for m in await store.list_messages(inbox.id)]
-        have = len(uids)
-        while have < count:
-            chunk = uids[: count - have]
-            await store.copy(inbox.id, chunk, inbox.id)
-            have += len(chunk)
-    finally:
-        await store.close()
 
 
 def _search(client: WireClient, program: str) -> int:
