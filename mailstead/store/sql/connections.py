@@ -129,12 +129,15 @@ class Connections:
                 conn.close()
             self._read_connections.clear()
 
-    def _reader(self) -> sqlite3.Connection:
-        """This reader thread's own connection, opened on its first read."""
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+    def _reader(self, name: str = "conn", busy_ms: int | None = None) -> sqlite3.Connection:
+        """This thread's own read connection ``name``, opened on its first read (and closed
+        with the store); ``busy_ms`` shortens how long it waits for a lock."""
+        conn: sqlite3.Connection | None = getattr(self._local, name, None)
         if conn is None:
             conn = connect(self._db_path)
-            self._local.conn = conn
+            if busy_ms is not None:
+                conn.execute(f"PRAGMA busy_timeout={busy_ms}")
+            setattr(self._local, name, conn)
             with self._read_lock:
                 self._read_connections.append(conn)
         return conn
@@ -160,13 +163,7 @@ class Connections:
         :meth:`read`."""
         if self._readers is None:
             raise StoreError("store is not open")
-        conn: sqlite3.Connection | None = getattr(self._local, "inline", None)
-        if conn is None:
-            conn = connect(self._db_path)
-            conn.execute(f"PRAGMA busy_timeout={INLINE_BUSY_MS}")
-            self._local.inline = conn
-            with self._read_lock:
-                self._read_connections.append(conn)
+        conn = self._reader("inline", INLINE_BUSY_MS)
         try:
             return fn(conn)
         except sqlite3.OperationalError as exc:
