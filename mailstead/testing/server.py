@@ -239,19 +239,28 @@ def _ephemeral_range() -> tuple[int, int]:
         return 32768, 60999  # Linux's default
 
 
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
     """A loopback port free now, for a server that binds it later (a child process, or a
     restart after SIGKILL on the same port). Taken below the kernel's ephemeral range:
     a port from that range can meanwhile become the source port of some outgoing
-    connection (the tests open thousands), and the later bind then fails."""
+    connection (the tests open thousands), and the later bind then fails.
+
+    Nothing is bound between this call and the child's bind, so a port is never handed out
+    twice by one test process: two listeners of one server once drew the same port."""
     low, _ = _ephemeral_range()
     for _ in range(50):
         candidate = random.randrange(10000, max(low, 10001))
+        if candidate in _handed_out:
+            continue
         with socket.socket() as sock:
             try:
                 sock.bind(("127.0.0.1", candidate))
             except OSError:
                 continue
+            _handed_out.add(candidate)
             return candidate
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
