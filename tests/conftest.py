@@ -18,6 +18,11 @@ from mailstead.core import sanity
 
 os.environ[sanity.ENV_VAR] = "1"
 
+# Plugins whose hooks must run in the process that prints the summary, which under
+# pytest-xdist is the controller: it collects nothing, so it never imports a conftest below
+# this one. ``pytester`` runs the suite's own plugins in a child pytest to test them.
+pytest_plugins = ("pytester", "tests.conformance.mpt_tally")
+
 
 @pytest.fixture(autouse=True)
 def _umask_restored() -> Iterator[None]:

@@ -16,7 +16,7 @@ and the runner rewrites the user name in ``LOGIN imapuser ...`` lines.
 Scripts for extensions mailstead does not advertise are skipped (``NEEDS_CAPABILITY``, checked
 against the live CAPABILITY answer, so they start running when the capability appears).
 Scripts that fail today are in ``EXPECTED_FAILURES`` (xfail strict): a fixed script fails CI
-until its entry is removed. ``conftest.py`` prints the tally at the end of the session.
+until its entry is removed. ``mpt_tally.py`` prints the tally at the end of the run.
 """
 
 from __future__ import annotations
