@@ -239,6 +239,23 @@ def _ephemeral_range() -> tuple[int, int]:
         return 32768, 60999  # Linux's default
 
 
+def _worker_ports() -> range:
+    """The ports this test process draws from: 10000 up to the kernel's ephemeral range, or,
+    under pytest-xdist, this worker's own slice of it. ``_handed_out`` keeps one process from
+    drawing a port twice; between workers, which cannot see each other's draws, only disjoint
+    slices do: two workers could otherwise both find a port free before either child binds it.
+    """
+    low, _ = _ephemeral_range()
+    ports = range(10000, max(low, 10001))
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # "gw0", "gw1", ...
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if count > 1 and worker.startswith("gw") and worker[2:].isdigit():
+        size = len(ports) // count
+        start = ports.start + int(worker[2:]) % count * size
+        ports = range(start, start + size)
+    return ports
+
+
 _handed_out: set[int] = set()
 
 
@@ -249,10 +266,11 @@ def free_port() -> int:
     connection (the tests open thousands), and the later bind then fails.
 
     Nothing is bound between this call and the child's bind, so a port is never handed out
-    twice by one test process: two listeners of one server once drew the same port."""
-    low, _ = _ephemeral_range()
+    twice by one test process (two listeners of one server once drew the same port), nor by
+    two pytest-xdist workers (``_worker_ports``)."""
+    ports = _worker_ports()
     for _ in range(50):
-        candidate = random.randrange(10000, max(low, 10001))
+        candidate = random.choice(ports)
         if candidate in _handed_out:
             continue
         with socket.socket() as sock:
