@@ -3,6 +3,10 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 ARGS   ?=
+# `make test` runs the suite with pytest-xdist, one worker per core, each test file whole on
+# one worker (decision 0032). JOBS=4 sets the count; JOBS=0 runs in this one process, serially
+# (for --pdb or breakpoint()): make test JOBS=0 ARGS="tests/imap/test_imap_idle.py".
+JOBS   ?= auto
 
 .PHONY: serve test lint typecheck bench bench-quick bench-peers docs clean
 
@@ -23,7 +27,7 @@ serve: $(VENV)/.runtime
 	$(BIN)/mailstead serve $(ARGS)
 
 test: $(VENV)/.dev
-	$(BIN)/pytest $(ARGS)
+	$(BIN)/pytest -n $(JOBS) --dist loadfile $(ARGS)
 
 # ruff, and the layer rules of ARCHITECTURE.md (import-linter contracts in pyproject.toml).
 lint: $(VENV)/.dev
