@@ -249,7 +249,7 @@ def _worker_ports() -> range:
     ports = range(10000, max(low, 10001))
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # "gw0", "gw1", ...
     count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-    if count > 1 and worker.startswith("gw") and worker[2:].isdigit():
+    if 1 < count <= len(ports) and worker.startswith("gw") and worker[2:].isdigit():
         size = len(ports) // count
         start = ports.start + int(worker[2:]) % count * size
         ports = range(start, start + size)
