@@ -4,8 +4,8 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 ARGS   ?=
 # `make test` runs the suite with pytest-xdist, one worker per core, each test file whole on
-# one worker (decision 0032). JOBS=4 sets the count; JOBS=0 runs in this one process, serially
-# (for --pdb or breakpoint()): make test JOBS=0 ARGS="tests/imap/test_imap_idle.py".
+# one worker (decision 0032). JOBS=4 sets the count; JOBS=0 runs in this one process, serially,
+# quicker for one file and needed for --pdb: make test JOBS=0 ARGS="tests/imap/test_imap_idle.py"
 JOBS   ?= auto
 
 .PHONY: serve test lint typecheck bench bench-quick bench-peers docs clean
