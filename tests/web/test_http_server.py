@@ -120,7 +120,9 @@ def test_a_trickling_request_gets_408(server: ServerThread) -> None:
                 break
         answer = sock.recv(65536)
     assert answer.startswith(b"HTTP/1.1 408 "), answer
-    assert time.monotonic() - started < 5
+    # The configured 2 s, not the default 60 s; the margin is for a machine busy with the
+    # whole suite on every core.
+    assert time.monotonic() - started < 9
 
 
 def test_an_idle_keepalive_connection_is_closed_quietly(server: ServerThread) -> None:
@@ -130,7 +132,7 @@ def test_an_idle_keepalive_connection_is_closed_quietly(server: ServerThread) ->
         assert first.startswith(b"HTTP/1.1 200 ")
         started = time.monotonic()
         assert sock.recv(65536) == b""  # closed, without a word
-    assert 1.5 < time.monotonic() - started < 5
+    assert 1.5 < time.monotonic() - started < 9  # the configured 2 s, not the default 75 s
 
 
 def test_the_per_address_cap_answers_503(server: ServerThread) -> None:
