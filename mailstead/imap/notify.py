@@ -9,7 +9,9 @@ pending work, at a cost proportional to the changes, never to the number of mail
   marks that mailbox as owing one STATUS (§5.1-§5.3); many changes to one mailbox before the
   next delivery still make one STATUS;
 - a mailbox created, renamed or deleted makes one LIST (§5.4), a subscription change one
-  LIST with or without ``\\Subscribed`` (§5.5).
+  LIST with or without ``\\Subscribed`` (§5.5);
+- a METADATA entry set or removed on a watched mailbox, or on the server, makes one
+  unsolicited METADATA response naming the entries (§5.9, §5.10).
 
 The selected mailbox is not handled here: its view (imap/selected.py) absorbs the changes
 of its own subscription as it always did, and :class:`SelectedRule` only says what NOTIFY
@@ -40,13 +42,16 @@ from mailstead.store.models import ChangeEvent, ChangeKind, Mailbox
 from mailstead.store.names import SEPARATOR
 
 #: The events this server can report (RFC 5465 §3.1: BADEVENT lists them). AnnotationChange
-#: needs ANNOTATE, the metadata events need METADATA; neither is served.
+#: needs ANNOTATE, which is not served. The metadata events are required of a server with
+#: METADATA (RFC 5465 §5.9, §5.10).
 SUPPORTED = (
     Event.MESSAGE_NEW,
     Event.MESSAGE_EXPUNGE,
     Event.FLAG_CHANGE,
     Event.MAILBOX_NAME,
     Event.SUBSCRIPTION_CHANGE,
+    Event.MAILBOX_METADATA_CHANGE,
+    Event.SERVER_METADATA_CHANGE,
 )
 #: The events that make a STATUS for a mailbox other than the selected one (§5.1-§5.3).
 MESSAGE_EVENTS = frozenset({Event.MESSAGE_NEW, Event.MESSAGE_EXPUNGE, Event.FLAG_CHANGE})
@@ -79,6 +84,16 @@ class SelectedRule:
     @property
     def flags(self) -> bool:
         return Event.FLAG_CHANGE in self.events
+
+
+@dataclass(frozen=True, slots=True)
+class MetadataChanged:
+    """One unsolicited METADATA notification (RFC 5465 §5.9, §5.10; RFC 5464 §4.4.2): the
+    entries of a mailbox (store name), or of the server (``mailbox`` None), that were set
+    or removed."""
+
+    mailbox: str | None
+    entries: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +170,7 @@ class Notifications:
         self.wake: Callable[[], None] | None = None
         self._status: dict[int, None] = {}  # mailbox ids owing a STATUS, in order
         self._lists: list[Listed] = []
+        self._metadata: list[MetadataChanged] = []
         self._touched: dict[str, None] = {}  # names whose subscription may have changed
         subscription.set_notifier(self._arrived)
 
@@ -174,6 +190,7 @@ class Notifications:
         self.subscription.drain()
         self._status.clear()
         self._lists.clear()
+        self._metadata.clear()
         self._touched.clear()
 
     def close(self) -> None:
@@ -187,6 +204,7 @@ class Notifications:
             or self.subscription.backlog()
             or self._status
             or self._lists
+            or self._metadata
             or self._touched
         )
 
@@ -224,6 +242,18 @@ class Notifications:
                 self._list(Listed(ev.name, nonexistent=True))
             case ChangeKind.SUBSCRIPTION if ev.name is not None:
                 self._touched[ev.name] = None
+            case ChangeKind.MAILBOX_METADATA:
+                # §5.9: any mailbox a filter watches, the selected one included (its own
+                # filter may ask for message events only, §6.1).
+                name = self.names.get(ev.mailbox_id)
+                if name is not None and Event.MAILBOX_METADATA_CHANGE in self.watch.events_for(
+                    name, self.subscribed
+                ):
+                    self._metadata.append(MetadataChanged(name, ev.entries))
+            case ChangeKind.SERVER_METADATA:
+                # §5.10: about no mailbox; asked for in any filter group.
+                if any(Event.SERVER_METADATA_CHANGE in g.events for g in self.watch.groups):
+                    self._metadata.append(MetadataChanged(None, ev.entries))
 
     def _list(self, note: Listed, *, also: str | None = None) -> None:
         """Queue a MailboxName LIST if a filter asks for it on the name (or the old name)."""
@@ -237,6 +267,10 @@ class Notifications:
     # -- what the session writes ------------------------------------------------------------
     def take_lists(self) -> list[Listed]:
         out, self._lists = self._lists, []
+        return out
+
+    def take_metadata(self) -> list[MetadataChanged]:
+        out, self._metadata = self._metadata, []
         return out
 
     def take_status(self) -> list[int]:

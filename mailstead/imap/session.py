@@ -52,6 +52,7 @@ from mailstead.core.spool import Spool, SpoolDir
 from mailstead.imap import response
 from mailstead.imap.commands import COMMAND_CAPABILITIES, COMMANDS, GRAMMARS, contexts
 from mailstead.imap.commands.fetch import fetch as fetch_command
+from mailstead.imap.commands.metadata import entry_octets
 from mailstead.imap.commands.status import status_items
 from mailstead.imap.dispatch import Expunge
 from mailstead.imap.names import NameMapper
@@ -446,6 +447,11 @@ class Session:
         notify.absorb(selected.view.mailbox_id if selected is not None else None)
         for note in notify.take_lists():
             self.untagged(self._list_line(notify, note))
+        for changed in notify.take_metadata():
+            # RFC 5464 §4.4.2: the unsolicited form names the entries, without values.
+            where = self.mailbox_name(changed.mailbox) if changed.mailbox is not None else b'""'
+            self.untagged(b"METADATA " + where + b" "
+                          + b" ".join(entry_octets(name) for name in changed.entries))
         if notify.subscriptions_touched:
             now = await self.store.list_subscriptions(notify.subscription.user_id)
             for note in notify.subscriptions_now(now):

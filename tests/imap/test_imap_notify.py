@@ -95,8 +95,6 @@ def test_malformed_notify_is_bad(raw: Raw, arguments: str) -> None:
     "events",
     [
         "AnnotationChange MessageNew MessageExpunge",
-        "MailboxMetadataChange",
-        "ServerMetadataChange",
         "SomethingNew",
     ],
 )
@@ -105,8 +103,8 @@ def test_unsupported_events_are_no_badevent(raw: Raw, events: str) -> None:
     # RFC 5465 §3.1: NO (not BAD), BADEVENT listing the events the server supports.
     assert lines[-1].split(b" ", 2)[1:] == [
         b"NO",
-        b"[BADEVENT (MessageNew MessageExpunge FlagChange MailboxName SubscriptionChange)] "
-        b"Unsupported NOTIFY events\r\n",
+        b"[BADEVENT (MessageNew MessageExpunge FlagChange MailboxName SubscriptionChange "
+        b"MailboxMetadataChange ServerMetadataChange)] Unsupported NOTIFY events\r\n",
     ]
 
 
@@ -426,3 +424,36 @@ def test_names_follow_the_clients_hierarchy_separator(tmp_path_factory: pytest.T
         finally:
             raw.close()
             other.logout()
+
+
+# -- metadata (RFC 5465 §5.9, §5.10) --------------------------------------------------------
+
+
+@pytest.fixture
+def writer(server: ServerThread, account: str) -> Iterator[Raw]:
+    """A second session that makes the changes, at the line level (imaplib has no
+    SETMETADATA)."""
+    r = Raw(server.port("imap"), login=account)
+    yield r
+    r.close()
+
+
+def test_a_watched_mailbox_s_metadata_change_is_announced(raw: Raw, writer: Raw) -> None:
+    """§5.9: an unsolicited METADATA response (RFC 5464 §4.4.2) naming the entries set or
+    removed, without their values; a mailbox no filter watches for it says nothing."""
+    _ok(writer.command("CREATE Notes"))
+    _ok(raw.command("NOTIFY SET (mailboxes INBOX (MailboxMetadataChange))"))
+    _ok(writer.command('SETMETADATA INBOX (/private/comment "hello" /shared/comment "all")'))
+    assert raw.readline() == b"* METADATA \"INBOX\" /private/comment /shared/comment\r\n"
+    _ok(writer.command('SETMETADATA Notes (/private/comment "elsewhere")'))
+    _ok(writer.command("SETMETADATA INBOX (/private/comment NIL)"))
+    assert raw.readline() == b"* METADATA \"INBOX\" /private/comment\r\n"  # a removal too
+    _quiet(raw)
+
+
+def test_a_server_metadata_change_is_announced(raw: Raw, writer: Raw) -> None:
+    """§5.10: the server's entries, as the mailbox ``""``."""
+    _ok(raw.command("NOTIFY SET (personal (ServerMetadataChange))"))
+    _ok(writer.command('SETMETADATA "" (/private/vendor/mailstead/x "1")'))
+    assert raw.readline() == b'* METADATA "" /private/vendor/mailstead/x\r\n'
+    _quiet(raw)
