@@ -28,13 +28,16 @@ from mailstead.store.models import (
     AppendResult,
     AuditRecord,
     BackupReport,
+    Changes,
     CopyResult,
     DeliveryResult,
     Domain,
+    EmailRecord,
     Group,
     IndexedText,
     IndexReport,
     Mailbox,
+    MailboxState,
     MessageMeta,
     NewMessage,
     OutboundEnvelope,
@@ -437,6 +440,54 @@ class Messages(Protocol):
         from the body, which did not change."""
 
 
+class Emails(Protocol):
+    """An account's mail as one collection (decision 0033): its emails (a body in one or
+    more of its mailboxes), their threads, counts, and what changed since an account
+    mod-sequence. JMAP reads it; IMAP's writes keep it (every write takes the account's
+    next mod-sequence).
+
+    An implementer keeps:
+    - the account mod-sequence growing with every write to the account, and each message's
+      MODSEQ the one of the write that last changed it;
+    - an email per body the account holds, with the mod-sequence that created it and the
+      one that last added or removed a copy; when its last copy goes, a record of the
+      removal's mod-sequence (for ``email_changes``);
+    - a thread per email fixed when the email was created (the thread of a parent named
+      by References or In-Reply-To, or a new one); a removed mailbox likewise remembered.
+    """
+
+    async def account_state(self, user_id: int) -> int:
+        """The account's mod-sequence now."""
+
+    async def email_records(self, user_id: int, blob_ids: Sequence[str]) -> list[EmailRecord]:
+        """The account's emails of these bodies; bodies it does not hold are left out."""
+
+    async def account_emails(self, user_id: int, mailbox_id: int | None = None
+                             ) -> list[EmailRecord]:
+        """Every email of the account (or with a copy in ``mailbox_id``), newest first."""
+
+    async def thread_emails(self, user_id: int, thread_ids: Sequence[str]
+                            ) -> dict[str, list[str]]:
+        """Each known thread's bodies, oldest first; unknown threads are left out."""
+
+    async def mailbox_states(self, user_id: int) -> list[MailboxState]:
+        """The account's mailboxes with their counts and change marks."""
+
+    async def email_changes(self, user_id: int, since: int, max_changes: int | None
+                            ) -> Changes:
+        """Emails (by body) changed since ``since``; ChangesTooMany if one write changed
+        more than ``max_changes``."""
+
+    async def thread_changes(self, user_id: int, since: int, max_changes: int | None
+                             ) -> Changes:
+        """Threads whose emails changed since ``since``."""
+
+    async def mailbox_changes(self, user_id: int, since: int, max_changes: int | None
+                              ) -> tuple[Changes, bool]:
+        """Mailboxes (by UIDVALIDITY as text) changed since ``since``, and whether every
+        update was of counts only."""
+
+
 class Metadata(Protocol):
     """Annotations of an account's mailboxes and of the server as the account sees it
     (IMAP METADATA, RFC 5464). IMAP's GETMETADATA and SETMETADATA use it.
@@ -622,8 +673,8 @@ class AdminRecords(Protocol):
 
 
 class Store(
-    Directory, Mailboxes, MailboxAcls, Messages, Metadata, OutboundQueue, Maintenance,
-    AdminRecords, Protocol,
+    Directory, Mailboxes, MailboxAcls, Messages, Emails, Metadata, OutboundQueue,
+    Maintenance, AdminRecords, Protocol,
 ):
     """Every piece of the store, for the composition root: it builds one backend and hands
     each consumer the piece it uses."""
@@ -632,6 +683,7 @@ class Store(
 __all__ = [
     "AdminRecords",
     "Directory",
+    "Emails",
     "MailboxAcls",
     "Mailboxes",
     "Maintenance",

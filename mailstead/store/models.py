@@ -405,3 +405,72 @@ class IndexReport:
 
     indexed: int
     skipped: int
+
+
+@dataclass(frozen=True, slots=True)
+class EmailCopy:
+    """One message row of an email (decision 0033): where, under which UID, its flags."""
+
+    mailbox_id: int
+    uid: UID
+    modseq: ModSeq
+    flags: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class EmailRecord:
+    """An email of an account: one body, in one or more of its mailboxes (decision 0033).
+    ``received`` is the earliest INTERNALDATE of its copies."""
+
+    blob_id: str
+    thread_id: str
+    size: int
+    received: datetime
+    copies: tuple[EmailCopy, ...]
+
+    @property
+    def flags(self) -> frozenset[str]:
+        """The union of its copies' flags: a keyword any copy carries is the email's."""
+        if len(self.copies) == 1:
+            return self.copies[0].flags
+        return frozenset().union(*(c.flags for c in self.copies))
+
+    @property
+    def mailbox_ids(self) -> frozenset[int]:
+        return frozenset(c.mailbox_id for c in self.copies)
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxCounts:
+    """What JMAP's Mailbox object counts (RFC 8621 §2): emails and threads, all and
+    unread (no copy in the mailbox carries \\Seen)."""
+
+    emails: int = 0
+    unread_emails: int = 0
+    threads: int = 0
+    unread_threads: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxState:
+    """A mailbox with its counts and change marks (decision 0033)."""
+
+    mailbox: Mailbox
+    counts: MailboxCounts
+    created: int  # the account mod-sequence that created it
+    changed: int  # ... that last changed its own properties
+    highest: int  # its HIGHESTMODSEQ: its messages' last change
+
+
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """What changed in an account since a mod-sequence (RFC 8620 §5.2), by store key:
+    ``created`` and ``updated`` exist now, ``destroyed`` do not. ``state`` is the
+    mod-sequence the answer brings a client to; ``more`` says it stopped short of now
+    (``max_changes``)."""
+
+    created: tuple[str, ...]
+    updated: tuple[str, ...]
+    destroyed: tuple[str, ...]
+    state: int
+    more: bool = False

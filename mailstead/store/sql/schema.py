@@ -293,6 +293,49 @@ MIGRATIONS: tuple[str, ...] = (
         refs       TEXT NOT NULL
     ) WITHOUT ROWID;
     """,
+    # 17: account-wide change state for JMAP (decision 0033, store/sql/emails.py). The
+    # account's mod-sequence starts at the highest of its mailboxes; each body an account
+    # holds becomes an email in a thread of its own (mail stored before keeps that; new
+    # mail joins the thread of the message it answers). Mailboxes existing now count as
+    # created at mod-sequence 0, before any state a client can hold.
+    """
+    ALTER TABLE users ADD COLUMN modseq INTEGER NOT NULL DEFAULT 1;
+    UPDATE users SET modseq = coalesce(
+        (SELECT max(highestmodseq) FROM mailboxes WHERE user_id = users.id), 1);
+    ALTER TABLE mailboxes ADD COLUMN created_modseq INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE mailboxes ADD COLUMN changed_modseq INTEGER NOT NULL DEFAULT 0;
+    CREATE UNIQUE INDEX mailboxes_uidvalidity ON mailboxes (user_id, uidvalidity);
+    CREATE TABLE mailboxes_gone (
+        user_id     INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        uidvalidity INTEGER NOT NULL,
+        modseq      INTEGER NOT NULL,
+        PRIMARY KEY (user_id, uidvalidity)
+    ) WITHOUT ROWID;
+    CREATE TABLE emails (
+        user_id   INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        blob_id   TEXT NOT NULL,
+        thread_id TEXT NOT NULL,
+        created   INTEGER NOT NULL,
+        changed   INTEGER NOT NULL,
+        PRIMARY KEY (user_id, blob_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX emails_thread ON emails (user_id, thread_id);
+    CREATE INDEX emails_changed ON emails (user_id, changed);
+    CREATE TABLE emails_gone (
+        user_id   INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        blob_id   TEXT NOT NULL,
+        thread_id TEXT NOT NULL,
+        modseq    INTEGER NOT NULL,
+        PRIMARY KEY (user_id, blob_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX emails_gone_modseq ON emails_gone (user_id, modseq);
+    CREATE INDEX sort_keys_message_id ON sort_keys (message_id);
+    INSERT INTO emails (user_id, blob_id, thread_id, created, changed)
+        SELECT b.user_id, m.blob_id, 'T' || substr(m.blob_id, 1, 24), min(m.modseq),
+               max(m.modseq)
+        FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id
+        GROUP BY b.user_id, m.blob_id;
+    """,
 )
 
 

@@ -48,13 +48,17 @@ from mailstead.store.models import (
     AppendResult,
     AuditRecord,
     BackupReport,
+    Changes,
     CopyResult,
     DeliveryResult,
     Domain,
+    EmailRecord,
     Group,
     IndexedText,
     IndexReport,
     Mailbox,
+    MailboxCounts,
+    MailboxState,
     MessageMeta,
     NewMessage,
     OutboundEnvelope,
@@ -75,6 +79,7 @@ from mailstead.store.sql import (
     admin_records,
     bodies,
     directory,
+    emails,
     mailboxes,
     maintenance,
     messages,
@@ -394,6 +399,58 @@ class SQLiteStore:
 
     async def list_subscriptions(self, user_id: int) -> list[str]:
         return await self._db.read(lambda conn: mailboxes.list_subscriptions(conn, user_id))
+
+    # -- the account's emails, threads and changes (decision 0033) ---------------------------
+    async def account_state(self, user_id: int) -> int:
+        return await self._db.read_small(lambda conn: emails.account_modseq(conn, user_id))
+
+    async def email_records(self, user_id: int, blob_ids: Sequence[str]) -> list[EmailRecord]:
+        if not blob_ids:
+            return []
+        return await self._db.read(lambda conn: emails.email_records(conn, user_id, blob_ids))
+
+    async def account_emails(self, user_id: int, mailbox_id: int | None = None
+                             ) -> list[EmailRecord]:
+        return await self._db.read(
+            lambda conn: emails.account_emails(conn, user_id, mailbox_id)
+        )
+
+    async def thread_emails(self, user_id: int, thread_ids: Sequence[str]
+                            ) -> dict[str, list[str]]:
+        if not thread_ids:
+            return {}
+        return await self._db.read(
+            lambda conn: emails.thread_emails(conn, user_id, thread_ids)
+        )
+
+    async def mailbox_states(self, user_id: int) -> list[MailboxState]:
+        def read(conn: sqlite3.Connection) -> list[MailboxState]:
+            counts = emails.mailbox_counts(conn, user_id)
+            marks = emails.mailbox_marks(conn, user_id)
+            return [
+                MailboxState(box, counts.get(box.id, MailboxCounts()), *marks[box.id],
+                             box.highestmodseq)
+                for box in mailboxes.list_mailboxes(conn, user_id)
+            ]
+        return await self._db.read(read)
+
+    async def email_changes(self, user_id: int, since: int, max_changes: int | None
+                            ) -> Changes:
+        return await self._db.read(
+            lambda conn: emails.email_changes(conn, user_id, since, max_changes)
+        )
+
+    async def thread_changes(self, user_id: int, since: int, max_changes: int | None
+                             ) -> Changes:
+        return await self._db.read(
+            lambda conn: emails.thread_changes(conn, user_id, since, max_changes)
+        )
+
+    async def mailbox_changes(self, user_id: int, since: int, max_changes: int | None
+                              ) -> tuple[Changes, bool]:
+        return await self._db.read(
+            lambda conn: emails.mailbox_changes(conn, user_id, since, max_changes)
+        )
 
     # -- metadata (RFC 5464) ---------------------------------------------------------------
     async def get_metadata(self, user_id: int, mailbox_id: int | None) -> dict[str, bytes]:
