@@ -37,7 +37,8 @@ async def test_every_write_takes_the_account_s_next_modseq(store: Store, user_id
     # Each mailbox's HIGHESTMODSEQ is still its own messages' latest (RFC 7162 §3.1).
     assert (await store.get_mailbox(user_id, "INBOX")).highestmodseq == c.modseq
     assert (await store.get_mailbox(user_id, "Projects")).highestmodseq == (
-        flagged.updated[0].modseq)
+        flagged.updated[0].modseq
+    )
 
 
 async def test_a_copy_is_the_same_email_in_two_mailboxes(store: Store, user_id: int) -> None:
@@ -53,8 +54,9 @@ async def test_a_copy_is_the_same_email_in_two_mailboxes(store: Store, user_id: 
     assert left.mailbox_ids == {archive}
 
 
-async def test_another_account_s_copy_is_not_this_account_s_email(store: Store,
-                                                                   user_id: int) -> None:
+async def test_another_account_s_copy_is_not_this_account_s_email(
+    store: Store, user_id: int
+) -> None:
     bob = await store.add_user("bob@example.org", "hash")
     inbox = (await store.get_mailbox(user_id, "INBOX")).id
     added = await store.append(inbox, message(1), [])
@@ -104,8 +106,7 @@ async def test_email_changes_since_a_state(store: Store, user_id: int) -> None:
     await store.move(inbox, [second.uid], archive)
     listed = await store.list_messages(inbox) + await store.list_messages(archive)
     by_uid = {(m.mailbox_id, m.uid): m.blob_id for m in listed}
-    by_n = {1: by_uid[inbox, first.uid], 3: by_uid[inbox, third.uid],
-            2: by_uid[archive, UID(1)]}
+    by_n = {1: by_uid[inbox, first.uid], 3: by_uid[inbox, third.uid], 2: by_uid[archive, UID(1)]}
     changes = await store.email_changes(user_id, state, None)
     assert changes.created == (by_n[3],)
     assert set(changes.updated) == {by_n[1], by_n[2]}
@@ -118,8 +119,7 @@ async def test_email_changes_since_a_state(store: Store, user_id: int) -> None:
     assert (await store.email_changes(user_id, later.state, None)).created == ()
 
 
-async def test_an_email_made_and_removed_since_is_not_reported(store: Store,
-                                                               user_id: int) -> None:
+async def test_an_email_made_and_removed_since_is_not_reported(store: Store, user_id: int) -> None:
     inbox = (await store.get_mailbox(user_id, "INBOX")).id
     state = await store.account_state(user_id)
     added = await store.append(inbox, message(1), [])
@@ -130,8 +130,7 @@ async def test_an_email_made_and_removed_since_is_not_reported(store: Store,
     assert len(changes.destroyed) <= 1
 
 
-async def test_changes_come_in_pages_that_end_between_writes(store: Store,
-                                                             user_id: int) -> None:
+async def test_changes_come_in_pages_that_end_between_writes(store: Store, user_id: int) -> None:
     inbox = (await store.get_mailbox(user_id, "INBOX")).id
     state = await store.account_state(user_id)
     for n in range(5):

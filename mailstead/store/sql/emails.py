@@ -62,9 +62,7 @@ def account_modseq(conn: sqlite3.Connection, user_id: int) -> int:
 def _thread_of_parents(conn: sqlite3.Connection, user_id: int, blob_id: str) -> str | None:
     """The thread of an email of the account that this body's References or In-Reply-To
     names, the nearest parent first."""
-    row = conn.execute(
-        "SELECT refs FROM sort_keys WHERE blob_id = ?", (blob_id,)
-    ).fetchone()
+    row = conn.execute("SELECT refs FROM sort_keys WHERE blob_id = ?", (blob_id,)).fetchone()
     if row is None or not row[0]:
         return None
     parents = list(reversed(row[0].split(" ")))  # stored oldest first
@@ -149,15 +147,17 @@ def _records(found: Iterable[tuple[Any, ...]]) -> list[EmailRecord]:
         grouped.setdefault(row[0], []).append(row)
     records = []
     for blob_id, copies in grouped.items():
-        records.append(EmailRecord(
-            blob_id=blob_id,
-            thread_id=copies[0][1],
-            size=copies[0][7],
-            received=min(internaldate(c[6]) for c in copies),
-            copies=tuple(
-                EmailCopy(c[2], UID(c[3]), ModSeq(c[4]), parse_flags(c[5])) for c in copies
-            ),
-        ))
+        records.append(
+            EmailRecord(
+                blob_id=blob_id,
+                thread_id=copies[0][1],
+                size=copies[0][7],
+                received=min(internaldate(c[6]) for c in copies),
+                copies=tuple(
+                    EmailCopy(c[2], UID(c[3]), ModSeq(c[4]), parse_flags(c[5])) for c in copies
+                ),
+            )
+        )
     return records
 
 
@@ -167,10 +167,12 @@ def email_records(
     """The account's emails of these bodies (those it does not hold are left out)."""
     found: list[tuple[Any, ...]] = []
     for chunk in chunks(list(dict.fromkeys(blob_ids))):
-        found.extend(conn.execute(
-            f"{_EMAIL_ROWS} WHERE e.user_id = ? AND e.blob_id IN ({placeholders(len(chunk))})",
-            (user_id, *chunk),
-        ))
+        found.extend(
+            conn.execute(
+                f"{_EMAIL_ROWS} WHERE e.user_id = ? AND e.blob_id IN ({placeholders(len(chunk))})",
+                (user_id, *chunk),
+            )
+        )
     return _records(found)
 
 
@@ -265,22 +267,29 @@ def email_changes(
         (user_id, since),
     ):
         marks[blob_id] = max(modseq, marks.get(blob_id, 0))
-    gone = dict(conn.execute(
-        "SELECT blob_id, modseq FROM emails_gone WHERE user_id = ? AND modseq > ?",
-        (user_id, since),
-    ).fetchall())
+    gone = dict(
+        conn.execute(
+            "SELECT blob_id, modseq FROM emails_gone WHERE user_id = ? AND modseq > ?",
+            (user_id, since),
+        ).fetchall()
+    )
     for blob_id, modseq in gone.items():
         marks[blob_id] = max(modseq, marks.get(blob_id, 0))
     taken, state, more = _page(marks, since, now, max_changes)
     existing: dict[str, int] = {}
     for chunk in chunks(sorted(taken)):
-        existing.update(conn.execute(
-            f"SELECT blob_id, created FROM emails WHERE user_id = ?"
-            f" AND blob_id IN ({placeholders(len(chunk))})",
-            (user_id, *chunk),
-        ).fetchall())
-    created = sorted(b for b in taken if b in existing and existing[b] > since
-                     and not (b in gone and gone[b] > since))
+        existing.update(
+            conn.execute(
+                f"SELECT blob_id, created FROM emails WHERE user_id = ?"
+                f" AND blob_id IN ({placeholders(len(chunk))})",
+                (user_id, *chunk),
+            ).fetchall()
+        )
+    created = sorted(
+        b
+        for b in taken
+        if b in existing and existing[b] > since and not (b in gone and gone[b] > since)
+    )
     updated = sorted(b for b in taken if b in existing and b not in created)
     destroyed = sorted(b for b in taken if b not in existing and b in gone)
     return Changes(tuple(created), tuple(updated), tuple(destroyed), state, more)
@@ -308,11 +317,13 @@ def thread_changes(
     taken, state, more = _page(marks, since, now, max_changes)
     oldest: dict[str, int] = {}
     for chunk in chunks(sorted(taken)):
-        oldest.update(conn.execute(
-            "SELECT thread_id, min(created) FROM emails WHERE user_id = ?"
-            f" AND thread_id IN ({placeholders(len(chunk))}) GROUP BY thread_id",
-            (user_id, *chunk),
-        ).fetchall())
+        oldest.update(
+            conn.execute(
+                "SELECT thread_id, min(created) FROM emails WHERE user_id = ?"
+                f" AND thread_id IN ({placeholders(len(chunk))}) GROUP BY thread_id",
+                (user_id, *chunk),
+            ).fetchall()
+        )
     created = sorted(t for t in taken if t in oldest and oldest[t] > since)
     updated = sorted(t for t in taken if t in oldest and oldest[t] <= since)
     destroyed = sorted(t for t in taken if t not in oldest)
@@ -351,6 +362,9 @@ def mailbox_changes(
 
 def mailbox_marks(conn: sqlite3.Connection, user_id: int) -> dict[int, tuple[int, int]]:
     """Each mailbox's (created, changed) account mod-sequences."""
-    return {r[0]: (r[1], r[2]) for r in conn.execute(
-        "SELECT id, created_modseq, changed_modseq FROM mailboxes WHERE user_id = ?", (user_id,)
-    )}
+    return {
+        r[0]: (r[1], r[2])
+        for r in conn.execute(
+            "SELECT id, created_modseq, changed_modseq FROM mailboxes WHERE user_id = ?", (user_id,)
+        )
+    }
