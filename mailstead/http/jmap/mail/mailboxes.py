@@ -1,0 +1,492 @@
+"""Mailbox/get, /changes, /query, /queryChanges and /set (RFC 8621 §2).
+
+A Mailbox is an IMAP mailbox of the account: its JMAP ``name`` is the last level of the
+IMAP name (levels separated by ``/``), ``parentId`` the level above, ``role`` its
+special-use attribute (RFC 8457; INBOX is ``inbox``). A \\Noselect name kept for its
+children (RFC 9051 §6.3.5) is a Mailbox that may hold nothing. Counts come from the
+store's emails (decision 0033): an email counts once per mailbox holding a copy.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from mailstead.core.errors import AlreadyExists, InvalidName, MailsteadError, NotEmpty, NotFound
+from mailstead.http.jmap.dispatch import CallContext, Methods
+from mailstead.http.jmap.errors import MethodError, SetError
+from mailstead.http.jmap.mail.ids import (
+    ROLE_OF_SPECIAL_USE,
+    SPECIAL_USE_OF_ROLE,
+    mailbox_id,
+    parse_state,
+    state_text,
+    uidvalidity_of,
+)
+from mailstead.http.jmap.mail.services import MAIL, MailServices
+from mailstead.http.jmap.standard import (
+    ChangesArgs,
+    FilterCondition,
+    FilterOperator,
+    GetArgs,
+    QueryArgs,
+    QueryChangesArgs,
+    SetArgs,
+    apply_patch,
+    query_window,
+)
+from mailstead.store.models import MailboxState
+from mailstead.store.names import SEPARATOR, is_inbox
+from mailstead.store.sql.emails import ChangesTooMany
+
+log = logging.getLogger("mailstead.http.jmap")
+
+PROPERTIES = (
+    "id", "name", "parentId", "role", "sortOrder", "totalEmails", "unreadEmails",
+    "totalThreads", "unreadThreads", "myRights", "isSubscribed",
+)
+#: What a client may give on create and change on update (the rest is the server's).
+_SETTABLE = frozenset({"name", "parentId", "role", "sortOrder", "isSubscribed"})
+#: The order roles come in (lower first) in clients that sort by sortOrder.
+_ROLE_ORDER = {"inbox": 1, "drafts": 2, "sent": 3, "archive": 4, "junk": 5, "trash": 6}
+_OTHER_ORDER = 10
+_COUNT_PROPERTIES = ("totalEmails", "unreadEmails", "totalThreads", "unreadThreads")
+
+
+def role_of(state: MailboxState) -> str | None:
+    if is_inbox(state.mailbox.name):
+        return "inbox"
+    return ROLE_OF_SPECIAL_USE.get(state.mailbox.special_use or "")
+
+
+def _rights(state: MailboxState) -> dict[str, bool]:
+    """RFC 8621 §2 myRights: the owner may do everything with a real mailbox; a
+    \\Noselect name holds nothing; INBOX cannot be renamed or deleted here."""
+    holds = not state.mailbox.noselect
+    inbox = is_inbox(state.mailbox.name)
+    return {
+        "mayReadItems": holds, "mayAddItems": holds, "mayRemoveItems": holds,
+        "maySetSeen": holds, "maySetKeywords": holds, "mayCreateChild": True,
+        "mayRename": not inbox, "mayDelete": not inbox, "maySubmit": holds,
+    }
+
+
+def mailbox_object(state: MailboxState, by_name: dict[str, MailboxState]) -> dict[str, Any]:
+    box = state.mailbox
+    parent, _, leaf = box.name.rpartition(SEPARATOR)
+    role = role_of(state)
+    return {
+        "id": mailbox_id(box.uidvalidity),
+        "name": leaf,
+        "parentId": mailbox_id(by_name[parent].mailbox.uidvalidity) if parent in by_name else None,
+        "role": role,
+        "sortOrder": _ROLE_ORDER.get(role or "", _OTHER_ORDER),
+        "totalEmails": state.counts.emails,
+        "unreadEmails": state.counts.unread_emails,
+        "totalThreads": state.counts.threads,
+        "unreadThreads": state.counts.unread_threads,
+        "myRights": _rights(state),
+        "isSubscribed": box.subscribed,
+    }
+
+
+def _pick(obj: dict[str, Any], properties: Sequence[str] | None) -> dict[str, Any]:
+    if properties is None:
+        return obj
+    return {"id": obj["id"], **{p: obj[p] for p in properties if p in obj}}
+
+
+def _check_properties(properties: Sequence[str] | None) -> None:
+    if properties is not None:
+        unknown = [p for p in properties if p not in PROPERTIES]
+        if unknown:
+            raise MethodError("invalidArguments", f"unknown property {unknown[0][:60]!r}")
+
+
+class MailboxMethods:
+    """The Mailbox methods of one server, bound to its services."""
+
+    def __init__(self, services: MailServices) -> None:
+        self.services = services
+
+    def register(self, methods: Methods) -> None:
+        methods.add("Mailbox/get", MAIL, self.get)
+        methods.add("Mailbox/changes", MAIL, self.changes)
+        methods.add("Mailbox/query", MAIL, self.query)
+        methods.add("Mailbox/queryChanges", MAIL, self.query_changes)
+        methods.add("Mailbox/set", MAIL, self.set)
+
+    async def _states(self, user_id: int) -> tuple[list[MailboxState], dict[str, MailboxState]]:
+        states = await self.services.store.mailbox_states(user_id)
+        return states, {s.mailbox.name: s for s in states}
+
+    # -- get and changes --------------------------------------------------------------------
+
+    async def get(self, context: CallContext, arguments: dict[str, Any]) -> dict[str, Any]:
+        args = GetArgs.parse(arguments, self.services.limits)
+        _check_properties(args.properties)
+        user = await self.services.user(context)
+        state = await self.services.store.account_state(user.id)
+        states, by_name = await self._states(user.id)
+        objects = {mailbox_id(s.mailbox.uidvalidity): mailbox_object(s, by_name) for s in states}
+        wanted = list(objects) if args.ids is None else [context.resolve_id(i) or i
+                                                         for i in args.ids]
+        found = [_pick(objects[i], args.properties) for i in wanted if i in objects]
+        missing = [i for i in wanted if i not in objects]
+        return {"accountId": args.account_id, "state": state_text(state), "list": found,
+                "notFound": missing}
+
+    async def changes(self, context: CallContext, arguments: dict[str, Any]) -> dict[str, Any]:
+        args = ChangesArgs.parse(arguments, self.services.limits)
+        since = parse_state(args.since_state)
+        user = await self.services.user(context)
+        try:
+            changes, counts_only = await self.services.store.mailbox_changes(
+                user.id, since, args.max_changes)
+        except ChangesTooMany as exc:
+            raise MethodError("cannotCalculateChanges", str(exc)) from None
+        if since > changes.state:
+            raise MethodError("cannotCalculateChanges", "the state is from the future")
+
+        def ids(keys: Sequence[str]) -> list[str]:
+            return [mailbox_id(int(k)) for k in keys]
+
+        return {
+            "accountId": args.account_id,
+            "oldState": args.since_state,
+            "newState": state_text(changes.state),
+            "hasMoreChanges": changes.more,
+            "created": ids(changes.created),
+            "updated": ids(changes.updated),
+            "destroyed": ids(changes.destroyed),
+            # RFC 8621 §2.2: only counts changed, so a client may fetch only those.
+            "updatedProperties": list(_COUNT_PROPERTIES) if counts_only and changes.updated
+            else None,
+        }
+
+    # -- query ------------------------------------------------------------------------------
+
+    def _matches(self, obj: dict[str, Any], condition: FilterCondition | FilterOperator | None
+                 ) -> bool:
+        if condition is None:
+            return True
+        if isinstance(condition, FilterOperator):
+            results = (self._matches(obj, c) for c in condition.conditions)
+            if condition.operator == "AND":
+                return all(results)
+            if condition.operator == "OR":
+                return any(results)
+            return not any(results)
+        for name, value in condition.properties.items():
+            if name == "parentId":
+                if obj["parentId"] != value:
+                    return False
+            elif name == "name":
+                if not isinstance(value, str):
+                    raise MethodError("invalidArguments", "filter name must be a string")
+                if value.casefold() not in obj["name"].casefold():
+                    return False
+            elif name == "role":
+                if obj["role"] != value:
+                    return False
+            elif name == "hasAnyRole":
+                if not isinstance(value, bool):
+                    raise MethodError("invalidArguments", "filter hasAnyRole must be a boolean")
+                if (obj["role"] is not None) != value:
+                    return False
+            elif name == "isSubscribed":
+                if obj["isSubscribed"] != value:
+                    return False
+            else:
+                raise MethodError("unsupportedFilter", f"no Mailbox filter {name[:60]!r}")
+        return True
+
+    async def _query_ids(self, context: CallContext, args: QueryArgs | QueryChangesArgs
+                         ) -> tuple[list[str], int]:
+        user = await self.services.user(context)
+        state = await self.services.store.account_state(user.id)
+        states, by_name = await self._states(user.id)
+        objects = [mailbox_object(s, by_name) for s in states]
+        full_names = {mailbox_id(s.mailbox.uidvalidity): s.mailbox.name for s in states}
+        matching = [o for o in objects if self._matches(o, args.filter)]
+        keys: list[tuple[str, bool]] = []
+        for comparator in args.sort or ():
+            if comparator.property not in ("name", "sortOrder"):
+                raise MethodError("unsupportedSort", f"cannot sort by {comparator.property[:60]!r}")
+            keys.append((comparator.property, comparator.is_ascending))
+        for prop, ascending in reversed(keys):
+            matching.sort(key=lambda o, p=prop: (o[p].casefold() if p == "name" else o[p]),
+                          reverse=not ascending)
+        if args.extra.get("sortAsTree"):
+            # RFC 8621 §2.3: parents before their children, siblings in the sort's order.
+            order = {o["id"]: n for n, o in enumerate(matching)}
+            matching.sort(key=lambda o: [order.get(mailbox_id(by_name[p].mailbox.uidvalidity),
+                                                   0)
+                                         for p in _ancestors(full_names[o["id"]])
+                                         if p in by_name] + [order[o["id"]]])
+        return [o["id"] for o in matching], state
+
+    async def query(self, context: CallContext, arguments: dict[str, Any]) -> dict[str, Any]:
+        args = QueryArgs.parse(arguments, self.services.limits,
+                               extra=("sortAsTree", "filterAsTree"))
+        ids, state = await self._query_ids(context, args)
+        window, position, limit_used = query_window(ids, args, None)
+        answer: dict[str, Any] = {
+            "accountId": args.account_id, "queryState": state_text(state),
+            "canCalculateChanges": not (args.extra.get("sortAsTree")
+                                        or args.extra.get("filterAsTree")),
+            "position": position, "ids": window,
+        }
+        if args.calculate_total:
+            answer["total"] = len(ids)
+        if limit_used is not None:
+            answer["limit"] = limit_used
+        return answer
+
+    async def query_changes(self, context: CallContext, arguments: dict[str, Any]
+                            ) -> dict[str, Any]:
+        """RFC 8620 §5.6 from the mailboxes changed since: every changed one is removed
+        and, if it matches now, added at its index. Sorted as a tree, a rename moves a
+        whole subtree: that cannot be answered this way."""
+        args = QueryChangesArgs.parse(arguments, self.services.limits,
+                                      extra=("sortAsTree", "filterAsTree"))
+        if args.extra.get("sortAsTree") or args.extra.get("filterAsTree"):
+            raise MethodError("cannotCalculateChanges", "tree queries are fetched again")
+        since = parse_state(args.since_query_state)
+        user = await self.services.user(context)
+        try:
+            changes, _ = await self.services.store.mailbox_changes(user.id, since, None)
+        except ChangesTooMany as exc:
+            raise MethodError("cannotCalculateChanges", str(exc)) from None
+        ids, state = await self._query_ids(context, args)
+        changed = {mailbox_id(int(k)) for k in
+                   (*changes.created, *changes.updated, *changes.destroyed)}
+        return _query_changes_answer(args, ids, changed, since, state)
+
+    # -- set --------------------------------------------------------------------------------
+
+    async def set(self, context: CallContext, arguments: dict[str, Any]) -> dict[str, Any]:
+        args = SetArgs.parse(arguments, self.services.limits, extra=("onDestroyRemoveEmails",))
+        remove_emails = args.extra.get("onDestroyRemoveEmails", False)
+        if not isinstance(remove_emails, bool):
+            raise MethodError("invalidArguments", "onDestroyRemoveEmails must be a boolean")
+        store = self.services.store
+        user = await self.services.user(context)
+        old_state = await store.account_state(user.id)
+        if args.if_in_state is not None and args.if_in_state != state_text(old_state):
+            raise MethodError("stateMismatch", "the mailboxes changed since that state")
+        created: dict[str, Any] = {}
+        not_created: dict[str, Any] = {}
+        for creation_id, obj in args.create.items():
+            try:
+                made = await self._create(context, user.id, obj)
+            except _Refused as refused:
+                not_created[creation_id] = refused.error.to_json()
+                continue
+            context.created_ids[creation_id] = made["id"]
+            created[creation_id] = made
+        updated: dict[str, Any] = {}
+        not_updated: dict[str, Any] = {}
+        for target, patch in args.update.items():
+            real = context.resolve_id(target)
+            try:
+                if real is None:
+                    raise _Refused(SetError("notFound", "no mailbox was created with that id"))
+                await self._update(context, user.id, real, patch)
+            except _Refused as refused:
+                not_updated[target] = refused.error.to_json()
+                continue
+            updated[real] = None
+        destroyed: list[str] = []
+        not_destroyed: dict[str, Any] = {}
+        for target in args.destroy:
+            real = context.resolve_id(target)
+            try:
+                if real is None:
+                    raise _Refused(SetError("notFound", "no mailbox was created with that id"))
+                await self._destroy(user.id, real, remove_emails)
+            except _Refused as refused:
+                not_destroyed[target] = refused.error.to_json()
+                continue
+            destroyed.append(real)
+        new_state = await store.account_state(user.id)
+        return {
+            "accountId": args.account_id, "oldState": state_text(old_state),
+            "newState": state_text(new_state),
+            "created": created or None, "updated": updated or None,
+            "destroyed": destroyed or None, "notCreated": not_created or None,
+            "notUpdated": not_updated or None, "notDestroyed": not_destroyed or None,
+        }
+
+    async def _find(self, user_id: int, value: str) -> tuple[MailboxState,
+                                                            dict[str, MailboxState]]:
+        uidvalidity = uidvalidity_of(value)
+        states, by_name = await self._states(user_id)
+        for state in states:
+            if state.mailbox.uidvalidity == uidvalidity:
+                return state, by_name
+        raise _Refused(SetError("notFound", "no such mailbox"))
+
+    async def _parent_name(self, context: CallContext, user_id: int, value: Any) -> str:
+        """The IMAP name of ``parentId`` ("" for the top level)."""
+        if value is None:
+            return ""
+        if not isinstance(value, str):
+            raise _Refused(SetError("invalidProperties", "parentId is an id or null",
+                                    ("parentId",)))
+        real = context.resolve_id(value)
+        if real is None:
+            raise _Refused(SetError("invalidProperties", "no mailbox was created with that id",
+                                    ("parentId",)))
+        try:
+            parent, _ = await self._find(user_id, real)
+        except _Refused:
+            raise _Refused(SetError("invalidProperties", "no such parent mailbox",
+                                    ("parentId",))) from None
+        return parent.mailbox.name
+
+    async def _create(self, context: CallContext, user_id: int, obj: dict[str, Any]
+                      ) -> dict[str, Any]:
+        server_set = sorted(set(obj) - _SETTABLE)
+        if server_set:
+            raise _Refused(SetError("invalidProperties", "set by the server",
+                                    tuple(server_set)))
+        name = _leaf(obj.get("name"))
+        parent = await self._parent_name(context, user_id, obj.get("parentId"))
+        role = obj.get("role")
+        special_use = None
+        if role is not None:
+            special_use = SPECIAL_USE_OF_ROLE.get(role) if isinstance(role, str) else None
+            if special_use is None:
+                raise _Refused(SetError("invalidProperties", "not a role this server gives",
+                                        ("role",)))
+            states, _ = await self._states(user_id)
+            if any(role_of(s) == role for s in states):
+                raise _Refused(SetError("invalidProperties", "another mailbox has that role",
+                                        ("role",)))
+        full = f"{parent}{SEPARATOR}{name}" if parent else name
+        subscribed = obj.get("isSubscribed", False)
+        if not isinstance(subscribed, bool):
+            raise _Refused(SetError("invalidProperties", "isSubscribed is a boolean",
+                                    ("isSubscribed",)))
+        try:
+            made = await self.services.store.create_mailbox(user_id, full, special_use)
+            if subscribed:
+                await self.services.store.set_subscribed(user_id, full, True)
+        except AlreadyExists:
+            raise _Refused(SetError("invalidProperties", "a mailbox of that name exists there",
+                                    ("name",))) from None
+        except InvalidName as exc:
+            raise _Refused(SetError("invalidProperties", str(exc), ("name",))) from None
+        states, by_name = await self._states(user_id)
+        answer = mailbox_object(by_name[made.name], by_name)
+        # RFC 8620 §5.3: the created object's server-set properties.
+        return {k: v for k, v in answer.items() if k not in obj or k == "id"}
+
+    async def _update(self, context: CallContext, user_id: int, target: str,
+                      patch: dict[str, Any]) -> None:
+        state, by_name = await self._find(user_id, target)
+        current = mailbox_object(state, by_name)
+        try:
+            wanted = apply_patch(current, patch)
+        except MethodError as exc:
+            raise _Refused(SetError("invalidPatch", exc.description)) from None
+        changed = sorted(k for k in wanted if wanted.get(k) != current.get(k))
+        changed += sorted(k for k in current if k not in wanted)
+        fixed = [k for k in changed if k not in ("name", "parentId", "isSubscribed")]
+        if fixed:
+            raise _Refused(SetError("invalidProperties", "cannot be changed here", tuple(fixed)))
+        store = self.services.store
+        name = state.mailbox.name
+        if "name" in changed or "parentId" in changed:
+            if is_inbox(name):
+                raise _Refused(SetError("forbidden", "INBOX keeps its name"))
+            leaf = _leaf(wanted.get("name"))
+            parent = await self._parent_name(context, user_id, wanted.get("parentId"))
+            if parent == name or parent.startswith(name + SEPARATOR):
+                raise _Refused(SetError("invalidProperties", "a mailbox cannot move into itself",
+                                        ("parentId",)))
+            new = f"{parent}{SEPARATOR}{leaf}" if parent else leaf
+            try:
+                await store.rename_mailbox(user_id, name, new)
+            except AlreadyExists:
+                raise _Refused(SetError("invalidProperties",
+                                        "a mailbox of that name exists there",
+                                        ("name",))) from None
+            except InvalidName as exc:
+                raise _Refused(SetError("invalidProperties", str(exc), ("name",))) from None
+            name = new
+        if "isSubscribed" in changed:
+            if not isinstance(wanted.get("isSubscribed"), bool):
+                raise _Refused(SetError("invalidProperties", "isSubscribed is a boolean",
+                                        ("isSubscribed",)))
+            await store.set_subscribed(user_id, name, bool(wanted["isSubscribed"]))
+
+    async def _destroy(self, user_id: int, target: str, remove_emails: bool) -> None:
+        state, by_name = await self._find(user_id, target)
+        name = state.mailbox.name
+        if is_inbox(name):
+            raise _Refused(SetError("forbidden", "INBOX cannot be destroyed"))
+        if any(other.startswith(name + SEPARATOR) for other in by_name):
+            raise _Refused(SetError("mailboxHasChild", "destroy its child mailboxes first"))
+        if state.counts.emails and not remove_emails:
+            raise _Refused(SetError("mailboxHasEmail",
+                                    "it holds emails (onDestroyRemoveEmails removes them)"))
+        try:
+            await self.services.store.delete_mailbox(user_id, name)
+        except (NotFound, NotEmpty) as exc:
+            raise _Refused(SetError("notFound", str(exc))) from None
+        except MailsteadError as exc:
+            log.warning("Mailbox/set destroy %s: %s", name, exc)
+            raise _Refused(SetError("forbidden", "the mailbox could not be destroyed")) from None
+
+
+class _Refused(Exception):
+    """One object of a /set was not created, updated or destroyed."""
+
+    def __init__(self, error: SetError) -> None:
+        super().__init__(error.description)
+        self.error = error
+
+
+def _leaf(value: Any) -> str:
+    """A Mailbox name: one level, not empty (RFC 8621 §2: it may not hold the hierarchy
+    separator, which here is ``/``)."""
+    if not isinstance(value, str) or not value.strip():
+        raise _Refused(SetError("invalidProperties", "a name is a non-empty string", ("name",)))
+    if SEPARATOR in value:
+        raise _Refused(SetError("invalidProperties", f"a name cannot hold {SEPARATOR!r}",
+                                ("name",)))
+    if len(value.encode()) > 255:
+        raise _Refused(SetError("invalidProperties", "a name is at most 255 octets", ("name",)))
+    return value
+
+
+def _ancestors(name: str) -> list[str]:
+    parts = name.split(SEPARATOR)
+    return [SEPARATOR.join(parts[:n]) for n in range(1, len(parts))]
+
+
+def _query_changes_answer(
+    args: QueryChangesArgs, ids: list[str], changed: set[str], since: int, state: int
+) -> dict[str, Any]:
+    """RFC 8620 §5.6 for a sort that depends on each object alone: an object that did not
+    change kept its place relative to the others, so removing every changed id and adding
+    back those in the results at their index turns the old results into the new."""
+    added: list[dict[str, Any]] = []
+    for index, value in enumerate(ids):
+        if value in changed:
+            added.append({"id": value, "index": index})
+        if args.up_to_id is not None and value == args.up_to_id:
+            break
+    removed = sorted(changed)
+    if args.max_changes is not None and len(removed) + len(added) > args.max_changes:
+        raise MethodError("tooManyChanges", f"more than {args.max_changes} changes")
+    answer: dict[str, Any] = {
+        "accountId": args.account_id, "oldQueryState": args.since_query_state,
+        "newQueryState": state_text(state), "removed": removed, "added": added,
+    }
+    if args.calculate_total:
+        answer["total"] = len(ids)
+    return answer
