@@ -50,6 +50,7 @@ from mailstead.delivery.routes import RouteTable
 from mailstead.delivery.scheduler import Scheduler
 from mailstead.http.api.app import APIServices
 from mailstead.http.app import HTTPServices, build_app
+from mailstead.http.jmap.server import jmap_services
 from mailstead.http.server import HTTPServer
 from mailstead.imap.server import IMAPServer
 from mailstead.imap.sort import stored_sort_keys
@@ -363,6 +364,8 @@ def build_front_ends(services: Services) -> dict[str, FrontEnd]:
         services.store, services.scheduler, client_endpoints(settings), services.store,
         settings.http.metrics_from, api=api, mta_sts=mta_sts_policy(settings),
         acme=services.acme.pending if services.acme is not None else None,
+        jmap=jmap_services(settings, services.store, services.authenticator)
+        if settings.jmap.enabled else None,
     )), settings.http)
     return {
         "smtp": smtp,

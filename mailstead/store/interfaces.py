@@ -488,6 +488,20 @@ class Emails(Protocol):
         update was of counts only."""
 
 
+class Uploads(Protocol):
+    """Blobs an account uploaded for a later call (JMAP, RFC 8620 §6.1): its own, by the
+    SHA-256 of their octets, until they expire."""
+
+    async def put_upload(self, user_id: int, data: bytes, media_type: str) -> str:
+        """Keep ``data``; its id (the same octets again renew the same upload)."""
+
+    async def get_upload(self, user_id: int, blob_id: str) -> tuple[bytes, str] | None:
+        """The octets and media type of one of the account's uploads, or None."""
+
+    async def expire_uploads(self, before: datetime) -> int:
+        """Forget uploads made before ``before``; how many."""
+
+
 class Metadata(Protocol):
     """Annotations of an account's mailboxes and of the server as the account sees it
     (IMAP METADATA, RFC 5464). IMAP's GETMETADATA and SETMETADATA use it.
@@ -673,7 +687,7 @@ class AdminRecords(Protocol):
 
 
 class Store(
-    Directory, Mailboxes, MailboxAcls, Messages, Emails, Metadata, OutboundQueue,
+    Directory, Mailboxes, MailboxAcls, Messages, Emails, Uploads, Metadata, OutboundQueue,
     Maintenance, AdminRecords, Protocol,
 ):
     """Every piece of the store, for the composition root: it builds one backend and hands
@@ -695,5 +709,6 @@ __all__ = [
     "StructureParser",
     "TextIndexer",
     "UIDRanges",
+    "Uploads",
     "account_change_key",
 ]

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
+from mailstead.core.errors import ChangesTooMany
 from mailstead.core.types import UID, FlagMode
 from mailstead.store.interfaces import Store
-from mailstead.store.sql.emails import ChangesTooMany
 from tests.store_contract.conftest import message
 
 

@@ -28,7 +28,7 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from mailstead.core.errors import NotFound
+from mailstead.core.errors import ChangesTooMany, NotFound
 from mailstead.core.types import UID, ModSeq
 from mailstead.store.models import Changes, EmailCopy, EmailRecord, MailboxCounts
 from mailstead.store.sql.connections import chunks, placeholders
@@ -243,11 +243,6 @@ def _page(
     if not taken:
         raise ChangesTooMany(f"more than {max_changes} changes at one mod-sequence")
     return taken, max(marks[k] for k in taken), True
-
-
-class ChangesTooMany(Exception):
-    """One write changed more objects than a client allows in one answer: the changes
-    cannot be paged (RFC 8620 §5.2 cannotCalculateChanges)."""
 
 
 def email_changes(

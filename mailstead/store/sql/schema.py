@@ -336,6 +336,21 @@ MIGRATIONS: tuple[str, ...] = (
         FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id
         GROUP BY b.user_id, m.blob_id;
     """,
+    # 18: blobs a JMAP client uploaded (RFC 8620 §6.1), its own until used or expired
+    # (uploads.py); content-addressed per account, so uploading the same octets twice
+    # keeps one row.
+    """
+    CREATE TABLE uploads (
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        blob_id TEXT NOT NULL,
+        type    TEXT NOT NULL,
+        size    INTEGER NOT NULL,
+        created TEXT NOT NULL,
+        data    BLOB NOT NULL,
+        PRIMARY KEY (user_id, blob_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX uploads_created ON uploads (created);
+    """,
 )
 
 

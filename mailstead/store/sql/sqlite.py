@@ -87,6 +87,7 @@ from mailstead.store.sql import (
     queue,
     rows,
     textindex,
+    uploads,
 )
 from mailstead.store.sql import backup as backups
 from mailstead.store.sql import sort_keys as stored_keys
@@ -451,6 +452,19 @@ class SQLiteStore:
         return await self._db.read(
             lambda conn: emails.mailbox_changes(conn, user_id, since, max_changes)
         )
+
+    # -- uploads (JMAP) ----------------------------------------------------------------------
+    async def put_upload(self, user_id: int, data: bytes, media_type: str) -> str:
+        return await self._db.write(
+            without_events(lambda conn: uploads.put(conn, user_id, data, media_type))
+        )
+
+    async def get_upload(self, user_id: int, blob_id: str) -> tuple[bytes, str] | None:
+        return await self._db.read(lambda conn: uploads.get(conn, user_id, blob_id))
+
+    async def expire_uploads(self, before: datetime) -> int:
+        text = rows.internaldate_text(before)
+        return await self._db.write(without_events(lambda conn: uploads.expire(conn, text)))
 
     # -- metadata (RFC 5464) ---------------------------------------------------------------
     async def get_metadata(self, user_id: int, mailbox_id: int | None) -> dict[str, bytes]:

@@ -10,10 +10,17 @@ store's emails (decision 0033): an email counts once per mailbox holding a copy.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from mailstead.core.errors import AlreadyExists, InvalidName, MailsteadError, NotEmpty, NotFound
+from mailstead.core.errors import (
+    AlreadyExists,
+    ChangesTooMany,
+    InvalidName,
+    MailsteadError,
+    NotEmpty,
+    NotFound,
+)
 from mailstead.http.jmap.dispatch import CallContext, Methods
 from mailstead.http.jmap.errors import MethodError, SetError
 from mailstead.http.jmap.mail.ids import (
@@ -38,7 +45,6 @@ from mailstead.http.jmap.standard import (
 )
 from mailstead.store.models import MailboxState
 from mailstead.store.names import SEPARATOR, is_inbox
-from mailstead.store.sql.emails import ChangesTooMany
 
 log = logging.getLogger("mailstead.http.jmap")
 
@@ -216,8 +222,7 @@ class MailboxMethods:
                 raise MethodError("unsupportedSort", f"cannot sort by {comparator.property[:60]!r}")
             keys.append((comparator.property, comparator.is_ascending))
         for prop, ascending in reversed(keys):
-            matching.sort(key=lambda o, p=prop: (o[p].casefold() if p == "name" else o[p]),
-                          reverse=not ascending)
+            matching.sort(key=_sort_key(prop), reverse=not ascending)
         if args.extra.get("sortAsTree"):
             # RFC 8621 §2.3: parents before their children, siblings in the sort's order.
             order = {o["id"]: n for n, o in enumerate(matching)}
@@ -461,6 +466,12 @@ def _leaf(value: Any) -> str:
     if len(value.encode()) > 255:
         raise _Refused(SetError("invalidProperties", "a name is at most 255 octets", ("name",)))
     return value
+
+
+def _sort_key(prop: str) -> Callable[[dict[str, Any]], Any]:
+    if prop == "name":
+        return lambda obj: obj["name"].casefold()
+    return lambda obj: obj[prop]
 
 
 def _ancestors(name: str) -> list[str]:

@@ -8,28 +8,21 @@ from typing import Any, Protocol
 from mailstead.http.jmap.dispatch import CallContext
 from mailstead.http.jmap.errors import MethodError
 from mailstead.http.jmap.standard import Limits
-from mailstead.store.interfaces import Accounts, Emails, Mailboxes, Messages
+from mailstead.store.interfaces import Accounts, Emails, Mailboxes, Messages, Uploads
 from mailstead.store.models import User
 
 #: RFC 8621 §1.1: the capability of the Mailbox, Thread and Email methods.
 MAIL = "urn:ietf:params:jmap:mail"
 
 
-class MailStore(Accounts, Mailboxes, Messages, Emails, Protocol):
+class MailStore(Accounts, Mailboxes, Messages, Emails, Uploads, Protocol):
     """The store as the mail methods see it."""
-
-
-class Uploads(Protocol):
-    """The blobs a client uploaded (RFC 8620 §6.1), by the id the upload answered."""
-
-    async def uploaded(self, user_id: int, blob_id: str) -> bytes | None: ...
 
 
 @dataclass(frozen=True, slots=True)
 class MailServices:
     store: MailStore
     limits: Limits
-    uploads: Uploads | None = None
     max_message_size: int = 50 * 1024**2  # the largest message Email/import and set store
 
     async def user(self, context: CallContext) -> User:

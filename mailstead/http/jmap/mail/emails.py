@@ -1,0 +1,505 @@
+"""Email/get, /changes, /set and /import (RFC 8621 §4.2, §4.3, §4.6, §4.8).
+
+An Email is a body the account holds, in one or more of its mailboxes (decision 0033);
+its keywords are its copies' flags. Changing an Email changes its copies through the same
+store writes IMAP makes (STORE, COPY, EXPUNGE of the copies), so an IMAP session with a
+mailbox selected sees each change as it would see another client's, and every write takes
+the account's next mod-sequence: JMAP's state.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from mailstead.core.errors import ChangesTooMany, MailsteadError, QuotaExceeded
+from mailstead.core.types import UID, FlagMode
+from mailstead.http.jmap.dispatch import CallContext, Methods
+from mailstead.http.jmap.errors import MethodError, SetError
+from mailstead.http.jmap.mail import content as contents
+from mailstead.http.jmap.mail.blobs import read_blob
+from mailstead.http.jmap.mail.ids import (
+    blob_of_email,
+    email_id,
+    flags_for,
+    is_keyword,
+    keywords_of,
+    mailbox_id,
+    message_blob_id,
+    parse_state,
+    state_text,
+)
+from mailstead.http.jmap.mail.services import MAIL, MailServices
+from mailstead.http.jmap.standard import ChangesArgs, GetArgs, SetArgs, apply_patch
+from mailstead.mime import jmap_headers
+from mailstead.mime.jmap_compose import ComposeError, compose
+from mailstead.mime.jmap_views import (
+    DEFAULT_BODY_PROPERTIES,
+    EmailBody,
+    body_property_valid,
+    email_header_properties,
+    preview,
+)
+from mailstead.store.models import EmailRecord, MailboxState, User
+
+log = logging.getLogger("mailstead.http.jmap")
+
+METADATA = ("id", "blobId", "threadId", "mailboxIds", "keywords", "size", "receivedAt")
+HEADER_PROPERTIES = ("headers", *jmap_headers.CONVENIENCE)
+BODY = ("bodyStructure", "bodyValues", "textBody", "htmlBody", "attachments",
+        "hasAttachment", "preview")
+#: RFC 8621 §4.2: what Email/get gives when the client names no properties.
+DEFAULT_PROPERTIES = (
+    "id", "blobId", "threadId", "mailboxIds", "keywords", "size", "receivedAt", "messageId",
+    "inReplyTo", "references", "sender", "from", "to", "cc", "bcc", "replyTo", "subject",
+    "sentAt", "hasAttachment", "preview", "bodyValues", "textBody", "htmlBody", "attachments",
+)
+_GET_EXTRA = ("bodyProperties", "fetchTextBodyValues", "fetchHTMLBodyValues",
+              "fetchAllBodyValues", "maxBodyValueBytes")
+#: Properties that need the message's octets beyond its header.
+_WHOLE = frozenset({"bodyStructure", "bodyValues", "textBody", "htmlBody", "attachments",
+                    "hasAttachment"})
+
+
+def utc_date(value: datetime) -> str:
+    """RFC 8620 §1.4 UTCDate."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def part_blob_id(blob_id: str, part_id: str) -> str:
+    """The blob id of one part: the message's, then its IMAP part number with ``-``."""
+    return f"{message_blob_id(blob_id)}-{part_id.replace('.', '-')}"
+
+
+def valid_property(name: str) -> bool:
+    return (name in METADATA or name in HEADER_PROPERTIES or name in BODY
+            or jmap_headers.header_property(name) is not None)
+
+
+def metadata_of(record: EmailRecord, mailbox_ids: dict[int, str]) -> dict[str, Any]:
+    return {
+        "id": email_id(record.blob_id),
+        "blobId": message_blob_id(record.blob_id),
+        "threadId": record.thread_id,
+        "mailboxIds": {mailbox_ids[c.mailbox_id]: True for c in record.copies
+                       if c.mailbox_id in mailbox_ids},
+        "keywords": keywords_of(record.flags),
+        "size": record.size,
+        "receivedAt": utc_date(record.received),
+    }
+
+
+def _flag(value: Any, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise MethodError("invalidArguments", f"{name} must be a boolean")
+    return value
+
+
+class EmailMethods:
+    def __init__(self, services: MailServices) -> None:
+        self.services = services
+
+    def register(self, methods: Methods) -> None:
+        methods.add("Email/get", MAIL, self.get)
+        methods.add("Email/changes", MAIL, self.changes)
+        methods.add("Email/set", MAIL, self.set)
+        methods.add("Email/import", MAIL, self.import_)
+
+    async def mailbox_ids(self, user: User) -> tuple[dict[int, str], list[MailboxState]]:
+        """The account's mailboxes: JMAP id by store id, and their states."""
+        states = await self.services.store.mailbox_states(user.id)
+        return {s.mailbox.id: mailbox_id(s.mailbox.uidvalidity) for s in states}, states
+
+    # -- get --------------------------------------------------------------------------------
+
+    async def get(self, context: CallContext, arguments: dict[str, Any]) -> dict[str, Any]:
+        args = GetArgs.parse(arguments, self.services.limits, extra=_GET_EXTRA)
+        properties = list(args.properties) if args.properties is not None \
+            else list(DEFAULT_PROPERTIES)
+        bad = [p for p in properties if not valid_property(p)]
+        if bad:
+            raise MethodError("invalidArguments", f"unknown property {bad[0][:60]!r}")
+        body_properties = args.extra.get("bodyProperties")
+        if body_properties is None:
+            body_properties = list(DEFAULT_BODY_PROPERTIES)
+        elif not isinstance(body_properties, list) or not all(
+                isinstance(p, str) and body_property_valid(p) for p in body_properties):
+            raise MethodError("invalidArguments", "bodyProperties names unknown properties")
+        fetch_text = _flag(args.extra.get("fetchTextBodyValues", False), "fetchTextBodyValues")
+        fetch_html = _flag(args.extra.get("fetchHTMLBodyValues", False), "fetchHTMLBodyValues")
+        fetch_all = _flag(args.extra.get("fetchAllBodyValues", False), "fetchAllBodyValues")
+        max_bytes = args.extra.get("maxBodyValueBytes", 0)
+        if not isinstance(max_bytes, int) or isinstance(max_bytes, bool) or max_bytes < 0:
+            raise MethodError("invalidArguments", "maxBodyValueBytes must be an UnsignedInt")
+        user = await self.services.user(context)
+        store = self.services.store
+        state = await store.account_state(user.id)
+        if args.ids is None:
+            records = await store.account_emails(user.id)
+            if len(records) > self.services.limits.max_objects_in_get:
+                raise MethodError("requestTooLarge", "name the ids: the account has more emails"
+                                  f" than {self.services.limits.max_objects_in_get}")
+            wanted = [email_id(r.blob_id) for r in records]
+        else:
+            wanted = [context.resolve_id(i) or i for i in args.ids]
+            blobs = [b for b in (blob_of_email(i) for i in wanted) if b is not None]
+            records = await store.email_records(user.id, blobs)
+        by_id = {email_id(r.blob_id): r for r in records}
+        mailbox_ids, _ = await self.mailbox_ids(user)
+        needs_octets = any(p not in METADATA and p != "preview" for p in properties)
+        whole = any(p in _WHOLE for p in properties)
+        loaded: dict[str, contents.Content] = {}
+        if needs_octets or "preview" in properties:
+            loaded = await contents.load(store, [r.blob_id for r in records],
+                                         octets=needs_octets, whole=whole)
+        found: list[dict[str, Any]] = []
+        missing: list[str] = []
+        for value in wanted:
+            record = by_id.get(value)
+            if record is None or (loaded and record.blob_id not in loaded):
+                missing.append(value)
+                continue
+            obj = {"id": value}
+            meta = metadata_of(record, mailbox_ids)
+            obj.update({p: meta[p] for p in properties if p in meta})
+            if loaded:
+                obj.update(self._content_properties(
+                    record, loaded[record.blob_id], properties, body_properties,
+                    fetch_text, fetch_html, fetch_all, max_bytes))
+            found.append(obj)
+        return {"accountId": args.account_id, "state": state_text(state), "list": found,
+                "notFound": missing}
+
+    def _content_properties(
+        self, record: EmailRecord, content: contents.Content, properties: Sequence[str],
+        body_properties: Sequence[str], fetch_text: bool, fetch_html: bool, fetch_all: bool,
+        max_bytes: int,
+    ) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if "preview" in properties:
+            kept = content.structure.preview
+            out["preview"] = kept if kept is not None else (
+                preview(content.parsed, content.raw) if content.complete else "")
+        header_names = [p for p in properties if p not in METADATA and p not in BODY]
+        if header_names:
+            out.update(email_header_properties(content.parsed, content.raw, header_names))
+        if not any(p in _WHOLE for p in properties):
+            return out
+        body = EmailBody(content.parsed, content.raw)
+
+        def blob_of(part_id: str) -> str:
+            return part_blob_id(record.blob_id, part_id)
+
+        if "bodyStructure" in properties:
+            out["bodyStructure"] = body.render(body.root, blob_of, body_properties)
+        for name, parts in (("textBody", body.text_body), ("htmlBody", body.html_body),
+                            ("attachments", body.attachments)):
+            if name in properties:
+                out[name] = body.render_list(parts, blob_of, body_properties)
+        if "hasAttachment" in properties:
+            out["hasAttachment"] = body.has_attachment
+        if "bodyValues" in properties:
+            chosen: list[str] = []
+            if fetch_all:
+                chosen = [p.part_id for p in body.root.leaves()
+                          if p.part_id is not None and p.part.content_type == "text"]
+            else:
+                if fetch_text:
+                    chosen += [p.part_id for p in body.text_body if p.part_id is not None]
+                if fetch_html:
+                    chosen += [p.part_id for p in body.html_body if p.part_id is not None]
+            out["bodyValues"] = body.body_values(chosen, max_bytes)
+        return out
+
+    # -- changes ----------------------------------------------------------------------------
+
+    async def changes(self, context: CallContext, arguments: dict[str, Any]) -> dict[str, Any]:
+        args = ChangesArgs.parse(arguments, self.services.limits)
+        since = parse_state(args.since_state)
+        user = await self.services.user(context)
+        try:
+            changes = await self.services.store.email_changes(user.id, since, args.max_changes)
+        except ChangesTooMany as exc:
+            raise MethodError("cannotCalculateChanges", str(exc)) from None
+        if since > changes.state:
+            raise MethodError("cannotCalculateChanges", "the state is from the future")
+        return {
+            "accountId": args.account_id, "oldState": args.since_state,
+            "newState": state_text(changes.state), "hasMoreChanges": changes.more,
+            "created": [email_id(b) for b in changes.created],
+            "updated": [email_id(b) for b in changes.updated],
+            "destroyed": [email_id(b) for b in changes.destroyed],
+        }
+
+    # -- set --------------------------------------------------------------------------------
+
+    async def set(self, context: CallContext, arguments: dict[str, Any]) -> dict[str, Any]:
+        args = SetArgs.parse(arguments, self.services.limits)
+        store = self.services.store
+        user = await self.services.user(context)
+        old_state = await store.account_state(user.id)
+        if args.if_in_state is not None and args.if_in_state != state_text(old_state):
+            raise MethodError("stateMismatch", "the account changed since that state")
+        mailbox_ids, _ = await self.mailbox_ids(user)
+        store_ids = {v: k for k, v in mailbox_ids.items()}
+        created: dict[str, Any] = {}
+        not_created: dict[str, Any] = {}
+        for creation_id, obj in args.create.items():
+            try:
+                created[creation_id] = await self._create(context, user, obj, store_ids)
+            except _Refused as refused:
+                not_created[creation_id] = refused.error.to_json()
+                continue
+            context.created_ids[creation_id] = created[creation_id]["id"]
+        updated: dict[str, Any] = {}
+        not_updated: dict[str, Any] = {}
+        for target, patch in args.update.items():
+            real = context.resolve_id(target)
+            try:
+                blob = blob_of_email(real) if real is not None else None
+                if blob is None or real is None:
+                    raise _Refused(SetError("notFound", "no such email"))
+                await self._update(context, user, blob, patch, mailbox_ids, store_ids)
+            except _Refused as refused:
+                not_updated[target] = refused.error.to_json()
+                continue
+            updated[real] = None
+        destroyed: list[str] = []
+        not_destroyed: dict[str, Any] = {}
+        for target in args.destroy:
+            real = context.resolve_id(target)
+            blob = blob_of_email(real) if real is not None else None
+            records = await store.email_records(user.id, [blob]) if blob else []
+            if not records or real is None:
+                not_destroyed[target] = SetError("notFound", "no such email").to_json()
+                continue
+            await self._remove_copies(records[0].copies)
+            destroyed.append(real)
+        new_state = await store.account_state(user.id)
+        return {
+            "accountId": args.account_id, "oldState": state_text(old_state),
+            "newState": state_text(new_state),
+            "created": created or None, "updated": updated or None,
+            "destroyed": destroyed or None, "notCreated": not_created or None,
+            "notUpdated": not_updated or None, "notDestroyed": not_destroyed or None,
+        }
+
+    def _mailboxes(self, context: CallContext, value: Any, store_ids: dict[str, int]
+                   ) -> list[int]:
+        """The store ids of a ``mailboxIds`` object: at least one, all the account's."""
+        if not isinstance(value, dict) or not value or not all(v is True for v in value.values()):
+            raise _Refused(SetError("invalidProperties",
+                                    "mailboxIds is an object of at least one id to true",
+                                    ("mailboxIds",)))
+        found = []
+        for key in value:
+            real = context.resolve_id(key)
+            if real is None or real not in store_ids:
+                raise _Refused(SetError("invalidProperties", "no such mailbox",
+                                        ("mailboxIds",)))
+            found.append(store_ids[real])
+        return found
+
+    def _keywords(self, value: Any) -> list[str]:
+        if value is None:
+            return []
+        if not isinstance(value, dict) or not all(
+                isinstance(k, str) and is_keyword(k) and v is True for k, v in value.items()):
+            raise _Refused(SetError("invalidProperties",
+                                    "keywords is an object of keywords to true", ("keywords",)))
+        return list(value)
+
+    async def _append(self, user: User, data: bytes, boxes: list[int], keywords: list[str],
+                      received: datetime | None) -> EmailRecord:
+        """Store ``data`` in the first mailbox and copy it into the others."""
+        if len(data) > self.services.max_message_size:
+            raise _Refused(SetError("tooLarge", "the message is larger than this server takes",
+                                    extra={"maxSize": self.services.max_message_size}))
+        store = self.services.store
+        try:
+            added = await store.append(boxes[0], data, flags_for(keywords, ()), received)
+            for other in boxes[1:]:
+                await store.copy(boxes[0], [added.uid], other)
+        except QuotaExceeded:
+            raise _Refused(SetError("overQuota", "the account's quota is full")) from None
+        listed = await store.list_messages(boxes[0], [(int(added.uid), int(added.uid))])
+        records = await store.email_records(user.id, [listed[0].blob_id])
+        return records[0]
+
+    async def _create(self, context: CallContext, user: User, obj: dict[str, Any],
+                      store_ids: dict[str, int]) -> dict[str, Any]:
+        """RFC 8621 §4.6: a new message from the properties (a draft, usually)."""
+        boxes = self._mailboxes(context, obj.get("mailboxIds"), store_ids)
+        keywords = self._keywords(obj.get("keywords"))
+        received = _received(obj.get("receivedAt"))
+        server_set = [p for p in ("id", "blobId", "threadId", "size", "preview",
+                                  "hasAttachment") if p in obj]
+        if server_set:
+            raise _Refused(SetError("invalidProperties", "set by the server",
+                                    tuple(server_set)))
+        uploads = await self._blobs_of(user, obj)
+        try:
+            data = compose(obj, uploads.get, now=datetime.now(UTC),
+                           message_id_domain=user.address.rpartition("@")[2])
+        except ComposeError as exc:
+            raise _Refused(SetError(**exc.set_error())) from None
+        record = await self._append(user, data, boxes, keywords, received)
+        return {"id": email_id(record.blob_id), "blobId": message_blob_id(record.blob_id),
+                "threadId": record.thread_id, "size": record.size}
+
+    async def _blobs_of(self, user: User, obj: dict[str, Any]) -> dict[str, bytes]:
+        """The uploads a created email's parts name by blobId, read before composing."""
+        wanted: set[str] = set()
+
+        def walk(value: Any) -> None:
+            if isinstance(value, dict):
+                if isinstance(value.get("blobId"), str):
+                    wanted.add(value["blobId"])
+                for child in value.values():
+                    walk(child)
+            elif isinstance(value, list):
+                for child in value:
+                    walk(child)
+
+        for key in ("bodyStructure", "attachments", "textBody", "htmlBody"):
+            walk(obj.get(key))
+        found: dict[str, bytes] = {}
+        for blob in wanted:
+            data = await self.read_blob(user, blob)
+            if data is not None:
+                found[blob] = data
+        return found
+
+    async def read_blob(self, user: User, blob: str) -> bytes | None:
+        """Any blob the account may read: an upload, a message, a message's part."""
+        return await read_blob(self.services.store, user.id, blob)
+
+    async def _update(self, context: CallContext, user: User, blob: str,
+                      patch: dict[str, Any], mailbox_ids: dict[int, str],
+                      store_ids: dict[str, int]) -> None:
+        store = self.services.store
+        records = await store.email_records(user.id, [blob])
+        if not records:
+            raise _Refused(SetError("notFound", "no such email"))
+        record = records[0]
+        current = {"keywords": keywords_of(record.flags),
+                   "mailboxIds": {mailbox_ids[c.mailbox_id]: True for c in record.copies
+                                  if c.mailbox_id in mailbox_ids}}
+        if any(key.split("/", 1)[0] not in current for key in patch):
+            fixed = sorted({key.split("/", 1)[0] for key in patch} - set(current))
+            raise _Refused(SetError("invalidProperties",
+                                    "only keywords and mailboxIds can change", tuple(fixed)))
+        try:
+            wanted = apply_patch(current, patch, defaults={"keywords": {}})
+        except MethodError as exc:
+            raise _Refused(SetError("invalidPatch", exc.description)) from None
+        keywords = self._keywords(wanted.get("keywords"))
+        boxes = set(self._mailboxes(context, wanted.get("mailboxIds"), store_ids))
+        copies = list(record.copies)
+        # Mailboxes first: copies made now take the email's new keywords below.
+        have = {c.mailbox_id for c in copies}
+        source = copies[0]
+        try:
+            for box in sorted(boxes - have):
+                await store.copy(source.mailbox_id, [source.uid], box)
+        except QuotaExceeded:
+            raise _Refused(SetError("overQuota", "the account's quota is full")) from None
+        await self._remove_copies([c for c in copies if c.mailbox_id not in boxes])
+        if keywords_of(record.flags) != {k.lower(): True for k in keywords} or (boxes - have):
+            fresh = await store.email_records(user.id, [blob])
+            for copy in fresh[0].copies if fresh else ():
+                flags = flags_for(keywords, copy.flags)
+                if flags != copy.flags:
+                    await store.store_flags(copy.mailbox_id, [copy.uid], FlagMode.SET, flags)
+
+    async def _remove_copies(self, copies: Iterable[Any]) -> None:
+        by_mailbox: dict[int, list[UID]] = {}
+        for copy in copies:
+            by_mailbox.setdefault(copy.mailbox_id, []).append(copy.uid)
+        for mailbox, uids in by_mailbox.items():
+            await self.services.store.delete_messages(mailbox, sorted(uids))
+
+    # -- import -----------------------------------------------------------------------------
+
+    async def import_(self, context: CallContext, arguments: dict[str, Any]) -> dict[str, Any]:
+        """RFC 8621 §4.8: messages a client uploaded, into mailboxes."""
+        unknown = sorted(set(arguments) - {"accountId", "ifInState", "emails"})
+        if unknown:
+            raise MethodError("invalidArguments", f"unknown argument {unknown[0][:60]!r}")
+        emails = arguments.get("emails")
+        if not isinstance(emails, dict) or not all(isinstance(v, dict) for v in emails.values()):
+            raise MethodError("invalidArguments", "emails is an object of creation ids to"
+                              " EmailImport objects")
+        if len(emails) > self.services.limits.max_objects_in_set:
+            raise MethodError("requestTooLarge", f"at most "
+                              f"{self.services.limits.max_objects_in_set} emails in one import")
+        store = self.services.store
+        user = await self.services.user(context)
+        old_state = await store.account_state(user.id)
+        if_in_state = arguments.get("ifInState")
+        if if_in_state is not None and if_in_state != state_text(old_state):
+            raise MethodError("stateMismatch", "the account changed since that state")
+        _, states = await self.mailbox_ids(user)
+        store_ids = {mailbox_id(s.mailbox.uidvalidity): s.mailbox.id for s in states}
+        created: dict[str, Any] = {}
+        not_created: dict[str, Any] = {}
+        for creation_id, item in emails.items():
+            try:
+                extra = sorted(set(item) - {"blobId", "mailboxIds", "keywords", "receivedAt"})
+                if extra:
+                    raise _Refused(SetError("invalidProperties", "not an EmailImport property",
+                                            tuple(extra)))
+                blob = item.get("blobId")
+                if not isinstance(blob, str):
+                    raise _Refused(SetError("invalidProperties", "blobId is required",
+                                            ("blobId",)))
+                resolved = context.resolve_id(blob) or blob
+                data = await self.read_blob(user, resolved)
+                if data is None:
+                    raise _Refused(SetError("blobNotFound", "no such blob",
+                                            extra={"notFound": [blob]}))
+                boxes = self._mailboxes(context, item.get("mailboxIds"), store_ids)
+                keywords = self._keywords(item.get("keywords"))
+                record = await self._append(user, data, boxes, keywords,
+                                            _received(item.get("receivedAt")))
+            except _Refused as refused:
+                not_created[creation_id] = refused.error.to_json()
+                continue
+            except MailsteadError as exc:
+                log.warning("Email/import: %s", exc)
+                not_created[creation_id] = SetError("invalidEmail", str(exc)).to_json()
+                continue
+            context.created_ids[creation_id] = email_id(record.blob_id)
+            created[creation_id] = {"id": email_id(record.blob_id),
+                                    "blobId": message_blob_id(record.blob_id),
+                                    "threadId": record.thread_id, "size": record.size}
+        new_state = await store.account_state(user.id)
+        return {"accountId": arguments.get("accountId"), "oldState": state_text(old_state),
+                "newState": state_text(new_state), "created": created or None,
+                "notCreated": not_created or None}
+
+
+class _Refused(Exception):
+    def __init__(self, error: SetError) -> None:
+        super().__init__(error.description)
+        self.error = error
+
+
+def _received(value: Any) -> datetime | None:
+    """A ``receivedAt`` UTCDate (RFC 8620 §1.4), or None for now."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise _Refused(SetError("invalidProperties", "receivedAt is a UTCDate",
+                                ("receivedAt",)))
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise _Refused(SetError("invalidProperties", "receivedAt is a UTCDate",
+                                ("receivedAt",))) from None
+    if parsed.tzinfo is None:
+        raise _Refused(SetError("invalidProperties", "receivedAt needs its Z",
+                                ("receivedAt",)))
+    return parsed

@@ -1,0 +1,64 @@
+"""Thread/get and Thread/changes (RFC 8621 §3).
+
+A thread is fixed when its first email arrives (decision 0033): the emails that name a
+message of the thread in References or In-Reply-To join it. Its ``emailIds`` are in the
+order the emails were received.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mailstead.core.errors import ChangesTooMany
+from mailstead.http.jmap.dispatch import CallContext, Methods
+from mailstead.http.jmap.errors import MethodError
+from mailstead.http.jmap.mail.ids import email_id, parse_state, state_text
+from mailstead.http.jmap.mail.services import MAIL, MailServices
+from mailstead.http.jmap.standard import ChangesArgs, GetArgs
+
+
+class ThreadMethods:
+    def __init__(self, services: MailServices) -> None:
+        self.services = services
+
+    def register(self, methods: Methods) -> None:
+        methods.add("Thread/get", MAIL, self.get)
+        methods.add("Thread/changes", MAIL, self.changes)
+
+    async def get(self, context: CallContext, arguments: dict[str, Any]) -> dict[str, Any]:
+        args = GetArgs.parse(arguments, self.services.limits)
+        if args.ids is None:
+            raise MethodError("requestTooLarge", "name the threads to get")
+        if args.properties is not None and not set(args.properties) <= {"id", "emailIds"}:
+            raise MethodError("invalidArguments", "a Thread has id and emailIds")
+        user = await self.services.user(context)
+        store = self.services.store
+        state = await store.account_state(user.id)
+        wanted = [context.resolve_id(i) or i for i in args.ids]
+        threads = await store.thread_emails(user.id, wanted)
+        found = []
+        for thread_id in wanted:
+            if thread_id in threads:
+                obj: dict[str, Any] = {"id": thread_id}
+                if args.properties is None or "emailIds" in args.properties:
+                    obj["emailIds"] = [email_id(b) for b in threads[thread_id]]
+                found.append(obj)
+        return {"accountId": args.account_id, "state": state_text(state), "list": found,
+                "notFound": [t for t in wanted if t not in threads]}
+
+    async def changes(self, context: CallContext, arguments: dict[str, Any]) -> dict[str, Any]:
+        args = ChangesArgs.parse(arguments, self.services.limits)
+        since = parse_state(args.since_state)
+        user = await self.services.user(context)
+        try:
+            changes = await self.services.store.thread_changes(user.id, since, args.max_changes)
+        except ChangesTooMany as exc:
+            raise MethodError("cannotCalculateChanges", str(exc)) from None
+        if since > changes.state:
+            raise MethodError("cannotCalculateChanges", "the state is from the future")
+        return {
+            "accountId": args.account_id, "oldState": args.since_state,
+            "newState": state_text(changes.state), "hasMoreChanges": changes.more,
+            "created": list(changes.created), "updated": list(changes.updated),
+            "destroyed": list(changes.destroyed),
+        }

@@ -1,0 +1,51 @@
+"""The JMAP endpoints of a server, built from its settings and store (serve.py calls
+:func:`jmap_services`); the mail methods registered on the core's dispatch."""
+
+from __future__ import annotations
+
+import hashlib
+
+from mailstead.auth.authenticator import Authenticator, UserRecord
+from mailstead.config.schema import Settings
+from mailstead.http.jmap import mail
+from mailstead.http.jmap.app import JMAPServices
+from mailstead.http.jmap.dispatch import Methods
+from mailstead.http.jmap.mail.blobs import AccountBlobs
+from mailstead.http.jmap.mail.services import MailServices, MailStore
+from mailstead.http.jmap.session import Capabilities
+from mailstead.http.jmap.standard import Limits
+from mailstead.store.models import User
+
+
+def account_id_of(user: UserRecord) -> str:
+    """An account's JMAP id: ``A`` and its number in the store (stable for its life)."""
+    if isinstance(user, User):
+        return f"A{user.id}"
+    # Not the store's record (a test's): an id from the address, stable all the same.
+    return "A" + hashlib.sha256(user.address.lower().encode()).hexdigest()[:16]
+
+
+def jmap_services(settings: Settings, store: MailStore, authenticator: Authenticator
+                  ) -> JMAPServices:
+    limits = Limits.from_settings(settings.jmap, settings.http)
+    services = MailServices(store, limits, max_message_size=settings.limits.max_message_size)
+    methods = Methods()
+    mail.register(methods, services)
+    account_capability = mail.account_capability(services)
+
+    def capabilities(user: UserRecord) -> tuple[Capabilities, Capabilities]:
+        return {mail.MAIL: {}}, {mail.MAIL: account_capability}
+
+    async def state(user: UserRecord) -> str:
+        return ""  # the session changes only with the server's configuration
+
+    return JMAPServices(
+        authenticator=authenticator,
+        methods=methods,
+        blobs=AccountBlobs(store),
+        account_id_of=account_id_of,
+        capabilities=capabilities,
+        state=state,
+        limits=limits,
+        allow_plaintext=settings.auth.allow_plaintext,
+    )

@@ -1,0 +1,356 @@
+"""JMAP mail (RFC 8621) against a running server: raw JSON over httpx, the real client
+jmapc over https, and IMAP on the same mailstore at the same time (decision 0033: one
+truth, one change log)."""
+
+from __future__ import annotations
+
+import imaplib
+import itertools
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import jmapc
+import pytest
+
+from mailstead.testing.server import ServerThread
+
+PASSWORD = "a long enough password"
+CORE = "urn:ietf:params:jmap:core"
+MAIL = "urn:ietf:params:jmap:mail"
+_users = itertools.count(1)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
+    config = {"auth": {"allow_plaintext": True}}
+    with ServerThread(tmp_path_factory.mktemp("jmap"), config) as srv:
+        yield srv
+
+
+class Account:
+    """One fresh account of the server, with a JMAP client (raw JSON) and IMAP access."""
+
+    def __init__(self, server: ServerThread) -> None:
+        self.server = server
+        self.address = f"user{next(_users)}@example.org"
+        self.user = server.add_user(self.address, PASSWORD)
+        self.http = httpx.Client(base_url=f"http://127.0.0.1:{server.port('http')}",
+                                 auth=(self.address, PASSWORD), timeout=30)
+        session = self.http.get("/jmap/session").json()
+        self.account_id: str = session["primaryAccounts"][MAIL]
+        self.session = session
+
+    def call(self, *calls: tuple[str, dict[str, Any]]) -> list[list[Any]]:
+        body = {
+            "using": [CORE, MAIL],
+            "methodCalls": [
+                [name, {"accountId": self.account_id, **args}, str(n)]
+                for n, (name, args) in enumerate(calls)
+            ],
+        }
+        response = self.http.post("/jmap/api", json=body)
+        assert response.status_code == 200, response.text
+        answers: list[list[Any]] = response.json()["methodResponses"]
+        return answers
+
+    def one(self, name: str, **args: Any) -> dict[str, Any]:
+        [[answered, result, _]] = self.call((name, args))
+        assert answered == name, result
+        return result  # type: ignore[no-any-return]
+
+    def mailboxes(self) -> dict[str, dict[str, Any]]:
+        """Mailbox objects by full IMAP-style name."""
+        listed = self.one("Mailbox/get", ids=None)["list"]
+        by_id = {m["id"]: m for m in listed}
+
+        def full(m: dict[str, Any]) -> str:
+            return m["name"] if m["parentId"] is None else f"{full(by_id[m['parentId']])}/{m['name']}"
+
+        return {full(m): m for m in listed}
+
+    def deliver(self, raw: bytes) -> None:
+        self.server.deliver(self.user.id, raw)
+
+    def imap(self) -> imaplib.IMAP4:
+        client = imaplib.IMAP4("127.0.0.1", self.server.port("imap"))
+        client.login(self.address, PASSWORD)
+        return client
+
+
+@pytest.fixture
+def account(server: ServerThread) -> Iterator[Account]:
+    made = Account(server)
+    yield made
+    made.http.close()
+
+
+def mail(n: int, subject: str = "", extra: str = "", body: str = "") -> bytes:
+    return (
+        f"From: Sender {n} <sender{n}@example.net>\r\nTo: someone@example.org\r\n"
+        f"Subject: {subject or f'message {n}'}\r\nMessage-ID: <m{n}@example.net>\r\n"
+        f"Date: Mon, 7 Dec 2026 10:00:{n % 60:02d} +0000\r\n{extra}\r\n"
+        f"{body or f'Body of message {n}.'}\r\n"
+    ).encode()
+
+
+def test_the_session_names_the_mail_capability(account: Account) -> None:
+    assert MAIL in account.session["capabilities"]
+    mail_account = account.session["accounts"][account.account_id]
+    assert mail_account["accountCapabilities"][MAIL]["mayCreateTopLevelMailbox"] is True
+    assert account.session["username"] == account.address
+
+
+def test_mailboxes_with_roles_and_counts(account: Account) -> None:
+    account.deliver(mail(1))
+    account.deliver(mail(2))
+    boxes = account.mailboxes()
+    assert {name: m["role"] for name, m in boxes.items()} == {
+        "INBOX": "inbox", "Sent": "sent", "Drafts": "drafts", "Trash": "trash",
+        "Junk": "junk", "Archive": "archive"}
+    inbox = boxes["INBOX"]
+    assert (inbox["totalEmails"], inbox["unreadEmails"], inbox["totalThreads"]) == (2, 2, 2)
+    assert inbox["myRights"]["mayDelete"] is False
+
+
+def test_mailbox_set_is_what_imap_lists(account: Account) -> None:
+    result = account.one("Mailbox/set", create={
+        "p": {"name": "Projects", "isSubscribed": True},
+        "c": {"name": "Alpha", "parentId": "#p"},
+    })
+    assert set(result["created"]) == {"p", "c"}
+    projects = result["created"]["p"]["id"]
+    with account.imap() as imap:
+        names = {line.decode().rsplit(" ", 1)[1].strip('"') for line in imap.list()[1]}
+        assert {"Projects", "Projects/Alpha"} <= names
+        assert any(b"Projects" in line for line in imap.lsub()[1])
+    renamed = account.one("Mailbox/set", update={projects: {"name": "Work"}})
+    assert renamed["updated"] == {projects: None}
+    assert "Work/Alpha" in account.mailboxes()
+    refused = account.one("Mailbox/set", destroy=[projects])
+    assert refused["notDestroyed"][projects]["type"] == "mailboxHasChild"
+    alpha = account.mailboxes()["Work/Alpha"]["id"]
+    gone = account.one("Mailbox/set", destroy=[alpha, projects])
+    assert gone["destroyed"] == [alpha, projects]
+    bad = account.one("Mailbox/set", create={"x": {"name": "a/b"}, "y": {"name": "Z",
+                                                                      "totalEmails": 3}})
+    assert bad["notCreated"]["x"]["type"] == "invalidProperties"
+    assert bad["notCreated"]["y"]["properties"] == ["totalEmails"]
+
+
+def test_query_then_get_through_a_back_reference(account: Account) -> None:
+    for n in range(1, 4):
+        account.deliver(mail(n, body=f"Hello number {n}, see you."))
+    inbox = account.mailboxes()["INBOX"]["id"]
+    answers = account.call(
+        ("Email/query", {"filter": {"inMailbox": inbox},
+                         "sort": [{"property": "receivedAt", "isAscending": False}],
+                         "calculateTotal": True}),
+        ("Email/get", {"#ids": {"resultOf": "0", "name": "Email/query", "path": "/ids"},
+                       "properties": ["subject", "from", "preview", "mailboxIds", "keywords",
+                                      "textBody", "bodyValues"],
+                       "fetchTextBodyValues": True}),
+    )
+    query, got = answers[0][1], answers[1][1]
+    assert query["total"] == 3 and len(query["ids"]) == 3
+    assert [e["subject"] for e in got["list"]] == ["message 3", "message 2", "message 1"]
+    first = got["list"][0]
+    assert first["from"] == [{"name": "Sender 3", "email": "sender3@example.net"}]
+    assert first["mailboxIds"] == {inbox: True} and first["keywords"] == {}
+    assert first["preview"].startswith("Hello number 3")
+    part = first["textBody"][0]["partId"]
+    assert first["bodyValues"][part]["value"].startswith("Hello number 3")
+
+
+def test_keywords_are_imap_flags_both_ways(account: Account) -> None:
+    account.deliver(mail(1))
+    [email] = account.one("Email/query")["ids"]
+    state = account.one("Email/get", ids=[email], properties=["keywords"])["state"]
+    account.one("Email/set", update={email: {"keywords/$seen": True, "keywords/$label1": True}})
+    with account.imap() as imap:
+        imap.select("INBOX")
+        flags = imap.fetch("1", "(FLAGS)")[1][0]
+        assert b"\\Seen" in flags and b"$label1" in flags
+        imap.store("1", "+FLAGS", "(\\Flagged)")
+    changes = account.one("Email/changes", sinceState=state)
+    assert changes["updated"] == [email] and changes["created"] == []
+    got = account.one("Email/get", ids=[email], properties=["keywords"])["list"][0]
+    assert got["keywords"] == {"$seen": True, "$label1": True, "$flagged": True}
+
+
+def test_one_email_in_two_mailboxes_and_moves(account: Account) -> None:
+    account.deliver(mail(1))
+    boxes = account.mailboxes()
+    with account.imap() as imap:
+        imap.select("INBOX")
+        imap.copy("1", "Archive")
+    [email] = account.one("Email/query")["ids"]
+    got = account.one("Email/get", ids=[email], properties=["mailboxIds"])["list"][0]
+    assert got["mailboxIds"] == {boxes["INBOX"]["id"]: True, boxes["Archive"]["id"]: True}
+    moved = account.one("Email/set", update={email: {"mailboxIds": {boxes["Trash"]["id"]: True}}})
+    assert moved["updated"] == {email: None}
+    with account.imap() as imap:
+        assert imap.select("INBOX")[1] == [b"0"]
+        assert imap.select("Archive")[1] == [b"0"]
+        assert imap.select("Trash")[1] == [b"1"]
+    gone = account.one("Email/set", destroy=[email])
+    assert gone["destroyed"] == [email]
+    with account.imap() as imap:
+        assert imap.select("Trash")[1] == [b"0"]
+    assert account.one("Email/get", ids=[email])["notFound"] == [email]
+
+
+def test_a_draft_created_in_jmap_is_a_message_in_imap(account: Account) -> None:
+    drafts = account.mailboxes()["Drafts"]["id"]
+    result = account.one("Email/set", create={"d": {
+        "mailboxIds": {drafts: True}, "keywords": {"$draft": True, "$seen": True},
+        "from": [{"name": "Zoë", "email": account.address}],
+        "to": [{"email": "friend@example.net"}], "subject": "Plans for Zürich",
+        "bodyValues": {"t": {"value": "Shall we meet?\n"}},
+        "textBody": [{"partId": "t", "type": "text/plain"}],
+    }})
+    created = result["created"]["d"]
+    assert created["id"].startswith("M") and created["size"] > 0
+    with account.imap() as imap:
+        imap.select("Drafts")
+        _, data = imap.fetch("1", "(FLAGS BODY.PEEK[])")
+        raw = data[0][1]
+        assert b"\\Draft" in data[0][0] and b"Shall we meet?" in raw
+        assert re.search(rb"(?im)^subject: =\?utf-8\?", raw)  # RFC 2047 for the umlaut
+    got = account.one("Email/get", ids=[created["id"]], properties=["subject", "from"])
+    assert got["list"][0]["subject"] == "Plans for Zürich"
+    assert got["list"][0]["from"][0]["name"] == "Zoë"
+
+
+def test_upload_import_and_download(account: Account) -> None:
+    raw = mail(7, subject="imported", body="Imported body.")
+    uploaded = account.http.post(f"/jmap/upload/{account.account_id}", content=raw,
+                                 headers={"Content-Type": "message/rfc822"})
+    assert uploaded.status_code == 201, uploaded.text
+    blob = uploaded.json()["blobId"]
+    archive = account.mailboxes()["Archive"]["id"]
+    result = account.one("Email/import", emails={"i": {
+        "blobId": blob, "mailboxIds": {archive: True}, "keywords": {"$seen": True},
+        "receivedAt": "2026-01-02T03:04:05Z"}})
+    created = result["created"]["i"]
+    got = account.one("Email/get", ids=[created["id"]],
+                      properties=["receivedAt", "keywords", "subject", "blobId"])["list"][0]
+    assert got["receivedAt"] == "2026-01-02T03:04:05Z" and got["subject"] == "imported"
+    template = account.session["downloadUrl"]
+    url = (template.replace("{accountId}", account.account_id)
+           .replace("{blobId}", got["blobId"]).replace("{name}", "m.eml")
+           .replace("{type}", "message/rfc822"))
+    downloaded = account.http.get(url)
+    assert downloaded.status_code == 200 and downloaded.content == raw
+    missing = account.one("Email/import", emails={"j": {"blobId": "U" + "0" * 64,
+                                                         "mailboxIds": {archive: True}}})
+    assert missing["notCreated"]["j"]["type"] == "blobNotFound"
+    other = Account(account.server)
+    assert other.http.get(url.replace(account.account_id, other.account_id)).status_code == 404
+
+
+def test_a_part_downloads_decoded(account: Account) -> None:
+    raw = (b"From: a@example.net\r\nSubject: with attachment\r\nMIME-Version: 1.0\r\n"
+           b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n"
+           b"Content-Type: text/plain\r\n\r\nSee attached.\r\n--b\r\n"
+           b"Content-Type: application/octet-stream; name=data.bin\r\n"
+           b"Content-Disposition: attachment; filename=data.bin\r\n"
+           b"Content-Transfer-Encoding: base64\r\n\r\nAAECAwQ=\r\n--b--\r\n")
+    account.deliver(raw)
+    [email] = account.one("Email/query")["ids"]
+    got = account.one("Email/get", ids=[email], properties=["attachments", "hasAttachment"])
+    [attachment] = got["list"][0]["attachments"]
+    assert got["list"][0]["hasAttachment"] is True
+    assert (attachment["name"], attachment["size"]) == ("data.bin", 5)
+    answer = account.http.get(f"/jmap/download/{account.account_id}/{attachment['blobId']}"
+                              "/data.bin?accept=application/octet-stream")
+    assert answer.content == b"\x00\x01\x02\x03\x04"
+
+
+def test_a_reply_joins_the_thread(account: Account) -> None:
+    account.deliver(mail(1))
+    account.deliver(mail(2, subject="Re: message 1",
+                         extra="In-Reply-To: <m1@example.net>\r\nReferences: <m1@example.net>\r\n"))
+    account.deliver(mail(3))
+    got = account.one("Email/get", ids=None, properties=["threadId", "subject"])["list"]
+    threads = {e["subject"]: e["threadId"] for e in got}
+    assert threads["message 1"] == threads["Re: message 1"] != threads["message 3"]
+    thread = account.one("Thread/get", ids=[threads["message 1"]])["list"][0]
+    assert len(thread["emailIds"]) == 2
+    collapsed = account.one("Email/query", collapseThreads=True)
+    assert len(collapsed["ids"]) == 2 and collapsed["canCalculateChanges"] is False
+
+
+def test_query_changes_follow_imap(account: Account) -> None:
+    for n in range(1, 4):
+        account.deliver(mail(n))
+    inbox = account.mailboxes()["INBOX"]["id"]
+    first = account.one("Email/query", filter={"inMailbox": inbox})
+    account.deliver(mail(4))
+    with account.imap() as imap:
+        imap.select("INBOX")
+        imap.store("1", "+FLAGS", "(\\Deleted)")
+        imap.expunge()
+    changes = account.one("Email/queryChanges", filter={"inMailbox": inbox},
+                          sinceQueryState=first["queryState"])
+    now = account.one("Email/query", filter={"inMailbox": inbox})["ids"]
+    # Apply the delta to the old result: the same as querying again.
+    result = [i for i in first["ids"] if i not in changes["removed"]]
+    for added in sorted(changes["added"], key=lambda a: a["index"]):
+        result.insert(added["index"], added["id"])
+    assert result == now and len(now) == 3
+
+
+def test_filters(account: Account) -> None:
+    account.deliver(mail(1, subject="invoice March", body="Amount due: 12 EUR"))
+    account.deliver(mail(2, subject="lunch?", body="pizza or sushi"))
+    with account.imap() as imap:
+        imap.select("INBOX")
+        imap.store("2", "+FLAGS", "(\\Flagged)")
+
+    def subjects(condition: dict[str, Any]) -> list[str]:
+        ids = account.one("Email/query", filter=condition)["ids"]
+        got = account.one("Email/get", ids=ids, properties=["subject"])["list"]
+        return sorted(e["subject"] for e in got)
+
+    assert subjects({"subject": "INVOICE"}) == ["invoice March"]
+    assert subjects({"body": "sushi"}) == ["lunch?"]
+    assert subjects({"text": "12 eur"}) == ["invoice March"]
+    assert subjects({"from": "sender2@"}) == ["lunch?"]
+    assert subjects({"hasKeyword": "$flagged"}) == ["lunch?"]
+    assert subjects({"operator": "NOT", "conditions": [{"hasKeyword": "$flagged"}]}) == [
+        "invoice March"]
+    refused = account.call(("Email/query", {"filter": {"nonsense": 1}}))
+    assert refused[0][0] == "error" and refused[0][1]["type"] == "unsupportedFilter"
+
+
+def test_mailbox_changes_report_counts_only(account: Account) -> None:
+    state = account.one("Mailbox/get", ids=None)["state"]
+    account.deliver(mail(1))
+    changes = account.one("Mailbox/changes", sinceState=state)
+    assert changes["updated"] == [account.mailboxes()["INBOX"]["id"]]
+    assert changes["updatedProperties"] == ["totalEmails", "unreadEmails", "totalThreads",
+                                            "unreadThreads"]
+    bad = account.call(("Mailbox/changes", {"sinceState": "x1"}))
+    assert bad[0][1]["type"] == "cannotCalculateChanges"
+
+
+def test_jmapc_reads_mailboxes_and_emails(server: ServerThread) -> None:
+    account = Account(server)
+    account.deliver(mail(1, subject="for jmapc"))
+    client = jmapc.Client.create_with_password(f"localhost:{server.port('https')}",
+                                               account.address, PASSWORD)
+    client.requests_session.trust_env = False
+    client.requests_session.verify = str(server.cert_path)
+    boxes = client.request(jmapc.methods.MailboxGet(ids=None))
+    assert isinstance(boxes, jmapc.methods.MailboxGetResponse)
+    inbox = next(m for m in boxes.data if m.role == "inbox")
+    assert inbox.total_emails == 1
+    answers = client.request([
+        jmapc.methods.EmailQuery(filter=jmapc.EmailQueryFilterCondition(in_mailbox=inbox.id)),
+        jmapc.methods.EmailGet(ids=jmapc.Ref("/ids"), properties=["subject", "from"]),
+    ])
+    got = answers[1].response
+    assert isinstance(got, jmapc.methods.EmailGetResponse)
+    assert [e.subject for e in got.data] == ["for jmapc"]
