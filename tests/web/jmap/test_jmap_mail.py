@@ -36,8 +36,11 @@ class Account:
         self.server = server
         self.address = f"user{next(_users)}@example.org"
         self.user = server.add_user(self.address, PASSWORD)
-        self.http = httpx.Client(base_url=f"http://127.0.0.1:{server.port('http')}",
-                                 auth=(self.address, PASSWORD), timeout=30)
+        self.http = httpx.Client(
+            base_url=f"http://127.0.0.1:{server.port('http')}",
+            auth=(self.address, PASSWORD),
+            timeout=30,
+        )
         session = self.http.get("/jmap/session").json()
         self.account_id: str = session["primaryAccounts"][MAIL]
         self.session = session
@@ -66,7 +69,9 @@ class Account:
         by_id = {m["id"]: m for m in listed}
 
         def full(m: dict[str, Any]) -> str:
-            return m["name"] if m["parentId"] is None else f"{full(by_id[m['parentId']])}/{m['name']}"
+            return (
+                m["name"] if m["parentId"] is None else f"{full(by_id[m['parentId']])}/{m['name']}"
+            )
 
         return {full(m): m for m in listed}
 
@@ -107,18 +112,26 @@ def test_mailboxes_with_roles_and_counts(account: Account) -> None:
     account.deliver(mail(2))
     boxes = account.mailboxes()
     assert {name: m["role"] for name, m in boxes.items()} == {
-        "INBOX": "inbox", "Sent": "sent", "Drafts": "drafts", "Trash": "trash",
-        "Junk": "junk", "Archive": "archive"}
+        "INBOX": "inbox",
+        "Sent": "sent",
+        "Drafts": "drafts",
+        "Trash": "trash",
+        "Junk": "junk",
+        "Archive": "archive",
+    }
     inbox = boxes["INBOX"]
     assert (inbox["totalEmails"], inbox["unreadEmails"], inbox["totalThreads"]) == (2, 2, 2)
     assert inbox["myRights"]["mayDelete"] is False
 
 
 def test_mailbox_set_is_what_imap_lists(account: Account) -> None:
-    result = account.one("Mailbox/set", create={
-        "p": {"name": "Projects", "isSubscribed": True},
-        "c": {"name": "Alpha", "parentId": "#p"},
-    })
+    result = account.one(
+        "Mailbox/set",
+        create={
+            "p": {"name": "Projects", "isSubscribed": True},
+            "c": {"name": "Alpha", "parentId": "#p"},
+        },
+    )
     assert set(result["created"]) == {"p", "c"}
     projects = result["created"]["p"]["id"]
     with account.imap() as imap:
@@ -133,8 +146,9 @@ def test_mailbox_set_is_what_imap_lists(account: Account) -> None:
     alpha = account.mailboxes()["Work/Alpha"]["id"]
     gone = account.one("Mailbox/set", destroy=[alpha, projects])
     assert gone["destroyed"] == [alpha, projects]
-    bad = account.one("Mailbox/set", create={"x": {"name": "a/b"}, "y": {"name": "Z",
-                                                                      "totalEmails": 3}})
+    bad = account.one(
+        "Mailbox/set", create={"x": {"name": "a/b"}, "y": {"name": "Z", "totalEmails": 3}}
+    )
     assert bad["notCreated"]["x"]["type"] == "invalidProperties"
     assert bad["notCreated"]["y"]["properties"] == ["totalEmails"]
 
@@ -144,13 +158,30 @@ def test_query_then_get_through_a_back_reference(account: Account) -> None:
         account.deliver(mail(n, body=f"Hello number {n}, see you."))
     inbox = account.mailboxes()["INBOX"]["id"]
     answers = account.call(
-        ("Email/query", {"filter": {"inMailbox": inbox},
-                         "sort": [{"property": "receivedAt", "isAscending": False}],
-                         "calculateTotal": True}),
-        ("Email/get", {"#ids": {"resultOf": "0", "name": "Email/query", "path": "/ids"},
-                       "properties": ["subject", "from", "preview", "mailboxIds", "keywords",
-                                      "textBody", "bodyValues"],
-                       "fetchTextBodyValues": True}),
+        (
+            "Email/query",
+            {
+                "filter": {"inMailbox": inbox},
+                "sort": [{"property": "receivedAt", "isAscending": False}],
+                "calculateTotal": True,
+            },
+        ),
+        (
+            "Email/get",
+            {
+                "#ids": {"resultOf": "0", "name": "Email/query", "path": "/ids"},
+                "properties": [
+                    "subject",
+                    "from",
+                    "preview",
+                    "mailboxIds",
+                    "keywords",
+                    "textBody",
+                    "bodyValues",
+                ],
+                "fetchTextBodyValues": True,
+            },
+        ),
     )
     query, got = answers[0][1], answers[1][1]
     assert query["total"] == 3 and len(query["ids"]) == 3
@@ -203,13 +234,20 @@ def test_one_email_in_two_mailboxes_and_moves(account: Account) -> None:
 
 def test_a_draft_created_in_jmap_is_a_message_in_imap(account: Account) -> None:
     drafts = account.mailboxes()["Drafts"]["id"]
-    result = account.one("Email/set", create={"d": {
-        "mailboxIds": {drafts: True}, "keywords": {"$draft": True, "$seen": True},
-        "from": [{"name": "Zoë", "email": account.address}],
-        "to": [{"email": "friend@example.net"}], "subject": "Plans for Zürich",
-        "bodyValues": {"t": {"value": "Shall we meet?\n"}},
-        "textBody": [{"partId": "t", "type": "text/plain"}],
-    }})
+    result = account.one(
+        "Email/set",
+        create={
+            "d": {
+                "mailboxIds": {drafts: True},
+                "keywords": {"$draft": True, "$seen": True},
+                "from": [{"name": "Zoë", "email": account.address}],
+                "to": [{"email": "friend@example.net"}],
+                "subject": "Plans for Zürich",
+                "bodyValues": {"t": {"value": "Shall we meet?\n"}},
+                "textBody": [{"partId": "t", "type": "text/plain"}],
+            }
+        },
+    )
     created = result["created"]["d"]
     assert created["id"].startswith("M") and created["size"] > 0
     with account.imap() as imap:
@@ -225,53 +263,78 @@ def test_a_draft_created_in_jmap_is_a_message_in_imap(account: Account) -> None:
 
 def test_upload_import_and_download(account: Account) -> None:
     raw = mail(7, subject="imported", body="Imported body.")
-    uploaded = account.http.post(f"/jmap/upload/{account.account_id}", content=raw,
-                                 headers={"Content-Type": "message/rfc822"})
+    uploaded = account.http.post(
+        f"/jmap/upload/{account.account_id}",
+        content=raw,
+        headers={"Content-Type": "message/rfc822"},
+    )
     assert uploaded.status_code == 201, uploaded.text
     blob = uploaded.json()["blobId"]
     archive = account.mailboxes()["Archive"]["id"]
-    result = account.one("Email/import", emails={"i": {
-        "blobId": blob, "mailboxIds": {archive: True}, "keywords": {"$seen": True},
-        "receivedAt": "2026-01-02T03:04:05Z"}})
+    result = account.one(
+        "Email/import",
+        emails={
+            "i": {
+                "blobId": blob,
+                "mailboxIds": {archive: True},
+                "keywords": {"$seen": True},
+                "receivedAt": "2026-01-02T03:04:05Z",
+            }
+        },
+    )
     created = result["created"]["i"]
-    got = account.one("Email/get", ids=[created["id"]],
-                      properties=["receivedAt", "keywords", "subject", "blobId"])["list"][0]
+    got = account.one(
+        "Email/get", ids=[created["id"]], properties=["receivedAt", "keywords", "subject", "blobId"]
+    )["list"][0]
     assert got["receivedAt"] == "2026-01-02T03:04:05Z" and got["subject"] == "imported"
     template = account.session["downloadUrl"]
-    url = (template.replace("{accountId}", account.account_id)
-           .replace("{blobId}", got["blobId"]).replace("{name}", "m.eml")
-           .replace("{type}", "message/rfc822"))
+    url = (
+        template.replace("{accountId}", account.account_id)
+        .replace("{blobId}", got["blobId"])
+        .replace("{name}", "m.eml")
+        .replace("{type}", "message/rfc822")
+    )
     downloaded = account.http.get(url)
     assert downloaded.status_code == 200 and downloaded.content == raw
-    missing = account.one("Email/import", emails={"j": {"blobId": "U" + "0" * 64,
-                                                         "mailboxIds": {archive: True}}})
+    missing = account.one(
+        "Email/import", emails={"j": {"blobId": "U" + "0" * 64, "mailboxIds": {archive: True}}}
+    )
     assert missing["notCreated"]["j"]["type"] == "blobNotFound"
     other = Account(account.server)
     assert other.http.get(url.replace(account.account_id, other.account_id)).status_code == 404
 
 
 def test_a_part_downloads_decoded(account: Account) -> None:
-    raw = (b"From: a@example.net\r\nSubject: with attachment\r\nMIME-Version: 1.0\r\n"
-           b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n"
-           b"Content-Type: text/plain\r\n\r\nSee attached.\r\n--b\r\n"
-           b"Content-Type: application/octet-stream; name=data.bin\r\n"
-           b"Content-Disposition: attachment; filename=data.bin\r\n"
-           b"Content-Transfer-Encoding: base64\r\n\r\nAAECAwQ=\r\n--b--\r\n")
+    raw = (
+        b"From: a@example.net\r\nSubject: with attachment\r\nMIME-Version: 1.0\r\n"
+        b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n"
+        b"Content-Type: text/plain\r\n\r\nSee attached.\r\n--b\r\n"
+        b"Content-Type: application/octet-stream; name=data.bin\r\n"
+        b"Content-Disposition: attachment; filename=data.bin\r\n"
+        b"Content-Transfer-Encoding: base64\r\n\r\nAAECAwQ=\r\n--b--\r\n"
+    )
     account.deliver(raw)
     [email] = account.one("Email/query")["ids"]
     got = account.one("Email/get", ids=[email], properties=["attachments", "hasAttachment"])
     [attachment] = got["list"][0]["attachments"]
     assert got["list"][0]["hasAttachment"] is True
     assert (attachment["name"], attachment["size"]) == ("data.bin", 5)
-    answer = account.http.get(f"/jmap/download/{account.account_id}/{attachment['blobId']}"
-                              "/data.bin?accept=application/octet-stream")
+    answer = account.http.get(
+        f"/jmap/download/{account.account_id}/{attachment['blobId']}"
+        "/data.bin?accept=application/octet-stream"
+    )
     assert answer.content == b"\x00\x01\x02\x03\x04"
 
 
 def test_a_reply_joins_the_thread(account: Account) -> None:
     account.deliver(mail(1))
-    account.deliver(mail(2, subject="Re: message 1",
-                         extra="In-Reply-To: <m1@example.net>\r\nReferences: <m1@example.net>\r\n"))
+    account.deliver(
+        mail(
+            2,
+            subject="Re: message 1",
+            extra="In-Reply-To: <m1@example.net>\r\nReferences: <m1@example.net>\r\n",
+        )
+    )
     account.deliver(mail(3))
     got = account.one("Email/get", ids=None, properties=["threadId", "subject"])["list"]
     threads = {e["subject"]: e["threadId"] for e in got}
@@ -292,8 +355,9 @@ def test_query_changes_follow_imap(account: Account) -> None:
         imap.select("INBOX")
         imap.store("1", "+FLAGS", "(\\Deleted)")
         imap.expunge()
-    changes = account.one("Email/queryChanges", filter={"inMailbox": inbox},
-                          sinceQueryState=first["queryState"])
+    changes = account.one(
+        "Email/queryChanges", filter={"inMailbox": inbox}, sinceQueryState=first["queryState"]
+    )
     now = account.one("Email/query", filter={"inMailbox": inbox})["ids"]
     # Apply the delta to the old result: the same as querying again.
     result = [i for i in first["ids"] if i not in changes["removed"]]
@@ -320,7 +384,8 @@ def test_filters(account: Account) -> None:
     assert subjects({"from": "sender2@"}) == ["lunch?"]
     assert subjects({"hasKeyword": "$flagged"}) == ["lunch?"]
     assert subjects({"operator": "NOT", "conditions": [{"hasKeyword": "$flagged"}]}) == [
-        "invoice March"]
+        "invoice March"
+    ]
     refused = account.call(("Email/query", {"filter": {"nonsense": 1}}))
     assert refused[0][0] == "error" and refused[0][1]["type"] == "unsupportedFilter"
 
@@ -330,8 +395,12 @@ def test_mailbox_changes_report_counts_only(account: Account) -> None:
     account.deliver(mail(1))
     changes = account.one("Mailbox/changes", sinceState=state)
     assert changes["updated"] == [account.mailboxes()["INBOX"]["id"]]
-    assert changes["updatedProperties"] == ["totalEmails", "unreadEmails", "totalThreads",
-                                            "unreadThreads"]
+    assert changes["updatedProperties"] == [
+        "totalEmails",
+        "unreadEmails",
+        "totalThreads",
+        "unreadThreads",
+    ]
     bad = account.call(("Mailbox/changes", {"sinceState": "x1"}))
     assert bad[0][1]["type"] == "cannotCalculateChanges"
 
@@ -339,18 +408,21 @@ def test_mailbox_changes_report_counts_only(account: Account) -> None:
 def test_jmapc_reads_mailboxes_and_emails(server: ServerThread) -> None:
     account = Account(server)
     account.deliver(mail(1, subject="for jmapc"))
-    client = jmapc.Client.create_with_password(f"localhost:{server.port('https')}",
-                                               account.address, PASSWORD)
+    client = jmapc.Client.create_with_password(
+        f"localhost:{server.port('https')}", account.address, PASSWORD
+    )
     client.requests_session.trust_env = False
     client.requests_session.verify = str(server.cert_path)
     boxes = client.request(jmapc.methods.MailboxGet(ids=None))
     assert isinstance(boxes, jmapc.methods.MailboxGetResponse)
     inbox = next(m for m in boxes.data if m.role == "inbox")
     assert inbox.total_emails == 1
-    answers = client.request([
-        jmapc.methods.EmailQuery(filter=jmapc.EmailQueryFilterCondition(in_mailbox=inbox.id)),
-        jmapc.methods.EmailGet(ids=jmapc.Ref("/ids"), properties=["subject", "from"]),
-    ])
+    answers = client.request(
+        [
+            jmapc.methods.EmailQuery(filter=jmapc.EmailQueryFilterCondition(in_mailbox=inbox.id)),
+            jmapc.methods.EmailGet(ids=jmapc.Ref("/ids"), properties=["subject", "from"]),
+        ]
+    )
     got = answers[1].response
     assert isinstance(got, jmapc.methods.EmailGetResponse)
     assert [e.subject for e in got.data] == ["for jmapc"]
