@@ -426,3 +426,20 @@ def test_jmapc_reads_mailboxes_and_emails(server: ServerThread) -> None:
     got = answers[1].response
     assert isinstance(got, jmapc.methods.EmailGetResponse)
     assert [e.subject for e in got.data] == ["for jmapc"]
+
+
+def test_removing_one_of_two_copies_is_an_update(account: Account) -> None:
+    """The email stays (a copy is left) but its mailboxIds changed: /changes says so
+    though no message row changed."""
+    account.deliver(mail(1))
+    with account.imap() as imap:
+        imap.select("INBOX")
+        imap.copy("1", "Archive")
+    state = account.one("Email/get", ids=[])["state"]
+    with account.imap() as imap:
+        imap.select("INBOX")
+        imap.store("1", "+FLAGS", "(\\Deleted)")
+        imap.expunge()
+    changes = account.one("Email/changes", sinceState=state)
+    [email] = account.one("Email/query")["ids"]
+    assert changes["updated"] == [email] and changes["destroyed"] == []
