@@ -443,3 +443,46 @@ def test_removing_one_of_two_copies_is_an_update(account: Account) -> None:
     changes = account.one("Email/changes", sinceState=state)
     [email] = account.one("Email/query")["ids"]
     assert changes["updated"] == [email] and changes["destroyed"] == []
+
+
+def test_search_snippets_mark_what_matched(account: Account) -> None:
+    body = "Intro text. " * 40 + "The MÜLLER figures are attached. " + "x " * 200
+    utf8 = "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
+    account.deliver(mail(1, subject="Quarterly <report> for Müller", extra=utf8, body=body))
+    [email] = account.one("Email/query", filter={"text": "müller"})["ids"]
+    got = account.one("SearchSnippet/get", emailIds=[email, "M" + "0" * 64],
+                      filter={"operator": "AND", "conditions": [{"text": "müller"}]})
+    [snippet] = got["list"]
+    assert snippet["subject"] == "Quarterly &lt;report&gt; for <mark>Müller</mark>"
+    assert "The <mark>MÜLLER</mark> figures" in snippet["preview"]
+    assert snippet["preview"].startswith("…") and len(snippet["preview"]) < 320
+    assert got["notFound"] == ["M" + "0" * 64]
+
+
+def test_parse_an_attached_message_and_read_its_parts(account: Account) -> None:
+    inner = (b"From: inner@example.net\r\nSubject: the forwarded one\r\nMIME-Version: 1.0\r\n"
+             b"Content-Type: multipart/mixed; boundary=i\r\n\r\n--i\r\n"
+             b"Content-Type: text/plain\r\n\r\nInner text.\r\n--i\r\n"
+             b"Content-Type: application/octet-stream; name=x.bin\r\n"
+             b"Content-Transfer-Encoding: base64\r\n\r\nAAEC\r\n--i--\r\n")
+    outer = (b"From: a@example.net\r\nSubject: Fwd\r\nMIME-Version: 1.0\r\n"
+             b"Content-Type: multipart/mixed; boundary=o\r\n\r\n--o\r\n"
+             b"Content-Type: text/plain\r\n\r\nSee below.\r\n--o\r\n"
+             b"Content-Type: message/rfc822\r\n\r\n" + inner + b"\r\n--o--\r\n")
+    account.deliver(outer)
+    [email] = account.one("Email/query")["ids"]
+    [attached] = account.one("Email/get", ids=[email],
+                             properties=["attachments"])["list"][0]["attachments"]
+    assert attached["type"] == "message/rfc822"
+    parsed = account.one("Email/parse", blobIds=[attached["blobId"], "U" + "1" * 64],
+                         properties=["subject", "from", "attachments", "textBody",
+                                     "bodyValues", "mailboxIds"],
+                         fetchTextBodyValues=True)
+    message = parsed["parsed"][attached["blobId"]]
+    assert message["subject"] == "the forwarded one" and message["mailboxIds"] is None
+    assert parsed["notFound"] == ["U" + "1" * 64]
+    [inner_attachment] = message["attachments"]
+    url = f"/jmap/download/{account.account_id}/{inner_attachment['blobId']}/x.bin"
+    assert account.http.get(url).content == b"\x00\x01\x02"
+    text_part = message["textBody"][0]["partId"]
+    assert message["bodyValues"][text_part]["value"] == "Inner text."

@@ -9,6 +9,7 @@ from mailstead.http.jmap.mail.emails import EmailMethods
 from mailstead.http.jmap.mail.mailboxes import MailboxMethods
 from mailstead.http.jmap.mail.query import MAX_LIMIT, EmailQuery
 from mailstead.http.jmap.mail.services import MAIL, MailServices
+from mailstead.http.jmap.mail.snippets import SnippetMethods
 from mailstead.http.jmap.mail.threads import ThreadMethods
 
 
@@ -18,6 +19,7 @@ def register(methods: Methods, services: MailServices) -> None:
     ThreadMethods(services).register(methods)
     EmailMethods(services).register(methods)
     EmailQuery(services).register(methods)
+    SnippetMethods(services).register(methods)
 
 
 def account_capability(services: MailServices) -> dict[str, Any]:

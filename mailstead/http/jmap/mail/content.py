@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from mailstead.mime.parse import ParsedMessage
-from mailstead.mime.stored import StoredStructure
+from mailstead.mime.stored import StoredStructure, encode
 from mailstead.store.interfaces import Messages
 
 
@@ -25,6 +25,11 @@ class Content:
     @property
     def parsed(self) -> ParsedMessage:
         return self.structure.parsed
+
+    @classmethod
+    def of(cls, parsed: ParsedMessage, raw: bytes) -> Content:
+        """A message parsed now (Email/parse), in the stored form the readers take."""
+        return cls(StoredStructure(encode(parsed)), raw, True)
 
 
 async def load(

@@ -10,7 +10,7 @@ the account's next mod-sequence: JMAP's state.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,7 +19,8 @@ from mailstead.core.types import UID, FlagMode
 from mailstead.http.jmap.dispatch import CallContext, Methods
 from mailstead.http.jmap.errors import MethodError, SetError
 from mailstead.http.jmap.mail import content as contents
-from mailstead.http.jmap.mail.blobs import read_blob
+from mailstead.http.jmap.mail.blobs import parse as parse_blob
+from mailstead.http.jmap.mail.blobs import part_blob_id, read_blob
 from mailstead.http.jmap.mail.ids import (
     blob_of_email,
     email_id,
@@ -56,6 +57,12 @@ DEFAULT_PROPERTIES = (
     "inReplyTo", "references", "sender", "from", "to", "cc", "bcc", "replyTo", "subject",
     "sentAt", "hasAttachment", "preview", "bodyValues", "textBody", "htmlBody", "attachments",
 )
+#: RFC 8621 §4.9: what Email/parse gives when the client names no properties.
+PARSE_PROPERTIES = (
+    "messageId", "inReplyTo", "references", "sender", "from", "to", "cc", "bcc", "replyTo",
+    "subject", "sentAt", "hasAttachment", "preview", "bodyValues", "textBody", "htmlBody",
+    "attachments",
+)
 _GET_EXTRA = ("bodyProperties", "fetchTextBodyValues", "fetchHTMLBodyValues",
               "fetchAllBodyValues", "maxBodyValueBytes")
 #: Properties that need the message's octets beyond its header.
@@ -66,11 +73,6 @@ _WHOLE = frozenset({"bodyStructure", "bodyValues", "textBody", "htmlBody", "atta
 def utc_date(value: datetime) -> str:
     """RFC 8620 §1.4 UTCDate."""
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def part_blob_id(blob_id: str, part_id: str) -> str:
-    """The blob id of one part: the message's, then its IMAP part number with ``-``."""
-    return f"{message_blob_id(blob_id)}-{part_id.replace('.', '-')}"
 
 
 def valid_property(name: str) -> bool:
@@ -106,6 +108,7 @@ class EmailMethods:
         methods.add("Email/changes", MAIL, self.changes)
         methods.add("Email/set", MAIL, self.set)
         methods.add("Email/import", MAIL, self.import_)
+        methods.add("Email/parse", MAIL, self.parse)
 
     async def mailbox_ids(self, user: User) -> tuple[dict[int, str], list[MailboxState]]:
         """The account's mailboxes: JMAP id by store id, and their states."""
@@ -116,23 +119,8 @@ class EmailMethods:
 
     async def get(self, context: CallContext, arguments: dict[str, Any]) -> dict[str, Any]:
         args = GetArgs.parse(arguments, self.services.limits, extra=_GET_EXTRA)
-        properties = list(args.properties) if args.properties is not None \
-            else list(DEFAULT_PROPERTIES)
-        bad = [p for p in properties if not valid_property(p)]
-        if bad:
-            raise MethodError("invalidArguments", f"unknown property {bad[0][:60]!r}")
-        body_properties = args.extra.get("bodyProperties")
-        if body_properties is None:
-            body_properties = list(DEFAULT_BODY_PROPERTIES)
-        elif not isinstance(body_properties, list) or not all(
-                isinstance(p, str) and body_property_valid(p) for p in body_properties):
-            raise MethodError("invalidArguments", "bodyProperties names unknown properties")
-        fetch_text = _flag(args.extra.get("fetchTextBodyValues", False), "fetchTextBodyValues")
-        fetch_html = _flag(args.extra.get("fetchHTMLBodyValues", False), "fetchHTMLBodyValues")
-        fetch_all = _flag(args.extra.get("fetchAllBodyValues", False), "fetchAllBodyValues")
-        max_bytes = args.extra.get("maxBodyValueBytes", 0)
-        if not isinstance(max_bytes, int) or isinstance(max_bytes, bool) or max_bytes < 0:
-            raise MethodError("invalidArguments", "maxBodyValueBytes must be an UnsignedInt")
+        properties, body_properties, fetch_text, fetch_html, fetch_all, max_bytes = (
+            _body_arguments(args.properties, args.extra, DEFAULT_PROPERTIES))
         user = await self.services.user(context)
         store = self.services.store
         state = await store.account_state(user.id)
@@ -166,14 +154,15 @@ class EmailMethods:
             obj.update({p: meta[p] for p in properties if p in meta})
             if loaded:
                 obj.update(self._content_properties(
-                    record, loaded[record.blob_id], properties, body_properties,
+                    message_blob_id(record.blob_id), loaded[record.blob_id], properties,
+                    body_properties,
                     fetch_text, fetch_html, fetch_all, max_bytes))
             found.append(obj)
         return {"accountId": args.account_id, "state": state_text(state), "list": found,
                 "notFound": missing}
 
     def _content_properties(
-        self, record: EmailRecord, content: contents.Content, properties: Sequence[str],
+        self, container: str, content: contents.Content, properties: Sequence[str],
         body_properties: Sequence[str], fetch_text: bool, fetch_html: bool, fetch_all: bool,
         max_bytes: int,
     ) -> dict[str, Any]:
@@ -190,7 +179,7 @@ class EmailMethods:
         body = EmailBody(content.parsed, content.raw)
 
         def blob_of(part_id: str) -> str:
-            return part_blob_id(record.blob_id, part_id)
+            return part_blob_id(container, part_id)
 
         if "bodyStructure" in properties:
             out["bodyStructure"] = body.render(body.root, blob_of, body_properties)
@@ -212,6 +201,55 @@ class EmailMethods:
                     chosen += [p.part_id for p in body.html_body if p.part_id is not None]
             out["bodyValues"] = body.body_values(chosen, max_bytes)
         return out
+
+    # -- parse ------------------------------------------------------------------------------
+
+    async def parse(self, context: CallContext, arguments: dict[str, Any]) -> dict[str, Any]:
+        """RFC 8621 §4.9: messages in blobs (an upload, an attached message) as Emails that
+        are in no mailbox."""
+        known = {"accountId", "blobIds", "properties", *_GET_EXTRA}
+        unknown = sorted(set(arguments) - known)
+        if unknown:
+            raise MethodError("invalidArguments", f"unknown argument {unknown[0][:60]!r}")
+        blob_ids = arguments.get("blobIds")
+        if not isinstance(blob_ids, list) or not all(isinstance(b, str) for b in blob_ids):
+            raise MethodError("invalidArguments", "blobIds must be an array of ids")
+        if len(blob_ids) > self.services.limits.max_objects_in_get:
+            raise MethodError("requestTooLarge", "too many blobIds in one call")
+        asked = arguments.get("properties")
+        if asked is not None and (not isinstance(asked, list)
+                                  or not all(isinstance(p, str) for p in asked)):
+            raise MethodError("invalidArguments", "properties must be an array of strings")
+        properties, body_properties, fetch_text, fetch_html, fetch_all, max_bytes = (
+            _body_arguments(asked, arguments, PARSE_PROPERTIES))
+        user = await self.services.user(context)
+        parsed: dict[str, Any] = {}
+        not_parsable: list[str] = []
+        not_found: list[str] = []
+        for blob in blob_ids:
+            data = await self.read_blob(user, blob)
+            if data is None:
+                not_found.append(blob)
+                continue
+            try:
+                message = await parse_blob(data)
+            except ValueError:
+                not_parsable.append(blob)
+                continue
+            content = contents.Content.of(message, data)
+            obj: dict[str, Any] = {}
+            for name in properties:
+                if name in ("id", "mailboxIds", "keywords", "receivedAt", "threadId"):
+                    obj[name] = None  # §4.9: no such thing for a message in a blob
+                elif name == "blobId":
+                    obj[name] = blob
+                elif name == "size":
+                    obj[name] = len(data)
+            obj.update(self._content_properties(blob, content, properties, body_properties,
+                                                fetch_text, fetch_html, fetch_all, max_bytes))
+            parsed[blob] = obj
+        return {"accountId": arguments.get("accountId"), "parsed": parsed or None,
+                "notParsable": not_parsable or None, "notFound": not_found or None}
 
     # -- changes ----------------------------------------------------------------------------
 
@@ -479,6 +517,29 @@ class EmailMethods:
         return {"accountId": arguments.get("accountId"), "oldState": state_text(old_state),
                 "newState": state_text(new_state), "created": created or None,
                 "notCreated": not_created or None}
+
+
+def _body_arguments(
+    asked: Sequence[str] | None, extra: Mapping[str, Any], default: Sequence[str]
+) -> tuple[list[str], list[str], bool, bool, bool, int]:
+    """The properties and body arguments of Email/get and Email/parse (RFC 8621 §4.2)."""
+    properties = list(asked) if asked is not None else list(default)
+    bad = [p for p in properties if not valid_property(p)]
+    if bad:
+        raise MethodError("invalidArguments", f"unknown property {bad[0][:60]!r}")
+    body_properties = extra.get("bodyProperties")
+    if body_properties is None:
+        body_properties = list(DEFAULT_BODY_PROPERTIES)
+    elif not isinstance(body_properties, list) or not all(
+            isinstance(p, str) and body_property_valid(p) for p in body_properties):
+        raise MethodError("invalidArguments", "bodyProperties names unknown properties")
+    fetch_text = _flag(extra.get("fetchTextBodyValues", False), "fetchTextBodyValues")
+    fetch_html = _flag(extra.get("fetchHTMLBodyValues", False), "fetchHTMLBodyValues")
+    fetch_all = _flag(extra.get("fetchAllBodyValues", False), "fetchAllBodyValues")
+    max_bytes = extra.get("maxBodyValueBytes", 0)
+    if not isinstance(max_bytes, int) or isinstance(max_bytes, bool) or max_bytes < 0:
+        raise MethodError("invalidArguments", "maxBodyValueBytes must be an UnsignedInt")
+    return properties, body_properties, fetch_text, fetch_html, fetch_all, max_bytes
 
 
 class _Refused(Exception):
