@@ -22,6 +22,7 @@ import logging
 import os
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol, TextIO
 
@@ -71,6 +72,8 @@ log = logging.getLogger("mailstead.serve")
 GC_INTERVAL_SECONDS = 3600.0
 #: How often the index rows of deleted mail are removed (decision 0027).
 PURGE_INTERVAL_SECONDS = 10.0
+#: How long a JMAP upload is kept for a call that uses it (docs/jmap.md).
+UPLOAD_LIFETIME = timedelta(hours=24)
 #: Written in the data dir once every listener accepts; removed on a clean stop.
 PID_FILE = "mailstead.pid"
 #: Held locked (flock) by the one server of a data directory for as long as it runs.
@@ -435,7 +438,8 @@ async def purge_index(store: Store) -> int:
 
 async def _collect_garbage_forever(store: Store, grace: float) -> None:
     """The store's background upkeep: the full-text catch-up once, then the index rows of
-    deleted mail every few seconds and the collection of unreferenced bodies hourly."""
+    deleted mail every few seconds, and hourly the collection of unreferenced bodies and
+    of old JMAP uploads."""
     since_gc = 0.0
     await index_in_background(store)
     while True:
@@ -452,6 +456,20 @@ async def _collect_garbage_forever(store: Store, grace: float) -> None:
         else:
             if removed:
                 log.info("garbage collection removed %d unreferenced bodies", removed)
+        await expire_uploads(store)
+
+
+async def expire_uploads(store: Store) -> int:
+    """Forget JMAP uploads older than UPLOAD_LIFETIME (RFC 8620 §6.1 asks for an hour at
+    least; a day lets a slow client finish a draft)."""
+    try:
+        expired = await store.expire_uploads(datetime.now(UTC) - UPLOAD_LIFETIME)
+    except Exception as exc:  # keep serving; the next round retries
+        log.error("expiring uploads failed: %s", exc)
+        return 0
+    if expired:
+        log.info("expired %d JMAP uploads", expired)
+    return expired
 
 
 class RunningServer:
