@@ -179,7 +179,9 @@ def build_jmap(services: JMAPServices) -> list[BaseRoute]:
         if not colon:
             raise _Refused(_problem(401, "Unauthorized", "malformed Basic credentials", _CHALLENGE))
         try:
-            return await services.authenticator.authenticate(username, password, _client(request))
+            return await services.authenticator.authenticate_request(
+                username, password, _client(request)
+            )
         except AuthThrottled as exc:
             raise _Refused(
                 _problem(
