@@ -345,19 +345,36 @@ def _decode_run(run: str) -> str | None:
 
 def decode_words(text: str) -> str:
     """RFC 2047 encoded-words decoded where they stand as whole words; the white space
-    between two adjacent encoded-words goes (§6.2), other text is kept as it is."""
+    between two adjacent encoded-words goes (§6.2), other text is kept as it is. A row of
+    encoded-words is decoded as one, so a character split between two comes out whole."""
     if "=?" not in text:
         return text
     chunks = _SPACE.split(text)  # words at even indexes, white space at odd ones
     out: list[str] = []
-    last_encoded = False
-    for i in range(0, len(chunks), 2):
-        word = chunks[i]
-        decoded = _decode_run(word) if _EW_RUN.fullmatch(word) else None
-        if i > 0 and not (decoded is not None and last_encoded):
-            out.append(chunks[i - 1])
-        out.append(word if decoded is None else decoded)
-        last_encoded = decoded is not None
+    i = 0
+    while i < len(chunks):
+        if not _EW_RUN.fullmatch(chunks[i]):
+            out.append(chunks[i])
+            if i + 1 < len(chunks):
+                out.append(chunks[i + 1])
+            i += 2
+            continue
+        j = i  # chunks[i:j + 1:2] is a row of encoded-words parted by white space only
+        while j + 2 < len(chunks) and _EW_RUN.fullmatch(chunks[j + 2]):
+            j += 2
+        row = chunks[i : j + 1 : 2]
+        decoded = _decode_run("".join(row))
+        if decoded is not None:
+            out.append(decoded)
+        else:  # one of them cannot be decoded: each on its own, kept where it fails
+            for k, word in enumerate(row):
+                one = _decode_run(word)
+                out.append(word if one is None else one)
+                if k < len(row) - 1 and (one is None or _decode_run(row[k + 1]) is None):
+                    out.append(chunks[i + 2 * k + 1])
+        if j + 1 < len(chunks):
+            out.append(chunks[j + 1])
+        i = j + 2
     return "".join(out)
 
 
