@@ -20,7 +20,9 @@ Layout of the body built from the flat lists (the RFC leaves it to the server):
 - text only, html only, or ``multipart/alternative`` of both (text first);
 - attachments that are inline and have a Content-Id go with the HTML in a
   ``multipart/related`` (the HTML first), when there is HTML;
-- every other attachment makes the whole a ``multipart/mixed``, body first.
+- every other attachment makes the whole a ``multipart/mixed``, body first, and is
+  written with ``Content-Disposition: attachment`` when it has no disposition, so that it
+  reads back as an attachment.
 """
 
 from __future__ import annotations
@@ -140,10 +142,12 @@ _PLAIN_TEXT = re.compile(r"[ -~\t]*")
 
 def _needs_encoding(text: str) -> bool:
     """Whether unstructured text must be encoded: non-ASCII or control characters, text
-    that a reader would take for an encoded-word, or a word too long to fold."""
+    that a reader would take for an encoded-word, a word too long to fold, or white space
+    leading it (which a reader drops from a plain value, §4.1.2.2)."""
     return (
         _PLAIN_TEXT.fullmatch(text) is None
         or "=?" in text
+        or text[:1] in (" ", "\t")
         or any(len(w) > _MAX_LINE - 12 for w in text.split(" "))
     )
 
@@ -178,7 +182,7 @@ def _mailbox(address: Any, path: str) -> str:
     email = address["email"]
     if any(c in email for c in "\r\n<>"):
         raise _invalid(path, "an email address cannot hold line ends or angle brackets")
-    name = (name or "").strip()
+    name = (name or "").strip(" \t")  # as a reader strips it (§4.1.2.3)
     if not name:
         return email if _ADDR_SPEC.fullmatch(email) else f"<{email}>"
     return f"{_display_name(name)} <{email}>"
@@ -605,13 +609,20 @@ def _from_lists(build: _Build, email: dict[str, Any]) -> _Entity:
     related: list[_Entity] = []
     mixed: list[_Entity] = []
     for i, a in enumerate(attachments):
-        entity = build.entity(a, f"attachments/{i}")
         inline = (
-            isinstance(a, dict)
+            html is not None
+            and isinstance(a, dict)
             and a.get("cid") is not None
             and (a.get("disposition") or "inline").lower() == "inline"
         )
-        (related if inline and html is not None else mixed).append(entity)
+        if inline:
+            related.append(build.entity(a, f"attachments/{i}"))
+        else:
+            # Said to be an attachment so that a reader lists it as one (§4.1.4 would
+            # take an image or a text part without a filename for body content).
+            if isinstance(a, dict) and a.get("disposition") is None:
+                a = {**a, "disposition": "attachment"}
+            mixed.append(build.entity(a, f"attachments/{i}"))
     if html is not None and related:
         html = _multipart("related", [html, *related])
     if text is not None and html is not None:

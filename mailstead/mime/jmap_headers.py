@@ -285,7 +285,9 @@ _EW = r"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?="
 _EW_ONE = re.compile(_EW)
 _EW_RUN = re.compile(f"(?:{_EW})+")
 _SPACE = re.compile(r"([ \t\r\n]+)")
-_CONTROLS = re.compile(r"[\x00-\x1f\x7f]")
+# Controls an encoded-word may not bring in (RFC 8621 §4.1.2.2); HTAB is white space in
+# RFC 5322 text, and a Subject may hold it unencoded, so it stays.
+_CONTROLS = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _CHARSET_ALIASES = {
     "gb2312": "gb18030",  # labels that name a subset of what senders put in them
     "gbk": "gb18030",
