@@ -191,15 +191,54 @@ def part_header_fields(raw: bytes, part: Part) -> tuple[HeaderField, ...]:
     return tuple(out)
 
 
-def header_values(headers: bytes | Sequence[HeaderField], prop: HeaderProperty) -> Any:
+def header_values(
+    headers: bytes | Sequence[HeaderField] | HeaderIndex, prop: HeaderProperty
+) -> Any:
     """The value of ``prop``: the last such field in its form, or None when there is none;
     with ``:all`` a list of every such field's value in order (RFC 8621 §4.1.3)."""
-    fields = split_header(headers) if isinstance(headers, bytes) else headers
-    key = prop.key
-    found = [f.value for f in fields if f.name.lower() == key]
+    if isinstance(headers, HeaderIndex):
+        found = headers.values(prop.key)
+    else:
+        fields = split_header(headers) if isinstance(headers, bytes) else headers
+        key = prop.key
+        found = [f.value for f in fields if f.name.lower() == key]
     if prop.all:
         return [parse_form(v, prop.form) for v in found]
     return parse_form(found[-1], prop.form) if found else None
+
+
+class HeaderIndex:
+    """A header's fields by lower-case name, for answering many properties of one part
+    with one pass over its fields. :meth:`of_part` reads only the fields asked for, from
+    the index the parser stored."""
+
+    __slots__ = ("_raw", "_spans", "by_name")
+
+    def __init__(self, fields: Sequence[HeaderField]) -> None:
+        self.by_name: dict[str, list[bytes]] = {}
+        for f in fields:
+            self.by_name.setdefault(f.name.lower(), []).append(f.value)
+        self._raw = b""
+        self._spans: dict[str, list[tuple[int, int]]] = {}
+
+    @classmethod
+    def of_part(cls, raw: bytes, part: Part) -> HeaderIndex:
+        index = cls(())
+        index._raw = raw
+        for name, start, end in part.headers:
+            index._spans.setdefault(name, []).append((start, end))
+        return index
+
+    def values(self, key: str) -> list[bytes]:
+        found = self.by_name.get(key)
+        if found is None:
+            found = []
+            for start, end in self._spans.get(key, ()):
+                field = _field(self._raw[start:end])
+                if field is not None:
+                    found.append(field.value)
+            self.by_name[key] = found
+        return found
 
 
 def headers_property(headers: bytes | Sequence[HeaderField]) -> list[dict[str, str]]:
@@ -229,8 +268,9 @@ def convenience_properties(
 ) -> dict[str, Any]:
     """The convenience properties named (all of them by default) from one header."""
     fields = split_header(headers) if isinstance(headers, bytes) else headers
+    index = HeaderIndex(fields)
     wanted = CONVENIENCE if names is None else [n for n in names if n in CONVENIENCE]
-    return {name: header_values(fields, CONVENIENCE[name]) for name in wanted}
+    return {name: header_values(index, CONVENIENCE[name]) for name in wanted}
 
 
 def parse_form(value: bytes, form: HeaderForm) -> Any:
@@ -383,6 +423,9 @@ def decode_words(text: str) -> str:
 # --- Addresses and GroupedAddresses (RFC 8621 §4.1.2.3, §4.1.2.4) ----------------------------
 
 _QUOTED_PAIR = re.compile(r"\\(.)", re.DOTALL)
+_SIMPLE_ANGLE = re.compile(r'<([^<>()"\\]*)>')
+_ATOM_RUN = re.compile(r'[^ \t\r\n()"<>,;:]+')  # a ":" here may open a group
+_ATOM_RUN_IN_GROUP = re.compile(r'[^ \t\r\n()"<>,;]+')
 
 
 @dataclass(slots=True)
@@ -434,6 +477,13 @@ class _AddressReader:
 
     def _angle(self, i: int) -> int:
         """An angle-addr: its addr-spec with CFWS and any obs-route removed."""
+        simple = _SIMPLE_ANGLE.match(self.s, i)
+        if simple is not None:  # no comment or quoted-string inside: most addresses
+            addr = "".join(simple.group(1).split())
+            if addr.startswith("@") and ":" in addr:
+                addr = addr.split(":", 1)[1]
+            self.angle = addr
+            return simple.end()
         n = len(self.s)
         out: list[str] = []
         j = i + 1
@@ -513,15 +563,8 @@ class _AddressReader:
             elif c in ";>":
                 i += 1
             else:
-                j = i
-                while (
-                    j < n
-                    and s[j] not in ' \t\r\n()"<>,;'
-                    and not (s[j] == ":" and self.group is None)
-                ):
-                    j += 1
-                if j == i:  # a ":" that opens nothing: kept as text
-                    j = i + 1
+                run = (_ATOM_RUN if self.group is None else _ATOM_RUN_IN_GROUP).match(s, i)
+                j = run.end() if run is not None else i + 1  # a ":" that opens nothing
                 self._word(_Word(s[i:j], s[i:j], space))
                 i = j
             space = False

@@ -431,15 +431,15 @@ def email_header_properties(
 ) -> dict[str, Any]:
     """The header-derived Email properties among ``names``: the convenience ones (§4.1.3),
     ``headers`` and ``header:`` ones; other names are left out (they are not header ones)."""
-    fields = jh.part_header_fields(raw, parsed.root)
+    index = jh.HeaderIndex.of_part(raw, parsed.root)
     out: dict[str, Any] = {}
     for name in names:
         if name in jh.CONVENIENCE:
-            out[name] = jh.header_values(fields, jh.CONVENIENCE[name])
+            out[name] = jh.header_values(index, jh.CONVENIENCE[name])
         elif name == "headers":
-            out[name] = jh.headers_property(fields)
+            out[name] = jh.headers_property(jh.part_header_fields(raw, parsed.root))
         else:
             prop = jh.header_property(name)
             if prop is not None:
-                out[name] = jh.header_values(fields, prop)
+                out[name] = jh.header_values(index, prop)
     return out

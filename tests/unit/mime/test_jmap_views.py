@@ -14,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mailstead.mime import jmap_headers as jh
+from mailstead.mime import stored
 from mailstead.mime.imap_views import section_bytes
 from mailstead.mime.jmap_headers import HeaderForm, HeaderProperty, header_property
 from mailstead.mime.jmap_views import (
@@ -753,8 +754,12 @@ _FILES: list[Path] = (_CORPUS.MIME_FILES + _CORPUS.BULK_FILES) if _CORPUS is not
 def _check_views(raw: bytes) -> None:
     parsed = parse_message(raw)
     body = EmailBody(parsed, raw)
-    tree = body.render(body.root, lambda p: p, [*jh.CONVENIENCE, "partId", "size", "headers"])
+    properties = [*jh.CONVENIENCE, "partId", "size", "headers", "name", "cid", "type"]
+    tree = body.render(body.root, lambda p: p, properties)
     json.dumps(tree)
+    # the stored form answers the same: no re-parse is needed
+    from_store = EmailBody(stored.decode(stored.encode(parsed)), raw)
+    assert from_store.render(from_store.root, lambda p: p, properties) == tree
     leaves = list(body.root.leaves())
     ids = [leaf.part_id for leaf in leaves]
     assert len(set(ids)) == len(ids)
@@ -762,6 +767,10 @@ def _check_views(raw: bytes) -> None:
         assert leaf.part_id is not None
         octets = part_octets(parsed, raw, leaf.part_id)
         assert octets is not None and body.size(leaf) == len(octets)
+        if leaf.part.encoding not in ("base64", "quoted-printable"):
+            # a partId is the IMAP part number of the same octets
+            path = tuple(int(n) for n in leaf.part_id.split("."))
+            assert section_bytes(raw, parsed, Section(path)) == octets
     for part in (*body.text_body, *body.html_body, *body.attachments):
         assert part.sub_parts is None
     values = body.body_values([p.part_id or "" for p in (*body.text_body, *body.html_body)], 1000)
