@@ -366,6 +366,7 @@ def _header_props(
 # --- parameters (RFC 2045 §5.1, RFC 2231) ----------------------------------------------------
 
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_MEDIA_TYPE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+/[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
 def _param(name: str, value: str) -> str:
@@ -452,8 +453,11 @@ def _base64_body(data: bytes) -> bytes:
 
 
 def _message_encoding(data: bytes) -> str:
-    """RFC 2046 §5.2.1: an attached message is 7bit, 8bit or binary, never encoded."""
-    if b"\x00" in data or any(len(line) > 998 for line in data.split(b"\n")):
+    """RFC 2046 §5.2.1: an attached message is 7bit, 8bit or binary, never encoded; its
+    octets are kept as they are, so one that is not CRLF lines of at most 998 octets
+    without NUL (RFC 2045 §2.7, §2.8) is labelled binary."""
+    lines = data.split(b"\r\n")
+    if b"\x00" in data or any(len(x) > 998 or b"\r" in x or b"\n" in x for x in lines):
         return "binary"
     return "7bit" if data.isascii() else "8bit"
 
@@ -490,8 +494,8 @@ class _Build:
         type_ = part.get("type")
         sub_parts = part.get("subParts")
         part_id, blob_id = part.get("partId"), part.get("blobId")
-        if type_ is not None and (not isinstance(type_, str) or "/" not in type_):
-            raise _invalid(prefix + "type", "a type is a media type")
+        if type_ is not None and (not isinstance(type_, str) or not _MEDIA_TYPE.fullmatch(type_)):
+            raise _invalid(prefix + "type", "a type is a media type without parameters")
         fields = _Fields()
         _header_props(part, fields, prefix, top=False)
         if self.top is not None:

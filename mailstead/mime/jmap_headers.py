@@ -174,8 +174,10 @@ def split_header(block: bytes) -> tuple[HeaderField, ...]:
         line = match.group()
         if not line or line in (b"\r\n", b"\n"):
             break
-        if line[0] in b" \t" and fields:
-            fields[-1] += line
+        if line[0] in b" \t":
+            if fields:
+                fields[-1] += line
+            # else: a continuation of nothing, no field (as the parser reads it)
         else:
             fields.append(line)
     return tuple(f for f in map(_field, fields) if f is not None)
@@ -349,7 +351,7 @@ def text_codec(charset: str | None) -> str | None:
         info = codecs.lookup(name)
         if not getattr(info, "_is_text_encoding", True):
             return None
-        b"a".decode(info.name)
+        b"a".decode(info.name, "replace")  # LookupError for a codec that is not bytes-to-str
     except (LookupError, UnicodeError, ValueError, TypeError):
         return None
     return info.name

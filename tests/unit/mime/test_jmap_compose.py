@@ -264,6 +264,11 @@ def test_body_structure_given() -> None:
     }
     # RFC 2046 §5.2.1: an attached message is not base64 encoded
     assert b"Content-Transfer-Encoding: 8bit" in raw
+    lf_only = _compose(
+        {**TEXT, "attachments": [{"blobId": "m", "type": "message/rfc822"}]},
+        {"m": b"Subject: x\n\nbare line ends\n"},
+    )
+    assert b"Content-Transfer-Encoding: binary" in lf_only
     assert part_octets(parsed, raw, "4") == inner
     assert email_header_properties(parsed, raw, ["header:X-Part"]) == {
         "header:X-Part": " on the root part"
@@ -366,6 +371,13 @@ def test_text_encodings() -> None:
         ({**TEXT, "messageId": ["has space@x"]}, ["messageId"]),
         ({**TEXT, "header:X-Raw": "line\nnot folded"}, ["header:X-Raw"]),
         ({**TEXT, "header:X-A:all": "not a list"}, ["header:X-A:all"]),
+        (
+            {
+                "textBody": [{"partId": "t", "type": "text/plain; format=flowed"}],
+                "bodyValues": TEXT["bodyValues"],
+            },
+            ["textBody/0/type"],
+        ),
     ],
 )
 def test_invalid_properties(email: dict[str, Any], properties: list[str]) -> None:

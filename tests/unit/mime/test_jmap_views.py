@@ -125,6 +125,16 @@ def test_headers_property_keeps_order_and_spelling() -> None:
 
 def test_a_line_without_a_colon_is_no_field() -> None:
     assert jh.split_header(b"garbage line\r\nX-A: 1\r\n") == (jh.HeaderField("X-A", b" 1"),)
+    assert jh.split_header(b" lead: x\r\nX-A: 1\r\n") == (jh.HeaderField("X-A", b" 1"),)
+
+
+def test_fields_from_the_stored_index_are_the_scanned_ones() -> None:
+    raw = HEADER + b"body"
+    parsed = parse_message(raw)
+    assert jh.part_header_fields(raw, parsed.root) == jh.split_header(HEADER)
+    index = jh.HeaderIndex.of_part(raw, parsed.root)
+    for prop in jh.CONVENIENCE.values():
+        assert jh.header_values(index, prop) == jh.header_values(HEADER, prop)
 
 
 @pytest.mark.parametrize(
@@ -669,6 +679,56 @@ def test_has_attachment(body: str, expected: bool) -> None:
     assert EmailBody(parse_message(raw), raw).has_attachment is expected
 
 
+_LEAF_TYPES = st.sampled_from(
+    ["text/plain", "text/html", "image/png", "audio/ogg", "video/mp4", "application/pdf",
+     "message/rfc822", "text/calendar"]
+)  # fmt: skip
+_SUBTYPES = st.sampled_from(["mixed", "alternative", "related", "parallel", "digest"])
+_DISPOSITIONS = st.sampled_from([None, "inline", "attachment", 'attachment; filename="f"',
+                                 'inline; filename="f"'])  # fmt: skip
+
+
+def _trees(depth: int = 3) -> st.SearchStrategy[Any]:
+    leaf = st.tuples(_LEAF_TYPES, _DISPOSITIONS)
+    if depth == 0:
+        return leaf
+    return st.one_of(leaf, st.tuples(_SUBTYPES, st.lists(_trees(depth - 1), max_size=4)))
+
+
+def _render_tree(tree: Any, counter: list[int]) -> str:
+    kind, rest = tree
+    if isinstance(rest, list):
+        counter[0] += 1
+        boundary = f"b{counter[0]}"
+        return _mp(kind, *(_render_tree(t, counter) for t in rest), boundary=boundary)
+    counter[0] += 1
+    body = "Subject: inner\r\n\r\nx" if kind == "message/rfc822" else f"leaf{counter[0]}"
+    return _leaf(kind, body, rest)
+
+
+@given(_trees())
+def test_body_lists_of_any_structure(tree: Any) -> None:
+    """On any structure, the lists hold leaves only, each at most once, in depth-first
+    order; bodies hold only displayable types; a leaf in neither body list is an
+    attachment (RFC 8621 §4.1.4)."""
+    raw = _message(_render_tree(tree, [0]))
+    body = EmailBody(parse_message(raw), raw)
+    order = {id(leaf): i for i, leaf in enumerate(body.root.leaves())}
+    for found in (body.text_body, body.html_body, body.attachments):
+        positions = [order[id(p)] for p in found]
+        assert positions == sorted(set(positions))
+    for part in (*body.text_body, *body.html_body):
+        assert part.type in ("text/plain", "text/html") or part.type.split("/")[0] in (
+            "image", "audio", "video",
+        )  # fmt: skip
+    in_body = {id(p) for p in (*body.text_body, *body.html_body)}
+    attached = {id(p) for p in body.attachments}
+    for leaf in body.root.leaves():
+        if leaf.disposition == "attachment":
+            assert id(leaf) in attached and id(leaf) not in in_body
+    _check_views(raw)
+
+
 # --- body values -------------------------------------------------------------------------------
 
 
@@ -688,6 +748,8 @@ def test_body_value_charsets_and_encodings() -> None:
     assert _value("text/plain; charset=utf-8", b"Y2Fmw6k=", "base64")["value"] == "caf\u00e9"
     assert _value("text/plain; charset=windows-1252", b"\x93q\x94")["value"] == "\u201cq\u201d"
     assert _value("text/plain; charset=gb2312", "\u4e2d".encode("gb2312"))["value"] == "\u4e2d"
+    assert _value("text/plain; charset=UTF-16", "h\u00e9".encode("utf-16"))["value"] == "h\u00e9"
+    assert _value("text/plain; charset=utf-16le", b"h\x00i")["isEncodingProblem"] is True
     # undeclared 8-bit text is read as UTF-8
     assert _value("text/plain", "caf\u00e9".encode())["isEncodingProblem"] is False
     # malformed octets and unknown charsets are flagged
