@@ -29,13 +29,10 @@ import calendar
 import codecs
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from mailstead.mime.parse import Part
+from typing import Any
 
 
 class HeaderForm(StrEnum):
@@ -183,10 +180,13 @@ def split_header(block: bytes) -> tuple[HeaderField, ...]:
     return tuple(f for f in map(_field, fields) if f is not None)
 
 
-def part_header_fields(raw: bytes, part: Part) -> tuple[HeaderField, ...]:
-    """The fields of ``part`` from the header index the parser stored (no re-scan)."""
+def indexed_fields(raw: bytes, spans: Iterable[Sequence[Any]]) -> tuple[HeaderField, ...]:
+    """The fields of a header from the index the parser stored (``Part.headers`` or
+    ``StoredStructure.top_headers``: ``(lower name, start, end)`` each): no re-scan. The
+    offsets index the message, so ``raw`` may be the message's header octets alone when
+    the spans are the top-level header's."""
     out = []
-    for _name, start, end in part.headers:
+    for _name, start, end in spans:
         field = _field(raw[start:end])
         if field is not None:
             out.append(field)
@@ -211,7 +211,7 @@ def header_values(
 
 class HeaderIndex:
     """A header's fields by lower-case name, for answering many properties of one part
-    with one pass over its fields. :meth:`of_part` reads only the fields asked for, from
+    with one pass over its fields. :meth:`of_spans` reads only the fields asked for, from
     the index the parser stored."""
 
     __slots__ = ("_raw", "_spans", "by_name")
@@ -224,10 +224,11 @@ class HeaderIndex:
         self._spans: dict[str, list[tuple[int, int]]] = {}
 
     @classmethod
-    def of_part(cls, raw: bytes, part: Part) -> HeaderIndex:
+    def of_spans(cls, raw: bytes, spans: Iterable[Sequence[Any]]) -> HeaderIndex:
+        """An index over the parser's header index (see :func:`indexed_fields`)."""
         index = cls(())
         index._raw = raw
-        for name, start, end in part.headers:
+        for name, start, end in spans:
             index._spans.setdefault(name, []).append((start, end))
         return index
 

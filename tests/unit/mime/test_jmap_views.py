@@ -14,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mailstead.mime import jmap_headers as jh
+from mailstead.mime import jmap_views as jv
 from mailstead.mime import stored
 from mailstead.mime.imap_views import section_bytes
 from mailstead.mime.jmap_headers import HeaderForm, HeaderProperty, header_property
@@ -131,8 +132,8 @@ def test_a_line_without_a_colon_is_no_field() -> None:
 def test_fields_from_the_stored_index_are_the_scanned_ones() -> None:
     raw = HEADER + b"body"
     parsed = parse_message(raw)
-    assert jh.part_header_fields(raw, parsed.root) == jh.split_header(HEADER)
-    index = jh.HeaderIndex.of_part(raw, parsed.root)
+    assert jh.indexed_fields(raw, parsed.root.headers) == jh.split_header(HEADER)
+    index = jh.HeaderIndex.of_spans(raw, parsed.root.headers)
     for prop in jh.CONVENIENCE.values():
         assert jh.header_values(index, prop) == jh.header_values(HEADER, prop)
 
@@ -557,7 +558,17 @@ def test_rfc8621_example_structure() -> None:
     ],
 )
 def test_body_lists(body: str, text: list[str], html: list[str], attachments: list[str]) -> None:
-    assert _lists(_message(body)) == (text, html, attachments)
+    raw = _message(body)
+    assert _lists(raw) == (text, html, attachments)
+    parsed = parse_message(raw)
+    whole = EmailBody(parsed, raw)
+    for one, found in (
+        (jv.text_body, whole.text_body),
+        (jv.html_body, whole.html_body),
+        (jv.attachments, whole.attachments),
+    ):
+        assert one(parsed, raw, str) == whole.render_list(found, str)
+    assert jv.has_attachment(parsed, raw) is whole.has_attachment
 
 
 def test_body_structure_properties_and_part_ids() -> None:
@@ -785,7 +796,9 @@ def test_preview_and_header_properties_of_a_message() -> None:
     raw = _message(_leaf("text/plain", "Hello   there"))
     parsed = parse_message(raw)
     assert preview(parsed, raw) == "Hello there"
-    props = email_header_properties(parsed, raw, ["subject", "from", "header:X-No", "id"])
+    props = email_header_properties(
+        raw, parsed.root.headers, ["subject", "from", "header:X-No", "id"]
+    )
     assert props == {
         "subject": "s",
         "from": [_addr(None, "a@example.org")],
@@ -838,7 +851,12 @@ def _check_views(raw: bytes) -> None:
     values = body.body_values([p.part_id or "" for p in (*body.text_body, *body.html_body)], 1000)
     for value in values.values():
         assert len(value["value"].encode("utf-8", "surrogatepass")) <= 1000
-    json.dumps(email_header_properties(parsed, raw, [*jh.CONVENIENCE, "headers"]))
+    names = [*jh.CONVENIENCE, "headers", "header:Received:all", "header:X-Mailer:asText"]
+    props = email_header_properties(raw, parsed.root.headers, names)
+    json.dumps(props)
+    # from the stored top headers and the header octets alone, as Email/get may read them
+    store = stored.StoredStructure(stored.encode(parsed))
+    assert email_header_properties(raw[: store.header_end], store.top_headers, names) == props
     preview(parsed, raw)
 
 
