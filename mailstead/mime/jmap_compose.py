@@ -42,7 +42,7 @@ from mailstead.mime import jmap_headers as jh
 
 _MAX_LINE = 78  # RFC 5322 §2.1.1: SHOULD be no more than 78 characters
 _B64_LINE = 57  # octets per base64 line: 76 characters (RFC 2045 §6.8)
-_EW_TEXT = 45  # octets of UTF-8 per encoded-word: 60 base64 characters, 72 with the frame
+_EW_TEXT = 36  # octets of UTF-8 per encoded-word: 48 base64 characters, 60 with the frame
 
 
 class ComposeError(Exception):

@@ -5,11 +5,11 @@ message octets; nothing re-parses the message. The header properties (§4.1.2, �
 ``jmap_headers``; :func:`email_header_properties` is the bridge for a whole message.
 
 Part ids are IMAP part numbers (RFC 9051 §6.4.5): the body of a single-part message is "1",
-the parts of a multipart "1", "2", their parts "2.1", ... So a JMAP partId names the same
-octets as ``BODY[partId]`` does in IMAP, and :func:`part_octets` finds a part with
-``imap_views.find_part``. Multipart parts have no part id (§4.1.4: null exactly for them), and
-a message/rfc822 part is a leaf: JMAP does not look inside an attached message (a client
-reads it with Email/parse and the part's blobId).
+the parts of a multipart "1", "2", their parts "2.1", ... So a JMAP partId names the part
+that ``BODY[partId]`` (encoded) and ``BINARY[partId]`` (decoded, as :func:`part_octets`
+gives it) name in IMAP; both find it with ``imap_views.find_part``. Multipart parts have no
+part id (§4.1.4: null exactly for them), and a message/rfc822 part is a leaf: JMAP does not
+look inside an attached message (a client reads it with Email/parse and the part's blobId).
 
 Sizes are of the transfer-decoded octets (§4.1.4 ``size``): base64 sizes are counted, not
 decoded; a quoted-printable part is decoded to be measured.

@@ -520,6 +520,8 @@ def test_round_trip(
         email["htmlBody"] = [{"partId": "h", "type": "text/html"}]
     raw = _compose(email)
     assert b"\r\n" in raw and b"\n" not in raw.replace(b"\r\n", b"")
+    header = raw[: raw.index(b"\r\n\r\n")]
+    assert all(len(line) <= 78 for line in header.split(b"\r\n") if line.isascii())
     props, body = _read(raw)
     for key in ("from", "to", "cc", "replyTo"):
         assert props[key] == [_read_address(a) for a in email[key]], key

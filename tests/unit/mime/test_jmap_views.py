@@ -631,6 +631,18 @@ def test_body_structure_with_chosen_properties() -> None:
     assert tree["headers"][0] == {"name": "From", "value": " a@example.org"}
 
 
+@pytest.mark.parametrize(
+    ("name", "valid"),
+    [
+        ("partId", True), ("subParts", True), ("headers", True), ("header:Content-Type", True),
+        ("header:X-A:asURLs:all", True), ("header:From:asDate", False), ("bodyValues", False),
+        ("id", False),
+    ],
+)  # fmt: skip
+def test_body_property_valid(name: str, valid: bool) -> None:
+    assert jv.body_property_valid(name) is valid
+
+
 def test_single_part_message_is_part_one() -> None:
     raw = b"Subject: x\r\n\r\nhello\r\n"
     parsed = parse_message(raw)
