@@ -552,3 +552,39 @@ def test_blobs_round_trip(blobs: list[bytes]) -> None:
         assert part.part_id is not None
         assert part_octets(parsed, raw, part.part_id) == data
         assert body.size(part) == len(data)
+
+
+_GROUPS = st.lists(
+    st.fixed_dictionaries({"name": _NAMES, "addresses": _ADDRESSES}),
+    max_size=4,
+)
+
+
+def _read_groups(groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What a reader gives back for groups a client set (RFC 8621 §4.1.2.4): names as for
+    addresses, mailboxes outside any group (null name) run together, none empty."""
+    out: list[dict[str, Any]] = []
+    for group in groups:
+        # a blank group name reads as null, but the group stays a group of its own
+        name = _read_address({"name": group["name"], "email": ""})["name"]
+        members = [_read_address(a) for a in group["addresses"]]
+        if group["name"] is None:
+            if not members:
+                continue
+            if out and out[-1]["name"] is None and out[-1].get("loose"):
+                out[-1]["addresses"] += members
+                continue
+            out.append({"name": None, "addresses": members, "loose": True})
+        else:
+            out.append({"name": name, "addresses": members})
+    return [{"name": g["name"], "addresses": g["addresses"]} for g in out]
+
+
+@settings(max_examples=150, deadline=None)
+@given(_GROUPS)
+def test_grouped_addresses_round_trip(groups: list[dict[str, Any]]) -> None:
+    email = {**TEXT, "header:X-Group:asGroupedAddresses": groups}
+    raw = _compose(email)
+    parsed = parse_message(raw)
+    props = email_header_properties(raw, parsed.root.headers, ["header:X-Group:asGroupedAddresses"])
+    assert props["header:X-Group:asGroupedAddresses"] == _read_groups(groups)
