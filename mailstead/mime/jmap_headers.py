@@ -515,13 +515,13 @@ class _AddressReader:
             return
         if angle is not None:
             name = _phrase(words)
-            address = {"name": name or None, "email": angle}
+            addresses = [{"name": name or None, "email": angle}]
         else:
-            address = {"name": None, "email": "".join(w.source for w in words)}
+            addresses = [{"name": None, "email": e} for e in _bare_addresses(words)]
         if self.group is not None:
-            self.group["addresses"].append(address)
+            self.group["addresses"].extend(addresses)
         else:
-            self.loose.append(address)
+            self.loose.extend(addresses)
 
     def _close_loose(self) -> None:
         if self.loose:
@@ -589,6 +589,26 @@ class _AddressReader:
                 self.words.append(word)
             return
         self.words.append(word)
+
+
+def _bare_addresses(words: list[_Word]) -> list[str]:
+    """Addresses written without angle brackets. An addr-spec may hold CFWS around its
+    dots and "@" (RFC 5322 §4.4), so its words are joined without it; but words that are
+    each an address on their own (a list with its commas missing) stay apart, and text
+    with no "@" at all keeps its spaces."""
+    runs: list[str] = []
+    for w in words:
+        if w.space_before and runs:
+            runs.append(w.source)
+        elif runs:
+            runs[-1] += w.source
+        else:
+            runs.append(w.source)
+    if len(runs) > 1 and all("@" in r.strip("@") for r in runs):
+        return runs
+    if not any("@" in r for r in runs):
+        return [" ".join(runs)]
+    return ["".join(runs)]
 
 
 def _phrase(words: list[_Word]) -> str:
