@@ -20,7 +20,9 @@ Layout of the body built from the flat lists (the RFC leaves it to the server):
 - text only, html only, or ``multipart/alternative`` of both (text first);
 - attachments that are inline and have a Content-Id go with the HTML in a
   ``multipart/related`` (the HTML first), when there is HTML;
-- every other attachment makes the whole a ``multipart/mixed``, body first.
+- every other attachment makes the whole a ``multipart/mixed``, body first, and is
+  written with ``Content-Disposition: attachment`` when it has no disposition, so that it
+  reads back as an attachment.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from mailstead.mime import jmap_headers as jh
 
 _MAX_LINE = 78  # RFC 5322 §2.1.1: SHOULD be no more than 78 characters
 _B64_LINE = 57  # octets per base64 line: 76 characters (RFC 2045 §6.8)
-_EW_TEXT = 45  # octets of UTF-8 per encoded-word: 60 base64 characters, 72 with the frame
+_EW_TEXT = 36  # octets of UTF-8 per encoded-word: 48 base64 characters, 60 with the frame
 
 
 class ComposeError(Exception):
@@ -140,10 +142,12 @@ _PLAIN_TEXT = re.compile(r"[ -~\t]*")
 
 def _needs_encoding(text: str) -> bool:
     """Whether unstructured text must be encoded: non-ASCII or control characters, text
-    that a reader would take for an encoded-word, or a word too long to fold."""
+    that a reader would take for an encoded-word, a word too long to fold, or white space
+    leading it (which a reader drops from a plain value, §4.1.2.2)."""
     return (
         _PLAIN_TEXT.fullmatch(text) is None
         or "=?" in text
+        or text[:1] in (" ", "\t")
         or any(len(w) > _MAX_LINE - 12 for w in text.split(" "))
     )
 
@@ -178,7 +182,7 @@ def _mailbox(address: Any, path: str) -> str:
     email = address["email"]
     if any(c in email for c in "\r\n<>"):
         raise _invalid(path, "an email address cannot hold line ends or angle brackets")
-    name = (name or "").strip()
+    name = (name or "").strip(" \t")  # as a reader strips it (§4.1.2.3)
     if not name:
         return email if _ADDR_SPEC.fullmatch(email) else f"<{email}>"
     return f"{_display_name(name)} <{email}>"
@@ -362,6 +366,7 @@ def _header_props(
 # --- parameters (RFC 2045 §5.1, RFC 2231) ----------------------------------------------------
 
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_MEDIA_TYPE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+/[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
 def _param(name: str, value: str) -> str:
@@ -448,8 +453,11 @@ def _base64_body(data: bytes) -> bytes:
 
 
 def _message_encoding(data: bytes) -> str:
-    """RFC 2046 §5.2.1: an attached message is 7bit, 8bit or binary, never encoded."""
-    if b"\x00" in data or any(len(line) > 998 for line in data.split(b"\n")):
+    """RFC 2046 §5.2.1: an attached message is 7bit, 8bit or binary, never encoded; its
+    octets are kept as they are, so one that is not CRLF lines of at most 998 octets
+    without NUL (RFC 2045 §2.7, §2.8) is labelled binary."""
+    lines = data.split(b"\r\n")
+    if b"\x00" in data or any(len(x) > 998 or b"\r" in x or b"\n" in x for x in lines):
         return "binary"
     return "7bit" if data.isascii() else "8bit"
 
@@ -486,8 +494,8 @@ class _Build:
         type_ = part.get("type")
         sub_parts = part.get("subParts")
         part_id, blob_id = part.get("partId"), part.get("blobId")
-        if type_ is not None and (not isinstance(type_, str) or "/" not in type_):
-            raise _invalid(prefix + "type", "a type is a media type")
+        if type_ is not None and (not isinstance(type_, str) or not _MEDIA_TYPE.fullmatch(type_)):
+            raise _invalid(prefix + "type", "a type is a media type without parameters")
         fields = _Fields()
         _header_props(part, fields, prefix, top=False)
         if self.top is not None:
@@ -605,13 +613,20 @@ def _from_lists(build: _Build, email: dict[str, Any]) -> _Entity:
     related: list[_Entity] = []
     mixed: list[_Entity] = []
     for i, a in enumerate(attachments):
-        entity = build.entity(a, f"attachments/{i}")
         inline = (
-            isinstance(a, dict)
+            html is not None
+            and isinstance(a, dict)
             and a.get("cid") is not None
             and (a.get("disposition") or "inline").lower() == "inline"
         )
-        (related if inline and html is not None else mixed).append(entity)
+        if inline:
+            related.append(build.entity(a, f"attachments/{i}"))
+        else:
+            # Said to be an attachment so that a reader lists it as one (§4.1.4 would
+            # take an image or a text part without a filename for body content).
+            if isinstance(a, dict) and a.get("disposition") is None:
+                a = {**a, "disposition": "attachment"}
+            mixed.append(build.entity(a, f"attachments/{i}"))
     if html is not None and related:
         html = _multipart("related", [html, *related])
     if text is not None and html is not None:

@@ -29,13 +29,10 @@ import calendar
 import codecs
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from mailstead.mime.parse import Part
+from typing import Any
 
 
 class HeaderForm(StrEnum):
@@ -174,32 +171,77 @@ def split_header(block: bytes) -> tuple[HeaderField, ...]:
         line = match.group()
         if not line or line in (b"\r\n", b"\n"):
             break
-        if line[0] in b" \t" and fields:
-            fields[-1] += line
+        if line[0] in b" \t":
+            if fields:
+                fields[-1] += line
+            # else: a continuation of nothing, no field (as the parser reads it)
         else:
             fields.append(line)
     return tuple(f for f in map(_field, fields) if f is not None)
 
 
-def part_header_fields(raw: bytes, part: Part) -> tuple[HeaderField, ...]:
-    """The fields of ``part`` from the header index the parser stored (no re-scan)."""
+def indexed_fields(raw: bytes, spans: Iterable[Sequence[Any]]) -> tuple[HeaderField, ...]:
+    """The fields of a header from the index the parser stored (``Part.headers`` or
+    ``StoredStructure.top_headers``: ``(lower name, start, end)`` each): no re-scan. The
+    offsets index the message, so ``raw`` may be the message's header octets alone when
+    the spans are the top-level header's."""
     out = []
-    for _name, start, end in part.headers:
+    for _name, start, end in spans:
         field = _field(raw[start:end])
         if field is not None:
             out.append(field)
     return tuple(out)
 
 
-def header_values(headers: bytes | Sequence[HeaderField], prop: HeaderProperty) -> Any:
+def header_values(
+    headers: bytes | Sequence[HeaderField] | HeaderIndex, prop: HeaderProperty
+) -> Any:
     """The value of ``prop``: the last such field in its form, or None when there is none;
     with ``:all`` a list of every such field's value in order (RFC 8621 §4.1.3)."""
-    fields = split_header(headers) if isinstance(headers, bytes) else headers
-    key = prop.key
-    found = [f.value for f in fields if f.name.lower() == key]
+    if isinstance(headers, HeaderIndex):
+        found = headers.values(prop.key)
+    else:
+        fields = split_header(headers) if isinstance(headers, bytes) else headers
+        key = prop.key
+        found = [f.value for f in fields if f.name.lower() == key]
     if prop.all:
         return [parse_form(v, prop.form) for v in found]
     return parse_form(found[-1], prop.form) if found else None
+
+
+class HeaderIndex:
+    """A header's fields by lower-case name, for answering many properties of one part
+    with one pass over its fields. :meth:`of_spans` reads only the fields asked for, from
+    the index the parser stored."""
+
+    __slots__ = ("_raw", "_spans", "by_name")
+
+    def __init__(self, fields: Sequence[HeaderField]) -> None:
+        self.by_name: dict[str, list[bytes]] = {}
+        for f in fields:
+            self.by_name.setdefault(f.name.lower(), []).append(f.value)
+        self._raw = b""
+        self._spans: dict[str, list[tuple[int, int]]] = {}
+
+    @classmethod
+    def of_spans(cls, raw: bytes, spans: Iterable[Sequence[Any]]) -> HeaderIndex:
+        """An index over the parser's header index (see :func:`indexed_fields`)."""
+        index = cls(())
+        index._raw = raw
+        for name, start, end in spans:
+            index._spans.setdefault(name, []).append((start, end))
+        return index
+
+    def values(self, key: str) -> list[bytes]:
+        found = self.by_name.get(key)
+        if found is None:
+            found = []
+            for start, end in self._spans.get(key, ()):
+                field = _field(self._raw[start:end])
+                if field is not None:
+                    found.append(field.value)
+            self.by_name[key] = found
+        return found
 
 
 def headers_property(headers: bytes | Sequence[HeaderField]) -> list[dict[str, str]]:
@@ -229,8 +271,9 @@ def convenience_properties(
 ) -> dict[str, Any]:
     """The convenience properties named (all of them by default) from one header."""
     fields = split_header(headers) if isinstance(headers, bytes) else headers
+    index = HeaderIndex(fields)
     wanted = CONVENIENCE if names is None else [n for n in names if n in CONVENIENCE]
-    return {name: header_values(fields, CONVENIENCE[name]) for name in wanted}
+    return {name: header_values(index, CONVENIENCE[name]) for name in wanted}
 
 
 def parse_form(value: bytes, form: HeaderForm) -> Any:
@@ -285,7 +328,9 @@ _EW = r"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?="
 _EW_ONE = re.compile(_EW)
 _EW_RUN = re.compile(f"(?:{_EW})+")
 _SPACE = re.compile(r"([ \t\r\n]+)")
-_CONTROLS = re.compile(r"[\x00-\x1f\x7f]")
+# Controls an encoded-word may not bring in (RFC 8621 §4.1.2.2); HTAB is white space in
+# RFC 5322 text, and a Subject may hold it unencoded, so it stays.
+_CONTROLS = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _CHARSET_ALIASES = {
     "gb2312": "gb18030",  # labels that name a subset of what senders put in them
     "gbk": "gb18030",
@@ -307,7 +352,7 @@ def text_codec(charset: str | None) -> str | None:
         info = codecs.lookup(name)
         if not getattr(info, "_is_text_encoding", True):
             return None
-        b"a".decode(info.name)
+        b"a".decode(info.name, "replace")  # LookupError for a codec that is not bytes-to-str
     except (LookupError, UnicodeError, ValueError, TypeError):
         return None
     return info.name
@@ -345,25 +390,45 @@ def _decode_run(run: str) -> str | None:
 
 def decode_words(text: str) -> str:
     """RFC 2047 encoded-words decoded where they stand as whole words; the white space
-    between two adjacent encoded-words goes (§6.2), other text is kept as it is."""
+    between two adjacent encoded-words goes (§6.2), other text is kept as it is. A row of
+    encoded-words is decoded as one, so a character split between two comes out whole."""
     if "=?" not in text:
         return text
     chunks = _SPACE.split(text)  # words at even indexes, white space at odd ones
     out: list[str] = []
-    last_encoded = False
-    for i in range(0, len(chunks), 2):
-        word = chunks[i]
-        decoded = _decode_run(word) if _EW_RUN.fullmatch(word) else None
-        if i > 0 and not (decoded is not None and last_encoded):
-            out.append(chunks[i - 1])
-        out.append(word if decoded is None else decoded)
-        last_encoded = decoded is not None
+    i = 0
+    while i < len(chunks):
+        if not _EW_RUN.fullmatch(chunks[i]):
+            out.append(chunks[i])
+            if i + 1 < len(chunks):
+                out.append(chunks[i + 1])
+            i += 2
+            continue
+        j = i  # chunks[i:j + 1:2] is a row of encoded-words parted by white space only
+        while j + 2 < len(chunks) and _EW_RUN.fullmatch(chunks[j + 2]):
+            j += 2
+        row = chunks[i : j + 1 : 2]
+        decoded = _decode_run("".join(row))
+        if decoded is not None:
+            out.append(decoded)
+        else:  # one of them cannot be decoded: each on its own, kept where it fails
+            for k, word in enumerate(row):
+                one = _decode_run(word)
+                out.append(word if one is None else one)
+                if k < len(row) - 1 and (one is None or _decode_run(row[k + 1]) is None):
+                    out.append(chunks[i + 2 * k + 1])
+        if j + 1 < len(chunks):
+            out.append(chunks[j + 1])
+        i = j + 2
     return "".join(out)
 
 
 # --- Addresses and GroupedAddresses (RFC 8621 §4.1.2.3, §4.1.2.4) ----------------------------
 
 _QUOTED_PAIR = re.compile(r"\\(.)", re.DOTALL)
+_SIMPLE_ANGLE = re.compile(r'<([^<>()"\\]*)>')
+_ATOM_RUN = re.compile(r'[^ \t\r\n()"<>,;:]+')  # a ":" here may open a group
+_ATOM_RUN_IN_GROUP = re.compile(r'[^ \t\r\n()"<>,;]+')
 
 
 @dataclass(slots=True)
@@ -415,6 +480,13 @@ class _AddressReader:
 
     def _angle(self, i: int) -> int:
         """An angle-addr: its addr-spec with CFWS and any obs-route removed."""
+        simple = _SIMPLE_ANGLE.match(self.s, i)
+        if simple is not None:  # no comment or quoted-string inside: most addresses
+            addr = "".join(simple.group(1).split())
+            if addr.startswith("@") and ":" in addr:
+                addr = addr.split(":", 1)[1]
+            self.angle = addr
+            return simple.end()
         n = len(self.s)
         out: list[str] = []
         j = i + 1
@@ -443,13 +515,13 @@ class _AddressReader:
             return
         if angle is not None:
             name = _phrase(words)
-            address = {"name": name or None, "email": angle}
+            addresses = [{"name": name or None, "email": angle}]
         else:
-            address = {"name": None, "email": "".join(w.source for w in words)}
+            addresses = [{"name": None, "email": e} for e in _bare_addresses(words)]
         if self.group is not None:
-            self.group["addresses"].append(address)
+            self.group["addresses"].extend(addresses)
         else:
-            self.loose.append(address)
+            self.loose.extend(addresses)
 
     def _close_loose(self) -> None:
         if self.loose:
@@ -494,15 +566,8 @@ class _AddressReader:
             elif c in ";>":
                 i += 1
             else:
-                j = i
-                while (
-                    j < n
-                    and s[j] not in ' \t\r\n()"<>,;'
-                    and not (s[j] == ":" and self.group is None)
-                ):
-                    j += 1
-                if j == i:  # a ":" that opens nothing: kept as text
-                    j = i + 1
+                run = (_ATOM_RUN if self.group is None else _ATOM_RUN_IN_GROUP).match(s, i)
+                j = run.end() if run is not None else i + 1  # a ":" that opens nothing
                 self._word(_Word(s[i:j], s[i:j], space))
                 i = j
             space = False
@@ -524,6 +589,26 @@ class _AddressReader:
                 self.words.append(word)
             return
         self.words.append(word)
+
+
+def _bare_addresses(words: list[_Word]) -> list[str]:
+    """Addresses written without angle brackets. An addr-spec may hold CFWS around its
+    dots and "@" (RFC 5322 §4.4), so its words are joined without it; but words that are
+    each an address on their own (a list with its commas missing) stay apart, and text
+    with no "@" at all keeps its spaces."""
+    runs: list[str] = []
+    for w in words:
+        if w.space_before and runs:
+            runs.append(w.source)
+        elif runs:
+            runs[-1] += w.source
+        else:
+            runs.append(w.source)
+    if len(runs) > 1 and all("@" in r.strip("@") for r in runs):
+        return runs
+    if not any("@" in r for r in runs):
+        return [" ".join(runs)]
+    return ["".join(runs)]
 
 
 def _phrase(words: list[_Word]) -> str:

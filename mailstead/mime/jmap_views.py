@@ -5,11 +5,11 @@ message octets; nothing re-parses the message. The header properties (§4.1.2, �
 ``jmap_headers``; :func:`email_header_properties` is the bridge for a whole message.
 
 Part ids are IMAP part numbers (RFC 9051 §6.4.5): the body of a single-part message is "1",
-the parts of a multipart "1", "2", their parts "2.1", ... So a JMAP partId names the same
-octets as ``BODY[partId]`` does in IMAP, and :func:`part_octets` finds a part with
-``imap_views.find_part``. Multipart parts have no part id (§4.1.4: null exactly for them), and
-a message/rfc822 part is a leaf: JMAP does not look inside an attached message (a client
-reads it with Email/parse and the part's blobId).
+the parts of a multipart "1", "2", their parts "2.1", ... So a JMAP partId names the part
+that ``BODY[partId]`` (encoded) and ``BINARY[partId]`` (decoded, as :func:`part_octets`
+gives it) name in IMAP; both find it with ``imap_views.find_part``. Multipart parts have no
+part id (§4.1.4: null exactly for them), and a message/rfc822 part is a leaf: JMAP does not
+look inside an attached message (a client reads it with Email/parse and the part's blobId).
 
 Sizes are of the transfer-decoded octets (§4.1.4 ``size``): base64 sizes are counted, not
 decoded; a quoted-printable part is decoded to be measured.
@@ -18,7 +18,7 @@ decoded; a quoted-printable part is decoded to be measured.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -239,7 +239,7 @@ class EmailBody:
         return p.size
 
     def header_fields(self, part: BodyPart) -> tuple[jh.HeaderField, ...]:
-        return jh.part_header_fields(self.raw, part.part)
+        return jh.indexed_fields(self.raw, part.part.headers)
 
     def render(
         self,
@@ -379,6 +379,45 @@ def body_structure(
     return body.render(body.root, blob_id_of, properties or DEFAULT_BODY_PROPERTIES)
 
 
+def text_body(
+    parsed: ParsedMessage,
+    raw: bytes,
+    blob_id_of: Callable[[str], str],
+    properties: Sequence[str] | None = None,
+) -> list[dict[str, Any]]:
+    """The Email's textBody (§4.1.4). For more than one of the lists, one
+    :class:`EmailBody` works the algorithm out once for all of them."""
+    body = EmailBody(parsed, raw)
+    return body.render_list(body.text_body, blob_id_of, properties or DEFAULT_BODY_PROPERTIES)
+
+
+def html_body(
+    parsed: ParsedMessage,
+    raw: bytes,
+    blob_id_of: Callable[[str], str],
+    properties: Sequence[str] | None = None,
+) -> list[dict[str, Any]]:
+    """The Email's htmlBody (§4.1.4)."""
+    body = EmailBody(parsed, raw)
+    return body.render_list(body.html_body, blob_id_of, properties or DEFAULT_BODY_PROPERTIES)
+
+
+def attachments(
+    parsed: ParsedMessage,
+    raw: bytes,
+    blob_id_of: Callable[[str], str],
+    properties: Sequence[str] | None = None,
+) -> list[dict[str, Any]]:
+    """The Email's attachments (§4.1.4)."""
+    body = EmailBody(parsed, raw)
+    return body.render_list(body.attachments, blob_id_of, properties or DEFAULT_BODY_PROPERTIES)
+
+
+def has_attachment(parsed: ParsedMessage, raw: bytes) -> bool:
+    """The Email's hasAttachment (§4.1.4; see :attr:`EmailBody.has_attachment`)."""
+    return EmailBody(parsed, raw).has_attachment
+
+
 def body_values(
     parsed: ParsedMessage, raw: bytes, part_ids: Sequence[str], max_body_value_bytes: int = 0
 ) -> dict[str, dict[str, Any]]:
@@ -427,19 +466,24 @@ def preview(parsed: ParsedMessage, raw: bytes) -> str:
 
 
 def email_header_properties(
-    parsed: ParsedMessage, raw: bytes, names: Sequence[str]
+    raw: bytes, headers: Iterable[Sequence[Any]], names: Sequence[str]
 ) -> dict[str, Any]:
     """The header-derived Email properties among ``names``: the convenience ones (§4.1.3),
-    ``headers`` and ``header:`` ones; other names are left out (they are not header ones)."""
-    fields = jh.part_header_fields(raw, parsed.root)
+    ``headers`` and ``header:`` ones; other names are left out (they are not header ones).
+
+    ``headers`` is the message's header index as the parser stored it (``parsed.root.headers``
+    or ``StoredStructure.top_headers``, which needs no tree decoding), and ``raw`` the
+    message or only its header octets (``raw[:header_end]``)."""
+    spans = list(headers)
+    index = jh.HeaderIndex.of_spans(raw, spans)
     out: dict[str, Any] = {}
     for name in names:
         if name in jh.CONVENIENCE:
-            out[name] = jh.header_values(fields, jh.CONVENIENCE[name])
+            out[name] = jh.header_values(index, jh.CONVENIENCE[name])
         elif name == "headers":
-            out[name] = jh.headers_property(fields)
+            out[name] = jh.headers_property(jh.indexed_fields(raw, spans))
         else:
             prop = jh.header_property(name)
             if prop is not None:
-                out[name] = jh.header_values(fields, prop)
+                out[name] = jh.header_values(index, prop)
     return out
