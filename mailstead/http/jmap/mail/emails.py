@@ -173,7 +173,8 @@ class EmailMethods:
                 preview(content.parsed, content.raw) if content.complete else "")
         header_names = [p for p in properties if p not in METADATA and p not in BODY]
         if header_names:
-            out.update(email_header_properties(content.parsed, content.raw, header_names))
+            out.update(email_header_properties(content.raw, content.structure.top_headers,
+                                               header_names))
         if not any(p in _WHOLE for p in properties):
             return out
         body = EmailBody(content.parsed, content.raw)
