@@ -29,6 +29,7 @@ SCENARIOS = [
     "hostile_load",
     "large_messages",
     "http_api",
+    "jmap_sync",
 ]
 
 

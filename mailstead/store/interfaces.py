@@ -487,6 +487,18 @@ class Emails(Protocol):
         """Mailboxes (by UIDVALIDITY as text) changed since ``since``, and whether every
         update was of counts only."""
 
+    async def mailbox_keys(self, user_id: int) -> dict[int, int]:
+        """The UIDVALIDITY of each of the account's mailboxes, by id (no counting)."""
+
+    async def email_page(
+        self, user_id: int, mailbox_id: int | None, ascending: bool, position: int,
+        limit: int, total: bool,
+    ) -> tuple[list[str], int | None] | None:
+        """Bodies of the account's emails (or of those in a mailbox) by received time, ties
+        by body id ascending: ``limit`` of them from ``position``, with their count if
+        ``total``; None when the store cannot answer it in that order without sorting
+        every email (the caller then sorts :meth:`account_emails` itself)."""
+
 
 class Uploads(Protocol):
     """Blobs an account uploaded for a later call (JMAP, RFC 8620 §6.1): its own, by the

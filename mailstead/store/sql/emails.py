@@ -82,22 +82,27 @@ def _thread_of_parents(conn: sqlite3.Connection, user_id: int, blob_id: str) -> 
 
 
 def note_added(
-    conn: sqlite3.Connection, user_id: int, blob_ids: Iterable[str], modseq: int
+    conn: sqlite3.Connection,
+    user_id: int,
+    copies: Iterable[tuple[str, str]],
+    modseq: int,
 ) -> None:
-    """Copies of these bodies were just added to the account's mailboxes: a new email for
-    each body it did not hold, a change for the others (their mailboxes changed)."""
-    for blob_id in dict.fromkeys(blob_ids):
+    """Copies (body, INTERNALDATE) were just added to the account's mailboxes: a new email
+    for each body it did not hold, a change for the others (their mailboxes changed). An
+    email's received time is its earliest copy's; one whose copies differ is ``mixed``."""
+    for blob_id, when in dict.fromkeys(copies):
         updated = conn.execute(
-            "UPDATE emails SET changed = ? WHERE user_id = ? AND blob_id = ?",
-            (modseq, user_id, blob_id),
+            "UPDATE emails SET changed = ?, mixed = mixed OR received != ?,"
+            " received = min(received, ?) WHERE user_id = ? AND blob_id = ?",
+            (modseq, when, when, user_id, blob_id),
         ).rowcount
         if updated:
             continue
         thread = _thread_of_parents(conn, user_id, blob_id) or "T" + blob_id[:ID_DIGITS]
         conn.execute(
-            "INSERT INTO emails (user_id, blob_id, thread_id, created, changed)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (user_id, blob_id, thread, modseq, modseq),
+            "INSERT INTO emails (user_id, blob_id, thread_id, created, changed, received)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (user_id, blob_id, thread, modseq, modseq, when),
         )
 
 
@@ -363,3 +368,66 @@ def mailbox_marks(conn: sqlite3.Connection, user_id: int) -> dict[int, tuple[int
             "SELECT id, created_modseq, changed_modseq FROM mailboxes WHERE user_id = ?", (user_id,)
         )
     }
+
+
+def mailbox_keys(conn: sqlite3.Connection, user_id: int) -> dict[int, int]:
+    """Each of the account's mailboxes' UIDVALIDITY, by id: what names a mailbox to a
+    client, without counting anything."""
+    return dict(conn.execute("SELECT id, uidvalidity FROM mailboxes WHERE user_id = ?",
+                             (user_id,)).fetchall())
+
+
+def email_page(
+    conn: sqlite3.Connection,
+    user_id: int,
+    mailbox_id: int | None,
+    ascending: bool,
+    position: int,
+    limit: int,
+    total: bool,
+) -> tuple[list[str], int | None] | None:
+    """Bodies of the account's emails (or those in ``mailbox_id``) by received time, ties
+    by blob id ascending, ``limit`` from ``position``, and their count if ``total``; read
+    in the order of an index, so a page of a large mailbox costs the page. None when the
+    account has an email whose copies have different dates: in a mailbox, a copy's date
+    then does not order its email, and the caller sorts the emails itself."""
+    direction = "ASC" if ascending else "DESC"
+    if mailbox_id is None:
+        page = [r[0] for r in conn.execute(
+            f"SELECT blob_id FROM emails WHERE user_id = ?"
+            f" ORDER BY received {direction}, blob_id LIMIT ? OFFSET ?",
+            (user_id, limit, position),
+        )]
+        count = conn.execute(
+            "SELECT count(*) FROM emails WHERE user_id = ?", (user_id,)
+        ).fetchone()[0] if total else None
+        return page, count
+    mixed = conn.execute(
+        "SELECT 1 FROM emails WHERE user_id = ? AND mixed = 1 LIMIT 1", (user_id,)
+    ).fetchone()
+    if mixed is not None:
+        return None
+    # Two copies of one body in the mailbox are one email: drop the repeats, reading on
+    # until the window is full.
+    wanted = position + limit
+    found: list[str] = []
+    seen: set[str] = set()
+    offset, batch = 0, max(2 * wanted, 64)
+    while len(found) < wanted:
+        rows = conn.execute(
+            f"SELECT blob_id FROM messages WHERE mailbox_id = ?"
+            f" ORDER BY internaldate {direction}, blob_id LIMIT ? OFFSET ?",
+            (mailbox_id, batch, offset),
+        ).fetchall()
+        for (blob_id,) in rows:
+            if blob_id not in seen:
+                seen.add(blob_id)
+                found.append(blob_id)
+        offset += len(rows)
+        if len(rows) < batch:
+            break
+        batch *= 2
+    count = conn.execute(
+        "SELECT count(DISTINCT blob_id) FROM messages WHERE mailbox_id = ?", (mailbox_id,)
+    ).fetchone()[0] if total else None
+    return found[position:wanted], count

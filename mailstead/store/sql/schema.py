@@ -297,7 +297,9 @@ MIGRATIONS: tuple[str, ...] = (
     # account's mod-sequence starts at the highest of its mailboxes; each body an account
     # holds becomes an email in a thread of its own (mail stored before keeps that; new
     # mail joins the thread of the message it answers). Mailboxes existing now count as
-    # created at mod-sequence 0, before any state a client can hold.
+    # created at mod-sequence 0, before any state a client can hold. An email's received
+    # time is its earliest copy's INTERNALDATE; ``mixed`` marks one whose copies differ,
+    # which keeps its account's queries off the ordered index scan.
     """
     ALTER TABLE users ADD COLUMN modseq INTEGER NOT NULL DEFAULT 1;
     UPDATE users SET modseq = coalesce(
@@ -317,9 +319,14 @@ MIGRATIONS: tuple[str, ...] = (
         thread_id TEXT NOT NULL,
         created   INTEGER NOT NULL,
         changed   INTEGER NOT NULL,
+        received  TEXT NOT NULL,
+        mixed     INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (user_id, blob_id)
     ) WITHOUT ROWID;
     CREATE INDEX emails_thread ON emails (user_id, thread_id);
+    CREATE INDEX emails_received ON emails (user_id, received);
+    CREATE INDEX emails_mixed ON emails (user_id) WHERE mixed = 1;
+    CREATE INDEX messages_received ON messages (mailbox_id, internaldate);
     CREATE INDEX emails_changed ON emails (user_id, changed);
     CREATE TABLE emails_gone (
         user_id   INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
@@ -330,9 +337,10 @@ MIGRATIONS: tuple[str, ...] = (
     ) WITHOUT ROWID;
     CREATE INDEX emails_gone_modseq ON emails_gone (user_id, modseq);
     CREATE INDEX sort_keys_message_id ON sort_keys (message_id);
-    INSERT INTO emails (user_id, blob_id, thread_id, created, changed)
+    INSERT INTO emails (user_id, blob_id, thread_id, created, changed, received, mixed)
         SELECT b.user_id, m.blob_id, 'T' || substr(m.blob_id, 1, 24), min(m.modseq),
-               max(m.modseq)
+               max(m.modseq), min(m.internaldate),
+               min(m.internaldate) != max(m.internaldate)
         FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id
         GROUP BY b.user_id, m.blob_id;
     """,

@@ -453,6 +453,16 @@ class SQLiteStore:
             lambda conn: emails.mailbox_changes(conn, user_id, since, max_changes)
         )
 
+    async def mailbox_keys(self, user_id: int) -> dict[int, int]:
+        return await self._db.read_small(lambda conn: emails.mailbox_keys(conn, user_id))
+
+    async def email_page(
+        self, user_id: int, mailbox_id: int | None, ascending: bool, position: int,
+        limit: int, total: bool,
+    ) -> tuple[list[str], int | None] | None:
+        return await self._db.read(lambda conn: emails.email_page(
+            conn, user_id, mailbox_id, ascending, position, limit, total))
+
     # -- uploads (JMAP) ----------------------------------------------------------------------
     async def put_upload(self, user_id: int, data: bytes, media_type: str) -> str:
         return await self._db.write(

@@ -486,3 +486,47 @@ def test_parse_an_attached_message_and_read_its_parts(account: Account) -> None:
     assert account.http.get(url).content == b"\x00\x01\x02"
     text_part = message["textBody"][0]["partId"]
     assert message["bodyValues"][text_part]["value"] == "Inner text."
+
+
+def test_a_page_by_date_is_what_sorting_every_email_gives(account: Account) -> None:
+    """The common query (a mailbox newest first) is read in index order; the same query
+    with a condition that matches everything takes the general path: they agree on every
+    page, with ties of date, two copies in one mailbox, and after a copy with another
+    date makes the account's dates mixed."""
+    for n in range(5):
+        account.deliver(mail(n))
+    inbox = account.mailboxes()["INBOX"]["id"]
+    for n in range(10, 16):  # the same received time: ties
+        blob = account.http.post(f"/jmap/upload/{account.account_id}", content=mail(n),
+                                 headers={"Content-Type": "message/rfc822"}).json()["blobId"]
+        account.one("Email/import", emails={"i": {"blobId": blob, "mailboxIds": {inbox: True},
+                                                  "receivedAt": "2026-06-01T00:00:00Z"}})
+    with account.imap() as imap:
+        imap.select("INBOX")
+        imap.copy("1:3", "INBOX")  # copies of the same bodies in the same mailbox
+
+    def pages(condition: dict[str, Any], ascending: bool) -> list[Any]:
+        out = []
+        for position in (0, 3, 7):
+            got = account.one("Email/query", filter=condition, position=position, limit=4,
+                              calculateTotal=True,
+                              sort=[{"property": "receivedAt", "isAscending": ascending}])
+            out.append((got["ids"], got["total"], got["position"]))
+        return out
+
+    def compare() -> None:
+        for ascending in (False, True):
+            fast = pages({"inMailbox": inbox}, ascending)
+            general = pages({"inMailbox": inbox, "minSize": 0}, ascending)
+            assert fast == general
+            everything = account.one("Email/query", calculateTotal=True,
+                                     sort=[{"property": "receivedAt", "isAscending": ascending}])
+            assert everything["ids"] == account.one(
+                "Email/query", filter={"minSize": 0},
+                sort=[{"property": "receivedAt", "isAscending": ascending}])["ids"]
+
+    compare()
+    assert pages({"inMailbox": inbox}, False)[0][1] == 11  # distinct bodies
+    with account.imap() as imap:  # the same octets again, with another date: mixed
+        imap.append("INBOX", None, '"01-Jan-2020 00:00:00 +0000"', mail(1))
+    compare()

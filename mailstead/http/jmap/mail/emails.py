@@ -43,7 +43,7 @@ from mailstead.mime.jmap_views import (
     email_header_properties,
     preview,
 )
-from mailstead.store.models import EmailRecord, MailboxState, User
+from mailstead.store.models import EmailRecord, User
 
 log = logging.getLogger("mailstead.http.jmap")
 
@@ -110,10 +110,10 @@ class EmailMethods:
         methods.add("Email/import", MAIL, self.import_)
         methods.add("Email/parse", MAIL, self.parse)
 
-    async def mailbox_ids(self, user: User) -> tuple[dict[int, str], list[MailboxState]]:
-        """The account's mailboxes: JMAP id by store id, and their states."""
-        states = await self.services.store.mailbox_states(user.id)
-        return {s.mailbox.id: mailbox_id(s.mailbox.uidvalidity) for s in states}, states
+    async def mailbox_ids(self, user: User) -> dict[int, str]:
+        """The account's mailboxes' JMAP ids by store id."""
+        keys = await self.services.store.mailbox_keys(user.id)
+        return {box: mailbox_id(uidvalidity) for box, uidvalidity in keys.items()}
 
     # -- get --------------------------------------------------------------------------------
 
@@ -135,7 +135,7 @@ class EmailMethods:
             blobs = [b for b in (blob_of_email(i) for i in wanted) if b is not None]
             records = await store.email_records(user.id, blobs)
         by_id = {email_id(r.blob_id): r for r in records}
-        mailbox_ids, _ = await self.mailbox_ids(user)
+        mailbox_ids = await self.mailbox_ids(user)
         needs_octets = any(p not in METADATA and p != "preview" for p in properties)
         whole = any(p in _WHOLE for p in properties)
         loaded: dict[str, contents.Content] = {}
@@ -281,7 +281,7 @@ class EmailMethods:
         old_state = await store.account_state(user.id)
         if args.if_in_state is not None and args.if_in_state != state_text(old_state):
             raise MethodError("stateMismatch", "the account changed since that state")
-        mailbox_ids, _ = await self.mailbox_ids(user)
+        mailbox_ids = await self.mailbox_ids(user)
         store_ids = {v: k for k, v in mailbox_ids.items()}
         created: dict[str, Any] = {}
         not_created: dict[str, Any] = {}
@@ -480,8 +480,7 @@ class EmailMethods:
         if_in_state = arguments.get("ifInState")
         if if_in_state is not None and if_in_state != state_text(old_state):
             raise MethodError("stateMismatch", "the account changed since that state")
-        _, states = await self.mailbox_ids(user)
-        store_ids = {mailbox_id(s.mailbox.uidvalidity): s.mailbox.id for s in states}
+        store_ids = {v: k for k, v in (await self.mailbox_ids(user)).items()}
         created: dict[str, Any] = {}
         not_created: dict[str, Any] = {}
         for creation_id, item in emails.items():

@@ -33,6 +33,7 @@ from mailstead.http.jmap.mail.ids import (
     mailbox_id,
     parse_state,
     state_text,
+    uidvalidity_of,
 )
 from mailstead.http.jmap.mail.mailboxes import _query_changes_answer
 from mailstead.http.jmap.mail.services import MAIL, MailServices
@@ -248,8 +249,8 @@ class EmailQuery:
         store = self.services.store
         user = await self.services.user(context)
         state = await store.account_state(user.id)
-        states = await store.mailbox_states(user.id)
-        store_ids = {mailbox_id(s.mailbox.uidvalidity): s.mailbox.id for s in states}
+        keys = await store.mailbox_keys(user.id)
+        store_ids = {mailbox_id(uidvalidity): box for box, uidvalidity in keys.items()}
         # One mailbox named at the top of the filter narrows what is read.
         narrowed: int | None = None
         top = args.filter
@@ -286,18 +287,57 @@ class EmailQuery:
         args = QueryArgs.parse(arguments, self.services.limits, extra=("collapseThreads",))
         if args.anchor is not None and blob_of_email(args.anchor) is None:
             raise MethodError("anchorNotFound", "the anchor is not an email id")
-        ids, state = await self._results(context, args)
-        window, position, limit_used = query_window(ids, args, MAX_LIMIT)
         answer: dict[str, Any] = {
-            "accountId": args.account_id, "queryState": state_text(state),
-            "canCalculateChanges": _incremental(args), "position": position, "ids": window,
+            "accountId": args.account_id, "canCalculateChanges": _incremental(args),
             "collapseThreads": bool(args.extra.get("collapseThreads", False)),
         }
+        fast = await self._by_date(context, args)
+        if fast is not None:
+            window, position, limit_used, total, state = fast
+        else:
+            ids, state = await self._results(context, args)
+            window, position, limit_used = query_window(ids, args, MAX_LIMIT)
+            total = len(ids)
+        answer.update(queryState=state_text(state), position=position, ids=window)
         if args.calculate_total:
-            answer["total"] = len(ids)
+            answer["total"] = total
         if limit_used is not None:
             answer["limit"] = limit_used
         return answer
+
+    async def _by_date(self, context: CallContext, args: QueryArgs
+                       ) -> tuple[list[str], int, int | None, int | None, int] | None:
+        """A client's most common query, a page of a mailbox (or of everything) newest or
+        oldest first, read from the store in order (``Emails.email_page``) rather than by
+        sorting every email; None for any other query."""
+        sort = args.sort or (Comparator("receivedAt", False),)
+        if (args.anchor is not None or args.position < 0 or args.extra.get("collapseThreads")
+                or len(sort) != 1 or sort[0].property != "receivedAt"):
+            return None
+        top = args.filter
+        if top is not None and not (isinstance(top, FilterCondition)
+                                    and set(top.properties) == {"inMailbox"}
+                                    and isinstance(top.properties["inMailbox"], str)):
+            return None
+        store = self.services.store
+        user = await self.services.user(context)
+        state = await store.account_state(user.id)
+        mailbox: int | None = None
+        if top is not None:
+            keys = await store.mailbox_keys(user.id)
+            wanted = uidvalidity_of(top.properties["inMailbox"])
+            mailbox = next((box for box, v in keys.items() if v == wanted), -1)
+            if mailbox == -1:
+                return [], args.position, None, 0, state
+        limit, limit_used = args.limit, None
+        if limit is None or limit > MAX_LIMIT:
+            limit = limit_used = MAX_LIMIT
+        page = await store.email_page(user.id, mailbox, sort[0].is_ascending, args.position,
+                                      limit, args.calculate_total)
+        if page is None:
+            return None
+        blobs, total = page
+        return [email_id(b) for b in blobs], args.position, limit_used, total, state
 
     async def query_changes(self, context: CallContext, arguments: dict[str, Any]
                             ) -> dict[str, Any]:
