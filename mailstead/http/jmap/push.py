@@ -55,6 +55,8 @@ MIN_PING_SECONDS = 5
 MAX_PING_SECONDS = 300
 #: RFC 8887 §4.2: the WebSocket subprotocol a JMAP client asks for.
 SUBPROTOCOL = "jmap"
+#: WebSocket messages larger than this are parsed in a worker thread, as the API's bodies.
+_PARSE_IN_THREAD = 256 * 1024
 
 _MESSAGE_KINDS = {ChangeKind.EXISTS, ChangeKind.EXPUNGE}
 _MAILBOX_KINDS = {
@@ -408,7 +410,7 @@ class _WebSocketSession:
 
     async def _message(self, text: str) -> None:
         limits = self.endpoints.limits
-        data = text.encode("utf-8", "surrogatepass")
+        data = text.encode()
         if len(data) > limits.max_size_request:
             too_big = RequestError(
                 "limit",
@@ -418,7 +420,10 @@ class _WebSocketSession:
             await self._error(too_big, None)
             return
         try:
-            document = parse_json(data)
+            if len(data) > _PARSE_IN_THREAD:  # big JSON is parsed off the event loop
+                document = await asyncio.to_thread(parse_json, data)
+            else:
+                document = parse_json(data)
         except RequestError as error:
             await self._error(error, None)
             return
