@@ -359,3 +359,34 @@ def test_a_message_above_max_size_request_is_a_limit_error(
         answer = receive(ws)
     assert answer["type"] == "urn:ietf:params:jmap:error:limit"
     assert answer["limit"] == "maxSizeRequest"
+
+
+def test_wss_on_the_https_listener(server: ServerThread, account: Account) -> None:
+    base = f"https://localhost:{server.port('https')}"
+    with httpx.Client(
+        base_url=base, auth=(account.address, PASSWORD), verify=server.client_ssl_context()
+    ) as client:
+        url = client.get("/jmap/session").json()["capabilities"][WEBSOCKET]["url"]
+    assert url == f"wss://localhost:{server.port('https')}/jmap/ws"
+    with connect(
+        url,
+        subprotocols=["jmap"],  # type: ignore[list-item]
+        additional_headers=basic(account.address),
+        ssl=server.client_ssl_context(),
+        open_timeout=WAIT,
+    ) as ws:
+        ws.send(json.dumps({"@type": "WebSocketPushEnable", "dataTypes": ["Mailbox"]}))
+        ws.send(
+            json.dumps(
+                {
+                    "@type": "Request",
+                    "id": "s",
+                    "using": [CORE],
+                    "methodCalls": [["Core/echo", {}, "0"]],
+                }
+            )
+        )
+        assert receive(ws)["requestId"] == "s"
+        account.deliver(mail(7))
+        pushed = receive(ws)
+    assert list(pushed["changed"][account.account_id]) == ["Mailbox"]
