@@ -493,6 +493,8 @@ class _WebSocket:
         if not self._connect_sent:
             self._connect_sent = True
             return {"type": "websocket.connect"}
+        if self._ready:  # what arrived before the end is heard before the end
+            return self._ready.popleft()
         if self.state != "open":
             if self.state == "connecting":
                 raise RuntimeError("receive before the WebSocket was accepted")

@@ -5,16 +5,20 @@ pinged when idle and closed with 1001 at shutdown."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosedOK
+from wsproto import ConnectionType, WSConnection
+from wsproto.events import CloseConnection, Request, TextMessage
 
 from mailstead.config.schema import HTTPSettings, ListenerSettings
 from mailstead.http import server as http_server
 from mailstead.http.server import HTTPServer
 from mailstead.net.listener import Listener
+from mailstead.net.stream import StreamError
 
 WAIT = 30.0
 
@@ -34,8 +38,11 @@ class _Streaming:
                 message = await receive()
                 if message["type"] == "websocket.disconnect":
                     self.heard.append(f"disconnect {message['code']}")
+                    self.ended.set()
                     return
-                await send({"type": "websocket.send", "text": message.get("text", "")})
+                self.heard.append(f"text {message.get('text')}")
+                with contextlib.suppress(StreamError):  # the client may have closed already
+                    await send({"type": "websocket.send", "text": message.get("text", "")})
         await send(
             {
                 "type": "http.response.start",
@@ -134,5 +141,30 @@ async def test_a_websocket_message_above_the_body_limit_closes_with_1009() -> No
             with pytest.raises(Exception):  # noqa: B017 - websockets' ConnectionClosedError
                 await asyncio.wait_for(ws.recv(), WAIT)
             assert ws.close_code == 1009
+    finally:
+        await listener.stop(1.0)
+
+
+async def test_a_message_and_the_close_in_one_packet_are_heard_in_order() -> None:
+    """A message and a Close read at once: the application hears the message, then the
+    end with the client's code."""
+    app = _Streaming()
+    listener = await _listener(app)
+    try:
+        client = WSConnection(ConnectionType.CLIENT)
+        reader, writer = await asyncio.open_connection("127.0.0.1", listener.port)
+        writer.write(client.send(Request(host="x", target="/ws")))
+        await writer.drain()
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), WAIT)
+        assert head.startswith(b"HTTP/1.1 101 ")
+        client.receive_data(head)
+        list(client.events())
+        writer.write(
+            client.send(TextMessage(data="last")) + client.send(CloseConnection(code=1000))
+        )
+        await writer.drain()
+        await asyncio.wait_for(app.ended.wait(), WAIT)
+        writer.close()
+        assert app.heard == ["text last", "disconnect 1000"]
     finally:
         await listener.stop(1.0)
