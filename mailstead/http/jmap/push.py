@@ -289,6 +289,8 @@ class _EventStream(Response):
             watcher.remove_done_callback(client_gone)
             if not watcher.done():
                 watcher.cancel()
+            elif not watcher.cancelled():
+                watcher.exception()  # retrieved: the connection reports its own failures
             self.watch.close()
 
     async def _events(self, send: Send) -> None:
@@ -297,7 +299,7 @@ class _EventStream(Response):
             # The client says which state it last saw (Last-Event-ID): if the account has
             # moved on since, it hears so at once rather than at the next change.
             changed = await self.watch.current(query.types)
-            if changed and set(changed.values()) != {self.resume}:
+            if changed:
                 await self._state(send, changed)
                 if query.closeafter == "state":
                     return
@@ -393,6 +395,19 @@ class _WebSocketSession:
 
     async def run(self) -> None:
         try:
+            await self._receive()
+        except asyncio.CancelledError:  # shutdown: nothing is waited for
+            for task in self._requests:
+                task.cancel()
+            raise
+        finally:
+            self._disable()
+        # Requests under way finish (a write is not cut short because its client left).
+        if self._requests:
+            await asyncio.wait(set(self._requests))
+
+    async def _receive(self) -> None:
+        try:
             while True:
                 message = await self.socket.receive()
                 if message["type"] == "websocket.disconnect":
@@ -404,9 +419,6 @@ class _WebSocketSession:
                 await self._message(text)
         except WebSocketDisconnect:
             return
-        finally:
-            for task in (*self._requests, *([self._push] if self._push else [])):
-                task.cancel()
 
     async def _message(self, text: str) -> None:
         limits = self.endpoints.limits
