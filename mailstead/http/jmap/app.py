@@ -7,6 +7,8 @@ HTTP application.
 ``POST /jmap/api``                     a Request in, a Response out (§3)
 ``POST /jmap/upload/{accountId}``      a blob in, its id out (§6.1)
 ``GET /jmap/download/{accountId}/...`` a blob out (§6.2)
+``GET /jmap/eventsource``              push as Server-Sent Events (§7.3; http/jmap/push.py)
+``GET /jmap/ws`` (WebSocket)           JMAP over WebSocket with push (RFC 8887; push.py)
 =====================================  ================================================
 
 Every route but the redirect needs HTTP Basic with the account's address and password,
@@ -34,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import quote
 
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
@@ -42,10 +44,13 @@ from mailstead.auth.authenticator import Authenticator, UserRecord
 from mailstead.core.errors import AuthError, AuthThrottled
 from mailstead.http.jmap.dispatch import CallContext, Methods, process
 from mailstead.http.jmap.errors import RequestError
-from mailstead.http.jmap.request import parse_request
+from mailstead.http.jmap.push import PushEndpoints, PushSource, push_routes
+from mailstead.http.jmap.request import Request as JMAPRequest
+from mailstead.http.jmap.request import parse_request, request_of
 from mailstead.http.jmap.session import (
     API_PATH,
     SESSION_PATH,
+    WEBSOCKET_PATH,
     Capabilities,
     session_resource,
 )
@@ -92,6 +97,8 @@ class JMAPServices:
     state: Callable[[UserRecord], Awaitable[str]]  # changes when the session should
     limits: Limits = field(default_factory=Limits)
     allow_plaintext: bool = False  # auth.allow_plaintext: credentials over plain HTTP
+    #: Where push (EventSource, WebSocket) learns of an account's changes; None: no push.
+    push: PushSource | None = None
 
 
 class _Refused(Exception):
@@ -117,7 +124,7 @@ def _jmap_problem(error: RequestError) -> Response:
     return JSONResponse(error.to_json(), status_code=error.status, media_type=PROBLEM)
 
 
-def _client(request: Request) -> str:
+def _client(request: HTTPConnection) -> str:
     return request.client.host if request.client is not None else "unknown"
 
 
@@ -145,8 +152,9 @@ def build_jmap(services: JMAPServices) -> list[BaseRoute]:
     requests_in_flight: Counter[str] = Counter()
     uploads_in_flight: Counter[str] = Counter()
 
-    async def authenticate(request: Request) -> UserRecord:
-        """The account of the request's HTTP Basic credentials, or _Refused."""
+    async def authenticate(request: HTTPConnection) -> UserRecord:
+        """The account of the request's HTTP Basic credentials, or _Refused (a WebSocket's
+        are checked at its upgrade request, RFC 8887 §4.1)."""
         header = request.headers.get("authorization", "")
         scheme, _, encoded = header.partition(" ")
         if scheme.lower() != "basic":
@@ -159,7 +167,7 @@ def build_jmap(services: JMAPServices) -> list[BaseRoute]:
                 )
             )
         if (
-            request.url.scheme != "https"
+            request.url.scheme not in ("https", "wss")
             and not services.allow_plaintext
             and not _is_loopback(_client(request))
         ):
@@ -230,10 +238,15 @@ def build_jmap(services: JMAPServices) -> list[BaseRoute]:
             if counter[account_id] <= 0:
                 del counter[account_id]
 
-    def base_url(request: Request) -> str:
-        return str(request.base_url).rstrip("/")
+    def base_url(request: HTTPConnection) -> str:
+        """Scheme and authority the client used; a WebSocket's as the http(s) URL it was
+        upgraded from, so that the session (and its state) is the same over both."""
+        url = str(request.base_url).rstrip("/")
+        if url.startswith("ws"):
+            url = "http" + url[2:]
+        return url
 
-    async def session_of(request: Request, user: UserRecord) -> dict[str, Any]:
+    async def session_of(request: HTTPConnection, user: UserRecord) -> dict[str, Any]:
         server, account = services.capabilities(user)
         return session_resource(
             username=user.address,
@@ -244,6 +257,7 @@ def build_jmap(services: JMAPServices) -> list[BaseRoute]:
             account_capabilities=account,
             base_url=base_url(request),
             state=await services.state(user),
+            websocket_path=WEBSOCKET_PATH if services.push is not None else None,
         )
 
     def refusals(
@@ -298,31 +312,63 @@ def build_jmap(services: JMAPServices) -> list[BaseRoute]:
                     limit="maxSizeRequest",
                 ),
             )
-            session = await session_of(request, user)
-            supported = frozenset(session["capabilities"])
             try:
-                if len(body) > _PARSE_IN_THREAD:
-                    parsed = await asyncio.to_thread(
-                        parse_request,
-                        body,
-                        supported=supported,
-                        max_calls=limits.max_calls_in_request,
-                    )
-                else:
-                    parsed = parse_request(
-                        body, supported=supported, max_calls=limits.max_calls_in_request
-                    )
+                response = await execute(request, user, body)
             except RequestError as error:
                 return _jmap_problem(error)
-            context = CallContext(
-                account_id=account_id,
-                user=user,
-                created_ids={},
-                using=parsed.using,
-                session_state=session["state"],
-            )
-            response = await process(parsed, services.methods, context)
         return JSONResponse(response)
+
+    async def execute(
+        request: HTTPConnection, user: UserRecord, body: bytes | dict[str, Any]
+    ) -> dict[str, Any]:
+        """The Response to a Request (the body of a POST, or the object of a WebSocket
+        message); RequestError when it is refused as a whole (RFC 8620 §3.6.1)."""
+        session = await session_of(request, user)
+        supported = frozenset(session["capabilities"])
+        parsed: JMAPRequest
+        if isinstance(body, dict):
+            parsed = request_of(body, supported=supported, max_calls=limits.max_calls_in_request)
+        elif len(body) > _PARSE_IN_THREAD:
+            parsed = await asyncio.to_thread(
+                parse_request, body, supported=supported, max_calls=limits.max_calls_in_request
+            )
+        else:
+            parsed = parse_request(
+                body, supported=supported, max_calls=limits.max_calls_in_request
+            )
+        context = CallContext(
+            account_id=services.account_id_of(user),
+            user=user,
+            created_ids={},
+            using=parsed.using,
+            session_state=session["state"],
+        )
+        return await process(parsed, services.methods, context)
+
+    @contextmanager
+    def request_slot(account_id: str) -> Iterator[None]:
+        """One of the account's ``maxConcurrentRequests`` (RFC 8620 §2), for a request that
+        came over a WebSocket: the same count as the API's, refused as a RequestError."""
+        try:
+            with in_flight(
+                requests_in_flight,
+                account_id,
+                limits.max_concurrent_requests,
+                RequestError("limit", "", limit="maxConcurrentRequests"),
+            ):
+                yield
+        except _Refused:
+            raise RequestError(
+                "limit",
+                f"at most {limits.max_concurrent_requests} requests of one account at a time",
+                limit="maxConcurrentRequests",
+            ) from None
+
+    async def authenticated(connection: HTTPConnection) -> UserRecord | Response:
+        try:
+            return await authenticate(connection)
+        except _Refused as refused:
+            return refused.response
 
     @refusals
     async def upload(request: Request) -> Response:
@@ -387,10 +433,24 @@ def build_jmap(services: JMAPServices) -> list[BaseRoute]:
             },
         )
 
-    return [
+    routes: list[BaseRoute] = [
         Route("/.well-known/jmap", well_known, methods=["GET"]),
         Route(SESSION_PATH, session, methods=["GET"]),
         Route(API_PATH, api, methods=["POST"]),
         Route("/jmap/upload/{accountId}", upload, methods=["POST"]),
         Route("/jmap/download/{accountId}/{blobId}/{name:path}", download, methods=["GET"]),
     ]
+    if services.push is not None:
+        routes.extend(
+            push_routes(
+                PushEndpoints(
+                    authenticate=authenticated,
+                    account_id_of=services.account_id_of,
+                    source=services.push,
+                    execute=execute,
+                    request_slot=request_slot,
+                    limits=limits,
+                )
+            )
+        )
+    return routes

@@ -48,7 +48,12 @@ class Request:
 def parse_request(body: bytes, *, supported: Collection[str], max_calls: int) -> Request:
     """The Request in ``body``; ``supported`` are the capabilities the server offers the
     caller, ``max_calls`` its ``maxCallsInRequest``."""
-    document = _parse_ijson(body)
+    return request_of(parse_json(body), supported=supported, max_calls=max_calls)
+
+
+def request_of(document: Any, *, supported: Collection[str], max_calls: int) -> Request:
+    """The Request a parsed JSON document is (JMAP over WebSocket, RFC 8887 §4.3.3, reads
+    the document first to learn its ``@type``)."""
     if not isinstance(document, dict):
         _not_request("the request must be a JSON object")
     using = document.get("using")
@@ -95,7 +100,7 @@ def _not_request(detail: str) -> NoReturn:
     raise RequestError("notRequest", detail)
 
 
-def _parse_ijson(body: bytes) -> Any:
+def parse_json(body: bytes) -> Any:
     """RFC 8620 §3.6.1 notJSON: UTF-8 I-JSON (RFC 7493): no duplicate member names, no
     unpaired surrogates, no NaN or Infinity."""
     try:

@@ -11,7 +11,9 @@ from mailstead.http.jmap import mail
 from mailstead.http.jmap.app import JMAPServices
 from mailstead.http.jmap.dispatch import Methods
 from mailstead.http.jmap.mail.blobs import AccountBlobs
+from mailstead.http.jmap.mail.ids import state_text
 from mailstead.http.jmap.mail.services import MailServices, MailStore
+from mailstead.http.jmap.push import ChangeFeed
 from mailstead.http.jmap.session import Capabilities
 from mailstead.http.jmap.standard import Limits
 from mailstead.store.models import User
@@ -23,6 +25,28 @@ def account_id_of(user: UserRecord) -> str:
         return f"A{user.id}"
     # Not the store's record (a test's): an id from the address, stable all the same.
     return "A" + hashlib.sha256(user.address.lower().encode()).hexdigest()[:16]
+
+
+class StorePush:
+    """Push from the store: its change bus and the account's mod-sequence (every type's
+    state, http/jmap/mail/ids.py)."""
+
+    def __init__(self, store: MailStore) -> None:
+        self.store = store
+
+    async def _user_id(self, user: UserRecord) -> int:
+        if isinstance(user, User):
+            return user.id
+        found = await self.store.find_user(user.address)
+        if found is None:
+            raise LookupError("the account no longer exists")
+        return found.id
+
+    async def subscribe(self, user: UserRecord) -> ChangeFeed:
+        return self.store.changes.subscribe(await self._user_id(user))
+
+    async def state(self, user: UserRecord) -> str:
+        return state_text(await self.store.account_state(await self._user_id(user)))
 
 
 def jmap_services(settings: Settings, store: MailStore, authenticator: Authenticator
@@ -48,4 +72,5 @@ def jmap_services(settings: Settings, store: MailStore, authenticator: Authentic
         state=state,
         limits=limits,
         allow_plaintext=settings.auth.allow_plaintext,
+        push=StorePush(store),
     )

@@ -21,7 +21,11 @@ API_PATH = "/jmap/api"
 # RFC 8620 §2: URL templates (RFC 6570 level 1) the client fills in.
 DOWNLOAD_TEMPLATE = "/jmap/download/{accountId}/{blobId}/{name}?accept={type}"
 UPLOAD_TEMPLATE = "/jmap/upload/{accountId}"
-EVENT_SOURCE_TEMPLATE = "/jmap/eventsource?types={types}&closeafter={closeafter}&ping={ping}"
+EVENT_SOURCE_PATH = "/jmap/eventsource"
+EVENT_SOURCE_TEMPLATE = EVENT_SOURCE_PATH + "?types={types}&closeafter={closeafter}&ping={ping}"
+#: RFC 8887 §4.1: JMAP over WebSocket, and its capability.
+WEBSOCKET_PATH = "/jmap/ws"
+WEBSOCKET = "urn:ietf:params:jmap:websocket"
 
 Capabilities = Mapping[str, Mapping[str, Any]]
 
@@ -50,15 +54,21 @@ def session_resource(
     account_capabilities: Capabilities,
     base_url: str,
     state: str = "",
+    websocket_path: str | None = None,
 ) -> dict[str, Any]:
     """The Session object for one authenticated user with one (personal, writable)
     account. ``capabilities`` are the server capabilities beyond core; the account's are
     ``account_capabilities`` (core gets an empty object there, as primary accounts are
     named per capability). ``base_url`` is scheme and authority, no trailing slash.
     ``state`` is the caller's word on what else the session depends on (the accounts the
-    user may see); it goes into the resource's ``state``."""
+    user may see); it goes into the resource's ``state``. With ``websocket_path`` the
+    server offers JMAP over WebSocket there, with push (RFC 8887 §4)."""
     server = {CORE: core_capability(limits)}
     server.update((name, dict(value)) for name, value in capabilities.items() if name != CORE)
+    if websocket_path is not None:
+        # RFC 8887 §4: the wss:// (or ws://) URL of the endpoint; push over it is offered.
+        ws_base = "ws" + base_url[len("http"):] if base_url.startswith("http") else base_url
+        server[WEBSOCKET] = {"url": ws_base + websocket_path, "supportsPush": True}
     per_account: dict[str, Any] = {CORE: {}}
     per_account.update((name, dict(value)) for name, value in account_capabilities.items())
     resource: dict[str, Any] = {
