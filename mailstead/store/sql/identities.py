@@ -148,8 +148,7 @@ def changes(conn: sqlite3.Connection, user_id: int, since: int) -> Changes:
     created: list[str] = []
     updated: list[str] = []
     for identity_id, made in conn.execute(
-        "SELECT id, created_modseq FROM identities"
-        " WHERE user_id = ? AND changed_modseq > ?",
+        "SELECT id, created_modseq FROM identities WHERE user_id = ? AND changed_modseq > ?",
         (user_id, since),
     ):
         (created if made > since else updated).append(str(identity_id))

@@ -99,9 +99,7 @@ def _submission(conn: sqlite3.Connection, row: tuple[Any, ...]) -> Submission:
     )
 
 
-def get_many(
-    conn: sqlite3.Connection, user_id: int, ids: Sequence[int] | None
-) -> list[Submission]:
+def get_many(conn: sqlite3.Connection, user_id: int, ids: Sequence[int] | None) -> list[Submission]:
     """The account's submissions with these ids (all of them for None), oldest first."""
     if ids is None:
         found = conn.execute(
@@ -148,8 +146,7 @@ def record_final(conn: sqlite3.Connection, queue_id: int) -> None:
         ):
             outcomes[address] = RecipientOutcome(QueueStatus(status), last_error)
         conn.execute(
-            "UPDATE submissions SET delivery = ?, queue_id = NULL, changed_modseq = ?"
-            " WHERE id = ?",
+            "UPDATE submissions SET delivery = ?, queue_id = NULL, changed_modseq = ? WHERE id = ?",
             (_outcomes_json(outcomes), next_modseq(conn, user_id), submission_id),
         )
 

@@ -9,13 +9,18 @@ import email
 import email.policy
 import itertools
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import dkim
 import httpx
 import pytest
 
 from mailstead.core.types import SendAs
-from mailstead.testing.server import ServerThread
+from mailstead.delivery.dkim import generate_key
+from mailstead.testing.dns import TestDNSServer
+from mailstead.testing.server import ServerThread, deep_merge
+from mailstead.testing.waiting import poll_until
 
 PASSWORD = "a long enough password"
 CORE = "urn:ietf:params:jmap:core"
@@ -35,22 +40,34 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
 class Account:
     """A fresh account of the server with a raw JSON JMAP client."""
 
-    def __init__(self, server: ServerThread, *, quota_bytes: int = 0,
-                 send_as: SendAs = SendAs.OWN) -> None:
+    def __init__(
+        self,
+        server: ServerThread,
+        *,
+        quota_bytes: int = 0,
+        send_as: SendAs = SendAs.OWN,
+        address: str | None = None,
+    ) -> None:
         self.server = server
-        self.address = f"sender{next(_users)}@example.org"
-        self.user = server.add_user(self.address, PASSWORD, quota_bytes=quota_bytes,
-                                    send_as=send_as)
-        self.http = httpx.Client(base_url=f"http://127.0.0.1:{server.port('http')}",
-                                 auth=(self.address, PASSWORD), timeout=30)
+        self.address = address or f"sender{next(_users)}@example.org"
+        self.user = server.add_user(
+            self.address, PASSWORD, quota_bytes=quota_bytes, send_as=send_as
+        )
+        self.http = httpx.Client(
+            base_url=f"http://127.0.0.1:{server.port('http')}",
+            auth=(self.address, PASSWORD),
+            timeout=30,
+        )
         self.session = self.http.get("/jmap/session").json()
         self.account_id: str = self.session["primaryAccounts"][MAIL]
 
     def call(self, *calls: tuple[str, dict[str, Any]]) -> list[list[Any]]:
         body = {
             "using": [CORE, MAIL, SUBMISSION, QUOTA],
-            "methodCalls": [[name, {"accountId": self.account_id, **args}, str(n)]
-                            for n, (name, args) in enumerate(calls)],
+            "methodCalls": [
+                [name, {"accountId": self.account_id, **args}, str(n)]
+                for n, (name, args) in enumerate(calls)
+            ],
         }
         response = self.http.post("/jmap/api", json=body)
         assert response.status_code == 200, response.text
@@ -64,7 +81,7 @@ class Account:
 
     def mailbox(self, role: str) -> str:
         listed = self.one("Mailbox/get", ids=None)["list"]
-        return next(m["id"] for m in listed if m["role"] == role)
+        return str(next(m["id"] for m in listed if m["role"] == role))
 
     def identity(self) -> str:
         [own] = [i for i in self.one("Identity/get", ids=None)["list"] if not i["mayDelete"]]
@@ -112,13 +129,19 @@ def test_the_own_address_is_an_identity_with_a_stable_id(account: Account) -> No
 def test_identities_for_owned_addresses_only(account: Account) -> None:
     state = account.one("Identity/get", ids=None)["state"]
     local, domain = account.address.split("@")
-    result = account.one("Identity/set", create={
-        "tag": {"email": f"{local}+news@{domain}", "name": "News",
+    result = account.one(
+        "Identity/set",
+        create={
+            "tag": {
+                "email": f"{local}+news@{domain}",
+                "name": "News",
                 "replyTo": [{"name": None, "email": account.address}],
-                "textSignature": "-- \nme"},
-        "other": {"email": "boss@example.org"},
-        "outside": {"email": "someone@example.net"},
-    })
+                "textSignature": "-- \nme",
+            },
+            "other": {"email": "boss@example.org"},
+            "outside": {"email": "someone@example.net"},
+        },
+    )
     assert set(result["created"]) == {"tag"}
     assert result["notCreated"]["other"]["type"] == "forbiddenFrom"
     assert result["notCreated"]["outside"]["type"] == "forbiddenFrom"
@@ -145,17 +168,28 @@ def test_an_account_allowed_any_sender_may_have_any_identity(server: ServerThrea
 
 
 def test_sending_a_draft_to_local_accounts_moves_it_to_sent(
-        server: ServerThread, account: Account) -> None:
+    server: ServerThread, account: Account
+) -> None:
     to, bcc = Account(server), Account(server)
-    draft = account.draft(to=[{"email": to.address}], bcc=[{"email": bcc.address}],
-                          subject="Dinner")
+    draft = account.draft(
+        to=[{"email": to.address}], bcc=[{"email": bcc.address}], subject="Dinner"
+    )
     drafts, sent = account.mailbox("drafts"), account.mailbox("sent")
-    responses = account.call(("EmailSubmission/set", {
-        "create": {"s": {"identityId": account.identity(), "emailId": draft}},
-        "onSuccessUpdateEmail": {"#s": {f"mailboxIds/{drafts}": None,
-                                        f"mailboxIds/{sent}": True,
-                                        "keywords/$draft": None}},
-    }))
+    responses = account.call(
+        (
+            "EmailSubmission/set",
+            {
+                "create": {"s": {"identityId": account.identity(), "emailId": draft}},
+                "onSuccessUpdateEmail": {
+                    "#s": {
+                        f"mailboxIds/{drafts}": None,
+                        f"mailboxIds/{sent}": True,
+                        "keywords/$draft": None,
+                    }
+                },
+            },
+        )
+    )
     [[name, result, _], [implicit, email_set, call_id]] = responses
     assert name == "EmailSubmission/set", result
     created = result["created"]["s"]
@@ -175,15 +209,17 @@ def test_sending_a_draft_to_local_accounts_moves_it_to_sent(
     assert got["envelope"]["mailFrom"]["email"] == account.address
     assert [r["email"] for r in got["envelope"]["rcptTo"]] == [to.address, bcc.address]
     assert {a: s["delivered"] for a, s in got["deliveryStatus"].items()} == {
-        to.address: "yes", bcc.address: "yes"}
+        to.address: "yes",
+        bcc.address: "yes",
+    }
 
 
 def test_a_foreign_from_is_forbidden(server: ServerThread, account: Account) -> None:
     to = Account(server)
-    draft = account.draft(**{"from": [{"email": "ceo@example.org"}]},
-                          to=[{"email": to.address}])
-    result = account.one("EmailSubmission/set", create={
-        "s": {"identityId": account.identity(), "emailId": draft}})
+    draft = account.draft(**{"from": [{"email": "ceo@example.org"}]}, to=[{"email": to.address}])
+    result = account.one(
+        "EmailSubmission/set", create={"s": {"identityId": account.identity(), "emailId": draft}}
+    )
     assert result["notCreated"]["s"]["type"] == "forbiddenFrom"
     assert server.inbox_messages(to.address) == []
 
@@ -191,21 +227,38 @@ def test_a_foreign_from_is_forbidden(server: ServerThread, account: Account) -> 
 def test_envelope_errors(server: ServerThread, account: Account) -> None:
     identity = account.identity()
     nobody = account.draft()
-    result = account.one("EmailSubmission/set", create={
-        "none": {"identityId": identity, "emailId": nobody},
-        "unknown": {"identityId": identity, "emailId": nobody, "envelope": {
-            "mailFrom": {"email": account.address},
-            "rcptTo": [{"email": "ghost@example.org"}]}},
-        "mailfrom": {"identityId": identity, "emailId": nobody, "envelope": {
-            "mailFrom": {"email": "other@example.org"},
-            "rcptTo": [{"email": account.address}]}},
-        "noidentity": {"identityId": "I999999", "emailId": nobody},
-        "noemail": {"identityId": identity, "emailId": "M" + "0" * 64},
-    })
+    result = account.one(
+        "EmailSubmission/set",
+        create={
+            "none": {"identityId": identity, "emailId": nobody},
+            "unknown": {
+                "identityId": identity,
+                "emailId": nobody,
+                "envelope": {
+                    "mailFrom": {"email": account.address},
+                    "rcptTo": [{"email": "ghost@example.org"}],
+                },
+            },
+            "mailfrom": {
+                "identityId": identity,
+                "emailId": nobody,
+                "envelope": {
+                    "mailFrom": {"email": "other@example.org"},
+                    "rcptTo": [{"email": account.address}],
+                },
+            },
+            "noidentity": {"identityId": "I999999", "emailId": nobody},
+            "noemail": {"identityId": identity, "emailId": "M" + "0" * 64},
+        },
+    )
     errors = {k: v["type"] for k, v in result["notCreated"].items()}
-    assert errors == {"none": "noRecipients", "unknown": "invalidRecipients",
-                      "mailfrom": "forbiddenMailFrom", "noidentity": "invalidProperties",
-                      "noemail": "invalidProperties"}
+    assert errors == {
+        "none": "noRecipients",
+        "unknown": "invalidRecipients",
+        "mailfrom": "forbiddenMailFrom",
+        "noidentity": "invalidProperties",
+        "noemail": "invalidProperties",
+    }
     assert result["notCreated"]["unknown"]["invalidRecipients"] == ["ghost@example.org"]
 
 
@@ -213,17 +266,25 @@ def test_query_changes_and_destroy(server: ServerThread, account: Account) -> No
     to = Account(server)
     identity = account.identity()
     state = account.one("EmailSubmission/get", ids=[])["state"]
-    first, second = account.draft(to=[{"email": to.address}]), \
-        account.draft(to=[{"email": to.address}], subject="Second")
-    made = account.one("EmailSubmission/set", create={
-        "a": {"identityId": identity, "emailId": first},
-        "b": {"identityId": identity, "emailId": second}})["created"]
+    first, second = (
+        account.draft(to=[{"email": to.address}]),
+        account.draft(to=[{"email": to.address}], subject="Second"),
+    )
+    made = account.one(
+        "EmailSubmission/set",
+        create={
+            "a": {"identityId": identity, "emailId": first},
+            "b": {"identityId": identity, "emailId": second},
+        },
+    )["created"]
     ids = [made["a"]["id"], made["b"]["id"]]
     query = account.one("EmailSubmission/query", filter={"emailIds": [second]})
     assert query["ids"] == [ids[1]]
-    everything = account.one("EmailSubmission/query",
-                             sort=[{"property": "sentAt", "isAscending": False}],
-                             filter={"undoStatus": "final", "identityIds": [identity]})
+    everything = account.one(
+        "EmailSubmission/query",
+        sort=[{"property": "sentAt", "isAscending": False}],
+        filter={"undoStatus": "final", "identityIds": [identity]},
+    )
     assert sorted(everything["ids"]) == sorted(ids)
     changes = account.one("EmailSubmission/changes", sinceState=state)
     assert sorted(changes["created"]) == sorted(ids)
@@ -234,8 +295,11 @@ def test_query_changes_and_destroy(server: ServerThread, account: Account) -> No
     assert account.one("EmailSubmission/get", ids=[ids[0]])["notFound"] == [ids[0]]
     later = account.one("EmailSubmission/changes", sinceState=changes["newState"])
     assert later["destroyed"] == [ids[0]]
-    moved = account.one("EmailSubmission/queryChanges", sinceQueryState=query["queryState"],
-                        filter={"emailIds": [second]})
+    moved = account.one(
+        "EmailSubmission/queryChanges",
+        sinceQueryState=query["queryState"],
+        filter={"emailIds": [second]},
+    )
     assert moved["removed"] == [ids[0]] and moved["added"] == []
     # The message was delivered; destroying its submission took nothing back.
     assert len(server.inbox_messages(to.address)) == 2
@@ -244,9 +308,15 @@ def test_query_changes_and_destroy(server: ServerThread, account: Account) -> No
 def test_destroying_the_email_on_success(server: ServerThread, account: Account) -> None:
     to = Account(server)
     draft = account.draft(to=[{"email": to.address}])
-    [_, [implicit, result, _]] = account.call(("EmailSubmission/set", {
-        "create": {"s": {"identityId": account.identity(), "emailId": draft}},
-        "onSuccessDestroyEmail": ["#s"]}))
+    [_, [implicit, result, _]] = account.call(
+        (
+            "EmailSubmission/set",
+            {
+                "create": {"s": {"identityId": account.identity(), "emailId": draft}},
+                "onSuccessDestroyEmail": ["#s"],
+            },
+        )
+    )
     assert implicit == "Email/set" and result["destroyed"] == [draft]
     assert account.one("Email/get", ids=[draft])["notFound"] == [draft]
     assert len(server.inbox_messages(to.address)) == 1
@@ -274,3 +344,76 @@ def test_no_quota_no_quota_object(account: Account) -> None:
     got = account.one("Quota/get", ids=None)
     assert got["list"] == []
     assert account.one("Quota/query")["ids"] == []
+
+
+# -- to another server: the outbound queue, DKIM, deliveryStatus from the queue -------------
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> Iterator[tuple[ServerThread, ServerThread, TestDNSServer]]:
+    """Server A (JMAP, outbound delivery on) and server B, the MX of b.test, found through
+    a DNS server on loopback; A signs for a.test with a key published there."""
+    with (
+        TestDNSServer() as dns_server,
+        ServerThread(tmp_path / "b", {"hostname": "mx.b.test"}) as b,
+    ):
+        b.add_user("bob@b.test", PASSWORD)
+        key = generate_key(tmp_path / "a" / "data", "a.test", "s1", "rsa2048")
+        dns_server.add_many(
+            [
+                ("b.test", "MX", "10 mx.b.test"),
+                ("mx.b.test", "A", "127.0.0.1"),
+                (key.record_name, "TXT", key.txt_value),
+            ]
+        )
+        config: dict[str, Any] = deep_merge(
+            dns_server.settings(),
+            {
+                "hostname": "mx.a.test",
+                "auth": {"allow_plaintext": True},
+                "delivery": {"enabled": True, "smtp_port": b.port("smtp"), "poll_seconds": 0.2},
+            },
+        )
+        with ServerThread(tmp_path / "a", config) as a:
+            yield a, b, dns_server
+
+
+def test_sending_to_another_server(pair: tuple[ServerThread, ServerThread, TestDNSServer]) -> None:
+    a, b, dns_server = pair
+    alice = Account(a, address="alice@a.test")
+    draft = alice.draft(
+        to=[{"email": "bob@b.test"}], bcc=[{"email": "carol@b.test"}], subject="Across"
+    )
+    result = alice.one(
+        "EmailSubmission/set",
+        create={
+            "s": {
+                "identityId": alice.identity(),
+                "emailId": draft,
+                "envelope": {
+                    "mailFrom": {"email": alice.address, "parameters": None},
+                    "rcptTo": [{"email": "bob@b.test", "parameters": None}],
+                },
+            }
+        },
+    )
+    sid = result["created"]["s"]["id"]
+    [raw] = b.wait_for_inbox("bob@b.test", 1)
+    parsed = email.message_from_bytes(raw, policy=email.policy.default)
+    assert parsed["Subject"] == "Across" and parsed["Bcc"] is None
+    # Signed by A as SMTP submission signs: for the From domain, with the published key.
+    start = raw.index(b"DKIM-Signature:")
+    assert b"d=a.test" in raw and b"s=s1" in raw
+    assert dkim.verify(raw[start:], dnsfunc=dns_server.lookup_txt)
+
+    # When A's queue retires the message, the outcome is kept and the submission changes.
+    def retired() -> bool | None:
+        return True if a.call(a.store.queued_messages()) == [] else None
+
+    poll_until(retired, timeout=30, failure=lambda: "A's queue did not empty")
+    changes = alice.one("EmailSubmission/changes", sinceState=result["newState"])
+    assert changes["updated"] == [sid]
+    got = alice.one("EmailSubmission/get", ids=[sid])["list"][0]
+    assert list(got["deliveryStatus"]) == ["bob@b.test"]
+    status = got["deliveryStatus"]["bob@b.test"]
+    assert status["delivered"] == "yes" and status["smtpReply"].startswith("250")

@@ -27,8 +27,16 @@ from mailstead.store.models import EmailAddressValue, Identity, IdentityFields, 
 #: RFC 8621 §1.3.2: the capability of the Identity and EmailSubmission methods.
 SUBMISSION = "urn:ietf:params:jmap:submission"
 
-PROPERTIES = ("id", "name", "email", "replyTo", "bcc", "textSignature", "htmlSignature",
-              "mayDelete")
+PROPERTIES = (
+    "id",
+    "name",
+    "email",
+    "replyTo",
+    "bcc",
+    "textSignature",
+    "htmlSignature",
+    "mayDelete",
+)
 _SERVER_SET = ("id", "mayDelete")
 _ID = re.compile(r"I[1-9][0-9]{0,17}")
 #: Bound on the text a client stores per identity: a signature is a few lines.
@@ -115,8 +123,7 @@ def fields_of(obj: dict[str, Any], email: str) -> IdentityFields:
     """The stored fields of an Identity object (its ``email`` already checked)."""
     unknown = sorted(set(obj) - set(PROPERTIES))
     if unknown:
-        raise Refused(SetError("invalidProperties", "not an Identity property",
-                               tuple(unknown)))
+        raise Refused(SetError("invalidProperties", "not an Identity property", tuple(unknown)))
     name = _text(obj, "name")
     return IdentityFields(
         email=email,
@@ -150,8 +157,7 @@ class IdentityMethods:
         user = await self.services.user(context)
         found = {identity_id(i.id): i for i in await self.identities(user)}
         state = await self.services.store.account_state(user.id)
-        wanted = list(found) if args.ids is None else [
-            context.resolve_id(i) or i for i in args.ids]
+        wanted = list(found) if args.ids is None else [context.resolve_id(i) or i for i in args.ids]
         listed = []
         for value in wanted:
             if value in found:
@@ -159,8 +165,12 @@ class IdentityMethods:
                 if args.properties is not None:
                     obj = {k: v for k, v in obj.items() if k == "id" or k in args.properties}
                 listed.append(obj)
-        return {"accountId": args.account_id, "state": state_text(state), "list": listed,
-                "notFound": [v for v in wanted if v not in found]}
+        return {
+            "accountId": args.account_id,
+            "state": state_text(state),
+            "list": listed,
+            "notFound": [v for v in wanted if v not in found],
+        }
 
     async def changes(self, context: CallContext, arguments: dict[str, Any]) -> dict[str, Any]:
         args = ChangesArgs.parse(arguments, self.services.limits)
@@ -168,10 +178,14 @@ class IdentityMethods:
         user = await self.services.user(context)
         await self.identities(user)
         changes = await self.services.store.identity_changes(user.id, since)
-        return changes_response(args, since, changes.state,
-                                [identity_id(int(i)) for i in changes.created],
-                                [identity_id(int(i)) for i in changes.updated],
-                                [identity_id(int(i)) for i in changes.destroyed])
+        return changes_response(
+            args,
+            since,
+            changes.state,
+            [identity_id(int(i)) for i in changes.created],
+            [identity_id(int(i)) for i in changes.updated],
+            [identity_id(int(i)) for i in changes.destroyed],
+        )
 
     async def set(self, context: CallContext, arguments: dict[str, Any]) -> dict[str, Any]:
         args = SetArgs.parse(arguments, self.services.limits)
@@ -215,7 +229,8 @@ class IdentityMethods:
             if identity.is_default:
                 # RFC 8621 §6: mayDelete false; §5.3 forbidden.
                 not_destroyed[target] = SetError(
-                    "forbidden", "the account's own address cannot be removed").to_json()
+                    "forbidden", "the account's own address cannot be removed"
+                ).to_json()
                 continue
             try:
                 await store.remove_identity(user.id, identity.id)
@@ -225,18 +240,21 @@ class IdentityMethods:
             destroyed.append(real)
         new_state = await store.account_state(user.id)
         return {
-            "accountId": args.account_id, "oldState": state_text(old_state),
+            "accountId": args.account_id,
+            "oldState": state_text(old_state),
             "newState": state_text(new_state),
-            "created": created or None, "updated": updated or None,
-            "destroyed": destroyed or None, "notCreated": not_created or None,
-            "notUpdated": not_updated or None, "notDestroyed": not_destroyed or None,
+            "created": created or None,
+            "updated": updated or None,
+            "destroyed": destroyed or None,
+            "notCreated": not_created or None,
+            "notUpdated": not_updated or None,
+            "notDestroyed": not_destroyed or None,
         }
 
     async def _create(self, user: User, obj: dict[str, Any]) -> Identity:
         server_set = [p for p in _SERVER_SET if p in obj]
         if server_set:
-            raise Refused(SetError("invalidProperties", "set by the server",
-                                   tuple(server_set)))
+            raise Refused(SetError("invalidProperties", "set by the server", tuple(server_set)))
         email = obj.get("email")
         if not isinstance(email, str):
             raise _invalid("email", "required")
@@ -267,16 +285,31 @@ class IdentityMethods:
             raise Refused(SetError("notFound", "no such identity")) from None
 
 
-def changes_response(args: ChangesArgs, since: int, state: int, created: list[str],
-                     updated: list[str], destroyed: list[str]) -> dict[str, Any]:
+def changes_response(
+    args: ChangesArgs,
+    since: int,
+    state: int,
+    created: list[str],
+    updated: list[str],
+    destroyed: list[str],
+) -> dict[str, Any]:
     """A Foo/changes answer (RFC 8620 §5.2) of a type with few objects: all at once, or
     ``cannotCalculateChanges`` when that is more than ``maxChanges``."""
     if since > state:
         raise MethodError("cannotCalculateChanges", "the state is from the future")
-    if args.max_changes is not None and \
-            len(created) + len(updated) + len(destroyed) > args.max_changes:
-        raise MethodError("cannotCalculateChanges",
-                          f"more than {args.max_changes} changes since that state")
-    return {"accountId": args.account_id, "oldState": args.since_state,
-            "newState": state_text(state), "hasMoreChanges": False,
-            "created": created, "updated": updated, "destroyed": destroyed}
+    if (
+        args.max_changes is not None
+        and len(created) + len(updated) + len(destroyed) > args.max_changes
+    ):
+        raise MethodError(
+            "cannotCalculateChanges", f"more than {args.max_changes} changes since that state"
+        )
+    return {
+        "accountId": args.account_id,
+        "oldState": args.since_state,
+        "newState": state_text(state),
+        "hasMoreChanges": False,
+        "created": created,
+        "updated": updated,
+        "destroyed": destroyed,
+    }

@@ -32,8 +32,18 @@ from mailstead.store.models import User
 QUOTA = "urn:ietf:params:jmap:quota"
 #: The one Quota object's id: the account's mail storage.
 QUOTA_ID = "Qoctets"
-PROPERTIES = ("id", "resourceType", "used", "hardLimit", "scope", "name", "types",
-              "warnLimit", "softLimit", "description")
+PROPERTIES = (
+    "id",
+    "resourceType",
+    "used",
+    "hardLimit",
+    "scope",
+    "name",
+    "types",
+    "warnLimit",
+    "softLimit",
+    "description",
+)
 _FILTERS = frozenset({"name", "scope", "resourceType", "type"})
 _SORTS = frozenset({"name", "used"})
 
@@ -88,8 +98,12 @@ class QuotaMethods:
                 if args.properties is not None:
                     obj = {k: v for k, v in obj.items() if k == "id" or k in args.properties}
                 listed.append(obj)
-        return {"accountId": args.account_id, "state": state_text(state), "list": listed,
-                "notFound": [v for v in wanted if v not in by_id]}
+        return {
+            "accountId": args.account_id,
+            "state": state_text(state),
+            "list": listed,
+            "notFound": [v for v in wanted if v not in by_id],
+        }
 
     async def changes(self, context: CallContext, arguments: dict[str, Any]) -> dict[str, Any]:
         """Every change of the account may have moved ``used``: the quota is updated when
@@ -102,13 +116,13 @@ class QuotaMethods:
         updated = [q["id"] for q in quotas] if since < state else []
         return changes_response(args, since, state, [], updated, [])
 
-    async def _results(self, context: CallContext, filter_: Any, sort: Any
-                       ) -> tuple[User, list[str]]:
+    async def _results(
+        self, context: CallContext, filter_: Any, sort: Any
+    ) -> tuple[User, list[str]]:
         user, quotas = await self._quotas(context)
         for comparator in sort or ():
             if comparator.property not in _SORTS:
-                raise MethodError("unsupportedSort",
-                                  f"cannot sort by {comparator.property[:60]!r}")
+                raise MethodError("unsupportedSort", f"cannot sort by {comparator.property[:60]!r}")
         return user, [q["id"] for q in quotas if _matches(filter_, q)]
 
     async def query(self, context: CallContext, arguments: dict[str, Any]) -> dict[str, Any]:
@@ -117,16 +131,21 @@ class QuotaMethods:
         state = await self.services.store.account_state(user.id)
         window, position, limit_used = query_window(ids, args, None)
         response: dict[str, Any] = {
-            "accountId": args.account_id, "queryState": state_text(state),
-            "canCalculateChanges": True, "position": position, "ids": window}
+            "accountId": args.account_id,
+            "queryState": state_text(state),
+            "canCalculateChanges": True,
+            "position": position,
+            "ids": window,
+        }
         if args.calculate_total:
             response["total"] = len(ids)
         if limit_used is not None:
             response["limit"] = limit_used
         return response
 
-    async def query_changes(self, context: CallContext, arguments: dict[str, Any]
-                            ) -> dict[str, Any]:
+    async def query_changes(
+        self, context: CallContext, arguments: dict[str, Any]
+    ) -> dict[str, Any]:
         """With one object at most, a moved state removes it and adds it again where it
         stands now, if it still matches (RFC 8620 §5.6 allows reporting more)."""
         args = QueryChangesArgs.parse(arguments, self.services.limits)
@@ -137,10 +156,12 @@ class QuotaMethods:
             raise MethodError("cannotCalculateChanges", "the state is from the future")
         moved = since < state
         response: dict[str, Any] = {
-            "accountId": args.account_id, "oldQueryState": args.since_query_state,
+            "accountId": args.account_id,
+            "oldQueryState": args.since_query_state,
             "newQueryState": state_text(state),
             "removed": [QUOTA_ID] if moved else [],
-            "added": [{"id": i, "index": n} for n, i in enumerate(ids)] if moved else []}
+            "added": [{"id": i, "index": n} for n, i in enumerate(ids)] if moved else [],
+        }
         if args.calculate_total:
             response["total"] = len(ids)
         return response
@@ -153,8 +174,7 @@ def _matches(filter_: Any, quota: dict[str, Any]) -> bool:
             return True
         case FilterOperator(operator=op, conditions=conditions):
             results = [_matches(c, quota) for c in conditions]
-            return all(results) if op == "AND" else any(results) if op == "OR" \
-                else not any(results)
+            return all(results) if op == "AND" else any(results) if op == "OR" else not any(results)
         case FilterCondition(properties=props):
             unknown = sorted(set(props) - _FILTERS)
             if unknown:
@@ -162,13 +182,17 @@ def _matches(filter_: Any, quota: dict[str, Any]) -> bool:
             for name in _FILTERS:
                 if props.get(name) is not None and not isinstance(props[name], str):
                     raise MethodError("invalidArguments", f"filter: {name} is a string")
-            if props.get("name") is not None and \
-                    props["name"].casefold() not in quota["name"].casefold():
+            if (
+                props.get("name") is not None
+                and props["name"].casefold() not in quota["name"].casefold()
+            ):
                 return False
             if props.get("scope") is not None and props["scope"] != quota["scope"]:
                 return False
-            if props.get("resourceType") is not None and \
-                    props["resourceType"] != quota["resourceType"]:
+            if (
+                props.get("resourceType") is not None
+                and props["resourceType"] != quota["resourceType"]
+            ):
                 return False
             return props.get("type") is None or props["type"] in quota["types"]
     return False

@@ -65,8 +65,18 @@ from mailstead.store.models import (
 
 log = logging.getLogger("mailstead.http.jmap")
 
-PROPERTIES = ("id", "identityId", "emailId", "threadId", "envelope", "sendAt", "undoStatus",
-              "deliveryStatus", "dsnBlobIds", "mdnBlobIds")
+PROPERTIES = (
+    "id",
+    "identityId",
+    "emailId",
+    "threadId",
+    "envelope",
+    "sendAt",
+    "undoStatus",
+    "deliveryStatus",
+    "dsnBlobIds",
+    "mdnBlobIds",
+)
 _CREATE = frozenset({"identityId", "emailId", "envelope"})
 _ID = re.compile(r"S[1-9][0-9]{0,17}")
 _FILTERS = frozenset({"identityIds", "emailIds", "threadIds", "undoStatus", "before", "after"})
@@ -90,8 +100,7 @@ def delivery_status(outcome: RecipientOutcome | None) -> dict[str, str]:
     still tries, "yes" once taken by the next server or stored here, "no" when it failed
     for good; ``displayed`` is never known (no MDN processing)."""
     if outcome is None:
-        return {"smtpReply": "250 2.0.0 Accepted", "delivered": "unknown",
-                "displayed": "unknown"}
+        return {"smtpReply": "250 2.0.0 Accepted", "delivered": "unknown", "displayed": "unknown"}
     match outcome.status:
         case QueueStatus.DELIVERED:
             delivered, reply = "yes", outcome.reply or "250 2.0.0 Delivered"
@@ -104,8 +113,11 @@ def delivery_status(outcome: RecipientOutcome | None) -> dict[str, str]:
 
 def submission_json(submission: Submission) -> dict[str, Any]:
     by_key = {a.casefold(): o for a, o in submission.recipients.items()}
-    rcpts = [r.get("email", "") for r in submission.envelope.get("rcptTo", [])  # type: ignore[attr-defined]
-             if isinstance(r, dict)]
+    rcpts = [
+        r.get("email", "")
+        for r in submission.envelope.get("rcptTo", [])  # type: ignore[attr-defined]
+        if isinstance(r, dict)
+    ]
     return {
         "id": submission_id(submission.id),
         "identityId": identity_id(submission.identity_id),
@@ -134,7 +146,7 @@ def without_bcc(data: bytes) -> bytes:
         dropping = line.split(b":", 1)[0].strip().lower() == b"bcc"
         if not dropping:
             kept.append(line)
-    return b"".join(kept) + data[len(head):]
+    return b"".join(kept) + data[len(head) :]
 
 
 def header_recipients(data: bytes) -> list[str]:
@@ -157,9 +169,14 @@ class SubmissionSettings:
 
 
 class SubmissionMethods:
-    def __init__(self, services: MailServices, identities: IdentityMethods,
-                 emails: EmailMethods, deliverer: Deliverer,
-                 settings: SubmissionSettings) -> None:
+    def __init__(
+        self,
+        services: MailServices,
+        identities: IdentityMethods,
+        emails: EmailMethods,
+        deliverer: Deliverer,
+        settings: SubmissionSettings,
+    ) -> None:
         self.services = services
         self.identities = identities
         self.emails = emails
@@ -201,35 +218,46 @@ class SubmissionMethods:
                 if args.properties is not None:
                     obj = {k: v for k, v in obj.items() if k == "id" or k in args.properties}
                 listed.append(obj)
-        return {"accountId": args.account_id, "state": state_text(state), "list": listed,
-                "notFound": [v for v in wanted if v not in by_id]}
+        return {
+            "accountId": args.account_id,
+            "state": state_text(state),
+            "list": listed,
+            "notFound": [v for v in wanted if v not in by_id],
+        }
 
     async def changes(self, context: CallContext, arguments: dict[str, Any]) -> dict[str, Any]:
         args = ChangesArgs.parse(arguments, self.services.limits)
         since = parse_state(args.since_state)
         user = await self.services.user(context)
         changes = await self.services.store.submission_changes(user.id, since)
-        return changes_response(args, since, changes.state,
-                                [submission_id(int(i)) for i in changes.created],
-                                [submission_id(int(i)) for i in changes.updated],
-                                [submission_id(int(i)) for i in changes.destroyed])
+        return changes_response(
+            args,
+            since,
+            changes.state,
+            [submission_id(int(i)) for i in changes.created],
+            [submission_id(int(i)) for i in changes.updated],
+            [submission_id(int(i)) for i in changes.destroyed],
+        )
 
     # -- query ------------------------------------------------------------------------------
 
-    async def _results(self, user: User, filter_: Any, sort: Sequence[Comparator] | None
-                       ) -> list[str]:
+    async def _results(
+        self, user: User, filter_: Any, sort: Sequence[Comparator] | None
+    ) -> list[str]:
         """Every submission matching the filter, sorted (RFC 8621 §7.3)."""
         submissions = await self.services.store.submissions(user.id)
         objects = [submission_json(s) for s in submissions]
-        matching = [o for o, s in zip(objects, submissions, strict=True)
-                    if _matches(filter_, o, s)]
+        matching = [o for o, s in zip(objects, submissions, strict=True) if _matches(filter_, o, s)]
         keys: list[tuple[str, bool]] = []
         for comparator in sort or ():
             if comparator.property not in _SORTS or comparator.extra:
-                raise MethodError("unsupportedSort",
-                                  f"cannot sort by {comparator.property[:60]!r}")
-            keys.append(("sendAt" if comparator.property == "sentAt" else comparator.property,
-                         comparator.is_ascending))
+                raise MethodError("unsupportedSort", f"cannot sort by {comparator.property[:60]!r}")
+            keys.append(
+                (
+                    "sendAt" if comparator.property == "sentAt" else comparator.property,
+                    comparator.is_ascending,
+                )
+            )
         matching.sort(key=lambda o: int(o["id"][1:]))  # ties: in the order sent
         for prop, ascending in reversed(keys):
             matching.sort(key=lambda o, p=prop: o[p], reverse=not ascending)  # type: ignore[misc]
@@ -243,16 +271,21 @@ class SubmissionMethods:
         ids = await self._results(user, args.filter, args.sort)
         window, position, limit_used = query_window(ids, args, None)
         response: dict[str, Any] = {
-            "accountId": args.account_id, "queryState": state_text(state),
-            "canCalculateChanges": True, "position": position, "ids": window}
+            "accountId": args.account_id,
+            "queryState": state_text(state),
+            "canCalculateChanges": True,
+            "position": position,
+            "ids": window,
+        }
         if args.calculate_total:
             response["total"] = len(ids)
         if limit_used is not None:
             response["limit"] = limit_used
         return response
 
-    async def query_changes(self, context: CallContext, arguments: dict[str, Any]
-                            ) -> dict[str, Any]:
+    async def query_changes(
+        self, context: CallContext, arguments: dict[str, Any]
+    ) -> dict[str, Any]:
         """RFC 8620 §5.6, the plain way: every submission changed since the state is
         removed, and added again where it now stands if it still matches (a client
         applying that reaches the current results; §5.6 allows reporting more than moved)."""
@@ -263,8 +296,9 @@ class SubmissionMethods:
         changes = await self.services.store.submission_changes(user.id, since)
         if since > changes.state:
             raise MethodError("cannotCalculateChanges", "the state is from the future")
-        touched = [submission_id(int(i))
-                   for i in (*changes.created, *changes.updated, *changes.destroyed)]
+        touched = [
+            submission_id(int(i)) for i in (*changes.created, *changes.updated, *changes.destroyed)
+        ]
         if args.max_changes is not None and len(touched) > args.max_changes:
             raise MethodError("tooManyChanges", f"more than {args.max_changes} changes")
         ids = await self._results(user, args.filter, args.sort)
@@ -274,9 +308,12 @@ class SubmissionMethods:
             cut = ids.index(args.up_to_id)
             added = [a for a in added if int(str(a["index"])) <= cut]
         response: dict[str, Any] = {
-            "accountId": args.account_id, "oldQueryState": args.since_query_state,
+            "accountId": args.account_id,
+            "oldQueryState": args.since_query_state,
             "newQueryState": state_text(changes.state),
-            "removed": sorted(changed), "added": added}
+            "removed": sorted(changed),
+            "added": added,
+        }
         if args.calculate_total:
             response["total"] = len(ids)
         return response
@@ -284,17 +321,20 @@ class SubmissionMethods:
     # -- set --------------------------------------------------------------------------------
 
     async def set(self, context: CallContext, arguments: dict[str, Any]) -> dict[str, Any]:
-        args = SetArgs.parse(arguments, self.services.limits,
-                             extra=("onSuccessUpdateEmail", "onSuccessDestroyEmail"))
+        args = SetArgs.parse(
+            arguments, self.services.limits, extra=("onSuccessUpdateEmail", "onSuccessDestroyEmail")
+        )
         on_update = args.extra.get("onSuccessUpdateEmail")
         on_destroy = args.extra.get("onSuccessDestroyEmail")
         if on_update is not None and not (
-                isinstance(on_update, dict) and all(isinstance(v, dict)
-                                                    for v in on_update.values())):
-            raise MethodError("invalidArguments",
-                              "onSuccessUpdateEmail is an object of ids to PatchObjects")
+            isinstance(on_update, dict) and all(isinstance(v, dict) for v in on_update.values())
+        ):
+            raise MethodError(
+                "invalidArguments", "onSuccessUpdateEmail is an object of ids to PatchObjects"
+            )
         if on_destroy is not None and not (
-                isinstance(on_destroy, list) and all(isinstance(v, str) for v in on_destroy)):
+            isinstance(on_destroy, list) and all(isinstance(v, str) for v in on_destroy)
+        ):
             raise MethodError("invalidArguments", "onSuccessDestroyEmail is an array of ids")
         store = self.services.store
         user = await self.services.user(context)
@@ -313,9 +353,12 @@ class SubmissionMethods:
                 continue
             sid = submission_id(made.id)
             context.created_ids[creation_id] = sid
-            created[creation_id] = {"id": sid, "threadId": made.thread_id,
-                                    "sendAt": utc_date(made.send_at),
-                                    "undoStatus": made.undo_status.value}
+            created[creation_id] = {
+                "id": sid,
+                "threadId": made.thread_id,
+                "sendAt": utc_date(made.send_at),
+                "undoStatus": made.undo_status.value,
+            }
             email_of[f"#{creation_id}"] = email_of[sid] = email_id(made.blob_id)
         updated: dict[str, Any] = {}
         not_updated: dict[str, Any] = {}
@@ -329,11 +372,14 @@ class SubmissionMethods:
             if patch.get("undoStatus") == "canceled" and len(patch) == 1:
                 # RFC 8621 §7.5: sent at once, so never pending: it cannot be recalled.
                 not_updated[target] = SetError(
-                    "cannotUnsend", "the message was sent at once").to_json()
+                    "cannotUnsend", "the message was sent at once"
+                ).to_json()
             else:
                 not_updated[target] = SetError(
-                    "invalidProperties", "only undoStatus can change, to canceled",
-                    tuple(sorted(patch))).to_json()
+                    "invalidProperties",
+                    "only undoStatus can change, to canceled",
+                    tuple(sorted(patch)),
+                ).to_json()
         destroyed: list[str] = []
         not_destroyed: dict[str, Any] = {}
         for target in args.destroy:
@@ -351,18 +397,27 @@ class SubmissionMethods:
             email_of.setdefault(real, email_id(found[0].blob_id))
         new_state = await store.account_state(user.id)
         response = {
-            "accountId": args.account_id, "oldState": state_text(old_state),
+            "accountId": args.account_id,
+            "oldState": state_text(old_state),
             "newState": state_text(new_state),
-            "created": created or None, "updated": updated or None,
-            "destroyed": destroyed or None, "notCreated": not_created or None,
-            "notUpdated": not_updated or None, "notDestroyed": not_destroyed or None,
+            "created": created or None,
+            "updated": updated or None,
+            "destroyed": destroyed or None,
+            "notCreated": not_created or None,
+            "notUpdated": not_updated or None,
+            "notDestroyed": not_destroyed or None,
         }
         await self._on_success(context, args.account_id, email_of, on_update, on_destroy)
         return response
 
-    async def _on_success(self, context: CallContext, account_id: str,
-                          email_of: dict[str, str], on_update: dict[str, Any] | None,
-                          on_destroy: list[str] | None) -> None:
+    async def _on_success(
+        self,
+        context: CallContext,
+        account_id: str,
+        email_of: dict[str, str],
+        on_update: dict[str, Any] | None,
+        on_destroy: list[str] | None,
+    ) -> None:
         """RFC 8621 §7.5: for each submission named that succeeded, an Email/set of its
         email, answered as an implicit ``Email/set`` response after this one."""
         update = {email_of[k]: patch for k, patch in (on_update or {}).items() if k in email_of}
@@ -376,15 +431,16 @@ class SubmissionMethods:
             email_args["destroy"] = destroy
         context.add_response("Email/set", await self.emails.set(context, email_args))
 
-    async def _create(self, context: CallContext, user: User, obj: dict[str, Any],
-                      identities: dict[str, Any]) -> Submission:
+    async def _create(
+        self, context: CallContext, user: User, obj: dict[str, Any], identities: dict[str, Any]
+    ) -> Submission:
         unknown = sorted(set(obj) - _CREATE)
         if unknown:
-            raise Refused(SetError("invalidProperties", "set by the server or unknown",
-                                   tuple(unknown)))
+            raise Refused(
+                SetError("invalidProperties", "set by the server or unknown", tuple(unknown))
+            )
         raw_identity = obj.get("identityId")
-        real_identity = context.resolve_id(raw_identity) if isinstance(raw_identity, str) \
-            else None
+        real_identity = context.resolve_id(raw_identity) if isinstance(raw_identity, str) else None
         identity = identities.get(real_identity) if real_identity is not None else None
         if identity is None or identity_number(str(real_identity)) is None:
             raise Refused(SetError("invalidProperties", "no such identity", ("identityId",)))
@@ -397,34 +453,57 @@ class SubmissionMethods:
         record = records[0]
         data = await self.services.store.read_blob(record.blob_id)
         if len(data) > self.services.max_message_size:
-            raise Refused(SetError("tooLarge", "the message is larger than this server sends",
-                                   extra={"maxSize": self.services.max_message_size}))
+            raise Refused(
+                SetError(
+                    "tooLarge",
+                    "the message is larger than this server sends",
+                    extra={"maxSize": self.services.max_message_size},
+                )
+            )
         envelope = _envelope(obj.get("envelope"), identity.fields.email, data)
         mail_from = _address("envelope", envelope["mailFrom"]["email"])
         rcpts = [r["email"] for r in envelope["rcptTo"]]
         if not rcpts:
             raise Refused(SetError("noRecipients", "the message has no recipients"))
         if len(rcpts) > self.settings.max_recipients:
-            raise Refused(SetError("tooManyRecipients", "too many recipients",
-                                   extra={"maxRecipients": self.settings.max_recipients}))
+            raise Refused(
+                SetError(
+                    "tooManyRecipients",
+                    "too many recipients",
+                    extra={"maxRecipients": self.settings.max_recipients},
+                )
+            )
         bad = [r for r in rcpts if _parsed(r) is None]
         if bad:
-            raise Refused(SetError("invalidRecipients", "not e-mail addresses",
-                                   extra={"invalidRecipients": bad}))
+            raise Refused(
+                SetError(
+                    "invalidRecipients", "not e-mail addresses", extra={"invalidRecipients": bad}
+                )
+            )
         router = self.deliverer.router
         if not await router.may_send_as(user.id, mail_from):
             # RFC 8621 §7.5 forbiddenMailFrom; SMTP's MAIL FROM check (553 5.7.1).
-            raise Refused(SetError("forbiddenMailFrom",
-                                   "this account may not send as that envelope sender"))
+            raise Refused(
+                SetError("forbiddenMailFrom", "this account may not send as that envelope sender")
+            )
         sent = without_bcc(data)
         delivery = self.deliverer.start(
-            Envelope(mail_from=mail_from, size=len(sent),
-                     smtputf8=not all(a.isascii() for a in (str(mail_from), *rcpts)),
-                     body=None if sent.isascii() else "8BITMIME"),
-            TraceInfo(hostname=self.settings.hostname, helo="jmap",
-                      client_ip=context.client_ip or "0.0.0.0", auth_user=user.address,
-                      session_id=f"jmap-{user.id}"),
-            relay_allowed=True, sender_id=user.id)
+            Envelope(
+                mail_from=mail_from,
+                size=len(sent),
+                smtputf8=not all(a.isascii() for a in (str(mail_from), *rcpts)),
+                body=None if sent.isascii() else "8BITMIME",
+            ),
+            TraceInfo(
+                hostname=self.settings.hostname,
+                helo="jmap",
+                client_ip=context.client_ip or "0.0.0.0",
+                auth_user=user.address,
+                session_id=f"jmap-{user.id}",
+            ),
+            relay_allowed=True,
+            sender_id=user.id,
+        )
         refused_rcpts: list[str] = []
         for rcpt in rcpts:
             parsed = _parsed(rcpt)
@@ -433,12 +512,18 @@ class SubmissionMethods:
                 await delivery.add_rcpt(parsed)
             except DeliveryError as exc:
                 if exc.temporary:
-                    raise Refused(SetError("forbiddenToSend",
-                                           f"{rcpt}: {exc.text}; try again later")) from None
+                    raise Refused(
+                        SetError("forbiddenToSend", f"{rcpt}: {exc.text}; try again later")
+                    ) from None
                 refused_rcpts.append(rcpt)
         if refused_rcpts:
-            raise Refused(SetError("invalidRecipients", "refused by the server",
-                                   extra={"invalidRecipients": refused_rcpts}))
+            raise Refused(
+                SetError(
+                    "invalidRecipients",
+                    "refused by the server",
+                    extra={"invalidRecipients": refused_rcpts},
+                )
+            )
         try:
             trace_id = await delivery.commit(sent)
         except DeliveryError as exc:
@@ -446,13 +531,25 @@ class SubmissionMethods:
                 # RFC 8621 §7.5 forbiddenFrom: the header From/Sender check of decision 0015.
                 raise Refused(SetError("forbiddenFrom", exc.text)) from None
             raise Refused(SetError("forbiddenToSend", exc.text)) from None
-        local = {r: RecipientOutcome(QueueStatus.DELIVERED, DELIVERED_LOCALLY)
-                 for r in delivery.local_rcpts}
-        log.info("jmap-%s: submitted %s as %s to %d recipients", user.id, trace_id,
-                 mail_from, len(rcpts))
-        return await self.services.store.add_submission(user.id, NewSubmission(
-            identity_id=identity.id, blob_id=record.blob_id, thread_id=record.thread_id,
-            envelope=envelope, send_at=datetime.now(UTC), trace_id=trace_id, local=local))
+        local = {
+            r: RecipientOutcome(QueueStatus.DELIVERED, DELIVERED_LOCALLY)
+            for r in delivery.local_rcpts
+        }
+        log.info(
+            "jmap-%s: submitted %s as %s to %d recipients", user.id, trace_id, mail_from, len(rcpts)
+        )
+        return await self.services.store.add_submission(
+            user.id,
+            NewSubmission(
+                identity_id=identity.id,
+                blob_id=record.blob_id,
+                thread_id=record.thread_id,
+                envelope=envelope,
+                send_at=datetime.now(UTC),
+                trace_id=trace_id,
+                local=local,
+            ),
+        )
 
 
 def _parsed(text: str) -> Address | None:
@@ -473,24 +570,34 @@ def _envelope(value: Any, identity_email: str, data: bytes) -> dict[str, Any]:
     """RFC 8621 §7: the Envelope, or the default of §7.5 (the identity's address, the
     header recipients). Parameters are refused: no submission extension is offered."""
     if value is None:
-        return {"mailFrom": {"email": identity_email, "parameters": None},
-                "rcptTo": [{"email": r, "parameters": None} for r in header_recipients(data)]}
+        return {
+            "mailFrom": {"email": identity_email, "parameters": None},
+            "rcptTo": [{"email": r, "parameters": None} for r in header_recipients(data)],
+        }
 
     def address(item: Any) -> dict[str, Any]:
-        if not isinstance(item, dict) or not isinstance(item.get("email"), str) \
-                or set(item) - {"email", "parameters"}:
-            raise Refused(SetError("invalidProperties", "an Address has email and parameters",
-                                   ("envelope",)))
+        if (
+            not isinstance(item, dict)
+            or not isinstance(item.get("email"), str)
+            or set(item) - {"email", "parameters"}
+        ):
+            raise Refused(
+                SetError("invalidProperties", "an Address has email and parameters", ("envelope",))
+            )
         if item.get("parameters"):
-            raise Refused(SetError("invalidProperties", "no SMTP parameters are supported",
-                                   ("envelope",)))
+            raise Refused(
+                SetError("invalidProperties", "no SMTP parameters are supported", ("envelope",))
+            )
         return {"email": item["email"], "parameters": None}
 
     if not isinstance(value, dict) or not isinstance(value.get("rcptTo"), list):
-        raise Refused(SetError("invalidProperties", "envelope has mailFrom and rcptTo",
-                               ("envelope",)))
-    return {"mailFrom": address(value.get("mailFrom")),
-            "rcptTo": [address(r) for r in value["rcptTo"]]}
+        raise Refused(
+            SetError("invalidProperties", "envelope has mailFrom and rcptTo", ("envelope",))
+        )
+    return {
+        "mailFrom": address(value.get("mailFrom")),
+        "rcptTo": [address(r) for r in value["rcptTo"]],
+    }
 
 
 def _check_filter(filter_: Any) -> None:
@@ -506,8 +613,9 @@ def _check_filter(filter_: Any) -> None:
                 raise MethodError("unsupportedFilter", f"cannot filter by {unknown[0][:60]!r}")
             for name in ("identityIds", "emailIds", "threadIds"):
                 value = props.get(name)
-                if value is not None and not (isinstance(value, list)
-                                              and all(isinstance(v, str) for v in value)):
+                if value is not None and not (
+                    isinstance(value, list) and all(isinstance(v, str) for v in value)
+                ):
                     raise MethodError("invalidArguments", f"filter: {name} is a list of ids")
             for name in ("before", "after", "undoStatus"):
                 if props.get(name) is not None and not isinstance(props[name], str):
@@ -524,8 +632,11 @@ def _matches(filter_: Any, obj: dict[str, Any], submission: Submission) -> bool:
             test: Callable[[Any], bool] = {"AND": all, "OR": any}.get(op, lambda r: not any(r))
             return test(results)
         case FilterCondition(properties=props):
-            for name, prop in (("identityIds", "identityId"), ("emailIds", "emailId"),
-                               ("threadIds", "threadId")):
+            for name, prop in (
+                ("identityIds", "identityId"),
+                ("emailIds", "emailId"),
+                ("threadIds", "threadId"),
+            ):
                 if props.get(name) is not None and obj[prop] not in props[name]:
                     return False
             if props.get("undoStatus") is not None and obj["undoStatus"] != props["undoStatus"]:
