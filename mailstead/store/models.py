@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum, StrEnum
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from mailstead.core.message_data import MessageData
 from mailstead.core.types import UID, ModSeq, Pop3Policy, SendAs
@@ -534,7 +534,7 @@ class NewSubmission:
     identity_id: int
     blob_id: str
     thread_id: str
-    envelope: Mapping[str, object]
+    envelope: Mapping[str, Any]  # the JMAP Envelope object (RFC 8621 §7)
     send_at: datetime
     trace_id: str
     local: Mapping[str, RecipientOutcome]
@@ -549,7 +549,7 @@ class Submission:
     identity_id: int
     blob_id: str
     thread_id: str
-    envelope: Mapping[str, object]
+    envelope: Mapping[str, Any]  # the JMAP Envelope object (RFC 8621 §7)
     send_at: datetime
     undo_status: UndoStatus
     queue_id: int | None

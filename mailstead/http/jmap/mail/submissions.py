@@ -24,6 +24,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 
 from mailstead.core.errors import InvalidName, NotFound
@@ -114,9 +115,7 @@ def delivery_status(outcome: RecipientOutcome | None) -> dict[str, str]:
 def submission_json(submission: Submission) -> dict[str, Any]:
     by_key = {a.casefold(): o for a, o in submission.recipients.items()}
     rcpts = [
-        r.get("email", "")
-        for r in submission.envelope.get("rcptTo", [])  # type: ignore[attr-defined]
-        if isinstance(r, dict)
+        r.get("email", "") for r in submission.envelope.get("rcptTo", []) if isinstance(r, dict)
     ]
     return {
         "id": submission_id(submission.id),
@@ -260,7 +259,7 @@ class SubmissionMethods:
             )
         matching.sort(key=lambda o: int(o["id"][1:]))  # ties: in the order sent
         for prop, ascending in reversed(keys):
-            matching.sort(key=lambda o, p=prop: o[p], reverse=not ascending)  # type: ignore[misc]
+            matching.sort(key=itemgetter(prop), reverse=not ascending)
         return [o["id"] for o in matching]
 
     async def query(self, context: CallContext, arguments: dict[str, Any]) -> dict[str, Any]:
