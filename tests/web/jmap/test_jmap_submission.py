@@ -224,6 +224,17 @@ def test_a_foreign_from_is_forbidden(server: ServerThread, account: Account) -> 
     assert server.inbox_messages(to.address) == []
 
 
+def test_an_unreadable_author_is_an_invalid_email(server: ServerThread, account: Account) -> None:
+    to = Account(server)
+    two = [{"email": account.address}, {"email": to.address}]
+    draft = account.draft(**{"from": two}, to=[{"email": to.address}])
+    result = account.one(
+        "EmailSubmission/set", create={"s": {"identityId": account.identity(), "emailId": draft}}
+    )
+    assert result["notCreated"]["s"]["type"] == "invalidEmail"
+    assert server.inbox_messages(to.address) == []
+
+
 def test_envelope_errors(server: ServerThread, account: Account) -> None:
     identity = account.identity()
     nobody = account.draft()

@@ -29,6 +29,7 @@ from typing import Any
 
 from mailstead.core.errors import InvalidName, NotFound
 from mailstead.core.types import Address
+from mailstead.delivery.authorship import read_authors
 from mailstead.delivery.deliver import Deliverer, Envelope, TraceInfo, header_block
 from mailstead.delivery.router import DeliveryError
 from mailstead.http.jmap.dispatch import CallContext, Methods
@@ -486,6 +487,14 @@ class SubmissionMethods:
                 SetError("forbiddenMailFrom", "this account may not send as that envelope sender")
             )
         sent = without_bcc(data)
+        if not await router.may_send_as_anyone(user.id):
+            try:
+                # The header the commit will judge must name its authors readably (the
+                # same reading, decision 0015); if not, the email is at fault, not who
+                # sends it: RFC 8621 §7.5 invalidEmail.
+                read_authors(header_block(sent))
+            except DeliveryError as exc:
+                raise Refused(SetError("invalidEmail", exc.text, ("from", "sender"))) from None
         delivery = self.deliverer.start(
             Envelope(
                 mail_from=mail_from,
