@@ -14,6 +14,7 @@ from typing import Any
 
 import dkim
 import httpx
+import jmapc
 import pytest
 
 from mailstead.core.types import SendAs
@@ -428,3 +429,55 @@ def test_sending_to_another_server(pair: tuple[ServerThread, ServerThread, TestD
     assert list(got["deliveryStatus"]) == ["bob@b.test"]
     status = got["deliveryStatus"]["bob@b.test"]
     assert status["delivered"] == "yes" and status["smtpReply"].startswith("250")
+
+
+def test_jmapc_sends_a_draft_as_its_readme_shows(server: ServerThread) -> None:
+    """jmapc, a real client, over https: a draft and its submission in one request,
+    the submission naming the draft by its creation id, the draft destroyed on success."""
+    sender, to = Account(server), Account(server)
+    client = jmapc.Client.create_with_password(
+        f"localhost:{server.port('https')}", sender.address, PASSWORD
+    )
+    client.requests_session.trust_env = False
+    client.requests_session.verify = str(server.cert_path)
+    identities = client.request(jmapc.methods.IdentityGet())
+    assert isinstance(identities, jmapc.methods.IdentityGetResponse)
+    [identity] = identities.data
+    assert identity.email == sender.address
+    answers = client.request(
+        [
+            jmapc.methods.EmailSet(
+                create={
+                    "draft": jmapc.Email(
+                        mail_from=[jmapc.EmailAddress(name="Sender", email=sender.address)],
+                        to=[jmapc.EmailAddress(email=to.address)],
+                        subject="From jmapc",
+                        keywords={"$draft": True},
+                        mailbox_ids={sender.mailbox("drafts"): True},
+                        body_values={"body": jmapc.EmailBodyValue(value="Hello from jmapc")},
+                        text_body=[jmapc.EmailBodyPart(part_id="body", type="text/plain")],
+                    )
+                }
+            ),
+            jmapc.methods.EmailSubmissionSet(
+                on_success_destroy_email=["#sendIt"],
+                create={
+                    "sendIt": jmapc.EmailSubmission(
+                        email_id="#draft",
+                        identity_id=identity.id,
+                        envelope=jmapc.Envelope(
+                            mail_from=jmapc.Address(email=sender.address),
+                            rcpt_to=[jmapc.Address(email=to.address)],
+                        ),
+                    )
+                },
+            ),
+        ]
+    )
+    submitted = answers[1].response
+    assert isinstance(submitted, jmapc.methods.EmailSubmissionSetResponse)
+    assert submitted.created is not None and "sendIt" in submitted.created
+    destroyed = answers[2].response
+    assert isinstance(destroyed, jmapc.methods.EmailSetResponse) and destroyed.destroyed
+    [raw] = server.inbox_messages(to.address)
+    assert b"Subject: From jmapc" in raw and b"Hello from jmapc" in raw
