@@ -12,7 +12,6 @@ first time its identities are read so that its id is stable; it cannot be destro
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from mailstead.core.errors import InvalidName, NotFound
@@ -75,11 +74,12 @@ def _addresses_json(value: tuple[EmailAddressValue, ...] | None) -> list[dict[st
     return None if value is None else [{"name": a.name, "email": a.email} for a in value]
 
 
-@dataclass(frozen=True, slots=True)
 class Refused(Exception):
     """One object of a /set is refused with this SetError."""
 
-    error: SetError
+    def __init__(self, error: SetError) -> None:
+        super().__init__(error.description or error.type)
+        self.error = error
 
 
 def _invalid(prop: str, why: str) -> Refused:

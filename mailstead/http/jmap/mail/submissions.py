@@ -58,6 +58,7 @@ from mailstead.http.jmap.standard import (
 )
 from mailstead.mime import jmap_headers
 from mailstead.store.models import (
+    Identity,
     NewSubmission,
     QueueStatus,
     RecipientOutcome,
@@ -432,7 +433,7 @@ class SubmissionMethods:
         context.add_response("Email/set", await self.emails.set(context, email_args))
 
     async def _create(
-        self, context: CallContext, user: User, obj: dict[str, Any], identities: dict[str, Any]
+        self, context: CallContext, user: User, obj: dict[str, Any], identities: dict[str, Identity]
     ) -> Submission:
         unknown = sorted(set(obj) - _CREATE)
         if unknown:
