@@ -34,6 +34,13 @@ def test_the_bcc_field_and_its_folded_lines_go() -> None:
     assert without_bcc(sent) == sent
 
 
+def test_a_message_with_bare_line_feeds_keeps_its_body() -> None:
+    lf = MESSAGE.replace(b"\r\n", b"\n")
+    sent = without_bcc(lf)
+    assert b"secret@" not in sent and sent.endswith(b"\n\nBcc: in the body stays\n")
+    assert without_bcc(b"\r\nBcc: body only\r\n") == b"\r\nBcc: body only\r\n"
+
+
 def test_the_default_recipients_are_to_cc_and_bcc_once_each() -> None:
     assert header_recipients(MESSAGE) == [
         "b@example.net",

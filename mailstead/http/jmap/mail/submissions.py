@@ -84,6 +84,8 @@ _CREATE = frozenset({"identityId", "emailId", "envelope"})
 _ID = re.compile(r"S[1-9][0-9]{0,17}")
 _FILTERS = frozenset({"identityIds", "emailIds", "threadIds", "undoStatus", "before", "after"})
 _SORTS = frozenset({"emailId", "threadId", "sentAt"})
+_BLANK_LINE = re.compile(rb"\n\r?\n")
+_LINE = re.compile(rb"[^\n]+\n?")
 #: What a recipient stored here at once reads as (RFC 3463 X.0.0: delivered).
 DELIVERED_LOCALLY = "250 2.0.0 Delivered to a mailbox of this server"
 #: The MAIL FROM check's answer, and the commit's for a header From it refuses.
@@ -135,11 +137,15 @@ def submission_json(submission: Submission) -> dict[str, Any]:
 
 def without_bcc(data: bytes) -> bytes:
     """The message without its ``Bcc`` header fields (folded lines included); the body
-    and every other field as they were."""
-    head = header_block(data)
+    and every other field as they were. The header ends at the first empty line, CRLF or
+    a bare LF (a message imported from a Unix file)."""
+    if data.startswith((b"\r\n", b"\n")):
+        return data  # no header at all
+    blank = _BLANK_LINE.search(data)
+    head = data if blank is None else data[: blank.start() + 1]
     kept: list[bytes] = []
     dropping = False
-    for line in head.splitlines(keepends=True):
+    for line in _LINE.findall(head):
         if line[:1] in (b" ", b"\t"):
             if not dropping:
                 kept.append(line)
