@@ -7,9 +7,10 @@ SMTP client's MAIL FROM, RCPT TO and DATA do: the envelope sender is checked by
 router (local accounts get their copy at once, remote ones go to the durable outbound
 queue, in one transaction), the commit checks the header ``From:``/``Sender:`` against the
 account (the same check, ``forbiddenFrom`` here where SMTP answers ``550 5.7.1``) and
-DKIM-signs what leaves the server. Before that the ``Bcc`` header field is removed: its
-addresses are envelope recipients only (RFC 5322 §3.6.3; RFC 6409 §8 lets a submission
-server change a message so), and the copy in the account's mailboxes keeps it.
+DKIM-signs what leaves the server. Before that the ``Bcc`` header field is removed (RFC
+8621 §7.5: "The server MUST remove any Bcc header field present on the message during
+delivery"; RFC 5322 §3.6.3): its addresses are envelope recipients only, and the copy in
+the account's mailboxes keeps it.
 
 Sending is immediate: ``maxDelayedSend`` is 0, so every submission is ``final`` once
 created and cannot be cancelled (``cannotUnsend``). Destroying a submission forgets it;
