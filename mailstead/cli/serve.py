@@ -367,7 +367,8 @@ def build_front_ends(services: Services) -> dict[str, FrontEnd]:
         services.store, services.scheduler, client_endpoints(settings), services.store,
         settings.http.metrics_from, api=api, mta_sts=mta_sts_policy(settings),
         acme=services.acme.pending if services.acme is not None else None,
-        jmap=jmap_services(settings, services.store, services.authenticator)
+        jmap=jmap_services(settings, services.store, services.authenticator,
+                           services.deliverer)
         if settings.jmap.enabled else None,
     )), settings.http)
     return {

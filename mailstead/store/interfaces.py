@@ -34,12 +34,15 @@ from mailstead.store.models import (
     Domain,
     EmailRecord,
     Group,
+    Identity,
+    IdentityFields,
     IndexedText,
     IndexReport,
     Mailbox,
     MailboxState,
     MessageMeta,
     NewMessage,
+    NewSubmission,
     OutboundEnvelope,
     QueuedMessage,
     QueuedRecipient,
@@ -48,6 +51,7 @@ from mailstead.store.models import (
     SortKeyField,
     SortKeys,
     StoreFlagsResult,
+    Submission,
     TextMatches,
     TextQuery,
     User,
@@ -514,6 +518,47 @@ class Uploads(Protocol):
         """Forget uploads made before ``before``; how many."""
 
 
+class Identities(Protocol):
+    """An account's JMAP identities (RFC 8621 §6). Every change takes the account's next
+    mod-sequence; the account always has its own address's identity once anyone read its
+    identities (:meth:`identities` makes it), and that one cannot be destroyed."""
+
+    async def identities(self, user_id: int, own_address: str) -> list[Identity]:
+        """Every identity of the account, the one for ``own_address`` made if missing."""
+
+    async def add_identity(self, user_id: int, fields: IdentityFields) -> Identity: ...
+
+    async def update_identity(
+        self, user_id: int, identity_id: int, fields: IdentityFields
+    ) -> Identity:
+        """Replace all but ``email`` (fixed at creation); NotFound if there is none."""
+
+    async def remove_identity(self, user_id: int, identity_id: int) -> None:
+        """NotFound if there is none, or it is the account's own address's."""
+
+    async def identity_changes(self, user_id: int, since: int) -> Changes:
+        """Identities (by id as text) changed since the account mod-sequence ``since``."""
+
+
+class Submissions(Protocol):
+    """An account's JMAP email submissions (RFC 8621 §7): kept after the delivery
+    transaction committed, linked to the outbound queue entry it made; each recipient's
+    state read from the queue while it holds the message, and recorded when it retires
+    it (a change of the submission)."""
+
+    async def add_submission(self, user_id: int, new: NewSubmission) -> Submission: ...
+
+    async def submissions(self, user_id: int, ids: Sequence[int] | None = None
+                          ) -> list[Submission]:
+        """The account's submissions with these ids (all for None); missing ones left out."""
+
+    async def remove_submission(self, user_id: int, submission_id: int) -> None:
+        """Forget one (the delivery goes on); NotFound if there is none."""
+
+    async def submission_changes(self, user_id: int, since: int) -> Changes:
+        """Submissions (by id as text) changed since ``since``."""
+
+
 class Metadata(Protocol):
     """Annotations of an account's mailboxes and of the server as the account sees it
     (IMAP METADATA, RFC 5464). IMAP's GETMETADATA and SETMETADATA use it.
@@ -699,8 +744,8 @@ class AdminRecords(Protocol):
 
 
 class Store(
-    Directory, Mailboxes, MailboxAcls, Messages, Emails, Uploads, Metadata, OutboundQueue,
-    Maintenance, AdminRecords, Protocol,
+    Directory, Mailboxes, MailboxAcls, Messages, Emails, Uploads, Identities, Submissions,
+    Metadata, OutboundQueue, Maintenance, AdminRecords, Protocol,
 ):
     """Every piece of the store, for the composition root: it builds one backend and hands
     each consumer the piece it uses."""
@@ -710,6 +755,7 @@ __all__ = [
     "AdminRecords",
     "Directory",
     "Emails",
+    "Identities",
     "MailboxAcls",
     "Mailboxes",
     "Maintenance",
@@ -719,6 +765,7 @@ __all__ = [
     "SortKeysMaker",
     "Store",
     "StructureParser",
+    "Submissions",
     "TextIndexer",
     "UIDRanges",
     "Uploads",

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum, StrEnum
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from mailstead.core.message_data import MessageData
 from mailstead.core.types import UID, ModSeq, Pop3Policy, SendAs
@@ -474,3 +474,85 @@ class Changes:
     destroyed: tuple[str, ...]
     state: int
     more: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class EmailAddressValue:
+    """A name and an address, as a JMAP EmailAddress (RFC 8621 §4.1.2.3) is kept."""
+
+    email: str
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityFields:
+    """What a client may set of an identity (RFC 8621 §6); ``email`` only at creation."""
+
+    email: str
+    name: str = ""
+    reply_to: tuple[EmailAddressValue, ...] | None = None
+    bcc: tuple[EmailAddressValue, ...] | None = None
+    text_signature: str = ""
+    html_signature: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """An address the account sends as, with its defaults (RFC 8621 §6). ``is_default``:
+    the one made for the account's own address, which cannot be destroyed."""
+
+    id: int
+    fields: IdentityFields
+    is_default: bool
+    created: int  # the account mod-sequence that created it
+    changed: int  # ... that last changed it
+
+
+class UndoStatus(StrEnum):
+    """RFC 8621 §7: whether a submission can still be cancelled."""
+
+    PENDING = "pending"
+    FINAL = "final"
+    CANCELED = "canceled"
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientOutcome:
+    """Where one envelope recipient of a submission stands: the queue's status of it (or
+    ``delivered`` for one stored here at once) and the last reply text, if any."""
+
+    status: QueueStatus
+    reply: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NewSubmission:
+    """A message just committed for delivery, as :meth:`Submissions.add_submission` keeps
+    it. ``envelope`` is the JMAP Envelope object as sent; ``trace_id`` the id the commit
+    returned (the queue entry carries it); ``local`` the recipients stored here at once."""
+
+    identity_id: int
+    blob_id: str
+    thread_id: str
+    envelope: Mapping[str, Any]  # the JMAP Envelope object (RFC 8621 §7)
+    send_at: datetime
+    trace_id: str
+    local: Mapping[str, RecipientOutcome]
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """An email submission (RFC 8621 §7) with each recipient's outcome: from the queue
+    while it holds the message, else from what was recorded when it let it go."""
+
+    id: int
+    identity_id: int
+    blob_id: str
+    thread_id: str
+    envelope: Mapping[str, Any]  # the JMAP Envelope object (RFC 8621 §7)
+    send_at: datetime
+    undo_status: UndoStatus
+    queue_id: int | None
+    recipients: Mapping[str, RecipientOutcome]
+    created: int
+    changed: int

@@ -342,6 +342,7 @@ def build_jmap(services: JMAPServices) -> list[BaseRoute]:
             created_ids={},
             using=parsed.using,
             session_state=session["state"],
+            client_ip=_client(request),
         )
         return await process(parsed, services.methods, context)
 

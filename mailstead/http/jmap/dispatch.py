@@ -46,6 +46,7 @@ class CallContext:
     created_ids: dict[str, str]  # creation id -> server id, across the whole request
     using: frozenset[str]
     session_state: str
+    client_ip: str = ""  # the HTTP client's address (a submission's Received line names it)
     _implicit: list[tuple[str, dict[str, Any]]] = field(
         default_factory=list, init=False, repr=False
     )

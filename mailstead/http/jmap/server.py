@@ -1,5 +1,6 @@
 """The JMAP endpoints of a server, built from its settings and store (serve.py calls
-:func:`jmap_services`); the mail methods registered on the core's dispatch."""
+:func:`jmap_services`); the mail, submission (Identity, EmailSubmission) and quota
+methods registered on the core's dispatch."""
 
 from __future__ import annotations
 
@@ -7,12 +8,16 @@ import hashlib
 
 from mailstead.auth.authenticator import Authenticator, UserRecord
 from mailstead.config.schema import Settings
+from mailstead.delivery.deliver import Deliverer
 from mailstead.http.jmap import mail
 from mailstead.http.jmap.app import JMAPServices
 from mailstead.http.jmap.dispatch import Methods
 from mailstead.http.jmap.mail.blobs import AccountBlobs
+from mailstead.http.jmap.mail.identities import SUBMISSION, IdentityMethods
 from mailstead.http.jmap.mail.ids import state_text
+from mailstead.http.jmap.mail.quotas import QUOTA, QuotaMethods
 from mailstead.http.jmap.mail.services import MailServices, MailStore
+from mailstead.http.jmap.mail.submissions import SubmissionMethods, SubmissionSettings
 from mailstead.http.jmap.push import ChangeFeed
 from mailstead.http.jmap.session import Capabilities
 from mailstead.http.jmap.standard import Limits
@@ -49,16 +54,29 @@ class StorePush:
         return state_text(await self.store.account_state(await self._user_id(user)))
 
 
-def jmap_services(settings: Settings, store: MailStore, authenticator: Authenticator
-                  ) -> JMAPServices:
+def jmap_services(settings: Settings, store: MailStore, authenticator: Authenticator,
+                  deliverer: Deliverer) -> JMAPServices:
+    """``deliverer`` is the one SMTP submission commits through: EmailSubmission sends
+    with it, so a message sent over JMAP is checked, signed, stored and queued exactly as
+    one sent over SMTP."""
     limits = Limits.from_settings(settings.jmap, settings.http)
     services = MailServices(store, limits, max_message_size=settings.limits.max_message_size)
     methods = Methods()
-    mail.register(methods, services)
+    emails = mail.register(methods, services)
+    identities = IdentityMethods(services, deliverer.router)
+    identities.register(methods)
+    SubmissionMethods(services, identities, emails, deliverer, SubmissionSettings(
+        hostname=settings.hostname, max_recipients=settings.smtp.max_recipients,
+    )).register(methods)
+    QuotaMethods(services).register(methods)
     account_capability = mail.account_capability(services)
+    # RFC 8621 §1.3.2: no delayed sending, no SMTP extensions in envelope parameters.
+    submission_capability = {"maxDelayedSend": 0, "submissionExtensions": {}}
 
     def capabilities(user: UserRecord) -> tuple[Capabilities, Capabilities]:
-        return {mail.MAIL: {}}, {mail.MAIL: account_capability}
+        return ({mail.MAIL: {}, SUBMISSION: {}, QUOTA: {}},
+                {mail.MAIL: account_capability, SUBMISSION: submission_capability,
+                 QUOTA: {}})
 
     async def state(user: UserRecord) -> str:
         return ""  # the session changes only with the server's configuration

@@ -359,6 +359,57 @@ MIGRATIONS: tuple[str, ...] = (
     ) WITHOUT ROWID;
     CREATE INDEX uploads_created ON uploads (created);
     """,
+    # 19: JMAP identities (RFC 8621 §6) and email submissions (§7), with the account
+    # mod-sequence of their creation and last change and a record of the ones destroyed
+    # (identities.py, submissions.py). A submission keeps the Received id its message was
+    # committed with and the outbound queue entry it became; when the queue retires that
+    # entry, the recipients' final states are copied into ``delivery`` (queue.py).
+    """
+    CREATE TABLE identities (
+        id             INTEGER PRIMARY KEY,
+        user_id        INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        name           TEXT NOT NULL DEFAULT '',
+        email          TEXT NOT NULL,
+        reply_to       TEXT,
+        bcc            TEXT,
+        text_signature TEXT NOT NULL DEFAULT '',
+        html_signature TEXT NOT NULL DEFAULT '',
+        is_default     INTEGER NOT NULL DEFAULT 0,
+        created_modseq INTEGER NOT NULL,
+        changed_modseq INTEGER NOT NULL
+    );
+    CREATE INDEX identities_user ON identities (user_id);
+    CREATE TABLE identities_gone (
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        id      INTEGER NOT NULL,
+        modseq  INTEGER NOT NULL,
+        PRIMARY KEY (user_id, id)
+    ) WITHOUT ROWID;
+    CREATE TABLE submissions (
+        id             INTEGER PRIMARY KEY,
+        user_id        INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        identity_id    INTEGER NOT NULL,
+        blob_id        TEXT NOT NULL,
+        thread_id      TEXT NOT NULL,
+        envelope       TEXT NOT NULL,
+        send_at        TEXT NOT NULL,
+        undo_status    TEXT NOT NULL,
+        trace_id       TEXT NOT NULL,
+        queue_id       INTEGER,
+        delivery       TEXT NOT NULL DEFAULT '{}',
+        created_modseq INTEGER NOT NULL,
+        changed_modseq INTEGER NOT NULL
+    );
+    CREATE INDEX submissions_user ON submissions (user_id);
+    CREATE INDEX submissions_queue ON submissions (queue_id) WHERE queue_id IS NOT NULL;
+    CREATE TABLE submissions_gone (
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        id      INTEGER NOT NULL,
+        modseq  INTEGER NOT NULL,
+        PRIMARY KEY (user_id, id)
+    ) WITHOUT ROWID;
+    CREATE INDEX queue_messages_trace ON queue_messages (trace_id);
+    """,
 )
 
 

@@ -54,6 +54,8 @@ from mailstead.store.models import (
     Domain,
     EmailRecord,
     Group,
+    Identity,
+    IdentityFields,
     IndexedText,
     IndexReport,
     Mailbox,
@@ -61,6 +63,7 @@ from mailstead.store.models import (
     MailboxState,
     MessageMeta,
     NewMessage,
+    NewSubmission,
     OutboundEnvelope,
     QueuedMessage,
     QueuedRecipient,
@@ -69,6 +72,7 @@ from mailstead.store.models import (
     SortKeyField,
     SortKeys,
     StoreFlagsResult,
+    Submission,
     TextMatches,
     TextQuery,
     User,
@@ -80,12 +84,14 @@ from mailstead.store.sql import (
     bodies,
     directory,
     emails,
+    identities,
     mailboxes,
     maintenance,
     messages,
     metadata,
     queue,
     rows,
+    submissions,
     textindex,
     uploads,
 )
@@ -475,6 +481,55 @@ class SQLiteStore:
     async def expire_uploads(self, before: datetime) -> int:
         text = rows.internaldate_text(before)
         return await self._db.write(without_events(lambda conn: uploads.expire(conn, text)))
+
+    # -- identities and submissions (JMAP, RFC 8621 §6 - §7) -----------------------------
+    async def identities(self, user_id: int, own_address: str) -> list[Identity]:
+        found = await self._db.read(lambda conn: identities.list_identities(conn, user_id))
+        if any(i.is_default for i in found):
+            return found
+
+        def make(conn: sqlite3.Connection) -> list[Identity]:
+            identities.ensure_default(conn, user_id, own_address)
+            return identities.list_identities(conn, user_id)
+
+        return await self._db.write(without_events(make))
+
+    async def add_identity(self, user_id: int, fields: IdentityFields) -> Identity:
+        return await self._db.write(
+            without_events(lambda conn: identities.add(conn, user_id, fields))
+        )
+
+    async def update_identity(
+        self, user_id: int, identity_id: int, fields: IdentityFields
+    ) -> Identity:
+        return await self._db.write(
+            without_events(lambda conn: identities.update(conn, user_id, identity_id, fields))
+        )
+
+    async def remove_identity(self, user_id: int, identity_id: int) -> None:
+        await self._db.write(
+            without_events(lambda conn: identities.remove(conn, user_id, identity_id))
+        )
+
+    async def identity_changes(self, user_id: int, since: int) -> Changes:
+        return await self._db.read(lambda conn: identities.changes(conn, user_id, since))
+
+    async def add_submission(self, user_id: int, new: NewSubmission) -> Submission:
+        return await self._db.write(
+            without_events(lambda conn: submissions.add(conn, user_id, new))
+        )
+
+    async def submissions(self, user_id: int, ids: Sequence[int] | None = None
+                          ) -> list[Submission]:
+        return await self._db.read(lambda conn: submissions.get_many(conn, user_id, ids))
+
+    async def remove_submission(self, user_id: int, submission_id: int) -> None:
+        await self._db.write(
+            without_events(lambda conn: submissions.remove(conn, user_id, submission_id))
+        )
+
+    async def submission_changes(self, user_id: int, since: int) -> Changes:
+        return await self._db.read(lambda conn: submissions.changes(conn, user_id, since))
 
     # -- metadata (RFC 5464) ---------------------------------------------------------------
     async def get_metadata(self, user_id: int, mailbox_id: int | None) -> dict[str, bytes]:

@@ -13,13 +13,16 @@ from mailstead.http.jmap.mail.snippets import SnippetMethods
 from mailstead.http.jmap.mail.threads import ThreadMethods
 
 
-def register(methods: Methods, services: MailServices) -> None:
-    """Add the mail methods to ``methods``."""
+def register(methods: Methods, services: MailServices) -> EmailMethods:
+    """Add the mail methods to ``methods``; the Email methods, which submission's
+    ``onSuccessUpdateEmail`` calls (RFC 8621 §7.5)."""
     MailboxMethods(services).register(methods)
     ThreadMethods(services).register(methods)
-    EmailMethods(services).register(methods)
+    emails = EmailMethods(services)
+    emails.register(methods)
     EmailQuery(services).register(methods)
     SnippetMethods(services).register(methods)
+    return emails
 
 
 def account_capability(services: MailServices) -> dict[str, Any]:

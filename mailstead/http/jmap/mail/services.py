@@ -8,14 +8,23 @@ from typing import Any, Protocol
 from mailstead.http.jmap.dispatch import CallContext
 from mailstead.http.jmap.errors import MethodError
 from mailstead.http.jmap.standard import Limits
-from mailstead.store.interfaces import Accounts, Emails, Mailboxes, Messages, Uploads
+from mailstead.store.interfaces import (
+    Accounts,
+    Emails,
+    Identities,
+    Mailboxes,
+    Messages,
+    Submissions,
+    Uploads,
+)
 from mailstead.store.models import User
 
 #: RFC 8621 §1.1: the capability of the Mailbox, Thread and Email methods.
 MAIL = "urn:ietf:params:jmap:mail"
 
 
-class MailStore(Accounts, Mailboxes, Messages, Emails, Uploads, Protocol):
+class MailStore(Accounts, Mailboxes, Messages, Emails, Uploads, Identities, Submissions,
+                Protocol):
     """The store as the mail methods see it."""
 
 
