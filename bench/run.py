@@ -30,6 +30,7 @@ SCENARIOS = [
     "large_messages",
     "http_api",
     "jmap_sync",
+    "jmap_push",
 ]
 
 

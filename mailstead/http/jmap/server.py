@@ -12,6 +12,8 @@ from mailstead.delivery.deliver import Deliverer
 from mailstead.http.jmap import mail
 from mailstead.http.jmap.app import JMAPServices
 from mailstead.http.jmap.dispatch import Methods
+from mailstead.http.jmap.mail.blob_calls import BLOB, BlobMethods
+from mailstead.http.jmap.mail.blob_calls import account_capability as blob_account_capability
 from mailstead.http.jmap.mail.blobs import AccountBlobs
 from mailstead.http.jmap.mail.identities import SUBMISSION, IdentityMethods
 from mailstead.http.jmap.mail.ids import state_text
@@ -69,14 +71,16 @@ def jmap_services(settings: Settings, store: MailStore, authenticator: Authentic
         hostname=settings.hostname, max_recipients=settings.smtp.max_recipients,
     )).register(methods)
     QuotaMethods(services).register(methods)
+    BlobMethods(services).register(methods)
     account_capability = mail.account_capability(services)
+    blob_capability = blob_account_capability(services)
     # RFC 8621 §1.3.2: no delayed sending, no SMTP extensions in envelope parameters.
     submission_capability = {"maxDelayedSend": 0, "submissionExtensions": {}}
 
     def capabilities(user: UserRecord) -> tuple[Capabilities, Capabilities]:
-        return ({mail.MAIL: {}, SUBMISSION: {}, QUOTA: {}},
+        return ({mail.MAIL: {}, SUBMISSION: {}, QUOTA: {}, BLOB: {}},
                 {mail.MAIL: account_capability, SUBMISSION: submission_capability,
-                 QUOTA: {}})
+                 QUOTA: {}, BLOB: blob_capability})
 
     async def state(user: UserRecord) -> str:
         return ""  # the session changes only with the server's configuration

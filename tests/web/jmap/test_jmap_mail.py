@@ -4,6 +4,8 @@ truth, one change log)."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import imaplib
 import itertools
 import re
@@ -19,6 +21,7 @@ from mailstead.testing.server import ServerThread
 PASSWORD = "a long enough password"
 CORE = "urn:ietf:params:jmap:core"
 MAIL = "urn:ietf:params:jmap:mail"
+BLOB = "urn:ietf:params:jmap:blob"
 _users = itertools.count(1)
 
 
@@ -47,7 +50,7 @@ class Account:
 
     def call(self, *calls: tuple[str, dict[str, Any]]) -> list[list[Any]]:
         body = {
-            "using": [CORE, MAIL],
+            "using": [CORE, MAIL, BLOB],
             "methodCalls": [
                 [name, {"accountId": self.account_id, **args}, str(n)]
                 for n, (name, args) in enumerate(calls)
@@ -530,3 +533,35 @@ def test_a_page_by_date_is_what_sorting_every_email_gives(account: Account) -> N
     with account.imap() as imap:  # the same octets again, with another date: mixed
         imap.append("INBOX", None, '"01-Jan-2020 00:00:00 +0000"', mail(1))
     compare()
+
+
+def test_blobs_inside_requests(account: Account) -> None:
+    """RFC 9404: a blob made from inline data and a range of a message, read back as text,
+    base64 and digests, and looked up to the Email, Thread and Mailbox it belongs to."""
+    account.deliver(mail(1, body="The body."))
+    email = account.one("Email/query")["ids"][0]
+    got = account.one("Email/get", ids=[email], properties=["blobId", "threadId",
+                                                             "mailboxIds"])["list"][0]
+    answers = account.call(
+        ("Blob/upload", {"create": {"b": {"type": "text/plain", "data": [
+            {"data:asText": "Héllo, "}, {"data:asBase64": "d29ybGQ="},
+            {"blobId": got["blobId"], "offset": 0, "length": 4}]}}}),
+        ("Blob/get", {"ids": ["#b"], "properties": ["data:asText", "digest:sha-256", "size"]}),
+        ("Blob/get", {"ids": [got["blobId"]], "properties": ["data"], "offset": 0,
+                      "length": 5}),
+        ("Blob/lookup", {"typeNames": ["Email", "Thread", "Mailbox"],
+                         "ids": [got["blobId"], "G" + "f" * 64]}),
+    )
+    made = answers[0][1]["created"]["b"]
+    assert made["size"] == len("Héllo, world".encode()) + 4
+    [read] = answers[1][1]["list"]
+    assert read["data:asText"] == "Héllo, worldFrom" and read["size"] == made["size"]
+    assert read["digest:sha-256"] == base64.b64encode(
+        hashlib.sha256("Héllo, worldFrom".encode()).digest()).decode()
+    assert answers[2][1]["list"][0]["data:asText"] == "From:"
+    [found] = answers[3][1]["list"]
+    assert found["matchedIds"] == {"Email": [email], "Thread": [got["threadId"]],
+                                   "Mailbox": list(got["mailboxIds"])}
+    assert answers[3][1]["notFound"] == ["G" + "f" * 64]
+    refused = account.one("Blob/upload", create={"x": {"data": [{"blobId": "U" + "0" * 64}]}})
+    assert refused["notCreated"]["x"]["type"] == "blobNotFound"
