@@ -361,14 +361,15 @@ def build_front_ends(services: Services) -> dict[str, FrontEnd]:
     imap = IMAPServer(services.store, services.authenticator, settings, tls,
                       spools=services.spools)
     pop3 = POP3Server(services.store, services.authenticator, settings, tls)
-    api = APIServices(build_admin(services.store, settings), services.authenticator,
+    admin = build_admin(services.store, settings)
+    api = APIServices(admin, services.authenticator,
                       allow_plaintext=settings.auth.allow_plaintext)
     http = HTTPServer(build_app(HTTPServices(
         services.store, services.scheduler, client_endpoints(settings), services.store,
         settings.http.metrics_from, api=api, mta_sts=mta_sts_policy(settings),
         acme=services.acme.pending if services.acme is not None else None,
         jmap=jmap_services(settings, services.store, services.authenticator,
-                           services.deliverer)
+                           services.deliverer, tokens=admin)
         if settings.jmap.enabled else None,
     )), settings.http)
     return {

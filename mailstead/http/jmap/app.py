@@ -61,6 +61,9 @@ log = logging.getLogger("mailstead.http.jmap")
 
 PROBLEM = "application/problem+json"
 _CHALLENGE = {"WWW-Authenticate": 'Basic realm="mailstead", charset="UTF-8"'}
+_BEARER_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="mailstead"'}
+#: The name bearer token failures are counted under in the throttle (with the address).
+_BEARER = "<bearer token>"
 #: Bodies larger than this are parsed in a worker thread, off the event loop.
 _PARSE_IN_THREAD = 256 * 1024
 _TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
@@ -99,6 +102,9 @@ class JMAPServices:
     allow_plaintext: bool = False  # auth.allow_plaintext: credentials over plain HTTP
     #: Where push (EventSource, WebSocket) learns of an account's changes; None: no push.
     push: PushSource | None = None
+    #: The account an ``Authorization: Bearer`` token stands for (a ``mail:`` API token),
+    #: None for a token that stands for none; None here: Basic only.
+    bearer: Callable[[str, str], Awaitable[UserRecord | None]] | None = None
 
 
 class _Refused(Exception):
@@ -157,6 +163,9 @@ def build_jmap(services: JMAPServices) -> list[BaseRoute]:
         are checked at its upgrade request, RFC 8887 §4.1)."""
         header = request.headers.get("authorization", "")
         scheme, _, encoded = header.partition(" ")
+        if scheme.lower() == "bearer" and services.bearer is not None:
+            require_tls(request)
+            return await bearer(encoded.strip(), _client(request))
         if scheme.lower() != "basic":
             raise _Refused(
                 _problem(
@@ -166,19 +175,7 @@ def build_jmap(services: JMAPServices) -> list[BaseRoute]:
                     _CHALLENGE,
                 )
             )
-        if (
-            request.url.scheme not in ("https", "wss")
-            and not services.allow_plaintext
-            and not _is_loopback(_client(request))
-        ):
-            raise _Refused(
-                _problem(
-                    403,
-                    "Forbidden",
-                    "credentials are accepted over HTTPS "
-                    "only (or from this machine); use the https listener",
-                )
-            )
+        require_tls(request)
         try:
             decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
         except (binascii.Error, UnicodeDecodeError):
@@ -203,6 +200,41 @@ def build_jmap(services: JMAPServices) -> list[BaseRoute]:
             raise _Refused(
                 _problem(401, "Unauthorized", "authentication failed", _CHALLENGE)
             ) from None
+
+    def require_tls(request: HTTPConnection) -> None:
+        if (
+            request.url.scheme not in ("https", "wss")
+            and not services.allow_plaintext
+            and not _is_loopback(_client(request))
+        ):
+            raise _Refused(
+                _problem(
+                    403,
+                    "Forbidden",
+                    "credentials are accepted over HTTPS "
+                    "only (or from this machine); use the https listener",
+                )
+            )
+
+    async def bearer(token: str, client: str) -> UserRecord:
+        """The account of a ``mail:`` API token. Wrong tokens count against the client's
+        address in the same throttle as wrong passwords, so guessing tokens gets the
+        address banned as guessing passwords does."""
+        assert services.bearer is not None
+        throttle = services.authenticator.throttle
+        try:
+            throttle.check(_BEARER, client)
+        except AuthThrottled as exc:
+            raise _Refused(_problem(
+                429, "Too Many Requests", "too many failed logins; wait",
+                {"Retry-After": str(max(1, int(exc.retry_after + 0.999)))},
+            )) from None
+        user = await services.bearer(token, client)
+        if user is None:
+            throttle.record_failure(_BEARER, client)
+            raise _Refused(_problem(401, "Unauthorized", "authentication failed",
+                                    _BEARER_CHALLENGE))
+        return user
 
     def own_account(request: Request, user: UserRecord) -> str:
         account_id = services.account_id_of(user)

@@ -5,7 +5,9 @@ methods registered on the core's dispatch."""
 from __future__ import annotations
 
 import hashlib
+from typing import Protocol
 
+from mailstead.admin.actors import Actor
 from mailstead.auth.authenticator import Authenticator, UserRecord
 from mailstead.config.schema import Settings
 from mailstead.delivery.deliver import Deliverer
@@ -24,6 +26,12 @@ from mailstead.http.jmap.push import ChangeFeed
 from mailstead.http.jmap.session import Capabilities
 from mailstead.http.jmap.standard import Limits
 from mailstead.store.models import User
+
+
+class TokenCheck(Protocol):
+    """Who an API token stands for (admin/service.py's AdminService)."""
+
+    async def authenticate_token(self, text: str, source: str) -> Actor | None: ...
 
 
 def account_id_of(user: UserRecord) -> str:
@@ -57,10 +65,11 @@ class StorePush:
 
 
 def jmap_services(settings: Settings, store: MailStore, authenticator: Authenticator,
-                  deliverer: Deliverer) -> JMAPServices:
+                  deliverer: Deliverer, tokens: TokenCheck | None = None) -> JMAPServices:
     """``deliverer`` is the one SMTP submission commits through: EmailSubmission sends
     with it, so a message sent over JMAP is checked, signed, stored and queued exactly as
-    one sent over SMTP."""
+    one sent over SMTP. ``tokens`` checks API tokens: a ``mail:`` token then stands for its
+    account in ``Authorization: Bearer``."""
     limits = Limits.from_settings(settings.jmap, settings.http)
     services = MailServices(store, limits, max_message_size=settings.limits.max_message_size)
     methods = Methods()
@@ -82,6 +91,13 @@ def jmap_services(settings: Settings, store: MailStore, authenticator: Authentic
                 {mail.MAIL: account_capability, SUBMISSION: submission_capability,
                  QUOTA: {}, BLOB: blob_capability})
 
+    async def bearer(token: str, client: str) -> UserRecord | None:
+        assert tokens is not None
+        actor = await tokens.authenticate_token(token, client)
+        address = actor.mail_account if actor is not None else None
+        user = await store.find_user(address) if address is not None else None
+        return user if user is not None and not user.disabled else None
+
     async def state(user: UserRecord) -> str:
         return ""  # the session changes only with the server's configuration
 
@@ -95,4 +111,5 @@ def jmap_services(settings: Settings, store: MailStore, authenticator: Authentic
         limits=limits,
         allow_plaintext=settings.auth.allow_plaintext,
         push=StorePush(store),
+        bearer=bearer if tokens is not None else None,
     )

@@ -10,12 +10,16 @@ import imaplib
 import itertools
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import jmapc
 import pytest
 
+from mailstead.admin.actors import command_line
+from mailstead.cli.serve import build_admin
+from mailstead.core.errors import MailsteadError
 from mailstead.testing.server import ServerThread
 
 PASSWORD = "a long enough password"
@@ -565,3 +569,36 @@ def test_blobs_inside_requests(account: Account) -> None:
     assert answers[3][1]["notFound"] == ["G" + "f" * 64]
     refused = account.one("Blob/upload", create={"x": {"data": [{"blobId": "U" + "0" * 64}]}})
     assert refused["notCreated"]["x"]["type"] == "blobNotFound"
+
+
+def test_a_mail_token_stands_for_its_account(tmp_path: Path) -> None:
+    """``mailstead token create --scope mail:ADDRESS``: Bearer in JMAP for that account,
+    nothing in the admin API; wrong tokens are throttled like wrong passwords (a server of
+    its own: the throttle ends up refusing this client's address)."""
+    with ServerThread(tmp_path, {"auth": {"allow_plaintext": True}}) as server:
+        _token_checks(Account(server))
+
+
+def _token_checks(account: Account) -> None:
+    admin = build_admin(account.server.store, account.server.settings)
+    token = account.server.call(admin.create_token(
+        command_line(), "phone", f"mail:{account.address.upper()}")).text
+    base = f"http://127.0.0.1:{account.server.port('http')}"
+    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}) as bearer:
+        session = bearer.get("/jmap/session").json()
+        assert session["username"] == account.address
+        body = {"using": [CORE, MAIL], "methodCalls": [
+            ["Mailbox/get", {"accountId": account.account_id, "ids": None}, "0"]]}
+        assert bearer.post("/jmap/api", json=body).json()["methodResponses"][0][0] == (
+            "Mailbox/get")
+        assert bearer.get("/api/v1/domains").status_code == 403
+    with pytest.raises(MailsteadError):
+        account.server.call(admin.create_token(command_line(), "x", "mail:nobody@example.org"))
+    statuses = []
+    with httpx.Client(base_url=base, headers={"Authorization": "Bearer ms_1_wrong"}) as bad:
+        for _ in range(12):
+            answer = bad.get("/jmap/session")
+            statuses.append(answer.status_code)
+            if answer.status_code == 401:
+                assert answer.headers["www-authenticate"].startswith("Bearer")
+    assert statuses[0] == 401 and statuses[-1] == 429
