@@ -10,6 +10,7 @@ the account's next mod-sequence: JMAP's state.
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -99,9 +100,36 @@ def _flag(value: Any, name: str) -> bool:
     return value
 
 
+class PropertyCache:
+    """Email properties computed from a body that never change (its header properties,
+    its preview), by body: a message list shown again does not parse its headers again.
+    Least recently used first out; bodies are content-addressed, so nothing goes stale."""
+
+    def __init__(self, max_bodies: int = 20_000) -> None:
+        self.max_bodies = max_bodies
+        self._bodies: OrderedDict[str, dict[str, Any]] = OrderedDict()
+
+    def get(self, blob_id: str, names: Sequence[str]) -> dict[str, Any] | None:
+        """The properties ``names`` of the body, if all are known; None otherwise."""
+        known = self._bodies.get(blob_id)
+        if known is None or any(n not in known for n in names):
+            return None
+        self._bodies.move_to_end(blob_id)
+        return {n: known[n] for n in names}
+
+    def put(self, blob_id: str, values: dict[str, Any]) -> None:
+        if not values:
+            return
+        self._bodies.setdefault(blob_id, {}).update(values)
+        self._bodies.move_to_end(blob_id)
+        while len(self._bodies) > self.max_bodies:
+            self._bodies.popitem(last=False)
+
+
 class EmailMethods:
     def __init__(self, services: MailServices) -> None:
         self.services = services
+        self._cache = PropertyCache()
 
     def register(self, methods: Methods) -> None:
         methods.add("Email/get", MAIL, self.get)
@@ -136,27 +164,41 @@ class EmailMethods:
             records = await store.email_records(user.id, blobs)
         by_id = {email_id(r.blob_id): r for r in records}
         mailbox_ids = await self.mailbox_ids(user)
+        # Header properties and the preview of a body never change: they come from the
+        # cache when it has them all, and only the other bodies are read.
+        cached_names = [p for p in properties if p not in METADATA and p not in _WHOLE
+                        and p != "bodyValues"]
+        always = any(p in _WHOLE or p == "bodyValues" for p in properties)
+        to_load = [r.blob_id for r in records if cached_names or always]
+        if not always:
+            to_load = [b for b in to_load if self._cache.get(b, cached_names) is None]
         needs_octets = any(p not in METADATA and p != "preview" for p in properties)
-        whole = any(p in _WHOLE for p in properties)
-        loaded: dict[str, contents.Content] = {}
-        if needs_octets or "preview" in properties:
-            loaded = await contents.load(store, [r.blob_id for r in records],
-                                         octets=needs_octets, whole=whole)
+        loaded = await contents.load(store, to_load, octets=needs_octets,
+                                     whole=always) if to_load else {}
+        if "preview" in properties:  # a structure stored without one: made from the body
+            again = [b for b, c in loaded.items() if c.structure.preview is None
+                     and not c.complete]
+            if again:
+                loaded.update(await contents.load(store, again, octets=True, whole=True))
         found: list[dict[str, Any]] = []
         missing: list[str] = []
         for value in wanted:
             record = by_id.get(value)
-            if record is None or (loaded and record.blob_id not in loaded):
+            if record is None or (record.blob_id in to_load and record.blob_id not in loaded):
                 missing.append(value)
                 continue
             obj = {"id": value}
             meta = metadata_of(record, mailbox_ids)
             obj.update({p: meta[p] for p in properties if p in meta})
-            if loaded:
-                obj.update(self._content_properties(
-                    message_blob_id(record.blob_id), loaded[record.blob_id], properties,
-                    body_properties,
-                    fetch_text, fetch_html, fetch_all, max_bytes))
+            content = loaded.get(record.blob_id)
+            if content is not None:
+                made = self._content_properties(
+                    message_blob_id(record.blob_id), content, properties, body_properties,
+                    fetch_text, fetch_html, fetch_all, max_bytes)
+                self._cache.put(record.blob_id, {n: made[n] for n in cached_names})
+                obj.update(made)
+            elif cached_names:
+                obj.update(self._cache.get(record.blob_id, cached_names) or {})
             found.append(obj)
         return {"accountId": args.account_id, "state": state_text(state), "list": found,
                 "notFound": missing}
@@ -169,8 +211,7 @@ class EmailMethods:
         out: dict[str, Any] = {}
         if "preview" in properties:
             kept = content.structure.preview
-            out["preview"] = kept if kept is not None else (
-                preview(content.parsed, content.raw) if content.complete else "")
+            out["preview"] = kept if kept is not None else preview(content.parsed, content.raw)
         header_names = [p for p in properties if p not in METADATA and p not in BODY]
         if header_names:
             out.update(email_header_properties(content.raw, content.structure.top_headers,
