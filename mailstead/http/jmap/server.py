@@ -1,6 +1,6 @@
 """The JMAP endpoints of a server, built from its settings and store (serve.py calls
 :func:`jmap_services`); the mail, submission (Identity, EmailSubmission) and quota
-methods registered on the core's dispatch."""
+methods, and PushSubscription, registered on the core's dispatch."""
 
 from __future__ import annotations
 
@@ -19,15 +19,25 @@ from mailstead.http.jmap.mail.quotas import QUOTA, QuotaMethods
 from mailstead.http.jmap.mail.services import MailServices, MailStore
 from mailstead.http.jmap.mail.submissions import SubmissionMethods, SubmissionSettings
 from mailstead.http.jmap.push import ChangeFeed
+from mailstead.http.jmap.push_subscriptions import (
+    PushNotifier,
+    PushSubscriptionMethods,
+    SubscriptionPolicy,
+)
 from mailstead.http.jmap.session import Capabilities
 from mailstead.http.jmap.standard import Limits
 from mailstead.store.models import User
 
 
-def account_id_of(user: UserRecord) -> str:
+def account_id(user_id: int) -> str:
     """An account's JMAP id: ``A`` and its number in the store (stable for its life)."""
+    return f"A{user_id}"
+
+
+def account_id_of(user: UserRecord) -> str:
+    """The JMAP id of an authenticated account (:func:`account_id` of the store's)."""
     if isinstance(user, User):
-        return f"A{user.id}"
+        return account_id(user.id)
     # Not the store's record (a test's): an id from the address, stable all the same.
     return "A" + hashlib.sha256(user.address.lower().encode()).hexdigest()[:16]
 
@@ -55,10 +65,11 @@ class StorePush:
 
 
 def jmap_services(settings: Settings, store: MailStore, authenticator: Authenticator,
-                  deliverer: Deliverer) -> JMAPServices:
+                  deliverer: Deliverer, web_push: PushNotifier) -> JMAPServices:
     """``deliverer`` is the one SMTP submission commits through: EmailSubmission sends
     with it, so a message sent over JMAP is checked, signed, stored and queued exactly as
-    one sent over SMTP."""
+    one sent over SMTP. ``web_push`` is the sender of PushSubscriptions (webpush.py),
+    which serve.py starts and stops with the server."""
     limits = Limits.from_settings(settings.jmap, settings.http)
     services = MailServices(store, limits, max_message_size=settings.limits.max_message_size)
     methods = Methods()
@@ -69,6 +80,9 @@ def jmap_services(settings: Settings, store: MailStore, authenticator: Authentic
         hostname=settings.hostname, max_recipients=settings.smtp.max_recipients,
     )).register(methods)
     QuotaMethods(services).register(methods)
+    PushSubscriptionMethods(
+        services, SubscriptionPolicy.from_settings(settings.jmap), web_push
+    ).register(methods)
     account_capability = mail.account_capability(services)
     # RFC 8621 §1.3.2: no delayed sending, no SMTP extensions in envelope parameters.
     submission_capability = {"maxDelayedSend": 0, "submissionExtensions": {}}
