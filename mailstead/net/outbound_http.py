@@ -90,6 +90,8 @@ class Destination:
         host = parts.hostname
         if not host:
             raise DestinationRefused("the URL names no host")
+        if port == 0:
+            raise DestinationRefused("port 0")
         target = parts.path or "/"
         if parts.query:
             target += "?" + parts.query
