@@ -45,6 +45,7 @@ from mailstead.http.jmap.mail.ids import state_text
 from mailstead.http.jmap.mail.services import MailStore
 from mailstead.http.jmap.push import COALESCE_SECONDS, DATA_TYPES, changed_types, state_change
 from mailstead.http.jmap.push_subscriptions import subscription_id
+from mailstead.net.client import client_context
 from mailstead.net.outbound_http import (
     Answer,
     DestinationRefused,
@@ -63,6 +64,9 @@ TTL_SECONDS = 24 * 3600
 RETRY_DELAYS: tuple[float, ...] = (1.0, 5.0, 30.0, 120.0)
 #: Seconds a POST may take, connection and answer included.
 POST_TIMEOUT = 30.0
+#: How often subscriptions past their ``expires`` are destroyed (those of accounts that
+#: are not watched, unverified ones among them, are otherwise never looked at).
+EXPIRE_EVERY = 3600.0
 
 #: url, body, headers -> the push service's answer (net/outbound_http.post with a policy).
 Poster = Callable[[str, bytes, Sequence[tuple[str, str]]], Awaitable[Answer]]
@@ -77,6 +81,7 @@ def outbound_policy(jmap: JMAPSettings) -> OutboundPolicy:
         allow_http=jmap.push_allow_http,
         allow_private=jmap.push_allow_private_destinations,
         timeout=POST_TIMEOUT,
+        tls=client_context(verify=True),  # loaded once: the system's CAs, names checked
     )
 
 
@@ -142,6 +147,7 @@ class WebPushSender:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         retry_delays: tuple[float, ...] = RETRY_DELAYS,
         coalesce: float = COALESCE_SECONDS,
+        expire_every: float | None = EXPIRE_EVERY,
     ) -> None:
         self.store = store
         self.account_id = account_id
@@ -150,6 +156,8 @@ class WebPushSender:
         self.sleep = sleep
         self.retry_delays = retry_delays
         self.coalesce = coalesce
+        self.expire_every = expire_every
+        self._expiry: asyncio.Task[None] | None = None
         self._running = False
         self._watchers: dict[int, asyncio.Task[None]] = {}
         self._recheck: set[int] = set()  # accounts whose watcher must read again
@@ -160,15 +168,32 @@ class WebPushSender:
 
     async def start(self) -> None:
         self._running = True
-        gone = await self.store.expire_push_subscriptions(self.now())
-        if gone:
-            log.info("forgot %d expired push subscriptions", gone)
+        await self._expire()
         for user_id in {s.user_id for s in await self.store.active_push_subscriptions(self.now())}:
             self._watch(user_id)
+        if self.expire_every is not None:
+            self._expiry = asyncio.ensure_future(self._expire_forever(self.expire_every))
+            self._expiry.add_done_callback(self._done)
+
+    async def _expire(self) -> None:
+        gone = await self.store.expire_push_subscriptions(self.now())
+        if gone:
+            log.info("destroyed %d expired push subscriptions", gone)
+
+    async def _expire_forever(self, interval: float) -> None:
+        while True:
+            await self.sleep(interval)
+            try:
+                await self._expire()
+            except Exception:  # an outage of the store: try again at the next round
+                log.exception("expiring push subscriptions failed")
 
     async def stop(self) -> None:
         self._running = False
         tasks = [*self._watchers.values(), *self._tasks]
+        if self._expiry is not None:
+            tasks.append(self._expiry)
+            self._expiry = None
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -113,8 +114,10 @@ class FakeStore:
     """What the sender asks of the store when it starts and when a URL is gone."""
 
     removed: list[int] = field(default_factory=list)
+    expiries: int = 0
 
     async def expire_push_subscriptions(self, now: datetime) -> int:
+        self.expiries += 1
         return 0
 
     async def active_push_subscriptions(self, now: datetime) -> list[PushSubscription]:
@@ -161,6 +164,7 @@ async def _sender(
         now=lambda: NOW,  # type: ignore[arg-type]
         sleep=sleep,
         retry_delays=(1.0, 5.0, 30.0),
+        expire_every=None,
     )
     await sender.start()
     return sender, slept, posted
@@ -202,3 +206,28 @@ async def test_the_sender_gives_up_and_drops_on_other_answers() -> None:
     assert store.removed == [7]
     for each in (sender, sender2, sender3):
         await each.stop()
+
+
+async def test_expired_subscriptions_are_destroyed_at_start_and_every_round() -> None:
+    store = FakeStore()
+    rounds: list[float] = []
+    more = asyncio.Event()
+
+    async def sleep(seconds: float) -> None:
+        rounds.append(seconds)
+        if len(rounds) > 2:
+            await more.wait()  # the test is done: wait until stopped
+
+    sender = WebPushSender(
+        store,  # type: ignore[arg-type]
+        account_id=lambda n: f"A{n}",
+        post=None,  # type: ignore[arg-type]
+        now=lambda: NOW,
+        sleep=sleep,
+        expire_every=60.0,
+    )
+    await sender.start()
+    while len(rounds) < 3:
+        await asyncio.sleep(0)
+    assert store.expiries == 3 and rounds == [60.0, 60.0, 60.0]
+    await sender.stop()
