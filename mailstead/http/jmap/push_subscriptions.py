@@ -295,15 +295,18 @@ class PushSubscriptionMethods:
             raise _invalid("url", "required")
         try:
             destination = Destination.parse(value, allow_http=self.policy.allow_http)
+        except DestinationRefused as exc:
+            raise _invalid("url", str(exc)) from None
+        try:
             await checked_addresses(
                 destination,
                 allow_private=self.policy.allow_private,
                 resolver=self.policy.resolver,
             )
-        except DestinationRefused as exc:
-            raise _invalid("url", str(exc)) from None
-        except PostFailed as exc:
-            raise _invalid("url", str(exc)) from None
+        except (DestinationRefused, PostFailed):
+            # One answer for a private address and for no address: which names exist in
+            # the server's own network is not for a client to learn.
+            raise _invalid("url", "its host is not a public address that resolves") from None
         return value
 
     async def _create(

@@ -252,9 +252,10 @@ def test_expires_is_clamped(server: ServerThread, receiver: Receiver) -> None:
     renewed = account.one("PushSubscription/set", update={created["id"]: {"expires": soon}})
     assert renewed["updated"] == {created["id"]: None}  # taken as asked: nothing to say
     again = account.one("PushSubscription/set", update={created["id"]: {"expires": far}})
-    assert _utc(again["updated"][created["id"]]["expires"]) == clamped or (
-        _utc(again["updated"][created["id"]]["expires"]) - clamped < timedelta(seconds=5)
-    )
+    lowered = _utc(again["updated"][created["id"]]["expires"])
+    assert timedelta(0) <= lowered - clamped < timedelta(seconds=5)  # lowered to the maximum
+    [listed] = account.one("PushSubscription/get", ids=[created["id"]])["list"]
+    assert _utc(listed["expires"]) == lowered
     past = (now - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
     refused = account.one(
         "PushSubscription/set", create={"p": {"deviceClientId": "d", "url": url, "expires": past}}
@@ -341,5 +342,6 @@ def test_default_settings_refuse_http_and_private_destinations(
             "credentials": ["url"],
         }
         assert "https" in refused["plain"]["description"]
-        assert "private" in refused["loopback"]["description"]
-        assert "private" in refused["private"]["description"]
+        assert "public" in refused["loopback"]["description"]
+        assert "public" in refused["private"]["description"]
+        assert "user information" in refused["credentials"]["description"]
