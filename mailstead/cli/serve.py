@@ -51,7 +51,8 @@ from mailstead.delivery.routes import RouteTable
 from mailstead.delivery.scheduler import Scheduler
 from mailstead.http.api.app import APIServices
 from mailstead.http.app import HTTPServices, build_app
-from mailstead.http.jmap.server import jmap_services
+from mailstead.http.jmap.server import account_id, jmap_services
+from mailstead.http.jmap.webpush import WebPushSender, outbound_policy, poster
 from mailstead.http.server import HTTPServer
 from mailstead.imap.server import IMAPServer
 from mailstead.imap.sort import stored_sort_keys
@@ -293,6 +294,7 @@ class Services:
     scheduler: Scheduler | None  # None when outbound delivery is off ([delivery] enabled)
     spools: SpoolDir  # message data on its way in, and its memory and disk budgets
     acme: CertificateKeeper | None = None  # None when [acme] is off
+    web_push: WebPushSender | None = None  # JMAP PushSubscriptions; None when JMAP is off
 
 
 def build_services(
@@ -325,8 +327,13 @@ def build_services(
                          "message data in spool files"),
         per_client=limits.max_spool_per_client,
     )
+    web_push = (
+        WebPushSender(store, account_id=account_id,
+                      post=poster(outbound_policy(settings.jmap)))
+        if settings.jmap.enabled else None
+    )
     return Services(settings, store, tls, authenticator, router, deliverer, scheduler, spools,
-                    acme)
+                    acme, web_push)
 
 
 def build_deliverer(
@@ -369,8 +376,8 @@ def build_front_ends(services: Services) -> dict[str, FrontEnd]:
         settings.http.metrics_from, api=api, mta_sts=mta_sts_policy(settings),
         acme=services.acme.pending if services.acme is not None else None,
         jmap=jmap_services(settings, services.store, services.authenticator,
-                           services.deliverer, tokens=admin)
-        if settings.jmap.enabled else None,
+                           services.deliverer, services.web_push, tokens=admin)
+        if services.web_push is not None else None,
     )), settings.http)
     return {
         "smtp": smtp,
@@ -530,6 +537,8 @@ class RunningServer:
                     bootstrap_output.flush()
             if services.scheduler is not None:
                 await services.scheduler.start()
+            if services.web_push is not None:
+                await services.web_push.start()
         except BaseException:
             await store.close()
             os.close(lock)
@@ -569,6 +578,8 @@ class RunningServer:
         self._shut_down = True
         if self.services.scheduler is not None:
             await self.services.scheduler.stop()
+        if self.services.web_push is not None:
+            await self.services.web_push.stop()
         for task in (self._gc_task, self._acme_task):
             if task is None:
                 continue

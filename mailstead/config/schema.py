@@ -414,6 +414,21 @@ class JMAPSettings(_Section):
     max_objects_in_set: int = Field(
         500, ge=1, description="creates, updates and destroys in one /set (maxObjectsInSet)",
     )
+    push_subscription_max_days: int = Field(
+        7, ge=1, le=365, description="longest life of a PushSubscription (RFC 8620 §7.2): a "
+        "later or missing expires is set to this many days from now; the client renews it",
+    )
+    push_max_subscriptions: int = Field(
+        20, ge=1, description="PushSubscriptions one account may hold at once",
+    )
+    push_allow_http: bool = Field(
+        False, description="accept push URLs over plain http (tests, a relay on this machine); "
+        "otherwise only https",
+    )
+    push_allow_private_destinations: bool = Field(
+        False, description="let push URLs lead to loopback and private network addresses; off, "
+        "a client cannot make the server POST into its own network",
+    )
 
 
 class SMTPSettings(_Section):

@@ -42,8 +42,10 @@ from mailstead.store.models import (
     MailboxState,
     MessageMeta,
     NewMessage,
+    NewPushSubscription,
     NewSubmission,
     OutboundEnvelope,
+    PushSubscription,
     QueuedMessage,
     QueuedRecipient,
     Recipient,
@@ -540,6 +542,38 @@ class Identities(Protocol):
         """Identities (by id as text) changed since the account mod-sequence ``since``."""
 
 
+class PushSubscriptions(Protocol):
+    """An account's JMAP push subscriptions (RFC 8620 §7.2). They have no state and
+    publish no change events: only the push sender and PushSubscription/get read them."""
+
+    async def add_push_subscription(
+        self, user_id: int, new: NewPushSubscription
+    ) -> PushSubscription: ...
+
+    async def push_subscriptions(self, user_id: int) -> list[PushSubscription]:
+        """Every subscription of the account, expired ones included."""
+
+    async def active_push_subscriptions(self, now: datetime) -> list[PushSubscription]:
+        """The verified subscriptions of every account that expire after ``now``."""
+
+    async def update_push_subscription(
+        self,
+        user_id: int,
+        subscription_id: int,
+        *,
+        verified: bool,
+        expires: datetime,
+        types: tuple[str, ...] | None,
+    ) -> PushSubscription:
+        """Change what may change after creation; NotFound if there is none."""
+
+    async def remove_push_subscription(self, user_id: int, subscription_id: int) -> None:
+        """NotFound if there is none."""
+
+    async def expire_push_subscriptions(self, now: datetime) -> int:
+        """Forget those that expire at or before ``now``; how many."""
+
+
 class Submissions(Protocol):
     """An account's JMAP email submissions (RFC 8621 §7): kept after the delivery
     transaction committed, linked to the outbound queue entry it made; each recipient's
@@ -745,7 +779,7 @@ class AdminRecords(Protocol):
 
 class Store(
     Directory, Mailboxes, MailboxAcls, Messages, Emails, Uploads, Identities, Submissions,
-    Metadata, OutboundQueue, Maintenance, AdminRecords, Protocol,
+    PushSubscriptions, Metadata, OutboundQueue, Maintenance, AdminRecords, Protocol,
 ):
     """Every piece of the store, for the composition root: it builds one backend and hands
     each consumer the piece it uses."""
@@ -762,6 +796,7 @@ __all__ = [
     "Messages",
     "Metadata",
     "OutboundQueue",
+    "PushSubscriptions",
     "SortKeysMaker",
     "Store",
     "StructureParser",

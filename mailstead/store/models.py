@@ -508,6 +508,44 @@ class Identity:
     changed: int  # ... that last changed it
 
 
+@dataclass(frozen=True, slots=True)
+class PushKeys:
+    """RFC 8620 §7.2 ``keys``: the client's P-256 ECDH public key and its authentication
+    secret (RFC 8291 §3), both URL-safe base64 as the client sent them."""
+
+    p256dh: str
+    auth: str
+
+
+@dataclass(frozen=True, slots=True)
+class NewPushSubscription:
+    """What a client registers (RFC 8620 §7.2): where to push, and the code the server
+    sends there to prove the client reads it."""
+
+    device_client_id: str
+    url: str
+    keys: PushKeys | None
+    verification_code: str
+    expires: datetime
+    types: tuple[str, ...] | None  # None: every type
+
+
+@dataclass(frozen=True, slots=True)
+class PushSubscription:
+    """A registered push URL of an account (RFC 8620 §7.2). Nothing but the
+    PushVerification goes to it until ``verified``; nothing at all after ``expires``."""
+
+    id: int
+    user_id: int
+    device_client_id: str
+    url: str
+    keys: PushKeys | None
+    verification_code: str
+    verified: bool
+    expires: datetime
+    types: tuple[str, ...] | None
+
+
 class UndoStatus(StrEnum):
     """RFC 8621 §7: whether a submission can still be cancelled."""
 

@@ -1,6 +1,6 @@
 """The JMAP endpoints of a server, built from its settings and store (serve.py calls
 :func:`jmap_services`); the mail, submission (Identity, EmailSubmission) and quota
-methods registered on the core's dispatch."""
+methods, and PushSubscription, registered on the core's dispatch."""
 
 from __future__ import annotations
 
@@ -23,6 +23,11 @@ from mailstead.http.jmap.mail.quotas import QUOTA, QuotaMethods
 from mailstead.http.jmap.mail.services import MailServices, MailStore
 from mailstead.http.jmap.mail.submissions import SubmissionMethods, SubmissionSettings
 from mailstead.http.jmap.push import ChangeFeed
+from mailstead.http.jmap.push_subscriptions import (
+    PushNotifier,
+    PushSubscriptionMethods,
+    SubscriptionPolicy,
+)
 from mailstead.http.jmap.session import Capabilities
 from mailstead.http.jmap.standard import Limits
 from mailstead.store.models import User
@@ -34,10 +39,15 @@ class TokenCheck(Protocol):
     async def authenticate_token(self, text: str, source: str) -> Actor | None: ...
 
 
-def account_id_of(user: UserRecord) -> str:
+def account_id(user_id: int) -> str:
     """An account's JMAP id: ``A`` and its number in the store (stable for its life)."""
+    return f"A{user_id}"
+
+
+def account_id_of(user: UserRecord) -> str:
+    """The JMAP id of an authenticated account (:func:`account_id` of the store's)."""
     if isinstance(user, User):
-        return f"A{user.id}"
+        return account_id(user.id)
     # Not the store's record (a test's): an id from the address, stable all the same.
     return "A" + hashlib.sha256(user.address.lower().encode()).hexdigest()[:16]
 
@@ -65,11 +75,13 @@ class StorePush:
 
 
 def jmap_services(settings: Settings, store: MailStore, authenticator: Authenticator,
-                  deliverer: Deliverer, tokens: TokenCheck | None = None) -> JMAPServices:
+                  deliverer: Deliverer, web_push: PushNotifier, tokens: TokenCheck | None = None
+                  ) -> JMAPServices:
     """``deliverer`` is the one SMTP submission commits through: EmailSubmission sends
     with it, so a message sent over JMAP is checked, signed, stored and queued exactly as
-    one sent over SMTP. ``tokens`` checks API tokens: a ``mail:`` token then stands for its
-    account in ``Authorization: Bearer``."""
+    one sent over SMTP. ``web_push`` is the sender of PushSubscriptions (webpush.py),
+    which serve.py starts and stops with the server. ``tokens`` checks API tokens: a
+    ``mail:`` token then stands for its account in ``Authorization: Bearer``."""
     limits = Limits.from_settings(settings.jmap, settings.http)
     services = MailServices(store, limits, max_message_size=settings.limits.max_message_size)
     methods = Methods()
@@ -81,6 +93,9 @@ def jmap_services(settings: Settings, store: MailStore, authenticator: Authentic
     )).register(methods)
     QuotaMethods(services).register(methods)
     BlobMethods(services).register(methods)
+    PushSubscriptionMethods(
+        services, SubscriptionPolicy.from_settings(settings.jmap), web_push
+    ).register(methods)
     account_capability = mail.account_capability(services)
     blob_capability = blob_account_capability(services)
     # RFC 8621 §1.3.2: no delayed sending, no SMTP extensions in envelope parameters.

@@ -137,6 +137,51 @@ class SetArgs:
 
 
 @dataclass(frozen=True, slots=True)
+class AccountlessGetArgs:
+    """RFC 8620 §7.2.1 PushSubscription/get: a /get without ``accountId`` (the objects
+    belong to the credentials, not to an account)."""
+
+    ids: tuple[str, ...] | None
+    properties: tuple[str, ...] | None
+
+    KNOWN = frozenset({"ids", "properties"})
+
+    @classmethod
+    def parse(cls, args: Mapping[str, Any], limits: Limits) -> Self:
+        _check_names(args, cls.KNOWN, ())
+        ids = _ids(args, "ids")
+        if ids is not None and len(ids) > limits.max_objects_in_get:
+            raise MethodError(
+                "requestTooLarge", f"at most {limits.max_objects_in_get} ids in one /get"
+            )
+        return cls(ids, _strings(args, "properties"))
+
+
+@dataclass(frozen=True, slots=True)
+class AccountlessSetArgs:
+    """RFC 8620 §7.2.2 PushSubscription/set: a /set without ``accountId`` or
+    ``ifInState`` (push subscriptions have no state)."""
+
+    create: Mapping[str, dict[str, Any]]
+    update: Mapping[str, dict[str, Any]]
+    destroy: tuple[str, ...]
+
+    KNOWN = frozenset({"create", "update", "destroy"})
+
+    @classmethod
+    def parse(cls, args: Mapping[str, Any], limits: Limits) -> Self:
+        _check_names(args, cls.KNOWN, ())
+        create = _objects_by_id(args, "create", references=False) or {}
+        update = _objects_by_id(args, "update", references=True) or {}
+        destroy = _ids(args, "destroy") or ()
+        if len(create) + len(update) + len(destroy) > limits.max_objects_in_set:
+            raise MethodError(
+                "requestTooLarge", f"at most {limits.max_objects_in_set} objects in one /set"
+            )
+        return cls(create, update, destroy)
+
+
+@dataclass(frozen=True, slots=True)
 class CopyArgs:
     """RFC 8620 §5.4 Foo/copy. Whether ``from_account_id`` is one the caller may read is
     the method's to say (``fromAccountNotFound``)."""

@@ -410,6 +410,26 @@ MIGRATIONS: tuple[str, ...] = (
     ) WITHOUT ROWID;
     CREATE INDEX queue_messages_trace ON queue_messages (trace_id);
     """,
+    # 20: JMAP push subscriptions (RFC 8620 §7.2): the URL a client registered, its Web
+    # Push keys (RFC 8291), the code sent to prove it and whether the client echoed it,
+    # and when it expires (ISO 8601 UTC text); ``types`` a JSON array or NULL for all
+    # (push_subscriptions.py). No mod-sequence: they have no state (§7.2, no /changes).
+    """
+    CREATE TABLE push_subscriptions (
+        id                INTEGER PRIMARY KEY,
+        user_id           INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        device_client_id  TEXT NOT NULL,
+        url               TEXT NOT NULL,
+        keys_p256dh       TEXT,
+        keys_auth         TEXT,
+        verification_code TEXT NOT NULL,
+        verified          INTEGER NOT NULL DEFAULT 0,
+        expires           TEXT NOT NULL,
+        types             TEXT
+    );
+    CREATE INDEX push_subscriptions_user ON push_subscriptions (user_id);
+    CREATE INDEX push_subscriptions_active ON push_subscriptions (verified, expires);
+    """,
 )
 
 

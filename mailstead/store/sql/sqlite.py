@@ -63,8 +63,10 @@ from mailstead.store.models import (
     MailboxState,
     MessageMeta,
     NewMessage,
+    NewPushSubscription,
     NewSubmission,
     OutboundEnvelope,
+    PushSubscription,
     QueuedMessage,
     QueuedRecipient,
     Recipient,
@@ -89,6 +91,7 @@ from mailstead.store.sql import (
     maintenance,
     messages,
     metadata,
+    push_subscriptions,
     queue,
     rows,
     submissions,
@@ -530,6 +533,47 @@ class SQLiteStore:
 
     async def submission_changes(self, user_id: int, since: int) -> Changes:
         return await self._db.read(lambda conn: submissions.changes(conn, user_id, since))
+
+    # -- push subscriptions (JMAP, RFC 8620 §7.2) ------------------------------------------
+    async def add_push_subscription(
+        self, user_id: int, new: NewPushSubscription
+    ) -> PushSubscription:
+        return await self._db.write(
+            without_events(lambda conn: push_subscriptions.add(conn, user_id, new))
+        )
+
+    async def push_subscriptions(self, user_id: int) -> list[PushSubscription]:
+        return await self._db.read(
+            lambda conn: push_subscriptions.list_for_user(conn, user_id)
+        )
+
+    async def active_push_subscriptions(self, now: datetime) -> list[PushSubscription]:
+        return await self._db.read(lambda conn: push_subscriptions.active(conn, now))
+
+    async def update_push_subscription(
+        self,
+        user_id: int,
+        subscription_id: int,
+        *,
+        verified: bool,
+        expires: datetime,
+        types: tuple[str, ...] | None,
+    ) -> PushSubscription:
+        return await self._db.write(without_events(
+            lambda conn: push_subscriptions.update(
+                conn, user_id, subscription_id, verified=verified, expires=expires, types=types
+            )
+        ))
+
+    async def remove_push_subscription(self, user_id: int, subscription_id: int) -> None:
+        await self._db.write(
+            without_events(lambda conn: push_subscriptions.remove(conn, user_id, subscription_id))
+        )
+
+    async def expire_push_subscriptions(self, now: datetime) -> int:
+        return await self._db.write(
+            without_events(lambda conn: push_subscriptions.expire(conn, now))
+        )
 
     # -- metadata (RFC 5464) ---------------------------------------------------------------
     async def get_metadata(self, user_id: int, mailbox_id: int | None) -> dict[str, bytes]:

@@ -14,6 +14,7 @@ from mailstead.store.interfaces import (
     Identities,
     Mailboxes,
     Messages,
+    PushSubscriptions,
     Submissions,
     Uploads,
 )
@@ -24,7 +25,7 @@ MAIL = "urn:ietf:params:jmap:mail"
 
 
 class MailStore(Accounts, Mailboxes, Messages, Emails, Uploads, Identities, Submissions,
-                Protocol):
+                PushSubscriptions, Protocol):
     """The store as the mail methods see it."""
 
 
