@@ -410,6 +410,31 @@ MIGRATIONS: tuple[str, ...] = (
     ) WITHOUT ROWID;
     CREATE INDEX queue_messages_trace ON queue_messages (trace_id);
     """,
+    # 21 (planned number; it stands last whatever number other branches take): the
+    # vacation auto-reply (vacations.py). One setting per account, the JMAP
+    # VacationResponse singleton (RFC 8621 §8), with the account mod-sequence of its last
+    # change; and the senders already answered per response ``handle`` until ``expires``
+    # (RFC 5230 §4.2, :days / :seconds), purged hourly once expired.
+    """
+    CREATE TABLE vacation_responses (
+        user_id        INTEGER PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+        is_enabled     INTEGER NOT NULL DEFAULT 0,
+        from_date      TEXT,
+        to_date        TEXT,
+        subject        TEXT,
+        text_body      TEXT,
+        html_body      TEXT,
+        changed_modseq INTEGER NOT NULL
+    );
+    CREATE TABLE auto_replies (
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        handle  TEXT NOT NULL,
+        sender  TEXT NOT NULL,
+        expires TEXT NOT NULL,
+        PRIMARY KEY (user_id, handle, sender)
+    ) WITHOUT ROWID;
+    CREATE INDEX auto_replies_expires ON auto_replies (expires);
+    """,
 )
 
 
