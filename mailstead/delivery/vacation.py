@@ -167,9 +167,7 @@ def seconds_period(seconds: int) -> timedelta:
 def vacation_reply(fields: VacationFields) -> AutoReply:
     """The JMAP VacationResponse (RFC 8621 §8) as a vacation action: its subject and
     bodies, the default period, a handle from its content."""
-    return AutoReply(
-        reason=TextReason(fields.text_body, fields.html_body), subject=fields.subject
-    )
+    return AutoReply(reason=TextReason(fields.text_body, fields.html_body), subject=fields.subject)
 
 
 def is_active(fields: VacationFields, now: datetime) -> bool:
@@ -268,9 +266,7 @@ def read_original(head: bytes) -> Original:
 def is_system_sender(sender: str) -> bool:
     """RFC 5230 (after RFC 3834 §2): addresses of list software and mailer daemons."""
     local = sender.rpartition("@")[0].casefold()
-    return (
-        local in _SYSTEM_SENDERS or local.startswith("owner-") or local.endswith("-request")
-    )
+    return local in _SYSTEM_SENDERS or local.startswith("owner-") or local.endswith("-request")
 
 
 def decide(
@@ -343,7 +339,7 @@ def build_reply(
     if original.message_id is not None:
         # RFC 3834 §3.1.4, RFC 5322 §3.6.4: thread the reply to the message answered.
         message["In-Reply-To"] = original.message_id
-        refs = [*original.references[-(MAX_REFERENCES - 1):], original.message_id]
+        refs = [*original.references[-(MAX_REFERENCES - 1) :], original.message_id]
         message["References"] = " ".join(refs)
     message["Auto-Submitted"] = "auto-replied"  # RFC 3834 §5
     if "MIME-Version" not in message:
@@ -425,20 +421,29 @@ class Responder:
         if reply.period > timedelta(0) and not await self.store.claim_auto_reply(
             arrival.user_id, reply.memory_handle, str(to), now, now + reply.period
         ):
-            log.debug("no auto-reply for account #%d: %s", arrival.user_id,
-                      Skip.ANSWERED.value)
+            log.debug("no auto-reply for account #%d: %s", arrival.user_id, Skip.ANSWERED.value)
             return Skip.ANSWERED
         from_address = await self._from_address(arrival, reply)
         try:
-            message = build_reply(reply, original, from_address=from_address, to=str(to),
-                                  hostname=self.hostname, now=now)
+            message = build_reply(
+                reply,
+                original,
+                from_address=from_address,
+                to=str(to),
+                hostname=self.hostname,
+                now=now,
+            )
         except (ValueError, TypeError) as exc:  # an address the header writer refuses
             log.warning("auto-reply for account #%d not built: %s", arrival.user_id, exc)
             return Skip.FAILED
         delivery = self.sender.start(
             Envelope(mail_from=None, smtputf8=not message.isascii()),  # RFC 3834 §3.3
-            TraceInfo(hostname=self.hostname, helo=self.hostname, client_ip="127.0.0.1",
-                      session_id="auto-reply"),
+            TraceInfo(
+                hostname=self.hostname,
+                helo=self.hostname,
+                client_ip="127.0.0.1",
+                session_id="auto-reply",
+            ),
             relay_allowed=True,
             sender_id=arrival.user_id,
         )
@@ -446,8 +451,7 @@ class Responder:
             await delivery.add_rcpt(to)
             trace_id = await delivery.commit(message)
         except MailsteadError as exc:
-            log.warning("auto-reply for account #%d to <%s> failed: %s",
-                        arrival.user_id, to, exc)
+            log.warning("auto-reply for account #%d to <%s> failed: %s", arrival.user_id, to, exc)
             return Skip.FAILED
         log.info("%s: auto-reply for account #%d to <%s>", trace_id, arrival.user_id, to)
         return Sent(trace_id)

@@ -16,6 +16,7 @@ from mailstead.store.interfaces import (
     Messages,
     Submissions,
     Uploads,
+    Vacations,
 )
 from mailstead.store.models import User
 
@@ -24,7 +25,7 @@ MAIL = "urn:ietf:params:jmap:mail"
 
 
 class MailStore(Accounts, Mailboxes, Messages, Emails, Uploads, Identities, Submissions,
-                Protocol):
+                Vacations, Protocol):
     """The store as the mail methods see it."""
 
 
