@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from enum import StrEnum
+from html.parser import HTMLParser
 from typing import Protocol
 
 from mailstead.core.errors import InvalidName, MailsteadError
@@ -177,6 +178,52 @@ def is_active(fields: VacationFields, now: datetime) -> bool:
     if fields.from_date is not None and now < fields.from_date:
         return False
     return fields.to_date is None or now < fields.to_date
+
+
+class _PlainText(HTMLParser):
+    """An HTML body as plain text, for the text part RFC 8621 §8 asks the server to make
+    when only ``htmlBody`` is set: character data outside hidden elements, a line break
+    at each block element, a blank line between paragraphs."""
+
+    _HIDDEN = frozenset({"head", "script", "style", "template", "title", "noscript"})
+    _BREAK = frozenset({"br", "div", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6"})
+    _PARAGRAPH = frozenset({"p", "ul", "ol", "table", "blockquote", "pre", "hr"})
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.hidden = 0
+        self.out: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self._HIDDEN:
+            self.hidden += 1
+        elif tag in self._PARAGRAPH:
+            self.out.append("\n\n")
+        elif tag in self._BREAK:
+            self.out.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self._HIDDEN:
+            self.hidden = max(0, self.hidden - 1)
+        elif tag in self._PARAGRAPH:
+            self.out.append("\n\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self.hidden:
+            self.out.append(_SPACE.sub(" ", data))
+
+
+def html_text(html: str) -> str:
+    """Plain text of an HTML body (the reply's text part when only HTML was given)."""
+    parser = _PlainText()
+    try:
+        parser.feed(html)
+        parser.close()
+    except AssertionError:  # html.parser's way to reject a malformed declaration
+        pass
+    lines = [line.strip() for line in "".join(parser.out).split("\n")]
+    text = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+    return text + "\n" if text else DEFAULT_TEXT
 
 
 # -- reading the original ---------------------------------------------------------------------
@@ -325,12 +372,12 @@ def build_reply(
                     del message[name]
         case TextReason(text=text, html=html):
             message = EmailMessage(policy=policy)
-            if text is not None or html is None:
-                message.set_content(text if text is not None else DEFAULT_TEXT)
-                if html is not None:
-                    message.add_alternative(html, subtype="html")
-            else:
-                message.set_content(html, subtype="html")
+            if text is None:
+                # RFC 8621 §8: text made from the HTML, or a default when there is neither.
+                text = DEFAULT_TEXT if html is None else html_text(html)
+            message.set_content(text)
+            if html is not None:
+                message.add_alternative(html, subtype="html")
     message["From"] = from_address
     message["To"] = to
     message["Subject"] = reply_subject(reply, original)

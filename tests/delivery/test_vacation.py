@@ -18,6 +18,7 @@ from mailstead.delivery.clock import ManualClock
 from mailstead.delivery.deliver import Deliverer, Envelope, LocalArrival, TraceInfo
 from mailstead.delivery.router import Router
 from mailstead.delivery.vacation import (
+    DEFAULT_TEXT,
     AutoReply,
     MimeReason,
     Responder,
@@ -27,6 +28,7 @@ from mailstead.delivery.vacation import (
     build_reply,
     days_period,
     decide,
+    html_text,
     is_active,
     is_system_sender,
     read_original,
@@ -262,7 +264,10 @@ def test_reply_html_only_and_default_text() -> None:
             now=NOW,
         )
     )
-    assert only_html.get_content_type() == "text/html"
+    assert only_html.get_content_type() == "multipart/alternative"
+    made, html = list(only_html.iter_parts())
+    assert made.get_content().strip() == "x"  # RFC 8621 §8: text made from the HTML
+    assert html.get_content().strip() == "<p>x</p>"
     default = parsed(
         build_reply(
             AutoReply(TextReason()),
@@ -447,6 +452,21 @@ async def test_a_broken_responder_never_fails_the_delivery(
     await send(deliverer, "bob@example.org", ALICE, FROM_BOB)
     assert len(await inbox(store, ALICE)) == 1
     assert await inbox(store, "bob@example.org") == []
+
+
+def test_html_text() -> None:
+    html = (
+        "<html><head><title>t</title><style>p {}</style></head><body>"
+        "<p>I am <b>away</b> &amp; back<br>on Monday.</p><ul><li>one</li><li>two</li></ul>"
+        "</body></html>"
+    )
+    assert html_text(html) == "I am away & back\non Monday.\n\none\ntwo\n"
+    assert html_text("<p></p>") == DEFAULT_TEXT
+
+
+@given(st.text(max_size=300))
+def test_html_text_takes_anything(html: str) -> None:
+    assert html_text(html).endswith("\n")
 
 
 def test_vacation_reply_from_settings() -> None:
