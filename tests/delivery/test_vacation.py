@@ -476,3 +476,35 @@ def test_vacation_reply_from_settings() -> None:
     assert reply.reason == TextReason("t", "<p>h</p>")
     assert reply.subject == "Away"
     assert reply.period == timedelta(days=7)
+
+
+async def test_alias_and_blind_copies(store: SQLiteStore) -> None:
+    """An alias that delivers to the account counts as its address; a message that names
+    none of its addresses (a blind copy) is not answered."""
+    clock = ManualClock(NOW)
+    deliverer, _ = wired(store, clock)
+    alice = await store.find_user(ALICE)
+    assert alice is not None
+    await store.add_alias("team@example.org", [ALICE])
+    await store.set_vacation(alice.id, VacationFields(is_enabled=True, text_body="Away."))
+    blind = FROM_BOB.replace(b"To: alice@example.org", b"To: carol@remote.example")
+    await send(deliverer, "bob@example.org", ALICE, blind)
+    assert await inbox(store, "bob@example.org") == []
+    to_team = FROM_BOB.replace(b"To: alice@example.org", b"To: Team <team@example.org>")
+    await send(deliverer, "bob@example.org", ALICE, to_team)  # the header names the alias
+    assert len(await inbox(store, "bob@example.org")) == 1
+
+
+async def test_remote_sender_gets_a_queued_reply(store: SQLiteStore) -> None:
+    clock = ManualClock(NOW)
+    deliverer, _ = wired(store, clock)
+    alice = await store.find_user(ALICE)
+    assert alice is not None
+    await store.set_vacation(alice.id, VacationFields(is_enabled=True, text_body="Away."))
+    await send(deliverer, "carol@remote.example", ALICE, PERSONAL)
+    [queued] = await store.list_queue()
+    assert queued.envelope.mail_from == ""  # RFC 3834 §3.3
+    assert [r.address for r in queued.envelope.recipients] == ["carol@remote.example"]
+    reply = parsed(await store.read_blob(queued.blob_id))
+    assert reply["To"] == "carol@remote.example"
+    assert reply["Subject"] == "Auto: Lunch à midi"
