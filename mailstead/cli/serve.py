@@ -49,6 +49,7 @@ from mailstead.delivery.dkim import Signer
 from mailstead.delivery.router import Router
 from mailstead.delivery.routes import RouteTable
 from mailstead.delivery.scheduler import Scheduler
+from mailstead.delivery.vacation import Responder
 from mailstead.http.api.app import APIServices
 from mailstead.http.app import HTTPServices, build_app
 from mailstead.http.jmap.server import account_id, jmap_services
@@ -341,13 +342,13 @@ def build_deliverer(
     on_queued: Callable[[], None] | None = None,
 ) -> Deliverer:
     """The one delivery path: SMTP's, and ``mailstead sendmail``'s (which has no
-    scheduler in its process to wake, decision 0014)."""
-    return Deliverer(
-        store,
-        router,
-        signer=Signer(settings.data_dir) if settings.dkim.enabled else None,
-        on_queued=on_queued,
-    )
+    scheduler in its process to wake, decision 0014). Every local delivery is shown to
+    the vacation responder, whose replies go out through a second deliverer with no
+    responder: an auto-reply is never answered."""
+    signer = Signer(settings.data_dir) if settings.dkim.enabled else None
+    replies = Deliverer(store, router, signer=signer, on_queued=on_queued)
+    responder = Responder(store, router, replies, hostname=settings.hostname)
+    return Deliverer(store, router, signer=signer, on_queued=on_queued, responder=responder)
 
 
 class FrontEnd(Protocol):
@@ -448,7 +449,7 @@ async def purge_index(store: Store) -> int:
 async def _collect_garbage_forever(store: Store, grace: float) -> None:
     """The store's background upkeep: the full-text catch-up once, then the index rows of
     deleted mail every few seconds, and hourly the collection of unreferenced bodies and
-    of old JMAP uploads."""
+    of old JMAP uploads and expired auto-reply records."""
     since_gc = 0.0
     await index_in_background(store)
     while True:
@@ -466,6 +467,20 @@ async def _collect_garbage_forever(store: Store, grace: float) -> None:
             if removed:
                 log.info("garbage collection removed %d unreferenced bodies", removed)
         await expire_uploads(store)
+        await expire_auto_replies(store)
+
+
+async def expire_auto_replies(store: Store) -> int:
+    """Forget the senders whose vacation period ended (RFC 5230 §4.2): they get the next
+    reply anyway, and the table stays the size of the current periods."""
+    try:
+        expired = await store.expire_auto_replies(datetime.now(UTC))
+    except Exception as exc:  # keep serving; the next round retries
+        log.error("expiring auto-reply records failed: %s", exc)
+        return 0
+    if expired:
+        log.info("forgot %d expired auto-reply records", expired)
+    return expired
 
 
 async def expire_uploads(store: Store) -> int:

@@ -57,6 +57,8 @@ from mailstead.store.models import (
     TextMatches,
     TextQuery,
     User,
+    Vacation,
+    VacationFields,
 )
 
 #: Turns raw message bytes into the parsed structure, serialised (``mime.stored.encode``).
@@ -574,6 +576,26 @@ class PushSubscriptions(Protocol):
         """Forget those that expire at or before ``now``; how many."""
 
 
+class Vacations(Protocol):
+    """An account's vacation auto-reply: its one setting (RFC 8621 §8; a change takes the
+    account's next mod-sequence) and the senders already answered under a response handle
+    (RFC 5230 §4.2: :days / :seconds)."""
+
+    async def vacation(self, user_id: int) -> Vacation:
+        """The setting; the disabled default when the account never set one."""
+
+    async def set_vacation(self, user_id: int, fields: VacationFields) -> Vacation: ...
+
+    async def claim_auto_reply(
+        self, user_id: int, handle: str, sender: str, now: datetime, until: datetime
+    ) -> bool:
+        """Record ``sender`` (compared without case) as answered under ``handle`` until
+        ``until``, in one write; False, nothing changed, when an unexpired answer exists."""
+
+    async def expire_auto_replies(self, now: datetime) -> int:
+        """Forget answers whose period ended by ``now``; how many."""
+
+
 class Submissions(Protocol):
     """An account's JMAP email submissions (RFC 8621 §7): kept after the delivery
     transaction committed, linked to the outbound queue entry it made; each recipient's
@@ -779,7 +801,8 @@ class AdminRecords(Protocol):
 
 class Store(
     Directory, Mailboxes, MailboxAcls, Messages, Emails, Uploads, Identities, Submissions,
-    PushSubscriptions, Metadata, OutboundQueue, Maintenance, AdminRecords, Protocol,
+    PushSubscriptions, Vacations, Metadata, OutboundQueue, Maintenance, AdminRecords,
+    Protocol,
 ):
     """Every piece of the store, for the composition root: it builds one backend and hands
     each consumer the piece it uses."""
@@ -804,5 +827,6 @@ __all__ = [
     "TextIndexer",
     "UIDRanges",
     "Uploads",
+    "Vacations",
     "account_change_key",
 ]

@@ -546,6 +546,29 @@ class PushSubscription:
     types: tuple[str, ...] | None
 
 
+@dataclass(frozen=True, slots=True)
+class VacationFields:
+    """An account's vacation auto-reply as its owner set it (RFC 8621 §8, the JMAP
+    VacationResponse): on or off, the window it applies in (UTC, either end open), and
+    what it answers with; a None subject or body is the server's to choose."""
+
+    is_enabled: bool = False
+    from_date: datetime | None = None
+    to_date: datetime | None = None
+    subject: str | None = None
+    text_body: str | None = None
+    html_body: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Vacation:
+    """The account's one vacation setting and the account mod-sequence of its last change
+    (0: never set, the disabled default)."""
+
+    fields: VacationFields
+    changed: int = 0
+
+
 class UndoStatus(StrEnum):
     """RFC 8621 §7: whether a submission can still be cancelled."""
 

@@ -1,6 +1,6 @@
 """The JMAP endpoints of a server, built from its settings and store (serve.py calls
-:func:`jmap_services`); the mail, submission (Identity, EmailSubmission) and quota
-methods, and PushSubscription, registered on the core's dispatch."""
+:func:`jmap_services`); the mail, submission (Identity, EmailSubmission), quota, blob
+and vacation-response methods, and PushSubscription, registered on the core's dispatch."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from mailstead.http.jmap.mail.ids import state_text
 from mailstead.http.jmap.mail.quotas import QUOTA, QuotaMethods
 from mailstead.http.jmap.mail.services import MailServices, MailStore
 from mailstead.http.jmap.mail.submissions import SubmissionMethods, SubmissionSettings
+from mailstead.http.jmap.mail.vacation import VACATION, VacationMethods
 from mailstead.http.jmap.push import ChangeFeed
 from mailstead.http.jmap.push_subscriptions import (
     PushNotifier,
@@ -96,15 +97,17 @@ def jmap_services(settings: Settings, store: MailStore, authenticator: Authentic
     PushSubscriptionMethods(
         services, SubscriptionPolicy.from_settings(settings.jmap), web_push
     ).register(methods)
+    VacationMethods(services).register(methods)
     account_capability = mail.account_capability(services)
     blob_capability = blob_account_capability(services)
     # RFC 8621 §1.3.2: no delayed sending, no SMTP extensions in envelope parameters.
     submission_capability = {"maxDelayedSend": 0, "submissionExtensions": {}}
 
     def capabilities(user: UserRecord) -> tuple[Capabilities, Capabilities]:
-        return ({mail.MAIL: {}, SUBMISSION: {}, QUOTA: {}, BLOB: {}},
+        # RFC 8621 §1.3.3: the vacationresponse capability is an empty object in both.
+        return ({mail.MAIL: {}, SUBMISSION: {}, QUOTA: {}, BLOB: {}, VACATION: {}},
                 {mail.MAIL: account_capability, SUBMISSION: submission_capability,
-                 QUOTA: {}, BLOB: blob_capability})
+                 QUOTA: {}, BLOB: blob_capability, VACATION: {}})
 
     async def bearer(token: str, client: str) -> UserRecord | None:
         assert tokens is not None

@@ -430,6 +430,30 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX push_subscriptions_user ON push_subscriptions (user_id);
     CREATE INDEX push_subscriptions_active ON push_subscriptions (verified, expires);
     """,
+    # 21: the vacation auto-reply (vacations.py). One setting per account, the JMAP
+    # VacationResponse singleton (RFC 8621 §8), with the account mod-sequence of its last
+    # change; and the senders already answered per response ``handle`` until ``expires``
+    # (RFC 5230 §4.2, :days / :seconds), purged hourly once expired.
+    """
+    CREATE TABLE vacation_responses (
+        user_id        INTEGER PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+        is_enabled     INTEGER NOT NULL DEFAULT 0,
+        from_date      TEXT,
+        to_date        TEXT,
+        subject        TEXT,
+        text_body      TEXT,
+        html_body      TEXT,
+        changed_modseq INTEGER NOT NULL
+    );
+    CREATE TABLE auto_replies (
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        handle  TEXT NOT NULL,
+        sender  TEXT NOT NULL,
+        expires TEXT NOT NULL,
+        PRIMARY KEY (user_id, handle, sender)
+    ) WITHOUT ROWID;
+    CREATE INDEX auto_replies_expires ON auto_replies (expires);
+    """,
 )
 
 

@@ -78,6 +78,8 @@ from mailstead.store.models import (
     TextMatches,
     TextQuery,
     User,
+    Vacation,
+    VacationFields,
 )
 from mailstead.store.names import validate_mailbox_name
 from mailstead.store.sql import (
@@ -97,6 +99,7 @@ from mailstead.store.sql import (
     submissions,
     textindex,
     uploads,
+    vacations,
 )
 from mailstead.store.sql import backup as backups
 from mailstead.store.sql import sort_keys as stored_keys
@@ -574,6 +577,27 @@ class SQLiteStore:
         return await self._db.write(
             without_events(lambda conn: push_subscriptions.expire(conn, now))
         )
+
+    # -- vacation auto-reply (RFC 8621 §8, RFC 5230 §4.2) ------------------------------------
+    async def vacation(self, user_id: int) -> Vacation:
+        return await self._db.read(lambda conn: vacations.get(conn, user_id))
+
+    async def set_vacation(self, user_id: int, fields: VacationFields) -> Vacation:
+        return await self._db.write(
+            without_events(lambda conn: vacations.put(conn, user_id, fields))
+        )
+
+    async def claim_auto_reply(
+        self, user_id: int, handle: str, sender: str, now: datetime, until: datetime
+    ) -> bool:
+        return await self._db.write(
+            without_events(
+                lambda conn: vacations.claim(conn, user_id, handle, sender, now, until)
+            )
+        )
+
+    async def expire_auto_replies(self, now: datetime) -> int:
+        return await self._db.write(without_events(lambda conn: vacations.expire(conn, now)))
 
     # -- metadata (RFC 5464) ---------------------------------------------------------------
     async def get_metadata(self, user_id: int, mailbox_id: int | None) -> dict[str, bytes]:

@@ -17,6 +17,7 @@ from mailstead.store.interfaces import (
     PushSubscriptions,
     Submissions,
     Uploads,
+    Vacations,
 )
 from mailstead.store.models import User
 
@@ -25,7 +26,7 @@ MAIL = "urn:ietf:params:jmap:mail"
 
 
 class MailStore(Accounts, Mailboxes, Messages, Emails, Uploads, Identities, Submissions,
-                PushSubscriptions, Protocol):
+                PushSubscriptions, Vacations, Protocol):
     """The store as the mail methods see it."""
 
 
