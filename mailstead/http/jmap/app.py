@@ -52,6 +52,7 @@ from mailstead.http.jmap.session import (
     SESSION_PATH,
     WEBSOCKET_PATH,
     Capabilities,
+    OtherAccount,
     session_resource,
 )
 from mailstead.http.jmap.standard import Limits, is_id
@@ -105,6 +106,9 @@ class JMAPServices:
     #: The account an ``Authorization: Bearer`` token stands for (a ``mail:`` API token),
     #: None for a token that stands for none; None here: Basic only.
     bearer: Callable[[str, str], Awaitable[UserRecord | None]] | None = None
+    #: The other accounts the user may use: owners who share mailboxes with it (RFC 8620
+    #: §1.6.2, decision 0028); None: the own account only.
+    others: Callable[[UserRecord], Awaitable[list[OtherAccount]]] | None = None
 
 
 class _Refused(Exception):
@@ -290,6 +294,7 @@ def build_jmap(services: JMAPServices) -> list[BaseRoute]:
             base_url=base_url(request),
             state=await services.state(user),
             websocket_path=WEBSOCKET_PATH if services.push is not None else None,
+            others=await services.others(user) if services.others is not None else (),
         )
 
     def refusals(
@@ -375,6 +380,10 @@ def build_jmap(services: JMAPServices) -> list[BaseRoute]:
             using=parsed.using,
             session_state=session["state"],
             client_ip=_client(request),
+            accounts={
+                account_id: frozenset(account["accountCapabilities"])
+                for account_id, account in session["accounts"].items()
+            },
         )
         return await process(parsed, services.methods, context)
 
