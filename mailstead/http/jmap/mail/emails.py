@@ -1,4 +1,4 @@
-"""Email/get, /changes, /set and /import (RFC 8621 §4.2, §4.3, §4.6, §4.8).
+"""Email/get, /changes, /set, /copy and /import (RFC 8621 §4.2, §4.3, §4.6, §4.7, §4.8).
 
 An Email is a body the account holds, in one or more of its mailboxes (decision 0033);
 its keywords are its copies' flags. Changing an Email changes its copies through the same
@@ -35,7 +35,7 @@ from mailstead.http.jmap.mail.ids import (
     state_text,
 )
 from mailstead.http.jmap.mail.services import MAIL, MailAccount, MailServices
-from mailstead.http.jmap.standard import ChangesArgs, GetArgs, SetArgs, apply_patch
+from mailstead.http.jmap.standard import ChangesArgs, CopyArgs, GetArgs, SetArgs, apply_patch
 from mailstead.mime import jmap_headers
 from mailstead.mime.jmap_compose import ComposeError, compose
 from mailstead.mime.jmap_views import (
@@ -137,6 +137,7 @@ class EmailMethods:
         methods.add("Email/changes", MAIL, self.changes)
         methods.add("Email/set", MAIL, self.set)
         methods.add("Email/import", MAIL, self.import_)
+        methods.add("Email/copy", MAIL, self.copy)
         methods.add("Email/parse", MAIL, self.parse)
 
     async def mailbox_ids(self, account: MailAccount) -> dict[int, str]:
@@ -582,6 +583,93 @@ class EmailMethods:
             by_mailbox.setdefault(copy.mailbox_id, []).append(copy.uid)
         for mailbox, uids in by_mailbox.items():
             await self.services.store.delete_messages(mailbox, sorted(uids))
+
+    # -- copy -----------------------------------------------------------------------------
+
+    async def copy(self, context: CallContext, arguments: dict[str, Any]) -> dict[str, Any]:
+        """RFC 8621 §4.7 (RFC 8620 §5.4): emails of one account of the session into
+        another, for example from a shared account into the caller's own. Reading needs
+        "r" on a copy in the source (the email must be visible there), adding needs "i" on
+        every target mailbox; with ``onSuccessDestroyOriginal`` the originals go through
+        one implicit Email/set in the source account, with its rights checks."""
+        args = CopyArgs.parse(arguments, self.services.limits)
+        if args.from_account_id == args.account_id:
+            raise MethodError("invalidArguments", "fromAccountId and accountId must differ")
+        store = self.services.store
+        source = await self.services.account(context, args.from_account_id)
+        target = await self.services.account(context, args.account_id)
+        from_state = await store.account_state(source.owner.id)
+        if args.if_from_in_state is not None and args.if_from_in_state != state_text(
+                from_state):
+            raise MethodError("stateMismatch", "the source account changed since that state")
+        old_state = await store.account_state(target.owner.id)
+        if args.if_in_state is not None and args.if_in_state != state_text(old_state):
+            raise MethodError("stateMismatch", "the account changed since that state")
+        store_ids = {v: k for k, v in (await self.mailbox_ids(target)).items()}
+        created: dict[str, Any] = {}
+        not_created: dict[str, Any] = {}
+        originals: list[str] = []
+        for creation_id, obj in args.create.items():
+            try:
+                made, original = await self._copy_one(context, source, target, obj, store_ids)
+            except _Refused as refused:
+                not_created[creation_id] = refused.error.to_json()
+                continue
+            except MailsteadError as exc:
+                log.warning("Email/copy: %s", exc)
+                not_created[creation_id] = SetError("invalidEmail", str(exc)).to_json()
+                continue
+            context.created_ids[creation_id] = made["id"]
+            created[creation_id] = made
+            originals.append(original)
+        answer = {
+            "fromAccountId": args.from_account_id, "accountId": args.account_id,
+            "oldState": state_text(old_state),
+            "newState": state_text(await store.account_state(target.owner.id)),
+            "created": created or None, "notCreated": not_created or None,
+        }
+        if args.on_success_destroy_original and originals:
+            destroy: dict[str, Any] = {"accountId": args.from_account_id,
+                                       "destroy": list(dict.fromkeys(originals))}
+            if args.destroy_from_if_in_state is not None:
+                destroy["ifInState"] = args.destroy_from_if_in_state
+            try:
+                context.add_response("Email/set", await self.set(context, destroy))
+            except MethodError as error:
+                context.add_response("error", error.to_json())
+        return answer
+
+    async def _copy_one(self, context: CallContext, source: MailAccount, target: MailAccount,
+                        obj: dict[str, Any], store_ids: dict[str, int]
+                        ) -> tuple[dict[str, Any], str]:
+        """One copy: the created Email's server-set properties, and the original's id."""
+        extra = sorted(set(obj) - {"id", "mailboxIds", "keywords", "receivedAt"})
+        if extra:
+            raise _Refused(SetError("invalidProperties", "Email/copy sets only mailboxIds, "
+                                    "keywords and receivedAt", tuple(extra)))
+        given = obj.get("id")
+        real = context.resolve_id(given) if isinstance(given, str) else None
+        blob = blob_of_email(real) if real is not None else None
+        store = self.services.store
+        found = source.views(await store.email_records(source.owner.id, [blob])) if blob else []
+        if not found or real is None:
+            raise _Refused(SetError("notFound", "no such email in the source account"))
+        record = found[0]
+        existing = target.views(await store.email_records(target.owner.id, [record.blob_id]))
+        if existing:
+            # RFC 8620 §5.4: an email is its body here (decision 0033): it is there already.
+            raise _Refused(SetError("alreadyExists", "the account holds that email already",
+                                    extra={"existingId": email_id(record.blob_id)}))
+        boxes = self._mailboxes(context, obj.get("mailboxIds"), store_ids)
+        keywords = (self._keywords(obj["keywords"]) if "keywords" in obj
+                    else list(keywords_of(record.flags)))
+        received = _received(obj["receivedAt"]) if "receivedAt" in obj else record.received
+        data = await store.read_blob(record.blob_id)
+        if data is None:
+            raise _Refused(SetError("notFound", "the email's message is gone"))
+        made = await self._append(target, data, boxes, keywords, received)
+        return ({"id": email_id(made.blob_id), "blobId": message_blob_id(made.blob_id),
+                 "threadId": made.thread_id, "size": made.size}, real)
 
     # -- import -----------------------------------------------------------------------------
 
