@@ -80,8 +80,10 @@ class JMAPBlobs(Protocol):
         """Keep ``data`` (of media type ``type``) for the user's account; its blob id."""
         ...
 
-    async def download(self, user: UserRecord, blob_id: str) -> bytes | None:
-        """The blob's content if the user's account may read it, else None."""
+    async def download(self, user: UserRecord, blob_id: str, account_id: str | None = None
+                       ) -> bytes | None:
+        """The blob's content if the user may read it in the account (its own when
+        ``account_id`` is None, or one shared with it), else None."""
         ...
 
 
@@ -446,7 +448,14 @@ def build_jmap(services: JMAPServices) -> list[BaseRoute]:
     async def download(request: Request) -> Response:
         """RFC 8620 §6.2: the blob, with the type and file name the client asked for."""
         user = await authenticate(request)
-        own_account(request, user)
+        account_id = request.path_params["accountId"]
+        if account_id == services.account_id_of(user):
+            shared: str | None = None
+        elif services.others is not None and any(
+                other.account_id == account_id for other in await services.others(user)):
+            shared = account_id  # RFC 8620 §1.6.2: a shared account's blobs, by its grants
+        else:
+            raise _Refused(_problem(404, "Not Found", "no such account for these credentials"))
         blob_id = request.path_params["blobId"]
         accept = request.query_params.get("accept", "") or "application/octet-stream"
         if len(accept) > _MAX_TYPE or not _MEDIA_TYPE.fullmatch(accept):
@@ -456,7 +465,7 @@ def build_jmap(services: JMAPServices) -> list[BaseRoute]:
                 "accept must be a media type such as text/plain or application/pdf",
             )
         data = (
-            await services.blobs.download(user, blob_id)
+            await services.blobs.download(user, blob_id, shared)
             if is_id(blob_id, references=False)
             else None
         )

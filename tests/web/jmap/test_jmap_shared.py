@@ -383,3 +383,36 @@ def test_email_copy_needs_two_accounts_of_the_session(sharing: Sharing) -> None:
         ("Email/copy", {"fromAccountId": sharing.grantee.account_id, "create": {}})
     )[0]
     assert (answered, result["type"]) == ("error", "invalidArguments")
+
+
+def test_blobs_of_a_shared_account_download_by_its_grants(
+    sharing: Sharing, server: ServerThread
+) -> None:
+    sharing.grant("INBOX", "lr")
+    [shared] = sharing.shared_one("Email/get", ids=[sharing.shared[0]], properties=["blobId"])[
+        "list"
+    ]
+    [private] = sharing.owner.one("Email/get", ids=[sharing.private], properties=["blobId"])["list"]
+
+    def download(who: Account, account: str, blob: str) -> int:
+        return who.http.get(f"/jmap/download/{account}/{blob}/m.eml").status_code
+
+    assert download(sharing.grantee, sharing.shared_id, shared["blobId"]) == 200
+    assert download(sharing.grantee, sharing.shared_id, private["blobId"]) == 404
+    assert download(sharing.grantee, sharing.grantee.account_id, shared["blobId"]) == 404
+    parsed = sharing.shared_one(
+        "Email/parse", blobIds=[shared["blobId"], private["blobId"]], properties=["subject"]
+    )
+    assert parsed["parsed"][shared["blobId"]]["subject"] == "shared one"
+    assert parsed["notFound"] == [private["blobId"]]
+    other = Account(server)
+    try:
+        assert download(other, sharing.shared_id, shared["blobId"]) == 404
+    finally:
+        other.http.close()
+    # Threads know only the emails the grantee may read.
+    [thread] = sharing.owner.one("Email/get", ids=[sharing.private], properties=["threadId"])[
+        "list"
+    ]
+    hidden = sharing.shared_one("Thread/get", ids=[thread["threadId"]])
+    assert hidden["notFound"] == [thread["threadId"]]

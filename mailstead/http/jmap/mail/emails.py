@@ -269,13 +269,12 @@ class EmailMethods:
             raise MethodError("invalidArguments", "properties must be an array of strings")
         properties, body_properties, fetch_text, fetch_html, fetch_all, max_bytes = (
             _body_arguments(asked, arguments, PARSE_PROPERTIES))
-        # Blobs are read as the caller's own (its uploads, its mail) in any account.
-        user = (await self.services.account(context, arguments.get("accountId"))).viewer
+        account = await self.services.account(context, arguments.get("accountId"))
         parsed: dict[str, Any] = {}
         not_parsable: list[str] = []
         not_found: list[str] = []
         for blob in blob_ids:
-            data = await self.read_blob(user, blob)
+            data = await read_blob(self.services.store, account.viewer.id, blob, account)
             if data is None:
                 not_found.append(blob)
                 continue

@@ -132,15 +132,29 @@ class MailServices:
         viewer = await self.user(context)
         if account_id is None or account_id == context.account_id:
             return MailAccount(viewer, viewer)
-        match = _ACCOUNT_ID.fullmatch(account_id) if isinstance(account_id, str) else None
-        owner_id = int(match.group(1)) if match is not None else -1
-        shared = shared_by_owner(await self.store.shared_with(viewer.id)).get(owner_id)
-        if owner_id == viewer.id or not shared:
+        found = await account_of(self.store, viewer, account_id)
+        if found is None or found.own:
             raise MethodError("accountNotFound", "no such account for these credentials")
-        owner = await self.store.get_user(owner_id)
-        seen = {s.mailbox.id: frozenset(await self.store.private_seen(s.mailbox.id, viewer.id))
-                for s in shared if "r" in s.rights}
-        return MailAccount(owner, viewer, {s.mailbox.id: s.rights for s in shared}, seen)
+        return found
+
+
+async def account_of(store: MailStore, viewer: User, account_id: Any) -> MailAccount | None:
+    """The account ``account_id`` names as ``viewer`` may see it: its own, or another's
+    that shares mailboxes with it (with the grants and the viewer's own \\Seen as they
+    are now); None for any other id."""
+    match = _ACCOUNT_ID.fullmatch(account_id) if isinstance(account_id, str) else None
+    if match is None:
+        return None
+    owner_id = int(match.group(1))
+    if owner_id == viewer.id:
+        return MailAccount(viewer, viewer)
+    shared = shared_by_owner(await store.shared_with(viewer.id)).get(owner_id)
+    if not shared:
+        return None
+    owner = await store.get_user(owner_id)
+    seen = {s.mailbox.id: frozenset(await store.private_seen(s.mailbox.id, viewer.id))
+            for s in shared if "r" in s.rights}
+    return MailAccount(owner, viewer, {s.mailbox.id: s.rights for s in shared}, seen)
 
 
 def response_base(args_account: str, **members: Any) -> dict[str, Any]:
