@@ -286,6 +286,13 @@ def test_seen_is_the_grantees_own_and_imap_agrees(sharing: Sharing) -> None:
     sharing.owner.one("Email/set", update={sharing.shared[1]: {"keywords/$seen": True}})
     got = sharing.shared_one("Email/get", ids=[sharing.shared[1]], properties=["keywords"])
     assert got["list"][0]["keywords"] == {}
+    # Counts follow the grantee's \Seen too: one of two read, by each of them.
+    [box] = sharing.shared_one("Mailbox/get", ids=None)["list"]
+    assert (box["totalEmails"], box["unreadEmails"], box["unreadThreads"]) == (2, 1, 1)
+    assert sharing.owner.mailboxes()["INBOX"]["unreadEmails"] == 1
+    sharing.owner.one("Email/set", update={sharing.shared[0]: {"keywords/$seen": True}})
+    [box] = sharing.shared_one("Mailbox/get", ids=None)["list"]
+    assert box["unreadEmails"] == 1
 
 
 def test_email_copy_from_a_shared_account_into_the_own(sharing: Sharing) -> None:

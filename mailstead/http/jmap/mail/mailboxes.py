@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from mailstead.core.errors import (
@@ -21,6 +22,7 @@ from mailstead.core.errors import (
     NotEmpty,
     NotFound,
 )
+from mailstead.core.types import SEEN
 from mailstead.http.jmap.dispatch import CallContext, Methods
 from mailstead.http.jmap.errors import MethodError, SetError
 from mailstead.http.jmap.mail.ids import (
@@ -43,7 +45,7 @@ from mailstead.http.jmap.standard import (
     apply_patch,
     query_window,
 )
-from mailstead.store.models import MailboxState
+from mailstead.store.models import MailboxCounts, MailboxState
 from mailstead.store.names import SEPARATOR, is_inbox
 
 log = logging.getLogger("mailstead.http.jmap")
@@ -99,7 +101,6 @@ def mailbox_object(state: MailboxState, by_name: dict[str, MailboxState],
     parent, _, leaf = box.name.rpartition(SEPARATOR)
     if account is not None and not account.own:
         rights = account.rights_on(box.id)
-        readable = "r" in rights
         return {
             "id": mailbox_id(box.uidvalidity),
             "name": leaf,
@@ -107,10 +108,10 @@ def mailbox_object(state: MailboxState, by_name: dict[str, MailboxState],
                          if parent in by_name else None),
             "role": None,
             "sortOrder": _OTHER_ORDER,
-            "totalEmails": state.counts.emails if readable else 0,
-            "unreadEmails": state.counts.unread_emails if readable else 0,
-            "totalThreads": state.counts.threads if readable else 0,
-            "unreadThreads": state.counts.unread_threads if readable else 0,
+            "totalEmails": state.counts.emails,
+            "unreadEmails": state.counts.unread_emails,
+            "totalThreads": state.counts.threads,
+            "unreadThreads": state.counts.unread_threads,
             "myRights": acl_rights(rights),
             "isSubscribed": False,
         }
@@ -160,9 +161,25 @@ class MailboxMethods:
                       ) -> tuple[list[MailboxState], dict[str, MailboxState]]:
         """The account's mailboxes; of a shared ``account`` only those the caller may see."""
         states = await self.services.store.mailbox_states(user_id)
-        if account is not None:
-            states = [s for s in states if account.shows_mailbox(s.mailbox.id)]
+        if account is not None and not account.own:
+            states = [await self._own_counts(account, s) for s in states
+                      if account.shows_mailbox(s.mailbox.id)]
         return states, {s.mailbox.name: s for s in states}
+
+    async def _own_counts(self, account: MailAccount, state: MailboxState) -> MailboxState:
+        """A shared mailbox counted as the caller sees it: unread by its own \\Seen
+        (decision 0028), as the store counts (an email or thread is unread when a copy in
+        the mailbox is); nothing without "r"."""
+        box = state.mailbox.id
+        if not account.may(box, "r"):
+            return replace(state, counts=MailboxCounts(0, 0, 0, 0))
+        records = account.views(await self.services.store.account_emails(account.owner.id,
+                                                                          box))
+        unread = [r for r in records
+                  if any(c.mailbox_id == box and SEEN not in c.flags for c in r.copies)]
+        return replace(state, counts=MailboxCounts(
+            len(records), len(unread), len({r.thread_id for r in records}),
+            len({r.thread_id for r in unread})))
 
     # -- get and changes --------------------------------------------------------------------
 
