@@ -423,3 +423,20 @@ def test_blobs_of_a_shared_account_download_by_its_grants(
     ]
     hidden = sharing.shared_one("Thread/get", ids=[thread["threadId"]])
     assert hidden["notFound"] == [thread["threadId"]]
+
+
+def test_a_revoke_applies_from_the_next_call(sharing: Sharing) -> None:
+    sharing.grant("INBOX", "lr")
+    before = sharing.session(sharing.grantee)
+    assert sharing.shared_one("Email/query")["ids"]
+    sharing.grant("INBOX", "")
+    after = sharing.session(sharing.grantee)
+    assert sharing.shared_id not in after["accounts"]
+    assert after["state"] != before["state"]
+    answered, result = sharing.in_shared("Email/query")
+    assert (answered, result["type"]) == ("error", "accountNotFound")
+    # Lookup alone lists the mailbox but shows no mail in it.
+    sharing.grant("INBOX", "l")
+    [box] = sharing.shared_one("Mailbox/get", ids=None)["list"]
+    assert (box["totalEmails"], box["myRights"]["mayReadItems"]) == (0, False)
+    assert sharing.shared_one("Email/query")["ids"] == []
