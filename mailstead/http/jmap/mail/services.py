@@ -9,8 +9,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from mailstead.core.rights import RIGHTS
-from mailstead.core.types import SEEN, UID
+from mailstead.core.rights import RIGHTS, overlay
+from mailstead.core.types import UID
 from mailstead.http.jmap.dispatch import CallContext
 from mailstead.http.jmap.errors import MethodError
 from mailstead.http.jmap.standard import Limits
@@ -53,7 +53,7 @@ class MailAccount:
     owner: User
     viewer: User
     rights: Mapping[int, str] | None = None
-    #: The caller's own \\Seen in each readable shared mailbox (decision 0028): what its
+    #: The caller's own \Seen in each readable shared mailbox (decision 0028): what its
     #: ``$seen`` is there, in place of the owner's.
     seen: Mapping[int, frozenset[UID]] = field(default_factory=dict)
 
@@ -92,13 +92,6 @@ class MailAccount:
             return list(records)
         seen = (self.view(r) for r in records)
         return [r for r in seen if r is not None]
-
-
-def overlay(flags: frozenset[str], seen: bool) -> frozenset[str]:
-    """A copy's flags as a grantee sees them: the owner's, with the grantee's own \\Seen
-    in place of the owner's (decision 0028, as IMAP's ``imap/access.py`` shows them)."""
-    others = flags - {SEEN}
-    return others | {SEEN} if seen else others
 
 
 def shared_by_owner(shared: Iterable[SharedMailbox]) -> dict[int, list[SharedMailbox]]:
