@@ -52,6 +52,7 @@ from mailstead.http.jmap.session import (
     SESSION_PATH,
     WEBSOCKET_PATH,
     Capabilities,
+    OtherAccount,
     session_resource,
 )
 from mailstead.http.jmap.standard import Limits, is_id
@@ -79,8 +80,10 @@ class JMAPBlobs(Protocol):
         """Keep ``data`` (of media type ``type``) for the user's account; its blob id."""
         ...
 
-    async def download(self, user: UserRecord, blob_id: str) -> bytes | None:
-        """The blob's content if the user's account may read it, else None."""
+    async def download(self, user: UserRecord, blob_id: str, account_id: str | None = None
+                       ) -> bytes | None:
+        """The blob's content if the user may read it in the account (its own when
+        ``account_id`` is None, or one shared with it), else None."""
         ...
 
 
@@ -105,6 +108,9 @@ class JMAPServices:
     #: The account an ``Authorization: Bearer`` token stands for (a ``mail:`` API token),
     #: None for a token that stands for none; None here: Basic only.
     bearer: Callable[[str, str], Awaitable[UserRecord | None]] | None = None
+    #: The other accounts the user may use: owners who share mailboxes with it (RFC 8620
+    #: §1.6.2, decision 0028); None: the own account only.
+    others: Callable[[UserRecord], Awaitable[list[OtherAccount]]] | None = None
 
 
 class _Refused(Exception):
@@ -290,6 +296,7 @@ def build_jmap(services: JMAPServices) -> list[BaseRoute]:
             base_url=base_url(request),
             state=await services.state(user),
             websocket_path=WEBSOCKET_PATH if services.push is not None else None,
+            others=await services.others(user) if services.others is not None else (),
         )
 
     def refusals(
@@ -375,6 +382,10 @@ def build_jmap(services: JMAPServices) -> list[BaseRoute]:
             using=parsed.using,
             session_state=session["state"],
             client_ip=_client(request),
+            accounts={
+                account_id: frozenset(account["accountCapabilities"])
+                for account_id, account in session["accounts"].items()
+            },
         )
         return await process(parsed, services.methods, context)
 
@@ -437,7 +448,14 @@ def build_jmap(services: JMAPServices) -> list[BaseRoute]:
     async def download(request: Request) -> Response:
         """RFC 8620 §6.2: the blob, with the type and file name the client asked for."""
         user = await authenticate(request)
-        own_account(request, user)
+        account_id = request.path_params["accountId"]
+        if account_id == services.account_id_of(user):
+            shared: str | None = None
+        elif services.others is not None and any(
+                other.account_id == account_id for other in await services.others(user)):
+            shared = account_id  # RFC 8620 §1.6.2: a shared account's blobs, by its grants
+        else:
+            raise _Refused(_problem(404, "Not Found", "no such account for these credentials"))
         blob_id = request.path_params["blobId"]
         accept = request.query_params.get("accept", "") or "application/octet-stream"
         if len(accept) > _MAX_TYPE or not _MEDIA_TYPE.fullmatch(accept):
@@ -447,7 +465,7 @@ def build_jmap(services: JMAPServices) -> list[BaseRoute]:
                 "accept must be a media type such as text/plain or application/pdf",
             )
         data = (
-            await services.blobs.download(user, blob_id)
+            await services.blobs.download(user, blob_id, shared)
             if is_id(blob_id, references=False)
             else None
         )

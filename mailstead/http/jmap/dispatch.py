@@ -7,7 +7,10 @@ Invariants:
   references) and the creation ids every earlier call added (§3.3 createdIds, §5.3);
 - what a call may do is decided here once, before its handler runs: its name must be in the
   method table and its capability in the request's ``using`` (else ``unknownMethod``), an
-  ``accountId`` argument must be the caller's (else ``accountNotFound``);
+  ``accountId`` (and Email/copy's ``fromAccountId``) must be an account of the caller's
+  session (else ``accountNotFound``: its own, or one whose owner shares mailboxes with it,
+  RFC 8620 §1.6.2) whose capabilities include the method's (else
+  ``accountNotSupportedByMethod``, §3.6.2);
 - a handler fails with :class:`~mailstead.http.jmap.errors.MethodError`, which becomes
   ``["error", {...}, callId]``; any other exception becomes ``serverFail`` for the client
   and a traceback in the log (raised again under the sanity flag, so tests see it);
@@ -19,7 +22,7 @@ Invariants:
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,12 +44,16 @@ class CallContext:
     One per request, shared by its calls: ``created_ids`` grows as creations succeed.
     """
 
-    account_id: str  # the caller's account (the only one for now)
+    account_id: str  # the caller's own (personal) account
     user: UserRecord  # the authenticated account, as the Authenticator returned it
     created_ids: dict[str, str]  # creation id -> server id, across the whole request
     using: frozenset[str]
     session_state: str
     client_ip: str = ""  # the HTTP client's address (a submission's Received line names it)
+    #: Every account of the session (RFC 8620 §2 ``accounts``) by id, with the capabilities
+    #: it has: the own one and those of owners who share mailboxes with the caller. Empty:
+    #: the own account only, with every capability.
+    accounts: Mapping[str, frozenset[str]] = field(default_factory=dict)
     _implicit: list[tuple[str, dict[str, Any]]] = field(
         default_factory=list, init=False, repr=False
     )
@@ -141,10 +148,22 @@ async def _call(
     if capability not in context.using:
         # RFC 8620 §3.6.2: a method of a capability the request did not ask for is unknown.
         raise MethodError("unknownMethod", f"{name} needs {capability} in using")
-    if (
-        handler is not _echo
-        and "accountId" in arguments
-        and arguments["accountId"] != context.account_id
-    ):
-        raise MethodError("accountNotFound", "no such account for these credentials")
+    if handler is not _echo:
+        for key, prefix in (("accountId", "account"), ("fromAccountId", "fromAccount")):
+            if key in arguments:
+                _check_account(arguments[key], capability, context, prefix)
     return await handler(context, arguments)
+
+
+def _check_account(account_id: Any, capability: str, context: CallContext, prefix: str) -> None:
+    """RFC 8620 §3.6.2: the account must be one of the session's, and have the method's
+    capability among its own; §5.4: ``fromAccountId`` fails as ``fromAccountNotFound``."""
+    if not context.accounts:
+        if account_id != context.account_id:
+            raise MethodError(f"{prefix}NotFound", "no such account for these credentials")
+        return
+    if not isinstance(account_id, str) or account_id not in context.accounts:
+        raise MethodError(f"{prefix}NotFound", "no such account for these credentials")
+    if capability != CORE and capability not in context.accounts[account_id]:
+        raise MethodError(f"{prefix}NotSupportedByMethod",
+                          f"the account {account_id} does not support {capability}")

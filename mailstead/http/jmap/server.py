@@ -20,7 +20,12 @@ from mailstead.http.jmap.mail.blobs import AccountBlobs
 from mailstead.http.jmap.mail.identities import SUBMISSION, IdentityMethods
 from mailstead.http.jmap.mail.ids import state_text
 from mailstead.http.jmap.mail.quotas import QUOTA, QuotaMethods
-from mailstead.http.jmap.mail.services import MailServices, MailStore
+from mailstead.http.jmap.mail.services import (
+    WRITE_RIGHTS,
+    MailServices,
+    MailStore,
+    shared_by_owner,
+)
 from mailstead.http.jmap.mail.submissions import SubmissionMethods, SubmissionSettings
 from mailstead.http.jmap.mail.vacation import VACATION, VacationMethods
 from mailstead.http.jmap.push import ChangeFeed
@@ -29,7 +34,7 @@ from mailstead.http.jmap.push_subscriptions import (
     PushSubscriptionMethods,
     SubscriptionPolicy,
 )
-from mailstead.http.jmap.session import Capabilities
+from mailstead.http.jmap.session import Capabilities, OtherAccount
 from mailstead.http.jmap.standard import Limits
 from mailstead.store.models import User
 
@@ -116,6 +121,24 @@ def jmap_services(settings: Settings, store: MailStore, authenticator: Authentic
         user = await store.find_user(address) if address is not None else None
         return user if user is not None and not user.disabled else None
 
+    async def others(user: UserRecord) -> list[OtherAccount]:
+        """RFC 8620 §1.6.2: every owner who shares a mailbox with the user is an account
+        of its session, with the mail capability only (decision 0028); read-only when no
+        grant lets the user change anything."""
+        own = user if isinstance(user, User) else await store.find_user(user.address)
+        if own is None:
+            return []
+        found: list[OtherAccount] = []
+        for owner_id, shared in sorted(shared_by_owner(await store.shared_with(own.id)).items()):
+            granted = "".join(s.rights for s in shared)
+            found.append(OtherAccount(
+                account_id=f"A{owner_id}", name=shared[0].owner,
+                read_only=not any(r in granted for r in WRITE_RIGHTS),
+                capabilities={mail.MAIL: {**account_capability,
+                                          "mayCreateTopLevelMailbox": False}},
+            ))
+        return found
+
     async def state(user: UserRecord) -> str:
         return ""  # the session changes only with the server's configuration
 
@@ -130,4 +153,5 @@ def jmap_services(settings: Settings, store: MailStore, authenticator: Authentic
         allow_plaintext=settings.auth.allow_plaintext,
         push=StorePush(store),
         bearer=bearer if tokens is not None else None,
+        others=others,
     )

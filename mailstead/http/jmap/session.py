@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from mailstead.http.jmap.dispatch import CORE
@@ -28,6 +29,18 @@ WEBSOCKET_PATH = "/jmap/ws"
 WEBSOCKET = "urn:ietf:params:jmap:websocket"
 
 Capabilities = Mapping[str, Mapping[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class OtherAccount:
+    """An account the user may use besides its own (RFC 8620 §1.6.2): another user's,
+    whose owner shares mailboxes with it (decision 0028). ``capabilities`` are the
+    account's (core is added)."""
+
+    account_id: str
+    name: str
+    read_only: bool
+    capabilities: Capabilities
 
 
 def core_capability(limits: Limits) -> dict[str, Any]:
@@ -55,6 +68,7 @@ def session_resource(
     base_url: str,
     state: str = "",
     websocket_path: str | None = None,
+    others: Sequence[OtherAccount] = (),
 ) -> dict[str, Any]:
     """The Session object for one authenticated user with one (personal, writable)
     account. ``capabilities`` are the server capabilities beyond core; the account's are
@@ -62,7 +76,8 @@ def session_resource(
     named per capability). ``base_url`` is scheme and authority, no trailing slash.
     ``state`` is the caller's word on what else the session depends on (the accounts the
     user may see); it goes into the resource's ``state``. With ``websocket_path`` the
-    server offers JMAP over WebSocket there, with push (RFC 8887 §4)."""
+    server offers JMAP over WebSocket there, with push (RFC 8887 §4). ``others`` are the
+    accounts shared with the user (``isPersonal`` false); none of them is primary."""
     server = {CORE: core_capability(limits)}
     server.update((name, dict(value)) for name, value in capabilities.items() if name != CORE)
     if websocket_path is not None:
@@ -89,6 +104,14 @@ def session_resource(
         "uploadUrl": base_url + UPLOAD_TEMPLATE,
         "eventSourceUrl": base_url + EVENT_SOURCE_TEMPLATE,
     }
+    for other in others:
+        capabilities_of = {CORE: {}, **{n: dict(v) for n, v in other.capabilities.items()}}
+        resource["accounts"][other.account_id] = {
+            "name": other.name,
+            "isPersonal": False,
+            "isReadOnly": other.read_only,
+            "accountCapabilities": capabilities_of,
+        }
     resource["state"] = session_state(resource, state)
     return resource
 

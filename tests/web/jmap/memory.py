@@ -49,7 +49,8 @@ class Blobs:
         self.held[(user.address, blob_id)] = (data, type)
         return blob_id
 
-    async def download(self, user: UserRecord, blob_id: str) -> bytes | None:
+    async def download(self, user: UserRecord, blob_id: str, account_id: str | None = None
+                       ) -> bytes | None:
         held = self.held.get((user.address, blob_id))
         return None if held is None else held[0]
 

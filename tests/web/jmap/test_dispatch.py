@@ -214,3 +214,37 @@ def test_a_method_is_added_once() -> None:
     with pytest.raises(ValueError):
         table.add("Thing/lookup", MAIL, table.get("Thing/lookup")[1])  # type: ignore[index]
     assert table.capabilities() == {CORE, MAIL, "urn:example:other"}
+
+
+async def test_the_accounts_of_the_session_and_their_capabilities() -> None:
+    """RFC 8620 §3.6.2: any account of the session is accepted, as long as it has the
+    method's capability; §5.4: a /copy's fromAccountId fails as fromAccountNotFound."""
+    shared = context(frozenset({CORE, MAIL, "urn:example:other"}))
+    shared.accounts = {
+        "A1": frozenset({CORE, MAIL, "urn:example:other"}),
+        "A7": frozenset({CORE, MAIL}),
+    }
+    response = await process(
+        request(
+            ("Thing/lookup", {"accountId": "A7", "ids": []}, "c1"),
+            ("Other/get", {"accountId": "A7", "ids": []}, "c2"),
+            ("Other/get", {"accountId": "A1", "ids": []}, "c3"),
+            ("Thing/lookup", {"accountId": "A8", "ids": []}, "c4"),
+            ("Thing/lookup", {"fromAccountId": "A8", "accountId": "A1", "ids": []}, "c5"),
+            ("Other/get", {"fromAccountId": "A7", "ids": []}, "c6"),
+            ("Thing/lookup", {"accountId": 7, "ids": []}, "c7"),
+            using=frozenset({CORE, MAIL, "urn:example:other"}),
+        ),
+        methods(),
+        shared,
+    )
+    answers = [(r[0], r[1].get("type"), r[2]) for r in response["methodResponses"]]
+    assert answers == [
+        ("Thing/lookup", None, "c1"),
+        ("error", "accountNotSupportedByMethod", "c2"),
+        ("Other/get", None, "c3"),
+        ("error", "accountNotFound", "c4"),
+        ("error", "fromAccountNotFound", "c5"),
+        ("error", "fromAccountNotSupportedByMethod", "c6"),
+        ("error", "accountNotFound", "c7"),
+    ]

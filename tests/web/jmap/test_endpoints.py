@@ -16,6 +16,7 @@ from mailstead.auth.throttle import Throttle, ThrottlePolicy
 from mailstead.core import sanity
 from mailstead.http.jmap.app import JMAPServices, build_jmap, content_disposition
 from mailstead.http.jmap.dispatch import CORE, CallContext, Methods
+from mailstead.http.jmap.session import OtherAccount, session_resource
 from mailstead.http.jmap.standard import Limits
 from tests.web.jmap.memory import MAIL, Blobs, User, World, account_id_of, services
 
@@ -388,3 +389,26 @@ def test_every_route_is_served() -> None:
         "/jmap/upload/{accountId}",
         "/jmap/download/{accountId}/{blobId}/{name:path}",
     }
+
+
+def test_other_accounts_in_the_session_resource() -> None:
+    """RFC 8620 §1.6.2: a shared account is listed, not personal, never primary; the
+    session's state changes when it comes or goes."""
+
+    def resource(*others: OtherAccount) -> dict[str, Any]:
+        return session_resource(
+            username="bob@example.org", account_id="A2", account_name="bob@example.org",
+            limits=Limits(), capabilities={MAIL: {}}, account_capabilities={MAIL: {"x": 1}},
+            base_url="https://mail.example.org", others=others,
+        )
+
+    shared = OtherAccount("A1", "alice@example.org", True, {MAIL: {"x": 2}})
+    with_share = resource(shared)
+    assert with_share["accounts"]["A1"] == {
+        "name": "alice@example.org", "isPersonal": False, "isReadOnly": True,
+        "accountCapabilities": {CORE: {}, MAIL: {"x": 2}},
+    }
+    assert with_share["accounts"]["A2"]["isPersonal"] is True
+    assert set(with_share["primaryAccounts"].values()) == {"A2"}
+    assert resource()["state"] != with_share["state"]
+    assert set(resource()["accounts"]) == {"A2"}

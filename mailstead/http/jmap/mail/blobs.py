@@ -17,7 +17,7 @@ import asyncio
 import re
 
 from mailstead.http.jmap.mail.content import load
-from mailstead.http.jmap.mail.services import MailStore
+from mailstead.http.jmap.mail.services import MailAccount, MailStore, account_of
 from mailstead.mime.jmap_views import part_octets
 from mailstead.mime.parse import ParsedMessage, parse_message
 from mailstead.store.models import User
@@ -40,14 +40,23 @@ def part_blob_id(container: str, part_id: str) -> str:
     return f"{container}{joiner}{part_id.replace('.', '-')}"
 
 
-async def read_blob(store: MailStore, user_id: int, blob: str) -> bytes | None:
+async def read_blob(store: MailStore, user_id: int, blob: str,
+                    shared: MailAccount | None = None) -> bytes | None:
     """The octets of ``blob`` if the account may read it; None otherwise (unknown, another
-    account's, gone)."""
+    account's, gone). In a ``shared`` account (another's, seen through its grants) only
+    its messages the caller may read are: no uploads (they are each user's own)."""
     match = _BLOB.fullmatch(blob)
     if match is None:
         return None
     kind, digest, path = match.groups()
-    if kind == "U":
+    data: bytes | None
+    if shared is not None and not shared.own:
+        held = kind == "G" and shared.views(
+            await store.email_records(shared.owner.id, [digest]))
+        if not held:
+            return None
+        data = await store.read_blob(digest)
+    elif kind == "U":
         found = await store.get_upload(user_id, digest)
         data = found[0] if found is not None else None
     elif await store.email_records(user_id, [digest]):
@@ -90,8 +99,15 @@ class AccountBlobs:
             raise LookupError("the account no longer exists")
         return "U" + await self.store.put_upload(user_id, data, type)
 
-    async def download(self, user: object, blob_id: str) -> bytes | None:
+    async def download(self, user: object, blob_id: str, account_id: str | None = None
+                       ) -> bytes | None:
         user_id = await self._user_id(user)
         if user_id is None:
             return None
+        if account_id is not None:
+            viewer = user if isinstance(user, User) else await self.store.get_user(user_id)
+            account = await account_of(self.store, viewer, account_id)
+            if account is None:
+                return None
+            return await read_blob(self.store, user_id, blob_id, account)
         return await read_blob(self.store, user_id, blob_id)

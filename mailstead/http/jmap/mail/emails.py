@@ -1,4 +1,4 @@
-"""Email/get, /changes, /set and /import (RFC 8621 §4.2, §4.3, §4.6, §4.8).
+"""Email/get, /changes, /set, /copy and /import (RFC 8621 §4.2, §4.3, §4.6, §4.7, §4.8).
 
 An Email is a body the account holds, in one or more of its mailboxes (decision 0033);
 its keywords are its copies' flags. Changing an Email changes its copies through the same
@@ -16,7 +16,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mailstead.core.errors import ChangesTooMany, MailsteadError, QuotaExceeded
-from mailstead.core.types import UID, FlagMode
+from mailstead.core.rights import flag_right, settable
+from mailstead.core.types import SEEN, UID, FlagMode
 from mailstead.http.jmap.dispatch import CallContext, Methods
 from mailstead.http.jmap.errors import MethodError, SetError
 from mailstead.http.jmap.mail import content as contents
@@ -33,8 +34,8 @@ from mailstead.http.jmap.mail.ids import (
     parse_state,
     state_text,
 )
-from mailstead.http.jmap.mail.services import MAIL, MailServices
-from mailstead.http.jmap.standard import ChangesArgs, GetArgs, SetArgs, apply_patch
+from mailstead.http.jmap.mail.services import MAIL, MailAccount, MailServices
+from mailstead.http.jmap.standard import ChangesArgs, CopyArgs, GetArgs, SetArgs, apply_patch
 from mailstead.mime import jmap_headers
 from mailstead.mime.jmap_compose import ComposeError, compose
 from mailstead.mime.jmap_views import (
@@ -44,7 +45,7 @@ from mailstead.mime.jmap_views import (
     email_header_properties,
     preview,
 )
-from mailstead.store.models import EmailRecord, User
+from mailstead.store.models import Changes, EmailCopy, EmailRecord, User
 
 log = logging.getLogger("mailstead.http.jmap")
 
@@ -136,12 +137,15 @@ class EmailMethods:
         methods.add("Email/changes", MAIL, self.changes)
         methods.add("Email/set", MAIL, self.set)
         methods.add("Email/import", MAIL, self.import_)
+        methods.add("Email/copy", MAIL, self.copy)
         methods.add("Email/parse", MAIL, self.parse)
 
-    async def mailbox_ids(self, user: User) -> dict[int, str]:
-        """The account's mailboxes' JMAP ids by store id."""
-        keys = await self.services.store.mailbox_keys(user.id)
-        return {box: mailbox_id(uidvalidity) for box, uidvalidity in keys.items()}
+    async def mailbox_ids(self, account: MailAccount) -> dict[int, str]:
+        """The account's mailboxes' JMAP ids by store id (of a shared account, those the
+        caller may see)."""
+        keys = await self.services.store.mailbox_keys(account.owner.id)
+        return {box: mailbox_id(uidvalidity) for box, uidvalidity in keys.items()
+                if account.shows_mailbox(box)}
 
     # -- get --------------------------------------------------------------------------------
 
@@ -149,11 +153,12 @@ class EmailMethods:
         args = GetArgs.parse(arguments, self.services.limits, extra=_GET_EXTRA)
         properties, body_properties, fetch_text, fetch_html, fetch_all, max_bytes = (
             _body_arguments(args.properties, args.extra, DEFAULT_PROPERTIES))
-        user = await self.services.user(context)
+        account = await self.services.account(context, args.account_id)
+        user = account.owner
         store = self.services.store
         state = await store.account_state(user.id)
         if args.ids is None:
-            records = await store.account_emails(user.id)
+            records = account.views(await store.account_emails(user.id))
             if len(records) > self.services.limits.max_objects_in_get:
                 raise MethodError("requestTooLarge", "name the ids: the account has more emails"
                                   f" than {self.services.limits.max_objects_in_get}")
@@ -161,9 +166,9 @@ class EmailMethods:
         else:
             wanted = [context.resolve_id(i) or i for i in args.ids]
             blobs = [b for b in (blob_of_email(i) for i in wanted) if b is not None]
-            records = await store.email_records(user.id, blobs)
+            records = account.views(await store.email_records(user.id, blobs))
         by_id = {email_id(r.blob_id): r for r in records}
-        mailbox_ids = await self.mailbox_ids(user)
+        mailbox_ids = await self.mailbox_ids(account)
         # Header properties and the preview of a body never change: they come from the
         # cache when it has them all, and only the other bodies are read.
         cached_names = [p for p in properties if p not in METADATA and p not in _WHOLE
@@ -264,12 +269,12 @@ class EmailMethods:
             raise MethodError("invalidArguments", "properties must be an array of strings")
         properties, body_properties, fetch_text, fetch_html, fetch_all, max_bytes = (
             _body_arguments(asked, arguments, PARSE_PROPERTIES))
-        user = await self.services.user(context)
+        account = await self.services.account(context, arguments.get("accountId"))
         parsed: dict[str, Any] = {}
         not_parsable: list[str] = []
         not_found: list[str] = []
         for blob in blob_ids:
-            data = await self.read_blob(user, blob)
+            data = await read_blob(self.services.store, account.viewer.id, blob, account)
             if data is None:
                 not_found.append(blob)
                 continue
@@ -298,13 +303,16 @@ class EmailMethods:
     async def changes(self, context: CallContext, arguments: dict[str, Any]) -> dict[str, Any]:
         args = ChangesArgs.parse(arguments, self.services.limits)
         since = parse_state(args.since_state)
-        user = await self.services.user(context)
+        account = await self.services.account(context, args.account_id)
+        user = account.owner
         try:
             changes = await self.services.store.email_changes(user.id, since, args.max_changes)
         except ChangesTooMany as exc:
             raise MethodError("cannotCalculateChanges", str(exc)) from None
         if since > changes.state:
             raise MethodError("cannotCalculateChanges", "the state is from the future")
+        if not account.own:
+            changes = await self._shared_changes(account, changes)
         return {
             "accountId": args.account_id, "oldState": args.since_state,
             "newState": state_text(changes.state), "hasMoreChanges": changes.more,
@@ -313,22 +321,40 @@ class EmailMethods:
             "destroyed": [email_id(b) for b in changes.destroyed],
         }
 
+    async def _shared_changes(self, account: MailAccount, changes: Changes) -> Changes:
+        """The owner's changes as the caller of a shared account may learn them: the
+        emails it sees now. An id it does not see now (destroyed, or changed outside the
+        mailboxes shared with it) may name an email it never saw, whose id must not reach
+        it: then the client fetches again (``cannotCalculateChanges``, RFC 8620 §5.2),
+        which also covers a revoked grant."""
+        if changes.destroyed:
+            raise MethodError("cannotCalculateChanges", "emails left the shared mailboxes:"
+                              " fetch them again")
+        blobs = [*changes.created, *changes.updated]
+        records = await self.services.store.email_records(account.owner.id, blobs)
+        visible = {r.blob_id for r in account.views(records)}
+        if len(visible) != len(set(blobs)):
+            raise MethodError("cannotCalculateChanges", "emails left the shared mailboxes:"
+                              " fetch them again")
+        return changes
+
     # -- set --------------------------------------------------------------------------------
 
     async def set(self, context: CallContext, arguments: dict[str, Any]) -> dict[str, Any]:
         args = SetArgs.parse(arguments, self.services.limits)
         store = self.services.store
-        user = await self.services.user(context)
+        account = await self.services.account(context, args.account_id)
+        user = account.owner
         old_state = await store.account_state(user.id)
         if args.if_in_state is not None and args.if_in_state != state_text(old_state):
             raise MethodError("stateMismatch", "the account changed since that state")
-        mailbox_ids = await self.mailbox_ids(user)
+        mailbox_ids = await self.mailbox_ids(account)
         store_ids = {v: k for k, v in mailbox_ids.items()}
         created: dict[str, Any] = {}
         not_created: dict[str, Any] = {}
         for creation_id, obj in args.create.items():
             try:
-                created[creation_id] = await self._create(context, user, obj, store_ids)
+                created[creation_id] = await self._create(context, account, obj, store_ids)
             except _Refused as refused:
                 not_created[creation_id] = refused.error.to_json()
                 continue
@@ -341,7 +367,7 @@ class EmailMethods:
                 blob = blob_of_email(real) if real is not None else None
                 if blob is None or real is None:
                     raise _Refused(SetError("notFound", "no such email"))
-                await self._update(context, user, blob, patch, mailbox_ids, store_ids)
+                await self._update(context, account, blob, patch, mailbox_ids, store_ids)
             except _Refused as refused:
                 not_updated[target] = refused.error.to_json()
                 continue
@@ -351,9 +377,12 @@ class EmailMethods:
         for target in args.destroy:
             real = context.resolve_id(target)
             blob = blob_of_email(real) if real is not None else None
-            records = await store.email_records(user.id, [blob]) if blob else []
+            records = account.views(await store.email_records(user.id, [blob]) if blob else [])
             if not records or real is None:
                 not_destroyed[target] = SetError("notFound", "no such email").to_json()
+                continue
+            if not all(account.may(c.mailbox_id, "te") for c in records[0].copies):
+                not_destroyed[target] = _FORBIDDEN_REMOVE.to_json()
                 continue
             await self._remove_copies(records[0].copies)
             destroyed.append(real)
@@ -391,24 +420,46 @@ class EmailMethods:
                                     "keywords is an object of keywords to true", ("keywords",)))
         return list(value)
 
-    async def _append(self, user: User, data: bytes, boxes: list[int], keywords: list[str],
-                      received: datetime | None) -> EmailRecord:
-        """Store ``data`` in the first mailbox and copy it into the others."""
+    async def _append(self, account: MailAccount, data: bytes, boxes: list[int],
+                      keywords: list[str], received: datetime | None) -> EmailRecord:
+        """Store ``data`` in the first mailbox and copy it into the others. In a shared
+        account every mailbox needs "i" (RFC 4314 §4: APPEND), and the copies get only the
+        flags the caller may set there; its ``$seen`` is its own \\Seen (decision 0028)."""
+        user = account.owner
+        if not all(account.may(box, "i") for box in boxes):
+            raise _Refused(SetError("forbidden", "adding to that mailbox needs the right "
+                                    "to insert (i)", ("mailboxIds",)))
         if len(data) > self.services.max_message_size:
             raise _Refused(SetError("tooLarge", "the message is larger than this server takes",
                                     extra={"maxSize": self.services.max_message_size}))
+        wanted = flags_for(keywords, ())
+        flags = wanted if account.own else settable(wanted, account.rights_on(boxes[0])) - {SEEN}
         store = self.services.store
         try:
-            added = await store.append(boxes[0], data, flags_for(keywords, ()), received)
+            added = await store.append(boxes[0], data, flags, received)
             for other in boxes[1:]:
-                await store.copy(boxes[0], [added.uid], other)
+                await store.copy(boxes[0], [added.uid], other,
+                                 rights=None if account.own else account.rights_on(other))
         except QuotaExceeded:
             raise _Refused(SetError("overQuota", "the account's quota is full")) from None
         listed = await store.list_messages(boxes[0], [(int(added.uid), int(added.uid))])
         records = await store.email_records(user.id, [listed[0].blob_id])
+        if not account.own and SEEN in wanted:
+            await self._set_private_seen(account, [
+                c for c in records[0].copies if c.mailbox_id in boxes], True)
         return records[0]
 
-    async def _create(self, context: CallContext, user: User, obj: dict[str, Any],
+    async def _set_private_seen(self, account: MailAccount, copies: Iterable[EmailCopy],
+                                seen: bool) -> None:
+        """The caller's own \\Seen on copies in a shared account, where it has "s"."""
+        by_mailbox: dict[int, list[UID]] = {}
+        for copy in copies:
+            if account.may(copy.mailbox_id, "s"):
+                by_mailbox.setdefault(copy.mailbox_id, []).append(copy.uid)
+        for mailbox, uids in by_mailbox.items():
+            await self.services.store.set_private_seen(mailbox, account.viewer.id, uids, seen)
+
+    async def _create(self, context: CallContext, account: MailAccount, obj: dict[str, Any],
                       store_ids: dict[str, int]) -> dict[str, Any]:
         """RFC 8621 §4.6: a new message from the properties (a draft, usually)."""
         boxes = self._mailboxes(context, obj.get("mailboxIds"), store_ids)
@@ -419,13 +470,13 @@ class EmailMethods:
         if server_set:
             raise _Refused(SetError("invalidProperties", "set by the server",
                                     tuple(server_set)))
-        uploads = await self._blobs_of(user, obj)
+        uploads = await self._blobs_of(account.viewer, obj)
         try:
             data = compose(obj, uploads.get, now=datetime.now(UTC),
-                           message_id_domain=user.address.rpartition("@")[2])
+                           message_id_domain=account.viewer.address.rpartition("@")[2])
         except ComposeError as exc:
             raise _Refused(SetError(**exc.set_error())) from None
-        record = await self._append(user, data, boxes, keywords, received)
+        record = await self._append(account, data, boxes, keywords, received)
         return {"id": email_id(record.blob_id), "blobId": message_blob_id(record.blob_id),
                 "threadId": record.thread_id, "size": record.size}
 
@@ -456,14 +507,19 @@ class EmailMethods:
         """Any blob the account may read: an upload, a message, a message's part."""
         return await read_blob(self.services.store, user.id, blob)
 
-    async def _update(self, context: CallContext, user: User, blob: str,
+    async def _update(self, context: CallContext, account: MailAccount, blob: str,
                       patch: dict[str, Any], mailbox_ids: dict[int, str],
                       store_ids: dict[str, int]) -> None:
+        """Keywords and mailboxes of an email. In a shared account each change needs its
+        right on each mailbox it touches (RFC 4314 §4, as IMAP asks): "i" to add to one,
+        "t" and "e" to take a copy out, "s" for ``$seen`` (the caller's own), "w" for any
+        other keyword; refused as a whole (``forbidden``) before anything is written."""
         store = self.services.store
-        records = await store.email_records(user.id, [blob])
-        if not records:
+        user = account.owner
+        viewed = account.views(await store.email_records(user.id, [blob]))
+        if not viewed:
             raise _Refused(SetError("notFound", "no such email"))
-        record = records[0]
+        record = viewed[0]
         current = {"keywords": keywords_of(record.flags),
                    "mailboxIds": {mailbox_ids[c.mailbox_id]: True for c in record.copies
                                   if c.mailbox_id in mailbox_ids}}
@@ -478,21 +534,47 @@ class EmailMethods:
         keywords = self._keywords(wanted.get("keywords"))
         boxes = set(self._mailboxes(context, wanted.get("mailboxIds"), store_ids))
         copies = list(record.copies)
-        # Mailboxes first: copies made now take the email's new keywords below.
         have = {c.mailbox_id for c in copies}
+        if not account.own:
+            _check_rights(account, copies, boxes, keywords)
+        # Mailboxes first: copies made now take the email's new keywords below.
         source = copies[0]
         try:
             for box in sorted(boxes - have):
-                await store.copy(source.mailbox_id, [source.uid], box)
+                await store.copy(source.mailbox_id, [source.uid], box,
+                                 rights=None if account.own else account.rights_on(box))
         except QuotaExceeded:
             raise _Refused(SetError("overQuota", "the account's quota is full")) from None
         await self._remove_copies([c for c in copies if c.mailbox_id not in boxes])
         if keywords_of(record.flags) != {k.lower(): True for k in keywords} or (boxes - have):
             fresh = await store.email_records(user.id, [blob])
-            for copy in fresh[0].copies if fresh else ():
-                flags = flags_for(keywords, copy.flags)
-                if flags != copy.flags:
-                    await store.store_flags(copy.mailbox_id, [copy.uid], FlagMode.SET, flags)
+            kept = [c for c in (fresh[0].copies if fresh else ()) if c.mailbox_id in boxes]
+            if account.own:
+                for copy in kept:
+                    flags = flags_for(keywords, copy.flags)
+                    if flags != copy.flags:
+                        await store.store_flags(copy.mailbox_id, [copy.uid], FlagMode.SET,
+                                                flags)
+                return
+            await self._shared_keywords(account, kept, keywords)
+
+    async def _shared_keywords(self, account: MailAccount, copies: list[EmailCopy],
+                               keywords: list[str]) -> None:
+        """Set keywords on copies in a shared account: the owner's flags but \\Seen where
+        the caller may set them, and ``$seen`` as the caller's own \\Seen."""
+        store = self.services.store
+        wanted = flags_for(keywords, ())
+        for copy in copies:
+            rights = account.rights_on(copy.mailbox_id)
+            target = flags_for(keywords, copy.flags) - {SEEN}
+            owners = copy.flags - {SEEN}
+            changed = settable(target ^ owners, rights)
+            flags = (owners - changed) | (target & changed) | (copy.flags & {SEEN})
+            if flags != copy.flags:
+                await store.store_flags(copy.mailbox_id, [copy.uid], FlagMode.SET, flags)
+        await self._set_private_seen(
+            account, [c for c in copies if (c.uid in account.seen.get(c.mailbox_id, ()))
+                      != (SEEN in wanted)], SEEN in wanted)
 
     async def _remove_copies(self, copies: Iterable[Any]) -> None:
         by_mailbox: dict[int, list[UID]] = {}
@@ -500,6 +582,93 @@ class EmailMethods:
             by_mailbox.setdefault(copy.mailbox_id, []).append(copy.uid)
         for mailbox, uids in by_mailbox.items():
             await self.services.store.delete_messages(mailbox, sorted(uids))
+
+    # -- copy -----------------------------------------------------------------------------
+
+    async def copy(self, context: CallContext, arguments: dict[str, Any]) -> dict[str, Any]:
+        """RFC 8621 §4.7 (RFC 8620 §5.4): emails of one account of the session into
+        another, for example from a shared account into the caller's own. Reading needs
+        "r" on a copy in the source (the email must be visible there), adding needs "i" on
+        every target mailbox; with ``onSuccessDestroyOriginal`` the originals go through
+        one implicit Email/set in the source account, with its rights checks."""
+        args = CopyArgs.parse(arguments, self.services.limits)
+        if args.from_account_id == args.account_id:
+            raise MethodError("invalidArguments", "fromAccountId and accountId must differ")
+        store = self.services.store
+        source = await self.services.account(context, args.from_account_id)
+        target = await self.services.account(context, args.account_id)
+        from_state = await store.account_state(source.owner.id)
+        if args.if_from_in_state is not None and args.if_from_in_state != state_text(
+                from_state):
+            raise MethodError("stateMismatch", "the source account changed since that state")
+        old_state = await store.account_state(target.owner.id)
+        if args.if_in_state is not None and args.if_in_state != state_text(old_state):
+            raise MethodError("stateMismatch", "the account changed since that state")
+        store_ids = {v: k for k, v in (await self.mailbox_ids(target)).items()}
+        created: dict[str, Any] = {}
+        not_created: dict[str, Any] = {}
+        originals: list[str] = []
+        for creation_id, obj in args.create.items():
+            try:
+                made, original = await self._copy_one(context, source, target, obj, store_ids)
+            except _Refused as refused:
+                not_created[creation_id] = refused.error.to_json()
+                continue
+            except MailsteadError as exc:
+                log.warning("Email/copy: %s", exc)
+                not_created[creation_id] = SetError("invalidEmail", str(exc)).to_json()
+                continue
+            context.created_ids[creation_id] = made["id"]
+            created[creation_id] = made
+            originals.append(original)
+        answer = {
+            "fromAccountId": args.from_account_id, "accountId": args.account_id,
+            "oldState": state_text(old_state),
+            "newState": state_text(await store.account_state(target.owner.id)),
+            "created": created or None, "notCreated": not_created or None,
+        }
+        if args.on_success_destroy_original and originals:
+            destroy: dict[str, Any] = {"accountId": args.from_account_id,
+                                       "destroy": list(dict.fromkeys(originals))}
+            if args.destroy_from_if_in_state is not None:
+                destroy["ifInState"] = args.destroy_from_if_in_state
+            try:
+                context.add_response("Email/set", await self.set(context, destroy))
+            except MethodError as error:
+                context.add_response("error", error.to_json())
+        return answer
+
+    async def _copy_one(self, context: CallContext, source: MailAccount, target: MailAccount,
+                        obj: dict[str, Any], store_ids: dict[str, int]
+                        ) -> tuple[dict[str, Any], str]:
+        """One copy: the created Email's server-set properties, and the original's id."""
+        extra = sorted(set(obj) - {"id", "mailboxIds", "keywords", "receivedAt"})
+        if extra:
+            raise _Refused(SetError("invalidProperties", "Email/copy sets only mailboxIds, "
+                                    "keywords and receivedAt", tuple(extra)))
+        given = obj.get("id")
+        real = context.resolve_id(given) if isinstance(given, str) else None
+        blob = blob_of_email(real) if real is not None else None
+        store = self.services.store
+        found = source.views(await store.email_records(source.owner.id, [blob])) if blob else []
+        if not found or real is None:
+            raise _Refused(SetError("notFound", "no such email in the source account"))
+        record = found[0]
+        existing = target.views(await store.email_records(target.owner.id, [record.blob_id]))
+        if existing:
+            # RFC 8620 §5.4: an email is its body here (decision 0033): it is there already.
+            raise _Refused(SetError("alreadyExists", "the account holds that email already",
+                                    extra={"existingId": email_id(record.blob_id)}))
+        boxes = self._mailboxes(context, obj.get("mailboxIds"), store_ids)
+        keywords = (self._keywords(obj["keywords"]) if "keywords" in obj
+                    else list(keywords_of(record.flags)))
+        received = _received(obj["receivedAt"]) if "receivedAt" in obj else record.received
+        data = await store.read_blob(record.blob_id)
+        if data is None:
+            raise _Refused(SetError("notFound", "the email's message is gone"))
+        made = await self._append(target, data, boxes, keywords, received)
+        return ({"id": email_id(made.blob_id), "blobId": message_blob_id(made.blob_id),
+                 "threadId": made.thread_id, "size": made.size}, real)
 
     # -- import -----------------------------------------------------------------------------
 
@@ -516,12 +685,13 @@ class EmailMethods:
             raise MethodError("requestTooLarge", f"at most "
                               f"{self.services.limits.max_objects_in_set} emails in one import")
         store = self.services.store
-        user = await self.services.user(context)
+        account = await self.services.account(context, arguments.get("accountId"))
+        user = account.owner
         old_state = await store.account_state(user.id)
         if_in_state = arguments.get("ifInState")
         if if_in_state is not None and if_in_state != state_text(old_state):
             raise MethodError("stateMismatch", "the account changed since that state")
-        store_ids = {v: k for k, v in (await self.mailbox_ids(user)).items()}
+        store_ids = {v: k for k, v in (await self.mailbox_ids(account)).items()}
         created: dict[str, Any] = {}
         not_created: dict[str, Any] = {}
         for creation_id, item in emails.items():
@@ -535,13 +705,13 @@ class EmailMethods:
                     raise _Refused(SetError("invalidProperties", "blobId is required",
                                             ("blobId",)))
                 resolved = context.resolve_id(blob) or blob
-                data = await self.read_blob(user, resolved)
+                data = await self.read_blob(account.viewer, resolved)
                 if data is None:
                     raise _Refused(SetError("blobNotFound", "no such blob",
                                             extra={"notFound": [blob]}))
                 boxes = self._mailboxes(context, item.get("mailboxIds"), store_ids)
                 keywords = self._keywords(item.get("keywords"))
-                record = await self._append(user, data, boxes, keywords,
+                record = await self._append(account, data, boxes, keywords,
                                             _received(item.get("receivedAt")))
             except _Refused as refused:
                 not_created[creation_id] = refused.error.to_json()
@@ -581,6 +751,30 @@ def _body_arguments(
     if not isinstance(max_bytes, int) or isinstance(max_bytes, bool) or max_bytes < 0:
         raise MethodError("invalidArguments", "maxBodyValueBytes must be an UnsignedInt")
     return properties, body_properties, fetch_text, fetch_html, fetch_all, max_bytes
+
+
+_FORBIDDEN_REMOVE = SetError("forbidden", "removing an email from a mailbox needs the rights"
+                             " to delete and expunge (t and e) there")
+
+
+def _check_rights(account: MailAccount, copies: Sequence[EmailCopy], boxes: set[int],
+                  keywords: list[str]) -> None:
+    """``forbidden`` unless the caller may make every change of an Email/set update in a
+    shared account (RFC 4314 §4; RFC 8621 §2 myRights)."""
+    have = {c.mailbox_id for c in copies}
+    if not all(account.may(box, "i") for box in boxes - have):
+        raise _Refused(SetError("forbidden", "adding to that mailbox needs the right to "
+                                "insert (i)", ("mailboxIds",)))
+    if not all(account.may(c.mailbox_id, "te") for c in copies if c.mailbox_id not in boxes):
+        raise _Refused(_FORBIDDEN_REMOVE)
+    for copy in copies:
+        if copy.mailbox_id not in boxes:
+            continue
+        changed = flags_for(keywords, copy.flags) ^ copy.flags
+        missing = {flag_right(f) for f in changed} - set(account.rights_on(copy.mailbox_id))
+        if missing:
+            raise _Refused(SetError("forbidden", "changing those keywords needs the right(s) "
+                                    f"{''.join(sorted(missing))!r}", ("keywords",)))
 
 
 class _Refused(Exception):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from mailstead.core.errors import (
@@ -21,6 +22,7 @@ from mailstead.core.errors import (
     NotEmpty,
     NotFound,
 )
+from mailstead.core.types import SEEN
 from mailstead.http.jmap.dispatch import CallContext, Methods
 from mailstead.http.jmap.errors import MethodError, SetError
 from mailstead.http.jmap.mail.ids import (
@@ -31,7 +33,7 @@ from mailstead.http.jmap.mail.ids import (
     state_text,
     uidvalidity_of,
 )
-from mailstead.http.jmap.mail.services import MAIL, MailServices
+from mailstead.http.jmap.mail.services import MAIL, MailAccount, MailServices
 from mailstead.http.jmap.standard import (
     ChangesArgs,
     FilterCondition,
@@ -43,7 +45,7 @@ from mailstead.http.jmap.standard import (
     apply_patch,
     query_window,
 )
-from mailstead.store.models import MailboxState
+from mailstead.store.models import MailboxCounts, MailboxState
 from mailstead.store.names import SEPARATOR, is_inbox
 
 log = logging.getLogger("mailstead.http.jmap")
@@ -78,9 +80,41 @@ def _rights(state: MailboxState) -> dict[str, bool]:
     }
 
 
-def mailbox_object(state: MailboxState, by_name: dict[str, MailboxState]) -> dict[str, Any]:
+def acl_rights(rights: str) -> dict[str, bool]:
+    """RFC 8621 §2 myRights of another account's mailbox, from the caller's RFC 4314
+    rights on it (as IMAP applies them, decision 0028): removing needs both "t" and "e",
+    and nothing is sent from another's mailbox."""
+    return {
+        "mayReadItems": "r" in rights, "mayAddItems": "i" in rights,
+        "mayRemoveItems": "t" in rights and "e" in rights, "maySetSeen": "s" in rights,
+        "maySetKeywords": "w" in rights, "mayCreateChild": "k" in rights,
+        "mayRename": "x" in rights, "mayDelete": "x" in rights, "maySubmit": False,
+    }
+
+
+def mailbox_object(state: MailboxState, by_name: dict[str, MailboxState],
+                   account: MailAccount | None = None) -> dict[str, Any]:
+    """The Mailbox object; in a shared ``account`` with the caller's rights, without the
+    owner's role (as IMAP shows it without its special use) and its counts only where the
+    caller may read."""
     box = state.mailbox
     parent, _, leaf = box.name.rpartition(SEPARATOR)
+    if account is not None and not account.own:
+        rights = account.rights_on(box.id)
+        return {
+            "id": mailbox_id(box.uidvalidity),
+            "name": leaf,
+            "parentId": (mailbox_id(by_name[parent].mailbox.uidvalidity)
+                         if parent in by_name else None),
+            "role": None,
+            "sortOrder": _OTHER_ORDER,
+            "totalEmails": state.counts.emails,
+            "unreadEmails": state.counts.unread_emails,
+            "totalThreads": state.counts.threads,
+            "unreadThreads": state.counts.unread_threads,
+            "myRights": acl_rights(rights),
+            "isSubscribed": False,
+        }
     role = role_of(state)
     return {
         "id": mailbox_id(box.uidvalidity),
@@ -123,19 +157,41 @@ class MailboxMethods:
         methods.add("Mailbox/queryChanges", MAIL, self.query_changes)
         methods.add("Mailbox/set", MAIL, self.set)
 
-    async def _states(self, user_id: int) -> tuple[list[MailboxState], dict[str, MailboxState]]:
+    async def _states(self, user_id: int, account: MailAccount | None = None
+                      ) -> tuple[list[MailboxState], dict[str, MailboxState]]:
+        """The account's mailboxes; of a shared ``account`` only those the caller may see."""
         states = await self.services.store.mailbox_states(user_id)
+        if account is not None and not account.own:
+            states = [await self._own_counts(account, s) for s in states
+                      if account.shows_mailbox(s.mailbox.id)]
         return states, {s.mailbox.name: s for s in states}
+
+    async def _own_counts(self, account: MailAccount, state: MailboxState) -> MailboxState:
+        """A shared mailbox counted as the caller sees it: unread by its own \\Seen
+        (decision 0028), as the store counts (an email or thread is unread when a copy in
+        the mailbox is); nothing without "r"."""
+        box = state.mailbox.id
+        if not account.may(box, "r"):
+            return replace(state, counts=MailboxCounts(0, 0, 0, 0))
+        records = account.views(await self.services.store.account_emails(account.owner.id,
+                                                                          box))
+        unread = [r for r in records
+                  if any(c.mailbox_id == box and SEEN not in c.flags for c in r.copies)]
+        return replace(state, counts=MailboxCounts(
+            len(records), len(unread), len({r.thread_id for r in records}),
+            len({r.thread_id for r in unread})))
 
     # -- get and changes --------------------------------------------------------------------
 
     async def get(self, context: CallContext, arguments: dict[str, Any]) -> dict[str, Any]:
         args = GetArgs.parse(arguments, self.services.limits)
         _check_properties(args.properties)
-        user = await self.services.user(context)
+        account = await self.services.account(context, args.account_id)
+        user = account.owner
         state = await self.services.store.account_state(user.id)
-        states, by_name = await self._states(user.id)
-        objects = {mailbox_id(s.mailbox.uidvalidity): mailbox_object(s, by_name) for s in states}
+        states, by_name = await self._states(user.id, account)
+        objects = {mailbox_id(s.mailbox.uidvalidity): mailbox_object(s, by_name, account)
+                   for s in states}
         wanted = list(objects) if args.ids is None else [context.resolve_id(i) or i
                                                          for i in args.ids]
         found = [_pick(objects[i], args.properties) for i in wanted if i in objects]
@@ -146,7 +202,13 @@ class MailboxMethods:
     async def changes(self, context: CallContext, arguments: dict[str, Any]) -> dict[str, Any]:
         args = ChangesArgs.parse(arguments, self.services.limits)
         since = parse_state(args.since_state)
-        user = await self.services.user(context)
+        account = await self.services.account(context, args.account_id)
+        user = account.owner
+        if not account.own:
+            # The owner's changes name mailboxes not shared with the caller (and a revoke
+            # is no change of the owner's): a shared account's mailboxes are fetched again.
+            raise MethodError("cannotCalculateChanges", "a shared account's mailboxes are "
+                              "fetched again")
         try:
             changes, counts_only = await self.services.store.mailbox_changes(
                 user.id, since, args.max_changes)
@@ -210,10 +272,11 @@ class MailboxMethods:
 
     async def _query_ids(self, context: CallContext, args: QueryArgs | QueryChangesArgs
                          ) -> tuple[list[str], int]:
-        user = await self.services.user(context)
+        account = await self.services.account(context, args.account_id)
+        user = account.owner
         state = await self.services.store.account_state(user.id)
-        states, by_name = await self._states(user.id)
-        objects = [mailbox_object(s, by_name) for s in states]
+        states, by_name = await self._states(user.id, account)
+        objects = [mailbox_object(s, by_name, account) for s in states]
         full_names = {mailbox_id(s.mailbox.uidvalidity): s.mailbox.name for s in states}
         matching = [o for o in objects if self._matches(o, args.filter)]
         keys: list[tuple[str, bool]] = []
@@ -259,7 +322,11 @@ class MailboxMethods:
         if args.extra.get("sortAsTree") or args.extra.get("filterAsTree"):
             raise MethodError("cannotCalculateChanges", "tree queries are fetched again")
         since = parse_state(args.since_query_state)
-        user = await self.services.user(context)
+        account = await self.services.account(context, args.account_id)
+        user = account.owner
+        if not account.own:
+            raise MethodError("cannotCalculateChanges", "a shared account's mailboxes are "
+                              "queried again")
         try:
             changes, _ = await self.services.store.mailbox_changes(user.id, since, None)
         except ChangesTooMany as exc:
@@ -277,10 +344,13 @@ class MailboxMethods:
         if not isinstance(remove_emails, bool):
             raise MethodError("invalidArguments", "onDestroyRemoveEmails must be a boolean")
         store = self.services.store
-        user = await self.services.user(context)
+        account = await self.services.account(context, args.account_id)
+        user = account.owner
         old_state = await store.account_state(user.id)
         if args.if_in_state is not None and args.if_in_state != state_text(old_state):
             raise MethodError("stateMismatch", "the mailboxes changed since that state")
+        if not account.own:
+            return _refuse_all(args, old_state)
         created: dict[str, Any] = {}
         not_created: dict[str, Any] = {}
         for creation_id, obj in args.create.items():
@@ -501,3 +571,17 @@ def _query_changes_answer(
     if args.calculate_total:
         answer["total"] = len(ids)
     return answer
+
+
+def _refuse_all(args: SetArgs, state: int) -> dict[str, Any]:
+    """Mailbox/set in another account: its mailboxes are the owner's to create, rename and
+    delete (over IMAP a grantee with "k" and "x" may; here every change is forbidden)."""
+    forbidden = SetError("forbidden", "another account's mailboxes are its owner's to "
+                         "change").to_json()
+    return {
+        "accountId": args.account_id, "oldState": state_text(state),
+        "newState": state_text(state), "created": None, "updated": None, "destroyed": None,
+        "notCreated": {c: forbidden for c in args.create} or None,
+        "notUpdated": {u: forbidden for u in args.update} or None,
+        "notDestroyed": {d: forbidden for d in args.destroy} or None,
+    }

@@ -247,16 +247,19 @@ class EmailQuery:
                 raise MethodError("unsupportedSort",
                                   f"cannot sort by {comparator.property[:60]!r}")
         store = self.services.store
-        user = await self.services.user(context)
+        account = await self.services.account(context, args.account_id)
+        user = account.owner
         state = await store.account_state(user.id)
         keys = await store.mailbox_keys(user.id)
-        store_ids = {mailbox_id(uidvalidity): box for box, uidvalidity in keys.items()}
+        store_ids = {mailbox_id(uidvalidity): box for box, uidvalidity in keys.items()
+                     if account.shows_mailbox(box)}
         # One mailbox named at the top of the filter narrows what is read.
         narrowed: int | None = None
         top = args.filter
         if isinstance(top, FilterCondition) and isinstance(top.properties.get("inMailbox"), str):
             narrowed = store_ids.get(top.properties["inMailbox"], -1)
-        records = await store.account_emails(user.id, narrowed) if narrowed != -1 else []
+        records = account.views(await store.account_emails(user.id, narrowed)
+                                if narrowed != -1 else [])
         needs_content = any(set(c.properties) & _CONTENT_KEYS for c in conditions) or any(
             c.property in ("from", "to", "subject", "sentAt") for c in args.sort or ())
         whole = any(set(c.properties) & {"text", "body", "header", "hasAttachment"}
@@ -320,7 +323,10 @@ class EmailQuery:
                                     and isinstance(top.properties["inMailbox"], str)):
             return None
         store = self.services.store
-        user = await self.services.user(context)
+        account = await self.services.account(context, args.account_id)
+        if not account.own:
+            return None  # the store's page holds emails of mailboxes not shared
+        user = account.owner
         state = await store.account_state(user.id)
         mailbox: int | None = None
         if top is not None:
@@ -347,7 +353,12 @@ class EmailQuery:
             raise MethodError("cannotCalculateChanges",
                               "thread queries are not followed by changes: query again")
         since = parse_state(args.since_query_state)
-        user = await self.services.user(context)
+        account = await self.services.account(context, args.account_id)
+        if not account.own:
+            # The owner's changes name emails the caller does not see: never to it.
+            raise MethodError("cannotCalculateChanges", "a shared account's queries are "
+                              "run again")
+        user = account.owner
         try:
             changes = await self.services.store.email_changes(user.id, since, None)
         except ChangesTooMany as exc:

@@ -127,10 +127,11 @@ class SnippetMethods:
         if len(email_ids) > self.services.limits.max_objects_in_get:
             raise MethodError("requestTooLarge", "too many emailIds in one call")
         subject_terms, body_terms = terms(parse_filter(arguments.get("filter")))
-        user = await self.services.user(context)
+        account = await self.services.account(context, arguments.get("accountId"))
         store = self.services.store
         blobs = {e: blob_of_email(e) for e in email_ids}
-        records = await store.email_records(user.id, [b for b in blobs.values() if b])
+        records = account.views(
+            await store.email_records(account.owner.id, [b for b in blobs.values() if b]))
         held = {r.blob_id for r in records}
         loaded = (
             await contents.load(

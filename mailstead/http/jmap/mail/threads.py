@@ -31,11 +31,19 @@ class ThreadMethods:
             raise MethodError("requestTooLarge", "name the threads to get")
         if args.properties is not None and not set(args.properties) <= {"id", "emailIds"}:
             raise MethodError("invalidArguments", "a Thread has id and emailIds")
-        user = await self.services.user(context)
+        account = await self.services.account(context, args.account_id)
+        user = account.owner
         store = self.services.store
         state = await store.account_state(user.id)
         wanted = [context.resolve_id(i) or i for i in args.ids]
         threads = await store.thread_emails(user.id, wanted)
+        if not account.own:
+            # A shared account: a thread holds the emails the caller may read, and one
+            # with none does not exist for it.
+            every = [b for blobs in threads.values() for b in blobs]
+            seen = {r.blob_id for r in account.views(await store.email_records(user.id, every))}
+            threads = {t: [b for b in blobs if b in seen] for t, blobs in threads.items()}
+            threads = {t: blobs for t, blobs in threads.items() if blobs}
         found = []
         for thread_id in wanted:
             if thread_id in threads:
@@ -49,7 +57,13 @@ class ThreadMethods:
     async def changes(self, context: CallContext, arguments: dict[str, Any]) -> dict[str, Any]:
         args = ChangesArgs.parse(arguments, self.services.limits)
         since = parse_state(args.since_state)
-        user = await self.services.user(context)
+        account = await self.services.account(context, args.account_id)
+        user = account.owner
+        if not account.own:
+            # The owner's threads change with its mail in mailboxes the caller does not
+            # see: their ids must not reach it, so a shared account's client refetches.
+            raise MethodError("cannotCalculateChanges", "a shared account's threads are "
+                              "fetched again")
         try:
             changes = await self.services.store.thread_changes(user.id, since, args.max_changes)
         except ChangesTooMany as exc:
