@@ -86,3 +86,13 @@ class SetError:
             body["properties"] = list(self.properties)
         body.update(self.extra)
         return body
+
+
+class SetRefused(Exception):
+    """One object of a /set (or /copy, /import, Blob/upload) refused with ``error``: the
+    method files it under notCreated, notUpdated or notDestroyed and goes on with the
+    others (RFC 8620 §5.3)."""
+
+    def __init__(self, error: SetError) -> None:
+        super().__init__(error.description or error.type)
+        self.error = error

@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from mailstead.config.schema import JMAPSettings
 from mailstead.core.errors import NotFound
 from mailstead.http.jmap.dispatch import CORE, CallContext, Methods
-from mailstead.http.jmap.errors import MethodError, SetError
+from mailstead.http.jmap.errors import MethodError, SetError, SetRefused
 from mailstead.http.jmap.mail.services import MailServices
 from mailstead.http.jmap.standard import AccountlessGetArgs, AccountlessSetArgs, apply_patch
 from mailstead.net.outbound_http import (
@@ -102,16 +102,8 @@ def utc_date(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-class Refused(Exception):
-    """One object of the /set is refused with this SetError."""
-
-    def __init__(self, error: SetError) -> None:
-        super().__init__(error.description or error.type)
-        self.error = error
-
-
-def _invalid(prop: str, why: str) -> Refused:
-    return Refused(SetError("invalidProperties", f"{prop}: {why}", (prop,)))
+def _invalid(prop: str, why: str) -> SetRefused:
+    return SetRefused(SetError("invalidProperties", f"{prop}: {why}", (prop,)))
 
 
 def subscription_json(subscription: PushSubscription) -> dict[str, Any]:
@@ -228,14 +220,14 @@ class PushSubscriptionMethods:
         for creation_id, obj in args.create.items():
             try:
                 if len(current) >= self.policy.max_subscriptions:
-                    raise Refused(
+                    raise SetRefused(
                         SetError(
                             "overQuota",
                             f"at most {self.policy.max_subscriptions} push subscriptions",
                         )
                     )
                 made, answer = await self._create(user, obj)
-            except Refused as refused:
+            except SetRefused as refused:
                 not_created[creation_id] = refused.error.to_json()
                 continue
             current[subscription_id(made.id)] = made
@@ -248,9 +240,9 @@ class PushSubscriptionMethods:
             real = context.resolve_id(target)
             try:
                 if real is None or real not in current:
-                    raise Refused(SetError("notFound", "no such push subscription"))
+                    raise SetRefused(SetError("notFound", "no such push subscription"))
                 current[real], updated[real] = await self._update(user, current[real], patch)
-            except Refused as refused:
+            except SetRefused as refused:
                 not_updated[target] = refused.error.to_json()
         destroyed: list[str] = []
         not_destroyed: dict[str, Any] = {}
@@ -314,7 +306,7 @@ class PushSubscriptionMethods:
     ) -> tuple[PushSubscription, dict[str, Any]]:
         unknown = sorted(set(obj) - set(PROPERTIES))
         if unknown:
-            raise Refused(
+            raise SetRefused(
                 SetError("invalidProperties", "not a PushSubscription property", tuple(unknown))
             )
         if "id" in obj:
@@ -355,16 +347,16 @@ class PushSubscriptionMethods:
         try:
             after = apply_patch(before, patch)
         except MethodError as exc:
-            raise Refused(SetError("invalidPatch", exc.description)) from None
+            raise SetRefused(SetError("invalidPatch", exc.description)) from None
         unknown = sorted(set(after) - set(PROPERTIES))
         if unknown:
-            raise Refused(
+            raise SetRefused(
                 SetError("invalidProperties", "not a PushSubscription property", tuple(unknown))
             )
         fixed = [p for p in _IMMUTABLE if after.get(p) != before[p]]
         if fixed:
             # RFC 8620 §7.2: immutable; a new URL or keys is a new subscription.
-            raise Refused(SetError("invalidProperties", "cannot be changed", tuple(fixed)))
+            raise SetRefused(SetError("invalidProperties", "cannot be changed", tuple(fixed)))
         verified = subscription.verified
         if after.get("verificationCode") != before["verificationCode"]:
             # RFC 8620 §7.2.2: the code must be the one sent in the PushVerification.
@@ -387,5 +379,5 @@ class PushSubscriptionMethods:
                 user.id, subscription.id, verified=verified, expires=expires, types=types
             )
         except NotFound:
-            raise Refused(SetError("notFound", "no such push subscription")) from None
+            raise SetRefused(SetError("notFound", "no such push subscription")) from None
         return changed, answer

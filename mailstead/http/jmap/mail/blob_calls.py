@@ -16,7 +16,7 @@ import re
 from typing import Any
 
 from mailstead.http.jmap.dispatch import CallContext, Methods
-from mailstead.http.jmap.errors import MethodError, SetError
+from mailstead.http.jmap.errors import MethodError, SetError, SetRefused
 from mailstead.http.jmap.mail.blobs import read_blob
 from mailstead.http.jmap.mail.ids import email_id, mailbox_id
 from mailstead.http.jmap.mail.services import MailServices
@@ -75,7 +75,7 @@ class BlobMethods:
         for creation_id, item in create.items():
             try:
                 data = await self._assemble(context, user.id, item)
-            except _Refused as refused:
+            except SetRefused as refused:
                 not_created[creation_id] = refused.error.to_json()
                 continue
             media_type = item.get("type") or "application/octet-stream"
@@ -89,16 +89,16 @@ class BlobMethods:
                         ) -> bytes:
         extra = sorted(set(item) - {"data", "type"})
         if extra:
-            raise _Refused(SetError("invalidProperties", "not an UploadObject property",
+            raise SetRefused(SetError("invalidProperties", "not an UploadObject property",
                                     tuple(extra)))
         if item.get("type") is not None and not isinstance(item["type"], str):
-            raise _Refused(SetError("invalidProperties", "type is a string", ("type",)))
+            raise SetRefused(SetError("invalidProperties", "type is a string", ("type",)))
         sources = item.get("data")
         if not isinstance(sources, list) or not sources:
-            raise _Refused(SetError("invalidProperties", "data is a list of data sources",
+            raise SetRefused(SetError("invalidProperties", "data is a list of data sources",
                                     ("data",)))
         if len(sources) > MAX_DATA_SOURCES:
-            raise _Refused(SetError("tooManyDataSources",
+            raise SetRefused(SetError("tooManyDataSources",
                                     f"at most {MAX_DATA_SOURCES} data sources"))
         pieces: list[bytes] = []
         size = 0
@@ -106,14 +106,14 @@ class BlobMethods:
             piece = await self._source(context, user_id, source, f"data/{index}")
             size += len(piece)
             if size > self.services.limits.max_size_upload:
-                raise _Refused(SetError("tooLarge", "larger than maxSizeBlobSet"))
+                raise SetRefused(SetError("tooLarge", "larger than maxSizeBlobSet"))
             pieces.append(piece)
         return b"".join(pieces)
 
     async def _source(self, context: CallContext, user_id: int, source: Any, where: str
                       ) -> bytes:
         if not isinstance(source, dict) or len(source) == 0:
-            raise _Refused(SetError("invalidProperties", "a data source is an object",
+            raise SetRefused(SetError("invalidProperties", "a data source is an object",
                                     (where,)))
         if set(source) == {"data:asText"} and isinstance(source["data:asText"], str):
             return source["data:asText"].encode("utf-8")
@@ -121,22 +121,22 @@ class BlobMethods:
             try:
                 return base64.b64decode(source["data:asBase64"], validate=True)
             except binascii.Error:
-                raise _Refused(SetError("invalidProperties", "not base64", (where,))) from None
+                raise SetRefused(SetError("invalidProperties", "not base64", (where,))) from None
         if "blobId" in source and set(source) <= {"blobId", "offset", "length"}:
             blob = source["blobId"]
             real = context.resolve_id(blob) if isinstance(blob, str) else None
             data = await read_blob(self.services.store, user_id, real) if real else None
             if data is None:
-                raise _Refused(SetError("blobNotFound", "no such blob",
+                raise SetRefused(SetError("blobNotFound", "no such blob",
                                         extra={"notFound": [blob]}))
             offset, length = source.get("offset", 0), source.get("length")
             if (not isinstance(offset, int) or offset < 0 or offset > len(data)
                     or (length is not None and (not isinstance(length, int) or length < 0
                                                 or offset + length > len(data)))):
-                raise _Refused(SetError("invalidProperties", "the range is outside the blob",
+                raise SetRefused(SetError("invalidProperties", "the range is outside the blob",
                                         (where,)))
             return data[offset:] if length is None else data[offset:offset + length]
-        raise _Refused(SetError("invalidProperties", "an unknown kind of data source",
+        raise SetRefused(SetError("invalidProperties", "an unknown kind of data source",
                                 (where,)))
 
     async def get(self, context: CallContext, arguments: dict[str, Any]) -> dict[str, Any]:
@@ -228,9 +228,3 @@ class BlobMethods:
                                                 if b in keys)
             found.append({"id": value, "matchedIds": matched})
         return {"accountId": arguments.get("accountId"), "list": found, "notFound": missing}
-
-
-class _Refused(Exception):
-    def __init__(self, error: SetError) -> None:
-        super().__init__(error.description)
-        self.error = error

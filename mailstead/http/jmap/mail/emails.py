@@ -19,8 +19,9 @@ from mailstead.core.errors import ChangesTooMany, MailsteadError, QuotaExceeded
 from mailstead.core.rights import flag_right, settable
 from mailstead.core.types import SEEN, UID, FlagMode
 from mailstead.http.jmap.dispatch import CallContext, Methods
-from mailstead.http.jmap.errors import MethodError, SetError
+from mailstead.http.jmap.errors import MethodError, SetError, SetRefused
 from mailstead.http.jmap.mail import content as contents
+from mailstead.http.jmap.mail.answers import changes_answer, require_state, set_answer
 from mailstead.http.jmap.mail.blobs import parse as parse_blob
 from mailstead.http.jmap.mail.blobs import part_blob_id, read_blob
 from mailstead.http.jmap.mail.ids import (
@@ -309,17 +310,12 @@ class EmailMethods:
             changes = await self.services.store.email_changes(user.id, since, args.max_changes)
         except ChangesTooMany as exc:
             raise MethodError("cannotCalculateChanges", str(exc)) from None
-        if since > changes.state:
-            raise MethodError("cannotCalculateChanges", "the state is from the future")
-        if not account.own:
+        if not account.own and since <= changes.state:
             changes = await self._shared_changes(account, changes)
-        return {
-            "accountId": args.account_id, "oldState": args.since_state,
-            "newState": state_text(changes.state), "hasMoreChanges": changes.more,
-            "created": [email_id(b) for b in changes.created],
-            "updated": [email_id(b) for b in changes.updated],
-            "destroyed": [email_id(b) for b in changes.destroyed],
-        }
+        return changes_answer(
+            args, since, changes.state, [email_id(b) for b in changes.created],
+            [email_id(b) for b in changes.updated], [email_id(b) for b in changes.destroyed],
+            more=changes.more)
 
     async def _shared_changes(self, account: MailAccount, changes: Changes) -> Changes:
         """The owner's changes as the caller of a shared account may learn them: the
@@ -346,8 +342,7 @@ class EmailMethods:
         account = await self.services.account(context, args.account_id)
         user = account.owner
         old_state = await store.account_state(user.id)
-        if args.if_in_state is not None and args.if_in_state != state_text(old_state):
-            raise MethodError("stateMismatch", "the account changed since that state")
+        require_state(args.if_in_state, old_state)
         mailbox_ids = await self.mailbox_ids(account)
         store_ids = {v: k for k, v in mailbox_ids.items()}
         created: dict[str, Any] = {}
@@ -355,7 +350,7 @@ class EmailMethods:
         for creation_id, obj in args.create.items():
             try:
                 created[creation_id] = await self._create(context, account, obj, store_ids)
-            except _Refused as refused:
+            except SetRefused as refused:
                 not_created[creation_id] = refused.error.to_json()
                 continue
             context.created_ids[creation_id] = created[creation_id]["id"]
@@ -366,9 +361,9 @@ class EmailMethods:
             try:
                 blob = blob_of_email(real) if real is not None else None
                 if blob is None or real is None:
-                    raise _Refused(SetError("notFound", "no such email"))
+                    raise SetRefused(SetError("notFound", "no such email"))
                 await self._update(context, account, blob, patch, mailbox_ids, store_ids)
-            except _Refused as refused:
+            except SetRefused as refused:
                 not_updated[target] = refused.error.to_json()
                 continue
             updated[real] = None
@@ -387,26 +382,24 @@ class EmailMethods:
             await self._remove_copies(records[0].copies)
             destroyed.append(real)
         new_state = await store.account_state(user.id)
-        return {
-            "accountId": args.account_id, "oldState": state_text(old_state),
-            "newState": state_text(new_state),
-            "created": created or None, "updated": updated or None,
-            "destroyed": destroyed or None, "notCreated": not_created or None,
-            "notUpdated": not_updated or None, "notDestroyed": not_destroyed or None,
-        }
+        return set_answer(
+            args.account_id, old_state, new_state, created=created, updated=updated,
+            destroyed=destroyed, not_created=not_created, not_updated=not_updated,
+            not_destroyed=not_destroyed,
+        )
 
     def _mailboxes(self, context: CallContext, value: Any, store_ids: dict[str, int]
                    ) -> list[int]:
         """The store ids of a ``mailboxIds`` object: at least one, all the account's."""
         if not isinstance(value, dict) or not value or not all(v is True for v in value.values()):
-            raise _Refused(SetError("invalidProperties",
+            raise SetRefused(SetError("invalidProperties",
                                     "mailboxIds is an object of at least one id to true",
                                     ("mailboxIds",)))
         found = []
         for key in value:
             real = context.resolve_id(key)
             if real is None or real not in store_ids:
-                raise _Refused(SetError("invalidProperties", "no such mailbox",
+                raise SetRefused(SetError("invalidProperties", "no such mailbox",
                                         ("mailboxIds",)))
             found.append(store_ids[real])
         return found
@@ -416,7 +409,7 @@ class EmailMethods:
             return []
         if not isinstance(value, dict) or not all(
                 isinstance(k, str) and is_keyword(k) and v is True for k, v in value.items()):
-            raise _Refused(SetError("invalidProperties",
+            raise SetRefused(SetError("invalidProperties",
                                     "keywords is an object of keywords to true", ("keywords",)))
         return list(value)
 
@@ -427,10 +420,10 @@ class EmailMethods:
         flags the caller may set there; its ``$seen`` is its own \\Seen (decision 0028)."""
         user = account.owner
         if not all(account.may(box, "i") for box in boxes):
-            raise _Refused(SetError("forbidden", "adding to that mailbox needs the right "
+            raise SetRefused(SetError("forbidden", "adding to that mailbox needs the right "
                                     "to insert (i)", ("mailboxIds",)))
         if len(data) > self.services.max_message_size:
-            raise _Refused(SetError("tooLarge", "the message is larger than this server takes",
+            raise SetRefused(SetError("tooLarge", "the message is larger than this server takes",
                                     extra={"maxSize": self.services.max_message_size}))
         wanted = flags_for(keywords, ())
         flags = wanted if account.own else settable(wanted, account.rights_on(boxes[0])) - {SEEN}
@@ -441,7 +434,7 @@ class EmailMethods:
                 await store.copy(boxes[0], [added.uid], other,
                                  rights=None if account.own else account.rights_on(other))
         except QuotaExceeded:
-            raise _Refused(SetError("overQuota", "the account's quota is full")) from None
+            raise SetRefused(SetError("overQuota", "the account's quota is full")) from None
         listed = await store.list_messages(boxes[0], [(int(added.uid), int(added.uid))])
         records = await store.email_records(user.id, [listed[0].blob_id])
         if not account.own and SEEN in wanted:
@@ -468,14 +461,14 @@ class EmailMethods:
         server_set = [p for p in ("id", "blobId", "threadId", "size", "preview",
                                   "hasAttachment") if p in obj]
         if server_set:
-            raise _Refused(SetError("invalidProperties", "set by the server",
+            raise SetRefused(SetError("invalidProperties", "set by the server",
                                     tuple(server_set)))
         uploads = await self._blobs_of(account.viewer, obj)
         try:
             data = compose(obj, uploads.get, now=datetime.now(UTC),
                            message_id_domain=account.viewer.address.rpartition("@")[2])
         except ComposeError as exc:
-            raise _Refused(SetError(**exc.set_error())) from None
+            raise SetRefused(SetError(**exc.set_error())) from None
         record = await self._append(account, data, boxes, keywords, received)
         return {"id": email_id(record.blob_id), "blobId": message_blob_id(record.blob_id),
                 "threadId": record.thread_id, "size": record.size}
@@ -518,19 +511,19 @@ class EmailMethods:
         user = account.owner
         viewed = account.views(await store.email_records(user.id, [blob]))
         if not viewed:
-            raise _Refused(SetError("notFound", "no such email"))
+            raise SetRefused(SetError("notFound", "no such email"))
         record = viewed[0]
         current = {"keywords": keywords_of(record.flags),
                    "mailboxIds": {mailbox_ids[c.mailbox_id]: True for c in record.copies
                                   if c.mailbox_id in mailbox_ids}}
         if any(key.split("/", 1)[0] not in current for key in patch):
             fixed = sorted({key.split("/", 1)[0] for key in patch} - set(current))
-            raise _Refused(SetError("invalidProperties",
+            raise SetRefused(SetError("invalidProperties",
                                     "only keywords and mailboxIds can change", tuple(fixed)))
         try:
             wanted = apply_patch(current, patch, defaults={"keywords": {}})
         except MethodError as exc:
-            raise _Refused(SetError("invalidPatch", exc.description)) from None
+            raise SetRefused(SetError("invalidPatch", exc.description)) from None
         keywords = self._keywords(wanted.get("keywords"))
         boxes = set(self._mailboxes(context, wanted.get("mailboxIds"), store_ids))
         copies = list(record.copies)
@@ -544,7 +537,7 @@ class EmailMethods:
                 await store.copy(source.mailbox_id, [source.uid], box,
                                  rights=None if account.own else account.rights_on(box))
         except QuotaExceeded:
-            raise _Refused(SetError("overQuota", "the account's quota is full")) from None
+            raise SetRefused(SetError("overQuota", "the account's quota is full")) from None
         await self._remove_copies([c for c in copies if c.mailbox_id not in boxes])
         if keywords_of(record.flags) != {k.lower(): True for k in keywords} or (boxes - have):
             fresh = await store.email_records(user.id, [blob])
@@ -602,8 +595,7 @@ class EmailMethods:
                 from_state):
             raise MethodError("stateMismatch", "the source account changed since that state")
         old_state = await store.account_state(target.owner.id)
-        if args.if_in_state is not None and args.if_in_state != state_text(old_state):
-            raise MethodError("stateMismatch", "the account changed since that state")
+        require_state(args.if_in_state, old_state)
         store_ids = {v: k for k, v in (await self.mailbox_ids(target)).items()}
         created: dict[str, Any] = {}
         not_created: dict[str, Any] = {}
@@ -611,7 +603,7 @@ class EmailMethods:
         for creation_id, obj in args.create.items():
             try:
                 made, original = await self._copy_one(context, source, target, obj, store_ids)
-            except _Refused as refused:
+            except SetRefused as refused:
                 not_created[creation_id] = refused.error.to_json()
                 continue
             except MailsteadError as exc:
@@ -644,7 +636,7 @@ class EmailMethods:
         """One copy: the created Email's server-set properties, and the original's id."""
         extra = sorted(set(obj) - {"id", "mailboxIds", "keywords", "receivedAt"})
         if extra:
-            raise _Refused(SetError("invalidProperties", "Email/copy sets only mailboxIds, "
+            raise SetRefused(SetError("invalidProperties", "Email/copy sets only mailboxIds, "
                                     "keywords and receivedAt", tuple(extra)))
         given = obj.get("id")
         real = context.resolve_id(given) if isinstance(given, str) else None
@@ -652,12 +644,12 @@ class EmailMethods:
         store = self.services.store
         found = source.views(await store.email_records(source.owner.id, [blob])) if blob else []
         if not found or real is None:
-            raise _Refused(SetError("notFound", "no such email in the source account"))
+            raise SetRefused(SetError("notFound", "no such email in the source account"))
         record = found[0]
         existing = target.views(await store.email_records(target.owner.id, [record.blob_id]))
         if existing:
             # RFC 8620 §5.4: an email is its body here (decision 0033): it is there already.
-            raise _Refused(SetError("alreadyExists", "the account holds that email already",
+            raise SetRefused(SetError("alreadyExists", "the account holds that email already",
                                     extra={"existingId": email_id(record.blob_id)}))
         boxes = self._mailboxes(context, obj.get("mailboxIds"), store_ids)
         keywords = (self._keywords(obj["keywords"]) if "keywords" in obj
@@ -665,7 +657,7 @@ class EmailMethods:
         received = _received(obj["receivedAt"]) if "receivedAt" in obj else record.received
         data = await store.read_blob(record.blob_id)
         if data is None:
-            raise _Refused(SetError("notFound", "the email's message is gone"))
+            raise SetRefused(SetError("notFound", "the email's message is gone"))
         made = await self._append(target, data, boxes, keywords, received)
         return ({"id": email_id(made.blob_id), "blobId": message_blob_id(made.blob_id),
                  "threadId": made.thread_id, "size": made.size}, real)
@@ -689,8 +681,7 @@ class EmailMethods:
         user = account.owner
         old_state = await store.account_state(user.id)
         if_in_state = arguments.get("ifInState")
-        if if_in_state is not None and if_in_state != state_text(old_state):
-            raise MethodError("stateMismatch", "the account changed since that state")
+        require_state(if_in_state, old_state)
         store_ids = {v: k for k, v in (await self.mailbox_ids(account)).items()}
         created: dict[str, Any] = {}
         not_created: dict[str, Any] = {}
@@ -698,22 +689,22 @@ class EmailMethods:
             try:
                 extra = sorted(set(item) - {"blobId", "mailboxIds", "keywords", "receivedAt"})
                 if extra:
-                    raise _Refused(SetError("invalidProperties", "not an EmailImport property",
+                    raise SetRefused(SetError("invalidProperties", "not an EmailImport property",
                                             tuple(extra)))
                 blob = item.get("blobId")
                 if not isinstance(blob, str):
-                    raise _Refused(SetError("invalidProperties", "blobId is required",
+                    raise SetRefused(SetError("invalidProperties", "blobId is required",
                                             ("blobId",)))
                 resolved = context.resolve_id(blob) or blob
                 data = await self.read_blob(account.viewer, resolved)
                 if data is None:
-                    raise _Refused(SetError("blobNotFound", "no such blob",
+                    raise SetRefused(SetError("blobNotFound", "no such blob",
                                             extra={"notFound": [blob]}))
                 boxes = self._mailboxes(context, item.get("mailboxIds"), store_ids)
                 keywords = self._keywords(item.get("keywords"))
                 record = await self._append(account, data, boxes, keywords,
                                             _received(item.get("receivedAt")))
-            except _Refused as refused:
+            except SetRefused as refused:
                 not_created[creation_id] = refused.error.to_json()
                 continue
             except MailsteadError as exc:
@@ -763,24 +754,18 @@ def _check_rights(account: MailAccount, copies: Sequence[EmailCopy], boxes: set[
     shared account (RFC 4314 §4; RFC 8621 §2 myRights)."""
     have = {c.mailbox_id for c in copies}
     if not all(account.may(box, "i") for box in boxes - have):
-        raise _Refused(SetError("forbidden", "adding to that mailbox needs the right to "
+        raise SetRefused(SetError("forbidden", "adding to that mailbox needs the right to "
                                 "insert (i)", ("mailboxIds",)))
     if not all(account.may(c.mailbox_id, "te") for c in copies if c.mailbox_id not in boxes):
-        raise _Refused(_FORBIDDEN_REMOVE)
+        raise SetRefused(_FORBIDDEN_REMOVE)
     for copy in copies:
         if copy.mailbox_id not in boxes:
             continue
         changed = flags_for(keywords, copy.flags) ^ copy.flags
         missing = {flag_right(f) for f in changed} - set(account.rights_on(copy.mailbox_id))
         if missing:
-            raise _Refused(SetError("forbidden", "changing those keywords needs the right(s) "
+            raise SetRefused(SetError("forbidden", "changing those keywords needs the right(s) "
                                     f"{''.join(sorted(missing))!r}", ("keywords",)))
-
-
-class _Refused(Exception):
-    def __init__(self, error: SetError) -> None:
-        super().__init__(error.description)
-        self.error = error
 
 
 def _received(value: Any) -> datetime | None:
@@ -788,14 +773,14 @@ def _received(value: Any) -> datetime | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise _Refused(SetError("invalidProperties", "receivedAt is a UTCDate",
+        raise SetRefused(SetError("invalidProperties", "receivedAt is a UTCDate",
                                 ("receivedAt",)))
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise _Refused(SetError("invalidProperties", "receivedAt is a UTCDate",
+        raise SetRefused(SetError("invalidProperties", "receivedAt is a UTCDate",
                                 ("receivedAt",))) from None
     if parsed.tzinfo is None:
-        raise _Refused(SetError("invalidProperties", "receivedAt needs its Z",
+        raise SetRefused(SetError("invalidProperties", "receivedAt needs its Z",
                                 ("receivedAt",)))
     return parsed

@@ -17,7 +17,8 @@ from typing import Any, Protocol
 from mailstead.core.errors import InvalidName, NotFound
 from mailstead.core.types import Address
 from mailstead.http.jmap.dispatch import CallContext, Methods
-from mailstead.http.jmap.errors import MethodError, SetError
+from mailstead.http.jmap.errors import MethodError, SetError, SetRefused
+from mailstead.http.jmap.mail.answers import changes_answer, require_state, set_answer
 from mailstead.http.jmap.mail.ids import parse_state, state_text
 from mailstead.http.jmap.mail.services import MailServices
 from mailstead.http.jmap.standard import ChangesArgs, GetArgs, SetArgs, apply_patch
@@ -74,16 +75,8 @@ def _addresses_json(value: tuple[EmailAddressValue, ...] | None) -> list[dict[st
     return None if value is None else [{"name": a.name, "email": a.email} for a in value]
 
 
-class Refused(Exception):
-    """One object of a /set is refused with this SetError."""
-
-    def __init__(self, error: SetError) -> None:
-        super().__init__(error.description or error.type)
-        self.error = error
-
-
-def _invalid(prop: str, why: str) -> Refused:
-    return Refused(SetError("invalidProperties", f"{prop}: {why}", (prop,)))
+def _invalid(prop: str, why: str) -> SetRefused:
+    return SetRefused(SetError("invalidProperties", f"{prop}: {why}", (prop,)))
 
 
 def _text(obj: dict[str, Any], prop: str) -> str:
@@ -123,7 +116,7 @@ def fields_of(obj: dict[str, Any], email: str) -> IdentityFields:
     """The stored fields of an Identity object (its ``email`` already checked)."""
     unknown = sorted(set(obj) - set(PROPERTIES))
     if unknown:
-        raise Refused(SetError("invalidProperties", "not an Identity property", tuple(unknown)))
+        raise SetRefused(SetError("invalidProperties", "not an Identity property", tuple(unknown)))
     name = _text(obj, "name")
     return IdentityFields(
         email=email,
@@ -178,13 +171,14 @@ class IdentityMethods:
         user = await self.services.user(context)
         await self.identities(user)
         changes = await self.services.store.identity_changes(user.id, since)
-        return changes_response(
+        return changes_answer(
             args,
             since,
             changes.state,
             [identity_id(int(i)) for i in changes.created],
             [identity_id(int(i)) for i in changes.updated],
             [identity_id(int(i)) for i in changes.destroyed],
+            paged=False,
         )
 
     async def set(self, context: CallContext, arguments: dict[str, Any]) -> dict[str, Any]:
@@ -193,14 +187,13 @@ class IdentityMethods:
         user = await self.services.user(context)
         current = {identity_id(i.id): i for i in await self.identities(user)}
         old_state = await store.account_state(user.id)
-        if args.if_in_state is not None and args.if_in_state != state_text(old_state):
-            raise MethodError("stateMismatch", "the account changed since that state")
+        require_state(args.if_in_state, old_state)
         created: dict[str, Any] = {}
         not_created: dict[str, Any] = {}
         for creation_id, obj in args.create.items():
             try:
                 made = await self._create(user, obj)
-            except Refused as refused:
+            except SetRefused as refused:
                 not_created[creation_id] = refused.error.to_json()
                 continue
             context.created_ids[creation_id] = identity_id(made.id)
@@ -212,9 +205,9 @@ class IdentityMethods:
             real = context.resolve_id(target)
             try:
                 if real is None or real not in current:
-                    raise Refused(SetError("notFound", "no such identity"))
+                    raise SetRefused(SetError("notFound", "no such identity"))
                 await self._update(user, current[real], patch)
-            except Refused as refused:
+            except SetRefused as refused:
                 not_updated[target] = refused.error.to_json()
                 continue
             updated[real] = None
@@ -239,22 +232,16 @@ class IdentityMethods:
                 continue
             destroyed.append(real)
         new_state = await store.account_state(user.id)
-        return {
-            "accountId": args.account_id,
-            "oldState": state_text(old_state),
-            "newState": state_text(new_state),
-            "created": created or None,
-            "updated": updated or None,
-            "destroyed": destroyed or None,
-            "notCreated": not_created or None,
-            "notUpdated": not_updated or None,
-            "notDestroyed": not_destroyed or None,
-        }
+        return set_answer(
+            args.account_id, old_state, new_state, created=created, updated=updated,
+            destroyed=destroyed, not_created=not_created, not_updated=not_updated,
+            not_destroyed=not_destroyed,
+        )
 
     async def _create(self, user: User, obj: dict[str, Any]) -> Identity:
         server_set = [p for p in _SERVER_SET if p in obj]
         if server_set:
-            raise Refused(SetError("invalidProperties", "set by the server", tuple(server_set)))
+            raise SetRefused(SetError("invalidProperties", "set by the server", tuple(server_set)))
         email = obj.get("email")
         if not isinstance(email, str):
             raise _invalid("email", "required")
@@ -264,7 +251,7 @@ class IdentityMethods:
             raise _invalid("email", "not an e-mail address") from None
         if not await self.senders.may_send_as(user.id, address):
             # RFC 8621 §6.3: "forbiddenFrom": the user may not send from this address.
-            raise Refused(SetError("forbiddenFrom", "this account may not send as that address"))
+            raise SetRefused(SetError("forbiddenFrom", "this account may not send as that address"))
         fields = fields_of(obj, str(address))
         return await self.services.store.add_identity(user.id, fields)
 
@@ -273,43 +260,14 @@ class IdentityMethods:
         try:
             after = apply_patch(before, patch)
         except MethodError as exc:
-            raise Refused(SetError("invalidPatch", exc.description)) from None
+            raise SetRefused(SetError("invalidPatch", exc.description)) from None
         fixed = [p for p in ("id", "email", "mayDelete") if after.get(p) != before[p]]
         if fixed:
             # RFC 8621 §6: email is immutable; id and mayDelete are the server's.
-            raise Refused(SetError("invalidProperties", "cannot be changed", tuple(fixed)))
+            raise SetRefused(SetError("invalidProperties", "cannot be changed", tuple(fixed)))
         fields = fields_of(after, identity.fields.email)
         try:
             await self.services.store.update_identity(user.id, identity.id, fields)
         except NotFound:
-            raise Refused(SetError("notFound", "no such identity")) from None
+            raise SetRefused(SetError("notFound", "no such identity")) from None
 
-
-def changes_response(
-    args: ChangesArgs,
-    since: int,
-    state: int,
-    created: list[str],
-    updated: list[str],
-    destroyed: list[str],
-) -> dict[str, Any]:
-    """A Foo/changes answer (RFC 8620 §5.2) of a type with few objects: all at once, or
-    ``cannotCalculateChanges`` when that is more than ``maxChanges``."""
-    if since > state:
-        raise MethodError("cannotCalculateChanges", "the state is from the future")
-    if (
-        args.max_changes is not None
-        and len(created) + len(updated) + len(destroyed) > args.max_changes
-    ):
-        raise MethodError(
-            "cannotCalculateChanges", f"more than {args.max_changes} changes since that state"
-        )
-    return {
-        "accountId": args.account_id,
-        "oldState": args.since_state,
-        "newState": state_text(state),
-        "hasMoreChanges": False,
-        "created": created,
-        "updated": updated,
-        "destroyed": destroyed,
-    }

@@ -24,7 +24,8 @@ from mailstead.core.errors import (
 )
 from mailstead.core.types import SEEN
 from mailstead.http.jmap.dispatch import CallContext, Methods
-from mailstead.http.jmap.errors import MethodError, SetError
+from mailstead.http.jmap.errors import MethodError, SetError, SetRefused
+from mailstead.http.jmap.mail.answers import changes_answer, require_state, set_answer
 from mailstead.http.jmap.mail.ids import (
     ROLE_OF_SPECIAL_USE,
     SPECIAL_USE_OF_ROLE,
@@ -214,24 +215,15 @@ class MailboxMethods:
                 user.id, since, args.max_changes)
         except ChangesTooMany as exc:
             raise MethodError("cannotCalculateChanges", str(exc)) from None
-        if since > changes.state:
-            raise MethodError("cannotCalculateChanges", "the state is from the future")
-
         def ids(keys: Sequence[str]) -> list[str]:
             return [mailbox_id(int(k)) for k in keys]
 
-        return {
-            "accountId": args.account_id,
-            "oldState": args.since_state,
-            "newState": state_text(changes.state),
-            "hasMoreChanges": changes.more,
-            "created": ids(changes.created),
-            "updated": ids(changes.updated),
-            "destroyed": ids(changes.destroyed),
-            # RFC 8621 §2.2: only counts changed, so a client may fetch only those.
-            "updatedProperties": list(_COUNT_PROPERTIES) if counts_only and changes.updated
-            else None,
-        }
+        answer = changes_answer(args, since, changes.state, ids(changes.created),
+                                ids(changes.updated), ids(changes.destroyed), more=changes.more)
+        # RFC 8621 §2.2: only counts changed, so a client may fetch only those.
+        answer["updatedProperties"] = (list(_COUNT_PROPERTIES) if counts_only and changes.updated
+                                       else None)
+        return answer
 
     # -- query ------------------------------------------------------------------------------
 
@@ -347,8 +339,7 @@ class MailboxMethods:
         account = await self.services.account(context, args.account_id)
         user = account.owner
         old_state = await store.account_state(user.id)
-        if args.if_in_state is not None and args.if_in_state != state_text(old_state):
-            raise MethodError("stateMismatch", "the mailboxes changed since that state")
+        require_state(args.if_in_state, old_state)
         if not account.own:
             return _refuse_all(args, old_state)
         created: dict[str, Any] = {}
@@ -356,7 +347,7 @@ class MailboxMethods:
         for creation_id, obj in args.create.items():
             try:
                 made = await self._create(context, user.id, obj)
-            except _Refused as refused:
+            except SetRefused as refused:
                 not_created[creation_id] = refused.error.to_json()
                 continue
             context.created_ids[creation_id] = made["id"]
@@ -367,9 +358,9 @@ class MailboxMethods:
             real = context.resolve_id(target)
             try:
                 if real is None:
-                    raise _Refused(SetError("notFound", "no mailbox was created with that id"))
+                    raise SetRefused(SetError("notFound", "no mailbox was created with that id"))
                 await self._update(context, user.id, real, patch)
-            except _Refused as refused:
+            except SetRefused as refused:
                 not_updated[target] = refused.error.to_json()
                 continue
             updated[real] = None
@@ -379,20 +370,18 @@ class MailboxMethods:
             real = context.resolve_id(target)
             try:
                 if real is None:
-                    raise _Refused(SetError("notFound", "no mailbox was created with that id"))
+                    raise SetRefused(SetError("notFound", "no mailbox was created with that id"))
                 await self._destroy(user.id, real, remove_emails)
-            except _Refused as refused:
+            except SetRefused as refused:
                 not_destroyed[target] = refused.error.to_json()
                 continue
             destroyed.append(real)
         new_state = await store.account_state(user.id)
-        return {
-            "accountId": args.account_id, "oldState": state_text(old_state),
-            "newState": state_text(new_state),
-            "created": created or None, "updated": updated or None,
-            "destroyed": destroyed or None, "notCreated": not_created or None,
-            "notUpdated": not_updated or None, "notDestroyed": not_destroyed or None,
-        }
+        return set_answer(
+            args.account_id, old_state, new_state, created=created, updated=updated,
+            destroyed=destroyed, not_created=not_created, not_updated=not_updated,
+            not_destroyed=not_destroyed,
+        )
 
     async def _find(self, user_id: int, value: str) -> tuple[MailboxState,
                                                             dict[str, MailboxState]]:
@@ -401,23 +390,23 @@ class MailboxMethods:
         for state in states:
             if state.mailbox.uidvalidity == uidvalidity:
                 return state, by_name
-        raise _Refused(SetError("notFound", "no such mailbox"))
+        raise SetRefused(SetError("notFound", "no such mailbox"))
 
     async def _parent_name(self, context: CallContext, user_id: int, value: Any) -> str:
         """The IMAP name of ``parentId`` ("" for the top level)."""
         if value is None:
             return ""
         if not isinstance(value, str):
-            raise _Refused(SetError("invalidProperties", "parentId is an id or null",
+            raise SetRefused(SetError("invalidProperties", "parentId is an id or null",
                                     ("parentId",)))
         real = context.resolve_id(value)
         if real is None:
-            raise _Refused(SetError("invalidProperties", "no mailbox was created with that id",
+            raise SetRefused(SetError("invalidProperties", "no mailbox was created with that id",
                                     ("parentId",)))
         try:
             parent, _ = await self._find(user_id, real)
-        except _Refused:
-            raise _Refused(SetError("invalidProperties", "no such parent mailbox",
+        except SetRefused:
+            raise SetRefused(SetError("invalidProperties", "no such parent mailbox",
                                     ("parentId",))) from None
         return parent.mailbox.name
 
@@ -425,7 +414,7 @@ class MailboxMethods:
                       ) -> dict[str, Any]:
         server_set = sorted(set(obj) - _SETTABLE)
         if server_set:
-            raise _Refused(SetError("invalidProperties", "set by the server",
+            raise SetRefused(SetError("invalidProperties", "set by the server",
                                     tuple(server_set)))
         name = _leaf(obj.get("name"))
         parent = await self._parent_name(context, user_id, obj.get("parentId"))
@@ -434,26 +423,26 @@ class MailboxMethods:
         if role is not None:
             special_use = SPECIAL_USE_OF_ROLE.get(role) if isinstance(role, str) else None
             if special_use is None:
-                raise _Refused(SetError("invalidProperties", "not a role this server gives",
+                raise SetRefused(SetError("invalidProperties", "not a role this server gives",
                                         ("role",)))
             states, _ = await self._states(user_id)
             if any(role_of(s) == role for s in states):
-                raise _Refused(SetError("invalidProperties", "another mailbox has that role",
+                raise SetRefused(SetError("invalidProperties", "another mailbox has that role",
                                         ("role",)))
         full = f"{parent}{SEPARATOR}{name}" if parent else name
         subscribed = obj.get("isSubscribed", False)
         if not isinstance(subscribed, bool):
-            raise _Refused(SetError("invalidProperties", "isSubscribed is a boolean",
+            raise SetRefused(SetError("invalidProperties", "isSubscribed is a boolean",
                                     ("isSubscribed",)))
         try:
             made = await self.services.store.create_mailbox(user_id, full, special_use)
             if subscribed:
                 await self.services.store.set_subscribed(user_id, full, True)
         except AlreadyExists:
-            raise _Refused(SetError("invalidProperties", "a mailbox of that name exists there",
+            raise SetRefused(SetError("invalidProperties", "a mailbox of that name exists there",
                                     ("name",))) from None
         except InvalidName as exc:
-            raise _Refused(SetError("invalidProperties", str(exc), ("name",))) from None
+            raise SetRefused(SetError("invalidProperties", str(exc), ("name",))) from None
         states, by_name = await self._states(user_id)
         answer = mailbox_object(by_name[made.name], by_name)
         # RFC 8620 §5.3: the created object's server-set properties.
@@ -466,35 +455,35 @@ class MailboxMethods:
         try:
             wanted = apply_patch(current, patch)
         except MethodError as exc:
-            raise _Refused(SetError("invalidPatch", exc.description)) from None
+            raise SetRefused(SetError("invalidPatch", exc.description)) from None
         changed = sorted(k for k in wanted if wanted.get(k) != current.get(k))
         changed += sorted(k for k in current if k not in wanted)
         fixed = [k for k in changed if k not in ("name", "parentId", "isSubscribed")]
         if fixed:
-            raise _Refused(SetError("invalidProperties", "cannot be changed here", tuple(fixed)))
+            raise SetRefused(SetError("invalidProperties", "cannot be changed here", tuple(fixed)))
         store = self.services.store
         name = state.mailbox.name
         if "name" in changed or "parentId" in changed:
             if is_inbox(name):
-                raise _Refused(SetError("forbidden", "INBOX keeps its name"))
+                raise SetRefused(SetError("forbidden", "INBOX keeps its name"))
             leaf = _leaf(wanted.get("name"))
             parent = await self._parent_name(context, user_id, wanted.get("parentId"))
             if parent == name or parent.startswith(name + SEPARATOR):
-                raise _Refused(SetError("invalidProperties", "a mailbox cannot move into itself",
+                raise SetRefused(SetError("invalidProperties", "a mailbox cannot move into itself",
                                         ("parentId",)))
             new = f"{parent}{SEPARATOR}{leaf}" if parent else leaf
             try:
                 await store.rename_mailbox(user_id, name, new)
             except AlreadyExists:
-                raise _Refused(SetError("invalidProperties",
+                raise SetRefused(SetError("invalidProperties",
                                         "a mailbox of that name exists there",
                                         ("name",))) from None
             except InvalidName as exc:
-                raise _Refused(SetError("invalidProperties", str(exc), ("name",))) from None
+                raise SetRefused(SetError("invalidProperties", str(exc), ("name",))) from None
             name = new
         if "isSubscribed" in changed:
             if not isinstance(wanted.get("isSubscribed"), bool):
-                raise _Refused(SetError("invalidProperties", "isSubscribed is a boolean",
+                raise SetRefused(SetError("invalidProperties", "isSubscribed is a boolean",
                                         ("isSubscribed",)))
             await store.set_subscribed(user_id, name, bool(wanted["isSubscribed"]))
 
@@ -502,39 +491,31 @@ class MailboxMethods:
         state, by_name = await self._find(user_id, target)
         name = state.mailbox.name
         if is_inbox(name):
-            raise _Refused(SetError("forbidden", "INBOX cannot be destroyed"))
+            raise SetRefused(SetError("forbidden", "INBOX cannot be destroyed"))
         if any(other.startswith(name + SEPARATOR) for other in by_name):
-            raise _Refused(SetError("mailboxHasChild", "destroy its child mailboxes first"))
+            raise SetRefused(SetError("mailboxHasChild", "destroy its child mailboxes first"))
         if state.counts.emails and not remove_emails:
-            raise _Refused(SetError("mailboxHasEmail",
+            raise SetRefused(SetError("mailboxHasEmail",
                                     "it holds emails (onDestroyRemoveEmails removes them)"))
         try:
             await self.services.store.delete_mailbox(user_id, name)
         except (NotFound, NotEmpty) as exc:
-            raise _Refused(SetError("notFound", str(exc))) from None
+            raise SetRefused(SetError("notFound", str(exc))) from None
         except MailsteadError as exc:
             log.warning("Mailbox/set destroy %s: %s", name, exc)
-            raise _Refused(SetError("forbidden", "the mailbox could not be destroyed")) from None
-
-
-class _Refused(Exception):
-    """One object of a /set was not created, updated or destroyed."""
-
-    def __init__(self, error: SetError) -> None:
-        super().__init__(error.description)
-        self.error = error
+            raise SetRefused(SetError("forbidden", "the mailbox could not be destroyed")) from None
 
 
 def _leaf(value: Any) -> str:
     """A Mailbox name: one level, not empty (RFC 8621 §2: it may not hold the hierarchy
     separator, which here is ``/``)."""
     if not isinstance(value, str) or not value.strip():
-        raise _Refused(SetError("invalidProperties", "a name is a non-empty string", ("name",)))
+        raise SetRefused(SetError("invalidProperties", "a name is a non-empty string", ("name",)))
     if SEPARATOR in value:
-        raise _Refused(SetError("invalidProperties", f"a name cannot hold {SEPARATOR!r}",
+        raise SetRefused(SetError("invalidProperties", f"a name cannot hold {SEPARATOR!r}",
                                 ("name",)))
     if len(value.encode()) > 255:
-        raise _Refused(SetError("invalidProperties", "a name is at most 255 octets", ("name",)))
+        raise SetRefused(SetError("invalidProperties", "a name is at most 255 octets", ("name",)))
     return value
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from mailstead.http.jmap.dispatch import CallContext, Methods
 from mailstead.http.jmap.errors import MethodError
-from mailstead.http.jmap.mail.identities import changes_response
+from mailstead.http.jmap.mail.answers import changes_answer
 from mailstead.http.jmap.mail.ids import parse_state, state_text
 from mailstead.http.jmap.mail.services import MailServices
 from mailstead.http.jmap.standard import (
@@ -114,7 +114,7 @@ class QuotaMethods:
         user, quotas = await self._quotas(context)
         state = await self.services.store.account_state(user.id)
         updated = [q["id"] for q in quotas] if since < state else []
-        return changes_response(args, since, state, [], updated, [])
+        return changes_answer(args, since, state, [], updated, [], paged=False)
 
     async def _results(
         self, context: CallContext, filter_: Any, sort: Any

@@ -34,13 +34,12 @@ from mailstead.delivery.authorship import read_authors
 from mailstead.delivery.deliver import Deliverer, Envelope, TraceInfo, header_block
 from mailstead.delivery.router import DeliveryError
 from mailstead.http.jmap.dispatch import CallContext, Methods
-from mailstead.http.jmap.errors import MethodError, SetError
+from mailstead.http.jmap.errors import MethodError, SetError, SetRefused
+from mailstead.http.jmap.mail.answers import changes_answer, require_state, set_answer
 from mailstead.http.jmap.mail.emails import EmailMethods, utc_date
 from mailstead.http.jmap.mail.identities import (
     SUBMISSION,
     IdentityMethods,
-    Refused,
-    changes_response,
     identity_id,
     identity_number,
 )
@@ -238,13 +237,14 @@ class SubmissionMethods:
         since = parse_state(args.since_state)
         user = await self.services.user(context)
         changes = await self.services.store.submission_changes(user.id, since)
-        return changes_response(
+        return changes_answer(
             args,
             since,
             changes.state,
             [submission_id(int(i)) for i in changes.created],
             [submission_id(int(i)) for i in changes.updated],
             [submission_id(int(i)) for i in changes.destroyed],
+            paged=False,
         )
 
     # -- query ------------------------------------------------------------------------------
@@ -347,8 +347,7 @@ class SubmissionMethods:
         store = self.services.store
         user = await self.services.user(context)
         old_state = await store.account_state(user.id)
-        if args.if_in_state is not None and args.if_in_state != state_text(old_state):
-            raise MethodError("stateMismatch", "the account changed since that state")
+        require_state(args.if_in_state, old_state)
         identities = {identity_id(i.id): i for i in await self.identities.identities(user)}
         created: dict[str, Any] = {}
         not_created: dict[str, Any] = {}
@@ -356,7 +355,7 @@ class SubmissionMethods:
         for creation_id, obj in args.create.items():
             try:
                 made = await self._create(context, user, obj, identities)
-            except Refused as refused:
+            except SetRefused as refused:
                 not_created[creation_id] = refused.error.to_json()
                 continue
             sid = submission_id(made.id)
@@ -404,17 +403,11 @@ class SubmissionMethods:
             destroyed.append(real)
             email_of.setdefault(real, email_id(found[0].blob_id))
         new_state = await store.account_state(user.id)
-        response = {
-            "accountId": args.account_id,
-            "oldState": state_text(old_state),
-            "newState": state_text(new_state),
-            "created": created or None,
-            "updated": updated or None,
-            "destroyed": destroyed or None,
-            "notCreated": not_created or None,
-            "notUpdated": not_updated or None,
-            "notDestroyed": not_destroyed or None,
-        }
+        response = set_answer(
+            args.account_id, old_state, new_state, created=created, updated=updated,
+            destroyed=destroyed, not_created=not_created, not_updated=not_updated,
+            not_destroyed=not_destroyed,
+        )
         await self._on_success(context, args.account_id, email_of, on_update, on_destroy)
         return response
 
@@ -444,24 +437,24 @@ class SubmissionMethods:
     ) -> Submission:
         unknown = sorted(set(obj) - _CREATE)
         if unknown:
-            raise Refused(
+            raise SetRefused(
                 SetError("invalidProperties", "set by the server or unknown", tuple(unknown))
             )
         raw_identity = obj.get("identityId")
         real_identity = context.resolve_id(raw_identity) if isinstance(raw_identity, str) else None
         identity = identities.get(real_identity) if real_identity is not None else None
         if identity is None or identity_number(str(real_identity)) is None:
-            raise Refused(SetError("invalidProperties", "no such identity", ("identityId",)))
+            raise SetRefused(SetError("invalidProperties", "no such identity", ("identityId",)))
         raw_email = obj.get("emailId")
         real_email = context.resolve_id(raw_email) if isinstance(raw_email, str) else None
         blob = blob_of_email(real_email) if real_email is not None else None
         records = await self.services.store.email_records(user.id, [blob]) if blob else []
         if not records:
-            raise Refused(SetError("invalidProperties", "no such email", ("emailId",)))
+            raise SetRefused(SetError("invalidProperties", "no such email", ("emailId",)))
         record = records[0]
         data = await self.services.store.read_blob(record.blob_id)
         if len(data) > self.services.max_message_size:
-            raise Refused(
+            raise SetRefused(
                 SetError(
                     "tooLarge",
                     "the message is larger than this server sends",
@@ -472,9 +465,9 @@ class SubmissionMethods:
         mail_from = _address("envelope", envelope["mailFrom"]["email"])
         rcpts = [r["email"] for r in envelope["rcptTo"]]
         if not rcpts:
-            raise Refused(SetError("noRecipients", "the message has no recipients"))
+            raise SetRefused(SetError("noRecipients", "the message has no recipients"))
         if len(rcpts) > self.settings.max_recipients:
-            raise Refused(
+            raise SetRefused(
                 SetError(
                     "tooManyRecipients",
                     "too many recipients",
@@ -483,7 +476,7 @@ class SubmissionMethods:
             )
         bad = [r for r in rcpts if _parsed(r) is None]
         if bad:
-            raise Refused(
+            raise SetRefused(
                 SetError(
                     "invalidRecipients", "not e-mail addresses", extra={"invalidRecipients": bad}
                 )
@@ -491,7 +484,7 @@ class SubmissionMethods:
         router = self.deliverer.router
         if not await router.may_send_as(user.id, mail_from):
             # RFC 8621 §7.5 forbiddenMailFrom; SMTP's MAIL FROM check (553 5.7.1).
-            raise Refused(
+            raise SetRefused(
                 SetError("forbiddenMailFrom", "this account may not send as that envelope sender")
             )
         sent = without_bcc(data)
@@ -502,7 +495,7 @@ class SubmissionMethods:
                 # sends it: RFC 8621 §7.5 invalidEmail.
                 read_authors(header_block(sent))
             except DeliveryError as exc:
-                raise Refused(SetError("invalidEmail", exc.text, ("from", "sender"))) from None
+                raise SetRefused(SetError("invalidEmail", exc.text, ("from", "sender"))) from None
         delivery = self.deliverer.start(
             Envelope(
                 mail_from=mail_from,
@@ -528,12 +521,12 @@ class SubmissionMethods:
                 await delivery.add_rcpt(parsed)
             except DeliveryError as exc:
                 if exc.temporary:
-                    raise Refused(
+                    raise SetRefused(
                         SetError("forbiddenToSend", f"{rcpt}: {exc.text}; try again later")
                     ) from None
                 refused_rcpts.append(rcpt)
         if refused_rcpts:
-            raise Refused(
+            raise SetRefused(
                 SetError(
                     "invalidRecipients",
                     "refused by the server",
@@ -545,8 +538,8 @@ class SubmissionMethods:
         except DeliveryError as exc:
             if (exc.enhanced, exc.code) == _NOT_AUTHORIZED:
                 # RFC 8621 §7.5 forbiddenFrom: the header From/Sender check of decision 0015.
-                raise Refused(SetError("forbiddenFrom", exc.text)) from None
-            raise Refused(SetError("forbiddenToSend", exc.text)) from None
+                raise SetRefused(SetError("forbiddenFrom", exc.text)) from None
+            raise SetRefused(SetError("forbiddenToSend", exc.text)) from None
         local = {
             r: RecipientOutcome(QueueStatus.DELIVERED, DELIVERED_LOCALLY)
             for r in delivery.local_rcpts
@@ -578,7 +571,7 @@ def _parsed(text: str) -> Address | None:
 def _address(prop: str, text: Any) -> Address:
     parsed = _parsed(text) if isinstance(text, str) else None
     if parsed is None:
-        raise Refused(SetError("invalidProperties", "not an e-mail address", (prop,)))
+        raise SetRefused(SetError("invalidProperties", "not an e-mail address", (prop,)))
     return parsed
 
 
@@ -597,17 +590,17 @@ def _envelope(value: Any, identity_email: str, data: bytes) -> dict[str, Any]:
             or not isinstance(item.get("email"), str)
             or set(item) - {"email", "parameters"}
         ):
-            raise Refused(
+            raise SetRefused(
                 SetError("invalidProperties", "an Address has email and parameters", ("envelope",))
             )
         if item.get("parameters"):
-            raise Refused(
+            raise SetRefused(
                 SetError("invalidProperties", "no SMTP parameters are supported", ("envelope",))
             )
         return {"email": item["email"], "parameters": None}
 
     if not isinstance(value, dict) or not isinstance(value.get("rcptTo"), list):
-        raise Refused(
+        raise SetRefused(
             SetError("invalidProperties", "envelope has mailFrom and rcptTo", ("envelope",))
         )
     return {

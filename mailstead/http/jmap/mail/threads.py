@@ -12,6 +12,7 @@ from typing import Any
 from mailstead.core.errors import ChangesTooMany
 from mailstead.http.jmap.dispatch import CallContext, Methods
 from mailstead.http.jmap.errors import MethodError
+from mailstead.http.jmap.mail.answers import changes_answer
 from mailstead.http.jmap.mail.ids import email_id, parse_state, state_text
 from mailstead.http.jmap.mail.services import MAIL, MailServices
 from mailstead.http.jmap.standard import ChangesArgs, GetArgs
@@ -68,11 +69,5 @@ class ThreadMethods:
             changes = await self.services.store.thread_changes(user.id, since, args.max_changes)
         except ChangesTooMany as exc:
             raise MethodError("cannotCalculateChanges", str(exc)) from None
-        if since > changes.state:
-            raise MethodError("cannotCalculateChanges", "the state is from the future")
-        return {
-            "accountId": args.account_id, "oldState": args.since_state,
-            "newState": state_text(changes.state), "hasMoreChanges": changes.more,
-            "created": list(changes.created), "updated": list(changes.updated),
-            "destroyed": list(changes.destroyed),
-        }
+        return changes_answer(args, since, changes.state, changes.created, changes.updated,
+                              changes.destroyed, more=changes.more)

@@ -14,9 +14,9 @@ from datetime import datetime
 from typing import Any
 
 from mailstead.http.jmap.dispatch import CallContext, Methods
-from mailstead.http.jmap.errors import MethodError, SetError
+from mailstead.http.jmap.errors import MethodError, SetError, SetRefused
+from mailstead.http.jmap.mail.answers import require_state, set_answer
 from mailstead.http.jmap.mail.emails import utc_date
-from mailstead.http.jmap.mail.identities import Refused
 from mailstead.http.jmap.mail.ids import state_text
 from mailstead.http.jmap.mail.services import MailServices
 from mailstead.http.jmap.standard import GetArgs, SetArgs, apply_patch
@@ -44,8 +44,8 @@ def vacation_json(vacation: Vacation) -> dict[str, Any]:
     }
 
 
-def _invalid(prop: str, why: str) -> Refused:
-    return Refused(SetError("invalidProperties", f"{prop}: {why}", (prop,)))
+def _invalid(prop: str, why: str) -> SetRefused:
+    return SetRefused(SetError("invalidProperties", f"{prop}: {why}", (prop,)))
 
 
 def _date(obj: dict[str, Any], prop: str) -> datetime | None:
@@ -74,7 +74,7 @@ def fields_of(obj: dict[str, Any]) -> VacationFields:
     """The stored setting of a whole VacationResponse object (the patch applied)."""
     unknown = sorted(set(obj) - set(PROPERTIES))
     if unknown:
-        raise Refused(
+        raise SetRefused(
             SetError("invalidProperties", "not a VacationResponse property", tuple(unknown))
         )
     if not isinstance(obj.get("isEnabled"), bool):
@@ -126,8 +126,7 @@ class VacationMethods:
         args = SetArgs.parse(arguments, self.services.limits)
         user = await self.services.user(context)
         old_state = await self.services.store.account_state(user.id)
-        if args.if_in_state is not None and args.if_in_state != state_text(old_state):
-            raise MethodError("stateMismatch", "the account changed since that state")
+        require_state(args.if_in_state, old_state)
         # RFC 8620 §5.3, RFC 8621 §8: a singleton is neither created nor destroyed.
         singleton = SetError("singleton", "the VacationResponse is a singleton").to_json()
         not_created = {creation_id: singleton for creation_id in args.create}
@@ -137,31 +136,25 @@ class VacationMethods:
         for target, patch in args.update.items():
             try:
                 if target != SINGLETON:
-                    raise Refused(SetError("notFound", "the only VacationResponse is singleton"))
+                    raise SetRefused(SetError("notFound", "the only VacationResponse is singleton"))
                 await self._update(user.id, patch)
-            except Refused as refused:
+            except SetRefused as refused:
                 not_updated[target] = refused.error.to_json()
                 continue
             updated[target] = None
         new_state = await self.services.store.account_state(user.id)
-        return {
-            "accountId": args.account_id,
-            "oldState": state_text(old_state),
-            "newState": state_text(new_state),
-            "created": None,
-            "updated": updated or None,
-            "destroyed": None,
-            "notCreated": not_created or None,
-            "notUpdated": not_updated or None,
-            "notDestroyed": not_destroyed or None,
-        }
+        return set_answer(
+            args.account_id, old_state, new_state, created={}, updated=updated,
+            destroyed=[], not_created=not_created, not_updated=not_updated,
+            not_destroyed=not_destroyed,
+        )
 
     async def _update(self, user_id: int, patch: dict[str, Any]) -> None:
         before = vacation_json(await self.store.vacation(user_id))
         try:
             after = apply_patch(before, patch)
         except MethodError as exc:
-            raise Refused(SetError("invalidPatch", exc.description)) from None
+            raise SetRefused(SetError("invalidPatch", exc.description)) from None
         if after.get("id") != SINGLETON:
             raise _invalid("id", "set by the server")
         fields = fields_of(after)
@@ -170,7 +163,7 @@ class VacationMethods:
             and fields.to_date is not None
             and fields.to_date < fields.from_date
         ):
-            raise Refused(
+            raise SetRefused(
                 SetError("invalidProperties", "toDate is before fromDate", ("fromDate", "toDate"))
             )
         await self.store.set_vacation(user_id, fields)
