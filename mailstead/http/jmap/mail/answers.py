@@ -1,15 +1,16 @@
-"""The answers every data type's standard methods share (RFC 8620 §5.2, §5.3), in one
-place: a /changes answer, a /set answer, and the ``ifInState`` check. States are the
+"""The answers every data type's standard methods share (RFC 8620 §5.1 - §5.3), in one
+place: a /get answer and its property check, a /changes answer, a /set answer, and the
+``ifInState`` check. States are the
 account's mod-sequence (decision 0033, ``ids.state_text``)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from mailstead.http.jmap.errors import MethodError
 from mailstead.http.jmap.mail.ids import state_text
-from mailstead.http.jmap.standard import ChangesArgs
+from mailstead.http.jmap.standard import ChangesArgs, GetArgs
 
 
 def require_state(if_in_state: Any, state: int, what: str = "the account") -> None:
@@ -76,4 +77,32 @@ def set_answer(
         "notCreated": not_created or None,
         "notUpdated": not_updated or None,
         "notDestroyed": not_destroyed or None,
+    }
+
+
+def check_properties(asked: Sequence[str] | None, known: Collection[str]) -> None:
+    """RFC 8620 §5.1: a property the type does not have is ``invalidArguments``."""
+    if asked is not None:
+        bad = [p for p in asked if p not in known]
+        if bad:
+            raise MethodError("invalidArguments", f"unknown property {bad[0][:60]!r}")
+
+
+def get_answer(
+    args: GetArgs, state: int, objects: Mapping[str, dict[str, Any]], wanted: Sequence[str]
+) -> dict[str, Any]:
+    """A Foo/get answer (RFC 8620 §5.1): the objects asked for in the order asked, with the
+    properties asked for (``id`` always), and the ids that name none."""
+    listed = []
+    for value in wanted:
+        obj = objects.get(value)
+        if obj is not None:
+            if args.properties is not None:
+                obj = {k: v for k, v in obj.items() if k == "id" or k in args.properties}
+            listed.append(obj)
+    return {
+        "accountId": args.account_id,
+        "state": state_text(state),
+        "list": listed,
+        "notFound": [v for v in wanted if v not in objects],
     }

@@ -18,8 +18,14 @@ from mailstead.core.errors import InvalidName, NotFound
 from mailstead.core.types import Address
 from mailstead.http.jmap.dispatch import CallContext, Methods
 from mailstead.http.jmap.errors import MethodError, SetError, SetRefused
-from mailstead.http.jmap.mail.answers import changes_answer, require_state, set_answer
-from mailstead.http.jmap.mail.ids import parse_state, state_text
+from mailstead.http.jmap.mail.answers import (
+    changes_answer,
+    check_properties,
+    get_answer,
+    require_state,
+    set_answer,
+)
+from mailstead.http.jmap.mail.ids import parse_state
 from mailstead.http.jmap.mail.services import MailServices
 from mailstead.http.jmap.standard import ChangesArgs, GetArgs, SetArgs, apply_patch
 from mailstead.store.models import EmailAddressValue, Identity, IdentityFields, User
@@ -143,27 +149,12 @@ class IdentityMethods:
 
     async def get(self, context: CallContext, arguments: dict[str, Any]) -> dict[str, Any]:
         args = GetArgs.parse(arguments, self.services.limits)
-        if args.properties is not None:
-            bad = [p for p in args.properties if p not in PROPERTIES]
-            if bad:
-                raise MethodError("invalidArguments", f"unknown property {bad[0][:60]!r}")
+        check_properties(args.properties, PROPERTIES)
         user = await self.services.user(context)
         found = {identity_id(i.id): i for i in await self.identities(user)}
         state = await self.services.store.account_state(user.id)
         wanted = list(found) if args.ids is None else [context.resolve_id(i) or i for i in args.ids]
-        listed = []
-        for value in wanted:
-            if value in found:
-                obj = identity_json(found[value])
-                if args.properties is not None:
-                    obj = {k: v for k, v in obj.items() if k == "id" or k in args.properties}
-                listed.append(obj)
-        return {
-            "accountId": args.account_id,
-            "state": state_text(state),
-            "list": listed,
-            "notFound": [v for v in wanted if v not in found],
-        }
+        return get_answer(args, state, {k: identity_json(v) for k, v in found.items()}, wanted)
 
     async def changes(self, context: CallContext, arguments: dict[str, Any]) -> dict[str, Any]:
         args = ChangesArgs.parse(arguments, self.services.limits)

@@ -14,7 +14,7 @@ from typing import Any
 
 from mailstead.http.jmap.dispatch import CallContext, Methods
 from mailstead.http.jmap.errors import MethodError
-from mailstead.http.jmap.mail.answers import changes_answer
+from mailstead.http.jmap.mail.answers import changes_answer, check_properties
 from mailstead.http.jmap.mail.ids import parse_state, state_text
 from mailstead.http.jmap.mail.services import MailServices
 from mailstead.http.jmap.standard import (
@@ -83,10 +83,7 @@ class QuotaMethods:
 
     async def get(self, context: CallContext, arguments: dict[str, Any]) -> dict[str, Any]:
         args = GetArgs.parse(arguments, self.services.limits)
-        if args.properties is not None:
-            bad = [p for p in args.properties if p not in PROPERTIES]
-            if bad:
-                raise MethodError("invalidArguments", f"unknown property {bad[0][:60]!r}")
+        check_properties(args.properties, PROPERTIES)
         user, quotas = await self._quotas(context)
         state = await self.services.store.account_state(user.id)
         by_id = {q["id"]: q for q in quotas}

@@ -35,7 +35,13 @@ from mailstead.delivery.deliver import Deliverer, Envelope, TraceInfo, header_bl
 from mailstead.delivery.router import DeliveryError
 from mailstead.http.jmap.dispatch import CallContext, Methods
 from mailstead.http.jmap.errors import MethodError, SetError, SetRefused
-from mailstead.http.jmap.mail.answers import changes_answer, require_state, set_answer
+from mailstead.http.jmap.mail.answers import (
+    changes_answer,
+    check_properties,
+    get_answer,
+    require_state,
+    set_answer,
+)
 from mailstead.http.jmap.mail.emails import EmailMethods, utc_date
 from mailstead.http.jmap.mail.identities import (
     SUBMISSION,
@@ -201,10 +207,7 @@ class SubmissionMethods:
 
     async def get(self, context: CallContext, arguments: dict[str, Any]) -> dict[str, Any]:
         args = GetArgs.parse(arguments, self.services.limits)
-        if args.properties is not None:
-            bad = [p for p in args.properties if p not in PROPERTIES]
-            if bad:
-                raise MethodError("invalidArguments", f"unknown property {bad[0][:60]!r}")
+        check_properties(args.properties, PROPERTIES)
         user = await self.services.user(context)
         store = self.services.store
         state = await store.account_state(user.id)
@@ -218,19 +221,7 @@ class SubmissionMethods:
             numbers = [n for n in map(submission_number, wanted) if n is not None]
             found = await store.submissions(user.id, numbers)
         by_id = {submission_id(s.id): s for s in found}
-        listed = []
-        for value in wanted:
-            if value in by_id:
-                obj = submission_json(by_id[value])
-                if args.properties is not None:
-                    obj = {k: v for k, v in obj.items() if k == "id" or k in args.properties}
-                listed.append(obj)
-        return {
-            "accountId": args.account_id,
-            "state": state_text(state),
-            "list": listed,
-            "notFound": [v for v in wanted if v not in by_id],
-        }
+        return get_answer(args, state, {k: submission_json(v) for k, v in by_id.items()}, wanted)
 
     async def changes(self, context: CallContext, arguments: dict[str, Any]) -> dict[str, Any]:
         args = ChangesArgs.parse(arguments, self.services.limits)

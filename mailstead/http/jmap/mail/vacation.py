@@ -15,9 +15,13 @@ from typing import Any
 
 from mailstead.http.jmap.dispatch import CallContext, Methods
 from mailstead.http.jmap.errors import MethodError, SetError, SetRefused
-from mailstead.http.jmap.mail.answers import require_state, set_answer
+from mailstead.http.jmap.mail.answers import (
+    check_properties,
+    get_answer,
+    require_state,
+    set_answer,
+)
 from mailstead.http.jmap.mail.emails import utc_date
-from mailstead.http.jmap.mail.ids import state_text
 from mailstead.http.jmap.mail.services import MailServices
 from mailstead.http.jmap.standard import GetArgs, SetArgs, apply_patch
 from mailstead.store.models import Vacation, VacationFields
@@ -100,27 +104,12 @@ class VacationMethods:
 
     async def get(self, context: CallContext, arguments: dict[str, Any]) -> dict[str, Any]:
         args = GetArgs.parse(arguments, self.services.limits)
-        if args.properties is not None:
-            bad = [p for p in args.properties if p not in PROPERTIES]
-            if bad:
-                raise MethodError("invalidArguments", f"unknown property {bad[0][:60]!r}")
+        check_properties(args.properties, PROPERTIES)
         user = await self.services.user(context)
         vacation = await self.store.vacation(user.id)
         state = await self.services.store.account_state(user.id)
-        wanted = [SINGLETON] if args.ids is None else list(args.ids)
-        listed = []
-        for value in dict.fromkeys(wanted):
-            if value == SINGLETON:
-                obj = vacation_json(vacation)
-                if args.properties is not None:
-                    obj = {k: v for k, v in obj.items() if k == "id" or k in args.properties}
-                listed.append(obj)
-        return {
-            "accountId": args.account_id,
-            "state": state_text(state),
-            "list": listed,
-            "notFound": [v for v in dict.fromkeys(wanted) if v != SINGLETON],
-        }
+        wanted = [SINGLETON] if args.ids is None else list(dict.fromkeys(args.ids))
+        return get_answer(args, state, {SINGLETON: vacation_json(vacation)}, wanted)
 
     async def set(self, context: CallContext, arguments: dict[str, Any]) -> dict[str, Any]:
         args = SetArgs.parse(arguments, self.services.limits)
