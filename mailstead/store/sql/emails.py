@@ -84,18 +84,24 @@ def _thread_of_parents(conn: sqlite3.Connection, user_id: int, blob_id: str) -> 
 def note_added(
     conn: sqlite3.Connection,
     user_id: int,
+    mailbox_id: int,
     copies: Iterable[tuple[str, str]],
     modseq: int,
 ) -> None:
-    """Copies (body, INTERNALDATE) were just added to the account's mailboxes: a new email
-    for each body it did not hold, a change for the others (their mailboxes changed). An
-    email's received time is its earliest copy's; one whose copies differ is ``mixed``."""
-    for blob_id, when in dict.fromkeys(copies):
+    """Copies (body, INTERNALDATE) were just added to one of the account's mailboxes: a new
+    email for each body it did not hold, a change for the others (their mailboxes changed).
+    An email's received time is its earliest copy's; one whose copies differ is ``mixed``,
+    one with two copies in one mailbox ``dup`` (both for ``email_page``)."""
+    added = list(copies)
+    repeated = len({blob for blob, _ in added}) < len(added)
+    for blob_id, when in dict.fromkeys(added):
         updated = conn.execute(
             "UPDATE emails SET changed = ?, mixed = mixed OR received != ?,"
             " received = min(received, ?) WHERE user_id = ? AND blob_id = ?",
             (modseq, when, when, user_id, blob_id),
         ).rowcount
+        if updated or repeated:
+            _note_repeat(conn, user_id, mailbox_id, blob_id)
         if updated:
             continue
         thread = _thread_of_parents(conn, user_id, blob_id) or "T" + blob_id[:ID_DIGITS]
@@ -103,6 +109,19 @@ def note_added(
             "INSERT INTO emails (user_id, blob_id, thread_id, created, changed, received)"
             " VALUES (?, ?, ?, ?, ?, ?)",
             (user_id, blob_id, thread, modseq, modseq, when),
+        )
+
+
+def _note_repeat(conn: sqlite3.Connection, user_id: int, mailbox_id: int, blob_id: str) -> None:
+    """Mark the email ``dup`` if the mailbox now holds two copies of its body. The mark
+    stays when one goes: it only makes counting slower."""
+    copies = conn.execute(
+        "SELECT count(*) FROM messages WHERE blob_id = ? AND mailbox_id = ?",
+        (blob_id, mailbox_id),
+    ).fetchone()[0]
+    if copies > 1:
+        conn.execute(
+            "UPDATE emails SET dup = 1 WHERE user_id = ? AND blob_id = ?", (user_id, blob_id)
         )
 
 
@@ -427,7 +446,15 @@ def email_page(
         if len(rows) < batch:
             break
         batch *= 2
-    count = conn.execute(
-        "SELECT count(DISTINCT blob_id) FROM messages WHERE mailbox_id = ?", (mailbox_id,)
-    ).fetchone()[0] if total else None
+    count = None
+    if total:
+        # Rows are emails unless some email has two copies in one mailbox: then count
+        # distinct bodies (a sort of every row, where counting rows reads an index).
+        dup = conn.execute(
+            "SELECT 1 FROM emails WHERE user_id = ? AND dup = 1 LIMIT 1", (user_id,)
+        ).fetchone()
+        what = "count(DISTINCT blob_id)" if dup is not None else "count(*)"
+        count = conn.execute(
+            f"SELECT {what} FROM messages WHERE mailbox_id = ?", (mailbox_id,)
+        ).fetchone()[0]
     return found[position:wanted], count

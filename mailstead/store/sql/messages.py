@@ -180,7 +180,7 @@ def _insert(
         internaldate, size, blob_id, now_text(),
     ))
     _advance(conn, mailbox.id, modseq, uid + 1)
-    emails.note_added(conn, mailbox.user_id, ((blob_id, internaldate),), modseq)
+    emails.note_added(conn, mailbox.user_id, mailbox.id, ((blob_id, internaldate),), modseq)
     return AppendResult(mailbox.uidvalidity, UID(uid), ModSeq(modseq))
 
 
@@ -232,7 +232,8 @@ def append_many(
         results.append(AppendResult(mailbox.uidvalidity, UID(uid), ModSeq(modseq)))
     _advance(conn, mailbox.id, modseq, mailbox.uidnext + len(additions))
     emails.note_added(
-        conn, mailbox.user_id, ((a.blob_id, a.internaldate) for a in additions), modseq
+        conn, mailbox.user_id, mailbox.id, ((a.blob_id, a.internaldate) for a in additions),
+        modseq,
     )
     event = ChangeEvent(
         mailbox.user_id, mailbox_id, ChangeKind.EXISTS, tuple(r.uid for r in results),
@@ -349,7 +350,7 @@ def copy(
         new_flags.append(parsed)
     conn.executemany(_INSERT, inserts)
     _advance(conn, dst, modseq, target.uidnext + len(originals))
-    emails.note_added(conn, target.user_id, ((r[4], r[2]) for r in originals), modseq)
+    emails.note_added(conn, target.user_id, dst, ((r[4], r[2]) for r in originals), modseq)
     events = [ChangeEvent(
         target.user_id, dst, ChangeKind.EXISTS, tuple(n for _, n in mapping), ModSeq(modseq),
         tuple(new_flags),

@@ -299,7 +299,8 @@ MIGRATIONS: tuple[str, ...] = (
     # mail joins the thread of the message it answers). Mailboxes existing now count as
     # created at mod-sequence 0, before any state a client can hold. An email's received
     # time is its earliest copy's INTERNALDATE; ``mixed`` marks one whose copies differ,
-    # which keeps its account's queries off the ordered index scan.
+    # which keeps its account's queries off the ordered index scan, and ``dup`` one with
+    # two copies in one mailbox, which makes a mailbox's email count a distinct count.
     """
     ALTER TABLE users ADD COLUMN modseq INTEGER NOT NULL DEFAULT 1;
     UPDATE users SET modseq = coalesce(
@@ -321,11 +322,13 @@ MIGRATIONS: tuple[str, ...] = (
         changed   INTEGER NOT NULL,
         received  TEXT NOT NULL,
         mixed     INTEGER NOT NULL DEFAULT 0,
+        dup       INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (user_id, blob_id)
     ) WITHOUT ROWID;
     CREATE INDEX emails_thread ON emails (user_id, thread_id);
     CREATE INDEX emails_received ON emails (user_id, received);
     CREATE INDEX emails_mixed ON emails (user_id) WHERE mixed = 1;
+    CREATE INDEX emails_dup ON emails (user_id) WHERE dup = 1;
     CREATE INDEX messages_received ON messages (mailbox_id, internaldate);
     CREATE INDEX emails_changed ON emails (user_id, changed);
     CREATE TABLE emails_gone (
@@ -337,10 +340,11 @@ MIGRATIONS: tuple[str, ...] = (
     ) WITHOUT ROWID;
     CREATE INDEX emails_gone_modseq ON emails_gone (user_id, modseq);
     CREATE INDEX sort_keys_message_id ON sort_keys (message_id);
-    INSERT INTO emails (user_id, blob_id, thread_id, created, changed, received, mixed)
+    INSERT INTO emails (user_id, blob_id, thread_id, created, changed, received, mixed, dup)
         SELECT b.user_id, m.blob_id, 'T' || substr(m.blob_id, 1, 24), min(m.modseq),
                max(m.modseq), min(m.internaldate),
-               min(m.internaldate) != max(m.internaldate)
+               min(m.internaldate) != max(m.internaldate),
+               count(*) != count(DISTINCT m.mailbox_id)
         FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id
         GROUP BY b.user_id, m.blob_id;
     """,
