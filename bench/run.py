@@ -29,6 +29,8 @@ SCENARIOS = [
     "hostile_load",
     "large_messages",
     "http_api",
+    "jmap_sync",
+    "jmap_push",
 ]
 
 

@@ -14,19 +14,29 @@ from mailstead.core.errors import InvalidName, PermissionDenied
 
 ADMIN = "admin"
 SEND = "send"
+#: ``mail:ADDRESS``: a token that reads and writes one account's mail over JMAP, as its
+#: password would (for programs and devices that should not hold the password).
+MAIL_PREFIX = "mail:"
 DOMAIN_PREFIX = "domain:"
 
 
 def parse_scope(text: str) -> str:
-    """``admin``, ``send`` or ``domain:NAME`` in its stored form; InvalidName otherwise."""
+    """``admin``, ``send``, ``domain:NAME`` or ``mail:ADDRESS`` in its stored form;
+    InvalidName otherwise."""
     scope = text.strip()
     if scope in (ADMIN, SEND):
         return scope
+    if scope.lower().startswith(MAIL_PREFIX):
+        address = scope[len(MAIL_PREFIX):].strip().lower()
+        local, at, domain = address.rpartition("@")
+        if at and local and domain and " " not in address and ".." not in domain:
+            return MAIL_PREFIX + address
     if scope.lower().startswith(DOMAIN_PREFIX):
         domain = scope[len(DOMAIN_PREFIX):].strip().lower().rstrip(".")
         if domain and "@" not in domain and " " not in domain and ".." not in domain:
             return DOMAIN_PREFIX + domain
-    raise InvalidName(f"not a token scope: {text!r} (admin, send or domain:example.org)")
+    raise InvalidName(f"not a token scope: {text!r} (admin, send, domain:example.org or "
+                      "mail:user@example.org)")
 
 
 def domain_of(address: str) -> str:
@@ -50,6 +60,11 @@ class Actor:
     def domain(self) -> str | None:
         """The one domain a ``domain:`` scope may manage; None for other scopes."""
         return self.scope[len(DOMAIN_PREFIX):] if self.scope.startswith(DOMAIN_PREFIX) else None
+
+    @property
+    def mail_account(self) -> str | None:
+        """The one account a ``mail:`` scope reads and writes mail of; None otherwise."""
+        return self.scope[len(MAIL_PREFIX):] if self.scope.startswith(MAIL_PREFIX) else None
 
     def may_manage(self, domain: str) -> bool:
         return self.is_admin or self.domain == domain.lower().rstrip(".")

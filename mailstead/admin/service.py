@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from mailstead.admin import tokens
-from mailstead.admin.actors import ADMIN, Actor, domain_of, parse_scope
+from mailstead.admin.actors import ADMIN, MAIL_PREFIX, Actor, domain_of, parse_scope
 from mailstead.admin.dns import DomainRecords, expected_records
 from mailstead.admin.dnscheck import DNSLookup, DomainCheck, check_domain
 from mailstead.admin.importer import ImportReport, import_path
@@ -466,6 +466,11 @@ class Admin:
         scope = parse_scope(scope)
         if scope.startswith("domain:") and not await self.store.has_domain(scope[7:]):
             raise NotFound(f"domain {scope[7:]} does not exist")
+        if scope.startswith(MAIL_PREFIX):
+            owner = await self.store.find_user(scope[len(MAIL_PREFIX):])
+            if owner is None:
+                raise NotFound(f"account {scope[len(MAIL_PREFIX):]} does not exist")
+            scope = MAIL_PREFIX + owner.address.lower()  # the account, not an alias of it
         secret = tokens.new_secret()
         token = await self._audited(
             actor, "token.create", label,

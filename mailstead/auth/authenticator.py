@@ -20,8 +20,11 @@ yet, at its next successful password login, the only other moment the password i
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import secrets
+import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import NoReturn, Protocol
@@ -98,6 +101,12 @@ class ScramLookup:
     real: bool  # False: mock keys (unknown account, or one without SCRAM keys yet)
 
 
+#: How long a password verified by :meth:`Authenticator.authenticate_request` is taken as
+#: verified again without argon2, and how many such credentials are remembered.
+VERIFIED_SECONDS = 300.0
+VERIFIED_MAX = 10_000
+
+
 class Authenticator:
     """Shared by every protocol; one per process."""
 
@@ -125,6 +134,9 @@ class Authenticator:
         self._log = logger or _log
         # Mock salts (RFC 5802 §5.1) are stable per name for the life of the process.
         self._mock_secret = secrets.token_bytes(32)
+        # authenticate_request's recently verified credentials: keyed digest -> when.
+        self._verified_secret = secrets.token_bytes(32)
+        self._verified: OrderedDict[bytes, float] = OrderedDict()
 
     def mechanisms(self, bindings: Mapping[str, bytes]) -> tuple[str, ...]:
         """The SASL mechanisms to offer on a connection that allows authentication and has
@@ -153,6 +165,34 @@ class Authenticator:
         current_hash = await self._maybe_rehash(user, password)
         await self._maybe_add_scram(user, password, current_hash)
         return user
+
+    async def authenticate_request(self, username: str, password: str, ip: str) -> UserRecord:
+        """:meth:`authenticate` for protocols that send the password with every request
+        (HTTP Basic: JMAP, a webmail's API calls). A password verified in the last
+        ``VERIFIED_SECONDS`` for the same stored hash is not verified again: an argon2
+        verify per request would cost a busy client tens of milliseconds of CPU for each.
+        The throttle, the account lookup and the disabled check run every time; a password
+        change (a new stored hash) or a wrong password misses the cache. Only a keyed
+        digest of what was verified is kept, never the password."""
+        self.throttle.check(username, ip)
+        user = await self._find(username)
+        if user is not None and not user.disabled:
+            key = self._verified_key(user, password)
+            seen = self._verified.get(key)
+            now = time.monotonic()
+            if seen is not None and now - seen < VERIFIED_SECONDS:
+                self._verified.move_to_end(key)
+                return user
+        user = await self.authenticate(username, password, ip)
+        self._verified[self._verified_key(user, password)] = time.monotonic()
+        while len(self._verified) > VERIFIED_MAX:
+            self._verified.popitem(last=False)
+        return user
+
+    def _verified_key(self, user: UserRecord, password: str) -> bytes:
+        material = "\0".join((user.address.lower(), user.password_hash, password))
+        return hmac.digest(self._verified_secret, material.encode("utf-8", "surrogatepass"),
+                           "sha256")
 
     async def _fail(self, username: str, account: str, ip: str, reason: str) -> NoReturn:
         """Count the failure, tarpit, and raise the one generic error."""

@@ -28,7 +28,8 @@ def token() -> None:
 @click.argument("name")
 @click.option("--scope", default="admin", show_default=True,
               help="admin (everything), domain:example.org (that domain's accounts, "
-              "aliases, groups and keys) or send (the sending API only).")
+              "aliases, groups and keys), send (the sending API only) or "
+              "mail:user@example.org (that account's mail over JMAP, as its password).")
 @click.pass_obj
 def token_create(state: CliState, name: str, scope: str) -> None:
     """Make a token named NAME (what uses it, e.g. "billing app") and print it once."""

@@ -22,6 +22,7 @@ import logging
 import os
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol, TextIO
 
@@ -48,8 +49,11 @@ from mailstead.delivery.dkim import Signer
 from mailstead.delivery.router import Router
 from mailstead.delivery.routes import RouteTable
 from mailstead.delivery.scheduler import Scheduler
+from mailstead.delivery.vacation import Responder
 from mailstead.http.api.app import APIServices
 from mailstead.http.app import HTTPServices, build_app
+from mailstead.http.jmap.server import account_id, jmap_services
+from mailstead.http.jmap.webpush import WebPushSender, outbound_policy, poster
 from mailstead.http.server import HTTPServer
 from mailstead.imap.server import IMAPServer
 from mailstead.imap.sort import stored_sort_keys
@@ -70,6 +74,8 @@ log = logging.getLogger("mailstead.serve")
 GC_INTERVAL_SECONDS = 3600.0
 #: How often the index rows of deleted mail are removed (decision 0027).
 PURGE_INTERVAL_SECONDS = 10.0
+#: How long a JMAP upload is kept for a call that uses it (docs/jmap.md).
+UPLOAD_LIFETIME = timedelta(hours=24)
 #: Written in the data dir once every listener accepts; removed on a clean stop.
 PID_FILE = "mailstead.pid"
 #: Held locked (flock) by the one server of a data directory for as long as it runs.
@@ -289,6 +295,7 @@ class Services:
     scheduler: Scheduler | None  # None when outbound delivery is off ([delivery] enabled)
     spools: SpoolDir  # message data on its way in, and its memory and disk budgets
     acme: CertificateKeeper | None = None  # None when [acme] is off
+    web_push: WebPushSender | None = None  # JMAP PushSubscriptions; None when JMAP is off
 
 
 def build_services(
@@ -321,8 +328,13 @@ def build_services(
                          "message data in spool files"),
         per_client=limits.max_spool_per_client,
     )
+    web_push = (
+        WebPushSender(store, account_id=account_id,
+                      post=poster(outbound_policy(settings.jmap)))
+        if settings.jmap.enabled else None
+    )
     return Services(settings, store, tls, authenticator, router, deliverer, scheduler, spools,
-                    acme)
+                    acme, web_push)
 
 
 def build_deliverer(
@@ -330,13 +342,13 @@ def build_deliverer(
     on_queued: Callable[[], None] | None = None,
 ) -> Deliverer:
     """The one delivery path: SMTP's, and ``mailstead sendmail``'s (which has no
-    scheduler in its process to wake, decision 0014)."""
-    return Deliverer(
-        store,
-        router,
-        signer=Signer(settings.data_dir) if settings.dkim.enabled else None,
-        on_queued=on_queued,
-    )
+    scheduler in its process to wake, decision 0014). Every local delivery is shown to
+    the vacation responder, whose replies go out through a second deliverer with no
+    responder: an auto-reply is never answered."""
+    signer = Signer(settings.data_dir) if settings.dkim.enabled else None
+    replies = Deliverer(store, router, signer=signer, on_queued=on_queued)
+    responder = Responder(store, router, replies, hostname=settings.hostname)
+    return Deliverer(store, router, signer=signer, on_queued=on_queued, responder=responder)
 
 
 class FrontEnd(Protocol):
@@ -357,12 +369,16 @@ def build_front_ends(services: Services) -> dict[str, FrontEnd]:
     imap = IMAPServer(services.store, services.authenticator, settings, tls,
                       spools=services.spools)
     pop3 = POP3Server(services.store, services.authenticator, settings, tls)
-    api = APIServices(build_admin(services.store, settings), services.authenticator,
+    admin = build_admin(services.store, settings)
+    api = APIServices(admin, services.authenticator,
                       allow_plaintext=settings.auth.allow_plaintext)
     http = HTTPServer(build_app(HTTPServices(
         services.store, services.scheduler, client_endpoints(settings), services.store,
         settings.http.metrics_from, api=api, mta_sts=mta_sts_policy(settings),
         acme=services.acme.pending if services.acme is not None else None,
+        jmap=jmap_services(settings, services.store, services.authenticator,
+                           services.deliverer, services.web_push, tokens=admin)
+        if services.web_push is not None else None,
     )), settings.http)
     return {
         "smtp": smtp,
@@ -432,7 +448,8 @@ async def purge_index(store: Store) -> int:
 
 async def _collect_garbage_forever(store: Store, grace: float) -> None:
     """The store's background upkeep: the full-text catch-up once, then the index rows of
-    deleted mail every few seconds and the collection of unreferenced bodies hourly."""
+    deleted mail every few seconds, and hourly the collection of unreferenced bodies and
+    of old JMAP uploads and expired auto-reply records."""
     since_gc = 0.0
     await index_in_background(store)
     while True:
@@ -449,6 +466,34 @@ async def _collect_garbage_forever(store: Store, grace: float) -> None:
         else:
             if removed:
                 log.info("garbage collection removed %d unreferenced bodies", removed)
+        await expire_uploads(store)
+        await expire_auto_replies(store)
+
+
+async def expire_auto_replies(store: Store) -> int:
+    """Forget the senders whose vacation period ended (RFC 5230 §4.2): they get the next
+    reply anyway, and the table stays the size of the current periods."""
+    try:
+        expired = await store.expire_auto_replies(datetime.now(UTC))
+    except Exception as exc:  # keep serving; the next round retries
+        log.error("expiring auto-reply records failed: %s", exc)
+        return 0
+    if expired:
+        log.info("forgot %d expired auto-reply records", expired)
+    return expired
+
+
+async def expire_uploads(store: Store) -> int:
+    """Forget JMAP uploads older than UPLOAD_LIFETIME (RFC 8620 §6.1 asks for an hour at
+    least; a day lets a slow client finish a draft)."""
+    try:
+        expired = await store.expire_uploads(datetime.now(UTC) - UPLOAD_LIFETIME)
+    except Exception as exc:  # keep serving; the next round retries
+        log.error("expiring uploads failed: %s", exc)
+        return 0
+    if expired:
+        log.info("expired %d JMAP uploads", expired)
+    return expired
 
 
 class RunningServer:
@@ -507,6 +552,8 @@ class RunningServer:
                     bootstrap_output.flush()
             if services.scheduler is not None:
                 await services.scheduler.start()
+            if services.web_push is not None:
+                await services.web_push.start()
         except BaseException:
             await store.close()
             os.close(lock)
@@ -546,6 +593,8 @@ class RunningServer:
         self._shut_down = True
         if self.services.scheduler is not None:
             await self.services.scheduler.stop()
+        if self.services.web_push is not None:
+            await self.services.web_push.stop()
         for task in (self._gc_task, self._acme_task):
             if task is None:
                 continue

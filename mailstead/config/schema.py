@@ -384,6 +384,53 @@ class HTTPSettings(_Section):
         return value
 
 
+class JMAPSettings(_Section):
+    """JMAP (RFC 8620, RFC 8621) at /jmap on the HTTP listeners: the limits of the core
+    capability, announced in the session resource and enforced."""
+
+    enabled: bool = Field(True, description="serve JMAP: the session, API, upload and "
+                          "download endpoints under /jmap")
+    max_size_upload: Size = Field(
+        50 * 1024**2, ge=1, description="largest blob upload (maxSizeUpload); no more than "
+        "http.max_body_size is announced or accepted",
+    )
+    max_concurrent_upload: int = Field(
+        4, ge=1, description="uploads one account may run at once (maxConcurrentUpload)",
+    )
+    max_size_request: Size = Field(
+        10 * 1024**2, ge=1, description="largest API request body (maxSizeRequest); no more "
+        "than http.max_body_size is announced or accepted",
+    )
+    max_concurrent_requests: int = Field(
+        4, ge=1, description="API requests one account may run at once "
+        "(maxConcurrentRequests)",
+    )
+    max_calls_in_request: int = Field(
+        64, ge=1, description="method calls in one API request (maxCallsInRequest)",
+    )
+    max_objects_in_get: int = Field(
+        500, ge=1, description="ids one /get may ask for (maxObjectsInGet)",
+    )
+    max_objects_in_set: int = Field(
+        500, ge=1, description="creates, updates and destroys in one /set (maxObjectsInSet)",
+    )
+    push_subscription_max_days: int = Field(
+        7, ge=1, le=365, description="longest life of a PushSubscription (RFC 8620 §7.2): a "
+        "later or missing expires is set to this many days from now; the client renews it",
+    )
+    push_max_subscriptions: int = Field(
+        20, ge=1, description="PushSubscriptions one account may hold at once",
+    )
+    push_allow_http: bool = Field(
+        False, description="accept push URLs over plain http (tests, a relay on this machine); "
+        "otherwise only https",
+    )
+    push_allow_private_destinations: bool = Field(
+        False, description="let push URLs lead to loopback and private network addresses; off, "
+        "a client cannot make the server POST into its own network",
+    )
+
+
 class SMTPSettings(_Section):
     """SMTP session policy shared by the MX and submission listeners."""
 
@@ -742,6 +789,7 @@ class Settings(_Section):
     dkim: DKIMSettings = Field(default_factory=DKIMSettings, description="DKIM signing")
     imap: IMAPSettings = Field(default_factory=IMAPSettings, description="IMAP")
     http: HTTPSettings = Field(default_factory=HTTPSettings, description="HTTP")
+    jmap: JMAPSettings = Field(default_factory=JMAPSettings, description="JMAP")
     dns: DNSSettings = Field(default_factory=DNSSettings, description="DNS records to publish")
     mta_sts: MTASTSSettings = Field(default_factory=MTASTSSettings, description="MTA-STS policy")
     acme: ACMESettings = Field(default_factory=ACMESettings, description="ACME certificates")

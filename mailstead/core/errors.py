@@ -51,6 +51,11 @@ class QuotaExceeded(StoreError):
     temporary = True
 
 
+class ChangesTooMany(StoreError):
+    """One write changed more objects than a client takes in one answer: changes since a
+    state cannot be paged there (JMAP's cannotCalculateChanges, RFC 8620 §5.2)."""
+
+
 class TooMany(StoreError):
     """A write would take an account past a limit on how many of something it may keep
     (metadata entries); nothing was changed, and removing some makes room again."""

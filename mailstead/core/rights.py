@@ -10,6 +10,7 @@ function, so a rights string means the same everywhere (decision 0028).
 from __future__ import annotations
 
 from mailstead.core.errors import InvalidName
+from mailstead.core.types import SEEN
 
 #: Every right mailstead knows, in canonical order (RFC 4314 §2.1): lookup, read, keep
 #: \\Seen, write other flags, insert, post, create children, delete mailbox, set
@@ -40,6 +41,14 @@ def flag_right(flag: str) -> str:
     if flag == "\\Deleted":
         return "t"
     return "w"
+
+
+def overlay(flags: frozenset[str], seen: bool) -> frozenset[str]:
+    """A message's flags as a grantee sees them: the owner's, with the grantee's own
+    \\Seen in place of the owner's (decision 0028). IMAP's FETCH and JMAP's keywords of
+    another account's mailbox both show this."""
+    others = flags - {SEEN}
+    return others | {SEEN} if seen else others
 
 
 def settable(flags: frozenset[str], rights: str) -> frozenset[str]:
@@ -99,6 +108,7 @@ __all__ = [
     "apply_change",
     "canonical",
     "flag_right",
+    "overlay",
     "parse_rights",
     "settable",
     "with_obsolete",

@@ -96,6 +96,28 @@ class Envelope:
     size: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class LocalArrival:
+    """A message now durably in one local account, as what follows delivery (the vacation
+    responder, :mod:`mailstead.delivery.vacation`) sees it: the envelope sender ("" for
+    the null reverse-path), the envelope recipients that led to this account, and the
+    message's first octets (its header section)."""
+
+    user_id: int
+    address: str  # the account's own address
+    mail_from: str
+    rcpt_to: tuple[str, ...]
+    head: bytes
+    spam: bool = False  # a spam filter's verdict, once there is one
+
+
+class AutoResponder(Protocol):
+    """Called once per local account after a commit; never raises (a failed auto-reply
+    must not fail or repeat the delivery)."""
+
+    async def after_delivery(self, arrival: LocalArrival) -> None: ...
+
+
 @dataclass(slots=True)
 class _RemoteRcpt:
     address: str
@@ -121,12 +143,15 @@ class Delivery:
     remote: dict[str, _RemoteRcpt] = field(default_factory=dict)  # casefolded address ->
     success_dsn: list[QueuedRecipient] = field(default_factory=list)
     local_rcpts: list[str] = field(default_factory=list)
+    # user id -> the RCPT addresses that reached it (for the responder's address rule)
+    rcpts_of: dict[int, list[str]] = field(default_factory=dict)
     # Outbound: DKIM-sign what authenticated users send out, wake the scheduler.
     signer: Signer | None = None
     on_queued: Callable[[], None] | None = None
     # The submitter could read the DKIM keys itself (``mailstead sendmail``, run by the
     # data directory's owner): every hosted domain may be signed for it (decision 0014).
     trusted: bool = False
+    responder: AutoResponder | None = None
 
     @property
     def recipient_count(self) -> int:
@@ -151,6 +176,7 @@ class Delivery:
             targets = fitting
         for target in targets:
             self.local.setdefault(target.user_id, target)
+            self.rcpts_of.setdefault(target.user_id, []).append(str(address))
         if len(route.local) == 1 and not route.remote:
             self.direct.update(t.user_id for t in targets)
         for remote in route.remote:
@@ -235,7 +261,27 @@ class Delivery:
             full = [t.address for t in self.local.values() if t.user_id in delivered.skipped]
             log.warning("%s: not delivered to %s: mailbox full (group member)",
                         self.trace.session_id, ", ".join(full))
+        if self.responder is not None and local_copy is not None:
+            await self._respond(message.head, delivered)
         return trace_id
+
+    async def _respond(self, head: bytes, delivered: DeliveryResult | None) -> None:
+        """Hand each account that got its copy to the auto-responder: only now, after the
+        commit, so a reply never goes out for mail that was not kept. A bug in it is
+        logged (raised under test) and the delivery stands."""
+        assert self.responder is not None
+        skipped = set(delivered.skipped) if delivered is not None else set()
+        mail_from = "" if self.envelope.mail_from is None else str(self.envelope.mail_from)
+        for user_id, target in self.local.items():
+            if user_id in skipped:
+                continue
+            arrival = LocalArrival(user_id, target.address, mail_from,
+                                   tuple(self.rcpts_of.get(user_id, ())), head)
+            try:
+                await self.responder.after_delivery(arrival)
+            except Exception as exc:
+                sanity.degrade(log, exc, "bug (%s) in the auto-responder, session %s",
+                               self.trace.session_id, exc_info=True)
 
     async def _check_authors(self, sender_id: int, head: bytes) -> None:
         """A logged-in user's message names as its From: and Sender: only addresses the
@@ -304,14 +350,18 @@ class Deliverer:
         *,
         signer: Signer | None = None,
         on_queued: Callable[[], None] | None = None,
+        responder: AutoResponder | None = None,
     ) -> None:
         """``signer`` DKIM-signs what authenticated users send out (None: DKIM is off);
         ``on_queued`` is called after a commit that queued mail for remote recipients
-        (the outbound scheduler's wake-up; None when outbound delivery is off)."""
+        (the outbound scheduler's wake-up; None when outbound delivery is off);
+        ``responder`` is told of every local delivery (the vacation auto-reply; None for
+        the deliverer that sends the auto-replies themselves)."""
         self.store = store
         self.router = router
         self.signer = signer
         self.on_queued = on_queued
+        self.responder = responder
 
     def start(
         self,
@@ -326,7 +376,8 @@ class Deliverer:
         the domains it may send as); ``trusted``, a local submitter that may send as any
         hosted domain (``mailstead sendmail``)."""
         return Delivery(self.store, self.router, envelope, trace, relay_allowed, sender_id,
-                        signer=self.signer, on_queued=self.on_queued, trusted=trusted)
+                        signer=self.signer, on_queued=self.on_queued, trusted=trusted,
+                        responder=self.responder)
 
 
 # -- trace headers --------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 Built by the composition root from the services the other front ends use; routes are thin
 (ARCHITECTURE.md): they call a service and shape its answer. This first part serves
 ``/health``, ``/metrics`` and the autoconfig answers, and mounts the admin API at ``/api``
-(http/api/); JMAP, the sending API and the webmail mount here as they come.
+(http/api/) and JMAP at ``/jmap`` (http/jmap/); the sending API and the webmail mount here
+as they come.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from mailstead.http.autoconfig import (
     domain_of,
     mozilla_config,
 )
+from mailstead.http.jmap.app import JMAPServices, build_jmap
 from mailstead.http.server import problem_fields
 from mailstead.http.wellknown import MTA_STS_LABEL, PACC_LABEL, domain_under
 from mailstead.store.interfaces import Directory, OutboundQueue
@@ -67,6 +69,7 @@ class HTTPServices:
     api: APIServices | None = None  # the admin API at /api; None: not served
     mta_sts: MTASTSPolicy | None = None  # the policy of every hosted domain; None: not served
     acme: ACMEChallenges | None = None  # None: [acme] is off
+    jmap: JMAPServices | None = None  # JMAP at /jmap; None: not served
 
 
 def problem_response(status: int, title: str, detail: str | None = None,
@@ -253,6 +256,8 @@ def build_app(services: HTTPServices) -> Starlette:
     ]
     if services.api is not None:
         routes.append(Mount("/api", app=build_api(services.api)))
+    if services.jmap is not None:
+        routes.extend(build_jmap(services.jmap))
     return Starlette(
         routes=routes,
         exception_handlers={HTTPException: _http_error, Exception: _server_error},

@@ -17,19 +17,38 @@ stream and the application:
 - every error the server itself answers is ``application/problem+json`` (RFC 9457), and
   nothing of an exception reaches the client: a failing application gets 500 and the
   traceback goes to the log.
+
+Long-lived answers (JMAP push, RFC 8620 §7.3 and RFC 8887) have their own rules. The
+request's limits bound only reading the request: a response may stream for as long as the
+application sends, each piece written and drained at once (a peer that stops reading for
+the stream's write timeout is dropped). Once the request is read, ``receive`` watches the
+connection and reports ``http.disconnect`` when the client goes, so an idle stream costs
+its coroutine and nothing ends it but the client, the application or shutdown. A
+WebSocket upgrade (``Upgrade: websocket``, RFC 6455) is handed to wsproto on the same
+connection and served as an ASGI ``websocket`` scope; an idle WebSocket is pinged every
+:data:`WS_PING_SECONDS` and closed when a ping goes unanswered for as long again. At
+shutdown (the listener's drain cancels what is left after the grace period) a streaming
+response ends with its last chunk and a WebSocket with Close 1001, so clients see a clean
+end and reconnect.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import math
+from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import unquote_to_bytes
 
 import h11
+import wsproto
+import wsproto.events as ws
+from wsproto.utilities import RemoteProtocolError as WSProtocolError
 
 from mailstead.config.schema import HTTPSettings, ListenerSettings
 from mailstead.core import metrics, sanity
@@ -46,6 +65,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _READ = 64 * 1024
 _SERVER = b"mailstead"
+#: An idle WebSocket is pinged this often; a ping unanswered for as long ends it.
+WS_PING_SECONDS = 30.0
 
 
 def problem_fields(status: int, title: str, detail: str | None = None) -> dict[str, Any]:
@@ -199,9 +220,19 @@ class _Connection:
             await self._refuse(413, None, f"the body may be at most "
                                           f"{self.settings.max_body_size} octets")
             raise _Closing
+        if _wants_websocket(request):
+            await _WebSocket(self, request).run()
+            raise _Closing  # the connection ends with its WebSocket (or the refusal)
         exchange = _Exchange(self, request)
         try:
             await self.server.app(exchange.scope(), exchange.receive, exchange.send)
+        except asyncio.CancelledError:
+            # Shutdown: a streaming response (JMAP EventSource) ends cleanly with its last
+            # chunk, not with a cut connection the client would take for a network error.
+            if exchange.started and not exchange.finished:
+                with contextlib.suppress(h11.LocalProtocolError):
+                    self._send(h11.EndOfMessage())
+            raise
         except _Closing:
             raise
         except (ConnectionClosed, StreamError):
@@ -294,7 +325,7 @@ class _Exchange:
     async def receive(self) -> Message:
         if self._body_done:
             # After the body: nothing more comes until the client goes (ASGI: disconnect).
-            await asyncio.Event().wait()
+            return await self._disconnected()
         conn = self.conn
         try:
             event = await conn._event(conn.settings.request_timeout_seconds, conn._deadline)
@@ -313,6 +344,21 @@ class _Exchange:
             return {"type": "http.request", "body": b"", "more_body": False}
         self._body_done = True
         return {"type": "http.disconnect"}
+
+    async def _disconnected(self) -> Message:
+        """``http.disconnect`` once the client closes the connection, which a long-lived
+        response (an event stream) needs to know to end. Bytes that come instead are the
+        next pipelined request: they go back for the connection to read after this
+        response, and the watch ends (nothing more can be learnt without reading them)."""
+        stream = self.conn.stream
+        if not stream.pending_bytes() and not self.conn.h11.trailing_data[0]:
+            try:
+                data = await stream.read_some(_READ, timeout=math.inf)
+            except (ConnectionClosed, StreamError):
+                return {"type": "http.disconnect"}
+            stream.unread(data)
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def _abort(self, status: int, detail: str | None) -> None:
         """Answer for the application, before it has (else only closing is left)."""
@@ -346,6 +392,273 @@ class _Exchange:
             await conn.stream.drain()
         else:
             raise RuntimeError(f"unexpected ASGI message {kind!r}")
+
+
+class _WebSocket:
+    """The ASGI ``websocket`` side of an upgrade request (RFC 6455 over wsproto).
+
+    The handshake is wsproto's, from the request h11 has parsed; a refusal (the
+    application closes before accepting, or sends a denial response) goes out through h11
+    as an ordinary response. After the 101 the connection is wsproto's until either side
+    closes; then it ends (no HTTP after a WebSocket).
+    """
+
+    def __init__(self, conn: _Connection, request: h11.Request) -> None:
+        self.conn = conn
+        self.request = request
+        self.ws = wsproto.WSConnection(wsproto.ConnectionType.SERVER)
+        self.state: Literal["connecting", "open", "refusing", "closed"] = "connecting"
+        self.subprotocols: list[str] = []
+        self._ready: deque[Message] = deque()
+        self._text: list[str] = []
+        self._bytes: list[bytes] = []
+        self._size = 0
+        self._connect_sent = False
+        self._refused_started = False
+
+    async def run(self) -> None:
+        conn = self.conn
+        while True:  # the rest of the request: an upgrade has no body
+            try:
+                event = await conn._event(conn.settings.request_timeout_seconds,
+                                          conn._deadline)
+            except IdleTimeout:
+                await conn._refuse(408, None)
+                return
+            if isinstance(event, h11.EndOfMessage):
+                break
+            if isinstance(event, h11.Data) and not event.data:
+                continue
+            await conn._refuse(400, None, "a WebSocket upgrade request has no body")
+            return
+        try:
+            self.ws.initiate_upgrade_connection(list(self.request.headers), self.request.target)
+            for event in self.ws.events():
+                if isinstance(event, ws.Request):
+                    self.subprotocols = list(event.subprotocols)
+        except WSProtocolError as exc:
+            hint = exc.event_hint
+            status = hint.status_code if isinstance(hint, ws.RejectConnection) else 400
+            await self._deny(status, f"not a valid WebSocket upgrade: {exc}")
+            return
+        try:
+            await conn.server.app(self.scope(), self.receive, self.send)
+        except asyncio.CancelledError:
+            if self.state == "open":  # shutdown: RFC 6455 §7.4.1 1001, going away
+                self._write(ws.CloseConnection(code=1001, reason="server shutting down"))
+                self.state = "closed"
+            raise
+        except (ConnectionClosed, StreamError):
+            return
+        except Exception as exc:
+            sanity.degrade(conn.log, exc, "bug in a WebSocket application at %s",
+                           self.request.target.decode("latin-1")[:200], exc_info=True)
+            if self.state == "connecting":
+                await conn._respond(500, "Internal Server Error", close=True)
+            elif self.state == "open":
+                self._write(ws.CloseConnection(code=1011))
+                self.state = "closed"
+            return
+        if self.state == "connecting":  # ASGI: returning before accept is a refusal
+            await self._deny(403, None)
+        elif self.state == "open":
+            self._write(ws.CloseConnection(code=1000))
+            self.state = "closed"
+        await self._drain_quietly()
+
+    def scope(self) -> Scope:
+        target = self.request.target
+        path, _, query = target.partition(b"?")
+        stream = self.conn.stream
+        return {
+            "type": "websocket",
+            "asgi": {"version": "3.0", "spec_version": "2.3"},
+            "http_version": self.request.http_version.decode(),
+            "scheme": "wss" if self.conn.scheme == "https" else "ws",
+            "path": _percent_decoded(path),
+            "raw_path": path,
+            "query_string": query,
+            "root_path": "",
+            "headers": [(name.lower(), value) for name, value in self.request.headers],
+            "client": stream.peer,
+            "server": stream.local,
+            "subprotocols": self.subprotocols,
+            "state": {},
+            "extensions": {"websocket.http.response": {}},
+        }
+
+    # -- receive ------------------------------------------------------------------------------
+
+    async def receive(self) -> Message:
+        if not self._connect_sent:
+            self._connect_sent = True
+            return {"type": "websocket.connect"}
+        if self._ready:  # what arrived before the end is heard before the end
+            return self._ready.popleft()
+        if self.state != "open":
+            if self.state == "connecting":
+                raise RuntimeError("receive before the WebSocket was accepted")
+            return {"type": "websocket.disconnect", "code": 1006}
+        while not self._ready:
+            await self._read()
+        return self._ready.popleft()
+
+    async def _read(self) -> None:
+        """Read frames until a message (or the end) is ready; ping an idle peer."""
+        stream = self.conn.stream
+        pinged = False
+        while not self._ready:
+            try:
+                data = await stream.read_some(_READ, timeout=WS_PING_SECONDS)
+            except IdleTimeout:
+                if pinged:  # RFC 6455 §5.5.2: a live peer answers a Ping
+                    self._lost(1006)
+                    return
+                pinged = True
+                self._write(ws.Ping(payload=b"mailstead"))
+                await self.conn.stream.drain()
+                continue
+            except (ConnectionClosed, StreamError):
+                self._lost(1006)
+                return
+            pinged = False
+            self.ws.receive_data(data)
+            try:
+                for event in self.ws.events():
+                    self._take(event)
+            except WSProtocolError:
+                self._write(ws.CloseConnection(code=1002))
+                self._lost(1002)
+            await stream.drain()
+
+    def _take(self, event: ws.Event) -> None:
+        limit = self.conn.settings.max_body_size
+        if isinstance(event, ws.TextMessage | ws.BytesMessage):
+            if self.state != "open":
+                return
+            self._size += len(event.data)
+            if self._size > limit:  # RFC 6455 §7.4.1: 1009, too big to process
+                self._write(ws.CloseConnection(code=1009, reason="message too big"))
+                self._lost(1009)
+                return
+            if isinstance(event, ws.TextMessage):
+                self._text.append(event.data)
+            else:
+                self._bytes.append(bytes(event.data))
+            if event.message_finished:
+                if isinstance(event, ws.TextMessage):
+                    self._ready.append({"type": "websocket.receive",
+                                        "text": "".join(self._text)})
+                else:
+                    self._ready.append({"type": "websocket.receive",
+                                        "bytes": b"".join(self._bytes)})
+                self._text.clear()
+                self._bytes.clear()
+                self._size = 0
+        elif isinstance(event, ws.Ping):
+            self._write(event.response())
+        elif isinstance(event, ws.CloseConnection):
+            if self.state == "open":
+                self._write(event.response())
+            self._lost(event.code)
+
+    def _lost(self, code: int) -> None:
+        """The WebSocket is over: the application hears ``websocket.disconnect``."""
+        self.state = "closed"
+        self._ready.append({"type": "websocket.disconnect", "code": code})
+
+    # -- send ---------------------------------------------------------------------------------
+
+    async def send(self, message: Message) -> None:
+        kind = message["type"]
+        if kind == "websocket.accept":
+            if self.state != "connecting":
+                raise RuntimeError("the WebSocket was accepted already")
+            headers = [(bytes(k), bytes(v)) for k, v in message.get("headers", [])]
+            self._write(ws.AcceptConnection(subprotocol=message.get("subprotocol"),
+                                            extra_headers=headers))
+            self.state = "open"
+            early = self.conn.h11.trailing_data[0]  # frames sent right behind the request
+            if early:
+                self.ws.receive_data(bytes(early))
+                try:
+                    for event in self.ws.events():
+                        self._take(event)
+                except WSProtocolError:
+                    self._write(ws.CloseConnection(code=1002))
+                    self._lost(1002)
+        elif kind == "websocket.send":
+            if self.state != "open":
+                raise ConnectionClosed("the WebSocket is closed")
+            text = message.get("text")
+            if text is not None:
+                self._write(ws.TextMessage(data=text))
+            else:
+                self._write(ws.BytesMessage(data=bytes(message.get("bytes") or b"")))
+        elif kind == "websocket.close":
+            if self.state == "connecting":
+                await self._deny(403, None)
+            elif self.state == "open":
+                self._write(ws.CloseConnection(code=int(message.get("code", 1000)),
+                                               reason=message.get("reason") or None))
+                self.state = "closed"
+        elif kind == "websocket.http.response.start":
+            if self.state != "connecting":
+                raise RuntimeError("a denial response after the handshake")
+            self.state = "refusing"
+            self._refused_started = True
+            headers = [(bytes(k), bytes(v)) for k, v in message.get("headers", [])]
+            headers += [(b"server", _SERVER), (b"connection", b"close")]
+            status = int(message["status"])
+            metrics.HTTP_REQUESTS.labels(f"{status // 100}xx").inc()
+            self.conn._send(h11.Response(status_code=status, headers=headers,
+                                         reason=_reason(status)))
+        elif kind == "websocket.http.response.body":
+            if self.state != "refusing":
+                raise RuntimeError("a denial body outside a denial response")
+            body = message.get("body", b"")
+            if body:
+                self.conn._send(h11.Data(data=body))
+            if not message.get("more_body", False):
+                self.conn._send(h11.EndOfMessage())
+                self.state = "closed"
+        else:
+            raise RuntimeError(f"unexpected ASGI message {kind!r}")
+        await self.conn.stream.drain()
+
+    def _write(self, event: ws.Event) -> None:
+        try:
+            data = self.ws.send(event)
+        except wsproto.utilities.LocalProtocolError:
+            return  # the connection is closing: nothing more may be sent
+        self.conn.stream.write(data)
+
+    async def _deny(self, status: int, detail: str | None) -> None:
+        """Refuse the upgrade with an HTTP answer (RFC 6455 §4.2.2: any status but 101)."""
+        if self._refused_started:
+            return
+        self.state = "closed"
+        await self.conn._respond(status, _reason(status).decode() or "Bad Request",
+                                 close=True, detail=detail)
+
+    async def _drain_quietly(self) -> None:
+        with contextlib.suppress(StreamError):
+            await self.conn.stream.drain(timeout=5.0)
+
+
+def _wants_websocket(request: h11.Request) -> bool:
+    """RFC 6455 §4.1: a GET with ``Upgrade: websocket`` and ``Connection: upgrade``."""
+    if request.method != b"GET":
+        return False
+    upgrade = connection = False
+    for name, value in request.headers:
+        if name == b"upgrade":
+            upgrade = upgrade or any(
+                token.strip().lower() == b"websocket" for token in value.split(b","))
+        elif name == b"connection":
+            connection = connection or any(
+                token.strip().lower() == b"upgrade" for token in value.split(b","))
+    return upgrade and connection
 
 
 def _reason(status: int) -> bytes:

@@ -20,9 +20,8 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from mailstead.core.errors import InvalidName, NotFound
-from mailstead.core.rights import RIGHTS
+from mailstead.core.rights import RIGHTS, overlay
 from mailstead.core.rights import flag_right as rights_flag_right
-from mailstead.core.types import SEEN
 from mailstead.imap.replies import no
 from mailstead.imap.states import Selected
 from mailstead.store.models import Mailbox, MessageMeta, User
@@ -36,13 +35,6 @@ OTHER_USERS = "Other Users"
 
 #: The rights that change a selected mailbox: with none of them SELECT is READ-ONLY.
 CHANGE_RIGHTS = "stwe"
-
-
-def overlay(flags: frozenset[str], seen: bool) -> frozenset[str]:
-    """A message's flags as a grantee sees them: the owner's, with the grantee's own
-    \\Seen in place of the owner's (decision 0028)."""
-    others = flags - {SEEN}
-    return others | {SEEN} if seen else others
 
 
 async def own_view(

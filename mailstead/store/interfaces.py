@@ -28,16 +28,24 @@ from mailstead.store.models import (
     AppendResult,
     AuditRecord,
     BackupReport,
+    Changes,
     CopyResult,
     DeliveryResult,
     Domain,
+    EmailRecord,
     Group,
+    Identity,
+    IdentityFields,
     IndexedText,
     IndexReport,
     Mailbox,
+    MailboxState,
     MessageMeta,
     NewMessage,
+    NewPushSubscription,
+    NewSubmission,
     OutboundEnvelope,
+    PushSubscription,
     QueuedMessage,
     QueuedRecipient,
     Recipient,
@@ -45,9 +53,12 @@ from mailstead.store.models import (
     SortKeyField,
     SortKeys,
     StoreFlagsResult,
+    Submission,
     TextMatches,
     TextQuery,
     User,
+    Vacation,
+    VacationFields,
 )
 
 #: Turns raw message bytes into the parsed structure, serialised (``mime.stored.encode``).
@@ -437,6 +448,173 @@ class Messages(Protocol):
         from the body, which did not change."""
 
 
+class Emails(Protocol):
+    """An account's mail as one collection (decision 0033): its emails (a body in one or
+    more of its mailboxes), their threads, counts, and what changed since an account
+    mod-sequence. JMAP reads it; IMAP's writes keep it (every write takes the account's
+    next mod-sequence).
+
+    An implementer keeps:
+    - the account mod-sequence growing with every write to the account, and each message's
+      MODSEQ the one of the write that last changed it;
+    - an email per body the account holds, with the mod-sequence that created it and the
+      one that last added or removed a copy; when its last copy goes, a record of the
+      removal's mod-sequence (for ``email_changes``);
+    - a thread per email fixed when the email was created (the thread of a parent named
+      by References or In-Reply-To, or a new one); a removed mailbox likewise remembered.
+    """
+
+    async def account_state(self, user_id: int) -> int:
+        """The account's mod-sequence now."""
+
+    async def email_records(self, user_id: int, blob_ids: Sequence[str]) -> list[EmailRecord]:
+        """The account's emails of these bodies; bodies it does not hold are left out."""
+
+    async def account_emails(self, user_id: int, mailbox_id: int | None = None
+                             ) -> list[EmailRecord]:
+        """Every email of the account (or with a copy in ``mailbox_id``), newest first."""
+
+    async def thread_emails(self, user_id: int, thread_ids: Sequence[str]
+                            ) -> dict[str, list[str]]:
+        """Each known thread's bodies, oldest first; unknown threads are left out."""
+
+    async def mailbox_states(self, user_id: int) -> list[MailboxState]:
+        """The account's mailboxes with their counts and change marks."""
+
+    async def email_changes(self, user_id: int, since: int, max_changes: int | None
+                            ) -> Changes:
+        """Emails (by body) changed since ``since``; ChangesTooMany if one write changed
+        more than ``max_changes``."""
+
+    async def thread_changes(self, user_id: int, since: int, max_changes: int | None
+                             ) -> Changes:
+        """Threads whose emails changed since ``since``."""
+
+    async def mailbox_changes(self, user_id: int, since: int, max_changes: int | None
+                              ) -> tuple[Changes, bool]:
+        """Mailboxes (by UIDVALIDITY as text) changed since ``since``, and whether every
+        update was of counts only."""
+
+    async def mailbox_keys(self, user_id: int) -> dict[int, int]:
+        """The UIDVALIDITY of each of the account's mailboxes, by id (no counting)."""
+
+    async def email_page(
+        self, user_id: int, mailbox_id: int | None, ascending: bool, position: int,
+        limit: int, total: bool,
+    ) -> tuple[list[str], int | None] | None:
+        """Bodies of the account's emails (or of those in a mailbox) by received time, ties
+        by body id ascending: ``limit`` of them from ``position``, with their count if
+        ``total``; None when the store cannot answer it in that order without sorting
+        every email (the caller then sorts :meth:`account_emails` itself)."""
+
+
+class Uploads(Protocol):
+    """Blobs an account uploaded for a later call (JMAP, RFC 8620 §6.1): its own, by the
+    SHA-256 of their octets, until they expire."""
+
+    async def put_upload(self, user_id: int, data: bytes, media_type: str) -> str:
+        """Keep ``data``; its id (the same octets again renew the same upload)."""
+
+    async def get_upload(self, user_id: int, blob_id: str) -> tuple[bytes, str] | None:
+        """The octets and media type of one of the account's uploads, or None."""
+
+    async def expire_uploads(self, before: datetime) -> int:
+        """Forget uploads made before ``before``; how many."""
+
+
+class Identities(Protocol):
+    """An account's JMAP identities (RFC 8621 §6). Every change takes the account's next
+    mod-sequence; the account always has its own address's identity once anyone read its
+    identities (:meth:`identities` makes it), and that one cannot be destroyed."""
+
+    async def identities(self, user_id: int, own_address: str) -> list[Identity]:
+        """Every identity of the account, the one for ``own_address`` made if missing."""
+
+    async def add_identity(self, user_id: int, fields: IdentityFields) -> Identity: ...
+
+    async def update_identity(
+        self, user_id: int, identity_id: int, fields: IdentityFields
+    ) -> Identity:
+        """Replace all but ``email`` (fixed at creation); NotFound if there is none."""
+
+    async def remove_identity(self, user_id: int, identity_id: int) -> None:
+        """NotFound if there is none, or it is the account's own address's."""
+
+    async def identity_changes(self, user_id: int, since: int) -> Changes:
+        """Identities (by id as text) changed since the account mod-sequence ``since``."""
+
+
+class PushSubscriptions(Protocol):
+    """An account's JMAP push subscriptions (RFC 8620 §7.2). They have no state and
+    publish no change events: only the push sender and PushSubscription/get read them."""
+
+    async def add_push_subscription(
+        self, user_id: int, new: NewPushSubscription
+    ) -> PushSubscription: ...
+
+    async def push_subscriptions(self, user_id: int) -> list[PushSubscription]:
+        """Every subscription of the account, expired ones included."""
+
+    async def active_push_subscriptions(self, now: datetime) -> list[PushSubscription]:
+        """The verified subscriptions of every account that expire after ``now``."""
+
+    async def update_push_subscription(
+        self,
+        user_id: int,
+        subscription_id: int,
+        *,
+        verified: bool,
+        expires: datetime,
+        types: tuple[str, ...] | None,
+    ) -> PushSubscription:
+        """Change what may change after creation; NotFound if there is none."""
+
+    async def remove_push_subscription(self, user_id: int, subscription_id: int) -> None:
+        """NotFound if there is none."""
+
+    async def expire_push_subscriptions(self, now: datetime) -> int:
+        """Forget those that expire at or before ``now``; how many."""
+
+
+class Vacations(Protocol):
+    """An account's vacation auto-reply: its one setting (RFC 8621 §8; a change takes the
+    account's next mod-sequence) and the senders already answered under a response handle
+    (RFC 5230 §4.2: :days / :seconds)."""
+
+    async def vacation(self, user_id: int) -> Vacation:
+        """The setting; the disabled default when the account never set one."""
+
+    async def set_vacation(self, user_id: int, fields: VacationFields) -> Vacation: ...
+
+    async def claim_auto_reply(
+        self, user_id: int, handle: str, sender: str, now: datetime, until: datetime
+    ) -> bool:
+        """Record ``sender`` (compared without case) as answered under ``handle`` until
+        ``until``, in one write; False, nothing changed, when an unexpired answer exists."""
+
+    async def expire_auto_replies(self, now: datetime) -> int:
+        """Forget answers whose period ended by ``now``; how many."""
+
+
+class Submissions(Protocol):
+    """An account's JMAP email submissions (RFC 8621 §7): kept after the delivery
+    transaction committed, linked to the outbound queue entry it made; each recipient's
+    state read from the queue while it holds the message, and recorded when it retires
+    it (a change of the submission)."""
+
+    async def add_submission(self, user_id: int, new: NewSubmission) -> Submission: ...
+
+    async def submissions(self, user_id: int, ids: Sequence[int] | None = None
+                          ) -> list[Submission]:
+        """The account's submissions with these ids (all for None); missing ones left out."""
+
+    async def remove_submission(self, user_id: int, submission_id: int) -> None:
+        """Forget one (the delivery goes on); NotFound if there is none."""
+
+    async def submission_changes(self, user_id: int, since: int) -> Changes:
+        """Submissions (by id as text) changed since ``since``."""
+
+
 class Metadata(Protocol):
     """Annotations of an account's mailboxes and of the server as the account sees it
     (IMAP METADATA, RFC 5464). IMAP's GETMETADATA and SETMETADATA use it.
@@ -622,8 +800,9 @@ class AdminRecords(Protocol):
 
 
 class Store(
-    Directory, Mailboxes, MailboxAcls, Messages, Metadata, OutboundQueue, Maintenance,
-    AdminRecords, Protocol,
+    Directory, Mailboxes, MailboxAcls, Messages, Emails, Uploads, Identities, Submissions,
+    PushSubscriptions, Vacations, Metadata, OutboundQueue, Maintenance, AdminRecords,
+    Protocol,
 ):
     """Every piece of the store, for the composition root: it builds one backend and hands
     each consumer the piece it uses."""
@@ -632,16 +811,22 @@ class Store(
 __all__ = [
     "AdminRecords",
     "Directory",
+    "Emails",
+    "Identities",
     "MailboxAcls",
     "Mailboxes",
     "Maintenance",
     "Messages",
     "Metadata",
     "OutboundQueue",
+    "PushSubscriptions",
     "SortKeysMaker",
     "Store",
     "StructureParser",
+    "Submissions",
     "TextIndexer",
     "UIDRanges",
+    "Uploads",
+    "Vacations",
     "account_change_key",
 ]

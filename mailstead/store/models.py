@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum, StrEnum
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from mailstead.core.message_data import MessageData
 from mailstead.core.types import UID, ModSeq, Pop3Policy, SendAs
@@ -405,3 +405,215 @@ class IndexReport:
 
     indexed: int
     skipped: int
+
+
+@dataclass(frozen=True, slots=True)
+class EmailCopy:
+    """One message row of an email (decision 0033): where, under which UID, its flags."""
+
+    mailbox_id: int
+    uid: UID
+    modseq: ModSeq
+    flags: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class EmailRecord:
+    """An email of an account: one body, in one or more of its mailboxes (decision 0033).
+    ``received`` is the earliest INTERNALDATE of its copies."""
+
+    blob_id: str
+    thread_id: str
+    size: int
+    received: datetime
+    copies: tuple[EmailCopy, ...]
+
+    @property
+    def flags(self) -> frozenset[str]:
+        """The union of its copies' flags: a keyword any copy carries is the email's."""
+        if len(self.copies) == 1:
+            return self.copies[0].flags
+        return frozenset().union(*(c.flags for c in self.copies))
+
+    @property
+    def mailbox_ids(self) -> frozenset[int]:
+        return frozenset(c.mailbox_id for c in self.copies)
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxCounts:
+    """What JMAP's Mailbox object counts (RFC 8621 §2): emails and threads, all and
+    unread (no copy in the mailbox carries \\Seen)."""
+
+    emails: int = 0
+    unread_emails: int = 0
+    threads: int = 0
+    unread_threads: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxState:
+    """A mailbox with its counts and change marks (decision 0033)."""
+
+    mailbox: Mailbox
+    counts: MailboxCounts
+    created: int  # the account mod-sequence that created it
+    changed: int  # ... that last changed its own properties
+    highest: int  # its HIGHESTMODSEQ: its messages' last change
+
+
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """What changed in an account since a mod-sequence (RFC 8620 §5.2), by store key:
+    ``created`` and ``updated`` exist now, ``destroyed`` do not. ``state`` is the
+    mod-sequence the answer brings a client to; ``more`` says it stopped short of now
+    (``max_changes``)."""
+
+    created: tuple[str, ...]
+    updated: tuple[str, ...]
+    destroyed: tuple[str, ...]
+    state: int
+    more: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class EmailAddressValue:
+    """A name and an address, as a JMAP EmailAddress (RFC 8621 §4.1.2.3) is kept."""
+
+    email: str
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityFields:
+    """What a client may set of an identity (RFC 8621 §6); ``email`` only at creation."""
+
+    email: str
+    name: str = ""
+    reply_to: tuple[EmailAddressValue, ...] | None = None
+    bcc: tuple[EmailAddressValue, ...] | None = None
+    text_signature: str = ""
+    html_signature: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """An address the account sends as, with its defaults (RFC 8621 §6). ``is_default``:
+    the one made for the account's own address, which cannot be destroyed."""
+
+    id: int
+    fields: IdentityFields
+    is_default: bool
+    created: int  # the account mod-sequence that created it
+    changed: int  # ... that last changed it
+
+
+@dataclass(frozen=True, slots=True)
+class PushKeys:
+    """RFC 8620 §7.2 ``keys``: the client's P-256 ECDH public key and its authentication
+    secret (RFC 8291 §3), both URL-safe base64 as the client sent them."""
+
+    p256dh: str
+    auth: str
+
+
+@dataclass(frozen=True, slots=True)
+class NewPushSubscription:
+    """What a client registers (RFC 8620 §7.2): where to push, and the code the server
+    sends there to prove the client reads it."""
+
+    device_client_id: str
+    url: str
+    keys: PushKeys | None
+    verification_code: str
+    expires: datetime
+    types: tuple[str, ...] | None  # None: every type
+
+
+@dataclass(frozen=True, slots=True)
+class PushSubscription:
+    """A registered push URL of an account (RFC 8620 §7.2). Nothing but the
+    PushVerification goes to it until ``verified``; nothing at all after ``expires``."""
+
+    id: int
+    user_id: int
+    device_client_id: str
+    url: str
+    keys: PushKeys | None
+    verification_code: str
+    verified: bool
+    expires: datetime
+    types: tuple[str, ...] | None
+
+
+@dataclass(frozen=True, slots=True)
+class VacationFields:
+    """An account's vacation auto-reply as its owner set it (RFC 8621 §8, the JMAP
+    VacationResponse): on or off, the window it applies in (UTC, either end open), and
+    what it answers with; a None subject or body is the server's to choose."""
+
+    is_enabled: bool = False
+    from_date: datetime | None = None
+    to_date: datetime | None = None
+    subject: str | None = None
+    text_body: str | None = None
+    html_body: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Vacation:
+    """The account's one vacation setting and the account mod-sequence of its last change
+    (0: never set, the disabled default)."""
+
+    fields: VacationFields
+    changed: int = 0
+
+
+class UndoStatus(StrEnum):
+    """RFC 8621 §7: whether a submission can still be cancelled."""
+
+    PENDING = "pending"
+    FINAL = "final"
+    CANCELED = "canceled"
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientOutcome:
+    """Where one envelope recipient of a submission stands: the queue's status of it (or
+    ``delivered`` for one stored here at once) and the last reply text, if any."""
+
+    status: QueueStatus
+    reply: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NewSubmission:
+    """A message just committed for delivery, as :meth:`Submissions.add_submission` keeps
+    it. ``envelope`` is the JMAP Envelope object as sent; ``trace_id`` the id the commit
+    returned (the queue entry carries it); ``local`` the recipients stored here at once."""
+
+    identity_id: int
+    blob_id: str
+    thread_id: str
+    envelope: Mapping[str, Any]  # the JMAP Envelope object (RFC 8621 §7)
+    send_at: datetime
+    trace_id: str
+    local: Mapping[str, RecipientOutcome]
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """An email submission (RFC 8621 §7) with each recipient's outcome: from the queue
+    while it holds the message, else from what was recorded when it let it go."""
+
+    id: int
+    identity_id: int
+    blob_id: str
+    thread_id: str
+    envelope: Mapping[str, Any]  # the JMAP Envelope object (RFC 8621 §7)
+    send_at: datetime
+    undo_status: UndoStatus
+    queue_id: int | None
+    recipients: Mapping[str, RecipientOutcome]
+    created: int
+    changed: int

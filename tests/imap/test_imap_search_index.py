@@ -450,7 +450,7 @@ def test_a_store_from_before_the_index_is_indexed_at_start(tmp_path: Path) -> No
     data_dir = tmp_path / "data"
     data_dir.mkdir()
     with sqlite3.connect(data_dir / "mailstead.db") as conn:
-        for number, script in enumerate(MIGRATIONS[:-1], start=1):
+        for number, script in enumerate(MIGRATIONS[:14], start=1):  # before FTS (15)
             for statement in statements(script):
                 conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {number}")

@@ -32,15 +32,24 @@ Backend = Callable[[Path], AbstractAsyncContextManager[StoreOpener]]
 
 
 def fake_parse(raw: bytes) -> bytes:
-    """A stand-in structure so store tests do not depend on mime/; records the size."""
-    return json.dumps({"size": len(raw)}).encode()
+    """A stand-in structure so store tests do not depend on mime/; records the size, and
+    the ``X-Id:`` and ``X-Refs:`` fields of a test message that sets them (threads)."""
+    fields = {}
+    for line in raw.split(b"\r\n\r\n", 1)[0].split(b"\r\n"):
+        name, _, value = line.partition(b":")
+        if name in (b"X-Id", b"X-Refs"):
+            fields[name.decode()] = value.decode().split()
+    return json.dumps({"size": len(raw), **fields}).encode()
 
 
 def fake_sort_keys(structure: bytes) -> SortKeys:
     """Stand-in sort keys made from :func:`fake_parse`'s structure, distinct per size."""
-    size = json.loads(structure)["size"]
+    parsed = json.loads(structure)
+    size = parsed["size"]
+    message_id = parsed["X-Id"][0] if "X-Id" in parsed else f"id{size}@x"
+    refs = tuple(parsed["X-Refs"]) if "X-Refs" in parsed else (f"p{size}@x", "q@x")
     return SortKeys(1, float(size), f"from{size}", f"to{size}", "", f"subject{size}",
-                    size % 2 == 0, f"id{size}@x", (f"p{size}@x", "q@x"))
+                    size % 2 == 0, message_id, refs)
 
 
 @contextlib.asynccontextmanager

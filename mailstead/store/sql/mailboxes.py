@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Sequence
 
 from mailstead.core.errors import AlreadyExists, InvalidName, NotEmpty, NotFound
 from mailstead.core.types import SPECIAL_USES
 from mailstead.store.models import ChangeEvent, ChangeKind, Mailbox
 from mailstead.store.names import SEPARATOR, is_inbox, parents_of
-from mailstead.store.sql import messages, metadata
+from mailstead.store.sql import emails, messages, metadata
 from mailstead.store.sql.connections import inserted_id
 from mailstead.store.sql.rows import MAILBOX_SELECT, row_to_mailbox
 from mailstead.store.sql.writer import WriteOutcome
@@ -69,9 +70,11 @@ def insert_mailbox(
     uidvalidity_above: int = 0,
 ) -> int:
     uidvalidity = _next_uidvalidity(conn, uidvalidity_above)
+    modseq = emails.next_modseq(conn, user_id)
     cur = conn.execute(
-        "INSERT INTO mailboxes (user_id, name, uidvalidity, special_use) VALUES (?, ?, ?, ?)",
-        (user_id, name, uidvalidity, special_use),
+        "INSERT INTO mailboxes (user_id, name, uidvalidity, special_use, created_modseq,"
+        " changed_modseq) VALUES (?, ?, ?, ?, ?, ?)",
+        (user_id, name, uidvalidity, special_use, modseq, modseq),
     )
     mailbox_id = inserted_id(cur)
     parent = name.rpartition(SEPARATOR)[0]
@@ -123,6 +126,7 @@ def create_mailbox(
             " WHERE id = ?",
             (special_use, row[0]),
         )
+        note_changed(conn, user_id, [row[0]])
         event = ChangeEvent(user_id, row[0], ChangeKind.MAILBOX_CREATED, name=name)
         return WriteOutcome(load_mailbox(conn, user_id, name), [event])
     events = _create_parents(conn, user_id, name)
@@ -150,6 +154,7 @@ def rename_mailbox(
         # fresh INBOX takes the name with UIDNEXT 1 and a UIDVALIDITY above the old
         # one's (§2.3.1.1). INBOX's subscription stays with the name INBOX.
         _set_name(conn, source.id, dst)
+        note_changed(conn, user_id, [source.id])
         inbox_id = insert_mailbox(
             conn, user_id, "INBOX", None, uidvalidity_above=source.uidvalidity
         )
@@ -171,11 +176,24 @@ def rename_mailbox(
             (new_name, user_id, old_name),
         )
         events.append(ChangeEvent(user_id, mailbox_id, ChangeKind.MAILBOX_RENAMED, name=new_name))
+    note_changed(conn, user_id, [mailbox_id for mailbox_id, _, _ in renames])
     return WriteOutcome(load_mailbox(conn, user_id, dst), events)
 
 
 def _set_name(conn: sqlite3.Connection, mailbox_id: int, name: str) -> None:
     conn.execute("UPDATE mailboxes SET name = ? WHERE id = ?", (name, mailbox_id))
+
+
+def note_changed(conn: sqlite3.Connection, user_id: int, mailbox_ids: Sequence[int]) -> None:
+    """The mailboxes' own properties changed (name, role, subscription, \\Noselect):
+    one new account mod-sequence for them all (decision 0033, for ``Mailbox/changes``)."""
+    if not mailbox_ids:
+        return
+    modseq = emails.next_modseq(conn, user_id)
+    conn.executemany(
+        "UPDATE mailboxes SET changed_modseq = ? WHERE id = ?",
+        [(modseq, mailbox_id) for mailbox_id in mailbox_ids],
+    )
 
 
 def delete_mailbox(conn: sqlite3.Connection, user_id: int, name: str) -> WriteOutcome[None]:
@@ -193,10 +211,20 @@ def delete_mailbox(conn: sqlite3.Connection, user_id: int, name: str) -> WriteOu
         # RFC 9051 §6.3.5: keep the name for the children, drop the messages.
         removed = messages.remove(conn, box.id, messages.all_uids(conn, box.id))
         conn.execute("UPDATE mailboxes SET noselect = 1 WHERE id = ?", (box.id,))
+        note_changed(conn, user_id, [box.id])
         events = removed.events + metadata.remove_mailbox_entries(conn, user_id, box.id)
         return WriteOutcome(None, events)
     messages.adjust_usage(conn, user_id, -box.size_bytes)
+    bodies = [r[0] for r in conn.execute(
+        "SELECT DISTINCT blob_id FROM messages WHERE mailbox_id = ?", (box.id,)
+    )]
     conn.execute("DELETE FROM mailboxes WHERE id = ?", (box.id,))
+    modseq = emails.next_modseq(conn, user_id)
+    emails.note_removed(conn, user_id, bodies, modseq)
+    conn.execute(
+        "INSERT OR REPLACE INTO mailboxes_gone (user_id, uidvalidity, modseq) VALUES (?, ?, ?)",
+        (user_id, box.uidvalidity, modseq),
+    )
     return WriteOutcome(None, [ChangeEvent(user_id, box.id, ChangeKind.MAILBOX_DELETED, name=name)])
 
 
@@ -246,6 +274,11 @@ def set_subscribed(
     conn: sqlite3.Connection, user_id: int, name: str, subscribed: bool
 ) -> WriteOutcome[None]:
     subscribe(conn, user_id, name, subscribed)
+    found = conn.execute(
+        "SELECT id FROM mailboxes WHERE user_id = ? AND name = ?", (user_id, name)
+    ).fetchone()
+    if found is not None:
+        note_changed(conn, user_id, [found[0]])
     return WriteOutcome(None, [ChangeEvent(user_id, 0, ChangeKind.SUBSCRIPTION, name=name)])
 
 

@@ -31,6 +31,7 @@ from mailstead.store.models import (
     StoreFlagsResult,
 )
 from mailstead.store.names import validate_mailbox_name
+from mailstead.store.sql import emails
 from mailstead.store.sql.connections import chunks, placeholders
 from mailstead.store.sql.rows import (
     MESSAGE_COLUMNS,
@@ -171,13 +172,15 @@ def _insert(
     internaldate: str,
 ) -> AppendResult:
     mailbox.require_selectable()
-    uid, modseq = mailbox.uidnext, mailbox.highestmodseq + 1
+    uid = mailbox.uidnext
+    modseq = emails.next_modseq(conn, mailbox.user_id, mailbox.highestmodseq)
     charge_quota(conn, mailbox.user_id, size)
     conn.execute(_INSERT, (
         mailbox.id, uid, modseq, flags_text(flags), SEEN in flags, DELETED in flags,
         internaldate, size, blob_id, now_text(),
     ))
     _advance(conn, mailbox.id, modseq, uid + 1)
+    emails.note_added(conn, mailbox.user_id, mailbox.id, ((blob_id, internaldate),), modseq)
     return AppendResult(mailbox.uidvalidity, UID(uid), ModSeq(modseq))
 
 
@@ -216,7 +219,7 @@ def append_many(
     mailbox.require_selectable()
     if not additions:
         return WriteOutcome([])
-    modseq = mailbox.highestmodseq + 1
+    modseq = emails.next_modseq(conn, mailbox.user_id, mailbox.highestmodseq)
     charge_quota(conn, mailbox.user_id, sum(a.size for a in additions))
     saved = now_text()
     results: list[AppendResult] = []
@@ -228,6 +231,10 @@ def append_many(
         ))
         results.append(AppendResult(mailbox.uidvalidity, UID(uid), ModSeq(modseq)))
     _advance(conn, mailbox.id, modseq, mailbox.uidnext + len(additions))
+    emails.note_added(
+        conn, mailbox.user_id, mailbox.id, ((a.blob_id, a.internaldate) for a in additions),
+        modseq,
+    )
     event = ChangeEvent(
         mailbox.user_id, mailbox_id, ChangeKind.EXISTS, tuple(r.uid for r in results),
         ModSeq(modseq), tuple(a.flags for a in additions),
@@ -323,7 +330,7 @@ def copy(
         ).fetchall())
     if not originals:
         return WriteOutcome(CopyResult(target.uidvalidity, ()))
-    modseq = target.highestmodseq + 1
+    modseq = emails.next_modseq(conn, target.user_id, target.highestmodseq)
     total = sum(r[3] for r in originals)
     if not expunge_source or not same_account:
         charge_quota(conn, target.user_id, total)
@@ -343,6 +350,7 @@ def copy(
         new_flags.append(parsed)
     conn.executemany(_INSERT, inserts)
     _advance(conn, dst, modseq, target.uidnext + len(originals))
+    emails.note_added(conn, target.user_id, dst, ((r[4], r[2]) for r in originals), modseq)
     events = [ChangeEvent(
         target.user_id, dst, ChangeKind.EXISTS, tuple(n for _, n in mapping), ModSeq(modseq),
         tuple(new_flags),
@@ -370,7 +378,8 @@ def store_flags(
     """STORE (RFC 9051 §6.4.6) with UNCHANGEDSINCE (RFC 7162 §3.1.3) on ``uids`` (ascending,
     distinct). A message whose flags do not change keeps its modseq and is not reported."""
     mailbox = mailbox_row(conn, mailbox_id)
-    modseq = mailbox.highestmodseq + 1  # RFC 7162 §3.1: one new modseq for this whole change
+    # RFC 7162 §3.1: one new modseq for this whole change (the account's next, decision 0033)
+    modseq = emails.next_modseq(conn, mailbox.user_id, mailbox.highestmodseq)
     updated: list[FlagUpdate] = []
     modified: list[UID] = []
     changes: list[tuple[str, bool, bool, int, int]] = []
@@ -419,15 +428,17 @@ def remove(
     mailbox = mailbox_row(conn, mailbox_id)
     if not uids:
         return WriteOutcome([])
-    modseq = mailbox.highestmodseq + 1
+    modseq = emails.next_modseq(conn, mailbox.user_id, mailbox.highestmodseq)
     freed = 0
+    bodies: list[str] = []
     for chunk in chunks(list(uids)):
         marks = placeholders(len(chunk))
-        freed += conn.execute(
-            f"SELECT coalesce(sum(size), 0) FROM messages WHERE mailbox_id = ?"
-            f" AND uid IN ({marks})",
+        for size, blob_id in conn.execute(
+            f"SELECT size, blob_id FROM messages WHERE mailbox_id = ? AND uid IN ({marks})",
             (mailbox_id, *chunk),
-        ).fetchone()[0]
+        ):
+            freed += size
+            bodies.append(blob_id)
         conn.execute(
             f"DELETE FROM messages WHERE mailbox_id = ? AND uid IN ({marks})",
             (mailbox_id, *chunk),
@@ -442,6 +453,7 @@ def remove(
     )
     _advance(conn, mailbox_id, modseq)
     adjust_usage(conn, mailbox.user_id, -freed)
+    emails.note_removed(conn, mailbox.user_id, bodies, modseq)
     removed = [UID(u) for u in uids]
     event = ChangeEvent(
         mailbox.user_id, mailbox_id, ChangeKind.EXPUNGE, tuple(removed), ModSeq(modseq)

@@ -19,7 +19,7 @@ from mailstead.store.models import (
     QueuedRecipient,
     QueueStatus,
 )
-from mailstead.store.sql import messages
+from mailstead.store.sql import messages, submissions
 from mailstead.store.sql.connections import chunks, inserted_id, placeholders
 from mailstead.store.sql.writer import WriteOutcome
 
@@ -88,6 +88,9 @@ def is_blob_queued(conn: sqlite3.Connection, blob_id: str) -> bool:
 
 
 def delete_queued(conn: sqlite3.Connection, queue_id: int) -> None:
+    # A JMAP submission of this message keeps its recipients' final states (RFC 8621 §7
+    # deliveryStatus) once the queue no longer holds them.
+    submissions.record_final(conn, queue_id)
     if conn.execute("DELETE FROM queue_messages WHERE id = ?", (queue_id,)).rowcount == 0:
         raise NotFound(f"queued message #{queue_id} does not exist")
 

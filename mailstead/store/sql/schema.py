@@ -293,6 +293,171 @@ MIGRATIONS: tuple[str, ...] = (
         refs       TEXT NOT NULL
     ) WITHOUT ROWID;
     """,
+    # 17: account-wide change state for JMAP (decision 0033, store/sql/emails.py). The
+    # account's mod-sequence starts at the highest of its mailboxes; each body an account
+    # holds becomes an email in a thread of its own (mail stored before keeps that; new
+    # mail joins the thread of the message it answers). Mailboxes existing now count as
+    # created at mod-sequence 0, before any state a client can hold. An email's received
+    # time is its earliest copy's INTERNALDATE; ``mixed`` marks one whose copies differ,
+    # which keeps its account's queries off the ordered index scan, and ``dup`` one with
+    # two copies in one mailbox, which makes a mailbox's email count a distinct count.
+    """
+    ALTER TABLE users ADD COLUMN modseq INTEGER NOT NULL DEFAULT 1;
+    UPDATE users SET modseq = coalesce(
+        (SELECT max(highestmodseq) FROM mailboxes WHERE user_id = users.id), 1);
+    ALTER TABLE mailboxes ADD COLUMN created_modseq INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE mailboxes ADD COLUMN changed_modseq INTEGER NOT NULL DEFAULT 0;
+    CREATE UNIQUE INDEX mailboxes_uidvalidity ON mailboxes (user_id, uidvalidity);
+    CREATE TABLE mailboxes_gone (
+        user_id     INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        uidvalidity INTEGER NOT NULL,
+        modseq      INTEGER NOT NULL,
+        PRIMARY KEY (user_id, uidvalidity)
+    ) WITHOUT ROWID;
+    CREATE TABLE emails (
+        user_id   INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        blob_id   TEXT NOT NULL,
+        thread_id TEXT NOT NULL,
+        created   INTEGER NOT NULL,
+        changed   INTEGER NOT NULL,
+        received  TEXT NOT NULL,
+        mixed     INTEGER NOT NULL DEFAULT 0,
+        dup       INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (user_id, blob_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX emails_thread ON emails (user_id, thread_id);
+    CREATE INDEX emails_received ON emails (user_id, received);
+    CREATE INDEX emails_mixed ON emails (user_id) WHERE mixed = 1;
+    CREATE INDEX emails_dup ON emails (user_id) WHERE dup = 1;
+    CREATE INDEX messages_received ON messages (mailbox_id, internaldate);
+    CREATE INDEX emails_changed ON emails (user_id, changed);
+    CREATE TABLE emails_gone (
+        user_id   INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        blob_id   TEXT NOT NULL,
+        thread_id TEXT NOT NULL,
+        modseq    INTEGER NOT NULL,
+        PRIMARY KEY (user_id, blob_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX emails_gone_modseq ON emails_gone (user_id, modseq);
+    CREATE INDEX sort_keys_message_id ON sort_keys (message_id);
+    INSERT INTO emails (user_id, blob_id, thread_id, created, changed, received, mixed, dup)
+        SELECT b.user_id, m.blob_id, 'T' || substr(m.blob_id, 1, 24), min(m.modseq),
+               max(m.modseq), min(m.internaldate),
+               min(m.internaldate) != max(m.internaldate),
+               count(*) != count(DISTINCT m.mailbox_id)
+        FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id
+        GROUP BY b.user_id, m.blob_id;
+    """,
+    # 18: blobs a JMAP client uploaded (RFC 8620 §6.1), its own until used or expired
+    # (uploads.py); content-addressed per account, so uploading the same octets twice
+    # keeps one row.
+    """
+    CREATE TABLE uploads (
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        blob_id TEXT NOT NULL,
+        type    TEXT NOT NULL,
+        size    INTEGER NOT NULL,
+        created TEXT NOT NULL,
+        data    BLOB NOT NULL,
+        PRIMARY KEY (user_id, blob_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX uploads_created ON uploads (created);
+    """,
+    # 19: JMAP identities (RFC 8621 §6) and email submissions (§7), with the account
+    # mod-sequence of their creation and last change and a record of the ones destroyed
+    # (identities.py, submissions.py). A submission keeps the Received id its message was
+    # committed with and the outbound queue entry it became; when the queue retires that
+    # entry, the recipients' final states are copied into ``delivery`` (queue.py).
+    """
+    CREATE TABLE identities (
+        id             INTEGER PRIMARY KEY,
+        user_id        INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        name           TEXT NOT NULL DEFAULT '',
+        email          TEXT NOT NULL,
+        reply_to       TEXT,
+        bcc            TEXT,
+        text_signature TEXT NOT NULL DEFAULT '',
+        html_signature TEXT NOT NULL DEFAULT '',
+        is_default     INTEGER NOT NULL DEFAULT 0,
+        created_modseq INTEGER NOT NULL,
+        changed_modseq INTEGER NOT NULL
+    );
+    CREATE INDEX identities_user ON identities (user_id);
+    CREATE TABLE identities_gone (
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        id      INTEGER NOT NULL,
+        modseq  INTEGER NOT NULL,
+        PRIMARY KEY (user_id, id)
+    ) WITHOUT ROWID;
+    CREATE TABLE submissions (
+        id             INTEGER PRIMARY KEY,
+        user_id        INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        identity_id    INTEGER NOT NULL,
+        blob_id        TEXT NOT NULL,
+        thread_id      TEXT NOT NULL,
+        envelope       TEXT NOT NULL,
+        send_at        TEXT NOT NULL,
+        undo_status    TEXT NOT NULL,
+        trace_id       TEXT NOT NULL,
+        queue_id       INTEGER,
+        delivery       TEXT NOT NULL DEFAULT '{}',
+        created_modseq INTEGER NOT NULL,
+        changed_modseq INTEGER NOT NULL
+    );
+    CREATE INDEX submissions_user ON submissions (user_id);
+    CREATE INDEX submissions_queue ON submissions (queue_id) WHERE queue_id IS NOT NULL;
+    CREATE TABLE submissions_gone (
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        id      INTEGER NOT NULL,
+        modseq  INTEGER NOT NULL,
+        PRIMARY KEY (user_id, id)
+    ) WITHOUT ROWID;
+    CREATE INDEX queue_messages_trace ON queue_messages (trace_id);
+    """,
+    # 20: JMAP push subscriptions (RFC 8620 §7.2): the URL a client registered, its Web
+    # Push keys (RFC 8291), the code sent to prove it and whether the client echoed it,
+    # and when it expires (ISO 8601 UTC text); ``types`` a JSON array or NULL for all
+    # (push_subscriptions.py). No mod-sequence: they have no state (§7.2, no /changes).
+    """
+    CREATE TABLE push_subscriptions (
+        id                INTEGER PRIMARY KEY,
+        user_id           INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        device_client_id  TEXT NOT NULL,
+        url               TEXT NOT NULL,
+        keys_p256dh       TEXT,
+        keys_auth         TEXT,
+        verification_code TEXT NOT NULL,
+        verified          INTEGER NOT NULL DEFAULT 0,
+        expires           TEXT NOT NULL,
+        types             TEXT
+    );
+    CREATE INDEX push_subscriptions_user ON push_subscriptions (user_id);
+    CREATE INDEX push_subscriptions_active ON push_subscriptions (verified, expires);
+    """,
+    # 21: the vacation auto-reply (vacations.py). One setting per account, the JMAP
+    # VacationResponse singleton (RFC 8621 §8), with the account mod-sequence of its last
+    # change; and the senders already answered per response ``handle`` until ``expires``
+    # (RFC 5230 §4.2, :days / :seconds), purged hourly once expired.
+    """
+    CREATE TABLE vacation_responses (
+        user_id        INTEGER PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+        is_enabled     INTEGER NOT NULL DEFAULT 0,
+        from_date      TEXT,
+        to_date        TEXT,
+        subject        TEXT,
+        text_body      TEXT,
+        html_body      TEXT,
+        changed_modseq INTEGER NOT NULL
+    );
+    CREATE TABLE auto_replies (
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        handle  TEXT NOT NULL,
+        sender  TEXT NOT NULL,
+        expires TEXT NOT NULL,
+        PRIMARY KEY (user_id, handle, sender)
+    ) WITHOUT ROWID;
+    CREATE INDEX auto_replies_expires ON auto_replies (expires);
+    """,
 )
 
 

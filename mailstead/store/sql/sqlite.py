@@ -48,16 +48,25 @@ from mailstead.store.models import (
     AppendResult,
     AuditRecord,
     BackupReport,
+    Changes,
     CopyResult,
     DeliveryResult,
     Domain,
+    EmailRecord,
     Group,
+    Identity,
+    IdentityFields,
     IndexedText,
     IndexReport,
     Mailbox,
+    MailboxCounts,
+    MailboxState,
     MessageMeta,
     NewMessage,
+    NewPushSubscription,
+    NewSubmission,
     OutboundEnvelope,
+    PushSubscription,
     QueuedMessage,
     QueuedRecipient,
     Recipient,
@@ -65,9 +74,12 @@ from mailstead.store.models import (
     SortKeyField,
     SortKeys,
     StoreFlagsResult,
+    Submission,
     TextMatches,
     TextQuery,
     User,
+    Vacation,
+    VacationFields,
 )
 from mailstead.store.names import validate_mailbox_name
 from mailstead.store.sql import (
@@ -75,13 +87,19 @@ from mailstead.store.sql import (
     admin_records,
     bodies,
     directory,
+    emails,
+    identities,
     mailboxes,
     maintenance,
     messages,
     metadata,
+    push_subscriptions,
     queue,
     rows,
+    submissions,
     textindex,
+    uploads,
+    vacations,
 )
 from mailstead.store.sql import backup as backups
 from mailstead.store.sql import sort_keys as stored_keys
@@ -394,6 +412,192 @@ class SQLiteStore:
 
     async def list_subscriptions(self, user_id: int) -> list[str]:
         return await self._db.read(lambda conn: mailboxes.list_subscriptions(conn, user_id))
+
+    # -- the account's emails, threads and changes (decision 0033) ---------------------------
+    async def account_state(self, user_id: int) -> int:
+        return await self._db.read_small(lambda conn: emails.account_modseq(conn, user_id))
+
+    async def email_records(self, user_id: int, blob_ids: Sequence[str]) -> list[EmailRecord]:
+        if not blob_ids:
+            return []
+        return await self._db.read(lambda conn: emails.email_records(conn, user_id, blob_ids))
+
+    async def account_emails(self, user_id: int, mailbox_id: int | None = None
+                             ) -> list[EmailRecord]:
+        return await self._db.read(
+            lambda conn: emails.account_emails(conn, user_id, mailbox_id)
+        )
+
+    async def thread_emails(self, user_id: int, thread_ids: Sequence[str]
+                            ) -> dict[str, list[str]]:
+        if not thread_ids:
+            return {}
+        return await self._db.read(
+            lambda conn: emails.thread_emails(conn, user_id, thread_ids)
+        )
+
+    async def mailbox_states(self, user_id: int) -> list[MailboxState]:
+        def read(conn: sqlite3.Connection) -> list[MailboxState]:
+            counts = emails.mailbox_counts(conn, user_id)
+            marks = emails.mailbox_marks(conn, user_id)
+            return [
+                MailboxState(box, counts.get(box.id, MailboxCounts()), *marks[box.id],
+                             box.highestmodseq)
+                for box in mailboxes.list_mailboxes(conn, user_id)
+            ]
+        return await self._db.read(read)
+
+    async def email_changes(self, user_id: int, since: int, max_changes: int | None
+                            ) -> Changes:
+        return await self._db.read(
+            lambda conn: emails.email_changes(conn, user_id, since, max_changes)
+        )
+
+    async def thread_changes(self, user_id: int, since: int, max_changes: int | None
+                             ) -> Changes:
+        return await self._db.read(
+            lambda conn: emails.thread_changes(conn, user_id, since, max_changes)
+        )
+
+    async def mailbox_changes(self, user_id: int, since: int, max_changes: int | None
+                              ) -> tuple[Changes, bool]:
+        return await self._db.read(
+            lambda conn: emails.mailbox_changes(conn, user_id, since, max_changes)
+        )
+
+    async def mailbox_keys(self, user_id: int) -> dict[int, int]:
+        return await self._db.read_small(lambda conn: emails.mailbox_keys(conn, user_id))
+
+    async def email_page(
+        self, user_id: int, mailbox_id: int | None, ascending: bool, position: int,
+        limit: int, total: bool,
+    ) -> tuple[list[str], int | None] | None:
+        return await self._db.read(lambda conn: emails.email_page(
+            conn, user_id, mailbox_id, ascending, position, limit, total))
+
+    # -- uploads (JMAP) ----------------------------------------------------------------------
+    async def put_upload(self, user_id: int, data: bytes, media_type: str) -> str:
+        return await self._db.write(
+            without_events(lambda conn: uploads.put(conn, user_id, data, media_type))
+        )
+
+    async def get_upload(self, user_id: int, blob_id: str) -> tuple[bytes, str] | None:
+        return await self._db.read(lambda conn: uploads.get(conn, user_id, blob_id))
+
+    async def expire_uploads(self, before: datetime) -> int:
+        text = rows.internaldate_text(before)
+        return await self._db.write(without_events(lambda conn: uploads.expire(conn, text)))
+
+    # -- identities and submissions (JMAP, RFC 8621 §6 - §7) -----------------------------
+    async def identities(self, user_id: int, own_address: str) -> list[Identity]:
+        found = await self._db.read(lambda conn: identities.list_identities(conn, user_id))
+        if any(i.is_default for i in found):
+            return found
+
+        def make(conn: sqlite3.Connection) -> list[Identity]:
+            identities.ensure_default(conn, user_id, own_address)
+            return identities.list_identities(conn, user_id)
+
+        return await self._db.write(without_events(make))
+
+    async def add_identity(self, user_id: int, fields: IdentityFields) -> Identity:
+        return await self._db.write(
+            without_events(lambda conn: identities.add(conn, user_id, fields))
+        )
+
+    async def update_identity(
+        self, user_id: int, identity_id: int, fields: IdentityFields
+    ) -> Identity:
+        return await self._db.write(
+            without_events(lambda conn: identities.update(conn, user_id, identity_id, fields))
+        )
+
+    async def remove_identity(self, user_id: int, identity_id: int) -> None:
+        await self._db.write(
+            without_events(lambda conn: identities.remove(conn, user_id, identity_id))
+        )
+
+    async def identity_changes(self, user_id: int, since: int) -> Changes:
+        return await self._db.read(lambda conn: identities.changes(conn, user_id, since))
+
+    async def add_submission(self, user_id: int, new: NewSubmission) -> Submission:
+        return await self._db.write(
+            without_events(lambda conn: submissions.add(conn, user_id, new))
+        )
+
+    async def submissions(self, user_id: int, ids: Sequence[int] | None = None
+                          ) -> list[Submission]:
+        return await self._db.read(lambda conn: submissions.get_many(conn, user_id, ids))
+
+    async def remove_submission(self, user_id: int, submission_id: int) -> None:
+        await self._db.write(
+            without_events(lambda conn: submissions.remove(conn, user_id, submission_id))
+        )
+
+    async def submission_changes(self, user_id: int, since: int) -> Changes:
+        return await self._db.read(lambda conn: submissions.changes(conn, user_id, since))
+
+    # -- push subscriptions (JMAP, RFC 8620 §7.2) ------------------------------------------
+    async def add_push_subscription(
+        self, user_id: int, new: NewPushSubscription
+    ) -> PushSubscription:
+        return await self._db.write(
+            without_events(lambda conn: push_subscriptions.add(conn, user_id, new))
+        )
+
+    async def push_subscriptions(self, user_id: int) -> list[PushSubscription]:
+        return await self._db.read(
+            lambda conn: push_subscriptions.list_for_user(conn, user_id)
+        )
+
+    async def active_push_subscriptions(self, now: datetime) -> list[PushSubscription]:
+        return await self._db.read(lambda conn: push_subscriptions.active(conn, now))
+
+    async def update_push_subscription(
+        self,
+        user_id: int,
+        subscription_id: int,
+        *,
+        verified: bool,
+        expires: datetime,
+        types: tuple[str, ...] | None,
+    ) -> PushSubscription:
+        return await self._db.write(without_events(
+            lambda conn: push_subscriptions.update(
+                conn, user_id, subscription_id, verified=verified, expires=expires, types=types
+            )
+        ))
+
+    async def remove_push_subscription(self, user_id: int, subscription_id: int) -> None:
+        await self._db.write(
+            without_events(lambda conn: push_subscriptions.remove(conn, user_id, subscription_id))
+        )
+
+    async def expire_push_subscriptions(self, now: datetime) -> int:
+        return await self._db.write(
+            without_events(lambda conn: push_subscriptions.expire(conn, now))
+        )
+
+    # -- vacation auto-reply (RFC 8621 §8, RFC 5230 §4.2) ------------------------------------
+    async def vacation(self, user_id: int) -> Vacation:
+        return await self._db.read(lambda conn: vacations.get(conn, user_id))
+
+    async def set_vacation(self, user_id: int, fields: VacationFields) -> Vacation:
+        return await self._db.write(
+            without_events(lambda conn: vacations.put(conn, user_id, fields))
+        )
+
+    async def claim_auto_reply(
+        self, user_id: int, handle: str, sender: str, now: datetime, until: datetime
+    ) -> bool:
+        return await self._db.write(
+            without_events(
+                lambda conn: vacations.claim(conn, user_id, handle, sender, now, until)
+            )
+        )
+
+    async def expire_auto_replies(self, now: datetime) -> int:
+        return await self._db.write(without_events(lambda conn: vacations.expire(conn, now)))
 
     # -- metadata (RFC 5464) ---------------------------------------------------------------
     async def get_metadata(self, user_id: int, mailbox_id: int | None) -> dict[str, bytes]:

@@ -237,3 +237,47 @@ async def test_password_login_adds_missing_keys_once() -> None:
     assert stored == derive_keys("pw", 4096, salt=stored.salt)
     await auth.authenticate("dave@example.org", "pw", "192.0.2.1")
     assert store.added == ["dave@example.org"]  # keys in place: not derived again
+
+
+async def test_request_logins_verify_a_password_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """HTTP Basic sends the password with every request: the first is verified, the next
+    ones for the same stored hash are not; a wrong password, a changed password or a
+    disabled account are never taken from the cache."""
+    import mailstead.auth.authenticator as module
+
+    real = module.verify_password
+    verified: list[str] = []
+
+    async def spy(encoded: str, password: str) -> bool:
+        verified.append(password)
+        return await real(encoded, password)
+
+    monkeypatch.setattr(module, "verify_password", spy)
+    user = User("bob@example.org", hash_password("right", FAST))
+    auth, _, _ = make(user)
+    for _ in range(3):
+        assert await auth.authenticate_request("bob@example.org", "right", "192.0.2.1") is user
+    assert verified == ["right"]
+    with pytest.raises(AuthError):
+        await auth.authenticate_request("bob@example.org", "wrong", "192.0.2.1")
+    assert verified == ["right", "wrong"]
+    user.password_hash = hash_password("new", FAST)  # the password changed
+    with pytest.raises(AuthError):
+        await auth.authenticate_request("bob@example.org", "right", "192.0.2.1")
+    user.password_hash = hash_password("right", FAST)
+    await auth.authenticate_request("bob@example.org", "right", "192.0.2.1")
+    user.disabled = True
+    with pytest.raises(AuthError):
+        await auth.authenticate_request("bob@example.org", "right", "192.0.2.1")
+
+
+async def test_request_logins_are_throttled_before_the_cache() -> None:
+    clock = Clock()
+    throttle = Throttle(ThrottlePolicy(delay_after=1, lock_after=2), clock=clock)
+    auth, _, _ = make(BOB, throttle=throttle)
+    await auth.authenticate_request("bob@example.org", "right", "192.0.2.1")
+    for _ in range(2):
+        with pytest.raises(AuthError):
+            await auth.authenticate_request("bob@example.org", "wrong", "192.0.2.1")
+    with pytest.raises(AuthThrottled):
+        await auth.authenticate_request("bob@example.org", "right", "192.0.2.1")
