@@ -53,6 +53,7 @@ from mailstead.delivery.vacation import Responder
 from mailstead.http.api.app import APIServices
 from mailstead.http.app import HTTPServices, build_app
 from mailstead.http.jmap.server import account_id, jmap_services
+from mailstead.http.jmap.vapid import VapidKey
 from mailstead.http.jmap.webpush import WebPushSender, outbound_policy, poster
 from mailstead.http.server import HTTPServer
 from mailstead.imap.server import IMAPServer
@@ -76,6 +77,8 @@ GC_INTERVAL_SECONDS = 3600.0
 PURGE_INTERVAL_SECONDS = 10.0
 #: How long a JMAP upload is kept for a call that uses it (docs/jmap.md).
 UPLOAD_LIFETIME = timedelta(hours=24)
+#: The server's VAPID key pair for JMAP Web Push (http/jmap/vapid.py), in the data dir.
+VAPID_KEY_FILE = "webpush-vapid.pem"
 #: Written in the data dir once every listener accepts; removed on a clean stop.
 PID_FILE = "mailstead.pid"
 #: Held locked (flock) by the one server of a data directory for as long as it runs.
@@ -330,7 +333,9 @@ def build_services(
     )
     web_push = (
         WebPushSender(store, account_id=account_id,
-                      post=poster(outbound_policy(settings.jmap)))
+                      post=poster(outbound_policy(settings.jmap)),
+                      vapid=VapidKey.load_or_create(settings.data_dir / VAPID_KEY_FILE,
+                                                    f"mailto:postmaster@{settings.hostname}"))
         if settings.jmap.enabled else None
     )
     return Services(settings, store, tls, authenticator, router, deliverer, scheduler, spools,
@@ -377,7 +382,9 @@ def build_front_ends(services: Services) -> dict[str, FrontEnd]:
         settings.http.metrics_from, api=api, mta_sts=mta_sts_policy(settings),
         acme=services.acme.pending if services.acme is not None else None,
         jmap=jmap_services(settings, services.store, services.authenticator,
-                           services.deliverer, services.web_push, tokens=admin)
+                           services.deliverer, services.web_push, tokens=admin,
+                           vapid_key=services.web_push.vapid.application_server_key
+                           if services.web_push.vapid is not None else None)
         if services.web_push is not None else None,
     )), settings.http)
     return {

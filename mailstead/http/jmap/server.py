@@ -5,7 +5,7 @@ and vacation-response methods, and PushSubscription, registered on the core's di
 from __future__ import annotations
 
 import hashlib
-from typing import Protocol
+from typing import Any, Protocol
 
 from mailstead.admin.actors import Actor
 from mailstead.auth.authenticator import Authenticator, UserRecord
@@ -36,6 +36,7 @@ from mailstead.http.jmap.push_subscriptions import (
 )
 from mailstead.http.jmap.session import Capabilities, OtherAccount
 from mailstead.http.jmap.standard import Limits
+from mailstead.http.jmap.vapid import WEBPUSH_VAPID
 from mailstead.store.models import User
 
 
@@ -81,13 +82,15 @@ class StorePush:
 
 
 def jmap_services(settings: Settings, store: MailStore, authenticator: Authenticator,
-                  deliverer: Deliverer, web_push: PushNotifier, tokens: TokenCheck | None = None
-                  ) -> JMAPServices:
+                  deliverer: Deliverer, web_push: PushNotifier, tokens: TokenCheck | None = None,
+                  vapid_key: str | None = None) -> JMAPServices:
     """``deliverer`` is the one SMTP submission commits through: EmailSubmission sends
     with it, so a message sent over JMAP is checked, signed, stored and queued exactly as
     one sent over SMTP. ``web_push`` is the sender of PushSubscriptions (webpush.py),
     which serve.py starts and stops with the server. ``tokens`` checks API tokens: a
-    ``mail:`` token then stands for its account in ``Authorization: Bearer``."""
+    ``mail:`` token then stands for its account in ``Authorization: Bearer``. ``vapid_key``
+    is the application server key pushes are signed with (RFC 9749), announced in the
+    session."""
     limits = Limits.from_settings(settings.jmap, settings.http)
     services = MailServices(store, limits, max_message_size=settings.limits.max_message_size)
     methods = Methods()
@@ -110,7 +113,11 @@ def jmap_services(settings: Settings, store: MailStore, authenticator: Authentic
 
     def capabilities(user: UserRecord) -> tuple[Capabilities, Capabilities]:
         # RFC 8621 §1.3.3: the vacationresponse capability is an empty object in both.
-        return ({mail.MAIL: {}, SUBMISSION: {}, QUOTA: {}, BLOB: {}, VACATION: {}},
+        server: dict[str, dict[str, Any]] = {
+            mail.MAIL: {}, SUBMISSION: {}, QUOTA: {}, BLOB: {}, VACATION: {}}
+        if vapid_key is not None:
+            server[WEBPUSH_VAPID] = {"applicationServerKey": vapid_key}  # RFC 9749 §3
+        return (server,
                 {mail.MAIL: account_capability, SUBMISSION: submission_capability,
                  QUOTA: {}, BLOB: blob_capability, VACATION: {}})
 

@@ -45,6 +45,7 @@ from mailstead.http.jmap.mail.ids import state_text
 from mailstead.http.jmap.mail.services import MailStore
 from mailstead.http.jmap.push import COALESCE_SECONDS, DATA_TYPES, changed_types, state_change
 from mailstead.http.jmap.push_subscriptions import subscription_id
+from mailstead.http.jmap.vapid import VapidKey
 from mailstead.net.client import client_context
 from mailstead.net.outbound_http import (
     Answer,
@@ -148,8 +149,10 @@ class WebPushSender:
         retry_delays: tuple[float, ...] = RETRY_DELAYS,
         coalesce: float = COALESCE_SECONDS,
         expire_every: float | None = EXPIRE_EVERY,
+        vapid: VapidKey | None = None,
     ) -> None:
         self.store = store
+        self.vapid = vapid  # signs every push (RFC 8292); None: pushes go unsigned
         self.account_id = account_id
         self.post = post
         self.now = now
@@ -315,7 +318,11 @@ class WebPushSender:
                 return False
             wait: float | None
             try:
-                answer = await self.post(subscription.url, data, headers)
+                signed = headers
+                if self.vapid is not None:
+                    signed = [*headers, ("Authorization",
+                                         self.vapid.authorization(subscription.url, self.now()))]
+                answer = await self.post(subscription.url, data, signed)
             except DestinationRefused as exc:
                 log.warning("push subscription %s: destination refused: %s", name, exc)
                 return False

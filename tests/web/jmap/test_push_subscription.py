@@ -18,7 +18,9 @@ from typing import Any
 import http_ece
 import httpx
 import pytest
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from mailstead.testing.server import ServerThread
@@ -345,3 +347,40 @@ def test_default_settings_refuse_http_and_private_destinations(
         assert "public" in refused["loopback"]["description"]
         assert "public" in refused["private"]["description"]
         assert "user information" in refused["credentials"]["description"]
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def test_pushes_are_signed_with_the_announced_vapid_key(
+    server: ServerThread, receiver: Receiver
+) -> None:
+    """RFC 9749: the session announces the application server key; RFC 8292: every push
+    carries ``Authorization: vapid t=<JWT>, k=<that key>``, the JWT ES256-signed by it for
+    the push service's origin, expiring within a day."""
+    account = Account(server)
+    session = account.http.get("/jmap/session").json()
+    key = session["capabilities"]["urn:ietf:params:jmap:webpush-vapid"]["applicationServerKey"]
+    path, url = receiver.url()
+    account.create(url=url)
+    [verification] = receiver.wait(path, 1)
+    scheme, _, params = verification.headers["authorization"].partition(" ")
+    assert scheme == "vapid"
+    fields = dict(part.strip().split("=", 1) for part in params.split(","))
+    assert fields["k"] == key
+    header, claims, signature = fields["t"].split(".")
+    assert json.loads(_unb64(header)) == {"typ": "JWT", "alg": "ES256"}
+    body = json.loads(_unb64(claims))
+    origin = url.split("/", 3)
+    assert body["aud"] == f"{origin[0]}//{origin[2]}"
+    now = datetime.now(UTC).timestamp()
+    assert now < body["exp"] <= now + 24 * 3600
+    assert body["sub"].startswith("mailto:")
+    raw = _unb64(signature)
+    public = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), _unb64(key))
+    public.verify(  # raises InvalidSignature if the JWT was not signed by that key
+        encode_dss_signature(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big")),
+        f"{header}.{claims}".encode(),
+        ec.ECDSA(hashes.SHA256()),
+    )

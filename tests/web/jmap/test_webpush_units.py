@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import ipaddress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -231,3 +233,14 @@ async def test_expired_subscriptions_are_destroyed_at_start_and_every_round() ->
         await asyncio.sleep(0)
     assert store.expiries == 3 and rounds == [60.0, 60.0, 60.0]
     await sender.stop()
+
+
+def test_the_vapid_key_is_made_once_and_kept_private(tmp_path: Path) -> None:
+    from mailstead.http.jmap.vapid import VapidKey
+
+    path = tmp_path / "webpush-vapid.pem"
+    made = VapidKey.load_or_create(path, "mailto:postmaster@example.org")
+    assert path.stat().st_mode & 0o777 == 0o600
+    again = VapidKey.load_or_create(path, "mailto:postmaster@example.org")
+    assert again.application_server_key == made.application_server_key
+    assert len(base64.urlsafe_b64decode(made.application_server_key + "=")) == 65  # X9.62
