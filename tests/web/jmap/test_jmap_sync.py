@@ -1,7 +1,8 @@
 """A JMAP client that syncs only by deltas (``/changes`` in small pages, then ``/get`` of
-what changed) ends with exactly what a fresh full fetch shows, whatever mix of IMAP and
-JMAP changes came in between (issue #15: one truth with IMAP). Hypothesis draws the
-changes; the server is real, IMAP is imaplib, JMAP raw JSON."""
+what changed, and ``/queryChanges`` for the queries it keeps) ends with exactly what a
+fresh full fetch shows, whatever mix of IMAP and JMAP changes came in between (issue #15:
+one truth with IMAP). Hypothesis draws the changes; the server is real, IMAP is imaplib,
+JMAP raw JSON."""
 
 from __future__ import annotations
 
@@ -41,6 +42,32 @@ class DeltaClient:
         self.state = {
             t: account.one(f"{t}/get", ids=[])["state"] for t in ("Email", "Mailbox", "Thread")
         }
+        inbox = next(m["id"] for m in self.mailboxes.values() if m["role"] == "inbox")
+        #: Queries the client keeps by /queryChanges (RFC 8620 §5.6): the INBOX newest first
+        #: (the page the store reads in order) and the flagged mail (the general path).
+        self.queries = [
+            {"filter": {"inMailbox": inbox},
+             "sort": [{"property": "receivedAt", "isAscending": False}]},
+            {"filter": {"hasKeyword": "$flagged"},
+             "sort": [{"property": "receivedAt", "isAscending": True}]},
+        ]
+        self.results: list[tuple[list[str], str]] = []
+        for query in self.queries:
+            got = account.one("Email/query", **query)
+            self.results.append((got["ids"], got["queryState"]))
+
+    def fresh_results(self) -> list[list[str]]:
+        return [self.account.one("Email/query", **q)["ids"] for q in self.queries]
+
+    def sync_queries(self) -> None:
+        for n, query in enumerate(self.queries):
+            ids, state = self.results[n]
+            delta = self.account.one("Email/queryChanges", sinceQueryState=state, **query)
+            assert delta["oldQueryState"] == state
+            ids = [i for i in ids if i not in delta["removed"]]
+            for added in sorted(delta["added"], key=lambda a: a["index"]):
+                ids.insert(added["index"], added["id"])
+            self.results[n] = (ids, delta["newQueryState"])
 
     def full(self) -> tuple[dict[str, Any], dict[str, Any], dict[str, list[str]]]:
         emails = {
@@ -76,6 +103,7 @@ class DeltaClient:
                 return
 
     def sync(self) -> None:
+        self.sync_queries()
         self._sync("Mailbox", self.mailboxes, {})
         self._sync("Email", self.emails, {"properties": ["mailboxIds", "keywords", "threadId"]})
         self._sync("Thread", self.threads, {})
@@ -178,6 +206,7 @@ def test_a_delta_client_ends_where_a_full_fetch_is(
                 client.sync()
         client.sync()
         emails, mailboxes, threads = client.full()
+        assert [ids for ids, _ in client.results] == client.fresh_results()
         assert client.emails == emails
         assert client.mailboxes == mailboxes
         assert client.threads == threads
