@@ -84,12 +84,14 @@ def _rights(state: MailboxState) -> dict[str, bool]:
 def acl_rights(rights: str) -> dict[str, bool]:
     """RFC 8621 §2 myRights of another account's mailbox, from the caller's RFC 4314
     rights on it (as IMAP applies them, decision 0028): removing needs both "t" and "e",
-    and nothing is sent from another's mailbox."""
+    and nothing is sent from another's mailbox. Mailbox/set in another account is refused
+    (a grantee with "k" or "x" makes and removes the owner's mailboxes over IMAP), so the
+    rights JMAP would check it against are false rather than a promise it does not keep."""
     return {
         "mayReadItems": "r" in rights, "mayAddItems": "i" in rights,
         "mayRemoveItems": "t" in rights and "e" in rights, "maySetSeen": "s" in rights,
-        "maySetKeywords": "w" in rights, "mayCreateChild": "k" in rights,
-        "mayRename": "x" in rights, "mayDelete": "x" in rights, "maySubmit": False,
+        "maySetKeywords": "w" in rights, "mayCreateChild": False,
+        "mayRename": False, "mayDelete": False, "maySubmit": False,
     }
 
 
