@@ -28,6 +28,7 @@ from typing import Any
 
 from mailstead.auth.authenticator import UserRecord
 from mailstead.core import sanity
+from mailstead.core.errors import ChangesTooMany
 from mailstead.http.jmap.errors import MethodError
 from mailstead.http.jmap.request import Request, Response, resolve_references
 
@@ -119,6 +120,12 @@ async def process(request: Request, methods: Methods, context: CallContext) -> d
             result = await _call(call.name, arguments, methods, context)
         except MethodError as error:
             responses.append(("error", error.to_json(), call.call_id))
+            continue
+        except ChangesTooMany as exc:
+            # RFC 8620 §5.2: a /changes (or /queryChanges) the store cannot page: one write
+            # changed more than maxChanges. The one place a store outcome becomes this error.
+            refused = MethodError("cannotCalculateChanges", str(exc))
+            responses.append(("error", refused.to_json(), call.call_id))
             continue
         except Exception as exc:  # a bug or an outage: serverFail, the details in the log
             sanity.degrade(

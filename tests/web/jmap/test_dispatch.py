@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from mailstead.core import sanity
+from mailstead.core.errors import ChangesTooMany
 from mailstead.http.jmap.dispatch import CORE, CallContext, Methods, process
 from mailstead.http.jmap.errors import MethodError
 from mailstead.http.jmap.request import Invocation, Request
@@ -74,6 +75,11 @@ def methods() -> Methods:
     table.add("Thing/lookup", MAIL, lookup)
     table.add("Thing/refuse", MAIL, refuse)
     table.add("Thing/crash", MAIL, crash)
+
+    async def too_many(context: CallContext, args: dict[str, Any]) -> dict[str, Any]:
+        raise ChangesTooMany("one write changed 600 emails")
+
+    table.add("Thing/changes", MAIL, too_many)
     table.add("Other/get", "urn:example:other", lookup)
     return table
 
@@ -202,6 +208,19 @@ async def test_a_crash_is_server_fail_and_only_the_log_has_the_details(
     ]
     assert "secret" not in repr(response)
     assert "Thing/crash" in caplog.text and "Traceback" in caplog.text
+
+
+async def test_changes_the_store_cannot_page_are_cannot_calculate_changes() -> None:
+    """RFC 8620 §5.2: the store's ChangesTooMany, from any method, is this error (not
+    serverFail), and the calls after it run."""
+    response = await process(
+        request(("Thing/changes", {}, "c1"), ("Core/echo", {}, "c2")), methods(), context()
+    )
+    assert response["methodResponses"] == [
+        ["error", {"type": "cannotCalculateChanges",
+                   "description": "one write changed 600 emails"}, "c1"],
+        ["Core/echo", {}, "c2"],
+    ]
 
 
 async def test_under_the_sanity_flag_a_crash_fails_the_test() -> None:

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from mailstead.core.errors import ChangesTooMany, MailsteadError, QuotaExceeded
+from mailstead.core.errors import MailsteadError, QuotaExceeded
 from mailstead.core.rights import flag_right, settable
 from mailstead.core.types import SEEN, UID, FlagMode
 from mailstead.http.jmap.dispatch import CallContext, Methods
@@ -306,10 +306,7 @@ class EmailMethods:
         since = parse_state(args.since_state)
         account = await self.services.account(context, args.account_id)
         user = account.owner
-        try:
-            changes = await self.services.store.email_changes(user.id, since, args.max_changes)
-        except ChangesTooMany as exc:
-            raise MethodError("cannotCalculateChanges", str(exc)) from None
+        changes = await self.services.store.email_changes(user.id, since, args.max_changes)
         if not account.own and since <= changes.state:
             changes = await self._shared_changes(account, changes)
         return changes_answer(

@@ -21,7 +21,6 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from mailstead.core.errors import ChangesTooMany
 from mailstead.http.jmap.dispatch import CallContext, Methods
 from mailstead.http.jmap.errors import MethodError
 from mailstead.http.jmap.mail import content as contents
@@ -359,10 +358,7 @@ class EmailQuery:
             raise MethodError("cannotCalculateChanges", "a shared account's queries are "
                               "run again")
         user = account.owner
-        try:
-            changes = await self.services.store.email_changes(user.id, since, None)
-        except ChangesTooMany as exc:
-            raise MethodError("cannotCalculateChanges", str(exc)) from None
+        changes = await self.services.store.email_changes(user.id, since, None)
         if since > changes.state:
             raise MethodError("cannotCalculateChanges", "the state is from the future")
         ids, state = await self._results(context, args)

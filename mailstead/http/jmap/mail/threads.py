@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from mailstead.core.errors import ChangesTooMany
 from mailstead.http.jmap.dispatch import CallContext, Methods
 from mailstead.http.jmap.errors import MethodError
 from mailstead.http.jmap.mail.answers import changes_answer
@@ -65,9 +64,6 @@ class ThreadMethods:
             # see: their ids must not reach it, so a shared account's client refetches.
             raise MethodError("cannotCalculateChanges", "a shared account's threads are "
                               "fetched again")
-        try:
-            changes = await self.services.store.thread_changes(user.id, since, args.max_changes)
-        except ChangesTooMany as exc:
-            raise MethodError("cannotCalculateChanges", str(exc)) from None
+        changes = await self.services.store.thread_changes(user.id, since, args.max_changes)
         return changes_answer(args, since, changes.state, changes.created, changes.updated,
                               changes.destroyed, more=changes.more)
