@@ -10,7 +10,7 @@ from typing import Any
 
 from mailstead.http.jmap.errors import MethodError
 from mailstead.http.jmap.mail.ids import state_text
-from mailstead.http.jmap.standard import ChangesArgs, GetArgs
+from mailstead.http.jmap.standard import ChangesArgs, GetArgs, QueryArgs, query_window
 
 
 def require_state(if_in_state: Any, state: int, what: str = "the account") -> None:
@@ -106,3 +106,23 @@ def get_answer(
         "list": listed,
         "notFound": [v for v in wanted if v not in objects],
     }
+
+
+def query_answer(
+    args: QueryArgs, state: int, ids: Sequence[str], *, can_calculate_changes: bool
+) -> dict[str, Any]:
+    """A Foo/query answer (RFC 8620 §5.5) from the whole sorted result ``ids``: the window
+    asked for, ``total`` if asked, ``limit`` if the server capped it."""
+    window, position, limit_used = query_window(ids, args, None)
+    answer: dict[str, Any] = {
+        "accountId": args.account_id,
+        "queryState": state_text(state),
+        "canCalculateChanges": can_calculate_changes,
+        "position": position,
+        "ids": window,
+    }
+    if args.calculate_total:
+        answer["total"] = len(ids)
+    if limit_used is not None:
+        answer["limit"] = limit_used
+    return answer

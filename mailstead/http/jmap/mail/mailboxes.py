@@ -16,7 +16,6 @@ from typing import Any
 
 from mailstead.core.errors import (
     AlreadyExists,
-    ChangesTooMany,
     InvalidName,
     MailsteadError,
     NotEmpty,
@@ -25,7 +24,7 @@ from mailstead.core.errors import (
 from mailstead.core.types import SEEN
 from mailstead.http.jmap.dispatch import CallContext, Methods
 from mailstead.http.jmap.errors import MethodError, SetError, SetRefused
-from mailstead.http.jmap.mail.answers import changes_answer, require_state, set_answer
+from mailstead.http.jmap.mail.answers import changes_answer, query_answer, require_state, set_answer
 from mailstead.http.jmap.mail.ids import (
     ROLE_OF_SPECIAL_USE,
     SPECIAL_USE_OF_ROLE,
@@ -44,7 +43,6 @@ from mailstead.http.jmap.standard import (
     QueryChangesArgs,
     SetArgs,
     apply_patch,
-    query_window,
 )
 from mailstead.store.models import MailboxCounts, MailboxState
 from mailstead.store.names import SEPARATOR, is_inbox
@@ -212,11 +210,9 @@ class MailboxMethods:
             # is no change of the owner's): a shared account's mailboxes are fetched again.
             raise MethodError("cannotCalculateChanges", "a shared account's mailboxes are "
                               "fetched again")
-        try:
-            changes, counts_only = await self.services.store.mailbox_changes(
-                user.id, since, args.max_changes)
-        except ChangesTooMany as exc:
-            raise MethodError("cannotCalculateChanges", str(exc)) from None
+        changes, counts_only = await self.services.store.mailbox_changes(
+            user.id, since, args.max_changes)
+
         def ids(keys: Sequence[str]) -> list[str]:
             return [mailbox_id(int(k)) for k in keys]
 
@@ -293,18 +289,8 @@ class MailboxMethods:
         args = QueryArgs.parse(arguments, self.services.limits,
                                extra=("sortAsTree", "filterAsTree"))
         ids, state = await self._query_ids(context, args)
-        window, position, limit_used = query_window(ids, args, None)
-        answer: dict[str, Any] = {
-            "accountId": args.account_id, "queryState": state_text(state),
-            "canCalculateChanges": not (args.extra.get("sortAsTree")
-                                        or args.extra.get("filterAsTree")),
-            "position": position, "ids": window,
-        }
-        if args.calculate_total:
-            answer["total"] = len(ids)
-        if limit_used is not None:
-            answer["limit"] = limit_used
-        return answer
+        tree = bool(args.extra.get("sortAsTree") or args.extra.get("filterAsTree"))
+        return query_answer(args, state, ids, can_calculate_changes=not tree)
 
     async def query_changes(self, context: CallContext, arguments: dict[str, Any]
                             ) -> dict[str, Any]:
@@ -321,10 +307,7 @@ class MailboxMethods:
         if not account.own:
             raise MethodError("cannotCalculateChanges", "a shared account's mailboxes are "
                               "queried again")
-        try:
-            changes, _ = await self.services.store.mailbox_changes(user.id, since, None)
-        except ChangesTooMany as exc:
-            raise MethodError("cannotCalculateChanges", str(exc)) from None
+        changes, _ = await self.services.store.mailbox_changes(user.id, since, None)
         ids, state = await self._query_ids(context, args)
         changed = {mailbox_id(int(k)) for k in
                    (*changes.created, *changes.updated, *changes.destroyed)}

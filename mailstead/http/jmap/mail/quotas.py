@@ -14,7 +14,7 @@ from typing import Any
 
 from mailstead.http.jmap.dispatch import CallContext, Methods
 from mailstead.http.jmap.errors import MethodError
-from mailstead.http.jmap.mail.answers import changes_answer, check_properties
+from mailstead.http.jmap.mail.answers import changes_answer, check_properties, query_answer
 from mailstead.http.jmap.mail.ids import parse_state, state_text
 from mailstead.http.jmap.mail.services import MailServices
 from mailstead.http.jmap.standard import (
@@ -24,7 +24,6 @@ from mailstead.http.jmap.standard import (
     GetArgs,
     QueryArgs,
     QueryChangesArgs,
-    query_window,
 )
 from mailstead.store.models import User
 
@@ -126,19 +125,7 @@ class QuotaMethods:
         args = QueryArgs.parse(arguments, self.services.limits)
         user, ids = await self._results(context, args.filter, args.sort)
         state = await self.services.store.account_state(user.id)
-        window, position, limit_used = query_window(ids, args, None)
-        response: dict[str, Any] = {
-            "accountId": args.account_id,
-            "queryState": state_text(state),
-            "canCalculateChanges": True,
-            "position": position,
-            "ids": window,
-        }
-        if args.calculate_total:
-            response["total"] = len(ids)
-        if limit_used is not None:
-            response["limit"] = limit_used
-        return response
+        return query_answer(args, state, ids, can_calculate_changes=True)
 
     async def query_changes(
         self, context: CallContext, arguments: dict[str, Any]

@@ -39,6 +39,7 @@ from mailstead.http.jmap.mail.answers import (
     changes_answer,
     check_properties,
     get_answer,
+    query_answer,
     require_state,
     set_answer,
 )
@@ -60,7 +61,6 @@ from mailstead.http.jmap.standard import (
     QueryArgs,
     QueryChangesArgs,
     SetArgs,
-    query_window,
 )
 from mailstead.mime import jmap_headers
 from mailstead.store.models import (
@@ -268,19 +268,7 @@ class SubmissionMethods:
         user = await self.services.user(context)
         state = await self.services.store.account_state(user.id)
         ids = await self._results(user, args.filter, args.sort)
-        window, position, limit_used = query_window(ids, args, None)
-        response: dict[str, Any] = {
-            "accountId": args.account_id,
-            "queryState": state_text(state),
-            "canCalculateChanges": True,
-            "position": position,
-            "ids": window,
-        }
-        if args.calculate_total:
-            response["total"] = len(ids)
-        if limit_used is not None:
-            response["limit"] = limit_used
-        return response
+        return query_answer(args, state, ids, can_calculate_changes=True)
 
     async def query_changes(
         self, context: CallContext, arguments: dict[str, Any]
